@@ -1,0 +1,58 @@
+# Argus build. The quick start is `make run` and `make test` (see README.md).
+GO        ?= go
+TOOLS_DIR ?= $(shell $(GO) env GOCACHE)/../argus-tools
+BIN_DIR   := bin
+PROMETHEUS_VERSION := v0.316.0
+
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTOC_GEN_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
+
+.PHONY: all build run test test-unit bench proto tools clean fmt vet
+
+all: build
+
+build:
+	$(GO) build -o $(BIN_DIR)/argus ./cmd/argus
+
+run: build
+	./$(BIN_DIR)/argus -target=all -storage.path=./data
+
+# test runs every test, the integration tests against the real argus binary and
+# the real Prometheus server included. .ci/run installs Prometheus first; a test
+# that needs a binary that is absent skips loudly.
+test: build
+	ARGUS_BIN=$(abspath $(BIN_DIR)/argus) \
+	PROMETHEUS_BIN=$${PROMETHEUS_BIN:-$(abspath $(TOOLS_DIR))/prometheus-$(PROMETHEUS_VERSION)/prometheus} \
+	$(GO) test -count=1 -timeout 25m ./...
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+bench:
+	./scripts/bench.sh
+
+tools:
+	@mkdir -p $(TOOLS_DIR)/bin
+	GOBIN=$(abspath $(TOOLS_DIR))/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(abspath $(TOOLS_DIR))/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	GOBIN=$(abspath $(TOOLS_DIR))/bin $(GO) install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_VTPROTO_VERSION)
+
+# proto regenerates the committed Go code from proto/arguspb/*.proto. It needs
+# protoc (Debian: apt-get install protobuf-compiler).
+proto: tools
+	PATH=$(abspath $(TOOLS_DIR))/bin:$$PATH protoc -I proto/arguspb \
+		--go_out=proto/arguspb --go_opt=paths=source_relative \
+		--go-grpc_out=proto/arguspb --go-grpc_opt=paths=source_relative \
+		--go-vtproto_out=proto/arguspb --go-vtproto_opt=paths=source_relative \
+		--go-vtproto_opt=features=marshal+unmarshal+unmarshal_unsafe+size+equal+clone \
+		proto/arguspb/*.proto
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN_DIR)
