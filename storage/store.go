@@ -1,14 +1,16 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"sync"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"go.etcd.io/bbolt"
 )
-
-// ErrClosed means the store was used after Close.
-var ErrClosed = errors.New("chunk store closed")
 
 // Chunk is one encoded chunk of one series. Times are Unix milliseconds,
 // inclusive.
@@ -38,48 +40,289 @@ type SelectOptions struct {
 	SkipChunks bool
 }
 
+// openTimeout bounds the wait for the file lock, so that a second opener of
+// the same file fails fast with ErrLocked instead of hanging.
+const openTimeout = time.Second
+
+// fileMode is the permission of a new store file: tenant data is private.
+const fileMode = 0o600
+
 // ChunkStore is the persistent chunk store of one namespace (the ingester
 // opens one per tenant), kept in a single bbolt file. All methods are safe for
-// concurrent use; Append calls are serialized by bbolt's single writer.
-// Returned slices and strings are owned by the caller (copied out of bbolt's
-// memory map).
-type ChunkStore struct{}
+// concurrent use; Append calls are serialized by bbolt's single writer, and
+// reads run in parallel on consistent snapshots. Returned slices and strings
+// are owned by the caller (copied out of bbolt's memory map). Times are Unix
+// milliseconds, and ranges are inclusive.
+type ChunkStore struct {
+	db *bbolt.DB
 
-// Open opens or creates the store at path.
-func Open(path string, opts Options) (*ChunkStore, error) { panic("not implemented") }
+	mu     sync.RWMutex // held for reading by every operation, for writing by Close
+	closed bool         // guarded by mu
+}
+
+// Open opens or creates the store at path; the directory must exist. It
+// fails with ErrLocked after about a second if another opener holds the file,
+// and with ErrUnsupportedFormat if the file has another format version.
+// Open starts no goroutines.
+func Open(path string, opts Options) (*ChunkStore, error) {
+	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
+		Timeout:      openTimeout,
+		NoSync:       opts.NoSync,
+		FreelistType: bbolt.FreelistMapType,
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("open chunk store %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open chunk store %s: %w", path, err)
+	}
+	if err := db.Update(initBuckets); err != nil {
+		_ = db.Close() // the init error is the one to report
+		return nil, fmt.Errorf("open chunk store %s: %w", path, err)
+	}
+	return &ChunkStore{db: db}, nil
+}
+
+// initBuckets creates the buckets of a new file, or checks the format
+// version of an existing one.
+func initBuckets(tx *bbolt.Tx) error {
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		v := meta.Get(keyFormatVersion)
+		if len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion {
+			return fmt.Errorf("%w: format version %x, want %d", ErrUnsupportedFormat, v, formatVersion)
+		}
+		for _, name := range dataBuckets {
+			if tx.Bucket(name) == nil {
+				return corruptf("bucket %s missing", name)
+			}
+		}
+		return nil
+	}
+	meta, err := tx.CreateBucket(bucketMeta)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketMeta, err)
+	}
+	if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint64(nil, formatVersion)); err != nil {
+		return fmt.Errorf("write format version: %w", err)
+	}
+	for _, name := range dataBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// dataBuckets are the buckets besides meta.
+var dataBuckets = [][]byte{bucketSeries, bucketSeriesTime, bucketByLabels, bucketPostings, bucketChunks}
 
 // Append writes the chunks of every series of batch in one transaction,
 // creating the series and its postings when they are new. Each series'
 // chunks must be newer than every chunk already stored for it. Append
 // returns only after the transaction is committed (and fsynced unless
 // Options.NoSync).
-func (s *ChunkStore) Append(batch []Series) error { panic("not implemented") }
+//
+// Validation errors (ErrOutOfOrderChunk, ErrInvalidChunk, ErrInvalidLabels)
+// reject the whole batch and leave the store unchanged. Series without
+// chunks are ignored. Append does not retain batch; it blocks while another
+// Append commits.
+func (s *ChunkStore) Append(batch []Series) error {
+	for i := range batch {
+		if err := validateChunks(&batch[i]); err != nil {
+			return err
+		}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		w := newWriter(tx)
+		for i := range batch {
+			if err := w.appendSeries(&batch[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// validateChunks checks the chunks of one series on their own: each is well
+// formed and starts after the previous one ends.
+func validateChunks(sr *Series) error {
+	for i := range sr.Chunks {
+		c := &sr.Chunks[i]
+		var reason string
+		switch {
+		case c.MinTime > c.MaxTime:
+			reason = fmt.Sprintf("min time %d after max time %d", c.MinTime, c.MaxTime)
+		case !chunkenc.IsValidEncoding(c.Encoding):
+			reason = fmt.Sprintf("unknown encoding %d", c.Encoding)
+		case len(c.Data) == 0:
+			reason = "no data"
+		}
+		if reason != "" {
+			return invalidChunkError{series: sr.Labels.String(), reason: reason}
+		}
+		if i > 0 && c.MinTime <= sr.Chunks[i-1].MaxTime {
+			return outOfOrderChunkError{series: sr.Labels.String(), minTime: c.MinTime, prevMaxTime: sr.Chunks[i-1].MaxTime}
+		}
+	}
+	return nil
+}
+
+// writer holds the state of one Append transaction.
+type writer struct {
+	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
+
+	values arena  // Put values, which must live until the commit
+	lbls   []byte // scratch: encoded labels (bbolt copies keys)
+	key    []byte // scratch: other keys
+}
+
+func newWriter(tx *bbolt.Tx) *writer {
+	w := &writer{
+		series:     tx.Bucket(bucketSeries),
+		seriesTime: tx.Bucket(bucketSeriesTime),
+		byLabels:   tx.Bucket(bucketByLabels),
+		postings:   tx.Bucket(bucketPostings),
+		chunks:     tx.Bucket(bucketChunks),
+	}
+	// IDs only grow, so new series always go to the right edge of these
+	// buckets: fill their pages up instead of leaving half of each empty.
+	w.series.FillPercent = 0.95
+	w.seriesTime.FillPercent = 0.95
+	return w
+}
+
+// appendSeries writes the chunks of sr, creating the series if it is new.
+func (w *writer) appendSeries(sr *Series) error {
+	if len(sr.Chunks) == 0 {
+		return nil
+	}
+	var err error
+	if w.lbls, err = appendLabels(w.lbls[:0], sr.Labels); err != nil {
+		return err
+	}
+	first, last := &sr.Chunks[0], &sr.Chunks[len(sr.Chunks)-1]
+	var id uint64
+	if v := w.byLabels.Get(w.lbls); v != nil {
+		if len(v) != idLen {
+			return corruptf("series id of %d bytes for series %s", len(v), sr.Labels)
+		}
+		id = binary.BigEndian.Uint64(v)
+		if err := w.extendSeries(sr, id, first.MinTime, last.MaxTime); err != nil {
+			return err
+		}
+	} else if id, err = w.createSeries(first.MinTime, last.MaxTime); err != nil {
+		return fmt.Errorf("create series %s: %w", sr.Labels, err)
+	}
+	for i := range sr.Chunks {
+		c := &sr.Chunks[i]
+		w.key = appendChunkKey(w.key[:0], id, c.MaxTime)
+		v := appendChunkValue(w.values.alloc(chunkValueLen(c)), c)
+		if err := w.chunks.Put(w.key, v); err != nil {
+			return fmt.Errorf("put chunk of series %s: %w", sr.Labels, err)
+		}
+	}
+	return nil
+}
+
+// extendSeries checks that the chunks from minT to maxT start after the
+// stored ones of series id, and records the new max time.
+func (w *writer) extendSeries(sr *Series, id uint64, minT, maxT int64) error {
+	w.key = appendID(w.key[:0], id)
+	storedMin, storedMax, err := decodeSeriesTime(w.seriesTime.Get(w.key))
+	if err != nil {
+		return fmt.Errorf("series %s: %w", sr.Labels, err)
+	}
+	if minT <= storedMax {
+		return outOfOrderChunkError{series: sr.Labels.String(), minTime: minT, prevMaxTime: storedMax, stored: true}
+	}
+	v := appendSeriesTime(w.values.alloc(seriesTimeLen), storedMin, maxT)
+	if err := w.seriesTime.Put(w.key, v); err != nil {
+		return fmt.Errorf("put time of series %s: %w", sr.Labels, err)
+	}
+	return nil
+}
+
+// createSeries assigns an ID to the series whose encoded labels are in
+// w.lbls and writes its entries in series, series_time, series_by_labels and
+// postings.
+func (w *writer) createSeries(minT, maxT int64) (uint64, error) {
+	id, err := w.series.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	idKey := appendID(w.values.alloc(idLen), id)
+	if err := w.series.Put(idKey, w.values.copy(w.lbls)); err != nil {
+		return 0, err
+	}
+	if err := w.seriesTime.Put(idKey, appendSeriesTime(w.values.alloc(seriesTimeLen), minT, maxT)); err != nil {
+		return 0, err
+	}
+	if err := w.byLabels.Put(w.lbls, idKey); err != nil {
+		return 0, err
+	}
+	var putErr error
+	err = rangeLabels(w.lbls, func(name, value []byte) bool {
+		w.key = appendPostingKey(w.key[:0], name, value, id)
+		putErr = w.postings.Put(w.key, emptyValue)
+		return putErr == nil
+	})
+	return id, errors.Join(err, putErr)
+}
 
 // LastTime returns the max time of the newest chunk stored for lbls, and
-// false if the store holds no chunk of it.
-func (s *ChunkStore) LastTime(lbls labels.Labels) (int64, bool, error) { panic("not implemented") }
-
-// Select returns, sorted by labels, every series that matches all matchers
-// and has a chunk overlapping [mint, maxt], with those chunks.
-func (s *ChunkStore) Select(mint, maxt int64, opts SelectOptions, matchers ...*labels.Matcher) ([]Series, error) {
-	panic("not implemented")
+// false if the store holds no chunk of it. It costs two B+tree lookups.
+func (s *ChunkStore) LastTime(lbls labels.Labels) (int64, bool, error) {
+	key, err := appendLabels(nil, lbls)
+	if err != nil {
+		return 0, false, err
+	}
+	var (
+		maxT  int64
+		found bool
+	)
+	err = s.view(func(r *reader) error {
+		id := r.byLabels.Get(key)
+		if id == nil {
+			return nil
+		}
+		_, t, err := decodeSeriesTime(r.seriesTime.Get(id))
+		if err != nil {
+			return fmt.Errorf("series %s: %w", lbls, err)
+		}
+		maxT, found = t, true
+		return nil
+	})
+	return maxT, found, err
 }
 
-// LabelNames returns the sorted label names of the series that match all
-// matchers and have samples in [mint, maxt].
-func (s *ChunkStore) LabelNames(mint, maxt int64, matchers ...*labels.Matcher) ([]string, error) {
-	panic("not implemented")
+// Close closes the store. It is idempotent. It waits for running operations
+// to finish; later calls of other methods return ErrClosed.
+func (s *ChunkStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close chunk store: %w", err)
+	}
+	return nil
 }
 
-// LabelValues returns the sorted values of label name over the series that
-// match all matchers and have samples in [mint, maxt].
-func (s *ChunkStore) LabelValues(name string, mint, maxt int64, matchers ...*labels.Matcher) ([]string, error) {
-	panic("not implemented")
+// view runs fn in a read transaction, unless the store is closed.
+func (s *ChunkStore) view(fn func(r *reader) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.db.View(func(tx *bbolt.Tx) error {
+		return fn(newReader(tx))
+	})
 }
-
-// Close closes the store. It is idempotent.
-func (s *ChunkStore) Close() error { panic("not implemented") }
-
-// Check verifies the integrity of the bbolt file at path (for tests and the
-// operator): page consistency and that every chunk belongs to a known series.
-func Check(path string) error { panic("not implemented") }

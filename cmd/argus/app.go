@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/argus-tsdb/argus/distributor"
+	"github.com/argus-tsdb/argus/ingester"
+	_ "github.com/argus-tsdb/argus/internal/grpccodec" // The vtprotobuf codec for every gRPC call.
+	"github.com/argus-tsdb/argus/internal/service"
+	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/querier"
+	"github.com/argus-tsdb/argus/ring"
+)
+
+// app is one wired argus process.
+type app struct {
+	cfg      Config
+	logger   *slog.Logger
+	reg      *prometheus.Registry
+	services []service.Named
+
+	httpServer *http.Server
+	httpLn     net.Listener
+	grpc       *grpcService
+	ingester   *ingester.Ingester // nil unless the ingester role runs
+	clients    *distributor.ClientPool
+	queryConn  *grpc.ClientConn
+	ready      atomic.Bool
+}
+
+func newApp(cfg Config, logger *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(a.reg)
+	roles := cfg.Roles()
+
+	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.Server.GRPCMaxMsgSize), grpc.MaxSendMsgSize(cfg.Server.GRPCMaxMsgSize))
+	a.grpc = &grpcService{server: grpcServer, addr: hostPort(cfg.Server.GRPCListenAddress, cfg.Server.GRPCListenPort), logger: logger}
+	a.services = append(a.services, service.Named{Name: "grpc-server", Service: a.grpc})
+
+	mux := http.NewServeMux()
+	if roles[roleIngester] {
+		ing, err := ingester.New(cfg.Ingester, ingester.Deps{Logger: logger.With("component", "ingester"), Registerer: a.reg})
+		if err != nil {
+			return nil, fmt.Errorf("ingester: %w", err)
+		}
+		arguspb.RegisterIngesterServer(grpcServer, ing)
+		arguspb.RegisterSeriesSourceServer(grpcServer, ing)
+		a.ingester = ing
+		a.services = append(a.services, service.Named{Name: "ingester", Service: ing})
+	}
+
+	ingesterAddrs := a.ingesterAddresses()
+	if roles[roleDistributor] {
+		if err := a.addDistributor(mux, ingesterAddrs); err != nil {
+			return nil, err
+		}
+	}
+	if roles[roleQuerier] {
+		if err := a.addQuerier(mux, ingesterAddrs); err != nil {
+			return nil, err
+		}
+	}
+	mux.HandleFunc("/ready", a.serveReady)
+	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.HandleFunc("/", a.serveIndex)
+	a.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	return a, nil
+}
+
+// ingesterAddresses is the static ring of this process: its own gRPC server
+// when the ingester runs here, else -ingester.client.addresses.
+func (a *app) ingesterAddresses() []string {
+	if a.ingester != nil {
+		host := a.cfg.Server.GRPCListenAddress
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		return []string{hostPort(host, a.cfg.Server.GRPCListenPort)}
+	}
+	var addrs []string
+	for _, s := range strings.Split(a.cfg.IngesterAddresses, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			addrs = append(addrs, s)
+		}
+	}
+	return addrs
+}
+
+func (a *app) addDistributor(mux *http.ServeMux, addrs []string) error {
+	instances := make([]ring.Instance, 0, len(addrs))
+	for _, addr := range addrs {
+		instances = append(instances, ring.Instance{ID: addr, Addr: addr})
+	}
+	r, err := ring.NewStatic(instances...)
+	if err != nil {
+		return fmt.Errorf("ring: %w", err)
+	}
+	a.clients = distributor.NewClientPool(
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize), grpc.MaxCallSendMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
+	)
+	d, err := distributor.New(a.cfg.Distributor, distributor.Deps{
+		Ring: r, Clients: a.clients, Logger: a.logger.With("component", "distributor"), Registerer: a.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("distributor: %w", err)
+	}
+	push := tenant.Middleware(a.cfg.MultitenancyEnabled, d.PushHandler())
+	// Mimir's path, and the aliases Prometheus-style receivers use.
+	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/api/v1/receive"} {
+		mux.Handle(p, push)
+	}
+	return nil
+}
+
+func (a *app) addQuerier(mux *http.ServeMux, addrs []string) error {
+	if len(addrs) != 1 {
+		return fmt.Errorf("querier: reading from %d ingesters needs the fan-out of issue #3; give exactly one address", len(addrs))
+	}
+	conn, err := grpc.NewClient(addrs[0],
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
+	)
+	if err != nil {
+		return fmt.Errorf("querier: dial %s: %w", addrs[0], err)
+	}
+	a.queryConn = conn
+	q, err := querier.New(a.cfg.Querier, querier.Deps{
+		Source: arguspb.NewSeriesSourceClient(conn), Logger: a.logger.With("component", "querier"),
+		Registerer: a.reg, Gatherer: a.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("querier: %w", err)
+	}
+	mux.Handle("/prometheus/", tenant.Middleware(a.cfg.MultitenancyEnabled, q.Handler()))
+	return nil
+}
+
+// run serves HTTP at once (so /ready and /metrics answer during a WAL replay),
+// then runs the services until ctx is cancelled.
+func (a *app) run(ctx context.Context) error {
+	addr := hostPort(a.cfg.Server.HTTPListenAddress, a.cfg.Server.HTTPListenPort)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen http %s: %w", addr, err)
+	}
+	a.httpLn = ln
+	go func() {
+		if err := a.httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("http server failed", "err", err)
+		}
+	}()
+	defer a.closeClients()
+	defer a.httpServer.Close()
+
+	m := service.NewManager(a.logger, a.services...)
+	return m.Run(ctx, stopContext(a.cfg.Server.GracefulShutdownTimeout), func() {
+		a.ready.Store(true)
+		a.logStartup(ln.Addr().String())
+	})
+}
+
+// drain is the first phase of a graceful stop: /ready fails, new HTTP
+// requests are refused and in-flight ones finish (pushes reach the WAL).
+func (a *app) drain(timeout time.Duration) {
+	a.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := a.httpServer.Shutdown(ctx); err != nil {
+		a.logger.Warn("http requests still in flight at shutdown deadline", "err", err)
+	}
+}
+
+func (a *app) closeClients() {
+	if a.clients != nil {
+		a.clients.Close()
+	}
+	if a.queryConn != nil {
+		_ = a.queryConn.Close()
+	}
+}
+
+func (a *app) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if !a.ready.Load() || (a.ingester != nil && !a.ingester.Ready()) {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (a *app) serveIndex(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "Argus %s\n\n", versionString())
+	fmt.Fprintln(w, "POST /api/v1/push          Prometheus remote write (header X-Scope-OrgID)")
+	fmt.Fprintln(w, "GET  /prometheus/api/v1/*  Prometheus HTTP API (Grafana data source URL: /prometheus)")
+	fmt.Fprintln(w, "GET  /ready                readiness")
+	fmt.Fprintln(w, "GET  /metrics              Argus's own metrics")
+}
+
+func (a *app) logStartup(httpAddr string) {
+	host, port, _ := net.SplitHostPort(httpAddr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	a.logger.Info("argus is ready",
+		"target", a.cfg.Target,
+		"push_url", base+"/api/v1/push",
+		"query_url", base+"/prometheus",
+		"grpc", a.grpc.boundAddr(),
+		"storage_path", a.cfg.Ingester.Dir,
+		"multitenancy", a.cfg.MultitenancyEnabled,
+	)
+}
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+// grpcService serves the gRPC server as a service: it binds in Starting and
+// stops gracefully (in-flight calls finish) in Stopping.
+type grpcService struct {
+	server *grpc.Server
+	addr   string
+	logger *slog.Logger
+	ln     net.Listener
+	errc   chan error
+}
+
+func (g *grpcService) Starting(context.Context) error {
+	ln, err := net.Listen("tcp", g.addr)
+	if err != nil {
+		return fmt.Errorf("listen grpc %s: %w", g.addr, err)
+	}
+	g.ln = ln
+	g.errc = make(chan error, 1)
+	go func() { g.errc <- g.server.Serve(ln) }()
+	return nil
+}
+
+func (g *grpcService) Running(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-g.errc:
+		return fmt.Errorf("grpc server: %w", err)
+	}
+}
+
+func (g *grpcService) Stopping(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { g.server.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.server.Stop()
+	}
+	return nil
+}
+
+func (g *grpcService) boundAddr() string {
+	if g.ln == nil {
+		return g.addr
+	}
+	return g.ln.Addr().String()
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/argus-tsdb/argus/distributor"
+	"github.com/argus-tsdb/argus/ingester"
+	"github.com/argus-tsdb/argus/querier"
+)
+
+// Roles a process can run, named by -target.
+const (
+	roleAll         = "all"
+	roleDistributor = "distributor"
+	roleIngester    = "ingester"
+	roleQuerier     = "querier"
+)
+
+// Config is the whole configuration of one argus process.
+type Config struct {
+	Target              string             `yaml:"target"`
+	MultitenancyEnabled bool               `yaml:"multitenancy_enabled"`
+	IngesterAddresses   string             `yaml:"ingester_addresses"`
+	Server              ServerConfig       `yaml:"server"`
+	Log                 LogConfig          `yaml:"log"`
+	Ingester            ingester.Config    `yaml:"ingester"`
+	Distributor         distributor.Config `yaml:"distributor"`
+	Querier             querier.Config     `yaml:"querier"`
+	PrintVersion        bool               `yaml:"-"`
+}
+
+// ServerConfig configures the HTTP and gRPC listeners.
+type ServerConfig struct {
+	HTTPListenAddress       string        `yaml:"http_listen_address"`
+	HTTPListenPort          int           `yaml:"http_listen_port"`
+	GRPCListenAddress       string        `yaml:"grpc_listen_address"`
+	GRPCListenPort          int           `yaml:"grpc_listen_port"`
+	GRPCMaxMsgSize          int           `yaml:"grpc_max_msg_size"`
+	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
+}
+
+// LogConfig configures the process logger.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// RegisterFlags registers every flag of the process.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.Target, "target", roleAll, "Comma-separated roles to run: all, distributor, ingester, querier.")
+	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every request. When false, every request belongs to tenant \"anonymous\".")
+	f.StringVar(&c.IngesterAddresses, "ingester.client.addresses", "", "Comma-separated gRPC addresses of the ingesters, for a distributor or querier that runs without an ingester in its process (a static ring until the gossiped ring lands).")
+	f.BoolVar(&c.PrintVersion, "version", false, "Print the version and exit.")
+	c.Server.RegisterFlags(f)
+	c.Log.RegisterFlags(f)
+	c.Ingester.RegisterFlags(f)
+	c.Distributor.RegisterFlags(f)
+	c.Querier.RegisterFlags(f)
+}
+
+// RegisterFlags registers the server flags, named as in Mimir.
+func (c *ServerConfig) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.HTTPListenAddress, "server.http-listen-address", "", "HTTP listen address; empty listens on every interface.")
+	f.IntVar(&c.HTTPListenPort, "server.http-listen-port", 8080, "HTTP listen port.")
+	f.StringVar(&c.GRPCListenAddress, "server.grpc-listen-address", "", "gRPC listen address; empty listens on every interface.")
+	f.IntVar(&c.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC listen port.")
+	f.IntVar(&c.GRPCMaxMsgSize, "server.grpc-max-msg-size", 100<<20, "Largest gRPC message, in bytes, received or sent.")
+	f.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "How long in-flight requests may take to finish on SIGTERM, and how long the services may take to flush.")
+}
+
+// RegisterFlags registers the log flags.
+func (c *LogConfig) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.Level, "log.level", "info", "Log level: debug, info, warn, error.")
+	f.StringVar(&c.Format, "log.format", "logfmt", "Log format: logfmt or json.")
+}
+
+// Roles returns the set of roles named by Target.
+func (c *Config) Roles() map[string]bool {
+	roles := map[string]bool{}
+	for _, r := range strings.Split(c.Target, ",") {
+		r = strings.TrimSpace(r)
+		if r == roleAll {
+			roles[roleDistributor], roles[roleIngester], roles[roleQuerier] = true, true, true
+			continue
+		}
+		roles[r] = true
+	}
+	return roles
+}
+
+// Validate checks the configuration of the roles that will run.
+func (c *Config) Validate() error {
+	roles := c.Roles()
+	for r := range roles {
+		switch r {
+		case roleDistributor, roleIngester, roleQuerier:
+		default:
+			return fmt.Errorf("unknown target %q: want all, distributor, ingester or querier", r)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return fmt.Errorf("-log.level: %w", err)
+	}
+	if c.Log.Format != "logfmt" && c.Log.Format != "json" {
+		return fmt.Errorf("-log.format: %q is neither logfmt nor json", c.Log.Format)
+	}
+	if !roles[roleIngester] && c.IngesterAddresses == "" {
+		return errors.New("-ingester.client.addresses is required when no ingester runs in this process")
+	}
+	var errs []error
+	if roles[roleIngester] {
+		errs = append(errs, c.Ingester.Validate())
+	}
+	if roles[roleDistributor] {
+		errs = append(errs, c.Distributor.Validate())
+	}
+	if roles[roleQuerier] {
+		errs = append(errs, c.Querier.Validate())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,88 @@
+// Command argus runs one or every role of an Argus cluster: distributor,
+// ingester and querier (-target=all, the default, runs them all in one
+// process on a local data dir).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	var cfg Config
+	fs := flag.NewFlagSet("argus", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if cfg.PrintVersion {
+		fmt.Println(versionString())
+		return 0
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "invalid configuration:", err)
+		return 2
+	}
+	logger := newLogger(cfg.Log)
+
+	app, err := newApp(cfg, logger)
+	if err != nil {
+		logger.Error("cannot build argus", "err", err)
+		return 1
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		select {
+		case sig := <-sigs:
+			logger.Info("received signal, shutting down", "signal", sig.String())
+			// Phase one: stop accepting new requests and let in-flight pushes
+			// reach the WAL. Phase two (cancel) stops the services, which
+			// flush and close.
+			app.drain(cfg.Server.GracefulShutdownTimeout)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	if err := app.run(ctx); err != nil {
+		logger.Error("argus stopped with an error", "err", err)
+		return 1
+	}
+	logger.Info("argus stopped")
+	return 0
+}
+
+// stopContext bounds the stopping phase of the services.
+func stopContext(timeout time.Duration) func() (context.Context, context.CancelFunc) {
+	return func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), timeout)
+	}
+}
+
+func newLogger(cfg LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level)) // Validated in Config.Validate.
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,105 @@
+package distributor
+
+// Benchmarks of the push path. Run and compare with:
+//
+//	go test -run=^$ -bench=. -count=10 ./distributor/ > new.txt
+//	benchstat old.txt new.txt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
+)
+
+// benchRequest returns a request of n series of one sample each, with 10
+// labels each (sorted, as Prometheus sends them), from a fixed seed.
+func benchRequest(n int) *arguspb.WriteRequest {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	req := &arguspb.WriteRequest{}
+	for i := range n {
+		ls := []string{
+			"__name__", fmt.Sprintf("metric_%d", i%50),
+			"cluster", "prod-eu-1",
+			"code", fmt.Sprint(200 + rnd.IntN(5)*100),
+			"instance", fmt.Sprintf("10.0.%d.%d:9100", i/256%256, i%256),
+			"job", "node",
+			"method", []string{"GET", "POST", "PUT"}[rnd.IntN(3)],
+			"namespace", "monitoring",
+			"pod", fmt.Sprintf("node-exporter-%08x", rnd.Uint32()),
+			"route", fmt.Sprintf("/api/v1/items/%d", rnd.IntN(100)),
+			"zone", "eu-west-1a",
+		}
+		req.Timeseries = append(req.Timeseries, series(ls, rnd.Float64(), ms(0)))
+	}
+	return req
+}
+
+// discardWriter is an http.ResponseWriter that keeps only the status.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// BenchmarkPushHandler measures a whole push of 1000 series × 1 sample, 10
+// labels each, to one fake ingester that answers an empty response.
+func BenchmarkPushHandler(b *testing.B) {
+	const numSeries = 1000
+	d, _ := newSingleIngester(b, testConfig(b), nil)
+	ing := &fakeIngesterNoop{}
+	d.clients = ClientFactoryFunc(func(string) (Pusher, error) { return ing, nil })
+	body := encode(b, benchRequest(numSeries))
+	h := d.PushHandler()
+	r := newPushRequest(body)
+	rd := bytes.NewReader(body)
+	w := &discardWriter{h: http.Header{}}
+
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		r.Body = io.NopCloser(rd)
+		h.ServeHTTP(w, r)
+		if w.code != http.StatusNoContent {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+	b.ReportMetric(float64(numSeries*b.N)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(numSeries*b.N), "ns/sample")
+}
+
+// BenchmarkValidate measures the stateless checks of 1000 series of 10
+// labels, sorted as Prometheus sends them.
+func BenchmarkValidate(b *testing.B) {
+	const numSeries = 1000
+	req := benchRequest(numSeries)
+	v := newSeriesValidator(testNow, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, ts := range req.Timeseries {
+			if serr := v.validate(ts); serr != nil {
+				b.Fatal(serr)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(numSeries*b.N), "ns/series")
+}
+
+// fakeIngesterNoop is a Pusher that answers an empty response (everything
+// appended) and records nothing.
+type fakeIngesterNoop struct{}
+
+func (fakeIngesterNoop) Push(context.Context, *arguspb.WriteRequest, ...grpc.CallOption) (*arguspb.PushResponse, error) {
+	return &arguspb.PushResponse{}, nil
+}

@@ -1,0 +1,99 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/ring"
+)
+
+// replicaPicker is what routing needs from the ring: the instances that own a
+// token, appended to buf (which the caller owns). *ring.Static satisfies it.
+// It must be safe for concurrent use.
+type replicaPicker interface {
+	Get(token uint32, buf []ring.Instance) ([]ring.Instance, error)
+}
+
+// Pusher sends one WriteRequest to one ingester; arguspb.IngesterClient
+// satisfies it. It must be safe for concurrent use.
+//
+// # Ownership
+//
+// The request, its series and their label strings are owned by the
+// distributor and may alias a pooled buffer: Push must not keep any of them
+// after it returns (the gRPC client marshals the request before it returns).
+// The response belongs to the caller.
+type Pusher interface {
+	Push(ctx context.Context, in *arguspb.WriteRequest, opts ...grpc.CallOption) (*arguspb.PushResponse, error)
+}
+
+// ClientFactory gives the Pusher of the ingester at a gRPC address
+// (host:port). Get is called on every push to every ingester, so it should
+// cache its clients (see ClientPool). It must be safe for concurrent use.
+type ClientFactory interface {
+	Get(addr string) (Pusher, error)
+}
+
+// ClientFactoryFunc adapts a function to ClientFactory.
+type ClientFactoryFunc func(addr string) (Pusher, error)
+
+// Get calls f(addr).
+func (f ClientFactoryFunc) Get(addr string) (Pusher, error) { return f(addr) }
+
+// Deps are the runtime dependencies of a Distributor.
+type Deps struct {
+	// Ring places each series on its ingesters. Required.
+	Ring replicaPicker
+	// Clients gives a Pusher per ingester address. Required.
+	Clients ClientFactory
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer for the metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+}
+
+// Distributor is the write path. Its methods are safe for concurrent use. It
+// runs no goroutine of its own: each push fans out to the ingesters on
+// goroutines that end before the push is answered.
+type Distributor struct {
+	cfg     Config
+	ring    replicaPicker
+	clients ClientFactory
+	logger  *slog.Logger
+	metrics *metrics
+	warns   *throttle
+	// now is the clock of the too-far-in-the-future check; tests replace it.
+	now func() time.Time
+}
+
+// New builds a Distributor. It does no I/O and starts no goroutine.
+func New(cfg Config, deps Deps) (*Distributor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Ring == nil {
+		return nil, errors.New("distributor needs a ring")
+	}
+	if deps.Clients == nil {
+		return nil, errors.New("distributor needs an ingester client factory")
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Distributor{
+		cfg:     cfg,
+		ring:    deps.Ring,
+		clients: deps.Clients,
+		logger:  logger.With("component", "distributor"),
+		metrics: newMetrics(deps.Registerer),
+		warns:   newThrottle(warnInterval),
+		now:     time.Now,
+	}, nil
+}

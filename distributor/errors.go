@@ -1,0 +1,148 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/argus-tsdb/argus/internal/tenant"
+)
+
+// Request-level errors: each fails a whole push and maps to one HTTP status in
+// httpStatusFor.
+var (
+	// ErrMethodNotAllowed means a push used another method than POST.
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrUnsupportedEncoding means the Content-Encoding is not snappy.
+	ErrUnsupportedEncoding = errors.New("unsupported content encoding")
+	// ErrUnsupportedContentType means the Content-Type is not a remote-write 1.0 protobuf.
+	ErrUnsupportedContentType = errors.New("unsupported content type")
+	// ErrRemoteWrite2 means the push is a remote-write 2.0 request, which Argus does not decode yet.
+	ErrRemoteWrite2 = errors.New("remote write 2.0 not supported yet")
+	// ErrBodyTooLarge means the compressed body is larger than -distributor.max-recv-msg-size.
+	ErrBodyTooLarge = errors.New("request body too large")
+	// ErrDecodedTooLarge means the snappy-decoded body would be larger than -distributor.max-recv-msg-size.
+	ErrDecodedTooLarge = errors.New("decoded request too large")
+	// ErrReadBody means the body could not be read from the connection.
+	ErrReadBody = errors.New("read request body")
+	// ErrDecodeSnappy means the body is not a valid snappy block.
+	ErrDecodeSnappy = errors.New("decode snappy")
+	// ErrDecodeProtobuf means the decoded body is not a valid WriteRequest.
+	ErrDecodeProtobuf = errors.New("decode protobuf")
+	// ErrSeriesRejected means some series or samples were not stored; the rest were.
+	ErrSeriesRejected = errors.New("series rejected")
+	// ErrNoIngester means the ring could not place a series on an ingester.
+	ErrNoIngester = errors.New("no ingester for series")
+	// ErrIngesterPush means a push to an ingester failed: nothing it was sent may be assumed stored.
+	ErrIngesterPush = errors.New("push to ingester failed")
+	// ErrPoolClosed means a ClientPool was used after Close.
+	ErrPoolClosed = errors.New("client pool closed")
+)
+
+// Series-level errors: each rejects one series (or some of its samples) and
+// is counted under its reason; the request goes on with the other series.
+var (
+	// ErrMissingMetricName means a series has no __name__ label or an empty one.
+	ErrMissingMetricName = errors.New("missing metric name")
+	// ErrInvalidMetricName means the __name__ value is not a valid metric name.
+	ErrInvalidMetricName = errors.New("invalid metric name")
+	// ErrInvalidLabelName means a label name is empty or not valid UTF-8.
+	ErrInvalidLabelName = errors.New("invalid label name")
+	// ErrInvalidLabelValue means a label value is not valid UTF-8.
+	ErrInvalidLabelValue = errors.New("invalid label value")
+	// ErrDuplicateLabelNames means a label name occurs twice in one series.
+	ErrDuplicateLabelNames = errors.New("duplicate label names")
+	// ErrNativeHistograms means a series carries native histogram samples.
+	ErrNativeHistograms = errors.New("native histograms not supported yet")
+	// ErrTooFarInFuture means a sample is later than now plus the creation grace period.
+	ErrTooFarInFuture = errors.New("too far in the future")
+	// ErrIngesterRejected means an ingester did not append some samples of a series.
+	ErrIngesterRejected = errors.New("rejected by ingester")
+)
+
+// seriesError says why a series, or some of its samples, was rejected. Its
+// message is formatted when it is made, because the labels it describes may
+// alias a pooled buffer.
+type seriesError struct {
+	reason reason
+	detail string
+	// samples is the number of samples (float and histogram) rejected.
+	samples int
+	// partial is set when only some samples were rejected and the rest of
+	// the series is still pushed.
+	partial bool
+}
+
+func (e *seriesError) Error() string { return e.reason.text() + ": " + e.detail }
+
+// Is makes errors.Is(err, ErrTooFarInFuture) and the like match.
+func (e *seriesError) Is(target error) bool { return target == e.reason.sentinel() }
+
+// ingesterError is the failure of one push to one ingester.
+type ingesterError struct {
+	addr string
+	err  error
+}
+
+func (e *ingesterError) Error() string { return fmt.Sprintf("push to ingester %s: %v", e.addr, e.err) }
+func (e *ingesterError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrIngesterPush) match.
+func (e *ingesterError) Is(target error) bool { return target == ErrIngesterPush }
+
+// rejectedError is the answer to a push some of whose series were rejected.
+// Its message is the whole response body, formatted eagerly.
+type rejectedError struct{ body string }
+
+func (e *rejectedError) Error() string { return e.body }
+
+// Is makes errors.Is(err, ErrSeriesRejected) match.
+func (e *rejectedError) Is(target error) bool { return target == ErrSeriesRejected }
+
+// httpStatusFor is the one place that maps an error of the write path to the
+// HTTP status answered to the sender. Prometheus retries 5xx (and 429 when so
+// configured) and drops the data on any other status, so:
+//   - a request that can never succeed (malformed, too large, invalid series)
+//     is a 4xx;
+//   - a request that may succeed later (an ingester down or slow) is a 5xx.
+//
+// See DESIGN.md for the full table.
+func httpStatusFor(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusNoContent
+	case errors.Is(err, tenant.ErrNoTenant), errors.Is(err, tenant.ErrInvalidTenant):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, ErrUnsupportedEncoding), errors.Is(err, ErrUnsupportedContentType), errors.Is(err, ErrRemoteWrite2):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrDecodedTooLarge), errors.Is(err, ErrReadBody),
+		errors.Is(err, ErrDecodeSnappy), errors.Is(err, ErrDecodeProtobuf), errors.Is(err, ErrSeriesRejected):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNoIngester):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrIngesterPush):
+		return ingesterStatus(err)
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// ingesterStatus maps a failed ingester push: 503 when the ingester is
+// unreachable, overloaded or slow, 500 otherwise. Both are retried.
+func ingesterStatus(err error) int {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return http.StatusServiceUnavailable
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Canceled:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}

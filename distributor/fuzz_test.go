@@ -1,0 +1,95 @@
+package distributor
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/snappy"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/ring"
+)
+
+// FuzzDecodeWriteRequest feeds raw HTTP bodies to the push handler: it must
+// never panic, must answer 2xx or 4xx (its fake ingester never fails), and
+// every series that reaches the ingester must hold the invariants ingesters
+// rely on: labels sorted by name, unique, valid UTF-8, non-empty values, a
+// metric name, no histograms and no exemplars.
+//
+// Seeds are in testdata/fuzz/FuzzDecodeWriteRequest. Run it with:
+//
+//	go test -run=^$ -fuzz=FuzzDecodeWriteRequest -fuzztime=20s ./distributor/
+func FuzzDecodeWriteRequest(f *testing.F) {
+	f.Add(encode(f, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+		series([]string{"__name__", "up", "job", "x"}, 1, ms(0)),
+		series([]string{"job", "x", "__name__", "up", "a", ""}, 1, ms(0)),
+	}}))
+	f.Add([]byte{})
+	r, err := ring.NewStatic(ring.Instance{ID: "ing-0", Addr: "ing-0"}, ring.Instance{ID: "ing-1", Addr: "ing-1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg := testConfig(f)
+	cfg.MaxRecvMsgSize = 1 << 16 // Larger inputs only test the limit.
+	reused := &arguspb.WriteRequest{}
+
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var violation error
+		check := func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+			for _, ts := range req.Timeseries {
+				if err := checkPushed(ts); err != nil && violation == nil {
+					violation = fmt.Errorf("series %s: %w", formatLabels(ts.Labels), err)
+				}
+			}
+			return &arguspb.PushResponse{}, nil
+		}
+		ings := map[string]*fakeIngester{"ing-0": {pushFunc: check}, "ing-1": {pushFunc: check}}
+		d := newTestDistributor(t, cfg, r, ings, nil)
+		w := serve(d.PushHandler(), newPushRequest(body))
+		if w.Code/100 != 2 && w.Code/100 != 4 {
+			t.Fatalf("status %d, want 2xx or 4xx; body: %s", w.Code, w.Body.String())
+		}
+		if w.Code == http.StatusBadRequest && w.Body.Len() == 0 {
+			t.Fatal("400 without a body")
+		}
+		if violation != nil {
+			t.Fatal(violation)
+		}
+		// Differential: the distributor's request decoder against the
+		// generated one, on every body that snappy-decodes within the limit.
+		if n, err := snappy.DecodedLen(body); err == nil && n <= cfg.MaxRecvMsgSize {
+			if raw, err := snappy.Decode(nil, body); err == nil {
+				requireDecodesLikeGenerated(t, raw, reused)
+			}
+		}
+	})
+}
+
+// checkPushed returns what is wrong with a series pushed to an ingester.
+func checkPushed(ts *arguspb.TimeSeries) error {
+	hasName := false
+	for i, l := range ts.Labels {
+		switch {
+		case i > 0 && strings.Compare(ts.Labels[i-1].Name, l.Name) >= 0:
+			return fmt.Errorf("labels not strictly sorted at %q", l.Name)
+		case l.Name == "" || !utf8.ValidString(l.Name) || !utf8.ValidString(l.Value):
+			return fmt.Errorf("invalid label %q=%q", l.Name, l.Value)
+		case l.Value == "":
+			return fmt.Errorf("empty value of %q", l.Name)
+		}
+		hasName = hasName || l.Name == metricName
+	}
+	switch {
+	case !hasName:
+		return fmt.Errorf("no metric name")
+	case len(ts.Histograms) > 0 || len(ts.Exemplars) > 0:
+		return fmt.Errorf("histograms or exemplars pushed")
+	case len(ts.Samples) == 0:
+		return fmt.Errorf("no samples")
+	}
+	return nil
+}

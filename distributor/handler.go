@@ -1,0 +1,140 @@
+package distributor
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/argus-tsdb/argus/internal/tenant"
+)
+
+// Remote-write 1.0 and 2.0 protobuf message names, as sent in the proto
+// parameter of the Content-Type.
+const (
+	protoRW1 = "prometheus.WriteRequest"
+	protoRW2 = "io.prometheus.write.v2.Request"
+)
+
+// PushHandler returns the handler of the Prometheus remote-write 1.0
+// endpoints (/api/v1/push, /api/v1/write, /api/v1/receive). It expects the
+// tenant in the request context (tenant.Middleware) and answers:
+//
+//   - 204 No Content once every valid sample is in an ingester's WAL, as
+//     Prometheus's own receiver does (an empty request included);
+//   - 400 with a text/plain body listing the rejected series when any series
+//     or sample was not stored; the rest of the request was;
+//   - 400, 405, 415 or 401 when the request itself is unacceptable;
+//   - 500 or 503 when an ingester failed: the sender retries the request.
+//
+// See DESIGN.md for every case. The handler is safe for concurrent use; it
+// blocks until every ingester has answered or -distributor.remote-timeout.
+func (d *Distributor) PushHandler() http.Handler {
+	return http.HandlerFunc(d.servePush)
+}
+
+func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	tenantID, err := tenant.FromContext(r.Context())
+	if err == nil {
+		err = d.handlePush(r, tenantID)
+	}
+	code := httpStatusFor(err)
+	respond(w, code, err)
+	d.logOutcome(tenantID, code, err)
+	d.metrics.pushDuration.WithLabelValues(strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+}
+
+// handlePush runs the pipeline of one push and returns its one outcome: nil
+// when everything was stored.
+func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
+	tm := d.metrics.forTenant(tenantID)
+	tm.receivedRequests.Inc()
+	if err := admit(r); err != nil {
+		return err
+	}
+	wc := getWriteCtx()
+	defer putWriteCtx(wc) // Only after every ingester answered and the outcome is formatted.
+	wc.rej.reset(d.cfg.MaxErrorsInResponse)
+	if err := wc.readBody(r, d.cfg.MaxRecvMsgSize); err != nil {
+		return err
+	}
+	if err := wc.decode(d.cfg.MaxRecvMsgSize); err != nil {
+		return err
+	}
+	toPush := d.validate(wc, tm)
+	if err := d.shard(wc, tenantID); err != nil {
+		return err
+	}
+	if err := d.pushBatches(r.Context(), tenantID, wc); err != nil {
+		return err
+	}
+	ingesterRejected := d.collect(wc, tm)
+	return wc.rej.err(max(int64(toPush)-ingesterRejected, 0))
+}
+
+// admit checks what the headers of a push promise, before its body is read:
+// POST, snappy, remote-write 1.0. An absent Content-Encoding or Content-Type
+// is accepted, as Prometheus's receiver does.
+func admit(r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return fmt.Errorf("%w: %s, a push is a POST", ErrMethodNotAllowed, r.Method)
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		return fmt.Errorf("%w: %q, only snappy is accepted", ErrUnsupportedEncoding, enc)
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	media, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrUnsupportedContentType, ct, err)
+	}
+	if media != "application/x-protobuf" {
+		return fmt.Errorf("%w: %q, expected application/x-protobuf", ErrUnsupportedContentType, ct)
+	}
+	switch params["proto"] {
+	case "", protoRW1:
+		return nil
+	case protoRW2:
+		return fmt.Errorf("%w: send remote write 1.0 (protobuf_message: %s)", ErrRemoteWrite2, protoRW1)
+	default:
+		return fmt.Errorf("%w: %q, expected proto=%s", ErrUnsupportedContentType, ct, protoRW1)
+	}
+}
+
+// respond writes the one answer of a push.
+func respond(w http.ResponseWriter, code int, err error) {
+	if err == nil {
+		w.WriteHeader(code)
+		return
+	}
+	if code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	http.Error(w, err.Error(), code)
+}
+
+// logOutcome logs a failed push: a 5xx as a warning, at most once per
+// ingester and interval (the sender retries it; the metric counts them all),
+// any other failure at debug level (the sender sees it in the response body).
+func (d *Distributor) logOutcome(tenantID string, code int, err error) {
+	switch {
+	case err == nil:
+	case code >= http.StatusInternalServerError:
+		key := ""
+		if ie, ok := errors.AsType[*ingesterError](err); ok {
+			key = ie.addr
+		}
+		if d.warns.allow(key, time.Now()) {
+			d.logger.Warn("push failed, the sender will retry", "tenant", tenantID, "status", code, "err", err,
+				"see_metric", "argus_distributor_ingester_push_failures_total")
+		}
+	default:
+		d.logger.Debug("push rejected", "tenant", tenantID, "status", code, "err", err)
+	}
+}

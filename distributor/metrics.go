@@ -1,0 +1,90 @@
+package distributor
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics are the distributor's metrics. The tenant label is on the reviewed
+// list of per-tenant metrics: received samples and requests, and discarded
+// samples.
+//
+// TODO(distributor): delete a tenant's series once it has been idle for a
+// while, as STYLE C11 asks; today they live as long as the process.
+type metrics struct {
+	receivedSamples      *prometheus.CounterVec
+	receivedRequests     *prometheus.CounterVec
+	discardedSamples     *prometheus.CounterVec
+	droppedExemplars     prometheus.Counter
+	droppedMetadata      prometheus.Counter
+	pushDuration         *prometheus.HistogramVec
+	ingesterPushFailures *prometheus.CounterVec
+
+	// tenants caches, per tenant (string), its *tenantMetrics.
+	tenants sync.Map
+}
+
+// tenantMetrics are the counters of one tenant, resolved once so that the hot
+// path does no label lookup.
+type tenantMetrics struct {
+	receivedSamples  prometheus.Counter
+	receivedRequests prometheus.Counter
+	discarded        [numReasons]prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		receivedSamples: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_distributor_received_samples_total",
+			Help: "Samples (float and native histogram) decoded from pushes, before validation.",
+		}, []string{"tenant"}),
+		receivedRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_distributor_received_requests_total",
+			Help: "Push requests received, whatever their outcome.",
+		}, []string{"tenant"}),
+		discardedSamples: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_discarded_samples_total",
+			Help: "Samples not stored, by reason: the distributor's validation and the ingesters' rejections.",
+		}, []string{"reason", "tenant"}),
+		droppedExemplars: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_distributor_dropped_exemplars_total",
+			Help: "Exemplars received and dropped, because Argus does not store exemplars yet.",
+		}),
+		droppedMetadata: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_distributor_dropped_metadata_total",
+			Help: "Metric metadata entries received and dropped, because Argus does not store metadata yet.",
+		}),
+		pushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                        "argus_distributor_push_duration_seconds",
+			Help:                        "Time to handle a push request, from admission to the answer, by HTTP status.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}, []string{"status_code"}),
+		ingesterPushFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_distributor_ingester_push_failures_total",
+			Help: "Pushes to an ingester that failed with an error (its samples were not stored), by ingester address.",
+		}, []string{"ingester"}),
+	}
+}
+
+// forTenant returns the counters of tenant. The first time a tenant is seen,
+// every discard reason is created at zero for it, so that its series exist
+// before the first discard (reason values cannot be created at startup,
+// because the tenants are not known then).
+func (m *metrics) forTenant(tenant string) *tenantMetrics {
+	if tm, ok := m.tenants.Load(tenant); ok {
+		return tm.(*tenantMetrics)
+	}
+	tm := &tenantMetrics{
+		receivedSamples:  m.receivedSamples.WithLabelValues(tenant),
+		receivedRequests: m.receivedRequests.WithLabelValues(tenant),
+	}
+	for r := range numReasons {
+		tm.discarded[r] = m.discardedSamples.WithLabelValues(r.label(), tenant)
+	}
+	actual, _ := m.tenants.LoadOrStore(tenant, tm)
+	return actual.(*tenantMetrics)
+}

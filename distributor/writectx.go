@@ -1,0 +1,274 @@
+package distributor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/klauspost/compress/snappy"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/ring"
+)
+
+// maxPooledBuffer is the largest body buffer kept in the pool: a rare huge
+// push must not pin its memory for the life of the process.
+const maxPooledBuffer = 8 << 20
+
+// maxPooledSeries is the most decoded series a pooled request keeps for
+// reuse; Prometheus sends at most 2000 (max_samples_per_send) by default.
+const maxPooledSeries = 10_000
+
+// writeCtx is the state of one push, pooled (getWriteCtx, putWriteCtx) after
+// VictoriaMetrics's InsertCtx: the bodies, the decoded request, the batches
+// per ingester and the rejections.
+//
+// # Ownership
+//
+// req is decoded with UnmarshalVTUnsafe: every label string in it aliases
+// decoded, without a copy. decoded therefore stays alive, untouched, until
+// every ingester push of the request has returned and the response body
+// (which formats rejected labels eagerly) is built; putWriteCtx ends it. The
+// batches hold the same *TimeSeries as req. A writeCtx is used by one
+// request at a time and is unusable after putWriteCtx.
+type writeCtx struct {
+	body    []byte // compressed body as read
+	decoded []byte // snappy-decoded body; req's strings alias it
+	req     *arguspb.WriteRequest
+
+	batches  []batch        // one per ingester, in order of first use
+	byAddr   map[string]int // ingester address to index in batches
+	replicas []ring.Instance
+
+	rej rejections
+}
+
+// batch is what one ingester is sent and what it answered.
+type batch struct {
+	addr string
+	req  *arguspb.WriteRequest // its Timeseries point into writeCtx.req
+	resp *arguspb.PushResponse
+	err  error
+}
+
+var writeCtxPool = sync.Pool{New: func() any {
+	return &writeCtx{req: &arguspb.WriteRequest{}, byAddr: make(map[string]int)}
+}}
+
+func getWriteCtx() *writeCtx { return writeCtxPool.Get().(*writeCtx) }
+
+// putWriteCtx resets wc and returns it to the pool. Every string decoded from
+// wc is invalid afterwards.
+func putWriteCtx(wc *writeCtx) {
+	wc.reset()
+	writeCtxPool.Put(wc)
+}
+
+// reset empties wc but keeps its capacity (the decoded series included, for
+// reuse), dropping every reference into the previous request's body.
+func (wc *writeCtx) reset() {
+	wc.body = reuse(wc.body)
+	wc.decoded = reuse(wc.decoded)
+	resetDecoded(wc.req)
+	all := wc.batches[:cap(wc.batches)]
+	for i := range all {
+		b := &all[i]
+		if b.req != nil {
+			resetRequest(b.req)
+		}
+		*b = batch{req: b.req}
+	}
+	wc.batches = wc.batches[:0]
+	clear(wc.byAddr)
+	clear(wc.replicas[:cap(wc.replicas)])
+	wc.replicas = wc.replicas[:0]
+	wc.rej.reset(0)
+}
+
+func reuse(b []byte) []byte {
+	if cap(b) > maxPooledBuffer {
+		return nil
+	}
+	return b[:0]
+}
+
+// resetRequest empties req but keeps the capacity of its slices. vtprotobuf
+// generates no reset that keeps capacity, so it is done here.
+func resetRequest(req *arguspb.WriteRequest) {
+	ts := req.Timeseries[:cap(req.Timeseries)]
+	clear(ts)
+	md := req.Metadata[:cap(req.Metadata)]
+	clear(md)
+	*req = arguspb.WriteRequest{Timeseries: ts[:0], Metadata: md[:0]}
+}
+
+// resetDecoded empties the decoded request but keeps, for the next one, its
+// first maxPooledSeries series and the capacity of their slices. Pointers into
+// the old body are cleared, so that nothing keeps it alive.
+func resetDecoded(req *arguspb.WriteRequest) {
+	all := req.Timeseries[:cap(req.Timeseries)]
+	for i, ts := range all {
+		if ts == nil {
+			continue
+		}
+		if i >= maxPooledSeries {
+			all[i] = nil
+			continue
+		}
+		ls := ts.Labels[:cap(ts.Labels)]
+		clear(ls)
+		ss := ts.Samples[:cap(ts.Samples)]
+		clear(ss)
+		*ts = arguspb.TimeSeries{Labels: ls[:0], Samples: ss[:0]}
+	}
+	if len(all) > maxPooledSeries {
+		all = all[:maxPooledSeries:maxPooledSeries]
+	}
+	md := req.Metadata[:cap(req.Metadata)]
+	clear(md)
+	*req = arguspb.WriteRequest{Timeseries: all[:0], Metadata: md[:0]}
+}
+
+// readBody reads the compressed body of r into wc.body, failing with
+// ErrBodyTooLarge past limit bytes without reading much further.
+func (wc *writeCtx) readBody(r *http.Request, limit int) error {
+	if r.ContentLength > int64(limit) {
+		return fmt.Errorf("%w: %d bytes, the limit is %d bytes (-distributor.max-recv-msg-size)", ErrBodyTooLarge, r.ContentLength, limit)
+	}
+	buf := wc.body[:0]
+	if r.ContentLength > 0 {
+		// One byte more than announced, so that EOF is read without growing;
+		// capped, because the announced length is not proof of a body.
+		buf = slices.Grow(buf, int(min(r.ContentLength, maxPooledBuffer))+1)
+	}
+	lr := io.LimitReader(r.Body, int64(limit)+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(512, cap(buf)))
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			wc.body = buf
+			return fmt.Errorf("%w: %w", ErrReadBody, err)
+		}
+	}
+	wc.body = buf
+	if len(buf) > limit {
+		return fmt.Errorf("%w: more than %d bytes, the limit (-distributor.max-recv-msg-size)", ErrBodyTooLarge, limit)
+	}
+	return nil
+}
+
+// decode snappy-decodes wc.body into wc.decoded and unmarshals it, without
+// copying strings, into wc.req. The decoded size announced by the snappy
+// header is checked against limit before any memory is allocated for it.
+func (wc *writeCtx) decode(limit int) error {
+	n, err := snappy.DecodedLen(wc.body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
+	}
+	if n > limit {
+		return fmt.Errorf("%w: the snappy header announces %d bytes, the limit is %d bytes (-distributor.max-recv-msg-size)", ErrDecodedTooLarge, n, limit)
+	}
+	if cap(wc.decoded) < n {
+		wc.decoded = make([]byte, n)
+	}
+	out, err := snappy.Decode(wc.decoded[:cap(wc.decoded)], wc.body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
+	}
+	wc.decoded = out
+	if err := unmarshalRequest(out, wc.req); err != nil {
+		return fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
+	}
+	return nil
+}
+
+// unmarshalRequest decodes buf into req, which must be reset. It walks the
+// two fields of a WriteRequest itself and decodes each series with the
+// generated TimeSeries.UnmarshalVTUnsafe (strings alias buf), but into the
+// *TimeSeries that req's slice kept from earlier requests, whose Labels and
+// Samples slices keep their capacity: that saves, per series, the series
+// and the growth of both slices, a third of the allocations of a push.
+// Unknown fields are skipped.
+func unmarshalRequest(buf []byte, req *arguspb.WriteRequest) error {
+	for len(buf) > 0 {
+		num, typ, n := protowire.ConsumeTag(buf)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		buf = buf[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			b, n := protowire.ConsumeBytes(buf)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			buf = buf[n:]
+			if err := nextSeries(req).UnmarshalVTUnsafe(b); err != nil {
+				return err
+			}
+		case num == 3 && typ == protowire.BytesType:
+			b, n := protowire.ConsumeBytes(buf)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			buf = buf[n:]
+			req.Metadata = append(req.Metadata, b)
+		case num == 1 || num == 3:
+			return fmt.Errorf("wrong wire type %d for field %d of WriteRequest", typ, num)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, buf)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			buf = buf[n:]
+		}
+	}
+	return nil
+}
+
+// nextSeries appends a series to req, reusing the one left in req's capacity
+// by resetRequest, if any.
+func nextSeries(req *arguspb.WriteRequest) *arguspb.TimeSeries {
+	n := len(req.Timeseries)
+	if n < cap(req.Timeseries) {
+		req.Timeseries = req.Timeseries[:n+1]
+		if ts := req.Timeseries[n]; ts != nil {
+			return ts
+		}
+	} else {
+		req.Timeseries = append(req.Timeseries, nil)
+	}
+	ts := &arguspb.TimeSeries{}
+	req.Timeseries[n] = ts
+	return ts
+}
+
+// batchFor returns the batch of the ingester at addr, starting one if needed.
+func (wc *writeCtx) batchFor(addr string) *batch {
+	if i, ok := wc.byAddr[addr]; ok {
+		return &wc.batches[i]
+	}
+	i := len(wc.batches)
+	if i < cap(wc.batches) {
+		wc.batches = wc.batches[:i+1]
+	} else {
+		wc.batches = append(wc.batches, batch{})
+	}
+	b := &wc.batches[i]
+	b.addr = addr
+	if b.req == nil {
+		b.req = &arguspb.WriteRequest{}
+	}
+	wc.byAddr[addr] = i
+	return b
+}

@@ -1,0 +1,107 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/storage"
+)
+
+// ErrNotReady means the ingester is still replaying its WALs or is stopping.
+var ErrNotReady = errors.New("ingester not ready")
+
+// ErrOutOfOrder means a sample is older than the latest sample of its series,
+// or not newer than what the series already persisted.
+var ErrOutOfOrder = errors.New("out of order sample")
+
+// ErrDuplicateTimestamp means a sample has the timestamp of the latest sample
+// of its series but another value.
+var ErrDuplicateTimestamp = errors.New("duplicate sample for timestamp")
+
+// ErrTooOld means a sample is older than the oldest time the tenant's head
+// accepts (head max time minus one hour).
+var ErrTooOld = errors.New("sample too old")
+
+// ErrInvalidLabels means a label set is empty, unsorted, has a duplicate or
+// empty name, an empty value, or is not valid UTF-8.
+var ErrInvalidLabels = errors.New("invalid label set")
+
+// ErrHistogramsUnsupported means a series carries native histogram samples,
+// which the ingester does not store yet.
+var ErrHistogramsUnsupported = errors.New("native histograms are not supported")
+
+// ErrWALWrite means writing a push to the tenant's WAL failed: nothing of
+// that push is appended.
+var ErrWALWrite = errors.New("write wal")
+
+// ErrWALFailed means an earlier WAL write of the tenant failed, so the WAL
+// may end with a torn record; pushes are refused until a restart repairs it.
+var ErrWALFailed = errors.New("wal failed earlier, restart required")
+
+// ErrInvalidMatcher means a label matcher of a read request is invalid (a
+// regular expression that does not compile or an unknown type).
+var ErrInvalidMatcher = errors.New("invalid matcher")
+
+// sampleError is a rejected sample with the timestamps that explain why. Its
+// Error is the RejectedSeries message.
+type sampleError struct {
+	reason arguspb.RejectReason
+	t      int64 // the rejected sample's timestamp
+	ref    int64 // latest timestamp, or the minimum valid one for ErrTooOld
+}
+
+func (e sampleError) Error() string {
+	switch e.reason {
+	case arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER:
+		return fmt.Sprintf("sample at %d is not newer than the latest sample at %d", e.t, e.ref)
+	case arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP:
+		return fmt.Sprintf("sample at %d has the timestamp of the latest sample but another value", e.t)
+	case arguspb.RejectReason_REJECT_REASON_TOO_OLD:
+		return fmt.Sprintf("sample at %d is older than the minimum valid time %d", e.t, e.ref)
+	}
+	return fmt.Sprintf("sample at %d rejected", e.t)
+}
+
+func (e sampleError) Is(target error) bool {
+	switch e.reason {
+	case arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER:
+		return target == ErrOutOfOrder
+	case arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP:
+		return target == ErrDuplicateTimestamp
+	case arguspb.RejectReason_REJECT_REASON_TOO_OLD:
+		return target == ErrTooOld
+	}
+	return false
+}
+
+// grpcError is the one place that maps the errors of this package (and of
+// the packages it calls) to gRPC status codes.
+func grpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var code codes.Code
+	switch {
+	case errors.Is(err, ErrNotReady), errors.Is(err, storage.ErrClosed):
+		code = codes.Unavailable
+	case errors.Is(err, tenant.ErrNoTenant), errors.Is(err, tenant.ErrInvalidTenant),
+		errors.Is(err, ErrInvalidMatcher):
+		code = codes.InvalidArgument
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	default:
+		code = codes.Internal
+	}
+	return status.Error(code, err.Error())
+}

@@ -1,0 +1,204 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/argus-tsdb/argus/storage"
+)
+
+// flushBatchSeries caps the series written to the chunk store in one
+// transaction.
+const flushBatchSeries = 10_000
+
+// idlePolicy says whether a flush first cuts the open chunks that got no
+// sample for longer than MaxChunkIdle.
+type idlePolicy int
+
+const (
+	// keepOpenChunks persists only the chunks already cut (on shutdown: the
+	// open chunks stay in the WAL).
+	keepOpenChunks idlePolicy = iota
+	// cutIdleChunks also cuts, and so persists, the idle open chunks.
+	cutIdleChunks
+)
+
+// flush writes every finished chunk of the queued series to the chunk store,
+// in transactions of up to flushBatchSeries series, then drops them from
+// memory. It stops early when ctx is done; what it did not write stays
+// queued (and in the WAL). Flushes of one tenant are serialized.
+func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
+	h.flushMu.Lock()
+	defer h.flushMu.Unlock()
+	start := time.Now()
+	if idle == cutIdleChunks {
+		h.cutIdleChunks()
+	}
+	queue := h.takeQueue()
+	if len(queue) == 0 {
+		return nil
+	}
+	defer func() { h.metrics.flushDuration.Observe(time.Since(start).Seconds()) }()
+	for len(queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			h.enqueue(queue...)
+			return err
+		}
+		n := min(len(queue), flushBatchSeries)
+		if err := h.flushBatch(queue[:n]); err != nil {
+			h.enqueue(queue...)
+			h.metrics.flushFailures.Inc()
+			return err
+		}
+		queue = queue[n:]
+	}
+	return nil
+}
+
+// flushBatch persists the finished chunks of series in one transaction.
+// Only flush removes finished chunks (under flushMu) and cuts only append
+// to them, so the first n chunks seen before the write are still the first
+// n after it.
+func (h *tenantHead) flushBatch(series []*memSeries) error {
+	batch := make([]storage.Series, len(series)) // batch[k] is series[k]; Append ignores empty ones
+	for k, s := range series {
+		s.mu.Lock()
+		fin := s.finished
+		s.mu.Unlock()
+		batch[k].Labels = s.lset
+		batch[k].Chunks = make([]storage.Chunk, len(fin))
+		for j, c := range fin {
+			batch[k].Chunks[j] = storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data}
+		}
+	}
+	persisted, err := h.appendChunks(batch)
+	if persisted == nil {
+		return err
+	}
+	if err != nil {
+		// Some series were written one by one; the others stay queued.
+		h.metrics.flushFailures.Inc()
+		h.logger.Error("chunk store rejected series, kept in memory and retried", "err", err,
+			"see_metric", "argus_ingester_flush_failures_total")
+	}
+	var requeue []*memSeries
+	nChunks, nBytes := 0, 0
+	for k, s := range series {
+		n := len(batch[k].Chunks)
+		s.mu.Lock()
+		if n > 0 && persisted[k] {
+			for _, c := range s.finished[:n] {
+				nBytes += len(c.data)
+			}
+			nChunks += n
+			s.persistedMaxT = s.finished[n-1].maxT
+			s.finished = dropFirst(s.finished, n)
+		}
+		if len(s.finished) > 0 {
+			requeue = append(requeue, s) // Cut while we wrote, or not written: stays queued.
+		} else {
+			s.queued = false
+		}
+		s.mu.Unlock()
+	}
+	h.enqueue(requeue...)
+	h.metrics.chunksPersisted.Add(float64(nChunks))
+	h.metrics.bytesPersisted.Add(float64(nBytes))
+	return nil
+}
+
+// appendChunks writes batch in one transaction and reports, per series,
+// whether it is persisted (nil: none is, with the error). If the store
+// rejects the batch because of one series, the series are written one at a
+// time, so that one bad series does not hold back every other.
+func (h *tenantHead) appendChunks(batch []storage.Series) ([]bool, error) {
+	err := h.store.Append(batch)
+	if err == nil {
+		persisted := make([]bool, len(batch))
+		for k := range persisted {
+			persisted[k] = true
+		}
+		return persisted, nil
+	}
+	if !isRejection(err) {
+		return nil, fmt.Errorf("append to chunk store: %w", err)
+	}
+	persisted := make([]bool, len(batch))
+	var errs []error
+	for k := range batch {
+		if err := h.appendOne(&batch[k]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		persisted[k] = true
+	}
+	return persisted, errors.Join(errs...)
+}
+
+// appendOne writes the chunks of one series. If the store already holds
+// some of them (a commit that reported an error after it succeeded), those
+// are skipped.
+func (h *tenantHead) appendOne(sr *storage.Series) error {
+	if len(sr.Chunks) == 0 {
+		return nil
+	}
+	err := h.store.Append([]storage.Series{*sr})
+	if !errors.Is(err, storage.ErrOutOfOrderChunk) {
+		return err
+	}
+	last, ok, lerr := h.store.LastTime(sr.Labels)
+	if lerr != nil || !ok {
+		return errors.Join(err, lerr)
+	}
+	rest := sr.Chunks
+	for len(rest) > 0 && rest[0].MaxTime <= last {
+		rest = rest[1:]
+	}
+	if len(rest) == len(sr.Chunks) {
+		return err
+	}
+	if len(rest) == 0 || rest[0].MinTime > last {
+		return h.store.Append([]storage.Series{{Labels: sr.Labels, Chunks: rest}})
+	}
+	return err
+}
+
+// isRejection reports whether the chunk store rejected a batch for its
+// content rather than failed to write it.
+func isRejection(err error) bool {
+	return errors.Is(err, storage.ErrOutOfOrderChunk) || errors.Is(err, storage.ErrInvalidChunk) ||
+		errors.Is(err, storage.ErrInvalidLabels)
+}
+
+// dropFirst returns fc without its first n chunks, in a new array so that
+// the dropped chunks' bytes can be freed.
+func dropFirst(fc []finishedChunk, n int) []finishedChunk {
+	if n >= len(fc) {
+		return nil
+	}
+	return slices.Clone(fc[n:])
+}
+
+// cutIdleChunks cuts the open chunks that got no sample for longer than
+// MaxChunkIdle and queues their series. It visits every series.
+func (h *tenantHead) cutIdleChunks() {
+	idleBefore := h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds()
+	var cut []*memSeries
+	h.series.forEach(func(s *memSeries) {
+		s.mu.Lock()
+		if s.app != nil && s.lastAppendMs < idleBefore {
+			s.cutLocked()
+			if !s.queued {
+				s.queued = true
+				cut = append(cut, s)
+			}
+		}
+		s.mu.Unlock()
+	})
+	h.enqueue(cut...)
+}

@@ -1,0 +1,125 @@
+package ingester
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Label values created at startup, so that their series exist at zero.
+const (
+	queryTypeSeries    = "series"
+	queryTypeNames     = "label_names"
+	queryTypeValues    = "label_values"
+	truncateOutcomeOK  = "success"
+	truncateOutcomeErr = "failure"
+)
+
+// metrics are the ingester's metrics. A nil registerer is allowed.
+type metrics struct {
+	memorySeries      *prometheus.GaugeVec
+	samplesAppended   *prometheus.CounterVec
+	samplesRejected   *prometheus.CounterVec
+	rejected          [numRejectKinds]prometheus.Counter // children of samplesRejected
+	chunksPersisted   prometheus.Counter
+	bytesPersisted    prometheus.Counter
+	flushDuration     prometheus.Histogram
+	flushFailures     prometheus.Counter
+	replayDuration    prometheus.Gauge
+	replaySamples     prometheus.Counter
+	replaySkipped     *prometheus.CounterVec
+	walCorruptions    prometheus.Counter
+	walTruncations    *prometheus.CounterVec
+	walFailures       prometheus.Counter
+	seriesGCed        prometheus.Counter
+	queries           *prometheus.CounterVec
+	tenants           prometheus.Gauge
+	pendingFlushQueue prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		memorySeries: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "argus_ingester_memory_series",
+			Help: "Series held in the in-memory heads, by tenant.",
+		}, []string{"tenant"}),
+		samplesAppended: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_ingester_samples_appended_total",
+			Help: "Samples appended to the heads (and so to the WAL), by tenant.",
+		}, []string{"tenant"}),
+		samplesRejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_ingester_samples_rejected_total",
+			Help: "Samples rejected by Push, by reason.",
+		}, []string{"reason"}),
+		chunksPersisted: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ingester_chunks_persisted_total",
+			Help: "Chunks written to the chunk stores.",
+		}),
+		bytesPersisted: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ingester_persisted_chunk_bytes_total",
+			Help: "Encoded chunk bytes written to the chunk stores.",
+		}),
+		flushDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "argus_ingester_flush_duration_seconds",
+			Help:    "Duration of one flush of finished chunks of one tenant to its chunk store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}),
+		flushFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ingester_flush_failures_total",
+			Help: "Flushes of a tenant that failed to write its chunk store; the chunks stay in memory and in the WAL and are retried.",
+		}),
+		replayDuration: f.NewGauge(prometheus.GaugeOpts{
+			Name: "argus_ingester_wal_replay_duration_seconds",
+			Help: "Duration of the WAL replay of every tenant at the last start.",
+		}),
+		replaySamples: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ingester_wal_replay_samples_total",
+			Help: "Samples replayed from the WALs into the heads.",
+		}),
+		replaySkipped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_ingester_wal_replay_skipped_samples_total",
+			Help: "WAL samples skipped by replay: already persisted or duplicate, or of a series the WAL no longer holds.",
+		}, []string{"reason"}),
+		walCorruptions: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ingester_wal_corruptions_total",
+			Help: "WAL corruptions found and repaired at replay; records after the corruption are lost.",
+		}),
+		walTruncations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_ingester_wal_truncations_total",
+			Help: "WAL checkpoints and truncations, by outcome.",
+		}, []string{"outcome"}),
+		walFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ingester_wal_write_failures_total",
+			Help: "WAL writes or fsyncs that failed; the tenant refuses pushes until a restart.",
+		}),
+		seriesGCed: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ingester_series_removed_total",
+			Help: "Idle series removed from the heads (their data stays in the chunk stores).",
+		}),
+		queries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_ingester_queries_total",
+			Help: "Read requests served, by type.",
+		}, []string{"type"}),
+		tenants: f.NewGauge(prometheus.GaugeOpts{
+			Name: "argus_ingester_tenants",
+			Help: "Tenants with an open head.",
+		}),
+		pendingFlushQueue: f.NewGauge(prometheus.GaugeOpts{
+			Name: "argus_ingester_flush_queue_length",
+			Help: "Series with finished chunks waiting for the next flush.",
+		}),
+	}
+	for k := range numRejectKinds {
+		m.rejected[k] = m.samplesRejected.WithLabelValues(k.label())
+	}
+	for _, r := range []string{"persisted", "unknown_series"} {
+		m.replaySkipped.WithLabelValues(r)
+	}
+	for _, o := range []string{truncateOutcomeOK, truncateOutcomeErr} {
+		m.walTruncations.WithLabelValues(o)
+	}
+	for _, q := range []string{queryTypeSeries, queryTypeNames, queryTypeValues} {
+		m.queries.WithLabelValues(q)
+	}
+	return m
+}

@@ -1,0 +1,409 @@
+package ingester
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/record"
+
+	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/proto/arguspb"
+)
+
+// maxRejectedSeries caps the RejectedSeries of a PushResponse.
+const maxRejectedSeries = 10
+
+// rejectKind is why a sample was not appended.
+type rejectKind uint8
+
+const (
+	rejectOutOfOrder rejectKind = iota
+	rejectDuplicate
+	rejectTooOld
+	rejectInvalidLabels
+	rejectHistogram
+	numRejectKinds
+)
+
+func (k rejectKind) reason() arguspb.RejectReason {
+	switch k {
+	case rejectOutOfOrder:
+		return arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER
+	case rejectDuplicate:
+		return arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP
+	case rejectTooOld:
+		return arguspb.RejectReason_REJECT_REASON_TOO_OLD
+	case rejectInvalidLabels:
+		return arguspb.RejectReason_REJECT_REASON_INVALID_LABELS
+	}
+	return arguspb.RejectReason_REJECT_REASON_UNSPECIFIED // Native histograms have no reason of their own yet.
+}
+
+// label is the reason label of argus_ingester_samples_rejected_total.
+func (k rejectKind) label() string {
+	switch k {
+	case rejectOutOfOrder:
+		return "out_of_order"
+	case rejectDuplicate:
+		return "duplicate_timestamp"
+	case rejectTooOld:
+		return "too_old"
+	case rejectInvalidLabels:
+		return "invalid_labels"
+	}
+	return "native_histogram"
+}
+
+// Push appends the samples of req to the head of the tenant of ctx (opening
+// the tenant on its first push) and returns once they are in the WAL.
+// Rejected samples are listed in the response; a gRPC error means nothing
+// may be assumed appended. It blocks on the tenant's WAL write (and fsync
+// when -ingester.wal-sync-period is 0).
+func (i *Ingester) Push(ctx context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+	i.stateMu.RLock()
+	defer i.stateMu.RUnlock()
+	if i.state != stateRunning {
+		return nil, grpcError(ErrNotReady)
+	}
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if err := tenant.Validate(id); err != nil {
+		return nil, grpcError(err)
+	}
+	h, err := i.getOrOpenTenant(ctx, id)
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("open tenant %s: %w", id, err))
+	}
+	resp, err := h.push(req)
+	return resp, grpcError(err)
+}
+
+// push runs the write pipeline of one request: resolve (validate labels,
+// find or create series), then appendBatch (order checks, WAL, memory).
+func (h *tenantHead) push(req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+	b := getPushBatch()
+	defer putPushBatch(b)
+	if err := h.resolve(req, b); err != nil {
+		return nil, err
+	}
+	if err := h.appendBatch(b); err != nil {
+		return nil, err
+	}
+	for k, n := range b.rej.byKind {
+		if n > 0 {
+			h.metrics.rejected[k].Add(float64(n))
+		}
+	}
+	return &arguspb.PushResponse{RejectedSamples: b.rej.total, Rejected: b.rej.list}, nil
+}
+
+// pushEntry is one series of a push on its way to the head.
+type pushEntry struct {
+	ts   *arguspb.TimeSeries
+	hash uint64
+	s    *memSeries
+	// first and end delimit the entry's accepted samples in pushBatch.samples.
+	first, end int
+	// The series' ordering state before this entry, restored if the WAL
+	// write fails.
+	prevT                 int64
+	prevV                 float64
+	prevKnown, prevLogged bool
+}
+
+// pushBatch is the scratch state of one push, pooled.
+type pushBatch struct {
+	entries []pushEntry
+	samples []record.RefSample
+	series  []record.RefSeries
+	walBuf  []byte
+	recs    [][]byte
+	sb      labels.ScratchBuilder
+	lset    labels.Labels // overwritten by sb for each series
+	rej     rejections
+}
+
+var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
+
+// getPushBatch returns an empty pushBatch.
+func getPushBatch() *pushBatch {
+	return pushBatchPool.Get().(*pushBatch)
+}
+
+// putPushBatch resets b and returns it to the pool; b is unusable after.
+func putPushBatch(b *pushBatch) {
+	clear(b.entries) // Drop the references to the request and the series.
+	clear(b.series)
+	b.entries, b.samples, b.series = b.entries[:0], b.samples[:0], b.series[:0]
+	b.walBuf, b.recs = b.walBuf[:0], b.recs[:0]
+	b.rej = rejections{}
+	pushBatchPool.Put(b)
+}
+
+// resolve validates every series of req and finds or creates its memSeries.
+// Invalid series are rejected whole; an error (reading the chunk store)
+// fails the push.
+func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
+	for _, ts := range req.GetTimeseries() {
+		if n := len(ts.GetHistograms()); n > 0 {
+			b.rej.addSeries(ts, rejectHistogram, int64(n+len(ts.GetSamples())), ErrHistogramsUnsupported)
+			continue
+		}
+		if len(ts.GetSamples()) == 0 {
+			continue
+		}
+		if err := validateLabels(ts.GetLabels()); err != nil {
+			b.rej.addSeries(ts, rejectInvalidLabels, int64(len(ts.GetSamples())), err)
+			continue
+		}
+		b.sb.Reset()
+		for _, l := range ts.GetLabels() {
+			b.sb.Add(l.GetName(), l.GetValue())
+		}
+		b.sb.Overwrite(&b.lset)
+		hash := b.lset.Hash()
+		s, err := h.getOrCreate(hash, b.lset)
+		if err != nil {
+			return err
+		}
+		b.entries = append(b.entries, pushEntry{ts: ts, hash: hash, s: s})
+	}
+	return nil
+}
+
+// validateLabels re-checks what the distributor validated: a non-empty label
+// set, sorted by name without duplicates, with non-empty valid UTF-8 names
+// and values (an empty value would mean "no such label" to matchers).
+func validateLabels(ls []*arguspb.Label) error {
+	if len(ls) == 0 {
+		return fmt.Errorf("%w: no labels", ErrInvalidLabels)
+	}
+	prev := ""
+	for n, l := range ls {
+		name, value := l.GetName(), l.GetValue()
+		switch {
+		case name == "":
+			return fmt.Errorf("%w: empty label name", ErrInvalidLabels)
+		case value == "":
+			return fmt.Errorf("%w: empty value for label %q", ErrInvalidLabels, name)
+		case n > 0 && name <= prev:
+			return fmt.Errorf("%w: label %q not sorted or duplicated after %q", ErrInvalidLabels, name, prev)
+		case !utf8.ValidString(name) || !utf8.ValidString(value):
+			return fmt.Errorf("%w: label %q is not valid UTF-8", ErrInvalidLabels, name)
+		}
+		prev = name
+	}
+	return nil
+}
+
+// appendBatch checks every sample of b against its series, writes the
+// accepted ones to the WAL with one Log call (the series records of new
+// series first), and then appends them to the series' chunks.
+//
+// # Why one appendMu per tenant
+//
+// Replay appends a WAL sample only if it is newer than what its series
+// already holds, so the WAL must hold each series' samples in the order the
+// head accepted them. Holding appendMu from the ordering check through the
+// WAL write to the in-memory append makes the three one step: two pushes to
+// the same series cannot check in one order and log in the other, and a
+// sample rejected as out of order in memory is never in the WAL. It also
+// serializes every call on the WAL (Log, Sync, NextSegment), which tsdb/wlog
+// needs: WL.Sync is not safe against a concurrent segment switch.
+func (h *tenantHead) appendBatch(b *pushBatch) error {
+	h.appendMu.Lock()
+	defer h.appendMu.Unlock()
+	if h.closed {
+		return ErrNotReady
+	}
+	if h.walErr != nil {
+		return fmt.Errorf("%w: %w", ErrWALFailed, h.walErr)
+	}
+	minValid := int64(math.MinInt64)
+	if h.maxT > math.MinInt64+chunkRangeMs/2 {
+		minValid = h.maxT - chunkRangeMs/2 // Prometheus's appendable minimum: head max minus half a chunk range.
+	}
+	for n := range b.entries {
+		e := &b.entries[n]
+		if e.s.deleted {
+			s, err := h.getOrCreate(e.hash, e.s.lset) // Removed by GC since resolve: recreate it.
+			if err != nil {
+				h.rollbackLocked(b, n)
+				return err
+			}
+			e.s = s
+		}
+		h.checkEntryLocked(e, minValid, b)
+	}
+	if len(b.samples) == 0 {
+		return nil
+	}
+	if err := h.logLocked(b); err != nil {
+		return err
+	}
+	h.applyLocked(b)
+	return nil
+}
+
+// checkEntryLocked checks the samples of e in order, moving the series'
+// ordering state past each accepted one and adding it to b.samples.
+func (h *tenantHead) checkEntryLocked(e *pushEntry, minValid int64, b *pushBatch) {
+	s := e.s
+	e.prevT, e.prevV, e.prevKnown, e.prevLogged = s.lastT, s.lastV, s.lastVKnown, s.logged
+	e.first = len(b.samples)
+	var sr seriesRejects
+	for _, smp := range e.ts.GetSamples() {
+		t, v := smp.GetTimestampMs(), smp.GetValue()
+		switch {
+		case t == s.lastT && s.lastVKnown && math.Float64bits(v) == math.Float64bits(s.lastV):
+			// An exact duplicate (a retried push): accepted, not appended again.
+		case t < minValid:
+			sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: minValid})
+		case t < s.lastT || (t == s.lastT && !s.lastVKnown):
+			sr.add(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
+		case t == s.lastT:
+			sr.add(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: s.lastT})
+		default:
+			s.lastT, s.lastV, s.lastVKnown = t, v, true
+			b.samples = append(b.samples, record.RefSample{Ref: s.ref, T: t, V: v})
+		}
+	}
+	e.end = len(b.samples)
+	if e.end > e.first && !s.logged {
+		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: s.lset})
+		s.logged = true
+	}
+	sr.flush(&b.rej, e.ts)
+}
+
+// rollbackLocked restores the ordering state of the series of the first n
+// entries of b, in reverse order, so that a series that appears twice in a
+// push ends as it was before.
+func (h *tenantHead) rollbackLocked(b *pushBatch, n int) {
+	for k := n - 1; k >= 0; k-- {
+		e := &b.entries[k]
+		e.s.lastT, e.s.lastV, e.s.lastVKnown, e.s.logged = e.prevT, e.prevV, e.prevKnown, e.prevLogged
+	}
+}
+
+// logLocked writes the series and samples records of b to the WAL with one
+// Log call, which hands them to the kernel before it returns, and fsyncs
+// when -ingester.wal-sync-period is 0. On a write failure nothing is
+// appended; on an fsync failure the samples are appended anyway (they are in
+// the WAL, and memory must match it) but the push fails. Either failure
+// stops the tenant's pushes (see failLocked).
+func (h *tenantHead) logLocked(b *pushBatch) error {
+	var enc record.Encoder
+	b.recs = b.recs[:0]
+	buf := b.walBuf[:0]
+	if len(b.series) > 0 {
+		buf = enc.Series(b.series, buf)
+		b.recs = append(b.recs, buf)
+	}
+	start := len(buf)
+	buf = enc.Samples(b.samples, buf)
+	b.recs = append(b.recs, buf[start:])
+	b.walBuf = buf
+	if err := h.wal.Log(b.recs...); err != nil {
+		h.rollbackLocked(b, len(b.entries))
+		h.failLocked(err)
+		return fmt.Errorf("%w: %w", ErrWALWrite, err)
+	}
+	if h.cfg.WALSyncPeriod > 0 {
+		h.walDirty = true
+		return nil
+	}
+	if err := h.wal.Sync(); err != nil {
+		h.applyLocked(b)
+		h.failLocked(err)
+		return fmt.Errorf("%w: fsync: %w", ErrWALWrite, err)
+	}
+	return nil
+}
+
+// applyLocked appends the accepted samples of b to their series' chunks and
+// queues the series whose chunk was cut for persistence.
+func (h *tenantHead) applyLocked(b *pushBatch) {
+	nowMs := h.nowMs()
+	var cutSeries []*memSeries
+	for n := range b.entries {
+		e := &b.entries[n]
+		if e.end == e.first {
+			continue
+		}
+		s := e.s
+		cut := false
+		s.mu.Lock()
+		for _, smp := range b.samples[e.first:e.end] {
+			if s.appendLocked(smp.T, smp.V, nowMs) {
+				cut = true
+			}
+		}
+		if cut && !s.queued {
+			s.queued = true
+			cutSeries = append(cutSeries, s)
+		}
+		s.mu.Unlock()
+	}
+	h.enqueue(cutSeries...)
+	for _, smp := range b.samples {
+		h.maxT = max(h.maxT, smp.T)
+	}
+	h.appended.Add(float64(len(b.samples)))
+}
+
+// seriesRejects counts the rejected samples of one series by kind, keeping
+// the first error of each kind for the response message.
+type seriesRejects struct {
+	count [numRejectKinds]int64
+	first [numRejectKinds]sampleError // by value: no allocation per rejected sample
+}
+
+func (sr *seriesRejects) add(k rejectKind, err sampleError) {
+	if sr.count[k] == 0 {
+		sr.first[k] = err
+	}
+	sr.count[k]++
+}
+
+func (sr *seriesRejects) flush(r *rejections, ts *arguspb.TimeSeries) {
+	for k, n := range sr.count {
+		if n > 0 {
+			r.addSeries(ts, rejectKind(k), n, sr.first[k])
+		}
+	}
+}
+
+// rejections are the rejected samples of one push.
+type rejections struct {
+	total  int64
+	byKind [numRejectKinds]int64
+	list   []*arguspb.RejectedSeries // at most maxRejectedSeries
+}
+
+// addSeries records n samples of ts rejected for kind k because of err. The
+// listed labels are copied: the request's memory may be reused.
+func (r *rejections) addSeries(ts *arguspb.TimeSeries, k rejectKind, n int64, err error) {
+	r.total += n
+	r.byKind[k] += n
+	if len(r.list) >= maxRejectedSeries {
+		return
+	}
+	ls := make([]*arguspb.Label, 0, len(ts.GetLabels()))
+	for _, l := range ts.GetLabels() {
+		ls = append(ls, &arguspb.Label{Name: strings.Clone(l.GetName()), Value: strings.Clone(l.GetValue())})
+	}
+	r.list = append(r.list, &arguspb.RejectedSeries{
+		Labels:          ls,
+		Reason:          k.reason(),
+		Message:         err.Error(),
+		RejectedSamples: n,
+	})
+}

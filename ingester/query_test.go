@@ -1,0 +1,238 @@
+package ingester
+
+import (
+	"context"
+	"io"
+	"math"
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	_ "github.com/argus-tsdb/argus/internal/grpccodec" // The codec of every Argus process.
+	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/proto/arguspb"
+)
+
+// matcherFixture pushes three series (one without job) at t=1..3.
+func matcherFixture(t *testing.T, ing *Ingester) {
+	t.Helper()
+	push(t, ing, "t1",
+		ts([]string{"__name__", "up", "job", "x"}, sample{1, 1}),
+		ts([]string{"__name__", "up", "job", "y"}, sample{2, 2}),
+		ts([]string{"__name__", "up"}, sample{3, 3}),
+	)
+}
+
+func TestSeries_Matchers(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	matcherFixture(t, ing)
+	x, y, none := lstr("__name__", "up", "job", "x"), lstr("__name__", "up", "job", "y"), lstr("__name__", "up")
+	m := func(typ arguspb.LabelMatcher_Type, name, value string) *arguspb.LabelMatcher {
+		return &arguspb.LabelMatcher{Type: typ, Name: name, Value: value}
+	}
+	cases := []struct {
+		name string
+		ms   []*arguspb.LabelMatcher
+		want []string
+	}{
+		{"eq", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_EQ, "job", "x")}, []string{x}},
+		{"neq matches missing label", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_NEQ, "job", "x")}, []string{y, none}},
+		{"re", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_RE, "job", "x|y")}, []string{x, y}},
+		{"re prefix", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_RE, "job", "[xy].*")}, []string{x, y}},
+		{"nre matches missing label", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_NRE, "job", "x")}, []string{y, none}},
+		{"eq empty is missing label", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_EQ, "job", "")}, []string{none}},
+		{"re matching empty", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_RE, "job", "x|")}, []string{x, none}},
+		{"neq empty is label present", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_NEQ, "job", "")}, []string{x, y}},
+		{"two matchers", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_EQ, "__name__", "up"), m(arguspb.LabelMatcher_NRE, "job", "y|")}, []string{x}},
+		{"no match", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_EQ, "job", "z")}, nil},
+		{"unknown label eq", []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_EQ, "nope", "z")}, nil},
+	}
+	run := func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				got := querySeries(t, ing, "t1", &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: 10, Matchers: c.ms})
+				var names []string
+				for _, s := range got {
+					names = append(names, labelsString(s.Labels))
+				}
+				want := c.want
+				sortLabelStrings(want)
+				require.Equal(t, want, names)
+			})
+		}
+	}
+	t.Run("head", run)
+
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1
+	flushTenants(t, ing, cutIdleChunks)
+	require.Equal(t, 3, storedChunks(t, ing, "t1"))
+	t.Run("store", run)
+
+	_, err := ing.LabelNames(tenantCtx("t1"), &arguspb.LabelNamesRequest{
+		Matchers: []*arguspb.LabelMatcher{m(arguspb.LabelMatcher_RE, "job", "(")}})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}
+
+// sortLabelStrings sorts label strings in the order Series sends them.
+func sortLabelStrings(ss []string) {
+	order := map[string]int{
+		lstr("__name__", "up"): 0, lstr("__name__", "up", "job", "x"): 1, lstr("__name__", "up", "job", "y"): 2,
+	}
+	for i := range ss {
+		for j := i + 1; j < len(ss); j++ {
+			if order[ss[j]] < order[ss[i]] {
+				ss[i], ss[j] = ss[j], ss[i]
+			}
+		}
+	}
+}
+
+// TestSeries_MergesHeadAndStore checks a series whose older chunks are
+// persisted and newer ones in memory, and series only in either.
+func TestSeries_MergesHeadAndStore(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	both := []string{"__name__", "both"}
+	storeOnly := []string{"__name__", "store_only"}
+	headOnly := []string{"__name__", "head_only"}
+
+	push(t, ing, "t1", ts(both, seq(0, 1000, 250)...), ts(storeOnly, sample{5, 5}))
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1
+	push(t, ing, "t1", ts(both, seq(250_000, 1000, 10)...)) // store_only goes idle
+	flushTenants(t, ing, cutIdleChunks)
+	require.Equal(t, 3, storedChunks(t, ing, "t1")) // both: 2 full chunks; store_only: 1
+	push(t, ing, "t1", ts(headOnly, sample{7, 7}))
+
+	want := map[string][]sample{
+		lstr(both...):      append(seq(0, 1000, 250), seq(250_000, 1000, 10)...),
+		lstr(storeOnly...): {{5, 5}},
+		lstr(headOnly...):  {{7, 7}},
+	}
+	requireSamples(t, want, queryAll(t, ing, "t1", 0, math.MaxInt64))
+
+	// A range that only touches the persisted chunks of "both".
+	got := querySeries(t, ing, "t1", &arguspb.SeriesRequest{MinTimeMs: 200_000, MaxTimeMs: 200_000,
+		Matchers: []*arguspb.LabelMatcher{{Type: arguspb.LabelMatcher_EQ, Name: "__name__", Value: "both"}}})
+	require.Len(t, got, 1)
+	require.Len(t, got[0].Chunks, 1)
+	require.Equal(t, int64(120_000), got[0].Chunks[0].MinTimeMs)
+
+	// The headMinT rule: a store copy of a chunk still in the head snapshot
+	// is not sent twice. Simulate "persisted between the two reads" by
+	// writing the head's finished chunks to the store without dropping them.
+	push(t, ing, "t1", ts(both, seq(260_000, 1000, 120)...)) // cuts a chunk
+	h := ing.getTenant("t1")
+	head, err := h.headSeries(t.Context(), nil, 0, math.MaxInt64, false)
+	require.NoError(t, err)
+	flushTenants(t, ing, keepOpenChunks)
+	stored, err := h.store.Select(0, math.MaxInt64, storageSelectAll(), allMatcher())
+	require.NoError(t, err)
+	var merged []*arguspb.StreamSeries
+	require.NoError(t, mergeSeries(head, stored, false, func(s *arguspb.StreamSeries) error {
+		merged = append(merged, s)
+		return nil
+	}))
+	want[lstr(both...)] = append(want[lstr(both...)], seq(260_000, 1000, 120)...)
+	requireSamples(t, want, decodeSeries(t, merged))
+}
+
+func TestLabelNamesAndValues(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	push(t, ing, "t1",
+		ts([]string{"__name__", "old", "zone", "a"}, sample{10, 1}),
+		ts([]string{"__name__", "up", "job", "x"}, sample{1000, 1}),
+	)
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1
+	flushTenants(t, ing, cutIdleChunks) // "old" and "up" go to the store
+	push(t, ing, "t1",
+		ts([]string{"__name__", "up", "job", "x"}, sample{2000, 1}),
+		ts([]string{"__name__", "up", "instance", "i", "job", "y"}, sample{2000, 1}),
+	)
+	ctx := tenantCtx("t1")
+	names := func(mint, maxt, limit int64, ms ...*arguspb.LabelMatcher) []string {
+		resp, err := ing.LabelNames(ctx, &arguspb.LabelNamesRequest{MinTimeMs: mint, MaxTimeMs: maxt, Limit: limit, Matchers: ms})
+		require.NoError(t, err)
+		return resp.Names
+	}
+	values := func(name string, mint, maxt, limit int64, ms ...*arguspb.LabelMatcher) []string {
+		resp, err := ing.LabelValues(ctx, &arguspb.LabelValuesRequest{Name: name, MinTimeMs: mint, MaxTimeMs: maxt, Limit: limit, Matchers: ms})
+		require.NoError(t, err)
+		return resp.Values
+	}
+	require.Equal(t, []string{"__name__", "instance", "job", "zone"}, names(0, 3000, 0))
+	require.Equal(t, []string{"__name__", "instance"}, names(0, 3000, 2))
+	require.Equal(t, []string{"__name__", "zone"}, names(0, 100, 0))
+	require.Equal(t, []string{"__name__", "instance", "job"}, names(1500, 3000, 0))
+	require.Equal(t, []string{"__name__", "job"}, names(0, 3000, 0, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "job", Value: "x"}))
+	require.Empty(t, names(5000, 6000, 0))
+
+	require.Equal(t, []string{"old", "up"}, values("__name__", 0, 3000, 0))
+	require.Equal(t, []string{"up"}, values("__name__", 500, 3000, 0))
+	require.Equal(t, []string{"x", "y"}, values("job", 0, 3000, 0))
+	require.Equal(t, []string{"x"}, values("job", 0, 3000, 1))
+	require.Equal(t, []string{"x"}, values("job", 0, 1500, 0)) // only in the store
+	require.Equal(t, []string{"y"}, values("job", 0, 3000, 0, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "instance", Value: "i"}))
+	require.Empty(t, values("nope", 0, 3000, 0))
+
+	// An unknown tenant has nothing.
+	resp, err := ing.LabelNames(tenantCtx("t9"), &arguspb.LabelNamesRequest{MaxTimeMs: 3000})
+	require.NoError(t, err)
+	require.Empty(t, resp.Names)
+}
+
+func TestGRPC(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	srv := grpc.NewServer()
+	arguspb.RegisterIngesterServer(srv, ing)
+	arguspb.RegisterSeriesSourceServer(srv, ing)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		require.NoError(t, <-served)
+	})
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, conn.Close()) })
+
+	ctx := tenant.OutgoingContext(context.Background(), "t1")
+	var tss []*arguspb.TimeSeries
+	want := map[string][]sample{}
+	for n := range 600 { // More than two SeriesResponse messages.
+		tss = append(tss, ts(metricName(n), sample{int64(n), float64(n)}))
+		want[lstr(metricName(n)...)] = []sample{{int64(n), float64(n)}}
+	}
+	resp, err := arguspb.NewIngesterClient(conn).Push(ctx, &arguspb.WriteRequest{Timeseries: tss})
+	require.NoError(t, err)
+	require.Zero(t, resp.RejectedSamples)
+
+	stream, err := arguspb.NewSeriesSourceClient(conn).Series(ctx, &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: 1000,
+		Matchers: []*arguspb.LabelMatcher{{Type: arguspb.LabelMatcher_EQ, Name: "job", Value: "test"}}})
+	require.NoError(t, err)
+	var got []*arguspb.StreamSeries
+	msgs := 0
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(m.Series), seriesPerMessage)
+		got = append(got, m.Series...)
+		msgs++
+	}
+	require.Equal(t, 3, msgs)
+	requireSamples(t, want, decodeSeries(t, got))
+
+	_, err = arguspb.NewIngesterClient(conn).Push(context.Background(), &arguspb.WriteRequest{Timeseries: tss})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "no tenant")
+}

@@ -1,0 +1,44 @@
+// Package archtest enforces the import arrows between Argus's top-level
+// packages (STYLE.md C1): a forbidden arrow fails CI.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const module = "github.com/argus-tsdb/argus"
+
+// rules maps a package to the packages it must not depend on, even
+// transitively.
+var rules = map[string][]string{
+	"proto/arguspb": {"ring", "storage", "ingester", "distributor", "querier", "cmd"},
+	"ring":          {"distributor", "ingester", "querier", "storage"},
+	"storage":       {"ring", "ingester", "distributor", "querier"},
+	"ingester":      {"distributor", "querier"},
+	"distributor":   {"ingester", "storage", "querier"},
+	"querier":       {"distributor", "ingester"},
+}
+
+func TestImportArrows(t *testing.T) {
+	for pkg, forbidden := range rules {
+		t.Run(pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+pkg).CombinedOutput()
+			require.NoError(t, err, string(out))
+			deps := map[string]bool{}
+			for _, d := range strings.Fields(string(out)) {
+				deps[d] = true
+			}
+			for _, f := range forbidden {
+				for d := range deps {
+					if d == module+"/"+f || strings.HasPrefix(d, module+"/"+f+"/") {
+						t.Errorf("%s must not import %s (found %s)", pkg, f, d)
+					}
+				}
+			}
+		})
+	}
+}

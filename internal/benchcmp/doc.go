@@ -1,0 +1,10 @@
+// Package benchcmp compares Argus with Prometheus's own TSDB, in one process,
+// on the same generated series: append throughput of the ingester against the
+// tsdb head, persisted bytes per sample, heap bytes per in-memory series, and
+// PromQL range-query time through the querier against the engine over the
+// head.
+//
+// It owns benchmarks only (in its _test.go files) and no production code.
+// `make bench` runs them and prints the Argus/Prometheus ratios; what each one
+// measures, and what is not apples to apples, is in docs/benchmarks.md.
+package benchcmp

@@ -1,0 +1,170 @@
+package clustertest
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// PrometheusOptions configures one real Prometheus server.
+type PrometheusOptions struct {
+	// ScrapeInterval is the global scrape and evaluation interval; zero
+	// means 1s. The scrape timeout equals it.
+	ScrapeInterval time.Duration
+	// ScrapeTargets maps job names to one host:port target each, scraped
+	// besides Prometheus itself (job "prometheus").
+	ScrapeTargets map[string]string
+	// RemoteWrite, when not nil, is where Prometheus remote-writes
+	// (remote-write 1.0) everything it appends.
+	RemoteWrite *RemoteWrite
+	// Flags are extra command-line flags.
+	Flags []string
+}
+
+// RemoteWrite is a remote-write destination.
+type RemoteWrite struct {
+	// URL is the push endpoint, e.g. Process.PushURL().
+	URL string
+	// Tenant is sent as X-Scope-OrgID; empty sends no header.
+	Tenant string
+}
+
+// Prometheus is a running real Prometheus server.
+type Prometheus struct {
+	proc   *process
+	port   int
+	client *httpClient
+	// ReadyAt is when /-/ready first answered 200.
+	ReadyAt time.Time
+}
+
+// PrometheusBinary returns PROMETHEUS_BIN. When it is unset or absent the
+// test is skipped loudly, or fails under CI=true so that CI never skips.
+func PrometheusBinary(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("PROMETHEUS_BIN")
+	msg := ""
+	if bin == "" {
+		msg = "PROMETHEUS_BIN not set"
+	} else if _, err := os.Stat(bin); err != nil {
+		msg = fmt.Sprintf("PROMETHEUS_BIN absent (%v)", err)
+	}
+	if msg == "" {
+		return bin
+	}
+	msg = "!!!!!!!! " + msg + ": run .ci/run or scripts/install-tools.sh !!!!!!!! (this test needs the real Prometheus server)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: refusing to skip)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// StartPrometheus writes a prometheus.yml, starts the real Prometheus with
+// its TSDB in a temporary directory on a free 127.0.0.1 port and waits for
+// /-/ready. It is killed at the end of the test.
+func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
+	t.Helper()
+	bin := PrometheusBinary(t)
+	if opts.ScrapeInterval <= 0 {
+		opts.ScrapeInterval = time.Second
+	}
+	dir := t.TempDir()
+	p := &Prometheus{port: FreePorts(t, 1)[0], client: newHTTPClient()}
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(prometheusConfig(p.HostPort(), opts)), 0o644))
+	args := []string{
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + p.HostPort(),
+		"--log.level=info",
+	}
+	args = append(args, opts.Flags...)
+	p.proc = newProcess(t, "prometheus", bin, args, p.URL()+"/-/ready")
+	p.proc.start(t, 0)
+	p.ReadyAt = time.Now()
+	return p
+}
+
+// prometheusConfig renders prometheus.yml. YAML is written by hand: every
+// value is a number, a duration or a quoted string.
+func prometheusConfig(self string, opts PrometheusOptions) string {
+	iv := promDuration(opts.ScrapeInterval)
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n", iv, iv, iv)
+	b.WriteString("scrape_configs:\n")
+	jobs := map[string]string{"prometheus": self}
+	for job, target := range opts.ScrapeTargets {
+		jobs[job] = target
+	}
+	names := make([]string, 0, len(jobs))
+	for n := range jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, job := range names {
+		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets: [%s]\n", strconv.Quote(job), strconv.Quote(jobs[job]))
+	}
+	if rw := opts.RemoteWrite; rw != nil {
+		fmt.Fprintf(&b, "remote_write:\n  - url: %s\n", strconv.Quote(rw.URL))
+		if rw.Tenant != "" {
+			fmt.Fprintf(&b, "    headers:\n      %s: %s\n", TenantHeader, strconv.Quote(rw.Tenant))
+		}
+		// Small batches and deadlines so that samples arrive within about a
+		// second; short backoffs so that a transient error does not stall.
+		b.WriteString("    queue_config:\n      batch_send_deadline: 1s\n      max_samples_per_send: 2000\n      min_backoff: 50ms\n      max_backoff: 1s\n")
+	}
+	return b.String()
+}
+
+// promDuration formats a duration in Prometheus's duration syntax (ms precision).
+func promDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+// URL is the base URL, e.g. http://127.0.0.1:9090.
+func (p *Prometheus) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", p.port) }
+
+// HostPort is the listen address, e.g. 127.0.0.1:9090.
+func (p *Prometheus) HostPort() string { return fmt.Sprintf("127.0.0.1:%d", p.port) }
+
+// Query sends GET path?params (path from the root, e.g. "/api/v1/query").
+func (p *Prometheus) Query(t testing.TB, path string, params url.Values) (status int, body []byte) {
+	t.Helper()
+	return p.client.get(t, p.URL()+path, "", params)
+}
+
+// QueryPost sends POST path with form as a urlencoded body.
+func (p *Prometheus) QueryPost(t testing.TB, path string, form url.Values) (status int, body []byte) {
+	t.Helper()
+	return p.client.postForm(t, p.URL()+path, "", form)
+}
+
+// Metric reads Prometheus's own /metrics like Process.Metric.
+func (p *Prometheus) Metric(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	return sumMetric(scrapeFamilies(t, p.client, p.URL()+"/metrics"), name, labels)
+}
+
+// Stop sends SIGTERM and requires exit status 0.
+func (p *Prometheus) Stop(t testing.TB) {
+	t.Helper()
+	p.proc.stop(t)
+}
+
+// LogTail prints the end of the Prometheus log to the test log.
+func (p *Prometheus) LogTail(t testing.TB) {
+	t.Helper()
+	p.proc.logTail(t)
+}

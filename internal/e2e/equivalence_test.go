@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/clustertest"
+)
+
+// TestPrometheusEquivalence runs the real Prometheus 3.16, scraping itself
+// and argus every second and remote-writing everything it appends to argus
+// as tenant team-a, and then asks both the same PromQL questions about the
+// same stored samples.
+//
+//	            scrape 1s                     remote write (X-Scope-OrgID: team-a)
+//	prometheus ──────────▶ itself, argus   prometheus ─────────────────────────────▶ argus
+//	     ▲                                                                             ▲
+//	     └──────── same query, same time ──── test ──── same query, same time ────────┘
+//
+// Remote write tails the WAL from shortly after startup, so only samples from
+// w0 = ready+20s on are compared. First the raw samples of every series in
+// (w0, T] must be identical (polled until remote write has caught up); then
+// each query is evaluated at T and over [e0, T] with two steps, where
+// e0 = w0+60s leaves room for the longest look-back of the queries (a 40s
+// subquery of a 10s rate).
+func TestPrometheusEquivalence(t *testing.T) {
+	skipIfShort(t)
+	clustertest.PrometheusBinary(t) // skip (or fail under CI) before starting anything
+	t.Parallel()
+	const tenant = "team-a"
+	a := clustertest.StartArgus(t, clustertest.Options{})
+	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
+		ScrapeInterval: time.Second,
+		ScrapeTargets:  map[string]string{"argus": a.HostPort()},
+		RemoteWrite:    &clustertest.RemoteWrite{URL: a.PushURL(), Tenant: tenant},
+	})
+
+	w0 := p.ReadyAt.Add(20 * time.Second).Truncate(time.Second).Add(time.Second)
+	e0 := w0.Add(60 * time.Second)
+	end := e0.Add(40 * time.Second)
+	t.Logf("prometheus ready at %s; comparing samples in (%s, %s], queries over [%s, %s]",
+		p.ReadyAt.Format(time.TimeOnly), w0.Format(time.TimeOnly), end.Format(time.TimeOnly), e0.Format(time.TimeOnly), end.Format(time.TimeOnly))
+
+	// Fail fast if remote write does not reach argus at all.
+	clustertest.Eventually(t, func() string {
+		code, body := a.Query(t, tenant, promAPI+"/query", url.Values{"query": {`up`}})
+		data, _ := apiData(t, code, body).(map[string]any)
+		if result, _ := data["result"].([]any); len(result) != 2 {
+			return fmt.Sprintf("argus does not have the up series of both jobs yet: %s", body)
+		}
+		return ""
+	}, 60*time.Second)
+
+	// Samples accumulate in wall-clock time at the scrape interval: there is
+	// nothing to poll until then. The margin lets the last scrapes before
+	// end be appended and sent.
+	time.Sleep(time.Until(end.Add(3 * time.Second)))
+
+	at := clustertest.FormatAPITime(end.UnixMilli())
+	window := end.Sub(w0)
+	raw := fmt.Sprintf(`{__name__=~".+"}[%ds]`, int(window.Seconds()))
+	clustertest.Eventually(t, func() string {
+		return diffRaw(t, p, a, tenant, url.Values{"query": {raw}, "time": {at}})
+	}, 60*time.Second)
+
+	queries := []struct {
+		q string
+		// ordered: the result order is part of the semantics (topk sorts
+		// by value) and is compared as is. Otherwise instant vectors are
+		// compared in label order: Prometheus's head returns series of an
+		// instant query in series-creation order (the engine selects them
+		// unsorted), an order the API does not promise and that a store
+		// of series sorted by labels cannot reproduce.
+		ordered bool
+	}{
+		{q: `rate(prometheus_http_requests_total[30s])`},
+		{q: `sum by (job) (rate(scrape_samples_scraped[20s]))`},
+		{q: `histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[30s])))`},
+		// Three series with distinct values (head series > samples of
+		// either scrape), so that topk has no ties to break.
+		{q: `topk(3, {__name__=~"scrape_samples_scraped|prometheus_tsdb_head_series"})`, ordered: true},
+		{q: `absent(nonexistent_metric)`},
+		{q: `absent(up)`},
+		{q: `up offset 30s`},
+		{q: `max_over_time(rate(prometheus_http_requests_total[10s])[40s:5s])`},
+		{q: `label_replace(up, "foo", "$1", "job", "(.*)")`},
+		{q: `count_values("v", up)`},
+		{q: `count by (__name__) ({job="prometheus"})`},
+		{q: `sum(count_over_time(scrape_duration_seconds[30s]))`},
+		{q: `scrape_duration_seconds * on (job, instance) group_left () up`},
+		{q: `timestamp(up)`},
+		{q: `deriv(process_resident_memory_bytes[40s])`},
+		{q: `quantile_over_time(0.5, scrape_duration_seconds[30s])`},
+		{q: `vector(time()) - on () group_right () timestamp(up)`},
+		{q: `{job="argus"}`},
+	}
+	for _, qc := range queries {
+		t.Run(qc.q, func(t *testing.T) {
+			if d := diffAnswers(t, p, a, tenant, "/query", url.Values{"query": {qc.q}, "time": {at}}, !qc.ordered); d != "" {
+				t.Errorf("instant query at %s (-prometheus +argus):\n%s", at, d)
+			}
+			for _, step := range []string{"5s", "7s"} {
+				params := url.Values{"query": {qc.q}, "start": {clustertest.FormatAPITime(e0.UnixMilli())}, "end": {at}, "step": {step}}
+				// Range results are sorted by the engine on both sides.
+				if d := diffAnswers(t, p, a, tenant, "/query_range", params, false); d != "" {
+					t.Errorf("range query step %s (-prometheus +argus):\n%s", step, d)
+				}
+			}
+		})
+	}
+
+	rng := url.Values{"start": {clustertest.FormatAPITime(e0.UnixMilli())}, "end": {at}}
+	with := func(kv ...string) url.Values {
+		v := url.Values{"start": rng["start"], "end": rng["end"]}
+		for i := 0; i < len(kv); i += 2 {
+			v.Add(kv[i], kv[i+1])
+		}
+		return v
+	}
+	metadataQueries := []struct {
+		name   string
+		path   string
+		params url.Values
+	}{
+		{"series up", "/series", with("match[]", "up")},
+		{"series of http metrics", "/series", with("match[]", `{job="prometheus",__name__=~"prometheus_http_.*"}`)},
+		{"series of two selectors", "/series", with("match[]", `scrape_series_added`, "match[]", `up{job="argus"}`)},
+		{"label names of up", "/labels", with("match[]", "up")},
+		{"label names of the argus job", "/labels", with("match[]", `{job="argus"}`)},
+		{"job values", "/label/job/values", with("match[]", "up")},
+		{"metric names of the argus job", "/label/__name__/values", with("match[]", `{job="argus"}`)},
+	}
+	for _, mq := range metadataQueries {
+		t.Run(mq.name, func(t *testing.T) {
+			// The order of /series is not promised (see above); label names
+			// and values are sorted by the API.
+			if d := diffAnswers(t, p, a, tenant, mq.path, mq.params, true); d != "" {
+				t.Errorf("GET %s?%s (-prometheus +argus):\n%s", mq.path, mq.params.Encode(), d)
+			}
+		})
+	}
+
+	t.Run("POST query", func(t *testing.T) {
+		form := url.Values{"query": {`sum by (job) (rate(scrape_samples_scraped[20s]))`}, "start": rng["start"], "end": {at}, "step": {"5s"}}
+		pc, pb := p.QueryPost(t, "/api/v1/query_range", form)
+		ac, ab := a.QueryPost(t, tenant, promAPI+"/query_range", form)
+		if d := diffBodies(t, pc, pb, ac, ab, false); d != "" {
+			t.Errorf("POST query_range (-prometheus +argus):\n%s", d)
+		}
+	})
+}
+
+// answer is the part of an API answer that must be identical.
+type answer struct {
+	Code   int
+	Status string
+	Data   any
+}
+
+// annotations are compared separately, so that a data mismatch and a
+// missing warning or info read differently.
+type annotations struct {
+	Warnings, Infos []string
+}
+
+func decodeAnswer(t testing.TB, code int, body []byte, unordered bool) (answer, annotations) {
+	t.Helper()
+	r := clustertest.DecodeAPI(t, body)
+	var data any
+	if len(r.Data) > 0 {
+		data = clustertest.DecodeJSON(t, r.Data)
+	}
+	if unordered {
+		data = sortSeriesList(sortVector(data))
+	}
+	return answer{Code: code, Status: r.Status, Data: data}, annotations{Warnings: r.Warnings, Infos: r.Infos}
+}
+
+// diffAnswers sends the same GET to Prometheus (/api/v1+path) and to argus
+// (promAPI+path, as tenant) and diffs the answers.
+func diffAnswers(t testing.TB, p *clustertest.Prometheus, a *clustertest.Process, tenant, path string, params url.Values, unordered bool) string {
+	t.Helper()
+	pc, pb := p.Query(t, "/api/v1"+path, params)
+	ac, ab := a.Query(t, tenant, promAPI+path, params)
+	return diffBodies(t, pc, pb, ac, ab, unordered)
+}
+
+func diffBodies(t testing.TB, pc int, pb []byte, ac int, ab []byte, unordered bool) string {
+	t.Helper()
+	// A failing reference answer is a bug of this test, not of argus.
+	require.Equal(t, http.StatusOK, pc, "prometheus answered: %s", pb)
+	want, wantAnn := decodeAnswer(t, pc, pb, unordered)
+	if ac != http.StatusOK {
+		return fmt.Sprintf("argus answered %d: %s", ac, clustertest.Truncate(string(ab), 2000))
+	}
+	got, gotAnn := decodeAnswer(t, ac, ab, unordered)
+	if d := cmp.Diff(want, got); d != "" {
+		if !unordered {
+			w, _ := decodeAnswer(t, pc, pb, true)
+			g, _ := decodeAnswer(t, ac, ab, true)
+			if cmp.Equal(w, g) {
+				d = "the same series and values, in another order:\n" + d
+			}
+		}
+		return clustertest.Truncate(d, 6000)
+	}
+	if d := cmp.Diff(wantAnn, gotAnn); d != "" {
+		return "data identical, annotations differ:\n" + d
+	}
+	return ""
+}
+
+// diffRaw compares the raw samples of an instant range-selector query,
+// summarizing per series what argus lacks or has extra.
+func diffRaw(t testing.TB, p *clustertest.Prometheus, a *clustertest.Process, tenant string, params url.Values) string {
+	t.Helper()
+	pc, pb := p.Query(t, "/api/v1/query", params)
+	ac, ab := a.Query(t, tenant, promAPI+"/query", params)
+	require.Equal(t, http.StatusOK, pc, "prometheus answered: %s", clustertest.Truncate(string(pb), 2000))
+	if ac != http.StatusOK {
+		return fmt.Sprintf("argus answered %d: %s", ac, clustertest.Truncate(string(ab), 2000))
+	}
+	want, _ := decodeAnswer(t, pc, pb, true)
+	got, _ := decodeAnswer(t, ac, ab, true)
+	if cmp.Equal(want, got) {
+		return ""
+	}
+	ws := clustertest.MatrixData(t, pc, pb)
+	gs := clustertest.MatrixData(t, ac, ab)
+	clustertest.SortSeries(ws)
+	clustertest.SortSeries(gs)
+	if d := diffSamples(ws, gs); d != "" {
+		return fmt.Sprintf("raw samples differ (prometheus %d series/%d samples, argus %d series/%d samples):\n%s",
+			len(ws), totalSamples(ws), len(gs), totalSamples(gs), d)
+	}
+	// Same samples, yet the JSON differs (number formatting, envelope).
+	return clustertest.Truncate(cmp.Diff(want, got), 6000)
+}

@@ -1,0 +1,134 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/features"
+)
+
+// Deps are the querier's runtime dependencies.
+type Deps struct {
+	// Source answers every read; arguspb.NewSeriesSourceClient(conn) fits.
+	Source seriesSource
+	// Logger receives the engine's and the API's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the querier's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Gatherer backs /api/v1/status/self_metrics; nil serves no metrics.
+	Gatherer prometheus.Gatherer
+}
+
+// Querier answers PromQL and the Prometheus HTTP API over one SeriesSource.
+// All methods are safe for concurrent use. It starts no goroutines and holds
+// no resources that need closing.
+type Querier struct {
+	queryable *queryable
+	engine    *promql.Engine
+	handler   http.Handler
+}
+
+// New builds a querier from a validated cfg. It does no I/O.
+func New(cfg Config, deps Deps) (*Querier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid querier config: %w", err)
+	}
+	if deps.Source == nil {
+		return nil, errors.New("querier needs a series source")
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "querier")
+	m := newMetrics(deps.Registerer)
+	feats := features.NewRegistry() // served by /api/v1/features
+	q := &Querier{
+		queryable: &queryable{src: deps.Source, metrics: m},
+		engine:    newEngine(cfg, logger, deps.Registerer, feats),
+	}
+	q.handler = newAPIHandler(q.engine, q.queryable, apiDeps{
+		cfg:        cfg,
+		logger:     logger,
+		registerer: deps.Registerer,
+		gatherer:   deps.Gatherer,
+		metrics:    m,
+		features:   feats,
+		started:    time.Now(),
+	})
+	return q, nil
+}
+
+// Queryable returns the storage view of the series source, for PromQL
+// engines and for anything else that reads through Prometheus's storage
+// interfaces. Every call reads the tenant from its context
+// (tenant.FromContext) and fails without one.
+func (q *Querier) Queryable() storage.SampleAndChunkQueryable { return q.queryable }
+
+// Handler serves the Prometheus HTTP API at PathPrefix+"/api/v1/": mount it
+// at PathPrefix+"/" without stripping the prefix, behind tenant.Middleware.
+// GET and POST are accepted for query, query_range, series, labels,
+// label/<name>/values, metadata, status/buildinfo and format_query.
+func (q *Querier) Handler() http.Handler { return q.handler }
+
+// newEngine builds a PromQL engine with the options a Prometheus 3 server
+// uses by default (cmd/prometheus/main.go): @ and negative offsets on, every
+// feature flag off, no query log, and the limits from cfg.
+func newEngine(cfg Config, logger *slog.Logger, reg prometheus.Registerer, feats features.Collector) *promql.Engine {
+	evalInterval := cfg.DefaultEvaluationInterval.Milliseconds()
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:             logger.With("component", "query engine"),
+		Reg:                prefixed(reg),
+		MaxSamples:         cfg.MaxSamples,
+		Timeout:            cfg.Timeout,
+		ActiveQueryTracker: newConcurrencyLimit(cfg.MaxConcurrent),
+		LookbackDelta:      cfg.LookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return evalInterval
+		},
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		EnablePerStepStats:       false,
+		EnableDelayedNameRemoval: false,
+		EnableTypeAndUnitLabels:  false,
+		UseStartTimestamps:       false,
+		EnableQueryCost:          false,
+		FeatureRegistry:          feats,
+		Parser:                   parser.NewParser(parser.Options{}),
+	})
+}
+
+// concurrencyLimit is a promql.QueryTracker that only bounds how many
+// queries run at once, without Prometheus's memory-mapped active query log.
+// It is safe for concurrent use.
+type concurrencyLimit struct {
+	slots chan struct{}
+}
+
+func newConcurrencyLimit(n int) *concurrencyLimit {
+	return &concurrencyLimit{slots: make(chan struct{}, n)}
+}
+
+func (l *concurrencyLimit) GetMaxConcurrent() int { return cap(l.slots) }
+
+// Insert blocks until a slot is free or ctx is done.
+func (l *concurrencyLimit) Insert(ctx context.Context, _ string) (int, error) {
+	select {
+	case l.slots <- struct{}{}:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (l *concurrencyLimit) Delete(int) { <-l.slots }
+
+func (*concurrencyLimit) Close() error { return nil }
