@@ -20,7 +20,7 @@ import (
 
 	"github.com/argus-tsdb/argus/distributor"
 	"github.com/argus-tsdb/argus/ingester"
-	_ "github.com/argus-tsdb/argus/internal/grpccodec" // The vtprotobuf codec for every gRPC call.
+	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/internal/service"
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -50,7 +50,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 	registerBuildInfo(a.reg)
 	roles := cfg.Roles()
 
-	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.Server.GRPCMaxMsgSize), grpc.MaxSendMsgSize(cfg.Server.GRPCMaxMsgSize))
+	grpcServer := grpc.NewServer(grpccodec.ServerOption(), grpc.MaxRecvMsgSize(cfg.Server.GRPCMaxMsgSize), grpc.MaxSendMsgSize(cfg.Server.GRPCMaxMsgSize))
 	a.grpc = &grpcService{server: grpcServer, addr: hostPort(cfg.Server.GRPCListenAddress, cfg.Server.GRPCListenPort), logger: logger}
 	a.services = append(a.services, service.Named{Name: "grpc-server", Service: a.grpc})
 
@@ -113,7 +113,7 @@ func (a *app) addDistributor(mux *http.ServeMux, addrs []string) error {
 		return fmt.Errorf("ring: %w", err)
 	}
 	a.clients = distributor.NewClientPool(
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize), grpc.MaxCallSendMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
 	)
 	d, err := distributor.New(a.cfg.Distributor, distributor.Deps{
@@ -135,7 +135,7 @@ func (a *app) addQuerier(mux *http.ServeMux, addrs []string) error {
 		return fmt.Errorf("querier: reading from %d ingesters needs the fan-out of issue #3; give exactly one address", len(addrs))
 	}
 	conn, err := grpc.NewClient(addrs[0],
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
 	)
 	if err != nil {

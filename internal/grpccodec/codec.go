@@ -1,14 +1,85 @@
-// Package grpccodec installs the gRPC codec every Argus process uses: the
-// vtprotobuf codec, which marshals generated messages with their fast
-// MarshalVT/UnmarshalVT methods instead of protobuf reflection.
+// Package grpccodec is the gRPC codec of every Argus client and server: it
+// marshals generated messages with their vtprotobuf MarshalVT/UnmarshalVT
+// methods instead of protobuf reflection.
+//
+// It is passed explicitly (ServerOption, DialOption) rather than registered
+// globally: dependencies register their own "proto" codecs in init functions
+// (the OpenTelemetry collector's pdata does, via Prometheus's OTLP code), and
+// the winner of that race would otherwise depend on import order.
 package grpccodec
 
 import (
-	vtgrpc "github.com/planetscale/vtprotobuf/codec/grpc"
-	"google.golang.org/grpc/encoding"
-	_ "google.golang.org/grpc/encoding/proto" // Registered first, so that ours replaces it.
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 )
 
-func init() {
-	encoding.RegisterCodec(vtgrpc.Codec{})
+// Name is the content-subtype of the codec, the standard one for protobuf.
+const Name = "proto"
+
+type vtMessage interface {
+	SizeVT() int
+	MarshalToSizedBufferVT([]byte) (int, error)
+	UnmarshalVT([]byte) error
+}
+
+// Codec implements encoding.CodecV2. It is safe for concurrent use.
+type Codec struct{}
+
+// Marshal encodes v into a buffer from the default gRPC pool.
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(vtMessage); ok {
+		size := m.SizeVT()
+		if mem.IsBelowBufferPoolingThreshold(size) {
+			buf := make([]byte, size)
+			if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
+				return nil, err
+			}
+			return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+		}
+		pool := mem.DefaultBufferPool()
+		buf := pool.Get(size)
+		if _, err := m.MarshalToSizedBufferVT(*buf); err != nil {
+			pool.Put(buf)
+			return nil, err
+		}
+		return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	}
+	pm, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("grpccodec: cannot marshal %T", v)
+	}
+	b, err := proto.Marshal(pm)
+	if err != nil {
+		return nil, err
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+// Unmarshal decodes data into v. Strings and bytes in v are copies: the
+// message does not alias data, whose buffers gRPC reuses.
+func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	if m, ok := v.(vtMessage); ok {
+		return m.UnmarshalVT(buf.ReadOnlyData())
+	}
+	pm, ok := v.(proto.Message)
+	if !ok {
+		return fmt.Errorf("grpccodec: cannot unmarshal into %T", v)
+	}
+	return proto.Unmarshal(buf.ReadOnlyData(), pm)
+}
+
+// Name returns the content-subtype.
+func (Codec) Name() string { return Name }
+
+// ServerOption makes a gRPC server use Codec.
+func ServerOption() grpc.ServerOption { return grpc.ForceServerCodecV2(Codec{}) }
+
+// DialOption makes a gRPC client use Codec.
+func DialOption() grpc.DialOption {
+	return grpc.WithDefaultCallOptions(grpc.ForceCodecV2(Codec{}))
 }
