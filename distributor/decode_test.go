@@ -74,3 +74,17 @@ func TestUnmarshalRequest(t *testing.T) {
 		t.Run(name, func(t *testing.T) { requireDecodesLikeGenerated(t, cases[name], req) })
 	}
 }
+
+func TestResetDecoded_BoundsWhatThePoolKeeps(t *testing.T) {
+	req := &arguspb.WriteRequest{}
+	for range maxPooledSeries + 5 {
+		req.Timeseries = append(req.Timeseries, series([]string{"__name__", "x"}, 1, 2))
+	}
+	resetDecoded(req)
+	require.Empty(t, req.Timeseries)
+	require.LessOrEqual(t, cap(req.Timeseries), maxPooledSeries)
+	kept := req.Timeseries[:cap(req.Timeseries)]
+	require.NotNil(t, kept[0])
+	require.Empty(t, kept[0].Labels, "reset")
+	require.Positive(t, cap(kept[0].Labels), "capacity kept for reuse")
+}

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/snappy"
-	"google.golang.org/protobuf/encoding/protowire"
+	protohelpers "github.com/planetscale/vtprotobuf/protohelpers"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
@@ -29,8 +29,9 @@ const maxPooledSeries = 10_000
 //
 // # Ownership
 //
-// req is decoded with UnmarshalVTUnsafe: every label string in it aliases
-// decoded, without a copy. decoded therefore stays alive, untouched, until
+// Each series of req is decoded with TimeSeries.UnmarshalVTUnsafe (see
+// unmarshalRequest): every label string in it aliases decoded, without a
+// copy. decoded therefore stays alive, untouched, until
 // every ingester push of the request has returned and the response body
 // (which formats rejected labels eagerly) is built; putWriteCtx ends it. The
 // batches hold the same *TimeSeries as req. A writeCtx is used by one
@@ -96,14 +97,16 @@ func reuse(b []byte) []byte {
 	return b[:0]
 }
 
-// resetRequest empties req but keeps the capacity of its slices. vtprotobuf
-// generates no reset that keeps capacity, so it is done here.
+// resetRequest empties a batch request but keeps the capacity of its series
+// slice, up to maxPooledSeries. vtprotobuf generates no reset that keeps
+// capacity, so it is done here.
 func resetRequest(req *arguspb.WriteRequest) {
 	ts := req.Timeseries[:cap(req.Timeseries)]
 	clear(ts)
-	md := req.Metadata[:cap(req.Metadata)]
-	clear(md)
-	*req = arguspb.WriteRequest{Timeseries: ts[:0], Metadata: md[:0]}
+	if len(ts) > maxPooledSeries {
+		ts = nil
+	}
+	*req = arguspb.WriteRequest{Timeseries: ts[:0]}
 }
 
 // resetDecoded empties the decoded request but keeps, for the next one, its
@@ -126,7 +129,9 @@ func resetDecoded(req *arguspb.WriteRequest) {
 		*ts = arguspb.TimeSeries{Labels: ls[:0], Samples: ss[:0]}
 	}
 	if len(all) > maxPooledSeries {
-		all = all[:maxPooledSeries:maxPooledSeries]
+		kept := make([]*arguspb.TimeSeries, maxPooledSeries) // Lets the larger array go.
+		copy(kept, all)
+		all = kept
 	}
 	md := req.Metadata[:cap(req.Metadata)]
 	clear(md)
@@ -198,42 +203,85 @@ func (wc *writeCtx) decode(limit int) error {
 // *TimeSeries that req's slice kept from earlier requests, whose Labels and
 // Samples slices keep their capacity: that saves, per series, the series
 // and the growth of both slices, a third of the allocations of a push.
-// Unknown fields are skipped.
+//
+// The framing is parsed exactly as the generated WriteRequest.UnmarshalVTUnsafe
+// parses it, so that both accept and reject the same inputs (a differential
+// test and the fuzz target check it); unknown fields are skipped, not kept.
 func unmarshalRequest(buf []byte, req *arguspb.WriteRequest) error {
-	for len(buf) > 0 {
-		num, typ, n := protowire.ConsumeTag(buf)
-		if n < 0 {
-			return protowire.ParseError(n)
+	for i := 0; i < len(buf); {
+		tag, n, err := readVarint(buf[i:])
+		if err != nil {
+			return err
 		}
-		buf = buf[n:]
+		fieldStart := i
+		i += n
+		// Truncated to int32 as the generated code does.
+		fieldNum, wireType := int32(tag>>3), int(tag&0x7)
 		switch {
-		case num == 1 && typ == protowire.BytesType:
-			b, n := protowire.ConsumeBytes(buf)
-			if n < 0 {
-				return protowire.ParseError(n)
+		case wireType == 4:
+			return errors.New("proto: WriteRequest: wiretype end group for non-group")
+		case fieldNum <= 0:
+			return fmt.Errorf("proto: WriteRequest: illegal tag %d (wire type %d)", fieldNum, tag)
+		case fieldNum == 1 || fieldNum == 3:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field %d of WriteRequest", wireType, fieldNum)
 			}
-			buf = buf[n:]
-			if err := nextSeries(req).UnmarshalVTUnsafe(b); err != nil {
+			b, n, err := readBytes(buf[i:])
+			if err != nil {
 				return err
 			}
-		case num == 3 && typ == protowire.BytesType:
-			b, n := protowire.ConsumeBytes(buf)
-			if n < 0 {
-				return protowire.ParseError(n)
+			i += n
+			if fieldNum == 3 {
+				req.Metadata = append(req.Metadata, b)
+			} else if err := nextSeries(req).UnmarshalVTUnsafe(b); err != nil {
+				return err
 			}
-			buf = buf[n:]
-			req.Metadata = append(req.Metadata, b)
-		case num == 1 || num == 3:
-			return fmt.Errorf("wrong wire type %d for field %d of WriteRequest", typ, num)
 		default:
-			n := protowire.ConsumeFieldValue(num, typ, buf)
-			if n < 0 {
-				return protowire.ParseError(n)
+			skip, err := protohelpers.Skip(buf[fieldStart:])
+			if err != nil {
+				return err
 			}
-			buf = buf[n:]
+			if skip < 0 || fieldStart+skip > len(buf) {
+				return io.ErrUnexpectedEOF
+			}
+			i = fieldStart + skip
 		}
 	}
 	return nil
+}
+
+// readVarint reads a varint as the generated code does: at most ten bytes,
+// bits past 64 dropped.
+func readVarint(buf []byte) (v uint64, n int, err error) {
+	for shift := uint(0); ; shift += 7 {
+		if shift >= 64 {
+			return 0, 0, protohelpers.ErrIntOverflow
+		}
+		if n >= len(buf) {
+			return 0, 0, io.ErrUnexpectedEOF
+		}
+		b := buf[n]
+		n++
+		v |= uint64(b&0x7F) << shift
+		if b < 0x80 {
+			return v, n, nil
+		}
+	}
+}
+
+// readBytes reads a length-delimited field value; b aliases buf.
+func readBytes(buf []byte) (b []byte, n int, err error) {
+	l, n, err := readVarint(buf)
+	if err != nil {
+		return nil, 0, err
+	}
+	if int(l) < 0 || n+int(l) < 0 {
+		return nil, 0, protohelpers.ErrInvalidLength
+	}
+	if n+int(l) > len(buf) {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	return buf[n : n+int(l)], n + int(l), nil
 }
 
 // nextSeries appends a series to req, reusing the one left in req's capacity
