@@ -2,7 +2,9 @@ package querier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -87,8 +89,8 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		remoteReadConcurrencyLimit,
 		remoteReadMaxBytesInFrame,
 		false, // isAgent
-		// CORS: no origin is allowed. The tenant travels in a custom header
-		// that a browser on another origin could not send anyway.
+		// CORS: no origin is allowed, unlike Prometheus's default ".*": a
+		// multi-tenant API is reached through a gateway, not from browsers.
 		regexp.MustCompile("^(?:)$"),
 		runtimeInfo(d.started),
 		buildInfo(),
@@ -126,13 +128,21 @@ func postAsGet(next http.Handler) http.Handler {
 			return
 		}
 		if err := r.ParseForm(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			badData(w, fmt.Errorf("error parsing form values: %w", err))
 			return
 		}
 		g := r.Clone(r.Context()) // Clone copies the parsed form.
 		g.Method = http.MethodGet
 		next.ServeHTTP(w, g)
 	})
+}
+
+// badData answers 400 with Prometheus's error envelope.
+func badData(w http.ResponseWriter, err error) {
+	b, _ := json.Marshal(&v1.Response{Status: "error", ErrorType: "bad_data", Error: err.Error()}) // Cannot fail: strings only.
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = w.Write(b) // The client is gone if this fails.
 }
 
 func getOnlyReadPath(p string) bool {

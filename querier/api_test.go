@@ -119,11 +119,11 @@ func grafanaRequests(tn string) []apiRequest {
 		reqs = append(reqs,
 			apiRequest{m, "/api/v1/query_range", rangeForm(`sum by (job) (rate(http_requests_total[2m]))`, 30_000), tn},
 			apiRequest{m, "/api/v1/query_range", rangeForm(`sum by (job) (rate(http_requests_total[5m]))`, 60_000), tn},
-			apiRequest{m, "/api/v1/query_range", rangeForm(`histogram_quantile(0.95, sum by (le) (rate(request_duration_seconds_bucket[5m])))`, 120_000), tn},
+			apiRequest{m, "/api/v1/query_range", rangeForm(`histogram_quantile(0.5, sum by (le) (rate(request_duration_seconds_bucket[5m])))`, 120_000), tn},
 			apiRequest{m, "/api/v1/query_range", rangeForm(`temperature`, 15_000), tn},
 			apiRequest{m, "/api/v1/query_range", url.Values{"query": {"up"}, "start": {secs(start)}, "end": {secs(end)}, "step": {"0"}}, tn},
 			apiRequest{m, "/api/v1/query", instant(`topk(3, rate(http_requests_total[5m]))`, end), tn},
-			apiRequest{m, "/api/v1/query", instant(`count_values("c", temperature) or vector(0)`, t0+30*60_000), tn},
+			apiRequest{m, "/api/v1/query", instant(`count by (room) (temperature) or vector(0)`, t0+30*60_000), tn},
 			apiRequest{m, "/api/v1/query", instant(`scalar(sum(up))`, t0+30*60_000), tn},
 			apiRequest{m, "/api/v1/query", instant(`"a string"`, t0), tn},
 			apiRequest{m, "/api/v1/query", instant(`http_requests_total[1m]`, t0+30*60_000), tn},
@@ -450,4 +450,34 @@ func TestNew_Validates(t *testing.T) {
 	require.ErrorContains(t, err, "querier.max-concurrent")
 	_, err = New(defaultConfig(t), Deps{})
 	require.Error(t, err)
+}
+
+func TestPostAsGet_BadForm(t *testing.T) {
+	q, _ := newTestQuerier(t, nil)
+	srv := serveMounted(t, q.Handler())
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+PathPrefix+"/api/v1/label/job/values", strings.NewReader("%zz"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(tenant.HeaderName, tenantA)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Empty(t, cmp.Diff(decodeJSON(t, `{"status":"error","errorType":"bad_data","error":"error parsing form values: invalid URL escape \"%zz\""}`), decodeJSON(t, string(b))))
+}
+
+func TestHandler_NoCORSOrigin(t *testing.T) {
+	q, _ := newTestQuerier(t, nil)
+	srv := serveMounted(t, q.Handler())
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+PathPrefix+"/api/v1/status/buildinfo", nil)
+	require.NoError(t, err)
+	req.Header.Set(tenant.HeaderName, tenantA)
+	req.Header.Set("Origin", "https://elsewhere.example")
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
 }

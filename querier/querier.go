@@ -19,7 +19,8 @@ import (
 type Deps struct {
 	// Source answers every read; arguspb.NewSeriesSourceClient(conn) fits.
 	Source seriesSource
-	// Logger receives the engine's and the API's logs; nil discards them.
+	// Logger receives the engine's and the API's logs, with the component
+	// already attached; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the querier's metrics; nil registers none.
 	Registerer prometheus.Registerer
@@ -36,7 +37,8 @@ type Querier struct {
 	handler   http.Handler
 }
 
-// New builds a querier from a validated cfg. It does no I/O.
+// New validates cfg and builds a querier. It does no I/O and starts no
+// goroutines.
 func New(cfg Config, deps Deps) (*Querier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid querier config: %w", err)
@@ -48,7 +50,6 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "querier")
 	m := newMetrics(deps.Registerer)
 	feats := features.NewRegistry() // served by /api/v1/features
 	q := &Querier{
@@ -85,7 +86,7 @@ func (q *Querier) Handler() http.Handler { return q.handler }
 func newEngine(cfg Config, logger *slog.Logger, reg prometheus.Registerer, feats features.Collector) *promql.Engine {
 	evalInterval := cfg.DefaultEvaluationInterval.Milliseconds()
 	return promql.NewEngine(promql.EngineOpts{
-		Logger:             logger.With("component", "query engine"),
+		Logger:             logger,
 		Reg:                prefixed(reg),
 		MaxSamples:         cfg.MaxSamples,
 		Timeout:            cfg.Timeout,

@@ -79,6 +79,7 @@ func TestQueryable_MatchesPrometheusTSDB(t *testing.T) {
 		{expr: `increase(http_requests_total{job="api"}[10m])`},
 		{expr: `sum by (job) (rate(http_requests_total[5m]))`},
 		{expr: `histogram_quantile(0.9, sum by (le) (rate(request_duration_seconds_bucket[5m])))`},
+		{expr: `histogram_quantile(0.5, rate(request_duration_seconds_bucket[10m]))`},
 		{expr: `rate(request_duration_seconds_sum[5m]) / rate(request_duration_seconds_count[5m])`},
 		{expr: `topk(2, http_requests_total)`},
 		{expr: `bottomk(1, rate(http_requests_total[5m]))`},

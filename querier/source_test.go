@@ -18,10 +18,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
@@ -284,11 +284,11 @@ func sortedUnique(ss []string, limit int64) []string {
 }
 
 // startSource serves src with a real gRPC server on an in-memory listener
-// and returns a real client of it.
+// and returns a real client of it, both with Argus's codec, as cmd does.
 func startSource(t testing.TB, src arguspb.SeriesSourceServer) arguspb.SeriesSourceClient {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(vtCodec{}))
+	srv := grpc.NewServer(grpccodec.ServerOption())
 	arguspb.RegisterSeriesSourceServer(srv, src)
 	done := make(chan struct{})
 	go func() {
@@ -297,8 +297,7 @@ func startSource(t testing.TB, src arguspb.SeriesSourceServer) arguspb.SeriesSou
 	}()
 	conn, err := grpc.NewClient("passthrough:///bufconn",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(vtCodec{})))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption())
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, conn.Close())
@@ -307,29 +306,6 @@ func startSource(t testing.TB, src arguspb.SeriesSourceServer) arguspb.SeriesSou
 	})
 	return arguspb.NewSeriesSourceClient(conn)
 }
-
-// vtCodec is the vtprotobuf wire codec, forced on the test's server and
-// client instead of the process-wide "proto" codec: in any binary that links
-// web/api/v1 (as this package does), OpenTelemetry's pdata replaces that codec
-// with one whose fallback is nil once internal/grpccodec has registered a V1
-// codec, and it panics on every Argus message. TestProcessCodec tracks it.
-type vtCodec struct{}
-
-type vtMessage interface {
-	MarshalVT() ([]byte, error)
-	UnmarshalVT([]byte) error
-}
-
-func (vtCodec) Marshal(v any) (mem.BufferSlice, error) {
-	b, err := v.(vtMessage).MarshalVT()
-	return mem.BufferSlice{mem.SliceBuffer(b)}, err
-}
-
-func (vtCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	return v.(vtMessage).UnmarshalVT(data.Materialize())
-}
-
-func (vtCodec) Name() string { return "proto" }
 
 // newFakeSource returns a fake over the fixture and a client connected to it.
 func newFakeSource(t testing.TB) (*fakeSource, arguspb.SeriesSourceClient) {
