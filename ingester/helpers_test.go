@@ -4,17 +4,16 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -293,5 +292,8 @@ func metricName(n int) []string {
 	return []string{"__name__", fmt.Sprintf("m%03d", n), "job", "test"}
 }
 
-var _ = io.EOF
-var _ = strings.Compare
+func labelsOf(lbls ...string) labels.Labels { return labels.FromStrings(lbls...) }
+
+func lsetHash(lbls ...string) uint64 { return labels.FromStrings(lbls...).Hash() }
+
+func chunksRef(n uint64) chunks.HeadSeriesRef { return chunks.HeadSeriesRef(n) }

@@ -11,15 +11,16 @@
 # Everything runs with GOMAXPROCS=1 (-cpu=1), so throughputs are per core.
 # About 8 minutes on 2 cores with the defaults. Knobs (environment):
 #
-#   BENCH_COUNT=5          runs of the timed benchmarks (append, range query)
+#   BENCH_COUNT=6          rounds of the timed benchmarks (append, range
+#                          query); benchstat needs 6 for confidence intervals
 #   BENCH_TIME=1s          -benchtime of the timed benchmarks
-#   BENCH_ONESHOT_COUNT=3  runs of the one-shot ones (persisted bytes, memory)
-#   BENCH_FILTER=.         only the sub-benchmarks matching this -bench regexp
-#                          suffix, e.g. BENCH_FILTER=/impl=argus
+#   BENCH_ONESHOT_COUNT=3  rounds of the one-shot ones (persisted bytes, memory)
+#   BENCH_FILTER=          appended to every -bench regexp to run only some
+#                          sub-benchmarks, e.g. BENCH_FILTER=/impl=argus
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-count="${BENCH_COUNT:-5}"
+count="${BENCH_COUNT:-6}"
 benchtime="${BENCH_TIME:-1s}"
 oneshot_count="${BENCH_ONESHOT_COUNT:-3}"
 filter="${BENCH_FILTER:-}"
@@ -32,31 +33,49 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 raw="$out/bench-$stamp.txt"
 ln -sfn "bench-$stamp.txt" "$out/latest.txt"
 
-run() { # run <-bench regexp> <count> <benchtime>
-	go test -run='^$' -bench="$1$filter" -benchmem -cpu=1 -count="$2" -benchtime="$3" \
+run() { # run <-bench regexp> <benchtime>
+	go test -run='^$' -bench="$1$filter" -benchmem -cpu=1 -count=1 -benchtime="$2" \
 		-timeout=30m "$pkg" | tee -a "$raw"
 }
 
 echo "bench: raw output in $raw" >&2
-{ echo "# $(go version) on $(nproc) cores, GOMAXPROCS=1, $(date -u +%FT%TZ)"; } >"$raw"
-# The timed benchmarks: b.Loop runs each for benchtime.
-run '^(BenchmarkAppend|BenchmarkRangeQuery)$' "$count" "$benchtime"
-# The one-shot ones: an op ingests a whole data set; their metrics are
-# (nearly) deterministic, so a few runs suffice.
-run '^(BenchmarkPersistedBytes|BenchmarkSeriesMemory)$' "$oneshot_count" 1x
+echo "# $(go version) on $(nproc) cores, GOMAXPROCS=1, $(date -u +%FT%TZ)" >"$raw"
+# One go test per round, each running both sides back to back, so that the
+# noise of a shared machine hits Argus and Prometheus alike rather than
+# whichever ran during a burst.
+for ((i = 1; i <= count; i++)); do
+	echo "bench: timed benchmarks, round $i of $count" >&2
+	# b.Loop runs each for benchtime.
+	run '^(BenchmarkAppend|BenchmarkAppendPrometheusReference|BenchmarkRangeQuery)$' "$benchtime"
+done
+for ((i = 1; i <= oneshot_count; i++)); do
+	echo "bench: one-shot benchmarks, round $i of $oneshot_count" >&2
+	# An op ingests a whole data set; the metrics are (nearly)
+	# deterministic, so a few rounds suffice.
+	run '^(BenchmarkPersistedBytes|BenchmarkSeriesMemory)$' 1x
+done
 
 # The table: the median of each metric over the runs, per side, and the ratio.
-# Rows are: title | benchmark name with IMPL for the side | unit | goal op | goal.
+# Rows are: title | Argus benchmark | Prometheus benchmark | unit | goal op |
+# goal ratio | divisor and unit for display.
 table="$out/bench-$stamp.table"
-awk -v rows="$(cat <<'EOF'
-append throughput, 10K series (samples/s per core)|BenchmarkAppend/impl=IMPL/series=10000|samples/s|>=|1.0
-append throughput, 100K series (samples/s per core)|BenchmarkAppend/impl=IMPL/series=100000|samples/s|>=|1.0
-persisted chunk bytes/sample, 10K series x 3h|BenchmarkPersistedBytes/impl=IMPL/series=10000|chunk-bytes/sample|<=|1.0
-persisted file bytes/sample, 10K series x 3h|BenchmarkPersistedBytes/impl=IMPL/series=10000|file-bytes/sample|<=|1.0
-heap bytes per in-memory series (HeapInuse), 100K|BenchmarkSeriesMemory/impl=IMPL/series=100000|heap-inuse-bytes/series|<=|0.7
-heap bytes per in-memory series (HeapAlloc), 100K|BenchmarkSeriesMemory/impl=IMPL/series=100000|heap-alloc-bytes/series|<=|0.7
-range query sum by (job) (rate[5m]), 3h/60s (ns/query)|BenchmarkRangeQuery/impl=IMPL/series=10000/query=sum_rate|ns/op|-|
-range query, 8 series selected, 3h/60s (ns/query)|BenchmarkRangeQuery/impl=IMPL/series=10000/query=selective|ns/op|-|
+A=BenchmarkAppend/impl=argus
+P=BenchmarkAppend/impl=prometheus
+R=BenchmarkAppendPrometheusReference/series=100000/labels=prebuilt
+B=BenchmarkPersistedBytes
+M=BenchmarkSeriesMemory
+Q=BenchmarkRangeQuery
+awk -v rows="$(cat <<EOF
+append, 10K series (samples/s per core)|$A/series=10000|$P/series=10000|samples/s|>=|1.0|1|
+append, 100K series (samples/s per core)|$A/series=100000|$P/series=100000|samples/s|>=|1.0|1|
+reference: append 100K, Prometheus given prebuilt labels|$A/series=100000|$R/refs=none|samples/s|ref||1|
+reference: append 100K, Prometheus with cached refs (scrape loop)|$A/series=100000|$R/refs=cached|samples/s|ref||1|
+persisted chunk bytes/sample, 10K series x 3h|$B/impl=argus/series=10000|$B/impl=prometheus/series=10000|chunk-bytes/sample|<=|1.0|1|
+persisted file bytes/sample, 10K series x 3h|$B/impl=argus/series=10000|$B/impl=prometheus/series=10000|file-bytes/sample|<=|1.0|1|
+heap bytes per in-memory series (HeapInuse), 100K|$M/impl=argus/series=100000|$M/impl=prometheus/series=100000|heap-inuse-bytes/series|<=|0.7|1|
+heap bytes per in-memory series (HeapAlloc), 100K|$M/impl=argus/series=100000|$M/impl=prometheus/series=100000|heap-alloc-bytes/series|<=|0.7|1|
+range query sum by (job) (rate[5m]), 10K series, 3h/60s|$Q/impl=argus/series=10000/query=sum_rate|$Q/impl=prometheus/series=10000/query=sum_rate|ns/op|-||1e6| ms
+range query selecting 8 series, 3h/60s|$Q/impl=argus/series=10000/query=selective|$Q/impl=prometheus/series=10000/query=selective|ns/op|-||1e6| ms
 EOF
 )" '
 # median of the space-separated numbers in s
@@ -70,11 +89,13 @@ function median(s,    v, n, i, j, t) {
 	}
 	return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 }
-function fmtnum(x) {
+function fmtnum(x, div, suffix) {
 	if (x == "") return "n/a"
-	if (x >= 1e6) return sprintf("%.3gM", x / 1e6)
-	if (x >= 100) return sprintf("%.0f", x)
-	return sprintf("%.3g", x)
+	x = x / div
+	if (x >= 1e6) return sprintf("%.3gM%s", x / 1e6, suffix)
+	if (x >= 1e4) return sprintf("%.0fk%s", x / 1e3, suffix)
+	if (x >= 100) return sprintf("%.0f%s", x, suffix)
+	return sprintf("%.3g%s", x, suffix)
 }
 /^Benchmark/ {
 	name = $1
@@ -86,19 +107,19 @@ END {
 	printf "| --- | ---: | ---: | ---: | --- |\n"
 	n = split(rows, r, "\n")
 	for (k = 1; k <= n; k++) {
-		if (split(r[k], f, "|") < 4) continue
-		a = f[2]; p = f[2]
-		sub(/IMPL/, "argus", a); sub(/IMPL/, "prometheus", p)
-		ma = median(vals[a SUBSEP f[3]]); mp = median(vals[p SUBSEP f[3]])
+		if (split(r[k], f, "|") < 8) continue
+		ma = median(vals[f[2] SUBSEP f[4]]); mp = median(vals[f[3] SUBSEP f[4]])
 		ratio = "n/a"; verdict = ""
 		if (ma != "" && mp != "" && mp + 0 != 0) {
 			q = ma / mp
 			ratio = sprintf("%.2fx", q)
-			if (f[4] == ">=") verdict = (q >= f[5]) ? "ok" : "MISSED"
-			if (f[4] == "<=") verdict = (q <= f[5]) ? "ok" : "MISSED"
+			if (f[5] == ">=") verdict = (q >= f[6]) ? " ok" : " MISSED"
+			if (f[5] == "<=") verdict = (q <= f[6]) ? " ok" : " MISSED"
 		}
-		goal = (f[4] == "-") ? "(none)" : sprintf("%s %sx %s", (f[4] == ">=") ? ">=" : "<=", f[5], verdict)
-		printf "| %s | %s | %s | %s | %s |\n", f[1], fmtnum(ma), fmtnum(mp), ratio, goal
+		if (f[5] == "-") goal = "(none)"
+		else if (f[5] == "ref") goal = "(reference)"
+		else goal = sprintf("%s %sx%s", f[5], f[6], verdict)
+		printf "| %s | %s | %s | %s | %s |\n", f[1], fmtnum(ma, f[7], f[8]), fmtnum(mp, f[7], f[8]), ratio, goal
 	}
 }' "$raw" >"$table"
 
@@ -116,6 +137,6 @@ if [[ -z "$benchstat" && ! -x "$tools_bin/benchstat" ]]; then
 fi
 [[ -z "$benchstat" && -x "$tools_bin/benchstat" ]] && benchstat="$tools_bin/benchstat"
 if [[ -n "$benchstat" ]]; then
-	"$benchstat" -col /impl "$raw" >"$out/bench-$stamp.benchstat" &&
-		echo "benchstat -col /impl: $out/bench-$stamp.benchstat"
+	"$benchstat" -col '/impl@(prometheus argus)' "$raw" >"$out/bench-$stamp.benchstat" &&
+		echo "benchstat (Prometheus as the base): $out/bench-$stamp.benchstat"
 fi

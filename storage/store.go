@@ -193,6 +193,10 @@ func newWriter(tx *bbolt.Tx) *writer {
 	// buckets: fill their pages up instead of leaving half of each empty.
 	w.series.FillPercent = 0.95
 	w.seriesTime.FillPercent = 0.95
+	// A series' new chunk goes to the right end of its key range, in the
+	// middle of the bucket. Splitting full leaves at 90% instead of bbolt's
+	// 50% cut the file size by about a fifth in BenchmarkAppend (mode=extend).
+	w.chunks.FillPercent = 0.9
 	return w
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
@@ -18,8 +19,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	_ "github.com/argus-tsdb/argus/internal/grpccodec" // The codec every Argus process uses.
 	"github.com/argus-tsdb/argus/ingester"
+	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/querier"
 	"github.com/argus-tsdb/argus/storage"
@@ -31,8 +32,9 @@ const grpcMaxMsgSize = 100 << 20
 // argusIngester is the Argus side: an ingester with its default config (WAL
 // on, snappy, fsync every 1s; flush of finished chunks every 10s) in a temp
 // dir, run as the service manager runs it: Starting, then Running in a
-// goroutine, then Stopping. Push is called in-process (no gRPC); reads go
-// through the querier over a real gRPC connection (see queryable).
+// goroutine (unless openOptions.noBackground), then Stopping. Push is called
+// in-process (no gRPC); reads go through the querier over a real gRPC
+// connection (see queryable).
 type argusIngester struct {
 	dir string
 	reg *prometheus.Registry
@@ -48,7 +50,7 @@ type argusIngester struct {
 	err  error
 }
 
-func openArgus(tb testing.TB) tsdbUnderTest {
+func openArgus(tb testing.TB, o openOptions) tsdbUnderTest {
 	tb.Helper()
 	var cfg ingester.Config
 	cfg.RegisterFlags(flag.NewFlagSet("bench", flag.ContinueOnError)) // The defaults.
@@ -63,7 +65,11 @@ func openArgus(tb testing.TB) tsdbUnderTest {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &argusIngester{dir: cfg.Dir, reg: reg, ing: ing, cancelRun: cancel, runDone: make(chan error, 1)}
-	go func() { a.runDone <- ing.Running(runCtx) }()
+	if o.noBackground {
+		a.runDone <- nil
+	} else {
+		go func() { a.runDone <- ing.Running(runCtx) }()
+	}
 	tb.Cleanup(func() {
 		if err := a.close(); err != nil {
 			tb.Errorf("close argus ingester: %v", err)
@@ -98,7 +104,7 @@ func (a *argusIngester) persist(ctx context.Context, _ int64) (persisted, error)
 	if out.fileBytes, err = dirSize(filepath.Dir(path), func(dir string) bool { return filepath.Base(dir) == "wal" }); err != nil {
 		return out, fmt.Errorf("measure chunk store: %w", err)
 	}
-	v, err := counterValue(a.reg, "argus_ingester_persisted_chunk_bytes_total")
+	v, err := metricValue(a.reg, "argus_ingester_persisted_chunk_bytes_total")
 	if err != nil {
 		return out, err
 	}
@@ -138,9 +144,35 @@ func storedChunkBytes(path string) (bytes, samples int64, err error) {
 	return bytes, samples, nil
 }
 
-// counterValue returns the value of the counter name in g (summed over its
-// label sets).
-func counterValue(g prometheus.Gatherer, name string) (float64, error) {
+// settle waits for the ingester's periodic flush (every FlushPeriod, 10s by
+// default) to write the finishedChunks chunks cut so far to the chunk store
+// and drop them from memory, as they would be in a running ingester. (The
+// flush queue gauge drops to 0 when a flush starts, not when it ends, so it
+// cannot tell.)
+func (a *argusIngester) settle(ctx context.Context, finishedChunks int) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		persisted, err := metricValue(a.reg, "argus_ingester_chunks_persisted_total")
+		if err != nil {
+			return err
+		}
+		if int(persisted) >= finishedChunks {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the flush of %d chunks, %v persisted: %w", finishedChunks, persisted, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// metricValue returns the value of the counter or gauge name in g (summed
+// over its label sets).
+func metricValue(g prometheus.Gatherer, name string) (float64, error) {
 	mfs, err := g.Gather()
 	if err != nil {
 		return 0, err
@@ -151,7 +183,7 @@ func counterValue(g prometheus.Gatherer, name string) (float64, error) {
 		}
 		var v float64
 		for _, m := range mf.GetMetric() {
-			v += m.GetCounter().GetValue()
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 		return v, nil
 	}
@@ -160,19 +192,20 @@ func counterValue(g prometheus.Gatherer, name string) (float64, error) {
 
 // queryable serves the ingester's SeriesSource on 127.0.0.1:0 and returns
 // the Argus querier's Queryable over a gRPC client of it, as the all-in-one
-// process wires them (cmd/argus): what is measured includes the Series
-// stream's marshalling and the querier's chunk decoding.
+// process wires them (cmd/argus, with the same codec and message size
+// limits): what is measured includes the Series stream's marshalling and the
+// querier's chunk decoding.
 func (a *argusIngester) queryable(tb testing.TB) promstorage.Queryable {
 	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("listen: %v", err)
 	}
-	a.srv = grpc.NewServer(grpc.MaxRecvMsgSize(grpcMaxMsgSize), grpc.MaxSendMsgSize(grpcMaxMsgSize))
+	a.srv = grpc.NewServer(grpccodec.ServerOption(), grpc.MaxRecvMsgSize(grpcMaxMsgSize), grpc.MaxSendMsgSize(grpcMaxMsgSize))
 	arguspb.RegisterSeriesSourceServer(a.srv, a.ing)
 	go func() { _ = a.srv.Serve(lis) }() // Returns when Stop is called in close.
 	a.conn, err = grpc.NewClient(lis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcMaxMsgSize)))
 	if err != nil {
 		tb.Fatalf("dial ingester: %v", err)

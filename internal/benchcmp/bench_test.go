@@ -1,15 +1,17 @@
 // Benchmarks comparing Argus with Prometheus's TSDB on the same generated
-// series. Every benchmark has the sub-benchmarks impl=argus and
-// impl=prometheus; compare them with `make bench` (scripts/bench.sh prints
-// the Argus/Prometheus ratios) or by hand:
+// series. Each has the sub-benchmarks impl=argus and impl=prometheus, except
+// BenchmarkAppendPrometheusReference (Prometheus only). `make bench`
+// (scripts/bench.sh, about 6 minutes) runs them and prints the medians and
+// the Argus/Prometheus ratios; by hand:
 //
 //	go test -run='^$' -bench=. -benchmem -cpu=1 -count=6 ./internal/benchcmp/ | tee new.txt
-//	benchstat -col /impl new.txt          # Argus against Prometheus
-//	benchstat old.txt new.txt             # a change against a baseline
+//	benchstat -col '/impl@(prometheus argus)' new.txt   # Argus against Prometheus
+//	benchstat old.txt new.txt                           # a change against a baseline
 //
-// benchstat: go install golang.org/x/perf/cmd/benchstat@latest. Run with
-// -cpu=1 (GOMAXPROCS=1) so that samples/s is per core. docs/benchmarks.md says
-// what each benchmark measures and what is not apples to apples.
+// benchstat is golang.org/x/perf/cmd/benchstat (scripts/bench.sh installs a
+// pinned version). Always run with -cpu=1 (GOMAXPROCS=1), so that samples/s is
+// per core and both sides get the same CPU. docs/benchmarks.md says what each
+// benchmark measures and what is not apples to apples.
 package benchcmp
 
 import (
@@ -18,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
 )
@@ -34,7 +38,7 @@ func BenchmarkAppend(b *testing.B) {
 				series := generateSeries(n)
 				g := newValueGen(series)
 				reqs := newRequests(series, false)
-				db := im.open(b)
+				db := im.open(b, openOptions{})
 				const warmup = 2 // Creates the series and their first chunks.
 				pushAll(ctx, b, db, g, reqs, 0, warmup)
 				k := warmup
@@ -54,17 +58,82 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// persistScrapes is 3h of 15s scrapes: 720 samples, 6 chunks of 120 per
-// series on both sides (both cut chunks at 120 samples and at 2h
-// boundaries).
+// BenchmarkAppendPrometheusReference measures two cheaper ways into the
+// Prometheus head than the remote-write path of BenchmarkAppend, as reference
+// points: label sets built once before the timer (labels=prebuilt, so no
+// labels.Labels is built per request), and on top of that the series refs
+// cached, as Prometheus's scrape loop does (refs=cached, so no label lookup).
+// Argus's Push cannot take either shortcut: every request carries the labels.
+func BenchmarkAppendPrometheusReference(b *testing.B) {
+	const n = 100_000
+	for _, v := range []struct {
+		name      string
+		cacheRefs bool
+	}{
+		{name: "labels=prebuilt/refs=none"},
+		{name: "labels=prebuilt/refs=cached", cacheRefs: true},
+	} {
+		b.Run(fmt.Sprintf("series=%d/%s", n, v.name), func(b *testing.B) {
+			ctx := tenant.With(b.Context(), tenantID)
+			series := generateSeries(n)
+			g := newValueGen(series)
+			reqs := newRequests(series, false)
+			db := openPrometheus(b, openOptions{}).(*promHead)
+			// lsets[k][i] and refs[k][i] belong to series i of request k.
+			lsets := make([][]labels.Labels, len(reqs))
+			refs := make([][]storage.SeriesRef, len(reqs))
+			for k, req := range reqs {
+				for _, ts := range req.Timeseries {
+					db.builder.Reset()
+					for _, l := range ts.Labels {
+						db.builder.Add(l.Name, l.Value)
+					}
+					lsets[k] = append(lsets[k], db.builder.Labels())
+				}
+				if v.cacheRefs {
+					refs[k] = make([]storage.SeriesRef, len(req.Timeseries))
+				}
+			}
+			pushScrape := func(scrape int) {
+				g.fill(reqs, scrapeTime(scrape))
+				for k, req := range reqs {
+					if err := db.pushCached(ctx, req, lsets[k], refs[k]); err != nil {
+						b.Fatalf("push: %v", err)
+					}
+				}
+			}
+			const warmup = 2 // Creates the series and their first chunks.
+			for scrape := range warmup {
+				pushScrape(scrape)
+			}
+			next := warmup
+			b.ReportAllocs()
+			for b.Loop() {
+				pushScrape(next)
+				next++
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+// samplesPerChunk is where both TSDBs cut a chunk (unless a 2h boundary
+// comes first).
+const samplesPerChunk = 120
+
+// persistScrapes is 3h of 15s scrapes: 720 samples, 6 chunks of
+// samplesPerChunk per series on both sides.
 const persistScrapes = 720
 
 // BenchmarkPersistedBytes measures how compactly each TSDB persists 3h of
 // samples of 10K series: one op ingests them into a fresh TSDB, persists
 // them, and measures the encoded chunks and the files. One more scrape is
 // pushed after the 3h, so that the last chunk of the 3h is cut on both sides
-// (Argus persists only cut chunks); it is not measured. The metrics are
-// deterministic (fixed seed); ns/op is the time to ingest and persist.
+// (Argus persists only cut chunks); it is not measured. Argus runs without
+// its periodic flush, so that Stopping writes every chunk in one flush and
+// the file size does not depend on how many flushes the ingest spanned. The
+// metrics are deterministic (fixed seed); ns/op is the time to ingest and
+// persist.
 func BenchmarkPersistedBytes(b *testing.B) {
 	const n = 10_000
 	for _, im := range impls {
@@ -74,7 +143,7 @@ func BenchmarkPersistedBytes(b *testing.B) {
 			var p persisted
 			b.ReportAllocs()
 			for b.Loop() {
-				db := im.open(b)
+				db := im.open(b, openOptions{noBackground: true})
 				pushAll(ctx, b, db, newValueGen(series), newRequests(series, false), 0, persistScrapes+1)
 				var err error
 				if p, err = db.persist(ctx, scrapeTime(persistScrapes-1)); err != nil {
@@ -112,7 +181,7 @@ func BenchmarkSeriesMemory(b *testing.B) {
 			for b.Loop() {
 				g := newValueGen(series)
 				before := liveHeap()
-				db := im.open(b)
+				db := im.open(b, openOptions{})
 				pushAll(ctx, b, db, g, newRequests(series, true), 0, memScrapes)
 				after := liveHeap()
 				inuse = (float64(after.HeapInuse) - float64(before.HeapInuse)) / n
@@ -145,7 +214,7 @@ const queryScrapes = 720
 // the 10K), and a selective query of few series.
 var benchQueries = []struct {
 	name, expr string
-	// series is the number of series in the result, checked once per run.
+	// series is the number of series in the result, checked on every query.
 	series int
 }{
 	{name: "sum_rate", expr: `sum by (job) (rate(` + queryMetric + `[5m]))`, series: len(jobs)},
@@ -154,16 +223,22 @@ var benchQueries = []struct {
 
 // BenchmarkRangeQuery measures PromQL range queries through the same engine
 // (newBenchEngine) over 3h of 10K series: Argus through its querier's
-// Queryable over a real in-process gRPC connection to the ingester,
-// Prometheus over its head. One op is one query, parsed, executed and closed.
+// Queryable over a real in-process gRPC connection to the ingester, once its
+// flush has moved the finished chunks (all but the last of each series) to
+// the chunk store; Prometheus over its head. One op is one query, parsed,
+// executed and closed.
 func BenchmarkRangeQuery(b *testing.B) {
 	const n = 10_000
 	for _, im := range impls {
 		b.Run(fmt.Sprintf("impl=%s/series=%d", im.name, n), func(b *testing.B) {
 			ctx := tenant.With(b.Context(), tenantID)
 			series := generateSeries(n)
-			db := im.open(b)
+			db := im.open(b, openOptions{})
 			pushAll(ctx, b, db, newValueGen(series), newRequests(series, false), 0, queryScrapes)
+			// All but the last chunk of each series are finished.
+			if err := db.settle(ctx, n*((queryScrapes-1)/samplesPerChunk)); err != nil {
+				b.Fatalf("settle: %v", err)
+			}
 			queryable := db.queryable(b)
 			engine := newBenchEngine()
 			start, end := time.UnixMilli(scrapeTime(0)), time.UnixMilli(scrapeTime(queryScrapes-1))

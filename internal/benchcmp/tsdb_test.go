@@ -20,6 +20,11 @@ type tsdbUnderTest interface {
 	// of memory into the TSDB's persistent format and measures them. Only
 	// close may follow.
 	persist(ctx context.Context, maxt int64) (persisted, error)
+	// settle waits until the background work that the pushes so far set off
+	// is done, so that a benchmark that follows measures the steady state
+	// (Argus: the periodic flush of the finishedChunks chunks that the
+	// pushes cut to the chunk store).
+	settle(ctx context.Context, finishedChunks int) error
 	// queryable reads everything pushed so far. Only valid before persist.
 	queryable(tb testing.TB) storage.Queryable
 	// close releases everything; it is idempotent.
@@ -41,7 +46,15 @@ type persisted struct {
 // closes it in tb.Cleanup.
 type impl struct {
 	name string
-	open func(tb testing.TB) tsdbUnderTest
+	open func(tb testing.TB, o openOptions) tsdbUnderTest
+}
+
+// openOptions tune how a side is run.
+type openOptions struct {
+	// noBackground runs no background loop: Argus's Running (periodic
+	// flush, WAL fsync and truncation) is not started, so that what is
+	// persisted does not depend on timing. Prometheus's head has none.
+	noBackground bool
 }
 
 // impls are the two sides, Argus first (sub-benchmark impl=argus, then

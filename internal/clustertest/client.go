@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -56,6 +57,12 @@ func Labels(nameValues ...string) []Label {
 // WriteRequest, not yet snappy-compressed.
 func MarshalWriteRequest(t testing.TB, series []TimeSeries) []byte {
 	t.Helper()
+	b, err := marshalWriteRequest(series)
+	require.NoError(t, err)
+	return b
+}
+
+func marshalWriteRequest(series []TimeSeries) ([]byte, error) {
 	req := &arguspb.WriteRequest{Timeseries: make([]*arguspb.TimeSeries, 0, len(series))}
 	for _, s := range series {
 		ts := &arguspb.TimeSeries{
@@ -70,9 +77,7 @@ func MarshalWriteRequest(t testing.TB, series []TimeSeries) []byte {
 		}
 		req.Timeseries = append(req.Timeseries, ts)
 	}
-	b, err := req.MarshalVT()
-	require.NoError(t, err)
-	return b
+	return req.MarshalVT()
 }
 
 // EncodeWriteRequest returns the body of a remote-write 1.0 push of series:
@@ -140,6 +145,12 @@ func (p *Process) PushBody(t testing.TB, tenant string, body []byte) (status int
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, p.PushURL(), bytes.NewReader(body))
 	require.NoError(t, err)
+	setRemoteWriteHeaders(req, tenant)
+	code, b := p.client.do(t, req)
+	return code, string(b)
+}
+
+func setRemoteWriteHeaders(req *http.Request, tenant string) {
 	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
@@ -147,8 +158,28 @@ func (p *Process) PushBody(t testing.TB, tenant string, body []byte) (status int
 	if tenant != "" {
 		req.Header.Set(TenantHeader, tenant)
 	}
-	code, b := p.client.do(t, req)
-	return code, string(b)
+}
+
+// TryPush is Push for goroutines other than the test's own: it never fails
+// the test and returns transport errors, which are expected while the
+// process is being killed. It is safe for concurrent use.
+func (p *Process) TryPush(ctx context.Context, tenant string, series []TimeSeries) (status int, body string, err error) {
+	raw, err := marshalWriteRequest(series)
+	if err != nil {
+		return 0, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.PushURL(), bytes.NewReader(snappy.Encode(nil, raw)))
+	if err != nil {
+		return 0, "", err
+	}
+	setRemoteWriteHeaders(req, tenant)
+	resp, err := p.client.c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // Query sends GET path?params (path from the root, e.g.

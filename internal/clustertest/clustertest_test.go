@@ -3,10 +3,10 @@ package clustertest
 import (
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"math"
 	"strings"
 	"testing"
 	"time"

@@ -86,6 +86,7 @@ func (p *process) start(t testing.TB, timeout time.Duration) {
 	fmt.Fprintf(f, "=== clustertest: start #%d at %s: %s %s\n", p.starts,
 		time.Now().Format(time.RFC3339Nano), p.bin, strings.Join(p.args, " "))
 	cmd := exec.Command(p.bin, p.args...)
+	dieWithParent(cmd)
 	cmd.Stdout = f
 	cmd.Stderr = f
 	err = cmd.Start()

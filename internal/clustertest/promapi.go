@@ -72,7 +72,7 @@ func MatrixData(t testing.TB, status int, body []byte) []Series {
 	var data struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
-			Metric map[string]string `json:"metric"`
+			Metric map[string]string    `json:"metric"`
 			Values [][2]json.RawMessage `json:"values"`
 		} `json:"result"`
 	}

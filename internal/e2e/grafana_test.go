@@ -26,7 +26,7 @@ func TestGrafanaRequests(t *testing.T) {
 	const tenant = "grafana"
 
 	// 161 samples 15s apart, starting on a minute boundary 40+ minutes ago.
-	base := time.Now().Add(-41*time.Minute).Truncate(time.Minute).Unix() // seconds
+	base := time.Now().Add(-41 * time.Minute).Truncate(time.Minute).Unix() // seconds
 	const n = 161
 	at := func(i int) int64 { return (base + int64(i)*15) * 1000 }
 	mk := func(v func(i int) float64, kv ...string) clustertest.TimeSeries {

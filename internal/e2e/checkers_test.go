@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/clustertest"
+)
+
+// The checkers the end-to-end tests rely on must be able to fail: these run
+// without processes, also in -short mode.
+func TestDiffSamples(t *testing.T) {
+	m := map[string]string{"__name__": "x"}
+	ser := func(metric map[string]string, ts ...int64) clustertest.Series {
+		s := clustertest.Series{Metric: metric}
+		for _, t := range ts {
+			s.Samples = append(s.Samples, clustertest.Sample{T: t, V: float64(t)})
+		}
+		return s
+	}
+	want := []clustertest.Series{ser(m, 1, 2, 3)}
+	require.Empty(t, diffSamples(want, []clustertest.Series{ser(m, 1, 2, 3)}))
+
+	f := func(got []clustertest.Series, wantMsg string) {
+		t.Helper()
+		d := diffSamples(want, got)
+		require.Contains(t, d, wantMsg)
+	}
+	f([]clustertest.Series{ser(m, 1, 2, 2, 3)}, "0 missing, 1 duplicated, 0 unexpected, 0 wrong value")
+	f([]clustertest.Series{ser(m, 1, 3)}, "1 missing, 0 duplicated, 0 unexpected, 0 wrong value")
+	f([]clustertest.Series{ser(m, 1, 2, 3, 4)}, "0 missing, 0 duplicated, 1 unexpected, 0 wrong value")
+	wrong := ser(m, 1, 2, 3)
+	wrong.Samples[1].V = 2.5
+	f([]clustertest.Series{wrong}, "0 missing, 0 duplicated, 0 unexpected, 1 wrong value")
+	f(nil, `series {__name__="x"}: missing entirely (3 samples)`)
+	f([]clustertest.Series{ser(m, 1, 2, 3), ser(map[string]string{"__name__": "y"}, 1)}, `series {__name__="y"}: unexpected`)
+}
+
+func TestResultCount(t *testing.T) {
+	f := func(data string, want int) {
+		t.Helper()
+		require.Equal(t, want, resultCount(mustJSON(t, data)))
+	}
+	f(`{"resultType":"vector","result":[]}`, 0)
+	f(`{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}`, 1)
+	f(`{"resultType":"matrix","result":[{"metric":{},"values":[]},{"metric":{},"values":[]}]}`, 2)
+	f(`{"resultType":"scalar","result":[1,"1"]}`, 1)
+	f(`["a","b"]`, 2)
+	f(`[]`, 0)
+	f(`{}`, 0)
+}
+
+func TestSortVector(t *testing.T) {
+	got := sortVector(mustJSON(t, `{"resultType":"vector","result":[
+		{"metric":{"job":"b"},"value":[1,"1"]},{"metric":{"job":"a","x":"1"},"value":[1,"2"]},{"metric":{"job":"a"},"value":[1,"3"]}]}`))
+	want := mustJSON(t, `{"resultType":"vector","result":[
+		{"metric":{"job":"a"},"value":[1,"3"]},{"metric":{"job":"a","x":"1"},"value":[1,"2"]},{"metric":{"job":"b"},"value":[1,"1"]}]}`)
+	require.Empty(t, cmpJSON(t, want, got))
+}
