@@ -5,11 +5,12 @@
 #
 # Raw `go test -bench` output goes to bench-out/bench-<UTC time>.txt
 # (bench-out/latest.txt links to it), the table to the same name with .table,
-# and, when benchstat is installed or installable, `benchstat -col /impl` to
-# .benchstat. docs/benchmarks.md explains each number.
+# and, when benchstat is installed or installable, its report with Prometheus
+# as the base (-col '/impl@(prometheus argus)') to .benchstat.
+# docs/benchmarks.md explains each number.
 #
 # Everything runs with GOMAXPROCS=1 (-cpu=1), so throughputs are per core.
-# About 8 minutes on 2 cores with the defaults. Knobs (environment):
+# About 6 minutes on 2 cores with the defaults. Knobs (environment):
 #
 #   BENCH_COUNT=6          rounds of the timed benchmarks (append, range
 #                          query); benchstat needs 6 for confidence intervals

@@ -35,8 +35,8 @@ type tsdbUnderTest interface {
 type persisted struct {
 	// chunkBytes is the sum of the encoded chunk payloads.
 	chunkBytes int64
-	// fileBytes is the size on disk of the persistent files (chunks, index
-	// and metadata; never the WAL).
+	// fileBytes is the (apparent) size of the persistent files: chunks,
+	// index and metadata, never the WAL.
 	fileBytes int64
 	// samples is the number of samples in the measured chunks.
 	samples int64
