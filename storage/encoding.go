@@ -3,11 +3,13 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"go.etcd.io/bbolt"
 )
 
 // Bucket and meta key names. See doc.go for the layout.
@@ -37,6 +39,10 @@ const (
 	chunkKeyLen = idLen + 8
 	// seriesTimeLen is the size of a series_time value: min and max time.
 	seriesTimeLen = 16
+	// maxEncodedLabels bounds encoded labels so that they, and every
+	// postings key made from them (at most 8 bytes longer), fit in a bbolt
+	// key.
+	maxEncodedLabels = bbolt.MaxKeySize - 16
 )
 
 // emptyValue is the value of postings entries. bbolt never writes to values.
@@ -103,8 +109,12 @@ func appendLabels(dst []byte, lbls labels.Labels) ([]byte, error) {
 		dst = binary.AppendUvarint(dst, uint64(len(l.Value)))
 		dst = append(dst, l.Value...)
 	})
-	if reason == "" && len(dst) == start {
+	switch {
+	case reason != "":
+	case len(dst) == start:
 		reason = "no label with a value"
+	case len(dst)-start > maxEncodedLabels:
+		reason = fmt.Sprintf("%d bytes encoded, more than %d", len(dst)-start, maxEncodedLabels)
 	}
 	if reason != "" {
 		return dst[:start], invalidLabelsError{series: lbls.String(), reason: reason}

@@ -25,8 +25,9 @@ var ErrOutOfOrderChunk = errors.New("out of order chunk")
 // encoding or no data).
 var ErrInvalidChunk = errors.New("invalid chunk")
 
-// ErrInvalidLabels means a label set cannot be stored (empty, duplicate or
-// unsorted names, an empty name, or a name containing byte 0xff).
+// ErrInvalidLabels means a label set cannot be stored (no label with a value,
+// duplicate or unsorted names, an empty name, a name containing byte 0xff, or
+// more than about 32 KiB encoded).
 var ErrInvalidLabels = errors.New("invalid labels")
 
 // ErrCorrupt means the file content contradicts the on-disk format.

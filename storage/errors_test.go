@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +64,9 @@ func TestAppend_RejectsBatchAtomically(t *testing.T) {
 		}, ErrInvalidLabels},
 		{"duplicate names", func(*fixture) []Series {
 			return []Series{{Labels: labels.New(labels.Label{Name: "a", Value: "1"}, labels.Label{Name: "a", Value: "2"}), Chunks: []Chunk{chunkAt(t, 0, 10)}}}
+		}, ErrInvalidLabels},
+		{"labels too large", func(*fixture) []Series {
+			return []Series{{Labels: labels.FromStrings("a", strings.Repeat("x", 40_000)), Chunks: []Chunk{chunkAt(t, 0, 10)}}}
 		}, ErrInvalidLabels},
 		{"name with byte 0xff", func(*fixture) []Series {
 			return []Series{{Labels: labels.FromStrings("a\xff", "1"), Chunks: []Chunk{chunkAt(t, 0, 10)}}}
