@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -144,7 +146,7 @@ func (s *ChunkStore) Append(batch []Series) error {
 				return err
 			}
 		}
-		return nil
+		return w.putIndexEntries()
 	})
 }
 
@@ -179,6 +181,13 @@ type writer struct {
 	values arena  // Put values, which must live until the commit
 	lbls   []byte // scratch: encoded labels (bbolt copies keys)
 	key    []byte // scratch: other keys
+
+	// The series_by_labels and postings entries of the series created in
+	// this transaction, written sorted by putIndexEntries. bbolt splits
+	// nodes only at commit, so unsorted puts into one bucket cost a shift
+	// of a growing leaf each: quadratic for a first flush of many series.
+	newByLabels map[string]uint64 // encoded labels -> id
+	newPostings [][]byte          // postings keys, in the arena
 }
 
 func newWriter(tx *bbolt.Tx) *writer {
@@ -211,7 +220,12 @@ func (w *writer) appendSeries(sr *Series) error {
 	}
 	first, last := &sr.Chunks[0], &sr.Chunks[len(sr.Chunks)-1]
 	var id uint64
-	if v := w.byLabels.Get(w.lbls); v != nil {
+	if newID, ok := w.newByLabels[string(w.lbls)]; ok {
+		if err := w.extendNewSeries(sr, newID, last.MaxTime); err != nil {
+			return err
+		}
+		id = newID
+	} else if v := w.byLabels.Get(w.lbls); v != nil {
 		if len(v) != idLen {
 			return corruptf("series id of %d bytes for series %s", len(v), sr.Labels)
 		}
@@ -266,16 +280,52 @@ func (w *writer) createSeries(minT, maxT int64) (uint64, error) {
 	if err := w.seriesTime.Put(idKey, appendSeriesTime(w.values.alloc(seriesTimeLen), minT, maxT)); err != nil {
 		return 0, err
 	}
-	if err := w.byLabels.Put(w.lbls, idKey); err != nil {
-		return 0, err
+	if w.newByLabels == nil {
+		w.newByLabels = map[string]uint64{}
 	}
-	var putErr error
+	w.newByLabels[string(w.lbls)] = id
 	err = rangeLabels(w.lbls, func(name, value []byte) bool {
 		w.key = appendPostingKey(w.key[:0], name, value, id)
-		putErr = w.postings.Put(w.key, emptyValue)
-		return putErr == nil
+		w.newPostings = append(w.newPostings, w.values.copy(w.key))
+		return true
 	})
-	return id, errors.Join(err, putErr)
+	return id, err
+}
+
+// extendNewSeries records a later max time for a series created earlier in
+// the same transaction, after checking its chunks come after the earlier ones.
+func (w *writer) extendNewSeries(sr *Series, id uint64, maxT int64) error {
+	idKey := appendID(w.key[:0], id)
+	storedMin, storedMax, err := decodeSeriesTime(w.seriesTime.Get(idKey))
+	if err != nil {
+		return fmt.Errorf("series %s: %w", sr.Labels, err)
+	}
+	if sr.Chunks[0].MinTime <= storedMax {
+		return outOfOrderChunkError{series: sr.Labels.String(), minTime: sr.Chunks[0].MinTime, prevMaxTime: storedMax, stored: true}
+	}
+	return w.seriesTime.Put(idKey, appendSeriesTime(w.values.alloc(seriesTimeLen), storedMin, maxT))
+}
+
+// putIndexEntries writes the series_by_labels and postings entries of the
+// series created in this transaction, each bucket in key order.
+func (w *writer) putIndexEntries() error {
+	byLabels := make([]string, 0, len(w.newByLabels))
+	for k := range w.newByLabels {
+		byLabels = append(byLabels, k)
+	}
+	slices.Sort(byLabels)
+	for _, k := range byLabels {
+		if err := w.byLabels.Put([]byte(k), appendID(w.values.alloc(idLen), w.newByLabels[k])); err != nil {
+			return fmt.Errorf("put series by labels: %w", err)
+		}
+	}
+	slices.SortFunc(w.newPostings, bytes.Compare)
+	for _, k := range w.newPostings {
+		if err := w.postings.Put(k, emptyValue); err != nil {
+			return fmt.Errorf("put postings: %w", err)
+		}
+	}
+	return nil
 }
 
 // LastTime returns the max time of the newest chunk stored for lbls, and
