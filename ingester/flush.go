@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -67,14 +66,12 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 func (h *tenantHead) flushBatch(series []*memSeries) error {
 	batch := make([]storage.Series, len(series)) // batch[k] is series[k]; Append ignores empty ones
 	for k, s := range series {
-		s.mu.Lock()
-		fin := s.finished
-		s.mu.Unlock()
 		batch[k].Labels = s.lset
-		batch[k].Chunks = make([]storage.Chunk, len(fin))
-		for j, c := range fin {
-			batch[k].Chunks[j] = storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data}
+		s.mu.Lock()
+		for c := s.finished; c != nil; c = c.next {
+			batch[k].Chunks = append(batch[k].Chunks, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}
+		s.mu.Unlock()
 	}
 	persisted, err := h.appendChunks(batch)
 	if persisted == nil {
@@ -92,14 +89,13 @@ func (h *tenantHead) flushBatch(series []*memSeries) error {
 		n := len(batch[k].Chunks)
 		s.mu.Lock()
 		if n > 0 && persisted[k] {
-			for _, c := range s.finished[:n] {
-				nBytes += len(c.data)
+			for range n {
+				nBytes += len(s.finished.data)
+				s.finished = s.finished.next
 			}
 			nChunks += n
-			s.persistedMaxT = s.finished[n-1].maxT
-			s.finished = dropFirst(s.finished, n)
 		}
-		if len(s.finished) > 0 {
+		if s.finished != nil {
 			requeue = append(requeue, s) // Cut while we wrote, or not written: stays queued.
 		} else {
 			s.queued = false
@@ -175,23 +171,14 @@ func isRejection(err error) bool {
 		errors.Is(err, storage.ErrInvalidLabels)
 }
 
-// dropFirst returns fc without its first n chunks, in a new array so that
-// the dropped chunks' bytes can be freed.
-func dropFirst(fc []finishedChunk, n int) []finishedChunk {
-	if n >= len(fc) {
-		return nil
-	}
-	return slices.Clone(fc[n:])
-}
-
 // cutIdleChunks cuts the open chunks that got no sample for longer than
 // MaxChunkIdle and queues their series. It visits every series.
 func (h *tenantHead) cutIdleChunks() {
-	idleBefore := h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds()
+	idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
 	var cut []*memSeries
 	h.series.forEach(func(s *memSeries) {
 		s.mu.Lock()
-		if s.app != nil && s.lastAppendMs < idleBefore {
+		if s.app != nil && s.lastAppend < idleBefore {
 			s.cutLocked()
 			if !s.queued {
 				s.queued = true

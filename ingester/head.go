@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,7 @@ type tenantOptions struct {
 // head appended them (see push).
 type tenantHead struct {
 	id       string
+	dir      string
 	walDir   string
 	cfg      *Config
 	logger   *slog.Logger
@@ -62,10 +64,18 @@ type tenantHead struct {
 
 	appendMu sync.Mutex
 	wal      *wlog.WL // every call guarded by appendMu: WL.Sync races a segment switch
-	maxT     int64    // guarded by appendMu: the newest sample time, math.MinInt64 if none
 	walDirty bool     // guarded by appendMu: records written since the last fsync
 	walErr   error    // guarded by appendMu: a WAL write failed; pushes are refused
 	closed   bool     // guarded by appendMu
+
+	// maxT is the newest sample time of the head, math.MinInt64 if none.
+	// Written under appendMu, read anywhere.
+	maxT atomic.Int64
+	// removedMaxT bounds from above the max time of every persisted series
+	// that is not in the head (series removed by GC, in this run or an
+	// earlier one: it is kept in the file removedMaxTFile), math.MinInt64 if
+	// none. Written under appendMu and truncMu, read anywhere.
+	removedMaxT atomic.Int64
 
 	truncMu sync.Mutex // serializes WAL truncations
 	// aliases maps the refs of series records that replay found for a label
@@ -93,6 +103,7 @@ func openTenantHead(ctx context.Context, o tenantOptions) (*tenantHead, error) {
 	}
 	h := &tenantHead{
 		id:       o.id,
+		dir:      o.dir,
 		walDir:   walDir,
 		cfg:      o.cfg,
 		logger:   o.logger,
@@ -104,9 +115,14 @@ func openTenantHead(ctx context.Context, o tenantOptions) (*tenantHead, error) {
 		store:    store,
 		series:   newStripeSeries(),
 		postings: index.NewMemPostings(),
-		maxT:     math.MinInt64,
 		aliases:  map[chunks.HeadSeriesRef]*memSeries{},
 	}
+	h.maxT.Store(math.MinInt64)
+	removed, err := readRemovedMaxT(o.dir)
+	if err != nil {
+		return nil, errors.Join(err, store.Close())
+	}
+	h.removedMaxT.Store(removed)
 	if err := h.replay(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("replay wal: %w", err), store.Close())
 	}
@@ -147,16 +163,10 @@ func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels) (*memSeries, e
 		return s, nil
 	}
 	lset = lset.Copy()
-	// The persisted max time of a label set changes only by flushing a head
-	// series, and there is none for lset, so reading it before the lock is safe.
-	persisted, ok, err := h.store.LastTime(lset)
+	persisted, err := h.persistedMaxT(lset)
 	if err != nil {
-		return nil, fmt.Errorf("read last persisted time: %w", err)
+		return nil, err
 	}
-	if !ok {
-		persisted = math.MinInt64
-	}
-
 	h.createMu.Lock()
 	defer h.createMu.Unlock()
 	if s := h.series.getByHash(hash, lset); s != nil {
@@ -168,6 +178,40 @@ func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels) (*memSeries, e
 	h.postings.Add(promstorage.SeriesRef(s.ref), lset)
 	h.inMemory.Inc()
 	return s, nil
+}
+
+// persistedMaxT returns the max time of the persisted samples of lset, which
+// is not in the head, or math.MinInt64 if it has none that matters.
+//
+// Only a series removed from the head can have persisted samples, and they
+// are at most removedMaxT. If that is older than the head's minimum valid
+// time, every sample older than it is rejected as too old anyway, so the
+// chunk store need not be read (a read costs a bbolt transaction and garbage
+// that fragments the heap of a head creating many series). The persisted max
+// time of a label set changes only by flushing a head series, and there is
+// none for lset, so reading it before createMu is safe.
+func (h *tenantHead) persistedMaxT(lset labels.Labels) (int64, error) {
+	if h.removedMaxT.Load() < minValidTime(h.maxT.Load()) {
+		return math.MinInt64, nil
+	}
+	t, ok, err := h.store.LastTime(lset)
+	if err != nil {
+		return 0, fmt.Errorf("read last persisted time: %w", err)
+	}
+	if !ok {
+		return math.MinInt64, nil
+	}
+	return t, nil
+}
+
+// minValidTime is the oldest sample time a head with newest sample maxT
+// accepts: Prometheus's appendable minimum, head max minus half a chunk
+// range (math.MinInt64 for an empty head).
+func minValidTime(maxT int64) int64 {
+	if maxT < math.MinInt64+chunkRangeMs/2 {
+		return math.MinInt64
+	}
+	return maxT - chunkRangeMs/2
 }
 
 // enqueue adds s, whose queued flag the caller just set, to the flush queue.

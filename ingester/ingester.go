@@ -232,11 +232,13 @@ func (i *Ingester) Starting(ctx context.Context) error {
 // fails (it returns the error: a restart repairs the WAL).
 func (i *Ingester) Running(ctx context.Context) error {
 	syncDone := make(chan struct{})
+	defer func() { <-syncDone }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // Before the wait above: defers run last in, first out.
 	go func() {
 		defer close(syncDone)
 		i.syncLoop(ctx)
 	}()
-	defer func() { <-syncDone }()
 
 	flush := time.NewTicker(i.cfg.FlushPeriod)
 	defer flush.Stop()

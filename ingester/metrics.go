@@ -51,51 +51,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "argus_ingester_samples_rejected_total",
 			Help: "Samples rejected by Push, by reason.",
 		}, []string{"reason"}),
-		chunksPersisted: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_ingester_chunks_persisted_total",
-			Help: "Chunks written to the chunk stores.",
-		}),
-		bytesPersisted: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_ingester_persisted_chunk_bytes_total",
-			Help: "Encoded chunk bytes written to the chunk stores.",
-		}),
-		flushDuration: f.NewHistogram(prometheus.HistogramOpts{
-			Name:    "argus_ingester_flush_duration_seconds",
-			Help:    "Duration of one flush of finished chunks of one tenant to its chunk store.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
-		}),
-		flushFailures: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_ingester_flush_failures_total",
-			Help: "Flushes of a tenant that failed to write its chunk store; the chunks stay in memory and in the WAL and are retried.",
-		}),
-		replayDuration: f.NewGauge(prometheus.GaugeOpts{
-			Name: "argus_ingester_wal_replay_duration_seconds",
-			Help: "Duration of the WAL replay of every tenant at the last start.",
-		}),
-		replaySamples: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_ingester_wal_replay_samples_total",
-			Help: "Samples replayed from the WALs into the heads.",
-		}),
-		replaySkipped: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "argus_ingester_wal_replay_skipped_samples_total",
-			Help: "WAL samples skipped by replay: already persisted or duplicate, or of a series the WAL no longer holds.",
-		}, []string{"reason"}),
-		walCorruptions: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_ingester_wal_corruptions_total",
-			Help: "WAL corruptions found and repaired at replay; records after the corruption are lost.",
-		}),
-		walTruncations: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "argus_ingester_wal_truncations_total",
-			Help: "WAL checkpoints and truncations, by outcome.",
-		}, []string{"outcome"}),
-		walFailures: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_ingester_wal_write_failures_total",
-			Help: "WAL writes or fsyncs that failed; the tenant refuses pushes until a restart.",
-		}),
-		seriesGCed: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_ingester_series_removed_total",
-			Help: "Idle series removed from the heads (their data stays in the chunk stores).",
-		}),
 		queries: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "argus_ingester_queries_total",
 			Help: "Read requests served, by type.",
@@ -109,6 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Series with finished chunks waiting for the next flush.",
 		}),
 	}
+	m.addStorageMetrics(f)
 	for k := range numRejectKinds {
 		m.rejected[k] = m.samplesRejected.WithLabelValues(k.label())
 	}
@@ -122,4 +78,53 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.queries.WithLabelValues(q)
 	}
 	return m
+}
+
+// addStorageMetrics creates the metrics of persistence and of the WAL.
+func (m *metrics) addStorageMetrics(f promauto.Factory) {
+	m.chunksPersisted = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_chunks_persisted_total",
+		Help: "Chunks written to the chunk stores.",
+	})
+	m.bytesPersisted = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_persisted_chunk_bytes_total",
+		Help: "Encoded chunk bytes written to the chunk stores.",
+	})
+	m.flushDuration = f.NewHistogram(prometheus.HistogramOpts{
+		Name:    "argus_ingester_flush_duration_seconds",
+		Help:    "Duration of one flush of finished chunks of one tenant to its chunk store.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+	})
+	m.flushFailures = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_flush_failures_total",
+		Help: "Flushes of a tenant that failed to write its chunk store; the chunks stay in memory and in the WAL and are retried.",
+	})
+	m.replayDuration = f.NewGauge(prometheus.GaugeOpts{
+		Name: "argus_ingester_wal_replay_duration_seconds",
+		Help: "Duration of the WAL replay of every tenant at the last start.",
+	})
+	m.replaySamples = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_wal_replay_samples_total",
+		Help: "Samples replayed from the WALs into the heads.",
+	})
+	m.replaySkipped = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "argus_ingester_wal_replay_skipped_samples_total",
+		Help: "WAL samples skipped by replay: already persisted or duplicate, or of a series the WAL no longer holds.",
+	}, []string{"reason"})
+	m.walCorruptions = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_wal_corruptions_total",
+		Help: "WAL corruptions found and repaired at replay; records after the corruption are lost.",
+	})
+	m.walTruncations = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "argus_ingester_wal_truncations_total",
+		Help: "WAL checkpoints and truncations, by outcome.",
+	}, []string{"outcome"})
+	m.walFailures = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_wal_write_failures_total",
+		Help: "WAL writes or fsyncs that failed; the tenant refuses pushes until a restart.",
+	})
+	m.seriesGCed = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_series_removed_total",
+		Help: "Idle series removed from the heads (their data stays in the chunk stores).",
+	})
 }

@@ -113,9 +113,8 @@ type pushEntry struct {
 	first, end int
 	// The series' ordering state before this entry, restored if the WAL
 	// write fails.
-	prevT                 int64
-	prevV                 float64
-	prevKnown, prevLogged bool
+	prevT                    int64
+	prevAccepted, prevLogged bool
 }
 
 // pushBatch is the scratch state of one push, pooled.
@@ -159,19 +158,23 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		if len(ts.GetSamples()) == 0 {
 			continue
 		}
-		if err := validateLabels(ts.GetLabels()); err != nil {
-			b.rej.addSeries(ts, rejectInvalidLabels, int64(len(ts.GetSamples())), err)
-			continue
-		}
 		b.sb.Reset()
 		for _, l := range ts.GetLabels() {
 			b.sb.Add(l.GetName(), l.GetValue())
 		}
 		b.sb.Overwrite(&b.lset)
 		hash := b.lset.Hash()
-		s, err := h.getOrCreate(hash, b.lset)
-		if err != nil {
-			return err
+		// A label set equal to one in the head is valid: validate only new ones.
+		s := h.series.getByHash(hash, b.lset)
+		if s == nil {
+			if err := validateLabels(ts.GetLabels()); err != nil {
+				b.rej.addSeries(ts, rejectInvalidLabels, int64(len(ts.GetSamples())), err)
+				continue
+			}
+			var err error
+			if s, err = h.getOrCreate(hash, b.lset); err != nil {
+				return err
+			}
 		}
 		b.entries = append(b.entries, pushEntry{ts: ts, hash: hash, s: s})
 	}
@@ -226,10 +229,7 @@ func (h *tenantHead) appendBatch(b *pushBatch) error {
 	if h.walErr != nil {
 		return fmt.Errorf("%w: %w", ErrWALFailed, h.walErr)
 	}
-	minValid := int64(math.MinInt64)
-	if h.maxT > math.MinInt64+chunkRangeMs/2 {
-		minValid = h.maxT - chunkRangeMs/2 // Prometheus's appendable minimum: head max minus half a chunk range.
-	}
+	minValid := minValidTime(h.maxT.Load())
 	for n := range b.entries {
 		e := &b.entries[n]
 		if e.s.deleted {
@@ -256,22 +256,22 @@ func (h *tenantHead) appendBatch(b *pushBatch) error {
 // ordering state past each accepted one and adding it to b.samples.
 func (h *tenantHead) checkEntryLocked(e *pushEntry, minValid int64, b *pushBatch) {
 	s := e.s
-	e.prevT, e.prevV, e.prevKnown, e.prevLogged = s.lastT, s.lastV, s.lastVKnown, s.logged
+	e.prevT, e.prevAccepted, e.prevLogged = s.lastT, s.lastAccepted, s.logged
 	e.first = len(b.samples)
 	var sr seriesRejects
 	for _, smp := range e.ts.GetSamples() {
 		t, v := smp.GetTimestampMs(), smp.GetValue()
 		switch {
-		case t == s.lastT && s.lastVKnown && math.Float64bits(v) == math.Float64bits(s.lastV):
+		case t == s.lastT && s.lastAccepted && isLastValueLocked(s, v, b.samples):
 			// An exact duplicate (a retried push): accepted, not appended again.
 		case t < minValid:
 			sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: minValid})
-		case t < s.lastT || (t == s.lastT && !s.lastVKnown):
+		case t < s.lastT || (t == s.lastT && !s.lastAccepted):
 			sr.add(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
 		case t == s.lastT:
 			sr.add(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: s.lastT})
 		default:
-			s.lastT, s.lastV, s.lastVKnown = t, v, true
+			s.lastT, s.lastAccepted = t, true
 			b.samples = append(b.samples, record.RefSample{Ref: s.ref, T: t, V: v})
 		}
 	}
@@ -283,13 +283,30 @@ func (h *tenantHead) checkEntryLocked(e *pushEntry, minValid int64, b *pushBatch
 	sr.flush(&b.rej, e.ts)
 }
 
+// isLastValueLocked reports whether v is, bit for bit, the value of the
+// series' sample at lastT: the last sample of the series accepted so far in
+// this push (pending), else the newest sample in its chunks. It decodes a
+// chunk, but only runs for a sample at lastT (a retried push). The value is
+// not kept in memSeries, to keep series small. The caller holds appendMu.
+func isLastValueLocked(s *memSeries, v float64, pending []record.RefSample) bool {
+	for k := len(pending) - 1; k >= 0; k-- {
+		if pending[k].Ref == s.ref {
+			return math.Float64bits(pending[k].V) == math.Float64bits(v)
+		}
+	}
+	s.mu.Lock()
+	t, last, ok := s.lastSampleLocked()
+	s.mu.Unlock()
+	return ok && t == s.lastT && math.Float64bits(last) == math.Float64bits(v)
+}
+
 // rollbackLocked restores the ordering state of the series of the first n
 // entries of b, in reverse order, so that a series that appears twice in a
 // push ends as it was before.
 func (h *tenantHead) rollbackLocked(b *pushBatch, n int) {
 	for k := n - 1; k >= 0; k-- {
 		e := &b.entries[k]
-		e.s.lastT, e.s.lastV, e.s.lastVKnown, e.s.logged = e.prevT, e.prevV, e.prevKnown, e.prevLogged
+		e.s.lastT, e.s.lastAccepted, e.s.logged = e.prevT, e.prevAccepted, e.prevLogged
 	}
 }
 
@@ -353,9 +370,11 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 		s.mu.Unlock()
 	}
 	h.enqueue(cutSeries...)
+	maxT := h.maxT.Load()
 	for _, smp := range b.samples {
-		h.maxT = max(h.maxT, smp.T)
+		maxT = max(maxT, smp.T)
 	}
+	h.maxT.Store(maxT)
 	h.appended.Add(float64(len(b.samples)))
 }
 

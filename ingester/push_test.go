@@ -234,7 +234,7 @@ func TestPush_TenantIsolation(t *testing.T) {
 	// Same after persistence and a restart.
 	clock := &testClock{ms: 1_000_000_000}
 	ing2 := restart(t, ing, func(i *Ingester) { i.now = clock.now })
-	clock.ms += ing2.cfg.MaxChunkIdle.Milliseconds() + 1
+	clock.ms += ing2.cfg.MaxChunkIdle.Milliseconds() + 1000
 	flushTenants(t, ing2, cutIdleChunks)
 	require.Equal(t, 1, storedChunks(t, ing2, "t1"))
 	require.Equal(t, 2, storedChunks(t, ing2, "t2"))
@@ -256,4 +256,82 @@ func TestValidate(t *testing.T) {
 	require.ErrorContains(t, err, "-ingester.wal-sync-period")
 	_, err = New(bad, Deps{})
 	require.Error(t, err)
+}
+
+// TestPush_RetriedSamplesAreDuplicates checks that a sample at a series'
+// latest timestamp with the same value is accepted without being appended
+// again wherever that value is: earlier in the same push, in the open chunk,
+// in a cut chunk, or in the open chunk rebuilt by a WAL replay.
+func TestPush_RetriedSamplesAreDuplicates(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	cfg := testConfig(t, t.TempDir())
+	ing := startIngester(t, cfg, withClock)
+	a := []string{"__name__", "a"}
+	nan := math.Float64frombits(0x7ff0000000000123) // A NaN payload must match exactly.
+
+	// Earlier in the same push (the same series twice, and twice in one series).
+	resp := push(t, ing, "t1", ts(a, sample{1, 1}, sample{1, 1}), ts(a, sample{1, 1}, sample{2, nan}))
+	require.Zero(t, resp.RejectedSamples)
+	// In the open chunk: the whole push retried.
+	resp = push(t, ing, "t1", ts(a, sample{1, 1}, sample{2, nan}))
+	require.Equal(t, int64(1), resp.RejectedSamples, "t=1 is older than the latest sample")
+	resp = push(t, ing, "t1", ts(a, sample{2, nan}))
+	require.Zero(t, resp.RejectedSamples)
+	// Another NaN payload is another value.
+	resp = push(t, ing, "t1", ts(a, sample{2, math.NaN()}))
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP, resp.Rejected[0].Reason)
+
+	// In a cut (finished) chunk, not yet persisted.
+	clock.ms += cfg.MaxChunkIdle.Milliseconds() + 1000
+	h := ing.getTenant("t1")
+	h.cutIdleChunks()
+	resp = push(t, ing, "t1", ts(a, sample{2, nan}))
+	require.Zero(t, resp.RejectedSamples)
+
+	// In the open chunk rebuilt by a replay.
+	push(t, ing, "t1", ts(a, sample{3, 3}))
+	ing2 := restart(t, ing, withClock)
+	resp = push(t, ing2, "t1", ts(a, sample{3, 3}))
+	require.Zero(t, resp.RejectedSamples)
+	resp = push(t, ing2, "t1", ts(a, sample{3, 4}))
+	require.Equal(t, int64(1), resp.RejectedSamples)
+
+	requireSamples(t, map[string][]sample{lstr(a...): {{1, 1}, {2, nan}, {3, 3}}}, queryAll(t, ing2, "t1", 0, 10))
+}
+
+// TestRemovedSeriesBound checks the bound that lets a new series skip the
+// chunk store lookup: series removed from the head raise it, durably, and a
+// series recreated once its persisted samples are older than the head's
+// minimum valid time is still never appended a sample it already persisted.
+func TestRemovedSeriesBound(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	cfg := testConfig(t, t.TempDir())
+	ing := startIngester(t, cfg, withClock)
+	const hour = int64(3600_000)
+	old := []string{"__name__", "old"}
+	live := []string{"__name__", "live"}
+	push(t, ing, "t1", ts(old, sample{10 * hour, 1}), ts(live, sample{10 * hour, 1}))
+	require.Equal(t, int64(math.MinInt64), ing.getTenant("t1").removedMaxT.Load())
+
+	clock.ms += cfg.MaxChunkIdle.Milliseconds() + 1000
+	push(t, ing, "t1", ts(live, sample{12 * hour, 2}))
+	truncateTenants(t, ing) // "old" is cut, persisted and removed.
+	require.Equal(t, 10*hour, ing.getTenant("t1").removedMaxT.Load())
+
+	ing2 := restart(t, ing, withClock)
+	h := ing2.getTenant("t1")
+	require.Equal(t, 10*hour, h.removedMaxT.Load())
+	require.Less(t, h.removedMaxT.Load(), minValidTime(h.maxT.Load()), "new series skip the store lookup")
+	resp := push(t, ing2, "t1", ts(old, sample{10 * hour, 1}, sample{12 * hour, 5}))
+	require.Equal(t, int64(1), resp.RejectedSamples)
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_TOO_OLD, resp.Rejected[0].Reason)
+
+	clock.ms += cfg.MaxChunkIdle.Milliseconds() + 1000
+	flushTenants(t, ing2, cutIdleChunks)
+	requireSamples(t, map[string][]sample{
+		lstr(old...):  {{10 * hour, 1}, {12 * hour, 5}},
+		lstr(live...): {{10 * hour, 1}, {12 * hour, 2}},
+	}, queryAll(t, ing2, "t1", 0, math.MaxInt64))
 }

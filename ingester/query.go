@@ -57,12 +57,16 @@ func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamin
 	if err != nil {
 		return grpcError(err)
 	}
-	mint, maxt, skip := req.GetMinTimeMs(), req.GetMaxTimeMs(), req.GetSkipChunks()
-	head, err := h.headSeries(ctx, ms, mint, maxt, skip)
+	mint, maxt := req.GetMinTimeMs(), req.GetMaxTimeMs()
+	mode := withChunks
+	if req.GetSkipChunks() {
+		mode = withoutChunks
+	}
+	head, err := h.headSeries(ctx, ms, mint, maxt, mode)
 	if err != nil {
 		return grpcError(err)
 	}
-	stored, err := h.store.Select(mint, maxt, storage.SelectOptions{SkipChunks: skip}, ms...)
+	stored, err := h.store.Select(mint, maxt, storage.SelectOptions{SkipChunks: mode == withoutChunks}, ms...)
 	if err != nil {
 		return grpcError(fmt.Errorf("select from chunk store: %w", err))
 	}
@@ -76,7 +80,7 @@ func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamin
 		batch = make([]*arguspb.StreamSeries, 0, seriesPerMessage)
 		return err
 	}
-	if err := mergeSeries(head, stored, skip, send); err != nil {
+	if err := mergeSeries(head, stored, mode, send); err != nil {
 		return grpcError(err)
 	}
 	if len(batch) > 0 {
@@ -84,6 +88,14 @@ func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamin
 	}
 	return nil
 }
+
+// seriesMode says whether a Series read returns chunks (skip_chunks).
+type seriesMode int
+
+const (
+	withChunks seriesMode = iota
+	withoutChunks
+)
 
 // headSnapshot is what a query read of one head series.
 type headSnapshot struct {
@@ -97,7 +109,7 @@ type headSnapshot struct {
 
 // headSeries snapshots the head series matching ms, sorted by labels. Series
 // with no chunk in the range are kept: their minT still filters the store.
-func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, skipChunks bool) ([]headSnapshot, error) {
+func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, mode seriesMode) ([]headSnapshot, error) {
 	refs, err := postingsForMatchers(ctx, h.postings, ms)
 	if err != nil {
 		return nil, err
@@ -115,7 +127,7 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 		s.mu.Lock()
 		snap.minT = s.firstInMemoryLocked()
 		snap.inRange = s.overlapsLocked(mint, maxt)
-		if !skipChunks && snap.inRange {
+		if mode == withChunks && snap.inRange {
 			snap.chunks = s.chunksLocked(mint, maxt)
 		}
 		s.mu.Unlock()
@@ -130,20 +142,20 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 // holds mu.
 func (s *memSeries) chunksLocked(mint, maxt int64) []storage.Chunk {
 	var out []storage.Chunk
-	for _, c := range s.finished {
+	for c := s.finished; c != nil; c = c.next {
 		if c.minT <= maxt && c.maxT >= mint {
 			out = append(out, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}
 	}
-	if s.app != nil && s.openMinT <= maxt && s.openMaxT >= mint {
-		out = append(out, storage.Chunk{MinTime: s.openMinT, MaxTime: s.openMaxT, Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.open.Bytes())})
+	if s.app != nil && s.openMinTLocked() <= maxt && s.openMaxT >= mint {
+		out = append(out, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxT, Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.open.Bytes())})
 	}
 	return out
 }
 
 // mergeSeries merges the head snapshots and the store's series, both sorted
 // by labels, calling send for every series with data in the range.
-func mergeSeries(head []headSnapshot, stored []storage.Series, skipChunks bool, send func(*arguspb.StreamSeries) error) error {
+func mergeSeries(head []headSnapshot, stored []storage.Series, mode seriesMode, send func(*arguspb.StreamSeries) error) error {
 	for len(head) > 0 || len(stored) > 0 {
 		var (
 			lset     labels.Labels
@@ -160,35 +172,35 @@ func mergeSeries(head []headSnapshot, stored []storage.Series, skipChunks bool, 
 			hs, st, lset = &head[0], &stored[0], head[0].lset
 			head, stored = head[1:], stored[1:]
 		}
-		out := &arguspb.StreamSeries{Labels: toProtoLabels(lset)}
 		if hs != nil {
 			headMinT = hs.minT
 		}
-		if skipChunks {
+		if mode == withoutChunks {
 			if st == nil && !hs.inRange {
 				continue
 			}
-			if err := send(out); err != nil {
+			if err := send(&arguspb.StreamSeries{Labels: toProtoLabels(lset)}); err != nil {
 				return err
 			}
 			continue
 		}
+		var cs []*arguspb.Chunk
 		if st != nil {
 			for _, c := range st.Chunks {
 				if c.MaxTime < headMinT {
-					out.Chunks = append(out.Chunks, toProtoChunk(c))
+					cs = append(cs, toProtoChunk(c))
 				}
 			}
 		}
 		if hs != nil {
 			for _, c := range hs.chunks {
-				out.Chunks = append(out.Chunks, toProtoChunk(c))
+				cs = append(cs, toProtoChunk(c))
 			}
 		}
-		if len(out.Chunks) == 0 {
+		if len(cs) == 0 {
 			continue
 		}
-		if err := send(out); err != nil {
+		if err := send(&arguspb.StreamSeries{Labels: toProtoLabels(lset), Chunks: cs}); err != nil {
 			return err
 		}
 	}

@@ -69,7 +69,7 @@ func TestSeries_Matchers(t *testing.T) {
 	}
 	t.Run("head", run)
 
-	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1000
 	flushTenants(t, ing, cutIdleChunks)
 	require.Equal(t, 3, storedChunks(t, ing, "t1"))
 	t.Run("store", run)
@@ -89,7 +89,7 @@ func TestSeries_MergesHeadAndStore(t *testing.T) {
 	headOnly := []string{"__name__", "head_only"}
 
 	push(t, ing, "t1", ts(both, seq(0, 1000, 250)...), ts(storeOnly, sample{5, 5}))
-	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1000
 	push(t, ing, "t1", ts(both, seq(250_000, 1000, 10)...)) // store_only goes idle
 	flushTenants(t, ing, cutIdleChunks)
 	require.Equal(t, 3, storedChunks(t, ing, "t1")) // both: 2 full chunks; store_only: 1
@@ -114,13 +114,13 @@ func TestSeries_MergesHeadAndStore(t *testing.T) {
 	// writing the head's finished chunks to the store without dropping them.
 	push(t, ing, "t1", ts(both, seq(260_000, 1000, 120)...)) // cuts a chunk
 	h := ing.getTenant("t1")
-	head, err := h.headSeries(t.Context(), nil, 0, math.MaxInt64, false)
+	head, err := h.headSeries(t.Context(), nil, 0, math.MaxInt64, withChunks)
 	require.NoError(t, err)
 	flushTenants(t, ing, keepOpenChunks)
 	stored, err := h.store.Select(0, math.MaxInt64, storage.SelectOptions{}, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
 	require.NoError(t, err)
 	var merged []*arguspb.StreamSeries
-	require.NoError(t, mergeSeries(head, stored, false, func(s *arguspb.StreamSeries) error {
+	require.NoError(t, mergeSeries(head, stored, withChunks, func(s *arguspb.StreamSeries) error {
 		merged = append(merged, s)
 		return nil
 	}))
@@ -135,7 +135,7 @@ func TestLabelNamesAndValues(t *testing.T) {
 		ts([]string{"__name__", "old", "zone", "a"}, sample{10, 1}),
 		ts([]string{"__name__", "up", "job", "x"}, sample{1000, 1}),
 	)
-	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1000
 	flushTenants(t, ing, cutIdleChunks) // "old" and "up" go to the store
 	push(t, ing, "t1",
 		ts([]string{"__name__", "up", "job", "x"}, sample{2000, 1}),
@@ -221,4 +221,34 @@ func TestGRPC(t *testing.T) {
 
 	_, err = arguspb.NewIngesterClient(conn).Push(context.Background(), &arguspb.WriteRequest{Timeseries: tss})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "no tenant")
+}
+
+// TestStripeSeries_HashCollisions forces two label sets onto one hash.
+func TestStripeSeries_HashCollisions(t *testing.T) {
+	ss := newStripeSeries()
+	const hash = 42
+	a := newMemSeries(1, labels.FromStrings("a", "1"), math.MinInt64, 0)
+	b := newMemSeries(2, labels.FromStrings("b", "2"), math.MinInt64, 0)
+	got, ok := ss.setIfAbsent(hash, a)
+	require.True(t, ok)
+	require.Same(t, a, got)
+	got, ok = ss.setIfAbsent(hash, b)
+	require.True(t, ok)
+	require.Same(t, b, got)
+	got, ok = ss.setIfAbsent(hash, newMemSeries(3, labels.FromStrings("b", "2"), math.MinInt64, 0))
+	require.False(t, ok)
+	require.Same(t, b, got)
+	require.Same(t, a, ss.getByHash(hash, a.lset))
+	require.Same(t, b, ss.getByHash(hash, b.lset))
+	require.Same(t, b, ss.getByRef(2))
+
+	ss.remove(hash, a) // b moves from the conflicts to the main map.
+	require.Nil(t, ss.getByHash(hash, a.lset))
+	require.Nil(t, ss.getByRef(1))
+	require.Same(t, b, ss.getByHash(hash, b.lset))
+	ss.remove(hash, b)
+	require.Nil(t, ss.getByHash(hash, b.lset))
+	n := 0
+	ss.forEach(func(*memSeries) { n++ })
+	require.Zero(t, n)
 }

@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"encoding/binary"
 	"math"
 	"sync"
 
@@ -30,15 +31,18 @@ func chunkIndex(t int64) int64 {
 	return t / chunkRangeMs
 }
 
-// finishedChunk is a cut chunk that is not persisted yet. data is immutable
-// once cut, so readers may share it without a lock.
+// finishedChunk is a cut chunk that is not persisted yet, in a list ordered
+// by time. data is immutable once cut, so readers may share it without a
+// lock.
 type finishedChunk struct {
 	minT, maxT int64
 	data       []byte
+	next       *finishedChunk // guarded by the series' mu
 }
 
 // memSeries is one series of a tenant head. Its fields are kept to the
-// minimum: memory per series is a benchmarked goal.
+// minimum (112 bytes): memory per series is a benchmarked goal. The open
+// chunk's min time is not stored: it is the first varint of the chunk.
 //
 // Two locks guard it: mu guards the chunks (written by appends, flushes and
 // idle cuts, read by queries); the tenant's appendMu guards the ordering
@@ -50,41 +54,49 @@ type memSeries struct {
 
 	mu sync.Mutex
 	// open is the chunk appended to; app is nil when there is none.
-	open               chunkenc.XORChunk // guarded by mu
-	app                chunkenc.Appender // guarded by mu
-	openMinT, openMaxT int64             // guarded by mu
-	finished           []finishedChunk   // guarded by mu, ordered by time
-	persistedMaxT      int64             // guarded by mu: samples <= it are in the chunk store
-	lastAppendMs       int64             // guarded by mu: wall clock of the last append, Unix ms
+	open     chunkenc.XORChunk // guarded by mu
+	app      chunkenc.Appender // guarded by mu
+	openMaxT int64             // guarded by mu
+	finished *finishedChunk    // guarded by mu: the oldest cut chunk not persisted yet
 
-	// lastT and lastV are the latest sample accepted (lastT starts at the
-	// persisted max time). Guarded by the tenant's appendMu.
-	lastT int64
-	lastV float64
+	// lastT is the time of the latest sample accepted; it starts at the
+	// persisted max time. Guarded by the tenant's appendMu.
+	lastT      int64
+	lastAppend uint32 // guarded by mu: wall clock of the last append, Unix seconds
 
 	queued bool // guarded by mu: the series is in the tenant's flush queue
 	// guarded by the tenant's appendMu:
-	lastVKnown bool // lastV is the value at lastT (false: lastT is the persisted max)
-	logged     bool // the series record is in the WAL
-	deleted    bool // removed from the head by GC; a push must recreate it
+	lastAccepted bool // lastT is a sample accepted here (false: it is the persisted max time)
+	logged       bool // the series record is in the WAL
+	deleted      bool // removed from the head by GC; a push must recreate it
 }
 
+// unixSeconds converts Unix milliseconds to the seconds of
+// memSeries.lastAppend, rounded down (so idleness is never overestimated).
+func unixSeconds(ms int64) uint32 {
+	return uint32(min(max(ms/1000, 0), math.MaxUint32))
+}
+
+// newMemSeries returns a series whose samples up to persistedMaxT are in the
+// chunk store (math.MinInt64: none).
 func newMemSeries(ref chunks.HeadSeriesRef, lset labels.Labels, persistedMaxT, nowMs int64) *memSeries {
-	return &memSeries{
-		ref:           ref,
-		lset:          lset,
-		openMinT:      noTime,
-		persistedMaxT: persistedMaxT,
-		lastAppendMs:  nowMs,
-		lastT:         persistedMaxT,
-	}
+	return &memSeries{ref: ref, lset: lset, lastAppend: unixSeconds(nowMs), lastT: persistedMaxT}
+}
+
+// openMinTLocked returns the min time of the open chunk, which the caller
+// knows exists: an XOR chunk starts with its sample count (2 bytes) and its
+// first timestamp as a varint. The caller holds mu.
+func (s *memSeries) openMinTLocked() int64 {
+	t, _ := binary.Varint(s.open.Bytes()[2:])
+	return t
 }
 
 // appendLocked appends one sample, cutting the open chunk first when it is
 // full or t is in another 2h range. It reports whether a chunk was cut. The
 // caller holds mu and has checked that t is newer than every sample.
 func (s *memSeries) appendLocked(t int64, v float64, nowMs int64) (cut bool) {
-	if s.app != nil && (s.open.NumSamples() >= samplesPerChunk || chunkIndex(t) != chunkIndex(s.openMinT)) {
+	// The open chunk's samples are all in one 2h range: openMaxT's is its min time's.
+	if s.app != nil && (s.open.NumSamples() >= samplesPerChunk || chunkIndex(t) != chunkIndex(s.openMaxT)) {
 		s.cutLocked()
 		cut = true
 	}
@@ -95,51 +107,86 @@ func (s *memSeries) appendLocked(t int64, v float64, nowMs int64) (cut bool) {
 			panic("appender of an empty XOR chunk: " + err.Error()) // Cannot fail: nothing to iterate.
 		}
 		s.app = app
-		s.openMinT = t
 	}
 	s.app.Append(0, t, v)
 	s.openMaxT = t
-	s.lastAppendMs = nowMs
+	s.lastAppend = unixSeconds(nowMs)
 	return cut
 }
 
-// cutLocked moves the open chunk to finished. The caller holds mu.
+// cutLocked moves the open chunk to the end of finished. The caller holds mu.
 func (s *memSeries) cutLocked() {
 	if s.app == nil {
 		return
 	}
 	s.open.Compact() // Trims the spare capacity: finished chunks are never appended to.
-	s.finished = append(s.finished, finishedChunk{minT: s.openMinT, maxT: s.openMaxT, data: s.open.Bytes()})
+	fc := &finishedChunk{minT: s.openMinTLocked(), maxT: s.openMaxT, data: s.open.Bytes()}
+	if s.finished == nil {
+		s.finished = fc
+	} else {
+		last := s.finished
+		for last.next != nil {
+			last = last.next
+		}
+		last.next = fc
+	}
 	s.open.Reset(nil)
 	s.app = nil
-	s.openMinT, s.openMaxT = noTime, 0
+	s.openMaxT = 0
+}
+
+// lastSampleLocked returns the newest sample in memory, decoding the chunk
+// that holds it (for the rare duplicate check of a retried push). The
+// caller holds mu.
+func (s *memSeries) lastSampleLocked() (t int64, v float64, ok bool) {
+	var data []byte
+	switch {
+	case s.app != nil:
+		data = s.open.Bytes()
+	case s.finished != nil:
+		last := s.finished
+		for last.next != nil {
+			last = last.next
+		}
+		data = last.data
+	default:
+		return 0, 0, false
+	}
+	var c chunkenc.XORChunk
+	c.Reset(data)
+	it := c.Iterator(nil)
+	for it.Next() == chunkenc.ValFloat {
+		t, v = it.At()
+		ok = true
+	}
+	return t, v, ok && it.Err() == nil
 }
 
 // firstInMemoryLocked returns the min time of the oldest chunk in memory, or
 // noTime. The caller holds mu.
 func (s *memSeries) firstInMemoryLocked() int64 {
-	if len(s.finished) > 0 {
-		return s.finished[0].minT
+	if s.finished != nil {
+		return s.finished.minT
 	}
 	if s.app != nil {
-		return s.openMinT
+		return s.openMinTLocked()
 	}
 	return noTime
 }
 
 // inMemoryLocked reports whether the series has any chunk in memory.
 func (s *memSeries) inMemoryLocked() bool {
-	return s.app != nil || len(s.finished) > 0
+	return s.app != nil || s.finished != nil
 }
 
 // overlapsLocked reports whether a chunk in memory overlaps [mint, maxt].
 func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
-	for _, c := range s.finished {
+	for c := s.finished; c != nil; c = c.next {
 		if c.minT <= maxt && c.maxT >= mint {
 			return true
 		}
 	}
-	return s.app != nil && s.openMinT <= maxt && s.openMaxT >= mint
+	return s.app != nil && s.openMinTLocked() <= maxt && s.openMaxT >= mint
 }
 
 // stripeCount is the number of lock stripes of a head's series maps, a power

@@ -5,7 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -144,7 +149,8 @@ func (h *tenantHead) replayRecords(ctx context.Context, rd io.Reader, st *replay
 // record for a label set already in the head (removed by GC and recreated
 // under a new ref before a crash) becomes an alias of that series.
 func (h *tenantHead) replaySeries(rs record.RefSeries, st *replayStats) error {
-	lset := rs.Labels.Copy() // The decoder's strings may alias the record buffer.
+	h.lastRef = max(h.lastRef, rs.Ref) // New series never reuse a ref of the WAL, an alias's included.
+	lset := rs.Labels.Copy()           // The decoder's strings may alias the record buffer.
 	hash := lset.Hash()
 	if s := h.series.getByHash(hash, lset); s != nil {
 		if s.ref != rs.Ref {
@@ -163,7 +169,6 @@ func (h *tenantHead) replaySeries(rs record.RefSeries, st *replayStats) error {
 	s.logged = true
 	h.series.setIfAbsent(hash, s)
 	h.postings.Add(promstorage.SeriesRef(s.ref), lset)
-	h.lastRef = max(h.lastRef, rs.Ref)
 	h.inMemory.Inc()
 	st.series++
 	return nil
@@ -175,8 +180,10 @@ func (h *tenantHead) replaySeries(rs record.RefSeries, st *replayStats) error {
 func (h *tenantHead) replaySamples(samples []record.RefSample, st *replayStats) {
 	nowMs := h.nowMs()
 	var cut []*memSeries
+	maxT := h.maxT.Load()
+	defer func() { h.maxT.Store(maxT) }()
 	for _, smp := range samples {
-		h.maxT = max(h.maxT, smp.T)
+		maxT = max(maxT, smp.T)
 		s := h.series.getByRef(smp.Ref)
 		if s == nil {
 			s = h.aliases[smp.Ref]
@@ -189,7 +196,7 @@ func (h *tenantHead) replaySamples(samples []record.RefSample, st *replayStats) 
 			st.persisted++
 			continue
 		}
-		s.lastT, s.lastV, s.lastVKnown = smp.T, smp.V, true
+		s.lastT, s.lastAccepted = smp.T, true
 		s.mu.Lock()
 		if s.appendLocked(smp.T, smp.V, nowMs) && !s.queued {
 			s.queued = true
@@ -219,7 +226,10 @@ func (h *tenantHead) truncateWAL(ctx context.Context) error {
 		h.appendMu.Unlock()
 		return nil // Nothing to truncate safely; a restart repairs the WAL.
 	}
-	h.removeSeriesLocked(candidates)
+	if err := h.removeSeriesLocked(candidates); err != nil {
+		h.appendMu.Unlock()
+		return err
+	}
 	first, last, err := wlog.Segments(h.walDir)
 	if err == nil {
 		_, err = h.wal.NextSegment()
@@ -271,11 +281,11 @@ func (h *tenantHead) minInMemoryTime() int64 {
 // gcCandidates returns the series with nothing in memory and no sample for
 // longer than MaxChunkIdle.
 func (h *tenantHead) gcCandidates() []*memSeries {
-	idleBefore := h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds()
+	idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
 	var out []*memSeries
 	h.series.forEach(func(s *memSeries) {
 		s.mu.Lock()
-		if !s.inMemoryLocked() && s.lastAppendMs < idleBefore {
+		if !s.inMemoryLocked() && s.lastAppend < idleBefore {
 			out = append(out, s)
 		}
 		s.mu.Unlock()
@@ -285,26 +295,38 @@ func (h *tenantHead) gcCandidates() []*memSeries {
 
 // removeSeriesLocked removes from the head the candidates that are still
 // empty and idle. Their data stays queryable from the chunk store; a push
-// that resolved one before sees deleted and recreates it. The caller holds
+// that resolved one before sees deleted and recreates it. removedMaxT is
+// raised, and made durable, before any is removed. The caller holds
 // appendMu (pushes check deleted under it) and truncMu (aliases).
-func (h *tenantHead) removeSeriesLocked(candidates []*memSeries) {
-	idleBefore := h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds()
-	deleted := map[promstorage.SeriesRef]struct{}{}
-	affected := map[labels.Label]struct{}{}
+func (h *tenantHead) removeSeriesLocked(candidates []*memSeries) error {
+	idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
+	var remove []*memSeries
+	removedMaxT := h.removedMaxT.Load()
 	for _, s := range candidates {
 		s.mu.Lock()
-		remove := !s.inMemoryLocked() && s.lastAppendMs < idleBefore
+		ok := !s.inMemoryLocked() && s.lastAppend < idleBefore
 		s.mu.Unlock()
-		if !remove || s.deleted {
-			continue
+		if ok && !s.deleted {
+			remove = append(remove, s)
+			removedMaxT = max(removedMaxT, s.lastT) // lastT >= the persisted max time.
 		}
+	}
+	if len(remove) == 0 {
+		return nil
+	}
+	if removedMaxT > h.removedMaxT.Load() {
+		if err := writeRemovedMaxT(h.dir, removedMaxT); err != nil {
+			return err
+		}
+		h.removedMaxT.Store(removedMaxT)
+	}
+	deleted := make(map[promstorage.SeriesRef]struct{}, len(remove))
+	affected := map[labels.Label]struct{}{}
+	for _, s := range remove {
 		s.deleted = true
 		h.series.remove(s.lset.Hash(), s)
 		deleted[promstorage.SeriesRef(s.ref)] = struct{}{}
 		s.lset.Range(func(l labels.Label) { affected[l] = struct{}{} })
-	}
-	if len(deleted) == 0 {
-		return
 	}
 	h.postings.Delete(deleted, affected)
 	for ref, s := range h.aliases {
@@ -314,4 +336,56 @@ func (h *tenantHead) removeSeriesLocked(candidates []*memSeries) {
 	}
 	h.inMemory.Sub(float64(len(deleted)))
 	h.metrics.seriesGCed.Add(float64(len(deleted)))
+	return nil
+}
+
+// removedMaxTFile is the file, in a tenant's directory, that keeps
+// removedMaxT across restarts. Absent means math.MinInt64: no series was
+// ever removed from the head, so every persisted series is in the WAL.
+const removedMaxTFile = "removed_series_max_time"
+
+func readRemovedMaxT(dir string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, removedMaxTFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return math.MinInt64, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read removed series max time: %w", err)
+	}
+	t, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse %s: %w", removedMaxTFile, err)
+	}
+	return t, nil
+}
+
+// writeRemovedMaxT replaces the file atomically and durably: temporary file,
+// fsync, rename, fsync of the directory.
+func writeRemovedMaxT(dir string, t int64) error {
+	path := filepath.Join(dir, removedMaxTFile)
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write removed series max time: %w", err)
+	}
+	_, err = f.WriteString(strconv.FormatInt(t, 10) + "\n")
+	err = errors.Join(err, f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("write removed series max time: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
