@@ -1,12 +1,15 @@
 package clustertest
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +210,30 @@ func TestPrometheusRemoteWrites(t *testing.T) {
 			t.Fatal("no remote-write request with an up sample within 30s")
 		}
 	}
+}
+
+// recordingTB records Errorf calls instead of failing the test.
+type recordingTB struct {
+	testing.TB
+	errs []string
+}
+
+func (r *recordingTB) Helper() {}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func TestCheckLog(t *testing.T) {
+	f := func(log string, wantErrs int) {
+		t.Helper()
+		p := &process{name: "argus", logPath: filepath.Join(t.TempDir(), "argus.log")}
+		require.NoError(t, os.WriteFile(p.logPath, []byte(log), 0o644))
+		rec := &recordingTB{TB: t}
+		p.checkLog(rec)
+		require.Len(t, rec.errs, wantErrs, "%q", rec.errs)
+	}
+	f("level=INFO msg=ready\n", 0)
+	f("2026/11/25 14:49:07 http: panic serving 127.0.0.1:56680: runtime error\n", 1)
+	f("==================\nWARNING: DATA RACE\nRead at 0x00c000\n", 1)
 }

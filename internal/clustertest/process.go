@@ -68,11 +68,32 @@ func newProcess(t testing.TB, name, bin string, args []string, readyURL string) 
 				t.Errorf("%s (pid %d) did not die after SIGKILL", p.name, p.cmd.Process.Pid)
 			}
 		}
+		p.checkLog(t)
 		if t.Failed() {
 			p.logTail(t)
 		}
 	})
 	return p
+}
+
+// logAlarms are log lines that fail the test whatever it asserted: a data
+// race report (binaries built with -race) and a handler panic that net/http
+// recovered from, which a client sees only as a dropped connection.
+var logAlarms = []string{"WARNING: DATA RACE", "http: panic serving"}
+
+// checkLog fails the test if the process log holds one of logAlarms.
+func (p *process) checkLog(t testing.TB) {
+	t.Helper()
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return
+	}
+	for _, alarm := range logAlarms {
+		if i := bytes.Index(b, []byte(alarm)); i >= 0 {
+			end := min(len(b), i+4000)
+			t.Errorf("%s log has %q:\n%s", p.name, alarm, b[i:end])
+		}
+	}
 }
 
 // start runs the process and waits until readyURL answers 200, failing the

@@ -24,13 +24,13 @@ import (
 
 const durTenant = "durability"
 
-// TestDurabilityKill9 crashes argus with everything still in the head (the
-// default flush period is long) and checks that WAL replay restores every
+// TestDurabilityKill9 crashes argus with everything only in the head and
+// the WAL (nothing flushed) and checks that WAL replay restores every
 // acknowledged sample exactly.
 func TestDurabilityKill9(t *testing.T) {
 	skipIfShort(t)
 	t.Parallel()
-	a := clustertest.StartArgus(t, clustertest.Options{})
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-ingester.flush-period=1h"}})
 
 	const series, samples = 200, 300
 	d := newDataset("dur_kill9", series, samples, time.Second)
@@ -38,6 +38,7 @@ func TestDurabilityKill9(t *testing.T) {
 	// Read back before the crash, so that a read-path bug is told apart from
 	// a durability bug.
 	require.Empty(t, diffSamples(d.want(samples), d.query(t, a, durTenant, samples)), "before the crash")
+	require.Zero(t, a.Metric(t, "argus_ingester_chunks_persisted_total", nil), "nothing is persisted before the crash")
 
 	a.Kill(t)
 	a.Restart(t)
@@ -47,6 +48,8 @@ func TestDurabilityKill9(t *testing.T) {
 	require.Equal(t, series*samples, totalSamples(got))
 	require.InDelta(t, float64(series), a.Metric(t, "argus_ingester_memory_series", nil), 0,
 		"every series is back in memory after WAL replay")
+	require.InDelta(t, float64(series*samples), a.Metric(t, "argus_ingester_wal_replay_samples_total", nil), 0,
+		"every sample came back through WAL replay")
 }
 
 // TestDurabilityPartiallyPersisted crashes argus when every series has one

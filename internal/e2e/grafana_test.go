@@ -106,6 +106,14 @@ func TestGrafanaRequests(t *testing.T) {
 				`{"metric":{"__name__":"grafana_test","instance":"b","job":"api"},"values":[` + points(300, 900, 60, func(i int64) float64 { return float64(2 * i) }) + `]}]}`,
 		},
 		{
+			// A data source configured with the GET method.
+			name: "panel query_range as GET", method: http.MethodGet, path: "/query_range",
+			params: url.Values{"query": {`grafana_test{job="api"}`}, "start": {sec(base + 300)}, "end": {sec(base + 900)}, "step": {"60"}},
+			want: `{"resultType":"matrix","result":[` +
+				`{"metric":{"__name__":"grafana_test","instance":"a","job":"api"},"values":[` + points(300, 900, 60, func(i int64) float64 { return float64(i) }) + `]},` +
+				`{"metric":{"__name__":"grafana_test","instance":"b","job":"api"},"values":[` + points(300, 900, 60, func(i int64) float64 { return float64(2 * i) }) + `]}]}`,
+		},
+		{
 			name: "aggregated query_range with timeout", method: http.MethodPost, path: "/query_range",
 			params: url.Values{"query": {`sum by (job) (grafana_test)`}, "start": {sec(base)}, "end": {sec(base + 2400)}, "step": {"300"}, "timeout": {"30s"}},
 			want: `{"resultType":"matrix","result":[` +
