@@ -1,7 +1,17 @@
 // Package ring owns membership, token ownership, replica selection and the one
 // sharding function of Argus, ShardToken.
 //
-// Today the ring is static (a ring of one, for the all-in-one process); the
-// gossiped ring of issue #3 replaces Static behind the same Get method.
-// The ring does not import distributor, ingester, querier or storage.
+// The ring state (Desc) is a CRDT: a map of instance ID → InstanceDesc,
+// merged per instance by last writer wins on the heartbeat (see DESIGN.md).
+// KV keeps it in sync between processes with hashicorp/memberlist gossip and
+// answers ring queries from the latest state; Lifecycler keeps one
+// ingester's entry (tokens, JOINING → ACTIVE → LEAVING → LEFT, heartbeats);
+// Ring is an immutable view of one state that picks the replicas of a token
+// (Get) and the instances a read asks (ReadSet). Static is a fixed ring for
+// the all-in-one process and tests; it answers the same methods.
+// RingHandler and MembersHandler serve the operator pages /ring and
+// /memberlist.
+//
+// The ring does not import distributor, ingester, querier or storage, and
+// knows nothing of tenants or series beyond ShardToken.
 package ring

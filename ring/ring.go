@@ -1,43 +1,98 @@
 package ring
 
 import (
-	"errors"
-	"fmt"
+	"time"
 )
-
-// ErrEmptyRing means the ring has no instance to place a series on.
-var ErrEmptyRing = errors.New("ring has no instances")
 
 // Instance is one member of the ring: an ingester, addressed by gRPC.
 type Instance struct {
 	ID   string
 	Addr string // host:port of its gRPC server
+	Zone string // availability zone; empty without zone awareness
 }
 
-// Static is a ring whose members never change: one ingester in the
-// all-in-one process. It is safe for concurrent use.
-type Static struct {
-	instances []Instance
+// Options shape a Ring view of a ring state.
+type Options struct {
+	// ReplicationFactor is how many instances hold each series (≥ 1).
+	ReplicationFactor int
+	// ZoneAwareness places the replicas of a series in distinct zones.
+	ZoneAwareness bool
+	// HeartbeatTimeout is how old a heartbeat may be before the instance is
+	// UNHEALTHY. Zero means heartbeats never expire.
+	HeartbeatTimeout time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 }
 
-// NewStatic returns a ring of the given instances.
-func NewStatic(instances ...Instance) (*Static, error) {
-	if len(instances) == 0 {
-		return nil, ErrEmptyRing
+// Ring is a read-only view of a ring state: the token table and the
+// instances, built once by NewRing. All methods are safe for concurrent use.
+// Health is evaluated at call time, from Options.Now.
+type Ring struct {
+	opts      Options
+	tab       tokenTable
+	instances []member // indexed like tab.instances
+	desc      *Desc    // not modified after NewRing
+}
+
+type member struct {
+	Instance
+	state     State
+	heartbeat int64 // Unix milliseconds
+}
+
+// NewRing returns a view of d with opts. d is copied: the caller may keep
+// modifying it. LEFT instances and instances without tokens are not part of
+// the view.
+func NewRing(d *Desc, opts Options) *Ring {
+	opts.ReplicationFactor = max(1, opts.ReplicationFactor)
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	return &Static{instances: append([]Instance(nil), instances...)}, nil
-}
-
-// Get returns the instance that owns token. The result is appended to buf,
-// which the caller owns.
-func (s *Static) Get(token uint32, buf []Instance) ([]Instance, error) {
-	if len(s.instances) == 0 {
-		return buf, fmt.Errorf("get token %d: %w", token, ErrEmptyRing)
+	r := &Ring{opts: opts, desc: d.Clone()}
+	r.tab = buildTokenTable(r.desc, nil)
+	r.instances = make([]member, len(r.tab.instances))
+	for i, id := range r.tab.instances {
+		in := r.desc.Instances[id]
+		r.instances[i] = member{
+			Instance:  Instance{ID: id, Addr: in.Addr, Zone: in.Zone},
+			state:     in.State,
+			heartbeat: in.HeartbeatUnixMillis,
+		}
 	}
-	return append(buf, s.instances[int(token)%len(s.instances)]), nil
+	if !opts.ZoneAwareness {
+		for i := range r.instances {
+			r.instances[i].Zone = ""
+		}
+	}
+	return r
 }
 
-// Instances returns every member of the ring. The slice is a copy.
-func (s *Static) Instances() []Instance {
-	return append([]Instance(nil), s.instances...)
+// ReplicationFactor returns how many instances hold each series.
+func (r *Ring) ReplicationFactor() int { return r.opts.ReplicationFactor }
+
+// Desc returns a copy of the ring state the view was built from.
+func (r *Ring) Desc() *Desc { return r.desc.Clone() }
+
+// Instances returns the instances of the view (not LEFT, with tokens), by ID.
+// The slice is a copy.
+func (r *Ring) Instances() []Instance {
+	out := make([]Instance, len(r.instances))
+	for i, m := range r.instances {
+		out[i] = m.Instance
+	}
+	return out
+}
+
+// Ownership returns the fraction of the ring (0 to 1) each instance of the
+// view owns as the primary (first) owner of its token ranges, after token
+// conflicts are resolved.
+func (r *Ring) Ownership() map[string]float64 {
+	out := make(map[string]float64, len(r.instances))
+	n := len(r.tab.tokens)
+	for i, t := range r.tab.tokens {
+		prev := r.tab.tokens[(i+n-1)%n]
+		size := rng32{start: prev, end: t}.size()
+		out[r.tab.instances[r.tab.owners[i]]] += float64(size) / ringSize
+	}
+	return out
 }

@@ -1,0 +1,503 @@
+package ring
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Deps are the runtime dependencies of KV and Lifecycler.
+type Deps struct {
+	Logger     *slog.Logger          // nil discards
+	Registerer prometheus.Registerer // nil registers nothing
+}
+
+func (d Deps) logger() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
+}
+
+// inboxSize bounds the gossip messages waiting for the merge worker; beyond
+// it they are dropped and counted (push/pull repairs what a drop loses).
+const inboxSize = 1024
+
+// maxBroadcastSize is the largest update gossiped over UDP: memberlist's
+// default UDP buffer (1400 bytes) minus its framing. Larger updates reach
+// the others by push/pull only.
+const maxBroadcastSize = 1200
+
+type inboxMsg struct {
+	b    []byte
+	done chan struct{} // a barrier: closed once everything queued before it is merged
+}
+
+// KV is the ring state of this process, kept in sync with every other
+// process by memberlist gossip, and the ring client that follows it: Get,
+// ReadSet, ReplicationFactor and Instances answer from the latest state.
+//
+// It is a service (Starting, Running, Stopping). Starting creates the
+// memberlist instance, joins the -memberlist.join members and merges their
+// state; Stopping sends the state to every member over TCP, leaves and shuts
+// down. All methods are safe for concurrent use.
+//
+// # Concurrency
+//
+// memberlist calls the delegate from its own goroutines. Incoming updates
+// and full states are handed off, without blocking, to one merge worker
+// (dropped and counted when its inbox is full: see
+// argus_ring_gossip_dropped_total); the local state is guarded by mu. Local
+// updates (Update, Forget) merge under mu directly and queue a broadcast.
+type KV struct {
+	cfg     MemberlistConfig
+	opts    Options
+	logger  *slog.Logger
+	metrics *kvMetrics
+	queue   *memberlist.TransmitLimitedQueue
+	inbox   chan inboxMsg
+
+	ml         atomic.Pointer[memberlist.Memberlist] // set by Starting
+	stopped    atomic.Bool                           // Stopping ran
+	stop       chan struct{}                         // closed by Stopping to end the worker
+	workerDone chan struct{}
+
+	mu   sync.Mutex
+	desc *Desc                // guarded by mu
+	view atomic.Pointer[Ring] // view of desc; stored under mu, nil after desc changed
+}
+
+// NewKV returns a KV that gossips with cfg and answers ring queries with
+// opts. It does no I/O and starts nothing.
+func NewKV(cfg MemberlistConfig, opts Options, deps Deps) (*KV, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	k := &KV{
+		cfg:        cfg,
+		opts:       opts,
+		logger:     deps.logger().With("component", "ring"),
+		inbox:      make(chan inboxMsg, inboxSize),
+		stop:       make(chan struct{}),
+		workerDone: make(chan struct{}),
+		desc:       NewDesc(),
+	}
+	k.queue = &memberlist.TransmitLimitedQueue{NumNodes: k.numMembers, RetransmitMult: cfg.RetransmitMult}
+	k.metrics = newKVMetrics(deps.Registerer, func() float64 { return float64(k.queue.NumQueued()) })
+	return k, nil
+}
+
+func (k *KV) numMembers() int {
+	if ml := k.ml.Load(); ml != nil {
+		return ml.NumMembers()
+	}
+	return 1
+}
+
+// Starting creates the memberlist instance, starts the merge worker, joins
+// the configured members (a failure is logged and retried by Running) and
+// waits until the state they sent is merged.
+func (k *KV) Starting(ctx context.Context) error {
+	mlc := memberlist.DefaultLANConfig()
+	mlc.Name = k.cfg.NodeName
+	if mlc.Name == "" {
+		mlc.Name = defaultNodeName()
+	}
+	mlc.BindAddr, mlc.BindPort = k.cfg.BindAddr, k.cfg.BindPort
+	mlc.AdvertiseAddr, mlc.AdvertisePort = k.cfg.AdvertiseAddr, k.cfg.AdvertisePort
+	mlc.GossipInterval, mlc.GossipNodes = k.cfg.GossipInterval, k.cfg.GossipNodes
+	mlc.PushPullInterval, mlc.RetransmitMult = k.cfg.PushPullInterval, k.cfg.RetransmitMult
+	mlc.Delegate = delegate{k}
+	mlc.Logger = newStdLogger(k.logger.With("component", "memberlist"))
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		return fmt.Errorf("create memberlist: %w", err)
+	}
+	k.ml.Store(ml)
+	go k.worker()
+	k.join()
+	if err := k.sync(ctx); err != nil {
+		k.stopped.Store(true)
+		_ = ml.Shutdown()
+		close(k.stop)
+		<-k.workerDone
+		return fmt.Errorf("merge joined ring state: %w", err)
+	}
+	return nil
+}
+
+func defaultNodeName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// join joins the configured members, if any. memberlist.Join blocks on the
+// network and takes no context; it is bounded by memberlist's TCP timeout.
+func (k *KV) join() {
+	addrs := k.cfg.joinAddrs()
+	if len(addrs) == 0 {
+		return
+	}
+	n, err := k.ml.Load().Join(addrs)
+	if err != nil {
+		k.logger.Warn("joining memberlist cluster failed, will retry", "joined", n, "err", err, "members", addrs)
+		return
+	}
+	k.logger.Info("joined memberlist cluster", "joined", n)
+}
+
+// sync waits until every message handed to the worker before the call is
+// merged.
+func (k *KV) sync(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case k.inbox <- inboxMsg{done: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Running rejoins while this process is alone, collects old tombstones and
+// refreshes the ring metrics, until ctx is cancelled.
+func (k *KV) Running(ctx context.Context) error {
+	rejoin := time.NewTicker(k.cfg.RejoinInterval)
+	defer rejoin.Stop()
+	gc := time.NewTicker(min(k.cfg.LeftTombstoneTTL/10, time.Minute))
+	defer gc.Stop()
+	refresh := time.NewTicker(time.Second)
+	defer refresh.Stop()
+	k.updateMetrics()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-k.workerDone:
+			return errors.New("ring merge worker stopped")
+		case <-rejoin.C:
+			if k.numMembers() <= 1 {
+				k.join()
+			}
+		case <-gc.C:
+			k.mu.Lock()
+			if k.desc.RemoveTombstones(k.opts.Now().Add(-k.cfg.LeftTombstoneTTL)) > 0 {
+				k.view.Store(nil)
+			}
+			k.mu.Unlock()
+		case <-refresh.C:
+			k.updateMetrics()
+		}
+	}
+}
+
+// Stopping sends the full ring state to every member over TCP (so a LEFT
+// written just before reaches everyone), leaves the cluster and shuts
+// memberlist down. It is bounded by ctx and by memberlist's TCP timeout. It
+// is idempotent, and a no-op if Starting did not succeed.
+func (k *KV) Stopping(ctx context.Context) error {
+	ml := k.ml.Load()
+	if ml == nil || k.stopped.Swap(true) {
+		return nil
+	}
+	msg := k.localState()
+	for _, n := range ml.Members() {
+		if ctx.Err() != nil {
+			break
+		}
+		if n.Name != ml.LocalNode().Name {
+			if err := ml.SendReliable(n, msg); err != nil {
+				k.logger.Debug("sending ring state on leave failed", "member", n.Name, "err", err)
+			}
+		}
+	}
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	leaveErr := ml.Leave(max(timeout, 0))
+	shutErr := ml.Shutdown()
+	close(k.stop)
+	<-k.workerDone
+	if err := errors.Join(leaveErr, shutErr); err != nil {
+		return fmt.Errorf("leave memberlist: %w", err)
+	}
+	return nil
+}
+
+func (k *KV) worker() {
+	defer close(k.workerDone)
+	for {
+		select {
+		case <-k.stop:
+			return
+		case m := <-k.inbox:
+			if m.done != nil {
+				close(m.done)
+				continue
+			}
+			k.mergeRemote(m.b)
+		}
+	}
+}
+
+// handOff queues b for the merge worker without blocking; it drops and counts
+// b when the worker is behind.
+func (k *KV) handOff(b []byte) {
+	select {
+	case k.inbox <- inboxMsg{b: b}:
+	default:
+		k.metrics.gossipDropped.WithLabelValues(dropInboxFull).Inc()
+	}
+}
+
+// mergeRemote merges a gossiped state and re-gossips what it changed, so an
+// update spreads epidemically beyond the members its origin reached.
+func (k *KV) mergeRemote(b []byte) {
+	d, err := DecodeDesc(b)
+	if err != nil {
+		k.metrics.gossipDropped.WithLabelValues(dropCorrupt).Inc()
+		k.logger.Debug("dropping corrupt ring gossip", "err", err)
+		return
+	}
+	k.metrics.gossipMerged.Inc()
+	k.mu.Lock()
+	changed := k.desc.Merge(d)
+	bs := k.broadcastsLocked(changed)
+	k.mu.Unlock()
+	k.queueBroadcasts(bs)
+}
+
+// broadcastsLocked encodes the current description of each of ids, one
+// message per instance. k.mu must be held.
+func (k *KV) broadcastsLocked(ids []string) []broadcast {
+	if len(ids) == 0 {
+		return nil
+	}
+	k.view.Store(nil)
+	bs := make([]broadcast, 0, len(ids))
+	for _, id := range ids {
+		one := &Desc{Instances: map[string]InstanceDesc{id: k.desc.Instances[id]}}
+		bs = append(bs, broadcast{name: id, msg: one.Encode(nil)})
+	}
+	return bs
+}
+
+func (k *KV) queueBroadcasts(bs []broadcast) {
+	k.metrics.changes.Add(float64(len(bs)))
+	for _, b := range bs {
+		if len(b.msg) > maxBroadcastSize {
+			k.metrics.gossipDropped.WithLabelValues(dropTooLarge).Inc()
+			continue
+		}
+		k.queue.QueueBroadcast(b)
+	}
+}
+
+// Update merges the description of instance id into the local state and, if
+// it changed the state, gossips it. It returns the description the state
+// now holds for id, which is in unless a newer one was already known. in is
+// not retained.
+func (k *KV) Update(id string, in InstanceDesc) InstanceDesc {
+	k.mu.Lock()
+	changed := k.desc.Merge(&Desc{Instances: map[string]InstanceDesc{id: in}})
+	bs := k.broadcastsLocked(changed)
+	cur := k.desc.Instances[id]
+	cur.Tokens = slices.Clone(cur.Tokens)
+	k.mu.Unlock()
+	k.queueBroadcasts(bs)
+	return cur
+}
+
+// Forget marks instance id LEFT, with a heartbeat newer than any it had, and
+// gossips it: its tokens leave the ring everywhere. An instance that is in
+// fact alive takes its place back at its next heartbeat. It returns an error
+// wrapping ErrUnknownInstance if the state does not hold id.
+func (k *KV) Forget(id string) error {
+	k.mu.Lock()
+	in, ok := k.desc.Instances[id]
+	if !ok {
+		k.mu.Unlock()
+		return fmt.Errorf("forget %q: %w", id, ErrUnknownInstance)
+	}
+	k.mu.Unlock()
+	in.State = StateLeft
+	in.Tokens = nil
+	in.HeartbeatUnixMillis = max(k.opts.Now().UnixMilli(), in.HeartbeatUnixMillis+1)
+	k.Update(id, in)
+	k.logger.Info("forgot ring instance", "instance", id)
+	return nil
+}
+
+// Desc returns a copy of the local ring state.
+func (k *KV) Desc() *Desc {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.desc.Clone()
+}
+
+func (k *KV) localState() []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.desc.Encode(nil)
+}
+
+// Ring returns a view of the current ring state. Views are immutable and
+// cached until the state changes (a lock-free load on the hot path); callers
+// should ask again rather than keep one.
+func (k *KV) Ring() *Ring {
+	if r := k.view.Load(); r != nil {
+		return r
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	r := k.view.Load()
+	if r == nil {
+		r = NewRing(k.desc, k.opts)
+		k.view.Store(r)
+	}
+	return r
+}
+
+// Get returns the replicas of token in the current ring; see (*Ring).Get.
+func (k *KV) Get(token uint32, buf []Instance) ([]Instance, error) { return k.Ring().Get(token, buf) }
+
+// ReadSet returns the instances a read asks; see (*Ring).ReadSet.
+func (k *KV) ReadSet() (instances []Instance, maxFailures int, err error) {
+	return k.Ring().ReadSet()
+}
+
+// ReplicationFactor returns how many instances hold each series.
+func (k *KV) ReplicationFactor() int { return max(1, k.opts.ReplicationFactor) }
+
+// Instances returns the instances of the current ring (not LEFT, with tokens).
+func (k *KV) Instances() []Instance { return k.Ring().Instances() }
+
+// Member is one process in the gossip cluster (any role, not only ingesters).
+type Member struct {
+	Name  string `json:"name"`
+	Addr  string `json:"addr"`
+	State string `json:"state"` // alive, suspect, dead or left
+}
+
+// Members returns the gossip members this process knows, sorted by name.
+// Before Starting it returns nil.
+func (k *KV) Members() []Member {
+	ml := k.ml.Load()
+	if ml == nil {
+		return nil
+	}
+	var out []Member
+	for _, n := range ml.Members() {
+		out = append(out, Member{Name: n.Name, Addr: n.Address(), State: nodeState(n.State)})
+	}
+	slices.SortFunc(out, func(a, b Member) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func nodeState(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateDead:
+		return "dead"
+	case memberlist.StateLeft:
+		return "left"
+	default:
+		return "unknown"
+	}
+}
+
+func (k *KV) updateMetrics() {
+	now := k.opts.Now().UnixMilli()
+	counts := map[string]int{}
+	k.mu.Lock()
+	for _, in := range k.desc.Instances {
+		s := in.State.String()
+		if in.State != StateLeft && k.opts.HeartbeatTimeout > 0 && now-in.HeartbeatUnixMillis > k.opts.HeartbeatTimeout.Milliseconds() {
+			s = stateUnhealthy
+		}
+		counts[s]++
+	}
+	k.mu.Unlock()
+	for _, s := range []string{StateJoining.String(), StateActive.String(), StateLeaving.String(), StateLeft.String(), stateUnhealthy} {
+		k.metrics.members.WithLabelValues(s).Set(float64(counts[s]))
+	}
+	own := k.Ring().Ownership()
+	k.metrics.ownedRatio.Reset()
+	for id, o := range own {
+		k.metrics.ownedRatio.WithLabelValues(id).Set(o)
+	}
+}
+
+// delegate is KV's memberlist.Delegate, kept off KV's method set.
+type delegate struct{ k *KV }
+
+func (delegate) NodeMeta(int) []byte { return nil }
+
+// NotifyMsg receives gossiped updates; buf is copied (memberlist reuses it).
+func (d delegate) NotifyMsg(buf []byte) { d.k.handOff(slices.Clone(buf)) }
+
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.k.queue.GetBroadcasts(overhead, limit)
+}
+
+func (d delegate) LocalState(bool) []byte { return d.k.localState() }
+
+// MergeRemoteState receives a full state (push/pull); it is handed off like
+// any update.
+func (d delegate) MergeRemoteState(buf []byte, _ bool) { d.k.handOff(slices.Clone(buf)) }
+
+// broadcast is the gossiped update of one instance. A newer update of the
+// same instance replaces a queued older one.
+type broadcast struct {
+	name string
+	msg  []byte
+}
+
+func (b broadcast) Invalidates(o memberlist.Broadcast) bool {
+	ob, ok := o.(memberlist.NamedBroadcast)
+	return ok && ob.Name() == b.name
+}
+func (b broadcast) Name() string    { return b.name }
+func (b broadcast) Message() []byte { return b.msg }
+func (b broadcast) Finished()       {}
+
+// Addr returns the host:port this process gossips on, for others to join;
+// empty before Starting.
+func (k *KV) Addr() string {
+	if ml := k.ml.Load(); ml != nil {
+		return ml.LocalNode().Address()
+	}
+	return ""
+}

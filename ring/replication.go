@@ -1,0 +1,106 @@
+package ring
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// fresh reports whether m's heartbeat is within the timeout at now.
+func (r *Ring) fresh(m *member, now int64) bool {
+	return r.opts.HeartbeatTimeout <= 0 || now-m.heartbeat <= r.opts.HeartbeatTimeout.Milliseconds()
+}
+
+// Get returns the replicas of token, appended to buf (which the caller owns):
+// walking clockwise from the first ring token ≥ token, the first
+// ReplicationFactor distinct instances that are ACTIVE with a fresh heartbeat
+// (and, with zone awareness, in zones not yet used). Instances that are not
+// healthy are skipped and the walk extends to the next one, so a series keeps
+// RF replicas while an instance is down. If fewer than a quorum
+// (ReplicationFactor/2+1) are found, Get returns an error wrapping
+// ErrTooFewHealthy, and buf unchanged. The quorum a write needs is computed
+// from ReplicationFactor, not from the number of replicas returned.
+func (r *Ring) Get(token uint32, buf []Instance) ([]Instance, error) {
+	n := len(r.tab.tokens)
+	if n == 0 {
+		return buf, fmt.Errorf("get token %d: %w", token, ErrEmptyRing)
+	}
+	rf := r.opts.ReplicationFactor
+	now := r.opts.Now().UnixMilli()
+	start := sort.Search(n, func(i int) bool { return r.tab.tokens[i] >= token })
+	base := len(buf)
+	var visitedSmall [16]int32
+	visited := visitedSmall[:0]
+	for i := 0; i < n && len(buf)-base < rf && len(visited) < len(r.instances); i++ {
+		o := r.tab.owners[(start+i)%n]
+		if slices.Contains(visited, o) {
+			continue
+		}
+		visited = append(visited, o)
+		m := &r.instances[o]
+		if m.state != StateActive || !r.fresh(m, now) {
+			continue
+		}
+		if r.opts.ZoneAwareness && zoneUsed(buf[base:], m.Zone) {
+			continue
+		}
+		buf = append(buf, m.Instance)
+	}
+	if found, quorum := len(buf)-base, rf/2+1; found < quorum {
+		return buf[:base], fmt.Errorf("get token %d: %w", token, tooFewHealthyError{op: "write", found: found, needed: quorum})
+	}
+	return buf, nil
+}
+
+func zoneUsed(picked []Instance, zone string) bool {
+	for _, p := range picked {
+		if p.Zone == zone {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadSet returns every instance that may hold data and can serve a read
+// (ACTIVE or LEAVING, with a fresh heartbeat), and maxFailures: how many of
+// the returned instances a read may lose and still see every sample that a
+// write quorum acknowledged.
+//
+// Without zone awareness maxFailures counts instances: ReplicationFactor/2
+// minus the instances (not LEFT) that are already unhealthy or JOINING, since
+// each of those may be one of a series' replicas. With zone awareness it
+// counts zones: the read may lose every instance of up to maxFailures zones
+// (group the failures by Instance.Zone), ReplicationFactor/2 minus the zones
+// that already have an unhealthy instance.
+//
+// If the unhealthy instances (or zones) already exceed ReplicationFactor/2,
+// ReadSet returns an error wrapping ErrTooFewHealthy.
+func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
+	if len(r.instances) == 0 {
+		return nil, 0, fmt.Errorf("read set: %w", ErrEmptyRing)
+	}
+	now := r.opts.Now().UnixMilli()
+	tolerated := r.opts.ReplicationFactor / 2
+	unhealthy := 0
+	var badZones []string
+	for i := range r.instances {
+		m := &r.instances[i]
+		if (m.state == StateActive || m.state == StateLeaving) && r.fresh(m, now) {
+			instances = append(instances, m.Instance)
+			continue
+		}
+		unhealthy++
+		if !slices.Contains(badZones, m.Zone) {
+			badZones = append(badZones, m.Zone)
+		}
+	}
+	lost := unhealthy
+	if r.opts.ZoneAwareness {
+		lost = len(badZones)
+	}
+	if lost > tolerated {
+		return nil, 0, fmt.Errorf("read set: %d unavailable, tolerate %d: %w", lost, tolerated,
+			tooFewHealthyError{op: "read", found: len(instances), needed: len(r.instances) - tolerated})
+	}
+	return instances, tolerated - lost, nil
+}
