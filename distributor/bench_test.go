@@ -53,10 +53,21 @@ func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 
 // BenchmarkPushHandler measures a whole push of 1000 series × 1 sample, 10
-// labels each, to one fake ingester that answers an empty response.
+// labels each, to fake ingesters that answer an empty response: one
+// ingester (replicas=1), and three ingesters with replication factor 3, so
+// that every series is sent to all three (replicas=3). samples/s counts the
+// samples of the request, not the copies sent to replicas.
 func BenchmarkPushHandler(b *testing.B) {
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", replicas), func(b *testing.B) {
+			benchmarkPushHandler(b, replicas)
+		})
+	}
+}
+
+func benchmarkPushHandler(b *testing.B, replicas int) {
 	const numSeries = 1000
-	d, _ := newSingleIngester(b, testConfig(b), nil)
+	d, _, _ := newReplicated(b, replicas, replicas, nil)
 	ing := &fakeIngesterNoop{}
 	d.clients = ClientFactoryFunc(func(string) (Pusher, error) { return ing, nil })
 	body := encode(b, benchRequest(numSeries))

@@ -13,11 +13,16 @@ import (
 	"github.com/argus-tsdb/argus/ring"
 )
 
-// replicaPicker is what routing needs from the ring: the instances that own a
-// token, appended to buf (which the caller owns). *ring.Static satisfies it.
-// It must be safe for concurrent use.
+// replicaPicker is what routing needs from the ring. *ring.Ring and
+// *ring.Static satisfy it. It must be safe for concurrent use.
 type replicaPicker interface {
+	// Get returns the distinct healthy replicas of token, at most
+	// ReplicationFactor, appended to buf (which the caller owns), or an error
+	// (wrapping ring.ErrTooFewHealthy when fewer than a quorum are healthy).
 	Get(token uint32, buf []ring.Instance) ([]ring.Instance, error)
+	// ReplicationFactor is how many replicas hold each series; a write needs
+	// ReplicationFactor/2+1 of them, however many Get returned.
+	ReplicationFactor() int
 }
 
 // Pusher sends one WriteRequest to one ingester; arguspb.IngesterClient

@@ -3,14 +3,19 @@
 // shards the valid ones over the ring and pushes them to the ingesters, then
 // answers the sender with one status for the whole request.
 //
-// The pipeline, one small stage each (see DESIGN.md for the status codes and
-// the memory ownership of a request):
+// The pipeline, one small stage each (see DESIGN.md for the status codes, the
+// write quorum and the memory ownership of a request):
 //
-//	admit ──▶ read body ──▶ snappy ──▶ unmarshal ──▶ validate ──▶ shard ──▶ push ──▶ respond
-//	(headers)  (size cap)   (size cap)  (zero-copy)   (per series)  (ring)   (fan-out)  (one status)
+//	admit     ──▶ read body  ──▶ snappy     ──▶ unmarshal   ──▶ validate     ──▶ shard  ──▶ push      ──▶ settle   ──▶ respond
+//	(headers)     (size cap)     (size cap)     (zero-copy)     (per series)     (ring)     (fan-out)     (quorum)     (one status)
 //
-// It does not own per-tenant limits (a future limits package), replication
-// quorums, the ingesters' state (out-of-order and too-old checks are the
-// ingester's) or the read path. It imports ring and proto, never ingester or
-// storage: ingesters are reached through the generated gRPC client only.
+// Each series is pushed to the ReplicationFactor replicas the ring gives it
+// and is stored once a quorum (ReplicationFactor/2+1) of them acknowledged it
+// (quorum.go states the rules for replicas that disagree). The distributor
+// owns that write quorum; the ring owns which instances are the replicas.
+//
+// It does not own per-tenant limits (a future limits package), the
+// ingesters' state (out-of-order and too-old checks are the ingester's) or
+// the read path. It imports ring and proto, never ingester or storage:
+// ingesters are reached through the generated gRPC client only.
 package distributor

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"syscall"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,10 +37,12 @@ var (
 	ErrDecodeProtobuf = errors.New("decode protobuf")
 	// ErrSeriesRejected means some series or samples were not stored; the rest were.
 	ErrSeriesRejected = errors.New("series rejected")
-	// ErrNoIngester means the ring could not place a series on an ingester.
+	// ErrNoIngester means the ring could not place a series on a write quorum of healthy ingesters.
 	ErrNoIngester = errors.New("no ingester for series")
 	// ErrIngesterPush means a push to an ingester failed: nothing it was sent may be assumed stored.
 	ErrIngesterPush = errors.New("push to ingester failed")
+	// ErrQuorumNotReached means some series were not acknowledged by a write quorum of their replicas.
+	ErrQuorumNotReached = errors.New("write quorum not reached")
 	// ErrPoolClosed means a ClientPool was used after Close.
 	ErrPoolClosed = errors.New("client pool closed")
 )
@@ -94,6 +98,47 @@ func (e *ingesterError) Unwrap() error { return e.err }
 // Is makes errors.Is(err, ErrIngesterPush) match.
 func (e *ingesterError) Is(target error) bool { return target == ErrIngesterPush }
 
+// quorumError is the failure of a push some of whose series were not
+// acknowledged by a write quorum (ReplicationFactor/2+1) of their replicas
+// because ingester pushes failed. errs are the failures of every ingester
+// push of the request, in the order the ingesters were first used.
+type quorumError struct {
+	series int // series that did not reach a quorum
+	quorum int
+	rf     int
+	errs   []*ingesterError
+}
+
+// Error names every failed ingester, one a line. With replication factor 1
+// a series that failed is simply a failed ingester, and the message is the
+// ingesters' errors alone, as it was before replication.
+func (e *quorumError) Error() string {
+	var b strings.Builder
+	if e.rf > 1 {
+		fmt.Fprintf(&b, "%s for %d series: each needs %d of its %d replicas", ErrQuorumNotReached, e.series, e.quorum, e.rf)
+	}
+	for i, ie := range e.errs {
+		if i > 0 || e.rf > 1 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(ie.Error())
+	}
+	return b.String()
+}
+
+// Unwrap gives the ingester failures, so that errors.Is(err, ErrIngesterPush)
+// and status.Code on the first failure match.
+func (e *quorumError) Unwrap() []error {
+	out := make([]error, len(e.errs))
+	for i, ie := range e.errs {
+		out[i] = ie
+	}
+	return out
+}
+
+// Is makes errors.Is(err, ErrQuorumNotReached) match.
+func (e *quorumError) Is(target error) bool { return target == ErrQuorumNotReached }
+
 // rejectedError is the answer to a push some of whose series were rejected.
 // Its message is the whole response body, formatted eagerly.
 type rejectedError struct{ body string }
@@ -133,16 +178,34 @@ func httpStatusFor(err error) int {
 	}
 }
 
-// ingesterStatus maps a failed ingester push: 503 when the ingester is
-// unreachable, overloaded or slow, 500 otherwise. Both are retried.
+// ingesterStatus maps failed ingester pushes: 503 when every failed ingester
+// was unreachable, overloaded or slow, 500 otherwise. Both are retried.
 func ingesterStatus(err error) int {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if qe, ok := errors.AsType[*quorumError](err); ok {
+		for _, ie := range qe.errs {
+			if !transient(ie.err) {
+				return http.StatusInternalServerError
+			}
+		}
 		return http.StatusServiceUnavailable
+	}
+	if transient(err) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// transient reports whether the failure of one ingester push may pass by
+// itself: the ingester is unreachable (connection refused), overloaded or
+// slow.
+func transient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, syscall.ECONNREFUSED) {
+		return true
 	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Canceled:
-		return http.StatusServiceUnavailable
+		return true
 	default:
-		return http.StatusInternalServerError
+		return false
 	}
 }

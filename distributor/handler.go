@@ -23,15 +23,19 @@ const (
 // endpoints (/api/v1/push, /api/v1/write, /api/v1/receive). It expects the
 // tenant in the request context (tenant.Middleware) and answers:
 //
-//   - 204 No Content once every valid sample is in an ingester's WAL, as
-//     Prometheus's own receiver does (an empty request included);
+//   - 204 No Content once every valid series is in the WAL of a write
+//     quorum (ReplicationFactor/2+1) of its replicas, as Prometheus's own
+//     receiver answers (an empty request included);
 //   - 400 with a text/plain body listing the rejected series when any series
-//     or sample was not stored; the rest of the request was;
+//     or sample was not stored (see quorum.go for replicas that disagree);
+//     the rest of the request was;
 //   - 400, 405, 415 or 401 when the request itself is unacceptable;
-//   - 500 or 503 when an ingester failed: the sender retries the request.
+//   - 503 when the ring has too few healthy replicas for a series, and 500
+//     or 503 when failed ingester pushes left a series without a quorum:
+//     the sender retries the request.
 //
 // See DESIGN.md for every case. The handler is safe for concurrent use; it
-// blocks until every ingester has answered or -distributor.remote-timeout.
+// blocks until every replica has answered or -distributor.remote-timeout.
 func (d *Distributor) PushHandler() http.Handler {
 	return http.HandlerFunc(d.servePush)
 }
@@ -69,10 +73,11 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err := d.shard(wc, tenantID); err != nil {
 		return err
 	}
-	if err := d.pushBatches(r.Context(), tenantID, wc); err != nil {
+	d.pushBatches(r.Context(), tenantID, wc)
+	ingesterRejected, err := d.settle(wc, tm)
+	if err != nil {
 		return err
 	}
-	ingesterRejected := d.collect(wc, tm)
 	return wc.rej.err(max(int64(toPush)-ingesterRejected, 0))
 }
 

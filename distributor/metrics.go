@@ -7,7 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// metrics are the distributor's metrics. The tenant label is on the reviewed
+// metrics are the distributor's metrics. The ingester label (a gRPC address)
+// is bounded by the ingesters of the ring. The tenant label is on the reviewed
 // list of per-tenant metrics: received samples and requests, and discarded
 // samples.
 //
@@ -21,6 +22,8 @@ type metrics struct {
 	droppedMetadata      prometheus.Counter
 	pushDuration         *prometheus.HistogramVec
 	ingesterPushFailures *prometheus.CounterVec
+	ingesterPushDuration *prometheus.HistogramVec
+	quorumFailures       prometheus.Counter
 
 	// tenants caches, per tenant (string), its *tenantMetrics.
 	tenants sync.Map
@@ -67,6 +70,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "argus_distributor_ingester_push_failures_total",
 			Help: "Pushes to an ingester that failed with an error (its samples were not stored), by ingester address.",
 		}, []string{"ingester"}),
+		ingesterPushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                        "argus_distributor_ingester_push_duration_seconds",
+			Help:                        "Time of one push to one ingester, failed or not, by ingester address.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}, []string{"ingester"}),
+		quorumFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_distributor_replication_quorum_failures_total",
+			Help: "Series of a push that could not reach a write quorum of replicas, because the ring had too few healthy ones or pushes to them failed; the push was answered 5xx.",
+		}),
 	}
 }
 

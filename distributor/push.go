@@ -2,10 +2,10 @@ package distributor
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"golang.org/x/sync/errgroup"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/ring"
@@ -46,98 +46,100 @@ func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics) (toPush int) {
 	return toPush
 }
 
-// shard places every series of wc.req on its ingesters, with the one
-// sharding function ring.ShardTokenProto, and groups them into one batch per
-// ingester. A series goes to every instance the ring returns for it.
+// shard places every series of wc.req on its replicas, with the one sharding
+// function ring.ShardTokenProto, and groups them into one batch per
+// ingester. Every series needs at least a write quorum (ReplicationFactor/2+1)
+// of replicas; if the ring has fewer healthy ones for any series, the whole
+// push fails with ErrNoIngester (a 503: the sender retries) naming how many
+// series could not be placed, and nothing is pushed.
 func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
-	for _, ts := range wc.req.Timeseries {
+	wc.rf = max(1, d.ring.ReplicationFactor())
+	wc.quorum = wc.rf/2 + 1
+	unplaced := 0
+	var firstErr error
+	for i, ts := range wc.req.Timeseries {
 		token := ring.ShardTokenProto(tenantID, ts.Labels)
 		replicas, err := d.ring.Get(token, wc.replicas[:0])
 		wc.replicas = replicas[:0]
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrNoIngester, err)
+		if err == nil && len(replicas) < wc.quorum {
+			err = fmt.Errorf("get token %d: %d healthy replicas %s, need %d", token, len(replicas), instanceAddrs(replicas), wc.quorum)
 		}
-		if len(replicas) == 0 {
-			return fmt.Errorf("%w: the ring returned no instance for token %d", ErrNoIngester, token)
+		if err != nil {
+			unplaced++
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if unplaced > 0 {
+			continue // The push fails: only count the series that cannot be placed.
 		}
 		for _, inst := range replicas {
 			b := wc.batchFor(inst.Addr)
 			b.req.Timeseries = append(b.req.Timeseries, ts)
+			b.series = append(b.series, int32(i))
 		}
+	}
+	if unplaced > 0 {
+		d.metrics.quorumFailures.Add(float64(unplaced))
+		return fmt.Errorf("%w: %d of %d series have fewer healthy replicas than a write quorum (%d of replication factor %d), the first: %w",
+			ErrNoIngester, unplaced, len(wc.req.Timeseries), wc.quorum, wc.rf, firstErr)
 	}
 	return nil
 }
 
-// pushBatches pushes every batch of wc to its ingester in parallel, each
-// bounded by -distributor.remote-timeout, and waits for all of them. It
-// returns the failures of all ingesters, joined, or nil.
-//
-// Every batch must succeed: there is no replication quorum yet, and a
-// sender must never be told 2xx unless every sample it sent and Argus
-// accepted is in an ingester's WAL.
-func (d *Distributor) pushBatches(ctx context.Context, tenantID string, wc *writeCtx) error {
-	ctx = tenant.OutgoingContext(ctx, tenantID)
-	if len(wc.batches) == 1 {
-		return d.pushOne(ctx, &wc.batches[0]) // Most pushes: no goroutine.
+// instanceAddrs renders the addresses of replicas: [a:9095 b:9095].
+func instanceAddrs(replicas []ring.Instance) string {
+	addrs := make([]string, len(replicas))
+	for i, r := range replicas {
+		addrs[i] = r.Addr
 	}
-	var g errgroup.Group
-	for i := range wc.batches {
-		b := &wc.batches[i]
-		g.Go(func() error { return d.pushOne(ctx, b) })
-	}
-	if g.Wait() == nil {
-		return nil
-	}
-	var errs []error
-	for i := range wc.batches {
-		if err := wc.batches[i].err; err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return "[" + strings.Join(addrs, " ") + "]"
 }
 
-// pushOne pushes b to its ingester and records the answer in b.
-func (d *Distributor) pushOne(ctx context.Context, b *batch) error {
+// pushBatches pushes every batch of wc to its ingester in parallel, each
+// bounded by -distributor.remote-timeout, and records each answer or error
+// in its batch. settle then decides, series by series, whether a quorum of
+// replicas stored it.
+//
+// # Why it waits for every ingester
+//
+// pushBatches returns only once every push has returned, even when each
+// series already has a quorum of acknowledgements: the batches alias the
+// request's pooled, zero-copy buffers (see writeCtx), which are released
+// when the handler returns, so no push may still be reading them then.
+// Returning at quorum would need the buffers released by the last push to
+// finish and a context that outlives the request, and it would answer before
+// the slow replica's rejections are known, so that a series that replica
+// rejects could not be counted once. The cost is that a push takes as long
+// as its slowest replica, at most -distributor.remote-timeout; an ingester
+// that hangs leaves the ring's healthy set after the heartbeat timeout.
+func (d *Distributor) pushBatches(ctx context.Context, tenantID string, wc *writeCtx) {
+	ctx = tenant.OutgoingContext(ctx, tenantID)
+	if len(wc.batches) == 1 {
+		d.pushOne(ctx, &wc.batches[0]) // Most pushes with replication factor 1: no goroutine.
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range wc.batches {
+		b := &wc.batches[i]
+		wg.Go(func() { d.pushOne(ctx, b) })
+	}
+	wg.Wait()
+}
+
+// pushOne pushes b to its ingester and records the answer, or the error, in b.
+func (d *Distributor) pushOne(ctx context.Context, b *batch) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 	defer cancel()
 	c, err := d.clients.Get(b.addr)
 	if err == nil {
 		b.resp, err = c.Push(ctx, b.req)
 	}
+	d.metrics.ingesterPushDuration.WithLabelValues(b.addr).Observe(time.Since(start).Seconds())
 	if err != nil {
 		d.metrics.ingesterPushFailures.WithLabelValues(b.addr).Inc()
-		b.err = &ingesterError{addr: b.addr, err: err}
-		return b.err
+		b.resp, b.err = nil, &ingesterError{addr: b.addr, err: err}
 	}
-	return nil
-}
-
-// collect counts and records the series the ingesters rejected and returns
-// the number of samples they rejected. Rejected samples beyond the series an
-// ingester lists (it caps the list) are counted under reason unknown.
-func (d *Distributor) collect(wc *writeCtx, tm *tenantMetrics) (rejectedSamples int64) {
-	for i := range wc.batches {
-		resp := wc.batches[i].resp
-		if resp == nil {
-			continue
-		}
-		var listed int64
-		for _, rs := range resp.Rejected {
-			r := reasonFromProto(rs.Reason)
-			tm.discarded[r].Add(float64(rs.RejectedSamples))
-			detail := rs.Message
-			if detail == "" {
-				detail = fmt.Sprintf("%d samples rejected", rs.RejectedSamples)
-			}
-			wc.rej.add(rs.Labels, r.text(), detail, rs.RejectedSamples)
-			listed += rs.RejectedSamples
-		}
-		if rest := resp.RejectedSamples - listed; rest > 0 {
-			tm.discarded[reasonUnknown].Add(float64(rest))
-			wc.rej.samples += rest
-		}
-		rejectedSamples += max(resp.RejectedSamples, listed)
-	}
-	return rejectedSamples
 }

@@ -119,14 +119,18 @@ func TestPush_ClientFactoryError(t *testing.T) {
 	require.Contains(t, w.Body.String(), "push to ingester gone:9095: no fake ingester at gone:9095")
 }
 
-// fakeRing is a function-field fake of the ring.
+// fakeRing is a function-field fake of the ring. rf is its replication
+// factor; zero means 1.
 type fakeRing struct {
 	getFunc func(token uint32, buf []ring.Instance) ([]ring.Instance, error)
+	rf      int
 }
 
 func (f fakeRing) Get(token uint32, buf []ring.Instance) ([]ring.Instance, error) {
 	return f.getFunc(token, buf)
 }
+
+func (f fakeRing) ReplicationFactor() int { return max(1, f.rf) }
 
 func TestPush_RingErrors(t *testing.T) {
 	cases := map[string]fakeRing{

@@ -32,10 +32,11 @@ const maxPooledSeries = 10_000
 // Each series of req is decoded with TimeSeries.UnmarshalVTUnsafe (see
 // unmarshalRequest): every label string in it aliases decoded, without a
 // copy. decoded therefore stays alive, untouched, until
-// every ingester push of the request has returned and the response body
-// (which formats rejected labels eagerly) is built; putWriteCtx ends it. The
-// batches hold the same *TimeSeries as req. A writeCtx is used by one
-// request at a time and is unusable after putWriteCtx.
+// every ingester push of the request has returned (all of them, not only a
+// quorum: see pushBatches) and the response body (which formats rejected
+// labels eagerly) is built; putWriteCtx ends it. The batches hold the same
+// *TimeSeries as req. A writeCtx is used by one request at a time and is
+// unusable after putWriteCtx.
 type writeCtx struct {
 	body    []byte // compressed body as read
 	decoded []byte // snappy-decoded body; req's strings alias it
@@ -44,16 +45,31 @@ type writeCtx struct {
 	batches  []batch        // one per ingester, in order of first use
 	byAddr   map[string]int // ingester address to index in batches
 	replicas []ring.Instance
+	rf       int // replication factor of the ring when the request was sharded
+	quorum   int // acknowledgements each series needs: rf/2+1
+
+	// Only when some ingester failed or rejected samples (see settle).
+	votes  []seriesVotes    // by index in req.Timeseries
+	keys   map[string]int32 // labels key (see labelsKey) to index in req.Timeseries
+	listed map[int32]int64  // scratch of listedIn
+	keyBuf []byte
 
 	rej rejections
 }
 
 // batch is what one ingester is sent and what it answered.
 type batch struct {
-	addr string
-	req  *arguspb.WriteRequest // its Timeseries point into writeCtx.req
-	resp *arguspb.PushResponse
-	err  error
+	addr   string
+	req    *arguspb.WriteRequest // its Timeseries point into writeCtx.req
+	series []int32               // index in writeCtx.req.Timeseries of each of req.Timeseries
+	resp   *arguspb.PushResponse
+	err    *ingesterError // nil if the push succeeded
+
+	// Set by listedIn: the series index of each of resp.Rejected (-1 when
+	// it matches no series of the request), and the rejected samples the
+	// response does not attribute to a series.
+	rejIdx   []int32
+	unlisted int64
 }
 
 var writeCtxPool = sync.Pool{New: func() any {
@@ -81,13 +97,31 @@ func (wc *writeCtx) reset() {
 		if b.req != nil {
 			resetRequest(b.req)
 		}
-		*b = batch{req: b.req}
+		*b = batch{req: b.req, series: reuseIndex(b.series), rejIdx: reuseIndex(b.rejIdx)}
 	}
 	wc.batches = wc.batches[:0]
 	clear(wc.byAddr)
 	clear(wc.replicas[:cap(wc.replicas)])
 	wc.replicas = wc.replicas[:0]
+	wc.rf, wc.quorum = 0, 0
+	if cap(wc.votes) > maxPooledSeries {
+		wc.votes = nil
+	}
+	wc.votes = wc.votes[:0]
+	if len(wc.keys) > maxPooledSeries {
+		wc.keys = nil // A map does not shrink.
+	}
+	clear(wc.keys)
+	clear(wc.listed)
+	wc.keyBuf = reuse(wc.keyBuf)
 	wc.rej.reset(0)
+}
+
+func reuseIndex(s []int32) []int32 {
+	if cap(s) > maxPooledSeries {
+		return nil
+	}
+	return s[:0]
 }
 
 func reuse(b []byte) []byte {

@@ -1,0 +1,285 @@
+package distributor
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
+)
+
+// The write quorum: how the answers of a series' replicas become one outcome
+// for the series, and the outcomes of all series one answer for the sender.
+//
+// Each replica of a series votes, from the answer of its ingester's batch:
+//
+//   - ok: the push succeeded and the ingester rejected none of the series'
+//     samples: it did not list the series in PushResponse.rejected, and its
+//     list accounts for all of its rejected samples;
+//   - unknown: the push succeeded, the ingester did not list the series, but
+//     it rejected more samples than it listed (it caps its list), so some of
+//     the series' samples may be among them;
+//   - rejected: the ingester listed the series;
+//   - failed: the push returned an error; nothing it was sent is stored.
+//
+// With quorum = ReplicationFactor/2+1, a series is
+//
+//   - stored when ok ≥ quorum: every one of its samples is on a quorum;
+//   - a quorum failure (5xx, the sender retries) when ok < quorum but the
+//     failed replicas could still make a quorum (ok+unknown+failed ≥ quorum):
+//     a retry may store it;
+//   - rejected (400) otherwise: the ingesters that answered refused it, and
+//     a retry cannot change that.
+//
+// A series rejected by one replica and accepted by a quorum of the others is
+// therefore stored and not reported. Acceptance is judged per series, not per
+// sample (an ingester does not say which samples it rejected): a series whose
+// replicas each rejected a different sample is reported rejected although
+// each sample may be on a quorum. The rule may report a stored sample as
+// rejected, never the reverse.
+//
+// A rejected series is counted and listed once per request, with the answer
+// of the replica that rejected most of its samples. Rejected samples that no
+// ingester attributes to a series are counted (reason unknown) only for the
+// series that no quorum stored, as the least of those series' samples and of
+// the most unattributed samples one replica reported.
+
+// seriesVotes are the votes of the replicas of one series.
+type seriesVotes struct {
+	ok, unknown, failed int32
+	// listedBy is the index of the batch whose ingester listed the most
+	// rejected samples of the series (listed of them); -1 if none listed it.
+	listedBy int32
+	listed   int64
+	outcome  outcome
+}
+
+// outcome is what became of one series.
+type outcome uint8
+
+const (
+	outcomeStored outcome = iota
+	outcomeQuorumFailed
+	outcomeRejected
+)
+
+func (v *seriesVotes) decide(quorum int32) outcome {
+	switch {
+	case v.ok >= quorum:
+		return outcomeStored
+	case v.failed > 0 && v.ok+v.unknown+v.failed >= quorum:
+		return outcomeQuorumFailed
+	default:
+		return outcomeRejected
+	}
+}
+
+// settle turns the answers of every ingester into the outcome of the push.
+// If some series missed a quorum because of failed pushes, it returns a
+// *quorumError (5xx) and counts nothing else: the sender retries the whole
+// request. Otherwise it counts and records the series the ingesters rejected
+// (see the rules above) and returns the number of samples they rejected.
+func (d *Distributor) settle(wc *writeCtx, tm *tenantMetrics) (rejectedSamples int64, err error) {
+	if wc.allAccepted() {
+		return 0, nil // Most pushes: every replica of every series said ok.
+	}
+	votes := wc.tally()
+	failed := 0
+	for i := range votes {
+		votes[i].outcome = votes[i].decide(int32(wc.quorum))
+		if votes[i].outcome == outcomeQuorumFailed {
+			failed++
+		}
+	}
+	if failed > 0 {
+		d.metrics.quorumFailures.Add(float64(failed))
+		qe := &quorumError{series: failed, quorum: wc.quorum, rf: wc.rf}
+		for i := range wc.batches {
+			if ie := wc.batches[i].err; ie != nil {
+				qe.errs = append(qe.errs, ie)
+			}
+		}
+		return 0, qe
+	}
+	return d.reportRejected(wc, tm), nil
+}
+
+// allAccepted reports whether every push succeeded with nothing rejected.
+func (wc *writeCtx) allAccepted() bool {
+	for i := range wc.batches {
+		b := &wc.batches[i]
+		if b.err != nil || b.resp.GetRejectedSamples() != 0 || len(b.resp.GetRejected()) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// tally counts the votes of every series' replicas, by index in
+// wc.req.Timeseries.
+func (wc *writeCtx) tally() []seriesVotes {
+	n := len(wc.req.Timeseries)
+	if cap(wc.votes) < n {
+		wc.votes = make([]seriesVotes, n)
+	}
+	votes := wc.votes[:n]
+	for i := range votes {
+		votes[i] = seriesVotes{listedBy: -1}
+	}
+	wc.votes = votes
+	for bi := range wc.batches {
+		b := &wc.batches[bi]
+		if b.err != nil {
+			for _, i := range b.series {
+				votes[i].failed++
+			}
+			continue
+		}
+		listed := wc.listedIn(b)
+		for _, i := range b.series {
+			v := &votes[i]
+			if n, ok := listed[i]; ok {
+				if v.listedBy < 0 || n > v.listed {
+					v.listedBy, v.listed = int32(bi), n
+				}
+				continue
+			}
+			if b.unlisted > 0 {
+				v.unknown++
+			} else {
+				v.ok++
+			}
+		}
+	}
+	return votes
+}
+
+// listedIn matches the series b's ingester listed as rejected with the
+// series of the request, by labels, and returns the rejected samples of
+// each, by series index (a scratch map, valid until the next call). It sets
+// b.rejIdx and b.unlisted. A listed series that matches none of the request
+// is counted as unlisted.
+func (wc *writeCtx) listedIn(b *batch) map[int32]int64 {
+	if wc.listed == nil {
+		wc.listed = make(map[int32]int64)
+	}
+	clear(wc.listed)
+	rejected := b.resp.GetRejected()
+	b.rejIdx = b.rejIdx[:0]
+	var matched int64
+	if len(rejected) > 0 {
+		wc.indexLabels()
+	}
+	for _, rs := range rejected {
+		wc.keyBuf = labelsKey(wc.keyBuf[:0], rs.Labels)
+		i, ok := wc.keys[string(wc.keyBuf)]
+		if !ok {
+			i = -1
+		} else {
+			wc.listed[i] += rs.RejectedSamples
+			matched += rs.RejectedSamples
+		}
+		b.rejIdx = append(b.rejIdx, i)
+	}
+	b.unlisted = max(b.resp.GetRejectedSamples()-matched, 0)
+	return wc.listed
+}
+
+// indexLabels fills wc.keys, once per request: the labels key of each series
+// to its index (the first, should the request hold a series twice).
+func (wc *writeCtx) indexLabels() {
+	if len(wc.keys) > 0 || len(wc.req.Timeseries) == 0 {
+		return
+	}
+	if wc.keys == nil {
+		wc.keys = make(map[string]int32, len(wc.req.Timeseries))
+	}
+	for i, ts := range wc.req.Timeseries {
+		wc.keyBuf = labelsKey(wc.keyBuf[:0], ts.Labels)
+		if _, ok := wc.keys[string(wc.keyBuf)]; !ok {
+			wc.keys[string(wc.keyBuf)] = int32(i) // Copies the key: it does not alias the body.
+		}
+	}
+}
+
+// labelsKey appends to buf a key that identifies ls exactly, in its order.
+// The separators 0xff and 0xfe never occur in valid UTF-8, which validation
+// requires of every name and value.
+func labelsKey(buf []byte, ls []*arguspb.Label) []byte {
+	for _, l := range ls {
+		buf = append(buf, l.Name...)
+		buf = append(buf, 0xff)
+		buf = append(buf, l.Value...)
+		buf = append(buf, 0xfe)
+	}
+	return buf
+}
+
+// reportRejected counts and records, once each, the series that no quorum
+// stored, and returns their rejected samples.
+func (d *Distributor) reportRejected(wc *writeCtx, tm *tenantMetrics) (rejectedSamples int64) {
+	var unattributed int64 // samples of rejected series no replica listed
+	for i, ts := range wc.req.Timeseries {
+		v := &wc.votes[i]
+		if v.outcome != outcomeRejected {
+			continue
+		}
+		if v.listedBy < 0 {
+			unattributed += int64(len(ts.Samples))
+			continue
+		}
+		rejectedSamples += d.reportListed(wc, tm, int32(i), &wc.batches[v.listedBy])
+	}
+	if unattributed == 0 {
+		return rejectedSamples
+	}
+	// The unattributed samples of the replicas of those series: at most the
+	// most one replica reported.
+	var most int64
+	for bi := range wc.batches {
+		b := &wc.batches[bi]
+		if b.unlisted > most && wc.holdsUnattributed(b) {
+			most = b.unlisted
+		}
+	}
+	n := min(unattributed, most)
+	tm.discarded[reasonUnknown].Add(float64(n))
+	wc.rej.samples += n
+	return rejectedSamples + n
+}
+
+// holdsUnattributed reports whether b holds a rejected series no replica listed.
+func (wc *writeCtx) holdsUnattributed(b *batch) bool {
+	for _, i := range b.series {
+		if v := &wc.votes[i]; v.outcome == outcomeRejected && v.listedBy < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// reportListed counts and records series i as b's ingester rejected it: one
+// line for the series, whatever the number of reasons the ingester gave.
+func (d *Distributor) reportListed(wc *writeCtx, tm *tenantMetrics, i int32, b *batch) (samples int64) {
+	var why string
+	var detail strings.Builder
+	for j, rs := range b.resp.GetRejected() {
+		if b.rejIdx[j] != i {
+			continue
+		}
+		r := reasonFromProto(rs.Reason)
+		tm.discarded[r].Add(float64(rs.RejectedSamples))
+		samples += rs.RejectedSamples
+		msg := rs.Message
+		if msg == "" {
+			msg = fmt.Sprintf("%d samples rejected", rs.RejectedSamples)
+		}
+		if why == "" {
+			why = r.text()
+		} else {
+			detail.WriteString("; " + r.text() + ": ")
+		}
+		detail.WriteString(msg)
+	}
+	wc.rej.add(wc.req.Timeseries[i].Labels, why, detail.String(), samples)
+	return samples
+}
