@@ -18,7 +18,15 @@ import (
 // Deps are the querier's runtime dependencies.
 type Deps struct {
 	// Source answers every read; arguspb.NewSeriesSourceClient(conn) fits.
+	// Either Source or Replicas with Sources is required.
 	Source seriesSource
+	// Replicas, when set, makes every read fan out to the instances of the
+	// ring's read set (*ring.KV, *ring.Static), tolerating the failures the
+	// replication factor allows, and merge their replicas.
+	Replicas readSetter
+	// Sources gives the series source of an instance address; required with
+	// Replicas.
+	Sources SourceFactory
 	// Logger receives the engine's and the API's logs, with the component
 	// already attached; nil discards them.
 	Logger *slog.Logger
@@ -43,8 +51,8 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid querier config: %w", err)
 	}
-	if deps.Source == nil {
-		return nil, errors.New("querier needs a series source")
+	if deps.Source == nil && (deps.Replicas == nil || deps.Sources == nil) {
+		return nil, errors.New("querier needs a series source, or a read set and a source factory")
 	}
 	logger := deps.Logger
 	if logger == nil {
@@ -53,7 +61,7 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 	m := newMetrics(deps.Registerer)
 	feats := features.NewRegistry() // served by /api/v1/features
 	q := &Querier{
-		queryable: &queryable{src: deps.Source, metrics: m},
+		queryable: &queryable{src: deps.Source, metrics: m, replicas: deps.Replicas, sources: deps.Sources},
 		engine:    newEngine(cfg, logger, deps.Registerer, feats),
 	}
 	q.handler = newAPIHandler(q.engine, q.queryable, apiDeps{

@@ -170,6 +170,9 @@ func SaveTokens(path string, tokens []uint32) error {
 		return fmt.Errorf("save tokens: %w", err)
 	}
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save tokens: %w", err)
+	}
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("save tokens: %w", err)

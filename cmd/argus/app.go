@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,6 @@ import (
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/querier"
-	"github.com/argus-tsdb/argus/ring"
 )
 
 // app is one wired argus process.
@@ -40,7 +40,7 @@ type app struct {
 	grpc       *grpcService
 	ingester   *ingester.Ingester // nil unless the ingester role runs
 	clients    *distributor.ClientPool
-	queryConn  *grpc.ClientConn
+	queryConns *connPool
 	ready      atomic.Bool
 }
 
@@ -52,7 +52,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 
 	grpcServer := grpc.NewServer(grpccodec.ServerOption(), grpc.MaxRecvMsgSize(cfg.Server.GRPCMaxMsgSize), grpc.MaxSendMsgSize(cfg.Server.GRPCMaxMsgSize))
 	a.grpc = &grpcService{server: grpcServer, addr: hostPort(cfg.Server.GRPCListenAddress, cfg.Server.GRPCListenPort), logger: logger}
-	a.services = append(a.services, service.Named{Name: "grpc-server", Service: a.grpc})
+	a.services = append(a.services, namedService("grpc-server", a.grpc))
 
 	mux := http.NewServeMux()
 	if roles[roleIngester] {
@@ -63,17 +63,24 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		arguspb.RegisterIngesterServer(grpcServer, ing)
 		arguspb.RegisterSeriesSourceServer(grpcServer, ing)
 		a.ingester = ing
-		a.services = append(a.services, service.Named{Name: "ingester", Service: ing})
 	}
-
-	ingesterAddrs := a.ingesterAddresses()
+	rr, err := a.setupRing(mux)
+	if err != nil {
+		return nil, err
+	}
+	if a.ingester != nil {
+		a.services = append(a.services, namedService("ingester", a.ingester))
+		if err := a.addLifecycler(rr); err != nil {
+			return nil, err
+		}
+	}
 	if roles[roleDistributor] {
-		if err := a.addDistributor(mux, ingesterAddrs); err != nil {
+		if err := a.addDistributor(mux, rr); err != nil {
 			return nil, err
 		}
 	}
 	if roles[roleQuerier] {
-		if err := a.addQuerier(mux, ingesterAddrs); err != nil {
+		if err := a.addQuerier(mux, rr); err != nil {
 			return nil, err
 		}
 	}
@@ -103,15 +110,7 @@ func (a *app) ingesterAddresses() []string {
 	return addrs
 }
 
-func (a *app) addDistributor(mux *http.ServeMux, addrs []string) error {
-	instances := make([]ring.Instance, 0, len(addrs))
-	for _, addr := range addrs {
-		instances = append(instances, ring.Instance{ID: addr, Addr: addr})
-	}
-	r, err := ring.NewStatic(instances...)
-	if err != nil {
-		return fmt.Errorf("ring: %w", err)
-	}
+func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 	a.clients = distributor.NewClientPool(
 		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize), grpc.MaxCallSendMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
@@ -130,21 +129,14 @@ func (a *app) addDistributor(mux *http.ServeMux, addrs []string) error {
 	return nil
 }
 
-func (a *app) addQuerier(mux *http.ServeMux, addrs []string) error {
-	if len(addrs) != 1 {
-		return fmt.Errorf("querier: reading from %d ingesters needs the fan-out of issue #3; give exactly one address", len(addrs))
-	}
-	conn, err := grpc.NewClient(addrs[0],
+func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
+	a.queryConns = &connPool{opts: []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
-	)
-	if err != nil {
-		return fmt.Errorf("querier: dial %s: %w", addrs[0], err)
-	}
-	a.queryConn = conn
+	}}
 	q, err := querier.New(a.cfg.Querier, querier.Deps{
-		Source: arguspb.NewSeriesSourceClient(conn), Logger: a.logger.With("component", "querier"),
-		Registerer: a.reg, Gatherer: a.reg,
+		Replicas: rr, Sources: a.queryConns.seriesSource,
+		Logger: a.logger.With("component", "querier"), Registerer: a.reg, Gatherer: a.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("querier: %w", err)
@@ -192,8 +184,8 @@ func (a *app) closeClients() {
 	if a.clients != nil {
 		a.clients.Close()
 	}
-	if a.queryConn != nil {
-		_ = a.queryConn.Close()
+	if a.queryConns != nil {
+		a.queryConns.close()
 	}
 }
 
@@ -232,6 +224,13 @@ func (a *app) logStartup(httpAddr string) {
 		"storage_path", a.cfg.Ingester.Dir,
 		"multitenancy", a.cfg.MultitenancyEnabled,
 	)
+}
+
+// serviceEntry is one service of the process, in start order.
+type serviceEntry = service.Named
+
+func namedService(name string, s service.Service) serviceEntry {
+	return serviceEntry{Name: name, Service: s}
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
@@ -282,4 +281,38 @@ func (g *grpcService) boundAddr() string {
 		return g.addr
 	}
 	return g.ln.Addr().String()
+}
+
+// connPool keeps one gRPC connection per ingester address for the querier.
+// It is safe for concurrent use.
+type connPool struct {
+	opts  []grpc.DialOption
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // guarded by mu
+}
+
+func (p *connPool) seriesSource(addr string) (arguspb.SeriesSourceClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return arguspb.NewSeriesSourceClient(c), nil
+	}
+	c, err := grpc.NewClient(addr, p.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if p.conns == nil {
+		p.conns = map[string]*grpc.ClientConn{}
+	}
+	p.conns[addr] = c
+	return arguspb.NewSeriesSourceClient(c), nil
+}
+
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
 }

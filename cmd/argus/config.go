@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/argus-tsdb/argus/distributor"
 	"github.com/argus-tsdb/argus/ingester"
 	"github.com/argus-tsdb/argus/querier"
+	"github.com/argus-tsdb/argus/ring"
 )
 
 // Roles a process can run, named by -target.
@@ -21,17 +23,30 @@ const (
 	roleQuerier     = "querier"
 )
 
+// Ring stores, named by -ingester.ring.store.
+const (
+	ringStoreStatic     = "static"
+	ringStoreMemberlist = "memberlist"
+)
+
 // Config is the whole configuration of one argus process.
 type Config struct {
-	Target              string             `yaml:"target"`
-	MultitenancyEnabled bool               `yaml:"multitenancy_enabled"`
-	IngesterAddresses   string             `yaml:"ingester_addresses"`
-	Server              ServerConfig       `yaml:"server"`
-	Log                 LogConfig          `yaml:"log"`
-	Ingester            ingester.Config    `yaml:"ingester"`
-	Distributor         distributor.Config `yaml:"distributor"`
-	Querier             querier.Config     `yaml:"querier"`
-	PrintVersion        bool               `yaml:"-"`
+	Target              string                `yaml:"target"`
+	MultitenancyEnabled bool                  `yaml:"multitenancy_enabled"`
+	IngesterAddresses   string                `yaml:"ingester_addresses"`
+	RingStore           string                `yaml:"ring_store"`
+	Server              ServerConfig          `yaml:"server"`
+	Log                 LogConfig             `yaml:"log"`
+	Ring                ring.Config           `yaml:"ring"`
+	Memberlist          ring.MemberlistConfig `yaml:"memberlist"`
+	Ingester            ingester.Config       `yaml:"ingester"`
+	Distributor         distributor.Config    `yaml:"distributor"`
+	Querier             querier.Config        `yaml:"querier"`
+	PrintVersion        bool                  `yaml:"-"`
+
+	// explicit holds the names of the flags set on the command line, for
+	// defaults that follow other flags.
+	explicit map[string]bool
 }
 
 // ServerConfig configures the HTTP and gRPC listeners.
@@ -55,8 +70,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Target, "target", roleAll, "Comma-separated roles to run: all, distributor, ingester, querier.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every request. When false, every request belongs to tenant \"anonymous\".")
 	f.StringVar(&c.IngesterAddresses, "ingester.client.addresses", "", "Comma-separated gRPC addresses of the ingesters, for a distributor or querier that runs without an ingester in its process (a static ring until the gossiped ring lands).")
+	f.StringVar(&c.RingStore, "ingester.ring.store", "", "Where the ring lives: memberlist (gossip, for a cluster) or static (this process's ingester, or -ingester.client.addresses). Empty picks static for -target=all without -memberlist.join, memberlist otherwise.")
 	f.BoolVar(&c.PrintVersion, "version", false, "Print the version and exit.")
 	c.Server.RegisterFlags(f)
+	c.Ring.RegisterFlags(f)
+	c.Memberlist.RegisterFlags(f)
 	c.Log.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
@@ -110,10 +128,17 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "logfmt" && c.Log.Format != "json" {
 		return fmt.Errorf("-log.format: %q is neither logfmt nor json", c.Log.Format)
 	}
-	if !roles[roleIngester] && c.IngesterAddresses == "" {
-		return errors.New("-ingester.client.addresses is required when no ingester runs in this process")
-	}
 	var errs []error
+	switch c.ringStore() {
+	case ringStoreStatic:
+		if !roles[roleIngester] && c.IngesterAddresses == "" {
+			return errors.New("-ingester.client.addresses is required when no ingester runs in this process and the ring is static")
+		}
+	case ringStoreMemberlist:
+		errs = append(errs, c.Ring.Validate(), c.Memberlist.Validate())
+	default:
+		return fmt.Errorf("-ingester.ring.store: %q is neither static nor memberlist", c.RingStore)
+	}
 	if roles[roleIngester] {
 		errs = append(errs, c.Ingester.Validate())
 	}
@@ -124,4 +149,27 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.Querier.Validate())
 	}
 	return errors.Join(errs...)
+}
+
+// ringStore resolves the ring store, defaulting as -ingester.ring.store says.
+func (c *Config) ringStore() string {
+	if c.RingStore != "" {
+		return c.RingStore
+	}
+	if c.Target == roleAll && c.Memberlist.Join == "" {
+		return ringStoreStatic
+	}
+	return ringStoreMemberlist
+}
+
+// applyDerivedDefaults fills in the defaults that follow other flags: an
+// ingester advertises its own gRPC port and keeps its tokens in its data dir
+// unless told otherwise.
+func (c *Config) applyDerivedDefaults() {
+	if !c.explicit["ingester.ring.instance-port"] {
+		c.Ring.InstancePort = c.Server.GRPCListenPort
+	}
+	if c.Ring.TokensFilePath == "" && c.Roles()[roleIngester] {
+		c.Ring.TokensFilePath = filepath.Join(c.Ingester.Dir, "tokens")
+	}
 }

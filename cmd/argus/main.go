@@ -29,6 +29,9 @@ func run(args []string) int {
 		}
 		return 2
 	}
+	cfg.explicit = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cfg.explicit[f.Name] = true })
+	cfg.applyDerivedDefaults()
 	if cfg.PrintVersion {
 		fmt.Println(versionString())
 		return 0

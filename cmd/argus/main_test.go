@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/ring"
 )
 
 func TestFlagReference(t *testing.T) {
@@ -28,7 +30,10 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "defaults", args: nil},
 		{name: "unknown target", args: []string{"-target=compactor"}, wantErr: `unknown target "compactor"`},
-		{name: "querier without ingester addresses", args: []string{"-target=querier"}, wantErr: "-ingester.client.addresses is required"},
+		{name: "static querier without ingester addresses", args: []string{"-target=querier", "-ingester.ring.store=static"}, wantErr: "-ingester.client.addresses is required"},
+		{name: "querier on the gossiped ring", args: []string{"-target=querier", "-memberlist.join=127.0.0.1:7946"}},
+		{name: "unknown ring store", args: []string{"-ingester.ring.store=consul"}, wantErr: `"consul" is neither static nor memberlist`},
+		{name: "bad ring config", args: []string{"-target=ingester", "-ingester.ring.replication-factor=0"}, wantErr: "replication-factor"},
 		{name: "split roles with addresses", args: []string{"-target=distributor,querier", "-ingester.client.addresses=127.0.0.1:9095"}},
 		{name: "bad log level", args: []string{"-log.level=loud"}, wantErr: "-log.level"},
 		{name: "bad log format", args: []string{"-log.format=xml"}, wantErr: "-log.format"},
@@ -47,6 +52,36 @@ func TestConfigValidate(t *testing.T) {
 			require.ErrorContains(t, err, c.wantErr)
 		})
 	}
+}
+
+func TestRingStoreDefaults(t *testing.T) {
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Target: "all"}, ringStoreStatic},
+		{Config{Target: "all", Memberlist: ring.MemberlistConfig{Join: "a:7946"}}, ringStoreMemberlist},
+		{Config{Target: "ingester"}, ringStoreMemberlist},
+		{Config{Target: "ingester", RingStore: ringStoreStatic}, ringStoreStatic},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, c.cfg.ringStore(), "%+v", c.cfg)
+	}
+}
+
+func TestDerivedDefaults(t *testing.T) {
+	var cfg Config
+	fs := flag.NewFlagSet("argus", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"-target=ingester", "-server.grpc-listen-port=9123", "-storage.path=/d"}))
+	cfg.applyDerivedDefaults()
+	require.Equal(t, 9123, cfg.Ring.InstancePort)
+	require.Equal(t, "/d/tokens", cfg.Ring.TokensFilePath)
+
+	cfg.explicit = map[string]bool{"ingester.ring.instance-port": true}
+	cfg.Ring.InstancePort = 7000
+	cfg.applyDerivedDefaults()
+	require.Equal(t, 7000, cfg.Ring.InstancePort)
 }
 
 func TestRoles(t *testing.T) {

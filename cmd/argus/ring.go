@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/argus-tsdb/argus/ring"
+)
+
+// replicaRing is what the distributor and the querier read from the ring,
+// whichever store backs it.
+type replicaRing interface {
+	Get(token uint32, buf []ring.Instance) ([]ring.Instance, error)
+	ReplicationFactor() int
+	ReadSet() (instances []ring.Instance, maxFailures int, err error)
+}
+
+// setupRing builds the ring of the process. With the static store it is
+// this process's ingester (or -ingester.client.addresses). With memberlist
+// every process joins the gossip, and an ingester registers itself through
+// a lifecycler: JOINING until its WAL is replayed, then ACTIVE; LEAVING
+// when it stops, then LEFT once it has flushed.
+func (a *app) setupRing(mux *http.ServeMux) (replicaRing, error) {
+	if a.cfg.ringStore() == ringStoreStatic {
+		addrs := a.ingesterAddresses()
+		instances := make([]ring.Instance, 0, len(addrs))
+		for _, addr := range addrs {
+			instances = append(instances, ring.Instance{ID: addr, Addr: addr})
+		}
+		rf := min(a.cfg.Ring.ReplicationFactor, len(instances))
+		return ring.NewStaticWithOptions([]ring.StaticOption{ring.WithStaticReplicationFactor(rf)}, instances...)
+	}
+	deps := ring.Deps{Logger: a.logger, Registerer: a.reg}
+	kv, err := ring.NewKV(a.cfg.Memberlist, a.cfg.Ring.Options(), deps)
+	if err != nil {
+		return nil, fmt.Errorf("ring: %w", err)
+	}
+	a.services = append(a.services, namedService("memberlist", kv))
+	mux.Handle("/ring", kv.RingHandler())
+	mux.Handle("/memberlist", kv.MembersHandler())
+	return kv, nil
+}
+
+// addLifecycler registers the ingester in the gossiped ring. It must be
+// called after the ingester's service is added, so that the ingester has
+// replayed its WAL before the activator turns it ACTIVE, and stops (and
+// flushes) after the activator turned it LEAVING.
+func (a *app) addLifecycler(kv replicaRing) error {
+	k, ok := kv.(*ring.KV)
+	if !ok || a.ingester == nil {
+		return nil
+	}
+	lc, err := ring.NewLifecycler(a.cfg.Ring, k, ring.Deps{Logger: a.logger, Registerer: a.reg})
+	if err != nil {
+		return fmt.Errorf("lifecycler: %w", err)
+	}
+	// The lifecycler starts before the ingester (it registers JOINING while
+	// the WAL replays) and stops after it (LEFT only once flushed).
+	for i, s := range a.services {
+		if s.Name == "ingester" {
+			a.services = append(a.services[:i], append([]serviceEntry{namedService("lifecycler", lc)}, a.services[i:]...)...)
+			break
+		}
+	}
+	a.services = append(a.services, namedService("ring-activator", &activator{lc: lc}))
+	return nil
+}
+
+// activator turns the ingester ACTIVE once every service before it (the
+// ingester's WAL replay included) has started, and LEAVING first thing on
+// stop, before the ingester stops accepting pushes and flushes.
+type activator struct{ lc *ring.Lifecycler }
+
+func (r *activator) Starting(ctx context.Context) error { return r.lc.SetActive(ctx) }
+
+func (r *activator) Running(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (r *activator) Stopping(ctx context.Context) error { return r.lc.StartLeaving(ctx) }

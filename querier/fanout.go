@@ -1,0 +1,169 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/ring"
+)
+
+// readSetter is what reads need from the ring: every instance that may hold
+// a tenant's data and how many of them a read may lose and still see every
+// sample a write quorum acknowledged (counted in zones when the instances
+// have zones). *ring.KV and *ring.Static satisfy it.
+type readSetter interface {
+	ReadSet() (instances []ring.Instance, maxFailures int, err error)
+}
+
+// SourceFactory gives the series source of one ingester address. It must be
+// safe for concurrent use and cache its connections.
+type SourceFactory func(addr string) (arguspb.SeriesSourceClient, error)
+
+// ErrTooManyFailures means more ingesters failed a read than the
+// replication factor tolerates: the answer could miss acknowledged samples.
+var ErrTooManyFailures = errors.New("too many ingesters failed")
+
+// replicatedQuerier fans a read out to every instance of the read set, in
+// parallel, and merges what they answer: the same series from several
+// replicas becomes one, its chunks merged by Prometheus's compacting merger
+// (identical timestamps de-duplicated, gaps in one replica filled from
+// another). Up to maxFailures instances (zones, with zones) may fail; their
+// errors are then dropped, as the others hold a quorum of every series.
+type replicatedQuerier struct {
+	sources     []*sourceQuerier
+	instances   []ring.Instance
+	maxFailures int
+}
+
+func newReplicatedQuerier(q *queryable, mint, maxt int64) (*replicatedQuerier, error) {
+	instances, maxFailures, err := q.replicas.ReadSet()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	rq := &replicatedQuerier{instances: instances, maxFailures: maxFailures}
+	for _, inst := range instances {
+		src, err := q.sources(inst.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ingester %s: %w", ErrUnavailable, inst.Addr, err)
+		}
+		rq.sources = append(rq.sources, &sourceQuerier{src: src, metrics: q.metrics, mint: mint, maxt: maxt})
+	}
+	return rq, nil
+}
+
+// fanOut runs f on every source in parallel and returns the indexes of the
+// sources that succeeded, or an error if the failures exceed the budget.
+func (rq *replicatedQuerier) fanOut(f func(i int, s *sourceQuerier) error) ([]int, error) {
+	errs := make([]error, len(rq.sources))
+	var wg sync.WaitGroup
+	for i, s := range rq.sources {
+		wg.Go(func() { errs[i] = f(i, s) })
+	}
+	wg.Wait()
+	var (
+		ok     []int
+		failed []error
+		zones  = map[string]bool{}
+	)
+	for i, err := range errs {
+		if err == nil {
+			ok = append(ok, i)
+			continue
+		}
+		failed = append(failed, fmt.Errorf("ingester %s: %w", rq.instances[i].Addr, err))
+		zones[rq.instances[i].Zone] = true
+	}
+	lost := len(failed)
+	if zoned(rq.instances) {
+		lost = len(zones)
+	}
+	if lost > rq.maxFailures {
+		return nil, fmt.Errorf("%w (%d, at most %d tolerated): %w", ErrTooManyFailures, lost, rq.maxFailures, errors.Join(failed...))
+	}
+	return ok, nil
+}
+
+func zoned(instances []ring.Instance) bool {
+	for _, inst := range instances {
+		if inst.Zone != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Select merges the series of every answering instance.
+func (rq *replicatedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
+	sets := make([]storage.ChunkSeriesSet, len(rq.sources))
+	ok, err := rq.fanOut(func(i int, s *sourceQuerier) error {
+		set := s.Select(ctx, sortSeries, hints, matchers...)
+		if _, fetched := set.(*chunkSeriesSet); !fetched {
+			set.Next()
+			return set.Err()
+		}
+		sets[i] = set
+		return nil
+	})
+	if err != nil {
+		return storage.ErrChunkSeriesSet(err)
+	}
+	answered := make([]storage.ChunkSeriesSet, 0, len(ok))
+	for _, i := range ok {
+		answered = append(answered, sets[i])
+	}
+	if len(answered) == 1 {
+		return answered[0]
+	}
+	limit := 0
+	if hints != nil {
+		limit = hints.Limit
+	}
+	return storage.NewMergeChunkSeriesSet(answered, limit, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
+}
+
+// LabelNames returns the sorted union of the answering instances' names.
+func (rq *replicatedQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return rq.unionStrings(hints, func(s *sourceQuerier) ([]string, annotations.Annotations, error) {
+		return s.LabelNames(ctx, hints, matchers...)
+	})
+}
+
+// LabelValues returns the sorted union of the answering instances' values.
+func (rq *replicatedQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return rq.unionStrings(hints, func(s *sourceQuerier) ([]string, annotations.Annotations, error) {
+		return s.LabelValues(ctx, name, hints, matchers...)
+	})
+}
+
+func (rq *replicatedQuerier) unionStrings(hints *storage.LabelHints, f func(s *sourceQuerier) ([]string, annotations.Annotations, error)) ([]string, annotations.Annotations, error) {
+	results := make([][]string, len(rq.sources))
+	ok, err := rq.fanOut(func(i int, s *sourceQuerier) error {
+		var err error
+		results[i], _, err = f(s)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var all []string
+	for _, i := range ok {
+		all = append(all, results[i]...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	if limit := labelLimit(hints); limit > 0 && int64(len(all)) > limit {
+		all = all[:limit]
+	}
+	return all, nil, nil
+}
+
+// Close does nothing: the sources hold no per-query resources.
+func (*replicatedQuerier) Close() error { return nil }
