@@ -19,6 +19,12 @@ import (
 // seriesPerMessage caps the series of one SeriesResponse.
 const seriesPerMessage = 256
 
+// bytesPerMessage is the size (approximately, before framing) past which a
+// SeriesResponse is sent even if it holds fewer than seriesPerMessage series:
+// it bounds the buffers of both ends, and the querier decodes a message while
+// the next one is marshalled.
+const bytesPerMessage = 256 << 10
+
 // checkCtxEvery is how many series a read visits between context checks.
 const checkCtxEvery = 1024
 
@@ -41,7 +47,8 @@ func (i *Ingester) queryHead(ctx context.Context, queryType string) (*tenantHead
 
 // Series streams the series of the tenant of ctx that match every matcher
 // and have samples in [min_time_ms, max_time_ms], merged from the head and
-// the chunk store, sorted by labels, seriesPerMessage per message.
+// the chunk store, sorted by labels, in messages of at most seriesPerMessage
+// series and about bytesPerMessage bytes.
 //
 // The head is read before the store. A chunk persisted between the two
 // reads is then in both: it is taken from the head, and the store's copy is
@@ -70,23 +77,39 @@ func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamin
 	if err != nil {
 		return grpcError(fmt.Errorf("select from chunk store: %w", err))
 	}
-	batch := make([]*arguspb.StreamSeries, 0, seriesPerMessage)
-	send := func(ss *arguspb.StreamSeries) error {
-		batch = append(batch, ss)
-		if len(batch) < seriesPerMessage {
-			return nil
-		}
-		err := stream.Send(&arguspb.SeriesResponse{Series: batch})
-		batch = make([]*arguspb.StreamSeries, 0, seriesPerMessage)
-		return err
-	}
-	if err := mergeSeries(head, stored, mode, send); err != nil {
+	b := responseBatcher{send: stream.Send}
+	if err := mergeSeries(head, stored, mode, b.add); err != nil {
 		return grpcError(err)
 	}
-	if len(batch) > 0 {
-		return grpcError(stream.Send(&arguspb.SeriesResponse{Series: batch}))
+	return grpcError(b.flush())
+}
+
+// responseBatcher groups streamed series into SeriesResponse messages of at
+// most seriesPerMessage series and about bytesPerMessage bytes.
+type responseBatcher struct {
+	send  func(*arguspb.SeriesResponse) error
+	batch []*arguspb.StreamSeries
+	bytes int // the encoded size of batch
+}
+
+func (b *responseBatcher) add(ss *arguspb.StreamSeries) error {
+	b.batch = append(b.batch, ss)
+	b.bytes += ss.SizeVT()
+	if len(b.batch) < seriesPerMessage && b.bytes < bytesPerMessage {
+		return nil
 	}
-	return nil
+	return b.flush()
+}
+
+// flush sends the batch, if any. A sent batch is never modified again, as
+// gRPC requires.
+func (b *responseBatcher) flush() error {
+	if len(b.batch) == 0 {
+		return nil
+	}
+	err := b.send(&arguspb.SeriesResponse{Series: b.batch})
+	b.batch, b.bytes = make([]*arguspb.StreamSeries, 0, len(b.batch)), 0
+	return err
 }
 
 // seriesMode says whether a Series read returns chunks (skip_chunks).
@@ -115,6 +138,7 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 		return nil, err
 	}
 	out := make([]headSnapshot, 0, len(refs))
+	var chks []storage.Chunk // The chunks of all snapshots, which share it.
 	for n, ref := range refs {
 		if n%checkCtxEvery == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -128,7 +152,9 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 		snap.minT = s.firstInMemoryLocked()
 		snap.inRange = s.overlapsLocked(mint, maxt)
 		if mode == withChunks && snap.inRange {
-			snap.chunks = s.chunksLocked(mint, maxt)
+			start := len(chks)
+			chks = s.appendChunksLocked(chks, mint, maxt)
+			snap.chunks = chks[start:len(chks):len(chks)]
 		}
 		s.mu.Unlock()
 		out = append(out, snap)
@@ -137,25 +163,26 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 	return out, nil
 }
 
-// chunksLocked returns the in-memory chunks overlapping [mint, maxt]: the
-// finished ones shared (they are immutable), the open one copied. The caller
-// holds mu.
-func (s *memSeries) chunksLocked(mint, maxt int64) []storage.Chunk {
-	var out []storage.Chunk
+// appendChunksLocked appends the in-memory chunks overlapping [mint, maxt]
+// to dst: the finished ones shared (they are immutable), the open one
+// copied. The caller holds mu.
+func (s *memSeries) appendChunksLocked(dst []storage.Chunk, mint, maxt int64) []storage.Chunk {
 	for c := s.finished; c != nil; c = c.next {
 		if c.minT <= maxt && c.maxT >= mint {
-			out = append(out, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
+			dst = append(dst, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}
 	}
 	if s.app != nil && s.openMinTLocked() <= maxt && s.openMaxT >= mint {
-		out = append(out, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxT, Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.open.Bytes())})
+		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxT, Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.open.Bytes())})
 	}
-	return out
+	return dst
 }
 
 // mergeSeries merges the head snapshots and the store's series, both sorted
-// by labels, calling send for every series with data in the range.
+// by labels, calling send for every series with data in the range. The
+// messages it sends are never modified afterwards.
 func mergeSeries(head []headSnapshot, stored []storage.Series, mode seriesMode, send func(*arguspb.StreamSeries) error) error {
+	var a protoAlloc
 	for len(head) > 0 || len(stored) > 0 {
 		var (
 			lset     labels.Labels
@@ -163,64 +190,122 @@ func mergeSeries(head []headSnapshot, stored []storage.Series, mode seriesMode, 
 			st       *storage.Series
 			headMinT = noTime
 		)
+		c := -1 // head[0] comes first; 1: stored[0]; 0: the same series
 		switch {
-		case len(stored) == 0 || (len(head) > 0 && labels.Compare(head[0].lset, stored[0].Labels) < 0):
-			hs, lset, head = &head[0], head[0].lset, head[1:]
-		case len(head) == 0 || labels.Compare(head[0].lset, stored[0].Labels) > 0:
-			st, lset, stored = &stored[0], stored[0].Labels, stored[1:]
-		default:
-			hs, st, lset = &head[0], &stored[0], head[0].lset
-			head, stored = head[1:], stored[1:]
+		case len(head) == 0:
+			c = 1
+		case len(stored) > 0:
+			c = labels.Compare(head[0].lset, stored[0].Labels)
 		}
-		if hs != nil {
+		if c <= 0 {
+			hs, lset, head = &head[0], head[0].lset, head[1:]
 			headMinT = hs.minT
+		}
+		if c >= 0 {
+			st, lset, stored = &stored[0], stored[0].Labels, stored[1:]
 		}
 		if mode == withoutChunks {
 			if st == nil && !hs.inRange {
 				continue
 			}
-			if err := send(&arguspb.StreamSeries{Labels: toProtoLabels(lset)}); err != nil {
+			if err := send(a.streamSeries(lset, 0)); err != nil {
 				return err
 			}
 			continue
 		}
-		var cs []*arguspb.Chunk
+		n := 0
 		if st != nil {
 			for _, c := range st.Chunks {
 				if c.MaxTime < headMinT {
-					cs = append(cs, toProtoChunk(c))
+					n++
+				}
+			}
+		}
+		if hs != nil {
+			n += len(hs.chunks)
+		}
+		if n == 0 {
+			continue
+		}
+		ss := a.streamSeries(lset, n)
+		if st != nil {
+			for _, c := range st.Chunks {
+				if c.MaxTime < headMinT {
+					ss.Chunks = append(ss.Chunks, a.chunk(c))
 				}
 			}
 		}
 		if hs != nil {
 			for _, c := range hs.chunks {
-				cs = append(cs, toProtoChunk(c))
+				ss.Chunks = append(ss.Chunks, a.chunk(c))
 			}
 		}
-		if len(cs) == 0 {
-			continue
-		}
-		if err := send(&arguspb.StreamSeries{Labels: toProtoLabels(lset), Chunks: cs}); err != nil {
+		if err := send(ss); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func toProtoLabels(lset labels.Labels) []*arguspb.Label {
-	out := make([]*arguspb.Label, 0, lset.Len())
-	lset.Range(func(l labels.Label) {
-		out = append(out, &arguspb.Label{Name: l.Name, Value: l.Value})
-	})
-	return out
+// protoAlloc carves the messages of a Series stream from blocks, so that a
+// response costs a few allocations rather than one per series, label and
+// chunk. A carved message is never handed out again, so it can be sent and
+// left alone, as gRPC requires. It is not safe for concurrent use.
+type protoAlloc struct {
+	series    []arguspb.StreamSeries
+	labels    []arguspb.Label
+	labelPtrs []*arguspb.Label
+	chunks    []arguspb.Chunk
+	chunkPtrs []*arguspb.Chunk
 }
 
-func toProtoChunk(c storage.Chunk) *arguspb.Chunk {
-	enc := arguspb.ChunkEncoding_CHUNK_ENCODING_UNSPECIFIED
-	if c.Encoding == chunkenc.EncXOR {
-		enc = arguspb.ChunkEncoding_CHUNK_ENCODING_XOR
+// streamSeries returns a StreamSeries with the labels of lset (sharing its
+// strings) and room for nChunks chunks.
+func (a *protoAlloc) streamSeries(lset labels.Labels, nChunks int) *arguspb.StreamSeries {
+	ss := &carve(&a.series, 1)[0]
+	n := lset.Len()
+	ls := carve(&a.labels, n)
+	ss.Labels = carve(&a.labelPtrs, n)
+	i := 0
+	lset.Range(func(l labels.Label) {
+		ls[i].Name, ls[i].Value = l.Name, l.Value
+		ss.Labels[i] = &ls[i]
+		i++
+	})
+	if nChunks > 0 {
+		ss.Chunks = carve(&a.chunkPtrs, nChunks)[:0]
 	}
-	return &arguspb.Chunk{MinTimeMs: c.MinTime, MaxTimeMs: c.MaxTime, Encoding: enc, Data: c.Data}
+	return ss
+}
+
+// chunk returns c as a message sharing its data.
+func (a *protoAlloc) chunk(c storage.Chunk) *arguspb.Chunk {
+	pc := &carve(&a.chunks, 1)[0]
+	pc.MinTimeMs, pc.MaxTimeMs, pc.Data = c.MinTime, c.MaxTime, c.Data
+	if c.Encoding == chunkenc.EncXOR {
+		pc.Encoding = arguspb.ChunkEncoding_CHUNK_ENCODING_XOR
+	}
+	return pc
+}
+
+// Block sizes of carve, in elements: blocks start small, so that small
+// responses stay cheap, and double up to the maximum.
+const (
+	minCarveBlock = 16
+	maxCarveBlock = 4096
+)
+
+// carve returns n zero elements from the free end of *block, first
+// replacing *block with a new block when it has no room. Elements once
+// returned are never returned again.
+func carve[T any](block *[]T, n int) []T {
+	if cap(*block)-len(*block) < n {
+		size := min(max(2*cap(*block), minCarveBlock), maxCarveBlock)
+		*block = make([]T, 0, max(size, n))
+	}
+	start := len(*block)
+	*block = (*block)[:start+n]
+	return (*block)[start : start+n : start+n]
 }
 
 // LabelNames returns the sorted label names of the tenant's series that

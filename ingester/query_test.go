@@ -128,6 +128,31 @@ func TestSeries_MergesHeadAndStore(t *testing.T) {
 	requireSamples(t, want, decodeSeries(t, merged))
 }
 
+// TestResponseBatcher checks that messages end at seriesPerMessage series or
+// once past bytesPerMessage bytes, whichever comes first.
+func TestResponseBatcher(t *testing.T) {
+	var sizes []int
+	b := responseBatcher{send: func(r *arguspb.SeriesResponse) error {
+		sizes = append(sizes, len(r.Series))
+		return nil
+	}}
+	big := &arguspb.StreamSeries{Chunks: []*arguspb.Chunk{{Data: make([]byte, bytesPerMessage/4)}}}
+	for range 10 {
+		require.NoError(t, b.add(big))
+	}
+	require.NoError(t, b.flush())
+	require.Equal(t, []int{4, 4, 2}, sizes)
+
+	sizes = nil
+	small := &arguspb.StreamSeries{Labels: []*arguspb.Label{{Name: "a", Value: "b"}}}
+	for range 2*seriesPerMessage + 1 {
+		require.NoError(t, b.add(small))
+	}
+	require.NoError(t, b.flush())
+	require.NoError(t, b.flush()) // Nothing left: sends nothing.
+	require.Equal(t, []int{seriesPerMessage, seriesPerMessage, 1}, sizes)
+}
+
 func TestLabelNamesAndValues(t *testing.T) {
 	clock := &testClock{ms: 1_000_000}
 	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })

@@ -4,7 +4,8 @@
 // It owns:
 //   - the storage.Queryable that turns Prometheus Select, LabelNames and
 //     LabelValues calls into SeriesSource gRPC calls for the tenant of the
-//     request context (queryable.go);
+//     request context (queryable.go), the decoder of the Series stream
+//     (decode.go) and the iterator over a series' samples (iterator.go);
 //   - the PromQL engine and its limits, built from Config;
 //   - the Prometheus HTTP API, which is Prometheus's own web/api/v1 wired to
 //     that engine and queryable, so that JSON shapes, error types and float

@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 	"google.golang.org/grpc"
@@ -33,6 +32,11 @@ var _ seriesSource = arguspb.SeriesSourceClient(nil)
 type queryable struct {
 	src     seriesSource
 	metrics *metrics
+
+	// With replicas set, reads fan out over the ring's read set instead of
+	// src (fanout.go); sources gives each instance's series source.
+	replicas readSetter
+	sources  SourceFactory
 }
 
 var _ storage.SampleAndChunkQueryable = (*queryable)(nil)
@@ -49,11 +53,12 @@ func (q *queryable) Querier(mint, maxt int64) (storage.Querier, error) {
 
 // ChunkQuerier returns a chunk querier over [mint, maxt] (Unix ms, inclusive).
 //
-// TODO(querier): fan out to every ingester that owns the tenant and merge
-// their replicas with storage.NewMergeChunkQuerier(nil, perSource,
-// storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), one
-// sourceQuerier per source (issue #3).
+// With a read set (Deps.Replicas) it fans out to every ingester of the ring
+// and merges their replicas (fanout.go); else it reads Deps.Source alone.
 func (q *queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	if q.replicas != nil {
+		return newReplicatedQuerier(q, mint, maxt)
+	}
 	return &sourceQuerier{src: q.src, metrics: q.metrics, mint: mint, maxt: maxt}, nil
 }
 
@@ -82,10 +87,12 @@ func (q *sourceQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 		limit = hints.Limit
 	}
 	series, err := fetchSeries(ctx, q.src, req, limit)
-	q.metrics.seriesFetched.Add(float64(len(series)))
+	nChunks := 0
 	for _, s := range series {
-		q.metrics.chunksFetched.Add(float64(len(s.chunks)))
+		nChunks += len(s.chunks)
 	}
+	q.metrics.seriesFetched.Add(float64(len(series)))
+	q.metrics.chunksFetched.Add(float64(nChunks))
 	if err != nil {
 		return storage.ErrChunkSeriesSet(err)
 	}
@@ -145,17 +152,19 @@ func labelLimit(hints *storage.LabelHints) int64 {
 }
 
 // fetchedSeries is one series as received, its chunks decoded into
-// chunkenc.Chunks that share the received bytes.
+// chunkenc.Chunks that share the received bytes. A *fetchedSeries is a
+// storage.ChunkSeries (iterator.go).
 type fetchedSeries struct {
 	labels labels.Labels
-	chunks []chunks.Meta
+	chunks []chunks.Meta // ordered by time, not overlapping
 }
 
 // fetchSeries makes one Series call and receives the whole stream, or its
 // first limit series when limit > 0 (then the rest of the stream is
-// canceled). It checks the protocol's guarantees that merging relies on:
-// series strictly sorted by labels and XOR chunks only. On error it returns
-// the series received so far, for accounting only.
+// canceled). It checks the protocol's guarantees that merging and sample
+// iteration rely on (see seriesDecoder): series strictly sorted by labels,
+// and XOR chunks ordered by time and not overlapping. On error it returns the
+// series received so far, for accounting only.
 func fetchSeries(ctx context.Context, src seriesSource, req *arguspb.SeriesRequest, limit int) ([]fetchedSeries, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // Ends the stream early when limit is reached or on error.
@@ -163,59 +172,24 @@ func fetchSeries(ctx context.Context, src seriesSource, req *arguspb.SeriesReque
 	if err != nil {
 		return nil, err
 	}
-	stream, err := src.Series(ctx, req)
+	stream, err := src.Series(ctx, req, grpc.ForceCodecV2(seriesCodec{}))
 	if err != nil {
 		return nil, fromGRPC(ctx, "series", err)
 	}
-	var (
-		out []fetchedSeries
-		b   labels.ScratchBuilder
-	)
-	for {
-		resp, err := stream.Recv()
+	d := seriesDecoder{limit: limit}
+	for !d.full() {
+		err := stream.RecvMsg(&d) // seriesCodec decodes into d.
+		if d.err != nil {
+			return d.series, d.err
+		}
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			break
 		}
 		if err != nil {
-			return out, fromGRPC(ctx, "series", err)
-		}
-		for _, s := range resp.GetSeries() {
-			fs, err := decodeSeries(&b, s)
-			if err != nil {
-				return out, err
-			}
-			if n := len(out); n > 0 && labels.Compare(out[n-1].labels, fs.labels) >= 0 {
-				return out, fmt.Errorf("%w: series %s received after %s", ErrProtocol, fs.labels, out[n-1].labels)
-			}
-			out = append(out, fs)
-			if limit > 0 && len(out) >= limit {
-				return out, nil
-			}
+			return d.series, fromGRPC(ctx, "series", err)
 		}
 	}
-}
-
-func decodeSeries(b *labels.ScratchBuilder, s *arguspb.StreamSeries) (fetchedSeries, error) {
-	b.Reset()
-	for _, l := range s.GetLabels() {
-		b.Add(l.GetName(), l.GetValue())
-	}
-	b.Sort()
-	fs := fetchedSeries{labels: b.Labels()}
-	if len(s.GetChunks()) > 0 {
-		fs.chunks = make([]chunks.Meta, 0, len(s.GetChunks()))
-	}
-	for _, c := range s.GetChunks() {
-		if c.GetEncoding() != arguspb.ChunkEncoding_CHUNK_ENCODING_XOR {
-			return fs, fmt.Errorf("%w: series %s has a chunk with encoding %s", ErrProtocol, fs.labels, c.GetEncoding())
-		}
-		chk, err := chunkenc.FromData(chunkenc.EncXOR, c.GetData())
-		if err != nil {
-			return fs, fmt.Errorf("%w: series %s: %w", ErrProtocol, fs.labels, err)
-		}
-		fs.chunks = append(fs.chunks, chunks.Meta{Chunk: chk, MinTime: c.GetMinTimeMs(), MaxTime: c.GetMaxTimeMs()})
-	}
-	return fs, nil
+	return d.series, nil
 }
 
 func toProtoMatchers(ms []*labels.Matcher) []*arguspb.LabelMatcher {
@@ -254,15 +228,7 @@ func (s *chunkSeriesSet) Next() bool {
 	return true
 }
 
-func (s *chunkSeriesSet) At() storage.ChunkSeries {
-	fs := s.series[s.cur-1]
-	return &storage.ChunkSeriesEntry{
-		Lset: fs.labels,
-		ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-			return storage.NewListChunkSeriesIterator(fs.chunks...)
-		},
-	}
-}
+func (s *chunkSeriesSet) At() storage.ChunkSeries { return &s.series[s.cur-1] }
 
 func (*chunkSeriesSet) Err() error                        { return nil }
 func (*chunkSeriesSet) Warnings() annotations.Annotations { return nil }
@@ -277,56 +243,25 @@ func (q sampleQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 	return &seriesSet{chunked: q.ChunkQuerier.Select(ctx, sortSeries, hints, matchers...)}
 }
 
-// seriesSet decodes a ChunkSeriesSet. Unlike storage.NewSeriesSetFromChunkSeriesSet
-// it keeps series that have no chunks (the series API asks for none).
+// seriesSet is the sample view of a ChunkSeriesSet: each series iterates the
+// samples of its chunks one chunk after the other (sampleIterator). Unlike
+// storage.NewSeriesSetFromChunkSeriesSet it keeps series that have no chunks
+// (the series API asks for none), and it allocates its series in blocks.
 type seriesSet struct {
 	chunked storage.ChunkSeriesSet
-	it      chunks.Iterator
-	cur     storage.Series
-	err     error
+	block   []sampleSeries // the series handed out are never reused
+	cur     *sampleSeries
 }
 
 func (s *seriesSet) Next() bool {
-	if s.err != nil || !s.chunked.Next() {
+	if !s.chunked.Next() {
 		return false
 	}
-	cs := s.chunked.At()
-	s.it = cs.Iterator(s.it)
-	var chks []chunkenc.Iterable
-	for s.it.Next() {
-		chks = append(chks, s.it.At().Chunk)
-	}
-	if err := s.it.Err(); err != nil {
-		s.err = err
-		return false
-	}
-	s.cur = &storage.SeriesEntry{Lset: cs.Labels(), SampleIteratorFn: sampleIterator(chks)}
+	s.cur = &carve(&s.block, 1)[0]
+	s.cur.ChunkSeries = s.chunked.At()
 	return true
 }
 
-// sampleIterator iterates the samples of chks, which are ordered by time. The
-// chained iterator also drops samples with a timestamp already seen, should
-// chunks overlap.
-func sampleIterator(chks []chunkenc.Iterable) func(chunkenc.Iterator) chunkenc.Iterator {
-	return func(it chunkenc.Iterator) chunkenc.Iterator {
-		switch len(chks) {
-		case 0:
-			return chunkenc.NewNopIterator()
-		case 1:
-			return chks[0].Iterator(it)
-		default:
-			return storage.ChainSampleIteratorFromIterables(it, chks)
-		}
-	}
-}
-
-func (s *seriesSet) At() storage.Series { return s.cur }
-
-func (s *seriesSet) Err() error {
-	if s.err != nil {
-		return s.err
-	}
-	return s.chunked.Err()
-}
-
+func (s *seriesSet) At() storage.Series                { return s.cur }
+func (s *seriesSet) Err() error                        { return s.chunked.Err() }
 func (s *seriesSet) Warnings() annotations.Annotations { return s.chunked.Warnings() }

@@ -394,9 +394,13 @@ func TestQueryable_ProtocolViolations(t *testing.T) {
 		return &arguspb.StreamSeries{Labels: []*arguspb.Label{{Name: "__name__", Value: name}}, Chunks: chunks}
 	}
 	tests := map[string][]*arguspb.SeriesResponse{
-		"unsorted series":  {{Series: []*arguspb.StreamSeries{series("b")}}, {Series: []*arguspb.StreamSeries{series("a")}}},
-		"duplicate series": {{Series: []*arguspb.StreamSeries{series("a"), series("a")}}},
-		"unknown encoding": {{Series: []*arguspb.StreamSeries{series("a", &arguspb.Chunk{Encoding: arguspb.ChunkEncoding_CHUNK_ENCODING_UNSPECIFIED})}}},
+		"unsorted series":               {{Series: []*arguspb.StreamSeries{series("b")}}, {Series: []*arguspb.StreamSeries{series("a")}}},
+		"duplicate series":              {{Series: []*arguspb.StreamSeries{series("a"), series("a")}}},
+		"unknown encoding":              {{Series: []*arguspb.StreamSeries{series("a", &arguspb.Chunk{Encoding: arguspb.ChunkEncoding_CHUNK_ENCODING_UNSPECIFIED})}}},
+		"chunk without its header":      {{Series: []*arguspb.StreamSeries{series("a", xorChunk(0, 10, nil))}}},
+		"chunk ending before it starts": {{Series: []*arguspb.StreamSeries{series("a", xorChunk(10, 0, emptyXOR))}}},
+		"overlapping chunks":            {{Series: []*arguspb.StreamSeries{series("a", xorChunk(0, 10, emptyXOR), xorChunk(10, 20, emptyXOR))}}},
+		"chunks out of order":           {{Series: []*arguspb.StreamSeries{series("a", xorChunk(20, 30, emptyXOR), xorChunk(0, 10, emptyXOR))}}},
 	}
 	for name, resp := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -410,6 +414,13 @@ func TestQueryable_ProtocolViolations(t *testing.T) {
 			require.Equal(t, 500, code)
 		})
 	}
+}
+
+// emptyXOR is the data of an XOR chunk without samples: its sample count.
+var emptyXOR = []byte{0, 0}
+
+func xorChunk(minT, maxT int64, data []byte) *arguspb.Chunk {
+	return &arguspb.Chunk{MinTimeMs: minT, MaxTimeMs: maxT, Encoding: arguspb.ChunkEncoding_CHUNK_ENCODING_XOR, Data: data}
 }
 
 func TestFromGRPC_ContextErrors(t *testing.T) {
