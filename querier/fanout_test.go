@@ -21,7 +21,9 @@ type fakeReadSet struct {
 func (f fakeReadSet) ReadSet() ([]ring.Instance, int, error) { return f.instances, f.maxFailures, nil }
 
 // downSource fails every call, as an unreachable ingester does.
-type downSource struct{ arguspb.UnimplementedSeriesSourceServer }
+type downSource struct {
+	arguspb.UnimplementedSeriesSourceServer
+}
 
 // replicas splits the fixture over three replicas the way quorum writes
 // with one replica missing each write leave them: sample i is on every
