@@ -7,10 +7,14 @@
 # (bench-out/latest.txt links to it), the table to the same name with .table,
 # and, when benchstat is installed or installable, its report with Prometheus
 # as the base (-col '/impl@(prometheus argus)') to .benchstat.
-# docs/benchmarks.md explains each number.
+# docs/benchmarks.md explains each number. Then it runs the cluster ingest
+# benchmark of internal/benchcluster (the real argus binary, all-in-one
+# against 3 ingesters with RF=3; its knobs are at that step, at the end) into
+# bench-out/bench-<UTC time>-cluster.txt and prints its table too.
 #
-# Everything runs with GOMAXPROCS=1 (-cpu=1), so throughputs are per core.
-# About 6 minutes on 2 cores with the defaults. Knobs (environment):
+# The benchcmp benchmarks run with GOMAXPROCS=1 (-cpu=1), so throughputs are
+# per core. About 6 minutes on 2 cores with the defaults, plus about 1 minute
+# for the cluster step. Knobs (environment):
 #
 #   BENCH_COUNT=6          rounds of the timed benchmarks (append, range
 #                          query); benchstat needs 6 for confidence intervals
@@ -140,4 +144,93 @@ fi
 if [[ -n "$benchstat" ]]; then
 	"$benchstat" -col '/impl@(prometheus argus)' "$raw" >"$out/bench-$stamp.benchstat" &&
 		echo "benchstat (Prometheus as the base): $out/bench-$stamp.benchstat"
+fi
+
+# Cluster ingest (internal/benchcluster): the real argus binary, all-in-one
+# against 3 ingesters (RF=3) and 1 distributor on memberlist, fed the same
+# load. Unlike the benchmarks above, GOMAXPROCS is the default in the argus
+# processes and in the load generator: all of them share the machine's cores.
+# Each round is its own `go test -count=1` running all-in-one then cluster, so
+# that the ratios the cluster reports compare two runs seconds apart. About
+# 10 s a round. Knobs: BENCH_CLUSTER_COUNT=5 rounds (0 skips this step),
+# BENCH_CLUSTER_ROUNDS=40 timed pushes of 12K samples per topology, and
+# ARGUS_BIN, a built binary to use (otherwise one is built here).
+cluster_count="${BENCH_CLUSTER_COUNT:-5}"
+cluster_rounds="${BENCH_CLUSTER_ROUNDS:-40}"
+if ((cluster_count > 0)); then
+	craw="$out/bench-$stamp-cluster.txt"
+	ctable="$out/bench-$stamp-cluster.table"
+	argus_bin="${ARGUS_BIN:-}"
+	if [[ -z "$argus_bin" ]]; then
+		bindir="$(mktemp -d)"
+		trap 'rm -rf "$bindir"' EXIT
+		argus_bin="$bindir/argus"
+		go build -o "$argus_bin" ./cmd/argus
+	fi
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$craw"
+	for ((i = 1; i <= cluster_count; i++)); do
+		echo "bench: cluster ingest, round $i of $cluster_count" >&2
+		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkClusterIngest$' -count=1 \
+			-benchtime="${cluster_rounds}x" -timeout=10m ./internal/benchcluster/ | tee -a "$craw"
+	done
+
+	# Rows: title | all-in-one benchmark and metric | cluster benchmark and
+	# metric | the paired ratio metric the cluster reports (empty: the
+	# ratio of the medians).
+	CA=BenchmarkClusterIngest/topology=all-in-one
+	CC=BenchmarkClusterIngest/topology=3-ingesters-rf3
+	awk -v rows="$(cat <<EOF
+accepted samples/s (wall)|$CA samples/s|$CC samples/s|x-samples/s
+CPU µs/sample, all argus processes|$CA cpu-µs/sample|$CC cpu-µs/sample|x-cpu/sample
+CPU µs/sample, cluster: the 3 ingesters together (vs all-in-one)|$CA cpu-µs/sample|$CC ingester-cpu-µs/sample|x-ingester-cpu/sample
+CPU µs/sample, cluster: per ingester replica (vs all-in-one)|$CA cpu-µs/sample|$CC ingester-cpu-µs/replica|
+CPU µs/sample, cluster: the distributor (vs all-in-one)|$CA cpu-µs/sample|$CC distributor-cpu-µs/sample|x-distributor-cpu/sample
+cores busy (argus CPU time / wall time)|$CA cpu-cores|$CC cpu-cores|
+CPU µs/sample, load generator (the test process)|$CA loadgen-cpu-µs/sample|$CC loadgen-cpu-µs/sample|
+EOF
+)" '
+function median(s,    a, n, i, j, t) {
+	n = split(s, a, " ")
+	if (n == 0) return ""
+	for (i = 2; i <= n; i++) {
+		t = a[i] + 0
+		for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function fmtnum(x) {
+	if (x == "") return "n/a"
+	if (x >= 1e4) return sprintf("%.0fk", x / 1e3)
+	if (x >= 100) return sprintf("%.0f", x)
+	return sprintf("%.3g", x)
+}
+# vals returns the values of "benchmark metric"
+function vals(key,    k) { split(key, k, " "); return v[k[1] SUBSEP k[2]] }
+/^Benchmark/ {
+	name = $1
+	sub(/-[0-9]+$/, "", name) # the GOMAXPROCS suffix
+	for (i = 3; i < NF; i += 2) v[name SUBSEP $(i + 1)] = v[name SUBSEP $(i + 1)] " " $i
+}
+END {
+	printf "| metric | all-in-one | 3 ingesters RF=3 + distributor | ratio (cluster/all-in-one) |\n"
+	printf "| --- | ---: | ---: | ---: |\n"
+	n = split(rows, r, "\n")
+	for (k = 1; k <= n; k++) {
+		if (split(r[k], f, "|") < 4) continue
+		ma = median(vals(f[2])); mc = median(vals(f[3]))
+		ratio = "n/a"
+		if (f[4] != "") {
+			split(f[3], c, " ")
+			mr = median(v[c[1] SUBSEP f[4]])
+			if (mr != "") ratio = sprintf("%.2fx", mr)
+		} else if (ma != "" && mc != "" && ma + 0 != 0) {
+			ratio = sprintf("%.2fx", mc / ma)
+		}
+		printf "| %s | %s | %s | %s |\n", f[1], fmtnum(ma), fmtnum(mc), ratio
+	}
+}' "$craw" >"$ctable"
+	echo
+	echo "Cluster ingest, medians of $cluster_count rounds in $(basename "$craw") (ratios: median of the per-round ratios where the benchmark reports them, else ratio of the medians; see docs/benchmarks.md):"
+	cat "$ctable"
 fi

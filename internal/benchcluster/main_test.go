@@ -1,0 +1,13 @@
+package benchcluster
+
+import (
+	"os"
+	"testing"
+
+	"github.com/argus-tsdb/argus/internal/clustertest"
+)
+
+// TestMain removes the argus binary clustertest may have built. There is no
+// goleak check: the goroutines that wait for the killed argus processes and
+// those of closed HTTP connections end asynchronously, after the cleanups.
+func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
