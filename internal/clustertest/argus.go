@@ -25,7 +25,8 @@ type Options struct {
 	ReadyTimeout time.Duration
 }
 
-// Process is a running (or stopped) argus -target=all. It keeps its ports and
+// Process is a running (or stopped) argus process: -target=all from
+// StartArgus, one role of a cluster from StartCluster. It keeps its ports and
 // storage directory across Kill, Stop and Restart.
 type Process struct {
 	proc         *process
@@ -43,6 +44,15 @@ type Process struct {
 // the test failed.
 func StartArgus(t testing.TB, opts Options) *Process {
 	t.Helper()
+	p := newArgus(t, "argus", "all", opts)
+	p.proc.start(t, p.readyTimeout)
+	return p
+}
+
+// newArgus prepares (but does not start) an argus process with the given
+// -target on free ports; name names its log file and its log tail.
+func newArgus(t testing.TB, name, target string, opts Options) *Process {
+	t.Helper()
 	bin := argusBinary(t)
 	dir := opts.StorageDir
 	if dir == "" {
@@ -58,7 +68,7 @@ func StartArgus(t testing.TB, opts Options) *Process {
 		readyTimeout: opts.ReadyTimeout,
 	}
 	args := []string{
-		"-target=all",
+		"-target=" + target,
 		"-storage.path=" + dir,
 		"-server.http-listen-address=127.0.0.1",
 		"-server.http-listen-port=" + strconv.Itoa(p.httpPort),
@@ -67,8 +77,7 @@ func StartArgus(t testing.TB, opts Options) *Process {
 		"-log.level=info",
 	}
 	args = append(args, opts.Flags...)
-	p.proc = newProcess(t, "argus", bin, args, p.URL()+"/ready")
-	p.proc.start(t, p.readyTimeout)
+	p.proc = newProcess(t, name, bin, args, p.URL()+"/ready")
 	return p
 }
 

@@ -1,0 +1,262 @@
+package clustertest
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+// PromAPI is where Argus serves the Prometheus HTTP API.
+const PromAPI = "/prometheus/api/v1"
+
+// This file compares Argus's answers with the real Prometheus's. It is the
+// comparison of internal/e2e's equivalence test, made reusable for the
+// cluster tests (internal/clustere2e).
+// TODO(e2e): switch internal/e2e/equivalence_test.go to these helpers (issue #3).
+
+// Answer is the part of an API answer that must be identical.
+type Answer struct {
+	Code   int
+	Status string
+	Data   any
+}
+
+// Annotations are compared separately from Answer, so that a data mismatch
+// and a missing warning or info read differently.
+type Annotations struct {
+	Warnings, Infos []string
+}
+
+// DecodeAnswer decodes an API answer with exact numbers; unordered sorts
+// vector and matrix results and /series lists by labels, for answers whose
+// order the API does not promise.
+func DecodeAnswer(t testing.TB, code int, body []byte, unordered bool) (Answer, Annotations) {
+	t.Helper()
+	r := DecodeAPI(t, body)
+	var data any
+	if len(r.Data) > 0 {
+		data = DecodeJSON(t, r.Data)
+	}
+	if unordered {
+		data = sortSeriesList(sortVector(data))
+	}
+	return Answer{Code: code, Status: r.Status, Data: data}, Annotations{Warnings: r.Warnings, Infos: r.Infos}
+}
+
+// DiffAnswers sends the same GET to Prometheus (/api/v1+path) and to argus
+// (PromAPI+path, as tenant), diffs the answers (-prometheus +argus) and
+// returns the number of results in Prometheus's.
+func DiffAnswers(t testing.TB, p *Prometheus, a *Process, tenant, path string, params url.Values, unordered bool) (diff string, results int) {
+	t.Helper()
+	pc, pb := p.Query(t, "/api/v1"+path, params)
+	ac, ab := a.Query(t, tenant, PromAPI+path, params)
+	return DiffBodies(t, pc, pb, ac, ab, unordered)
+}
+
+// DiffBodies diffs a reference (Prometheus) answer with argus's. A failing
+// reference answer fails the test: it is a bug of the test, not of argus.
+func DiffBodies(t testing.TB, pc int, pb []byte, ac int, ab []byte, unordered bool) (diff string, results int) {
+	t.Helper()
+	require.Equal(t, http.StatusOK, pc, "prometheus answered: %s", pb)
+	want, wantAnn := DecodeAnswer(t, pc, pb, unordered)
+	results = ResultCount(want.Data)
+	if ac != http.StatusOK {
+		return fmt.Sprintf("argus answered %d: %s", ac, Truncate(string(ab), 2000)), results
+	}
+	got, gotAnn := DecodeAnswer(t, ac, ab, unordered)
+	if d := cmp.Diff(want, got); d != "" {
+		if !unordered {
+			w, _ := DecodeAnswer(t, pc, pb, true)
+			g, _ := DecodeAnswer(t, ac, ab, true)
+			if cmp.Equal(w, g) {
+				d = "the same series and values, in another order:\n" + d
+			}
+		}
+		return Truncate(d, 6000), results
+	}
+	if d := cmp.Diff(wantAnn, gotAnn); d != "" {
+		return "data identical, annotations differ:\n" + d, results
+	}
+	return "", results
+}
+
+// DiffRaw compares the raw samples of an instant range-selector query,
+// summarizing per series what argus lacks or has extra. It returns the
+// number of series and samples in Prometheus's answer.
+func DiffRaw(t testing.TB, p *Prometheus, a *Process, tenant string, params url.Values) (diff string, series, samples int) {
+	t.Helper()
+	pc, pb := p.Query(t, "/api/v1/query", params)
+	ac, ab := a.Query(t, tenant, PromAPI+"/query", params)
+	require.Equal(t, http.StatusOK, pc, "prometheus answered: %s", Truncate(string(pb), 2000))
+	ws := MatrixData(t, pc, pb)
+	SortSeries(ws)
+	series, samples = len(ws), TotalSamples(ws)
+	if ac != http.StatusOK {
+		return fmt.Sprintf("argus answered %d: %s", ac, Truncate(string(ab), 2000)), series, samples
+	}
+	want, _ := DecodeAnswer(t, pc, pb, true)
+	got, _ := DecodeAnswer(t, ac, ab, true)
+	if cmp.Equal(want, got) {
+		return "", series, samples
+	}
+	gs := MatrixData(t, ac, ab)
+	SortSeries(gs)
+	if d := DiffSamples(ws, gs); d != "" {
+		return fmt.Sprintf("raw samples differ (prometheus %d series/%d samples, argus %d series/%d samples):\n%s",
+			len(ws), TotalSamples(ws), len(gs), TotalSamples(gs), d), series, samples
+	}
+	// Same samples, yet the JSON differs (number formatting, envelope).
+	return Truncate(cmp.Diff(want, got), 6000), series, samples
+}
+
+// ResultCount is the number of results in decoded API data: series of a
+// vector or matrix, 1 for a scalar or string, entries of a list or object.
+func ResultCount(data any) int {
+	switch d := data.(type) {
+	case map[string]any:
+		if r, ok := d["result"]; ok {
+			if list, ok := r.([]any); ok && d["resultType"] != "scalar" && d["resultType"] != "string" {
+				return len(list)
+			}
+			return 1
+		}
+		return len(d)
+	case []any:
+		return len(d)
+	case nil:
+		return 0
+	default:
+		return 1
+	}
+}
+
+// DiffSamples compares raw series (sorted with SortSeries) exactly and,
+// when they differ, explains per series which timestamps are missing,
+// duplicated, unexpected or have another value, before the (truncated)
+// full diff.
+func DiffSamples(want, got []Series) string {
+	full := cmp.Diff(want, got, cmp.Comparer(func(a, b float64) bool {
+		return a == b || (math.IsNaN(a) && math.IsNaN(b))
+	}))
+	if full == "" {
+		return ""
+	}
+	key := func(m map[string]string) string {
+		return strings.ReplaceAll(labelKey(m), "\x00", " ")
+	}
+	gotBy := map[string][]Sample{}
+	for _, s := range got {
+		gotBy[key(s.Metric)] = append(gotBy[key(s.Metric)], s.Samples...)
+	}
+	var b strings.Builder
+	problems := 0
+	report := func(format string, args ...any) {
+		problems++
+		if problems <= 20 {
+			fmt.Fprintf(&b, format+"\n", args...)
+		}
+	}
+	wantKeys := map[string]bool{}
+	for _, w := range want {
+		k := key(w.Metric)
+		wantKeys[k] = true
+		g, ok := gotBy[k]
+		if !ok {
+			report("series {%s}: missing entirely (%d samples)", k, len(w.Samples))
+			continue
+		}
+		seen := map[int64]int{}
+		for _, s := range g {
+			seen[s.T]++
+		}
+		wantAt := map[int64]float64{}
+		var missing, dup, wrong, extra int
+		for _, s := range w.Samples {
+			wantAt[s.T] = s.V
+			switch seen[s.T] {
+			case 0:
+				missing++
+			case 1:
+			default:
+				dup++
+			}
+		}
+		for _, s := range g {
+			v, ok := wantAt[s.T]
+			if !ok {
+				extra++
+			} else if v != s.V && !(math.IsNaN(v) && math.IsNaN(s.V)) {
+				wrong++
+			}
+		}
+		if missing+dup+wrong+extra > 0 || len(g) != len(w.Samples) {
+			report("series {%s}: want %d samples, got %d: %d missing, %d duplicated, %d unexpected, %d wrong value",
+				k, len(w.Samples), len(g), missing, dup, extra, wrong)
+		}
+	}
+	for k := range gotBy {
+		if !wantKeys[k] {
+			report("series {%s}: unexpected", k)
+		}
+	}
+	fmt.Fprintf(&b, "%d problems; full diff (-want +got):\n%s", problems, Truncate(full, 6000))
+	return b.String()
+}
+
+// sortVector orders the result of decoded vector or matrix data by metric
+// labels.
+func sortVector(data any) any {
+	m, ok := data.(map[string]any)
+	if !ok {
+		return data
+	}
+	result, ok := m["result"].([]any)
+	if !ok {
+		return data
+	}
+	sort.SliceStable(result, func(i, j int) bool { return metricKey(result[i]) < metricKey(result[j]) })
+	return data
+}
+
+// sortSeriesList orders a decoded /series answer (a list of label maps).
+func sortSeriesList(data any) any {
+	list, ok := data.([]any)
+	if !ok {
+		return data
+	}
+	sort.SliceStable(list, func(i, j int) bool { return labelMapKey(list[i]) < labelMapKey(list[j]) })
+	return data
+}
+
+func metricKey(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	return labelMapKey(m["metric"])
+}
+
+func labelMapKey(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		s, _ := m[n].(string)
+		b.WriteString(n + "\x00" + s + "\x00")
+	}
+	return b.String()
+}
