@@ -26,6 +26,7 @@ type Config struct {
 	AutoForgetUnhealthyPeriods int           `yaml:"auto_forget_unhealthy_periods"`
 	JoinAfter                  time.Duration `yaml:"join_after" category:"advanced"`
 	TokensFilePath             string        `yaml:"tokens_file_path"`
+	LeavePropagationDelay      time.Duration `yaml:"leave_propagation_delay" category:"advanced"`
 }
 
 // RegisterFlags registers the flags of c under -ingester.ring.
@@ -46,6 +47,7 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.HeartbeatTimeout, p+"heartbeat-timeout", time.Minute, "Heartbeat age after which an ingester is UNHEALTHY; 0 disables the check.")
 	f.IntVar(&c.AutoForgetUnhealthyPeriods, p+"auto-forget-unhealthy-periods", 10, "Forget an ingester whose heartbeat is older than this many heartbeat timeouts, unless that leaves fewer than a quorum of members; 0 disables.")
 	f.DurationVar(&c.JoinAfter, p+"join-after", 0, "Minimum time an ingester stays JOINING before it may turn ACTIVE.")
+	f.DurationVar(&c.LeavePropagationDelay, p+"leave-propagation-delay", time.Second, "How long a stopping ingester keeps taking pushes after turning LEAVING, for the state to gossip to the distributors.")
 	f.StringVar(&c.TokensFilePath, p+"tokens-file-path", "", "File the ingester keeps its tokens in across restarts; empty does not persist them.")
 }
 

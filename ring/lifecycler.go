@@ -191,11 +191,30 @@ func (l *Lifecycler) SetActive(ctx context.Context) error {
 // StartLeaving turns the instance LEAVING: it takes no more writes but
 // still serves reads. The ingester calls it first in its own stop, then
 // flushes; Stopping then turns it LEFT.
+//
+// It returns after -ingester.ring.leave-propagation-delay, so that the
+// LEAVING state has gossiped to the distributors before the ingester stops
+// taking pushes: without the wait they would keep sending to a stopped
+// ingester until its LEFT state reached them. A fixed wait, because no
+// process can observe when every other member has merged the update.
 func (l *Lifecycler) StartLeaving(ctx context.Context) error {
-	return l.do(ctx, func() error {
+	if err := l.do(ctx, func() error {
 		l.transition(StateLeaving)
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	if l.cfg.LeavePropagationDelay <= 0 {
+		return nil
+	}
+	t := time.NewTimer(l.cfg.LeavePropagationDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // do runs f inside the loop and returns its error.

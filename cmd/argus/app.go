@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/argus-tsdb/argus/distributor"
@@ -112,7 +113,7 @@ func (a *app) ingesterAddresses() []string {
 
 func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 	a.clients = distributor.NewClientPool(
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(), reconnectParams(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize), grpc.MaxCallSendMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
 	)
 	d, err := distributor.New(a.cfg.Distributor, distributor.Deps{
@@ -131,7 +132,7 @@ func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 
 func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
 	a.queryConns = &connPool{opts: []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(), reconnectParams(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
 	}}
 	q, err := querier.New(a.cfg.Querier, querier.Deps{
@@ -315,4 +316,15 @@ func (p *connPool) close() {
 		_ = c.Close()
 	}
 	p.conns = nil
+}
+
+// reconnectParams caps gRPC's reconnect backoff to ingesters at a second.
+// gRPC's default grows to 120 s, so an ingester that restarts after a long
+// outage would stay unreachable for up to two minutes after the ring shows
+// it ACTIVE again, failing writes that a quorum could have taken.
+func reconnectParams() grpc.DialOption {
+	return grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	})
 }

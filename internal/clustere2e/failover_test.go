@@ -131,13 +131,10 @@ func TestKillTwoIngesters(t *testing.T) {
 // the harness), for at most timeout. Any other answer fails the test. It
 // returns the number of attempts and the time they took.
 //
-// BUG(issue #3): after ingesters that were down come back ACTIVE, the
-// distributor keeps answering 503 "connection refused" for a while: its
-// pooled gRPC connections to them (distributor.ClientPool, grpc.NewClient
-// with the default connect backoff of 1s ×1.6 up to 120s, calls without
-// WaitForReady) stay in TRANSIENT_FAILURE until their next reconnect
-// attempt, whatever the ring says. The test tolerates it because
-// Prometheus retries, and logs how long it lasted.
+// Right after the ring shows the restarted ingesters ACTIVE, a few pushes
+// may still fail while the distributor's gRPC connections to them
+// reconnect (backoff capped at 1s, cmd/argus reconnectParams); Prometheus
+// retries them, and so does this.
 func retryPush(t testing.TB, d *clustertest.Member, tenant string, series []clustertest.TimeSeries, timeout time.Duration) (attempts int, took time.Duration) {
 	t.Helper()
 	begin := time.Now()

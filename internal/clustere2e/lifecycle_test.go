@@ -91,19 +91,10 @@ func TestGracefulStop(t *testing.T) {
 	for _, states := range seen {
 		sawLeaving = sawLeaving || slices.Contains(states, clustertest.StateLeaving)
 	}
-	t.Run("others see LEAVING", func(t *testing.T) {
-		if !sawLeaving {
-			// BUG(issue #3): the ingester goes ACTIVE → LEAVING → LEFT
-			// within about a millisecond of SIGTERM (the ring-activator
-			// sets LEAVING, the ingester's Stopping flushes and closes at
-			// once, the lifecycler sets LEFT), without waiting for the
-			// LEAVING state to be gossiped. So no other process ever sees
-			// LEAVING: distributors route pushes to it until LEFT arrives
-			// by gossip (about 200ms later), and those pushes are refused
-			// by a stopped ingester, a failure the quorum masks.
-			t.Skipf("BUG(issue #3): no other process saw %s LEAVING: %v", leaver.ID(), seen)
-		}
-	})
+	// The lifecycler holds LEAVING for -ingester.ring.leave-propagation-delay
+	// (1s) before the ingester stops taking pushes, so that distributors
+	// stop routing to it first: every other process must see LEAVING.
+	require.True(t, sawLeaving, "no other process saw %s LEAVING: %v", leaver.ID(), seen)
 
 	requireStored(t, w, q, clustertest.ExpectFrom(waitPushes(t, w, 20)), "3 ingesters left")
 	t.Logf("pushes from %s to %s that failed during its graceful stop: %v", d.ID(), leaver.ID(), failuresToLeaver()-failuresBefore)
