@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/argus-tsdb/argus/internal/slab"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -262,10 +263,10 @@ type protoAlloc struct {
 // streamSeries returns a StreamSeries with the labels of lset (sharing its
 // strings) and room for nChunks chunks.
 func (a *protoAlloc) streamSeries(lset labels.Labels, nChunks int) *arguspb.StreamSeries {
-	ss := &carve(&a.series, 1)[0]
+	ss := &slab.Take(&a.series, 1, carveBlock)[0]
 	n := lset.Len()
-	ls := carve(&a.labels, n)
-	ss.Labels = carve(&a.labelPtrs, n)
+	ls := slab.Take(&a.labels, n, carveBlock)
+	ss.Labels = slab.Take(&a.labelPtrs, n, carveBlock)
 	i := 0
 	lset.Range(func(l labels.Label) {
 		ls[i].Name, ls[i].Value = l.Name, l.Value
@@ -273,14 +274,14 @@ func (a *protoAlloc) streamSeries(lset labels.Labels, nChunks int) *arguspb.Stre
 		i++
 	})
 	if nChunks > 0 {
-		ss.Chunks = carve(&a.chunkPtrs, nChunks)[:0]
+		ss.Chunks = slab.Take(&a.chunkPtrs, nChunks, carveBlock)[:0]
 	}
 	return ss
 }
 
 // chunk returns c as a message sharing its data.
 func (a *protoAlloc) chunk(c storage.Chunk) *arguspb.Chunk {
-	pc := &carve(&a.chunks, 1)[0]
+	pc := &slab.Take(&a.chunks, 1, carveBlock)[0]
 	pc.MinTimeMs, pc.MaxTimeMs, pc.Data = c.MinTime, c.MaxTime, c.Data
 	if c.Encoding == chunkenc.EncXOR {
 		pc.Encoding = arguspb.ChunkEncoding_CHUNK_ENCODING_XOR
@@ -288,25 +289,8 @@ func (a *protoAlloc) chunk(c storage.Chunk) *arguspb.Chunk {
 	return pc
 }
 
-// Block sizes of carve, in elements: blocks start small, so that small
-// responses stay cheap, and double up to the maximum.
-const (
-	minCarveBlock = 16
-	maxCarveBlock = 4096
-)
-
-// carve returns n zero elements from the free end of *block, first
-// replacing *block with a new block when it has no room. Elements once
-// returned are never returned again.
-func carve[T any](block *[]T, n int) []T {
-	if cap(*block)-len(*block) < n {
-		size := min(max(2*cap(*block), minCarveBlock), maxCarveBlock)
-		*block = make([]T, 0, max(size, n))
-	}
-	start := len(*block)
-	*block = (*block)[:start+n]
-	return (*block)[start : start+n : start+n]
-}
+// carveBlock is the first block size of slab.Take here, in elements.
+const carveBlock = 16
 
 // LabelNames returns the sorted label names of the tenant's series that
 // match every matcher and have samples in the range, from the head and the

@@ -2,6 +2,7 @@ package querier
 
 import (
 	"fmt"
+	"github.com/argus-tsdb/argus/internal/slab"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -148,8 +149,8 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 		return err
 	}
 	if len(d.scratch) > 0 {
-		fs.chunks = carve(&d.metas, len(d.scratch))
-		xors := carve(&d.xors, len(d.scratch))
+		fs.chunks = slab.Take(&d.metas, len(d.scratch), carveBlock)
+		xors := slab.Take(&d.xors, len(d.scratch), carveBlock)
 		for i, c := range d.scratch {
 			xors[i].Reset(c.data)
 			fs.chunks[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.minT, MaxTime: c.maxT}
@@ -275,23 +276,5 @@ func yoloString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// Block sizes of carve, in elements: blocks start small, so that small
-// results stay cheap, and double up to the maximum.
-const (
-	minCarveBlock = 64
-	maxCarveBlock = 4096
-)
-
-// carve returns n zero elements from the free end of *block, first
-// replacing *block with a new block when it has no room. Elements once
-// returned are never returned again, so the slices stay valid while they
-// are referenced.
-func carve[T any](block *[]T, n int) []T {
-	if cap(*block)-len(*block) < n {
-		size := min(max(2*cap(*block), minCarveBlock), maxCarveBlock)
-		*block = make([]T, 0, max(size, n))
-	}
-	start := len(*block)
-	*block = (*block)[:start+n]
-	return (*block)[start : start+n : start+n]
-}
+// carveBlock is the first block size of slab.Take here, in elements.
+const carveBlock = 64

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"google.golang.org/grpc"
 
+	"github.com/argus-tsdb/argus/internal/slab"
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
@@ -257,7 +258,7 @@ func (s *seriesSet) Next() bool {
 	if !s.chunked.Next() {
 		return false
 	}
-	s.cur = &carve(&s.block, 1)[0]
+	s.cur = &slab.Take(&s.block, 1, carveBlock)[0]
 	s.cur.ChunkSeries = s.chunked.At()
 	return true
 }
