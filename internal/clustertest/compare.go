@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
@@ -16,10 +17,25 @@ import (
 // PromAPI is where Argus serves the Prometheus HTTP API.
 const PromAPI = "/prometheus/api/v1"
 
-// This file compares Argus's answers with the real Prometheus's. It is the
-// comparison of internal/e2e's equivalence test, made reusable for the
-// cluster tests (internal/clustere2e).
-// TODO(e2e): switch internal/e2e/equivalence_test.go to these helpers (issue #3).
+// This file compares Argus's answers with the real Prometheus's, for the
+// equivalence tests of internal/e2e (all-in-one) and internal/clustere2e
+// (cluster).
+
+// EquivalenceQuery is a PromQL query of an equivalence table.
+type EquivalenceQuery struct {
+	Q string
+	// Ordered: the result order is part of the semantics (topk sorts by
+	// value) and is compared as is. Otherwise instant vectors are compared
+	// in label order: Prometheus's head returns series of an instant query
+	// in series-creation order (the engine selects them unsorted), an order
+	// the API does not promise and that a store of series sorted by labels
+	// cannot reproduce.
+	Ordered bool
+	// Empty: the reference answer is empty (absent of a present series);
+	// every other query must have a result, so that no comparison is
+	// vacuous.
+	Empty bool
+}
 
 // Answer is the part of an API answer that must be identical.
 type Answer struct {
@@ -45,7 +61,7 @@ func DecodeAnswer(t testing.TB, code int, body []byte, unordered bool) (Answer, 
 		data = DecodeJSON(t, r.Data)
 	}
 	if unordered {
-		data = sortSeriesList(sortVector(data))
+		data = SortSeriesList(SortVector(data))
 	}
 	return Answer{Code: code, Status: r.Status, Data: data}, Annotations{Warnings: r.Warnings, Infos: r.Infos}
 }
@@ -116,6 +132,28 @@ func DiffRaw(t testing.TB, p *Prometheus, a *Process, tenant string, params url.
 	return Truncate(cmp.Diff(want, got), 6000), series, samples
 }
 
+// RequireRawEqual polls until the raw samples of every series in (w0, end]
+// are identical in Prometheus and in a (as tenant), as DiffRaw compares
+// them, and guards against a vacuous comparison: more than 200 series (both
+// jobs' series), about one sample per second each. It returns end as an API
+// time.
+func RequireRawEqual(t testing.TB, p *Prometheus, a *Process, tenant string, w0, end time.Time) (at string) {
+	t.Helper()
+	at = FormatAPITime(end.UnixMilli())
+	window := end.Sub(w0)
+	raw := fmt.Sprintf(`{__name__=~".+"}[%ds]`, int(window.Seconds()))
+	var rawSeries, rawPoints int
+	Eventually(t, func() string {
+		var d string
+		d, rawSeries, rawPoints = DiffRaw(t, p, a, tenant, url.Values{"query": {raw}, "time": {at}})
+		return d
+	}, 60*time.Second)
+	t.Logf("raw samples identical: %d series, %d samples", rawSeries, rawPoints)
+	require.Greater(t, rawSeries, 200)
+	require.Greater(t, rawPoints, rawSeries*int(window.Seconds())*8/10)
+	return at
+}
+
 // ResultCount is the number of results in decoded API data: series of a
 // vector or matrix, 1 for a scalar or string, entries of a list or object.
 func ResultCount(data any) int {
@@ -149,7 +187,16 @@ func DiffSamples(want, got []Series) string {
 		return ""
 	}
 	key := func(m map[string]string) string {
-		return strings.ReplaceAll(labelKey(m), "\x00", " ")
+		names := make([]string, 0, len(m))
+		for n := range m {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var b strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&b, "%s=%q,", n, m[n])
+		}
+		return "{" + strings.TrimSuffix(b.String(), ",") + "}"
 	}
 	gotBy := map[string][]Sample{}
 	for _, s := range got {
@@ -169,7 +216,7 @@ func DiffSamples(want, got []Series) string {
 		wantKeys[k] = true
 		g, ok := gotBy[k]
 		if !ok {
-			report("series {%s}: missing entirely (%d samples)", k, len(w.Samples))
+			report("series %s: missing entirely (%d samples)", k, len(w.Samples))
 			continue
 		}
 		seen := map[int64]int{}
@@ -197,22 +244,22 @@ func DiffSamples(want, got []Series) string {
 			}
 		}
 		if missing+dup+wrong+extra > 0 || len(g) != len(w.Samples) {
-			report("series {%s}: want %d samples, got %d: %d missing, %d duplicated, %d unexpected, %d wrong value",
+			report("series %s: want %d samples, got %d: %d missing, %d duplicated, %d unexpected, %d wrong value",
 				k, len(w.Samples), len(g), missing, dup, extra, wrong)
 		}
 	}
 	for k := range gotBy {
 		if !wantKeys[k] {
-			report("series {%s}: unexpected", k)
+			report("series %s: unexpected", k)
 		}
 	}
 	fmt.Fprintf(&b, "%d problems; full diff (-want +got):\n%s", problems, Truncate(full, 6000))
 	return b.String()
 }
 
-// sortVector orders the result of decoded vector or matrix data by metric
-// labels.
-func sortVector(data any) any {
+// SortVector orders the result of decoded vector or matrix data by metric
+// labels, for answers whose order the Prometheus API does not promise.
+func SortVector(data any) any {
 	m, ok := data.(map[string]any)
 	if !ok {
 		return data
@@ -225,8 +272,8 @@ func sortVector(data any) any {
 	return data
 }
 
-// sortSeriesList orders a decoded /series answer (a list of label maps).
-func sortSeriesList(data any) any {
+// SortSeriesList orders a decoded /series answer (a list of label maps).
+func SortSeriesList(data any) any {
 	list, ok := data.([]any)
 	if !ok {
 		return data
