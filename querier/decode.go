@@ -2,7 +2,6 @@ package querier
 
 import (
 	"fmt"
-	"github.com/argus-tsdb/argus/internal/slab"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/argus-tsdb/argus/internal/grpccodec"
+	"github.com/argus-tsdb/argus/internal/slab"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 

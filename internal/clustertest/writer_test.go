@@ -41,28 +41,6 @@ func TestWriterDiffStored(t *testing.T) {
 	require.Contains(t, w.diffStored(e, other), "unexpected series")
 }
 
-func TestDiffSamples(t *testing.T) {
-	m := map[string]string{"__name__": "x"}
-	ser := func(metric map[string]string, ts ...int64) Series {
-		s := Series{Metric: metric}
-		for _, t := range ts {
-			s.Samples = append(s.Samples, Sample{T: t, V: float64(t)})
-		}
-		return s
-	}
-	want := []Series{ser(m, 1, 2, 3)}
-	require.Empty(t, DiffSamples(want, []Series{ser(m, 1, 2, 3)}))
-	f := func(got []Series, wantMsg string) {
-		t.Helper()
-		require.Contains(t, DiffSamples(want, got), wantMsg)
-	}
-	f([]Series{ser(m, 1, 2, 2, 3)}, "0 missing, 1 duplicated, 0 unexpected, 0 wrong value")
-	f([]Series{ser(m, 1, 3)}, "1 missing, 0 duplicated, 0 unexpected, 0 wrong value")
-	f([]Series{ser(m, 1, 2, 3, 4)}, "0 missing, 0 duplicated, 1 unexpected, 0 wrong value")
-	f(nil, "missing entirely (3 samples)")
-	f([]Series{ser(m, 1, 2, 3), ser(map[string]string{"__name__": "y"}, 1)}, "unexpected")
-}
-
 func TestRingViewIgnoresHeartbeats(t *testing.T) {
 	a := RingStatus{ReplicationFactor: 3, Instances: []RingInstance{{ID: "ing-1", State: StateActive, Tokens: 128}, {ID: "ing-0", State: StateActive, Tokens: 128}}}
 	b := RingStatus{ReplicationFactor: 3, Instances: []RingInstance{{ID: "ing-0", State: StateActive, Tokens: 128, OwnedRatio: 0.5}, {ID: "ing-1", State: StateActive, Tokens: 128}}}

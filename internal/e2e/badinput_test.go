@@ -136,7 +136,7 @@ func TestBadInput(t *testing.T) {
 			{Metric: map[string]string{"__name__": "bad_input_valid", "i": "2"}, Samples: smp(now)},
 		}
 		got := rawSamples(t, a, tenant, `{__name__=~"bad_input_.*"}`, now, time.Hour)
-		require.Empty(t, diffSamples(want, got))
+		require.Empty(t, clustertest.DiffSamples(want, got))
 	})
 
 	t.Run("out-of-order and duplicate-timestamp samples", func(t *testing.T) {
@@ -159,7 +159,7 @@ func TestBadInput(t *testing.T) {
 		// stored once.
 		pushOK(t, a, tenant, []clustertest.TimeSeries{{Labels: ls, Samples: []clustertest.Sample{{T: now, V: 10}}}})
 		want := []clustertest.Series{{Metric: map[string]string{"__name__": "bad_input_order", "i": "1"}, Samples: []clustertest.Sample{{T: now, V: 10}}}}
-		require.Empty(t, diffSamples(want, rawSamples(t, a, tenant, `bad_input_order`, now, time.Hour)))
+		require.Empty(t, clustertest.DiffSamples(want, rawSamples(t, a, tenant, `bad_input_order`, now, time.Hour)))
 	})
 
 	require.Equal(t, http.StatusOK, a.ReadyStatus(t), "argus is still ready after bad input")
@@ -167,14 +167,14 @@ func TestBadInput(t *testing.T) {
 	require.InDelta(t, float64(rejectedSamples), a.Metric(t, "argus_discarded_samples_total", map[string]string{"tenant": tenant}), 0,
 		"argus_discarded_samples_total{tenant=%q} counts every rejected sample", tenant)
 	// Nothing rejected was stored: the tenant has exactly the valid series.
-	code, body := a.Query(t, tenant, promAPI+"/series", map[string][]string{
+	code, body := a.Query(t, tenant, clustertest.PromAPI+"/series", map[string][]string{
 		"match[]": {`{__name__=~".+"}`}, "start": {clustertest.FormatAPITime(now - 3600_000)}, "end": {clustertest.FormatAPITime(now)},
 	})
 	require.Empty(t, cmpJSON(t, mustJSON(t, `[
 		{"__name__":"bad_input_order","i":"1"},
 		{"__name__":"bad_input_valid","i":"1"},
 		{"__name__":"bad_input_valid","i":"2"}
-	]`), sortSeriesList(apiData(t, code, body))))
+	]`), clustertest.SortSeriesList(apiData(t, code, body))))
 }
 
 // oversizedRequest is a valid remote-write body larger than limit even

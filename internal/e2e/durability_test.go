@@ -37,15 +37,15 @@ func TestDurabilityKill9(t *testing.T) {
 	d.push(t, a, durTenant, 0, samples, 10)
 	// Read back before the crash, so that a read-path bug is told apart from
 	// a durability bug.
-	require.Empty(t, diffSamples(d.want(samples), d.query(t, a, durTenant, samples)), "before the crash")
+	require.Empty(t, clustertest.DiffSamples(d.want(samples), d.query(t, a, durTenant, samples)), "before the crash")
 	require.Zero(t, a.Metric(t, "argus_ingester_chunks_persisted_total", nil), "nothing is persisted before the crash")
 
 	a.Kill(t)
 	a.Restart(t)
 
 	got := d.query(t, a, durTenant, samples)
-	require.Empty(t, diffSamples(d.want(samples), got), "after kill -9 and restart")
-	require.Equal(t, series*samples, totalSamples(got))
+	require.Empty(t, clustertest.DiffSamples(d.want(samples), got), "after kill -9 and restart")
+	require.Equal(t, series*samples, clustertest.TotalSamples(got))
 	require.InDelta(t, float64(series), a.Metric(t, "argus_ingester_memory_series", nil), 0,
 		"every series is back in memory after WAL replay")
 	require.InDelta(t, float64(series*samples), a.Metric(t, "argus_ingester_wal_replay_samples_total", nil), 0,
@@ -72,11 +72,11 @@ func TestDurabilityPartiallyPersisted(t *testing.T) {
 		return ""
 	}, 30*time.Second)
 	d.push(t, a, durTenant, first, crash, 10)
-	require.Empty(t, diffSamples(d.want(crash), d.query(t, a, durTenant, crash)), "before the crash")
+	require.Empty(t, clustertest.DiffSamples(d.want(crash), d.query(t, a, durTenant, crash)), "before the crash")
 
 	a.Kill(t)
 	a.Restart(t)
-	require.Empty(t, diffSamples(d.want(crash), d.query(t, a, durTenant, crash)), "after kill -9 and restart")
+	require.Empty(t, clustertest.DiffSamples(d.want(crash), d.query(t, a, durTenant, crash)), "after kill -9 and restart")
 
 	// The head must know where each series ends after replay: the next
 	// samples append without an out-of-order rejection, and a second crash
@@ -84,7 +84,7 @@ func TestDurabilityPartiallyPersisted(t *testing.T) {
 	d.push(t, a, durTenant, crash, total, 10)
 	a.Kill(t)
 	a.Restart(t)
-	require.Empty(t, diffSamples(d.want(total), d.query(t, a, durTenant, total)), "after a second kill -9 and restart")
+	require.Empty(t, clustertest.DiffSamples(d.want(total), d.query(t, a, durTenant, total)), "after a second kill -9 and restart")
 }
 
 // TestDurabilityWALTruncated crashes argus after the WAL has been truncated
@@ -111,11 +111,11 @@ func TestDurabilityWALTruncated(t *testing.T) {
 		return ""
 	}, 60*time.Second)
 	d.push(t, a, durTenant, first, total, 20)
-	require.Empty(t, diffSamples(d.want(total), d.query(t, a, durTenant, total)), "before the crash")
+	require.Empty(t, clustertest.DiffSamples(d.want(total), d.query(t, a, durTenant, total)), "before the crash")
 
 	a.Kill(t)
 	a.Restart(t)
-	require.Empty(t, diffSamples(d.want(total), d.query(t, a, durTenant, total)), "after kill -9 and restart")
+	require.Empty(t, clustertest.DiffSamples(d.want(total), d.query(t, a, durTenant, total)), "after kill -9 and restart")
 }
 
 // TestDurabilityKill9UnderLoad crashes argus while writers are pushing and
@@ -202,7 +202,7 @@ func TestDurabilityKill9UnderLoad(t *testing.T) {
 		// all is sorted by labels, which here is series order.
 		want = append(want, clustertest.Series{Metric: ser.Metric, Samples: ser.Samples[:restored[s]]})
 	}
-	require.Empty(t, diffSamples(want, got), "after resuming every series")
+	require.Empty(t, clustertest.DiffSamples(want, got), "after resuming every series")
 }
 
 // checkPrefixes requires every series of got to be an exact prefix of the
@@ -225,7 +225,7 @@ func checkPrefixes(t testing.TB, d dataset, all, got []clustertest.Series, minLe
 		case len(g) > len(w.Samples):
 			problems = append(problems, fmt.Sprintf("series %s: %d samples, more than the %d ever sent", w.Metric["series"], len(g), len(w.Samples)))
 		default:
-			if d := diffSamples([]clustertest.Series{{Metric: w.Metric, Samples: w.Samples[:len(g)]}}, []clustertest.Series{{Metric: w.Metric, Samples: g}}); d != "" {
+			if d := clustertest.DiffSamples([]clustertest.Series{{Metric: w.Metric, Samples: w.Samples[:len(g)]}}, []clustertest.Series{{Metric: w.Metric, Samples: g}}); d != "" {
 				problems = append(problems, fmt.Sprintf("series %s is not a prefix of what was sent: %s", w.Metric["series"], d))
 			}
 		}

@@ -49,7 +49,7 @@ func TestPrometheusEquivalence(t *testing.T) {
 
 	// Fail fast if remote write does not reach argus at all.
 	clustertest.Eventually(t, func() string {
-		code, body := a.Query(t, tenant, promAPI+"/query", url.Values{"query": {`up`}})
+		code, body := a.Query(t, tenant, clustertest.PromAPI+"/query", url.Values{"query": {`up`}})
 		data, _ := apiData(t, code, body).(map[string]any)
 		if result, _ := data["result"].([]any); len(result) != 2 {
 			return fmt.Sprintf("argus does not have the up series of both jobs yet: %s", body)
@@ -68,7 +68,7 @@ func TestPrometheusEquivalence(t *testing.T) {
 	var rawSeries, rawPoints int
 	clustertest.Eventually(t, func() string {
 		var d string
-		d, rawSeries, rawPoints = diffRaw(t, p, a, tenant, url.Values{"query": {raw}, "time": {at}})
+		d, rawSeries, rawPoints = clustertest.DiffRaw(t, p, a, tenant, url.Values{"query": {raw}, "time": {at}})
 		return d
 	}, 60*time.Second)
 	t.Logf("raw samples identical: %d series, %d samples", rawSeries, rawPoints)
@@ -114,7 +114,7 @@ func TestPrometheusEquivalence(t *testing.T) {
 	}
 	for _, qc := range queries {
 		t.Run(qc.q, func(t *testing.T) {
-			d, n := diffAnswers(t, p, a, tenant, "/query", url.Values{"query": {qc.q}, "time": {at}}, !qc.ordered)
+			d, n := clustertest.DiffAnswers(t, p, a, tenant, "/query", url.Values{"query": {qc.q}, "time": {at}}, !qc.ordered)
 			if d != "" {
 				t.Errorf("instant query at %s (-prometheus +argus):\n%s", at, d)
 			}
@@ -122,7 +122,7 @@ func TestPrometheusEquivalence(t *testing.T) {
 			for _, step := range []string{"5s", "7s"} {
 				params := url.Values{"query": {qc.q}, "start": {clustertest.FormatAPITime(e0.UnixMilli())}, "end": {at}, "step": {step}}
 				// Range results are sorted by the engine on both sides.
-				d, n := diffAnswers(t, p, a, tenant, "/query_range", params, false)
+				d, n := clustertest.DiffAnswers(t, p, a, tenant, "/query_range", params, false)
 				if d != "" {
 					t.Errorf("range query step %s (-prometheus +argus):\n%s", step, d)
 				}
@@ -162,7 +162,7 @@ func TestPrometheusEquivalence(t *testing.T) {
 		t.Run(mq.name, func(t *testing.T) {
 			// The order of /series is not promised (see above); label names
 			// and values are sorted by the API.
-			d, n := diffAnswers(t, p, a, tenant, mq.path, mq.params, true)
+			d, n := clustertest.DiffAnswers(t, p, a, tenant, mq.path, mq.params, true)
 			if d != "" {
 				t.Errorf("GET %s?%s (-prometheus +argus):\n%s", mq.path, mq.params.Encode(), d)
 			}
@@ -173,8 +173,8 @@ func TestPrometheusEquivalence(t *testing.T) {
 	t.Run("POST query", func(t *testing.T) {
 		form := url.Values{"query": {`sum by (job) (rate(scrape_samples_scraped[20s]))`}, "start": rng["start"], "end": {at}, "step": {"5s"}}
 		pc, pb := p.QueryPost(t, "/api/v1/query_range", form)
-		ac, ab := a.QueryPost(t, tenant, promAPI+"/query_range", form)
-		d, n := diffBodies(t, pc, pb, ac, ab, false)
+		ac, ab := a.QueryPost(t, tenant, clustertest.PromAPI+"/query_range", form)
+		d, n := clustertest.DiffBodies(t, pc, pb, ac, ab, false)
 		if d != "" {
 			t.Errorf("POST query_range (-prometheus +argus):\n%s", d)
 		}
@@ -203,22 +203,22 @@ func decodeAnswer(t testing.TB, code int, body []byte, unordered bool) (answer, 
 		data = clustertest.DecodeJSON(t, r.Data)
 	}
 	if unordered {
-		data = sortSeriesList(sortVector(data))
+		data = clustertest.SortSeriesList(clustertest.SortVector(data))
 	}
 	return answer{Code: code, Status: r.Status, Data: data}, annotations{Warnings: r.Warnings, Infos: r.Infos}
 }
 
 // diffAnswers sends the same GET to Prometheus (/api/v1+path) and to argus
-// (promAPI+path, as tenant), diffs the answers and returns the number of
+// (clustertest.PromAPI+path, as tenant), diffs the answers and returns the number of
 // results in Prometheus's.
-func diffAnswers(t testing.TB, p *clustertest.Prometheus, a *clustertest.Process, tenant, path string, params url.Values, unordered bool) (diff string, results int) {
+func clustertest.DiffAnswers(t testing.TB, p *clustertest.Prometheus, a *clustertest.Process, tenant, path string, params url.Values, unordered bool) (diff string, results int) {
 	t.Helper()
 	pc, pb := p.Query(t, "/api/v1"+path, params)
-	ac, ab := a.Query(t, tenant, promAPI+path, params)
-	return diffBodies(t, pc, pb, ac, ab, unordered)
+	ac, ab := a.Query(t, tenant, clustertest.PromAPI+path, params)
+	return clustertest.DiffBodies(t, pc, pb, ac, ab, unordered)
 }
 
-func diffBodies(t testing.TB, pc int, pb []byte, ac int, ab []byte, unordered bool) (diff string, results int) {
+func clustertest.DiffBodies(t testing.TB, pc int, pb []byte, ac int, ab []byte, unordered bool) (diff string, results int) {
 	t.Helper()
 	// A failing reference answer is a bug of this test, not of argus.
 	require.Equal(t, http.StatusOK, pc, "prometheus answered: %s", pb)
@@ -268,14 +268,14 @@ func resultCount(data any) int {
 // diffRaw compares the raw samples of an instant range-selector query,
 // summarizing per series what argus lacks or has extra. It returns the
 // number of series and samples in Prometheus's answer.
-func diffRaw(t testing.TB, p *clustertest.Prometheus, a *clustertest.Process, tenant string, params url.Values) (diff string, series, samples int) {
+func clustertest.DiffRaw(t testing.TB, p *clustertest.Prometheus, a *clustertest.Process, tenant string, params url.Values) (diff string, series, samples int) {
 	t.Helper()
 	pc, pb := p.Query(t, "/api/v1/query", params)
-	ac, ab := a.Query(t, tenant, promAPI+"/query", params)
+	ac, ab := a.Query(t, tenant, clustertest.PromAPI+"/query", params)
 	require.Equal(t, http.StatusOK, pc, "prometheus answered: %s", clustertest.Truncate(string(pb), 2000))
 	ws := clustertest.MatrixData(t, pc, pb)
 	clustertest.SortSeries(ws)
-	series, samples = len(ws), totalSamples(ws)
+	series, samples = len(ws), clustertest.TotalSamples(ws)
 	if ac != http.StatusOK {
 		return fmt.Sprintf("argus answered %d: %s", ac, clustertest.Truncate(string(ab), 2000)), series, samples
 	}
@@ -286,9 +286,9 @@ func diffRaw(t testing.TB, p *clustertest.Prometheus, a *clustertest.Process, te
 	}
 	gs := clustertest.MatrixData(t, ac, ab)
 	clustertest.SortSeries(gs)
-	if d := diffSamples(ws, gs); d != "" {
+	if d := clustertest.DiffSamples(ws, gs); d != "" {
 		return fmt.Sprintf("raw samples differ (prometheus %d series/%d samples, argus %d series/%d samples):\n%s",
-			len(ws), totalSamples(ws), len(gs), totalSamples(gs), d), series, samples
+			len(ws), clustertest.TotalSamples(ws), len(gs), clustertest.TotalSamples(gs), d), series, samples
 	}
 	// Same samples, yet the JSON differs (number formatting, envelope).
 	return clustertest.Truncate(cmp.Diff(want, got), 6000), series, samples

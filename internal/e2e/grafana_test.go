@@ -59,7 +59,7 @@ func TestGrafanaRequests(t *testing.T) {
 
 	grafana := func(t *testing.T, method, path string, params url.Values) (int, []byte) {
 		t.Helper()
-		u := a.URL() + promAPI + path
+		u := a.URL() + clustertest.PromAPI + path
 		var req *http.Request
 		var err error
 		if method == http.MethodPost {
@@ -202,7 +202,7 @@ func TestGrafanaRequests(t *testing.T) {
 			code, body := grafana(t, tc.method, tc.path, tc.params)
 			got := apiData(t, code, body)
 			if tc.unordered {
-				got = sortSeriesList(sortVector(got))
+				got = clustertest.SortSeriesList(clustertest.SortVector(got))
 			}
 			require.Empty(t, cmpJSON(t, mustJSON(t, tc.want), got), "%s %s %s", tc.method, tc.path, tc.params.Encode())
 		})

@@ -24,8 +24,8 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
 
-// promAPI is where Argus serves the Prometheus HTTP API.
-const promAPI = "/prometheus/api/v1"
+// clustertest.PromAPI is where Argus serves the Prometheus HTTP API.
+const clustertest.PromAPI = "/prometheus/api/v1"
 
 func skipIfShort(t *testing.T) {
 	t.Helper()
@@ -47,7 +47,7 @@ func pushOK(t testing.TB, a *clustertest.Process, tenant string, series []cluste
 func rawSamples(t testing.TB, a *clustertest.Process, tenant, selector string, atMs int64, window time.Duration) []clustertest.Series {
 	t.Helper()
 	q := fmt.Sprintf("%s[%dms]", selector, window.Milliseconds())
-	code, body := a.Query(t, tenant, promAPI+"/query", url.Values{
+	code, body := a.Query(t, tenant, clustertest.PromAPI+"/query", url.Values{
 		"query": {q},
 		"time":  {clustertest.FormatAPITime(atMs)},
 	})
@@ -165,7 +165,7 @@ func (d dataset) query(t testing.TB, a *clustertest.Process, tenant string, n in
 // diffSamples compares raw series exactly and, when they differ, explains
 // per series which timestamps are missing, duplicated, unexpected or have
 // another value, before the (truncated) full diff.
-func diffSamples(want, got []clustertest.Series) string {
+func clustertest.DiffSamples(want, got []clustertest.Series) string {
 	full := cmp.Diff(want, got, cmp.Comparer(func(a, b float64) bool {
 		return a == b || (math.IsNaN(a) && math.IsNaN(b))
 	}))
@@ -245,7 +245,7 @@ func diffSamples(want, got []clustertest.Series) string {
 }
 
 // totalSamples counts the samples of ss.
-func totalSamples(ss []clustertest.Series) int {
+func clustertest.TotalSamples(ss []clustertest.Series) int {
 	n := 0
 	for _, s := range ss {
 		n += len(s.Samples)
@@ -261,7 +261,7 @@ func cmpJSON(t testing.TB, want, got any) string {
 
 // sortVector orders the result of decoded vector or matrix data by metric
 // labels, for answers whose order the Prometheus API does not promise.
-func sortVector(data any) any {
+func clustertest.SortVector(data any) any {
 	m, ok := data.(map[string]any)
 	if !ok {
 		return data
@@ -275,7 +275,7 @@ func sortVector(data any) any {
 }
 
 // sortSeriesList orders a decoded /series answer (a list of label maps).
-func sortSeriesList(data any) any {
+func clustertest.SortSeriesList(data any) any {
 	list, ok := data.([]any)
 	if !ok {
 		return data

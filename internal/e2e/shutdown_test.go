@@ -29,10 +29,10 @@ func TestGracefulShutdown(t *testing.T) {
 
 	a.Restart(t)
 	require.Equal(t, http.StatusOK, a.ReadyStatus(t))
-	require.Empty(t, diffSamples(d.want(first), d.query(t, a, tenant, first)), "after SIGTERM and restart")
+	require.Empty(t, clustertest.DiffSamples(d.want(first), d.query(t, a, tenant, first)), "after SIGTERM and restart")
 
 	d.push(t, a, tenant, first, total, 25)
 	a.Stop(t)
 	a.Restart(t)
-	require.Empty(t, diffSamples(d.want(total), d.query(t, a, tenant, total)), "after a second SIGTERM and restart")
+	require.Empty(t, clustertest.DiffSamples(d.want(total), d.query(t, a, tenant, total)), "after a second SIGTERM and restart")
 }

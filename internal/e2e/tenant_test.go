@@ -112,18 +112,18 @@ func TestTenantIsolation(t *testing.T) {
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
 			for _, tenant := range []string{"tenant-a", "tenant-b", "tenant-c"} {
-				code, body := a.Query(t, tenant, promAPI+c.path, c.params)
+				code, body := a.Query(t, tenant, clustertest.PromAPI+c.path, c.params)
 				// The API promises no order of series.
-				got := sortSeriesList(apiData(t, code, body))
+				got := clustertest.SortSeriesList(apiData(t, code, body))
 				require.Empty(t, cmpJSON(t, mustJSON(t, c.want[tenant]), got), "tenant %s", tenant)
 			}
-			code, body := a.Query(t, "", promAPI+c.path, c.params)
+			code, body := a.Query(t, "", clustertest.PromAPI+c.path, c.params)
 			require.Equal(t, http.StatusUnauthorized, code, "GET %s without %s: %s", c.path, clustertest.TenantHeader, body)
 		})
 	}
 
 	t.Run("missing tenant on POST query and on push", func(t *testing.T) {
-		code, body := a.QueryPost(t, "", promAPI+"/query", url.Values{"query": {"iso_metric"}, "time": {at}})
+		code, body := a.QueryPost(t, "", clustertest.PromAPI+"/query", url.Values{"query": {"iso_metric"}, "time": {at}})
 		require.Equal(t, http.StatusUnauthorized, code, "POST query: %s", body)
 		code, sbody := a.Push(t, "", []clustertest.TimeSeries{
 			{Labels: clustertest.Labels("__name__", "iso_metric", "instance", "i2", "job", "shared"), Samples: []clustertest.Sample{{T: t1, V: 5}}},
@@ -131,7 +131,7 @@ func TestTenantIsolation(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, code, "push: %s", sbody)
 		// The refused push stored nothing anywhere.
 		for _, tenant := range []string{"tenant-a", "tenant-b", "anonymous"} {
-			code, body := a.Query(t, tenant, promAPI+"/series", with(rng, "match[]", `{instance="i2"}`))
+			code, body := a.Query(t, tenant, clustertest.PromAPI+"/series", with(rng, "match[]", `{instance="i2"}`))
 			require.Empty(t, cmpJSON(t, mustJSON(t, `[]`), apiData(t, code, body)), "tenant %s", tenant)
 		}
 	})
@@ -155,7 +155,7 @@ func TestMultitenancyDisabled(t *testing.T) {
 		`{"metric":{"__name__":"single_tenant","from":"header"},"value":[`+clustertest.JSONTimestamp(ts)+`,"2"]},`+
 		`{"metric":{"__name__":"single_tenant","from":"no-header"},"value":[`+clustertest.JSONTimestamp(ts)+`,"1"]}]}`)
 	for _, tenant := range []string{"", "someone", "other"} {
-		code, body := a.Query(t, tenant, promAPI+"/query", url.Values{"query": {"single_tenant"}, "time": {clustertest.FormatAPITime(ts)}})
-		require.Empty(t, cmpJSON(t, want, sortVector(apiData(t, code, body))), "query with tenant header %q", tenant)
+		code, body := a.Query(t, tenant, clustertest.PromAPI+"/query", url.Values{"query": {"single_tenant"}, "time": {clustertest.FormatAPITime(ts)}})
+		require.Empty(t, cmpJSON(t, want, clustertest.SortVector(apiData(t, code, body))), "query with tenant header %q", tenant)
 	}
 }
