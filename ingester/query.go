@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/argus-tsdb/argus/internal/slab"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"google.golang.org/grpc"
 
+	"github.com/argus-tsdb/argus/internal/slab"
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/storage"

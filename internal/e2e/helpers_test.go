@@ -7,12 +7,9 @@ package e2e
 
 import (
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -162,150 +159,8 @@ func (d dataset) query(t testing.TB, a *clustertest.Process, tenant string, n in
 	return rawSamples(t, a, tenant, fmt.Sprintf("{__name__=%q}", d.name), d.ts(n-1), window)
 }
 
-// diffSamples compares raw series exactly and, when they differ, explains
-// per series which timestamps are missing, duplicated, unexpected or have
-// another value, before the (truncated) full diff.
-func clustertest.DiffSamples(want, got []clustertest.Series) string {
-	full := cmp.Diff(want, got, cmp.Comparer(func(a, b float64) bool {
-		return a == b || (math.IsNaN(a) && math.IsNaN(b))
-	}))
-	if full == "" {
-		return ""
-	}
-	key := func(m map[string]string) string {
-		names := make([]string, 0, len(m))
-		for n := range m {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		var b strings.Builder
-		for _, n := range names {
-			fmt.Fprintf(&b, "%s=%q,", n, m[n])
-		}
-		return "{" + strings.TrimSuffix(b.String(), ",") + "}"
-	}
-	gotBy := map[string][]clustertest.Sample{}
-	for _, s := range got {
-		gotBy[key(s.Metric)] = append(gotBy[key(s.Metric)], s.Samples...)
-	}
-	var b strings.Builder
-	problems := 0
-	report := func(format string, args ...any) {
-		problems++
-		if problems <= 20 {
-			fmt.Fprintf(&b, format+"\n", args...)
-		}
-	}
-	wantKeys := map[string]bool{}
-	for _, w := range want {
-		k := key(w.Metric)
-		wantKeys[k] = true
-		g, ok := gotBy[k]
-		if !ok {
-			report("series %s: missing entirely (%d samples)", k, len(w.Samples))
-			continue
-		}
-		seen := map[int64]int{}
-		for _, s := range g {
-			seen[s.T]++
-		}
-		wantAt := map[int64]float64{}
-		var missing, dup, wrong int
-		for _, s := range w.Samples {
-			wantAt[s.T] = s.V
-			switch seen[s.T] {
-			case 0:
-				missing++
-			case 1:
-			default:
-				dup++
-			}
-		}
-		extra := 0
-		for _, s := range g {
-			v, ok := wantAt[s.T]
-			if !ok {
-				extra++
-			} else if v != s.V {
-				wrong++
-			}
-		}
-		if missing+dup+wrong+extra > 0 || len(g) != len(w.Samples) {
-			report("series %s: want %d samples, got %d: %d missing, %d duplicated, %d unexpected, %d wrong value",
-				k, len(w.Samples), len(g), missing, dup, extra, wrong)
-		}
-	}
-	for k := range gotBy {
-		if !wantKeys[k] {
-			report("series %s: unexpected", k)
-		}
-	}
-	fmt.Fprintf(&b, "%d problems; full diff (-want +got):\n%s", problems, clustertest.Truncate(full, 6000))
-	return b.String()
-}
-
-// totalSamples counts the samples of ss.
-func clustertest.TotalSamples(ss []clustertest.Series) int {
-	n := 0
-	for _, s := range ss {
-		n += len(s.Samples)
-	}
-	return n
-}
-
 // cmpJSON diffs two decoded JSON values (-want +got).
 func cmpJSON(t testing.TB, want, got any) string {
 	t.Helper()
 	return cmp.Diff(want, got)
-}
-
-// sortVector orders the result of decoded vector or matrix data by metric
-// labels, for answers whose order the Prometheus API does not promise.
-func clustertest.SortVector(data any) any {
-	m, ok := data.(map[string]any)
-	if !ok {
-		return data
-	}
-	result, ok := m["result"].([]any)
-	if !ok {
-		return data
-	}
-	sort.SliceStable(result, func(i, j int) bool { return metricKey(result[i]) < metricKey(result[j]) })
-	return data
-}
-
-// sortSeriesList orders a decoded /series answer (a list of label maps).
-func clustertest.SortSeriesList(data any) any {
-	list, ok := data.([]any)
-	if !ok {
-		return data
-	}
-	sort.SliceStable(list, func(i, j int) bool { return labelMapKey(list[i]) < labelMapKey(list[j]) })
-	return data
-}
-
-func metricKey(v any) string {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return ""
-	}
-	return labelMapKey(m["metric"])
-}
-
-func labelMapKey(v any) string {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return ""
-	}
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, n := range names {
-		s, _ := m[n].(string)
-		b.WriteString(n + "\x00" + s + "\x00")
-	}
-	return b.String()
 }
