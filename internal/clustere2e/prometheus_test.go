@@ -34,14 +34,8 @@ func TestPrometheusEquivalence(t *testing.T) {
 		RemoteWrite:    &clustertest.RemoteWrite{URL: c.Distributor(0).PushURL(), Tenant: tenant},
 	})
 
-	// Remote write tails the WAL from shortly after startup: compare raw
-	// samples from w0 on, and queries over [e0, end], e0 leaving room for
-	// the longest look-back (a 20s subquery of a 10s rate).
-	w0 := p.ReadyAt.Add(15 * time.Second).Truncate(time.Second).Add(time.Second)
-	e0 := w0.Add(30 * time.Second)
-	end := e0.Add(20 * time.Second)
-	t.Logf("prometheus ready at %s; comparing samples in (%s, %s], queries over [%s, %s]",
-		p.ReadyAt.Format(time.TimeOnly), w0.Format(time.TimeOnly), end.Format(time.TimeOnly), e0.Format(time.TimeOnly), end.Format(time.TimeOnly))
+	// The longest look-back is a 20s subquery of a 10s rate.
+	w := clustertest.NewEquivalenceWindow(t, p, 15*time.Second, 30*time.Second, 20*time.Second)
 
 	clustertest.Eventually(t, func() string {
 		code, body := q.Query(t, tenant, clustertest.PromAPI+"/query", url.Values{"query": {`count(up)`}})
@@ -50,38 +44,24 @@ func TestPrometheusEquivalence(t *testing.T) {
 		}
 		return ""
 	}, 60*time.Second)
-	// Samples accumulate in wall-clock time at the scrape interval: there is
-	// nothing to poll until then. The margin lets the last scrapes before
-	// end be appended and sent.
-	time.Sleep(time.Until(end.Add(3 * time.Second)))
+	w.SleepPastEnd()
 
-	at := clustertest.FormatAPITime(end.UnixMilli())
-	window := end.Sub(w0)
-	raw := fmt.Sprintf(`{__name__=~".+"}[%ds]`, int(window.Seconds()))
-	var rawSeries, rawPoints int
-	clustertest.Eventually(t, func() string {
-		var d string
-		d, rawSeries, rawPoints = clustertest.DiffRaw(t, p, q.Process, tenant, url.Values{"query": {raw}, "time": {at}})
-		return d
-	}, 60*time.Second)
-	t.Logf("raw samples identical: %d series, %d samples", rawSeries, rawPoints)
-	require.Greater(t, rawSeries, 200)
-	require.Greater(t, rawPoints, rawSeries*int(window.Seconds())*8/10)
+	at := clustertest.RequireRawEqual(t, p, q.Process, tenant, w.W0, w.End)
 
 	for _, qc := range equivalenceQueries {
-		t.Run(qc.q, func(t *testing.T) {
-			d, n := clustertest.DiffAnswers(t, p, q.Process, tenant, "/query", url.Values{"query": {qc.q}, "time": {at}}, !qc.ordered)
+		t.Run(qc.Q, func(t *testing.T) {
+			d, n := clustertest.DiffAnswers(t, p, q.Process, tenant, "/query", url.Values{"query": {qc.Q}, "time": {at}}, !qc.Ordered)
 			require.Empty(t, d, "instant query at %s (-prometheus +argus)", at)
-			require.Equal(t, qc.empty, n == 0, "prometheus's answer has %d results", n)
-			params := url.Values{"query": {qc.q}, "start": {clustertest.FormatAPITime(e0.UnixMilli())}, "end": {at}, "step": {"5s"}}
+			require.Equal(t, qc.Empty, n == 0, "prometheus's answer has %d results", n)
+			params := url.Values{"query": {qc.Q}, "start": {clustertest.FormatAPITime(w.E0.UnixMilli())}, "end": {at}, "step": {"5s"}}
 			d, n = clustertest.DiffAnswers(t, p, q.Process, tenant, "/query_range", params, false)
 			require.Empty(t, d, "range query (-prometheus +argus)")
-			require.Equal(t, qc.empty, n == 0, "prometheus's answer has %d results", n)
+			require.Equal(t, qc.Empty, n == 0, "prometheus's answer has %d results", n)
 		})
 	}
 	t.Run("series", func(t *testing.T) {
 		params := url.Values{"match[]": {`up`, `{job="prometheus",__name__=~"prometheus_http_.*"}`},
-			"start": {clustertest.FormatAPITime(e0.UnixMilli())}, "end": {at}}
+			"start": {clustertest.FormatAPITime(w.E0.UnixMilli())}, "end": {at}}
 		d, n := clustertest.DiffAnswers(t, p, q.Process, tenant, "/series", params, true)
 		require.Empty(t, d, "/series (-prometheus +argus)")
 		require.Positive(t, n)
@@ -90,24 +70,20 @@ func TestPrometheusEquivalence(t *testing.T) {
 
 // equivalenceQueries is a subset of internal/e2e's all-in-one table with
 // look-backs of at most 30s.
-var equivalenceQueries = []struct {
-	q       string
-	ordered bool // the result order is part of the semantics (topk)
-	empty   bool // the reference answer is empty
-}{
-	{q: `rate(prometheus_http_requests_total[20s])`},
-	{q: `sum by (job) (rate(scrape_samples_scraped[20s]))`},
-	{q: `histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[20s])))`},
-	{q: `topk(3, {__name__=~"scrape_samples_scraped|prometheus_tsdb_head_series"})`, ordered: true},
-	{q: `absent(nonexistent_metric)`},
-	{q: `absent(up)`, empty: true},
-	{q: `up offset 20s`},
-	{q: `max_over_time(rate(prometheus_http_requests_total[10s])[20s:5s])`},
-	{q: `count by (__name__) ({job="prometheus"})`},
-	{q: `sum(count_over_time(scrape_duration_seconds[20s]))`},
-	{q: `scrape_duration_seconds * on (job, instance) group_left () up`},
-	{q: `timestamp(up)`},
-	{q: `{job="argus"}`},
+var equivalenceQueries = []clustertest.EquivalenceQuery{
+	{Q: `rate(prometheus_http_requests_total[20s])`},
+	{Q: `sum by (job) (rate(scrape_samples_scraped[20s]))`},
+	{Q: `histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[20s])))`},
+	{Q: `topk(3, {__name__=~"scrape_samples_scraped|prometheus_tsdb_head_series"})`, Ordered: true},
+	{Q: `absent(nonexistent_metric)`},
+	{Q: `absent(up)`, Empty: true},
+	{Q: `up offset 20s`},
+	{Q: `max_over_time(rate(prometheus_http_requests_total[10s])[20s:5s])`},
+	{Q: `count by (__name__) ({job="prometheus"})`},
+	{Q: `sum(count_over_time(scrape_duration_seconds[20s]))`},
+	{Q: `scrape_duration_seconds * on (job, instance) group_left () up`},
+	{Q: `timestamp(up)`},
+	{Q: `{job="argus"}`},
 }
 
 // containsResult reports whether a query answer has at least one result.

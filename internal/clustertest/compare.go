@@ -132,6 +132,34 @@ func DiffRaw(t testing.TB, p *Prometheus, a *Process, tenant string, params url.
 	return Truncate(cmp.Diff(want, got), 6000), series, samples
 }
 
+// EquivalenceWindow is the timeline of an equivalence test. Remote write
+// tails the WAL from shortly after startup, so only samples from W0 on are
+// compared: the raw samples in (W0, End], and the queries at End and over
+// [E0, End], E0 leaving room for the longest look-back of the queries.
+type EquivalenceWindow struct {
+	W0, E0, End time.Time
+}
+
+// NewEquivalenceWindow places W0 on the first whole second after warmup
+// past p's readiness, E0 lookback after W0 and End span after E0, and logs
+// the window.
+func NewEquivalenceWindow(t testing.TB, p *Prometheus, warmup, lookback, span time.Duration) EquivalenceWindow {
+	t.Helper()
+	w0 := p.ReadyAt.Add(warmup).Truncate(time.Second).Add(time.Second)
+	e0 := w0.Add(lookback)
+	w := EquivalenceWindow{W0: w0, E0: e0, End: e0.Add(span)}
+	t.Logf("prometheus ready at %s; comparing samples in (%s, %s], queries over [%s, %s]",
+		p.ReadyAt.Format(time.TimeOnly), w.W0.Format(time.TimeOnly), w.End.Format(time.TimeOnly), w.E0.Format(time.TimeOnly), w.End.Format(time.TimeOnly))
+	return w
+}
+
+// SleepPastEnd waits until just after End. Samples accumulate in wall-clock
+// time at the scrape interval: there is nothing to poll until then. The
+// margin lets the last scrapes before End be appended and sent.
+func (w EquivalenceWindow) SleepPastEnd() {
+	time.Sleep(time.Until(w.End.Add(3 * time.Second)))
+}
+
 // RequireRawEqual polls until the raw samples of every series in (w0, end]
 // are identical in Prometheus and in a (as tenant), as DiffRaw compares
 // them, and guards against a vacuous comparison: more than 200 series (both
@@ -187,13 +215,8 @@ func DiffSamples(want, got []Series) string {
 		return ""
 	}
 	key := func(m map[string]string) string {
-		names := make([]string, 0, len(m))
-		for n := range m {
-			names = append(names, n)
-		}
-		sort.Strings(names)
 		var b strings.Builder
-		for _, n := range names {
+		for _, n := range sortedNames(m) {
 			fmt.Fprintf(&b, "%s=%q,", n, m[n])
 		}
 		return "{" + strings.TrimSuffix(b.String(), ",") + "}"

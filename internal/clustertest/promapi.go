@@ -177,17 +177,22 @@ func SortSeries(ss []Series) {
 }
 
 func labelKey(m map[string]string) string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var b strings.Builder
-	for _, n := range names {
+	for _, n := range sortedNames(m) {
 		b.WriteString(n)
 		b.WriteByte(0)
 		b.WriteString(m[n])
 		b.WriteByte(0)
 	}
 	return b.String()
+}
+
+// sortedNames returns the label names of m in order.
+func sortedNames(m map[string]string) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

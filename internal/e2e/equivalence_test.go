@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/argus-tsdb/argus/internal/clustertest"
@@ -41,11 +39,7 @@ func TestPrometheusEquivalence(t *testing.T) {
 		RemoteWrite:    &clustertest.RemoteWrite{URL: a.PushURL(), Tenant: tenant},
 	})
 
-	w0 := p.ReadyAt.Add(20 * time.Second).Truncate(time.Second).Add(time.Second)
-	e0 := w0.Add(60 * time.Second)
-	end := e0.Add(40 * time.Second)
-	t.Logf("prometheus ready at %s; comparing samples in (%s, %s], queries over [%s, %s]",
-		p.ReadyAt.Format(time.TimeOnly), w0.Format(time.TimeOnly), end.Format(time.TimeOnly), e0.Format(time.TimeOnly), end.Format(time.TimeOnly))
+	w := clustertest.NewEquivalenceWindow(t, p, 20*time.Second, 60*time.Second, 40*time.Second)
 
 	// Fail fast if remote write does not reach argus at all.
 	clustertest.Eventually(t, func() string {
@@ -57,81 +51,55 @@ func TestPrometheusEquivalence(t *testing.T) {
 		return ""
 	}, 60*time.Second)
 
-	// Samples accumulate in wall-clock time at the scrape interval: there is
-	// nothing to poll until then. The margin lets the last scrapes before
-	// end be appended and sent.
-	time.Sleep(time.Until(end.Add(3 * time.Second)))
+	w.SleepPastEnd()
 
-	at := clustertest.FormatAPITime(end.UnixMilli())
-	window := end.Sub(w0)
-	raw := fmt.Sprintf(`{__name__=~".+"}[%ds]`, int(window.Seconds()))
-	var rawSeries, rawPoints int
-	clustertest.Eventually(t, func() string {
-		var d string
-		d, rawSeries, rawPoints = clustertest.DiffRaw(t, p, a, tenant, url.Values{"query": {raw}, "time": {at}})
-		return d
-	}, 60*time.Second)
-	t.Logf("raw samples identical: %d series, %d samples", rawSeries, rawPoints)
-	// Guard against a vacuous comparison: both jobs' series, about one
-	// sample per second each.
-	require.Greater(t, rawSeries, 200)
-	require.Greater(t, rawPoints, rawSeries*int(window.Seconds())*8/10)
+	at := clustertest.RequireRawEqual(t, p, a, tenant, w.W0, w.End)
 
-	queries := []struct {
-		q string
-		// ordered: the result order is part of the semantics (topk sorts
-		// by value) and is compared as is. Otherwise instant vectors are
-		// compared in label order: Prometheus's head returns series of an
-		// instant query in series-creation order (the engine selects them
-		// unsorted), an order the API does not promise and that a store
-		// of series sorted by labels cannot reproduce.
-		ordered bool
-		// empty: the reference answer is empty (absent of a present
-		// series); every other query must have a result, so that no
-		// comparison is vacuous.
-		empty bool
-	}{
-		{q: `rate(prometheus_http_requests_total[30s])`},
-		{q: `sum by (job) (rate(scrape_samples_scraped[20s]))`},
-		{q: `histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[30s])))`},
+	// The result order is compared as is only for Ordered queries; an
+	// Empty query's reference answer is empty, every other one must have a
+	// result (see clustertest.EquivalenceQuery).
+	queries := []clustertest.EquivalenceQuery{
+		{Q: `rate(prometheus_http_requests_total[30s])`},
+		{Q: `sum by (job) (rate(scrape_samples_scraped[20s]))`},
+		{Q: `histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[30s])))`},
 		// Three series with distinct values (head series > samples of
 		// either scrape), so that topk has no ties to break.
-		{q: `topk(3, {__name__=~"scrape_samples_scraped|prometheus_tsdb_head_series"})`, ordered: true},
-		{q: `absent(nonexistent_metric)`},
-		{q: `absent(up)`, empty: true},
-		{q: `up offset 30s`},
-		{q: `max_over_time(rate(prometheus_http_requests_total[10s])[40s:5s])`},
-		{q: `label_replace(up, "foo", "$1", "job", "(.*)")`},
-		{q: `count_values("v", up)`},
-		{q: `count by (__name__) ({job="prometheus"})`},
-		{q: `sum(count_over_time(scrape_duration_seconds[30s]))`},
-		{q: `scrape_duration_seconds * on (job, instance) group_left () up`},
-		{q: `timestamp(up)`},
-		{q: `deriv(process_resident_memory_bytes[40s])`},
-		{q: `quantile_over_time(0.5, scrape_duration_seconds[30s])`},
-		{q: `vector(time()) - on () group_right () timestamp(up)`},
-		{q: `{job="argus"}`},
+		{Q: `topk(3, {__name__=~"scrape_samples_scraped|prometheus_tsdb_head_series"})`, Ordered: true},
+		{Q: `absent(nonexistent_metric)`},
+		{Q: `absent(up)`, Empty: true},
+		{Q: `up offset 30s`},
+		{Q: `max_over_time(rate(prometheus_http_requests_total[10s])[40s:5s])`},
+		{Q: `label_replace(up, "foo", "$1", "job", "(.*)")`},
+		{Q: `count_values("v", up)`},
+		{Q: `count by (__name__) ({job="prometheus"})`},
+		{Q: `sum(count_over_time(scrape_duration_seconds[30s]))`},
+		{Q: `scrape_duration_seconds * on (job, instance) group_left () up`},
+		{Q: `timestamp(up)`},
+		{Q: `deriv(process_resident_memory_bytes[40s])`},
+		{Q: `quantile_over_time(0.5, scrape_duration_seconds[30s])`},
+		{Q: `vector(time()) - on () group_right () timestamp(up)`},
+		{Q: `{job="argus"}`},
 	}
 	for _, qc := range queries {
-		t.Run(qc.q, func(t *testing.T) {
-			d, n := clustertest.DiffAnswers(t, p, a, tenant, "/query", url.Values{"query": {qc.q}, "time": {at}}, !qc.ordered)
+		t.Run(qc.Q, func(t *testing.T) {
+			d, n := clustertest.DiffAnswers(t, p, a, tenant, "/query", url.Values{"query": {qc.Q}, "time": {at}}, !qc.Ordered)
 			if d != "" {
 				t.Errorf("instant query at %s (-prometheus +argus):\n%s", at, d)
 			}
-			require.Equal(t, qc.empty, n == 0, "prometheus's answer has %d results", n)
+			require.Equal(t, qc.Empty, n == 0, "prometheus's answer has %d results", n)
 			for _, step := range []string{"5s", "7s"} {
-				params := url.Values{"query": {qc.q}, "start": {clustertest.FormatAPITime(e0.UnixMilli())}, "end": {at}, "step": {step}}
+				params := url.Values{"query": {qc.Q}, "start": {clustertest.FormatAPITime(w.E0.UnixMilli())}, "end": {at}, "step": {step}}
 				// Range results are sorted by the engine on both sides.
 				d, n := clustertest.DiffAnswers(t, p, a, tenant, "/query_range", params, false)
 				if d != "" {
 					t.Errorf("range query step %s (-prometheus +argus):\n%s", step, d)
 				}
-				require.Equal(t, qc.empty, n == 0, "prometheus's answer has %d results", n)
+				require.Equal(t, qc.Empty, n == 0, "prometheus's answer has %d results", n)
 			}
 		})
 	}
 
-	rng := url.Values{"start": {clustertest.FormatAPITime(e0.UnixMilli())}, "end": {at}}
+	rng := url.Values{"start": {clustertest.FormatAPITime(w.E0.UnixMilli())}, "end": {at}}
 	with := func(kv ...string) url.Values {
 		v := url.Values{"start": rng["start"], "end": rng["end"]}
 		for i := 0; i < len(kv); i += 2 {

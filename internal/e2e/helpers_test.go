@@ -21,9 +21,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
 
-// clustertest.PromAPI is where Argus serves the Prometheus HTTP API.
-const clustertest.PromAPI = "/prometheus/api/v1"
-
 func skipIfShort(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
