@@ -65,11 +65,13 @@ func TestStdLoggerAdapter(t *testing.T) {
 	l.Printf("[ERR] memberlist: boom")
 	l.Printf("[DEBUG] memberlist: chatter")
 	l.Printf("no level")
+	l.Printf("[ERR] memberlist: Error accepting TCP connection: accept tcp 127.0.0.1:7946: use of closed network connection")
 	out := buf.String()
 	require.Contains(t, out, `level=WARN msg=memberlist detail="Was able to connect to x over TCP but UDP probes failed"`)
 	require.Contains(t, out, `level=ERROR msg=memberlist detail=boom`)
 	require.Contains(t, out, `level=DEBUG msg=memberlist detail=chatter`)
 	require.Contains(t, out, `level=DEBUG msg=memberlist detail="no level"`)
+	require.Contains(t, out, `level=DEBUG msg=memberlist detail="Error accepting TCP connection: accept tcp 127.0.0.1:7946: use of closed network connection"`)
 }
 
 // newLocalLifecycler returns a lifecycler over a KV that is not gossiping

@@ -32,6 +32,11 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = bytes.TrimPrefix(line, []byte("memberlist: "))
+	// memberlist's listeners report the socket its own Shutdown closed as
+	// an [ERR]; that is a normal stop, not something an operator must act on.
+	if level == slog.LevelError && bytes.Contains(line, []byte("use of closed network connection")) {
+		level = slog.LevelDebug
+	}
 	w.logger.Log(context.Background(), level, "memberlist", "detail", string(line))
 	return len(p), nil
 }
