@@ -1,0 +1,122 @@
+package limits
+
+import (
+	"errors"
+	"flag"
+	"time"
+)
+
+// Limits are the limits of one tenant. The defaults, which every tenant
+// gets unless the runtime config file overrides them, are set in one place:
+// RegisterFlagsWithPrefix. A count of 0 means unlimited where the field says
+// so.
+//
+// A *Limits handed out by Overrides.For is shared and read-only: callers must
+// not modify it. It stays valid (and unchanged) after a reload, which swaps
+// in new values rather than editing old ones.
+type Limits struct {
+	// IngestionRate is the samples per second a tenant may push, across all
+	// distributors.
+	IngestionRate float64 `yaml:"ingestion_rate"`
+	// IngestionBurstSize is the most samples a tenant may push at once above
+	// IngestionRate (the token bucket's size).
+	IngestionBurstSize int `yaml:"ingestion_burst_size"`
+	// MaxGlobalSeriesPerUser is the most in-memory series a tenant may have
+	// across the cluster, before replication. 0 means unlimited.
+	MaxGlobalSeriesPerUser int `yaml:"max_global_series_per_user"`
+	// MaxGlobalSeriesPerMetric is the most in-memory series one metric name
+	// of a tenant may have across the cluster, before replication. 0 means
+	// unlimited.
+	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric"`
+	// MaxLabelNamesPerSeries is the most labels, __name__ included, a series
+	// may have.
+	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
+	// MaxLabelNameLength is the longest label name, in bytes.
+	MaxLabelNameLength int `yaml:"max_label_name_length"`
+	// MaxLabelValueLength is the longest label value, in bytes.
+	MaxLabelValueLength int `yaml:"max_label_value_length"`
+	// CreationGracePeriod is how far after the distributor's clock a sample's
+	// timestamp may be; later samples are rejected as too far in the future.
+	//
+	// It has no flag here yet: -validation.create-grace-period is registered
+	// by the distributor package today, and the wiring copies its value into
+	// the defaults given to New.
+	// TODO(issue #4): move -validation.create-grace-period here when the
+	// distributor reads its limits from Overrides.
+	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
+
+	// MaxFetchedSeriesPerQuery is the most series one query may fetch from
+	// ingesters and storage. 0 means unlimited.
+	MaxFetchedSeriesPerQuery int `yaml:"max_fetched_series_per_query"`
+	// MaxFetchedChunksPerQuery is the most chunks one query may fetch from
+	// ingesters and storage. 0 means unlimited.
+	MaxFetchedChunksPerQuery int `yaml:"max_fetched_chunks_per_query"`
+	// MaxQueryLength is the longest time range (end minus start) a query may
+	// select. 0 means unlimited.
+	MaxQueryLength time.Duration `yaml:"max_query_length"`
+	// QueryTimeout is the longest a query of the tenant may run. 0 means the
+	// querier's process-wide timeout applies.
+	//
+	// It has no flag here yet: -querier.timeout is registered by the querier
+	// package today, and the wiring copies its value into the defaults given
+	// to New.
+	// TODO(issue #4): move -querier.timeout here when the querier reads its
+	// limits from Overrides.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+}
+
+// RegisterFlags registers the default limits, with their Mimir names, on f.
+func (l *Limits) RegisterFlags(f *flag.FlagSet) {
+	l.RegisterFlagsWithPrefix("", f)
+}
+
+// RegisterFlagsWithPrefix registers the default limits on f, each name
+// prefixed with prefix. The defaults set here are the only defaults; they
+// are Mimir's. CreationGracePeriod and QueryTimeout are not registered (see
+// their fields).
+func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
+	f.Float64Var(&l.IngestionRate, prefix+"distributor.ingestion-rate-limit", 10000,
+		"Per-tenant ingestion rate limit, in samples per second, shared by all distributors.")
+	f.IntVar(&l.IngestionBurstSize, prefix+"distributor.ingestion-burst-size", 200000,
+		"Per-tenant number of samples that may be pushed at once above the ingestion rate limit.")
+	f.IntVar(&l.MaxGlobalSeriesPerUser, prefix+"ingester.max-global-series-per-user", 150000,
+		"Per-tenant limit of in-memory series across the cluster, before replication. 0 means unlimited.")
+	f.IntVar(&l.MaxGlobalSeriesPerMetric, prefix+"ingester.max-global-series-per-metric", 20000,
+		"Per-tenant limit of in-memory series of one metric name across the cluster, before replication. 0 means unlimited.")
+	f.IntVar(&l.MaxLabelNamesPerSeries, prefix+"validation.max-label-names-per-series", 30,
+		"Most label names, __name__ included, a series may have.")
+	f.IntVar(&l.MaxLabelNameLength, prefix+"validation.max-length-label-name", 1024,
+		"Longest label name accepted, in bytes.")
+	f.IntVar(&l.MaxLabelValueLength, prefix+"validation.max-length-label-value", 2048,
+		"Longest label value accepted, in bytes.")
+	f.IntVar(&l.MaxFetchedSeriesPerQuery, prefix+"querier.max-fetched-series-per-query", 0,
+		"Most series a single query may fetch from ingesters and storage. 0 means unlimited.")
+	f.IntVar(&l.MaxFetchedChunksPerQuery, prefix+"querier.max-fetched-chunks-per-query", 0,
+		"Most chunks a single query may fetch from ingesters and storage. 0 means unlimited.")
+	f.DurationVar(&l.MaxQueryLength, prefix+"querier.max-query-length", 0,
+		"Longest time range a query may select. 0 means unlimited.")
+}
+
+// Validate reports every invalid limit of l, joined. Each error matches
+// ErrInvalidLimit and names the limit by its flag.
+func (l *Limits) Validate() error {
+	var errs []error
+	check := func(bad bool, flag string, value any, reason string) {
+		if bad {
+			errs = append(errs, invalidLimitError{flag: flag, value: value, reason: reason})
+		}
+	}
+	check(!(l.IngestionRate >= 0), "distributor.ingestion-rate-limit", l.IngestionRate, "must not be negative")
+	check(l.IngestionBurstSize < 0, "distributor.ingestion-burst-size", l.IngestionBurstSize, "must not be negative")
+	check(l.MaxGlobalSeriesPerUser < 0, "ingester.max-global-series-per-user", l.MaxGlobalSeriesPerUser, "must not be negative")
+	check(l.MaxGlobalSeriesPerMetric < 0, "ingester.max-global-series-per-metric", l.MaxGlobalSeriesPerMetric, "must not be negative")
+	check(l.MaxLabelNamesPerSeries <= 0, "validation.max-label-names-per-series", l.MaxLabelNamesPerSeries, "must be positive")
+	check(l.MaxLabelNameLength <= 0, "validation.max-length-label-name", l.MaxLabelNameLength, "must be positive")
+	check(l.MaxLabelValueLength <= 0, "validation.max-length-label-value", l.MaxLabelValueLength, "must be positive")
+	check(l.CreationGracePeriod < 0, "validation.create-grace-period", l.CreationGracePeriod, "must not be negative")
+	check(l.MaxFetchedSeriesPerQuery < 0, "querier.max-fetched-series-per-query", l.MaxFetchedSeriesPerQuery, "must not be negative")
+	check(l.MaxFetchedChunksPerQuery < 0, "querier.max-fetched-chunks-per-query", l.MaxFetchedChunksPerQuery, "must not be negative")
+	check(l.MaxQueryLength < 0, "querier.max-query-length", l.MaxQueryLength, "must not be negative")
+	check(l.QueryTimeout < 0, "querier.timeout", l.QueryTimeout, "must not be negative")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,90 @@
+package limits
+
+import (
+	"flag"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// defaultLimits returns the limits the flags default to.
+func defaultLimits(t testing.TB) Limits {
+	t.Helper()
+	var l Limits
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	l.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	return l
+}
+
+func TestLimits_DefaultsFromFlags(t *testing.T) {
+	l := defaultLimits(t)
+	require.Equal(t, Limits{
+		IngestionRate:            10000,
+		IngestionBurstSize:       200000,
+		MaxGlobalSeriesPerUser:   150000,
+		MaxGlobalSeriesPerMetric: 20000,
+		MaxLabelNamesPerSeries:   30,
+		MaxLabelNameLength:       1024,
+		MaxLabelValueLength:      2048,
+	}, l)
+	require.NoError(t, l.Validate())
+}
+
+func TestLimits_FlagNames(t *testing.T) {
+	var l Limits
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	l.RegisterFlagsWithPrefix("x.", fs)
+	require.NoError(t, fs.Parse([]string{
+		"-x.distributor.ingestion-rate-limit=1.5",
+		"-x.distributor.ingestion-burst-size=2",
+		"-x.ingester.max-global-series-per-user=3",
+		"-x.ingester.max-global-series-per-metric=4",
+		"-x.validation.max-label-names-per-series=5",
+		"-x.validation.max-length-label-name=6",
+		"-x.validation.max-length-label-value=7",
+		"-x.querier.max-fetched-series-per-query=8",
+		"-x.querier.max-fetched-chunks-per-query=9",
+		"-x.querier.max-query-length=10h",
+	}))
+	require.Equal(t, Limits{
+		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
+		MaxLabelNamesPerSeries: 5, MaxLabelNameLength: 6, MaxLabelValueLength: 7,
+		MaxFetchedSeriesPerQuery: 8, MaxFetchedChunksPerQuery: 9, MaxQueryLength: 10 * time.Hour,
+	}, l)
+	// Still registered by the distributor and querier packages: registering
+	// them here too would panic on a shared flag set (issue #4 moves them).
+	require.Nil(t, fs.Lookup("x.validation.create-grace-period"))
+	require.Nil(t, fs.Lookup("x.querier.timeout"))
+}
+
+func TestLimits_Validate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		mutate func(*Limits)
+		flag   string
+	}{
+		"negative rate":       {func(l *Limits) { l.IngestionRate = -1 }, "-distributor.ingestion-rate-limit"},
+		"NaN rate":            {func(l *Limits) { l.IngestionRate = math.NaN() }, "-distributor.ingestion-rate-limit"},
+		"negative burst":      {func(l *Limits) { l.IngestionBurstSize = -1 }, "-distributor.ingestion-burst-size"},
+		"negative per user":   {func(l *Limits) { l.MaxGlobalSeriesPerUser = -1 }, "-ingester.max-global-series-per-user"},
+		"negative per metric": {func(l *Limits) { l.MaxGlobalSeriesPerMetric = -1 }, "-ingester.max-global-series-per-metric"},
+		"zero label names":    {func(l *Limits) { l.MaxLabelNamesPerSeries = 0 }, "-validation.max-label-names-per-series"},
+		"zero name length":    {func(l *Limits) { l.MaxLabelNameLength = 0 }, "-validation.max-length-label-name"},
+		"zero value length":   {func(l *Limits) { l.MaxLabelValueLength = 0 }, "-validation.max-length-label-value"},
+		"negative grace":      {func(l *Limits) { l.CreationGracePeriod = -time.Second }, "-validation.create-grace-period"},
+		"negative fetched":    {func(l *Limits) { l.MaxFetchedSeriesPerQuery = -1 }, "-querier.max-fetched-series-per-query"},
+		"negative chunks":     {func(l *Limits) { l.MaxFetchedChunksPerQuery = -1 }, "-querier.max-fetched-chunks-per-query"},
+		"negative query len":  {func(l *Limits) { l.MaxQueryLength = -time.Second }, "-querier.max-query-length"},
+		"negative timeout":    {func(l *Limits) { l.QueryTimeout = -time.Second }, "-querier.timeout"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := defaultLimits(t)
+			tc.mutate(&l)
+			err := l.Validate()
+			require.ErrorIs(t, err, ErrInvalidLimit)
+			require.ErrorContains(t, err, tc.flag)
+		})
+	}
+}
