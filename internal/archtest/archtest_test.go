@@ -21,6 +21,7 @@ var rules = map[string][]string{
 	"ingester":      {"distributor", "querier"},
 	"distributor":   {"ingester", "storage", "querier"},
 	"querier":       {"distributor", "ingester"},
+	"limits":        {"distributor", "ingester", "querier", "storage", "ring"},
 }
 
 func TestImportArrows(t *testing.T) {
