@@ -357,6 +357,10 @@ func FreeMemberlistPorts(t testing.TB, n int) []int {
 			_ = l.Close()
 			continue
 		}
+		if !claimPort(port) {
+			_, _ = l.Close(), u.Close()
+			continue
+		}
 		// Keep both open until all are picked, so that no port repeats.
 		defer l.Close()
 		defer u.Close()

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -234,17 +235,40 @@ func (p *process) logTail(t testing.TB) {
 }
 
 // FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
-// moment ago: the harness listens on port 0 and closes the listeners. Another
-// process may take a port before the child binds it; that race is accepted
-// for tests.
+// moment ago: the harness listens on port 0 and closes the listeners. A port
+// is handed out at most once per test binary (see claimPort), so two
+// processes of one test never get the same port even when one of them has
+// not bound it yet. Another program may still take a port before the child
+// binds it; that race is accepted for tests.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, 0, n)
-	for range n {
+	for attempts := 0; len(ports) < n; attempts++ {
+		require.Less(t, attempts, 100*n, "no unclaimed free TCP port found")
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		if port := l.Addr().(*net.TCPAddr).Port; claimPort(port) {
+			ports = append(ports, port)
+		}
 	}
 	return ports
+}
+
+var (
+	claimedMu sync.Mutex
+	claimed   = map[int]bool{} // ports handed out by this test binary; guarded by claimedMu
+)
+
+// claimPort records port as handed out and reports whether it was not
+// already: a port picked for one process but not yet bound looks free to the
+// kernel, and would otherwise be picked again for the next process.
+func claimPort(port int) bool {
+	claimedMu.Lock()
+	defer claimedMu.Unlock()
+	if claimed[port] {
+		return false
+	}
+	claimed[port] = true
+	return true
 }
