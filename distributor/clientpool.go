@@ -40,32 +40,50 @@ func NewClientPool(dialOpts ...grpc.DialOption) *ClientPool {
 // Get returns the ingester client of addr (host:port), creating its
 // connection on first use. It does not block on the network.
 func (p *ClientPool) Get(addr string) (Pusher, error) {
+	e, err := p.entry(addr)
+	if err != nil {
+		return nil, err
+	}
+	return e.client, nil
+}
+
+// Conn returns the connection to addr, the one Get's client uses, so that
+// other clients of the same ingester (the querier's SeriesSource) share it.
+func (p *ClientPool) Conn(addr string) (*grpc.ClientConn, error) {
+	e, err := p.entry(addr)
+	if err != nil {
+		return nil, err
+	}
+	return e.conn, nil
+}
+
+func (p *ClientPool) entry(addr string) (poolEntry, error) {
 	p.mu.RLock()
 	e, ok := p.clients[addr]
 	closed := p.closed
 	p.mu.RUnlock()
 	if ok {
-		return e.client, nil
+		return e, nil
 	}
 	if closed {
-		return nil, ErrPoolClosed
+		return poolEntry{}, ErrPoolClosed
 	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, ErrPoolClosed
+		return poolEntry{}, ErrPoolClosed
 	}
 	if e, ok := p.clients[addr]; ok {
-		return e.client, nil
+		return e, nil
 	}
 	conn, err := grpc.NewClient(addr, p.dialOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("create grpc client for ingester %s: %w", addr, err)
+		return poolEntry{}, fmt.Errorf("create grpc client for ingester %s: %w", addr, err)
 	}
 	e = poolEntry{conn: conn, client: arguspb.NewIngesterClient(conn)}
 	p.clients[addr] = e
-	return e.client, nil
+	return e, nil
 }
 
 // Close closes every connection; Get fails with ErrPoolClosed afterwards.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,7 +40,6 @@ type app struct {
 	grpc       *grpcService
 	ingester   *ingester.Ingester // nil unless the ingester role runs
 	clients    *distributor.ClientPool
-	queryConns *connPool
 	ready      atomic.Bool
 }
 
@@ -75,6 +73,12 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
+	// One connection per ingester, shared by the distributor's pushes and
+	// the querier's reads.
+	a.clients = distributor.NewClientPool(
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(), reconnectParams(),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize), grpc.MaxCallSendMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
+	)
 	if roles[roleDistributor] {
 		if err := a.addDistributor(mux, rr); err != nil {
 			return nil, err
@@ -112,10 +116,6 @@ func (a *app) ingesterAddresses() []string {
 }
 
 func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
-	a.clients = distributor.NewClientPool(
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(), reconnectParams(),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize), grpc.MaxCallSendMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
-	)
 	d, err := distributor.New(a.cfg.Distributor, distributor.Deps{
 		Ring: r, Clients: a.clients, Logger: a.logger.With("component", "distributor"), Registerer: a.reg,
 	})
@@ -131,12 +131,8 @@ func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 }
 
 func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
-	a.queryConns = &connPool{opts: []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(), reconnectParams(),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
-	}}
 	q, err := querier.New(a.cfg.Querier, querier.Deps{
-		Replicas: rr, Sources: a.queryConns.seriesSource,
+		Replicas: rr, Sources: a.seriesSource,
 		Logger: a.logger.With("component", "querier"), Registerer: a.reg, Gatherer: a.reg,
 	})
 	if err != nil {
@@ -184,9 +180,6 @@ func (a *app) drain(timeout time.Duration) {
 func (a *app) closeClients() {
 	if a.clients != nil {
 		a.clients.Close()
-	}
-	if a.queryConns != nil {
-		a.queryConns.close()
 	}
 }
 
@@ -284,38 +277,14 @@ func (g *grpcService) boundAddr() string {
 	return g.ln.Addr().String()
 }
 
-// connPool keeps one gRPC connection per ingester address for the querier.
-// It is safe for concurrent use.
-type connPool struct {
-	opts  []grpc.DialOption
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn // guarded by mu
-}
-
-func (p *connPool) seriesSource(addr string) (arguspb.SeriesSourceClient, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.conns[addr]; ok {
-		return arguspb.NewSeriesSourceClient(c), nil
-	}
-	c, err := grpc.NewClient(addr, p.opts...)
+// seriesSource is the querier's client of an ingester, on the connection
+// the distributor's pushes use too.
+func (a *app) seriesSource(addr string) (arguspb.SeriesSourceClient, error) {
+	conn, err := a.clients.Conn(addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, err
 	}
-	if p.conns == nil {
-		p.conns = map[string]*grpc.ClientConn{}
-	}
-	p.conns[addr] = c
-	return arguspb.NewSeriesSourceClient(c), nil
-}
-
-func (p *connPool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
+	return arguspb.NewSeriesSourceClient(conn), nil
 }
 
 // reconnectParams caps gRPC's reconnect backoff to ingesters at a second.
