@@ -37,13 +37,10 @@ type Limits struct {
 	MaxLabelValueLength int `yaml:"max_label_value_length"`
 	// CreationGracePeriod is how far after the distributor's clock a sample's
 	// timestamp may be; later samples are rejected as too far in the future.
-	//
-	// It has no flag here yet: -validation.create-grace-period is registered
-	// by the distributor package today, and the wiring copies its value into
-	// the defaults given to New.
-	// TODO(issue #4): move -validation.create-grace-period here when the
-	// distributor reads its limits from Overrides.
 	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
+	// MaxRecvMsgSize bounds, in bytes, both the compressed body of a push and
+	// its snappy-decoded size.
+	MaxRecvMsgSize int `yaml:"max_recv_msg_size"`
 
 	// MaxFetchedSeriesPerQuery is the most series one query may fetch from
 	// ingesters and storage. 0 means unlimited.
@@ -54,14 +51,7 @@ type Limits struct {
 	// MaxQueryLength is the longest time range (end minus start) a query may
 	// select. 0 means unlimited.
 	MaxQueryLength time.Duration `yaml:"max_query_length"`
-	// QueryTimeout is the longest a query of the tenant may run. 0 means the
-	// querier's process-wide timeout applies.
-	//
-	// It has no flag here yet: -querier.timeout is registered by the querier
-	// package today, and the wiring copies its value into the defaults given
-	// to New.
-	// TODO(issue #4): move -querier.timeout here when the querier reads its
-	// limits from Overrides.
+	// QueryTimeout is the longest a query of the tenant may run.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
@@ -72,8 +62,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 
 // RegisterFlagsWithPrefix registers the default limits on f, each name
 // prefixed with prefix. The defaults set here are the only defaults; they
-// are Mimir's. CreationGracePeriod and QueryTimeout are not registered (see
-// their fields).
+// are Mimir's.
 func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.Float64Var(&l.IngestionRate, prefix+"distributor.ingestion-rate-limit", 10000,
 		"Per-tenant ingestion rate limit, in samples per second, shared by all distributors.")
@@ -89,6 +78,12 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Longest label name accepted, in bytes.")
 	f.IntVar(&l.MaxLabelValueLength, prefix+"validation.max-length-label-value", 2048,
 		"Longest label value accepted, in bytes.")
+	f.DurationVar(&l.CreationGracePeriod, prefix+"validation.create-grace-period", 10*time.Minute,
+		"How far in the future of the distributor's clock a sample's timestamp may be. Later samples are rejected.")
+	f.IntVar(&l.MaxRecvMsgSize, prefix+"distributor.max-recv-msg-size", 100<<20,
+		"Largest push accepted, in bytes, both compressed and once snappy-decoded. A larger push is answered 400, so that the sender drops it instead of retrying it forever.")
+	f.DurationVar(&l.QueryTimeout, prefix+"querier.timeout", 2*time.Minute,
+		"Longest a query may run before it is aborted.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, prefix+"querier.max-fetched-series-per-query", 0,
 		"Most series a single query may fetch from ingesters and storage. 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedChunksPerQuery, prefix+"querier.max-fetched-chunks-per-query", 0,
@@ -117,6 +112,7 @@ func (l *Limits) Validate() error {
 	check(l.MaxFetchedSeriesPerQuery < 0, "querier.max-fetched-series-per-query", l.MaxFetchedSeriesPerQuery, "must not be negative")
 	check(l.MaxFetchedChunksPerQuery < 0, "querier.max-fetched-chunks-per-query", l.MaxFetchedChunksPerQuery, "must not be negative")
 	check(l.MaxQueryLength < 0, "querier.max-query-length", l.MaxQueryLength, "must not be negative")
-	check(l.QueryTimeout < 0, "querier.timeout", l.QueryTimeout, "must not be negative")
+	check(l.MaxRecvMsgSize <= 0, "distributor.max-recv-msg-size", l.MaxRecvMsgSize, "must be positive")
+	check(l.QueryTimeout <= 0, "querier.timeout", l.QueryTimeout, "must be positive")
 	return errors.Join(errs...)
 }

@@ -29,6 +29,9 @@ func TestLimits_DefaultsFromFlags(t *testing.T) {
 		MaxLabelNamesPerSeries:   30,
 		MaxLabelNameLength:       1024,
 		MaxLabelValueLength:      2048,
+		CreationGracePeriod:      10 * time.Minute,
+		MaxRecvMsgSize:           100 << 20,
+		QueryTimeout:             2 * time.Minute,
 	}, l)
 	require.NoError(t, l.Validate())
 }
@@ -48,16 +51,16 @@ func TestLimits_FlagNames(t *testing.T) {
 		"-x.querier.max-fetched-series-per-query=8",
 		"-x.querier.max-fetched-chunks-per-query=9",
 		"-x.querier.max-query-length=10h",
+		"-x.validation.create-grace-period=11m",
+		"-x.distributor.max-recv-msg-size=12",
+		"-x.querier.timeout=13s",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
 		MaxLabelNamesPerSeries: 5, MaxLabelNameLength: 6, MaxLabelValueLength: 7,
 		MaxFetchedSeriesPerQuery: 8, MaxFetchedChunksPerQuery: 9, MaxQueryLength: 10 * time.Hour,
+		CreationGracePeriod: 11 * time.Minute, MaxRecvMsgSize: 12, QueryTimeout: 13 * time.Second,
 	}, l)
-	// Still registered by the distributor and querier packages: registering
-	// them here too would panic on a shared flag set (issue #4 moves them).
-	require.Nil(t, fs.Lookup("x.validation.create-grace-period"))
-	require.Nil(t, fs.Lookup("x.querier.timeout"))
 }
 
 func TestLimits_Validate(t *testing.T) {
@@ -77,7 +80,8 @@ func TestLimits_Validate(t *testing.T) {
 		"negative fetched":    {func(l *Limits) { l.MaxFetchedSeriesPerQuery = -1 }, "-querier.max-fetched-series-per-query"},
 		"negative chunks":     {func(l *Limits) { l.MaxFetchedChunksPerQuery = -1 }, "-querier.max-fetched-chunks-per-query"},
 		"negative query len":  {func(l *Limits) { l.MaxQueryLength = -time.Second }, "-querier.max-query-length"},
-		"negative timeout":    {func(l *Limits) { l.QueryTimeout = -time.Second }, "-querier.timeout"},
+		"zero timeout":        {func(l *Limits) { l.QueryTimeout = 0 }, "-querier.timeout"},
+		"zero recv size":      {func(l *Limits) { l.MaxRecvMsgSize = 0 }, "-distributor.max-recv-msg-size"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := defaultLimits(t)

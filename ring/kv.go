@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,10 @@ import (
 type Deps struct {
 	Logger     *slog.Logger          // nil discards
 	Registerer prometheus.Registerer // nil registers nothing
+	// Roles are the roles this process runs (distributor, ingester, ...),
+	// gossiped as its memberlist metadata so that others can count the
+	// healthy members of a role (HealthyMembers). Only KV reads it.
+	Roles []string
 }
 
 func (d Deps) logger() *slog.Logger {
@@ -61,6 +66,7 @@ type inboxMsg struct {
 // argus_ring_gossip_dropped_total); the local state is guarded by mu. Local
 // updates (Update, Forget) merge under mu directly and queue a broadcast.
 type KV struct {
+	meta    []byte // roles, comma-separated: this member's metadata
 	cfg     MemberlistConfig
 	opts    Options
 	logger  *slog.Logger
@@ -87,7 +93,12 @@ func NewKV(cfg MemberlistConfig, opts Options, deps Deps) (*KV, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	meta := []byte(strings.Join(deps.Roles, ","))
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("memberlist: roles %q are longer than %d bytes", meta, memberlist.MetaMaxSize)
+	}
 	k := &KV{
+		meta:       meta,
 		cfg:        cfg,
 		opts:       opts,
 		logger:     deps.logger().With("component", "ring"),
@@ -423,6 +434,44 @@ func (k *KV) Members() []Member {
 	return out
 }
 
+// HealthyMembers returns how many alive gossip members, this process
+// included, run role (as their Deps.Roles said). Before Starting it counts
+// this process alone. It is at least 1 when this process runs role, so that
+// a share of a limit divided by it is never a division by zero.
+func (k *KV) HealthyMembers(role string) int {
+	ml := k.ml.Load()
+	if ml == nil {
+		return boolInt(hasRole(k.meta, role))
+	}
+	n := 0
+	for _, m := range ml.Members() {
+		if m.State == memberlist.StateAlive && hasRole(m.Meta, role) {
+			n++
+		}
+	}
+	return n
+}
+
+func hasRole(meta []byte, role string) bool {
+	for r := range strings.SplitSeq(string(meta), ",") {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// HealthyInstancesCount returns how many ingesters of the ring are ACTIVE
+// with a fresh heartbeat.
+func (k *KV) HealthyInstancesCount() int { return k.Ring().HealthyInstancesCount() }
+
 func nodeState(s memberlist.NodeStateType) string {
 	switch s {
 	case memberlist.StateAlive:
@@ -463,7 +512,12 @@ func (k *KV) updateMetrics() {
 // delegate is KV's memberlist.Delegate, kept off KV's method set.
 type delegate struct{ k *KV }
 
-func (delegate) NodeMeta(int) []byte { return nil }
+func (d delegate) NodeMeta(limit int) []byte {
+	if len(d.k.meta) > limit {
+		return nil
+	}
+	return d.k.meta
+}
 
 // NotifyMsg receives gossiped updates; buf is copied (memberlist reuses it).
 func (d delegate) NotifyMsg(buf []byte) { d.k.handOff(slices.Clone(buf)) }

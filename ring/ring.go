@@ -96,3 +96,16 @@ func (r *Ring) Ownership() map[string]float64 {
 	}
 	return out
 }
+
+// HealthyInstancesCount returns how many instances are ACTIVE with a fresh
+// heartbeat: the ingesters that share a tenant's global series limit.
+func (r *Ring) HealthyInstancesCount() int {
+	now := r.opts.Now().UnixMilli()
+	n := 0
+	for i := range r.instances {
+		if m := &r.instances[i]; m.state == StateActive && r.fresh(m, now) {
+			n++
+		}
+	}
+	return n
+}

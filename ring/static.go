@@ -63,3 +63,11 @@ func (s *Static) ReadSet() (instances []Instance, maxFailures int, err error) {
 func (s *Static) Instances() []Instance {
 	return append([]Instance(nil), s.instances...)
 }
+
+// HealthyInstancesCount returns the number of instances: a static ring has
+// no health.
+func (s *Static) HealthyInstancesCount() int { return len(s.instances) }
+
+// HealthyMembers returns 1 for every role: with a static ring this process
+// is the only distributor it knows.
+func (s *Static) HealthyMembers(string) int { return 1 }

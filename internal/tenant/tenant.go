@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"google.golang.org/grpc/metadata"
 )
@@ -72,6 +74,21 @@ func FromHTTP(r *http.Request, multiTenancy bool) (string, error) {
 	}
 	return t, nil
 }
+
+// Separator joins the tenants of a federated read: X-Scope-OrgID: a|b.
+const Separator = "|"
+
+// IDs splits a tenant string that may name several tenants (a|b) into its
+// tenant IDs, sorted and without duplicates. It does not validate them.
+func IDs(orgID string) []string {
+	ids := strings.Split(orgID, Separator)
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// Join is the inverse of IDs: the canonical tenant string of ids, which
+// must be sorted and unique.
+func Join(ids []string) string { return strings.Join(ids, Separator) }
 
 // Validate checks a tenant ID against the rules Mimir applies: at most
 // MaxLength characters out of [a-zA-Z0-9!-_.*'()], and not "." or "..",

@@ -46,6 +46,12 @@ const (
 	RejectReason_REJECT_REASON_TOO_OLD RejectReason = 3
 	// The label set is invalid (the ingester re-checks what the distributor checked).
 	RejectReason_REJECT_REASON_INVALID_LABELS RejectReason = 4
+	// The series is new and the tenant has its share of
+	// -ingester.max-global-series-per-user on this ingester.
+	RejectReason_REJECT_REASON_PER_USER_SERIES_LIMIT RejectReason = 5
+	// The series is new and its metric has its share of
+	// -ingester.max-global-series-per-metric on this ingester.
+	RejectReason_REJECT_REASON_PER_METRIC_SERIES_LIMIT RejectReason = 6
 )
 
 // Enum value maps for RejectReason.
@@ -56,13 +62,17 @@ var (
 		2: "REJECT_REASON_DUPLICATE_TIMESTAMP",
 		3: "REJECT_REASON_TOO_OLD",
 		4: "REJECT_REASON_INVALID_LABELS",
+		5: "REJECT_REASON_PER_USER_SERIES_LIMIT",
+		6: "REJECT_REASON_PER_METRIC_SERIES_LIMIT",
 	}
 	RejectReason_value = map[string]int32{
-		"REJECT_REASON_UNSPECIFIED":         0,
-		"REJECT_REASON_OUT_OF_ORDER":        1,
-		"REJECT_REASON_DUPLICATE_TIMESTAMP": 2,
-		"REJECT_REASON_TOO_OLD":             3,
-		"REJECT_REASON_INVALID_LABELS":      4,
+		"REJECT_REASON_UNSPECIFIED":             0,
+		"REJECT_REASON_OUT_OF_ORDER":            1,
+		"REJECT_REASON_DUPLICATE_TIMESTAMP":     2,
+		"REJECT_REASON_TOO_OLD":                 3,
+		"REJECT_REASON_INVALID_LABELS":          4,
+		"REJECT_REASON_PER_USER_SERIES_LIMIT":   5,
+		"REJECT_REASON_PER_METRIC_SERIES_LIMIT": 6,
 	}
 )
 
@@ -189,7 +199,7 @@ func (x LabelMatcher_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelMatcher_Type.Descriptor instead.
 func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{6, 0}
+	return file_argus_proto_rawDescGZIP(), []int{8, 0}
 }
 
 // WriteRequest is wire-compatible with Prometheus remote-write 1.0
@@ -552,6 +562,107 @@ func (x *RejectedSeries) GetRejectedSamples() int64 {
 	return 0
 }
 
+type UserStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserStatsRequest) Reset() {
+	*x = UserStatsRequest{}
+	mi := &file_argus_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserStatsRequest) ProtoMessage() {}
+
+func (x *UserStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserStatsRequest.ProtoReflect.Descriptor instead.
+func (*UserStatsRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{6}
+}
+
+type UserStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In-memory series of the tenant on this ingester (replicas included).
+	MemorySeries int64 `protobuf:"varint,1,opt,name=memory_series,json=memorySeries,proto3" json:"memory_series,omitempty"`
+	// Samples per second appended for the tenant on this ingester, averaged
+	// over the last minute or so.
+	IngestionRate float64 `protobuf:"fixed64,2,opt,name=ingestion_rate,json=ingestionRate,proto3" json:"ingestion_rate,omitempty"`
+	// This ingester's share of the tenant's global series limits, 0 for
+	// unlimited.
+	LocalSeriesLimit int64 `protobuf:"varint,3,opt,name=local_series_limit,json=localSeriesLimit,proto3" json:"local_series_limit,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *UserStatsResponse) Reset() {
+	*x = UserStatsResponse{}
+	mi := &file_argus_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserStatsResponse) ProtoMessage() {}
+
+func (x *UserStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserStatsResponse.ProtoReflect.Descriptor instead.
+func (*UserStatsResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UserStatsResponse) GetMemorySeries() int64 {
+	if x != nil {
+		return x.MemorySeries
+	}
+	return 0
+}
+
+func (x *UserStatsResponse) GetIngestionRate() float64 {
+	if x != nil {
+		return x.IngestionRate
+	}
+	return 0
+}
+
+func (x *UserStatsResponse) GetLocalSeriesLimit() int64 {
+	if x != nil {
+		return x.LocalSeriesLimit
+	}
+	return 0
+}
+
 type LabelMatcher struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          LabelMatcher_Type      `protobuf:"varint,1,opt,name=type,proto3,enum=argus.v1.LabelMatcher_Type" json:"type,omitempty"`
@@ -563,7 +674,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_argus_proto_msgTypes[6]
+	mi := &file_argus_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +686,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[6]
+	mi := &file_argus_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +699,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{6}
+	return file_argus_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LabelMatcher) GetType() LabelMatcher_Type {
@@ -625,7 +736,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_argus_proto_msgTypes[7]
+	mi := &file_argus_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +748,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[7]
+	mi := &file_argus_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +761,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{7}
+	return file_argus_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SeriesRequest) GetMinTimeMs() int64 {
@@ -691,7 +802,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_argus_proto_msgTypes[8]
+	mi := &file_argus_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +814,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[8]
+	mi := &file_argus_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +827,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{8}
+	return file_argus_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SeriesResponse) GetSeries() []*StreamSeries {
@@ -737,7 +848,7 @@ type StreamSeries struct {
 
 func (x *StreamSeries) Reset() {
 	*x = StreamSeries{}
-	mi := &file_argus_proto_msgTypes[9]
+	mi := &file_argus_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +860,7 @@ func (x *StreamSeries) String() string {
 func (*StreamSeries) ProtoMessage() {}
 
 func (x *StreamSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[9]
+	mi := &file_argus_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +873,7 @@ func (x *StreamSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamSeries.ProtoReflect.Descriptor instead.
 func (*StreamSeries) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{9}
+	return file_argus_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StreamSeries) GetLabels() []*Label {
@@ -791,7 +902,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_argus_proto_msgTypes[10]
+	mi := &file_argus_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +914,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[10]
+	mi := &file_argus_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +927,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{10}
+	return file_argus_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Chunk) GetMinTimeMs() int64 {
@@ -860,7 +971,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_argus_proto_msgTypes[11]
+	mi := &file_argus_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +983,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[11]
+	mi := &file_argus_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +996,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{11}
+	return file_argus_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LabelNamesRequest) GetMinTimeMs() int64 {
@@ -926,7 +1037,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_argus_proto_msgTypes[12]
+	mi := &file_argus_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1049,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[12]
+	mi := &file_argus_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1062,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{12}
+	return file_argus_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -975,7 +1086,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_argus_proto_msgTypes[13]
+	mi := &file_argus_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1098,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[13]
+	mi := &file_argus_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1111,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{13}
+	return file_argus_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -1048,7 +1159,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_argus_proto_msgTypes[14]
+	mi := &file_argus_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1171,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[14]
+	mi := &file_argus_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1184,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{14}
+	return file_argus_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -1114,7 +1225,12 @@ const file_argus_proto_rawDesc = "" +
 	"\x06labels\x18\x01 \x03(\v2\x0f.argus.v1.LabelR\x06labels\x12.\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.argus.v1.RejectReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12)\n" +
-	"\x10rejected_samples\x18\x04 \x01(\x03R\x0frejectedSamples\"\x93\x01\n" +
+	"\x10rejected_samples\x18\x04 \x01(\x03R\x0frejectedSamples\"\x12\n" +
+	"\x10UserStatsRequest\"\x8d\x01\n" +
+	"\x11UserStatsResponse\x12#\n" +
+	"\rmemory_series\x18\x01 \x01(\x03R\fmemorySeries\x12%\n" +
+	"\x0eingestion_rate\x18\x02 \x01(\x01R\ringestionRate\x12,\n" +
+	"\x12local_series_limit\x18\x03 \x01(\x03R\x10localSeriesLimit\"\x93\x01\n" +
 	"\fLabelMatcher\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.argus.v1.LabelMatcher.TypeR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1154,18 +1270,21 @@ const file_argus_proto_rawDesc = "" +
 	"\bmatchers\x18\x04 \x03(\v2\x16.argus.v1.LabelMatcherR\bmatchers\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x03R\x05limit\"-\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values*\xb1\x01\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values*\x85\x02\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREJECT_REASON_OUT_OF_ORDER\x10\x01\x12%\n" +
 	"!REJECT_REASON_DUPLICATE_TIMESTAMP\x10\x02\x12\x19\n" +
 	"\x15REJECT_REASON_TOO_OLD\x10\x03\x12 \n" +
-	"\x1cREJECT_REASON_INVALID_LABELS\x10\x04*G\n" +
+	"\x1cREJECT_REASON_INVALID_LABELS\x10\x04\x12'\n" +
+	"#REJECT_REASON_PER_USER_SERIES_LIMIT\x10\x05\x12)\n" +
+	"%REJECT_REASON_PER_METRIC_SERIES_LIMIT\x10\x06*G\n" +
 	"\rChunkEncoding\x12\x1e\n" +
 	"\x1aCHUNK_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12CHUNK_ENCODING_XOR\x10\x012B\n" +
+	"\x12CHUNK_ENCODING_XOR\x10\x012\x88\x01\n" +
 	"\bIngester\x126\n" +
-	"\x04Push\x12\x16.argus.v1.WriteRequest\x1a\x16.argus.v1.PushResponse2\xe2\x01\n" +
+	"\x04Push\x12\x16.argus.v1.WriteRequest\x1a\x16.argus.v1.PushResponse\x12D\n" +
+	"\tUserStats\x12\x1a.argus.v1.UserStatsRequest\x1a\x1b.argus.v1.UserStatsResponse2\xe2\x01\n" +
 	"\fSeriesSource\x12=\n" +
 	"\x06Series\x12\x17.argus.v1.SeriesRequest\x1a\x18.argus.v1.SeriesResponse0\x01\x12G\n" +
 	"\n" +
@@ -1185,7 +1304,7 @@ func file_argus_proto_rawDescGZIP() []byte {
 }
 
 var file_argus_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_argus_proto_goTypes = []any{
 	(RejectReason)(0),           // 0: argus.v1.RejectReason
 	(ChunkEncoding)(0),          // 1: argus.v1.ChunkEncoding
@@ -1196,15 +1315,17 @@ var file_argus_proto_goTypes = []any{
 	(*Sample)(nil),              // 6: argus.v1.Sample
 	(*PushResponse)(nil),        // 7: argus.v1.PushResponse
 	(*RejectedSeries)(nil),      // 8: argus.v1.RejectedSeries
-	(*LabelMatcher)(nil),        // 9: argus.v1.LabelMatcher
-	(*SeriesRequest)(nil),       // 10: argus.v1.SeriesRequest
-	(*SeriesResponse)(nil),      // 11: argus.v1.SeriesResponse
-	(*StreamSeries)(nil),        // 12: argus.v1.StreamSeries
-	(*Chunk)(nil),               // 13: argus.v1.Chunk
-	(*LabelNamesRequest)(nil),   // 14: argus.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),  // 15: argus.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),  // 16: argus.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil), // 17: argus.v1.LabelValuesResponse
+	(*UserStatsRequest)(nil),    // 9: argus.v1.UserStatsRequest
+	(*UserStatsResponse)(nil),   // 10: argus.v1.UserStatsResponse
+	(*LabelMatcher)(nil),        // 11: argus.v1.LabelMatcher
+	(*SeriesRequest)(nil),       // 12: argus.v1.SeriesRequest
+	(*SeriesResponse)(nil),      // 13: argus.v1.SeriesResponse
+	(*StreamSeries)(nil),        // 14: argus.v1.StreamSeries
+	(*Chunk)(nil),               // 15: argus.v1.Chunk
+	(*LabelNamesRequest)(nil),   // 16: argus.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),  // 17: argus.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),  // 18: argus.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil), // 19: argus.v1.LabelValuesResponse
 }
 var file_argus_proto_depIdxs = []int32{
 	4,  // 0: argus.v1.WriteRequest.timeseries:type_name -> argus.v1.TimeSeries
@@ -1214,23 +1335,25 @@ var file_argus_proto_depIdxs = []int32{
 	5,  // 4: argus.v1.RejectedSeries.labels:type_name -> argus.v1.Label
 	0,  // 5: argus.v1.RejectedSeries.reason:type_name -> argus.v1.RejectReason
 	2,  // 6: argus.v1.LabelMatcher.type:type_name -> argus.v1.LabelMatcher.Type
-	9,  // 7: argus.v1.SeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	12, // 8: argus.v1.SeriesResponse.series:type_name -> argus.v1.StreamSeries
+	11, // 7: argus.v1.SeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	14, // 8: argus.v1.SeriesResponse.series:type_name -> argus.v1.StreamSeries
 	5,  // 9: argus.v1.StreamSeries.labels:type_name -> argus.v1.Label
-	13, // 10: argus.v1.StreamSeries.chunks:type_name -> argus.v1.Chunk
+	15, // 10: argus.v1.StreamSeries.chunks:type_name -> argus.v1.Chunk
 	1,  // 11: argus.v1.Chunk.encoding:type_name -> argus.v1.ChunkEncoding
-	9,  // 12: argus.v1.LabelNamesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	9,  // 13: argus.v1.LabelValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	11, // 12: argus.v1.LabelNamesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	11, // 13: argus.v1.LabelValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
 	3,  // 14: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
-	10, // 15: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
-	14, // 16: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
-	16, // 17: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
-	7,  // 18: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
-	11, // 19: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
-	15, // 20: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
-	17, // 21: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
+	9,  // 15: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
+	12, // 16: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
+	16, // 17: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
+	18, // 18: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
+	7,  // 19: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
+	10, // 20: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
+	13, // 21: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
+	17, // 22: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
+	19, // 23: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
+	19, // [19:24] is the sub-list for method output_type
+	14, // [14:19] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -1247,7 +1370,7 @@ func file_argus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_argus_proto_rawDesc), len(file_argus_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

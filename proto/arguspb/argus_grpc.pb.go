@@ -30,7 +30,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ingester_Push_FullMethodName = "/argus.v1.Ingester/Push"
+	Ingester_Push_FullMethodName      = "/argus.v1.Ingester/Push"
+	Ingester_UserStats_FullMethodName = "/argus.v1.Ingester/UserStats"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -45,6 +46,9 @@ type IngesterClient interface {
 	// means nothing may be assumed appended (the client retries the request;
 	// samples that did land are then duplicates, which are accepted).
 	Push(ctx context.Context, in *WriteRequest, opts ...grpc.CallOption) (*PushResponse, error)
+	// UserStats reports the usage of the tenant of the call (gRPC metadata
+	// x-scope-orgid) on this ingester.
+	UserStats(ctx context.Context, in *UserStatsRequest, opts ...grpc.CallOption) (*UserStatsResponse, error)
 }
 
 type ingesterClient struct {
@@ -65,6 +69,16 @@ func (c *ingesterClient) Push(ctx context.Context, in *WriteRequest, opts ...grp
 	return out, nil
 }
 
+func (c *ingesterClient) UserStats(ctx context.Context, in *UserStatsRequest, opts ...grpc.CallOption) (*UserStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserStatsResponse)
+	err := c.cc.Invoke(ctx, Ingester_UserStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -77,6 +91,9 @@ type IngesterServer interface {
 	// means nothing may be assumed appended (the client retries the request;
 	// samples that did land are then duplicates, which are accepted).
 	Push(context.Context, *WriteRequest) (*PushResponse, error)
+	// UserStats reports the usage of the tenant of the call (gRPC metadata
+	// x-scope-orgid) on this ingester.
+	UserStats(context.Context, *UserStatsRequest) (*UserStatsResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -89,6 +106,9 @@ type UnimplementedIngesterServer struct{}
 
 func (UnimplementedIngesterServer) Push(context.Context, *WriteRequest) (*PushResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Push not implemented")
+}
+func (UnimplementedIngesterServer) UserStats(context.Context, *UserStatsRequest) (*UserStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UserStats not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -129,6 +149,24 @@ func _Ingester_Push_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_UserStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UserStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).UserStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_UserStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).UserStats(ctx, req.(*UserStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -139,6 +177,10 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Push",
 			Handler:    _Ingester_Push_Handler,
+		},
+		{
+			MethodName: "UserStats",
+			Handler:    _Ingester_UserStats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

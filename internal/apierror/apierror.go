@@ -1,0 +1,256 @@
+// Package apierror is Argus's error contract: every error a client of the
+// HTTP API can get, each with a stable ID (err-argus-<name>), the HTTP status
+// it is answered with, whether the client should retry, and what to do about
+// it. It is the one table of statuses: the distributor and the querier map
+// their errors to an ID, and the ID to a status, through it.
+// docs/errors.md is generated from Catalogue (a test keeps it current).
+//
+// The rules behind the statuses, for a Prometheus remote-write sender:
+//
+//   - a request, series or sample that can never be stored as sent (invalid
+//     data, over a per-tenant series limit) is a 4xx: the sender drops it
+//     instead of retrying it forever;
+//   - a request over the tenant's ingestion rate is a 429 with Retry-After:
+//     the same request succeeds later (Prometheus retries it when
+//     queue_config.retry_on_http_429 is true);
+//   - a request that fails because Argus is degraded (too few healthy
+//     ingesters, an ingester overloaded or down) is a 5xx: the sender retries.
+//
+// Nothing here is safe to change once published: IDs are part of the API.
+package apierror
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// ID names an error for good. It is printed first in every error message.
+type ID string
+
+// Scope says what an error refuses.
+type Scope string
+
+const (
+	// ScopeRequest errors refuse a whole request.
+	ScopeRequest Scope = "request"
+	// ScopeSeries errors refuse one series of a push, or some of its
+	// samples; the rest of the push is stored, and the 400 lists the series.
+	ScopeSeries Scope = "series"
+	// ScopeQuery errors refuse a read (query, series, labels).
+	ScopeQuery Scope = "query"
+)
+
+// Tenant and authentication.
+const (
+	MissingTenant ID = "err-argus-missing-tenant"
+	InvalidTenant ID = "err-argus-invalid-tenant"
+	Unauthorized  ID = "err-argus-unauthorized"
+)
+
+// Whole push requests.
+const (
+	MethodNotAllowed     ID = "err-argus-method-not-allowed"
+	UnsupportedMediaType ID = "err-argus-unsupported-media-type"
+	RequestTooLarge      ID = "err-argus-request-too-large"
+	MalformedRequest     ID = "err-argus-malformed-request"
+	IngestionRateLimited ID = "err-argus-ingestion-rate-limited"
+	TooFewIngesters      ID = "err-argus-too-few-ingesters"
+	IngesterUnavailable  ID = "err-argus-ingester-unavailable"
+	IngesterFailed       ID = "err-argus-ingester-failed"
+	Internal             ID = "err-argus-internal"
+)
+
+// Series of a push.
+const (
+	MissingMetricName      ID = "err-argus-missing-metric-name"
+	InvalidMetricName      ID = "err-argus-invalid-metric-name"
+	InvalidLabelName       ID = "err-argus-invalid-label-name"
+	InvalidLabelValue      ID = "err-argus-invalid-label-value"
+	DuplicateLabelNames    ID = "err-argus-duplicate-label-names"
+	MaxLabelNamesPerSeries ID = "err-argus-max-label-names-per-series"
+	LabelNameTooLong       ID = "err-argus-label-name-too-long"
+	LabelValueTooLong      ID = "err-argus-label-value-too-long"
+	TooFarInFuture         ID = "err-argus-too-far-in-future"
+	NativeHistograms       ID = "err-argus-native-histograms-unsupported"
+	SampleOutOfOrder       ID = "err-argus-sample-out-of-order"
+	SampleDuplicate        ID = "err-argus-sample-duplicate-timestamp"
+	SampleTooOld           ID = "err-argus-sample-too-old"
+	IngesterInvalidLabels  ID = "err-argus-ingester-invalid-labels"
+	IngesterRejected       ID = "err-argus-ingester-rejected"
+	MaxSeriesPerUser       ID = "err-argus-max-series-per-user"
+	MaxSeriesPerMetric     ID = "err-argus-max-series-per-metric"
+)
+
+// Reads.
+const (
+	MaxFetchedSeriesPerQuery ID = "err-argus-max-fetched-series-per-query"
+	MaxFetchedChunksPerQuery ID = "err-argus-max-fetched-chunks-per-query"
+	MaxQueryLength           ID = "err-argus-max-query-length"
+	QueryTimeout             ID = "err-argus-query-timeout"
+	QueryUnavailable         ID = "err-argus-query-unavailable"
+)
+
+// Entry is the contract of one ID.
+type Entry struct {
+	ID     ID
+	Status int
+	Scope  Scope
+	// Flag is the flag (and runtime config field) of the limit in force, if
+	// the error enforces one.
+	Flag string
+	// Retry says whether the same request may succeed later unchanged.
+	Retry bool
+	// Meaning says what happened; Action what the client or operator does.
+	Meaning, Action string
+}
+
+// Catalogue is every error ID, in the order docs/errors.md lists them.
+var Catalogue = []Entry{
+	{MissingTenant, 401, ScopeRequest, "", false,
+		"The request has no X-Scope-OrgID header (and, with -auth.type=token, no token that names a single tenant).",
+		"Send the tenant in X-Scope-OrgID. A single-tenant deployment can run with -auth.multitenancy-enabled=false."},
+	{InvalidTenant, 401, ScopeRequest, "", false,
+		"The tenant ID is longer than 150 bytes, is \".\" or \"..\", has a character outside [a-zA-Z0-9!-_.*'()], or names several tenants (a|b) where that is not allowed: in a push, or in a read without -tenant-federation.enabled.",
+		"Fix the tenant ID. Federated reads over several tenants need -tenant-federation.enabled=true."},
+	{Unauthorized, 401, ScopeRequest, "", false,
+		"With -auth.type=token: the request has no bearer token, or its token is not one of the tenant's (a wrong token, or another tenant's). Nothing was read or written.",
+		"Send Authorization: Bearer <token> with a token listed for the tenant in -auth.token-file (in Prometheus: remote_write.authorization.credentials)."},
+
+	{MethodNotAllowed, 405, ScopeRequest, "", false,
+		"A push was not a POST.", "POST the remote-write request."},
+	{UnsupportedMediaType, 415, ScopeRequest, "", false,
+		"The push is not snappy-compressed remote-write 1.0 protobuf: another Content-Encoding or Content-Type, or remote-write 2.0, which Argus does not decode yet.",
+		"Send remote-write 1.0 (in Prometheus 3: protobuf_message: prometheus.WriteRequest, the default)."},
+	{RequestTooLarge, 400, ScopeRequest, "distributor.max-recv-msg-size", false,
+		"The push body, compressed or once decoded, is larger than the tenant's limit. It is a 400, not a 413, so that Prometheus drops the batch instead of retrying it forever.",
+		"Send smaller batches (queue_config.max_samples_per_send), or raise the limit for the tenant."},
+	{MalformedRequest, 400, ScopeRequest, "", false,
+		"The body could not be read, is not valid snappy, or is not a valid WriteRequest protobuf.",
+		"Fix the sender; the request can never be stored."},
+	{IngestionRateLimited, 429, ScopeRequest, "distributor.ingestion-rate-limit", true,
+		"The tenant pushes more samples per second than its ingestion rate limit (shared by all healthy distributors), beyond its burst (-distributor.ingestion-burst-size). Nothing of the request was stored. The Retry-After header says when it fits.",
+		"Retry after Retry-After seconds; Prometheus does with queue_config.retry_on_http_429: true (its default is false, which drops the batch). Or raise the tenant's limit."},
+	{TooFewIngesters, 503, ScopeRequest, "", true,
+		"The ring has fewer healthy ingesters for some series than a write quorum (replication factor / 2 + 1). Nothing was pushed.",
+		"Retry (Prometheus does). Operators: bring ingesters back; see /ring."},
+	{IngesterUnavailable, 503, ScopeRequest, "", true,
+		"Some series were not acknowledged by a write quorum of their ingesters, which were unreachable, overloaded or slow.",
+		"Retry (Prometheus does). Samples that did land are accepted again as duplicates."},
+	{IngesterFailed, 500, ScopeRequest, "", true,
+		"Some series were not acknowledged by a write quorum of their ingesters, and an ingester failed with an error that is not transient (a WAL write error, for example).",
+		"Retry (Prometheus does). Operators: the ingester's log says what failed."},
+	{Internal, 500, ScopeRequest, "", true,
+		"An unexpected error.", "Retry; report it if it persists."},
+
+	{MissingMetricName, 400, ScopeSeries, "", false,
+		"The series has no __name__ label, or an empty one.", "Fix the series' labels."},
+	{InvalidMetricName, 400, ScopeSeries, "", false,
+		"The metric name is not valid UTF-8.", "Fix the metric name."},
+	{InvalidLabelName, 400, ScopeSeries, "", false,
+		"A label name is empty or not valid UTF-8.", "Fix the label name."},
+	{InvalidLabelValue, 400, ScopeSeries, "", false,
+		"A label value is not valid UTF-8.", "Fix the label value."},
+	{DuplicateLabelNames, 400, ScopeSeries, "", false,
+		"A label name appears more than once in the series.", "Fix the series' labels (relabelling often causes this)."},
+	{MaxLabelNamesPerSeries, 400, ScopeSeries, "validation.max-label-names-per-series", false,
+		"The series has more labels, __name__ included, than the tenant's limit.", "Drop labels (metric_relabel_configs: labeldrop), or raise the limit."},
+	{LabelNameTooLong, 400, ScopeSeries, "validation.max-length-label-name", false,
+		"A label name is longer, in bytes, than the tenant's limit.", "Shorten the label name, or raise the limit."},
+	{LabelValueTooLong, 400, ScopeSeries, "validation.max-length-label-value", false,
+		"A label value is longer, in bytes, than the tenant's limit.", "Shorten the value (it is usually an unbounded one, such as a URL or an error text), or raise the limit."},
+	{TooFarInFuture, 400, ScopeSeries, "validation.create-grace-period", false,
+		"Some samples are later than the distributor's clock plus the grace period; only those samples were refused.", "Fix the sender's clock or timestamps."},
+	{NativeHistograms, 400, ScopeSeries, "", false,
+		"The series carries native histogram samples, which Argus does not store yet. The whole series was refused, its float samples too.", "Send classic histograms, or drop the series."},
+	{SampleOutOfOrder, 400, ScopeSeries, "", false,
+		"Some samples are older than the latest sample of their series (or than what it already persisted).", "Send each series' samples in time order, from one sender (check for duplicate senders without HA deduplication)."},
+	{SampleDuplicate, 400, ScopeSeries, "", false,
+		"A sample has the timestamp of the series' latest sample but another value. Exact duplicates (retries) are accepted.", "Make sure one series comes from one sender."},
+	{SampleTooOld, 400, ScopeSeries, "", false,
+		"Some samples are older than the oldest time the tenant's head accepts: one hour before its newest sample.", "Send old data promptly, or not at all; backfilling is not supported."},
+	{IngesterInvalidLabels, 400, ScopeSeries, "", false,
+		"An ingester refused a label set the distributor accepted (a distributor and an ingester of different versions).", "Report it: upgrade distributors and ingesters together."},
+	{IngesterRejected, 400, ScopeSeries, "", false,
+		"An ingester refused samples without naming a reason this distributor knows (an ingester newer than the distributor).", "Report it: upgrade distributors and ingesters together."},
+	{MaxSeriesPerUser, 400, ScopeSeries, "ingester.max-global-series-per-user", false,
+		"The series is new and the tenant already has its limit of in-memory series. Each ingester enforces its share of the limit: limit × replication factor / healthy ingesters. The samples of existing series are stored. It is a 400, not a 429: retrying cannot help until series go idle.",
+		"Reduce the tenant's series (drop high-cardinality labels), or raise the limit."},
+	{MaxSeriesPerMetric, 400, ScopeSeries, "ingester.max-global-series-per-metric", false,
+		"The series is new and its metric already has the tenant's limit of in-memory series, enforced per ingester like the per-user limit.",
+		"Reduce the metric's cardinality, or raise the limit."},
+
+	{MaxFetchedSeriesPerQuery, 422, ScopeQuery, "querier.max-fetched-series-per-query", false,
+		"The query selects more distinct series than the tenant's limit. The querier stops fetching as soon as one ingester's answer exceeds it, so its memory stays bounded.",
+		"Narrow the selectors (add label matchers), or raise the limit."},
+	{MaxFetchedChunksPerQuery, 422, ScopeQuery, "querier.max-fetched-chunks-per-query", false,
+		"The query fetches more chunks than the tenant's limit, counting every replica's chunks as received.",
+		"Narrow the selectors or the time range, or raise the limit."},
+	{MaxQueryLength, 400, ScopeQuery, "querier.max-query-length", false,
+		"A selector of the query spans more time than the tenant's limit: the query's range plus the lookback delta, or its widest range selector.",
+		"Query a shorter time range, or raise the limit."},
+	{QueryTimeout, 503, ScopeQuery, "querier.timeout", true,
+		"The query ran longer than the tenant's timeout and was aborted.", "Simplify the query or its range, or raise the timeout."},
+	{QueryUnavailable, 503, ScopeQuery, "", true,
+		"Too many ingesters of the read set were unreachable for an exact answer.", "Retry. Operators: see /ring."},
+}
+
+var byID = func() map[ID]*Entry {
+	m := make(map[ID]*Entry, len(Catalogue))
+	for i := range Catalogue {
+		e := &Catalogue[i]
+		if _, dup := m[e.ID]; dup {
+			panic("apierror: duplicate ID " + e.ID)
+		}
+		m[e.ID] = e
+	}
+	return m
+}()
+
+// Lookup returns the entry of id; ok is false for an unknown ID.
+func Lookup(id ID) (Entry, bool) {
+	e, ok := byID[id]
+	if !ok {
+		return Entry{}, false
+	}
+	return *e, true
+}
+
+// Status is the HTTP status of id; 500 for an unknown ID.
+func (id ID) Status() int {
+	if e, ok := byID[id]; ok {
+		return e.Status
+	}
+	return http.StatusInternalServerError
+}
+
+// Error is an error with an ID. Its message starts with the ID.
+type Error struct {
+	ID  ID
+	Msg string
+	// Err, if set, is what errors.Is and errors.As see through Unwrap.
+	Err error
+}
+
+// Errorf returns an *Error of id with a formatted message. %w wraps as
+// fmt.Errorf does.
+func Errorf(id ID, format string, args ...any) *Error {
+	wrapped := fmt.Errorf(format, args...)
+	return &Error{ID: id, Msg: wrapped.Error(), Err: errors.Unwrap(wrapped)}
+}
+
+func (e *Error) Error() string { return string(e.ID) + ": " + e.Msg }
+func (e *Error) Unwrap() error { return e.Err }
+
+// IDOf returns the ID of the first *Error in err's tree.
+func IDOf(err error) (ID, bool) {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.ID, true
+	}
+	return "", false
+}
+
+// LimitText renders a limit in force for a message: "-flag=value".
+func LimitText(flag string, value any) string {
+	return fmt.Sprintf("-%s=%v", flag, value)
+}
