@@ -95,7 +95,7 @@ func benchmarkPushHandler(b *testing.B, replicas int) {
 func BenchmarkValidate(b *testing.B) {
 	const numSeries = 1000
 	req := benchRequest(numSeries)
-	v := newSeriesValidator(testNow, 0)
+	v := newSeriesValidator(testNow, defaultLimits(b))
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, ts := range req.Timeseries {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -51,8 +52,26 @@ type ClientFactoryFunc func(addr string) (Pusher, error)
 // Get calls f(addr).
 func (f ClientFactoryFunc) Get(addr string) (Pusher, error) { return f(addr) }
 
+// tenantLimits gives the limits in force for a tenant; limits.Overrides
+// satisfies it. The result is shared and read-only; it is looked up on every
+// push, so that a reload of the runtime config applies to the next one.
+type tenantLimits interface {
+	For(tenant string) *limits.Limits
+}
+
+// memberCounter counts the healthy gossip members of a role; *ring.KV and
+// *ring.Static satisfy it. The ingestion rate limit of a tenant is shared by
+// the healthy distributors.
+type memberCounter interface {
+	HealthyMembers(role string) int
+}
+
 // Deps are the runtime dependencies of a Distributor.
 type Deps struct {
+	// Limits gives each tenant's limits. Required.
+	Limits tenantLimits
+	// Distributors counts the healthy distributors; nil means this one alone.
+	Distributors memberCounter
 	// Ring places each series on its ingesters. Required.
 	Ring replicaPicker
 	// Clients gives a Pusher per ingester address. Required.
@@ -67,12 +86,15 @@ type Deps struct {
 // runs no goroutine of its own: each push fans out to the ingesters on
 // goroutines that end before the push is answered.
 type Distributor struct {
-	cfg     Config
-	ring    replicaPicker
-	clients ClientFactory
-	logger  *slog.Logger
-	metrics *metrics
-	warns   *throttle
+	cfg          Config
+	limits       tenantLimits
+	distributors memberCounter
+	rates        *rateLimiter
+	ring         replicaPicker
+	clients      ClientFactory
+	logger       *slog.Logger
+	metrics      *metrics
+	warns        *throttle
 	// now is the clock of the too-far-in-the-future check; tests replace it.
 	now func() time.Time
 }
@@ -88,17 +110,36 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 	if deps.Clients == nil {
 		return nil, errors.New("distributor needs an ingester client factory")
 	}
+	if deps.Limits == nil {
+		return nil, errors.New("distributor needs per-tenant limits")
+	}
+	distributors := deps.Distributors
+	if distributors == nil {
+		distributors = alone{}
+	}
 	logger := deps.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Distributor{
-		cfg:     cfg,
-		ring:    deps.Ring,
-		clients: deps.Clients,
-		logger:  logger.With("component", "distributor"),
-		metrics: newMetrics(deps.Registerer),
-		warns:   newThrottle(warnInterval),
-		now:     time.Now,
-	}, nil
+	d := &Distributor{
+		cfg:          cfg,
+		limits:       deps.Limits,
+		distributors: distributors,
+		rates:        &rateLimiter{},
+		ring:         deps.Ring,
+		clients:      deps.Clients,
+		logger:       logger.With("component", "distributor"),
+		metrics:      newMetrics(deps.Registerer),
+		warns:        newThrottle(warnInterval),
+		now:          time.Now,
+	}
+	if deps.Registerer != nil {
+		deps.Registerer.MustRegister(newRateCollector(d.rates, func() time.Time { return d.now() }))
+	}
+	return d, nil
 }
+
+// alone counts this distributor only.
+type alone struct{}
+
+func (alone) HealthyMembers(string) int { return 1 }

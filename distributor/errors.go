@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"strings"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/internal/tenant"
 )
 
@@ -45,6 +47,9 @@ var (
 	ErrQuorumNotReached = errors.New("write quorum not reached")
 	// ErrPoolClosed means a ClientPool was used after Close.
 	ErrPoolClosed = errors.New("client pool closed")
+	// ErrRateLimited means the push would take the tenant over its ingestion
+	// rate limit; nothing of it was stored.
+	ErrRateLimited = errors.New("ingestion rate limited")
 )
 
 // Series-level errors: each rejects one series (or some of its samples) and
@@ -60,6 +65,14 @@ var (
 	ErrInvalidLabelValue = errors.New("invalid label value")
 	// ErrDuplicateLabelNames means a label name occurs twice in one series.
 	ErrDuplicateLabelNames = errors.New("duplicate label names")
+	// ErrTooManyLabels means a series has more labels than -validation.max-label-names-per-series.
+	ErrTooManyLabels = errors.New("too many labels")
+	// ErrLabelNameTooLong means a label name is longer than -validation.max-length-label-name.
+	ErrLabelNameTooLong = errors.New("label name too long")
+	// ErrLabelValueTooLong means a label value is longer than -validation.max-length-label-value.
+	ErrLabelValueTooLong = errors.New("label value too long")
+	// ErrSeriesLimit means an ingester refused a new series at a per-tenant series limit.
+	ErrSeriesLimit = errors.New("series limit reached")
 	// ErrNativeHistograms means a series carries native histogram samples.
 	ErrNativeHistograms = errors.New("native histograms not supported yet")
 	// ErrTooFarInFuture means a sample is later than now plus the creation grace period.
@@ -81,7 +94,9 @@ type seriesError struct {
 	partial bool
 }
 
-func (e *seriesError) Error() string { return e.reason.text() + ": " + e.detail }
+func (e *seriesError) Error() string {
+	return string(e.reason.errorID()) + ": " + e.reason.text() + ": " + e.detail
+}
 
 // Is makes errors.Is(err, ErrTooFarInFuture) and the like match.
 func (e *seriesError) Is(target error) bool { return target == e.reason.sentinel() }
@@ -140,42 +155,80 @@ func (e *quorumError) Unwrap() []error {
 func (e *quorumError) Is(target error) bool { return target == ErrQuorumNotReached }
 
 // rejectedError is the answer to a push some of whose series were rejected.
-// Its message is the whole response body, formatted eagerly.
-type rejectedError struct{ body string }
+// Its message is the whole response body, formatted eagerly; id is the error
+// ID of the first rejected series, which the body starts with.
+type rejectedError struct {
+	id   apierror.ID
+	body string
+}
 
 func (e *rejectedError) Error() string { return e.body }
 
 // Is makes errors.Is(err, ErrSeriesRejected) match.
 func (e *rejectedError) Is(target error) bool { return target == ErrSeriesRejected }
 
-// httpStatusFor is the one place that maps an error of the write path to the
-// HTTP status answered to the sender. Prometheus retries 5xx (and 429 when so
+// rateLimitedError refuses a push over the tenant's ingestion rate.
+type rateLimitedError struct {
+	msg        string
+	retryAfter time.Duration
+}
+
+func (e *rateLimitedError) Error() string { return e.msg }
+
+// Is makes errors.Is(err, ErrRateLimited) match.
+func (e *rateLimitedError) Is(target error) bool { return target == ErrRateLimited }
+
+// errorID is the one place that maps an error of the write path to its ID in
+// the error contract (internal/apierror), and through it to the HTTP status
+// answered to the sender. Prometheus retries 5xx (and 429 when so
 // configured) and drops the data on any other status, so:
-//   - a request that can never succeed (malformed, too large, invalid series)
-//     is a 4xx;
+//   - a request that can never succeed (malformed, too large, invalid series,
+//     series over a limit) is a 4xx;
+//   - a request over the tenant's ingestion rate is a 429 with Retry-After;
 //   - a request that may succeed later (an ingester down or slow) is a 5xx.
 //
-// See DESIGN.md for the full table.
-func httpStatusFor(err error) int {
-	switch {
-	case err == nil:
-		return http.StatusNoContent
-	case errors.Is(err, tenant.ErrNoTenant), errors.Is(err, tenant.ErrInvalidTenant):
-		return http.StatusUnauthorized
-	case errors.Is(err, ErrMethodNotAllowed):
-		return http.StatusMethodNotAllowed
-	case errors.Is(err, ErrUnsupportedEncoding), errors.Is(err, ErrUnsupportedContentType), errors.Is(err, ErrRemoteWrite2):
-		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrDecodedTooLarge), errors.Is(err, ErrReadBody),
-		errors.Is(err, ErrDecodeSnappy), errors.Is(err, ErrDecodeProtobuf), errors.Is(err, ErrSeriesRejected):
-		return http.StatusBadRequest
-	case errors.Is(err, ErrNoIngester):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, ErrIngesterPush):
-		return ingesterStatus(err)
-	default:
-		return http.StatusInternalServerError
+// See docs/errors.md for the full table.
+func errorID(err error) apierror.ID {
+	if id, ok := apierror.IDOf(err); ok {
+		return id
 	}
+	if re, ok := errors.AsType[*rejectedError](err); ok {
+		return re.id
+	}
+	switch {
+	case errors.Is(err, tenant.ErrNoTenant):
+		return apierror.MissingTenant
+	case errors.Is(err, tenant.ErrInvalidTenant):
+		return apierror.InvalidTenant
+	case errors.Is(err, ErrMethodNotAllowed):
+		return apierror.MethodNotAllowed
+	case errors.Is(err, ErrUnsupportedEncoding), errors.Is(err, ErrUnsupportedContentType), errors.Is(err, ErrRemoteWrite2):
+		return apierror.UnsupportedMediaType
+	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrDecodedTooLarge):
+		return apierror.RequestTooLarge
+	case errors.Is(err, ErrReadBody), errors.Is(err, ErrDecodeSnappy), errors.Is(err, ErrDecodeProtobuf):
+		return apierror.MalformedRequest
+	case errors.Is(err, ErrRateLimited):
+		return apierror.IngestionRateLimited
+	case errors.Is(err, ErrNoIngester):
+		return apierror.TooFewIngesters
+	case errors.Is(err, ErrIngesterPush):
+		if ingesterStatus(err) == http.StatusServiceUnavailable {
+			return apierror.IngesterUnavailable
+		}
+		return apierror.IngesterFailed
+	default:
+		return apierror.Internal
+	}
+}
+
+// httpStatusFor is the HTTP status of the outcome of a push: 204 on success,
+// else the status of its error ID.
+func httpStatusFor(err error) int {
+	if err == nil {
+		return http.StatusNoContent
+	}
+	return errorID(err).Status()
 }
 
 // ingesterStatus maps failed ingester pushes: 503 when every failed ingester

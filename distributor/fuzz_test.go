@@ -34,7 +34,8 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	cfg := testConfig(f)
-	cfg.MaxRecvMsgSize = 1 << 16 // Larger inputs only test the limit.
+	lim := defaultLimits(f)
+	lim.MaxRecvMsgSize = 1 << 16 // Larger inputs only test the limit.
 	reused := &arguspb.WriteRequest{}
 
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -49,6 +50,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		}
 		ings := map[string]*fakeIngester{"ing-0": {pushFunc: check}, "ing-1": {pushFunc: check}}
 		d := newTestDistributor(t, cfg, r, ings, nil)
+		d.limits = tenantLimitsMap{def: lim}
 		w := serve(d.PushHandler(), newPushRequest(body))
 		if w.Code/100 != 2 && w.Code/100 != 4 {
 			t.Fatalf("status %d, want 2xx or 4xx; body: %s", w.Code, w.Body.String())
@@ -61,7 +63,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		}
 		// Differential: the distributor's request decoder against the
 		// generated one, on every body that snappy-decodes within the limit.
-		if n, err := snappy.DecodedLen(body); err == nil && n <= cfg.MaxRecvMsgSize {
+		if n, err := snappy.DecodedLen(body); err == nil && n <= lim.MaxRecvMsgSize {
 			if raw, err := snappy.Decode(nil, body); err == nil {
 				requireDecodesLikeGenerated(t, raw, reused)
 			}

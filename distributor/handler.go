@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/internal/tenant"
 )
 
@@ -47,7 +48,7 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 		err = d.handlePush(r, tenantID)
 	}
 	code := httpStatusFor(err)
-	respond(w, code, err)
+	respond(w, code, tenantID, err)
 	d.logOutcome(tenantID, code, err)
 	d.metrics.pushDuration.WithLabelValues(strconv.Itoa(code)).Observe(time.Since(start).Seconds())
 }
@@ -60,16 +61,23 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err := admit(r); err != nil {
 		return err
 	}
+	lim := d.limits.For(tenantID)
 	wc := getWriteCtx()
 	defer putWriteCtx(wc) // Only after every ingester answered and the outcome is formatted.
 	wc.rej.reset(d.cfg.MaxErrorsInResponse)
-	if err := wc.readBody(r, d.cfg.MaxRecvMsgSize); err != nil {
+	if err := wc.readBody(r, lim.MaxRecvMsgSize); err != nil {
 		return err
 	}
-	if err := wc.decode(d.cfg.MaxRecvMsgSize); err != nil {
+	if err := wc.decode(lim.MaxRecvMsgSize); err != nil {
 		return err
 	}
-	toPush := d.validate(wc, tm)
+	toPush := d.validate(wc, tm, lim)
+	if toPush > 0 {
+		if err := d.admitRate(tenantID, lim, toPush, formatLabels(wc.req.Timeseries[0].Labels)); err != nil {
+			tm.discarded[reasonRateLimited].Add(float64(toPush))
+			return err
+		}
+	}
 	if err := d.shard(wc, tenantID); err != nil {
 		return err
 	}
@@ -78,7 +86,7 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err != nil {
 		return err
 	}
-	return wc.rej.err(max(int64(toPush)-ingesterRejected, 0))
+	return wc.rej.err(tenantID, max(int64(toPush)-ingesterRejected, 0))
 }
 
 // admit checks what the headers of a push promise, before its body is read:
@@ -112,16 +120,36 @@ func admit(r *http.Request) error {
 	}
 }
 
-// respond writes the one answer of a push.
-func respond(w http.ResponseWriter, code int, err error) {
+// respond writes the one answer of a push. Every error body starts with the
+// error ID, then the tenant when it is known (see docs/errors.md); a 429
+// carries Retry-After in whole seconds.
+func respond(w http.ResponseWriter, code int, tenantID string, err error) {
 	if err == nil {
 		w.WriteHeader(code)
 		return
 	}
-	if code == http.StatusMethodNotAllowed {
+	switch code {
+	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", http.MethodPost)
+	case http.StatusTooManyRequests:
+		if rl, ok := errors.AsType[*rateLimitedError](err); ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(rl.retryAfter/time.Second)))
+		}
 	}
-	http.Error(w, err.Error(), code)
+	http.Error(w, errorBody(tenantID, err), code)
+}
+
+// errorBody prefixes the message of err with its error ID and the tenant,
+// unless the message already starts with an ID (and then names the tenant).
+func errorBody(tenantID string, err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, apierror.Prefix) {
+		return msg
+	}
+	if tenantID == "" {
+		return string(errorID(err)) + ": " + msg
+	}
+	return fmt.Sprintf("%s: tenant %q: %s", errorID(err), tenantID, msg)
 }
 
 // logOutcome logs a failed push: a 5xx as a warning, at most once per

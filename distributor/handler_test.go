@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -34,6 +36,7 @@ func TestPushHandler(t *testing.T) {
 		method     string
 		noTenant   bool
 		cfg        func(*Config)
+		lim        func(*limits.Limits)
 		wantStatus int
 		wantBody   []string // substrings of the body, in order
 		wantPushed []string // exact, in order; nil means nothing pushed
@@ -170,14 +173,14 @@ func TestPushHandler(t *testing.T) {
 		},
 		{
 			name:       "body over the size limit",
-			cfg:        func(c *Config) { c.MaxRecvMsgSize = 64 },
+			lim:        func(l *limits.Limits) { l.MaxRecvMsgSize = 64 },
 			body:       make([]byte, 65),
 			wantStatus: http.StatusBadRequest,
 			wantBody:   []string{"request body too large: 65 bytes, the limit is 64 bytes"},
 		},
 		{
 			name: "snappy header announcing a huge decoded length",
-			cfg:  func(c *Config) { c.MaxRecvMsgSize = 1 << 20 },
+			lim:  func(l *limits.Limits) { l.MaxRecvMsgSize = 1 << 20 },
 			// A varint of 1 GiB, then garbage: rejected before any allocation.
 			body:       append(binary.AppendUvarint(nil, 1<<30), 0x00, 0x01, 0x02),
 			wantStatus: http.StatusBadRequest,
@@ -230,7 +233,7 @@ func TestPushHandler(t *testing.T) {
 			wantStatus: http.StatusBadRequest,
 			wantBody: []string{
 				"2 series (3 samples) rejected, 2 samples accepted\n",
-				`{__name__="up"}: too far in the future: 2 samples after 1767323645000 ms (now + 10m0s), the first at 1767323645001 ms` + "\n",
+				`{__name__="up"}: too far in the future: 2 samples after 1767323645000 ms (now + -validation.create-grace-period=10m0s), the first at 1767323645001 ms` + "\n",
 				`{__name__="late"}: too far in the future: 1 samples after`,
 			},
 			wantPushed: []string{`{__name__="up"} 1@1767323045000 2@1767323645000`},
@@ -280,6 +283,11 @@ func TestPushHandler(t *testing.T) {
 				c.cfg(&cfg)
 			}
 			d, ing := newSingleIngester(t, cfg, nil)
+			if c.lim != nil {
+				l := defaultLimits(t)
+				c.lim(l)
+				d.limits = tenantLimitsMap{def: l}
+			}
 			r := newPushRequest(c.body)
 			if c.method != "" {
 				r.Method = c.method
@@ -387,9 +395,11 @@ func TestHTTPStatusFor(t *testing.T) {
 		ErrReadBody:               http.StatusBadRequest,
 		ErrDecodeSnappy:           http.StatusBadRequest,
 		ErrDecodeProtobuf:         http.StatusBadRequest,
-		&rejectedError{body: "x"}: http.StatusBadRequest,
-		ErrNoIngester:             http.StatusServiceUnavailable,
-		ErrPoolClosed:             http.StatusInternalServerError,
+		&rejectedError{id: apierror.MissingMetricName, body: "x"}: http.StatusBadRequest,
+		tenant.ErrInvalidTenant:                                   http.StatusUnauthorized,
+		&rateLimitedError{msg: "x"}:                               http.StatusTooManyRequests,
+		ErrNoIngester:                                             http.StatusServiceUnavailable,
+		ErrPoolClosed:                                             http.StatusInternalServerError,
 	}
 	for err, want := range cases {
 		require.Equal(t, want, httpStatusFor(err), "%v", err)
@@ -412,27 +422,29 @@ func (r *errReader) Read(p []byte) (int, error) {
 // errors of a body whose length is not announced (chunked encoding).
 func TestPushHandler_BodyWithoutContentLength(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.MaxRecvMsgSize = 1000
 	d, ing := newSingleIngester(t, cfg, nil)
+	lim := defaultLimits(t)
+	lim.MaxRecvMsgSize = 1000
+	d.limits = tenantLimitsMap{def: lim}
 
 	r := newPushRequest(nil)
 	r.Body = io.NopCloser(bytes.NewReader(make([]byte, 5000)))
 	r.ContentLength = -1
 	w := serve(d.PushHandler(), r)
 	require.Equal(t, http.StatusBadRequest, w.Code)
-	require.Equal(t, "request body too large: more than 1000 bytes, the limit (-distributor.max-recv-msg-size)\n", w.Body.String())
+	require.Equal(t, `err-argus-request-too-large: tenant "tenant-a": request body too large: more than 1000 bytes, the limit (-distributor.max-recv-msg-size)`+"\n", w.Body.String())
 
 	r = newPushRequest(nil)
 	r.Body = io.NopCloser(&errReader{data: []byte{1, 2, 3}})
 	r.ContentLength = -1
 	w = serve(d.PushHandler(), r)
 	require.Equal(t, http.StatusBadRequest, w.Code)
-	require.Equal(t, "read request body: connection reset\n", w.Body.String())
+	require.Equal(t, `err-argus-malformed-request: tenant "tenant-a": read request body: connection reset`+"\n", w.Body.String())
 
 	// Exactly at the limit, in many small reads: accepted.
 	ts := series([]string{"__name__", "up", "pad", strings.Repeat("p", 500)}, 1, ms(0))
 	body := encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts}})
-	require.Less(t, len(body), cfg.MaxRecvMsgSize)
+	require.Less(t, len(body), lim.MaxRecvMsgSize)
 	r = newPushRequest(nil)
 	r.Body = io.NopCloser(iotest.OneByteReader(bytes.NewReader(body)))
 	r.ContentLength = -1

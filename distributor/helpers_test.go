@@ -16,9 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -34,6 +37,8 @@ const testTenant = "tenant-a"
 // set, gives the answer; else the answer is empty (everything appended).
 type fakeIngester struct {
 	pushFunc func(ctx context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error)
+	// stats answers UserStats; nil fails it.
+	stats func(tenant string) *arguspb.UserStatsResponse
 
 	mu      sync.Mutex
 	series  []*arguspb.TimeSeries // guarded by mu
@@ -58,6 +63,14 @@ func (f *fakeIngester) Push(ctx context.Context, req *arguspb.WriteRequest, _ ..
 		return f.pushFunc(ctx, req)
 	}
 	return &arguspb.PushResponse{}, nil
+}
+
+func (f *fakeIngester) UserStats(ctx context.Context, _ *arguspb.UserStatsRequest, _ ...grpc.CallOption) (*arguspb.UserStatsResponse, error) {
+	if f.stats == nil {
+		return nil, status.Error(codes.Unavailable, "down")
+	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	return f.stats(md.Get(tenant.MetadataKey)[0]), nil
 }
 
 // pushed returns the series f was pushed, one string each (see seriesString).
@@ -95,12 +108,36 @@ func testConfig(t testing.TB) Config {
 	return cfg
 }
 
+// defaultLimits returns the limits the flags default to.
+func defaultLimits(t testing.TB) *limits.Limits {
+	t.Helper()
+	var l limits.Limits
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	l.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	return &l
+}
+
+// tenantLimitsMap gives each tenant its limits, and the default to others.
+type tenantLimitsMap struct {
+	def     *limits.Limits
+	tenants map[string]*limits.Limits
+}
+
+func (m tenantLimitsMap) For(tenant string) *limits.Limits {
+	if l, ok := m.tenants[tenant]; ok {
+		return l
+	}
+	return m.def
+}
+
 // newTestDistributor returns a distributor over the given ring whose
 // ingesters are fakes, keyed by address, with the clock at testNow.
 func newTestDistributor(t testing.TB, cfg Config, r replicaPicker, ingesters map[string]*fakeIngester, reg prometheus.Registerer) *Distributor {
 	t.Helper()
 	d, err := New(cfg, Deps{
-		Ring: r,
+		Ring:   r,
+		Limits: tenantLimitsMap{def: defaultLimits(t)},
 		Clients: ClientFactoryFunc(func(addr string) (Pusher, error) {
 			if ing, ok := ingesters[addr]; ok {
 				return ing, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/ring"
 )
 
@@ -15,8 +16,8 @@ import (
 // records the rejected ones and compacts wc.req.Timeseries to the series to
 // push. It returns the number of samples to push. Exemplars and metadata are
 // counted and dropped: Argus does not store them yet.
-func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics) (toPush int) {
-	v := newSeriesValidator(d.now(), d.cfg.CreationGracePeriod)
+func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limits) (toPush int) {
+	v := newSeriesValidator(d.now(), lim)
 	received, exemplars := 0, 0
 	all, kept := wc.req.Timeseries, 0
 	for i, ts := range all {
@@ -25,7 +26,7 @@ func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics) (toPush int) {
 		ts.Exemplars = nil
 		if serr := v.validate(ts); serr != nil {
 			tm.discarded[serr.reason].Add(float64(serr.samples))
-			wc.rej.add(ts.Labels, serr.reason.text(), serr.detail, int64(serr.samples))
+			wc.rej.add(ts.Labels, serr.reason, serr.detail, int64(serr.samples))
 			if !serr.partial {
 				continue
 			}

@@ -53,9 +53,9 @@ func TestPush_IngesterRejections(t *testing.T) {
 	}})
 	w := serve(d.PushHandler(), newPushRequest(body))
 	require.Equal(t, http.StatusBadRequest, w.Code)
-	require.Equal(t, "2 series (4 samples) rejected, 1 samples accepted\n"+
-		`{__name__="up", job="a"}: out of order sample: sample at 1000 older than 2000`+"\n"+
-		`{__name__="up", job="b"}: sample too old: 1 samples rejected`+"\n", w.Body.String())
+	require.Equal(t, `err-argus-sample-out-of-order: tenant "tenant-a": 2 series (4 samples) rejected, 1 samples accepted`+"\n"+
+		`err-argus-sample-out-of-order: {__name__="up", job="a"}: out of order sample: sample at 1000 older than 2000`+"\n"+
+		`err-argus-sample-too-old: {__name__="up", job="b"}: sample too old: 1 samples rejected`+"\n", w.Body.String())
 
 	discarded := func(reason string) float64 {
 		return testutil.ToFloat64(d.metrics.discardedSamples.WithLabelValues(reason, testTenant))
@@ -209,7 +209,7 @@ func TestPush_TwoIngestersOneFails(t *testing.T) {
 	}
 	w := serve(d.PushHandler(), newPushRequest(encode(t, req)))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
-	require.Equal(t, "push to ingester ing-1:9095: rpc error: code = Unavailable desc = down\n", w.Body.String())
+	require.Equal(t, `err-argus-ingester-unavailable: tenant "tenant-a": push to ingester ing-1:9095: rpc error: code = Unavailable desc = down`+"\n", w.Body.String())
 }
 
 // ingesterServer is a real gRPC Ingester server with a function-field Push.
@@ -258,7 +258,7 @@ func TestClientPool_EndToEnd(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, pool.Close()) })
 	r, err := ring.NewStatic(ring.Instance{ID: "ing", Addr: addr})
 	require.NoError(t, err)
-	d, err := New(testConfig(t), Deps{Ring: r, Clients: pool})
+	d, err := New(testConfig(t), Deps{Ring: r, Clients: pool, Limits: tenantLimitsMap{def: defaultLimits(t)}})
 	require.NoError(t, err)
 	d.now = func() time.Time { return testNow }
 

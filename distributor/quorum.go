@@ -260,7 +260,7 @@ func (wc *writeCtx) holdsUnattributed(b *batch) bool {
 // reportListed counts and records series i as b's ingester rejected it: one
 // line for the series, whatever the number of reasons the ingester gave.
 func (d *Distributor) reportListed(wc *writeCtx, tm *tenantMetrics, i int32, b *batch) (samples int64) {
-	var why string
+	why := reasonUnknown
 	var detail strings.Builder
 	for j, rs := range b.resp.GetRejected() {
 		if b.rejIdx[j] != i {
@@ -273,8 +273,8 @@ func (d *Distributor) reportListed(wc *writeCtx, tm *tenantMetrics, i int32, b *
 		if msg == "" {
 			msg = fmt.Sprintf("%d samples rejected", rs.RejectedSamples)
 		}
-		if why == "" {
-			why = r.text()
+		if detail.Len() == 0 {
+			why = r
 		} else {
 			detail.WriteString("; " + r.text() + ": ")
 		}

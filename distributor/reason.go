@@ -1,11 +1,15 @@
 package distributor
 
-import "github.com/argus-tsdb/argus/proto/arguspb"
+import (
+	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/proto/arguspb"
+)
 
 // reason is why samples were discarded: the fixed enum of the reason label of
 // argus_discarded_samples_total. The distributor's own checks and the
 // ingesters' rejections (arguspb.RejectReason) share it, so that one counter
-// covers every discarded sample.
+// covers every discarded sample. Each reason has the error ID of the
+// contract (internal/apierror) that its rejections are reported with.
 type reason uint8
 
 const (
@@ -14,13 +18,20 @@ const (
 	reasonInvalidLabelName
 	reasonInvalidLabelValue
 	reasonDuplicateLabelNames
+	reasonMaxLabelNames
+	reasonLabelNameTooLong
+	reasonLabelValueTooLong
 	reasonNativeHistograms
 	reasonTooFarInFuture
+	// reasonRateLimited counts the valid samples of pushes refused with 429.
+	reasonRateLimited
 	// Reasons an ingester reports.
 	reasonOutOfOrder
 	reasonDuplicateTimestamp
 	reasonTooOld
 	reasonInvalidLabels
+	reasonPerUserSeriesLimit
+	reasonPerMetricSeriesLimit
 	// reasonUnknown counts samples an ingester rejected without saying why
 	// (REJECT_REASON_UNSPECIFIED, or samples beyond the series it lists).
 	reasonUnknown
@@ -29,29 +40,37 @@ const (
 )
 
 // reasonInfo is, per reason, its metric label value, the text of the
-// response body and the sentinel error that errors.Is matches.
+// response body, the sentinel error that errors.Is matches and the error ID.
 var reasonInfo = [numReasons]struct {
 	label    string
 	text     string
 	sentinel error
+	id       apierror.ID
 }{
-	reasonMissingMetricName:   {"missing_metric_name", "missing metric name", ErrMissingMetricName},
-	reasonInvalidMetricName:   {"invalid_metric_name", "invalid metric name", ErrInvalidMetricName},
-	reasonInvalidLabelName:    {"invalid_label_name", "invalid label name", ErrInvalidLabelName},
-	reasonInvalidLabelValue:   {"invalid_label_value", "invalid label value", ErrInvalidLabelValue},
-	reasonDuplicateLabelNames: {"duplicate_label_names", "duplicate label names", ErrDuplicateLabelNames},
-	reasonNativeHistograms:    {"native_histograms_unsupported", "native histograms not supported yet", ErrNativeHistograms},
-	reasonTooFarInFuture:      {"too_far_in_future", "too far in the future", ErrTooFarInFuture},
-	reasonOutOfOrder:          {"out_of_order", "out of order sample", ErrIngesterRejected},
-	reasonDuplicateTimestamp:  {"duplicate_timestamp", "duplicate sample for timestamp", ErrIngesterRejected},
-	reasonTooOld:              {"too_old", "sample too old", ErrIngesterRejected},
-	reasonInvalidLabels:       {"invalid_labels", "invalid labels", ErrIngesterRejected},
-	reasonUnknown:             {"unknown", "rejected by ingester", ErrIngesterRejected},
+	reasonMissingMetricName:    {"missing_metric_name", "missing metric name", ErrMissingMetricName, apierror.MissingMetricName},
+	reasonInvalidMetricName:    {"invalid_metric_name", "invalid metric name", ErrInvalidMetricName, apierror.InvalidMetricName},
+	reasonInvalidLabelName:     {"invalid_label_name", "invalid label name", ErrInvalidLabelName, apierror.InvalidLabelName},
+	reasonInvalidLabelValue:    {"invalid_label_value", "invalid label value", ErrInvalidLabelValue, apierror.InvalidLabelValue},
+	reasonDuplicateLabelNames:  {"duplicate_label_names", "duplicate label names", ErrDuplicateLabelNames, apierror.DuplicateLabelNames},
+	reasonMaxLabelNames:        {"max_label_names_per_series", "too many labels", ErrTooManyLabels, apierror.MaxLabelNamesPerSeries},
+	reasonLabelNameTooLong:     {"label_name_too_long", "label name too long", ErrLabelNameTooLong, apierror.LabelNameTooLong},
+	reasonLabelValueTooLong:    {"label_value_too_long", "label value too long", ErrLabelValueTooLong, apierror.LabelValueTooLong},
+	reasonNativeHistograms:     {"native_histograms_unsupported", "native histograms not supported yet", ErrNativeHistograms, apierror.NativeHistograms},
+	reasonTooFarInFuture:       {"too_far_in_future", "too far in the future", ErrTooFarInFuture, apierror.TooFarInFuture},
+	reasonRateLimited:          {"rate_limited", "ingestion rate limited", ErrRateLimited, apierror.IngestionRateLimited},
+	reasonOutOfOrder:           {"out_of_order", "out of order sample", ErrIngesterRejected, apierror.SampleOutOfOrder},
+	reasonDuplicateTimestamp:   {"duplicate_timestamp", "duplicate sample for timestamp", ErrIngesterRejected, apierror.SampleDuplicate},
+	reasonTooOld:               {"too_old", "sample too old", ErrIngesterRejected, apierror.SampleTooOld},
+	reasonInvalidLabels:        {"invalid_labels", "invalid labels", ErrIngesterRejected, apierror.IngesterInvalidLabels},
+	reasonPerUserSeriesLimit:   {"per_user_series_limit", "per-tenant series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerUser},
+	reasonPerMetricSeriesLimit: {"per_metric_series_limit", "per-metric series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerMetric},
+	reasonUnknown:              {"unknown", "rejected by ingester", ErrIngesterRejected, apierror.IngesterRejected},
 }
 
-func (r reason) label() string   { return reasonInfo[r].label }
-func (r reason) text() string    { return reasonInfo[r].text }
-func (r reason) sentinel() error { return reasonInfo[r].sentinel }
+func (r reason) label() string        { return reasonInfo[r].label }
+func (r reason) text() string         { return reasonInfo[r].text }
+func (r reason) sentinel() error      { return reasonInfo[r].sentinel }
+func (r reason) errorID() apierror.ID { return reasonInfo[r].id }
 
 // reasonFromProto maps an ingester's reject reason.
 func reasonFromProto(r arguspb.RejectReason) reason {
@@ -64,6 +83,10 @@ func reasonFromProto(r arguspb.RejectReason) reason {
 		return reasonTooOld
 	case arguspb.RejectReason_REJECT_REASON_INVALID_LABELS:
 		return reasonInvalidLabels
+	case arguspb.RejectReason_REJECT_REASON_PER_USER_SERIES_LIMIT:
+		return reasonPerUserSeriesLimit
+	case arguspb.RejectReason_REJECT_REASON_PER_METRIC_SERIES_LIMIT:
+		return reasonPerMetricSeriesLimit
 	default:
 		return reasonUnknown
 	}

@@ -3,9 +3,11 @@ package distributor
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -17,6 +19,7 @@ type rejections struct {
 	series  int
 	samples int64
 	lines   []string
+	firstID apierror.ID // of the first rejected series
 }
 
 func (r *rejections) reset(maxLines int) {
@@ -24,26 +27,35 @@ func (r *rejections) reset(maxLines int) {
 	*r = rejections{max: maxLines, lines: r.lines[:0]}
 }
 
-// add records a rejected series. ls may alias pooled memory, so the line is
-// formatted now; past max lines the series is only counted.
-func (r *rejections) add(ls []*arguspb.Label, why, detail string, samples int64) {
+// add records a series rejected for why (the first reason when there are
+// several). ls may alias pooled memory, so the line is formatted now; past
+// max lines the series is only counted.
+func (r *rejections) add(ls []*arguspb.Label, why reason, detail string, samples int64) {
+	if r.series == 0 {
+		r.firstID = why.errorID()
+	}
 	r.series++
 	r.samples += samples
 	if len(r.lines) >= r.max {
 		return
 	}
-	r.lines = append(r.lines, formatLabels(ls)+": "+why+": "+detail)
+	r.lines = append(r.lines, string(why.errorID())+": "+formatLabels(ls)+": "+why.text()+": "+detail)
 }
 
 // err returns nil if nothing was rejected, else the rejectedError whose
-// message is the response body: a summary line, then one line per listed
-// series.
-func (r *rejections) err(acceptedSamples int64) error {
+// message is the response body: a summary line with the error ID of the
+// first rejected series and the tenant, then one line per listed series,
+// each with its own error ID, labels, reason and the limit in force.
+func (r *rejections) err(tenantID string, acceptedSamples int64) error {
 	if r.series == 0 && r.samples == 0 {
 		return nil
 	}
+	id := r.firstID
+	if r.series == 0 {
+		id = apierror.IngesterRejected // Only samples no ingester attributed to a series.
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d series (%d samples) rejected, %d samples accepted", r.series, r.samples, acceptedSamples)
+	fmt.Fprintf(&b, "%s: tenant %q: %d series (%d samples) rejected, %d samples accepted", id, tenantID, r.series, r.samples, acceptedSamples)
 	for _, l := range r.lines {
 		b.WriteByte('\n')
 		b.WriteString(l)
@@ -51,16 +63,34 @@ func (r *rejections) err(acceptedSamples int64) error {
 	if more := r.series - len(r.lines); more > 0 {
 		fmt.Fprintf(&b, "\n(%d more rejected series not listed)", more)
 	}
-	return &rejectedError{body: b.String()}
+	return &rejectedError{id: id, body: b.String()}
 }
 
 // formatLabels renders ls in the Prometheus text form, as
 // labels.Labels.String does: {__name__="up", job="x"}. Labels are kept in
 // their order, duplicates included, so that an invalid set shows as sent.
+// Names and values longer than maxShownLength bytes are cut, so that a
+// series rejected for an oversized label does not make the answer huge.
 func formatLabels(ls []*arguspb.Label) string {
 	b := labels.NewScratchBuilder(len(ls))
 	for _, l := range ls {
-		b.Add(l.Name, l.Value)
+		b.Add(truncate(l.Name), truncate(l.Value))
 	}
 	return b.Labels().String()
+}
+
+// maxShownLength is the most bytes of a label name or value an error message
+// shows.
+const maxShownLength = 200
+
+// truncate cuts s to maxShownLength bytes (at a rune boundary) and says so.
+func truncate(s string) string {
+	if len(s) <= maxShownLength {
+		return s
+	}
+	cut := maxShownLength
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("...(%d bytes)", len(s))
 }

@@ -134,14 +134,14 @@ func TestPush_QuorumLost(t *testing.T) {
 		{
 			name: "two unavailable", ing0: failWith(unavailable), ing1: failWith(unavailable),
 			wantStatus: http.StatusServiceUnavailable,
-			wantBody: "write quorum not reached for 10 series: each needs 2 of its 3 replicas\n" +
+			wantBody: `err-argus-ingester-unavailable: tenant "tenant-a": write quorum not reached for 10 series: each needs 2 of its 3 replicas` + "\n" +
 				"push to ingester ing-0:9095: rpc error: code = Unavailable desc = connection refused\n" +
 				"push to ingester ing-1:9095: rpc error: code = Unavailable desc = connection refused\n",
 		},
 		{
 			name: "one unavailable, one internal", ing0: failWith(unavailable), ing1: failWith(status.Error(codes.Internal, "wal write failed")),
 			wantStatus: http.StatusInternalServerError,
-			wantBody: "write quorum not reached for 10 series: each needs 2 of its 3 replicas\n" +
+			wantBody: `err-argus-ingester-failed: tenant "tenant-a": write quorum not reached for 10 series: each needs 2 of its 3 replicas` + "\n" +
 				"push to ingester ing-0:9095: rpc error: code = Unavailable desc = connection refused\n" +
 				"push to ingester ing-1:9095: rpc error: code = Internal desc = wal write failed\n",
 		},
@@ -150,7 +150,7 @@ func TestPush_QuorumLost(t *testing.T) {
 			// quorum, so it is a 5xx and not a 400.
 			name: "one unavailable, one rejecting", ing0: failWith(unavailable), ing1: rejectFirst(func(string) bool { return true }, 10),
 			wantStatus: http.StatusServiceUnavailable,
-			wantBody: "write quorum not reached for 10 series: each needs 2 of its 3 replicas\n" +
+			wantBody: `err-argus-ingester-unavailable: tenant "tenant-a": write quorum not reached for 10 series: each needs 2 of its 3 replicas` + "\n" +
 				"push to ingester ing-0:9095: rpc error: code = Unavailable desc = connection refused\n",
 		},
 	}
@@ -235,8 +235,8 @@ func TestPush_QuorumRejections(t *testing.T) {
 			wantDiscarded := 0.0
 			if c.wantStatus == http.StatusBadRequest {
 				wantDiscarded = 1
-				require.Equal(t, "1 series (1 samples) rejected, 4 samples accepted\n"+
-					bad+": out of order sample: sample at 1 older than 2\n", w.Body.String())
+				require.Equal(t, `err-argus-sample-out-of-order: tenant "tenant-a": 1 series (1 samples) rejected, 4 samples accepted`+"\n"+
+					"err-argus-sample-out-of-order: "+bad+": out of order sample: sample at 1 older than 2\n", w.Body.String())
 			}
 			require.InDelta(t, wantDiscarded, testutil.ToFloat64(d.metrics.discardedSamples.WithLabelValues("out_of_order", testTenant)), 0)
 			require.InDelta(t, 0.0, testutil.ToFloat64(d.metrics.discardedSamples.WithLabelValues("unknown", testTenant)), 0)
@@ -270,8 +270,8 @@ func TestPush_QuorumRejectionsMax(t *testing.T) {
 	}})
 	w := serve(d.PushHandler(), newPushRequest(body))
 	require.Equal(t, http.StatusBadRequest, w.Code)
-	require.Equal(t, "1 series (3 samples) rejected, 1 samples accepted\n"+
-		`{__name__="up"}: out of order sample: out of order; duplicate sample for timestamp: 1 samples rejected`+"\n", w.Body.String())
+	require.Equal(t, `err-argus-sample-out-of-order: tenant "tenant-a": 1 series (3 samples) rejected, 1 samples accepted`+"\n"+
+		`err-argus-sample-out-of-order: {__name__="up"}: out of order sample: out of order; duplicate sample for timestamp: 1 samples rejected`+"\n", w.Body.String())
 	discarded := func(reason string) float64 {
 		return testutil.ToFloat64(d.metrics.discardedSamples.WithLabelValues(reason, testTenant))
 	}
@@ -297,7 +297,7 @@ func TestPush_QuorumUnlistedRejections(t *testing.T) {
 		}
 		w := serve(d.PushHandler(), newPushRequest(encode(t, numberedRequest(20))))
 		require.Equal(t, http.StatusBadRequest, w.Code)
-		require.True(t, strings.HasPrefix(w.Body.String(), "10 series (12 samples) rejected, 8 samples accepted\n"), w.Body.String())
+		require.True(t, strings.HasPrefix(w.Body.String(), `err-argus-sample-out-of-order: tenant "tenant-a": 10 series (12 samples) rejected, 8 samples accepted`+"\n"), w.Body.String())
 		lines := strings.Split(strings.TrimSuffix(w.Body.String(), "\n"), "\n")[1:]
 		require.Len(t, lines, 10)
 		require.Len(t, slices.Compact(slices.Sorted(slices.Values(lines))), 10, "each listed series once")

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -19,12 +21,12 @@ const metricName = model.MetricNameLabel
 // (out of order, duplicate timestamps, too old) are the ingester's.
 type seriesValidator struct {
 	// maxT is the latest timestamp accepted, in Unix milliseconds.
-	maxT  int64
-	grace time.Duration
+	maxT int64
+	lim  *limits.Limits // the tenant's, read-only
 }
 
-func newSeriesValidator(now time.Time, grace time.Duration) seriesValidator {
-	return seriesValidator{maxT: now.Add(grace).UnixMilli(), grace: grace}
+func newSeriesValidator(now time.Time, lim *limits.Limits) seriesValidator {
+	return seriesValidator{maxT: now.Add(lim.CreationGracePeriod).UnixMilli(), lim: lim}
 }
 
 // validate checks ts and fixes it in place as Prometheus's receiver and head
@@ -36,11 +38,16 @@ func newSeriesValidator(now time.Time, grace time.Duration) seriesValidator {
 //
 //  1. label names: no duplicate, non-empty valid UTF-8;
 //  2. label values: valid UTF-8; __name__ present and non-empty;
-//  3. no native histogram samples (the whole series is rejected, its float
+//  3. the tenant's limits on the number of labels and their lengths;
+//  4. no native histogram samples (the whole series is rejected, its float
 //     samples too, so that a series is never half stored);
-//  4. each sample at most grace after now (only those samples are rejected).
+//  5. each sample at most the grace period after now (only those samples
+//     are rejected).
 func (v seriesValidator) validate(ts *arguspb.TimeSeries) *seriesError {
 	if reason, detail := normalizeLabels(ts); detail != "" {
+		return &seriesError{reason: reason, detail: detail, samples: len(ts.Samples) + len(ts.Histograms)}
+	}
+	if reason, detail := v.checkLimits(ts.Labels); detail != "" {
 		return &seriesError{reason: reason, detail: detail, samples: len(ts.Samples) + len(ts.Histograms)}
 	}
 	if len(ts.Histograms) > 0 {
@@ -86,6 +93,27 @@ func normalizeLabels(ts *arguspb.TimeSeries) (reason, string) {
 
 func compareLabelNames(a, b *arguspb.Label) int { return strings.Compare(a.Name, b.Name) }
 
+// checkLimits checks the normalized labels ls against the tenant's limits and
+// returns a non-empty detail, naming the limit in force, when one is
+// exceeded.
+func (v seriesValidator) checkLimits(ls []*arguspb.Label) (reason, string) {
+	if n := len(ls); n > v.lim.MaxLabelNamesPerSeries {
+		return reasonMaxLabelNames, fmt.Sprintf("the series has %d labels, over %s",
+			n, apierror.LimitText("validation.max-label-names-per-series", v.lim.MaxLabelNamesPerSeries))
+	}
+	for _, l := range ls {
+		if n := len(l.Name); n > v.lim.MaxLabelNameLength {
+			return reasonLabelNameTooLong, fmt.Sprintf("label name %q is %d bytes long, over %s",
+				truncate(l.Name), n, apierror.LimitText("validation.max-length-label-name", v.lim.MaxLabelNameLength))
+		}
+		if n := len(l.Value); n > v.lim.MaxLabelValueLength {
+			return reasonLabelValueTooLong, fmt.Sprintf("the value of label %q is %d bytes long, over %s",
+				truncate(l.Name), n, apierror.LimitText("validation.max-length-label-value", v.lim.MaxLabelValueLength))
+		}
+	}
+	return 0, ""
+}
+
 // dropFutureSamples removes from ts the samples after v.maxT.
 func (v seriesValidator) dropFutureSamples(ts *arguspb.TimeSeries) *seriesError {
 	kept := ts.Samples[:0]
@@ -108,7 +136,7 @@ func (v seriesValidator) dropFutureSamples(ts *arguspb.TimeSeries) *seriesError 
 	return &seriesError{
 		reason: reasonTooFarInFuture,
 		detail: fmt.Sprintf("%d samples after %d ms (now + %s), the first at %d ms",
-			dropped, v.maxT, v.grace, first),
+			dropped, v.maxT, apierror.LimitText("validation.create-grace-period", v.lim.CreationGracePeriod), first),
 		samples: dropped,
 		partial: len(kept) > 0,
 	}

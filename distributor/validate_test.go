@@ -11,7 +11,7 @@ import (
 )
 
 func TestSeriesValidator(t *testing.T) {
-	v := newSeriesValidator(testNow, 10*time.Minute)
+	v := newSeriesValidator(testNow, defaultLimits(t))
 	withHistograms := func(ts *arguspb.TimeSeries) *arguspb.TimeSeries {
 		ts.Histograms = [][]byte{{0x01}}
 		return ts
@@ -76,19 +76,15 @@ func TestSeriesValidator(t *testing.T) {
 func TestConfig(t *testing.T) {
 	cfg := testConfig(t)
 	require.Equal(t, Config{
-		MaxRecvMsgSize:      100 << 20,
 		RemoteTimeout:       20 * time.Second,
 		MaxErrorsInResponse: 10,
-		CreationGracePeriod: 10 * time.Minute,
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 
-	bad := Config{MaxRecvMsgSize: 0, RemoteTimeout: 0, MaxErrorsInResponse: -1, CreationGracePeriod: -time.Second}
+	bad := Config{RemoteTimeout: 0, MaxErrorsInResponse: -1}
 	err := bad.Validate()
-	require.ErrorContains(t, err, "-distributor.max-recv-msg-size")
 	require.ErrorContains(t, err, "-distributor.remote-timeout")
 	require.ErrorContains(t, err, "-distributor.max-errors-in-response")
-	require.ErrorContains(t, err, "-validation.create-grace-period")
 
 	_, err = New(bad, Deps{})
 	require.Error(t, err)

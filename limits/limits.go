@@ -3,6 +3,8 @@ package limits
 import (
 	"errors"
 	"flag"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -65,7 +67,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 // are Mimir's.
 func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.Float64Var(&l.IngestionRate, prefix+"distributor.ingestion-rate-limit", 10000,
-		"Per-tenant ingestion rate limit, in samples per second, shared by all distributors.")
+		"Per-tenant ingestion rate limit, in samples per second, shared by the healthy distributors. 0 means unlimited.")
 	f.IntVar(&l.IngestionBurstSize, prefix+"distributor.ingestion-burst-size", 200000,
 		"Per-tenant number of samples that may be pushed at once above the ingestion rate limit.")
 	f.IntVar(&l.MaxGlobalSeriesPerUser, prefix+"ingester.max-global-series-per-user", 150000,
@@ -115,4 +117,26 @@ func (l *Limits) Validate() error {
 	check(l.MaxRecvMsgSize <= 0, "distributor.max-recv-msg-size", l.MaxRecvMsgSize, "must be positive")
 	check(l.QueryTimeout <= 0, "querier.timeout", l.QueryTimeout, "must be positive")
 	return errors.Join(errs...)
+}
+
+// Fields returns the limits as their runtime config fields (the yaml names)
+// to values: numbers, and durations as Go duration strings ("10m0s"). It is
+// what /api/v1/user_limits shows.
+func (l *Limits) Fields() map[string]any {
+	out := map[string]any{}
+	v := reflect.ValueOf(l).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		switch f := v.Field(i).Interface().(type) {
+		case time.Duration:
+			out[name] = f.String()
+		default:
+			out[name] = f
+		}
+	}
+	return out
 }

@@ -92,3 +92,13 @@ func TestLimits_Validate(t *testing.T) {
 		})
 	}
 }
+
+func TestLimits_Fields(t *testing.T) {
+	l := defaultLimits(t)
+	f := l.Fields()
+	require.Len(t, f, 13)
+	require.Equal(t, 10000.0, f["ingestion_rate"])
+	require.Equal(t, 150000, f["max_global_series_per_user"])
+	require.Equal(t, "10m0s", f["creation_grace_period"])
+	require.Equal(t, "0s", f["max_query_length"])
+}

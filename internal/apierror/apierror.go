@@ -28,6 +28,9 @@ import (
 // ID names an error for good. It is printed first in every error message.
 type ID string
 
+// Prefix starts every ID.
+const Prefix = "err-argus-"
+
 // Scope says what an error refuses.
 type Scope string
 
