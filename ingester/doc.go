@@ -2,8 +2,10 @@
 // in-memory heads of Gorilla-compressed chunks, the per-tenant write-ahead log
 // (WAL) that makes every acknowledged sample survive a process crash, the
 // persistence of finished chunks to the storage package, and the gRPC servers
-// arguspb.IngesterServer (Push) and arguspb.SeriesSourceServer (Series,
-// LabelNames, LabelValues) over head and storage together.
+// arguspb.IngesterServer (Push, UserStats) and arguspb.SeriesSourceServer
+// (Series, LabelNames, LabelValues) over head and storage together. It
+// enforces each tenant's share of its global series limits (Deps.Limits,
+// Deps.Ring) when a push creates a series.
 //
 // It does not own the on-disk chunk format or the chunk store (package
 // storage), sharding or replication (packages ring and distributor), request

@@ -36,6 +36,15 @@ var ErrInvalidLabels = errors.New("invalid label set")
 // which the ingester does not store yet.
 var ErrHistogramsUnsupported = errors.New("native histograms are not supported")
 
+// ErrMaxSeriesPerUser means a new series was refused because its tenant has
+// its share of -ingester.max-global-series-per-user on this ingester.
+var ErrMaxSeriesPerUser = errors.New("per-user series limit reached")
+
+// ErrMaxSeriesPerMetric means a new series was refused because its metric
+// has its tenant's share of -ingester.max-global-series-per-metric on this
+// ingester.
+var ErrMaxSeriesPerMetric = errors.New("per-metric series limit reached")
+
 // ErrWALWrite means writing a push to the tenant's WAL failed: nothing of
 // that push is appended.
 var ErrWALWrite = errors.New("write wal")

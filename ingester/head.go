@@ -29,6 +29,7 @@ type tenantOptions struct {
 	cfg      *Config
 	logger   *slog.Logger
 	metrics  *metrics
+	limiter  *seriesLimiter
 	now      func() time.Time
 	failures chan<- error
 }
@@ -52,15 +53,22 @@ type tenantHead struct {
 	metrics  *metrics
 	appended prometheus.Counter // argus_ingester_samples_appended_total of this tenant
 	inMemory prometheus.Gauge   // argus_ingester_memory_series of this tenant
-	now      func() time.Time
-	failures chan<- error
+	// localLimit is argus_ingester_local_series_limit of this tenant.
+	localLimit prometheus.Gauge
+	limiter    *seriesLimiter
+	now        func() time.Time
+	failures   chan<- error
+	rate       rateWindow // samples appended by pushes, for UserStats
 
 	store    *storage.ChunkStore
 	series   *stripeSeries
 	postings *index.MemPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
 
+	// createMu serializes series creation and removal, so that the counts
+	// stay exact and two pushes cannot both take the last slot of a limit.
 	createMu sync.Mutex
 	lastRef  chunks.HeadSeriesRef // guarded by createMu
+	counts   seriesCounts         // guarded by createMu (replay writes it before the head is shared)
 
 	appendMu sync.Mutex
 	wal      *wlog.WL // every call guarded by appendMu: WL.Sync races a segment switch
@@ -102,21 +110,26 @@ func openTenantHead(ctx context.Context, o tenantOptions) (*tenantHead, error) {
 		return nil, fmt.Errorf("open chunk store: %w", err)
 	}
 	h := &tenantHead{
-		id:       o.id,
-		dir:      o.dir,
-		walDir:   walDir,
-		cfg:      o.cfg,
-		logger:   o.logger,
-		metrics:  o.metrics,
-		appended: o.metrics.samplesAppended.WithLabelValues(o.id),
-		inMemory: o.metrics.memorySeries.WithLabelValues(o.id),
-		now:      o.now,
-		failures: o.failures,
-		store:    store,
-		series:   newStripeSeries(),
-		postings: index.NewMemPostings(),
-		aliases:  map[chunks.HeadSeriesRef]*memSeries{},
+		id:         o.id,
+		dir:        o.dir,
+		walDir:     walDir,
+		cfg:        o.cfg,
+		logger:     o.logger,
+		metrics:    o.metrics,
+		appended:   o.metrics.samplesAppended.WithLabelValues(o.id),
+		inMemory:   o.metrics.memorySeries.WithLabelValues(o.id),
+		localLimit: o.metrics.localSeriesLimit.WithLabelValues(o.id),
+		limiter:    o.limiter,
+		now:        o.now,
+		failures:   o.failures,
+		store:      store,
+		series:     newStripeSeries(),
+		postings:   index.NewMemPostings(),
+		counts:     seriesCounts{byMetric: map[string]int{}},
+		aliases:    map[chunks.HeadSeriesRef]*memSeries{},
 	}
+	h.rate.current = floorDiv(o.now().UnixMilli(), rateBucketMs)
+	h.localLimit.Set(float64(o.limiter.local(o.id).perUser.local))
 	h.maxT.Store(math.MinInt64)
 	removed, err := readRemovedMaxT(o.dir)
 	if err != nil {
@@ -147,6 +160,7 @@ func (h *tenantHead) close() error {
 		errs = append(errs, fmt.Errorf("close chunk store: %w", err))
 	}
 	h.metrics.memorySeries.DeleteLabelValues(h.id)
+	h.metrics.localSeriesLimit.DeleteLabelValues(h.id)
 	return errors.Join(errs...)
 }
 
@@ -158,11 +172,15 @@ func (h *tenantHead) nowMs() int64 {
 // it if absent. lset may be a scratch label set: it is copied on creation.
 // A new series is not in the WAL yet: the first push that logs a sample of
 // it logs its series record first (memSeries.logged).
-func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels) (*memSeries, error) {
+//
+// With lim not nil, a series that is absent and would exceed lim is not
+// created: the error is a seriesLimitError, which may reference lset (format
+// it before lset is reused). The check and the creation are one step under
+// createMu. Existing series are returned whatever the limits.
+func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels, lim *seriesLimits) (*memSeries, error) {
 	if s := h.series.getByHash(hash, lset); s != nil {
 		return s, nil
 	}
-	lset = lset.Copy()
 	persisted, err := h.persistedMaxT(lset)
 	if err != nil {
 		return nil, err
@@ -172,10 +190,17 @@ func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels) (*memSeries, e
 	if s := h.series.getByHash(hash, lset); s != nil {
 		return s, nil
 	}
+	if lim != nil {
+		if err := h.counts.check(h.id, lset, lim); err != nil {
+			return nil, err
+		}
+	}
+	lset = lset.Copy()
 	h.lastRef++
 	s := newMemSeries(h.lastRef, lset, persisted, h.nowMs())
 	h.series.setIfAbsent(hash, s)
 	h.postings.Add(promstorage.SeriesRef(s.ref), lset)
+	h.counts.add(lset)
 	h.inMemory.Inc()
 	return s, nil
 }

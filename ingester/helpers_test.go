@@ -49,7 +49,13 @@ func (c *testClock) now() time.Time { return time.UnixMilli(c.ms) }
 // (unless the test stopped or crashed it) and checks every chunk store.
 func startIngester(t testing.TB, cfg Config, opts ...func(*Ingester)) *Ingester {
 	t.Helper()
-	ing, err := New(cfg, Deps{})
+	return startIngesterDeps(t, cfg, Deps{}, opts...)
+}
+
+// startIngesterDeps is startIngester with deps.
+func startIngesterDeps(t testing.TB, cfg Config, deps Deps, opts ...func(*Ingester)) *Ingester {
+	t.Helper()
+	ing, err := New(cfg, deps)
 	require.NoError(t, err)
 	for _, o := range opts {
 		o(ing)

@@ -110,6 +110,15 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer receives the ingester's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Limits gives each tenant's -ingester.max-global-series-per-user and
+	// -ingester.max-global-series-per-metric, looked up again by every push
+	// that creates a series (so a reload applies to the next push); nil
+	// means no series limits.
+	Limits TenantLimits
+	// Ring gives the replication factor and the healthy ingesters, which
+	// set this ingester's share of a global series limit; nil means one
+	// ingester at replication factor 1 (the share is the global limit).
+	Ring RingCounter
 }
 
 // state is the lifecycle state of an Ingester.
@@ -133,6 +142,7 @@ type Ingester struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
+	limiter seriesLimiter
 	now     func() time.Time // time.Now; tests replace it before Starting
 
 	// stateMu is held for reading by every Push for its whole duration, and
@@ -171,6 +181,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		cfg:      cfg,
 		logger:   logger,
 		metrics:  newMetrics(deps.Registerer),
+		limiter:  seriesLimiter{limits: deps.Limits, ring: deps.Ring},
 		now:      time.Now,
 		tenants:  map[string]*tenantHead{},
 		failures: make(chan error, 1),
@@ -250,6 +261,7 @@ func (i *Ingester) Running(ctx context.Context) error {
 			return nil
 		case <-flush.C:
 			i.flushAll(ctx, cutIdleChunks)
+			i.refreshLimitGauges()
 		case <-truncate.C:
 			i.truncateAll(ctx)
 		case err := <-i.failures:
@@ -352,6 +364,7 @@ func (i *Ingester) openTenant(ctx context.Context, id string) (*tenantHead, erro
 		cfg:      &i.cfg,
 		logger:   i.logger.With("tenant", id),
 		metrics:  i.metrics,
+		limiter:  &i.limiter,
 		now:      i.now,
 		failures: i.failures,
 	})

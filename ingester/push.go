@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -27,6 +28,8 @@ const (
 	rejectTooOld
 	rejectInvalidLabels
 	rejectHistogram
+	rejectPerUserLimit
+	rejectPerMetricLimit
 	numRejectKinds
 )
 
@@ -40,6 +43,10 @@ func (k rejectKind) reason() arguspb.RejectReason {
 		return arguspb.RejectReason_REJECT_REASON_TOO_OLD
 	case rejectInvalidLabels:
 		return arguspb.RejectReason_REJECT_REASON_INVALID_LABELS
+	case rejectPerUserLimit:
+		return arguspb.RejectReason_REJECT_REASON_PER_USER_SERIES_LIMIT
+	case rejectPerMetricLimit:
+		return arguspb.RejectReason_REJECT_REASON_PER_METRIC_SERIES_LIMIT
 	}
 	return arguspb.RejectReason_REJECT_REASON_UNSPECIFIED // Native histograms have no reason of their own yet.
 }
@@ -55,6 +62,10 @@ func (k rejectKind) label() string {
 		return "too_old"
 	case rejectInvalidLabels:
 		return "invalid_labels"
+	case rejectPerUserLimit:
+		return "per_user_series_limit"
+	case rejectPerMetricLimit:
+		return "per_metric_series_limit"
 	}
 	return "native_histogram"
 }
@@ -127,6 +138,10 @@ type pushBatch struct {
 	sb      labels.ScratchBuilder
 	lset    labels.Labels // overwritten by sb for each series
 	rej     rejections
+	// limits are the tenant's series limits for this push, computed by
+	// pushLimits when it first creates a series (limitsSet).
+	limits    seriesLimits
+	limitsSet bool
 }
 
 var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
@@ -143,12 +158,13 @@ func putPushBatch(b *pushBatch) {
 	b.entries, b.samples, b.series = b.entries[:0], b.samples[:0], b.series[:0]
 	b.walBuf, b.recs = b.walBuf[:0], b.recs[:0]
 	b.rej = rejections{}
+	b.limits, b.limitsSet = seriesLimits{}, false
 	pushBatchPool.Put(b)
 }
 
 // resolve validates every series of req and finds or creates its memSeries.
-// Invalid series are rejected whole; an error (reading the chunk store)
-// fails the push.
+// Invalid series, and new series over a series limit, are rejected whole;
+// an error (reading the chunk store) fails the push.
 func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 	for _, ts := range req.GetTimeseries() {
 		if n := len(ts.GetHistograms()); n > 0 {
@@ -172,13 +188,32 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 				continue
 			}
 			var err error
-			if s, err = h.getOrCreate(hash, b.lset); err != nil {
+			if s, err = h.getOrCreate(hash, b.lset, h.pushLimits(b)); err != nil {
+				if le, ok := errors.AsType[seriesLimitError](err); ok {
+					b.rej.addSeries(ts, le.kind, int64(len(ts.GetSamples())), le) // Formats le before b.lset is reused.
+					continue
+				}
 				return err
 			}
 		}
 		b.entries = append(b.entries, pushEntry{ts: ts, hash: hash, s: s})
 	}
 	return nil
+}
+
+// pushLimits returns the tenant's series limits for the push of b, looking
+// them up (and setting argus_ingester_local_series_limit) on its first call
+// only: a push that creates no series never looks them up. It returns nil
+// when the ingester has no limits.
+func (h *tenantHead) pushLimits(b *pushBatch) *seriesLimits {
+	if !h.limiter.enabled() {
+		return nil
+	}
+	if !b.limitsSet {
+		b.limits, b.limitsSet = h.limiter.local(h.id), true
+		h.localLimit.Set(float64(b.limits.perUser.local))
+	}
+	return &b.limits
 }
 
 // validateLabels re-checks what the distributor validated: a non-empty label
@@ -233,7 +268,9 @@ func (h *tenantHead) appendBatch(b *pushBatch) error {
 	for n := range b.entries {
 		e := &b.entries[n]
 		if e.s.deleted {
-			s, err := h.getOrCreate(e.hash, e.s.lset) // Removed by GC since resolve: recreate it.
+			// Removed by GC since resolve: recreate it, whatever the limits
+			// (it was within them at resolve, and is again in the head).
+			s, err := h.getOrCreate(e.hash, e.s.lset, nil)
 			if err != nil {
 				h.rollbackLocked(b, n)
 				return err
@@ -376,6 +413,7 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 	}
 	h.maxT.Store(maxT)
 	h.appended.Add(float64(len(b.samples)))
+	h.rate.add(nowMs, int64(len(b.samples)))
 }
 
 // seriesRejects counts the rejected samples of one series by kind, keeping

@@ -169,6 +169,7 @@ func (h *tenantHead) replaySeries(rs record.RefSeries, st *replayStats) error {
 	s.logged = true
 	h.series.setIfAbsent(hash, s)
 	h.postings.Add(promstorage.SeriesRef(s.ref), lset)
+	h.counts.add(lset) // Never limited: these series were accepted before the restart.
 	h.inMemory.Inc()
 	st.series++
 	return nil
@@ -322,12 +323,15 @@ func (h *tenantHead) removeSeriesLocked(candidates []*memSeries) error {
 	}
 	deleted := make(map[promstorage.SeriesRef]struct{}, len(remove))
 	affected := map[labels.Label]struct{}{}
+	h.createMu.Lock() // The counts change with the series map.
 	for _, s := range remove {
 		s.deleted = true
 		h.series.remove(s.lset.Hash(), s)
+		h.counts.remove(s.lset)
 		deleted[promstorage.SeriesRef(s.ref)] = struct{}{}
 		s.lset.Range(func(l labels.Label) { affected[l] = struct{}{} })
 	}
+	h.createMu.Unlock()
 	h.postings.Delete(deleted, affected)
 	for ref, s := range h.aliases {
 		if s.deleted {

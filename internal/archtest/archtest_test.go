@@ -22,6 +22,9 @@ var rules = map[string][]string{
 	"distributor":   {"ingester", "storage", "querier"},
 	"querier":       {"distributor", "ingester"},
 	"limits":        {"distributor", "ingester", "querier", "storage", "ring"},
+	// The error contract and authentication are leaves the components use.
+	"internal/apierror": {"distributor", "ingester", "querier", "storage", "ring", "limits", "proto/arguspb"},
+	"internal/auth":     {"distributor", "ingester", "querier", "storage", "ring", "limits", "proto/arguspb"},
 }
 
 func TestImportArrows(t *testing.T) {

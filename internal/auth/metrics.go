@@ -1,0 +1,80 @@
+package auth
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/argus-tsdb/argus/internal/apierror"
+)
+
+// Values of the outcome label of argus_auth_requests_total.
+const (
+	outcomeOK            = "ok"
+	outcomeMissingTenant = "missing_tenant"
+	outcomeInvalidTenant = "invalid_tenant"
+	outcomeUnauthorized  = "unauthorized"
+	// outcomeNotReady counts requests refused with a 500 because the token
+	// file was not loaded yet (the process is starting).
+	outcomeNotReady = "not_ready"
+)
+
+// Values of the status label of argus_auth_token_file_reloads_total.
+const (
+	statusSuccess = "success"
+	statusFailure = "failure"
+)
+
+// metrics are the authenticator's metrics. None carries a tenant label:
+// unauthenticated input must not create series.
+type metrics struct {
+	ok, missingTenant, invalidTenant, unauthorized, notReady prometheus.Counter
+
+	// Registered with -auth.type=token only; nil otherwise.
+	lastReloadSuccessful prometheus.Gauge
+	reloadSuccesses      prometheus.Counter
+	reloadFailures       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, tokenFile bool) *metrics {
+	f := promauto.With(reg)
+	requests := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "argus_auth_requests_total",
+		Help: "HTTP requests through the auth middleware, by outcome (ok, missing_tenant, invalid_tenant, unauthorized, not_ready).",
+	}, []string{"outcome"})
+	// Every outcome exists at zero from the start.
+	m := &metrics{
+		ok:            requests.WithLabelValues(outcomeOK),
+		missingTenant: requests.WithLabelValues(outcomeMissingTenant),
+		invalidTenant: requests.WithLabelValues(outcomeInvalidTenant),
+		unauthorized:  requests.WithLabelValues(outcomeUnauthorized),
+		notReady:      requests.WithLabelValues(outcomeNotReady),
+	}
+	if !tokenFile {
+		return m
+	}
+	reloads := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "argus_auth_token_file_reloads_total",
+		Help: "Loads of the token file (-auth.token-file), by status (success, failure).",
+	}, []string{"status"})
+	m.lastReloadSuccessful = f.NewGauge(prometheus.GaugeOpts{
+		Name: "argus_auth_token_file_last_reload_successful",
+		Help: "1 if the last load of the token file succeeded, 0 if it failed and the last good file is still in force.",
+	})
+	m.reloadSuccesses = reloads.WithLabelValues(statusSuccess)
+	m.reloadFailures = reloads.WithLabelValues(statusFailure)
+	return m
+}
+
+// refused counts a request refused with id.
+func (m *metrics) refused(id apierror.ID) {
+	switch id {
+	case apierror.MissingTenant:
+		m.missingTenant.Inc()
+	case apierror.InvalidTenant:
+		m.invalidTenant.Inc()
+	case apierror.Unauthorized:
+		m.unauthorized.Inc()
+	default:
+		m.notReady.Inc()
+	}
+}
