@@ -176,7 +176,7 @@ func TestPushHandler(t *testing.T) {
 			lim:        func(l *limits.Limits) { l.MaxRecvMsgSize = 64 },
 			body:       make([]byte, 65),
 			wantStatus: http.StatusBadRequest,
-			wantBody:   []string{"request body too large: 65 bytes, the limit is 64 bytes"},
+			wantBody:   []string{"request body too large: 65 bytes, over -distributor.max-recv-msg-size=64"},
 		},
 		{
 			name: "snappy header announcing a huge decoded length",
@@ -184,7 +184,7 @@ func TestPushHandler(t *testing.T) {
 			// A varint of 1 GiB, then garbage: rejected before any allocation.
 			body:       append(binary.AppendUvarint(nil, 1<<30), 0x00, 0x01, 0x02),
 			wantStatus: http.StatusBadRequest,
-			wantBody:   []string{"decoded request too large: the snappy header announces 1073741824 bytes, the limit is 1048576 bytes"},
+			wantBody:   []string{"decoded request too large: the snappy header announces 1073741824 bytes, over -distributor.max-recv-msg-size=1048576"},
 		},
 		{
 			name:       "wrong content encoding",
@@ -432,7 +432,7 @@ func TestPushHandler_BodyWithoutContentLength(t *testing.T) {
 	r.ContentLength = -1
 	w := serve(d.PushHandler(), r)
 	require.Equal(t, http.StatusBadRequest, w.Code)
-	require.Equal(t, `err-argus-request-too-large: tenant "tenant-a": request body too large: more than 1000 bytes, the limit (-distributor.max-recv-msg-size)`+"\n", w.Body.String())
+	require.Equal(t, `err-argus-request-too-large: tenant "tenant-a": request body too large: more than -distributor.max-recv-msg-size=1000 bytes`+"\n", w.Body.String())
 
 	r = newPushRequest(nil)
 	r.Body = io.NopCloser(&errReader{data: []byte{1, 2, 3}})

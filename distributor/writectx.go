@@ -176,7 +176,7 @@ func resetDecoded(req *arguspb.WriteRequest) {
 // ErrBodyTooLarge past limit bytes without reading much further.
 func (wc *writeCtx) readBody(r *http.Request, limit int) error {
 	if r.ContentLength > int64(limit) {
-		return fmt.Errorf("%w: %d bytes, the limit is %d bytes (-distributor.max-recv-msg-size)", ErrBodyTooLarge, r.ContentLength, limit)
+		return fmt.Errorf("%w: %d bytes, over -distributor.max-recv-msg-size=%d", ErrBodyTooLarge, r.ContentLength, limit)
 	}
 	buf := wc.body[:0]
 	if r.ContentLength > 0 {
@@ -201,7 +201,7 @@ func (wc *writeCtx) readBody(r *http.Request, limit int) error {
 	}
 	wc.body = buf
 	if len(buf) > limit {
-		return fmt.Errorf("%w: more than %d bytes, the limit (-distributor.max-recv-msg-size)", ErrBodyTooLarge, limit)
+		return fmt.Errorf("%w: more than -distributor.max-recv-msg-size=%d bytes", ErrBodyTooLarge, limit)
 	}
 	return nil
 }
@@ -215,7 +215,7 @@ func (wc *writeCtx) decode(limit int) error {
 		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
 	}
 	if n > limit {
-		return fmt.Errorf("%w: the snappy header announces %d bytes, the limit is %d bytes (-distributor.max-recv-msg-size)", ErrDecodedTooLarge, n, limit)
+		return fmt.Errorf("%w: the snappy header announces %d bytes, over -distributor.max-recv-msg-size=%d", ErrDecodedTooLarge, n, limit)
 	}
 	if cap(wc.decoded) < n {
 		wc.decoded = make([]byte, n)

@@ -61,6 +61,7 @@ const (
 	TooFewIngesters      ID = "err-argus-too-few-ingesters"
 	IngesterUnavailable  ID = "err-argus-ingester-unavailable"
 	IngesterFailed       ID = "err-argus-ingester-failed"
+	NotReady             ID = "err-argus-not-ready"
 	Internal             ID = "err-argus-internal"
 )
 
@@ -143,6 +144,9 @@ var Catalogue = []Entry{
 	{IngesterFailed, 500, ScopeRequest, "", true,
 		"Some series were not acknowledged by a write quorum of their ingesters, and an ingester failed with an error that is not transient (a WAL write error, for example).",
 		"Retry (Prometheus does). Operators: the ingester's log says what failed."},
+	{NotReady, 503, ScopeRequest, "", true,
+		"The process is starting (its token file is not loaded yet) or stopping.",
+		"Retry (Prometheus does). Orchestrators: route traffic only to processes whose /ready answers 200."},
 	{Internal, 500, ScopeRequest, "", true,
 		"An unexpected error.", "Retry; report it if it persists."},
 

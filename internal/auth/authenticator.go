@@ -110,7 +110,7 @@ type Authenticator struct {
 var _ service.Service = (*Authenticator)(nil)
 
 // New returns an Authenticator. It does no I/O and starts no goroutine: with
-// -auth.type=token it refuses every request (with a 500, which clients
+// -auth.type=token it refuses every request (with a 503, which clients
 // retry) until Starting has loaded the token file.
 func New(cfg Config, opts Options, deps Deps) (*Authenticator, error) {
 	if err := cfg.Validate(); err != nil {
@@ -227,7 +227,7 @@ func (a *Authenticator) warnOnce(err error) {
 //   - err-argus-unauthorized (401) with -auth.type=token, without a bearer
 //     token, or with one the token file does not list for every tenant of
 //     the request. The message names the tenants, never the token;
-//   - err-argus-internal (500) with -auth.type=token before Starting has
+//   - err-argus-not-ready (503) with -auth.type=token before Starting has
 //     loaded the token file, so that clients retry instead of dropping data.
 //
 // The tenant in the context is canonical: several tenants are sorted and
@@ -301,19 +301,20 @@ func headerTenants(h http.Header, t Tenancy) ([]string, *apierror.Error) {
 func (a *Authenticator) authorize(h http.Header, ids []string) (string, *apierror.Error) {
 	s := a.tokens.Load()
 	if s == nil {
-		return "", apierror.Errorf(apierror.Internal, "the token file is not loaded yet: the process is starting")
+		return "", apierror.Errorf(apierror.NotReady, "the token file is not loaded yet: the process is starting")
 	}
+	// The tenant leads the message as in every error of the contract.
 	forTenants := ""
 	if ids != nil {
-		forTenants = " for tenant " + tenant.Join(ids)
+		forTenants = fmt.Sprintf("tenant %q: ", tenant.Join(ids))
 	}
 	token, ok := bearerToken(h)
 	if !ok {
-		return "", apierror.Errorf(apierror.Unauthorized, "no bearer token%s: send one Authorization: Bearer <token> header", forTenants)
+		return "", apierror.Errorf(apierror.Unauthorized, "%sno bearer token: send one Authorization: Bearer <token> header", forTenants)
 	}
 	i := s.lookup(token)
 	if i < 0 {
-		return "", apierror.Errorf(apierror.Unauthorized, "the bearer token is not valid%s", forTenants)
+		return "", apierror.Errorf(apierror.Unauthorized, "%sthe bearer token is not valid", forTenants)
 	}
 	if ids == nil {
 		if s.single[i] == "" {
@@ -323,7 +324,7 @@ func (a *Authenticator) authorize(h http.Header, ids []string) (string, *apierro
 		ids = []string{s.single[i]}
 	}
 	if !s.allows(i, ids) {
-		return "", apierror.Errorf(apierror.Unauthorized, "the bearer token is not valid for tenant %s", tenant.Join(ids))
+		return "", apierror.Errorf(apierror.Unauthorized, "tenant %q: the bearer token is not valid", tenant.Join(ids))
 	}
 	return tenant.Join(ids), nil
 }

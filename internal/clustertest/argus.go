@@ -183,3 +183,11 @@ func Main(m *testing.M) int {
 	}
 	return code
 }
+
+// Log returns everything the argus process logged so far (every run).
+func (p *Process) Log(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(p.proc.logPath)
+	require.NoError(t, err)
+	return string(b)
+}

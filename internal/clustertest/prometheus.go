@@ -25,6 +25,9 @@ type PrometheusOptions struct {
 	// RemoteWrite, when not nil, is where Prometheus remote-writes
 	// (remote-write 1.0) everything it appends.
 	RemoteWrite *RemoteWrite
+	// RemoteWrites are more destinations, each with its own queue (after
+	// RemoteWrite, if set).
+	RemoteWrites []RemoteWrite
 	// Flags are extra command-line flags.
 	Flags []string
 }
@@ -35,6 +38,14 @@ type RemoteWrite struct {
 	URL string
 	// Tenant is sent as X-Scope-OrgID; empty sends no header.
 	Tenant string
+	// BearerToken, if set, is sent as Authorization: Bearer.
+	BearerToken string
+	// RetryOnRateLimit sets queue_config.retry_on_http_429: Prometheus
+	// retries 429 answers (after Retry-After) instead of dropping the batch.
+	RetryOnRateLimit bool
+	// Name is the remote_name in Prometheus's remote storage metrics; empty
+	// lets Prometheus derive one.
+	Name string
 }
 
 // Prometheus is a running real Prometheus server.
@@ -113,14 +124,31 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 	for _, job := range names {
 		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets: [%s]\n", strconv.Quote(job), strconv.Quote(jobs[job]))
 	}
-	if rw := opts.RemoteWrite; rw != nil {
-		fmt.Fprintf(&b, "remote_write:\n  - url: %s\n", strconv.Quote(rw.URL))
+	var rws []RemoteWrite
+	if opts.RemoteWrite != nil {
+		rws = append(rws, *opts.RemoteWrite)
+	}
+	rws = append(rws, opts.RemoteWrites...)
+	if len(rws) > 0 {
+		b.WriteString("remote_write:\n")
+	}
+	for _, rw := range rws {
+		fmt.Fprintf(&b, "  - url: %s\n", strconv.Quote(rw.URL))
+		if rw.Name != "" {
+			fmt.Fprintf(&b, "    name: %s\n", strconv.Quote(rw.Name))
+		}
 		if rw.Tenant != "" {
 			fmt.Fprintf(&b, "    headers:\n      %s: %s\n", TenantHeader, strconv.Quote(rw.Tenant))
+		}
+		if rw.BearerToken != "" {
+			fmt.Fprintf(&b, "    authorization:\n      credentials: %s\n", strconv.Quote(rw.BearerToken))
 		}
 		// Small batches and deadlines so that samples arrive within about a
 		// second; short backoffs so that a transient error does not stall.
 		b.WriteString("    queue_config:\n      batch_send_deadline: 1s\n      max_samples_per_send: 2000\n      min_backoff: 50ms\n      max_backoff: 1s\n")
+		if rw.RetryOnRateLimit {
+			b.WriteString("      retry_on_http_429: true\n")
+		}
 	}
 	return b.String()
 }
@@ -167,4 +195,12 @@ func (p *Prometheus) Stop(t testing.TB) {
 func (p *Prometheus) LogTail(t testing.TB) {
 	t.Helper()
 	p.proc.logTail(t)
+}
+
+// Log returns everything the Prometheus process logged so far.
+func (p *Prometheus) Log(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(p.proc.logPath)
+	require.NoError(t, err)
+	return string(b)
 }

@@ -1,0 +1,295 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/internal/auth"
+	"github.com/argus-tsdb/argus/internal/clustertest"
+	"github.com/argus-tsdb/argus/proto/arguspb"
+)
+
+// notTriggerable are the error IDs no request to a correctly deployed Argus
+// can trigger, each with the test that covers it instead.
+var notTriggerable = map[apierror.ID]string{
+	apierror.Internal:              "an unexpected error: distributor.TestHTTPStatusFor maps unknown errors to it",
+	apierror.NotReady:              "a request in the moment between HTTP listening and the token file loaded: auth.TestMiddleware_TokenNotLoadedYet",
+	apierror.IngesterInvalidLabels: "needs an ingester that refuses what the distributor accepted (version skew): distributor.TestPush_IngesterRejections",
+	apierror.IngesterRejected:      "needs an ingester newer than the distributor: distributor.TestPush_QuorumUnlistedRejections",
+}
+
+// errorCase is one request of TestErrorContract and what it must answer.
+type errorCase struct {
+	id     apierror.ID
+	target *clustertest.Process
+	tenant string
+	// do sends the request and returns the status, the body and the
+	// Retry-After header. Preparation (earlier pushes) happens in it.
+	do func(t *testing.T) (int, string, http.Header)
+	// series is the offending series as the body must name it, if any.
+	series string
+}
+
+// TestErrorContract triggers every error ID of the contract with a real
+// request to real argus processes and checks the status, that the body
+// starts with the ID, names the tenant, the limit in force (as -flag=value)
+// and the offending series, and that the process still serves afterwards.
+// Every ID of apierror.Catalogue must be here or in notTriggerable.
+func TestErrorContract(t *testing.T) {
+	skipIfShort(t)
+	t.Parallel()
+	dir := t.TempDir()
+	overrides := filepath.Join(dir, "overrides.yaml")
+	require.NoError(t, os.WriteFile(overrides, []byte(`overrides:
+  labels:
+    max_label_names_per_series: 3
+    max_label_name_length: 10
+    max_label_value_length: 10
+  size:
+    max_recv_msg_size: 2000
+  rate:
+    ingestion_rate: 1
+    ingestion_burst_size: 5
+  user-series:
+    max_global_series_per_user: 2
+  metric-series:
+    max_global_series_per_metric: 1
+  q-series:
+    max_fetched_series_per_query: 1
+  q-chunks:
+    max_fetched_chunks_per_query: 1
+  q-length:
+    max_query_length: 1h
+  q-timeout:
+    query_timeout: 1ns
+`), 0o644))
+	tokenFile := filepath.Join(dir, "tokens.yaml")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(fmt.Sprintf("tokens:\n  - sha256: %q\n    tenants: [team-a]\n", auth.HashToken("secret-a"))), 0o644))
+
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-runtime-config.file=" + overrides}})
+	tok := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-auth.type=token", "-auth.token-file=" + tokenFile}})
+	// A distributor and querier whose one ingester is not there.
+	dead := clustertest.FreePorts(t, 1)[0]
+	orphan := clustertest.StartArgus(t, clustertest.Options{Flags: []string{
+		"-target=distributor,querier", "-ingester.ring.store=static", fmt.Sprintf("-ingester.client.addresses=127.0.0.1:%d", dead), "-distributor.remote-timeout=2s",
+	}})
+	// A distributor on a gossiped ring that has no ingester at all.
+	lonely := clustertest.StartArgus(t, clustertest.Options{Flags: []string{
+		"-target=distributor", "-ingester.ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1",
+		fmt.Sprintf("-memberlist.bind-port=%d", clustertest.FreeMemberlistPorts(t, 1)[0]),
+	}})
+
+	now := time.Now().Truncate(time.Second).UnixMilli()
+	ts := func(lbls ...string) clustertest.TimeSeries {
+		return clustertest.TimeSeries{Labels: clustertest.Labels(lbls...), Samples: []clustertest.Sample{{T: now, V: 1}}}
+	}
+	push := func(p *clustertest.Process, tenant string, series ...clustertest.TimeSeries) func(*testing.T) (int, string, http.Header) {
+		return func(t *testing.T) (int, string, http.Header) {
+			return send(t, p, http.MethodPost, "/api/v1/push", tenant, nil, clustertest.EncodeWriteRequest(t, series))
+		}
+	}
+	raw := func(p *clustertest.Process, method, tenant string, header map[string]string, body []byte) func(*testing.T) (int, string, http.Header) {
+		return func(t *testing.T) (int, string, http.Header) {
+			return send(t, p, method, "/api/v1/push", tenant, header, body)
+		}
+	}
+	query := func(p *clustertest.Process, tenant, path string, params url.Values) func(*testing.T) (int, string, http.Header) {
+		return func(t *testing.T) (int, string, http.Header) {
+			code, body := p.Query(t, tenant, clustertest.PromAPI+path, params)
+			return code, string(body), nil
+		}
+	}
+	then := func(first, second func(*testing.T) (int, string, http.Header)) func(*testing.T) (int, string, http.Header) {
+		return func(t *testing.T) (int, string, http.Header) {
+			code, body, _ := first(t)
+			require.Equal(t, http.StatusNoContent, code, "preparation: %s", body)
+			return second(t)
+		}
+	}
+	at := clustertest.FormatAPITime(now)
+	two := []clustertest.TimeSeries{ts("__name__", "q_metric", "i", "1"), ts("__name__", "q_metric", "i", "2")}
+	histogram := func(t *testing.T) (int, string, http.Header) {
+		req := &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{{
+			Labels:     []*arguspb.Label{{Name: "__name__", Value: "h"}},
+			Histograms: [][]byte{{0x08, 0x01}},
+		}}}
+		b, err := req.MarshalVT()
+		require.NoError(t, err)
+		return send(t, a, http.MethodPost, "/api/v1/push", "t1", nil, snappy.Encode(nil, b))
+	}
+	// The tenant "broken" cannot open its directory: a file is in the way.
+	require.NoError(t, os.WriteFile(filepath.Join(a.StorageDir(), "tenants", "broken"), nil, 0o644))
+
+	cases := []errorCase{
+		{id: apierror.MissingTenant, target: a, do: push(a, "", ts("__name__", "m"))},
+		{id: apierror.InvalidTenant, target: a, do: push(a, "a/b", ts("__name__", "m"))},
+		{id: apierror.Unauthorized, target: tok, tenant: "team-a", do: raw(tok, http.MethodPost, "team-a", map[string]string{"Authorization": "Bearer wrong"}, clustertest.EncodeWriteRequest(t, []clustertest.TimeSeries{ts("__name__", "m")}))},
+		{id: apierror.MethodNotAllowed, target: a, tenant: "t1", do: raw(a, http.MethodPut, "t1", nil, nil)},
+		{id: apierror.UnsupportedMediaType, target: a, tenant: "t1", do: raw(a, http.MethodPost, "t1", map[string]string{"Content-Encoding": "gzip"}, []byte("x"))},
+		{id: apierror.RequestTooLarge, target: a, tenant: "size", do: raw(a, http.MethodPost, "size", nil, make([]byte, 3000))},
+		{id: apierror.MalformedRequest, target: a, tenant: "t1", do: raw(a, http.MethodPost, "t1", nil, []byte("not snappy at all"))},
+		{id: apierror.IngestionRateLimited, target: a, tenant: "rate", series: `{__name__="r", i="0"}`,
+			do: then(push(a, "rate", ts("__name__", "r", "i", "0"), ts("__name__", "r", "i", "1"), ts("__name__", "r", "i", "2"), ts("__name__", "r", "i", "3"), ts("__name__", "r", "i", "4")),
+				push(a, "rate", ts("__name__", "r", "i", "0"), ts("__name__", "r", "i", "1")))},
+		{id: apierror.TooFewIngesters, target: lonely, tenant: "t1", do: push(lonely, "t1", ts("__name__", "m"))},
+		{id: apierror.IngesterUnavailable, target: orphan, tenant: "t1", do: push(orphan, "t1", ts("__name__", "m"))},
+		{id: apierror.IngesterFailed, target: a, tenant: "broken", do: push(a, "broken", ts("__name__", "m"))},
+
+		{id: apierror.MissingMetricName, target: a, tenant: "t1", series: `{job="x"}`, do: push(a, "t1", ts("job", "x"))},
+		{id: apierror.InvalidMetricName, target: a, tenant: "t1", do: push(a, "t1", ts("__name__", "bad\xff"))},
+		{id: apierror.InvalidLabelName, target: a, tenant: "t1", do: push(a, "t1", ts("__name__", "m", "bad\xff", "v"))},
+		{id: apierror.InvalidLabelValue, target: a, tenant: "t1", do: push(a, "t1", ts("__name__", "m", "l", "bad\xff"))},
+		{id: apierror.DuplicateLabelNames, target: a, tenant: "t1", series: `{__name__="m", a="1", a="2"}`, do: push(a, "t1", ts("__name__", "m", "a", "1", "a", "2"))},
+		{id: apierror.MaxLabelNamesPerSeries, target: a, tenant: "labels", series: `{__name__="m", a="1", b="2", c="3"}`, do: push(a, "labels", ts("__name__", "m", "a", "1", "b", "2", "c", "3"))},
+		{id: apierror.LabelNameTooLong, target: a, tenant: "labels", series: `{__name__="m", abcdefghijk="1"}`, do: push(a, "labels", ts("__name__", "m", "abcdefghijk", "1"))},
+		{id: apierror.LabelValueTooLong, target: a, tenant: "labels", series: `{__name__="m", a="12345678901"}`, do: push(a, "labels", ts("__name__", "m", "a", "12345678901"))},
+		{id: apierror.TooFarInFuture, target: a, tenant: "t1", series: `{__name__="future"}`, do: push(a, "t1", clustertest.TimeSeries{
+			Labels: clustertest.Labels("__name__", "future"), Samples: []clustertest.Sample{{T: now + time.Hour.Milliseconds(), V: 1}}})},
+		{id: apierror.NativeHistograms, target: a, tenant: "t1", series: `{__name__="h"}`, do: histogram},
+		{id: apierror.SampleOutOfOrder, target: a, tenant: "t1", series: `{__name__="ooo"}`, do: then(
+			push(a, "t1", clustertest.TimeSeries{Labels: clustertest.Labels("__name__", "ooo"), Samples: []clustertest.Sample{{T: now, V: 1}}}),
+			push(a, "t1", clustertest.TimeSeries{Labels: clustertest.Labels("__name__", "ooo"), Samples: []clustertest.Sample{{T: now - 1000, V: 1}}}))},
+		{id: apierror.SampleDuplicate, target: a, tenant: "t1", series: `{__name__="dup"}`, do: then(
+			push(a, "t1", clustertest.TimeSeries{Labels: clustertest.Labels("__name__", "dup"), Samples: []clustertest.Sample{{T: now, V: 1}}}),
+			push(a, "t1", clustertest.TimeSeries{Labels: clustertest.Labels("__name__", "dup"), Samples: []clustertest.Sample{{T: now, V: 2}}}))},
+		{id: apierror.SampleTooOld, target: a, tenant: "t1", series: `{__name__="old"}`, do: push(a, "t1", clustertest.TimeSeries{
+			Labels: clustertest.Labels("__name__", "old"), Samples: []clustertest.Sample{{T: now - 2*time.Hour.Milliseconds(), V: 1}}})},
+		{id: apierror.MaxSeriesPerUser, target: a, tenant: "user-series", series: `{__name__="u", i="3"}`,
+			do: push(a, "user-series", ts("__name__", "u", "i", "1"), ts("__name__", "u", "i", "2"), ts("__name__", "u", "i", "3"))},
+		{id: apierror.MaxSeriesPerMetric, target: a, tenant: "metric-series", series: `{__name__="pm", i="2"}`,
+			do: push(a, "metric-series", ts("__name__", "pm", "i", "1"), ts("__name__", "pm", "i", "2"), ts("__name__", "other", "i", "1"))},
+
+		{id: apierror.MaxFetchedSeriesPerQuery, target: a, tenant: "q-series", do: then(push(a, "q-series", two...),
+			query(a, "q-series", "/query", url.Values{"query": {"q_metric"}, "time": {at}}))},
+		{id: apierror.MaxFetchedChunksPerQuery, target: a, tenant: "q-chunks", do: then(push(a, "q-chunks", two...),
+			query(a, "q-chunks", "/query", url.Values{"query": {"q_metric"}, "time": {at}}))},
+		{id: apierror.MaxQueryLength, target: a, tenant: "q-length", do: query(a, "q-length", "/query_range", url.Values{
+			"query": {"q_metric"}, "start": {clustertest.FormatAPITime(now - 2*time.Hour.Milliseconds())}, "end": {at}, "step": {"60"}})},
+		{id: apierror.QueryTimeout, target: a, tenant: "q-timeout", do: query(a, "q-timeout", "/query", url.Values{"query": {"up"}, "time": {at}})},
+		{id: apierror.QueryUnavailable, target: orphan, tenant: "t1", do: query(orphan, "t1", "/query", url.Values{"query": {"up"}, "time": {at}})},
+	}
+
+	seen := map[apierror.ID]bool{}
+	for _, c := range cases {
+		t.Run(string(c.id), func(t *testing.T) {
+			entry, ok := apierror.Lookup(c.id)
+			require.True(t, ok)
+			seen[c.id] = true
+			code, body, header := c.do(t)
+			require.Equal(t, entry.Status, code, "body: %s", body)
+			msg := body
+			if entry.Scope == apierror.ScopeQuery {
+				var resp struct{ Status, ErrorType, Error string }
+				require.NoError(t, json.Unmarshal([]byte(body), &resp), body)
+				require.Equal(t, "error", resp.Status)
+				msg = resp.Error
+			}
+			require.True(t, strings.HasPrefix(msg, string(c.id)+": "), "the message must start with its ID: %s", msg)
+			if c.tenant != "" {
+				require.Contains(t, msg, fmt.Sprintf("tenant %q", c.tenant))
+			}
+			if entry.Flag != "" {
+				require.Contains(t, msg, "-"+entry.Flag+"=", "the message must name the limit in force")
+			}
+			if c.series != "" {
+				require.Contains(t, msg, c.series, "the message must name the offending series")
+			}
+			if code == http.StatusTooManyRequests {
+				require.NotEmpty(t, header.Get("Retry-After"))
+			}
+			if entry.Scope == apierror.ScopeSeries {
+				// The listed line of the series carries the ID too.
+				require.Contains(t, msg, "\n"+string(c.id)+": ")
+			}
+			require.Equal(t, http.StatusOK, c.target.ReadyStatus(t), "the process must still serve")
+		})
+	}
+	for _, e := range apierror.Catalogue {
+		_, skipped := notTriggerable[e.ID]
+		require.True(t, seen[e.ID] != skipped, "%s must be triggered here or listed in notTriggerable, not both or neither", e.ID)
+	}
+}
+
+// TestErrorContract_PartialAcceptance checks that the valid series of a push
+// with invalid ones are stored, and that every refused sample is counted
+// under its reason, with every reason present at zero for the tenant.
+func TestErrorContract_PartialAcceptance(t *testing.T) {
+	skipIfShort(t)
+	t.Parallel()
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-validation.max-length-label-value=10"}})
+	now := time.Now().Truncate(time.Second).UnixMilli()
+	code, body := a.Push(t, "t1", []clustertest.TimeSeries{
+		{Labels: clustertest.Labels("__name__", "ok", "i", "1"), Samples: []clustertest.Sample{{T: now, V: 1}}},
+		{Labels: clustertest.Labels("__name__", "ok", "i", "long-value-here"), Samples: []clustertest.Sample{{T: now, V: 2}, {T: now + 1, V: 3}}},
+		{Labels: clustertest.Labels("job", "nameless"), Samples: []clustertest.Sample{{T: now, V: 4}}},
+		{Labels: clustertest.Labels("__name__", "ok", "i", "2"), Samples: []clustertest.Sample{{T: now, V: 5}}},
+	})
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Equal(t, `err-argus-label-value-too-long: tenant "t1": 2 series (3 samples) rejected, 2 samples accepted
+err-argus-label-value-too-long: {__name__="ok", i="long-value-here"}: label value too long: the value of label "i" is 15 bytes long, over -validation.max-length-label-value=10
+err-argus-missing-metric-name: {job="nameless"}: missing metric name: the series has no __name__ label, or an empty one
+`, body)
+	got := rawSamples(t, a, "t1", "ok", now, time.Minute)
+	require.Len(t, got, 2)
+	require.Equal(t, map[string]string{"__name__": "ok", "i": "1"}, got[0].Metric)
+	require.Equal(t, map[string]string{"__name__": "ok", "i": "2"}, got[1].Metric)
+
+	fams := a.MetricFamilies(t)
+	reasons := map[string]float64{}
+	for _, m := range fams["argus_discarded_samples_total"].GetMetric() {
+		lbls := map[string]string{}
+		for _, l := range m.GetLabel() {
+			lbls[l.GetName()] = l.GetValue()
+		}
+		if lbls["tenant"] == "t1" {
+			reasons[lbls["reason"]] = m.GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, 2.0, reasons["label_value_too_long"])
+	require.Equal(t, 1.0, reasons["missing_metric_name"])
+	for _, r := range []string{"rate_limited", "per_user_series_limit", "per_metric_series_limit", "too_old", "out_of_order", "too_far_in_future", "max_label_names_per_series", "label_name_too_long"} {
+		v, ok := reasons[r]
+		require.True(t, ok, "reason %s must exist at zero", r)
+		require.Zero(t, v, r)
+	}
+}
+
+// send sends one request with the remote-write headers (and header on top;
+// "" deletes one) and returns the status, body and response headers.
+func send(t *testing.T, p *clustertest.Process, method, path, tenant string, header map[string]string, body []byte) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, p.URL()+path, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	if tenant != "" {
+		req.Header.Set(clustertest.TenantHeader, tenant)
+	}
+	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b.String(), resp.Header
+}
