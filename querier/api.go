@@ -52,6 +52,7 @@ const (
 // apiDeps is what newAPIHandler needs besides the engine and the storage.
 type apiDeps struct {
 	cfg        Config
+	limits     tenantLimits // nil: unlimited
 	logger     *slog.Logger
 	registerer prometheus.Registerer // nil allowed
 	gatherer   prometheus.Gatherer   // nil allowed
@@ -64,10 +65,12 @@ type apiDeps struct {
 // PathPrefix+"/api/v1". Everything Argus has no counterpart for (scrape
 // targets, rules, alertmanagers, TSDB admin and stats, exemplars, remote
 // write) is stubbed so that those endpoints answer empty or with an error,
-// never panic.
+// never panic. Every request runs under its tenant's query limits
+// (withQueryLimits), and a query that times out reports the tenant's
+// timeout (apiErrorEngine).
 func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable, d apiDeps) http.Handler {
 	api := v1.NewAPI(
-		engine,
+		apiErrorEngine{engine},
 		q,
 		nil, // no appender: remote write and OTLP are disabled below
 		noExemplars{},
@@ -109,12 +112,12 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		d.features,
 		v1.OpenAPIOptions{Version: buildInfo().Version},
 		parser.NewParser(parser.Options{}),
-		false, // query cost feature
-		d.cfg.Timeout,
+		false,         // query cost feature
+		engineTimeout, // --query.timeout, only read by the query cost feature
 	)
 	router := route.New().WithInstrumentation(d.metrics.instrument).WithPrefix(PathPrefix + apiRoutePrefix)
 	api.Register(router)
-	return postAsGet(router)
+	return postAsGet(withQueryLimits(router, d.limits, d.metrics))
 }
 
 // postAsGet lets clients POST a form to the read endpoints that Prometheus
@@ -175,14 +178,17 @@ func buildInfo() *v1.PrometheusVersion {
 	}
 }
 
-// flagsMap is what /status/flags shows: the querier's own flags.
+// flagsMap is what /status/flags shows: the querier's own flags. The
+// per-tenant limits (-querier.timeout and the other query limits) are the
+// tenant's, not the process's: the distributor's /api/v1/user_limits
+// shows a tenant's.
 func flagsMap(cfg Config) map[string]string {
 	return map[string]string{
-		"querier.timeout":                     model.Duration(cfg.Timeout).String(),
 		"querier.max-concurrent":              strconv.Itoa(cfg.MaxConcurrent),
 		"querier.max-samples":                 strconv.Itoa(cfg.MaxSamples),
 		"querier.lookback-delta":              model.Duration(cfg.LookbackDelta).String(),
 		"querier.default-evaluation-interval": model.Duration(cfg.DefaultEvaluationInterval).String(),
+		"tenant-federation.enabled":           strconv.FormatBool(cfg.TenantFederationEnabled),
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 func TestConfig_Defaults(t *testing.T) {
 	// Prometheus 3's server defaults, so that answers match Prometheus's.
 	require.Equal(t, Config{
-		Timeout:                   2 * time.Minute,
 		MaxConcurrent:             20,
 		MaxSamples:                50_000_000,
 		LookbackDelta:             5 * time.Minute,
@@ -25,8 +24,10 @@ func TestConfig_FlagsWithPrefix(t *testing.T) {
 	var cfg Config
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	cfg.RegisterFlagsWithPrefix("x.", fs)
-	require.NoError(t, fs.Parse([]string{"-x.querier.timeout=10s", "-x.querier.max-concurrent=3", "-x.querier.max-samples=7", "-x.querier.lookback-delta=1m", "-x.querier.default-evaluation-interval=30s"}))
-	require.Equal(t, Config{Timeout: 10 * time.Second, MaxConcurrent: 3, MaxSamples: 7, LookbackDelta: time.Minute, DefaultEvaluationInterval: 30 * time.Second}, cfg)
+	require.NoError(t, fs.Parse([]string{"-x.querier.max-concurrent=3", "-x.querier.max-samples=7", "-x.querier.lookback-delta=1m", "-x.querier.default-evaluation-interval=30s", "-x.tenant-federation.enabled"}))
+	require.Equal(t, Config{MaxConcurrent: 3, MaxSamples: 7, LookbackDelta: time.Minute, DefaultEvaluationInterval: 30 * time.Second, TenantFederationEnabled: true}, cfg)
+	// The timeout is a per-tenant limit, registered by the limits package.
+	require.Nil(t, fs.Lookup("x.querier.timeout"))
 }
 
 func TestConfig_Validate(t *testing.T) {
@@ -34,7 +35,6 @@ func TestConfig_Validate(t *testing.T) {
 		mutate func(*Config)
 		want   string
 	}{
-		"zero timeout":         {func(c *Config) { c.Timeout = 0 }, "querier.timeout"},
 		"zero concurrency":     {func(c *Config) { c.MaxConcurrent = 0 }, "querier.max-concurrent"},
 		"negative samples":     {func(c *Config) { c.MaxSamples = -1 }, "querier.max-samples"},
 		"zero lookback":        {func(c *Config) { c.LookbackDelta = 0 }, "querier.lookback-delta"},

@@ -63,7 +63,11 @@ func (c seriesCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // from shared blocks, so that decoding allocates little per series. It is
 // not safe for concurrent use.
 type seriesDecoder struct {
-	limit  int // stop after this many series; 0: no limit
+	limit int // stop after this many series; 0: no limit
+	// budget counts every decoded series and its chunks against the
+	// tenant's query limits; its first error stops the stream. nil counts
+	// nothing.
+	budget *tenantBudget
 	series []fetchedSeries
 	// err is the first protocol violation; decoding stops at it. It is
 	// kept here because gRPC turns an Unmarshal error into a status.
@@ -147,6 +151,14 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 	}
 	if err := checkChunks(fs.labels, d.scratch); err != nil {
 		return err
+	}
+	if d.budget != nil {
+		// The series this stream delivered so far are distinct (sorted,
+		// checked above), so the stream alone is over the series limit as
+		// soon as their count is.
+		if err := d.budget.fetched(fs.labels, len(d.series)+1, len(d.scratch)); err != nil {
+			return err
+		}
 	}
 	if len(d.scratch) > 0 {
 		fs.chunks = slab.Take(&d.metas, len(d.scratch), carveBlock)

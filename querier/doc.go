@@ -10,11 +10,14 @@
 //   - the Prometheus HTTP API, which is Prometheus's own web/api/v1 wired to
 //     that engine and queryable, so that JSON shapes, error types and float
 //     formatting are exactly Prometheus's (api.go);
+//   - the fan-out over the ring's read set and the merge of replicas
+//     (fanout.go);
+//   - the enforcement of each tenant's query limits: fetched series and
+//     chunks, query length and timeout (querylimits.go, timeout.go);
+//   - tenant federation, the reads over several tenants (federation.go);
 //   - the one mapping from SeriesSource errors to API errors (errors.go).
 //
 // It does not own which SeriesSource it talks to (cmd dials it and passes the
-// client in Deps), tenant authentication (cmd wraps Handler in
-// tenant.Middleware), or the fan-out over several ingesters and the
-// de-duplication of their replicas (issue #3; see DESIGN.md for the seam that
-// is ready for it).
+// client in Deps), the values of the limits (package limits, passed in
+// Deps), or tenant authentication (cmd wraps Handler in its middleware).
 package querier

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -46,13 +47,13 @@ type replicatedQuerier struct {
 func newReplicatedQuerier(q *queryable, mint, maxt int64) (*replicatedQuerier, error) {
 	instances, maxFailures, err := q.replicas.ReadSet()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, unavailableError(nil, fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
 	rq := &replicatedQuerier{instances: instances, maxFailures: maxFailures}
 	for _, inst := range instances {
 		src, err := q.sources(inst.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("%w: ingester %s: %w", ErrUnavailable, inst.Addr, err)
+			return nil, unavailableError(nil, fmt.Errorf("%w: ingester %s: %w", ErrUnavailable, inst.Addr, err))
 		}
 		rq.sources = append(rq.sources, &sourceQuerier{src: src, metrics: q.metrics, mint: mint, maxt: maxt})
 	}
@@ -61,13 +62,28 @@ func newReplicatedQuerier(q *queryable, mint, maxt int64) (*replicatedQuerier, e
 
 // fanOut runs f on every source in parallel and returns the indexes of the
 // sources that succeeded, or an error if the failures exceed the budget.
-func (rq *replicatedQuerier) fanOut(f func(i int, s *sourceQuerier) error) ([]int, error) {
+//
+// An error that fails the query rather than one ingester is not counted as
+// a failure: an error with an API ID (a query limit, the tenant's timeout)
+// cancels the other calls at once, with itself as the cause, and is
+// returned; so is why ctx ended, if it did while a call failed.
+func (rq *replicatedQuerier) fanOut(ctx context.Context, f func(ctx context.Context, i int, s *sourceQuerier) error) ([]int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	errs := make([]error, len(rq.sources))
 	var wg sync.WaitGroup
 	for i, s := range rq.sources {
-		wg.Go(func() { errs[i] = f(i, s) })
+		wg.Go(func() {
+			errs[i] = f(ctx, i, s)
+			if _, fatal := apierror.IDOf(errs[i]); fatal {
+				cancel(errs[i])
+			}
+		})
 	}
 	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		return nil, cause
+	}
 	var (
 		ok     []int
 		failed []error
@@ -86,7 +102,7 @@ func (rq *replicatedQuerier) fanOut(f func(i int, s *sourceQuerier) error) ([]in
 		lost = len(zones)
 	}
 	if lost > rq.maxFailures {
-		return nil, fmt.Errorf("%w (%d, at most %d tolerated): %w", ErrTooManyFailures, lost, rq.maxFailures, errors.Join(failed...))
+		return nil, unavailableError(ctx, fmt.Errorf("%w (%d, at most %d tolerated): %w", ErrTooManyFailures, lost, rq.maxFailures, errors.Join(failed...)))
 	}
 	return ok, nil
 }
@@ -103,7 +119,7 @@ func zoned(instances []ring.Instance) bool {
 // Select merges the series of every answering instance.
 func (rq *replicatedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
 	sets := make([]storage.ChunkSeriesSet, len(rq.sources))
-	ok, err := rq.fanOut(func(i int, s *sourceQuerier) error {
+	ok, err := rq.fanOut(ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
 		set := s.Select(ctx, sortSeries, hints, matchers...)
 		if _, fetched := set.(*chunkSeriesSet); !fetched {
 			set.Next()
@@ -131,23 +147,23 @@ func (rq *replicatedQuerier) Select(ctx context.Context, sortSeries bool, hints 
 
 // LabelNames returns the sorted union of the answering instances' names.
 func (rq *replicatedQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	return rq.unionStrings(hints, func(s *sourceQuerier) ([]string, annotations.Annotations, error) {
+	return rq.unionStrings(ctx, hints, func(ctx context.Context, s *sourceQuerier) ([]string, annotations.Annotations, error) {
 		return s.LabelNames(ctx, hints, matchers...)
 	})
 }
 
 // LabelValues returns the sorted union of the answering instances' values.
 func (rq *replicatedQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	return rq.unionStrings(hints, func(s *sourceQuerier) ([]string, annotations.Annotations, error) {
+	return rq.unionStrings(ctx, hints, func(ctx context.Context, s *sourceQuerier) ([]string, annotations.Annotations, error) {
 		return s.LabelValues(ctx, name, hints, matchers...)
 	})
 }
 
-func (rq *replicatedQuerier) unionStrings(hints *storage.LabelHints, f func(s *sourceQuerier) ([]string, annotations.Annotations, error)) ([]string, annotations.Annotations, error) {
+func (rq *replicatedQuerier) unionStrings(ctx context.Context, hints *storage.LabelHints, f func(ctx context.Context, s *sourceQuerier) ([]string, annotations.Annotations, error)) ([]string, annotations.Annotations, error) {
 	results := make([][]string, len(rq.sources))
-	ok, err := rq.fanOut(func(i int, s *sourceQuerier) error {
+	ok, err := rq.fanOut(ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
 		var err error
-		results[i], _, err = f(s)
+		results[i], _, err = f(ctx, s)
 		return err
 	})
 	if err != nil {

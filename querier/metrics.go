@@ -9,15 +9,16 @@ import (
 )
 
 type metrics struct {
-	queryDuration *prometheus.HistogramVec
-	seriesFetched prometheus.Counter
-	chunksFetched prometheus.Counter
+	queryDuration   *prometheus.HistogramVec
+	seriesFetched   prometheus.Counter
+	chunksFetched   prometheus.Counter
+	queriesRejected *prometheus.CounterVec // by reason (rejectReasons)
 }
 
 // newMetrics registers the querier's metrics on reg; nil reg is allowed.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		queryDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                            "argus_querier_query_duration_seconds",
 			Help:                            "Time to answer a Prometheus API request, by endpoint (the route, e.g. /api/v1/query_range).",
@@ -34,7 +35,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "argus_querier_chunks_fetched_total",
 			Help: "Chunks received from series sources.",
 		}),
+		queriesRejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_querier_queries_rejected_total",
+			Help: "API requests refused or stopped by a per-tenant query limit, by reason: max_fetched_series, max_fetched_chunks, max_query_length, timeout.",
+		}, []string{"reason"}),
 	}
+	for _, r := range rejectReasons {
+		m.queriesRejected.WithLabelValues(r) // Every reason exists at zero.
+	}
+	return m
 }
 
 // instrument is a route.Router instrumentation hook: it times every request

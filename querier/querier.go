@@ -27,6 +27,13 @@ type Deps struct {
 	// Sources gives the series source of an instance address; required with
 	// Replicas.
 	Sources SourceFactory
+	// Limits gives each tenant's query limits (limits.Overrides fits):
+	// -querier.timeout, -querier.max-fetched-series-per-query,
+	// -querier.max-fetched-chunks-per-query and -querier.max-query-length.
+	// They are looked up once per request and tenant. nil means no limit at
+	// all, not even a timeout besides the request context's own: for tests
+	// and embedding; cmd passes its Overrides.
+	Limits tenantLimits
 	// Logger receives the engine's and the API's logs, with the component
 	// already attached; nil discards them.
 	Logger *slog.Logger
@@ -61,11 +68,15 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 	m := newMetrics(deps.Registerer)
 	feats := features.NewRegistry() // served by /api/v1/features
 	q := &Querier{
-		queryable: &queryable{src: deps.Source, metrics: m, replicas: deps.Replicas, sources: deps.Sources},
-		engine:    newEngine(cfg, logger, deps.Registerer, feats),
+		queryable: &queryable{
+			src: deps.Source, metrics: m, replicas: deps.Replicas, sources: deps.Sources,
+			limits: deps.Limits, lookback: cfg.LookbackDelta, federation: cfg.TenantFederationEnabled,
+		},
+		engine: newEngine(cfg, logger, deps.Registerer, feats),
 	}
 	q.handler = newAPIHandler(q.engine, q.queryable, apiDeps{
 		cfg:        cfg,
+		limits:     deps.Limits,
 		logger:     logger,
 		registerer: deps.Registerer,
 		gatherer:   deps.Gatherer,
@@ -79,25 +90,32 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 // Queryable returns the storage view of the series source, for PromQL
 // engines and for anything else that reads through Prometheus's storage
 // interfaces. Every call reads the tenant from its context
-// (tenant.FromContext) and fails without one.
+// (tenant.FromContext) and fails without one; a context naming several
+// tenants needs Config.TenantFederationEnabled. The tenant's fetched-series,
+// fetched-chunks and query-length limits apply per querier (one per query);
+// its timeout is a deadline that only Handler sets.
 func (q *Querier) Queryable() storage.SampleAndChunkQueryable { return q.queryable }
 
 // Handler serves the Prometheus HTTP API at PathPrefix+"/api/v1/": mount it
 // at PathPrefix+"/" without stripping the prefix, behind tenant.Middleware.
 // GET and POST are accepted for query, query_range, series, labels,
-// label/<name>/values, metadata, status/buildinfo and format_query.
+// label/<name>/values, metadata, status/buildinfo and format_query. Each
+// request is one query for the tenant's limits: it runs until the tenant's
+// -querier.timeout, and its fetched series and chunks are counted over all
+// its selectors and replicas.
 func (q *Querier) Handler() http.Handler { return q.handler }
 
 // newEngine builds a PromQL engine with the options a Prometheus 3 server
 // uses by default (cmd/prometheus/main.go): @ and negative offsets on, every
-// feature flag off, no query log, and the limits from cfg.
+// feature flag off, no query log, and the limits from cfg. Its timeout is
+// engineTimeout: the tenant's timeout is the request's deadline (timeout.go).
 func newEngine(cfg Config, logger *slog.Logger, reg prometheus.Registerer, feats features.Collector) *promql.Engine {
 	evalInterval := cfg.DefaultEvaluationInterval.Milliseconds()
 	return promql.NewEngine(promql.EngineOpts{
 		Logger:             logger,
 		Reg:                prefixed(reg),
 		MaxSamples:         cfg.MaxSamples,
-		Timeout:            cfg.Timeout,
+		Timeout:            engineTimeout,
 		ActiveQueryTracker: newConcurrencyLimit(cfg.MaxConcurrent),
 		LookbackDelta:      cfg.LookbackDelta,
 		NoStepSubqueryIntervalFn: func(int64) int64 {

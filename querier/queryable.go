@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -29,7 +31,8 @@ var _ seriesSource = arguspb.SeriesSourceClient(nil)
 
 // queryable reads from one series source. It is safe for concurrent use and
 // holds no per-query state; the queriers it returns are cheap and hold none
-// either beyond their time range.
+// either beyond their time range and, for reads whose context carries no
+// request accounting (querylimits.go), their own.
 type queryable struct {
 	src     seriesSource
 	metrics *metrics
@@ -38,6 +41,14 @@ type queryable struct {
 	// src (fanout.go); sources gives each instance's series source.
 	replicas readSetter
 	sources  SourceFactory
+
+	// limits gives each tenant's query limits; nil: unlimited.
+	limits tenantLimits
+	// lookback is the engine's lookback delta, which a selector may span
+	// beyond -querier.max-query-length.
+	lookback time.Duration
+	// federation lets a context name several tenants (federation.go).
+	federation bool
 }
 
 var _ storage.SampleAndChunkQueryable = (*queryable)(nil)
@@ -52,16 +63,194 @@ func (q *queryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	return sampleQuerier{cq}, nil
 }
 
-// ChunkQuerier returns a chunk querier over [mint, maxt] (Unix ms, inclusive).
-//
-// With a read set (Deps.Replicas) it fans out to every ingester of the ring
-// and merges their replicas (fanout.go); else it reads Deps.Source alone.
+// ChunkQuerier returns a chunk querier over [mint, maxt] (Unix ms, inclusive),
+// a tenantQuerier.
 func (q *queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	b, err := q.backend(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return &tenantQuerier{
+		q: q, backend: b, mint: mint, maxt: maxt,
+		own: &requestLimits{limits: q.limits, metrics: q.metrics},
+	}, nil
+}
+
+// backend returns the reader of one tenant (the tenant of each call's
+// context) over [mint, maxt]. With a read set (Deps.Replicas) it fans out to
+// every ingester of the ring and merges their replicas (fanout.go); else it
+// reads Deps.Source alone.
+func (q *queryable) backend(mint, maxt int64) (storage.ChunkQuerier, error) {
 	if q.replicas != nil {
 		return newReplicatedQuerier(q, mint, maxt)
 	}
 	return &sourceQuerier{src: q.src, metrics: q.metrics, mint: mint, maxt: maxt}, nil
 }
+
+// tenantQuerier is the storage.ChunkQuerier that queryable hands out. Each
+// call reads the tenant of its context and applies that tenant's query
+// limits (querylimits.go) before reading through backend, or federates the
+// read when the context names several tenants (federation.go). The limits
+// count against the request's accounting in the context (withQueryLimits);
+// a caller that brings none, such as an engine run outside Handler, gets
+// the querier's own, so that the limits hold per querier, which the engine
+// makes one of per query. It is safe for concurrent use.
+type tenantQuerier struct {
+	q          *queryable
+	backend    storage.ChunkQuerier // over [mint, maxt]
+	mint, maxt int64
+	own        *requestLimits // used when the context carries none
+}
+
+// tenantIDs returns the tenants that ctx names: one, or with federation
+// enabled several, each valid. For one tenant named in a list (a|a) it
+// also returns ctx with that tenant alone.
+func (tq *tenantQuerier) tenantIDs(ctx context.Context) ([]string, context.Context, error) {
+	orgID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query series source: %w", err)
+	}
+	if !strings.Contains(orgID, tenant.Separator) {
+		return []string{orgID}, ctx, nil
+	}
+	ids := tenant.IDs(orgID)
+	if !tq.q.federation && len(ids) > 1 {
+		return nil, nil, invalidTenantError(orgID, nil)
+	}
+	for _, id := range ids {
+		if id == "" {
+			return nil, nil, invalidTenantError(orgID, fmt.Errorf("%w: empty tenant ID", tenant.ErrInvalidTenant))
+		}
+		if err := tenant.Validate(id); err != nil {
+			return nil, nil, invalidTenantError(orgID, err)
+		}
+	}
+	if len(ids) == 1 {
+		ctx = tenant.With(ctx, ids[0])
+	}
+	return ids, ctx, nil
+}
+
+// budget returns the budget of tenant id in the accounting of ctx's request.
+func (tq *tenantQuerier) budget(ctx context.Context, id string) *tenantBudget {
+	r := requestLimitsFrom(ctx)
+	if r == nil {
+		r = tq.own
+	}
+	return r.budget(id)
+}
+
+// Select reads the series of the context's tenant (or tenants) that match
+// matchers, within the tenant's query limits.
+func (tq *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
+	ids, ctx, err := tq.tenantIDs(ctx)
+	if err != nil {
+		return storage.ErrChunkSeriesSet(err)
+	}
+	if len(ids) > 1 {
+		fq, forwarded := tq.federated(ids, matchers)
+		return fq.Select(ctx, true, hints, forwarded...)
+	}
+	return tq.selectTenant(ctx, ids[0], sortSeries, hints, matchers...)
+}
+
+// selectTenant is Select for tenant id, the tenant of ctx. A Select of the
+// series API (hints.Func "series") or without hints is checked as a lookup
+// (tenantBudget.lookupRange), any other as a selector of a PromQL query.
+func (tq *tenantQuerier) selectTenant(ctx context.Context, id string, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
+	b := tq.budget(ctx, id)
+	if err := b.failed(); err != nil {
+		return storage.ErrChunkSeriesSet(err)
+	}
+	if hints == nil || hints.Func == "series" {
+		start, end := tq.mint, tq.maxt
+		if hints != nil {
+			start, end = hints.Start, hints.End
+		}
+		mint, maxt, err := b.lookupRange(start, end, time.Now())
+		if err != nil {
+			return storage.ErrChunkSeriesSet(err)
+		}
+		if mint != start || maxt != end {
+			clamped := storage.SelectHints{Start: mint, End: maxt}
+			if hints != nil {
+				clamped = *hints
+				clamped.Start, clamped.End = mint, maxt
+			}
+			hints = &clamped
+		}
+	} else if err := b.checkSelector(hints.Start, hints.End, tq.q.lookback); err != nil {
+		return storage.ErrChunkSeriesSet(err)
+	}
+	return tq.backend.Select(withBudget(ctx, b), sortSeries, hints, matchers...)
+}
+
+// LabelNames returns the sorted label names of the series of the context's
+// tenant (or tenants) that match matchers.
+func (tq *tenantQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	ids, ctx, err := tq.tenantIDs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ids) > 1 {
+		fq, forwarded := tq.federated(ids, matchers)
+		names, ws, err := fq.LabelNames(ctx, hints, forwarded...)
+		return names, ws, asAPIError(err)
+	}
+	return tq.labelNamesTenant(ctx, ids[0], hints, matchers...)
+}
+
+func (tq *tenantQuerier) labelNamesTenant(ctx context.Context, id string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	b, err := tq.lookupBackend(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.LabelNames(ctx, hints, matchers...)
+}
+
+// LabelValues returns the sorted values of label name over the series of
+// the context's tenant (or tenants) that match matchers.
+func (tq *tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	ids, ctx, err := tq.tenantIDs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ids) > 1 {
+		fq, forwarded := tq.federated(ids, matchers)
+		values, ws, err := fq.LabelValues(ctx, name, hints, forwarded...)
+		return values, ws, asAPIError(err)
+	}
+	return tq.labelValuesTenant(ctx, ids[0], name, hints, matchers...)
+}
+
+func (tq *tenantQuerier) labelValuesTenant(ctx context.Context, id, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	b, err := tq.lookupBackend(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.LabelValues(ctx, name, hints, matchers...)
+}
+
+// lookupBackend checks the querier's range as a lookup of tenant id and
+// returns the backend over the range to read: the querier's own, or a new
+// one when an omitted start is clamped to the tenant's query length.
+func (tq *tenantQuerier) lookupBackend(ctx context.Context, id string) (storage.ChunkQuerier, error) {
+	b := tq.budget(ctx, id)
+	if err := b.failed(); err != nil {
+		return nil, err
+	}
+	mint, maxt, err := b.lookupRange(tq.mint, tq.maxt, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if mint == tq.mint && maxt == tq.maxt {
+		return tq.backend, nil
+	}
+	return tq.q.backend(mint, maxt)
+}
+
+// Close closes the backend.
+func (tq *tenantQuerier) Close() error { return tq.backend.Close() }
 
 // sourceQuerier is a storage.ChunkQuerier over one series source. Each method
 // makes one gRPC call with the tenant of its context and returns once the
@@ -164,8 +353,10 @@ type fetchedSeries struct {
 // first limit series when limit > 0 (then the rest of the stream is
 // canceled). It checks the protocol's guarantees that merging and sample
 // iteration rely on (see seriesDecoder): series strictly sorted by labels,
-// and XOR chunks ordered by time and not overlapping. On error it returns the
-// series received so far, for accounting only.
+// and XOR chunks ordered by time and not overlapping. It counts every series
+// against the query limits of the budget in ctx, if any, and cancels the
+// stream at the first limit exceeded. On error it returns the series
+// received so far, for accounting only.
 func fetchSeries(ctx context.Context, src seriesSource, req *arguspb.SeriesRequest, limit int) ([]fetchedSeries, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // Ends the stream early when limit is reached or on error.
@@ -177,7 +368,7 @@ func fetchSeries(ctx context.Context, src seriesSource, req *arguspb.SeriesReque
 	if err != nil {
 		return nil, fromGRPC(ctx, "series", err)
 	}
-	d := seriesDecoder{limit: limit}
+	d := seriesDecoder{limit: limit, budget: budgetFrom(ctx)}
 	for !d.full() {
 		err := stream.RecvMsg(&d) // seriesCodec decodes into d.
 		if d.err != nil {

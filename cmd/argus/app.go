@@ -21,9 +21,10 @@ import (
 
 	"github.com/argus-tsdb/argus/distributor"
 	"github.com/argus-tsdb/argus/ingester"
+	"github.com/argus-tsdb/argus/internal/auth"
 	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/internal/service"
-	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/querier"
 )
@@ -39,6 +40,8 @@ type app struct {
 	httpLn     net.Listener
 	grpc       *grpcService
 	ingester   *ingester.Ingester // nil unless the ingester role runs
+	overrides  *limits.Overrides
+	auth       *auth.Authenticator
 	clients    *distributor.ClientPool
 	ready      atomic.Bool
 }
@@ -53,9 +56,28 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 	a.grpc = &grpcService{server: grpcServer, addr: hostPort(cfg.Server.GRPCListenAddress, cfg.Server.GRPCListenPort), logger: logger}
 	a.services = append(a.services, namedService("grpc-server", a.grpc))
 
+	// The per-tenant limits come first: every other service reads them.
+	overrides, err := limits.New(cfg.RuntimeConfig, cfg.Limits, limits.Deps{Logger: logger, Registerer: a.reg})
+	if err != nil {
+		return nil, fmt.Errorf("limits: %w", err)
+	}
+	a.overrides = overrides
+	a.services = append(a.services, namedService("runtime-config", overrides))
+	a.auth, err = auth.New(cfg.Auth, auth.Options{MultitenancyEnabled: cfg.MultitenancyEnabled, ReloadPeriod: cfg.RuntimeConfig.ReloadPeriod},
+		auth.Deps{Logger: logger, Registerer: a.reg})
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	a.services = append(a.services, namedService("auth", a.auth))
+
 	mux := http.NewServeMux()
+	// The ring is built after the ingester (a static ring is the ingester's
+	// own address): the ingester reads it through this late-bound view.
+	ingesterRing := &lateRing{}
 	if roles[roleIngester] {
-		ing, err := ingester.New(cfg.Ingester, ingester.Deps{Logger: logger.With("component", "ingester"), Registerer: a.reg})
+		ing, err := ingester.New(cfg.Ingester, ingester.Deps{
+			Logger: logger.With("component", "ingester"), Registerer: a.reg, Limits: overrides, Ring: ingesterRing,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("ingester: %w", err)
 		}
@@ -67,6 +89,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	ingesterRing.r = rr
 	if a.ingester != nil {
 		a.services = append(a.services, namedService("ingester", a.ingester))
 		if err := a.addLifecycler(rr); err != nil {
@@ -96,6 +119,13 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 	return a, nil
 }
 
+// lateRing is the ring as the ingester sees it, bound once the ring exists
+// (before any service starts, so before any push reads it).
+type lateRing struct{ r replicaRing }
+
+func (l *lateRing) HealthyInstancesCount() int { return l.r.HealthyInstancesCount() }
+func (l *lateRing) ReplicationFactor() int     { return l.r.ReplicationFactor() }
+
 // ingesterAddresses is the static ring of this process: its own gRPC server
 // when the ingester runs here, else -ingester.client.addresses.
 func (a *app) ingesterAddresses() []string {
@@ -117,28 +147,34 @@ func (a *app) ingesterAddresses() []string {
 
 func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 	d, err := distributor.New(a.cfg.Distributor, distributor.Deps{
-		Ring: r, Clients: a.clients, Logger: a.logger.With("component", "distributor"), Registerer: a.reg,
+		Ring: r, Clients: a.clients, Limits: a.overrides, Distributors: r,
+		Logger: a.logger.With("component", "distributor"), Registerer: a.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err)
 	}
-	push := tenant.Middleware(a.cfg.MultitenancyEnabled, d.PushHandler())
+	push := a.auth.Middleware(d.PushHandler(), auth.OneTenant)
 	// Mimir's path, and the aliases Prometheus-style receivers use.
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/api/v1/receive"} {
 		mux.Handle(p, push)
 	}
+	mux.Handle("GET /api/v1/user_limits", a.auth.Middleware(d.UserLimitsHandler(), auth.OneTenant))
 	return nil
 }
 
 func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
 	q, err := querier.New(a.cfg.Querier, querier.Deps{
-		Replicas: rr, Sources: a.seriesSource,
+		Replicas: rr, Sources: a.seriesSource, Limits: a.overrides,
 		Logger: a.logger.With("component", "querier"), Registerer: a.reg, Gatherer: a.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("querier: %w", err)
 	}
-	mux.Handle("/prometheus/", tenant.Middleware(a.cfg.MultitenancyEnabled, q.Handler()))
+	reads := auth.OneTenant
+	if a.cfg.Querier.TenantFederationEnabled {
+		reads = auth.Federated
+	}
+	mux.Handle("/prometheus/", a.auth.Middleware(q.Handler(), reads))
 	return nil
 }
 
@@ -200,6 +236,7 @@ func (a *app) serveIndex(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "Argus %s\n\n", versionString())
 	fmt.Fprintln(w, "POST /api/v1/push          Prometheus remote write (header X-Scope-OrgID)")
 	fmt.Fprintln(w, "GET  /prometheus/api/v1/*  Prometheus HTTP API (Grafana data source URL: /prometheus)")
+	fmt.Fprintln(w, "GET  /api/v1/user_limits   the tenant's limits in force and its usage")
 	fmt.Fprintln(w, "GET  /ready                readiness")
 	fmt.Fprintln(w, "GET  /metrics              Argus's own metrics")
 }

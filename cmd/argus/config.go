@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/argus-tsdb/argus/distributor"
 	"github.com/argus-tsdb/argus/ingester"
+	"github.com/argus-tsdb/argus/internal/auth"
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/querier"
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -42,6 +45,9 @@ type Config struct {
 	Ingester            ingester.Config       `yaml:"ingester"`
 	Distributor         distributor.Config    `yaml:"distributor"`
 	Querier             querier.Config        `yaml:"querier"`
+	Limits              limits.Limits         `yaml:"limits"`
+	Auth                auth.Config           `yaml:"auth"`
+	RuntimeConfig       limits.Config         `yaml:"runtime_config"`
 	PrintVersion        bool                  `yaml:"-"`
 
 	// explicit holds the names of the flags set on the command line, for
@@ -79,6 +85,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.Limits.RegisterFlags(f)
+	c.Auth.RegisterFlags(f)
+	c.RuntimeConfig.RegisterFlags(f)
 }
 
 // RegisterFlags registers the server flags, named as in Mimir.
@@ -111,6 +120,16 @@ func (c *Config) Roles() map[string]bool {
 	return roles
 }
 
+// roleList returns the roles that run, sorted: what the process gossips.
+func (c *Config) roleList() []string {
+	var out []string
+	for r := range c.Roles() {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Validate checks the configuration of the roles that will run.
 func (c *Config) Validate() error {
 	roles := c.Roles()
@@ -128,7 +147,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "logfmt" && c.Log.Format != "json" {
 		return fmt.Errorf("-log.format: %q is neither logfmt nor json", c.Log.Format)
 	}
-	var errs []error
+	errs := []error{c.Limits.Validate(), c.RuntimeConfig.Validate(), c.Auth.Validate()}
 	switch c.ringStore() {
 	case ringStoreStatic:
 		if !roles[roleIngester] && c.IngesterAddresses == "" {

@@ -14,6 +14,8 @@ type replicaRing interface {
 	Get(token uint32, buf []ring.Instance) ([]ring.Instance, error)
 	ReplicationFactor() int
 	ReadSet() (instances []ring.Instance, maxFailures int, err error)
+	HealthyInstancesCount() int
+	HealthyMembers(role string) int
 }
 
 // setupRing builds the ring of the process. With the static store it is
@@ -31,7 +33,7 @@ func (a *app) setupRing(mux *http.ServeMux) (replicaRing, error) {
 		rf := min(a.cfg.Ring.ReplicationFactor, len(instances))
 		return ring.NewStaticWithOptions([]ring.StaticOption{ring.WithStaticReplicationFactor(rf)}, instances...)
 	}
-	deps := ring.Deps{Logger: a.logger, Registerer: a.reg}
+	deps := ring.Deps{Logger: a.logger, Registerer: a.reg, Roles: a.cfg.roleList()}
 	kv, err := ring.NewKV(a.cfg.Memberlist, a.cfg.Ring.Options(), deps)
 	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
