@@ -68,6 +68,9 @@ func BenchmarkPushHandler(b *testing.B) {
 func benchmarkPushHandler(b *testing.B, replicas int) {
 	const numSeries = 1000
 	d, _, _ := newReplicated(b, replicas, replicas, nil)
+	lim := defaultLimits(b)
+	lim.IngestionRate = 0 // The fake clock never refills a bucket.
+	d.limits = tenantLimitsMap{def: lim}
 	ing := &fakeIngesterNoop{}
 	d.clients = ClientFactoryFunc(func(string) (Pusher, error) { return ing, nil })
 	body := encode(b, benchRequest(numSeries))

@@ -73,7 +73,7 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	}
 	toPush := d.validate(wc, tm, lim)
 	if toPush > 0 {
-		if err := d.admitRate(tenantID, lim, toPush, formatLabels(wc.req.Timeseries[0].Labels)); err != nil {
+		if err := d.admitRate(tenantID, lim, toPush, wc.req.Timeseries[0].Labels); err != nil {
 			tm.discarded[reasonRateLimited].Add(float64(toPush))
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/limits"
+	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
 // rateWindow is the time constant of the per-tenant ingestion rate average
@@ -86,10 +87,11 @@ func (b *tokenBucket) Rate(now time.Time) float64 {
 	return b.rateAtLocked(now)
 }
 
-// admit charges the valid samples of a push to the tenant's rate limit and
-// returns a *rateLimitedError (429) naming the limit in force, the tenant
-// and the first series of the push when they do not fit.
-func (d *Distributor) admitRate(tenantID string, lim *limits.Limits, samples int, firstSeries string) error {
+// admitRate charges the valid samples of a push to the tenant's rate limit
+// and returns a *rateLimitedError (429) naming the limit in force, the tenant
+// and the first series of the push (formatted only then) when they do not
+// fit.
+func (d *Distributor) admitRate(tenantID string, lim *limits.Limits, samples int, firstSeries []*arguspb.Label) error {
 	distributors := max(1, d.distributors.HealthyMembers(roleDistributor))
 	rate := lim.IngestionRate / float64(distributors)
 	burst := float64(lim.IngestionBurstSize)
@@ -104,7 +106,7 @@ func (d *Distributor) admitRate(tenantID string, lim *limits.Limits, samples int
 		msg: fmt.Sprintf("%s: tenant %q: ingestion rate limit %s (%.6g samples/s on each of %d distributors) with burst %s exceeded by a push of %d samples, the first series %s; retry after %s",
 			apierror.IngestionRateLimited, tenantID,
 			apierror.LimitText("distributor.ingestion-rate-limit", lim.IngestionRate), rate, distributors,
-			apierror.LimitText("distributor.ingestion-burst-size", lim.IngestionBurstSize), samples, firstSeries, retry),
+			apierror.LimitText("distributor.ingestion-burst-size", lim.IngestionBurstSize), samples, formatLabels(firstSeries), retry),
 	}
 }
 

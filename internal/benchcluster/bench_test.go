@@ -202,8 +202,10 @@ func benchtimeRounds() (int, bool) {
 	return n, err == nil && n > 0
 }
 
-// commonFlags quiet the per-request logs (equally in both topologies).
-var commonFlags = []string{"-log.level=warn"}
+// commonFlags quiet the per-request logs and lift the ingestion rate and
+// series limits, which a benchmark of throughput must not hit (equally in
+// both topologies).
+var commonFlags = []string{"-log.level=warn", "-distributor.ingestion-rate-limit=0", "-ingester.max-global-series-per-user=0", "-ingester.max-global-series-per-metric=0"}
 
 func startAllInOne(b *testing.B) topology {
 	b.Helper()

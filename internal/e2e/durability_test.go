@@ -127,7 +127,8 @@ func TestDurabilityWALTruncated(t *testing.T) {
 func TestDurabilityKill9UnderLoad(t *testing.T) {
 	skipIfShort(t)
 	t.Parallel()
-	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-ingester.flush-period=200ms"}})
+	// The writers push as fast as they can: no ingestion rate limit.
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-ingester.flush-period=200ms", "-distributor.ingestion-rate-limit=0"}})
 
 	const writers, perWriter, maxSamples, perRequest = 4, 50, 6000, 10
 	// 100ms apart so that maxSamples fit in the past.
