@@ -10,7 +10,8 @@
 # docs/benchmarks.md explains each number. Then it runs the cluster ingest
 # benchmark of internal/benchcluster (the real argus binary, all-in-one
 # against 3 ingesters with RF=3; its knobs are at that step, at the end) into
-# bench-out/bench-<UTC time>-cluster.txt and prints its table too.
+# bench-out/bench-<UTC time>-cluster.txt and prints its table too, and last
+# the querier peak RSS benchmark of internal/benchquery (query limits).
 #
 # The benchcmp benchmarks run with GOMAXPROCS=1 (-cpu=1), so throughputs are
 # per core. About 6 minutes on 2 cores with the defaults, plus about 1 minute
@@ -233,4 +234,27 @@ END {
 	echo
 	echo "Cluster ingest, medians of $cluster_count rounds in $(basename "$craw") (ratios: median of the per-round ratios where the benchmark reports them, else ratio of the medians; see docs/benchmarks.md):"
 	cat "$ctable"
+fi
+
+# Query limits (internal/benchquery): the peak RSS of a querier process
+# answering a query over 200K series, without a limit and with
+# -querier.max-fetched-series-per-query=10000. One shot (-benchtime=1x): a
+# second query would raise the unlimited querier's peak with the garbage of
+# the first. About 5 s. Knobs: BENCH_QUERY_COUNT=1 (0 skips this step),
+# BENCH_QUERY_SERIES=200000, ARGUS_BIN.
+query_count="${BENCH_QUERY_COUNT:-1}"
+if ((query_count > 0)); then
+	qraw="$out/bench-$stamp-query.txt"
+	argus_bin="${argus_bin:-${ARGUS_BIN:-}}"
+	if [[ -z "$argus_bin" ]]; then
+		qbindir="$(mktemp -d)"
+		argus_bin="$qbindir/argus"
+		go build -o "$argus_bin" ./cmd/argus
+	fi
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$qraw"
+	ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkQuerierPeakRSS$' -count="$query_count" \
+		-benchtime=1x -timeout=10m ./internal/benchquery/ | tee -a "$qraw"
+	echo
+	echo "Querier peak RSS with and without a fetched-series limit: $(basename "$qraw") (see docs/benchmarks.md)"
+	if [[ -n "${qbindir:-}" ]]; then rm -rf "$qbindir"; fi
 fi
