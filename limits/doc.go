@@ -18,6 +18,8 @@
 // argus_discarded_samples_total reasons, the error IDs of docs/errors.md and
 // /api/v1/user_limits. None of those packages imports limits yet.
 //
-// It imports internal/tenant only (to check the tenant IDs of the overrides
-// file), so that distributor, ingester and querier may all import it.
+// It imports internal/tenant (to check the tenant IDs of the overrides
+// file), internal/filereload (which loads and re-reads the file, and owns
+// the reload metrics and warnings) and internal/service only, so that
+// distributor, ingester and querier may all import it.
 package limits

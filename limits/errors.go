@@ -26,17 +26,3 @@ func (e invalidLimitError) Error() string {
 }
 
 func (e invalidLimitError) Is(target error) bool { return target == ErrInvalidLimit }
-
-// runtimeConfigError says which file failed and why.
-type runtimeConfigError struct {
-	file string
-	err  error
-}
-
-func (e runtimeConfigError) Error() string {
-	return fmt.Sprintf("runtime config %s: %v", e.file, e.err)
-}
-
-func (e runtimeConfigError) Is(target error) bool { return target == ErrRuntimeConfig }
-
-func (e runtimeConfigError) Unwrap() error { return e.err }

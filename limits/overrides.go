@@ -3,19 +3,17 @@ package limits
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/argus-tsdb/argus/internal/filereload"
 	"github.com/argus-tsdb/argus/internal/service"
 	"github.com/argus-tsdb/argus/internal/tenant"
 )
@@ -63,7 +61,8 @@ type Deps struct {
 // Overrides serves the limits in force for each tenant: the defaults, or the
 // tenant's entry of the runtime config file, whose missing fields inherit
 // the defaults. It is a service: Starting loads the file (and fails if it
-// cannot), Running re-reads it every Config.ReloadPeriod.
+// cannot), Running re-reads it every Config.ReloadPeriod. The reloading is a
+// filereload.File's.
 //
 // The file looks like Mimir's:
 //
@@ -83,17 +82,13 @@ type Deps struct {
 // Starting, Running and Stopping are called by one service manager, in that
 // order.
 type Overrides struct {
-	cfg      Config
 	defaults *Limits
 	logger   *slog.Logger
-	metrics  *metrics
+	metrics  *filereload.Metrics
 
-	// current is replaced whole by a reload, never modified.
-	current atomic.Pointer[snapshot]
-
-	// Owned by the goroutine that runs Starting, then Running.
-	lastHash    [sha256.Size]byte
-	lastWarning string
+	// file serves the runtime config file; nil without one (Config.File
+	// empty), when every tenant gets the defaults.
+	file *filereload.File[snapshot]
 }
 
 // snapshot is one loaded runtime config: the limits of each tenant it names.
@@ -117,12 +112,33 @@ func New(cfg Config, defaults Limits, deps Deps) (*Overrides, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	o := &Overrides{
-		cfg:      cfg,
 		defaults: &defaults,
 		logger:   logger.With("component", "runtime_config"),
 		metrics:  newMetrics(deps.Registerer),
 	}
-	o.current.Store(&snapshot{})
+	if cfg.File == "" {
+		return o, nil
+	}
+	file, err := filereload.New(filereload.Config{
+		Path: cfg.File, Period: cfg.ReloadPeriod, What: "runtime config", Err: ErrRuntimeConfig,
+	}, filereload.Deps[snapshot]{
+		Parse: func(data []byte) (*snapshot, error) {
+			tenants, err := parse(data, o.defaults)
+			if err != nil {
+				return nil, err
+			}
+			return &snapshot{tenants: tenants}, nil
+		},
+		OnLoad: func(s *snapshot) {
+			o.logger.Info("runtime config loaded", "file", cfg.File, "tenants", len(s.tenants))
+		},
+		Logger:  o.logger,
+		Metrics: o.metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("runtime config file: %w", err)
+	}
+	o.file = file
 	return o, nil
 }
 
@@ -130,91 +146,40 @@ func New(cfg Config, defaults Limits, deps Deps) (*Overrides, error) {
 // not be modified; it stays valid, with the values it had, after a reload.
 // For never blocks and takes no lock.
 func (o *Overrides) For(tenant string) *Limits {
-	if l, ok := o.current.Load().tenants[tenant]; ok {
-		return l
+	if o.file == nil {
+		return o.defaults
+	}
+	if s := o.file.Load(); s != nil {
+		if l, ok := s.tenants[tenant]; ok {
+			return l
+		}
 	}
 	return o.defaults
 }
 
 // Starting loads the runtime config file, if one is configured, and returns
-// an error if it cannot be read or is invalid.
+// an error, matching ErrRuntimeConfig, if it cannot be read or is invalid.
 func (o *Overrides) Starting(ctx context.Context) error {
-	if o.cfg.File == "" {
-		o.metrics.lastReloadSuccessful.Set(1)
+	if o.file == nil {
+		o.metrics.LastReloadSuccessful.Set(1)
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return o.reload()
+	return o.file.Starting(ctx)
 }
 
 // Running re-reads the runtime config file every Config.ReloadPeriod until
 // ctx is cancelled. A failed reload keeps the last good config; Running
 // itself never fails.
 func (o *Overrides) Running(ctx context.Context) error {
-	if o.cfg.File == "" {
+	if o.file == nil {
 		<-ctx.Done()
 		return nil
 	}
-	ticker := time.NewTicker(o.cfg.ReloadPeriod)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-			if err := o.reload(); err != nil {
-				o.warnOnce(err)
-			}
-		}
-	}
+	return o.file.Running(ctx)
 }
 
 // Stopping does nothing: Overrides holds no resource.
 func (o *Overrides) Stopping(context.Context) error { return nil }
-
-// reload reads and parses the file, and swaps it in if it is valid.
-func (o *Overrides) reload() error {
-	tenants, hash, err := load(o.cfg.File, o.defaults)
-	if err != nil {
-		o.metrics.reloadFailures.Inc()
-		o.metrics.lastReloadSuccessful.Set(0)
-		return runtimeConfigError{file: o.cfg.File, err: err}
-	}
-	o.metrics.reloadSuccesses.Inc()
-	o.metrics.lastReloadSuccessful.Set(1)
-	o.lastWarning = ""
-	if hash == o.lastHash && o.current.Load().tenants != nil {
-		return nil
-	}
-	o.current.Store(&snapshot{tenants: tenants})
-	o.lastHash = hash
-	o.logger.Info("runtime config loaded", "file", o.cfg.File, "tenants", len(tenants))
-	return nil
-}
-
-// warnOnce logs a reload failure unless it is the same as the last one
-// logged since the last success.
-func (o *Overrides) warnOnce(err error) {
-	msg := err.Error()
-	if msg == o.lastWarning {
-		return
-	}
-	o.lastWarning = msg
-	o.logger.Warn("runtime config reload failed, keeping last good config",
-		"file", o.cfg.File, "err", err, "see_metric", "argus_runtime_config_last_reload_successful")
-}
-
-// load reads file and parses it onto defaults.
-func load(file string, defaults *Limits) (map[string]*Limits, [sha256.Size]byte, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, [sha256.Size]byte{}, err
-	}
-	tenants, err := parse(data, defaults)
-	return tenants, sha256.Sum256(data), err
-}
 
 // parse decodes a runtime config file. Each tenant's entry is decoded onto a
 // copy of defaults, so that the fields it does not name keep their default.

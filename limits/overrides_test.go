@@ -1,15 +1,12 @@
 package limits
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,33 +14,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/filereload/filereloadtest"
 )
 
 const period = 10 * time.Second
-
-// syncBuffer is a log sink safe to read while a service goroutine writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type testOverrides struct {
 	*Overrides
 	file string
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *filereloadtest.Logs
 }
 
 // newTestOverrides writes content (unless it is empty) to a runtime config
@@ -52,42 +33,21 @@ func newTestOverrides(t testing.TB, content string) *testOverrides {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "runtime.yaml")
 	if content != "" {
-		writeFile(t, file, content)
+		filereloadtest.WriteFile(t, file, content)
 	}
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &filereloadtest.Logs{}
 	o, err := New(Config{File: file, ReloadPeriod: period}, defaultLimits(t), Deps{
-		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
+		Logger:     logs.Logger(),
 		Registerer: reg,
 	})
 	require.NoError(t, err)
 	return &testOverrides{Overrides: o, file: file, reg: reg, logs: logs}
 }
 
-func writeFile(t testing.TB, file, content string) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(file, []byte(content), 0o600))
-}
-
-// run runs o.Running until the test ends.
-func (o *testOverrides) run(t testing.TB) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- o.Running(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		require.NoError(t, o.Stopping(context.Background()))
-	})
-}
-
-func (o *testOverrides) reloads(status string) float64 {
-	if status == statusSuccess {
-		return testutil.ToFloat64(o.metrics.reloadSuccesses)
-	}
-	return testutil.ToFloat64(o.metrics.reloadFailures)
-}
+// successes and failures are the loads counted so far.
+func (o *testOverrides) successes() float64 { return testutil.ToFloat64(o.metrics.ReloadSuccesses) }
+func (o *testOverrides) failures() float64  { return testutil.ToFloat64(o.metrics.ReloadFailures) }
 
 const twoTenants = `
 overrides:
@@ -139,7 +99,7 @@ func TestOverrides_EmptyAndNullEntries(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := newTestOverrides(t, "")
-			writeFile(t, o.file, content)
+			filereloadtest.WriteFile(t, o.file, content)
 			require.NoError(t, o.Starting(context.Background()))
 			defaults := defaultLimits(t)
 			require.Equal(t, &defaults, o.For("tenant-a"))
@@ -181,8 +141,8 @@ func TestOverrides_StartingFails(t *testing.T) {
 				require.ErrorIs(t, err, tc.is)
 			}
 			require.ErrorContains(t, err, tc.msg)
-			require.Equal(t, 0.0, testutil.ToFloat64(o.metrics.lastReloadSuccessful))
-			require.Equal(t, 1.0, o.reloads(statusFailure))
+			require.Equal(t, 0.0, testutil.ToFloat64(o.metrics.LastReloadSuccessful))
+			require.Equal(t, 1.0, o.failures())
 		})
 	}
 }
@@ -191,11 +151,11 @@ func TestOverrides_ReloadPicksUpChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		o := newTestOverrides(t, twoTenants)
 		require.NoError(t, o.Starting(context.Background()))
-		o.run(t)
+		filereloadtest.Run(t, o)
 		before := o.For("tenant-a")
 		require.InDelta(t, 50000.0, before.IngestionRate, 0)
 
-		writeFile(t, o.file, strings.Replace(twoTenants, "ingestion_rate: 50000", "ingestion_rate: 70000", 1))
+		filereloadtest.WriteFile(t, o.file, strings.Replace(twoTenants, "ingestion_rate: 50000", "ingestion_rate: 70000", 1))
 		time.Sleep(period)
 		synctest.Wait()
 
@@ -203,7 +163,7 @@ func TestOverrides_ReloadPicksUpChange(t *testing.T) {
 		require.InDelta(t, 70000.0, after.IngestionRate, 0)
 		require.Equal(t, 1000000, after.MaxGlobalSeriesPerUser)
 		require.InDelta(t, 50000.0, before.IngestionRate, 0, "a reload must not modify limits already handed out")
-		require.Equal(t, 2.0, o.reloads(statusSuccess))
+		require.Equal(t, 2.0, o.successes())
 	})
 }
 
@@ -211,17 +171,17 @@ func TestOverrides_BrokenFileKeepsLastGood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		o := newTestOverrides(t, twoTenants)
 		require.NoError(t, o.Starting(context.Background()))
-		o.run(t)
+		filereloadtest.Run(t, o)
 		good := *o.For("tenant-a")
 
-		writeFile(t, o.file, "overrides:\n  tenant-a:\n    ingestion_rate: [\n")
+		filereloadtest.WriteFile(t, o.file, "overrides:\n  tenant-a:\n    ingestion_rate: [\n")
 		for range 3 {
 			time.Sleep(period)
 			synctest.Wait()
 		}
 		require.Equal(t, &good, o.For("tenant-a"))
-		require.Equal(t, 0.0, testutil.ToFloat64(o.metrics.lastReloadSuccessful))
-		require.Equal(t, 3.0, o.reloads(statusFailure))
+		require.Equal(t, 0.0, testutil.ToFloat64(o.metrics.LastReloadSuccessful))
+		require.Equal(t, 3.0, o.failures())
 		require.Equal(t, 1, strings.Count(o.logs.String(), "level=WARN"), "one warning per distinct failure:\n%s", o.logs)
 
 		require.NoError(t, os.Remove(o.file))
@@ -230,12 +190,12 @@ func TestOverrides_BrokenFileKeepsLastGood(t *testing.T) {
 		require.Equal(t, &good, o.For("tenant-a"))
 		require.Equal(t, 2, strings.Count(o.logs.String(), "level=WARN"), "a new failure is logged:\n%s", o.logs)
 
-		writeFile(t, o.file, "overrides:\n  tenant-a:\n    ingestion_rate: 1\n")
+		filereloadtest.WriteFile(t, o.file, "overrides:\n  tenant-a:\n    ingestion_rate: 1\n")
 		time.Sleep(period)
 		synctest.Wait()
 		require.InDelta(t, 1.0, o.For("tenant-a").IngestionRate, 0)
-		require.Equal(t, 1.0, testutil.ToFloat64(o.metrics.lastReloadSuccessful))
-		require.Equal(t, 2.0, o.reloads(statusSuccess))
+		require.Equal(t, 1.0, testutil.ToFloat64(o.metrics.LastReloadSuccessful))
+		require.Equal(t, 2.0, o.successes())
 	})
 }
 

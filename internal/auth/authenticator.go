@@ -2,18 +2,16 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/internal/filereload"
 	"github.com/argus-tsdb/argus/internal/service"
 	"github.com/argus-tsdb/argus/internal/tenant"
 )
@@ -54,7 +52,7 @@ const (
 // -auth.type=token, serves the token file. It is a service: with
 // -auth.type=token, Starting loads the token file (and fails if it cannot)
 // and Running re-reads it every Options.ReloadPeriod; with -auth.type=header
-// it does nothing.
+// it does nothing. The reloading is a filereload.File's.
 //
 // # Token file
 //
@@ -98,13 +96,9 @@ type Authenticator struct {
 	logger  *slog.Logger
 	metrics *metrics
 
-	// tokens is replaced whole by a reload, never modified; nil until
-	// Starting loads the token file, and always with -auth.type=header.
-	tokens atomic.Pointer[tokenSet]
-
-	// Owned by the goroutine that runs Starting, then Running.
-	lastHash    [sha256.Size]byte
-	lastWarning string
+	// tokens serves the token file with -auth.type=token: its Load is nil
+	// until Starting loads the file. It is nil with -auth.type=header.
+	tokens *filereload.File[tokenSet]
 }
 
 var _ service.Service = (*Authenticator)(nil)
@@ -123,75 +117,55 @@ func New(cfg Config, opts Options, deps Deps) (*Authenticator, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Authenticator{
+	a := &Authenticator{
 		cfg:     cfg,
 		opts:    opts,
 		logger:  logger.With("component", "auth"),
 		metrics: newMetrics(deps.Registerer, cfg.Type == TypeToken),
-	}, nil
+	}
+	if cfg.Type != TypeToken {
+		return a, nil
+	}
+	requiredTenant := a.requiredTenant()
+	tokens, err := filereload.New(filereload.Config{
+		Path: cfg.TokenFile, Period: opts.ReloadPeriod, What: "token file", Err: ErrTokenFile,
+	}, filereload.Deps[tokenSet]{
+		Parse: func(data []byte) (*tokenSet, error) { return parseTokens(data, requiredTenant) },
+		OnLoad: func(s *tokenSet) {
+			a.logger.Info("token file loaded", "file", cfg.TokenFile, "tokens", len(s.hashes))
+		},
+		Logger:  a.logger,
+		Metrics: a.metrics.reload,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token file: %w", err)
+	}
+	a.tokens = tokens
+	return a, nil
 }
 
-// Starting loads the token file with -auth.type=token, and returns an error
-// if it cannot be read or is invalid.
+// Starting loads the token file with -auth.type=token, and returns an error,
+// matching ErrTokenFile, if it cannot be read or is invalid.
 func (a *Authenticator) Starting(ctx context.Context) error {
-	if a.cfg.Type != TypeToken {
+	if a.tokens == nil {
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return a.reload()
+	return a.tokens.Starting(ctx)
 }
 
 // Running re-reads the token file every Options.ReloadPeriod until ctx is
 // cancelled. A failed reload keeps the last good file; Running itself never
 // fails.
 func (a *Authenticator) Running(ctx context.Context) error {
-	if a.cfg.Type != TypeToken {
+	if a.tokens == nil {
 		<-ctx.Done()
 		return nil
 	}
-	ticker := time.NewTicker(a.opts.ReloadPeriod)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-			if err := a.reload(); err != nil {
-				a.warnOnce(err)
-			}
-		}
-	}
+	return a.tokens.Running(ctx)
 }
 
 // Stopping does nothing: an Authenticator holds no resource.
 func (a *Authenticator) Stopping(context.Context) error { return nil }
-
-// reload reads and parses the token file, and swaps it in if it is valid.
-func (a *Authenticator) reload() error {
-	data, err := os.ReadFile(a.cfg.TokenFile)
-	var s *tokenSet
-	if err == nil {
-		s, err = parseTokens(data, a.requiredTenant())
-	}
-	if err != nil {
-		a.metrics.reloadFailures.Inc()
-		a.metrics.lastReloadSuccessful.Set(0)
-		return tokenFileError{file: a.cfg.TokenFile, err: err}
-	}
-	a.metrics.reloadSuccesses.Inc()
-	a.metrics.lastReloadSuccessful.Set(1)
-	a.lastWarning = ""
-	hash := sha256.Sum256(data)
-	if hash == a.lastHash && a.tokens.Load() != nil {
-		return nil
-	}
-	a.tokens.Store(s)
-	a.lastHash = hash
-	a.logger.Info("token file loaded", "file", a.cfg.TokenFile, "tokens", len(s.hashes))
-	return nil
-}
 
 // requiredTenant is the tenant some token must list: Anonymous when every
 // request is Anonymous.
@@ -200,18 +174,6 @@ func (a *Authenticator) requiredTenant() string {
 		return ""
 	}
 	return tenant.Anonymous
-}
-
-// warnOnce logs a reload failure unless it is the same as the last one
-// logged since the last success.
-func (a *Authenticator) warnOnce(err error) {
-	msg := err.Error()
-	if msg == a.lastWarning {
-		return
-	}
-	a.lastWarning = msg
-	a.logger.Warn("token file reload failed, keeping last good file",
-		"file", a.cfg.TokenFile, "err", err, "see_metric", "argus_auth_token_file_last_reload_successful")
 }
 
 // Middleware returns a handler that resolves the tenant of each request,

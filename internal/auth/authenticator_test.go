@@ -1,17 +1,13 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/argus-tsdb/argus/internal/filereload/filereloadtest"
 	"github.com/argus-tsdb/argus/internal/tenant"
 )
 
@@ -30,29 +27,11 @@ var testTokens = "tokens:\n" +
 	"  - sha256: " + HashToken("secret-ab") + "\n    tenants: [team-a, team-b]\n" +
 	"  - sha256: " + HashToken("secret-anon") + "\n    tenants: [anonymous]\n"
 
-// syncBuffer is a log sink safe to read while a service goroutine writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testAuth struct {
 	*Authenticator
 	file string
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *filereloadtest.Logs
 }
 
 type multitenancy bool
@@ -71,35 +50,17 @@ func newTestAuth(t testing.TB, typ string, mt multitenancy, content string) *tes
 	if typ == TypeToken {
 		cfg.TokenFile = file
 		if content != "" {
-			writeFile(t, file, content)
+			filereloadtest.WriteFile(t, file, content)
 		}
 	}
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &filereloadtest.Logs{}
 	a, err := New(cfg, Options{MultitenancyEnabled: bool(mt), ReloadPeriod: period}, Deps{
-		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
+		Logger:     logs.Logger(),
 		Registerer: reg,
 	})
 	require.NoError(t, err)
 	return &testAuth{Authenticator: a, file: file, reg: reg, logs: logs}
-}
-
-func writeFile(t testing.TB, file, content string) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(file, []byte(content), 0o600))
-}
-
-// run runs a.Running until the test ends.
-func (a *testAuth) run(t testing.TB) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Running(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		require.NoError(t, a.Stopping(context.Background()))
-	})
 }
 
 // trackedBody records whether a handler read the request body.

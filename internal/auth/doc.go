@@ -17,6 +17,8 @@
 //
 // It does not own the tenant ID rules or the X-Scope-OrgID header (package
 // tenant), the error IDs and their statuses (package apierror), the
+// re-reading of the token file, its reload metrics and warnings (package
+// filereload, which it configures with the format and the names), the
 // -auth.multitenancy-enabled and -tenant-federation.enabled switches (cmd
 // passes them in), or authentication between components over gRPC, which
 // trusts the tenant in the metadata.

@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/internal/filereload"
 )
 
 // Values of the outcome label of argus_auth_requests_total.
@@ -18,21 +19,14 @@ const (
 	outcomeNotReady = "not_ready"
 )
 
-// Values of the status label of argus_auth_token_file_reloads_total.
-const (
-	statusSuccess = "success"
-	statusFailure = "failure"
-)
-
 // metrics are the authenticator's metrics. None carries a tenant label:
 // unauthenticated input must not create series.
 type metrics struct {
 	ok, missingTenant, invalidTenant, unauthorized, notReady prometheus.Counter
 
-	// Registered with -auth.type=token only; nil otherwise.
-	lastReloadSuccessful prometheus.Gauge
-	reloadSuccesses      prometheus.Counter
-	reloadFailures       prometheus.Counter
+	// reload are the token file's, which filereload updates. Registered
+	// with -auth.type=token only; nil otherwise.
+	reload *filereload.Metrics
 }
 
 func newMetrics(reg prometheus.Registerer, tokenFile bool) *metrics {
@@ -52,16 +46,13 @@ func newMetrics(reg prometheus.Registerer, tokenFile bool) *metrics {
 	if !tokenFile {
 		return m
 	}
-	reloads := f.NewCounterVec(prometheus.CounterOpts{
-		Name: "argus_auth_token_file_reloads_total",
-		Help: "Loads of the token file (-auth.token-file), by status (success, failure).",
-	}, []string{"status"})
-	m.lastReloadSuccessful = f.NewGauge(prometheus.GaugeOpts{
+	m.reload = filereload.NewMetrics(reg, prometheus.GaugeOpts{
 		Name: "argus_auth_token_file_last_reload_successful",
 		Help: "1 if the last load of the token file succeeded, 0 if it failed and the last good file is still in force.",
+	}, prometheus.CounterOpts{
+		Name: "argus_auth_token_file_reloads_total",
+		Help: "Loads of the token file (-auth.token-file), by status (success, failure).",
 	})
-	m.reloadSuccesses = reloads.WithLabelValues(statusSuccess)
-	m.reloadFailures = reloads.WithLabelValues(statusFailure)
 	return m
 }
 

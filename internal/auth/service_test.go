@@ -11,14 +11,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/filereload/filereloadtest"
 )
 
-func (a *testAuth) reloads(status string) float64 {
-	if status == statusSuccess {
-		return testutil.ToFloat64(a.metrics.reloadSuccesses)
-	}
-	return testutil.ToFloat64(a.metrics.reloadFailures)
-}
+// successes and failures are the token file loads counted so far.
+func (a *testAuth) successes() float64 { return testutil.ToFloat64(a.metrics.reload.ReloadSuccesses) }
+func (a *testAuth) failures() float64  { return testutil.ToFloat64(a.metrics.reload.ReloadFailures) }
 
 // tenantOf returns the tenant the request with token gets, or its error body.
 func (a *testAuth) tenantOf(t testing.TB, token string) string {
@@ -70,8 +69,8 @@ func TestAuthenticator_StartingFails(t *testing.T) {
 			}
 			require.ErrorContains(t, err, tc.msg)
 			require.ErrorContains(t, err, a.file)
-			require.Equal(t, 0.0, testutil.ToFloat64(a.metrics.lastReloadSuccessful))
-			require.Equal(t, 1.0, a.reloads(statusFailure))
+			require.Equal(t, 0.0, testutil.ToFloat64(a.metrics.reload.LastReloadSuccessful))
+			require.Equal(t, 1.0, a.failures())
 		})
 	}
 }
@@ -80,35 +79,35 @@ func TestAuthenticator_Reload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := newTestAuth(t, TypeToken, multiTenant, testTokens)
 		require.NoError(t, a.Starting(context.Background()))
-		a.run(t)
+		filereloadtest.Run(t, a)
 		require.Equal(t, "team-a", a.tenantOf(t, "secret-a"))
-		require.Equal(t, 1.0, testutil.ToFloat64(a.metrics.lastReloadSuccessful))
+		require.Equal(t, 1.0, testutil.ToFloat64(a.metrics.reload.LastReloadSuccessful))
 
 		// Unchanged: reloaded and counted, not logged again.
 		time.Sleep(period)
 		synctest.Wait()
-		require.Equal(t, 2.0, a.reloads(statusSuccess))
+		require.Equal(t, 2.0, a.successes())
 		require.Equal(t, 1, strings.Count(a.logs.String(), "token file loaded"))
 
 		// Changed: secret-a revoked, secret-c added.
-		writeFile(t, a.file, "tokens:\n  - sha256: "+HashToken("secret-c")+"\n    tenants: [team-c]\n")
+		filereloadtest.WriteFile(t, a.file, "tokens:\n  - sha256: "+HashToken("secret-c")+"\n    tenants: [team-c]\n")
 		time.Sleep(period)
 		synctest.Wait()
 		require.Equal(t, "team-c", a.tenantOf(t, "secret-c"))
 		require.True(t, strings.HasPrefix(a.tenantOf(t, "secret-a"), "err-argus-unauthorized: the bearer token is not valid"))
-		require.Equal(t, 3.0, a.reloads(statusSuccess))
+		require.Equal(t, 3.0, a.successes())
 		require.Equal(t, 2, strings.Count(a.logs.String(), "token file loaded"))
 
 		// Broken: the last good file stays, one warning per distinct failure.
-		writeFile(t, a.file, "tokens:\n  - sha256: "+HashToken("secret-d")+"\n    tenants: [\"team d\"]\n")
+		filereloadtest.WriteFile(t, a.file, "tokens:\n  - sha256: "+HashToken("secret-d")+"\n    tenants: [\"team d\"]\n")
 		for range 3 {
 			time.Sleep(period)
 			synctest.Wait()
 		}
 		require.Equal(t, "team-c", a.tenantOf(t, "secret-c"))
 		require.True(t, strings.HasPrefix(a.tenantOf(t, "secret-d"), "err-argus-unauthorized: "))
-		require.Equal(t, 0.0, testutil.ToFloat64(a.metrics.lastReloadSuccessful))
-		require.Equal(t, 3.0, a.reloads(statusFailure))
+		require.Equal(t, 0.0, testutil.ToFloat64(a.metrics.reload.LastReloadSuccessful))
+		require.Equal(t, 3.0, a.failures())
 		require.Equal(t, 1, strings.Count(a.logs.String(), "level=WARN"), "one warning per distinct failure:\n%s", a.logs)
 		require.Contains(t, a.logs.String(), "see_metric=argus_auth_token_file_last_reload_successful")
 
@@ -119,21 +118,21 @@ func TestAuthenticator_Reload(t *testing.T) {
 		require.Equal(t, 2, strings.Count(a.logs.String(), "level=WARN"), "a new failure is logged:\n%s", a.logs)
 
 		// Half-written (empty): also kept out.
-		writeFile(t, a.file, "")
+		filereloadtest.WriteFile(t, a.file, "")
 		time.Sleep(period)
 		synctest.Wait()
 		require.Equal(t, "team-c", a.tenantOf(t, "secret-c"))
 		require.Equal(t, 3, strings.Count(a.logs.String(), "level=WARN"), "a new failure is logged:\n%s", a.logs)
 
 		// Fixed.
-		writeFile(t, a.file, "tokens:\n  - sha256: "+HashToken("secret-d")+"\n    tenants: [team-d]\n")
+		filereloadtest.WriteFile(t, a.file, "tokens:\n  - sha256: "+HashToken("secret-d")+"\n    tenants: [team-d]\n")
 		time.Sleep(period)
 		synctest.Wait()
 		require.Equal(t, "team-d", a.tenantOf(t, "secret-d"))
 		require.True(t, strings.HasPrefix(a.tenantOf(t, "secret-c"), "err-argus-unauthorized: "))
-		require.Equal(t, 1.0, testutil.ToFloat64(a.metrics.lastReloadSuccessful))
-		require.Equal(t, 4.0, a.reloads(statusSuccess))
-		require.Equal(t, 5.0, a.reloads(statusFailure))
+		require.Equal(t, 1.0, testutil.ToFloat64(a.metrics.reload.LastReloadSuccessful))
+		require.Equal(t, 4.0, a.successes())
+		require.Equal(t, 5.0, a.failures())
 		require.NotContains(t, a.logs.String(), "secret", "no token in the logs")
 	})
 }
