@@ -118,7 +118,8 @@ func (e *ingesterError) Is(target error) bool { return target == ErrIngesterPush
 // because ingester pushes failed. errs are the failures of every ingester
 // push of the request, in the order the ingesters were first used.
 type quorumError struct {
-	series int // series that did not reach a quorum
+	series int    // series that did not reach a quorum
+	first  string // the first of them, formatted
 	quorum int
 	rf     int
 	errs   []*ingesterError
@@ -130,7 +131,7 @@ type quorumError struct {
 func (e *quorumError) Error() string {
 	var b strings.Builder
 	if e.rf > 1 {
-		fmt.Fprintf(&b, "%s for %d series: each needs %d of its %d replicas", ErrQuorumNotReached, e.series, e.quorum, e.rf)
+		fmt.Fprintf(&b, "%s for %d series (the first %s): each needs %d of its %d replicas", ErrQuorumNotReached, e.series, e.first, e.quorum, e.rf)
 	}
 	for i, ie := range e.errs {
 		if i > 0 || e.rf > 1 {

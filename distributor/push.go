@@ -58,6 +58,7 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 	wc.quorum = wc.rf/2 + 1
 	unplaced := 0
 	var firstErr error
+	var firstSeries string
 	for i, ts := range wc.req.Timeseries {
 		token := ring.ShardTokenProto(tenantID, ts.Labels)
 		replicas, err := d.ring.Get(token, wc.replicas[:0])
@@ -68,7 +69,7 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 		if err != nil {
 			unplaced++
 			if firstErr == nil {
-				firstErr = err
+				firstErr, firstSeries = err, formatLabels(ts.Labels)
 			}
 			continue
 		}
@@ -83,8 +84,8 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 	}
 	if unplaced > 0 {
 		d.metrics.quorumFailures.Add(float64(unplaced))
-		return fmt.Errorf("%w: %d of %d series have fewer healthy replicas than a write quorum (%d of replication factor %d), the first: %w",
-			ErrNoIngester, unplaced, len(wc.req.Timeseries), wc.quorum, wc.rf, firstErr)
+		return fmt.Errorf("%w: %d of %d series have fewer healthy replicas than a write quorum (%d of replication factor %d), the first %s: %w",
+			ErrNoIngester, unplaced, len(wc.req.Timeseries), wc.quorum, wc.rf, firstSeries, firstErr)
 	}
 	return nil
 }

@@ -83,16 +83,19 @@ func (d *Distributor) settle(wc *writeCtx, tm *tenantMetrics) (rejectedSamples i
 		return 0, nil // Most pushes: every replica of every series said ok.
 	}
 	votes := wc.tally()
-	failed := 0
+	failed, first := 0, -1
 	for i := range votes {
 		votes[i].outcome = votes[i].decide(int32(wc.quorum))
 		if votes[i].outcome == outcomeQuorumFailed {
+			if first < 0 {
+				first = i
+			}
 			failed++
 		}
 	}
 	if failed > 0 {
 		d.metrics.quorumFailures.Add(float64(failed))
-		qe := &quorumError{series: failed, quorum: wc.quorum, rf: wc.rf}
+		qe := &quorumError{series: failed, quorum: wc.quorum, rf: wc.rf, first: formatLabels(wc.req.Timeseries[first].Labels)}
 		for i := range wc.batches {
 			if ie := wc.batches[i].err; ie != nil {
 				qe.errs = append(qe.errs, ie)

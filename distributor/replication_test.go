@@ -134,14 +134,14 @@ func TestPush_QuorumLost(t *testing.T) {
 		{
 			name: "two unavailable", ing0: failWith(unavailable), ing1: failWith(unavailable),
 			wantStatus: http.StatusServiceUnavailable,
-			wantBody: `err-argus-ingester-unavailable: tenant "tenant-a": write quorum not reached for 10 series: each needs 2 of its 3 replicas` + "\n" +
+			wantBody: `err-argus-ingester-unavailable: tenant "tenant-a": write quorum not reached for 10 series (the first {__name__="m", i="0"}): each needs 2 of its 3 replicas` + "\n" +
 				"push to ingester ing-0:9095: rpc error: code = Unavailable desc = connection refused\n" +
 				"push to ingester ing-1:9095: rpc error: code = Unavailable desc = connection refused\n",
 		},
 		{
 			name: "one unavailable, one internal", ing0: failWith(unavailable), ing1: failWith(status.Error(codes.Internal, "wal write failed")),
 			wantStatus: http.StatusInternalServerError,
-			wantBody: `err-argus-ingester-failed: tenant "tenant-a": write quorum not reached for 10 series: each needs 2 of its 3 replicas` + "\n" +
+			wantBody: `err-argus-ingester-failed: tenant "tenant-a": write quorum not reached for 10 series (the first {__name__="m", i="0"}): each needs 2 of its 3 replicas` + "\n" +
 				"push to ingester ing-0:9095: rpc error: code = Unavailable desc = connection refused\n" +
 				"push to ingester ing-1:9095: rpc error: code = Internal desc = wal write failed\n",
 		},
@@ -150,7 +150,7 @@ func TestPush_QuorumLost(t *testing.T) {
 			// quorum, so it is a 5xx and not a 400.
 			name: "one unavailable, one rejecting", ing0: failWith(unavailable), ing1: rejectFirst(func(string) bool { return true }, 10),
 			wantStatus: http.StatusServiceUnavailable,
-			wantBody: `err-argus-ingester-unavailable: tenant "tenant-a": write quorum not reached for 10 series: each needs 2 of its 3 replicas` + "\n" +
+			wantBody: `err-argus-ingester-unavailable: tenant "tenant-a": write quorum not reached for 10 series (the first {__name__="m", i="0"}): each needs 2 of its 3 replicas` + "\n" +
 				"push to ingester ing-0:9095: rpc error: code = Unavailable desc = connection refused\n",
 		},
 	}
@@ -183,14 +183,14 @@ func TestPush_TooFewHealthyReplicas(t *testing.T) {
 			get: func(token uint32, buf []ring.Instance) ([]ring.Instance, error) {
 				return buf, fmt.Errorf("get token %d: found 1 healthy instances, need 2: %w", token, ring.ErrTooFewHealthy)
 			},
-			wantBody: "no ingester for series: 2 of 2 series have fewer healthy replicas than a write quorum (2 of replication factor 3), the first: get token ",
+			wantBody: "no ingester for series: 2 of 2 series have fewer healthy replicas than a write quorum (2 of replication factor 3), the first {__name__=\"m\", i=\"0\"}: get token ",
 		},
 		{
 			name: "fewer than quorum without error",
 			get: func(_ uint32, buf []ring.Instance) ([]ring.Instance, error) {
 				return append(buf, ring.Instance{ID: "ing-0", Addr: "ing-0:9095"}), nil
 			},
-			wantBody: "no ingester for series: 2 of 2 series have fewer healthy replicas than a write quorum (2 of replication factor 3), the first: get token ",
+			wantBody: "no ingester for series: 2 of 2 series have fewer healthy replicas than a write quorum (2 of replication factor 3), the first {__name__=\"m\", i=\"0\"}: get token ",
 		},
 	}
 	for _, c := range cases {
