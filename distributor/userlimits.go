@@ -128,4 +128,3 @@ func (d *Distributor) userStats(ctx context.Context, addr string) (*arguspb.User
 	}
 	return s.UserStats(ctx, &arguspb.UserStatsRequest{})
 }
-
