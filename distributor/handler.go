@@ -86,6 +86,9 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err != nil {
 		return err
 	}
+	// Only a final answer counts what validation refused: a 429 or a 5xx is
+	// retried whole, and the retry counts it then.
+	wc.countInvalid(tm)
 	return wc.rej.err(tenantID, max(int64(toPush)-ingesterRejected, 0))
 }
 

@@ -161,3 +161,30 @@ func TestTokenBucketRate(t *testing.T) {
 	require.InDelta(t, 100/2.718281828, b.Rate(now.Add(time.Minute)), 1)
 	require.Less(t, b.Rate(now.Add(time.Hour)), 0.001)
 }
+
+// TestPushHandler_RetriedAnswersDoNotCountInvalid checks that the samples
+// validation refused are counted once the answer is final, not for a 429
+// whose retry will count them.
+func TestPushHandler_RetriedAnswersDoNotCountInvalid(t *testing.T) {
+	d, _ := newSingleIngester(t, testConfig(t), nil)
+	lim := defaultLimits(t)
+	lim.IngestionRate, lim.IngestionBurstSize = 1, 1
+	d.limits = tenantLimitsMap{def: lim}
+	now := testNow
+	d.now = func() time.Time { return now }
+	body := encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+		series([]string{"__name__", "up", "i", "1"}, 1, ms(0)),
+		series([]string{"__name__", "up", "i", "2"}, 1, ms(0)),
+		series([]string{"job", "nameless"}, 1, ms(0)),
+	}})
+	invalid := func() float64 {
+		return testutil.ToFloat64(d.metrics.discardedSamples.WithLabelValues("missing_metric_name", testTenant))
+	}
+	require.Equal(t, http.StatusNoContent, serve(d.PushHandler(), newPushRequest(encode(t, &arguspb.WriteRequest{
+		Timeseries: []*arguspb.TimeSeries{series([]string{"__name__", "x"}, 1, ms(0))}}))).Code) // empties the bucket
+	require.Equal(t, http.StatusTooManyRequests, serve(d.PushHandler(), newPushRequest(body)).Code)
+	require.Zero(t, invalid())
+	now = now.Add(time.Hour)
+	require.Equal(t, http.StatusBadRequest, serve(d.PushHandler(), newPushRequest(body)).Code)
+	require.Equal(t, 1.0, invalid())
+}

@@ -13,8 +13,8 @@ import (
 )
 
 // validate checks every series of wc.req (see seriesValidator.validate),
-// records the rejected ones and compacts wc.req.Timeseries to the series to
-// push. It returns the number of samples to push. Exemplars and metadata are
+// records the rejected ones (counted by countInvalid once the answer is
+// final) and compacts wc.req.Timeseries to the series to push. It returns the number of samples to push. Exemplars and metadata are
 // counted and dropped: Argus does not store them yet.
 func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limits) (toPush int) {
 	v := newSeriesValidator(d.now(), lim)
@@ -25,7 +25,7 @@ func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limi
 		exemplars += len(ts.Exemplars)
 		ts.Exemplars = nil
 		if serr := v.validate(ts); serr != nil {
-			tm.discarded[serr.reason].Add(float64(serr.samples))
+			wc.invalid[serr.reason] += int64(serr.samples)
 			wc.rej.add(ts.Labels, serr.reason, serr.detail, int64(serr.samples))
 			if !serr.partial {
 				continue

@@ -55,6 +55,9 @@ type writeCtx struct {
 	keyBuf []byte
 
 	rej rejections
+	// invalid are the samples validation refused, by reason, counted in
+	// argus_discarded_samples_total by countInvalid.
+	invalid [numReasons]int64
 }
 
 // batch is what one ingester is sent and what it answered.
@@ -115,6 +118,17 @@ func (wc *writeCtx) reset() {
 	clear(wc.listed)
 	wc.keyBuf = reuse(wc.keyBuf)
 	wc.rej.reset(0)
+	wc.invalid = [numReasons]int64{}
+}
+
+// countInvalid adds the samples validation refused to the tenant's discard
+// counters.
+func (wc *writeCtx) countInvalid(tm *tenantMetrics) {
+	for r, n := range wc.invalid {
+		if n > 0 {
+			tm.discarded[r].Add(float64(n))
+		}
+	}
 }
 
 func reuseIndex(s []int32) []int32 {
