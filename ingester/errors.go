@@ -114,3 +114,12 @@ func grpcError(err error) error {
 	}
 	return status.Error(code, err.Error())
 }
+
+// tenantOf returns the valid tenant of a call's gRPC context.
+func tenantOf(ctx context.Context) (string, error) {
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		return "", err
+	}
+	return id, tenant.Validate(id)
+}

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/record"
 
-	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -81,11 +80,8 @@ func (i *Ingester) Push(ctx context.Context, req *arguspb.WriteRequest) (*argusp
 	if i.state != stateRunning {
 		return nil, grpcError(ErrNotReady)
 	}
-	id, err := tenant.FromContext(ctx)
+	id, err := tenantOf(ctx)
 	if err != nil {
-		return nil, grpcError(err)
-	}
-	if err := tenant.Validate(id); err != nil {
 		return nil, grpcError(err)
 	}
 	h, err := i.getOrOpenTenant(ctx, id)

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/argus-tsdb/argus/internal/slab"
-	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/storage"
 )
@@ -36,11 +35,8 @@ func (i *Ingester) queryHead(ctx context.Context, queryType string) (*tenantHead
 	if !i.ready.Load() {
 		return nil, ErrNotReady
 	}
-	id, err := tenant.FromContext(ctx)
+	id, err := tenantOf(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if err := tenant.Validate(id); err != nil {
 		return nil, err
 	}
 	return i.getTenant(id), nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 
-	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -20,11 +19,8 @@ func (i *Ingester) UserStats(ctx context.Context, _ *arguspb.UserStatsRequest) (
 	if !i.ready.Load() {
 		return nil, grpcError(ErrNotReady)
 	}
-	id, err := tenant.FromContext(ctx)
+	id, err := tenantOf(ctx)
 	if err != nil {
-		return nil, grpcError(err)
-	}
-	if err := tenant.Validate(id); err != nil {
 		return nil, grpcError(err)
 	}
 	share := i.limiter.local(id).perUser.local
