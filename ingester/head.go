@@ -53,12 +53,10 @@ type tenantHead struct {
 	metrics  *metrics
 	appended prometheus.Counter // argus_ingester_samples_appended_total of this tenant
 	inMemory prometheus.Gauge   // argus_ingester_memory_series of this tenant
-	// localLimit is argus_ingester_local_series_limit of this tenant.
-	localLimit prometheus.Gauge
-	limiter    *seriesLimiter
-	now        func() time.Time
-	failures   chan<- error
-	rate       rateWindow // samples appended by pushes, for UserStats
+	limiter  *seriesLimiter
+	now      func() time.Time
+	failures chan<- error
+	rate     rateWindow // samples appended by pushes, for UserStats
 
 	store    *storage.ChunkStore
 	series   *stripeSeries
@@ -110,26 +108,24 @@ func openTenantHead(ctx context.Context, o tenantOptions) (*tenantHead, error) {
 		return nil, fmt.Errorf("open chunk store: %w", err)
 	}
 	h := &tenantHead{
-		id:         o.id,
-		dir:        o.dir,
-		walDir:     walDir,
-		cfg:        o.cfg,
-		logger:     o.logger,
-		metrics:    o.metrics,
-		appended:   o.metrics.samplesAppended.WithLabelValues(o.id),
-		inMemory:   o.metrics.memorySeries.WithLabelValues(o.id),
-		localLimit: o.metrics.localSeriesLimit.WithLabelValues(o.id),
-		limiter:    o.limiter,
-		now:        o.now,
-		failures:   o.failures,
-		store:      store,
-		series:     newStripeSeries(),
-		postings:   index.NewMemPostings(),
-		counts:     seriesCounts{byMetric: map[string]int{}},
-		aliases:    map[chunks.HeadSeriesRef]*memSeries{},
+		id:       o.id,
+		dir:      o.dir,
+		walDir:   walDir,
+		cfg:      o.cfg,
+		logger:   o.logger,
+		metrics:  o.metrics,
+		appended: o.metrics.samplesAppended.WithLabelValues(o.id),
+		inMemory: o.metrics.memorySeries.WithLabelValues(o.id),
+		limiter:  o.limiter,
+		now:      o.now,
+		failures: o.failures,
+		store:    store,
+		series:   newStripeSeries(),
+		postings: index.NewMemPostings(),
+		counts:   seriesCounts{byMetric: map[string]int{}},
+		aliases:  map[chunks.HeadSeriesRef]*memSeries{},
 	}
 	h.rate.current = floorDiv(o.now().UnixMilli(), rateBucketMs)
-	h.localLimit.Set(float64(o.limiter.local(o.id).perUser.local))
 	h.maxT.Store(math.MinInt64)
 	removed, err := readRemovedMaxT(o.dir)
 	if err != nil {
@@ -160,7 +156,6 @@ func (h *tenantHead) close() error {
 		errs = append(errs, fmt.Errorf("close chunk store: %w", err))
 	}
 	h.metrics.memorySeries.DeleteLabelValues(h.id)
-	h.metrics.localSeriesLimit.DeleteLabelValues(h.id)
 	return errors.Join(errs...)
 }
 

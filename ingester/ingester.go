@@ -177,7 +177,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ingester{
+	i := &Ingester{
 		cfg:      cfg,
 		logger:   logger,
 		metrics:  newMetrics(deps.Registerer),
@@ -185,7 +185,11 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		now:      time.Now,
 		tenants:  map[string]*tenantHead{},
 		failures: make(chan error, 1),
-	}, nil
+	}
+	if deps.Registerer != nil {
+		deps.Registerer.MustRegister(newLocalLimitCollector(i))
+	}
+	return i, nil
 }
 
 // Ready reports whether the ingester accepts pushes and queries: true once
@@ -261,7 +265,6 @@ func (i *Ingester) Running(ctx context.Context) error {
 			return nil
 		case <-flush.C:
 			i.flushAll(ctx, cutIdleChunks)
-			i.refreshLimitGauges()
 		case <-truncate.C:
 			i.truncateAll(ctx)
 		case err := <-i.failures:

@@ -187,7 +187,7 @@ func TestSeriesLimitError(t *testing.T) {
 func TestSeriesLimit_ShareAndReload(t *testing.T) {
 	lim, r := newFakeLimits(1000, 0), newFakeRing(3, 9)
 	ing := limitsIngester(t, testConfig(t, t.TempDir()), lim, r)
-	gauge := func() float64 { return testutil.ToFloat64(ing.metrics.localSeriesLimit.WithLabelValues("t1")) }
+	gauge := func() float64 { return testutil.ToFloat64(newLocalLimitCollector(ing)) }
 	pushNew := func(from, n int) *arguspb.PushResponse {
 		var tss []*arguspb.TimeSeries
 		for k := from; k < from+n; k++ {
@@ -220,12 +220,11 @@ func TestSeriesLimit_ShareAndReload(t *testing.T) {
 	require.Zero(t, pushNew(1000, 10).RejectedSamples)
 	require.Zero(t, gauge())
 
-	// The gauges are refreshed without a push too, and go with the tenant.
+	// The gauge follows a reload without a push too, and goes with the tenant.
 	lim.set(90, 0)
-	ing.refreshLimitGauges()
 	require.InDelta(t, 45, gauge(), 0)
 	require.NoError(t, ing.Stopping(t.Context()))
-	require.Zero(t, testutil.CollectAndCount(ing.metrics.localSeriesLimit))
+	require.Zero(t, testutil.CollectAndCount(newLocalLimitCollector(ing)))
 }
 
 // TestSeriesLimit_ReplayIsNotLimited restarts with a limit lowered under the

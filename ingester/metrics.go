@@ -17,7 +17,6 @@ const (
 // metrics are the ingester's metrics. A nil registerer is allowed.
 type metrics struct {
 	memorySeries      *prometheus.GaugeVec
-	localSeriesLimit  *prometheus.GaugeVec
 	samplesAppended   *prometheus.CounterVec
 	samplesRejected   *prometheus.CounterVec
 	rejected          [numRejectKinds]prometheus.Counter // children of samplesRejected
@@ -43,10 +42,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		memorySeries: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "argus_ingester_memory_series",
 			Help: "Series held in the in-memory heads, by tenant.",
-		}, []string{"tenant"}),
-		localSeriesLimit: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "argus_ingester_local_series_limit",
-			Help: "This ingester's share of the tenant's -ingester.max-global-series-per-user (0: unlimited), by tenant; updated by pushes that create series and every -ingester.flush-period.",
 		}, []string{"tenant"}),
 		samplesAppended: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "argus_ingester_samples_appended_total",

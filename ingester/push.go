@@ -198,16 +198,14 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 }
 
 // pushLimits returns the tenant's series limits for the push of b, looking
-// them up (and setting argus_ingester_local_series_limit) on its first call
-// only: a push that creates no series never looks them up. It returns nil
-// when the ingester has no limits.
+// them up on its first call only: a push that creates no series never looks
+// them up. It returns nil when the ingester has no limits.
 func (h *tenantHead) pushLimits(b *pushBatch) *seriesLimits {
 	if !h.limiter.enabled() {
 		return nil
 	}
 	if !b.limitsSet {
 		b.limits, b.limitsSet = h.limiter.local(h.id), true
-		h.localLimit.Set(float64(b.limits.perUser.local))
 	}
 	return &b.limits
 }

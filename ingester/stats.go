@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -26,22 +28,33 @@ func (i *Ingester) UserStats(ctx context.Context, _ *arguspb.UserStatsRequest) (
 	share := i.limiter.local(id).perUser.local
 	resp := &arguspb.UserStatsResponse{LocalSeriesLimit: int64(share)}
 	if h := i.getTenant(id); h != nil {
-		h.localLimit.Set(float64(share))
 		resp.MemorySeries = int64(h.memorySeries())
 		resp.IngestionRate = h.rate.perSecond(h.nowMs())
 	}
 	return resp, nil
 }
 
-// refreshLimitGauges sets argus_ingester_local_series_limit of every open
-// tenant to its share now, so that a reload of the limits or a change of the
-// ring shows even when no push creates a series (pushes that do set it too).
-func (i *Ingester) refreshLimitGauges() {
-	if !i.limiter.enabled() {
-		return
-	}
-	for _, h := range i.tenantList() {
-		h.localLimit.Set(float64(i.limiter.local(h.id).perUser.local))
+// localLimitCollector exports argus_ingester_local_series_limit: each open
+// tenant's share of -ingester.max-global-series-per-user (0: unlimited),
+// computed at scrape time from the limits and the ring in force then, so
+// that a reload or a ring change shows without a push.
+type localLimitCollector struct {
+	i    *Ingester
+	desc *prometheus.Desc
+}
+
+func newLocalLimitCollector(i *Ingester) *localLimitCollector {
+	return &localLimitCollector{i: i, desc: prometheus.NewDesc("argus_ingester_local_series_limit",
+		"This ingester's share of the tenant's -ingester.max-global-series-per-user (0: unlimited), by tenant.",
+		[]string{"tenant"}, nil)}
+}
+
+func (c *localLimitCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *localLimitCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range c.i.tenantList() {
+		share := c.i.limiter.local(h.id).perUser.local
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(share), h.id)
 	}
 }
 
