@@ -22,7 +22,7 @@ const (
 
 // PushHandler returns the handler of the Prometheus remote-write 1.0
 // endpoints (/api/v1/push, /api/v1/write, /api/v1/receive). It expects the
-// tenant in the request context (tenant.Middleware) and answers:
+// tenant in the request context (the auth middleware, internal/auth) and answers:
 //
 //   - 204 No Content once every valid series is in the WAL of a write
 //     quorum (ReplicationFactor/2+1) of its replicas, as Prometheus's own

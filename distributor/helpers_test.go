@@ -182,7 +182,7 @@ func encode(t testing.TB, req *arguspb.WriteRequest) []byte {
 }
 
 // newPushRequest returns a remote-write 1.0 request for body with the tenant
-// in its context, as tenant.Middleware leaves it.
+// in its context, as the auth middleware leaves it.
 func newPushRequest(body []byte) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
 	r.Header.Set("Content-Encoding", "snappy")

@@ -20,15 +20,19 @@ import (
 	"github.com/prometheus/prometheus/util/features"
 	"github.com/stretchr/testify/require"
 
+	"github.com/argus-tsdb/argus/internal/auth"
 	"github.com/argus-tsdb/argus/internal/tenant"
 )
 
 // serveMounted serves h as cmd does: at PathPrefix+"/", unstripped, behind
-// tenant.Middleware with multi-tenancy on.
+// the auth middleware in its default mode (the X-Scope-OrgID header, with
+// multi-tenancy on).
 func serveMounted(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
+	a, err := auth.New(auth.Config{Type: auth.TypeHeader}, auth.Options{MultitenancyEnabled: true}, auth.Deps{})
+	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle(PathPrefix+"/", tenant.Middleware(true, h))
+	mux.Handle(PathPrefix+"/", a.Middleware(h, auth.OneTenant))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -291,7 +295,7 @@ func TestHandler_Tenants(t *testing.T) {
 	t.Run("missing tenant", func(t *testing.T) {
 		got := apiRequest{http.MethodGet, "/api/v1/query", query, ""}.do(t, srv)
 		require.Equal(t, http.StatusUnauthorized, got.status)
-		require.Equal(t, "no tenant ID: the X-Scope-OrgID header is missing\n", got.body)
+		require.Equal(t, "err-argus-missing-tenant: the X-Scope-OrgID header is missing\n", got.body)
 	})
 
 	t.Run("each tenant sees its own series", func(t *testing.T) {

@@ -245,7 +245,7 @@ func TestFederation_Rejections(t *testing.T) {
 		_, srv := newFederatedQuerier(t, newFakeLimits(t))
 		for orgID, want := range map[string]string{
 			"team-a|team/b": `tenant "team-a|team/b": invalid tenant ID: character '/' is not allowed`,
-			"team-a||":      `tenant "team-a||": invalid tenant ID: empty tenant ID`,
+			"team-a||":      `tenant "team-a||": invalid tenant ID: empty`,
 		} {
 			got := apiRequest{http.MethodGet, "/api/v1/query", reqs[0].form, orgID}.do(t, srv)
 			requireRejected(t, got, apierror.InvalidTenant, want)

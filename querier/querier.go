@@ -97,7 +97,7 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 func (q *Querier) Queryable() storage.SampleAndChunkQueryable { return q.queryable }
 
 // Handler serves the Prometheus HTTP API at PathPrefix+"/api/v1/": mount it
-// at PathPrefix+"/" without stripping the prefix, behind tenant.Middleware.
+// at PathPrefix+"/" without stripping the prefix, behind the auth middleware (internal/auth).
 // GET and POST are accepted for query, query_range, series, labels,
 // label/<name>/values, metadata, status/buildinfo and format_query. Each
 // request is one query for the tenant's limits: it runs until the tenant's

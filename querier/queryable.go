@@ -118,9 +118,6 @@ func (tq *tenantQuerier) tenantIDs(ctx context.Context) ([]string, context.Conte
 		return nil, nil, invalidTenantError(orgID, nil)
 	}
 	for _, id := range ids {
-		if id == "" {
-			return nil, nil, invalidTenantError(orgID, fmt.Errorf("%w: empty tenant ID", tenant.ErrInvalidTenant))
-		}
 		if err := tenant.Validate(id); err != nil {
 			return nil, nil, invalidTenantError(orgID, err)
 		}

@@ -246,7 +246,7 @@ func headerTenants(h http.Header, t Tenancy) ([]string, *apierror.Error) {
 	}
 	ids := tenant.IDs(vals[0])
 	for _, id := range ids {
-		if err := validateID(id); err != nil {
+		if err := tenant.Validate(id); err != nil {
 			return nil, apierror.Errorf(apierror.InvalidTenant, "%s: tenant %s: %w", tenant.HeaderName, quote(id), err)
 		}
 	}

@@ -1,6 +1,6 @@
 // Package auth establishes the tenant of every HTTP request that reads or
 // writes data, and, with -auth.type=token, authenticates it with a bearer
-// token. It replaces tenant.Middleware in the process wiring.
+// token. internal/tenant carries the tenant once this package has resolved it.
 //
 // It owns:
 //

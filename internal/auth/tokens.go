@@ -111,7 +111,7 @@ func parseTokens(data []byte, requireTenant string) (*tokenSet, error) {
 		}
 		s.tenants[i] = make(map[string]struct{}, len(e.Tenants))
 		for _, id := range e.Tenants {
-			if err := validateID(id); err != nil {
+			if err := tenant.Validate(id); err != nil {
 				errs = append(errs, fmt.Errorf("token %d: tenant %q: %w", n, id, err))
 				continue
 			}
@@ -133,10 +133,4 @@ func parseTokens(data []byte, requireTenant string) (*tokenSet, error) {
 	return s, nil
 }
 
-// validateID is tenant.Validate, which lets an empty ID through.
-func validateID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: empty", tenant.ErrInvalidTenant)
-	}
-	return tenant.Validate(id)
-}
+

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -59,22 +58,6 @@ func OutgoingContext(ctx context.Context, tenant string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, MetadataKey, tenant)
 }
 
-// FromHTTP reads and validates the tenant of an HTTP request. When
-// multiTenancy is false every request belongs to Anonymous.
-func FromHTTP(r *http.Request, multiTenancy bool) (string, error) {
-	if !multiTenancy {
-		return Anonymous, nil
-	}
-	t := r.Header.Get(HeaderName)
-	if t == "" {
-		return "", fmt.Errorf("%w: the %s header is missing", ErrNoTenant, HeaderName)
-	}
-	if err := Validate(t); err != nil {
-		return "", err
-	}
-	return t, nil
-}
-
 // Separator joins the tenants of a federated read: X-Scope-OrgID: a|b.
 const Separator = "|"
 
@@ -91,9 +74,12 @@ func IDs(orgID string) []string {
 func Join(ids []string) string { return strings.Join(ids, Separator) }
 
 // Validate checks a tenant ID against the rules Mimir applies: at most
-// MaxLength characters out of [a-zA-Z0-9!-_.*'()], and not "." or "..",
+// MaxLength characters out of [a-zA-Z0-9!-_.*'()], not empty, and not "." or "..",
 // so that a tenant ID is always a safe directory name.
 func Validate(t string) error {
+	if t == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidTenant)
+	}
 	if len(t) > MaxLength {
 		return fmt.Errorf("%w: longer than %d characters", ErrInvalidTenant, MaxLength)
 	}
@@ -118,18 +104,4 @@ func allowed(r rune) bool {
 		return true
 	}
 	return false
-}
-
-// Middleware resolves the tenant of every request with FromHTTP and stores it
-// in the request context for FromContext. A request without a valid tenant is
-// answered 401 with a message that names the header, and next is not called.
-func Middleware(multiTenancy bool, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t, err := FromHTTP(r, multiTenancy)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(With(r.Context(), t)))
-	})
 }
