@@ -132,5 +132,3 @@ func parseTokens(data []byte, requireTenant string) (*tokenSet, error) {
 	}
 	return s, nil
 }
-
-
