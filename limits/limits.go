@@ -140,3 +140,32 @@ func (l *Limits) Fields() map[string]any {
 	}
 	return out
 }
+
+// FieldOfFlag returns the runtime config field (its yaml name) that
+// overrides the limit of flag (without its leading dash), or "" if flag is
+// not a limit. The mapping is read from the flag registrations themselves:
+// each flag's value points at the field it sets.
+func FieldOfFlag(flag string) string {
+	var l Limits
+	fs := newFlagSet(&l)
+	f := fs.Lookup(flag)
+	if f == nil {
+		return ""
+	}
+	target := reflect.ValueOf(f.Value).Pointer()
+	v := reflect.ValueOf(&l).Elem()
+	for i := range v.NumField() {
+		if v.Field(i).Addr().Pointer() == target {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			return name
+		}
+	}
+	return ""
+}
+
+// newFlagSet returns a flag set with the limits of l registered.
+func newFlagSet(l *Limits) *flag.FlagSet {
+	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
+	l.RegisterFlags(fs)
+	return fs
+}

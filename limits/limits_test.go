@@ -102,3 +102,18 @@ func TestLimits_Fields(t *testing.T) {
 	require.Equal(t, "10m0s", f["creation_grace_period"])
 	require.Equal(t, "0s", f["max_query_length"])
 }
+
+func TestFieldOfFlag(t *testing.T) {
+	require.Equal(t, "ingestion_rate", FieldOfFlag("distributor.ingestion-rate-limit"))
+	require.Equal(t, "max_label_value_length", FieldOfFlag("validation.max-length-label-value"))
+	require.Equal(t, "query_timeout", FieldOfFlag("querier.timeout"))
+	require.Equal(t, "", FieldOfFlag("querier.max-concurrent"))
+	fs := newFlagSet(&Limits{})
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		require.NotEmpty(t, FieldOfFlag(f.Name), f.Name)
+		n++
+	})
+	l := defaultLimits(t)
+	require.Len(t, l.Fields(), n, "every field has a flag")
+}

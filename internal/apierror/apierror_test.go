@@ -22,7 +22,7 @@ func TestErrorsDoc(t *testing.T) {
 	doc := string(raw)
 	begin, end := strings.Index(doc, DocBegin), strings.Index(doc, DocEnd)
 	require.True(t, begin >= 0 && end > begin, "docs/errors.md lacks the generated markers")
-	updated := doc[:begin] + Reference() + doc[end+len(DocEnd)+1:]
+	updated := doc[:begin] + Reference(limits.FieldOfFlag) + doc[end+len(DocEnd)+1:]
 	if os.Getenv("ARGUS_UPDATE_DOCS") == "1" {
 		require.NoError(t, os.WriteFile(path, []byte(updated), 0o644))
 		doc = updated
@@ -49,7 +49,7 @@ func TestCatalogue(t *testing.T) {
 		}
 		if e.Flag != "" {
 			require.NotNil(t, fs.Lookup(e.Flag), "%s names an unknown limit flag -%s", e.ID, e.Flag)
-			require.Contains(t, fields, yamlName(e.Flag), e.ID)
+			require.Contains(t, fields, limits.FieldOfFlag(e.Flag), e.ID)
 		}
 		got, ok := Lookup(e.ID)
 		require.True(t, ok)

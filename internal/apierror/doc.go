@@ -14,7 +14,9 @@ const (
 
 // Reference renders Catalogue as the Markdown of docs/errors.md between its
 // markers: a summary table, then a section per ID (its anchor is the ID).
-func Reference() string {
+// fieldOf names the runtime config field of a limit's flag (the limits
+// package knows it; this package may not import it).
+func Reference(fieldOf func(flag string) string) string {
 	var b strings.Builder
 	b.WriteString(DocBegin + "\n\n")
 	b.WriteString("| ID | Status | Refuses | Limit | Retry |\n| --- | --- | --- | --- | --- |\n")
@@ -26,7 +28,7 @@ func Reference() string {
 		fmt.Fprintf(&b, "\n### %s\n\n", e.ID)
 		fmt.Fprintf(&b, "**%d %s**, refuses a %s", e.Status, http.StatusText(e.Status), e.Scope)
 		if e.Flag != "" {
-			fmt.Fprintf(&b, "; limit `-%s` (runtime config field `%s`)", e.Flag, yamlName(e.Flag))
+			fmt.Fprintf(&b, "; limit `-%s` (runtime config field `%s`)", e.Flag, fieldOf(e.Flag))
 		}
 		b.WriteString(".\n\n")
 		fmt.Fprintf(&b, "%s\n\n**What to do:** %s\n", e.Meaning, e.Action)
@@ -47,24 +49,4 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// yamlName is the runtime config field of a limit's flag: the flags and
-// fields are named alike (-distributor.ingestion-rate-limit is
-// ingestion_rate, as in Mimir), and the exceptions are listed here.
-func yamlName(flag string) string {
-	switch flag {
-	case "distributor.ingestion-rate-limit":
-		return "ingestion_rate"
-	case "validation.max-length-label-name":
-		return "max_label_name_length"
-	case "validation.max-length-label-value":
-		return "max_label_value_length"
-	case "validation.create-grace-period":
-		return "creation_grace_period"
-	case "querier.timeout":
-		return "query_timeout"
-	}
-	_, name, _ := strings.Cut(flag, ".")
-	return strings.ReplaceAll(name, "-", "_")
 }
