@@ -71,6 +71,38 @@ R=BenchmarkAppendPrometheusReference/series=100000/labels=prebuilt
 B=BenchmarkPersistedBytes
 M=BenchmarkSeriesMemory
 Q=BenchmarkRangeQuery
+# awk_median is the median of the space-separated numbers in s, for the
+# table scripts below.
+awk_median='
+function median(s,    v, n, i, j, t) {
+	n = split(s, v, " ")
+	if (n == 0) return ""
+	for (i = 2; i <= n; i++) {
+		t = v[i] + 0
+		for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]
+		v[j + 1] = t
+	}
+	return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}'
+
+# set_argus_bin sets argus_bin to the argus binary to run: $ARGUS_BIN, or
+# one built once into a temporary directory removed at exit. (Not a $(...):
+# a subshell would remove its build at its own exit.)
+argus_bin=""
+set_argus_bin() {
+	if [[ -n "$argus_bin" ]]; then
+		return
+	fi
+	if [[ -n "${ARGUS_BIN:-}" ]]; then
+		argus_bin="$ARGUS_BIN"
+		return
+	fi
+	bindir="$(mktemp -d)"
+	trap 'rm -rf "$bindir"' EXIT
+	go build -o "$bindir/argus" ./cmd/argus
+	argus_bin="$bindir/argus"
+}
+
 awk -v rows="$(cat <<EOF
 append, 10K series (samples/s per core)|$A/series=10000|$P/series=10000|samples/s|>=|1.0|1|
 append, 100K series (samples/s per core)|$A/series=100000|$P/series=100000|samples/s|>=|1.0|1|
@@ -83,18 +115,7 @@ heap bytes per in-memory series (HeapAlloc), 100K|$M/impl=argus/series=100000|$M
 range query sum by (job) (rate[5m]), 10K series, 3h/60s|$Q/impl=argus/series=10000/query=sum_rate|$Q/impl=prometheus/series=10000/query=sum_rate|ns/op|-||1e6| ms
 range query selecting 8 series, 3h/60s|$Q/impl=argus/series=10000/query=selective|$Q/impl=prometheus/series=10000/query=selective|ns/op|-||1e6| ms
 EOF
-)" '
-# median of the space-separated numbers in s
-function median(s,    v, n, i, j, t) {
-	n = split(s, v, " ")
-	if (n == 0) return ""
-	for (i = 2; i <= n; i++) {
-		t = v[i] + 0
-		for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]
-		v[j + 1] = t
-	}
-	return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
+)" "$awk_median"'
 function fmtnum(x, div, suffix) {
 	if (x == "") return "n/a"
 	x = x / div
@@ -161,13 +182,7 @@ cluster_rounds="${BENCH_CLUSTER_ROUNDS:-40}"
 if ((cluster_count > 0)); then
 	craw="$out/bench-$stamp-cluster.txt"
 	ctable="$out/bench-$stamp-cluster.table"
-	argus_bin="${ARGUS_BIN:-}"
-	if [[ -z "$argus_bin" ]]; then
-		bindir="$(mktemp -d)"
-		trap 'rm -rf "$bindir"' EXIT
-		argus_bin="$bindir/argus"
-		go build -o "$argus_bin" ./cmd/argus
-	fi
+	set_argus_bin
 	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$craw"
 	for ((i = 1; i <= cluster_count; i++)); do
 		echo "bench: cluster ingest, round $i of $cluster_count" >&2
@@ -189,17 +204,7 @@ CPU µs/sample, cluster: the distributor (vs all-in-one)|$CA cpu-µs/sample|$CC 
 cores busy (argus CPU time / wall time)|$CA cpu-cores|$CC cpu-cores|
 CPU µs/sample, load generator (the test process)|$CA loadgen-cpu-µs/sample|$CC loadgen-cpu-µs/sample|
 EOF
-)" '
-function median(s,    a, n, i, j, t) {
-	n = split(s, a, " ")
-	if (n == 0) return ""
-	for (i = 2; i <= n; i++) {
-		t = a[i] + 0
-		for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
-		a[j + 1] = t
-	}
-	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+)" "$awk_median"'
 function fmtnum(x) {
 	if (x == "") return "n/a"
 	if (x >= 1e4) return sprintf("%.0fk", x / 1e3)
@@ -245,16 +250,10 @@ fi
 query_count="${BENCH_QUERY_COUNT:-1}"
 if ((query_count > 0)); then
 	qraw="$out/bench-$stamp-query.txt"
-	argus_bin="${argus_bin:-${ARGUS_BIN:-}}"
-	if [[ -z "$argus_bin" ]]; then
-		qbindir="$(mktemp -d)"
-		argus_bin="$qbindir/argus"
-		go build -o "$argus_bin" ./cmd/argus
-	fi
+	set_argus_bin
 	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$qraw"
 	ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkQuerierPeakRSS$' -count="$query_count" \
 		-benchtime=1x -timeout=10m ./internal/benchquery/ | tee -a "$qraw"
 	echo
 	echo "Querier peak RSS with and without a fetched-series limit: $(basename "$qraw") (see docs/benchmarks.md)"
-	if [[ -n "${qbindir:-}" ]]; then rm -rf "$qbindir"; fi
 fi
