@@ -75,6 +75,7 @@ type KV struct {
 	inbox   chan inboxMsg
 
 	ml         atomic.Pointer[memberlist.Memberlist] // set by Starting
+	roles      atomic.Pointer[roleCounts]            // HealthyMembers' last count
 	stopped    atomic.Bool                           // Stopping ran
 	stop       chan struct{}                         // closed by Stopping to end the worker
 	workerDone chan struct{}
@@ -434,22 +435,42 @@ func (k *KV) Members() []Member {
 	return out
 }
 
+// roleCountsTTL is how long HealthyMembers answers from its last count:
+// distributors ask on every push, and memberlist's own failure detection
+// takes seconds anyway.
+const roleCountsTTL = time.Second
+
+// roleCounts are the alive gossip members by role, as counted at at.
+type roleCounts struct {
+	at     time.Time
+	counts map[string]int
+}
+
 // HealthyMembers returns how many alive gossip members, this process
-// included, run role (as their Deps.Roles said). Before Starting it counts
-// this process alone. It is at least 1 when this process runs role, so that
-// a share of a limit divided by it is never a division by zero.
+// included, run role (as their Deps.Roles said), as counted at most
+// roleCountsTTL ago. Before Starting it counts this process alone. It is
+// cheap enough for every push: a count is one pass over the members a
+// second.
 func (k *KV) HealthyMembers(role string) int {
 	ml := k.ml.Load()
 	if ml == nil {
 		return boolInt(hasRole(k.meta, role))
 	}
-	n := 0
-	for _, m := range ml.Members() {
-		if m.State == memberlist.StateAlive && hasRole(m.Meta, role) {
-			n++
+	now := k.opts.Now()
+	rc := k.roles.Load()
+	if rc == nil || now.Sub(rc.at) >= roleCountsTTL {
+		rc = &roleCounts{at: now, counts: map[string]int{}}
+		for _, m := range ml.Members() {
+			if m.State != memberlist.StateAlive {
+				continue
+			}
+			for r := range strings.SplitSeq(string(m.Meta), ",") {
+				rc.counts[r]++
+			}
 		}
+		k.roles.Store(rc)
 	}
-	return n
+	return rc.counts[role]
 }
 
 func hasRole(meta []byte, role string) bool {
