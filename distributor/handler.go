@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/internal/tenant"
 )
 
@@ -89,7 +88,7 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	// Only a final answer counts what validation refused: a 429 or a 5xx is
 	// retried whole, and the retry counts it then.
 	wc.countInvalid(tm)
-	return wc.rej.err(tenantID, max(int64(toPush)-ingesterRejected, 0))
+	return wc.rej.err(max(int64(toPush)-ingesterRejected, 0))
 }
 
 // admit checks what the headers of a push promise, before its body is read:
@@ -142,13 +141,10 @@ func respond(w http.ResponseWriter, code int, tenantID string, err error) {
 	http.Error(w, errorBody(tenantID, err), code)
 }
 
-// errorBody prefixes the message of err with its error ID and the tenant,
-// unless the message already starts with an ID (and then names the tenant).
+// errorBody is the answer to err: its error ID, the tenant when it is known,
+// then its message (see docs/errors.md).
 func errorBody(tenantID string, err error) string {
 	msg := err.Error()
-	if strings.HasPrefix(msg, apierror.Prefix) {
-		return msg
-	}
 	if tenantID == "" {
 		return string(errorID(err)) + ": " + msg
 	}

@@ -103,8 +103,7 @@ func (d *Distributor) admitRate(tenantID string, lim *limits.Limits, samples int
 	retry := time.Duration(math.Ceil(wait.Seconds())) * time.Second
 	return &rateLimitedError{
 		retryAfter: retry,
-		msg: fmt.Sprintf("%s: tenant %q: ingestion rate limit %s (%.6g samples/s on each of %d distributors) with burst %s exceeded by a push of %d samples, the first series %s; retry after %s",
-			apierror.IngestionRateLimited, tenantID,
+		msg: fmt.Sprintf("ingestion rate limit %s (%.6g samples/s on each of %d distributors) with burst %s exceeded by a push of %d samples, the first series %s; retry after %s",
 			apierror.LimitText("distributor.ingestion-rate-limit", lim.IngestionRate), rate, distributors,
 			apierror.LimitText("distributor.ingestion-burst-size", lim.IngestionBurstSize), samples, formatLabels(firstSeries), retry),
 	}

@@ -43,10 +43,11 @@ func (r *rejections) add(ls []*arguspb.Label, why reason, detail string, samples
 }
 
 // err returns nil if nothing was rejected, else the rejectedError whose
-// message is the response body: a summary line with the error ID of the
-// first rejected series and the tenant, then one line per listed series,
-// each with its own error ID, labels, reason and the limit in force.
-func (r *rejections) err(tenantID string, acceptedSamples int64) error {
+// message is the response body but for the ID and tenant errorBody puts
+// first: a summary, then one line per listed series, each with its own error
+// ID, labels, reason and the limit in force. Its ID is the first rejected
+// series'.
+func (r *rejections) err(acceptedSamples int64) error {
 	if r.series == 0 && r.samples == 0 {
 		return nil
 	}
@@ -55,7 +56,7 @@ func (r *rejections) err(tenantID string, acceptedSamples int64) error {
 		id = apierror.IngesterRejected // Only samples no ingester attributed to a series.
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: tenant %q: %d series (%d samples) rejected, %d samples accepted", id, tenantID, r.series, r.samples, acceptedSamples)
+	fmt.Fprintf(&b, "%d series (%d samples) rejected, %d samples accepted", r.series, r.samples, acceptedSamples)
 	for _, l := range r.lines {
 		b.WriteByte('\n')
 		b.WriteString(l)
