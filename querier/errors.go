@@ -97,13 +97,12 @@ func deadlineReached(ctx context.Context) bool {
 // unavailableError gives err, a fan-out that could not read enough of the
 // read set (it matches ErrUnavailable or ErrTooManyFailures), the ID
 // err-argus-query-unavailable, and names the tenant of ctx when it has one
-// (a nil ctx: the ring's read set failed before any tenant was known).
+// (context.Background: the ring's read set failed before any tenant was
+// known).
 func unavailableError(ctx context.Context, err error) error {
 	msg := err.Error()
-	if ctx != nil {
-		if t, terr := tenant.FromContext(ctx); terr == nil {
-			msg = fmt.Sprintf("tenant %q: %s", t, msg)
-		}
+	if t, terr := tenant.FromContext(ctx); terr == nil {
+		msg = fmt.Sprintf("tenant %q: %s", t, msg)
 	}
 	return &apierror.Error{ID: apierror.QueryUnavailable, Msg: msg, Err: err}
 }

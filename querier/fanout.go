@@ -47,13 +47,13 @@ type replicatedQuerier struct {
 func newReplicatedQuerier(q *queryable, mint, maxt int64) (*replicatedQuerier, error) {
 	instances, maxFailures, err := q.replicas.ReadSet()
 	if err != nil {
-		return nil, unavailableError(nil, fmt.Errorf("%w: %w", ErrUnavailable, err))
+		return nil, unavailableError(context.Background(), fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
 	rq := &replicatedQuerier{instances: instances, maxFailures: maxFailures}
 	for _, inst := range instances {
 		src, err := q.sources(inst.Addr)
 		if err != nil {
-			return nil, unavailableError(nil, fmt.Errorf("%w: ingester %s: %w", ErrUnavailable, inst.Addr, err))
+			return nil, unavailableError(context.Background(), fmt.Errorf("%w: ingester %s: %w", ErrUnavailable, inst.Addr, err))
 		}
 		rq.sources = append(rq.sources, &sourceQuerier{src: src, metrics: q.metrics, mint: mint, maxt: maxt})
 	}

@@ -593,7 +593,7 @@ func TestHTTPStatus_IDs(t *testing.T) {
 		{apierror.Errorf(apierror.MaxFetchedChunksPerQuery, "x"), http.StatusUnprocessableEntity},
 		{apierror.Errorf(apierror.MaxQueryLength, "x"), http.StatusBadRequest},
 		{timeoutError(tenantA, time.Second), http.StatusServiceUnavailable},
-		{unavailableError(nil, ErrTooManyFailures), http.StatusServiceUnavailable},
+		{unavailableError(context.Background(), ErrTooManyFailures), http.StatusServiceUnavailable},
 		{invalidTenantError("a|b", nil), http.StatusUnauthorized},
 		// Wrapped, as the merge querier does.
 		{fmt.Errorf("LabelValues() from merge generic querier: %w", apierror.Errorf(apierror.MaxQueryLength, "x")), http.StatusBadRequest},
