@@ -119,13 +119,6 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// lateRing is the ring as the ingester sees it, bound once the ring exists
-// (before any service starts, so before any push reads it).
-type lateRing struct{ r replicaRing }
-
-func (l *lateRing) HealthyInstancesCount() int { return l.r.HealthyInstancesCount() }
-func (l *lateRing) ReplicationFactor() int     { return l.r.ReplicationFactor() }
-
 // ingesterAddresses is the static ring of this process: its own gRPC server
 // when the ingester runs here, else -ingester.client.addresses.
 func (a *app) ingesterAddresses() []string {

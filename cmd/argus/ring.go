@@ -18,6 +18,13 @@ type replicaRing interface {
 	HealthyMembers(role string) int
 }
 
+// lateRing is the ring as the ingester sees it, bound once the ring exists
+// (before any service starts, so before any push reads it).
+type lateRing struct{ r replicaRing }
+
+func (l *lateRing) HealthyInstancesCount() int { return l.r.HealthyInstancesCount() }
+func (l *lateRing) ReplicationFactor() int     { return l.r.ReplicationFactor() }
+
 // setupRing builds the ring of the process. With the static store it is
 // this process's ingester (or -ingester.client.addresses). With memberlist
 // every process joins the gossip, and an ingester registers itself through
