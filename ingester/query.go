@@ -39,7 +39,10 @@ func (i *Ingester) queryHead(ctx context.Context, queryType string) (*tenantHead
 	if err != nil {
 		return nil, err
 	}
-	return i.getTenant(id), nil
+	if h := i.getTenant(id); h != nil {
+		return h, nil
+	}
+	return i.readOnlyHead(id), nil // Its persisted data, if any.
 }
 
 // Series streams the series of the tenant of ctx that match every matcher
