@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
-	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 
 	"github.com/argus-tsdb/argus/storage"
@@ -60,7 +59,7 @@ type tenantHead struct {
 
 	store    *storage.ChunkStore
 	series   *stripeSeries
-	postings *index.MemPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
+	postings *headPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
 
 	// createMu serializes series creation and removal, so that the counts
 	// stay exact and two pushes cannot both take the last slot of a limit.
@@ -121,7 +120,7 @@ func openTenantHead(ctx context.Context, o tenantOptions) (*tenantHead, error) {
 		failures: o.failures,
 		store:    store,
 		series:   newStripeSeries(),
-		postings: index.NewMemPostings(),
+		postings: newHeadPostings(),
 		counts:   seriesCounts{byMetric: map[string]int{}},
 		aliases:  map[chunks.HeadSeriesRef]*memSeries{},
 	}
