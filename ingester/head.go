@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
-	"github.com/prometheus/prometheus/tsdb/index"
 )
 
 // tenantOptions are what a tenant head needs from its Ingester.
@@ -61,7 +60,7 @@ type tenantHead struct {
 
 	store    tenantStore
 	series   *stripeSeries
-	postings *index.MemPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
+	postings *headPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
 
 	// createMu serializes series creation and removal, so that the counts
 	// stay exact and two pushes cannot both take the last slot of a limit.
@@ -91,6 +90,12 @@ type tenantHead struct {
 	// truncMu.
 	aliases map[chunks.HeadSeriesRef]*memSeries
 
+	// replayed are the series replay created, added to the postings in ref
+	// order when it ends: the WAL holds series records in the order pushes
+	// logged them, not in ref order, and postings lists must stay sorted.
+	// Written by replay only, before the head is shared.
+	replayed []*memSeries
+
 	flushMu sync.Mutex // serializes flushes
 
 	pendingMu sync.Mutex
@@ -115,7 +120,7 @@ func newTenantHead(o tenantOptions) *tenantHead {
 		retention: o.retention,
 		store:     o.store,
 		series:    newStripeSeries(),
-		postings:  index.NewMemPostings(),
+		postings:  newHeadPostings(),
 		counts:    seriesCounts{byMetric: map[string]int{}},
 		aliases:   map[chunks.HeadSeriesRef]*memSeries{},
 	}
@@ -199,11 +204,11 @@ func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels, lim *seriesLim
 }
 
 // addSeries adds the new series s to the maps, the postings and the counts.
-// The caller holds createMu, or is replay (before the head is shared).
+// The caller holds createMu.
 func (h *tenantHead) addSeries(hash uint64, s *memSeries) {
 	h.series.setIfAbsent(hash, s)
 	h.postings.Add(promstorage.SeriesRef(s.ref), s.lset)
-	h.counts.add(s.lset) // Never limited at replay: these series were accepted before the restart.
+	h.counts.add(s.lset)
 	h.inMemory.Inc()
 }
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 
 	"github.com/argus-tsdb/argus/internal/service"
@@ -455,7 +454,7 @@ func (i *Ingester) getOrOpenTenant(_ context.Context, id string) (*tenantHead, e
 // readOnlyHead returns an empty head of a tenant that has no head here, so
 // that reads serve its persisted data without creating a head for it.
 func (i *Ingester) readOnlyHead(id string) *tenantHead {
-	return &tenantHead{id: id, store: tenantStore{db: i.db, tenant: id}, series: emptySeries, postings: index.NewMemPostings()}
+	return &tenantHead{id: id, store: tenantStore{db: i.db, tenant: id}, series: emptySeries, postings: newHeadPostings()}
 }
 
 // emptySeries is the series map of every read-only head, never written.

@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
@@ -268,6 +270,9 @@ func (i *Ingester) replayWAL(ctx context.Context) error {
 		}
 	}
 	i.lastRef.Store(uint64(r.maxRef)) // New series never reuse a ref of the WAL, an alias's included.
+	for _, h := range i.tenantList() {
+		h.indexReplayed()
+	}
 	if err := i.wal.open(i.cfg.WALSegmentSize, i.cfg.WALCompression, corruption); err != nil {
 		return err
 	}
@@ -404,8 +409,21 @@ func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) 
 	}
 	s := newMemSeries(ref, lset, persisted, h.nowMs())
 	s.logged = true
-	h.addSeries(hash, s)
+	h.series.setIfAbsent(hash, s)
+	h.counts.add(lset) // Never limited: these series were accepted before the restart.
+	h.inMemory.Inc()
+	h.replayed = append(h.replayed, s)
 	return s, true, nil
+}
+
+// indexReplayed adds the series replay created to the postings, in ref
+// order.
+func (h *tenantHead) indexReplayed() {
+	slices.SortFunc(h.replayed, func(a, b *memSeries) int { return cmp.Compare(a.ref, b.ref) })
+	for _, s := range h.replayed {
+		h.postings.Add(promstorage.SeriesRef(s.ref), s.lset)
+	}
+	h.replayed = nil
 }
 
 // truncateWAL persists the finished chunks of every tenant, removes idle
