@@ -12,6 +12,7 @@ package storage
 //	part_meta   "version" -> uint64(1) big-endian
 //	            "meta"    -> varint(MinTime) varint(MaxTime) uvarint(Level)
 //	                         uvarint(len(Sources)) {uvarint(len) bytes}...
+//	                         crc32c(4) of the bytes before
 //	tenants     tenant name -> nested bucket of that tenant (below)
 //
 // part_meta is written by the last transaction, so a file that a crash cut
@@ -102,15 +103,16 @@ const (
 
 	// symbolsPerBlock is the number of symbols in a symbol block.
 	symbolsPerBlock = 32
-	// partCommitBytes is how many blob bytes one write transaction holds
-	// before it commits, bounding the writer's memory.
-	partCommitBytes = 32 << 20
 )
 
 // partBlobTarget is the raw size a blob is cut at: large enough that
 // compression finds repetition and a scan does few lookups, small enough that
 // selecting one series decodes little. Tests lower it.
 var partBlobTarget = 256 << 10
+
+// partCommitBytes is how many blob bytes one write transaction holds
+// before it commits, bounding the writer's memory. Tests lower it.
+var partCommitBytes = 32 << 20
 
 // partMeta describes a part file.
 type partMeta struct {

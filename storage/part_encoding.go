@@ -28,16 +28,18 @@ func encodePartMeta(m partMeta) []byte {
 		v = binary.AppendUvarint(v, uint64(len(s)))
 		v = append(v, s...)
 	}
-	return v
+	return binary.BigEndian.AppendUint32(v, crc32.Checksum(v, castagnoli))
 }
 
 // decodePartMeta decodes the value of part_meta/meta.
 func decodePartMeta(v []byte) (partMeta, error) {
+	if len(v) < 4 || crc32.Checksum(v[:len(v)-4], castagnoli) != binary.BigEndian.Uint32(v[len(v)-4:]) {
+		return partMeta{}, corruptf("part meta checksum mismatch")
+	}
 	var (
-		d partDecoder
+		d = partDecoder{b: v[:len(v)-4]}
 		m partMeta
 	)
-	d.b = v
 	m.MinTime, m.MaxTime = d.varint(), d.varint()
 	m.Level = int(d.uvarintMax(math.MaxInt32))
 	n := d.uvarintMax(uint64(len(v)))
