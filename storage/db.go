@@ -294,16 +294,6 @@ func comparePartitions(a, b *partition) int {
 	}
 }
 
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // Close closes every partition. It is idempotent. It waits for running
 // reads and writes.
 func (db *DB) Close() error {

@@ -67,7 +67,7 @@ func checkPartitionFile(dir string, p partition, sources *[]string) error {
 	if m.Level != p.level || m.MinTime != p.minT || m.MaxTime != p.maxT {
 		return fmt.Errorf("check partition %s: %w", path, corruptf("meta says level %d [%d, %d]", m.Level, m.MinTime, m.MaxTime))
 	}
-	return sp.Check()
+	return checkPart(path)
 }
 
 // checkMeta checks that every record of meta.db decodes.

@@ -92,7 +92,7 @@ func mergeSeriesLists(lists [][]Series) []Series {
 			j++
 		}
 		if j > i+1 {
-			s.Chunks = mergeChunks(s.Chunks)
+			s.Chunks = mergeSeriesChunks(s.Chunks)
 		}
 		out = append(out, s)
 		i = j
@@ -100,8 +100,8 @@ func mergeSeriesLists(lists [][]Series) []Series {
 	return out
 }
 
-// mergeChunks sorts chunks by time and removes identical duplicates.
-func mergeChunks(cs []Chunk) []Chunk {
+// mergeSeriesChunks sorts chunks by time and removes identical duplicates.
+func mergeSeriesChunks(cs []Chunk) []Chunk {
 	slices.SortStableFunc(cs, func(a, b Chunk) int {
 		if a.MinTime != b.MinTime {
 			return cmpInt64(a.MinTime, b.MinTime)

@@ -17,9 +17,6 @@ import (
 
 // The buckets of a partition file of a DB (format 2). See doc.go.
 var (
-	// bucketTenants holds one nested bucket per tenant, named by the tenant,
-	// which holds the data buckets of a ChunkStore file plus label_values.
-	bucketTenants = []byte("tenants")
 	// bucketLabelValues is the label-values index of a tenant in a
 	// partition: name 0xff value -> (empty), one key per label pair that
 	// some series of the partition has.
@@ -83,15 +80,6 @@ func renameDurably(tmp, path string, noSync bool) error {
 		return nil
 	}
 	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a directory, making renames and deletions in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
 
 // openBoltPartition opens the partition file at path.
