@@ -72,6 +72,9 @@ func TestRetention_FastForward(t *testing.T) {
 	}
 	// t2 keeps every sample: from the DB and the head.
 	requireSamples(t, want["t2"], queryAll(t, ing, "t2", 0, math.MaxInt64))
+	// t1 reads nothing older than a day, from the DB or the head, and "old" not at all.
+	require.Empty(t, inRange(queryAll(t, ing, "t1", 0, cutoff-1), 0, cutoff-1))
+	require.NotContains(t, queryAll(t, ing, "t1", 0, math.MaxInt64), lstr(old...))
 
 	// A sample past the retention is refused as too old, even for a new series.
 	resp := push(t, ing, "t1", ts([]string{"__name__", "new"}, sample{cutoff - 1, 1}))
@@ -88,6 +91,7 @@ func TestRetention_FastForward(t *testing.T) {
 		}
 	}
 	requireSamples(t, map[string][]sample{lstr(a...): inWindow}, inRange(got, cutoff, math.MaxInt64))
+	require.Empty(t, inRange(queryAll(t, ing2, "t1", 0, cutoff-1), 0, cutoff-1), "the restart applied the retention before serving")
 }
 
 // inRange keeps the samples in [mint, maxt] (chunks may carry samples
