@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
@@ -212,4 +214,45 @@ func (c walContent) times(tenant string, lbls ...string) []int64 {
 	out := slices.Clone(c[tenant][lstr(lbls...)])
 	slices.Sort(out)
 	return out
+}
+
+// TestSyncEveryPush_GroupCommit: with -ingester.wal-sync-period=0, the
+// pushes of several tenants that log while an fsync runs share one fsync,
+// and each is acknowledged only after it.
+func TestSyncEveryPush_GroupCommit(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.WALSyncPeriod = 0
+	ing := startIngester(t, cfg)
+	a := []string{"__name__", "a"}
+	push(t, ing, "t0", ts(a, sample{1, 1}))
+	fsyncs := testutil.ToFloat64(ing.metrics.walFsyncs)
+	require.InDelta(t, 1, fsyncs, 0)
+
+	ing.wal.syncMu.Lock() // As if an fsync were running.
+	logged := func() uint64 {
+		ing.wal.mu.Lock()
+		defer ing.wal.mu.Unlock()
+		return ing.wal.logged
+	}
+	before := logged()
+	const pushers = 3
+	done := make(chan error, pushers)
+	for k := range pushers {
+		go func() {
+			_, err := ing.Push(tenantCtx(fmt.Sprintf("t%d", k+1)), &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts(a, sample{1, 1})}})
+			done <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return logged() == before+pushers }, 10*time.Second, time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("a push was acknowledged before its fsync: %v", err)
+	default:
+	}
+	ing.wal.syncMu.Unlock()
+	for range pushers {
+		require.NoError(t, <-done)
+	}
+	require.InDelta(t, fsyncs+1, testutil.ToFloat64(ing.metrics.walFsyncs), 0, "one fsync for the three pushes")
+	require.False(t, ing.wal.dirty)
 }
