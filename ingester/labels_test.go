@@ -231,3 +231,97 @@ func TestMatcherCache(t *testing.T) {
 	_, err = c.get(labels.MatchRegexp, "a", "(")
 	require.Error(t, err)
 }
+
+// TestSortByRanks checks that snapshots sorted by stale ranks (series
+// created and removed since the build) come out in label order.
+func TestSortByRanks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ss := newStripeSeries()
+	var all []*memSeries
+	add := func(n int) {
+		for range n {
+			ref := uint64(len(all) + 1)
+			s := newMemSeries(chunksRef(ref), labelsOf("__name__", fmt.Sprintf("m%d", rng.IntN(50)), "i", fmt.Sprint(rng.IntN(1000))), math.MinInt64, 0)
+			if _, ok := ss.setIfAbsent(s.lset.Hash(), s); ok {
+				all = append(all, s)
+			}
+		}
+	}
+	add(3000)
+	require.Nil(t, ss.ranks.cur.Load())
+	ranks := ss.buildRanks()
+	require.Equal(t, len(all), ranks.ranked)
+	add(500) // Unranked.
+	for k := 0; k < len(all); k += 7 {
+		ss.remove(all[k].lset.Hash(), all[k])
+	}
+	for range 20 {
+		var snaps []*headSnapshot
+		for _, s := range all {
+			if ss.getByRef(s.ref) != nil && rng.IntN(3) > 0 {
+				snaps = append(snaps, &headSnapshot{lset: s.lset, ref: uint64(s.ref)})
+			}
+		}
+		rng.Shuffle(len(snaps), func(i, j int) { snaps[i], snaps[j] = snaps[j], snaps[i] })
+		want := slices.Clone(snaps)
+		slices.SortFunc(want, compareSnapshots)
+		sortByRanks(snaps, ranks)
+		require.Equal(t, want, snaps)
+	}
+	// A read of many series rebuilds stale ranks (500 new of 3,000 > 1/8).
+	var snaps []*headSnapshot
+	ss.forEach(func(s *memSeries) { snaps = append(snaps, &headSnapshot{lset: s.lset, ref: uint64(s.ref)}) })
+	for len(snaps) < rankMinSeries { // Repeats are fine: only the order is checked.
+		snaps = append(snaps, snaps[rng.IntN(len(snaps))])
+	}
+	ss.sortSnapshots(snaps)
+	require.True(t, slices.IsSortedFunc(snaps, compareSnapshots))
+	require.NotSame(t, ranks, ss.ranks.cur.Load())
+	require.Equal(t, ss.count.Load(), int64(ss.ranks.cur.Load().ranked))
+}
+
+// TestSeries_ManySeriesSorted reads enough series for the ranks to be used,
+// with series created after they were built, and checks the order and the
+// set against a walk.
+func TestSeries_ManySeriesSorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	pushRandom := func(n, from int) {
+		var tss []*arguspb.TimeSeries
+		for k := range n {
+			tss = append(tss, ts([]string{"__name__", fmt.Sprintf("m_%d", rng.IntN(20)), "a", randomValue(rng), "k", fmt.Sprint(from + k)}, sample{1000, 1}))
+		}
+		push(t, ing, "t1", tss...)
+	}
+	pushRandom(6000, 0)
+	all := &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_RE, Name: "a", Value: ".+"}
+	require.Len(t, querySeries(t, ing, "t1", &arguspb.SeriesRequest{MaxTimeMs: 2000, Matchers: []*arguspb.LabelMatcher{all}}), 6000)
+	pushRandom(300, 6000) // Unranked, but too few to rebuild.
+	h := ing.getTenant("t1")
+	ranks := h.series.ranks.cur.Load()
+	require.NotNil(t, ranks)
+	for _, m := range []*arguspb.LabelMatcher{all, {Type: arguspb.LabelMatcher_RE, Name: "a", Value: "x|y|foo"}} {
+		got := querySeries(t, ing, "t1", &arguspb.SeriesRequest{MaxTimeMs: 2000, Matchers: []*arguspb.LabelMatcher{m}})
+		var gotLabels, want []string
+		for _, s := range got {
+			gotLabels = append(gotLabels, labelsString(s.Labels))
+		}
+		pm, err := toMatchers([]*arguspb.LabelMatcher{m})
+		require.NoError(t, err)
+		var wantSets []labels.Labels
+		h.series.forEach(func(s *memSeries) {
+			if bruteMatch(s.lset, pm) {
+				wantSets = append(wantSets, s.lset)
+			}
+		})
+		slices.SortFunc(wantSets, labels.Compare)
+		for _, l := range wantSets {
+			want = append(want, l.String())
+		}
+		require.Equal(t, len(want), len(gotLabels))
+		for k := range want {
+			require.Equal(t, want[k], gotLabels[k])
+		}
+	}
+	require.Same(t, ranks, h.series.ranks.cur.Load(), "300 new series of 6,300 do not rebuild")
+}

@@ -241,6 +241,7 @@ type stripeSeries struct {
 	growMu sync.Mutex   // serializes grow
 	spanMu sync.Mutex   // guards span's creation
 	sp     *headSpan    // guarded by spanMu; nil until a label read needs it
+	ranks  headRanks    // the label order of the series, for reads of many
 }
 
 func newStripeSeries() *stripeSeries {

@@ -1,0 +1,130 @@
+package ingester
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Series reads return series sorted by labels. Sorting the matching series
+// by their labels costs most of a read of many series (string comparisons
+// over series spread across the heap), so a head of many series keeps the
+// label order of its series as a rank per ref, built by one sort of the
+// whole head, and a read sorts its series by rank (integers). Series created
+// since the build are sorted by labels and merged in; the ranks are rebuilt
+// when those become too many.
+
+const (
+	// rankMinSeries is the fewest series of a read that use (and build)
+	// the ranks: below it, sorting by labels is cheap.
+	rankMinSeries = 4096
+	// rankStaleDivisor: the ranks are rebuilt when the series created since
+	// the build are more than 1/rankStaleDivisor of the ranked ones.
+	rankStaleDivisor = 8
+)
+
+// labelRanks is the label order of the series of a head at a build. It is
+// immutable.
+type labelRanks struct {
+	// rank[ref] is 1 + the rank of series ref in label order, 0 for a ref
+	// that had no series at the build.
+	rank   []uint32
+	ranked int
+}
+
+// rankOf returns the rank of ref and whether it has one.
+func (r *labelRanks) rankOf(ref uint64) (uint32, bool) {
+	if r == nil || ref >= uint64(len(r.rank)) || r.rank[ref] == 0 {
+		return 0, false
+	}
+	return r.rank[ref] - 1, true
+}
+
+// headRanks holds the label ranks of a head's series. Safe for concurrent
+// use.
+type headRanks struct {
+	cur     atomic.Pointer[labelRanks]
+	buildMu sync.Mutex // held by the one build at a time
+}
+
+// sortSnapshots sorts snaps by labels, using and maintaining the ranks of
+// the series of ss.
+func (ss *stripeSeries) sortSnapshots(snaps []*headSnapshot) {
+	if len(snaps) < rankMinSeries {
+		slices.SortFunc(snaps, compareSnapshots)
+		return
+	}
+	ranks := ss.ranks.cur.Load()
+	unranked := 0
+	for _, s := range snaps {
+		if _, ok := ranks.rankOf(s.ref); !ok {
+			unranked++
+		}
+	}
+	if ranks == nil || unranked > ranks.ranked/rankStaleDivisor {
+		if fresh := ss.buildRanks(); fresh != nil {
+			ranks = fresh
+		}
+	}
+	sortByRanks(snaps, ranks)
+}
+
+// sortByRanks sorts snaps by labels: those with a rank by it, the others by
+// labels, then merges the two.
+func sortByRanks(snaps []*headSnapshot, ranks *labelRanks) {
+	keys := make([]uint64, 0, len(snaps))
+	var others []*headSnapshot
+	for k, s := range snaps {
+		if r, ok := ranks.rankOf(s.ref); ok {
+			keys = append(keys, uint64(r)<<32|uint64(k))
+		} else {
+			others = append(others, s)
+		}
+	}
+	slices.Sort(keys)
+	slices.SortFunc(others, compareSnapshots)
+	ranked := make([]*headSnapshot, len(keys))
+	for k, key := range keys {
+		ranked[k] = snaps[uint32(key)]
+	}
+	// Merge back into snaps, whose order ranked and others now hold.
+	out := snaps[:0]
+	for len(ranked) > 0 || len(others) > 0 {
+		if len(others) == 0 || (len(ranked) > 0 && compareSnapshots(ranked[0], others[0]) <= 0) {
+			out, ranked = append(out, ranked[0]), ranked[1:]
+		} else {
+			out, others = append(out, others[0]), others[1:]
+		}
+	}
+}
+
+func compareSnapshots(a, b *headSnapshot) int { return labels.Compare(a.lset, b.lset) }
+
+// buildRanks sorts every series of the head by labels and publishes their
+// ranks, unless another build is running (it then returns nil). A series
+// created during the build may be left unranked.
+func (ss *stripeSeries) buildRanks() *labelRanks {
+	if !ss.ranks.buildMu.TryLock() {
+		return nil
+	}
+	defer ss.ranks.buildMu.Unlock()
+	type entry struct {
+		lset labels.Labels
+		ref  uint64
+	}
+	var all []entry // The label sets copied out of the series: the sort reads them without a pointer chase.
+	maxRef := uint64(0)
+	ss.forEach(func(s *memSeries) {
+		all = append(all, entry{lset: s.lset, ref: uint64(s.ref)})
+		maxRef = max(maxRef, uint64(s.ref))
+	})
+	slices.SortFunc(all, func(a, b entry) int { return labels.Compare(a.lset, b.lset) })
+	r := &labelRanks{rank: make([]uint32, maxRef+1), ranked: len(all)}
+	for k, e := range all {
+		r.rank[e.ref] = uint32(k) + 1
+	}
+	ss.ranks.cur.Store(r)
+	return r
+}
