@@ -14,7 +14,9 @@ import (
 // label order of its series as a rank per ref, built by one sort of the
 // whole head, and a read sorts its series by rank (integers). Series created
 // since the build are sorted by labels and merged in; the ranks are rebuilt
-// when those become too many.
+// when those become too many, by a read of a large part of the head (which
+// would have sorted most of it anyway). They cost 4 bytes per series, and
+// nothing to a head that is never read in bulk.
 
 const (
 	// rankMinSeries is the fewest series of a read that use (and build)
@@ -23,6 +25,9 @@ const (
 	// rankStaleDivisor: the ranks are rebuilt when the series created since
 	// the build are more than 1/rankStaleDivisor of the ranked ones.
 	rankStaleDivisor = 8
+	// rankBuildFraction: a read builds the ranks only if it has at least
+	// 1/rankBuildFraction of the head's series.
+	rankBuildFraction = 4
 )
 
 // labelRanks is the label order of the series of a head at a build. It is
@@ -63,10 +68,17 @@ func (ss *stripeSeries) sortSnapshots(snaps []*headSnapshot) {
 			unranked++
 		}
 	}
-	if ranks == nil || unranked > ranks.ranked/rankStaleDivisor {
+	stale := ranks == nil || unranked > ranks.ranked/rankStaleDivisor
+	// A build sorts the whole head: only a read of a good part of it pays
+	// for it, at most a few times its own sort.
+	if stale && int64(len(snaps))*rankBuildFraction >= ss.count.Load() {
 		if fresh := ss.buildRanks(); fresh != nil {
 			ranks = fresh
 		}
+	}
+	if ranks == nil {
+		slices.SortFunc(snaps, compareSnapshots)
+		return
 	}
 	sortByRanks(snaps, ranks)
 }

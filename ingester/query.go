@@ -267,21 +267,23 @@ type protoAlloc struct {
 	labelPtrs []*arguspb.Label
 	chunks    []arguspb.Chunk
 	chunkPtrs []*arguspb.Chunk
+	scratch   []labels.Label // the labels of the series being carved
 }
 
 // streamSeries returns a StreamSeries with the labels of lset (sharing its
 // strings) and room for nChunks chunks.
 func (a *protoAlloc) streamSeries(lset labels.Labels, nChunks int) *arguspb.StreamSeries {
 	ss := &slab.Take(&a.series, 1, carveBlock)[0]
-	n := lset.Len()
+	// One decoding of lset, into scratch: lset.Len would be a second.
+	a.scratch = a.scratch[:0]
+	lset.Range(func(l labels.Label) { a.scratch = append(a.scratch, l) })
+	n := len(a.scratch)
 	ls := slab.Take(&a.labels, n, carveBlock)
 	ss.Labels = slab.Take(&a.labelPtrs, n, carveBlock)
-	i := 0
-	lset.Range(func(l labels.Label) {
+	for i, l := range a.scratch {
 		ls[i].Name, ls[i].Value = l.Name, l.Value
 		ss.Labels[i] = &ls[i]
-		i++
-	})
+	}
 	if nChunks > 0 {
 		ss.Chunks = slab.Take(&a.chunkPtrs, nChunks, carveBlock)[:0]
 	}
