@@ -256,26 +256,26 @@ func TestSortByRanks(t *testing.T) {
 		ss.remove(all[k].lset.Hash(), all[k])
 	}
 	for range 20 {
-		var snaps []*headSnapshot
+		var snaps []seriesEntry
 		for _, s := range all {
 			if ss.getByRef(s.ref) != nil && rng.IntN(3) > 0 {
-				snaps = append(snaps, &headSnapshot{lset: s.lset, ref: uint64(s.ref)})
+				snaps = append(snaps, seriesEntry{lset: s.lset, ref: uint64(s.ref)})
 			}
 		}
 		rng.Shuffle(len(snaps), func(i, j int) { snaps[i], snaps[j] = snaps[j], snaps[i] })
 		want := slices.Clone(snaps)
-		slices.SortFunc(want, compareSnapshots)
+		slices.SortFunc(want, compareEntries)
 		sortByRanks(snaps, ranks)
 		require.Equal(t, want, snaps)
 	}
 	// A read of many series rebuilds stale ranks (500 new of 3,000 > 1/8).
-	var snaps []*headSnapshot
-	ss.forEach(func(s *memSeries) { snaps = append(snaps, &headSnapshot{lset: s.lset, ref: uint64(s.ref)}) })
+	var snaps []seriesEntry
+	ss.forEach(func(s *memSeries) { snaps = append(snaps, seriesEntry{lset: s.lset, ref: uint64(s.ref)}) })
 	for len(snaps) < rankMinSeries { // Repeats are fine: only the order is checked.
 		snaps = append(snaps, snaps[rng.IntN(len(snaps))])
 	}
-	ss.sortSnapshots(snaps)
-	require.True(t, slices.IsSortedFunc(snaps, compareSnapshots))
+	ss.sortEntries(snaps)
+	require.True(t, slices.IsSortedFunc(snaps, compareEntries))
 	require.NotSame(t, ranks, ss.ranks.cur.Load())
 	require.Equal(t, ss.count.Load(), int64(ss.ranks.cur.Load().ranked))
 }

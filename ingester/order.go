@@ -54,65 +54,73 @@ type headRanks struct {
 	buildMu sync.Mutex // held by the one build at a time
 }
 
-// sortSnapshots sorts snaps by labels, using and maintaining the ranks of
-// the series of ss.
-func (ss *stripeSeries) sortSnapshots(snaps []*headSnapshot) {
-	if len(snaps) < rankMinSeries {
-		slices.SortFunc(snaps, compareSnapshots)
+// seriesEntry is a series of a read, with what sorting it reads copied
+// out of it, so that a comparison chases no pointer to the series.
+type seriesEntry struct {
+	lset labels.Labels
+	ref  uint64
+	s    *memSeries
+}
+
+func compareEntries(a, b seriesEntry) int { return labels.Compare(a.lset, b.lset) }
+
+// sortEntries sorts es by labels, using and maintaining the ranks of the
+// series of ss.
+func (ss *stripeSeries) sortEntries(es []seriesEntry) {
+	if len(es) < rankMinSeries {
+		slices.SortFunc(es, compareEntries)
 		return
 	}
 	ranks := ss.ranks.cur.Load()
 	unranked := 0
-	for _, s := range snaps {
-		if _, ok := ranks.rankOf(s.ref); !ok {
+	for _, e := range es {
+		if _, ok := ranks.rankOf(e.ref); !ok {
 			unranked++
 		}
 	}
 	stale := ranks == nil || unranked > ranks.ranked/rankStaleDivisor
 	// A build sorts the whole head: only a read of a good part of it pays
 	// for it, at most a few times its own sort.
-	if stale && int64(len(snaps))*rankBuildFraction >= ss.count.Load() {
+	if stale && int64(len(es))*rankBuildFraction >= ss.count.Load() {
 		if fresh := ss.buildRanks(); fresh != nil {
 			ranks = fresh
 		}
 	}
 	if ranks == nil {
-		slices.SortFunc(snaps, compareSnapshots)
+		slices.SortFunc(es, compareEntries)
 		return
 	}
-	sortByRanks(snaps, ranks)
+	sortByRanks(es, ranks)
 }
 
-// sortByRanks sorts snaps by labels: those with a rank by it, the others by
+// sortByRanks sorts es by labels: those with a rank by it, the others by
 // labels, then merges the two.
-func sortByRanks(snaps []*headSnapshot, ranks *labelRanks) {
-	keys := make([]uint64, 0, len(snaps))
-	var others []*headSnapshot
-	for k, s := range snaps {
-		if r, ok := ranks.rankOf(s.ref); ok {
+func sortByRanks(es []seriesEntry, ranks *labelRanks) {
+	keys := make([]uint64, 0, len(es))
+	var others []seriesEntry
+	for k, e := range es {
+		if r, ok := ranks.rankOf(e.ref); ok {
 			keys = append(keys, uint64(r)<<32|uint64(k))
 		} else {
-			others = append(others, s)
+			others = append(others, e)
 		}
 	}
 	slices.Sort(keys)
-	slices.SortFunc(others, compareSnapshots)
-	ranked := make([]*headSnapshot, len(keys))
+	slices.SortFunc(others, compareEntries)
+	ranked := make([]seriesEntry, len(keys))
 	for k, key := range keys {
-		ranked[k] = snaps[uint32(key)]
+		ranked[k] = es[uint32(key)]
 	}
-	// Merge back into snaps, whose order ranked and others now hold.
-	out := snaps[:0]
+	// Merge back into es, whose entries ranked and others now hold.
+	out := es[:0]
 	for len(ranked) > 0 || len(others) > 0 {
-		if len(others) == 0 || (len(ranked) > 0 && compareSnapshots(ranked[0], others[0]) <= 0) {
+		if len(others) == 0 || (len(ranked) > 0 && compareEntries(ranked[0], others[0]) <= 0) {
 			out, ranked = append(out, ranked[0]), ranked[1:]
 		} else {
 			out, others = append(out, others[0]), others[1:]
 		}
 	}
 }
-
-func compareSnapshots(a, b *headSnapshot) int { return labels.Compare(a.lset, b.lset) }
 
 // buildRanks sorts every series of the head by labels and publishes their
 // ranks, unless another build is running (it then returns nil). A series
@@ -122,17 +130,13 @@ func (ss *stripeSeries) buildRanks() *labelRanks {
 		return nil
 	}
 	defer ss.ranks.buildMu.Unlock()
-	type entry struct {
-		lset labels.Labels
-		ref  uint64
-	}
-	var all []entry // The label sets copied out of the series: the sort reads them without a pointer chase.
+	var all []seriesEntry
 	maxRef := uint64(0)
 	ss.forEach(func(s *memSeries) {
-		all = append(all, entry{lset: s.lset, ref: uint64(s.ref)})
+		all = append(all, seriesEntry{lset: s.lset, ref: uint64(s.ref)})
 		maxRef = max(maxRef, uint64(s.ref))
 	})
-	slices.SortFunc(all, func(a, b entry) int { return labels.Compare(a.lset, b.lset) })
+	slices.SortFunc(all, compareEntries)
 	r := &labelRanks{rank: make([]uint32, maxRef+1), ranked: len(all)}
 	for k, e := range all {
 		r.rank[e.ref] = uint32(k) + 1

@@ -120,7 +120,6 @@ const (
 // headSnapshot is what a query read of one head series.
 type headSnapshot struct {
 	lset labels.Labels
-	ref  uint64
 	// minT is the min time of the series' oldest chunk in memory at the read,
 	// or noTime: store chunks from minT on are in chunks.
 	minT    int64
@@ -130,46 +129,45 @@ type headSnapshot struct {
 
 // headSeries snapshots the head series matching ms, sorted by labels. Series
 // with no chunk in the range are kept: their minT still filters the store.
-func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, mode seriesMode) ([]*headSnapshot, error) {
+func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, mode seriesMode) ([]headSnapshot, error) {
 	p, err := postingsForMatchers(ctx, h.postings, ms)
 	if err != nil {
 		return nil, err
 	}
-	refs, err := index.ExpandPostings(p) // Sizes the snapshots: cheaper than growing them.
+	refs, err := index.ExpandPostings(p) // Sizes what follows: cheaper than growing it.
 	if err != nil {
 		return nil, fmt.Errorf("read postings: %w", err)
 	}
-	snaps := make([]headSnapshot, 0, len(refs))
-	var chks []storage.Chunk // The chunks of all snapshots, which share it.
-	if mode == withChunks {
-		chks = make([]storage.Chunk, 0, len(refs))
-	}
+	es := make([]seriesEntry, 0, len(refs))
 	for n, ref := range refs {
 		if n%checkCtxEvery == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		s := h.series.getByRef(chunks.HeadSeriesRef(ref))
-		if s == nil {
-			continue // Removed since the postings read; its data is in the store.
-		}
-		snap := headSnapshot{lset: s.lset, ref: uint64(s.ref)}
-		s.mu.Lock()
-		snap.minT = s.firstInMemoryLocked()
-		snap.inRange = s.overlapsLocked(mint, maxt)
+		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
+			es = append(es, seriesEntry{lset: s.lset, ref: uint64(ref), s: s})
+		} // else removed since the postings read; its data is in the store.
+	}
+	// Sorted before the snapshots are taken, so that the snapshots and
+	// their chunks lie in the order the merge reads them.
+	h.series.sortEntries(es)
+	out := make([]headSnapshot, len(es))
+	var chks []storage.Chunk // The chunks of all snapshots, which share it.
+	if mode == withChunks {
+		chks = make([]storage.Chunk, 0, len(es))
+	}
+	for k, e := range es {
+		snap := &out[k]
+		snap.lset = e.lset
+		e.s.mu.Lock()
+		snap.minT = e.s.firstInMemoryLocked()
+		snap.inRange = e.s.overlapsLocked(mint, maxt)
 		if mode == withChunks && snap.inRange {
 			start := len(chks)
-			chks = s.appendChunksLocked(chks, mint, maxt)
+			chks = e.s.appendChunksLocked(chks, mint, maxt)
 			snap.chunks = chks[start:len(chks):len(chks)]
 		}
-		s.mu.Unlock()
-		snaps = append(snaps, snap)
+		e.s.mu.Unlock()
 	}
-	// Sorting pointers moves 8 bytes per swap rather than a snapshot.
-	out := make([]*headSnapshot, len(snaps))
-	for k := range snaps {
-		out[k] = &snaps[k]
-	}
-	h.series.sortSnapshots(out)
 	return out, nil
 }
 
@@ -191,7 +189,7 @@ func (s *memSeries) appendChunksLocked(dst []storage.Chunk, mint, maxt int64) []
 // mergeSeries merges the head snapshots and the store's series, both sorted
 // by labels, calling send for every series with data in the range. The
 // messages it sends are never modified afterwards.
-func mergeSeries(head []*headSnapshot, stored []storage.Series, mode seriesMode, send func(*arguspb.StreamSeries) error) error {
+func mergeSeries(head []headSnapshot, stored []storage.Series, mode seriesMode, send func(*arguspb.StreamSeries) error) error {
 	var a protoAlloc
 	for len(head) > 0 || len(stored) > 0 {
 		var (
@@ -208,7 +206,7 @@ func mergeSeries(head []*headSnapshot, stored []storage.Series, mode seriesMode,
 			c = labels.Compare(head[0].lset, stored[0].Labels)
 		}
 		if c <= 0 {
-			hs, lset, head = head[0], head[0].lset, head[1:]
+			hs, lset, head = &head[0], head[0].lset, head[1:]
 			headMinT = hs.minT
 		}
 		if c >= 0 {
