@@ -325,3 +325,63 @@ func TestSeries_ManySeriesSorted(t *testing.T) {
 	}
 	require.Same(t, ranks, h.series.ranks.cur.Load(), "300 new series of 6,300 do not rebuild")
 }
+
+// TestReadsDuringSeriesCreation runs label and series reads with matchers
+// while pushes create series (growing the series map and the postings):
+// every read succeeds, and the series a read returns are sorted and match.
+// Run with -race.
+func TestReadsDuringSeriesCreation(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	ctx := tenantCtx("t1")
+	done := make(chan struct{})
+	var (
+		wg      sync.WaitGroup
+		pushErr error // written by the pusher, read after wg.Wait
+	)
+	wg.Go(func() {
+		defer close(done)
+		for k := range 40 {
+			var tss []*arguspb.TimeSeries
+			for n := range 250 {
+				tss = append(tss, ts([]string{"__name__", fmt.Sprintf("m_%d", n%7), "k", fmt.Sprint(k*250 + n)}, sample{int64(1000 + k), 1}))
+			}
+			if _, err := ing.Push(ctx, &arguspb.WriteRequest{Timeseries: tss}); err != nil {
+				pushErr = err
+				return
+			}
+		}
+	})
+	m := &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_RE, Name: "__name__", Value: "m_1|m_2"}
+	for reads := 0; ; reads++ {
+		select {
+		case <-done:
+			wg.Wait()
+			require.NoError(t, pushErr)
+			require.Positive(t, reads)
+			require.EqualValues(t, 10_000, ing.getTenant("t1").series.count.Load())
+			return
+		default:
+		}
+		got := querySeries(t, ing, "t1", &arguspb.SeriesRequest{MaxTimeMs: 5000, Matchers: []*arguspb.LabelMatcher{m}})
+		for k, s := range got {
+			name := s.Labels[0].Value
+			require.True(t, name == "m_1" || name == "m_2", name)
+			if k > 0 {
+				require.Negative(t, labels.Compare(labelsOfProto(got[k-1].Labels), labelsOfProto(s.Labels)))
+			}
+		}
+		_, err := ing.LabelValues(ctx, &arguspb.LabelValuesRequest{Name: "k", MaxTimeMs: 5000, Matchers: []*arguspb.LabelMatcher{m}})
+		require.NoError(t, err)
+		_, err = ing.LabelNames(ctx, &arguspb.LabelNamesRequest{MinTimeMs: 0, MaxTimeMs: 1010, Matchers: []*arguspb.LabelMatcher{m}})
+		require.NoError(t, err)
+	}
+}
+
+func labelsOfProto(ls []*arguspb.Label) labels.Labels {
+	b := labels.NewScratchBuilder(len(ls))
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	return b.Labels()
+}
