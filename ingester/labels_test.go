@@ -385,3 +385,38 @@ func labelsOfProto(ls []*arguspb.Label) labels.Labels {
 	}
 	return b.Labels()
 }
+
+// TestHeadPostings_OutOfOrderAdd adds refs out of order, as WAL replay
+// may, and deletes some: every list stays sorted and exact.
+func TestHeadPostings_OutOfOrderAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	p := newHeadPostings()
+	refs := rng.Perm(500)
+	byValue := map[string][]promstorage.SeriesRef{}
+	for _, r := range refs {
+		ref := promstorage.SeriesRef(r + 1)
+		v := fmt.Sprint(r % 7)
+		p.Add(ref, labelsOf("a", v))
+		byValue[v] = append(byValue[v], ref)
+	}
+	deleted := map[promstorage.SeriesRef]struct{}{}
+	for ref := promstorage.SeriesRef(1); ref <= 500; ref += 3 {
+		deleted[ref] = struct{}{}
+	}
+	// Every value of "a" is affected, and a label of no series is ignored.
+	p.Delete(deleted, map[labels.Label]struct{}{{Name: "a", Value: "0"}: {}, {Name: "a", Value: "1"}: {}, {Name: "a", Value: "2"}: {}, {Name: "a", Value: "3"}: {}, {Name: "a", Value: "4"}: {}, {Name: "a", Value: "5"}: {}, {Name: "a", Value: "6"}: {}, {Name: "b", Value: "x"}: {}})
+	var all []promstorage.SeriesRef
+	for v, want := range byValue {
+		want = slices.DeleteFunc(want, func(r promstorage.SeriesRef) bool { _, ok := deleted[r]; return ok })
+		slices.Sort(want)
+		all = append(all, want...)
+		got, err := index.ExpandPostings(p.Postings(context.Background(), "a", v))
+		require.NoError(t, err)
+		require.Equal(t, want, got, v)
+	}
+	slices.Sort(all)
+	got, err := index.ExpandPostings(p.All())
+	require.NoError(t, err)
+	require.Equal(t, all, got)
+	require.Equal(t, []string{"a"}, p.LabelNames())
+}
