@@ -420,3 +420,21 @@ func TestHeadPostings_OutOfOrderAdd(t *testing.T) {
 	require.Equal(t, all, got)
 	require.Equal(t, []string{"a"}, p.LabelNames())
 }
+
+// TestBuildRanks_SparseRefs checks that no ranks are built when the refs
+// are far more than the series (most of them removed), and that reads still
+// sort.
+func TestBuildRanks_SparseRefs(t *testing.T) {
+	ss := newStripeSeries()
+	var es []seriesEntry
+	for k := range rankMinSeries {
+		ref := uint64(k)*(rankMaxSparsity+1) + rankSlack // Sparse from the start.
+		s := newMemSeries(chunksRef(ref), labelsOf("n", fmt.Sprint(rankMinSeries-k)), math.MinInt64, 0)
+		ss.setIfAbsent(s.lset.Hash(), s)
+		es = append(es, seriesEntry{lset: s.lset, ref: ref, s: s})
+	}
+	require.Nil(t, ss.buildRanks())
+	ss.sortEntries(es)
+	require.True(t, slices.IsSortedFunc(es, compareEntries))
+	require.Nil(t, ss.ranks.cur.Load())
+}

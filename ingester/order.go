@@ -28,6 +28,11 @@ const (
 	// rankBuildFraction: a read builds the ranks only if it has at least
 	// 1/rankBuildFraction of the head's series.
 	rankBuildFraction = 4
+	// rankMaxSparsity and rankSlack: no ranks are built when the greatest
+	// ref is above rankMaxSparsity times the series plus rankSlack (the
+	// table would cost more than 16 bytes per series).
+	rankMaxSparsity = 4
+	rankSlack       = 1 << 16
 )
 
 // labelRanks is the label order of the series of a head at a build. It is
@@ -123,9 +128,15 @@ func sortByRanks(es []seriesEntry, ranks *labelRanks) {
 }
 
 // buildRanks sorts every series of the head by labels and publishes their
-// ranks, unless another build is running (it then returns nil). A series
-// created during the build may be left unranked.
+// ranks, unless another build is running or the refs are too sparse (it
+// then returns nil). A series created during the build may be left
+// unranked.
 func (ss *stripeSeries) buildRanks() *labelRanks {
+	// The table is indexed by ref: refs left by many removed series would
+	// make it larger than the series it ranks.
+	if ss.maxRef.Load() > rankMaxSparsity*uint64(max(ss.count.Load(), 0))+rankSlack {
+		return nil
+	}
 	if !ss.ranks.buildMu.TryLock() {
 		return nil
 	}
