@@ -13,11 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// densitySeries returns n label sets and value kinds shaped like the data of
+// dbBenchSeries returns n label sets and value kinds shaped like the data of
 // `make bench` (internal/benchcmp): five metrics per pod (two counters, two
 // random-walk gauges, a constant), ten labels each, with random pod names
 // and UIDs.
-func densitySeries(n int) ([]labels.Labels, []int) {
+func dbBenchSeries(n int) ([]labels.Labels, []int) {
 	rng := rand.New(rand.NewPCG(0x5eed, 1))
 	metrics := []string{"http_requests_total", "container_network_receive_bytes_total",
 		"container_memory_working_set_bytes", "node_load1", "kube_pod_container_status_ready"}
@@ -51,9 +51,9 @@ func densitySeries(n int) ([]labels.Labels, []int) {
 	return out, outKinds
 }
 
-// densityChunks returns, for each of the 6 half-hours of 3h scraped every
+// dbBenchChunks returns, for each of the 6 half-hours of 3h scraped every
 // 15s, the batch of one 120-sample chunk per series, as flushes write them.
-func densityChunks(b *testing.B, lbls []labels.Labels, kinds []int, start int64) ([][]Series, int64) {
+func dbBenchChunks(b *testing.B, lbls []labels.Labels, kinds []int, start int64) ([][]Series, int64) {
 	const perChunk, step = 120, 15_000
 	batches := make([][]Series, 6)
 	var samples int64
@@ -92,8 +92,8 @@ func densityChunks(b *testing.B, lbls []labels.Labels, kinds []int, start int64)
 func BenchmarkDBBytesPerSample(b *testing.B) {
 	const n = 10_000
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	lbls, kinds := densitySeries(n)
-	batches, samples := densityChunks(b, lbls, kinds, start)
+	lbls, kinds := dbBenchSeries(n)
+	batches, samples := dbBenchChunks(b, lbls, kinds, start)
 	var raw int64
 	for _, batch := range batches {
 		for _, s := range batch {

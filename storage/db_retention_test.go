@@ -3,8 +3,6 @@ package storage
 import (
 	"context"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -89,18 +87,4 @@ func TestDBRetentionMaxBytes(t *testing.T) {
 
 	require.NoError(t, db.ApplyRetention(ctx, RetentionPolicy{MaxBytes: 1}))
 	require.Len(t, db.Partitions(), 1, "the newest partition stays")
-}
-
-// dirSize sums the sizes of the files in dir.
-func dirSize(t testing.TB, dir string) int64 {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	var n int64
-	for _, e := range entries {
-		st, err := os.Stat(filepath.Join(dir, e.Name()))
-		require.NoError(t, err)
-		n += st.Size()
-	}
-	return n
 }
