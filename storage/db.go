@@ -132,13 +132,13 @@ type DB struct {
 	appendMu sync.Mutex
 
 	mu       sync.RWMutex
-	closed   bool                  // guarded by mu
-	parts    []*partition          // guarded by mu; sorted by minT, level, seq
-	writable map[int64]*partition  // guarded by mu; window start -> level-0 file appended to
-	nextSeq  uint64                // guarded by mu
+	closed   bool                        // guarded by mu
+	parts    []*partition                // guarded by mu; sorted by minT, level, seq
+	writable map[int64]*partition        // guarded by mu; window start -> level-0 file appended to
+	nextSeq  uint64                      // guarded by mu
 	tombs    map[string][]tombstoneEntry // guarded by mu; tenant -> tombstones in force
-	cutoffs  map[string]int64      // guarded by mu; tenant -> retention cut-off
-	deleted  map[string]deletion   // guarded by mu; tenant -> deletion in progress
+	cutoffs  map[string]int64            // guarded by mu; tenant -> retention cut-off
+	deleted  map[string]deletion         // guarded by mu; tenant -> deletion in progress
 }
 
 // OpenDB opens or creates the store under dir (created if missing). It

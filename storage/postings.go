@@ -30,12 +30,12 @@ type bucketParent interface {
 
 func newReader(parent bucketParent) *reader {
 	return &reader{
-		series:      parent.Bucket(bucketSeries),
-		seriesTime:  parent.Bucket(bucketSeriesTime),
-		byLabels:    parent.Bucket(bucketByLabels),
-		postings:    parent.Bucket(bucketPostings),
-		chunks:      parent.Bucket(bucketChunks),
-		lvIndex:     parent.Bucket(bucketLabelValues),
+		series:     parent.Bucket(bucketSeries),
+		seriesTime: parent.Bucket(bucketSeriesTime),
+		byLabels:   parent.Bucket(bucketByLabels),
+		postings:   parent.Bucket(bucketPostings),
+		chunks:     parent.Bucket(bucketChunks),
+		lvIndex:    parent.Bucket(bucketLabelValues),
 	}
 }
 

@@ -193,12 +193,12 @@ type writer struct {
 
 func newWriter(parent bucketParent) *writer {
 	w := &writer{
-		series:      parent.Bucket(bucketSeries),
-		seriesTime:  parent.Bucket(bucketSeriesTime),
-		byLabels:    parent.Bucket(bucketByLabels),
-		postings:    parent.Bucket(bucketPostings),
-		chunks:      parent.Bucket(bucketChunks),
-		lvIndex:     parent.Bucket(bucketLabelValues),
+		series:     parent.Bucket(bucketSeries),
+		seriesTime: parent.Bucket(bucketSeriesTime),
+		byLabels:   parent.Bucket(bucketByLabels),
+		postings:   parent.Bucket(bucketPostings),
+		chunks:     parent.Bucket(bucketChunks),
+		lvIndex:    parent.Bucket(bucketLabelValues),
 	}
 	// IDs only grow, so new series always go to the right edge of these
 	// buckets: fill their pages up instead of leaving half of each empty.
