@@ -38,9 +38,20 @@
 //
 //	meta     "format_version" -> uint64(2), "kind" -> "l0"
 //	tenants  <tenant> -> bucket of the tenant:
-//	           series, series_time, series_by_labels, postings, chunks
+//	           series, series_time, series_by_labels, postings
 //	                        as in a format 1 file (below)
+//	           chunks       seq(8) -> encoding(1) data
+//	           chunk_refs   id -> {uvarint(seq) varint(minT - previous maxT)
+//	                        uvarint(maxT - minT)}...
 //	           label_values  name 0xff value -> (empty)
+//
+// Chunks are keyed by the sequence of the chunks bucket, so that a flush
+// appends them at the right edge of the bucket: pages fill up, and the
+// pages of earlier flushes are not rewritten (with format 1's keys by
+// series, every flush touched every leaf, and bbolt's copy-on-write left as
+// many pages freed in the file). chunk_refs lists each series' chunks in
+// time order (the first minT is relative to 0); reading a series' chunks in
+// a range is one lookup of its refs and one per chunk.
 //
 // label_values holds one key per label pair of the tenant's series in the
 // file, added with new series and removed with the last series holding it,

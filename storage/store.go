@@ -178,6 +178,7 @@ func validateChunks(sr *Series) error {
 type writer struct {
 	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
 	lvIndex                                        *bbolt.Bucket // nil in a ChunkStore file
+	chunkRefs                                      *bbolt.Bucket // nil in a ChunkStore file
 
 	values arena  // Put values, which must live until the commit
 	lbls   []byte // scratch: encoded labels (bbolt copies keys)
@@ -199,6 +200,7 @@ func newWriter(parent bucketParent) *writer {
 		postings:   parent.Bucket(bucketPostings),
 		chunks:     parent.Bucket(bucketChunks),
 		lvIndex:    parent.Bucket(bucketLabelValues),
+		chunkRefs:  parent.Bucket(bucketChunkRefs),
 	}
 	// IDs only grow, so new series always go to the right edge of these
 	// buckets: fill their pages up instead of leaving half of each empty.
@@ -215,6 +217,10 @@ func newWriter(parent bucketParent) *writer {
 		w.byLabels.FillPercent = 0.95
 		w.postings.FillPercent = 0.95
 		w.lvIndex.FillPercent = 0.95
+	}
+	if w.chunkRefs != nil {
+		// Chunks are keyed by a sequence: always at the right edge.
+		w.chunks.FillPercent = 1
 	}
 	return w
 }
@@ -245,6 +251,12 @@ func (w *writer) appendSeries(sr *Series) error {
 		}
 	} else if id, err = w.createSeries(first.MinTime, last.MaxTime); err != nil {
 		return fmt.Errorf("create series %s: %w", sr.Labels, err)
+	}
+	if w.chunkRefs != nil {
+		if err := w.putChunksByRef(id, sr.Chunks); err != nil {
+			return fmt.Errorf("put chunks of series %s: %w", sr.Labels, err)
+		}
+		return nil
 	}
 	for i := range sr.Chunks {
 		c := &sr.Chunks[i]
