@@ -402,7 +402,7 @@ func (db *DB) finishTenantDeletions(ctx context.Context) error {
 	db.mu.RUnlock()
 	for tenant, d := range pending {
 		victims := db.snapshot(func(p *partition) bool {
-			return p.level > 0 && p.seq <= d.seq && slices.Contains(p.r.Tenants(), tenant)
+			return p.level > 0 && p.seq <= d.seq && p.hasTenant(tenant)
 		})
 		for _, p := range victims {
 			if _, err := db.rewrite(ctx, "delete", []*partition{p}, p.level, p.minT, p.maxT); err != nil {

@@ -277,7 +277,7 @@ func (db *DB) TenantStats(tenant string) ([]TenantPartitionStats, error) {
 	}
 	var out []TenantPartitionStats
 	for _, p := range db.parts {
-		if db.hidden(p, tenant) || !slices.Contains(p.r.Tenants(), tenant) {
+		if db.hidden(p, tenant) || !p.hasTenant(tenant) {
 			continue
 		}
 		st, err := p.r.Stats(tenant)

@@ -147,6 +147,16 @@ func (f *boltPartition) Tenants() []string {
 	return out
 }
 
+// hasTenant reports whether the file has a bucket for tenant.
+func (f *boltPartition) hasTenant(tenant string) bool {
+	found := false
+	_ = f.db.View(func(tx *bbolt.Tx) error {
+		found = tx.Bucket(bucketTenants).Bucket([]byte(tenant)) != nil
+		return nil
+	})
+	return found
+}
+
 // Append writes batch for tenant in one transaction, as ChunkStore.Append
 // does (validated by the caller).
 func (f *boltPartition) Append(tenant string, batch []Series) error {
