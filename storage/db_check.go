@@ -88,7 +88,8 @@ func checkMeta(path string) error {
 			problems = append(problems, corruptf("bbolt: %v", err))
 		}
 		_, _, err := loadMeta(tx)
-		return errors.Join(append(problems, err)...)
+		_, err2 := loadCutoffs(tx)
+		return errors.Join(append(problems, err, err2)...)
 	})
 	if err = errors.Join(err, m.Close()); err != nil {
 		return fmt.Errorf("check %s: %w", path, err)

@@ -55,6 +55,13 @@ func TestDBAppendValidation(t *testing.T) {
 	require.ErrorIs(t, db.Append("t", both), ErrOutOfOrderChunk)
 	requireSelect(t, db, m, "t", all[0], all[1])
 
+	// So does one with invalid labels in its second window.
+	bad := genBatch(t, "api", 1, 4*hourMs, 4*hourMs+hourMs/2, 60_000, 30*60_000)
+	bad[0].Labels = labels.FromStrings("__name__", "")
+	require.ErrorIs(t, db.Append("t", append(fresh, bad...)), ErrInvalidLabels)
+	requireSelect(t, db, m, "t", all[0], all[1])
+	require.ErrorIs(t, db.Append("t", bad), ErrInvalidLabels)
+
 	// Out of order within one window is caught by its transaction.
 	require.ErrorIs(t, db.Append("t", old), ErrOutOfOrderChunk)
 	requireSelect(t, db, m, "t", all[0], all[1])

@@ -31,7 +31,7 @@ func TestDBTombstonesAgainstModel(t *testing.T) {
 		{math.MinInt64, 2*hourMs - 1, []*labels.Matcher{labels.MustNewMatcher(labels.MatchNotEqual, "job", "nope"), labels.MustNewMatcher(labels.MatchNotRegexp, "instance", "host-[0-5]")}},
 		{28 * hourMs, math.MaxInt64, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "instance", "host-3")}},
 		{26*hourMs + 1, 26*hourMs + 1, []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", "api|db")}}, // no sample there
-		{10 * hourMs, 11 * hourMs, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "missing", "")}},     // every series lacks it
+		{10 * hourMs, 11 * hourMs, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "missing", "")}},        // every series lacks it
 	}
 	queries := []struct {
 		mint, maxt int64

@@ -192,16 +192,14 @@ func writePart(path string, meta partMeta, src partSource, opts partWriteOptions
 	if err := db.Update(func(tx *bbolt.Tx) error { return putPartMeta(tx, meta) }); err != nil {
 		return err
 	}
+	err, db = db.Close(), nil
+	if err != nil {
+		return err
+	}
 	if err := step("sync"); err != nil {
 		return err
 	}
-	if !opts.NoSync {
-		if err := db.Sync(); err != nil {
-			return err
-		}
-	}
-	err, db = db.Close(), nil
-	if err != nil {
+	if err := trimFile(tmp, !opts.NoSync); err != nil {
 		return err
 	}
 	if err := step("rename"); err != nil {
@@ -214,6 +212,51 @@ func writePart(path string, meta partMeta, src partSource, opts partWriteOptions
 		return nil
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// trimFile truncates the bbolt file at path to its high water mark (bbolt
+// grows files in powers of two, so up to half of a new file is unused) and,
+// with sync, fsyncs it. The file must be closed.
+func trimFile(path string, sync bool) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	size, err := bboltHighWater(f)
+	if err == nil {
+		err = f.Truncate(size)
+	}
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// bboltHighWater returns the size in bytes of the pages a bbolt file uses,
+// from the newer of its two meta pages: each is a 16-byte page header, then
+// magic(4) version(4) pageSize(4) flags(4) root(16) freelist(8) pgid(8)
+// txid(8), pgid being the first page never allocated.
+func bboltHighWater(f *os.File) (int64, error) {
+	var best, bestTx uint64
+	var buf [72]byte
+	pageSize := int64(0)
+	for i := range 2 {
+		if _, err := f.ReadAt(buf[:], int64(i)*pageSize); err != nil {
+			return 0, err
+		}
+		if binary.LittleEndian.Uint32(buf[16:]) != 0xED0CDAED {
+			return 0, corruptf("bbolt meta page %d has no magic", i)
+		}
+		pageSize = int64(binary.LittleEndian.Uint32(buf[24:]))
+		pgid, txid := binary.LittleEndian.Uint64(buf[56:]), binary.LittleEndian.Uint64(buf[64:])
+		if i == 0 || txid > bestTx {
+			best, bestTx = pgid, txid
+		}
+		if pageSize < 1024 {
+			return 0, corruptf("bbolt page size %d", pageSize)
+		}
+	}
+	return int64(best) * pageSize, nil
 }
 
 // syncDir fsyncs directory dir, making a rename in it durable.

@@ -116,7 +116,10 @@ func (d *partDecoder) byte() byte {
 
 // bytes reads a uvarint-length-prefixed field, aliasing the input.
 func (d *partDecoder) bytes() []byte {
-	n := d.uvarintMax(uint64(len(d.b)))
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+	}
 	if d.err != nil {
 		return nil
 	}

@@ -29,7 +29,7 @@ var (
 const dbFormatVersion = 2
 
 // tenantDataBuckets are the buckets of a tenant in a partition file.
-var tenantDataBuckets = [][]byte{bucketSeries, bucketSeriesTime, bucketByLabels, bucketPostings, bucketChunks, bucketLabelValues}
+var tenantDataBuckets = [][]byte{bucketSeries, bucketSeriesTime, bucketByLabels, bucketPostings, bucketChunks, bucketLabelValues, bucketChunkRefs}
 
 // boltPartition is a partition file of a DB in bbolt: the level-0 window
 // files that flushes append to. Each tenant has a bucket under "tenants"
@@ -93,6 +93,10 @@ func openBoltPartition(path string, readOnly, noSync bool) (*boltPartition, erro
 	if err != nil {
 		return nil, fmt.Errorf("open partition %s: %w", path, err)
 	}
+	// bbolt grows a file by up to AllocSize (16 MiB by default) past what
+	// it needs; a window's file is a few tens of MiB, so that slack would be
+	// a large share of it.
+	db.AllocSize = 1 << 20
 	err = db.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil || tx.Bucket(bucketTenants) == nil {
@@ -141,6 +145,16 @@ func (f *boltPartition) Tenants() []string {
 		})
 	})
 	return out
+}
+
+// hasTenant reports whether the file has a bucket for tenant.
+func (f *boltPartition) hasTenant(tenant string) bool {
+	found := false
+	_ = f.db.View(func(tx *bbolt.Tx) error {
+		found = tx.Bucket(bucketTenants).Bucket([]byte(tenant)) != nil
+		return nil
+	})
+	return found
 }
 
 // Append writes batch for tenant in one transaction, as ChunkStore.Append
