@@ -459,7 +459,9 @@ func (i *Ingester) getOrOpenTenant(_ context.Context, id string) (*tenantHead, e
 // readOnlyHead returns an empty head of a tenant that has no head here, so
 // that reads serve its persisted data without creating a head for it.
 func (i *Ingester) readOnlyHead(id string) *tenantHead {
-	return &tenantHead{id: id, store: tenantStore{db: i.db, tenant: id}, series: emptySeries, postings: newHeadPostings()}
+	h := &tenantHead{id: id, now: i.now, store: tenantStore{db: i.db, tenant: id}, series: emptySeries, postings: newHeadPostings()}
+	h.maxT.Store(math.MinInt64) // Empty: its span overlaps nothing.
+	return h
 }
 
 // emptySeries is the series map of every read-only head, never written.

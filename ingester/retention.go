@@ -47,13 +47,13 @@ func (i *Ingester) compactDB(ctx context.Context) error {
 // partitions that end before it.
 //
 // A flush writes chunks cut from a head. The chunks in memory start at the
-// head's minInMemoryTime or later. A sample appended from now on is at
+// head's minMemoryTime or later. A sample appended from now on is at
 // least the head's minValid, which only grows (the head's max time and the
 // retention cutoff only grow, and so does sealed), so chunks not cut yet
 // start at minValid or later. A head with no sample yet (maxT MinInt64), or
 // a tenant with no head, is bound by sealed only, which push enforces for
 // every tenant; so the result is the max of sealed and the min over the
-// heads with data of min(minInMemoryTime, minValid). It never decreases.
+// heads with data of min(minMemoryTime, minValid). It never decreases.
 func (i *Ingester) sealBefore() int64 {
 	t := noTime
 	nowMs := i.now().UnixMilli()
@@ -61,7 +61,7 @@ func (i *Ingester) sealBefore() int64 {
 		if h.maxT.Load() == math.MinInt64 {
 			continue
 		}
-		t = min(t, h.minInMemoryTime(), h.minValid(nowMs))
+		t = min(t, h.minMemoryTime(), h.minValid(nowMs))
 	}
 	if t == noTime {
 		return i.sealed.Load()

@@ -63,7 +63,7 @@ func TestRetention_FastForward(t *testing.T) {
 	cutoff := clock.ms - int64(day/time.Millisecond)
 
 	h1 := ing.getTenant("t1")
-	require.GreaterOrEqual(t, h1.minInMemoryTime(), cutoff)
+	require.GreaterOrEqual(t, h1.minMemoryTime(), cutoff)
 	require.Nil(t, h1.series.getByHash(lsetHash(old...), labelsOf(old...)), "idle and empty: removed from the head")
 	wal := readWAL(t, cfg.Dir)
 	require.NotContains(t, wal["t1"], lstr(old...), "its series record left the WAL")
