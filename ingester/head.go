@@ -218,7 +218,7 @@ func (h *tenantHead) addSeries(hash uint64, s *memSeries) {
 // Only a series removed from the head can have persisted samples, and they
 // are at most removedMaxT. If that is older than the head's minimum valid
 // time, every sample older than it is rejected as too old anyway, so the
-// chunk store need not be read (a read costs a bbolt transaction and garbage
+// DB need not be read (a read costs a bbolt transaction and garbage
 // that fragments the heap of a head creating many series). The persisted max
 // time of a label set changes only by flushing a head series, and there is
 // none for lset, so reading it before createMu is safe.
