@@ -60,7 +60,7 @@ type tenantHead struct {
 
 	store    tenantStore
 	series   *stripeSeries
-	postings *headPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
+	postings *headPostings // refs are added in increasing order under createMu (replay excepted: see headPostings)
 
 	// createMu serializes series creation and removal, so that the counts
 	// stay exact and two pushes cannot both take the last slot of a limit.
