@@ -80,6 +80,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.etcd.io/bbolt"
 )
 
@@ -356,7 +357,8 @@ type tenantWriter struct {
 	metaEnds []int
 	postings map[uint64][]uint32 // name ref<<32 | value ref -> series IDs
 
-	cur   []uint32 // scratch: pairs of the series being added
+	cur     []uint32 // scratch: pairs of the series being added
+	scratch []byte   // scratch: a transcoded chunk
 	stats tenantHeader
 }
 
@@ -504,7 +506,14 @@ func (tw *tenantWriter) addChunks(s Series) error {
 		if err != nil {
 			return invalidChunkError{series: s.Labels.String(), reason: err.Error()}
 		}
-		if len(tw.blob) > 0 && len(tw.blob)+len(c.Data) > partBlobTarget {
+		data, enc := c.Data, byte(c.Encoding)
+		if tw.compress && c.Encoding == chunkenc.EncXOR {
+			var ok bool
+			if tw.scratch, ok = transcodeXOR(tw.scratch[:0], c.Data); ok {
+				data, enc = tw.scratch, enc|transcodedFlag
+			}
+		}
+		if len(tw.blob) > 0 && len(tw.blob)+len(data) > partBlobTarget {
 			if err := tw.flushBlob(); err != nil {
 				return err
 			}
@@ -518,9 +527,9 @@ func (tw *tenantWriter) addChunks(s Series) error {
 			tw.metas = binary.AppendUvarint(tw.metas, uint64(c.MinTime)-uint64(prevMax)-1)
 		}
 		tw.metas = binary.AppendUvarint(tw.metas, uint64(c.MaxTime)-uint64(c.MinTime))
-		tw.metas = append(tw.metas, byte(c.Encoding))
-		tw.metas = binary.AppendUvarint(tw.metas, uint64(len(c.Data)))
-		tw.blob = append(tw.blob, c.Data...)
+		tw.metas = append(tw.metas, enc)
+		tw.metas = binary.AppendUvarint(tw.metas, uint64(len(data)))
+		tw.blob = append(tw.blob, data...)
 		first, prevMax = false, c.MaxTime
 		tw.stats.chunks++
 		tw.stats.samples += uint64(n)

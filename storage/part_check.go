@@ -210,12 +210,12 @@ func (c *tenantChecker) checkLabels(id uint64, pairs, prev []uint32) {
 // checkChunk decodes chunk m and compares it with its meta.
 func (c *tenantChecker) checkChunk(id uint64, m *partChunkRef, samples *uint64) {
 	c.blobUse[m.blob] += int(m.len)
-	data, err := c.r.chunkData(m)
+	data, _, err := c.r.chunk(m)
 	if err != nil {
 		c.problemf("series %d: %v", id, err)
 		return
 	}
-	ch, err := chunkenc.FromData(m.enc, data)
+	ch, err := chunkenc.FromData(m.enc&^transcodedFlag, data)
 	if err != nil || len(data) < 2 {
 		c.problemf("series %d chunk [%d, %d]: %v", id, m.minT, m.maxT, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.etcd.io/bbolt"
 )
 
@@ -224,6 +225,20 @@ func (r *partReader) chunkData(c *partChunkRef) ([]byte, error) {
 	return r.blob[c.off:end], nil
 }
 
+// chunk returns chunk c as handed out: its encoding and its data, which is
+// either new (fresh) or aliases memory as chunkData's does.
+func (r *partReader) chunk(c *partChunkRef) (data []byte, fresh bool, err error) {
+	data, err = r.chunkData(c)
+	if err != nil || c.enc&transcodedFlag == 0 {
+		return data, false, err
+	}
+	out, ok := untranscodeXOR(data)
+	if !ok || c.enc&^transcodedFlag != chunkenc.EncXOR {
+		return nil, false, corruptf("transcoded chunk at blob %d offset %d does not decode", c.blob, c.off)
+	}
+	return out, true, nil
+}
+
 // labels builds the label set of e with b; the strings are shared with
 // later calls of the reader but never alias bbolt's memory.
 func (r *partReader) labels(e *seriesEntry, b *labels.ScratchBuilder) (labels.Labels, error) {
@@ -262,11 +277,11 @@ func (p *part) Series(tenant string, fn func(Series) error) error {
 			chunks := make([]Chunk, len(e.chunks))
 			for i := range e.chunks {
 				c := &e.chunks[i]
-				data, err := r.chunkData(c)
+				data, _, err := r.chunk(c)
 				if err != nil {
 					return err
 				}
-				chunks[i] = Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: data}
+				chunks[i] = Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: data}
 			}
 			if err := fn(Series{Labels: lbls, Chunks: chunks}); err != nil {
 				return err
@@ -309,11 +324,14 @@ func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []
 				if opts.SkipChunks {
 					break
 				}
-				data, err := r.chunkData(c)
+				data, fresh, err := r.chunk(c)
 				if err != nil {
 					return err
 				}
-				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: a.copy(data)})
+				if !fresh {
+					data = a.copy(data)
+				}
+				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: data})
 			}
 			if !found {
 				return nil
