@@ -359,7 +359,7 @@ type tenantWriter struct {
 
 	cur     []uint32 // scratch: pairs of the series being added
 	scratch []byte   // scratch: a transcoded chunk
-	stats tenantHeader
+	stats   tenantHeader
 }
 
 func newTenantWriter(compress bool) *tenantWriter {
