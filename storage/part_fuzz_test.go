@@ -220,3 +220,28 @@ func FuzzPartTranscode(f *testing.F) {
 		}
 	})
 }
+
+func FuzzPartSeriesGroup(f *testing.F) {
+	f.Add(encodeSeriesGroup([][]byte{{1, 2, 3}, {4}, {5, 6}}, false))
+	f.Add(encodeSeriesGroup([][]byte{{1, 2, 3}, {4}, {5, 6}}, true))
+	f.Add([]byte{0, 2, 1, 1, 7})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		data, offs, err := decodeSeriesGroup(v, nil)
+		if err != nil {
+			require.ErrorIs(t, err, ErrCorrupt)
+			return
+		}
+		require.GreaterOrEqual(t, len(offs), 2)
+		var entries [][]byte
+		for i := 0; i+1 < len(offs); i++ {
+			require.LessOrEqual(t, offs[i], offs[i+1])
+			entries = append(entries, data[offs[i]:offs[i+1]])
+		}
+		require.Equal(t, len(data), offs[len(offs)-1])
+		data2, offs2, err := decodeSeriesGroup(encodeSeriesGroup(entries, true), nil)
+		require.NoError(t, err)
+		for i := range entries {
+			require.Equal(t, entries[i], data2[offs2[i]:offs2[i+1]])
+		}
+	})
+}
