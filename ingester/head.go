@@ -32,6 +32,8 @@ type tenantOptions struct {
 	limiter  *seriesLimiter
 	now      func() time.Time
 	failures chan<- error
+	// deletions gives the tenant's tombstones, which reads mask the head with.
+	deletions tombstoneReader
 }
 
 // tenantHead is the in-memory head of one tenant: its series, their postings,
@@ -58,9 +60,10 @@ type tenantHead struct {
 	failures chan<- error
 	rate     rateWindow // samples appended by pushes, for UserStats
 
-	store    *storage.ChunkStore
-	series   *stripeSeries
-	postings *index.MemPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
+	store     *storage.ChunkStore
+	deletions tombstoneReader // the tombstones reads mask the head with (tombstones.go)
+	series    *stripeSeries
+	postings  *index.MemPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
 
 	// createMu serializes series creation and removal, so that the counts
 	// stay exact and two pushes cannot both take the last slot of a limit.
@@ -108,22 +111,23 @@ func openTenantHead(ctx context.Context, o tenantOptions) (*tenantHead, error) {
 		return nil, fmt.Errorf("open chunk store: %w", err)
 	}
 	h := &tenantHead{
-		id:       o.id,
-		dir:      o.dir,
-		walDir:   walDir,
-		cfg:      o.cfg,
-		logger:   o.logger,
-		metrics:  o.metrics,
-		appended: o.metrics.samplesAppended.WithLabelValues(o.id),
-		inMemory: o.metrics.memorySeries.WithLabelValues(o.id),
-		limiter:  o.limiter,
-		now:      o.now,
-		failures: o.failures,
-		store:    store,
-		series:   newStripeSeries(),
-		postings: index.NewMemPostings(),
-		counts:   seriesCounts{byMetric: map[string]int{}},
-		aliases:  map[chunks.HeadSeriesRef]*memSeries{},
+		id:        o.id,
+		dir:       o.dir,
+		walDir:    walDir,
+		cfg:       o.cfg,
+		logger:    o.logger,
+		metrics:   o.metrics,
+		appended:  o.metrics.samplesAppended.WithLabelValues(o.id),
+		inMemory:  o.metrics.memorySeries.WithLabelValues(o.id),
+		limiter:   o.limiter,
+		now:       o.now,
+		failures:  o.failures,
+		store:     store,
+		deletions: o.deletions,
+		series:    newStripeSeries(),
+		postings:  index.NewMemPostings(),
+		counts:    seriesCounts{byMetric: map[string]int{}},
+		aliases:   map[chunks.HeadSeriesRef]*memSeries{},
 	}
 	h.rate.current = floorDiv(o.now().UnixMilli(), rateBucketMs)
 	h.maxT.Store(math.MinInt64)

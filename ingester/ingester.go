@@ -159,6 +159,8 @@ type Ingester struct {
 	// failures receives WAL write failures, which make Running return (a
 	// restart repairs the WAL). Buffered; senders never block.
 	failures chan error
+
+	tombstones tombstoneStore // the tenants' deletions (admin.go, tombstones.go)
 }
 
 var (
@@ -186,6 +188,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		tenants:  map[string]*tenantHead{},
 		failures: make(chan error, 1),
 	}
+	i.tombstones = newFileTombstones(i.tenantsDir())
 	if deps.Registerer != nil {
 		deps.Registerer.MustRegister(newLocalLimitCollector(i))
 	}
@@ -362,14 +365,15 @@ func (i *Ingester) openTenant(ctx context.Context, id string) (*tenantHead, erro
 		return h, nil
 	}
 	h, err := openTenantHead(ctx, tenantOptions{
-		id:       id,
-		dir:      filepath.Join(i.tenantsDir(), id),
-		cfg:      &i.cfg,
-		logger:   i.logger.With("tenant", id),
-		metrics:  i.metrics,
-		limiter:  &i.limiter,
-		now:      i.now,
-		failures: i.failures,
+		id:        id,
+		dir:       filepath.Join(i.tenantsDir(), id),
+		cfg:       &i.cfg,
+		logger:    i.logger.With("tenant", id),
+		metrics:   i.metrics,
+		limiter:   &i.limiter,
+		now:       i.now,
+		failures:  i.failures,
+		deletions: i.tombstones,
 	})
 	if err != nil {
 		return nil, err

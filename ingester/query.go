@@ -156,6 +156,10 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 		s.mu.Unlock()
 		out = append(out, snap)
 	}
+	out, err = h.maskDeleted(out, mint, maxt, mode)
+	if err != nil {
+		return nil, err
+	}
 	slices.SortFunc(out, func(a, b headSnapshot) int { return labels.Compare(a.lset, b.lset) })
 	return out, nil
 }
