@@ -136,7 +136,7 @@ var Catalogue = []Entry{
 		"Send Authorization: Bearer <token> with a token listed for the tenant in -auth.token-file (in Prometheus: remote_write.authorization.credentials)."},
 
 	{MethodNotAllowed, 405, ScopeRequest, "", false,
-		"A push was not a POST.", "POST the remote-write request."},
+		"A push was not a POST, or an admin call (delete_series, clean_tombstones) neither a POST nor a PUT, or a statistics request (status/tsdb, cardinality) neither a GET nor a POST.", "Use the method the endpoint takes."},
 	{UnsupportedMediaType, 415, ScopeRequest, "", false,
 		"The push is not snappy-compressed remote-write 1.0 protobuf: another Content-Encoding or Content-Type, or remote-write 2.0, which Argus does not decode yet.",
 		"Send remote-write 1.0 (in Prometheus 3: protobuf_message: prometheus.WriteRequest, the default)."},
