@@ -3,7 +3,9 @@
 // (WAL) that makes every acknowledged sample survive a process crash, the
 // persistence of finished chunks to the storage package, and the gRPC servers
 // arguspb.IngesterServer (Push, UserStats) and arguspb.SeriesSourceServer
-// (Series, LabelNames, LabelValues) over head and storage together. It
+// (Series, LabelNames, LabelValues) over head and storage together, and
+// arguspb.IngesterAdminServer (AdminServer: deletion by tombstones, which
+// every head read masks, and the cardinality of the heads). It
 // enforces each tenant's share of its global series limits (Deps.Limits,
 // Deps.Ring) when a push creates a series.
 //

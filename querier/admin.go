@@ -112,13 +112,13 @@ func (a *Admin) AdminHandler() http.Handler {
 			writeAdminError(w, apierror.Errorf(apierror.MethodNotAllowed, "%s is not allowed on %s: POST it", r.Method, r.URL.Path))
 			return
 		}
-		if !a.cfg.Enabled {
-			writeAdminError(w, apierror.Errorf(apierror.AdminAPIDisabled, "the admin API is disabled: start the querier with -api.enable-admin-api=true"))
-			return
-		}
 		id, err := tenant.FromContext(r.Context())
 		if err != nil {
 			writeAdminError(w, apierror.Errorf(apierror.MissingTenant, "%v", err))
+			return
+		}
+		if !a.cfg.Enabled {
+			writeAdminError(w, apierror.Errorf(apierror.AdminAPIDisabled, "tenant %q: the admin API is disabled: start the querier with -api.enable-admin-api=true", id))
 			return
 		}
 		var aerr *apierror.Error

@@ -45,7 +45,7 @@ const (
 	// ScopeAdmin errors refuse an admin call (delete_series,
 	// clean_tombstones) or a statistics read (status/tsdb, cardinality).
 	// Their bodies are Prometheus's JSON error envelope, as for ScopeQuery.
-	ScopeAdmin Scope = "admin or statistics request"
+	ScopeAdmin Scope = "statistics or admin request"
 )
 
 // Tenant and authentication.
@@ -218,7 +218,7 @@ var Catalogue = []Entry{
 	{AdminAPIDisabled, 403, ScopeAdmin, "", false,
 		"A call to /prometheus/api/v1/admin/tsdb/delete_series or clean_tombstones while the admin API is off (its default). Nothing was deleted.",
 		"Operators: start the queriers with -api.enable-admin-api=true (and, with -auth.type=token, mark the token admin)."},
-	{AdminForbidden, 403, ScopeAdmin, "", false,
+	{AdminForbidden, 403, ScopeRequest, "", false,
 		"With -auth.type=token: the bearer token is valid for the tenant but is not marked admin: true in -auth.token-file, and only admin tokens may call the admin API. Nothing was deleted.",
 		"Use an admin token for the tenant, or mark the token admin: true in the token file."},
 	{InvalidDeleteRequest, 400, ScopeAdmin, "", false,
