@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -110,7 +111,7 @@ func (a *AdminServer) LabelNamesAndValues(req *arguspb.LabelNamesAndValuesReques
 		batch []*arguspb.LabelNameValues
 		size  int
 	)
-	for _, name := range slices.Sorted(mapKeys(values)) {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
 		batch = append(batch, &arguspb.LabelNameValues{Name: name, Values: values[name]})
 		size += len(values[name])
 		if len(batch) >= namesPerMessage || size >= valuesPerMessage {
@@ -124,16 +125,6 @@ func (a *AdminServer) LabelNamesAndValues(req *arguspb.LabelNamesAndValuesReques
 		return grpcError(stream.Send(&arguspb.LabelNamesAndValuesResponse{Items: batch}))
 	}
 	return nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // namesAndValues returns the sorted values of each label name of the head
@@ -163,7 +154,7 @@ func (h *tenantHead) namesAndValues(ctx context.Context, ms []*labels.Matcher) (
 		})
 	})
 	for name, set := range sets {
-		out[name] = slices.Sorted(mapKeys(set))
+		out[name] = slices.Sorted(maps.Keys(set))
 	}
 	return out, err
 }

@@ -35,7 +35,6 @@ func startStatusIngester(t *testing.T) *Ingester {
 	return ing
 }
 
-
 func TestTSDBStatus(t *testing.T) {
 	ing := startStatusIngester(t)
 	a := ing.AdminServer()

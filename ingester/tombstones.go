@@ -48,14 +48,14 @@ const tombstonesFile = "tombstones.json"
 type fileTombstones struct {
 	dir string // the directory of the tenant directories
 
-	mu     sync.Mutex
-	byTent map[string][]storage.Tombstone // guarded by mu; a loaded tenant is present, maybe with nil
+	mu       sync.Mutex
+	byTenant map[string][]storage.Tombstone // guarded by mu; a loaded tenant is present, maybe with nil
 }
 
 var _ tombstoneStore = (*fileTombstones)(nil)
 
 func newFileTombstones(dir string) *fileTombstones {
-	return &fileTombstones{dir: dir, byTent: map[string][]storage.Tombstone{}}
+	return &fileTombstones{dir: dir, byTenant: map[string][]storage.Tombstone{}}
 }
 
 // Tombstones returns tenant's tombstones, reading its file on first use. A
@@ -82,7 +82,7 @@ func (f *fileTombstones) DeleteSeries(tenant string, t storage.Tombstone) error 
 	if err := writeTombstones(filepath.Join(f.dir, tenant), next); err != nil {
 		return err
 	}
-	f.byTent[tenant] = next
+	f.byTenant[tenant] = next
 	return nil
 }
 
@@ -91,14 +91,14 @@ func (f *fileTombstones) DeleteSeries(tenant string, t storage.Tombstone) error 
 func (*fileTombstones) CleanTombstones(context.Context, func(string) int64) error { return nil }
 
 func (f *fileTombstones) loadLocked(tenant string) ([]storage.Tombstone, error) {
-	if ts, ok := f.byTent[tenant]; ok {
+	if ts, ok := f.byTenant[tenant]; ok {
 		return ts, nil
 	}
 	ts, err := readTombstones(filepath.Join(f.dir, tenant))
 	if err != nil {
 		return nil, err
 	}
-	f.byTent[tenant] = ts
+	f.byTenant[tenant] = ts
 	return ts, nil
 }
 

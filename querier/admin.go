@@ -284,22 +284,15 @@ func adminFailure(id, op string, err error) *apierror.Error {
 	return apierror.Errorf(apierror.AdminPartialFailure, "tenant %q: %s did not reach every ingester, retry it: %w", id, op, err)
 }
 
-// hasCode reports whether some error joined in err is a gRPC status of c.
+// hasCode reports whether err, or one of the errors joined in it, is a
+// gRPC status of code c.
 func hasCode(err error, c codes.Code) bool {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if hasCode(e, c) {
-				return true
-			}
-		}
-		return false
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		return slices.ContainsFunc(joined.Unwrap(), func(e error) bool { return hasCode(e, c) })
 	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if s, ok := status.FromError(e); ok && s.Code() == c {
-			return true
-		}
-	}
-	return false
+	s, ok := status.FromError(err)
+	return ok && s.Code() == c
 }
 
 // writeAdminError answers err with Prometheus's JSON error envelope.
