@@ -58,7 +58,7 @@ func (a *AdminServer) DeleteSeries(ctx context.Context, req *arguspb.DeleteSerie
 		return &arguspb.DeleteSeriesResponse{}, nil // Nothing here to delete.
 	}
 	t.MaxTime = min(t.MaxTime, newest)
-	if err := a.i.tombstones.DeleteSeries(h.id, t); err != nil {
+	if err := a.i.db.DeleteSeries(h.id, t); err != nil {
 		return nil, grpcError(fmt.Errorf("record tombstone: %w", err))
 	}
 	return &arguspb.DeleteSeriesResponse{}, nil
@@ -109,20 +109,28 @@ func (h *tenantHead) newestTime() int64 {
 }
 
 // CleanTombstones purges the persisted data under the tombstones and drops
-// the tombstones that no data is under any more, for every tenant: a
-// tombstone must outlive the head samples it masks, so each tenant's head
-// min time bounds what can go.
+// the tombstones that no data can be under any more, for every tenant.
+//
+// A tombstone must outlive every sample it covers that a restart could
+// bring back: those in memory and those in the WAL. A WAL checkpoint keeps
+// every sample from the oldest in-memory time of all heads at the
+// truncation on, so the WAL is truncated first, and floor, the oldest
+// in-memory time of any head before it (which the checkpoint's bound is
+// not below), is the limit of every tenant: only tombstones that end
+// before it are dropped. The truncation flushes every head and writes a
+// checkpoint, which is this call's main cost besides the rewrite.
 func (a *AdminServer) CleanTombstones(ctx context.Context, _ *arguspb.CleanTombstonesRequest) (*arguspb.CleanTombstonesResponse, error) {
 	if _, err := a.adminHead(ctx); err != nil {
 		return nil, grpcError(err)
 	}
-	err := a.i.tombstones.CleanTombstones(ctx, func(tenant string) int64 {
-		if h := a.i.getTenant(tenant); h != nil {
-			return h.minTime()
-		}
-		return math.MaxInt64
-	})
-	if err != nil {
+	floor := noTime
+	for _, h := range a.i.tenantList() {
+		floor = min(floor, h.minInMemoryTime())
+	}
+	if err := a.i.truncateWAL(ctx); err != nil {
+		return nil, grpcError(fmt.Errorf("clean tombstones: truncate wal: %w", err))
+	}
+	if err := a.i.db.CleanTombstones(ctx, func(string) int64 { return floor }); err != nil {
 		return nil, grpcError(fmt.Errorf("clean tombstones: %w", err))
 	}
 	return &arguspb.CleanTombstonesResponse{}, nil

@@ -2,7 +2,9 @@ package ingester
 
 import (
 	"math"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -111,7 +113,7 @@ func TestDeleteSeries(t *testing.T) {
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 	requireSeriesNames(t, ing, want)
 	// Another tenant's data is untouched.
-	require.Empty(t, ing.tombstones.Tombstones("other"))
+	require.Empty(t, ing.db.Tombstones("other"))
 }
 
 // requireSeriesNames checks the series a skip_chunks read returns.
@@ -142,13 +144,13 @@ func TestDeleteSeries_Invalid(t *testing.T) {
 		_, err := a.DeleteSeries(tenantCtx("t"), req)
 		require.Equal(t, codes.InvalidArgument, status.Code(err), "%s: %v", name, err)
 	}
-	require.Empty(t, ing.tombstones.Tombstones("t"))
+	require.Empty(t, ing.db.Tombstones("t"))
 	requireSamples(t, map[string][]sample{lstr(deletionData[0]...): seq(1000, 1000, 10)}, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 
 	// A tenant without data here records nothing, and succeeds.
 	_, err := a.DeleteSeries(tenantCtx("nobody"), &arguspb.DeleteSeriesRequest{MaxTimeMs: 1, Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "i", "0")}})
 	require.NoError(t, err)
-	require.Empty(t, ing.tombstones.Tombstones("nobody"))
+	require.Empty(t, ing.db.Tombstones("nobody"))
 	_, err = a.CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
 	require.NoError(t, err)
 }
@@ -201,4 +203,56 @@ func chunkSamples(t testing.TB, c storage.Chunk) []sample {
 	}
 	require.NoError(t, it.Err())
 	return out
+}
+
+// TestDeleteSeries_Persisted deletes data that is only in the DB (flushed
+// and out of the head): the DB masks it at once, after a crash, and after
+// compaction and clean_tombstones, which purge it.
+func TestDeleteSeries_Persisted(t *testing.T) {
+	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	ing := startIngester(t, testConfig(t, t.TempDir()), withClock)
+	start := clock.ms
+	want := map[string][]sample{}
+	for _, d := range deletionData {
+		ss := seq(start, 1000, 300)
+		push(t, ing, "t", ts(d, ss...))
+		want[lstr(d...)] = ss
+	}
+	clock.ms += time.Hour.Milliseconds() // Every open chunk is idle.
+	flushTenants(t, ing, cutIdleChunks)
+	require.Equal(t, noTime, ing.getTenant("t").minInMemoryTime(), "everything is in the DB")
+	require.Equal(t, 3*len(deletionData), storedChunks(t, ing, "t"))
+
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: start + 100_000, MaxTimeMs: start + 250_000,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "a"), pm(arguspb.LabelMatcher_NRE, "i", "1")}})
+	require.NoError(t, err)
+	_, err = a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: math.MinInt64, MaxTimeMs: math.MaxInt64,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "job", "z")}})
+	require.NoError(t, err)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == "a" && l.Get("i") != "1" }, start+100_000, start+250_000)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("job") == "z" }, math.MinInt64, math.MaxInt64)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	requireSeriesNames(t, ing, want)
+
+	ing = restart(t, ing, withClock)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+
+	// A day later the partitions of the data are sealed and compacted.
+	clock.ms += int64(day / time.Millisecond)
+	later := sample{t: clock.ms, v: 1}
+	push(t, ing, "t", ts(deletionData[3], later))
+	k := lstr(deletionData[3]...)
+	want[k] = append(want[k], later)
+	require.NoError(t, ing.compactDB(t.Context()))
+	require.True(t, slices.ContainsFunc(ing.db.(*storage.DB).Partitions(), func(p storage.PartitionInfo) bool {
+		return p.Level > 0 && p.MinTime <= start
+	}), "the deleted data's partition is sealed: %+v", ing.db.(*storage.DB).Partitions())
+	_, err = ing.AdminServer().CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
+	require.NoError(t, err)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	require.Empty(t, ing.db.Tombstones("t"), "no data is under the tombstones any more")
+	ing = restart(t, ing, withClock)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 }

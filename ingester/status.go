@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -44,7 +45,7 @@ func (a *AdminServer) TSDBStatus(ctx context.Context, req *arguspb.TSDBStatusReq
 	if h == nil {
 		return resp, nil
 	}
-	st := h.postings.Stats(labels.MetricName, limit, labels.SizeOfLabels)
+	st := h.postings.stats(labels.MetricName, limit, labels.SizeOfLabels)
 	resp.NumSeries = uint64(h.memorySeries())
 	resp.NumLabelPairs = int64(st.NumLabelPairs)
 	resp.ChunkCount, resp.MinTimeMs, resp.MaxTimeMs = h.chunkStats()
@@ -81,13 +82,6 @@ func (h *tenantHead) chunkStats() (n, mint, maxt int64) {
 		}
 	})
 	return n, mint, maxt
-}
-
-// minTime returns the min time of the head's in-memory samples, or
-// math.MaxInt64 without any.
-func (h *tenantHead) minTime() int64 {
-	_, mint, _ := h.chunkStats()
-	return mint
 }
 
 // LabelNamesAndValues streams every label name of the tenant's in-memory
@@ -134,13 +128,13 @@ func (h *tenantHead) namesAndValues(ctx context.Context, ms []*labels.Matcher) (
 	out := map[string][]string{}
 	if len(ms) == 0 {
 		for _, name := range h.postings.LabelNames() {
-			vs := h.postings.LabelValues(ctx, name, nil)
+			vs := h.postings.LabelValues(name)
 			slices.Sort(vs)
 			out[name] = vs
 		}
 		return out, ctx.Err()
 	}
-	refs, err := postingsForMatchers(ctx, h.postings, ms)
+	refs, err := h.matching(ctx, ms)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +151,19 @@ func (h *tenantHead) namesAndValues(ctx context.Context, ms []*labels.Matcher) (
 		out[name] = slices.Sorted(maps.Keys(set))
 	}
 	return out, err
+}
+
+// matching returns the refs of the head series matching ms, sorted.
+func (h *tenantHead) matching(ctx context.Context, ms []*labels.Matcher) ([]promstorage.SeriesRef, error) {
+	p, err := postingsForMatchers(ctx, h.postings, ms)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := index.ExpandPostings(p)
+	if err != nil {
+		return nil, fmt.Errorf("read postings: %w", err)
+	}
+	return refs, nil
 }
 
 // forSeries calls f with the labels of each head series of refs still in
@@ -190,7 +197,7 @@ func (a *AdminServer) LabelValuesCardinality(ctx context.Context, req *arguspb.L
 	}
 	var selected []promstorage.SeriesRef
 	if len(ms) > 0 {
-		if selected, err = postingsForMatchers(ctx, h.postings, ms); err != nil {
+		if selected, err = h.matching(ctx, ms); err != nil {
 			return nil, grpcError(err)
 		}
 	}
@@ -210,7 +217,7 @@ func (a *AdminServer) LabelValuesCardinality(ctx context.Context, req *arguspb.L
 // valueCounts counts the series of each value of name, among selected if
 // there are matchers.
 func (h *tenantHead) valueCounts(ctx context.Context, name string, ms []*labels.Matcher, selected []promstorage.SeriesRef) (*arguspb.LabelValueCounts, error) {
-	vals := h.postings.LabelValues(ctx, name, nil)
+	vals := h.postings.LabelValues(name)
 	slices.Sort(vals)
 	item := &arguspb.LabelValueCounts{Name: name}
 	for _, v := range vals {
@@ -233,4 +240,46 @@ func (h *tenantHead) valueCounts(ctx context.Context, name string, ms []*labels.
 		}
 	}
 	return item, nil
+}
+
+// stats computes the cardinality statistics of the postings as
+// Prometheus's index.MemPostings.Stats does: the series count of each value
+// of label (the metric names), the number of values of each label name, the
+// bytes of each label name's pairs (sizeOf of a name, a value and its
+// series count, summed over the values), the series count of each pair and
+// the number of pairs; each list its limit largest entries, ties by name.
+// It holds the read lock for one pass over the index.
+func (p *headPostings) stats(label string, limit int, sizeOf func(name, value string, n uint64) uint64) *index.PostingsStats {
+	var metrics, names, sizes, pairs []index.Stat
+	st := &index.PostingsStats{}
+	p.mu.RLock()
+	for name, values := range p.m {
+		names = append(names, index.Stat{Name: name, Count: uint64(len(values))})
+		st.NumLabelPairs += len(values)
+		var size uint64
+		for value, refs := range values {
+			n := uint64(len(refs))
+			if name == label {
+				metrics = append(metrics, index.Stat{Name: value, Count: n})
+			}
+			pairs = append(pairs, index.Stat{Name: name + "=" + value, Count: n})
+			size += sizeOf(name, value, n)
+		}
+		sizes = append(sizes, index.Stat{Name: name, Count: size})
+	}
+	p.mu.RUnlock()
+	st.CardinalityMetricsStats = topStats(metrics, limit)
+	st.CardinalityLabelStats = topStats(names, limit)
+	st.LabelValueStats = topStats(sizes, limit)
+	st.LabelValuePairsStats = topStats(pairs, limit)
+	return st
+}
+
+// topStats returns the limit largest entries of s, highest first, ties by
+// name.
+func topStats(s []index.Stat, limit int) []index.Stat {
+	slices.SortFunc(s, func(a, b index.Stat) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Name, b.Name))
+	})
+	return s[:min(limit, len(s))]
 }

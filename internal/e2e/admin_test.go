@@ -42,11 +42,9 @@ func TestDeleteSeriesEquivalence(t *testing.T) {
 	clustertest.PrometheusBinary(t)
 	t.Parallel()
 	const tenant = "team-a"
-	// TODO(lead): drop -ingester.flush-period once the ingester reads its
-	// persisted chunks through storage.DB, which applies the tombstones; the
-	// per-tenant chunk store does not, so the test keeps every chunk in the
-	// head, which masks them (issue #8).
-	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-api.enable-admin-api=true", "-ingester.flush-period=1h"}})
+	// Flushes every second (and chunks idle after 2s) put the window's data
+	// in the DB, which must mask it as the head does.
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-api.enable-admin-api=true", "-ingester.flush-period=1s", "-ingester.max-chunk-idle=2s"}})
 	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
 		ScrapeInterval: time.Second,
 		ScrapeTargets:  map[string]string{"argus": a.HostPort()},
