@@ -22,6 +22,7 @@ type chunkDB interface {
 	Compact(ctx context.Context, sealBefore int64) error
 	ApplyRetention(ctx context.Context, p storage.RetentionPolicy) error
 	Close() error
+	tombstoneStore // deletion (admin.go, tombstones.go)
 }
 
 // tenantStore is one tenant's view of the DB, with the methods the head's

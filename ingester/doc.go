@@ -4,8 +4,10 @@
 // process crash, the persistence of finished chunks to the storage
 // package's DB (also shared by every tenant), the background compaction
 // and retention of that DB, and the gRPC servers arguspb.IngesterServer
-// (Push, UserStats) and arguspb.SeriesSourceServer (Series, LabelNames,
-// LabelValues) over head and DB together. It enforces each tenant's share
+// (Push, UserStats), arguspb.SeriesSourceServer (Series, LabelNames,
+// LabelValues) over head and DB together, and arguspb.IngesterAdminServer
+// (AdminServer: deletion by tombstones, which the DB keeps and every read
+// masks, and the cardinality of the heads). It enforces each tenant's share
 // of its global series limits (Deps.Limits, Deps.Ring) when a push creates
 // a series, and each tenant's retention period.
 //

@@ -57,6 +57,11 @@ var ErrWALFailed = errors.New("wal failed earlier, restart required")
 // regular expression that does not compile or an unknown type).
 var ErrInvalidMatcher = errors.New("invalid matcher")
 
+// ErrInvalidAdminRequest means an admin or statistics request is invalid:
+// a deletion without matchers, with matchers that all match the empty
+// value, or with its start after its end; a statistics limit below 1.
+var ErrInvalidAdminRequest = errors.New("invalid admin request")
+
 // sampleError is a rejected sample with the timestamps that explain why. Its
 // Error is the RejectedSeries message.
 type sampleError struct {
@@ -103,7 +108,7 @@ func grpcError(err error) error {
 	case errors.Is(err, ErrNotReady), errors.Is(err, storage.ErrClosed):
 		code = codes.Unavailable
 	case errors.Is(err, tenant.ErrNoTenant), errors.Is(err, tenant.ErrInvalidTenant),
-		errors.Is(err, ErrInvalidMatcher):
+		errors.Is(err, ErrInvalidMatcher), errors.Is(err, ErrInvalidAdminRequest):
 		code = codes.InvalidArgument
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled

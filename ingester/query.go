@@ -171,6 +171,11 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 		}
 		e.s.mu.Unlock()
 	}
+	// Order is kept: maskDeleted filters in place.
+	out, err = h.maskDeleted(out, mint, maxt, mode)
+	if err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

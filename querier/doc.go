@@ -15,7 +15,11 @@
 //   - the enforcement of each tenant's query limits: fetched series and
 //     chunks, query length and timeout (querylimits.go, timeout.go);
 //   - tenant federation, the reads over several tenants (federation.go);
-//   - the one mapping from SeriesSource errors to API errors (errors.go).
+//   - the one mapping from SeriesSource errors to API errors (errors.go);
+//   - Admin: Prometheus's admin API (delete_series, clean_tombstones, off
+//     unless -api.enable-admin-api), status/tsdb and Mimir's cardinality
+//     API, each a call to every ingester's IngesterAdmin service and a
+//     merge of the answers (admin.go, status.go).
 //
 // It does not own which SeriesSource it talks to (cmd dials it and passes the
 // client in Deps), the values of the limits (package limits, passed in

@@ -83,6 +83,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		}
 		arguspb.RegisterIngesterServer(grpcServer, ing)
 		arguspb.RegisterSeriesSourceServer(grpcServer, ing)
+		arguspb.RegisterIngesterAdminServer(grpcServer, ing.AdminServer())
 		a.ingester = ing
 	}
 	rr, err := a.setupRing(mux)
@@ -168,6 +169,22 @@ func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
 		reads = auth.Federated
 	}
 	mux.Handle("/prometheus/", a.auth.Middleware(q.Handler(), reads))
+	return a.addAdmin(mux, rr)
+}
+
+// addAdmin mounts the admin API (only admin tokens pass) and the TSDB
+// status and cardinality endpoints (one tenant) over every ingester.
+func (a *app) addAdmin(mux *http.ServeMux, rr replicaRing) error {
+	admin, err := querier.NewAdmin(a.cfg.Admin, querier.AdminDeps{Ring: rr, Clients: a.ingesterAdmin, Logger: a.logger.With("component", "admin")})
+	if err != nil {
+		return fmt.Errorf("admin api: %w", err)
+	}
+	for _, p := range querier.AdminPaths {
+		mux.Handle(p, a.auth.Middleware(admin.AdminHandler(), auth.OneTenantAdmin))
+	}
+	for _, p := range querier.StatsPaths {
+		mux.Handle(p, a.auth.Middleware(admin.StatsHandler(), auth.OneTenant))
+	}
 	return nil
 }
 
@@ -230,6 +247,7 @@ func (a *app) serveIndex(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "POST /api/v1/push          Prometheus remote write (header X-Scope-OrgID)")
 	fmt.Fprintln(w, "GET  /prometheus/api/v1/*  Prometheus HTTP API (Grafana data source URL: /prometheus)")
 	fmt.Fprintln(w, "GET  /api/v1/user_limits   the tenant's limits in force and its usage")
+	fmt.Fprintln(w, "POST /prometheus/api/v1/admin/tsdb/delete_series  delete series (with -api.enable-admin-api)")
 	fmt.Fprintln(w, "GET  /ready                readiness")
 	fmt.Fprintln(w, "GET  /metrics              Argus's own metrics")
 }
@@ -315,6 +333,16 @@ func (a *app) seriesSource(addr string) (arguspb.SeriesSourceClient, error) {
 		return nil, err
 	}
 	return arguspb.NewSeriesSourceClient(conn), nil
+}
+
+// ingesterAdmin is the admin API's client of an ingester, on the shared
+// connection.
+func (a *app) ingesterAdmin(addr string) (arguspb.IngesterAdminClient, error) {
+	conn, err := a.clients.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return arguspb.NewIngesterAdminClient(conn), nil
 }
 
 // reconnectParams caps gRPC's reconnect backoff to ingesters at a second.

@@ -45,6 +45,7 @@ type Config struct {
 	Ingester            ingester.Config       `yaml:"ingester"`
 	Distributor         distributor.Config    `yaml:"distributor"`
 	Querier             querier.Config        `yaml:"querier"`
+	Admin               querier.AdminConfig   `yaml:"api"`
 	Limits              limits.Limits         `yaml:"limits"`
 	Auth                auth.Config           `yaml:"auth"`
 	RuntimeConfig       limits.Config         `yaml:"runtime_config"`
@@ -85,6 +86,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.Admin.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)

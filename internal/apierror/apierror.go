@@ -42,6 +42,10 @@ const (
 	ScopeSeries Scope = "series"
 	// ScopeQuery errors refuse a read (query, series, labels).
 	ScopeQuery Scope = "query"
+	// ScopeAdmin errors refuse an admin call (delete_series,
+	// clean_tombstones) or a statistics read (status/tsdb, cardinality).
+	// Their bodies are Prometheus's JSON error envelope, as for ScopeQuery.
+	ScopeAdmin Scope = "statistics or admin request"
 )
 
 // Tenant and authentication.
@@ -95,6 +99,16 @@ const (
 	QueryUnavailable         ID = "err-argus-query-unavailable"
 )
 
+// Admin and statistics requests.
+const (
+	AdminAPIDisabled     ID = "err-argus-admin-api-disabled"
+	AdminForbidden       ID = "err-argus-admin-forbidden"
+	InvalidDeleteRequest ID = "err-argus-invalid-delete-request"
+	InvalidStatsRequest  ID = "err-argus-invalid-stats-request"
+	AdminPartialFailure  ID = "err-argus-admin-partial-failure"
+	StatsUnavailable     ID = "err-argus-stats-unavailable"
+)
+
 // Entry is the contract of one ID.
 type Entry struct {
 	ID     ID
@@ -122,7 +136,7 @@ var Catalogue = []Entry{
 		"Send Authorization: Bearer <token> with a token listed for the tenant in -auth.token-file (in Prometheus: remote_write.authorization.credentials)."},
 
 	{MethodNotAllowed, 405, ScopeRequest, "", false,
-		"A push was not a POST.", "POST the remote-write request."},
+		"A push was not a POST, or an admin call (delete_series, clean_tombstones) neither a POST nor a PUT, or a statistics request (status/tsdb, cardinality) neither a GET nor a POST.", "Use the method the endpoint takes."},
 	{UnsupportedMediaType, 415, ScopeRequest, "", false,
 		"The push is not snappy-compressed remote-write 1.0 protobuf: another Content-Encoding or Content-Type, or remote-write 2.0, which Argus does not decode yet.",
 		"Send remote-write 1.0 (in Prometheus 3: protobuf_message: prometheus.WriteRequest, the default)."},
@@ -200,6 +214,25 @@ var Catalogue = []Entry{
 		"The query ran longer than the tenant's timeout and was aborted.", "Simplify the query or its range, or raise the timeout."},
 	{QueryUnavailable, 503, ScopeQuery, "", true,
 		"Too many ingesters of the read set were unreachable for an exact answer.", "Retry. Operators: see /ring."},
+
+	{AdminAPIDisabled, 403, ScopeAdmin, "", false,
+		"A call to /prometheus/api/v1/admin/tsdb/delete_series or clean_tombstones while the admin API is off (its default). Nothing was deleted.",
+		"Operators: start the queriers with -api.enable-admin-api=true (and, with -auth.type=token, mark the token admin)."},
+	{AdminForbidden, 403, ScopeRequest, "", false,
+		"With -auth.type=token: the bearer token is valid for the tenant but is not marked admin: true in -auth.token-file, and only admin tokens may call the admin API. Nothing was deleted.",
+		"Use an admin token for the tenant, or mark the token admin: true in the token file."},
+	{InvalidDeleteRequest, 400, ScopeAdmin, "", false,
+		"A delete_series call without match[], with a selector that does not parse or whose matchers all match the empty value (it would select every series), or with a start or end that does not parse or a start after the end. Nothing was deleted.",
+		"Fix the parameters. To delete all of a tenant's data, use match[]={__name__=~\".+\"}."},
+	{InvalidStatsRequest, 400, ScopeAdmin, "", false,
+		"A status/tsdb or cardinality request with a limit that is not a positive integer or is over its maximum, a selector that does not parse, or (label_values) no label_names[].",
+		"Fix the parameters."},
+	{AdminPartialFailure, 503, ScopeAdmin, "", true,
+		"Some ingester holding the tenant (any replica) failed or could not be reached, so the deletion or the tombstone clean-up is not done everywhere. The ingesters that answered have recorded it; reads may still show the deleted data from the others.",
+		"Retry the same call until it answers 204: it is idempotent. Operators: see /ring."},
+	{StatsUnavailable, 503, ScopeAdmin, "", true,
+		"Some ingester of the ring could not be reached, so the statistics, which add up every ingester's head, would be wrong.",
+		"Retry. Operators: see /ring."},
 }
 
 var byID = func() map[ID]*Entry {

@@ -46,6 +46,12 @@ const (
 	// read paths, when -tenant-federation.enabled is true. Pass OneTenant
 	// for them when it is false.
 	Federated
+	// OneTenantAdmin requests name exactly one tenant and, with
+	// -auth.type=token, need a token marked admin: the admin API
+	// (deletion). With -auth.type=header nothing tells an admin from
+	// anyone else: the authenticating proxy in front must guard those
+	// paths.
+	OneTenantAdmin
 )
 
 // Authenticator establishes the tenant of HTTP requests (Middleware) and, with
@@ -64,8 +70,10 @@ const (
 //	    tenants: [team-a]
 //	  - sha256: "4daa6091041c50073c7d78d0f8b0831d6e4885a8614df630f088c9d36999e245"
 //	    tenants: [team-a, team-b]   # also team-a|team-b reads, with federation
+//	    admin: true                 # may also delete team-a's and team-b's data
 //
-// (the hashes of "token-a" and "token-ab"; real tokens are long random
+// (the hashes of "token-a" and "token-ab"; admin is optional and false by
+// default, so files written before it existed keep their meaning; real tokens are long random
 // strings, such as `openssl rand -hex 32`). HashToken, or
 // `printf %s "$TOKEN" | sha256sum`, makes the hash. Unknown
 // fields, a sha256 that is not 64 hex digits, a hash listed twice, a token
@@ -189,6 +197,8 @@ func (a *Authenticator) requiredTenant() string {
 //   - err-argus-unauthorized (401) with -auth.type=token, without a bearer
 //     token, or with one the token file does not list for every tenant of
 //     the request. The message names the tenants, never the token;
+//   - err-argus-admin-forbidden (403) with -auth.type=token and tenancy
+//     OneTenantAdmin, for a token valid for the tenant but not marked admin;
 //   - err-argus-not-ready (503) with -auth.type=token before Starting has
 //     loaded the token file, so that clients retry instead of dropping data.
 //
@@ -226,7 +236,7 @@ func (a *Authenticator) resolve(h http.Header, t Tenancy) (string, *apierror.Err
 		}
 	}
 	if a.cfg.Type == TypeToken {
-		return a.authorize(h, ids)
+		return a.authorize(h, ids, t)
 	}
 	if ids == nil {
 		return "", apierror.Errorf(apierror.MissingTenant, "the %s header is missing", tenant.HeaderName)
@@ -260,7 +270,7 @@ func headerTenants(h http.Header, t Tenancy) ([]string, *apierror.Error) {
 
 // authorize checks the bearer token of a request against the tenants it
 // names, ids (nil: none named), and returns the canonical tenant string.
-func (a *Authenticator) authorize(h http.Header, ids []string) (string, *apierror.Error) {
+func (a *Authenticator) authorize(h http.Header, ids []string, t Tenancy) (string, *apierror.Error) {
 	s := a.tokens.Load()
 	if s == nil {
 		return "", apierror.Errorf(apierror.NotReady, "the token file is not loaded yet: the process is starting")
@@ -287,6 +297,9 @@ func (a *Authenticator) authorize(h http.Header, ids []string) (string, *apierro
 	}
 	if !s.allows(i, ids) {
 		return "", apierror.Errorf(apierror.Unauthorized, "tenant %q: the bearer token is not valid", tenant.Join(ids))
+	}
+	if t == OneTenantAdmin && !s.admin[i] {
+		return "", apierror.Errorf(apierror.AdminForbidden, "tenant %q: the bearer token is not marked admin in the token file: only admin tokens may call the admin API", tenant.Join(ids))
 	}
 	return tenant.Join(ids), nil
 }

@@ -227,6 +227,36 @@ func TestMiddleware_Token(t *testing.T) {
 	})
 }
 
+func TestMiddleware_AdminToken(t *testing.T) {
+	a := newTestAuth(t, TypeToken, multiTenant, testTokens+
+		"  - sha256: "+HashToken("secret-admin")+"\n    tenants: [team-a]\n    admin: true\n")
+	require.NoError(t, a.Starting(context.Background()))
+	runMiddlewareCases(t, a.Authenticator, []middlewareCase{
+		{name: "admin token", tenancy: OneTenantAdmin, headers: []string{orgID, "team-a", authz, "Bearer secret-admin"}, want: "team-a"},
+		{name: "admin token names its tenant", tenancy: OneTenantAdmin, headers: []string{authz, "Bearer secret-admin"}, want: "team-a"},
+		{name: "admin token elsewhere", headers: []string{orgID, "team-a", authz, "Bearer secret-admin"}, want: "team-a"},
+		{name: "token not marked admin", tenancy: OneTenantAdmin, headers: []string{orgID, "team-a", authz, "Bearer secret-a"}, status: http.StatusForbidden,
+			want: "err-argus-admin-forbidden: tenant \"team-a\": the bearer token is not marked admin in the token file: only admin tokens may call the admin API\n"},
+		{name: "admin token of another tenant", tenancy: OneTenantAdmin, headers: []string{orgID, "team-b", authz, "Bearer secret-admin"},
+			want: "err-argus-unauthorized: tenant \"team-b\": the bearer token is not valid\n"},
+		{name: "no token", tenancy: OneTenantAdmin, headers: []string{orgID, "team-a"},
+			want: "err-argus-unauthorized: tenant \"team-a\": no bearer token"},
+		{name: "one tenant only", tenancy: OneTenantAdmin, headers: []string{orgID, "team-a|team-b", authz, "Bearer secret-admin"},
+			want: "err-argus-invalid-tenant: "},
+	})
+	require.Equal(t, 1.0, testutil.ToFloat64(a.metrics.forbidden))
+}
+
+// TestMiddleware_AdminHeader shows that with -auth.type=header the admin
+// tenancy is one tenant like any other: the proxy in front decides.
+func TestMiddleware_AdminHeader(t *testing.T) {
+	a := newTestAuth(t, TypeHeader, multiTenant, "")
+	runMiddlewareCases(t, a.Authenticator, []middlewareCase{
+		{name: "tenant", tenancy: OneTenantAdmin, headers: []string{orgID, "team-a"}, want: "team-a"},
+		{name: "no tenant", tenancy: OneTenantAdmin, want: "err-argus-missing-tenant: "},
+	})
+}
+
 func TestMiddleware_TokenMultitenancyDisabled(t *testing.T) {
 	a := newTestAuth(t, TypeToken, singleTenant, testTokens)
 	require.NoError(t, a.Starting(context.Background()))
@@ -253,15 +283,16 @@ func TestMiddleware_TokenNotLoadedYet(t *testing.T) {
 func TestMiddleware_Metrics(t *testing.T) {
 	a := newTestAuth(t, TypeToken, multiTenant, testTokens)
 	const zero = `
-# HELP argus_auth_requests_total HTTP requests through the auth middleware, by outcome (ok, missing_tenant, invalid_tenant, unauthorized, not_ready).
+# HELP argus_auth_requests_total HTTP requests through the auth middleware, by outcome (ok, missing_tenant, invalid_tenant, unauthorized, forbidden, not_ready); forbidden is a valid token that is not an admin one on the admin API.
 # TYPE argus_auth_requests_total counter
+argus_auth_requests_total{outcome="forbidden"} %d
 argus_auth_requests_total{outcome="invalid_tenant"} %d
 argus_auth_requests_total{outcome="missing_tenant"} %d
 argus_auth_requests_total{outcome="not_ready"} %d
 argus_auth_requests_total{outcome="ok"} %d
 argus_auth_requests_total{outcome="unauthorized"} %d
 `
-	require.NoError(t, testutil.GatherAndCompare(a.reg, strings.NewReader(fmt.Sprintf(zero, 0, 0, 0, 0, 0)), "argus_auth_requests_total"),
+	require.NoError(t, testutil.GatherAndCompare(a.reg, strings.NewReader(fmt.Sprintf(zero, 0, 0, 0, 0, 0, 0)), "argus_auth_requests_total"),
 		"every outcome exists at zero from the start")
 
 	serve(t, a.Authenticator, OneTenant, orgID, "team-a", authz, "Bearer secret-a") // not ready
@@ -274,7 +305,8 @@ argus_auth_requests_total{outcome="unauthorized"} %d
 	serve(t, a.Authenticator, OneTenant, orgID, "team-b", authz, "Bearer secret-a")
 	serve(t, a.Authenticator, OneTenant, orgID, "team-c", authz, "Bearer secret-wrong")
 	serve(t, a.Authenticator, OneTenant, orgID, "team-d")
-	require.NoError(t, testutil.GatherAndCompare(a.reg, strings.NewReader(fmt.Sprintf(zero, 2, 1, 1, 2, 3)), "argus_auth_requests_total"))
+	serve(t, a.Authenticator, OneTenantAdmin, orgID, "team-a", authz, "Bearer secret-a")
+	require.NoError(t, testutil.GatherAndCompare(a.reg, strings.NewReader(fmt.Sprintf(zero, 1, 2, 1, 1, 2, 3)), "argus_auth_requests_total"))
 }
 
 func TestMiddleware_HeaderModeRegistersNoTokenFileMetrics(t *testing.T) {
@@ -282,5 +314,5 @@ func TestMiddleware_HeaderModeRegistersNoTokenFileMetrics(t *testing.T) {
 	require.NoError(t, a.Starting(context.Background()))
 	n, err := testutil.GatherAndCount(a.reg)
 	require.NoError(t, err)
-	require.Equal(t, 5, n, "argus_auth_requests_total, one series per outcome, and nothing else")
+	require.Equal(t, 6, n, "argus_auth_requests_total, one series per outcome, and nothing else")
 }

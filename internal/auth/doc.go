@@ -5,14 +5,15 @@
 // It owns:
 //
 //   - Config (-auth.type, -auth.token-file);
-//   - the token file: SHA-256 hashes of bearer tokens and the tenants each
-//     may act as (see the Authenticator type for the format), re-read while
-//     running;
+//   - the token file: SHA-256 hashes of bearer tokens, the tenants each
+//     may act as and whether it may call the admin API (tenancy
+//     OneTenantAdmin; see the Authenticator type for the format), re-read
+//     while running;
 //   - Authenticator, the service that serves the token file and wraps
 //     handlers in the middleware that resolves the tenant, puts it in the
-//     request context with tenant.With, or answers 401 with an apierror ID
-//     (err-argus-missing-tenant, err-argus-invalid-tenant,
-//     err-argus-unauthorized);
+//     request context with tenant.With, or answers 401 or 403 with an
+//     apierror ID (err-argus-missing-tenant, err-argus-invalid-tenant,
+//     err-argus-unauthorized, err-argus-admin-forbidden);
 //   - HashToken, which makes the hash of a token for the file.
 //
 // It does not own the tenant ID rules or the X-Scope-OrgID header (package

@@ -14,6 +14,7 @@ const (
 	outcomeMissingTenant = "missing_tenant"
 	outcomeInvalidTenant = "invalid_tenant"
 	outcomeUnauthorized  = "unauthorized"
+	outcomeForbidden     = "forbidden"
 	// outcomeNotReady counts requests refused with a 500 because the token
 	// file was not loaded yet (the process is starting).
 	outcomeNotReady = "not_ready"
@@ -22,7 +23,7 @@ const (
 // metrics are the authenticator's metrics. None carries a tenant label:
 // unauthenticated input must not create series.
 type metrics struct {
-	ok, missingTenant, invalidTenant, unauthorized, notReady prometheus.Counter
+	ok, missingTenant, invalidTenant, unauthorized, forbidden, notReady prometheus.Counter
 
 	// reload are the token file's, which filereload updates. Registered
 	// with -auth.type=token only; nil otherwise.
@@ -33,7 +34,7 @@ func newMetrics(reg prometheus.Registerer, tokenFile bool) *metrics {
 	f := promauto.With(reg)
 	requests := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "argus_auth_requests_total",
-		Help: "HTTP requests through the auth middleware, by outcome (ok, missing_tenant, invalid_tenant, unauthorized, not_ready).",
+		Help: "HTTP requests through the auth middleware, by outcome (ok, missing_tenant, invalid_tenant, unauthorized, forbidden, not_ready); forbidden is a valid token that is not an admin one on the admin API.",
 	}, []string{"outcome"})
 	// Every outcome exists at zero from the start.
 	m := &metrics{
@@ -41,6 +42,7 @@ func newMetrics(reg prometheus.Registerer, tokenFile bool) *metrics {
 		missingTenant: requests.WithLabelValues(outcomeMissingTenant),
 		invalidTenant: requests.WithLabelValues(outcomeInvalidTenant),
 		unauthorized:  requests.WithLabelValues(outcomeUnauthorized),
+		forbidden:     requests.WithLabelValues(outcomeForbidden),
 		notReady:      requests.WithLabelValues(outcomeNotReady),
 	}
 	if !tokenFile {
@@ -65,6 +67,8 @@ func (m *metrics) refused(id apierror.ID) {
 		m.invalidTenant.Inc()
 	case apierror.Unauthorized:
 		m.unauthorized.Inc()
+	case apierror.AdminForbidden:
+		m.forbidden.Inc()
 	default:
 		m.notReady.Inc()
 	}

@@ -31,6 +31,8 @@ type tokenFile struct {
 type tokenEntry struct {
 	SHA256  string   `yaml:"sha256"`
 	Tenants []string `yaml:"tenants"`
+	// Admin lets the token call the admin API (deletion) for its tenants.
+	Admin bool `yaml:"admin"`
 }
 
 // tokenSet is one loaded token file. It is replaced whole by a reload, never
@@ -40,6 +42,8 @@ type tokenSet struct {
 	tenants []map[string]struct{} // tenants[i] are the tenants of hashes[i]
 	// single[i] is the one tenant of hashes[i], or "" if it lists several.
 	single []string
+	// admin[i] says whether hashes[i] may call the admin API.
+	admin []bool
 }
 
 // compareHashes compares two hashes in constant time. It is a variable so
@@ -89,6 +93,7 @@ func parseTokens(data []byte, requireTenant string) (*tokenSet, error) {
 		hashes:  make([][sha256.Size]byte, len(f.Tokens)),
 		tenants: make([]map[string]struct{}, len(f.Tokens)),
 		single:  make([]string, len(f.Tokens)),
+		admin:   make([]bool, len(f.Tokens)),
 	}
 	seen := make(map[[sha256.Size]byte]int, len(f.Tokens))
 	var errs []error
@@ -101,6 +106,7 @@ func parseTokens(data []byte, requireTenant string) (*tokenSet, error) {
 			continue
 		}
 		copy(s.hashes[i][:], h)
+		s.admin[i] = e.Admin
 		if prev, dup := seen[s.hashes[i]]; dup {
 			errs = append(errs, fmt.Errorf("token %d: same sha256 as token %d", n, prev))
 		}

@@ -26,6 +26,7 @@ tokens:
     tenants: [team-a]
   - sha256: "`+strings.ToUpper(HashToken("two"))+`"  # upper-case hex is fine
     tenants: [team-b, team-a, team-b]
+    admin: true
 `), "")
 	require.NoError(t, err)
 	require.Equal(t, 0, s.lookup("one"))
@@ -35,6 +36,7 @@ tokens:
 	require.Equal(t, []string{"team-a", ""}, s.single)
 	require.True(t, s.allows(1, []string{"team-a", "team-b"}))
 	require.False(t, s.allows(0, []string{"team-a", "team-b"}))
+	require.Equal(t, []bool{false, true}, s.admin, "admin is optional and false by default")
 }
 
 func TestParseTokens_Invalid(t *testing.T) {

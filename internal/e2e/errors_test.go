@@ -77,14 +77,16 @@ func TestErrorContract(t *testing.T) {
     query_timeout: 1ns
 `), 0o644))
 	tokenFile := filepath.Join(dir, "tokens.yaml")
-	require.NoError(t, os.WriteFile(tokenFile, []byte(fmt.Sprintf("tokens:\n  - sha256: %q\n    tenants: [team-a]\n", auth.HashToken("secret-a"))), 0o644))
+	require.NoError(t, os.WriteFile(tokenFile, []byte(fmt.Sprintf("tokens:\n  - sha256: %q\n    tenants: [team-a]\n  - sha256: %q\n    tenants: [team-a]\n    admin: true\n",
+		auth.HashToken("secret-a"), auth.HashToken("secret-admin"))), 0o644))
 
-	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-runtime-config.file=" + overrides}})
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-runtime-config.file=" + overrides, "-api.enable-admin-api=true"}})
 	tok := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-auth.type=token", "-auth.token-file=" + tokenFile}})
 	// A distributor and querier whose one ingester is not there.
 	dead := clustertest.FreePorts(t, 1)[0]
 	orphan := clustertest.StartArgus(t, clustertest.Options{Flags: []string{
 		"-target=distributor,querier", "-ingester.ring.store=static", fmt.Sprintf("-ingester.client.addresses=127.0.0.1:%d", dead), "-distributor.remote-timeout=2s",
+		"-api.enable-admin-api=true",
 	}})
 	// A distributor on a gossiped ring that has no ingester at all.
 	lonely := clustertest.StartArgus(t, clustertest.Options{Flags: []string{
@@ -109,6 +111,18 @@ func TestErrorContract(t *testing.T) {
 	query := func(p *clustertest.Process, tenant, path string, params url.Values) func(*testing.T) (int, string, http.Header) {
 		return func(t *testing.T) (int, string, http.Header) {
 			code, body := p.Query(t, tenant, clustertest.PromAPI+path, params)
+			return code, string(body), nil
+		}
+	}
+	admin := func(p *clustertest.Process, tenant, path, token string, params url.Values) func(*testing.T) (int, string, http.Header) {
+		return func(t *testing.T) (int, string, http.Header) {
+			req, err := http.NewRequest(http.MethodPost, p.URL()+clustertest.PromAPI+path+"?"+params.Encode(), nil)
+			require.NoError(t, err)
+			req.Header.Set(clustertest.TenantHeader, tenant)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			code, body := p.Do(t, req)
 			return code, string(body), nil
 		}
 	}
@@ -177,6 +191,13 @@ func TestErrorContract(t *testing.T) {
 			"query": {"q_metric"}, "start": {clustertest.FormatAPITime(now - 2*time.Hour.Milliseconds())}, "end": {at}, "step": {"60"}})},
 		{id: apierror.QueryTimeout, target: a, tenant: "q-timeout", do: query(a, "q-timeout", "/query", url.Values{"query": {"up"}, "time": {at}})},
 		{id: apierror.QueryUnavailable, target: orphan, tenant: "t1", do: query(orphan, "t1", "/query", url.Values{"query": {"up"}, "time": {at}})},
+
+		{id: apierror.AdminAPIDisabled, target: tok, tenant: "team-a", do: admin(tok, "team-a", "/admin/tsdb/delete_series", "secret-admin", url.Values{"match[]": {"up"}})},
+		{id: apierror.AdminForbidden, target: tok, tenant: "team-a", do: admin(tok, "team-a", "/admin/tsdb/delete_series", "secret-a", url.Values{"match[]": {"up"}})},
+		{id: apierror.InvalidDeleteRequest, target: a, tenant: "t1", do: admin(a, "t1", "/admin/tsdb/delete_series", "", url.Values{"match[]": {`{job=~".*"}`}})},
+		{id: apierror.InvalidStatsRequest, target: a, tenant: "t1", do: query(a, "t1", "/status/tsdb", url.Values{"limit": {"0"}})},
+		{id: apierror.AdminPartialFailure, target: orphan, tenant: "t1", do: admin(orphan, "t1", "/admin/tsdb/delete_series", "", url.Values{"match[]": {"up"}})},
+		{id: apierror.StatsUnavailable, target: orphan, tenant: "t1", do: query(orphan, "t1", "/status/tsdb", nil)},
 	}
 
 	seen := map[apierror.ID]bool{}
@@ -188,7 +209,7 @@ func TestErrorContract(t *testing.T) {
 			code, body, header := c.do(t)
 			require.Equal(t, entry.Status, code, "body: %s", body)
 			msg := body
-			if entry.Scope == apierror.ScopeQuery {
+			if entry.Scope == apierror.ScopeQuery || entry.Scope == apierror.ScopeAdmin {
 				var resp struct{ Status, ErrorType, Error string }
 				require.NoError(t, json.Unmarshal([]byte(body), &resp), body)
 				require.Equal(t, "error", resp.Status)

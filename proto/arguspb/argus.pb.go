@@ -1194,6 +1194,685 @@ func (x *LabelValuesResponse) GetValues() []string {
 	return nil
 }
 
+type DeleteSeriesRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MinTimeMs int64                  `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs int64                  `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	// At least one matcher, not all matching the empty value.
+	Matchers      []*LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSeriesRequest) Reset() {
+	*x = DeleteSeriesRequest{}
+	mi := &file_argus_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSeriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSeriesRequest) ProtoMessage() {}
+
+func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSeriesRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSeriesRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteSeriesRequest) GetMinTimeMs() int64 {
+	if x != nil {
+		return x.MinTimeMs
+	}
+	return 0
+}
+
+func (x *DeleteSeriesRequest) GetMaxTimeMs() int64 {
+	if x != nil {
+		return x.MaxTimeMs
+	}
+	return 0
+}
+
+func (x *DeleteSeriesRequest) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+type DeleteSeriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSeriesResponse) Reset() {
+	*x = DeleteSeriesResponse{}
+	mi := &file_argus_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSeriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSeriesResponse) ProtoMessage() {}
+
+func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSeriesResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSeriesResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{18}
+}
+
+type CleanTombstonesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanTombstonesRequest) Reset() {
+	*x = CleanTombstonesRequest{}
+	mi := &file_argus_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanTombstonesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanTombstonesRequest) ProtoMessage() {}
+
+func (x *CleanTombstonesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanTombstonesRequest.ProtoReflect.Descriptor instead.
+func (*CleanTombstonesRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{19}
+}
+
+type CleanTombstonesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanTombstonesResponse) Reset() {
+	*x = CleanTombstonesResponse{}
+	mi := &file_argus_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanTombstonesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanTombstonesResponse) ProtoMessage() {}
+
+func (x *CleanTombstonesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanTombstonesResponse.ProtoReflect.Descriptor instead.
+func (*CleanTombstonesResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{20}
+}
+
+type TSDBStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many entries each top list holds, at least 1.
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TSDBStatusRequest) Reset() {
+	*x = TSDBStatusRequest{}
+	mi := &file_argus_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSDBStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSDBStatusRequest) ProtoMessage() {}
+
+func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSDBStatusRequest.ProtoReflect.Descriptor instead.
+func (*TSDBStatusRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TSDBStatusRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// CardinalityStat is one entry of a top list: a name and its count.
+type CardinalityStat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         uint64                 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CardinalityStat) Reset() {
+	*x = CardinalityStat{}
+	mi := &file_argus_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CardinalityStat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CardinalityStat) ProtoMessage() {}
+
+func (x *CardinalityStat) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CardinalityStat.ProtoReflect.Descriptor instead.
+func (*CardinalityStat) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CardinalityStat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CardinalityStat) GetValue() uint64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+// TSDBStatusResponse mirrors Prometheus's TSDBStatus for one head. Lists
+// are sorted by value, highest first, at most limit entries each.
+type TSDBStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NumSeries     uint64                 `protobuf:"varint,1,opt,name=num_series,json=numSeries,proto3" json:"num_series,omitempty"`
+	NumLabelPairs int64                  `protobuf:"varint,2,opt,name=num_label_pairs,json=numLabelPairs,proto3" json:"num_label_pairs,omitempty"`
+	ChunkCount    int64                  `protobuf:"varint,3,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	// The oldest and newest in-memory sample; min is math.MaxInt64 and max
+	// math.MinInt64 when the head is empty, as in Prometheus.
+	MinTimeMs                   int64              `protobuf:"varint,4,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs                   int64              `protobuf:"varint,5,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	SeriesCountByMetricName     []*CardinalityStat `protobuf:"bytes,6,rep,name=series_count_by_metric_name,json=seriesCountByMetricName,proto3" json:"series_count_by_metric_name,omitempty"`
+	LabelValueCountByLabelName  []*CardinalityStat `protobuf:"bytes,7,rep,name=label_value_count_by_label_name,json=labelValueCountByLabelName,proto3" json:"label_value_count_by_label_name,omitempty"`
+	MemoryInBytesByLabelName    []*CardinalityStat `protobuf:"bytes,8,rep,name=memory_in_bytes_by_label_name,json=memoryInBytesByLabelName,proto3" json:"memory_in_bytes_by_label_name,omitempty"`
+	SeriesCountByLabelValuePair []*CardinalityStat `protobuf:"bytes,9,rep,name=series_count_by_label_value_pair,json=seriesCountByLabelValuePair,proto3" json:"series_count_by_label_value_pair,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
+}
+
+func (x *TSDBStatusResponse) Reset() {
+	*x = TSDBStatusResponse{}
+	mi := &file_argus_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSDBStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSDBStatusResponse) ProtoMessage() {}
+
+func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSDBStatusResponse.ProtoReflect.Descriptor instead.
+func (*TSDBStatusResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TSDBStatusResponse) GetNumSeries() uint64 {
+	if x != nil {
+		return x.NumSeries
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetNumLabelPairs() int64 {
+	if x != nil {
+		return x.NumLabelPairs
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetChunkCount() int64 {
+	if x != nil {
+		return x.ChunkCount
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetMinTimeMs() int64 {
+	if x != nil {
+		return x.MinTimeMs
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetMaxTimeMs() int64 {
+	if x != nil {
+		return x.MaxTimeMs
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetSeriesCountByMetricName() []*CardinalityStat {
+	if x != nil {
+		return x.SeriesCountByMetricName
+	}
+	return nil
+}
+
+func (x *TSDBStatusResponse) GetLabelValueCountByLabelName() []*CardinalityStat {
+	if x != nil {
+		return x.LabelValueCountByLabelName
+	}
+	return nil
+}
+
+func (x *TSDBStatusResponse) GetMemoryInBytesByLabelName() []*CardinalityStat {
+	if x != nil {
+		return x.MemoryInBytesByLabelName
+	}
+	return nil
+}
+
+func (x *TSDBStatusResponse) GetSeriesCountByLabelValuePair() []*CardinalityStat {
+	if x != nil {
+		return x.SeriesCountByLabelValuePair
+	}
+	return nil
+}
+
+type LabelNamesAndValuesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Matchers      []*LabelMatcher        `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelNamesAndValuesRequest) Reset() {
+	*x = LabelNamesAndValuesRequest{}
+	mi := &file_argus_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelNamesAndValuesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelNamesAndValuesRequest) ProtoMessage() {}
+
+func (x *LabelNamesAndValuesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelNamesAndValuesRequest.ProtoReflect.Descriptor instead.
+func (*LabelNamesAndValuesRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *LabelNamesAndValuesRequest) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+type LabelNameValues struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelNameValues) Reset() {
+	*x = LabelNameValues{}
+	mi := &file_argus_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelNameValues) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelNameValues) ProtoMessage() {}
+
+func (x *LabelNameValues) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelNameValues.ProtoReflect.Descriptor instead.
+func (*LabelNameValues) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LabelNameValues) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LabelNameValues) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type LabelNamesAndValuesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*LabelNameValues     `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelNamesAndValuesResponse) Reset() {
+	*x = LabelNamesAndValuesResponse{}
+	mi := &file_argus_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelNamesAndValuesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelNamesAndValuesResponse) ProtoMessage() {}
+
+func (x *LabelNamesAndValuesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelNamesAndValuesResponse.ProtoReflect.Descriptor instead.
+func (*LabelNamesAndValuesResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LabelNamesAndValuesResponse) GetItems() []*LabelNameValues {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type LabelValuesCardinalityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LabelNames    []string               `protobuf:"bytes,1,rep,name=label_names,json=labelNames,proto3" json:"label_names,omitempty"`
+	Matchers      []*LabelMatcher        `protobuf:"bytes,2,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValuesCardinalityRequest) Reset() {
+	*x = LabelValuesCardinalityRequest{}
+	mi := &file_argus_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValuesCardinalityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValuesCardinalityRequest) ProtoMessage() {}
+
+func (x *LabelValuesCardinalityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValuesCardinalityRequest.ProtoReflect.Descriptor instead.
+func (*LabelValuesCardinalityRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *LabelValuesCardinalityRequest) GetLabelNames() []string {
+	if x != nil {
+		return x.LabelNames
+	}
+	return nil
+}
+
+func (x *LabelValuesCardinalityRequest) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+// LabelValueCounts is the series count per value of one label name; a name
+// no matching series has is absent.
+type LabelValueCounts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Sorted by value.
+	Values        []*CardinalityStat `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValueCounts) Reset() {
+	*x = LabelValueCounts{}
+	mi := &file_argus_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValueCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValueCounts) ProtoMessage() {}
+
+func (x *LabelValueCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValueCounts.ProtoReflect.Descriptor instead.
+func (*LabelValueCounts) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LabelValueCounts) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LabelValueCounts) GetValues() []*CardinalityStat {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type LabelValuesCardinalityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every in-memory series of the tenant, whatever the matchers.
+	NumSeries     uint64              `protobuf:"varint,1,opt,name=num_series,json=numSeries,proto3" json:"num_series,omitempty"`
+	Items         []*LabelValueCounts `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValuesCardinalityResponse) Reset() {
+	*x = LabelValuesCardinalityResponse{}
+	mi := &file_argus_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValuesCardinalityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValuesCardinalityResponse) ProtoMessage() {}
+
+func (x *LabelValuesCardinalityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValuesCardinalityResponse.ProtoReflect.Descriptor instead.
+func (*LabelValuesCardinalityResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *LabelValuesCardinalityResponse) GetNumSeries() uint64 {
+	if x != nil {
+		return x.NumSeries
+	}
+	return 0
+}
+
+func (x *LabelValuesCardinalityResponse) GetItems() []*LabelValueCounts {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
 var File_argus_proto protoreflect.FileDescriptor
 
 const file_argus_proto_rawDesc = "" +
@@ -1270,7 +1949,49 @@ const file_argus_proto_rawDesc = "" +
 	"\bmatchers\x18\x04 \x03(\v2\x16.argus.v1.LabelMatcherR\bmatchers\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x03R\x05limit\"-\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values*\x85\x02\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\x89\x01\n" +
+	"\x13DeleteSeriesRequest\x12\x1e\n" +
+	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
+	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x122\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x16.argus.v1.LabelMatcherR\bmatchers\"\x16\n" +
+	"\x14DeleteSeriesResponse\"\x18\n" +
+	"\x16CleanTombstonesRequest\"\x19\n" +
+	"\x17CleanTombstonesResponse\")\n" +
+	"\x11TSDBStatusRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\";\n" +
+	"\x0fCardinalityStat\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\xb3\x04\n" +
+	"\x12TSDBStatusResponse\x12\x1d\n" +
+	"\n" +
+	"num_series\x18\x01 \x01(\x04R\tnumSeries\x12&\n" +
+	"\x0fnum_label_pairs\x18\x02 \x01(\x03R\rnumLabelPairs\x12\x1f\n" +
+	"\vchunk_count\x18\x03 \x01(\x03R\n" +
+	"chunkCount\x12\x1e\n" +
+	"\vmin_time_ms\x18\x04 \x01(\x03R\tminTimeMs\x12\x1e\n" +
+	"\vmax_time_ms\x18\x05 \x01(\x03R\tmaxTimeMs\x12W\n" +
+	"\x1bseries_count_by_metric_name\x18\x06 \x03(\v2\x19.argus.v1.CardinalityStatR\x17seriesCountByMetricName\x12^\n" +
+	"\x1flabel_value_count_by_label_name\x18\a \x03(\v2\x19.argus.v1.CardinalityStatR\x1alabelValueCountByLabelName\x12Z\n" +
+	"\x1dmemory_in_bytes_by_label_name\x18\b \x03(\v2\x19.argus.v1.CardinalityStatR\x18memoryInBytesByLabelName\x12`\n" +
+	" series_count_by_label_value_pair\x18\t \x03(\v2\x19.argus.v1.CardinalityStatR\x1bseriesCountByLabelValuePair\"P\n" +
+	"\x1aLabelNamesAndValuesRequest\x122\n" +
+	"\bmatchers\x18\x01 \x03(\v2\x16.argus.v1.LabelMatcherR\bmatchers\"=\n" +
+	"\x0fLabelNameValues\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"N\n" +
+	"\x1bLabelNamesAndValuesResponse\x12/\n" +
+	"\x05items\x18\x01 \x03(\v2\x19.argus.v1.LabelNameValuesR\x05items\"t\n" +
+	"\x1dLabelValuesCardinalityRequest\x12\x1f\n" +
+	"\vlabel_names\x18\x01 \x03(\tR\n" +
+	"labelNames\x122\n" +
+	"\bmatchers\x18\x02 \x03(\v2\x16.argus.v1.LabelMatcherR\bmatchers\"Y\n" +
+	"\x10LabelValueCounts\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
+	"\x06values\x18\x02 \x03(\v2\x19.argus.v1.CardinalityStatR\x06values\"q\n" +
+	"\x1eLabelValuesCardinalityResponse\x12\x1d\n" +
+	"\n" +
+	"num_series\x18\x01 \x01(\x04R\tnumSeries\x120\n" +
+	"\x05items\x18\x02 \x03(\v2\x1a.argus.v1.LabelValueCountsR\x05items*\x85\x02\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREJECT_REASON_OUT_OF_ORDER\x10\x01\x12%\n" +
@@ -1289,7 +2010,14 @@ const file_argus_proto_rawDesc = "" +
 	"\x06Series\x12\x17.argus.v1.SeriesRequest\x1a\x18.argus.v1.SeriesResponse0\x01\x12G\n" +
 	"\n" +
 	"LabelNames\x12\x1b.argus.v1.LabelNamesRequest\x1a\x1c.argus.v1.LabelNamesResponse\x12J\n" +
-	"\vLabelValues\x12\x1c.argus.v1.LabelValuesRequest\x1a\x1d.argus.v1.LabelValuesResponseB+Z)github.com/argus-tsdb/argus/proto/arguspbb\x06proto3"
+	"\vLabelValues\x12\x1c.argus.v1.LabelValuesRequest\x1a\x1d.argus.v1.LabelValuesResponse2\xd2\x03\n" +
+	"\rIngesterAdmin\x12M\n" +
+	"\fDeleteSeries\x12\x1d.argus.v1.DeleteSeriesRequest\x1a\x1e.argus.v1.DeleteSeriesResponse\x12V\n" +
+	"\x0fCleanTombstones\x12 .argus.v1.CleanTombstonesRequest\x1a!.argus.v1.CleanTombstonesResponse\x12G\n" +
+	"\n" +
+	"TSDBStatus\x12\x1b.argus.v1.TSDBStatusRequest\x1a\x1c.argus.v1.TSDBStatusResponse\x12d\n" +
+	"\x13LabelNamesAndValues\x12$.argus.v1.LabelNamesAndValuesRequest\x1a%.argus.v1.LabelNamesAndValuesResponse0\x01\x12k\n" +
+	"\x16LabelValuesCardinality\x12'.argus.v1.LabelValuesCardinalityRequest\x1a(.argus.v1.LabelValuesCardinalityResponseB+Z)github.com/argus-tsdb/argus/proto/arguspbb\x06proto3"
 
 var (
 	file_argus_proto_rawDescOnce sync.Once
@@ -1304,28 +2032,41 @@ func file_argus_proto_rawDescGZIP() []byte {
 }
 
 var file_argus_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_argus_proto_goTypes = []any{
-	(RejectReason)(0),           // 0: argus.v1.RejectReason
-	(ChunkEncoding)(0),          // 1: argus.v1.ChunkEncoding
-	(LabelMatcher_Type)(0),      // 2: argus.v1.LabelMatcher.Type
-	(*WriteRequest)(nil),        // 3: argus.v1.WriteRequest
-	(*TimeSeries)(nil),          // 4: argus.v1.TimeSeries
-	(*Label)(nil),               // 5: argus.v1.Label
-	(*Sample)(nil),              // 6: argus.v1.Sample
-	(*PushResponse)(nil),        // 7: argus.v1.PushResponse
-	(*RejectedSeries)(nil),      // 8: argus.v1.RejectedSeries
-	(*UserStatsRequest)(nil),    // 9: argus.v1.UserStatsRequest
-	(*UserStatsResponse)(nil),   // 10: argus.v1.UserStatsResponse
-	(*LabelMatcher)(nil),        // 11: argus.v1.LabelMatcher
-	(*SeriesRequest)(nil),       // 12: argus.v1.SeriesRequest
-	(*SeriesResponse)(nil),      // 13: argus.v1.SeriesResponse
-	(*StreamSeries)(nil),        // 14: argus.v1.StreamSeries
-	(*Chunk)(nil),               // 15: argus.v1.Chunk
-	(*LabelNamesRequest)(nil),   // 16: argus.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),  // 17: argus.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),  // 18: argus.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil), // 19: argus.v1.LabelValuesResponse
+	(RejectReason)(0),                      // 0: argus.v1.RejectReason
+	(ChunkEncoding)(0),                     // 1: argus.v1.ChunkEncoding
+	(LabelMatcher_Type)(0),                 // 2: argus.v1.LabelMatcher.Type
+	(*WriteRequest)(nil),                   // 3: argus.v1.WriteRequest
+	(*TimeSeries)(nil),                     // 4: argus.v1.TimeSeries
+	(*Label)(nil),                          // 5: argus.v1.Label
+	(*Sample)(nil),                         // 6: argus.v1.Sample
+	(*PushResponse)(nil),                   // 7: argus.v1.PushResponse
+	(*RejectedSeries)(nil),                 // 8: argus.v1.RejectedSeries
+	(*UserStatsRequest)(nil),               // 9: argus.v1.UserStatsRequest
+	(*UserStatsResponse)(nil),              // 10: argus.v1.UserStatsResponse
+	(*LabelMatcher)(nil),                   // 11: argus.v1.LabelMatcher
+	(*SeriesRequest)(nil),                  // 12: argus.v1.SeriesRequest
+	(*SeriesResponse)(nil),                 // 13: argus.v1.SeriesResponse
+	(*StreamSeries)(nil),                   // 14: argus.v1.StreamSeries
+	(*Chunk)(nil),                          // 15: argus.v1.Chunk
+	(*LabelNamesRequest)(nil),              // 16: argus.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),             // 17: argus.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),             // 18: argus.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),            // 19: argus.v1.LabelValuesResponse
+	(*DeleteSeriesRequest)(nil),            // 20: argus.v1.DeleteSeriesRequest
+	(*DeleteSeriesResponse)(nil),           // 21: argus.v1.DeleteSeriesResponse
+	(*CleanTombstonesRequest)(nil),         // 22: argus.v1.CleanTombstonesRequest
+	(*CleanTombstonesResponse)(nil),        // 23: argus.v1.CleanTombstonesResponse
+	(*TSDBStatusRequest)(nil),              // 24: argus.v1.TSDBStatusRequest
+	(*CardinalityStat)(nil),                // 25: argus.v1.CardinalityStat
+	(*TSDBStatusResponse)(nil),             // 26: argus.v1.TSDBStatusResponse
+	(*LabelNamesAndValuesRequest)(nil),     // 27: argus.v1.LabelNamesAndValuesRequest
+	(*LabelNameValues)(nil),                // 28: argus.v1.LabelNameValues
+	(*LabelNamesAndValuesResponse)(nil),    // 29: argus.v1.LabelNamesAndValuesResponse
+	(*LabelValuesCardinalityRequest)(nil),  // 30: argus.v1.LabelValuesCardinalityRequest
+	(*LabelValueCounts)(nil),               // 31: argus.v1.LabelValueCounts
+	(*LabelValuesCardinalityResponse)(nil), // 32: argus.v1.LabelValuesCardinalityResponse
 }
 var file_argus_proto_depIdxs = []int32{
 	4,  // 0: argus.v1.WriteRequest.timeseries:type_name -> argus.v1.TimeSeries
@@ -1342,21 +2083,41 @@ var file_argus_proto_depIdxs = []int32{
 	1,  // 11: argus.v1.Chunk.encoding:type_name -> argus.v1.ChunkEncoding
 	11, // 12: argus.v1.LabelNamesRequest.matchers:type_name -> argus.v1.LabelMatcher
 	11, // 13: argus.v1.LabelValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	3,  // 14: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
-	9,  // 15: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
-	12, // 16: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
-	16, // 17: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
-	18, // 18: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
-	7,  // 19: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
-	10, // 20: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
-	13, // 21: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
-	17, // 22: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
-	19, // 23: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	11, // 14: argus.v1.DeleteSeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	25, // 15: argus.v1.TSDBStatusResponse.series_count_by_metric_name:type_name -> argus.v1.CardinalityStat
+	25, // 16: argus.v1.TSDBStatusResponse.label_value_count_by_label_name:type_name -> argus.v1.CardinalityStat
+	25, // 17: argus.v1.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> argus.v1.CardinalityStat
+	25, // 18: argus.v1.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> argus.v1.CardinalityStat
+	11, // 19: argus.v1.LabelNamesAndValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	28, // 20: argus.v1.LabelNamesAndValuesResponse.items:type_name -> argus.v1.LabelNameValues
+	11, // 21: argus.v1.LabelValuesCardinalityRequest.matchers:type_name -> argus.v1.LabelMatcher
+	25, // 22: argus.v1.LabelValueCounts.values:type_name -> argus.v1.CardinalityStat
+	31, // 23: argus.v1.LabelValuesCardinalityResponse.items:type_name -> argus.v1.LabelValueCounts
+	3,  // 24: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
+	9,  // 25: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
+	12, // 26: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
+	16, // 27: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
+	18, // 28: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
+	20, // 29: argus.v1.IngesterAdmin.DeleteSeries:input_type -> argus.v1.DeleteSeriesRequest
+	22, // 30: argus.v1.IngesterAdmin.CleanTombstones:input_type -> argus.v1.CleanTombstonesRequest
+	24, // 31: argus.v1.IngesterAdmin.TSDBStatus:input_type -> argus.v1.TSDBStatusRequest
+	27, // 32: argus.v1.IngesterAdmin.LabelNamesAndValues:input_type -> argus.v1.LabelNamesAndValuesRequest
+	30, // 33: argus.v1.IngesterAdmin.LabelValuesCardinality:input_type -> argus.v1.LabelValuesCardinalityRequest
+	7,  // 34: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
+	10, // 35: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
+	13, // 36: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
+	17, // 37: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
+	19, // 38: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
+	21, // 39: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
+	23, // 40: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
+	26, // 41: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
+	29, // 42: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
+	32, // 43: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
+	34, // [34:44] is the sub-list for method output_type
+	24, // [24:34] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_argus_proto_init() }
@@ -1370,9 +2131,9 @@ func file_argus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_argus_proto_rawDesc), len(file_argus_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   30,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_argus_proto_goTypes,
 		DependencyIndexes: file_argus_proto_depIdxs,

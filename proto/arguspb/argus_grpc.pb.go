@@ -382,3 +382,303 @@ var SeriesSource_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "argus.proto",
 }
+
+const (
+	IngesterAdmin_DeleteSeries_FullMethodName           = "/argus.v1.IngesterAdmin/DeleteSeries"
+	IngesterAdmin_CleanTombstones_FullMethodName        = "/argus.v1.IngesterAdmin/CleanTombstones"
+	IngesterAdmin_TSDBStatus_FullMethodName             = "/argus.v1.IngesterAdmin/TSDBStatus"
+	IngesterAdmin_LabelNamesAndValues_FullMethodName    = "/argus.v1.IngesterAdmin/LabelNamesAndValues"
+	IngesterAdmin_LabelValuesCardinality_FullMethodName = "/argus.v1.IngesterAdmin/LabelValuesCardinality"
+)
+
+// IngesterAdminClient is the client API for IngesterAdmin service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// IngesterAdmin is the per-tenant administration and statistics API of one
+// ingester, which the querier calls on every ingester of the ring (every
+// replica). Tenant in metadata "x-scope-orgid".
+type IngesterAdminClient interface {
+	// DeleteSeries records a tombstone: the samples in
+	// [min_time_ms, max_time_ms] of every series matching all matchers are
+	// gone from every read that starts after it returns, and it returns only
+	// once the tombstone is durable (it survives kill -9). The range is
+	// clamped to the tenant's newest sample on this ingester, so samples
+	// appended later stay visible. Idempotent: a retry records nothing new
+	// that a read could see. InvalidArgument for a bad matcher or range.
+	DeleteSeries(ctx context.Context, in *DeleteSeriesRequest, opts ...grpc.CallOption) (*DeleteSeriesResponse, error)
+	// CleanTombstones rewrites the persisted data that tombstones cover
+	// without it, and drops the tombstones nothing can hold data of any more.
+	// Reads answer the same before and after.
+	CleanTombstones(ctx context.Context, in *CleanTombstonesRequest, opts ...grpc.CallOption) (*CleanTombstonesResponse, error)
+	// TSDBStatus reports the cardinality of the tenant's in-memory head on
+	// this ingester, as Prometheus's /api/v1/status/tsdb does for its head.
+	TSDBStatus(ctx context.Context, in *TSDBStatusRequest, opts ...grpc.CallOption) (*TSDBStatusResponse, error)
+	// LabelNamesAndValues streams every label name of the tenant's in-memory
+	// series that match all matchers, with its values: each name is sent
+	// once, whole, names sorted, values sorted and unique.
+	LabelNamesAndValues(ctx context.Context, in *LabelNamesAndValuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelNamesAndValuesResponse], error)
+	// LabelValuesCardinality counts, for each requested label name, the
+	// tenant's in-memory series that match all matchers per value of it.
+	LabelValuesCardinality(ctx context.Context, in *LabelValuesCardinalityRequest, opts ...grpc.CallOption) (*LabelValuesCardinalityResponse, error)
+}
+
+type ingesterAdminClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewIngesterAdminClient(cc grpc.ClientConnInterface) IngesterAdminClient {
+	return &ingesterAdminClient{cc}
+}
+
+func (c *ingesterAdminClient) DeleteSeries(ctx context.Context, in *DeleteSeriesRequest, opts ...grpc.CallOption) (*DeleteSeriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSeriesResponse)
+	err := c.cc.Invoke(ctx, IngesterAdmin_DeleteSeries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterAdminClient) CleanTombstones(ctx context.Context, in *CleanTombstonesRequest, opts ...grpc.CallOption) (*CleanTombstonesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CleanTombstonesResponse)
+	err := c.cc.Invoke(ctx, IngesterAdmin_CleanTombstones_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterAdminClient) TSDBStatus(ctx context.Context, in *TSDBStatusRequest, opts ...grpc.CallOption) (*TSDBStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TSDBStatusResponse)
+	err := c.cc.Invoke(ctx, IngesterAdmin_TSDBStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterAdminClient) LabelNamesAndValues(ctx context.Context, in *LabelNamesAndValuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelNamesAndValuesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &IngesterAdmin_ServiceDesc.Streams[0], IngesterAdmin_LabelNamesAndValues_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LabelNamesAndValuesRequest, LabelNamesAndValuesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type IngesterAdmin_LabelNamesAndValuesClient = grpc.ServerStreamingClient[LabelNamesAndValuesResponse]
+
+func (c *ingesterAdminClient) LabelValuesCardinality(ctx context.Context, in *LabelValuesCardinalityRequest, opts ...grpc.CallOption) (*LabelValuesCardinalityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LabelValuesCardinalityResponse)
+	err := c.cc.Invoke(ctx, IngesterAdmin_LabelValuesCardinality_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// IngesterAdminServer is the server API for IngesterAdmin service.
+// All implementations must embed UnimplementedIngesterAdminServer
+// for forward compatibility.
+//
+// IngesterAdmin is the per-tenant administration and statistics API of one
+// ingester, which the querier calls on every ingester of the ring (every
+// replica). Tenant in metadata "x-scope-orgid".
+type IngesterAdminServer interface {
+	// DeleteSeries records a tombstone: the samples in
+	// [min_time_ms, max_time_ms] of every series matching all matchers are
+	// gone from every read that starts after it returns, and it returns only
+	// once the tombstone is durable (it survives kill -9). The range is
+	// clamped to the tenant's newest sample on this ingester, so samples
+	// appended later stay visible. Idempotent: a retry records nothing new
+	// that a read could see. InvalidArgument for a bad matcher or range.
+	DeleteSeries(context.Context, *DeleteSeriesRequest) (*DeleteSeriesResponse, error)
+	// CleanTombstones rewrites the persisted data that tombstones cover
+	// without it, and drops the tombstones nothing can hold data of any more.
+	// Reads answer the same before and after.
+	CleanTombstones(context.Context, *CleanTombstonesRequest) (*CleanTombstonesResponse, error)
+	// TSDBStatus reports the cardinality of the tenant's in-memory head on
+	// this ingester, as Prometheus's /api/v1/status/tsdb does for its head.
+	TSDBStatus(context.Context, *TSDBStatusRequest) (*TSDBStatusResponse, error)
+	// LabelNamesAndValues streams every label name of the tenant's in-memory
+	// series that match all matchers, with its values: each name is sent
+	// once, whole, names sorted, values sorted and unique.
+	LabelNamesAndValues(*LabelNamesAndValuesRequest, grpc.ServerStreamingServer[LabelNamesAndValuesResponse]) error
+	// LabelValuesCardinality counts, for each requested label name, the
+	// tenant's in-memory series that match all matchers per value of it.
+	LabelValuesCardinality(context.Context, *LabelValuesCardinalityRequest) (*LabelValuesCardinalityResponse, error)
+	mustEmbedUnimplementedIngesterAdminServer()
+}
+
+// UnimplementedIngesterAdminServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedIngesterAdminServer struct{}
+
+func (UnimplementedIngesterAdminServer) DeleteSeries(context.Context, *DeleteSeriesRequest) (*DeleteSeriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSeries not implemented")
+}
+func (UnimplementedIngesterAdminServer) CleanTombstones(context.Context, *CleanTombstonesRequest) (*CleanTombstonesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CleanTombstones not implemented")
+}
+func (UnimplementedIngesterAdminServer) TSDBStatus(context.Context, *TSDBStatusRequest) (*TSDBStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TSDBStatus not implemented")
+}
+func (UnimplementedIngesterAdminServer) LabelNamesAndValues(*LabelNamesAndValuesRequest, grpc.ServerStreamingServer[LabelNamesAndValuesResponse]) error {
+	return status.Error(codes.Unimplemented, "method LabelNamesAndValues not implemented")
+}
+func (UnimplementedIngesterAdminServer) LabelValuesCardinality(context.Context, *LabelValuesCardinalityRequest) (*LabelValuesCardinalityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LabelValuesCardinality not implemented")
+}
+func (UnimplementedIngesterAdminServer) mustEmbedUnimplementedIngesterAdminServer() {}
+func (UnimplementedIngesterAdminServer) testEmbeddedByValue()                       {}
+
+// UnsafeIngesterAdminServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to IngesterAdminServer will
+// result in compilation errors.
+type UnsafeIngesterAdminServer interface {
+	mustEmbedUnimplementedIngesterAdminServer()
+}
+
+func RegisterIngesterAdminServer(s grpc.ServiceRegistrar, srv IngesterAdminServer) {
+	// If the following call panics, it indicates UnimplementedIngesterAdminServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&IngesterAdmin_ServiceDesc, srv)
+}
+
+func _IngesterAdmin_DeleteSeries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSeriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterAdminServer).DeleteSeries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngesterAdmin_DeleteSeries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterAdminServer).DeleteSeries(ctx, req.(*DeleteSeriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IngesterAdmin_CleanTombstones_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CleanTombstonesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterAdminServer).CleanTombstones(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngesterAdmin_CleanTombstones_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterAdminServer).CleanTombstones(ctx, req.(*CleanTombstonesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IngesterAdmin_TSDBStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TSDBStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterAdminServer).TSDBStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngesterAdmin_TSDBStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterAdminServer).TSDBStatus(ctx, req.(*TSDBStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IngesterAdmin_LabelNamesAndValues_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LabelNamesAndValuesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(IngesterAdminServer).LabelNamesAndValues(m, &grpc.GenericServerStream[LabelNamesAndValuesRequest, LabelNamesAndValuesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type IngesterAdmin_LabelNamesAndValuesServer = grpc.ServerStreamingServer[LabelNamesAndValuesResponse]
+
+func _IngesterAdmin_LabelValuesCardinality_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LabelValuesCardinalityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterAdminServer).LabelValuesCardinality(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngesterAdmin_LabelValuesCardinality_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterAdminServer).LabelValuesCardinality(ctx, req.(*LabelValuesCardinalityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// IngesterAdmin_ServiceDesc is the grpc.ServiceDesc for IngesterAdmin service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var IngesterAdmin_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "argus.v1.IngesterAdmin",
+	HandlerType: (*IngesterAdminServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "DeleteSeries",
+			Handler:    _IngesterAdmin_DeleteSeries_Handler,
+		},
+		{
+			MethodName: "CleanTombstones",
+			Handler:    _IngesterAdmin_CleanTombstones_Handler,
+		},
+		{
+			MethodName: "TSDBStatus",
+			Handler:    _IngesterAdmin_TSDBStatus_Handler,
+		},
+		{
+			MethodName: "LabelValuesCardinality",
+			Handler:    _IngesterAdmin_LabelValuesCardinality_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "LabelNamesAndValues",
+			Handler:       _IngesterAdmin_LabelNamesAndValues_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "argus.proto",
+}
