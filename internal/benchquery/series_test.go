@@ -79,7 +79,9 @@ var seriesQueries = []seriesQuery{
 	{name: "count", path: "/query", params: func(endMs int64) url.Values {
 		return url.Values{"query": {`count({job="app"})`}, "time": {clustertest.FormatAPITime(endMs)}}
 	}, check: func(b *testing.B, n int, data json.RawMessage) {
-		var d struct{ Result []struct{ Value [2]json.RawMessage } }
+		var d struct {
+			Result []struct{ Value [2]json.RawMessage }
+		}
 		require.NoError(b, json.Unmarshal(data, &d))
 		require.Len(b, d.Result, 1)
 		require.Equal(b, strconv.Quote(strconv.Itoa(n)), string(d.Result[0].Value[1]))
