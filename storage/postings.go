@@ -15,17 +15,27 @@ import (
 // bbolt are valid only until the transaction ends.
 type reader struct {
 	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
+	// lvIndex is the label-values index of a DB partition (nil in a
+	// ChunkStore file, which has none).
+	lvIndex *bbolt.Bucket
 
 	key []byte // scratch
 }
 
-func newReader(tx *bbolt.Tx) *reader {
+// bucketParent is what holds the data buckets: the transaction of a
+// ChunkStore file, or a tenant's bucket in a DB partition.
+type bucketParent interface {
+	Bucket(name []byte) *bbolt.Bucket
+}
+
+func newReader(parent bucketParent) *reader {
 	return &reader{
-		series:     tx.Bucket(bucketSeries),
-		seriesTime: tx.Bucket(bucketSeriesTime),
-		byLabels:   tx.Bucket(bucketByLabels),
-		postings:   tx.Bucket(bucketPostings),
-		chunks:     tx.Bucket(bucketChunks),
+		series:      parent.Bucket(bucketSeries),
+		seriesTime:  parent.Bucket(bucketSeriesTime),
+		byLabels:    parent.Bucket(bucketByLabels),
+		postings:    parent.Bucket(bucketPostings),
+		chunks:      parent.Bucket(bucketChunks),
+		lvIndex:     parent.Bucket(bucketLabelValues),
 	}
 }
 

@@ -20,30 +20,42 @@ import (
 func (s *ChunkStore) Select(mint, maxt int64, opts SelectOptions, matchers ...*labels.Matcher) ([]Series, error) {
 	var out []Series
 	err := s.view(func(r *reader) error {
-		if mint > maxt {
-			return nil
+		var err error
+		out, err = r.selectSeries(mint, maxt, opts, matchers)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// selectSeries is Select on the buckets of r.
+func (r *reader) selectSeries(mint, maxt int64, opts SelectOptions, matchers []*labels.Matcher) ([]Series, error) {
+	if mint > maxt {
+		return nil, nil
+	}
+	var (
+		out []Series
+		a   arena
+		lb  = labels.NewScratchBuilder(8)
+		cur = r.chunks.Cursor()
+	)
+	err := r.forEachSeries(mint, maxt, matchers, func(id uint64) error {
+		chunks, ok, err := r.chunksInRange(cur, id, mint, maxt, chunkCopier(opts, &a))
+		if err != nil || !ok {
+			return err
 		}
-		var (
-			a   arena
-			lb  = labels.NewScratchBuilder(8)
-			cur = r.chunks.Cursor()
-		)
-		return r.forEachSeries(mint, maxt, matchers, func(id uint64) error {
-			chunks, ok, err := r.chunksInRange(cur, id, mint, maxt, chunkCopier(opts, &a))
-			if err != nil || !ok {
-				return err
-			}
-			enc, err := r.seriesLabels(id)
-			if err != nil {
-				return err
-			}
-			lbls, err := decodeLabels(enc, &a, &lb)
-			if err != nil {
-				return fmt.Errorf("series %d: %w", id, err)
-			}
-			out = append(out, Series{Labels: lbls, Chunks: chunks})
-			return nil
-		})
+		enc, err := r.seriesLabels(id)
+		if err != nil {
+			return err
+		}
+		lbls, err := decodeLabels(enc, &a, &lb)
+		if err != nil {
+			return fmt.Errorf("series %d: %w", id, err)
+		}
+		out = append(out, Series{Labels: lbls, Chunks: chunks})
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -167,27 +179,37 @@ func (r *reader) inRange(id uint64, mint, maxt int64) (bool, error) {
 func (s *ChunkStore) LabelNames(mint, maxt int64, matchers ...*labels.Matcher) ([]string, error) {
 	var names []string
 	err := s.view(func(r *reader) error {
-		if mint > maxt {
-			return nil
-		}
-		if len(matchers) == 0 {
-			var err error
-			names, err = r.allLabelNames(mint, maxt)
+		var err error
+		names, err = r.labelNames(mint, maxt, matchers)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+// labelNames is LabelNames on the buckets of r.
+func (r *reader) labelNames(mint, maxt int64, matchers []*labels.Matcher) ([]string, error) {
+	if mint > maxt {
+		return nil, nil
+	}
+	if len(matchers) == 0 {
+		return r.allLabelNames(mint, maxt)
+	}
+	var names []string
+	seen := map[string]struct{}{}
+	err := r.forEachSeries(mint, maxt, matchers, func(id uint64) error {
+		enc, err := r.seriesLabels(id)
+		if err != nil {
 			return err
 		}
-		seen := map[string]struct{}{}
-		return r.forEachSeries(mint, maxt, matchers, func(id uint64) error {
-			enc, err := r.seriesLabels(id)
-			if err != nil {
-				return err
+		return rangeLabels(enc, func(name, _ []byte) bool {
+			if _, ok := seen[string(name)]; !ok {
+				seen[string(name)] = struct{}{}
+				names = append(names, string(name))
 			}
-			return rangeLabels(enc, func(name, _ []byte) bool {
-				if _, ok := seen[string(name)]; !ok {
-					seen[string(name)] = struct{}{}
-					names = append(names, string(name))
-				}
-				return true
-			})
+			return true
 		})
 	})
 	if err != nil {
@@ -231,16 +253,26 @@ func (r *reader) allLabelNames(mint, maxt int64) ([]string, error) {
 func (s *ChunkStore) LabelValues(name string, mint, maxt int64, matchers ...*labels.Matcher) ([]string, error) {
 	var values []string
 	err := s.view(func(r *reader) error {
-		if mint > maxt || name == "" || strings.IndexByte(name, sep) >= 0 {
-			return nil
-		}
-		ids, all, err := r.postingsForMatchers(matchers)
-		if err != nil || (!all && len(ids) == 0) {
-			return err
-		}
-		values, err = r.labelValues(name, mint, maxt, ids, all)
+		var err error
+		values, err = r.labelValuesMatching(name, mint, maxt, matchers)
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return values, nil
+}
+
+// labelValuesMatching is LabelValues on the buckets of r.
+func (r *reader) labelValuesMatching(name string, mint, maxt int64, matchers []*labels.Matcher) ([]string, error) {
+	if mint > maxt || name == "" || strings.IndexByte(name, sep) >= 0 {
+		return nil, nil
+	}
+	ids, all, err := r.postingsForMatchers(matchers)
+	if err != nil || (!all && len(ids) == 0) {
+		return nil, err
+	}
+	values, err := r.labelValues(name, mint, maxt, ids, all)
 	if err != nil {
 		return nil, err
 	}

@@ -177,6 +177,7 @@ func validateChunks(sr *Series) error {
 // writer holds the state of one Append transaction.
 type writer struct {
 	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
+	lvIndex                                        *bbolt.Bucket // nil in a ChunkStore file
 
 	values arena  // Put values, which must live until the commit
 	lbls   []byte // scratch: encoded labels (bbolt copies keys)
@@ -190,13 +191,14 @@ type writer struct {
 	newPostings [][]byte          // postings keys, in the arena
 }
 
-func newWriter(tx *bbolt.Tx) *writer {
+func newWriter(parent bucketParent) *writer {
 	w := &writer{
-		series:     tx.Bucket(bucketSeries),
-		seriesTime: tx.Bucket(bucketSeriesTime),
-		byLabels:   tx.Bucket(bucketByLabels),
-		postings:   tx.Bucket(bucketPostings),
-		chunks:     tx.Bucket(bucketChunks),
+		series:      parent.Bucket(bucketSeries),
+		seriesTime:  parent.Bucket(bucketSeriesTime),
+		byLabels:    parent.Bucket(bucketByLabels),
+		postings:    parent.Bucket(bucketPostings),
+		chunks:      parent.Bucket(bucketChunks),
+		lvIndex:     parent.Bucket(bucketLabelValues),
 	}
 	// IDs only grow, so new series always go to the right edge of these
 	// buckets: fill their pages up instead of leaving half of each empty.
@@ -323,6 +325,30 @@ func (w *writer) putIndexEntries() error {
 	for _, k := range w.newPostings {
 		if err := w.postings.Put(k, emptyValue); err != nil {
 			return fmt.Errorf("put postings: %w", err)
+		}
+	}
+	return w.putLabelValues()
+}
+
+// putLabelValues adds the label pairs of the new series that the
+// label-values index lacks. The postings keys are sorted, so the pairs come
+// in key order, each pair's keys together.
+func (w *writer) putLabelValues() error {
+	if w.lvIndex == nil {
+		return nil
+	}
+	var last []byte
+	for _, k := range w.newPostings {
+		pair := k[:len(k)-idLen-1] // name 0xff value
+		if bytes.Equal(pair, last) {
+			continue
+		}
+		last = pair
+		if w.lvIndex.Get(pair) != nil {
+			continue
+		}
+		if err := w.lvIndex.Put(pair, emptyValue); err != nil {
+			return fmt.Errorf("put label values: %w", err)
 		}
 	}
 	return nil

@@ -1,0 +1,500 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Compact seals partitions that ended before sealBefore (no flush will
+// write to them again) into immutable ones and merges sealed ones into
+// CompactedRange partitions, applying tombstones and retention. It also
+// finishes the tenant deletions a crash interrupted. Crash-safe at every
+// step: an output names the files it replaces, and OpenDB removes those of
+// a complete output.
+func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
+	db.maintMu.Lock()
+	defer db.maintMu.Unlock()
+	if err := db.finishTenantDeletions(ctx); err != nil {
+		return err
+	}
+	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.maxT < sealBefore }) {
+		db.detach(p)
+		if _, err := db.rewrite(ctx, "seal", []*partition{p}, 1, p.minT, p.maxT); err != nil {
+			return fmt.Errorf("seal partition %s: %w", p.name, err)
+		}
+	}
+	cr := db.opts.CompactedRange.Milliseconds()
+	groups := map[int64][]*partition{}
+	for _, p := range db.snapshot(func(*partition) bool { return true }) {
+		w := p.minT - mod(p.minT, cr)
+		groups[w] = append(groups[w], p)
+	}
+	starts := make([]int64, 0, len(groups))
+	for w := range groups {
+		starts = append(starts, w)
+	}
+	slices.Sort(starts)
+	for _, w := range starts {
+		g := groups[w]
+		if w+cr-1 >= sealBefore || slices.ContainsFunc(g, func(p *partition) bool { return p.level == 0 || p.maxT >= w+cr }) {
+			continue
+		}
+		if len(g) == 1 && g[0].level >= 2 {
+			continue
+		}
+		if _, err := db.rewrite(ctx, "compact", g, 2, w, w+cr-1); err != nil {
+			return fmt.Errorf("compact window %d: %w", w, err)
+		}
+	}
+	return nil
+}
+
+// mod is the non-negative remainder of a by b.
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// snapshot returns the partitions that keep accepts.
+func (db *DB) snapshot(keep func(*partition) bool) []*partition {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	var out []*partition
+	for _, p := range db.parts {
+		if keep(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// detach stops Append from writing to the level-0 partition p; a later
+// Append to its window creates a new file.
+func (db *DB) detach(p *partition) {
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.writable[p.minT] == p {
+		delete(db.writable, p.minT)
+	}
+}
+
+// rewrite writes the merge of sources, filtered, as one sealed partition
+// of the given level and range, then replaces the sources with it: the
+// output is complete (renamed into place) before any source is removed,
+// and it names them, so a crash in between is finished by OpenDB. If
+// nothing is left, the sources are removed without an output. The sources
+// must not be written to any more. It returns the output, or nil.
+func (db *DB) rewrite(ctx context.Context, op string, sources []*partition, level int, minT, maxT int64) (*partition, error) {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil, ErrClosed
+	}
+	out := &partition{level: level, minT: minT, maxT: maxT, seq: db.nextSeq}
+	out.name = partitionName(level, minT, maxT, out.seq)
+	db.nextSeq++
+	src := &mergeSource{ctx: ctx, sources: sources, hidden: db.hidden, filter: db.filterFor}
+	// Take the filters now: the ones in force when the sources are read.
+	filters := map[string]*tenantFilter{}
+	for _, t := range src.Tenants() {
+		filters[t] = db.filterFor(t)
+	}
+	deleted := map[string]deletion{}
+	for t, d := range db.deleted {
+		deleted[t] = d
+	}
+	db.mu.Unlock()
+	src.filter = func(t string) *tenantFilter { return filters[t] }
+	src.hidden = func(p *partition, t string) bool {
+		d, ok := deleted[t]
+		return ok && p.level > 0 && p.seq <= d.seq
+	}
+	names := make([]string, len(sources))
+	for i, p := range sources {
+		names[i] = p.name
+	}
+	if len(src.Tenants()) > 0 {
+		meta := partMeta{MinTime: minT, MaxTime: maxT, Level: level, Sources: names}
+		path := filepath.Join(db.dir, out.name)
+		err := writePart(path, meta, src, partWriteOptions{Compress: level >= 2, NoSync: db.opts.NoSync})
+		if err != nil {
+			return nil, err
+		}
+		if err := db.step("%s:written %s", op, out.name); err != nil {
+			return nil, err
+		}
+		sp, err := openPart(path)
+		if err != nil {
+			return nil, err
+		}
+		out.r = sp
+	} else {
+		out = nil
+	}
+	return out, db.replace(op, sources, out)
+}
+
+// replace swaps sources for out (nil: nothing) in the partition list,
+// closes the sources and removes their files.
+func (db *DB) replace(op string, sources []*partition, out *partition) error {
+	db.mu.Lock()
+	db.parts = slices.DeleteFunc(db.parts, func(p *partition) bool { return slices.Contains(sources, p) })
+	for _, p := range sources {
+		if db.writable[p.minT] == p {
+			delete(db.writable, p.minT)
+		}
+	}
+	if out != nil {
+		db.addPartition(out)
+	}
+	db.mu.Unlock()
+	for _, p := range sources {
+		if err := p.r.Close(); err != nil {
+			return err
+		}
+		if err := os.Remove(filepath.Join(db.dir, p.name)); err != nil {
+			return err
+		}
+		if err := db.step("%s:removed %s", op, p.name); err != nil {
+			return err
+		}
+	}
+	if db.opts.NoSync {
+		return nil
+	}
+	return syncDir(db.dir)
+}
+
+// RetentionPolicy says how long each tenant's data is kept, and how many
+// bytes the whole store may use (0: no bound; oldest partitions go first).
+type RetentionPolicy struct {
+	// Period is the retention of a tenant; 0 or less keeps its data for
+	// ever.
+	Period   func(tenant string) time.Duration
+	MaxBytes int64
+}
+
+// ApplyRetention drops the data older than each tenant's retention period:
+// at once for reads (the cut-off, now - period, holds until the next pass
+// or a restart), then on disk: a partition file whose range ended before
+// the cut-off of every tenant in it is deleted; a level-0 file drops the
+// bucket of a tenant whose cut-off it ended before, and a sealed one is
+// rewritten without it. Then it deletes the oldest partitions while the
+// store is over MaxBytes, keeping the newest one.
+func (db *DB) ApplyRetention(ctx context.Context, p RetentionPolicy) error {
+	db.maintMu.Lock()
+	defer db.maintMu.Unlock()
+	now := db.opts.Now().UnixMilli()
+	db.mu.Lock()
+	cutoffs := map[string]int64{}
+	for _, t := range db.tenantsLocked() {
+		if p.Period == nil {
+			break
+		}
+		if d := p.Period(t); d > 0 {
+			cutoffs[t] = now - d.Milliseconds()
+		}
+	}
+	db.cutoffs = cutoffs
+	db.mu.Unlock()
+	for _, part := range db.snapshot(func(*partition) bool { return true }) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := db.expire(ctx, part, cutoffs); err != nil {
+			return fmt.Errorf("retention of %s: %w", part.name, err)
+		}
+	}
+	return db.applyMaxBytes(p.MaxBytes)
+}
+
+// expire deletes p if every tenant in it is past its cut-off, else drops the
+// tenants that are.
+func (db *DB) expire(ctx context.Context, p *partition, cutoffs map[string]int64) error {
+	var expired, kept []string
+	db.mu.RLock()
+	for _, t := range p.r.Tenants() {
+		if db.hidden(p, t) {
+			continue
+		}
+		if c, ok := cutoffs[t]; ok && p.maxT < c {
+			expired = append(expired, t)
+		} else {
+			kept = append(kept, t)
+		}
+	}
+	db.mu.RUnlock()
+	switch {
+	case len(expired) == 0:
+		return nil
+	case len(kept) == 0:
+		db.detach(p)
+		return db.replace("retention", []*partition{p}, nil)
+	case p.level == 0:
+		return db.dropL0Tenants(p, "retention", expired)
+	default:
+		_, err := db.rewrite(ctx, "retention", []*partition{p}, p.level, p.minT, p.maxT)
+		return err
+	}
+}
+
+// dropL0Tenants deletes the buckets of tenants from the level-0 file p.
+func (db *DB) dropL0Tenants(p *partition, op string, tenants []string) error {
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
+	for _, t := range tenants {
+		if err := p.l0.deleteTenant(t); err != nil {
+			return err
+		}
+		if err := db.step("%s:dropped %s %s", op, t, p.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyMaxBytes deletes the oldest partitions while the store is over
+// maxBytes, keeping the newest one.
+func (db *DB) applyMaxBytes(maxBytes int64) error {
+	if maxBytes <= 0 {
+		return nil
+	}
+	for {
+		db.mu.RLock()
+		total := dirBytes(filepath.Join(db.dir, metaFileName))
+		var oldest *partition
+		for _, p := range db.parts {
+			total += dirBytes(filepath.Join(db.dir, p.name))
+			if oldest == nil || p.maxT < oldest.maxT || (p.maxT == oldest.maxT && p.seq < oldest.seq) {
+				oldest = p
+			}
+		}
+		n := len(db.parts)
+		db.mu.RUnlock()
+		if total <= maxBytes || n <= 1 {
+			return nil
+		}
+		db.logger.Info("deleting the oldest partition: store over its size bound", "file", oldest.name, "bytes", total, "max_bytes", maxBytes)
+		db.detach(oldest)
+		if err := db.replace("retention-size", []*partition{oldest}, nil); err != nil {
+			return err
+		}
+	}
+}
+
+// dirBytes returns the size of the file at path, 0 if it is gone.
+func dirBytes(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// DeleteTenant removes every persisted sample and tombstone of tenant. It
+// records the deletion (reads hide the tenant from then on), deletes the
+// tenant's bucket in every level-0 file, rewrites every sealed partition
+// holding the tenant without it, and clears the record. Its cost is a
+// rewrite of each sealed partition the tenant has data in (so about the
+// store's size if the tenant is in every partition). A crash leaves the
+// record, and OpenDB and the next Compact finish the deletion.
+func (db *DB) DeleteTenant(tenant string) error {
+	db.maintMu.Lock()
+	defer db.maintMu.Unlock()
+	db.appendMu.Lock()
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		db.appendMu.Unlock()
+		return ErrClosed
+	}
+	d := deletion{seq: db.nextSeq - 1}
+	if old, ok := db.deleted[tenant]; ok {
+		d.seq = max(d.seq, old.seq)
+	}
+	err := db.putDeletion(tenant, &d)
+	if err == nil {
+		db.deleted[tenant] = d
+		delete(db.tombs, tenant)
+		delete(db.cutoffs, tenant)
+	}
+	db.mu.Unlock()
+	if err == nil {
+		err = db.step("delete:recorded %s", tenant)
+	}
+	if err == nil {
+		err = db.dropL0Buckets(tenant, d)
+	}
+	db.appendMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("delete tenant %q: %w", tenant, err)
+	}
+	if err := db.finishTenantDeletions(context.Background()); err != nil {
+		return fmt.Errorf("delete tenant %q: %w", tenant, err)
+	}
+	return nil
+}
+
+// dropL0Buckets deletes tenant's bucket in the level-0 files of a deletion
+// and records that in meta.db. Callers hold appendMu (or own db).
+func (db *DB) dropL0Buckets(tenant string, d deletion) error {
+	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.seq <= d.seq }) {
+		if err := p.l0.deleteTenant(tenant); err != nil {
+			return err
+		}
+		if err := db.step("delete:dropped %s %s", tenant, p.name); err != nil {
+			return err
+		}
+	}
+	d.l0Done = true
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.putDeletion(tenant, &d); err != nil {
+		return err
+	}
+	db.deleted[tenant] = d
+	return nil
+}
+
+// redoTenantDeletions deletes again the level-0 buckets of the deletions a
+// crash interrupted before they were gone. Run by OpenDB, before any
+// Append can write to those files again.
+func (db *DB) redoTenantDeletions() error {
+	for t, d := range db.deleted {
+		if d.l0Done {
+			continue
+		}
+		if err := db.dropL0Buckets(t, d); err != nil {
+			return fmt.Errorf("delete tenant %q: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// finishTenantDeletions rewrites the sealed partitions that still hold a
+// deleted tenant, then clears the deletions. Callers hold maintMu.
+func (db *DB) finishTenantDeletions(ctx context.Context) error {
+	db.mu.RLock()
+	pending := map[string]deletion{}
+	for t, d := range db.deleted {
+		pending[t] = d
+	}
+	db.mu.RUnlock()
+	for tenant, d := range pending {
+		victims := db.snapshot(func(p *partition) bool {
+			return p.level > 0 && p.seq <= d.seq && slices.Contains(p.r.Tenants(), tenant)
+		})
+		for _, p := range victims {
+			if _, err := db.rewrite(ctx, "delete", []*partition{p}, p.level, p.minT, p.maxT); err != nil {
+				return fmt.Errorf("delete tenant %q: %w", tenant, err)
+			}
+		}
+		db.mu.Lock()
+		err := db.putDeletion(tenant, nil)
+		if err == nil {
+			delete(db.deleted, tenant)
+		}
+		db.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("delete tenant %q: %w", tenant, err)
+		}
+		if err := db.step("delete:cleared %s", tenant); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CleanTombstones rewrites every partition holding deleted data without it
+// (level-0 files in place, sealed ones as new files), then drops the
+// tombstones that can cover no data any more: those that end before
+// headMinT(tenant), the oldest time the tenant may still flush (its head's
+// min time). The others are kept for the data still to come.
+func (db *DB) CleanTombstones(ctx context.Context, headMinT func(tenant string) int64) error {
+	db.maintMu.Lock()
+	defer db.maintMu.Unlock()
+	db.mu.RLock()
+	tombs := map[string][]tombstoneEntry{}
+	for t, es := range db.tombs {
+		tombs[t] = slices.Clone(es)
+	}
+	db.mu.RUnlock()
+	for _, p := range db.snapshot(func(*partition) bool { return true }) {
+		if err := db.cleanPartition(ctx, p, tombs); err != nil {
+			return fmt.Errorf("clean tombstones of %s: %w", p.name, err)
+		}
+	}
+	for tenant, es := range tombs {
+		limit := int64(math.MinInt64)
+		if headMinT != nil {
+			limit = headMinT(tenant)
+		}
+		var drop []uint64
+		for _, e := range es {
+			if e.t.MaxTime < limit {
+				drop = append(drop, e.key)
+			}
+		}
+		db.mu.Lock()
+		err := db.dropTombstones(tenant, drop)
+		db.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if err := db.step("clean:dropped %s", tenant); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cleanPartition purges from p the data the tombstones delete.
+func (db *DB) cleanPartition(ctx context.Context, p *partition, tombs map[string][]tombstoneEntry) error {
+	var dirty []string
+	for _, tenant := range p.r.Tenants() {
+		for _, e := range tombs[tenant] {
+			if e.t.MaxTime < p.minT || e.t.MinTime > p.maxT {
+				continue
+			}
+			ss, err := p.r.Select(tenant, e.t.MinTime, e.t.MaxTime, SelectOptions{SkipChunks: true}, e.t.Matchers)
+			if err != nil {
+				return err
+			}
+			if len(ss) > 0 {
+				dirty = append(dirty, tenant)
+				break
+			}
+		}
+	}
+	if len(dirty) == 0 {
+		return nil
+	}
+	if p.level > 0 {
+		_, err := db.rewrite(ctx, "clean", []*partition{p}, p.level, p.minT, p.maxT)
+		return err
+	}
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
+	for _, tenant := range dirty {
+		db.mu.RLock()
+		flt := db.filterFor(tenant)
+		db.mu.RUnlock()
+		if err := p.l0.purge(tenant, flt); err != nil {
+			return err
+		}
+		if err := db.step("clean:purged %s %s", tenant, p.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}

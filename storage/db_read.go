@@ -1,0 +1,287 @@
+package storage
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Select returns, sorted by labels, every series of tenant that matches all
+// matchers and has a chunk overlapping [mint, maxt], with those chunks in
+// time order, merged over partitions, tombstones and the tenant's retention
+// applied. The result is owned by the caller.
+//
+// A chunk that holds deleted samples (or samples older than the retention
+// cut-off) is returned re-encoded without them; a series left without
+// samples in the range is not returned.
+func (db *DB) Select(tenant string, mint, maxt int64, opts SelectOptions, ms ...*labels.Matcher) ([]Series, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	flt := db.filterFor(tenant)
+	mint = max(mint, flt.cutoff)
+	if mint > maxt {
+		return nil, nil
+	}
+	popts := opts
+	if !flt.empty() {
+		popts.SkipChunks = false // the filter needs the samples
+	}
+	var lists [][]Series
+	for _, p := range db.overlapping(mint, maxt) {
+		if db.hidden(p, tenant) {
+			continue
+		}
+		ss, err := p.r.Select(tenant, mint, maxt, popts, ms)
+		if err != nil {
+			return nil, err
+		}
+		if len(ss) > 0 {
+			lists = append(lists, ss)
+		}
+	}
+	out := mergeSeriesLists(lists)
+	if flt.empty() {
+		return out, nil
+	}
+	kept := out[:0]
+	for _, s := range out {
+		ok, err := flt.apply(&s)
+		if err != nil {
+			return nil, err
+		}
+		s.Chunks = slices.DeleteFunc(s.Chunks, func(c Chunk) bool { return c.MaxTime < mint || c.MinTime > maxt })
+		if !ok || len(s.Chunks) == 0 {
+			continue
+		}
+		if opts.SkipChunks {
+			s.Chunks = nil
+		}
+		kept = append(kept, s)
+	}
+	return kept, nil
+}
+
+// mergeSeriesLists merges lists of series sorted by labels into one: the
+// chunks of a series in several lists are concatenated in time order, and
+// identical chunks (the same data in two partitions) kept once.
+func mergeSeriesLists(lists [][]Series) []Series {
+	switch len(lists) {
+	case 0:
+		return nil
+	case 1:
+		return lists[0]
+	}
+	var all []Series
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	slices.SortStableFunc(all, func(a, b Series) int { return labels.Compare(a.Labels, b.Labels) })
+	out := all[:0]
+	for i := 0; i < len(all); {
+		j := i + 1
+		s := all[i]
+		for j < len(all) && labels.Equal(all[j].Labels, s.Labels) {
+			s.Chunks = append(slices.Clip(s.Chunks), all[j].Chunks...)
+			j++
+		}
+		if j > i+1 {
+			s.Chunks = mergeChunks(s.Chunks)
+		}
+		out = append(out, s)
+		i = j
+	}
+	return out
+}
+
+// mergeChunks sorts chunks by time and removes identical duplicates.
+func mergeChunks(cs []Chunk) []Chunk {
+	slices.SortStableFunc(cs, func(a, b Chunk) int {
+		if a.MinTime != b.MinTime {
+			return cmpInt64(a.MinTime, b.MinTime)
+		}
+		return cmpInt64(a.MaxTime, b.MaxTime)
+	})
+	return slices.CompactFunc(cs, func(a, b Chunk) bool {
+		return a.MinTime == b.MinTime && a.MaxTime == b.MaxTime && a.Encoding == b.Encoding && bytes.Equal(a.Data, b.Data)
+	})
+}
+
+// LabelNames returns the sorted label names of tenant's series that match
+// all matchers in the partitions overlapping [mint, maxt] (clipped to the
+// tenant's retention). A partition that overlaps the range contributes all
+// its names, as a Prometheus block does; without matchers that is read from
+// each partition's label-values index alone. Tombstones are not applied.
+func (db *DB) LabelNames(tenant string, mint, maxt int64, ms ...*labels.Matcher) ([]string, error) {
+	return db.collectStrings(tenant, mint, maxt, func(r partitionReader) ([]string, error) {
+		return r.LabelNames(tenant, ms)
+	})
+}
+
+// LabelValues returns the sorted values of name, as LabelNames does names.
+func (db *DB) LabelValues(tenant, name string, mint, maxt int64, ms ...*labels.Matcher) ([]string, error) {
+	return db.collectStrings(tenant, mint, maxt, func(r partitionReader) ([]string, error) {
+		return r.LabelValues(tenant, name, ms)
+	})
+}
+
+// collectStrings returns the sorted union of fn over the partitions of
+// tenant overlapping [mint, maxt].
+func (db *DB) collectStrings(tenant string, mint, maxt int64, fn func(partitionReader) ([]string, error)) ([]string, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	if c, ok := db.cutoffs[tenant]; ok {
+		mint = max(mint, c)
+	}
+	if mint > maxt {
+		return nil, nil
+	}
+	var out []string
+	for _, p := range db.overlapping(mint, maxt) {
+		if db.hidden(p, tenant) {
+			continue
+		}
+		ss, err := fn(p.r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ss...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// LastTime returns the max time of the newest persisted chunk of lbls, and
+// false if there is none. Tombstones and retention are not applied: it
+// tells a replaying writer which chunks are already stored.
+func (db *DB) LastTime(tenant string, lbls labels.Labels) (int64, bool, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return 0, false, ErrClosed
+	}
+	last, found := int64(math.MinInt64), false
+	for i := len(db.parts) - 1; i >= 0; i-- {
+		p := db.parts[i]
+		if db.hidden(p, tenant) || (found && p.maxT <= last) {
+			continue
+		}
+		t, ok, err := p.r.LastTime(tenant, lbls)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok && (!found || t > last) {
+			last, found = t, true
+		}
+	}
+	if !found {
+		return 0, false, nil
+	}
+	return last, true, nil
+}
+
+// PartitionInfo describes one partition file.
+type PartitionInfo struct {
+	Path             string
+	MinTime, MaxTime int64
+	Level            int // 0: written by flushes; 1+: immutable, compacted
+	Bytes            int64
+	Tenants          int
+}
+
+// TenantPartitionStats is one tenant's share of one partition.
+type TenantPartitionStats struct {
+	Partition        PartitionInfo
+	Series, Chunks   int64
+	Samples          int64
+	Bytes            int64 // the tenant's chunk and index bytes in the partition, approximately
+	MinTime, MaxTime int64
+	Tombstones       int
+}
+
+// Tenants returns the tenants with persisted data, sorted.
+func (db *DB) Tenants() ([]string, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	return db.tenantsLocked(), nil
+}
+
+// tenantsLocked returns the sorted tenants with data. Callers hold mu.
+func (db *DB) tenantsLocked() []string {
+	var out []string
+	for _, p := range db.parts {
+		for _, t := range p.r.Tenants() {
+			if !db.hidden(p, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Partitions returns every partition, oldest first.
+func (db *DB) Partitions() []PartitionInfo {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	out := make([]PartitionInfo, 0, len(db.parts))
+	for _, p := range db.parts {
+		out = append(out, db.info(p))
+	}
+	return out
+}
+
+// info describes p. Callers hold mu.
+func (db *DB) info(p *partition) PartitionInfo {
+	path := filepath.Join(db.dir, p.name)
+	pi := PartitionInfo{Path: path, MinTime: p.minT, MaxTime: p.maxT, Level: p.level}
+	if st, err := os.Stat(path); err == nil {
+		pi.Bytes = st.Size()
+	}
+	for _, t := range p.r.Tenants() {
+		if !db.hidden(p, t) {
+			pi.Tenants++
+		}
+	}
+	return pi
+}
+
+// TenantStats returns tenant's share of each partition, oldest first. It
+// reads the headers of all the tenant's chunks.
+func (db *DB) TenantStats(tenant string) ([]TenantPartitionStats, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	var out []TenantPartitionStats
+	for _, p := range db.parts {
+		if db.hidden(p, tenant) || !slices.Contains(p.r.Tenants(), tenant) {
+			continue
+		}
+		st, err := p.r.Stats(tenant)
+		if err != nil {
+			return nil, err
+		}
+		st.Partition = db.info(p)
+		for _, e := range db.tombs[tenant] {
+			if e.t.MinTime <= p.maxT && e.t.MaxTime >= p.minT {
+				st.Tombstones++
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
