@@ -247,3 +247,43 @@ func findAll(t *testing.T, dir string) []Block {
 	}
 	return all
 }
+
+// TestImportIntoDB imports into a real storage.DB and reads every sample
+// back through Select.
+func TestImportIntoDB(t *testing.T) {
+	src := t.TempDir()
+	counter := func(t int64) float64 { return float64(t / stepMs) }
+	writeBlock(t, filepath.Join(src, "a"), 6*hourMs, map[string][]sample{"counter": floats(0, 6*hourMs, counter)})
+	writeBlock(t, filepath.Join(src, "b"), 2*hourMs, map[string][]sample{"counter": floats(6*hourMs, 8*hourMs, counter), "gauge": floats(6*hourMs, 7*hourMs, counter)})
+
+	dir := t.TempDir()
+	db, err := storage.OpenDB(dir, storage.DBOptions{NoSync: true})
+	require.NoError(t, err)
+	stats, err := Import(t.Context(), db, findAll(t, src), Options{Tenant: tenantA, BatchChunks: 10})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), stats.Series)
+
+	got, err := db.Select(tenantA, math.MinInt64, math.MaxInt64, storage.SelectOptions{}, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	require.NoError(t, err)
+	gotSamples := map[string][]sample{}
+	for _, s := range got {
+		for _, c := range s.Chunks {
+			xc, err := chunkenc.FromData(c.Encoding, c.Data)
+			require.NoError(t, err)
+			it := xc.Iterator(nil)
+			for it.Next() == chunkenc.ValFloat {
+				ts, v := it.At()
+				gotSamples[s.Labels.String()] = append(gotSamples[s.Labels.String()], sample{t: ts, f: v})
+			}
+		}
+	}
+	require.Equal(t, map[string][]sample{
+		seriesKey("counter"): floats(0, 8*hourMs, counter),
+		seriesKey("gauge"):   floats(6*hourMs, 7*hourMs, counter),
+	}, gotSamples)
+	tenants, err := db.Tenants()
+	require.NoError(t, err)
+	require.Equal(t, []string{tenantA}, tenants)
+	require.NoError(t, db.Close())
+	require.NoError(t, storage.CheckDB(dir))
+}
