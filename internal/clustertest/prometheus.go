@@ -30,6 +30,10 @@ type PrometheusOptions struct {
 	RemoteWrites []RemoteWrite
 	// Flags are extra command-line flags.
 	Flags []string
+	// DataDir is the --storage.tsdb.path; empty means a new temporary
+	// directory. Blocks put there before the start are Prometheus's
+	// history (backfilling).
+	DataDir string
 	// NoSelfScrape leaves out the job that scrapes Prometheus itself, for
 	// a server fed by remote write only (its head would otherwise start at
 	// the wall clock and refuse older pushed samples).
@@ -94,7 +98,10 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		opts.ScrapeInterval = time.Second
 	}
 	dir := t.TempDir()
-	p := &Prometheus{port: FreePorts(t, 1)[0], dataDir: filepath.Join(dir, "data"), client: newHTTPClient()}
+	p := &Prometheus{port: FreePorts(t, 1)[0], dataDir: opts.DataDir, client: newHTTPClient()}
+	if p.dataDir == "" {
+		p.dataDir = filepath.Join(dir, "data")
+	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(prometheusConfig(p.HostPort(), opts)), 0o644))
 	args := []string{
