@@ -1,13 +1,9 @@
 package ingester
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,79 +12,89 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
-	"github.com/prometheus/prometheus/tsdb/index"
-	"github.com/prometheus/prometheus/tsdb/wlog"
-
-	"github.com/argus-tsdb/argus/storage"
 )
 
 // tenantOptions are what a tenant head needs from its Ingester.
 type tenantOptions struct {
-	id       string
-	dir      string
-	cfg      *Config
-	logger   *slog.Logger
-	metrics  *metrics
-	limiter  *seriesLimiter
-	now      func() time.Time
-	failures chan<- error
+	id          string
+	cfg         *Config
+	logger      *slog.Logger
+	metrics     *metrics
+	limiter     *seriesLimiter
+	now         func() time.Time
+	wal         *sharedWAL
+	store       tenantStore
+	lastRef     *atomic.Uint64 // the ingester's series ref counter: refs are unique across tenants
+	sealed      *atomic.Int64  // samples older than this are refused: the DB may have sealed their partition
+	retention   func(tenant string) time.Duration
+	removedMaxT int64
 }
 
-// tenantHead is the in-memory head of one tenant: its series, their postings,
-// its WAL and its chunk store. All methods are safe for concurrent use.
+// tenantHead is the in-memory head of one tenant: its series and their
+// postings. Its samples go to the ingester's shared WAL and its chunks to
+// the ingester's DB: a tenant has no file of its own. All methods are safe
+// for concurrent use.
 //
 // # Locks
 //
-// In acquisition order: truncMu, flushMu, appendMu, createMu, a series' mu,
-// then the leaf locks (stripe locks, pendingMu, the postings' own lock).
-// appendMu makes "check ordering, write the WAL, append in memory" one step
-// per tenant, so that the WAL holds every series' samples in the order the
-// head appended them (see push).
+// In acquisition order: the Ingester's truncMu, flushMu, appendMu,
+// createMu, the WAL's cutMu and mu, a series' mu, then the leaf locks
+// (stripe locks, pendingMu, the postings' own lock). appendMu makes "check
+// ordering, write the WAL, append in memory" one step per tenant, so that
+// the WAL holds every series' samples in the order the head appended them
+// (see push).
 type tenantHead struct {
-	id       string
-	dir      string
-	walDir   string
-	cfg      *Config
-	logger   *slog.Logger
-	metrics  *metrics
-	appended prometheus.Counter // argus_ingester_samples_appended_total of this tenant
-	inMemory prometheus.Gauge   // argus_ingester_memory_series of this tenant
-	limiter  *seriesLimiter
-	now      func() time.Time
-	failures chan<- error
-	rate     rateWindow // samples appended by pushes, for UserStats
+	id        string
+	cfg       *Config
+	logger    *slog.Logger
+	metrics   *metrics
+	appended  prometheus.Counter // argus_ingester_samples_appended_total of this tenant
+	inMemory  prometheus.Gauge   // argus_ingester_memory_series of this tenant
+	limiter   *seriesLimiter
+	now       func() time.Time
+	rate      rateWindow // samples appended by pushes, for UserStats
+	wal       *sharedWAL
+	lastRef   *atomic.Uint64
+	sealed    *atomic.Int64
+	retention func(tenant string) time.Duration
 
-	store    *storage.ChunkStore
+	store    tenantStore
 	series   *stripeSeries
-	postings *index.MemPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
+	postings *headPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
 
 	// createMu serializes series creation and removal, so that the counts
 	// stay exact and two pushes cannot both take the last slot of a limit.
 	createMu sync.Mutex
-	lastRef  chunks.HeadSeriesRef // guarded by createMu
-	counts   seriesCounts         // guarded by createMu (replay writes it before the head is shared)
+	counts   seriesCounts // guarded by createMu (replay writes it before the head is shared)
 
 	appendMu sync.Mutex
-	wal      *wlog.WL // every call guarded by appendMu: WL.Sync races a segment switch
-	walDirty bool     // guarded by appendMu: records written since the last fsync
-	walErr   error    // guarded by appendMu: a WAL write failed; pushes are refused
-	closed   bool     // guarded by appendMu
+	closed   bool // guarded by appendMu
 
 	// maxT is the newest sample time of the head, math.MinInt64 if none.
 	// Written under appendMu, read anywhere.
 	maxT atomic.Int64
 	// removedMaxT bounds from above the max time of every persisted series
-	// that is not in the head (series removed by GC, in this run or an
-	// earlier one: it is kept in the file removedMaxTFile), math.MinInt64 if
-	// none. Written under appendMu and truncMu, read anywhere.
+	// of the tenant that is not in the head (series removed by GC, in this
+	// run or an earlier one: it is kept in the file removedMaxTFile),
+	// math.MinInt64 if none. Written under appendMu and the Ingester's
+	// truncMu, read anywhere.
 	removedMaxT atomic.Int64
+	// replayCutoff is the oldest sample time replay keeps: older ones are
+	// past the tenant's retention. Set at open, read by replay only.
+	replayCutoff int64
 
-	truncMu sync.Mutex // serializes WAL truncations
 	// aliases maps the refs of series records that replay found for a label
 	// set already in the head (a series removed and recreated before a crash)
 	// to that series, so that checkpoints keep their records. Written by
-	// replay before the head is shared, then guarded by truncMu.
+	// replay before the head is shared, then guarded by the Ingester's
+	// truncMu.
 	aliases map[chunks.HeadSeriesRef]*memSeries
+
+	// replayed are the series replay created, added to the postings in ref
+	// order when it ends: the WAL holds series records in the order pushes
+	// logged them, not in ref order, and postings lists must stay sorted.
+	// Written by replay only, before the head is shared.
+	replayed []*memSeries
 
 	flushMu sync.Mutex // serializes flushes
 
@@ -96,67 +102,65 @@ type tenantHead struct {
 	pending   []*memSeries // guarded by pendingMu: series with finished chunks to persist
 }
 
-// openTenantHead opens (creating if needed) the tenant directory, its chunk
-// store and its WAL, replaying the WAL into a new head.
-func openTenantHead(ctx context.Context, o tenantOptions) (*tenantHead, error) {
-	walDir := filepath.Join(o.dir, "wal")
-	if err := os.MkdirAll(walDir, 0o777); err != nil {
-		return nil, fmt.Errorf("create wal dir: %w", err)
-	}
-	store, err := storage.Open(filepath.Join(o.dir, "chunks.db"), storage.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("open chunk store: %w", err)
-	}
+// newTenantHead returns the empty head of a tenant. It does no I/O: a
+// tenant's data is in the shared WAL, which replay routes to its head.
+func newTenantHead(o tenantOptions) *tenantHead {
 	h := &tenantHead{
-		id:       o.id,
-		dir:      o.dir,
-		walDir:   walDir,
-		cfg:      o.cfg,
-		logger:   o.logger,
-		metrics:  o.metrics,
-		appended: o.metrics.samplesAppended.WithLabelValues(o.id),
-		inMemory: o.metrics.memorySeries.WithLabelValues(o.id),
-		limiter:  o.limiter,
-		now:      o.now,
-		failures: o.failures,
-		store:    store,
-		series:   newStripeSeries(),
-		postings: index.NewMemPostings(),
-		counts:   seriesCounts{byMetric: map[string]int{}},
-		aliases:  map[chunks.HeadSeriesRef]*memSeries{},
+		id:        o.id,
+		cfg:       o.cfg,
+		logger:    o.logger,
+		metrics:   o.metrics,
+		appended:  o.metrics.samplesAppended.WithLabelValues(o.id),
+		inMemory:  o.metrics.memorySeries.WithLabelValues(o.id),
+		limiter:   o.limiter,
+		now:       o.now,
+		wal:       o.wal,
+		lastRef:   o.lastRef,
+		sealed:    o.sealed,
+		retention: o.retention,
+		store:     o.store,
+		series:    newStripeSeries(),
+		postings:  newHeadPostings(),
+		counts:    seriesCounts{byMetric: map[string]int{}},
+		aliases:   map[chunks.HeadSeriesRef]*memSeries{},
 	}
-	h.rate.current = floorDiv(o.now().UnixMilli(), rateBucketMs)
+	nowMs := o.now().UnixMilli()
+	h.rate.current = floorDiv(nowMs, rateBucketMs)
 	h.maxT.Store(math.MinInt64)
-	removed, err := readRemovedMaxT(o.dir)
-	if err != nil {
-		return nil, errors.Join(err, store.Close())
-	}
-	h.removedMaxT.Store(removed)
-	if err := h.replay(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("replay wal: %w", err), store.Close())
-	}
-	return h, nil
+	h.removedMaxT.Store(o.removedMaxT)
+	h.replayCutoff = h.retentionCutoff(nowMs)
+	return h
 }
 
-// close closes the WAL and the chunk store without persisting anything.
-func (h *tenantHead) close() error {
+// close marks the head closed: later pushes are refused.
+func (h *tenantHead) close() {
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
 	if h.closed {
-		return nil
+		return
 	}
 	h.closed = true
-	var errs []error
-	if h.wal != nil {
-		if err := h.wal.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close wal: %w", err))
-		}
-	}
-	if err := h.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close chunk store: %w", err))
-	}
 	h.metrics.memorySeries.DeleteLabelValues(h.id)
-	return errors.Join(errs...)
+}
+
+// retentionCutoff returns the oldest sample time inside the tenant's
+// retention at nowMs, or math.MinInt64 if it keeps data for ever.
+func (h *tenantHead) retentionCutoff(nowMs int64) int64 {
+	if h.retention == nil {
+		return math.MinInt64
+	}
+	p := h.retention(h.id)
+	if p <= 0 {
+		return math.MinInt64
+	}
+	return nowMs - p.Milliseconds()
+}
+
+// minValid returns the oldest sample time a push may append: the head's
+// minimum valid time (Prometheus's), the tenant's retention, and the time
+// before which the DB may have sealed partitions, whichever is newest.
+func (h *tenantHead) minValid(nowMs int64) int64 {
+	return max(minValidTime(h.maxT.Load()), h.sealed.Load(), h.retentionCutoff(nowMs))
 }
 
 func (h *tenantHead) nowMs() int64 {
@@ -191,13 +195,21 @@ func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels, lim *seriesLim
 		}
 	}
 	lset = lset.Copy()
-	h.lastRef++
-	s := newMemSeries(h.lastRef, lset, persisted, h.nowMs())
-	h.series.setIfAbsent(hash, s)
-	h.postings.Add(promstorage.SeriesRef(s.ref), lset)
-	h.counts.add(lset)
-	h.inMemory.Inc()
+	// Taken under createMu: the tenant's refs grow in the order its series
+	// are added to the postings.
+	ref := chunks.HeadSeriesRef(h.lastRef.Add(1))
+	s := newMemSeries(ref, lset, persisted, h.nowMs())
+	h.addSeries(hash, s)
 	return s, nil
+}
+
+// addSeries adds the new series s to the maps, the postings and the counts.
+// The caller holds createMu.
+func (h *tenantHead) addSeries(hash uint64, s *memSeries) {
+	h.series.setIfAbsent(hash, s)
+	h.postings.Add(promstorage.SeriesRef(s.ref), s.lset)
+	h.counts.add(s.lset)
+	h.inMemory.Inc()
 }
 
 // persistedMaxT returns the max time of the persisted samples of lset, which
@@ -253,35 +265,4 @@ func (h *tenantHead) takeQueue() []*memSeries {
 	h.pendingMu.Unlock()
 	h.metrics.pendingFlushQueue.Sub(float64(len(q)))
 	return q
-}
-
-// syncWAL fsyncs the WAL segment being written if records were written since
-// the last fsync.
-func (h *tenantHead) syncWAL() {
-	h.appendMu.Lock()
-	defer h.appendMu.Unlock()
-	if !h.walDirty || h.walErr != nil || h.closed {
-		return
-	}
-	if err := h.wal.Sync(); err != nil {
-		h.failLocked(fmt.Errorf("fsync wal: %w", err))
-		return
-	}
-	h.walDirty = false
-}
-
-// failLocked records a WAL failure: the WAL may now end with a torn record,
-// and a record written after it would be lost at the replay's repair, so
-// the tenant refuses pushes and Running returns, for a restart to repair the
-// WAL. The caller holds appendMu.
-func (h *tenantHead) failLocked(err error) {
-	if h.walErr != nil {
-		return
-	}
-	h.walErr = err
-	h.metrics.walFailures.Inc()
-	select {
-	case h.failures <- fmt.Errorf("tenant %s: %w", h.id, err):
-	default: // One failure is enough to stop Running.
-	}
 }

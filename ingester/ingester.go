@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,8 +30,8 @@ const walPageSize = 32 * 1024
 // Config is the process configuration of the ingester. Defaults are set in
 // one place: RegisterFlagsWithPrefix.
 type Config struct {
-	// Dir is the data directory the ingester owns: one directory per tenant
-	// under Dir/tenants, each with its WAL and its chunk store.
+	// Dir is the data directory the ingester owns: the WAL of every tenant
+	// under Dir/wal and the DB of every tenant under Dir/db.
 	Dir string `yaml:"storage_path"`
 	// WALSegmentSize is the size of a WAL segment file, in bytes, a multiple
 	// of 32 KiB.
@@ -49,6 +50,9 @@ type Config struct {
 	WALTruncatePeriod time.Duration `yaml:"wal_truncate_period" category:"advanced"`
 	// WALCompression compresses WAL records with snappy.
 	WALCompression bool `yaml:"wal_compression" category:"advanced"`
+	// RetentionSize bounds the bytes of the DB: past it the oldest
+	// partitions are deleted. 0: no bound.
+	RetentionSize int64 `yaml:"retention_size"`
 }
 
 // RegisterFlags registers the flags of c with their defaults on f.
@@ -62,7 +66,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 // Prometheus; the ingester owns it.
 func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.StringVar(&c.Dir, prefix+"storage.path", "./data",
-		"Data directory of the ingester: per tenant, its WAL and its chunk store, under <path>/tenants/<tenant>/.")
+		"Data directory of the ingester: the WAL of every tenant under <path>/wal/ and their persisted chunks under <path>/db/.")
 	f.IntVar(&c.WALSegmentSize, prefix+"ingester.wal-segment-size", wlog.DefaultSegmentSize,
 		"Size of a WAL segment file, in bytes; a multiple of 32768.")
 	f.DurationVar(&c.WALSyncPeriod, prefix+"ingester.wal-sync-period", time.Second,
@@ -75,6 +79,8 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"How often the WAL is checkpointed and truncated (after a flush).")
 	f.BoolVar(&c.WALCompression, prefix+"ingester.wal-compression", true,
 		"Compress WAL records with snappy.")
+	f.Int64Var(&c.RetentionSize, prefix+"ingester.retention-size", 0,
+		"Most bytes the persisted chunks of every tenant may take on this ingester: past it the oldest partitions are deleted, whatever the tenants' retention periods. 0 means no bound.")
 }
 
 // Validate reports every invalid setting of c, joined.
@@ -85,6 +91,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WALSegmentSize <= 0 || c.WALSegmentSize%walPageSize != 0 {
 		errs = append(errs, fmt.Errorf("-ingester.wal-segment-size must be a positive multiple of %d, got %d", walPageSize, c.WALSegmentSize))
+	}
+	if c.RetentionSize < 0 {
+		errs = append(errs, fmt.Errorf("-ingester.retention-size must not be negative, got %d", c.RetentionSize))
 	}
 	if c.WALSyncPeriod < 0 {
 		errs = append(errs, fmt.Errorf("-ingester.wal-sync-period must not be negative, got %s", c.WALSyncPeriod))
@@ -130,11 +139,18 @@ const (
 	stateStopping
 )
 
-// Ingester holds the in-memory heads of every tenant, their WALs and chunk
-// stores, and serves Push and the SeriesSource read API. All methods are
-// safe for concurrent use. It implements service.Service: Starting replays
-// every tenant's WAL, Running flushes and truncates, Stopping persists the
-// finished chunks and closes everything.
+// Ingester holds the in-memory heads of every tenant, the WAL they share
+// and the DB that persists their chunks, and serves Push and the
+// SeriesSource read API. All methods are safe for concurrent use. It
+// implements service.Service: Starting opens the DB and replays the WAL,
+// Running flushes, truncates the WAL, compacts the DB and applies
+// retention, Stopping persists the finished chunks and closes everything.
+//
+// # Locks
+//
+// In acquisition order: truncMu, openMu, then a tenant's locks (see
+// tenantHead), tenantsMu and removedMu as leaves. stateMu is held for
+// reading around a whole push.
 type Ingester struct {
 	arguspb.UnimplementedIngesterServer
 	arguspb.UnimplementedSeriesSourceServer
@@ -143,6 +159,7 @@ type Ingester struct {
 	logger  *slog.Logger
 	metrics *metrics
 	limiter seriesLimiter
+	limits  TenantLimits     // nil: every tenant keeps its data for ever
 	now     func() time.Time // time.Now; tests replace it before Starting
 
 	// stateMu is held for reading by every Push for its whole duration, and
@@ -152,9 +169,22 @@ type Ingester struct {
 	state   state // guarded by stateMu
 	ready   atomic.Bool
 
-	openMu    sync.Mutex // serializes opening tenants (I/O), never held with tenantsMu for writing
+	wal *sharedWAL
+	db  chunkDB // set by Starting
+	// lastRef is the last series ref given out, over every tenant: refs are
+	// unique in the shared WAL.
+	lastRef atomic.Uint64
+	// sealed is the sealBefore of the last compaction: no sample older than
+	// it is appended any more (see compactDB).
+	sealed atomic.Int64
+
+	openMu    sync.Mutex // serializes opening tenants, never held with tenantsMu for writing
 	tenantsMu sync.RWMutex
 	tenants   map[string]*tenantHead // guarded by tenantsMu
+
+	truncMu   sync.Mutex // serializes WAL truncations
+	removedMu sync.Mutex
+	removed   map[string]int64 // guarded by removedMu: every tenant's removedMaxT, as in removedMaxTFile
 
 	// failures receives WAL write failures, which make Running return (a
 	// restart repairs the WAL). Buffered; senders never block.
@@ -182,10 +212,14 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		logger:   logger,
 		metrics:  newMetrics(deps.Registerer),
 		limiter:  seriesLimiter{limits: deps.Limits, ring: deps.Ring},
+		limits:   deps.Limits,
 		now:      time.Now,
 		tenants:  map[string]*tenantHead{},
+		removed:  map[string]int64{},
 		failures: make(chan error, 1),
 	}
+	i.wal = &sharedWAL{dir: filepath.Join(cfg.Dir, walDirName), logger: logger, metrics: i.metrics, failures: i.failures}
+	i.sealed.Store(math.MinInt64)
 	if deps.Registerer != nil {
 		deps.Registerer.MustRegister(newLocalLimitCollector(i))
 	}
@@ -193,46 +227,53 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 }
 
 // Ready reports whether the ingester accepts pushes and queries: true once
-// every WAL is replayed, false again once it is stopping.
+// the WAL is replayed, false again once it is stopping.
 func (i *Ingester) Ready() bool {
 	return i.ready.Load()
 }
 
-func (i *Ingester) tenantsDir() string {
-	return filepath.Join(i.cfg.Dir, "tenants")
+// retentionOf returns how long tenant's data is kept (0: for ever).
+func (i *Ingester) retentionOf(tenant string) time.Duration {
+	if i.limits == nil {
+		return 0
+	}
+	return i.limits.For(tenant).RetentionPeriod
 }
 
-// Starting opens every tenant directory under Dir/tenants and replays its
-// WAL, logging progress. On error it closes what it opened.
+// openDB opens the ingester's DB under dir. A variable for the time
+// storage.DB is being written.
+var openDB = func(dir string, _ func() time.Time, _ *slog.Logger) (chunkDB, error) {
+	return openInterimDB(dir)
+}
+
+// Starting opens the DB and replays the WAL into the tenant heads, logging
+// progress. On error it closes what it opened. A data directory in the
+// per-tenant layout of earlier versions is refused.
 func (i *Ingester) Starting(ctx context.Context) error {
 	start := time.Now()
-	if err := os.MkdirAll(i.tenantsDir(), 0o777); err != nil {
-		return fmt.Errorf("create tenants dir: %w", err)
+	if err := checkLayout(i.cfg.Dir); err != nil {
+		return err
 	}
-	entries, err := os.ReadDir(i.tenantsDir())
+	if err := os.MkdirAll(i.cfg.Dir, 0o777); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	removed, err := readRemovedMaxT(i.cfg.Dir)
 	if err != nil {
-		return fmt.Errorf("list tenants dir: %w", err)
+		return err
 	}
-	var ids []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		if err := tenant.Validate(e.Name()); err != nil {
-			i.logger.Warn("skipping directory that is not a tenant", "dir", e.Name(), "err", err)
-			continue
-		}
-		ids = append(ids, e.Name())
+	i.removed = removed
+	db, err := openDB(filepath.Join(i.cfg.Dir, dbDir), i.now, i.logger.With("component", "db"))
+	if err != nil {
+		return fmt.Errorf("open db: %w", err)
 	}
-	for n, id := range ids {
-		i.logger.Info("opening tenant", "tenant", id, "tenant_index", n+1, "tenants", len(ids))
-		if _, err := i.openTenant(ctx, id); err != nil {
-			return errors.Join(fmt.Errorf("open tenant %s: %w", id, err), i.closeTenants())
-		}
+	i.db = db
+	if err := i.replayWAL(ctx); err != nil {
+		return errors.Join(fmt.Errorf("replay wal: %w", err), i.closeTenants())
 	}
+	i.sealed.Store(i.sealBefore())
 	d := time.Since(start)
 	i.metrics.replayDuration.Set(d.Seconds())
-	i.logger.Info("wal replay done", "tenants", len(ids), "duration", d)
+	i.logger.Info("wal replay done", "tenants", len(i.tenantList()), "duration", d)
 
 	i.stateMu.Lock()
 	i.state = stateRunning
@@ -241,19 +282,38 @@ func (i *Ingester) Starting(ctx context.Context) error {
 	return nil
 }
 
+// checkLayout refuses a data directory written by a version that kept a
+// WAL and a chunk store per tenant (under tenants/): its data would be
+// silently ignored.
+func checkLayout(dir string) error {
+	old, err := filepath.Glob(filepath.Join(dir, "tenants", "*", "wal"))
+	if err != nil {
+		return err
+	}
+	stores, err := filepath.Glob(filepath.Join(dir, "tenants", "*", "chunks.db"))
+	if err != nil {
+		return err
+	}
+	if len(old)+len(stores) > 0 {
+		return fmt.Errorf("data dir %s has the per-tenant layout of an earlier Argus (%s/tenants/<tenant>/wal and chunks.db), "+
+			"which this version does not read: start it on an empty -storage.path, or stop it and move %s/tenants away "+
+			"(its data will not be served)", dir, dir, dir)
+	}
+	return nil
+}
+
 // Running flushes finished chunks every FlushPeriod, checkpoints and
-// truncates the WALs every WALTruncatePeriod and fsyncs them every
-// WALSyncPeriod, until ctx is cancelled (it returns nil) or a WAL write
-// fails (it returns the error: a restart repairs the WAL).
+// truncates the WAL every WALTruncatePeriod, fsyncs it every WALSyncPeriod,
+// and compacts the DB and applies retention in the background, until ctx is
+// cancelled (it returns nil) or a WAL write fails (it returns the error: a
+// restart repairs the WAL).
 func (i *Ingester) Running(ctx context.Context) error {
-	syncDone := make(chan struct{})
-	defer func() { <-syncDone }()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // Before the wait above: defers run last in, first out.
-	go func() {
-		defer close(syncDone)
-		i.syncLoop(ctx)
-	}()
+	wg.Go(func() { i.syncLoop(ctx) })
+	wg.Go(func() { i.dbLoop(ctx) })
 
 	flush := time.NewTicker(i.cfg.FlushPeriod)
 	defer flush.Stop()
@@ -266,15 +326,18 @@ func (i *Ingester) Running(ctx context.Context) error {
 		case <-flush.C:
 			i.flushAll(ctx, cutIdleChunks)
 		case <-truncate.C:
-			i.truncateAll(ctx)
+			if err := i.truncateWAL(ctx); err != nil && ctx.Err() == nil {
+				i.metrics.walTruncations.WithLabelValues(truncateOutcomeErr).Inc()
+				i.logger.Error("wal truncation failed", "err", err)
+			}
 		case err := <-i.failures:
 			return fmt.Errorf("ingester wal failed: %w", err)
 		}
 	}
 }
 
-// syncLoop fsyncs every tenant's WAL every WALSyncPeriod until ctx is done.
-// It runs apart from the flush loop so that a slow flush never stretches the
+// syncLoop fsyncs the WAL every WALSyncPeriod until ctx is done. It runs
+// apart from the flush loop so that a slow flush never stretches the
 // power-loss window.
 func (i *Ingester) syncLoop(ctx context.Context) {
 	if i.cfg.WALSyncPeriod == 0 {
@@ -287,16 +350,14 @@ func (i *Ingester) syncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, h := range i.tenantList() {
-				h.syncWAL()
-			}
+			i.wal.sync()
 		}
 	}
 }
 
 // Stopping refuses new pushes, waits for those in flight, persists every
 // finished chunk (open chunks stay in the WAL for the next start) until ctx
-// expires, then closes every WAL and chunk store.
+// expires, then closes the WAL and the DB.
 func (i *Ingester) Stopping(ctx context.Context) error {
 	i.ready.Store(false)
 	i.stateMu.Lock()
@@ -313,17 +374,25 @@ func (i *Ingester) Stopping(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// closeTenants closes every tenant's WAL and chunk store.
+// closeTenants closes every tenant head, the WAL and the DB.
 func (i *Ingester) closeTenants() error {
 	i.tenantsMu.Lock()
 	heads := i.tenants
 	i.tenants = map[string]*tenantHead{}
 	i.tenantsMu.Unlock()
-	var errs []error
 	for _, h := range heads {
-		errs = append(errs, h.close())
+		h.close()
 	}
 	i.metrics.tenants.Set(0)
+	var errs []error
+	if err := i.wal.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close wal: %w", err))
+	}
+	if i.db != nil {
+		if err := i.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close db: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -346,34 +415,34 @@ func (i *Ingester) getTenant(id string) *tenantHead {
 	return i.tenants[id]
 }
 
-// getOrOpenTenant returns the head of id, opening (creating) it if needed.
-func (i *Ingester) getOrOpenTenant(ctx context.Context, id string) (*tenantHead, error) {
+// getOrOpenTenant returns the head of id, creating it if needed. Creating a
+// head does no I/O: a tenant has no file of its own.
+func (i *Ingester) getOrOpenTenant(_ context.Context, id string) (*tenantHead, error) {
 	if h := i.getTenant(id); h != nil {
 		return h, nil
 	}
-	return i.openTenant(ctx, id)
-}
-
-// openTenant opens the head of id, replaying its WAL, unless it is open.
-func (i *Ingester) openTenant(ctx context.Context, id string) (*tenantHead, error) {
+	if err := tenant.Validate(id); err != nil {
+		return nil, err
+	}
 	i.openMu.Lock()
 	defer i.openMu.Unlock()
 	if h := i.getTenant(id); h != nil {
 		return h, nil
 	}
-	h, err := openTenantHead(ctx, tenantOptions{
-		id:       id,
-		dir:      filepath.Join(i.tenantsDir(), id),
-		cfg:      &i.cfg,
-		logger:   i.logger.With("tenant", id),
-		metrics:  i.metrics,
-		limiter:  &i.limiter,
-		now:      i.now,
-		failures: i.failures,
+	h := newTenantHead(tenantOptions{
+		id:          id,
+		cfg:         &i.cfg,
+		logger:      i.logger.With("tenant", id),
+		metrics:     i.metrics,
+		limiter:     &i.limiter,
+		now:         i.now,
+		wal:         i.wal,
+		store:       tenantStore{db: i.db, tenant: id},
+		lastRef:     &i.lastRef,
+		sealed:      &i.sealed,
+		retention:   i.retentionOf,
+		removedMaxT: i.removedMaxTOf(id),
 	})
-	if err != nil {
-		return nil, err
-	}
 	i.tenantsMu.Lock()
 	i.tenants[id] = h
 	n := len(i.tenants)
@@ -382,6 +451,15 @@ func (i *Ingester) openTenant(ctx context.Context, id string) (*tenantHead, erro
 	return h, nil
 }
 
+// readOnlyHead returns an empty head of a tenant that has no head here, so
+// that reads serve its persisted data without creating a head for it.
+func (i *Ingester) readOnlyHead(id string) *tenantHead {
+	return &tenantHead{id: id, store: tenantStore{db: i.db, tenant: id}, series: emptySeries, postings: newHeadPostings()}
+}
+
+// emptySeries is the series map of every read-only head, never written.
+var emptySeries = newStripeSeries()
+
 // flushAll flushes every tenant; failures are logged and counted (the
 // chunks stay in memory and in the WAL, and the next flush retries them).
 func (i *Ingester) flushAll(ctx context.Context, idle idlePolicy) {
@@ -389,17 +467,6 @@ func (i *Ingester) flushAll(ctx context.Context, idle idlePolicy) {
 		if err := h.flush(ctx, idle); err != nil && ctx.Err() == nil {
 			i.logger.Error("flush failed, chunks kept in memory and retried", "tenant", h.id, "err", err,
 				"see_metric", "argus_ingester_flush_failures_total")
-		}
-	}
-}
-
-// truncateAll checkpoints and truncates every tenant's WAL; failures are
-// logged and counted, and the next period retries.
-func (i *Ingester) truncateAll(ctx context.Context) {
-	for _, h := range i.tenantList() {
-		if err := h.truncateWAL(ctx); err != nil && ctx.Err() == nil {
-			i.metrics.walTruncations.WithLabelValues(truncateOutcomeErr).Inc()
-			i.logger.Error("wal truncation failed", "tenant", h.id, "err", err)
 		}
 	}
 }

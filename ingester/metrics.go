@@ -34,6 +34,8 @@ type metrics struct {
 	queries           *prometheus.CounterVec
 	tenants           prometheus.Gauge
 	pendingFlushQueue prometheus.Gauge
+	dbFailures        *prometheus.CounterVec
+	chunksExpired     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for k := range numRejectKinds {
 		m.rejected[k] = m.samplesRejected.WithLabelValues(k.label())
 	}
-	for _, r := range []string{"persisted", "unknown_series"} {
+	for _, r := range []string{"persisted", "unknown_series", "retention"} {
 		m.replaySkipped.WithLabelValues(r)
 	}
 	for _, o := range []string{truncateOutcomeOK, truncateOutcomeErr} {
@@ -84,32 +86,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) addStorageMetrics(f promauto.Factory) {
 	m.chunksPersisted = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_chunks_persisted_total",
-		Help: "Chunks written to the chunk stores.",
+		Help: "Chunks written to the DB.",
 	})
 	m.bytesPersisted = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_persisted_chunk_bytes_total",
-		Help: "Encoded chunk bytes written to the chunk stores.",
+		Help: "Encoded chunk bytes written to the DB.",
 	})
 	m.flushDuration = f.NewHistogram(prometheus.HistogramOpts{
 		Name:    "argus_ingester_flush_duration_seconds",
-		Help:    "Duration of one flush of finished chunks of one tenant to its chunk store.",
+		Help:    "Duration of one flush of finished chunks of one tenant to the DB.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
 	})
 	m.flushFailures = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_flush_failures_total",
-		Help: "Flushes of a tenant that failed to write its chunk store; the chunks stay in memory and in the WAL and are retried.",
+		Help: "Flushes of a tenant that failed to write the DB; the chunks stay in memory and in the WAL and are retried.",
 	})
 	m.replayDuration = f.NewGauge(prometheus.GaugeOpts{
 		Name: "argus_ingester_wal_replay_duration_seconds",
-		Help: "Duration of the WAL replay of every tenant at the last start.",
+		Help: "Duration of the WAL replay at the last start.",
 	})
 	m.replaySamples = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_wal_replay_samples_total",
-		Help: "Samples replayed from the WALs into the heads.",
+		Help: "Samples replayed from the WAL into the heads.",
 	})
 	m.replaySkipped = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "argus_ingester_wal_replay_skipped_samples_total",
-		Help: "WAL samples skipped by replay: already persisted or duplicate, or of a series the WAL no longer holds.",
+		Help: "WAL samples skipped by replay: already persisted or duplicate, of a series the WAL no longer holds, or past the tenant's retention.",
 	}, []string{"reason"})
 	m.walCorruptions = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_wal_corruptions_total",
@@ -121,10 +123,21 @@ func (m *metrics) addStorageMetrics(f promauto.Factory) {
 	}, []string{"outcome"})
 	m.walFailures = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_wal_write_failures_total",
-		Help: "WAL writes or fsyncs that failed; the tenant refuses pushes until a restart.",
+		Help: "WAL writes or fsyncs that failed; the ingester refuses pushes until a restart.",
+	})
+	m.dbFailures = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "argus_ingester_db_failures_total",
+		Help: "Background DB operations that failed, by operation (compact, retention); the next period retries.",
+	}, []string{"operation"})
+	for _, op := range []string{"compact", "retention"} {
+		m.dbFailures.WithLabelValues(op)
+	}
+	m.chunksExpired = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_expired_chunks_total",
+		Help: "In-memory chunks dropped because they ended before their tenant's retention period.",
 	})
 	m.seriesGCed = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_series_removed_total",
-		Help: "Idle series removed from the heads (their data stays in the chunk stores).",
+		Help: "Idle series removed from the heads (their data stays in the DB).",
 	})
 }

@@ -217,6 +217,15 @@ func validateLabels(ls []*arguspb.Label) error {
 	if len(ls) == 0 {
 		return fmt.Errorf("%w: no labels", ErrInvalidLabels)
 	}
+	// Sorted: the reserved label, if present, sorts among the first.
+	for _, l := range ls {
+		if l.GetName() == tenantLabel {
+			return fmt.Errorf("%w: label name %q is reserved", ErrInvalidLabels, tenantLabel)
+		}
+		if l.GetName() > tenantLabel {
+			break
+		}
+	}
 	prev := ""
 	for n, l := range ls {
 		name, value := l.GetName(), l.GetValue()
@@ -255,10 +264,10 @@ func (h *tenantHead) appendBatch(b *pushBatch) error {
 	if h.closed {
 		return ErrNotReady
 	}
-	if h.walErr != nil {
-		return fmt.Errorf("%w: %w", ErrWALFailed, h.walErr)
+	if err := h.wal.failed(); err != nil {
+		return err
 	}
-	minValid := minValidTime(h.maxT.Load())
+	minValid := h.minValid(h.nowMs())
 	for n := range b.entries {
 		e := &b.entries[n]
 		if e.s.deleted {
@@ -276,11 +285,11 @@ func (h *tenantHead) appendBatch(b *pushBatch) error {
 	if len(b.samples) == 0 {
 		return nil
 	}
-	if err := h.logLocked(b); err != nil {
-		return err
-	}
-	h.applyLocked(b)
-	return nil
+	// From the WAL write to the in-memory append: a truncation cuts the
+	// segment only between pushes (see sharedWAL).
+	h.wal.cutMu.RLock()
+	defer h.wal.cutMu.RUnlock()
+	return h.logLocked(b)
 }
 
 // checkEntryLocked checks the samples of e in order, moving the series'
@@ -343,15 +352,19 @@ func (h *tenantHead) rollbackLocked(b *pushBatch, n int) {
 
 // logLocked writes the series and samples records of b to the WAL with one
 // Log call, which hands them to the kernel before it returns, and fsyncs
-// when -ingester.wal-sync-period is 0. On a write failure nothing is
-// appended; on an fsync failure the samples are appended anyway (they are in
-// the WAL, and memory must match it) but the push fails. Either failure
-// stops the tenant's pushes (see failLocked).
+// when -ingester.wal-sync-period is 0, then appends them in memory. On a
+// write failure nothing is appended; on an fsync failure the samples are
+// appended anyway (they are in the WAL, and memory must match it) but the
+// push fails. Either failure stops every push (see sharedWAL.failLocked).
+// The caller holds appendMu and the WAL's cutMu for reading.
 func (h *tenantHead) logLocked(b *pushBatch) error {
 	var enc record.Encoder
 	b.recs = b.recs[:0]
 	buf := b.walBuf[:0]
 	if len(b.series) > 0 {
+		for k := range b.series {
+			b.series[k].Labels = withTenant(b.series[k].Labels, h.id)
+		}
 		buf = enc.Series(b.series, buf)
 		b.recs = append(b.recs, buf)
 	}
@@ -359,21 +372,13 @@ func (h *tenantHead) logLocked(b *pushBatch) error {
 	buf = enc.Samples(b.samples, buf)
 	b.recs = append(b.recs, buf[start:])
 	b.walBuf = buf
-	if err := h.wal.Log(b.recs...); err != nil {
+	written, err := h.wal.log(b.recs, h.cfg.WALSyncPeriod == 0)
+	if !written {
 		h.rollbackLocked(b, len(b.entries))
-		h.failLocked(err)
-		return fmt.Errorf("%w: %w", ErrWALWrite, err)
+		return err
 	}
-	if h.cfg.WALSyncPeriod > 0 {
-		h.walDirty = true
-		return nil
-	}
-	if err := h.wal.Sync(); err != nil {
-		h.applyLocked(b)
-		h.failLocked(err)
-		return fmt.Errorf("%w: fsync: %w", ErrWALWrite, err)
-	}
-	return nil
+	h.applyLocked(b)
+	return err
 }
 
 // applyLocked appends the accepted samples of b to their series' chunks and

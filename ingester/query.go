@@ -39,7 +39,10 @@ func (i *Ingester) queryHead(ctx context.Context, queryType string) (*tenantHead
 	if err != nil {
 		return nil, err
 	}
-	return i.getTenant(id), nil
+	if h := i.getTenant(id); h != nil {
+		return h, nil
+	}
+	return i.readOnlyHead(id), nil // Its persisted data, if any.
 }
 
 // Series streams the series of the tenant of ctx that match every matcher
@@ -130,17 +133,17 @@ type headSnapshot struct {
 // headSeries snapshots the head series matching ms, sorted by labels. Series
 // with no chunk in the range are kept: their minT still filters the store.
 func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, mode seriesMode) ([]headSnapshot, error) {
-	refs, err := postingsForMatchers(ctx, h.postings, ms)
+	p, err := postingsForMatchers(ctx, h.postings, ms)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]headSnapshot, 0, len(refs))
+	var out []headSnapshot
 	var chks []storage.Chunk // The chunks of all snapshots, which share it.
-	for n, ref := range refs {
+	for n := 0; p.Next(); n++ {
 		if n%checkCtxEvery == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		s := h.series.getByRef(chunks.HeadSeriesRef(ref))
+		s := h.series.getByRef(chunks.HeadSeriesRef(p.At()))
 		if s == nil {
 			continue // Removed since the postings read; its data is in the store.
 		}
@@ -155,6 +158,9 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 		}
 		s.mu.Unlock()
 		out = append(out, snap)
+	}
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("read postings: %w", err)
 	}
 	slices.SortFunc(out, func(a, b headSnapshot) int { return labels.Compare(a.lset, b.lset) })
 	return out, nil
@@ -289,8 +295,10 @@ func (a *protoAlloc) chunk(c storage.Chunk) *arguspb.Chunk {
 const carveBlock = 16
 
 // LabelNames returns the sorted label names of the tenant's series that
-// match every matcher and have samples in the range, from the head and the
-// chunk store, at most limit of them (0: no limit).
+// match every matcher, at most limit of them (0: no limit): from the chunk
+// store, the series with samples in the range; from the head, if its span
+// overlaps the range, every series of it (Prometheus's head semantics, see
+// headNames), answered from its postings.
 func (i *Ingester) LabelNames(ctx context.Context, req *arguspb.LabelNamesRequest) (*arguspb.LabelNamesResponse, error) {
 	h, err := i.queryHead(ctx, queryTypeNames)
 	if err != nil || h == nil {
@@ -301,9 +309,7 @@ func (i *Ingester) LabelNames(ctx context.Context, req *arguspb.LabelNamesReques
 		return nil, grpcError(err)
 	}
 	mint, maxt := req.GetMinTimeMs(), req.GetMaxTimeMs()
-	head, err := h.headLabels(ctx, ms, mint, maxt, func(lset labels.Labels, add func(string)) {
-		lset.Range(func(l labels.Label) { add(l.Name) })
-	})
+	head, err := h.headNames(ctx, ms, mint, maxt)
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -315,8 +321,8 @@ func (i *Ingester) LabelNames(ctx context.Context, req *arguspb.LabelNamesReques
 }
 
 // LabelValues returns the sorted values of the label name over the tenant's
-// series that match every matcher and have samples in the range, from the
-// head and the chunk store, at most limit of them (0: no limit).
+// series that match every matcher, at most limit of them (0: no limit), with
+// the time semantics of LabelNames.
 func (i *Ingester) LabelValues(ctx context.Context, req *arguspb.LabelValuesRequest) (*arguspb.LabelValuesResponse, error) {
 	h, err := i.queryHead(ctx, queryTypeValues)
 	if err != nil || h == nil {
@@ -327,11 +333,7 @@ func (i *Ingester) LabelValues(ctx context.Context, req *arguspb.LabelValuesRequ
 		return nil, grpcError(err)
 	}
 	name, mint, maxt := req.GetName(), req.GetMinTimeMs(), req.GetMaxTimeMs()
-	// Only series that have the label can contribute a value.
-	hasName := labels.MustNewMatcher(labels.MatchNotEqual, name, "")
-	head, err := h.headLabels(ctx, append(slices.Clip(ms), hasName), mint, maxt, func(lset labels.Labels, add func(string)) {
-		add(lset.Get(name))
-	})
+	head, err := h.headValues(ctx, name, ms, mint, maxt)
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -340,40 +342,6 @@ func (i *Ingester) LabelValues(ctx context.Context, req *arguspb.LabelValuesRequ
 		return nil, grpcError(fmt.Errorf("label values from chunk store: %w", err))
 	}
 	return &arguspb.LabelValuesResponse{Values: unionSorted(head, stored, req.GetLimit())}, nil
-}
-
-// headLabels calls collect for every head series that matches ms and has
-// in-memory samples in [mint, maxt] (a series without is fully in the store,
-// which the caller reads after), and returns the sorted unique strings
-// collect added. It visits every matching series.
-func (h *tenantHead) headLabels(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, collect func(labels.Labels, func(string))) ([]string, error) {
-	refs, err := postingsForMatchers(ctx, h.postings, ms)
-	if err != nil {
-		return nil, err
-	}
-	set := map[string]struct{}{}
-	add := func(v string) { set[v] = struct{}{} }
-	for n, ref := range refs {
-		if n%checkCtxEvery == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		s := h.series.getByRef(chunks.HeadSeriesRef(ref))
-		if s == nil {
-			continue
-		}
-		s.mu.Lock()
-		ok := s.overlapsLocked(mint, maxt)
-		s.mu.Unlock()
-		if ok {
-			collect(s.lset, add)
-		}
-	}
-	out := make([]string, 0, len(set))
-	for v := range set {
-		out = append(out, v)
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // unionSorted merges two sorted unique lists into one, keeping the first

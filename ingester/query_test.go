@@ -180,17 +180,31 @@ func TestLabelNamesAndValues(t *testing.T) {
 	require.Equal(t, []string{"__name__", "instance", "job", "zone"}, names(0, 3000, 0))
 	require.Equal(t, []string{"__name__", "instance"}, names(0, 3000, 2))
 	require.Equal(t, []string{"__name__", "zone"}, names(0, 100, 0))
-	require.Equal(t, []string{"__name__", "instance", "job"}, names(1500, 3000, 0))
+	// The head's span is [2000, 2000]: a range overlapping it gets the names
+	// of every series of the head, "old" (all in the store now) included,
+	// as from a Prometheus head.
+	require.Equal(t, []string{"__name__", "instance", "job", "zone"}, names(1500, 3000, 0))
+	require.Equal(t, []string{"__name__", "instance", "job", "zone"}, names(1500, 2000, 0))
+	require.Empty(t, names(1500, 1999, 0)) // before the head, and nothing in the store
 	require.Equal(t, []string{"__name__", "job"}, names(0, 3000, 0, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "job", Value: "x"}))
 	require.Empty(t, names(5000, 6000, 0))
 
 	require.Equal(t, []string{"old", "up"}, values("__name__", 0, 3000, 0))
-	require.Equal(t, []string{"up"}, values("__name__", 500, 3000, 0))
+	require.Equal(t, []string{"old", "up"}, values("__name__", 500, 3000, 0)) // "old" is still in the head
+	require.Equal(t, []string{"up"}, values("__name__", 500, 1999, 0))
+	require.Equal(t, []string{"x"}, values("job", 0, 3000, 0, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "__name__", Value: "up"}, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_NRE, Name: "instance", Value: ".+"}))
 	require.Equal(t, []string{"x", "y"}, values("job", 0, 3000, 0))
 	require.Equal(t, []string{"x"}, values("job", 0, 3000, 1))
 	require.Equal(t, []string{"x"}, values("job", 0, 1500, 0)) // only in the store
 	require.Equal(t, []string{"y"}, values("job", 0, 3000, 0, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "instance", Value: "i"}))
 	require.Empty(t, values("nope", 0, 3000, 0))
+
+	// Once GC removes "old" from the head, the head no longer names it.
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1000
+	truncateTenants(t, ing)
+	require.Equal(t, []string{"__name__", "instance", "job"}, names(1500, 3000, 0))
+	require.Equal(t, []string{"up"}, values("__name__", 500, 3000, 0))
+	require.Equal(t, []string{"old", "up"}, values("__name__", 0, 3000, 0)) // "old" from the store
 
 	// An unknown tenant has nothing.
 	resp, err := ing.LabelNames(tenantCtx("t9"), &arguspb.LabelNamesRequest{MaxTimeMs: 3000})

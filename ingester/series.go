@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -189,41 +190,99 @@ func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
 	return s.app != nil && s.openMinTLocked() <= maxt && s.openMaxT >= mint
 }
 
-// stripeCount is the number of lock stripes of a head's series maps, a power
-// of two. Per tenant, so kept moderate (Prometheus uses 16384 for one head).
-const stripeCount = 1 << 9
+// Stripes of a head's series map. A head starts with minStripes lock stripes
+// and multiplies them by stripeGrowth whenever it holds more than
+// seriesPerStripe series per stripe, up to maxStripes (Prometheus uses 16384
+// for its one head; a head here is per tenant). A tenant of a few series
+// then costs one stripe and two small maps rather than 512 stripes and
+// 1,024 maps (about 100 KB).
+const (
+	minStripes      = 1
+	maxStripes      = 1 << 9
+	stripeGrowth    = 8
+	seriesPerStripe = 64
+)
 
 // seriesStripe is one lock stripe. Stripe i holds the series whose label hash
-// is i (mod stripeCount) in byHash and, independently, the series whose ref
-// is i (mod stripeCount) in byRef.
+// is i (mod the stripe count) in byHash and, independently, the series whose
+// ref is i (mod the stripe count) in byRef. Its maps are created by the
+// first insert.
 type seriesStripe struct {
 	mu        sync.RWMutex
 	byHash    map[uint64]*memSeries               // guarded by mu
 	conflicts map[uint64][]*memSeries             // guarded by mu; other series with a hash in byHash, nil until needed
 	byRef     map[chunks.HeadSeriesRef]*memSeries // guarded by mu
-	_         [16]byte                            // pads the stripe to a 64-byte cache line
+	// moved is set, under mu, when the table of the stripe was replaced by a
+	// larger one: the stripe's maps are then frozen, and a caller that finds
+	// it set retries on the new table.
+	moved bool
+	_     [15]byte // pads the stripe to a 64-byte cache line
+}
+
+// stripeTable is one generation of the stripes of a stripeSeries.
+type stripeTable struct {
+	stripes []seriesStripe // a power of two of them
+}
+
+func (t *stripeTable) stripe(key uint64) *seriesStripe {
+	return &t.stripes[key&uint64(len(t.stripes)-1)]
 }
 
 // stripeSeries is the series map of a head, striped over power-of-two
-// RWMutexes (STYLE C12, as Prometheus's stripeSeries). Safe for concurrent
-// use.
+// RWMutexes (STYLE C12, as Prometheus's stripeSeries) that grow with the
+// series. Safe for concurrent use.
+//
+// Locks: an operation holds one stripe lock at a time; grow holds every
+// stripe of the old table, taken in index order, under growMu. Both are
+// leaf locks (nothing is locked while they are held).
 type stripeSeries struct {
-	stripes [stripeCount]seriesStripe
+	table  atomic.Pointer[stripeTable]
+	count  atomic.Int64 // series inserted minus removed
+	growMu sync.Mutex   // serializes grow
+	spanMu sync.Mutex   // guards span's creation
+	sp     *headSpan    // guarded by spanMu; nil until a label read needs it
 }
 
 func newStripeSeries() *stripeSeries {
 	ss := &stripeSeries{}
-	for i := range ss.stripes {
-		ss.stripes[i].byHash = map[uint64]*memSeries{}
-		ss.stripes[i].byRef = map[chunks.HeadSeriesRef]*memSeries{}
-	}
+	ss.table.Store(&stripeTable{stripes: make([]seriesStripe, minStripes)})
 	return ss
+}
+
+// span returns the head span cache of the series.
+func (ss *stripeSeries) span() *headSpan {
+	ss.spanMu.Lock()
+	defer ss.spanMu.Unlock()
+	if ss.sp == nil {
+		ss.sp = &headSpan{computed: math.MinInt64}
+	}
+	return ss.sp
+}
+
+// lock returns the stripe of key in the current table, locked (read-locked
+// if read), retrying when a grow moved it.
+func (ss *stripeSeries) lock(key uint64, read bool) *seriesStripe {
+	for {
+		st := ss.table.Load().stripe(key)
+		if read {
+			st.mu.RLock()
+		} else {
+			st.mu.Lock()
+		}
+		if !st.moved {
+			return st
+		}
+		if read {
+			st.mu.RUnlock()
+		} else {
+			st.mu.Unlock()
+		}
+	}
 }
 
 // getByHash returns the series with labels lset (of hash hash), or nil.
 func (ss *stripeSeries) getByHash(hash uint64, lset labels.Labels) *memSeries {
-	st := &ss.stripes[hash&(stripeCount-1)]
-	st.mu.RLock()
+	st := ss.lock(hash, true)
 	defer st.mu.RUnlock()
 	return st.lookupLocked(hash, lset)
 }
@@ -242,8 +301,7 @@ func (st *seriesStripe) lookupLocked(hash uint64, lset labels.Labels) *memSeries
 
 // getByRef returns the series of ref, or nil.
 func (ss *stripeSeries) getByRef(ref chunks.HeadSeriesRef) *memSeries {
-	st := &ss.stripes[uint64(ref)&(stripeCount-1)]
-	st.mu.RLock()
+	st := ss.lock(uint64(ref), true)
 	defer st.mu.RUnlock()
 	return st.byRef[ref]
 }
@@ -251,33 +309,83 @@ func (ss *stripeSeries) getByRef(ref chunks.HeadSeriesRef) *memSeries {
 // setIfAbsent inserts s (of hash hash) unless a series with its labels
 // exists, and returns the series in the map and whether it is s.
 func (ss *stripeSeries) setIfAbsent(hash uint64, s *memSeries) (*memSeries, bool) {
-	st := &ss.stripes[hash&(stripeCount-1)]
-	st.mu.Lock()
+	st := ss.lock(hash, false)
 	if prev := st.lookupLocked(hash, s.lset); prev != nil {
 		st.mu.Unlock()
 		return prev, false
 	}
-	if _, taken := st.byHash[hash]; !taken {
-		st.byHash[hash] = s
-	} else {
-		if st.conflicts == nil {
-			st.conflicts = map[uint64][]*memSeries{}
-		}
-		st.conflicts[hash] = append(st.conflicts[hash], s)
-	}
+	st.insertHashLocked(hash, s)
 	st.mu.Unlock()
 
-	rs := &ss.stripes[uint64(s.ref)&(stripeCount-1)]
-	rs.mu.Lock()
-	rs.byRef[s.ref] = s
+	rs := ss.lock(uint64(s.ref), false)
+	rs.insertRefLocked(s)
 	rs.mu.Unlock()
+
+	if n, t := ss.count.Add(1), ss.table.Load(); n > int64(len(t.stripes))*seriesPerStripe && len(t.stripes) < maxStripes {
+		ss.grow(t)
+	}
 	return s, true
+}
+
+func (st *seriesStripe) insertHashLocked(hash uint64, s *memSeries) {
+	if st.byHash == nil {
+		st.byHash = map[uint64]*memSeries{}
+	}
+	if _, taken := st.byHash[hash]; !taken {
+		st.byHash[hash] = s
+		return
+	}
+	if st.conflicts == nil {
+		st.conflicts = map[uint64][]*memSeries{}
+	}
+	st.conflicts[hash] = append(st.conflicts[hash], s)
+}
+
+func (st *seriesStripe) insertRefLocked(s *memSeries) {
+	if st.byRef == nil {
+		st.byRef = map[chunks.HeadSeriesRef]*memSeries{}
+	}
+	st.byRef[s.ref] = s
+}
+
+// grow replaces the table old, if it is still the current one, by one with
+// stripeGrowth times its stripes, rehashing every series. It holds every
+// stripe of old meanwhile, so no insert or removal is lost: those that
+// waited find their stripe moved and retry on the new table.
+func (ss *stripeSeries) grow(old *stripeTable) {
+	ss.growMu.Lock()
+	defer ss.growMu.Unlock()
+	if ss.table.Load() != old {
+		return // Grown by a concurrent insert.
+	}
+	for i := range old.stripes {
+		old.stripes[i].mu.Lock()
+	}
+	t := &stripeTable{stripes: make([]seriesStripe, len(old.stripes)*stripeGrowth)}
+	for i := range old.stripes {
+		st := &old.stripes[i]
+		for hash, s := range st.byHash {
+			t.stripe(hash).insertHashLocked(hash, s)
+		}
+		for hash, cs := range st.conflicts {
+			for _, s := range cs {
+				t.stripe(hash).insertHashLocked(hash, s)
+			}
+		}
+		for ref, s := range st.byRef {
+			t.stripe(uint64(ref)).insertRefLocked(s)
+		}
+		st.moved = true
+	}
+	ss.table.Store(t)
+	for i := range old.stripes {
+		old.stripes[i].mu.Unlock()
+	}
 }
 
 // remove deletes s (of hash hash) from both maps.
 func (ss *stripeSeries) remove(hash uint64, s *memSeries) {
-	st := &ss.stripes[hash&(stripeCount-1)]
-	st.mu.Lock()
+	st := ss.lock(hash, false)
 	if st.byHash[hash] == s {
 		delete(st.byHash, hash)
 		// Promote a conflicting series, if any, to the main map.
@@ -296,10 +404,10 @@ func (ss *stripeSeries) remove(hash uint64, s *memSeries) {
 	}
 	st.mu.Unlock()
 
-	rs := &ss.stripes[uint64(s.ref)&(stripeCount-1)]
-	rs.mu.Lock()
+	rs := ss.lock(uint64(s.ref), false)
 	if rs.byRef[s.ref] == s {
 		delete(rs.byRef, s.ref)
+		ss.count.Add(-1)
 	}
 	rs.mu.Unlock()
 }
@@ -314,14 +422,16 @@ func (st *seriesStripe) setConflictsLocked(hash uint64, cs []*memSeries) {
 
 // forEach calls f for every series, one stripe at a time, without holding a
 // stripe lock while f runs (so f may lock the series). Series added or
-// removed concurrently may or may not be visited.
+// removed concurrently may or may not be visited; every series added before
+// forEach was called and not removed is.
 func (ss *stripeSeries) forEach(f func(s *memSeries)) {
 	var buf []*memSeries
-	for i := range ss.stripes {
-		st := &ss.stripes[i]
+	t := ss.table.Load()
+	for i := range t.stripes {
+		st := &t.stripes[i]
 		st.mu.RLock()
 		buf = buf[:0]
-		for _, s := range st.byRef {
+		for _, s := range st.byRef { // A moved stripe's maps are frozen, with every series of the time of the move.
 			buf = append(buf, s)
 		}
 		st.mu.RUnlock()

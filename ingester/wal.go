@@ -1,16 +1,16 @@
 package ingester
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	"log/slog"
 	"math"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -21,41 +21,247 @@ import (
 	"github.com/prometheus/prometheus/util/compression"
 )
 
-// replayStats count what a replay did.
-type replayStats struct {
-	series, samples, persisted, unknown int
+// walDirName is the directory of the ingester's one WAL under -storage.path.
+const walDirName = "wal"
+
+// tenantLabel is the reserved label that carries the tenant of a series in
+// its WAL series record (and only there): it is added when the record is
+// written and removed at replay. Keeping the tenant inside the label set
+// lets Prometheus's wlog.Checkpoint copy series records unchanged. Pushes
+// of series that carry it are refused.
+const tenantLabel = "__argus_tenant__"
+
+// withTenant returns lset with tenantLabel set to tenant.
+func withTenant(lset labels.Labels, tenant string) labels.Labels {
+	b := labels.NewBuilder(lset)
+	b.Set(tenantLabel, tenant)
+	return b.Labels()
 }
 
-// replay loads the last checkpoint and every WAL segment after it into the
-// head, then opens the WAL for writing (in a new segment). A corrupted
-// segment is repaired: it is cut at the corruption and the later segments
-// are deleted, losing what they held (counted and logged). A corrupted
-// checkpoint fails the replay. See WAL.md.
-func (h *tenantHead) replay(ctx context.Context) error {
+// withoutTenant returns lset without tenantLabel.
+func withoutTenant(lset labels.Labels) labels.Labels {
+	b := labels.NewBuilder(lset)
+	b.Del(tenantLabel)
+	return b.Labels()
+}
+
+// sharedWAL is the one write-ahead log of the ingester, written by every
+// tenant. Each tenant serializes its own pushes (appendMu), so that the WAL
+// holds every series' samples in the order its head accepted them; pushes
+// of different tenants interleave.
+//
+// # Locks
+//
+// cutMu before mu. A push holds cutMu for reading from its Log through its
+// in-memory append; a truncation holds it for writing to start a new
+// segment, so that every sample of the segments before the cut is in memory
+// (or persisted) when the checkpoint reads the heads. mu serializes every
+// call on the wlog.WL: WL.Sync reads the segment without the WL's own lock,
+// and Log or NextSegment may switch it.
+type sharedWAL struct {
+	dir     string
+	logger  *slog.Logger
+	metrics *metrics
+	// failures receives the first write failure, which makes Running return
+	// (a restart repairs the WAL). Buffered; senders never block.
+	failures chan<- error
+
+	cutMu sync.RWMutex
+	mu    sync.Mutex
+	wl    *wlog.WL // guarded by mu
+	dirty bool     // guarded by mu: records written since the last fsync
+	err   error    // guarded by mu: the first write or fsync failure
+}
+
+// open opens the WAL for writing in a new segment, repairing corruption
+// first if not nil.
+func (w *sharedWAL) open(segmentSize int, compress bool, corruption *wlog.CorruptionErr) error {
+	c := compression.None
+	if compress {
+		c = compression.Snappy
+	}
+	wl, err := wlog.NewSize(w.logger, nil, w.dir, segmentSize, c)
+	if err != nil {
+		return fmt.Errorf("open wal: %w", err)
+	}
+	if corruption != nil {
+		w.metrics.walCorruptions.Inc()
+		w.logger.Error("wal corrupted, dropping the records after the corruption", "segment", corruption.Segment,
+			"offset", corruption.Offset, "err", corruption.Err)
+		if err := wl.Repair(corruption); err != nil {
+			return errors.Join(fmt.Errorf("repair wal: %w", err), wl.Close())
+		}
+	}
+	w.mu.Lock()
+	w.wl = wl
+	w.mu.Unlock()
+	return nil
+}
+
+// failed returns the WAL's failure, or nil.
+func (w *sharedWAL) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return fmt.Errorf("%w: %w", ErrWALFailed, w.err)
+	}
+	if w.wl == nil {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// log writes recs with one Log call, which hands them to the kernel before
+// it returns, and fsyncs if fsync. written reports whether the records are
+// in the WAL (then memory must hold them too, even if err is an fsync
+// failure). The caller holds cutMu for reading.
+func (w *sharedWAL) log(recs [][]byte, fsync bool) (written bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return false, fmt.Errorf("%w: %w", ErrWALFailed, w.err)
+	}
+	if w.wl == nil {
+		return false, ErrNotReady
+	}
+	if err := w.wl.Log(recs...); err != nil {
+		w.failLocked(err)
+		return false, fmt.Errorf("%w: %w", ErrWALWrite, err)
+	}
+	if !fsync {
+		w.dirty = true
+		return true, nil
+	}
+	if err := w.wl.Sync(); err != nil {
+		w.failLocked(err)
+		return true, fmt.Errorf("%w: fsync: %w", ErrWALWrite, err)
+	}
+	return true, nil
+}
+
+// sync fsyncs the segment being written if records were written since the
+// last fsync.
+func (w *sharedWAL) sync() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.dirty || w.err != nil || w.wl == nil {
+		return
+	}
+	if err := w.wl.Sync(); err != nil {
+		w.failLocked(fmt.Errorf("fsync wal: %w", err))
+		return
+	}
+	w.dirty = false
+}
+
+// failLocked records a WAL failure: the WAL may now end with a torn record,
+// and a record written after it would be lost at the replay's repair, so
+// every push is refused and Running returns, for a restart to repair the
+// WAL. The caller holds mu.
+func (w *sharedWAL) failLocked(err error) {
+	if w.err != nil {
+		return
+	}
+	w.err = err
+	w.metrics.walFailures.Inc()
+	select {
+	case w.failures <- err:
+	default: // One failure is enough to stop Running.
+	}
+}
+
+// cut starts a new segment once every push in flight has appended in
+// memory, and returns the segments before it.
+func (w *sharedWAL) cut() (first, last int, err error) {
+	w.cutMu.Lock()
+	defer w.cutMu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil || w.wl == nil {
+		return 0, 0, errors.New("wal failed or closed")
+	}
+	if first, last, err = wlog.Segments(w.dir); err != nil {
+		return 0, 0, err
+	}
+	_, err = w.wl.NextSegment()
+	return first, last, err
+}
+
+// current returns the open WAL, or nil. Checkpoint and Truncate read only
+// its directory and compression, so they need no lock.
+func (w *sharedWAL) current() *wlog.WL {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.wl
+}
+
+// close closes the WAL; later writes fail with ErrNotReady.
+func (w *sharedWAL) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.wl == nil {
+		return nil
+	}
+	err := w.wl.Close()
+	w.wl = nil
+	return err
+}
+
+// replayStats count what a replay did.
+type replayStats struct {
+	series, samples, persisted, unknown, expired int
+}
+
+// replayRef is where replay routes the samples of one WAL ref.
+type replayRef struct {
+	h *tenantHead
+	s *memSeries
+}
+
+// replayer routes WAL records to the tenant heads, opening them on their
+// first series record.
+type replayer struct {
+	i      *Ingester
+	refs   map[chunks.HeadSeriesRef]replayRef
+	maxRef chunks.HeadSeriesRef
+	st     replayStats
+	nowMs  int64
+}
+
+// replayWAL loads the last checkpoint and every WAL segment after it into
+// the tenant heads, then opens the WAL for writing (in a new segment). A
+// corrupted segment is repaired: it is cut at the corruption and the later
+// segments are deleted, losing what they held (counted and logged). A
+// corrupted checkpoint fails the replay. See WAL.md.
+func (i *Ingester) replayWAL(ctx context.Context) error {
 	start := time.Now()
-	if err := wlog.DeleteTempCheckpoints(h.logger, h.walDir); err != nil {
+	dir := i.wal.dir
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return fmt.Errorf("create wal dir: %w", err)
+	}
+	if err := wlog.DeleteTempCheckpoints(i.logger, dir); err != nil {
 		return err
 	}
-	var st replayStats
-	cpDir, cpIdx, err := wlog.LastCheckpoint(h.walDir)
+	r := &replayer{i: i, refs: map[chunks.HeadSeriesRef]replayRef{}, nowMs: i.now().UnixMilli()}
+	cpDir, cpIdx, err := wlog.LastCheckpoint(dir)
 	switch {
 	case errors.Is(err, record.ErrNotFound):
 		cpIdx = -1
 	case err != nil:
 		return fmt.Errorf("find last checkpoint: %w", err)
 	default:
-		if err := h.replayDir(ctx, wlog.SegmentRange{Dir: cpDir, First: -1, Last: -1}, &st); err != nil {
+		if err := r.replayDir(ctx, wlog.SegmentRange{Dir: cpDir, First: -1, Last: -1}); err != nil {
 			return fmt.Errorf("replay checkpoint %s: %w", cpDir, err)
 		}
 	}
-	first, last, err := wlog.Segments(h.walDir)
+	first, last, err := wlog.Segments(dir)
 	if err != nil {
 		return fmt.Errorf("list wal segments: %w", err)
 	}
 	var corruption *wlog.CorruptionErr
 	for seg := max(first, cpIdx+1); first >= 0 && seg <= last; seg++ {
-		h.logger.Info("replaying wal segment", "segment", seg, "last_segment", last)
-		err := h.replayDir(ctx, wlog.SegmentRange{Dir: h.walDir, First: seg, Last: seg}, &st)
+		i.logger.Info("replaying wal segment", "segment", seg, "last_segment", last)
+		err := r.replayDir(ctx, wlog.SegmentRange{Dir: dir, First: seg, Last: seg})
 		if errors.As(err, &corruption) {
 			break
 		}
@@ -63,212 +269,228 @@ func (h *tenantHead) replay(ctx context.Context) error {
 			return fmt.Errorf("replay segment %d: %w", seg, err)
 		}
 	}
-	if err := h.openWAL(corruption); err != nil {
+	i.lastRef.Store(uint64(r.maxRef)) // New series never reuse a ref of the WAL, an alias's included.
+	for _, h := range i.tenantList() {
+		h.indexReplayed()
+	}
+	if err := i.wal.open(i.cfg.WALSegmentSize, i.cfg.WALCompression, corruption); err != nil {
 		return err
 	}
-	h.metrics.replaySamples.Add(float64(st.samples))
-	h.metrics.replaySkipped.WithLabelValues("persisted").Add(float64(st.persisted))
-	h.metrics.replaySkipped.WithLabelValues("unknown_series").Add(float64(st.unknown))
-	h.logger.Info("wal replayed", "series", st.series, "samples", st.samples, "skipped_persisted", st.persisted,
-		"skipped_unknown_series", st.unknown, "checkpoint", cpIdx, "duration", time.Since(start))
-	return nil
-}
-
-// openWAL opens the WAL for writing, repairing corruption first if not nil.
-func (h *tenantHead) openWAL(corruption *wlog.CorruptionErr) error {
-	compress := compression.None
-	if h.cfg.WALCompression {
-		compress = compression.Snappy
-	}
-	// No registerer: wlog's metrics have no tenant label and would collide
-	// between tenants.
-	w, err := wlog.NewSize(h.logger, nil, h.walDir, h.cfg.WALSegmentSize, compress)
-	if err != nil {
-		return fmt.Errorf("open wal: %w", err)
-	}
-	if corruption != nil {
-		h.metrics.walCorruptions.Inc()
-		h.logger.Error("wal corrupted, dropping the records after the corruption", "segment", corruption.Segment,
-			"offset", corruption.Offset, "err", corruption.Err)
-		if err := w.Repair(corruption); err != nil {
-			return errors.Join(fmt.Errorf("repair wal: %w", err), w.Close())
-		}
-	}
-	h.wal = w
+	st := r.st
+	i.metrics.replaySamples.Add(float64(st.samples))
+	i.metrics.replaySkipped.WithLabelValues("persisted").Add(float64(st.persisted))
+	i.metrics.replaySkipped.WithLabelValues("unknown_series").Add(float64(st.unknown))
+	i.metrics.replaySkipped.WithLabelValues("retention").Add(float64(st.expired))
+	i.logger.Info("wal replayed", "series", st.series, "samples", st.samples, "skipped_persisted", st.persisted,
+		"skipped_unknown_series", st.unknown, "skipped_retention", st.expired, "checkpoint", cpIdx, "duration", time.Since(start))
 	return nil
 }
 
 // replayDir replays the records of the segments of r. A torn or corrupted
 // record is a *wlog.CorruptionErr.
-func (h *tenantHead) replayDir(ctx context.Context, r wlog.SegmentRange, st *replayStats) error {
-	rc, err := wlog.NewSegmentsRangeReader(r)
+func (r *replayer) replayDir(ctx context.Context, sr wlog.SegmentRange) error {
+	rc, err := wlog.NewSegmentsRangeReader(sr)
 	if err != nil {
 		return fmt.Errorf("open segments: %w", err)
 	}
 	defer rc.Close()
-	return h.replayRecords(ctx, rc, st)
+	return r.replayRecords(ctx, rc, sr.Dir)
 }
 
 // replayRecords decodes and applies every record of rd.
-func (h *tenantHead) replayRecords(ctx context.Context, rd io.Reader, st *replayStats) error {
+func (r *replayer) replayRecords(ctx context.Context, rd io.Reader, dir string) error {
 	var (
-		r       = wlog.NewReader(rd)
-		dec     = record.NewDecoder(nil, h.logger)
+		wr      = wlog.NewReader(rd)
+		dec     = record.NewDecoder(nil, r.i.logger)
 		series  []record.RefSeries
 		samples []record.RefSample
 		err     error
 	)
-	for n := 0; r.Next(); n++ {
+	for n := 0; wr.Next(); n++ {
 		if n%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		rec := r.Record()
+		rec := wr.Record()
 		switch dec.Type(rec) {
 		case record.Series:
 			if series, err = dec.Series(rec, series[:0]); err != nil {
-				return &wlog.CorruptionErr{Dir: h.walDir, Segment: r.Segment(), Offset: r.Offset(), Err: fmt.Errorf("decode series: %w", err)}
+				return &wlog.CorruptionErr{Dir: dir, Segment: wr.Segment(), Offset: wr.Offset(), Err: fmt.Errorf("decode series: %w", err)}
 			}
 			for _, rs := range series {
-				if err := h.replaySeries(rs, st); err != nil {
+				if err := r.replaySeries(ctx, rs); err != nil {
 					return err
 				}
 			}
 		case record.Samples, record.SamplesV2:
 			if samples, err = dec.Samples(rec, samples[:0]); err != nil {
-				return &wlog.CorruptionErr{Dir: h.walDir, Segment: r.Segment(), Offset: r.Offset(), Err: fmt.Errorf("decode samples: %w", err)}
+				return &wlog.CorruptionErr{Dir: dir, Segment: wr.Segment(), Offset: wr.Offset(), Err: fmt.Errorf("decode samples: %w", err)}
 			}
-			h.replaySamples(samples, st)
+			r.replaySamples(samples)
 		default:
 			// The ingester writes no other record type.
 		}
 	}
-	return r.Err()
+	return wr.Err()
+}
+
+// replaySeries routes a series record to its tenant's head, opening it.
+func (r *replayer) replaySeries(ctx context.Context, rs record.RefSeries) error {
+	r.maxRef = max(r.maxRef, rs.Ref)
+	id := rs.Labels.Get(tenantLabel)
+	if id == "" {
+		return fmt.Errorf("series record %d without the label %s: not a WAL of this Argus version", rs.Ref, tenantLabel)
+	}
+	h, err := r.i.getOrOpenTenant(ctx, id)
+	if err != nil {
+		return err
+	}
+	s, created, err := h.replaySeries(rs.Ref, withoutTenant(rs.Labels).Copy()) // The decoder's strings may alias the record buffer.
+	if err != nil {
+		return err
+	}
+	if created {
+		r.st.series++
+	}
+	r.refs[rs.Ref] = replayRef{h: h, s: s}
+	return nil
+}
+
+// replaySamples appends each sample to its series if it is newer than what
+// the series holds (which starts at its persisted max time) and inside its
+// tenant's retention; the others are already persisted, duplicates or
+// expired.
+func (r *replayer) replaySamples(samples []record.RefSample) {
+	for _, smp := range samples {
+		rr, ok := r.refs[smp.Ref]
+		if !ok {
+			r.st.unknown++ // A series removed from the head after its samples were persisted.
+			continue
+		}
+		h, s := rr.h, rr.s
+		switch {
+		case smp.T < h.replayCutoff:
+			r.st.expired++
+			continue
+		case smp.T <= s.lastT:
+			r.st.persisted++
+			continue
+		}
+		if smp.T > h.maxT.Load() {
+			h.maxT.Store(smp.T)
+		}
+		s.lastT, s.lastAccepted = smp.T, true
+		s.mu.Lock()
+		if s.appendLocked(smp.T, smp.V, r.nowMs) && !s.queued {
+			s.queued = true
+			h.enqueue(s)
+		}
+		s.mu.Unlock()
+		r.st.samples++
+	}
 }
 
 // replaySeries creates the series of a series record, keeping its ref. A
 // record for a label set already in the head (removed by GC and recreated
 // under a new ref before a crash) becomes an alias of that series.
-func (h *tenantHead) replaySeries(rs record.RefSeries, st *replayStats) error {
-	h.lastRef = max(h.lastRef, rs.Ref) // New series never reuse a ref of the WAL, an alias's included.
-	lset := rs.Labels.Copy()           // The decoder's strings may alias the record buffer.
+func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) (*memSeries, bool, error) {
 	hash := lset.Hash()
 	if s := h.series.getByHash(hash, lset); s != nil {
-		if s.ref != rs.Ref {
-			h.aliases[rs.Ref] = s
+		if s.ref != ref {
+			h.aliases[ref] = s
 		}
-		return nil
+		return s, false, nil
 	}
 	persisted, ok, err := h.store.LastTime(lset)
 	if err != nil {
-		return fmt.Errorf("read last persisted time: %w", err)
+		return nil, false, fmt.Errorf("read last persisted time: %w", err)
 	}
 	if !ok {
 		persisted = math.MinInt64
 	}
-	s := newMemSeries(rs.Ref, lset, persisted, h.nowMs())
+	s := newMemSeries(ref, lset, persisted, h.nowMs())
 	s.logged = true
 	h.series.setIfAbsent(hash, s)
-	h.postings.Add(promstorage.SeriesRef(s.ref), lset)
 	h.counts.add(lset) // Never limited: these series were accepted before the restart.
 	h.inMemory.Inc()
-	st.series++
-	return nil
+	h.replayed = append(h.replayed, s)
+	return s, true, nil
 }
 
-// replaySamples appends the samples newer than what their series holds
-// (which starts at its persisted max time); the others are already persisted
-// or duplicates.
-func (h *tenantHead) replaySamples(samples []record.RefSample, st *replayStats) {
-	nowMs := h.nowMs()
-	var cut []*memSeries
-	maxT := h.maxT.Load()
-	defer func() { h.maxT.Store(maxT) }()
-	for _, smp := range samples {
-		maxT = max(maxT, smp.T)
-		s := h.series.getByRef(smp.Ref)
-		if s == nil {
-			s = h.aliases[smp.Ref]
-		}
-		if s == nil {
-			st.unknown++ // A series removed from the head after its samples were persisted.
-			continue
-		}
-		if smp.T <= s.lastT {
-			st.persisted++
-			continue
-		}
-		s.lastT, s.lastAccepted = smp.T, true
-		s.mu.Lock()
-		if s.appendLocked(smp.T, smp.V, nowMs) && !s.queued {
-			s.queued = true
-			cut = append(cut, s)
-		}
-		s.mu.Unlock()
-		st.samples++
+// indexReplayed adds the series replay created to the postings, in ref
+// order.
+func (h *tenantHead) indexReplayed() {
+	slices.SortFunc(h.replayed, func(a, b *memSeries) int { return cmp.Compare(a.ref, b.ref) })
+	for _, s := range h.replayed {
+		h.postings.Add(promstorage.SeriesRef(s.ref), s.lset)
 	}
-	h.enqueue(cut...)
+	h.replayed = nil
 }
 
-// truncateWAL persists the finished chunks, removes idle series with nothing
-// in memory, starts a new WAL segment, checkpoints the older segments
-// (keeping the records of series still in the head and the samples not
-// older than the oldest sample in memory) and deletes them. See WAL.md for
-// why every crash point of this sequence is safe.
-func (h *tenantHead) truncateWAL(ctx context.Context) error {
-	h.truncMu.Lock()
-	defer h.truncMu.Unlock()
-	if err := h.flush(ctx, cutIdleChunks); err != nil {
-		return fmt.Errorf("flush before truncation: %w", err)
-	}
-	candidates := h.gcCandidates()
-
-	h.appendMu.Lock()
-	if h.walErr != nil || h.closed {
-		h.appendMu.Unlock()
-		return nil // Nothing to truncate safely; a restart repairs the WAL.
-	}
-	if err := h.removeSeriesLocked(candidates); err != nil {
-		h.appendMu.Unlock()
+// truncateWAL persists the finished chunks of every tenant, removes idle
+// series with nothing in memory, starts a new WAL segment, checkpoints the
+// older segments (keeping the records of series still in a head and the
+// samples not older than the oldest sample in memory of any tenant) and
+// deletes them. See WAL.md for why every crash point of this sequence is
+// safe.
+func (i *Ingester) truncateWAL(ctx context.Context) error {
+	i.truncMu.Lock()
+	defer i.truncMu.Unlock()
+	i.flushAll(ctx, cutIdleChunks) // Failures keep the chunks in memory: the checkpoint keeps their samples.
+	heads := i.tenantList()
+	removed, err := i.removeIdleSeries(heads)
+	if err != nil {
 		return err
 	}
-	first, last, err := wlog.Segments(h.walDir)
-	if err == nil {
-		_, err = h.wal.NextSegment()
-	}
-	h.appendMu.Unlock()
+	first, last, err := i.wal.cut()
 	if err != nil {
 		return fmt.Errorf("start new wal segment: %w", err)
 	}
-
 	// Samples in segments <= last are all in memory or persisted by now, and
 	// a series' samples older than its oldest in-memory one are persisted.
-	mint := h.minInMemoryTime()
-	stats, err := wlog.Checkpoint(h.logger, h.wal, first, last, h.keepSeries, mint, false, false)
+	mint := noTime
+	var keep []chunks.HeadSeriesRef
+	for _, h := range heads {
+		mint = min(mint, h.minInMemoryTime())
+		keep = h.appendRefs(keep)
+	}
+	slices.Sort(keep)
+	keepFn := func(ref chunks.HeadSeriesRef) bool {
+		_, ok := slices.BinarySearch(keep, ref)
+		return ok
+	}
+	wl := i.wal.current()
+	if wl == nil {
+		return ErrNotReady
+	}
+	stats, err := wlog.Checkpoint(i.logger, wl, first, last, keepFn, mint, false, false)
 	if err != nil {
 		return fmt.Errorf("checkpoint segments %d-%d: %w", first, last, err)
 	}
-	if err := h.wal.Truncate(last + 1); err != nil {
+	if err := wl.Truncate(last + 1); err != nil {
 		return fmt.Errorf("truncate wal: %w", err)
 	}
-	if err := wlog.DeleteCheckpoints(h.walDir, last); err != nil {
+	if err := wlog.DeleteCheckpoints(i.wal.dir, last); err != nil {
 		return fmt.Errorf("delete old checkpoints: %w", err)
 	}
-	h.metrics.walTruncations.WithLabelValues(truncateOutcomeOK).Inc()
-	h.logger.Info("wal truncated", "first_segment", first, "last_segment", last, "mint", mint,
-		"dropped_series", stats.DroppedSeries, "dropped_samples", stats.DroppedSamples, "removed_series", len(candidates))
+	i.metrics.walTruncations.WithLabelValues(truncateOutcomeOK).Inc()
+	i.logger.Info("wal truncated", "first_segment", first, "last_segment", last, "mint", mint,
+		"dropped_series", stats.DroppedSeries, "dropped_samples", stats.DroppedSamples, "removed_series", removed)
 	return nil
 }
 
-// keepSeries reports whether the checkpoint keeps the series record of ref:
-// the series is in the head. Its answer for a ref does not change during a
-// checkpoint, because only truncateWAL removes series. The caller holds
-// truncMu.
-func (h *tenantHead) keepSeries(ref chunks.HeadSeriesRef) bool {
-	return h.series.getByRef(ref) != nil || h.aliases[ref] != nil
+// appendRefs appends the refs whose series records a checkpoint keeps: the
+// series in the head and the replay aliases. The caller holds the
+// Ingester's truncMu, so no series leaves the head meanwhile.
+func (h *tenantHead) appendRefs(dst []chunks.HeadSeriesRef) []chunks.HeadSeriesRef {
+	h.series.forEach(func(s *memSeries) { dst = append(dst, s.ref) })
+	for ref := range h.aliases {
+		dst = append(dst, ref)
+	}
+	return dst
 }
 
 // minInMemoryTime returns the min time of the oldest chunk in memory over
-// every series, or math.MaxInt64.
+// every series, or noTime.
 func (h *tenantHead) minInMemoryTime() int64 {
 	mint := noTime
 	h.series.forEach(func(s *memSeries) {
@@ -277,119 +499,4 @@ func (h *tenantHead) minInMemoryTime() int64 {
 		s.mu.Unlock()
 	})
 	return mint
-}
-
-// gcCandidates returns the series with nothing in memory and no sample for
-// longer than MaxChunkIdle.
-func (h *tenantHead) gcCandidates() []*memSeries {
-	idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
-	var out []*memSeries
-	h.series.forEach(func(s *memSeries) {
-		s.mu.Lock()
-		if !s.inMemoryLocked() && s.lastAppend < idleBefore {
-			out = append(out, s)
-		}
-		s.mu.Unlock()
-	})
-	return out
-}
-
-// removeSeriesLocked removes from the head the candidates that are still
-// empty and idle. Their data stays queryable from the chunk store; a push
-// that resolved one before sees deleted and recreates it. removedMaxT is
-// raised, and made durable, before any is removed. The caller holds
-// appendMu (pushes check deleted under it) and truncMu (aliases).
-func (h *tenantHead) removeSeriesLocked(candidates []*memSeries) error {
-	idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
-	var remove []*memSeries
-	removedMaxT := h.removedMaxT.Load()
-	for _, s := range candidates {
-		s.mu.Lock()
-		ok := !s.inMemoryLocked() && s.lastAppend < idleBefore
-		s.mu.Unlock()
-		if ok && !s.deleted {
-			remove = append(remove, s)
-			removedMaxT = max(removedMaxT, s.lastT) // lastT >= the persisted max time.
-		}
-	}
-	if len(remove) == 0 {
-		return nil
-	}
-	if removedMaxT > h.removedMaxT.Load() {
-		if err := writeRemovedMaxT(h.dir, removedMaxT); err != nil {
-			return err
-		}
-		h.removedMaxT.Store(removedMaxT)
-	}
-	deleted := make(map[promstorage.SeriesRef]struct{}, len(remove))
-	affected := map[labels.Label]struct{}{}
-	h.createMu.Lock() // The counts change with the series map.
-	for _, s := range remove {
-		s.deleted = true
-		h.series.remove(s.lset.Hash(), s)
-		h.counts.remove(s.lset)
-		deleted[promstorage.SeriesRef(s.ref)] = struct{}{}
-		s.lset.Range(func(l labels.Label) { affected[l] = struct{}{} })
-	}
-	h.createMu.Unlock()
-	h.postings.Delete(deleted, affected)
-	for ref, s := range h.aliases {
-		if s.deleted {
-			delete(h.aliases, ref)
-		}
-	}
-	h.inMemory.Sub(float64(len(deleted)))
-	h.metrics.seriesGCed.Add(float64(len(deleted)))
-	return nil
-}
-
-// removedMaxTFile is the file, in a tenant's directory, that keeps
-// removedMaxT across restarts. Absent means math.MinInt64: no series was
-// ever removed from the head, so every persisted series is in the WAL.
-const removedMaxTFile = "removed_series_max_time"
-
-func readRemovedMaxT(dir string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, removedMaxTFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return math.MinInt64, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read removed series max time: %w", err)
-	}
-	t, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse %s: %w", removedMaxTFile, err)
-	}
-	return t, nil
-}
-
-// writeRemovedMaxT replaces the file atomically and durably: temporary file,
-// fsync, rename, fsync of the directory.
-func writeRemovedMaxT(dir string, t int64) error {
-	path := filepath.Join(dir, removedMaxTFile)
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write removed series max time: %w", err)
-	}
-	_, err = f.WriteString(strconv.FormatInt(t, 10) + "\n")
-	err = errors.Join(err, f.Sync(), f.Close())
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("write removed series max time: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }

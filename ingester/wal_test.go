@@ -34,7 +34,7 @@ func TestRestart_AfterCrash(t *testing.T) {
 				}
 				require.Zero(t, push(t, ing, "t1", tss...).RejectedSamples)
 			}
-			first, last, err := wlog.Segments(filepath.Join(cfg.Dir, "tenants", "t1", "wal"))
+			first, last, err := wlog.Segments(filepath.Join(cfg.Dir, walDirName))
 			require.NoError(t, err)
 			require.Greater(t, last, first, "the test should span segments")
 
@@ -95,7 +95,7 @@ func TestRestart_AfterTruncation(t *testing.T) {
 	gone := []string{"__name__", "gone"}
 	push(t, ing, "t1", ts(a, seq(0, 1000, 130)...), ts(gone, sample{0, 42}))
 	truncateTenants(t, ing) // persists a's first chunk; checkpoint.N
-	walDir := filepath.Join(cfg.Dir, "tenants", "t1", "wal")
+	walDir := filepath.Join(cfg.Dir, walDirName)
 	_, cp, err := wlog.LastCheckpoint(walDir)
 	require.NoError(t, err)
 	first, _, err := wlog.Segments(walDir)
@@ -147,11 +147,11 @@ func TestRestart_SeriesRecreatedBeforeCrash(t *testing.T) {
 	h := ing.getTenant("t1")
 	require.NoError(t, h.flush(t.Context(), cutIdleChunks))
 	// Remove the series without checkpointing, as if the checkpoint failed.
-	h.truncMu.Lock()
-	h.appendMu.Lock()
-	require.NoError(t, h.removeSeriesLocked(h.gcCandidates()))
-	h.appendMu.Unlock()
-	h.truncMu.Unlock()
+	ing.truncMu.Lock()
+	n, err := ing.removeIdleSeries(ing.tenantList())
+	ing.truncMu.Unlock()
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 	push(t, ing, "t1", ts(s, sample{1000, 2}))
 	require.NotEqual(t, chunksRef(1), ing.getTenant("t1").series.getByHash(lsetHash(s...), labelsOf(s...)).ref)
 
@@ -177,7 +177,7 @@ func TestRestart_CorruptedSegmentTail(t *testing.T) {
 	dir := crash(t, ing)
 
 	// A torn write at the end of the last segment (power loss).
-	walDir := filepath.Join(dir, "tenants", "t1", "wal")
+	walDir := filepath.Join(dir, walDirName)
 	_, last, err := wlog.Segments(walDir)
 	require.NoError(t, err)
 	f, err := os.OpenFile(wlog.SegmentName(walDir, last), os.O_WRONLY|os.O_APPEND, 0)
@@ -196,15 +196,15 @@ func TestRestart_CorruptedSegmentTail(t *testing.T) {
 }
 
 // TestPush_WALFailure: a failed WAL write fails the push, appends nothing,
-// refuses later pushes of the tenant and makes Running return.
+// refuses later pushes of every tenant (they share the WAL) and makes
+// Running return.
 func TestPush_WALFailure(t *testing.T) {
 	ing := startIngester(t, testConfig(t, t.TempDir()))
 	a := []string{"__name__", "a"}
 	push(t, ing, "t1", ts(a, sample{1, 1}))
-	h := ing.getTenant("t1")
-	h.appendMu.Lock()
-	require.NoError(t, h.wal.Close()) // Writes now fail.
-	h.appendMu.Unlock()
+	ing.wal.mu.Lock()
+	require.NoError(t, ing.wal.wl.Close()) // Writes now fail.
+	ing.wal.mu.Unlock()
 
 	_, err := ing.Push(tenantCtx("t1"), &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts(a, sample{2, 2})}})
 	require.Equal(t, codes.Internal, status.Code(err))
@@ -214,12 +214,13 @@ func TestPush_WALFailure(t *testing.T) {
 	requireSamples(t, map[string][]sample{lstr(a...): {{1, 1}}}, queryAll(t, ing, "t1", 0, 10))
 	require.Error(t, ing.Running(t.Context()))
 
-	// Other tenants are not affected.
-	push(t, ing, "t2", ts(a, sample{1, 1}))
+	// The WAL is shared: every tenant is refused until a restart.
+	_, err = ing.Push(tenantCtx("t2"), &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts(a, sample{1, 1})}})
+	require.Equal(t, codes.Internal, status.Code(err))
 
-	h.appendMu.Lock()
-	h.wal = nil // Already closed.
-	h.appendMu.Unlock()
+	ing.wal.mu.Lock()
+	ing.wal.wl = nil // Already closed.
+	ing.wal.mu.Unlock()
 }
 
 // TestStopping persists the finished chunks and leaves the open ones to the
@@ -270,7 +271,7 @@ func TestSyncEveryPush(t *testing.T) {
 	ing := startIngester(t, cfg)
 	a := []string{"__name__", "a"}
 	push(t, ing, "t1", ts(a, sample{1, 1}))
-	require.False(t, ing.getTenant("t1").walDirty)
+	require.False(t, ing.wal.dirty)
 	ing2 := restart(t, ing)
 	requireSamples(t, map[string][]sample{lstr(a...): {{1, 1}}}, queryAll(t, ing2, "t1", 0, 10))
 }

@@ -55,6 +55,11 @@ type Limits struct {
 	MaxQueryLength time.Duration `yaml:"max_query_length"`
 	// QueryTimeout is the longest a query of the tenant may run.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+
+	// RetentionPeriod is how long the ingesters keep the tenant's samples,
+	// measured from the wall clock: older ones are refused and deleted. 0
+	// keeps them for ever.
+	RetentionPeriod time.Duration `yaml:"retention_period"`
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -92,6 +97,8 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Most chunks a single query may fetch from ingesters and storage. 0 means unlimited.")
 	f.DurationVar(&l.MaxQueryLength, prefix+"querier.max-query-length", 0,
 		"Longest time range a query may select. 0 means unlimited.")
+	f.DurationVar(&l.RetentionPeriod, prefix+"ingester.retention-period", 15*24*time.Hour,
+		"Per-tenant retention: samples older than this (from the wall clock) are refused and deleted from the ingesters' memory, WAL and disk. 0 keeps them for ever.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -116,6 +123,7 @@ func (l *Limits) Validate() error {
 	check(l.MaxQueryLength < 0, "querier.max-query-length", l.MaxQueryLength, "must not be negative")
 	check(l.MaxRecvMsgSize <= 0, "distributor.max-recv-msg-size", l.MaxRecvMsgSize, "must be positive")
 	check(l.QueryTimeout <= 0, "querier.timeout", l.QueryTimeout, "must be positive")
+	check(l.RetentionPeriod < 0, "ingester.retention-period", l.RetentionPeriod, "must not be negative")
 	return errors.Join(errs...)
 }
 

@@ -32,6 +32,7 @@ func TestLimits_DefaultsFromFlags(t *testing.T) {
 		CreationGracePeriod:      10 * time.Minute,
 		MaxRecvMsgSize:           100 << 20,
 		QueryTimeout:             2 * time.Minute,
+		RetentionPeriod:          15 * 24 * time.Hour,
 	}, l)
 	require.NoError(t, l.Validate())
 }
@@ -54,11 +55,12 @@ func TestLimits_FlagNames(t *testing.T) {
 		"-x.validation.create-grace-period=11m",
 		"-x.distributor.max-recv-msg-size=12",
 		"-x.querier.timeout=13s",
+		"-x.ingester.retention-period=14h",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
 		MaxLabelNamesPerSeries: 5, MaxLabelNameLength: 6, MaxLabelValueLength: 7,
-		MaxFetchedSeriesPerQuery: 8, MaxFetchedChunksPerQuery: 9, MaxQueryLength: 10 * time.Hour,
+		MaxFetchedSeriesPerQuery: 8, MaxFetchedChunksPerQuery: 9, MaxQueryLength: 10 * time.Hour, RetentionPeriod: 14 * time.Hour,
 		CreationGracePeriod: 11 * time.Minute, MaxRecvMsgSize: 12, QueryTimeout: 13 * time.Second,
 	}, l)
 }
@@ -82,6 +84,7 @@ func TestLimits_Validate(t *testing.T) {
 		"negative query len":  {func(l *Limits) { l.MaxQueryLength = -time.Second }, "-querier.max-query-length"},
 		"zero timeout":        {func(l *Limits) { l.QueryTimeout = 0 }, "-querier.timeout"},
 		"zero recv size":      {func(l *Limits) { l.MaxRecvMsgSize = 0 }, "-distributor.max-recv-msg-size"},
+		"negative retention":  {func(l *Limits) { l.RetentionPeriod = -time.Hour }, "-ingester.retention-period"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := defaultLimits(t)
@@ -96,11 +99,12 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 13)
+	require.Len(t, f, 14)
 	require.Equal(t, 10000.0, f["ingestion_rate"])
 	require.Equal(t, 150000, f["max_global_series_per_user"])
 	require.Equal(t, "10m0s", f["creation_grace_period"])
 	require.Equal(t, "0s", f["max_query_length"])
+	require.Equal(t, "360h0m0s", f["retention_period"])
 }
 
 func TestFieldOfFlag(t *testing.T) {

@@ -89,19 +89,18 @@ func (a *argusIngester) push(ctx context.Context, req *arguspb.WriteRequest) err
 	return nil
 }
 
-// persist stops the ingester, which writes every finished chunk to the
-// tenant's chunk store (open chunks stay in the WAL, so the caller pushes one
-// scrape past maxt to finish the chunks up to maxt), then reads the chunk
-// store back to count what it holds. The file size is that of the tenant's
-// directory without its WAL: the bbolt file.
+// persist stops the ingester, which writes every finished chunk to its DB
+// (open chunks stay in the WAL, so the caller pushes one scrape past maxt to
+// finish the chunks up to maxt), then reads the DB back to count what it
+// holds. The file size is that of the DB directory (<storage.path>/db).
 func (a *argusIngester) persist(ctx context.Context, _ int64) (persisted, error) {
 	var out persisted
 	if err := a.stop(ctx); err != nil {
 		return out, err
 	}
-	path := filepath.Join(a.dir, "tenants", tenantID, "chunks.db")
+	path := filepath.Join(a.dir, "db", "chunks.db")
 	var err error
-	if out.fileBytes, err = dirSize(filepath.Dir(path), func(dir string) bool { return filepath.Base(dir) == "wal" }); err != nil {
+	if out.fileBytes, err = dirSize(filepath.Dir(path), func(string) bool { return false }); err != nil {
 		return out, fmt.Errorf("measure chunk store: %w", err)
 	}
 	v, err := metricValue(a.reg, "argus_ingester_persisted_chunk_bytes_total")

@@ -1,0 +1,233 @@
+package ingester
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
+)
+
+// randomHead pushes n random series, some lacking some labels, to tenant t1
+// of a new ingester and returns its head.
+func randomHead(t *testing.T, rng *rand.Rand, n int) *tenantHead {
+	t.Helper()
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	var tss []*arguspb.TimeSeries
+	for k := range n {
+		lbls := []string{"__name__", fmt.Sprintf("m_%d_total", rng.IntN(6))}
+		for _, name := range []string{"a", "b", "job"} {
+			if rng.IntN(4) > 0 { // A quarter of the series lack each label.
+				lbls = append(lbls, name, randomValue(rng))
+			}
+		}
+		lbls = append(lbls, "uniq", fmt.Sprint(k))
+		tss = append(tss, ts(lbls, sample{1000, 1}))
+	}
+	push(t, ing, "t1", tss...)
+	h := ing.getTenant("t1")
+	require.NotNil(t, h)
+	return h
+}
+
+var testValues = []string{"x", "y", "xy", "yx", "X", "foo", "foobar", "bar"}
+
+func randomValue(rng *rand.Rand) string { return testValues[rng.IntN(len(testValues))] }
+
+// randomMatcher returns a matcher of a random kind on a random label name,
+// drawn to hit every branch of postingsForMatchers: equality to a value or
+// to "", alternations (set matches), prefixes, case-insensitive regexps,
+// .*, .+ and regexps that match "".
+func randomMatcher(rng *rand.Rand) *labels.Matcher {
+	names := []string{"__name__", "a", "b", "job", "missing"}
+	values := []string{"", "x", "foo", ".*", ".+", "x|y", "x|y|", "foo.*", "f.+", "(?i)x", "x.*|bar", "m_1_total|m_2_total", "m_.*_total", ".*y", "nope"}
+	types := []labels.MatchType{labels.MatchEqual, labels.MatchNotEqual, labels.MatchRegexp, labels.MatchNotRegexp}
+	m, err := regexpMatchers.get(types[rng.IntN(len(types))], names[rng.IntN(len(names))], values[rng.IntN(len(values))])
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// bruteMatch reports whether lset matches every matcher, a missing label
+// being the empty value.
+func bruteMatch(lset labels.Labels, ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if !m.Matches(lset.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPostingsForMatchers_RandomEquivalence checks postingsForMatchers, the
+// label names and the label values against a walk over every series, for
+// random matchers of every kind on random series.
+func TestPostingsForMatchers_RandomEquivalence(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	h := randomHead(t, rng, 2000)
+	var all []*memSeries
+	h.series.forEach(func(s *memSeries) { all = append(all, s) })
+	slices.SortFunc(all, func(a, b *memSeries) int { return int(a.ref) - int(b.ref) })
+	ctx := context.Background()
+
+	for range 3000 {
+		ms := make([]*labels.Matcher, 1+rng.IntN(3))
+		for k := range ms {
+			ms[k] = randomMatcher(rng)
+		}
+		var want []promstorage.SeriesRef
+		wantNames, wantValues := map[string]struct{}{}, map[string]map[string]struct{}{}
+		for _, s := range all {
+			if !bruteMatch(s.lset, ms) {
+				continue
+			}
+			want = append(want, promstorage.SeriesRef(s.ref))
+			s.lset.Range(func(l labels.Label) {
+				wantNames[l.Name] = struct{}{}
+				if wantValues[l.Name] == nil {
+					wantValues[l.Name] = map[string]struct{}{}
+				}
+				wantValues[l.Name][l.Value] = struct{}{}
+			})
+		}
+		p, err := postingsForMatchers(ctx, h.postings, ms)
+		require.NoError(t, err)
+		got, err := index.ExpandPostings(p)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "%v", ms)
+
+		names, err := h.headNames(ctx, ms, 0, 2000)
+		require.NoError(t, err)
+		require.Equal(t, sortedKeys(wantNames), nonNil(names), "names %v", ms)
+		for _, name := range []string{"__name__", "a", "job", "uniq", "missing"} {
+			values, err := h.headValues(ctx, name, ms, 0, 2000)
+			require.NoError(t, err)
+			require.Equal(t, sortedKeys(wantValues[name]), nonNil(values), "values of %s %v", name, ms)
+		}
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// TestHeadLabels_NoMatchers checks the names and values of the whole head
+// and the span rules: a range that ends before the head's oldest chunk in
+// memory, or starts after its newest sample, gets nothing from the head.
+func TestHeadLabels_NoMatchers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	h := randomHead(t, rng, 300)
+	ctx := context.Background()
+	names, err := h.headNames(ctx, nil, 1000, 1000)
+	require.NoError(t, err)
+	require.Equal(t, []string{"__name__", "a", "b", "job", "uniq"}, names)
+	values, err := h.headValues(ctx, "a", nil, 0, math.MaxInt64)
+	require.NoError(t, err)
+	want := slices.Clone(testValues)
+	slices.Sort(want)
+	require.Equal(t, want, values)
+	for _, r := range [][2]int64{{0, 999}, {1001, 5000}, {math.MinInt64, 0}} {
+		names, err := h.headNames(ctx, nil, r[0], r[1])
+		require.NoError(t, err)
+		require.Empty(t, names, r)
+		values, err := h.headValues(ctx, "a", nil, r[0], r[1])
+		require.NoError(t, err)
+		require.Empty(t, values, r)
+	}
+}
+
+// TestHeadSpan checks the cached span against pushes that append below the
+// min time the last walk found, and against flushes that raise it.
+func TestHeadSpan(t *testing.T) {
+	clock := &testClock{ms: 10_000_000}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	push(t, ing, "t1", ts([]string{"__name__", "a"}, sample{5_000_000, 1}))
+	h := ing.getTenant("t1")
+	require.True(t, h.overlaps(5_000_000, 5_000_000))
+	require.False(t, h.overlaps(0, 4_999_999)) // Walks: the head starts at 5,000,000.
+	// A new series below the cached min time (but above minValidTime):
+	// the request ends between floor and min time, so it walks again.
+	push(t, ing, "t1", ts([]string{"__name__", "b"}, sample{4_000_000, 1}))
+	require.True(t, h.overlaps(0, 4_000_000))
+	require.False(t, h.overlaps(0, 3_999_999))
+	// Flushing everything empties memory: after spanRefreshMs the head has
+	// no span before its max time.
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + spanRefreshMs + 1
+	flushTenants(t, ing, cutIdleChunks)
+	require.False(t, h.overlaps(0, 4_999_999))
+	require.True(t, h.overlaps(0, 5_000_000), "a range reaching the head's newest sample overlaps")
+}
+
+// TestStripeSeries_Grow inserts series from several goroutines across
+// every growth of the stripes, removing some, and checks every lookup.
+func TestStripeSeries_Grow(t *testing.T) {
+	ss := newStripeSeries()
+	const workers, perWorker = 4, maxStripes * seriesPerStripe / 2
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for k := range perWorker {
+				ref := uint64(w*perWorker + k + 1)
+				s := newMemSeries(chunksRef(ref), labelsOf("n", fmt.Sprint(ref)), math.MinInt64, 0)
+				got, ok := ss.setIfAbsent(s.lset.Hash(), s)
+				if !ok || got != s || ss.getByRef(s.ref) != s || ss.getByHash(s.lset.Hash(), s.lset) != s {
+					panic(fmt.Sprintf("series %d lost", ref))
+				}
+				if ref%3 == 0 {
+					ss.remove(s.lset.Hash(), s)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Len(t, ss.table.Load().stripes, maxStripes)
+	n := 0
+	ss.forEach(func(*memSeries) { n++ })
+	require.Equal(t, workers*perWorker-workers*perWorker/3, n)
+	require.EqualValues(t, n, ss.count.Load())
+	for ref := uint64(1); ref <= workers*perWorker; ref++ {
+		lset := labelsOf("n", fmt.Sprint(ref))
+		s := ss.getByHash(lset.Hash(), lset)
+		if ref%3 == 0 {
+			require.Nil(t, s, ref)
+			require.Nil(t, ss.getByRef(chunksRef(ref)), ref)
+			continue
+		}
+		require.NotNil(t, s, ref)
+		require.Same(t, s, ss.getByRef(chunksRef(ref)), ref)
+	}
+}
+
+// TestMatcherCache checks that a cached matcher is reused and that the
+// cache stays within its size.
+func TestMatcherCache(t *testing.T) {
+	c := newMatcherCache(2)
+	a, err := c.get(labels.MatchRegexp, "a", "x.*")
+	require.NoError(t, err)
+	again, err := c.get(labels.MatchRegexp, "a", "x.*")
+	require.NoError(t, err)
+	require.Same(t, a, again)
+	_, err = c.get(labels.MatchNotRegexp, "a", "x.*") // Another type: another entry.
+	require.NoError(t, err)
+	_, err = c.get(labels.MatchRegexp, "b", "y")
+	require.NoError(t, err)
+	require.Equal(t, 2, c.order.Len())
+	evicted, err := c.get(labels.MatchRegexp, "a", "x.*")
+	require.NoError(t, err)
+	require.NotSame(t, a, evicted, "the least recently used entry was evicted")
+	_, err = c.get(labels.MatchRegexp, "a", "(")
+	require.Error(t, err)
+}
