@@ -1,28 +1,35 @@
 // Package ingester owns the write side of one Argus instance: per-tenant
-// in-memory heads of Gorilla-compressed chunks, the per-tenant write-ahead log
-// (WAL) that makes every acknowledged sample survive a process crash, the
-// persistence of finished chunks to the storage package, and the gRPC servers
-// arguspb.IngesterServer (Push, UserStats) and arguspb.SeriesSourceServer
-// (Series, LabelNames, LabelValues) over head and storage together. It
-// enforces each tenant's share of its global series limits (Deps.Limits,
-// Deps.Ring) when a push creates a series.
+// in-memory heads of Gorilla-compressed chunks, the write-ahead log (WAL),
+// shared by every tenant, that makes every acknowledged sample survive a
+// process crash, the persistence of finished chunks to the storage
+// package's DB (also shared by every tenant), the background compaction
+// and retention of that DB, and the gRPC servers arguspb.IngesterServer
+// (Push, UserStats) and arguspb.SeriesSourceServer (Series, LabelNames,
+// LabelValues) over head and DB together. It enforces each tenant's share
+// of its global series limits (Deps.Limits, Deps.Ring) when a push creates
+// a series, and each tenant's retention period.
 //
-// It does not own the on-disk chunk format or the chunk store (package
-// storage), sharding or replication (packages ring and distributor), request
+// It does not own the on-disk chunk format or the DB (package storage),
+// sharding or replication (packages ring and distributor), request
 // validation beyond a cheap re-check of label sets, or PromQL (package
 // querier).
 //
 // # Layout
 //
-//	<storage.path>/tenants/<tenant>/wal/       WAL segments and checkpoints (tsdb/wlog format)
-//	<storage.path>/tenants/<tenant>/chunks.db  the tenant's storage.ChunkStore
+//	<storage.path>/wal/                      WAL segments and checkpoints of every tenant (tsdb/wlog format)
+//	<storage.path>/db/                       the storage.DB: time partitions shared by every tenant
+//	<storage.path>/removed_series_max_time   per tenant, a bound on the series that left the head (WAL.md)
+//
+// A tenant has no file of its own, so the open files do not grow with the
+// tenants: a tenant is a head in memory, a label in the WAL's series
+// records, and a key prefix in the DB.
 //
 // # Durability
 //
-// Push returns only after the accepted samples are written to the tenant's WAL
-// with one write(2), so kill -9 loses nothing acknowledged; power loss loses
-// at most -ingester.wal-sync-period. WAL.md describes the design, the
+// Push returns only after the accepted samples are written to the WAL with
+// one write(2), so kill -9 loses nothing acknowledged; power loss loses at
+// most -ingester.wal-sync-period. WAL.md describes the design, the
 // durability contract and every crash case; the WAL and head design follows
-// Prometheus's TSDB head (tsdb/head.go) and reuses its wlog, record, chunkenc
-// and index packages.
+// Prometheus's TSDB head (tsdb/head.go) and reuses its wlog, record,
+// chunkenc and index packages.
 package ingester

@@ -74,9 +74,9 @@ func startIngesterDeps(t testing.TB, cfg Config, deps Deps, opts ...func(*Ingest
 // checkStores verifies the ingester's DB in dir, if any.
 func checkStores(t testing.TB, dir string) {
 	t.Helper()
-	p := filepath.Join(dir, dbDir, "chunks.db")
+	p := filepath.Join(dir, dbDir)
 	if _, err := os.Stat(p); err == nil {
-		require.NoError(t, storage.Check(p), p)
+		require.NoError(t, storage.CheckDB(p), p)
 	}
 }
 

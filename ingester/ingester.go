@@ -21,6 +21,7 @@ import (
 	"github.com/argus-tsdb/argus/internal/service"
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/storage"
 )
 
 // walPageSize is the page size of tsdb/wlog: a segment size must be a
@@ -240,10 +241,9 @@ func (i *Ingester) retentionOf(tenant string) time.Duration {
 	return i.limits.For(tenant).RetentionPeriod
 }
 
-// openDB opens the ingester's DB under dir. A variable for the time
-// storage.DB is being written.
-var openDB = func(dir string, _ func() time.Time, _ *slog.Logger) (chunkDB, error) {
-	return openInterimDB(dir)
+// openDB opens the ingester's DB under dir.
+func openDB(dir string, now func() time.Time, logger *slog.Logger) (chunkDB, error) {
+	return storage.OpenDB(dir, storage.DBOptions{Now: now, Logger: logger})
 }
 
 // Starting opens the DB and replays the WAL into the tenant heads, logging
@@ -271,6 +271,11 @@ func (i *Ingester) Starting(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("replay wal: %w", err), i.closeTenants())
 	}
 	i.sealed.Store(i.sealBefore())
+	// The DB forgets the retention cut-offs at a restart: set them before
+	// the first read.
+	if err := i.applyRetention(ctx); err != nil {
+		return errors.Join(fmt.Errorf("apply retention: %w", err), i.closeTenants())
+	}
 	d := time.Since(start)
 	i.metrics.replayDuration.Set(d.Seconds())
 	i.logger.Info("wal replay done", "tenants", len(i.tenantList()), "duration", d)

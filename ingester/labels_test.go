@@ -231,3 +231,210 @@ func TestMatcherCache(t *testing.T) {
 	_, err = c.get(labels.MatchRegexp, "a", "(")
 	require.Error(t, err)
 }
+
+// TestSortByRanks checks that snapshots sorted by stale ranks (series
+// created and removed since the build) come out in label order.
+func TestSortByRanks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ss := newStripeSeries()
+	var all []*memSeries
+	add := func(n int) {
+		for range n {
+			ref := uint64(len(all) + 1)
+			s := newMemSeries(chunksRef(ref), labelsOf("__name__", fmt.Sprintf("m%d", rng.IntN(50)), "i", fmt.Sprint(rng.IntN(1000))), math.MinInt64, 0)
+			if _, ok := ss.setIfAbsent(s.lset.Hash(), s); ok {
+				all = append(all, s)
+			}
+		}
+	}
+	add(3000)
+	require.Nil(t, ss.ranks.cur.Load())
+	ranks := ss.buildRanks()
+	require.Equal(t, len(all), ranks.ranked)
+	add(500) // Unranked.
+	for k := 0; k < len(all); k += 7 {
+		ss.remove(all[k].lset.Hash(), all[k])
+	}
+	for range 20 {
+		var snaps []seriesEntry
+		for _, s := range all {
+			if ss.getByRef(s.ref) != nil && rng.IntN(3) > 0 {
+				snaps = append(snaps, seriesEntry{lset: s.lset, ref: uint64(s.ref)})
+			}
+		}
+		rng.Shuffle(len(snaps), func(i, j int) { snaps[i], snaps[j] = snaps[j], snaps[i] })
+		want := slices.Clone(snaps)
+		slices.SortFunc(want, compareEntries)
+		sortByRanks(snaps, ranks)
+		require.Equal(t, want, snaps)
+	}
+	// A read of many series rebuilds stale ranks (500 new of 3,000 > 1/8).
+	var snaps []seriesEntry
+	ss.forEach(func(s *memSeries) { snaps = append(snaps, seriesEntry{lset: s.lset, ref: uint64(s.ref)}) })
+	for len(snaps) < rankMinSeries { // Repeats are fine: only the order is checked.
+		snaps = append(snaps, snaps[rng.IntN(len(snaps))])
+	}
+	ss.sortEntries(snaps)
+	require.True(t, slices.IsSortedFunc(snaps, compareEntries))
+	require.NotSame(t, ranks, ss.ranks.cur.Load())
+	require.Equal(t, ss.count.Load(), int64(ss.ranks.cur.Load().ranked))
+}
+
+// TestSeries_ManySeriesSorted reads enough series for the ranks to be used,
+// with series created after they were built, and checks the order and the
+// set against a walk.
+func TestSeries_ManySeriesSorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	pushRandom := func(n, from int) {
+		var tss []*arguspb.TimeSeries
+		for k := range n {
+			tss = append(tss, ts([]string{"__name__", fmt.Sprintf("m_%d", rng.IntN(20)), "a", randomValue(rng), "k", fmt.Sprint(from + k)}, sample{1000, 1}))
+		}
+		push(t, ing, "t1", tss...)
+	}
+	pushRandom(6000, 0)
+	all := &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_RE, Name: "a", Value: ".+"}
+	require.Len(t, querySeries(t, ing, "t1", &arguspb.SeriesRequest{MaxTimeMs: 2000, Matchers: []*arguspb.LabelMatcher{all}}), 6000)
+	pushRandom(300, 6000) // Unranked, but too few to rebuild.
+	h := ing.getTenant("t1")
+	ranks := h.series.ranks.cur.Load()
+	require.NotNil(t, ranks)
+	for _, m := range []*arguspb.LabelMatcher{all, {Type: arguspb.LabelMatcher_RE, Name: "a", Value: "x|y|foo"}} {
+		got := querySeries(t, ing, "t1", &arguspb.SeriesRequest{MaxTimeMs: 2000, Matchers: []*arguspb.LabelMatcher{m}})
+		var gotLabels, want []string
+		for _, s := range got {
+			gotLabels = append(gotLabels, labelsString(s.Labels))
+		}
+		pm, err := toMatchers([]*arguspb.LabelMatcher{m})
+		require.NoError(t, err)
+		var wantSets []labels.Labels
+		h.series.forEach(func(s *memSeries) {
+			if bruteMatch(s.lset, pm) {
+				wantSets = append(wantSets, s.lset)
+			}
+		})
+		slices.SortFunc(wantSets, labels.Compare)
+		for _, l := range wantSets {
+			want = append(want, l.String())
+		}
+		require.Equal(t, len(want), len(gotLabels))
+		for k := range want {
+			require.Equal(t, want[k], gotLabels[k])
+		}
+	}
+	require.Same(t, ranks, h.series.ranks.cur.Load(), "300 new series of 6,300 do not rebuild")
+}
+
+// TestReadsDuringSeriesCreation runs label and series reads with matchers
+// while pushes create series (growing the series map and the postings):
+// every read succeeds, and the series a read returns are sorted and match.
+// Run with -race.
+func TestReadsDuringSeriesCreation(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	ctx := tenantCtx("t1")
+	done := make(chan struct{})
+	var (
+		wg      sync.WaitGroup
+		pushErr error // written by the pusher, read after wg.Wait
+	)
+	wg.Go(func() {
+		defer close(done)
+		for k := range 40 {
+			var tss []*arguspb.TimeSeries
+			for n := range 250 {
+				tss = append(tss, ts([]string{"__name__", fmt.Sprintf("m_%d", n%7), "k", fmt.Sprint(k*250 + n)}, sample{int64(1000 + k), 1}))
+			}
+			if _, err := ing.Push(ctx, &arguspb.WriteRequest{Timeseries: tss}); err != nil {
+				pushErr = err
+				return
+			}
+		}
+	})
+	m := &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_RE, Name: "__name__", Value: "m_1|m_2"}
+	for reads := 0; ; reads++ {
+		select {
+		case <-done:
+			wg.Wait()
+			require.NoError(t, pushErr)
+			require.Positive(t, reads)
+			require.EqualValues(t, 10_000, ing.getTenant("t1").series.count.Load())
+			return
+		default:
+		}
+		got := querySeries(t, ing, "t1", &arguspb.SeriesRequest{MaxTimeMs: 5000, Matchers: []*arguspb.LabelMatcher{m}})
+		for k, s := range got {
+			name := s.Labels[0].Value
+			require.True(t, name == "m_1" || name == "m_2", name)
+			if k > 0 {
+				require.Negative(t, labels.Compare(labelsOfProto(got[k-1].Labels), labelsOfProto(s.Labels)))
+			}
+		}
+		_, err := ing.LabelValues(ctx, &arguspb.LabelValuesRequest{Name: "k", MaxTimeMs: 5000, Matchers: []*arguspb.LabelMatcher{m}})
+		require.NoError(t, err)
+		_, err = ing.LabelNames(ctx, &arguspb.LabelNamesRequest{MinTimeMs: 0, MaxTimeMs: 1010, Matchers: []*arguspb.LabelMatcher{m}})
+		require.NoError(t, err)
+	}
+}
+
+func labelsOfProto(ls []*arguspb.Label) labels.Labels {
+	b := labels.NewScratchBuilder(len(ls))
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	return b.Labels()
+}
+
+// TestHeadPostings_OutOfOrderAdd adds refs out of order, as WAL replay
+// may, and deletes some: every list stays sorted and exact.
+func TestHeadPostings_OutOfOrderAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	p := newHeadPostings()
+	refs := rng.Perm(500)
+	byValue := map[string][]promstorage.SeriesRef{}
+	for _, r := range refs {
+		ref := promstorage.SeriesRef(r + 1)
+		v := fmt.Sprint(r % 7)
+		p.Add(ref, labelsOf("a", v))
+		byValue[v] = append(byValue[v], ref)
+	}
+	deleted := map[promstorage.SeriesRef]struct{}{}
+	for ref := promstorage.SeriesRef(1); ref <= 500; ref += 3 {
+		deleted[ref] = struct{}{}
+	}
+	// Every value of "a" is affected, and a label of no series is ignored.
+	p.Delete(deleted, map[labels.Label]struct{}{{Name: "a", Value: "0"}: {}, {Name: "a", Value: "1"}: {}, {Name: "a", Value: "2"}: {}, {Name: "a", Value: "3"}: {}, {Name: "a", Value: "4"}: {}, {Name: "a", Value: "5"}: {}, {Name: "a", Value: "6"}: {}, {Name: "b", Value: "x"}: {}})
+	var all []promstorage.SeriesRef
+	for v, want := range byValue {
+		want = slices.DeleteFunc(want, func(r promstorage.SeriesRef) bool { _, ok := deleted[r]; return ok })
+		slices.Sort(want)
+		all = append(all, want...)
+		got, err := index.ExpandPostings(p.Postings(context.Background(), "a", v))
+		require.NoError(t, err)
+		require.Equal(t, want, got, v)
+	}
+	slices.Sort(all)
+	got, err := index.ExpandPostings(p.All())
+	require.NoError(t, err)
+	require.Equal(t, all, got)
+	require.Equal(t, []string{"a"}, p.LabelNames())
+}
+
+// TestBuildRanks_SparseRefs checks that no ranks are built when the refs
+// are far more than the series (most of them removed), and that reads still
+// sort.
+func TestBuildRanks_SparseRefs(t *testing.T) {
+	ss := newStripeSeries()
+	var es []seriesEntry
+	for k := range rankMinSeries {
+		ref := uint64(k)*(rankMaxSparsity+1) + rankSlack // Sparse from the start.
+		s := newMemSeries(chunksRef(ref), labelsOf("n", fmt.Sprint(rankMinSeries-k)), math.MinInt64, 0)
+		ss.setIfAbsent(s.lset.Hash(), s)
+		es = append(es, seriesEntry{lset: s.lset, ref: ref, s: s})
+	}
+	require.Nil(t, ss.buildRanks())
+	ss.sortEntries(es)
+	require.True(t, slices.IsSortedFunc(es, compareEntries))
+	require.Nil(t, ss.ranks.cur.Load())
+}

@@ -36,6 +36,7 @@ type metrics struct {
 	pendingFlushQueue prometheus.Gauge
 	dbFailures        *prometheus.CounterVec
 	chunksExpired     prometheus.Counter
+	walFsyncs         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -132,6 +133,10 @@ func (m *metrics) addStorageMetrics(f promauto.Factory) {
 	for _, op := range []string{"compact", "retention"} {
 		m.dbFailures.WithLabelValues(op)
 	}
+	m.walFsyncs = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_wal_fsyncs_total",
+		Help: "Fsyncs of the WAL; with -ingester.wal-sync-period=0 one covers every push that wrote while the previous one ran.",
+	})
 	m.chunksExpired = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_expired_chunks_total",
 		Help: "In-memory chunks dropped because they ended before their tenant's retention period.",

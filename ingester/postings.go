@@ -17,10 +17,13 @@ import (
 // tenants: it starts empty (MemPostings preallocates two maps of 512 names,
 // about 36 KB) and grows with the series.
 //
-// Refs must be added in increasing order (the head adds them under its
-// createMu), so that every list stays sorted by appending. All methods are
-// safe for concurrent use. A list handed to a reader is never written
-// within its length again: Add appends past it, and Delete replaces it.
+// Refs are mostly added in increasing order (the head creates them so under
+// its createMu), and a list stays sorted by appending; WAL replay adds them
+// in the order their series records were logged, which may differ, and Add
+// then moves the new ref back into place, as MemPostings does. All methods
+// are safe for concurrent use. A list handed to a reader is not written
+// within its length again once the head is read (after replay): Add only
+// appends past it, and Delete replaces it.
 type headPostings struct {
 	mu sync.RWMutex
 	m  map[string]map[string][]promstorage.SeriesRef // guarded by mu: name → value → sorted refs
@@ -42,10 +45,20 @@ func (p *headPostings) Add(ref promstorage.SeriesRef, lset labels.Labels) {
 			vm = map[string][]promstorage.SeriesRef{}
 			p.m[l.Name] = vm
 		}
-		vm[l.Value] = append(vm[l.Value], ref)
+		vm[l.Value] = appendSorted(vm[l.Value], ref)
 	})
-	p.all = append(p.all, ref)
+	p.all = appendSorted(p.all, ref)
 	p.mu.Unlock()
+}
+
+// appendSorted appends ref to the sorted refs, keeping them sorted: one
+// comparison when ref is the greatest.
+func appendSorted(refs []promstorage.SeriesRef, ref promstorage.SeriesRef) []promstorage.SeriesRef {
+	refs = append(refs, ref)
+	for i := len(refs) - 1; i > 0 && refs[i] < refs[i-1]; i-- {
+		refs[i], refs[i-1] = refs[i-1], refs[i]
+	}
+	return refs
 }
 
 // Delete removes the refs of deleted from the lists of the labels in
@@ -67,6 +80,9 @@ func (p *headPostings) Delete(deleted map[promstorage.SeriesRef]struct{}, affect
 	defer p.mu.Unlock()
 	for l := range affected {
 		vm := p.m[l.Name]
+		if _, ok := vm[l.Value]; !ok {
+			continue
+		}
 		refs := keep(vm[l.Value])
 		switch {
 		case len(refs) > 0:

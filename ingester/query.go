@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
 	"google.golang.org/grpc"
 
 	"github.com/argus-tsdb/argus/internal/slab"
@@ -137,32 +137,40 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 	if err != nil {
 		return nil, err
 	}
-	var out []headSnapshot
-	var chks []storage.Chunk // The chunks of all snapshots, which share it.
-	for n := 0; p.Next(); n++ {
+	refs, err := index.ExpandPostings(p) // Sizes what follows: cheaper than growing it.
+	if err != nil {
+		return nil, fmt.Errorf("read postings: %w", err)
+	}
+	es := make([]seriesEntry, 0, len(refs))
+	for n, ref := range refs {
 		if n%checkCtxEvery == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		s := h.series.getByRef(chunks.HeadSeriesRef(p.At()))
-		if s == nil {
-			continue // Removed since the postings read; its data is in the store.
-		}
-		snap := headSnapshot{lset: s.lset}
-		s.mu.Lock()
-		snap.minT = s.firstInMemoryLocked()
-		snap.inRange = s.overlapsLocked(mint, maxt)
+		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
+			es = append(es, seriesEntry{lset: s.lset, ref: uint64(ref), s: s})
+		} // else removed since the postings read; its data is in the store.
+	}
+	// Sorted before the snapshots are taken, so that the snapshots and
+	// their chunks lie in the order the merge reads them.
+	h.series.sortEntries(es)
+	out := make([]headSnapshot, len(es))
+	var chks []storage.Chunk // The chunks of all snapshots, which share it.
+	if mode == withChunks {
+		chks = make([]storage.Chunk, 0, len(es))
+	}
+	for k, e := range es {
+		snap := &out[k]
+		snap.lset = e.lset
+		e.s.mu.Lock()
+		snap.minT = e.s.firstInMemoryLocked()
+		snap.inRange = e.s.overlapsLocked(mint, maxt)
 		if mode == withChunks && snap.inRange {
 			start := len(chks)
-			chks = s.appendChunksLocked(chks, mint, maxt)
+			chks = e.s.appendChunksLocked(chks, mint, maxt)
 			snap.chunks = chks[start:len(chks):len(chks)]
 		}
-		s.mu.Unlock()
-		out = append(out, snap)
+		e.s.mu.Unlock()
 	}
-	if err := p.Err(); err != nil {
-		return nil, fmt.Errorf("read postings: %w", err)
-	}
-	slices.SortFunc(out, func(a, b headSnapshot) int { return labels.Compare(a.lset, b.lset) })
 	return out, nil
 }
 
@@ -260,21 +268,23 @@ type protoAlloc struct {
 	labelPtrs []*arguspb.Label
 	chunks    []arguspb.Chunk
 	chunkPtrs []*arguspb.Chunk
+	scratch   []labels.Label // the labels of the series being carved
 }
 
 // streamSeries returns a StreamSeries with the labels of lset (sharing its
 // strings) and room for nChunks chunks.
 func (a *protoAlloc) streamSeries(lset labels.Labels, nChunks int) *arguspb.StreamSeries {
 	ss := &slab.Take(&a.series, 1, carveBlock)[0]
-	n := lset.Len()
+	// One decoding of lset, into scratch: lset.Len would be a second.
+	a.scratch = a.scratch[:0]
+	lset.Range(func(l labels.Label) { a.scratch = append(a.scratch, l) })
+	n := len(a.scratch)
 	ls := slab.Take(&a.labels, n, carveBlock)
 	ss.Labels = slab.Take(&a.labelPtrs, n, carveBlock)
-	i := 0
-	lset.Range(func(l labels.Label) {
+	for i, l := range a.scratch {
 		ls[i].Name, ls[i].Value = l.Name, l.Value
 		ss.Labels[i] = &ls[i]
-		i++
-	})
+	}
 	if nChunks > 0 {
 		ss.Chunks = slab.Take(&a.chunkPtrs, nChunks, carveBlock)[:0]
 	}

@@ -179,19 +179,21 @@ func TestLabelNamesAndValues(t *testing.T) {
 	}
 	require.Equal(t, []string{"__name__", "instance", "job", "zone"}, names(0, 3000, 0))
 	require.Equal(t, []string{"__name__", "instance"}, names(0, 3000, 2))
-	require.Equal(t, []string{"__name__", "zone"}, names(0, 100, 0))
+	// A DB partition that overlaps the range gives all its names, as a
+	// Prometheus block does: "job" of "up" comes with "old" (both in [0, 2h)).
+	require.Equal(t, []string{"__name__", "job", "zone"}, names(0, 100, 0))
 	// The head's span is [2000, 2000]: a range overlapping it gets the names
 	// of every series of the head, "old" (all in the store now) included,
 	// as from a Prometheus head.
 	require.Equal(t, []string{"__name__", "instance", "job", "zone"}, names(1500, 3000, 0))
 	require.Equal(t, []string{"__name__", "instance", "job", "zone"}, names(1500, 2000, 0))
-	require.Empty(t, names(1500, 1999, 0)) // before the head, and nothing in the store
+	require.Equal(t, []string{"__name__", "job", "zone"}, names(1500, 1999, 0)) // before the head: the partition's names
 	require.Equal(t, []string{"__name__", "job"}, names(0, 3000, 0, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "job", Value: "x"}))
-	require.Empty(t, names(5000, 6000, 0))
+	require.Empty(t, names(chunkRangeMs, 2*chunkRangeMs, 0)) // after the head and every partition
 
 	require.Equal(t, []string{"old", "up"}, values("__name__", 0, 3000, 0))
 	require.Equal(t, []string{"old", "up"}, values("__name__", 500, 3000, 0)) // "old" is still in the head
-	require.Equal(t, []string{"up"}, values("__name__", 500, 1999, 0))
+	require.Equal(t, []string{"old", "up"}, values("__name__", 500, 1999, 0)) // the partition's values
 	require.Equal(t, []string{"x"}, values("job", 0, 3000, 0, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "__name__", Value: "up"}, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_NRE, Name: "instance", Value: ".+"}))
 	require.Equal(t, []string{"x", "y"}, values("job", 0, 3000, 0))
 	require.Equal(t, []string{"x"}, values("job", 0, 3000, 1))
@@ -199,11 +201,12 @@ func TestLabelNamesAndValues(t *testing.T) {
 	require.Equal(t, []string{"y"}, values("job", 0, 3000, 0, &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "instance", Value: "i"}))
 	require.Empty(t, values("nope", 0, 3000, 0))
 
-	// Once GC removes "old" from the head, the head no longer names it.
+	// Once GC removes "old" from the head, its partition still names it.
 	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1000
 	truncateTenants(t, ing)
-	require.Equal(t, []string{"__name__", "instance", "job"}, names(1500, 3000, 0))
-	require.Equal(t, []string{"up"}, values("__name__", 500, 3000, 0))
+	require.Nil(t, ing.getTenant("t1").series.getByHash(lsetHash("__name__", "old", "zone", "a"), labelsOf("__name__", "old", "zone", "a")))
+	require.Equal(t, []string{"__name__", "instance", "job", "zone"}, names(1500, 3000, 0))
+	require.Equal(t, []string{"old", "up"}, values("__name__", 500, 3000, 0))
 	require.Equal(t, []string{"old", "up"}, values("__name__", 0, 3000, 0)) // "old" from the store
 
 	// An unknown tenant has nothing.

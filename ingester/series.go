@@ -237,10 +237,12 @@ func (t *stripeTable) stripe(key uint64) *seriesStripe {
 // leaf locks (nothing is locked while they are held).
 type stripeSeries struct {
 	table  atomic.Pointer[stripeTable]
-	count  atomic.Int64 // series inserted minus removed
-	growMu sync.Mutex   // serializes grow
-	spanMu sync.Mutex   // guards span's creation
-	sp     *headSpan    // guarded by spanMu; nil until a label read needs it
+	count  atomic.Int64  // series inserted minus removed
+	maxRef atomic.Uint64 // the greatest ref inserted
+	growMu sync.Mutex    // serializes grow
+	spanMu sync.Mutex    // guards span's creation
+	sp     *headSpan     // guarded by spanMu; nil until a label read needs it
+	ranks  headRanks     // the label order of the series, for reads of many
 }
 
 func newStripeSeries() *stripeSeries {
@@ -320,11 +322,22 @@ func (ss *stripeSeries) setIfAbsent(hash uint64, s *memSeries) (*memSeries, bool
 	rs := ss.lock(uint64(s.ref), false)
 	rs.insertRefLocked(s)
 	rs.mu.Unlock()
+	raiseTo(&ss.maxRef, uint64(s.ref))
 
 	if n, t := ss.count.Add(1), ss.table.Load(); n > int64(len(t.stripes))*seriesPerStripe && len(t.stripes) < maxStripes {
 		ss.grow(t)
 	}
 	return s, true
+}
+
+// raiseTo sets v to x if x is greater.
+func raiseTo(v *atomic.Uint64, x uint64) {
+	for {
+		cur := v.Load()
+		if x <= cur || v.CompareAndSwap(cur, x) {
+			return
+		}
+	}
 }
 
 func (st *seriesStripe) insertHashLocked(hash uint64, s *memSeries) {

@@ -52,12 +52,13 @@ func withoutTenant(lset labels.Labels) labels.Labels {
 //
 // # Locks
 //
-// cutMu before mu. A push holds cutMu for reading from its Log through its
-// in-memory append; a truncation holds it for writing to start a new
-// segment, so that every sample of the segments before the cut is in memory
-// (or persisted) when the checkpoint reads the heads. mu serializes every
-// call on the wlog.WL: WL.Sync reads the segment without the WL's own lock,
-// and Log or NextSegment may switch it.
+// cutMu, then syncMu, then mu. A push holds cutMu for reading from its Log
+// through its in-memory append; a truncation holds it for writing to start
+// a new segment, so that every sample of the segments before the cut is in
+// memory (or persisted) when the checkpoint reads the heads. mu serializes
+// every call on the wlog.WL: WL.Sync reads the segment without the WL's own
+// lock, and Log or NextSegment may switch it. syncMu serializes fsyncs, so
+// that the pushes that log while one runs share the next (group commit).
 type sharedWAL struct {
 	dir     string
 	logger  *slog.Logger
@@ -66,11 +67,14 @@ type sharedWAL struct {
 	// (a restart repairs the WAL). Buffered; senders never block.
 	failures chan<- error
 
-	cutMu sync.RWMutex
-	mu    sync.Mutex
-	wl    *wlog.WL // guarded by mu
-	dirty bool     // guarded by mu: records written since the last fsync
-	err   error    // guarded by mu: the first write or fsync failure
+	cutMu  sync.RWMutex
+	syncMu sync.Mutex
+	synced uint64 // guarded by syncMu: the Log calls that the last fsync covered
+	mu     sync.Mutex
+	wl     *wlog.WL // guarded by mu
+	logged uint64   // guarded by mu: Log calls so far
+	dirty  bool     // guarded by mu: records written since the last fsync
+	err    error    // guarded by mu: the first write or fsync failure
 }
 
 // open opens the WAL for writing in a new segment, repairing corruption
@@ -112,46 +116,82 @@ func (w *sharedWAL) failed() error {
 }
 
 // log writes recs with one Log call, which hands them to the kernel before
-// it returns, and fsyncs if fsync. written reports whether the records are
-// in the WAL (then memory must hold them too, even if err is an fsync
-// failure). The caller holds cutMu for reading.
+// it returns, and, if fsync, returns once an fsync covers them. written
+// reports whether the records are in the WAL (then memory must hold them
+// too, even if err is an fsync failure). The caller holds cutMu for
+// reading.
 func (w *sharedWAL) log(recs [][]byte, fsync bool) (written bool, err error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.err != nil {
+		w.mu.Unlock()
 		return false, fmt.Errorf("%w: %w", ErrWALFailed, w.err)
 	}
 	if w.wl == nil {
+		w.mu.Unlock()
 		return false, ErrNotReady
 	}
 	if err := w.wl.Log(recs...); err != nil {
 		w.failLocked(err)
+		w.mu.Unlock()
 		return false, fmt.Errorf("%w: %w", ErrWALWrite, err)
 	}
+	w.logged++
+	w.dirty = true
+	seq := w.logged
+	w.mu.Unlock()
 	if !fsync {
-		w.dirty = true
 		return true, nil
 	}
-	if err := w.wl.Sync(); err != nil {
-		w.failLocked(err)
+	if err := w.syncTo(seq); err != nil {
 		return true, fmt.Errorf("%w: fsync: %w", ErrWALWrite, err)
 	}
 	return true, nil
 }
 
+// syncTo returns once an fsync that started after Log call seq succeeded.
+// A push waits for the fsync in progress, then one fsync covers every push
+// that logged meanwhile (group commit): with -ingester.wal-sync-period=0,
+// pushes of many tenants cost one fsync per disk round trip, not each.
+func (w *sharedWAL) syncTo(seq uint64) error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	if w.synced >= seq {
+		return nil
+	}
+	return w.syncLocked()
+}
+
 // sync fsyncs the segment being written if records were written since the
 // last fsync.
 func (w *sharedWAL) sync() {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	_ = w.syncLocked() // A failure is recorded: pushes are refused and Running returns.
+}
+
+// syncLocked fsyncs the segment being written, if written since the last
+// fsync, and records which Log calls it covered. The caller holds syncMu.
+func (w *sharedWAL) syncLocked() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.dirty || w.err != nil || w.wl == nil {
-		return
+	if w.err != nil {
+		return w.err
+	}
+	if w.wl == nil {
+		return ErrNotReady
+	}
+	if !w.dirty {
+		w.synced = w.logged
+		return nil
 	}
 	if err := w.wl.Sync(); err != nil {
 		w.failLocked(fmt.Errorf("fsync wal: %w", err))
-		return
+		return err
 	}
+	w.metrics.walFsyncs.Inc()
 	w.dirty = false
+	w.synced = w.logged
+	return nil
 }
 
 // failLocked records a WAL failure: the WAL may now end with a torn record,

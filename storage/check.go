@@ -91,7 +91,11 @@ func (c *checker) run(r *reader) {
 	c.checkSeriesTime(r)
 	c.checkByLabels(r)
 	c.checkPostings(r)
-	c.checkChunks(r)
+	if r.chunkRefs != nil {
+		c.checkChunkRefs(r)
+	} else {
+		c.checkChunks(r)
+	}
 	for id, s := range c.series {
 		switch {
 		case !s.hasTime:

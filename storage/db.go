@@ -24,7 +24,8 @@ import (
 // db_compact.go, tombstones in db_meta.go. DESIGN.md argues the design and
 // doc.go documents the layout.
 
-// ErrNotImplemented is returned by the parts of DB not written yet.
+// ErrNotImplemented was returned by DB before its bodies were written; no
+// method returns it any more.
 var ErrNotImplemented = errors.New("not implemented yet")
 
 // ErrInvalidTombstone means a tombstone has no matcher or an empty range.
@@ -69,6 +70,16 @@ type partition struct {
 	seq        uint64
 	r          partitionReader
 	l0         *boltPartition // the same file when level is 0, else nil
+}
+
+// hasTenant reports whether p holds data of tenant, without listing the
+// tenants of a level-0 file.
+func (p *partition) hasTenant(tenant string) bool {
+	if p.l0 != nil {
+		return p.l0.hasTenant(tenant)
+	}
+	_, ok := slices.BinarySearch(p.r.Tenants(), tenant)
+	return ok
 }
 
 // partitionReader is what reads and merges need of a partition file, level
@@ -132,13 +143,13 @@ type DB struct {
 	appendMu sync.Mutex
 
 	mu       sync.RWMutex
-	closed   bool                  // guarded by mu
-	parts    []*partition          // guarded by mu; sorted by minT, level, seq
-	writable map[int64]*partition  // guarded by mu; window start -> level-0 file appended to
-	nextSeq  uint64                // guarded by mu
+	closed   bool                        // guarded by mu
+	parts    []*partition                // guarded by mu; sorted by minT, level, seq
+	writable map[int64]*partition        // guarded by mu; window start -> level-0 file appended to
+	nextSeq  uint64                      // guarded by mu
 	tombs    map[string][]tombstoneEntry // guarded by mu; tenant -> tombstones in force
-	cutoffs  map[string]int64      // guarded by mu; tenant -> retention cut-off
-	deleted  map[string]deletion   // guarded by mu; tenant -> deletion in progress
+	cutoffs  map[string]int64            // guarded by mu; tenant -> retention cut-off
+	deleted  map[string]deletion         // guarded by mu; tenant -> deletion in progress
 }
 
 // OpenDB opens or creates the store under dir (created if missing). It
@@ -294,16 +305,6 @@ func comparePartitions(a, b *partition) int {
 	}
 }
 
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // Close closes every partition. It is idempotent. It waits for running
 // reads and writes.
 func (db *DB) Close() error {
@@ -392,10 +393,9 @@ func (db *DB) splitByWindow(batch []Series) (map[int64][]Series, error) {
 	r := db.opts.PartitionRange.Milliseconds()
 	for i := range batch {
 		sr := &batch[i]
+		// Labels are validated by the level-0 transaction, or by precheck
+		// when the batch spans windows.
 		if err := validateChunks(sr); err != nil {
-			return nil, err
-		}
-		if _, err := appendLabels(nil, sr.Labels); err != nil && len(sr.Chunks) > 0 {
 			return nil, err
 		}
 		for j := 0; j < len(sr.Chunks); {
@@ -431,7 +431,12 @@ func (db *DB) precheck(tenant string, windows map[int64][]Series, multi bool) er
 		if !multi && !sealed {
 			continue
 		}
+		var scratch []byte
 		for _, sr := range series {
+			var err error
+			if scratch, err = appendLabels(scratch[:0], sr.Labels); err != nil {
+				return err
+			}
 			for _, p := range ps {
 				if db.hidden(p, tenant) {
 					continue

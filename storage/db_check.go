@@ -67,7 +67,7 @@ func checkPartitionFile(dir string, p partition, sources *[]string) error {
 	if m.Level != p.level || m.MinTime != p.minT || m.MaxTime != p.maxT {
 		return fmt.Errorf("check partition %s: %w", path, corruptf("meta says level %d [%d, %d]", m.Level, m.MinTime, m.MaxTime))
 	}
-	return sp.Check()
+	return checkPart(path)
 }
 
 // checkMeta checks that every record of meta.db decodes.
@@ -88,7 +88,8 @@ func checkMeta(path string) error {
 			problems = append(problems, corruptf("bbolt: %v", err))
 		}
 		_, _, err := loadMeta(tx)
-		return errors.Join(append(problems, err)...)
+		_, err2 := loadCutoffs(tx)
+		return errors.Join(append(problems, err, err2)...)
 	})
 	if err = errors.Join(err, m.Close()); err != nil {
 		return fmt.Errorf("check %s: %w", path, err)

@@ -126,7 +126,8 @@ func (db *DB) rewrite(ctx context.Context, op string, sources []*partition, leve
 	if len(src.Tenants()) > 0 {
 		meta := partMeta{MinTime: minT, MaxTime: maxT, Level: level, Sources: names}
 		path := filepath.Join(db.dir, out.name)
-		err := writePart(path, meta, src, partWriteOptions{Compress: level >= 2, NoSync: db.opts.NoSync})
+		err := writePart(path, meta, src, partWriteOptions{Compress: level >= 2, NoSync: db.opts.NoSync,
+			hook: func(s string) error { return db.step("%s:part-%s %s", op, s, out.name) }})
 		if err != nil {
 			return nil, err
 		}
@@ -185,8 +186,8 @@ type RetentionPolicy struct {
 }
 
 // ApplyRetention drops the data older than each tenant's retention period:
-// at once for reads (the cut-off, now - period, holds until the next pass
-// or a restart), then on disk: a partition file whose range ended before
+// at once for reads (the cut-off, now - period, is recorded in meta.db and
+// holds until the next pass), then on disk: a partition file whose range ended before
 // the cut-off of every tenant in it is deleted; a level-0 file drops the
 // bucket of a tenant whose cut-off it ended before, and a sealed one is
 // rewritten without it. Then it deletes the oldest partitions while the
@@ -205,8 +206,17 @@ func (db *DB) ApplyRetention(ctx context.Context, p RetentionPolicy) error {
 			cutoffs[t] = now - d.Milliseconds()
 		}
 	}
-	db.cutoffs = cutoffs
+	err := db.putCutoffs(db.cutoffs, cutoffs)
+	if err == nil {
+		db.cutoffs = cutoffs
+	}
 	db.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("record retention cut-offs: %w", err)
+	}
+	if err := db.step("retention:cutoffs"); err != nil {
+		return err
+	}
 	for _, part := range db.snapshot(func(*partition) bool { return true }) {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -392,7 +402,7 @@ func (db *DB) finishTenantDeletions(ctx context.Context) error {
 	db.mu.RUnlock()
 	for tenant, d := range pending {
 		victims := db.snapshot(func(p *partition) bool {
-			return p.level > 0 && p.seq <= d.seq && slices.Contains(p.r.Tenants(), tenant)
+			return p.level > 0 && p.seq <= d.seq && p.hasTenant(tenant)
 		})
 		for _, p := range victims {
 			if _, err := db.rewrite(ctx, "delete", []*partition{p}, p.level, p.minT, p.maxT); err != nil {

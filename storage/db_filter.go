@@ -75,6 +75,24 @@ func (f *tenantFilter) empty() bool {
 	return f == nil || (f.cutoff == math.MinInt64 && len(f.tombstones) == 0)
 }
 
+// forRange returns the start of a read of [mint, maxt] clipped to the
+// cut-off, and the part of f that can change its result: the cut-off only
+// if the read asked for older samples (chunks crossing it must then be
+// trimmed), and the tombstones overlapping the clipped range. Reads that
+// need no filtering, the common case, skip decoding chunks.
+func (f *tenantFilter) forRange(mint, maxt int64) (int64, *tenantFilter) {
+	out := &tenantFilter{cutoff: math.MinInt64}
+	if f.cutoff > mint {
+		out.cutoff, mint = f.cutoff, f.cutoff
+	}
+	for _, t := range f.tombstones {
+		if t.MinTime <= maxt && t.MaxTime >= mint {
+			out.tombstones = append(out.tombstones, t)
+		}
+	}
+	return mint, out
+}
+
 // deletions returns the deleted time ranges of the series lbls.
 func (f *tenantFilter) deletions(lbls labels.Labels) intervals {
 	var iv intervals

@@ -97,7 +97,7 @@ func (m *mergeSource) Series(tenant string, fn func(Series) error) error {
 			}
 		}
 		if same > 1 {
-			out.Chunks = mergeChunks(out.Chunks)
+			out.Chunks = mergeSeriesChunks(out.Chunks)
 		}
 		ok, err := flt.apply(&out)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 var (
 	bucketTombstones     = []byte("tombstones")      // tenant -> bucket: seq -> tombstone
 	bucketDeletedTenants = []byte("deleted_tenants") // tenant -> seq(8) phase(1)
+	bucketCutoffs        = []byte("retention")       // tenant -> cut-off time(8)
 )
 
 // Tombstone deletes the samples in [MinTime, MaxTime] of the series that
@@ -51,7 +52,7 @@ func (db *DB) openMeta() error {
 	}
 	db.meta = m
 	err = m.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketTombstones, bucketDeletedTenants} {
+		for _, b := range [][]byte{bucketTombstones, bucketDeletedTenants, bucketCutoffs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -64,6 +65,10 @@ func (db *DB) openMeta() error {
 	return m.View(func(tx *bbolt.Tx) error {
 		var err error
 		db.tombs, db.deleted, err = loadMeta(tx)
+		if err != nil {
+			return err
+		}
+		db.cutoffs, err = loadCutoffs(tx)
 		return err
 	})
 }
@@ -245,6 +250,9 @@ func (db *DB) putDeletion(tenant string, d *deletion) error {
 				return err
 			}
 		}
+		if err := tx.Bucket(bucketCutoffs).Delete([]byte(tenant)); err != nil {
+			return err
+		}
 		v := binary.BigEndian.AppendUint64(nil, d.seq)
 		if d.l0Done {
 			v = append(v, 1)
@@ -252,5 +260,46 @@ func (db *DB) putDeletion(tenant string, d *deletion) error {
 			v = append(v, 0)
 		}
 		return b.Put([]byte(tenant), v)
+	})
+}
+
+// loadCutoffs decodes the retention cut-offs of meta.db.
+func loadCutoffs(tx *bbolt.Tx) (map[string]int64, error) {
+	out := map[string]int64{}
+	b := tx.Bucket(bucketCutoffs)
+	if b == nil {
+		return out, nil // written by a version before retention
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		if len(v) != 8 {
+			return corruptf("retention cut-off of tenant %q: value of %d bytes", k, len(v))
+		}
+		out[string(k)] = decodeTime(v)
+		return nil
+	})
+	return out, err
+}
+
+// putCutoffs replaces the retention cut-offs in meta.db with cutoffs,
+// writing only what changed.
+func (db *DB) putCutoffs(old, cutoffs map[string]int64) error {
+	return db.meta.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCutoffs)
+		for t := range old {
+			if _, ok := cutoffs[t]; !ok {
+				if err := b.Delete([]byte(t)); err != nil {
+					return err
+				}
+			}
+		}
+		for t, c := range cutoffs {
+			if o, ok := old[t]; ok && o == c {
+				continue
+			}
+			if err := b.Put([]byte(t), appendTime(nil, c)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

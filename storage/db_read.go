@@ -25,7 +25,7 @@ func (db *DB) Select(tenant string, mint, maxt int64, opts SelectOptions, ms ...
 		return nil, ErrClosed
 	}
 	flt := db.filterFor(tenant)
-	mint = max(mint, flt.cutoff)
+	mint, flt = flt.forRange(mint, maxt)
 	if mint > maxt {
 		return nil, nil
 	}
@@ -70,38 +70,47 @@ func (db *DB) Select(tenant string, mint, maxt int64, opts SelectOptions, ms ...
 
 // mergeSeriesLists merges lists of series sorted by labels into one: the
 // chunks of a series in several lists are concatenated in time order, and
-// identical chunks (the same data in two partitions) kept once.
+// identical chunks (the same data in two partitions) kept once. Lists are
+// merged pairwise, so the cost is n log(lists).
 func mergeSeriesLists(lists [][]Series) []Series {
-	switch len(lists) {
-	case 0:
+	if len(lists) == 0 {
 		return nil
-	case 1:
-		return lists[0]
 	}
-	var all []Series
-	for _, l := range lists {
-		all = append(all, l...)
-	}
-	slices.SortStableFunc(all, func(a, b Series) int { return labels.Compare(a.Labels, b.Labels) })
-	out := all[:0]
-	for i := 0; i < len(all); {
-		j := i + 1
-		s := all[i]
-		for j < len(all) && labels.Equal(all[j].Labels, s.Labels) {
-			s.Chunks = append(slices.Clip(s.Chunks), all[j].Chunks...)
-			j++
+	for len(lists) > 1 {
+		next := make([][]Series, 0, (len(lists)+1)/2)
+		for i := 0; i+1 < len(lists); i += 2 {
+			next = append(next, mergeTwo(lists[i], lists[i+1]))
 		}
-		if j > i+1 {
-			s.Chunks = mergeChunks(s.Chunks)
+		if len(lists)%2 == 1 {
+			next = append(next, lists[len(lists)-1])
 		}
-		out = append(out, s)
-		i = j
+		lists = next
 	}
-	return out
+	return lists[0]
 }
 
-// mergeChunks sorts chunks by time and removes identical duplicates.
-func mergeChunks(cs []Chunk) []Chunk {
+// mergeTwo merges two lists of series sorted by labels.
+func mergeTwo(a, b []Series) []Series {
+	out := make([]Series, 0, max(len(a), len(b)))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := labels.Compare(a[0].Labels, b[0].Labels); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			s := a[0]
+			if len(b[0].Chunks) > 0 {
+				s.Chunks = mergeSeriesChunks(append(slices.Clip(s.Chunks), b[0].Chunks...))
+			}
+			out, a, b = append(out, s), a[1:], b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// mergeSeriesChunks sorts chunks by time and removes identical duplicates.
+func mergeSeriesChunks(cs []Chunk) []Chunk {
 	slices.SortStableFunc(cs, func(a, b Chunk) int {
 		if a.MinTime != b.MinTime {
 			return cmpInt64(a.MinTime, b.MinTime)
@@ -268,7 +277,7 @@ func (db *DB) TenantStats(tenant string) ([]TenantPartitionStats, error) {
 	}
 	var out []TenantPartitionStats
 	for _, p := range db.parts {
-		if db.hidden(p, tenant) || !slices.Contains(p.r.Tenants(), tenant) {
+		if db.hidden(p, tenant) || !p.hasTenant(tenant) {
 			continue
 		}
 		st, err := p.r.Stats(tenant)

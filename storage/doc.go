@@ -1,12 +1,80 @@
-// Package storage owns the persistent chunk store: the chunks of the series
-// of one namespace (the ingester opens one per tenant) in a single bbolt
-// file, with an inverted index to select series by label matchers.
+// Package storage owns the persistent chunk stores: DB, the partitioned
+// store of one ingester holding every tenant's chunks in time partitions
+// shared by the tenants, and ChunkStore, the older single-file store of one
+// namespace (format 1), whose layout DB's level-0 files reuse per tenant.
 //
 // It does not own the WAL, the in-memory head, chunk cutting or encoding
-// (the ingester builds chunks with Prometheus's chunkenc), tenants, or
-// anything on the network.
+// (the ingester builds chunks with Prometheus's chunkenc), tenant limits or
+// retention settings, or anything on the network.
 //
-// # On-disk layout (format version 1)
+// # DB layout (format 2)
+//
+// A DB directory holds meta.db and partition files named
+//
+//	L<level>_<minT>_<maxT>_<seq>.db
+//
+// where [minT, maxT] is the window the partition covers (inclusive, Unix
+// ms), and seq is unique and increasing (one more than the highest in the
+// directory at open), so that a name is never reused: a compaction output
+// names its sources, and a source name reused by a newer file would make
+// OpenDB delete that file.
+//
+//   - Level 0: one mutable bbolt file per PartitionRange window (2h,
+//     aligned), created by the first Append into the window and appended to
+//     by flushes. At most one level-0 file per window receives appends; a
+//     window sealed and then appended to again gets a new one.
+//   - Level 1: a level-0 file sealed by Compact once its window ended,
+//     written by writePart (see part.go) in label order.
+//   - Level 2: the sealed partitions of one CompactedRange window (24h)
+//     merged by Compact, with compressed chunk blobs. A late level-1 file in
+//     a compacted window is merged with it into a new level-2 file.
+//
+// Rewrites (by CleanTombstones, retention or DeleteTenant) write a new file
+// of the same level and window. Every sealed file's meta lists the files
+// it replaces; OpenDB deletes those of each complete file, and every
+// "*.tmp" file (an output cut short).
+//
+// A level-0 file has the buckets
+//
+//	meta     "format_version" -> uint64(2), "kind" -> "l0"
+//	tenants  <tenant> -> bucket of the tenant:
+//	           series, series_time, series_by_labels, postings
+//	                        as in a format 1 file (below)
+//	           chunks       seq(8) -> encoding(1) data
+//	           chunk_refs   id -> {uvarint(seq) varint(minT - previous maxT)
+//	                        uvarint(maxT - minT)}...
+//	           label_values  name 0xff value -> (empty)
+//
+// Chunks are keyed by the sequence of the chunks bucket, so that a flush
+// appends them at the right edge of the bucket: pages fill up, and the
+// pages of earlier flushes are not rewritten (with format 1's keys by
+// series, every flush touched every leaf, and bbolt's copy-on-write left as
+// many pages freed in the file). chunk_refs lists each series' chunks in
+// time order (the first minT is relative to 0); reading a series' chunks in
+// a range is one lookup of its refs and one per chunk.
+//
+// label_values holds one key per label pair of the tenant's series in the
+// file, added with new series and removed with the last series holding it,
+// so that LabelNames and LabelValues without matchers read it alone
+// instead of the postings of every series. A partition that overlaps a
+// query range contributes all its names and values, as a Prometheus block
+// does.
+//
+// meta.db has the buckets
+//
+//	tombstones       <tenant> -> bucket: seq(8) -> minT(8) maxT(8)
+//	                   {type(1) uvarint(len) name uvarint(len) value}...
+//	retention        <tenant> -> cut-off(8)
+//	deleted_tenants  <tenant> -> seq(8) l0done(1)
+//
+// with times encoded as in format 1. A tombstone masks its range in every
+// series its matchers match at read time. A retention cut-off hides the
+// tenant's samples before it. A deleted_tenants record is a DeleteTenant in
+// progress: sealed files with a sequence up to seq hide the tenant until
+// they are rewritten without it; l0done says its level-0 buckets are gone
+// (OpenDB deletes them again if not).
+//
+// # ChunkStore layout (format version 1)
 //
 // All integers are big-endian. Times are Unix milliseconds stored as
 // uint64(t) XOR 1<<63, so that byte order is numeric order, negative times
@@ -45,5 +113,8 @@
 // id+mint (the first chunk that ends at or after mint), then read in order
 // until one starts after maxt.
 //
-// Check verifies all of the above.
+// Check verifies all of the above for a ChunkStore file; CheckDB verifies a
+// DB directory: the same for each tenant of a level-0 file, label_values
+// against the postings, checkPart for sealed files, meta.db, and that no
+// crash leftover remains.
 package storage

@@ -18,6 +18,9 @@ type reader struct {
 	// lvIndex is the label-values index of a DB partition (nil in a
 	// ChunkStore file, which has none).
 	lvIndex *bbolt.Bucket
+	// chunkRefs lists the chunks of each series of a DB partition, whose
+	// chunks are keyed by a sequence (nil in a ChunkStore file).
+	chunkRefs *bbolt.Bucket
 
 	key []byte // scratch
 }
@@ -30,12 +33,13 @@ type bucketParent interface {
 
 func newReader(parent bucketParent) *reader {
 	return &reader{
-		series:      parent.Bucket(bucketSeries),
-		seriesTime:  parent.Bucket(bucketSeriesTime),
-		byLabels:    parent.Bucket(bucketByLabels),
-		postings:    parent.Bucket(bucketPostings),
-		chunks:      parent.Bucket(bucketChunks),
-		lvIndex:     parent.Bucket(bucketLabelValues),
+		series:     parent.Bucket(bucketSeries),
+		seriesTime: parent.Bucket(bucketSeriesTime),
+		byLabels:   parent.Bucket(bucketByLabels),
+		postings:   parent.Bucket(bucketPostings),
+		chunks:     parent.Bucket(bucketChunks),
+		lvIndex:    parent.Bucket(bucketLabelValues),
+		chunkRefs:  parent.Bucket(bucketChunkRefs),
 	}
 }
 

@@ -92,6 +92,9 @@ func chunkCopier(opts SelectOptions, a *arena) func(chunkMeta) Chunk {
 // after id+mint is the first chunk that ends at or after mint, and the
 // chunks that follow start ever later.
 func (r *reader) chunksInRange(c *bbolt.Cursor, id uint64, mint, maxt int64, copyOut func(chunkMeta) Chunk) ([]Chunk, bool, error) {
+	if r.chunkRefs != nil {
+		return r.chunksByRef(id, mint, maxt, copyOut)
+	}
 	var (
 		out   []Chunk
 		found bool

@@ -178,6 +178,7 @@ func validateChunks(sr *Series) error {
 type writer struct {
 	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
 	lvIndex                                        *bbolt.Bucket // nil in a ChunkStore file
+	chunkRefs                                      *bbolt.Bucket // nil in a ChunkStore file
 
 	values arena  // Put values, which must live until the commit
 	lbls   []byte // scratch: encoded labels (bbolt copies keys)
@@ -193,12 +194,13 @@ type writer struct {
 
 func newWriter(parent bucketParent) *writer {
 	w := &writer{
-		series:      parent.Bucket(bucketSeries),
-		seriesTime:  parent.Bucket(bucketSeriesTime),
-		byLabels:    parent.Bucket(bucketByLabels),
-		postings:    parent.Bucket(bucketPostings),
-		chunks:      parent.Bucket(bucketChunks),
-		lvIndex:     parent.Bucket(bucketLabelValues),
+		series:     parent.Bucket(bucketSeries),
+		seriesTime: parent.Bucket(bucketSeriesTime),
+		byLabels:   parent.Bucket(bucketByLabels),
+		postings:   parent.Bucket(bucketPostings),
+		chunks:     parent.Bucket(bucketChunks),
+		lvIndex:    parent.Bucket(bucketLabelValues),
+		chunkRefs:  parent.Bucket(bucketChunkRefs),
 	}
 	// IDs only grow, so new series always go to the right edge of these
 	// buckets: fill their pages up instead of leaving half of each empty.
@@ -208,6 +210,18 @@ func newWriter(parent bucketParent) *writer {
 	// middle of the bucket. Splitting full leaves at 90% instead of bbolt's
 	// 50% cut the file size by about a fifth in BenchmarkAppend (mode=extend).
 	w.chunks.FillPercent = 0.9
+	if w.lvIndex != nil {
+		// A DB partition file lives for one window: its series come
+		// mostly in its first flushes, written in key order by
+		// putIndexEntries, so full pages are the right split.
+		w.byLabels.FillPercent = 0.95
+		w.postings.FillPercent = 0.95
+		w.lvIndex.FillPercent = 0.95
+	}
+	if w.chunkRefs != nil {
+		// Chunks are keyed by a sequence: always at the right edge.
+		w.chunks.FillPercent = 1
+	}
 	return w
 }
 
@@ -237,6 +251,12 @@ func (w *writer) appendSeries(sr *Series) error {
 		}
 	} else if id, err = w.createSeries(first.MinTime, last.MaxTime); err != nil {
 		return fmt.Errorf("create series %s: %w", sr.Labels, err)
+	}
+	if w.chunkRefs != nil {
+		if err := w.putChunksByRef(id, sr.Chunks); err != nil {
+			return fmt.Errorf("put chunks of series %s: %w", sr.Labels, err)
+		}
+		return nil
 	}
 	for i := range sr.Chunks {
 		c := &sr.Chunks[i]

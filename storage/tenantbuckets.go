@@ -17,9 +17,6 @@ import (
 
 // The buckets of a partition file of a DB (format 2). See doc.go.
 var (
-	// bucketTenants holds one nested bucket per tenant, named by the tenant,
-	// which holds the data buckets of a ChunkStore file plus label_values.
-	bucketTenants = []byte("tenants")
 	// bucketLabelValues is the label-values index of a tenant in a
 	// partition: name 0xff value -> (empty), one key per label pair that
 	// some series of the partition has.
@@ -32,7 +29,7 @@ var (
 const dbFormatVersion = 2
 
 // tenantDataBuckets are the buckets of a tenant in a partition file.
-var tenantDataBuckets = [][]byte{bucketSeries, bucketSeriesTime, bucketByLabels, bucketPostings, bucketChunks, bucketLabelValues}
+var tenantDataBuckets = [][]byte{bucketSeries, bucketSeriesTime, bucketByLabels, bucketPostings, bucketChunks, bucketLabelValues, bucketChunkRefs}
 
 // boltPartition is a partition file of a DB in bbolt: the level-0 window
 // files that flushes append to. Each tenant has a bucket under "tenants"
@@ -85,15 +82,6 @@ func renameDurably(tmp, path string, noSync bool) error {
 	return syncDir(filepath.Dir(path))
 }
 
-// syncDir fsyncs a directory, making renames and deletions in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
-}
-
 // openBoltPartition opens the partition file at path.
 func openBoltPartition(path string, readOnly, noSync bool) (*boltPartition, error) {
 	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
@@ -105,6 +93,10 @@ func openBoltPartition(path string, readOnly, noSync bool) (*boltPartition, erro
 	if err != nil {
 		return nil, fmt.Errorf("open partition %s: %w", path, err)
 	}
+	// bbolt grows a file by up to AllocSize (16 MiB by default) past what
+	// it needs; a window's file is a few tens of MiB, so that slack would be
+	// a large share of it.
+	db.AllocSize = 1 << 20
 	err = db.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil || tx.Bucket(bucketTenants) == nil {
@@ -153,6 +145,16 @@ func (f *boltPartition) Tenants() []string {
 		})
 	})
 	return out
+}
+
+// hasTenant reports whether the file has a bucket for tenant.
+func (f *boltPartition) hasTenant(tenant string) bool {
+	found := false
+	_ = f.db.View(func(tx *bbolt.Tx) error {
+		found = tx.Bucket(bucketTenants).Bucket([]byte(tenant)) != nil
+		return nil
+	})
+	return found
 }
 
 // Append writes batch for tenant in one transaction, as ChunkStore.Append

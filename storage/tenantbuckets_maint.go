@@ -81,6 +81,9 @@ func purgeVictims(r *reader, flt *tenantFilter) ([]purgeVictim, error) {
 
 // purgeSeries rewrites the chunks of one victim and its index entries.
 func purgeSeries(r *reader, a *arena, v purgeVictim) error {
+	if r.chunkRefs != nil {
+		return purgeSeriesByRef(r, a, v)
+	}
 	type stored struct {
 		key []byte
 		c   Chunk
@@ -132,6 +135,9 @@ func purgeSeries(r *reader, a *arena, v purgeVictim) error {
 func removeSeries(r *reader, id uint64, enc []byte) error {
 	idKey := appendID(nil, id)
 	err := errors.Join(r.series.Delete(idKey), r.seriesTime.Delete(idKey), r.byLabels.Delete(enc))
+	if err == nil && r.chunkRefs != nil {
+		err = r.chunkRefs.Delete(idKey)
+	}
 	if err != nil {
 		return err
 	}
@@ -182,6 +188,15 @@ func tenantStats(r *reader, st *TenantPartitionStats) error {
 	})
 	if err != nil {
 		return err
+	}
+	if r.chunkRefs != nil {
+		return r.chunks.ForEach(func(_, v []byte) error {
+			st.Chunks++
+			if len(v) >= 3 {
+				st.Samples += int64(binary.BigEndian.Uint16(v[1:]))
+			}
+			return nil
+		})
 	}
 	return r.chunks.ForEach(func(k, v []byte) error {
 		m, err := decodeChunk(k, v)

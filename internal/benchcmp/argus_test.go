@@ -98,9 +98,9 @@ func (a *argusIngester) persist(ctx context.Context, _ int64) (persisted, error)
 	if err := a.stop(ctx); err != nil {
 		return out, err
 	}
-	path := filepath.Join(a.dir, "db", "chunks.db")
+	path := filepath.Join(a.dir, "db")
 	var err error
-	if out.fileBytes, err = dirSize(filepath.Dir(path), func(string) bool { return false }); err != nil {
+	if out.fileBytes, err = dirSize(path, func(string) bool { return false }); err != nil {
 		return out, fmt.Errorf("measure chunk store: %w", err)
 	}
 	v, err := metricValue(a.reg, "argus_ingester_persisted_chunk_bytes_total")
@@ -121,12 +121,12 @@ func (a *argusIngester) persist(ctx context.Context, _ int64) (persisted, error)
 
 // storedChunkBytes sums the chunk bytes and samples in the chunk store at path.
 func storedChunkBytes(path string) (bytes, samples int64, err error) {
-	cs, err := storage.Open(path, storage.Options{})
+	db, err := storage.OpenDB(path, storage.DBOptions{})
 	if err != nil {
 		return 0, 0, err
 	}
-	defer func() { err = errors.Join(err, cs.Close()) }()
-	all, err := cs.Select(math.MinInt64, math.MaxInt64, storage.SelectOptions{}, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	defer func() { err = errors.Join(err, db.Close()) }()
+	all, err := db.Select(tenantID, math.MinInt64, math.MaxInt64, storage.SelectOptions{}, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
 	if err != nil {
 		return 0, 0, fmt.Errorf("select from chunk store: %w", err)
 	}

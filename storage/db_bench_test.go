@@ -1,0 +1,130 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+)
+
+// dbBenchSeries returns n label sets and value kinds shaped like the data of
+// `make bench` (internal/benchcmp): five metrics per pod (two counters, two
+// random-walk gauges, a constant), ten labels each, with random pod names
+// and UIDs.
+func dbBenchSeries(n int) ([]labels.Labels, []int) {
+	rng := rand.New(rand.NewPCG(0x5eed, 1))
+	metrics := []string{"http_requests_total", "container_network_receive_bytes_total",
+		"container_memory_working_set_bytes", "node_load1", "kube_pod_container_status_ready"}
+	kinds := []int{0, 0, 1, 1, 2}
+	jobs := []string{"kubelet", "node-exporter", "kube-state-metrics", "apiserver", "coredns",
+		"ingress-nginx", "cert-manager", "payments", "checkout", "search"}
+	containers := []string{"app", "sidecar", "istio-proxy", "init"}
+	out, outKinds := make([]labels.Labels, n), make([]int, n)
+	var pod []string
+	for i := range n {
+		p := i / len(metrics)
+		if i%len(metrics) == 0 {
+			job := jobs[p%len(jobs)]
+			deployment := fmt.Sprintf("%s-%d", job, p/3%50)
+			pod = []string{
+				"container", containers[p%len(containers)],
+				"endpoint", "http-metrics",
+				"instance", fmt.Sprintf("10.%d.%d.%d:8080", p>>16&0xff, p>>8&0xff, p&0xff),
+				"job", job,
+				"namespace", fmt.Sprintf("team-%02d", p/7%40),
+				"node", fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", p/110%256, p/110*7%256),
+				"pod", fmt.Sprintf("%s-%08x-%05x", deployment, rng.Uint32(), rng.Uint32()&0xfffff),
+				"service", deployment,
+				"uid", fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", rng.Uint32(), rng.Uint32()&0xffff,
+					rng.Uint32()&0xffff, rng.Uint32()&0xffff, rng.Uint64()&0xffffffffffff),
+			}
+		}
+		out[i] = labels.FromStrings(append([]string{"__name__", metrics[i%len(metrics)]}, pod...)...)
+		outKinds[i] = kinds[i%len(metrics)]
+	}
+	return out, outKinds
+}
+
+// dbBenchChunks returns, for each of the 6 half-hours of 3h scraped every
+// 15s, the batch of one 120-sample chunk per series, as flushes write them.
+func dbBenchChunks(b *testing.B, lbls []labels.Labels, kinds []int, start int64) ([][]Series, int64) {
+	const perChunk, step = 120, 15_000
+	batches := make([][]Series, 6)
+	var samples int64
+	for i, l := range lbls {
+		rng := rand.New(rand.NewPCG(0x5eed, uint64(i)+2))
+		v := []float64{float64(rng.Uint64() % 100_000), float64(rng.Uint64()%1_000_000) / 7, 1}[kinds[i]]
+		for k := range batches {
+			c := chunkenc.NewXORChunk()
+			app, err := c.Appender()
+			require.NoError(b, err)
+			t0 := start + int64(k*perChunk*step)
+			for j := range perChunk {
+				switch kinds[i] {
+				case 0:
+					if x := rng.Uint64() % 15; x < 10 {
+						v += float64(x)
+					}
+				case 1:
+					v += float64(rng.Uint64()>>11)/(1<<52) - 1
+				}
+				app.Append(0, t0+int64(j*step), v)
+				samples++
+			}
+			batches[k] = append(batches[k], Series{Labels: l, Chunks: []Chunk{{
+				MinTime: t0, MaxTime: t0 + (perChunk-1)*step, Encoding: chunkenc.EncXOR, Data: c.Bytes()}}})
+		}
+	}
+	return batches, samples
+}
+
+// BenchmarkDBBytesPerSample writes 10K series x 3h of bench-like data as
+// flushes would (a batch of one chunk per series per half-hour) and reports
+// the bytes per sample on disk: the ChunkStore file of before, the DB's
+// level-0 files, its sealed level-1 parts, and its compacted (compressed)
+// level-2 part. Run with -benchtime=1x.
+func BenchmarkDBBytesPerSample(b *testing.B) {
+	const n = 10_000
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	lbls, kinds := dbBenchSeries(n)
+	batches, samples := dbBenchChunks(b, lbls, kinds, start)
+	var raw int64
+	for _, batch := range batches {
+		for _, s := range batch {
+			raw += int64(len(s.Chunks[0].Data))
+		}
+	}
+	for b.Loop() {
+		path := filepath.Join(b.TempDir(), "chunks.db")
+		cs, err := Open(path, Options{NoSync: true})
+		require.NoError(b, err)
+		for _, batch := range batches {
+			require.NoError(b, cs.Append(batch))
+		}
+		require.NoError(b, cs.Close())
+		b.ReportMetric(float64(dirBytes(path))/float64(samples), "chunkstore-bytes/sample")
+
+		dir := b.TempDir()
+		db, err := OpenDB(dir, DBOptions{NoSync: true})
+		require.NoError(b, err)
+		for _, batch := range batches {
+			require.NoError(b, db.Append("bench", batch))
+		}
+		b.ReportMetric(float64(dirSize(b, dir))/float64(samples), "db-level0-bytes/sample")
+		require.NoError(b, db.Compact(context.Background(), start+4*hourMs))
+		b.ReportMetric(float64(dirSize(b, dir))/float64(samples), "db-sealed-bytes/sample")
+		require.NoError(b, db.Compact(context.Background(), start+dayMs))
+		b.ReportMetric(float64(dirSize(b, dir))/float64(samples), "db-compacted-bytes/sample")
+		got, err := db.Select("bench", start, start+3*hourMs, SelectOptions{SkipChunks: true})
+		require.NoError(b, err)
+		require.Len(b, got, n)
+		require.NoError(b, db.Close())
+	}
+	b.ReportMetric(float64(raw)/float64(samples), "chunk-data-bytes/sample")
+}

@@ -1,0 +1,223 @@
+package storage
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/stretchr/testify/require"
+)
+
+// The density benchmark's data has the shape of internal/benchcmp's: pods
+// exposing 2 counters, 2 full-mantissa random-walk gauges and a constant,
+// about 10 labels per series, scraped every 15s.
+const (
+	densitySeries   = 10_000
+	densityScrapes  = 3 * 3600 / 15 // 3h
+	densityInterval = 15_000
+)
+
+type densitySeriesData struct {
+	lbls    labels.Labels
+	samples []sample
+}
+
+// densityData generates the series, sorted by labels.
+func densityData() []densitySeriesData {
+	rng := rand.New(rand.NewPCG(0x5eed, 1))
+	jobs := []string{"kubelet", "node-exporter", "kube-state-metrics", "apiserver", "coredns",
+		"ingress-nginx", "cert-manager", "payments", "checkout", "search"}
+	containers := []string{"app", "sidecar", "istio-proxy", "init"}
+	metrics := []string{"http_requests_total", "container_network_receive_bytes_total",
+		"container_memory_working_set_bytes", "node_load1", "kube_pod_container_status_ready"}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	out := make([]densitySeriesData, densitySeries)
+	var pod []string
+	for i := range out {
+		p := i / len(metrics)
+		if i%len(metrics) == 0 {
+			job := jobs[p%len(jobs)]
+			deployment := fmt.Sprintf("%s-%d", job, p/3%50)
+			pod = []string{
+				"container", containers[p%len(containers)],
+				"endpoint", "http-metrics",
+				"instance", fmt.Sprintf("10.%d.%d.%d:8080", p>>16&0xff, p>>8&0xff, p&0xff),
+				"job", job,
+				"namespace", fmt.Sprintf("team-%02d", p/7%40),
+				"node", fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", p/110%256, p/110*7%256),
+				"pod", fmt.Sprintf("%s-%08x-%05x", deployment, rng.Uint32(), rng.Uint32()&0xfffff),
+				"service", deployment,
+				"uid", fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", rng.Uint32(), rng.Uint32()&0xffff,
+					rng.Uint32()&0xffff, rng.Uint32()&0xffff, rng.Uint64()&0xffffffffffff),
+			}
+		}
+		kind := i % len(metrics)
+		out[i].lbls = labels.FromStrings(append([]string{"__name__", metrics[kind]}, pod...)...)
+		vr := rand.New(rand.NewPCG(0x5eed, uint64(i)+2))
+		var v float64
+		switch {
+		case kind < 2:
+			v = float64(vr.Uint64() % 100_000)
+		case kind < 4:
+			v = float64(vr.Uint64()%1_000_000) / 7
+		default:
+			v = 1
+		}
+		out[i].samples = make([]sample, densityScrapes)
+		for k := range out[i].samples {
+			switch {
+			case kind < 2:
+				if x := vr.Uint64() % 15; x < 10 {
+					v += float64(x)
+				}
+			case kind < 4:
+				v += float64(vr.Uint64()>>11)/(1<<52) - 1
+			}
+			out[i].samples[k] = sample{base + int64(k)*densityInterval, v}
+		}
+	}
+	sortDensity(out)
+	return out
+}
+
+func sortDensity(d []densitySeriesData) {
+	idx := make([]Series, len(d))
+	for i := range d {
+		idx[i] = Series{Labels: d[i].lbls, Chunks: []Chunk{{MinTime: int64(i)}}}
+	}
+	sortSeries(idx)
+	sorted := make([]densitySeriesData, len(d))
+	for i, s := range idx {
+		sorted[i] = d[s.Chunks[0].MinTime]
+	}
+	copy(d, sorted)
+}
+
+// densitySource cuts the data into XOR chunks of 120 samples.
+func densitySource(b testing.TB, data []densitySeriesData) memSource {
+	series := make([]Series, len(data))
+	for i, d := range data {
+		series[i].Labels = d.lbls
+		for lo := 0; lo < len(d.samples); lo += benchSamplesPerChunk {
+			series[i].Chunks = append(series[i].Chunks, xorChunk(b, d.samples[lo:min(lo+benchSamplesPerChunk, len(d.samples))]))
+		}
+	}
+	return memSource{"bench": series}
+}
+
+// dirSize returns the bytes of the files under path.
+func dirSize(t testing.TB, path string) int64 {
+	var n int64
+	require.NoError(t, filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		n += info.Size()
+		return err
+	}))
+	return n
+}
+
+// BenchmarkPartDensity reports the on-disk bytes per sample of 10K series
+// over 3h: as a part (raw, zstd and S2 blobs), as a ChunkStore file and as a
+// Prometheus block of the same samples. One iteration is the whole run; use
+// -benchtime=1x.
+func BenchmarkPartDensity(b *testing.B) {
+	data := densityData()
+	src := densitySource(b, data)
+	samples := float64(densitySeries * densityScrapes)
+	var chunkBytes int
+	for _, s := range src["bench"] {
+		for _, c := range s.Chunks {
+			chunkBytes += len(c.Data)
+		}
+	}
+	dir := b.TempDir()
+	for b.Loop() {
+		b.ReportMetric(float64(chunkBytes)/samples, "xor-data-B/sample")
+		for _, c := range []struct {
+			name     string
+			compress bool
+			codec    byte
+		}{{"part-raw", false, codecRaw}, {"part-zstd", true, codecZstd}, {"part-s2", true, codecS2}} {
+			old := blobCodec
+			blobCodec = c.codec
+			path := filepath.Join(dir, c.name)
+			start := time.Now()
+			require.NoError(b, writePart(path, partMeta{}, src, partWriteOptions{Compress: c.compress, NoSync: true}))
+			blobCodec = old
+			st, err := os.Stat(path)
+			require.NoError(b, err)
+			b.ReportMetric(float64(st.Size())/samples, c.name+"-B/sample")
+			b.ReportMetric(time.Since(start).Seconds(), c.name+"-write-s")
+		}
+		b.ReportMetric(float64(chunkStoreSize(b, filepath.Join(dir, "chunks.db"), src["bench"]))/samples, "chunkstore-B/sample")
+		b.ReportMetric(float64(promBlockSize(b, filepath.Join(dir, "prom"), data))/samples, "prom-block-B/sample")
+	}
+}
+
+// chunkStoreSize appends the series to a ChunkStore one chunk round per
+// batch, as the ingester flushes, and returns the file size.
+func chunkStoreSize(b testing.TB, path string, series []Series) int64 {
+	s, err := Open(path, Options{NoSync: true})
+	require.NoError(b, err)
+	for k := 0; ; k++ {
+		var batch []Series
+		for _, sr := range series {
+			if k < len(sr.Chunks) {
+				batch = append(batch, Series{Labels: sr.Labels, Chunks: sr.Chunks[k : k+1]})
+			}
+		}
+		if len(batch) == 0 {
+			break
+		}
+		require.NoError(b, s.Append(batch))
+	}
+	require.NoError(b, s.Close())
+	st, err := os.Stat(path)
+	require.NoError(b, err)
+	return st.Size()
+}
+
+// promBlockSize writes the samples as one Prometheus block and returns the
+// bytes of its directory.
+func promBlockSize(b testing.TB, dir string, data []densitySeriesData) int64 {
+	series := make([]promstorage.Series, len(data))
+	for i, d := range data {
+		ss := make([]chunks.Sample, len(d.samples))
+		for k, s := range d.samples {
+			ss[k] = promSample{t: s.t, f: s.v}
+		}
+		series[i] = promstorage.NewListSeries(d.lbls, ss)
+	}
+	require.NoError(b, os.MkdirAll(dir, 0o755))
+	block, err := tsdb.CreateBlock(series, dir, 8*3600*1000, slog.New(slog.DiscardHandler))
+	require.NoError(b, err)
+	return dirSize(b, block)
+}
+
+// promSample is a float sample for Prometheus's list series.
+type promSample struct {
+	t int64
+	f float64
+}
+
+func (s promSample) T() int64                      { return s.t }
+func (s promSample) ST() int64                     { return 0 }
+func (s promSample) F() float64                    { return s.f }
+func (s promSample) H() *histogram.Histogram       { return nil }
+func (s promSample) FH() *histogram.FloatHistogram { return nil }
+func (s promSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s promSample) Copy() chunks.Sample           { return s }

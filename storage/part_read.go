@@ -1,0 +1,584 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"go.etcd.io/bbolt"
+)
+
+// part is an open, read-only part file. All methods are safe for concurrent
+// use; each runs in its own bbolt read transaction. Results are owned by the
+// caller, except in Series (see partSource). Close must not run concurrently
+// with other methods.
+type part struct {
+	path    string
+	db      *bbolt.DB
+	meta    partMeta
+	size    int64
+	tenants []string
+	headers map[string]tenantHeader
+}
+
+// openPart opens the part file at path read-only. It fails with
+// ErrUnsupportedFormat for another format and with ErrCorrupt for a file
+// that is not a complete part (a write cut short has no part_meta).
+func openPart(path string) (*part, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open part %s: %w", path, err)
+	}
+	db, err := bbolt.Open(path, fileMode, &bbolt.Options{ReadOnly: true, Timeout: openTimeout})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("open part %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open part %s: %w", path, err)
+	}
+	p := &part{path: path, db: db, size: st.Size(), headers: map[string]tenantHeader{}}
+	if err := db.View(p.load); err != nil {
+		_ = db.Close() // the load error is the one to report
+		return nil, fmt.Errorf("open part %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// load reads the meta and the tenants' headers.
+func (p *part) load(tx *bbolt.Tx) error {
+	mb := tx.Bucket(bucketPartMeta)
+	if mb == nil {
+		return corruptf("no part meta: not a complete part")
+	}
+	if v := mb.Get(keyPartVersion); len(v) != 8 || binary.BigEndian.Uint64(v) != partFormatVersion {
+		return fmt.Errorf("%w: part format version %x, want %d", ErrUnsupportedFormat, v, partFormatVersion)
+	}
+	var err error
+	if p.meta, err = decodePartMeta(mb.Get(keyPartMeta)); err != nil {
+		return err
+	}
+	tb := tx.Bucket(bucketTenants)
+	if tb == nil {
+		return corruptf("bucket %s missing", bucketTenants)
+	}
+	return tb.ForEach(func(k, v []byte) error {
+		b := tb.Bucket(k)
+		if v != nil || b == nil {
+			return corruptf("tenant %q is not a bucket", k)
+		}
+		h, _, err := decodeTenantHeader(b.Get([]byte{kindHeader}))
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", k, err)
+		}
+		p.tenants = append(p.tenants, string(k))
+		p.headers[string(k)] = h
+		return nil
+	})
+}
+
+// Meta returns the part's meta.
+func (p *part) Meta() partMeta { return p.meta }
+
+// Tenants returns the tenants of the part, sorted. The slice is shared:
+// callers must not modify it.
+func (p *part) Tenants() []string { return p.tenants }
+
+// Close closes the file. It is idempotent.
+func (p *part) Close() error {
+	if err := p.db.Close(); err != nil {
+		return fmt.Errorf("close part %s: %w", p.path, err)
+	}
+	return nil
+}
+
+// view runs fn with a reader of tenant in a read transaction; fn is not
+// called if the part has no such tenant.
+func (p *part) view(tenant string, fn func(r *partReader) error) error {
+	h, ok := p.headers[tenant]
+	if !ok {
+		return nil
+	}
+	err := p.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		if b == nil {
+			return corruptf("tenant bucket missing")
+		}
+		return fn(&partReader{b: b, h: h, syms: map[uint32][]string{}})
+	})
+	if err != nil {
+		return fmt.Errorf("part %s tenant %q: %w", p.path, tenant, err)
+	}
+	return nil
+}
+
+// partReader reads one tenant of a part in one transaction. Slices of
+// bbolt's memory it returns are valid until the transaction ends.
+type partReader struct {
+	b    *bbolt.Bucket
+	h    tenantHeader
+	syms map[uint32][]string // symbol block number -> its symbols
+
+	cur    *bbolt.Cursor // over series entries, for sequential reads
+	curID  int64         // the id cur is on, -1 if none
+	blobNo uint32
+	blob   []byte // raw data of blob blobNo, nil if none loaded
+	key    []byte // scratch
+}
+
+// symbol returns the string of symbol id.
+func (r *partReader) symbol(id uint32) (string, error) {
+	n := id / symbolsPerBlock
+	block, ok := r.syms[n]
+	if !ok {
+		v := r.b.Get(appendKindKey(r.key[:0], kindSymbols, n))
+		var err error
+		if block, err = decodeSymbolBlock(nil, v); err != nil {
+			return "", fmt.Errorf("symbol block %d: %w", n, err)
+		}
+		r.syms[n] = block
+	}
+	if i := int(id % symbolsPerBlock); i < len(block) {
+		return block[i], nil
+	}
+	return "", corruptf("symbol %d missing", id)
+}
+
+// entry returns the raw value of series id. Consecutive IDs are read with
+// cursor steps rather than B+tree searches.
+func (r *partReader) entry(id uint64) ([]byte, error) {
+	if id >= r.h.series {
+		return nil, corruptf("series %d of %d", id, r.h.series)
+	}
+	var k, v []byte
+	switch {
+	case r.cur != nil && int64(id) > r.curID && int64(id) <= r.curID+8:
+		for ; r.curID < int64(id); r.curID++ {
+			k, v = r.cur.Next()
+		}
+	default:
+		if r.cur == nil {
+			r.cur = r.b.Cursor()
+		}
+		k, v = r.cur.Seek(appendKindKey(r.key[:0], kindSeries, uint32(id)))
+		r.curID = int64(id)
+	}
+	if len(k) != 5 || k[0] != kindSeries || uint64(binary.BigEndian.Uint32(k[1:])) != id {
+		r.cur = nil // resynchronize with a seek next time
+		return nil, corruptf("series %d missing", id)
+	}
+	return v, nil
+}
+
+// series decodes series id into e, chunk locations resolved.
+func (r *partReader) series(id uint64, e *seriesEntry) error {
+	v, err := r.entry(id)
+	if err != nil {
+		return err
+	}
+	if err := decodeSeriesEntry(e, v, r.h.minT, r.h.symbols); err != nil {
+		return fmt.Errorf("series %d: %w", id, err)
+	}
+	if err := locateChunks(e, r.blobLen); err != nil {
+		return fmt.Errorf("series %d: %w", id, err)
+	}
+	return nil
+}
+
+// blobLen returns the raw length of blob n, and false if there is none.
+func (r *partReader) blobLen(n uint32) (int, bool, error) {
+	if r.blob != nil && r.blobNo == n {
+		return len(r.blob), true, nil
+	}
+	if uint64(n) >= r.h.blobs {
+		return 0, false, nil
+	}
+	l, err := blobRawLen(r.b.Get(appendKindKey(r.key[:0], kindBlob, n)))
+	if err != nil {
+		return 0, false, fmt.Errorf("blob %d: %w", n, err)
+	}
+	return l, true, nil
+}
+
+// chunkData returns the data of chunk c. It aliases bbolt's memory or a
+// decompressed blob; the blob of the previous call stays valid as long as
+// the caller holds it.
+func (r *partReader) chunkData(c *partChunkRef) ([]byte, error) {
+	if r.blob == nil || r.blobNo != c.blob {
+		v := r.b.Get(appendKindKey(r.key[:0], kindBlob, c.blob))
+		raw, err := decodeBlob(v, false)
+		if err != nil {
+			return nil, fmt.Errorf("blob %d: %w", c.blob, err)
+		}
+		r.blob, r.blobNo = raw, c.blob
+	}
+	end := uint64(c.off) + uint64(c.len)
+	if end > uint64(len(r.blob)) {
+		return nil, corruptf("chunk at blob %d offset %d beyond its end", c.blob, c.off)
+	}
+	return r.blob[c.off:end], nil
+}
+
+// labels builds the label set of e with b; the strings are shared with
+// later calls of the reader but never alias bbolt's memory.
+func (r *partReader) labels(e *seriesEntry, b *labels.ScratchBuilder) (labels.Labels, error) {
+	b.Reset()
+	for i := 0; i+1 < len(e.labels); i += 2 {
+		name, err := r.symbol(e.labels[i])
+		if err != nil {
+			return labels.EmptyLabels(), err
+		}
+		value, err := r.symbol(e.labels[i+1])
+		if err != nil {
+			return labels.EmptyLabels(), err
+		}
+		b.Add(name, value)
+	}
+	return b.Labels(), nil
+}
+
+// Series calls fn with every series of tenant in label order, with all its
+// chunks. The chunk data alias the part's memory and are valid until fn
+// returns; the labels are owned by fn.
+func (p *part) Series(tenant string, fn func(Series) error) error {
+	return p.view(tenant, func(r *partReader) error {
+		var (
+			e  seriesEntry
+			lb = labels.NewScratchBuilder(16)
+		)
+		for id := range r.h.series {
+			if err := r.series(id, &e); err != nil {
+				return err
+			}
+			lbls, err := r.labels(&e, &lb)
+			if err != nil {
+				return err
+			}
+			chunks := make([]Chunk, len(e.chunks))
+			for i := range e.chunks {
+				c := &e.chunks[i]
+				data, err := r.chunkData(c)
+				if err != nil {
+					return err
+				}
+				chunks[i] = Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: data}
+			}
+			if err := fn(Series{Labels: lbls, Chunks: chunks}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Select returns, sorted by labels, the series of tenant that match all
+// matchers and have a chunk overlapping [mint, maxt], with those chunks. No
+// matchers select every series. The result is owned by the caller.
+func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []*labels.Matcher) ([]Series, error) {
+	var out []Series
+	err := p.view(tenant, func(r *partReader) error {
+		if mint > maxt || r.h.maxT < mint || r.h.minT > maxt {
+			return nil
+		}
+		ids, all, err := r.postingsForMatchers(ms)
+		if err != nil {
+			return err
+		}
+		var (
+			a  arena
+			e  seriesEntry
+			lb = labels.NewScratchBuilder(16)
+		)
+		return forIDs(ids, all, r.h.series, func(id uint64) error {
+			if err := r.series(id, &e); err != nil {
+				return err
+			}
+			var chunks []Chunk
+			found := false
+			for i := range e.chunks {
+				c := &e.chunks[i]
+				if c.maxT < mint || c.minT > maxt {
+					continue
+				}
+				found = true
+				if opts.SkipChunks {
+					break
+				}
+				data, err := r.chunkData(c)
+				if err != nil {
+					return err
+				}
+				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: a.copy(data)})
+			}
+			if !found {
+				return nil
+			}
+			lbls, err := r.labels(&e, &lb)
+			if err != nil {
+				return err
+			}
+			out = append(out, Series{Labels: lbls, Chunks: chunks})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// forIDs calls fn with each of ids in order, or with 0 to n-1 if all.
+func forIDs(ids []uint64, all bool, n uint64, fn func(uint64) error) error {
+	if all {
+		for id := range n {
+			if err := fn(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, id := range ids {
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LabelNames returns the sorted label names of tenant's series that match
+// all matchers. Without matchers it reads only postings keys, one seek per
+// name.
+func (p *part) LabelNames(tenant string, ms []*labels.Matcher) ([]string, error) {
+	var names []string
+	err := p.view(tenant, func(r *partReader) error {
+		ids, all, err := r.postingsForMatchers(ms)
+		if err != nil {
+			return err
+		}
+		if all {
+			names, err = r.allLabelNames()
+			return err
+		}
+		seen := map[uint32]struct{}{}
+		var e seriesEntry
+		for _, id := range ids {
+			v, err := r.entry(id)
+			if err == nil {
+				err = decodeSeriesEntry(&e, v, r.h.minT, r.h.symbols)
+			}
+			if err != nil {
+				return err
+			}
+			for i := 0; i < len(e.labels); i += 2 {
+				if _, ok := seen[e.labels[i]]; ok {
+					continue
+				}
+				seen[e.labels[i]] = struct{}{}
+				name, err := r.symbol(e.labels[i])
+				if err != nil {
+					return err
+				}
+				names = append(names, name)
+			}
+		}
+		return nil
+	})
+	slices.Sort(names)
+	return names, err
+}
+
+// allLabelNames returns the names that have postings. The keys of name n
+// are 'p' n 0xff value and n has no 0xff byte, so incrementing the last byte
+// of 'p' n gives the first key after them.
+func (r *partReader) allLabelNames() ([]string, error) {
+	var names []string
+	c := r.b.Cursor()
+	for k, _ := c.Seek([]byte{kindPostings}); len(k) > 0 && k[0] == kindPostings; {
+		i := bytes.IndexByte(k, sep)
+		if i <= 1 {
+			return nil, corruptf("malformed postings key %q", k)
+		}
+		names = append(names, string(k[1:i]))
+		r.key = append(r.key[:0], k[:i]...)
+		r.key[len(r.key)-1]++
+		k, _ = c.Seek(r.key)
+	}
+	return names, nil
+}
+
+// LabelValues returns the sorted values of label name over tenant's series
+// that match all matchers. It never returns "".
+func (p *part) LabelValues(tenant, name string, ms []*labels.Matcher) ([]string, error) {
+	var values []string
+	err := p.view(tenant, func(r *partReader) error {
+		if name == "" || strings.IndexByte(name, sep) >= 0 {
+			return nil
+		}
+		ids, all, err := r.postingsForMatchers(ms)
+		if err != nil || (!all && len(ids) == 0) {
+			return err
+		}
+		if !all && len(ids) <= labelValuesBySeries {
+			values, err = r.labelValuesOf(name, ids)
+			return err
+		}
+		values, err = r.labelValuesScan(name, ids, all)
+		return err
+	})
+	return values, err
+}
+
+// labelValuesBySeries is the number of matching series up to which
+// LabelValues reads their entries rather than the postings of every value.
+const labelValuesBySeries = 512
+
+// labelValuesScan walks the postings keys of name, keeping the values whose
+// postings meet sorted ids (any, if all).
+func (r *partReader) labelValuesScan(name string, ids []uint64, all bool) ([]string, error) {
+	var (
+		values []string
+		list   []uint64
+		err    error
+	)
+	prefix := appendPostingsKey(nil, name, "")
+	c := r.b.Cursor()
+	for k, v := c.Seek(prefix); bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if !all {
+			if list, err = decodePostings(list[:0], v, r.h.series); err != nil {
+				return nil, err
+			}
+			if !meets(ids, list) {
+				continue
+			}
+		}
+		values = append(values, string(k[len(prefix):]))
+	}
+	return values, nil
+}
+
+// meets reports whether sorted a and b have an element in common.
+func meets(a, b []uint64) bool {
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i = i + sort.Search(len(a)-i, func(x int) bool { return a[i+x] >= b[j] })
+		case a[i] > b[j]:
+			j = j + sort.Search(len(b)-j, func(x int) bool { return b[j+x] >= a[i] })
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// labelValuesOf returns the sorted values of name of the series ids.
+func (r *partReader) labelValuesOf(name string, ids []uint64) ([]string, error) {
+	var (
+		values []string
+		e      seriesEntry
+		seen   = map[uint32]struct{}{}
+	)
+	for _, id := range ids {
+		v, err := r.entry(id)
+		if err == nil {
+			err = decodeSeriesEntry(&e, v, r.h.minT, r.h.symbols)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i < len(e.labels); i += 2 {
+			n, err := r.symbol(e.labels[i])
+			if err != nil {
+				return nil, err
+			}
+			if n != name {
+				continue
+			}
+			if _, ok := seen[e.labels[i+1]]; !ok {
+				seen[e.labels[i+1]] = struct{}{}
+				value, err := r.symbol(e.labels[i+1])
+				if err != nil {
+					return nil, err
+				}
+				values = append(values, value)
+			}
+			break
+		}
+	}
+	slices.Sort(values)
+	return values, nil
+}
+
+// LastTime returns the MaxTime of the last chunk of series lbls of tenant,
+// and false if the part does not hold it. Series IDs are in label order, so
+// it is a binary search over the series entries.
+func (p *part) LastTime(tenant string, lbls labels.Labels) (int64, bool, error) {
+	var (
+		maxT  int64
+		found bool
+	)
+	b := labels.NewScratchBuilder(lbls.Len())
+	lbls.Range(func(l labels.Label) {
+		if l.Value != "" { // not stored
+			b.Add(l.Name, l.Value)
+		}
+	})
+	want := b.Labels()
+	err := p.view(tenant, func(r *partReader) error {
+		var (
+			e    seriesEntry
+			lb   = labels.NewScratchBuilder(16)
+			ferr error
+		)
+		i := sort.Search(int(r.h.series), func(i int) bool {
+			if ferr != nil {
+				return true
+			}
+			r.cur = nil // a binary search jumps: seek every time
+			v, err := r.entry(uint64(i))
+			if err == nil {
+				err = decodeSeriesEntry(&e, v, r.h.minT, r.h.symbols)
+			}
+			var got labels.Labels
+			if err == nil {
+				got, err = r.labels(&e, &lb)
+			}
+			if err != nil {
+				ferr = err
+				return true
+			}
+			return labels.Compare(got, want) >= 0
+		})
+		if ferr != nil || i == int(r.h.series) {
+			return ferr
+		}
+		if err := r.series(uint64(i), &e); err != nil {
+			return err
+		}
+		got, err := r.labels(&e, &lb)
+		if err != nil || labels.Compare(got, want) != 0 {
+			return err
+		}
+		maxT, found = e.chunks[len(e.chunks)-1].maxT, true
+		return nil
+	})
+	return maxT, found, err
+}
+
+// Stats returns tenant's share of the part (zero counts if it has none).
+// Bytes counts the tenant's keys and values; Tombstones is left to the DB.
+func (p *part) Stats(tenant string) (TenantPartitionStats, error) {
+	st := TenantPartitionStats{Partition: PartitionInfo{
+		Path: p.path, MinTime: p.meta.MinTime, MaxTime: p.meta.MaxTime,
+		Level: p.meta.Level, Bytes: p.size, Tenants: len(p.tenants),
+	}}
+	h, ok := p.headers[tenant]
+	if !ok {
+		return st, nil
+	}
+	st.Series, st.Chunks, st.Samples = int64(h.series), int64(h.chunks), int64(h.samples)
+	st.Bytes, st.MinTime, st.MaxTime = int64(h.bytes), h.minT, h.maxT
+	return st, nil
+}
