@@ -215,16 +215,15 @@ func startDiskArgus(b *testing.B) (string, http.Header, func() diskMeasure) {
 	}
 }
 
-// argusPersisted returns the bytes of the chunk store files of the stopped
-// argus under dir and the samples they hold.
+// argusPersisted returns the bytes of the store (<storage.path>/db: its
+// partition files) of the stopped argus under dir and the samples it holds.
 func argusPersisted(dir string) (bytes, samples int64, err error) {
-	path := filepath.Join(dir, "tenants", tenantID, "chunks.db")
-	info, err := os.Stat(path)
-	if err != nil {
+	path := filepath.Join(dir, "db")
+	if bytes, err = dirSize(path, nil); err != nil {
 		return 0, 0, err
 	}
 	_, samples, err = storedChunkBytes(path)
-	return info.Size(), samples, err
+	return bytes, samples, err
 }
 
 func startDiskPrometheus(b *testing.B) (string, http.Header, func() diskMeasure) {
