@@ -12,6 +12,12 @@
 # against 3 ingesters with RF=3; its knobs are at that step, at the end) into
 # bench-out/bench-<UTC time>-cluster.txt and prints its table too, and last
 # the querier peak RSS benchmark of internal/benchquery (query limits).
+# Last the storage comparison with the real servers, one after the other:
+# bytes per sample on disk at 3h and 24h (BenchmarkDiskBytes of
+# internal/benchcmp) and label, regex and count queries at 1M series
+# (BenchmarkSeriesQueries of internal/benchquery), Argus against Prometheus
+# 3.16 and VictoriaMetrics single-node v1.151.0, which this script builds
+# from its Go module once into $(go env GOCACHE)/../argus-tools.
 #
 # The benchcmp benchmarks run with GOMAXPROCS=1 (-cpu=1), so throughputs are
 # per core. About 6 minutes on 2 cores with the defaults, plus about 1 minute
@@ -23,6 +29,10 @@
 #   BENCH_ONESHOT_COUNT=3  rounds of the one-shot ones (persisted bytes, memory)
 #   BENCH_FILTER=          appended to every -bench regexp to run only some
 #                          sub-benchmarks, e.g. BENCH_FILTER=/impl=argus
+#   BENCH_DISK_COUNT=1     rounds of the bytes-on-disk step (0 skips it)
+#   BENCH_DISK_HOURS=3,24 BENCH_DISK_SERIES=10000   its data
+#   BENCH_SERIES_QUERIES_COUNT=1   rounds of the many-series queries (0 skips)
+#   BENCH_SERIES_QUERIES_SERIES=1000000   its series
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -256,4 +266,134 @@ if ((query_count > 0)); then
 		-benchtime=1x -timeout=10m ./internal/benchquery/ | tee -a "$qraw"
 	echo
 	echo "Querier peak RSS with and without a fetched-series limit: $(basename "$qraw") (see docs/benchmarks.md)"
+fi
+
+# The storage comparison against the real Prometheus and VictoriaMetrics
+# servers. set_peer_bins sets PROMETHEUS_BIN (scripts/install-tools.sh
+# builds it once) and VICTORIAMETRICS_BIN (built here once, into a
+# temporary directory renamed into place so that an interrupted build
+# leaves no half-filled cache entry).
+vm_version=v1.151.0
+set_peer_bins() {
+	if [[ -z "${PROMETHEUS_BIN:-}" ]]; then
+		PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
+	fi
+	export PROMETHEUS_BIN
+	if [[ -z "${VICTORIAMETRICS_BIN:-}" ]]; then
+		local tools dest tmp
+		tools="$(go env GOCACHE)/../argus-tools"
+		mkdir -p "$tools"
+		tools="$(cd "$tools" && pwd -P)"
+		dest="$tools/victoria-metrics-$vm_version"
+		if [[ ! -x "$dest/victoria-metrics" ]]; then
+			echo "bench: building victoria-metrics $vm_version into $dest (a few minutes)" >&2
+			tmp="$(mktemp -d "$tools/.victoria-metrics-$vm_version.XXXXXX")"
+			# Outside the argus module, so that its go.mod does not interfere.
+			(cd "$tmp" && GOBIN="$tmp" GOFLAGS= go install \
+				"github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$vm_version") || {
+				rm -rf "$tmp"
+				return 1
+			}
+			chmod 755 "$tmp"
+			rm -rf "$dest"
+			mv "$tmp" "$dest"
+		fi
+		VICTORIAMETRICS_BIN="$dest/victoria-metrics"
+	fi
+	export VICTORIAMETRICS_BIN
+}
+
+# peer_table prints the Markdown table of the medians in the raw output
+# file $1 for the rows read from stdin: title | Argus "benchmark metric" |
+# Prometheus "benchmark metric" | VictoriaMetrics "benchmark metric" | goal
+# op (<= or -) | goal ratio against Prometheus.
+peer_table() {
+	awk -v rows="$(cat)" "$awk_median"'
+function fmtnum(x) {
+	if (x == "") return "n/a"
+	if (x >= 1e4) return sprintf("%.0fk", x / 1e3)
+	if (x >= 100) return sprintf("%.0f", x)
+	return sprintf("%.3g", x)
+}
+function ratio(a, b) { return (a != "" && b != "" && b + 0 != 0) ? sprintf("%.2fx", a / b) : "n/a" }
+# vals returns the values of "benchmark metric"
+function vals(key,    k) { split(key, k, " "); return v[k[1] SUBSEP k[2]] }
+/^Benchmark/ {
+	name = $1
+	sub(/-[0-9]+$/, "", name) # the GOMAXPROCS suffix
+	for (i = 3; i < NF; i += 2) v[name SUBSEP $(i + 1)] = v[name SUBSEP $(i + 1)] " " $i
+}
+END {
+	printf "| metric | Argus | Prometheus | VictoriaMetrics | Argus/Prometheus | Argus/VictoriaMetrics | goal |\n"
+	printf "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n"
+	n = split(rows, r, "\n")
+	for (k = 1; k <= n; k++) {
+		if (split(r[k], f, "|") < 6) continue
+		ma = median(vals(f[2])); mp = median(vals(f[3])); mv = median(vals(f[4]))
+		goal = "(none)"
+		if (f[5] == "<=") {
+			goal = sprintf("<= %sx Prometheus", f[6])
+			if (ma != "" && mp != "" && mp + 0 != 0) goal = goal ((ma / mp <= f[6]) ? " ok" : " MISSED")
+		}
+		printf "| %s | %s | %s | %s | %s | %s | %s |\n", f[1], fmtnum(ma), fmtnum(mp), fmtnum(mv), ratio(ma, mp), ratio(ma, mv), goal
+	}
+}' "$1"
+}
+
+# Bytes on disk (internal/benchcmp BenchmarkDiskBytes): each server in turn
+# receives hours of 15 s scrapes of the series of the benchmarks above by
+# remote write and is stopped cleanly; one op per round (the 24h push is
+# 57.6M samples per server). Prometheus persists no block before its head
+# spans 3h, so its 3h persisted figure is n/a: the in-process
+# BenchmarkPersistedBytes above compacts its head by hand for that one.
+disk_count="${BENCH_DISK_COUNT:-1}"
+if ((disk_count > 0)); then
+	set_argus_bin
+	set_peer_bins
+	draw="$out/bench-$stamp-disk.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$draw"
+	for ((i = 1; i <= disk_count; i++)); do
+		echo "bench: bytes on disk (argus, prometheus, victoria-metrics), round $i of $disk_count" >&2
+		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkDiskBytes$' -count=1 -benchtime=1x \
+			-timeout=90m ./internal/benchcmp/ | tee -a "$draw"
+	done
+	rows=""
+	dn="${BENCH_DISK_SERIES:-10000}"
+	IFS=, read -ra dhours <<<"${BENCH_DISK_HOURS:-3,24}"
+	for h in "${dhours[@]}"; do
+		D="BenchmarkDiskBytes/hours=$h/impl"
+		rows+="persisted bytes/sample, $dn series x ${h}h|$D=argus/series=$dn persisted-bytes/sample|$D=prometheus/series=$dn persisted-bytes/sample|$D=victoriametrics/series=$dn persisted-bytes/sample|<=|0.8"$'\n'
+		rows+="whole data dir bytes/sample after a clean stop, $dn series x ${h}h|$D=argus/series=$dn dir-bytes/sample|$D=prometheus/series=$dn dir-bytes/sample|$D=victoriametrics/series=$dn dir-bytes/sample|<=|0.8"$'\n'
+		rows+="share of the pushed samples that are persisted, ${h}h|$D=argus/series=$dn persisted-fraction|$D=prometheus/series=$dn persisted-fraction|$D=victoriametrics/series=$dn persisted-fraction|-|"$'\n'
+	done
+	echo
+	echo "Bytes on disk, medians of $disk_count rounds in $(basename "$draw") (see docs/benchmarks.md):"
+	peer_table "$draw" <<<"$rows" | tee "$out/bench-$stamp-disk.table"
+fi
+
+# Queries over many series (internal/benchquery BenchmarkSeriesQueries):
+# each server in turn receives the same series and answers the same label,
+# regex and count queries, every answer checked; one op per round.
+sq_count="${BENCH_SERIES_QUERIES_COUNT:-1}"
+if ((sq_count > 0)); then
+	set_argus_bin
+	set_peer_bins
+	sraw="$out/bench-$stamp-series-queries.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$sraw"
+	for ((i = 1; i <= sq_count; i++)); do
+		echo "bench: queries over many series (argus, prometheus, victoria-metrics), round $i of $sq_count" >&2
+		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkSeriesQueries$' -count=1 -benchtime=1x \
+			-timeout=90m ./internal/benchquery/ | tee -a "$sraw"
+	done
+	sn="${BENCH_SERIES_QUERIES_SERIES:-1000000}"
+	S="BenchmarkSeriesQueries/series=$sn"
+	echo
+	echo "Queries over $sn series, ms (median of 5 after a warm-up), medians of $sq_count rounds in $(basename "$sraw"):"
+	peer_table "$sraw" <<ROWS | tee "$out/bench-$stamp-series-queries.table"
+GET /api/v1/labels, last hour (ms)|$S argus-labels-ms|$S prometheus-labels-ms|$S victoriametrics-labels-ms|<=|1.0
+GET /api/v1/label/instance/values, last hour (ms)|$S argus-label_values-ms|$S prometheus-label_values-ms|$S victoriametrics-label_values-ms|<=|1.0
+max by (instance) ({__name__=~"app_requests_.*_total"}), half the series, 9 min (ms)|$S argus-regex_max-ms|$S prometheus-regex_max-ms|$S victoriametrics-regex_max-ms|<=|1.0
+count({job="app"}), every series (ms)|$S argus-count-ms|$S prometheus-count-ms|$S victoriametrics-count-ms|<=|1.0
+peak RSS after the pushes and queries (MiB)|$S argus-peak-rss-MiB|$S prometheus-peak-rss-MiB|$S victoriametrics-peak-rss-MiB|<=|0.7
+ROWS
 fi

@@ -19,7 +19,16 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// usage is printed when the command line is neither flags nor a command.
+const usage = `Usage:
+  argus [flags]                 run the roles named by -target (argus -help lists the flags)
+  argus tsdb <command> [flags]  inspect or import into a stopped argus's store (argus tsdb -help)
+`
+
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "tsdb" {
+		return runTSDB(args[1:], os.Stdout, os.Stderr)
+	}
 	var cfg Config
 	fs := flag.NewFlagSet("argus", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
@@ -27,6 +36,12 @@ func run(args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		// A stray word (a misspelt command, a flag without its dash) must
+		// not start a server with defaults.
+		fmt.Fprintf(os.Stderr, "argus: unknown command or argument %q\n%s", fs.Arg(0), usage)
 		return 2
 	}
 	cfg.explicit = map[string]bool{}

@@ -1,12 +1,14 @@
-// Package benchquery measures what the per-tenant query limits buy in
-// memory: the peak RSS of a querier-only argus process that answers a query
-// over many series, without limits and with
+// Package benchquery benchmarks queries against real server processes.
+// BenchmarkSeriesQueries times label names and values, a __name__ regex and
+// count over 1M series on argus, Prometheus and VictoriaMetrics filled
+// alike. BenchmarkQuerierPeakRSS measures what the per-tenant query limits
+// buy in memory: the peak RSS of a querier-only argus process that answers
+// a query over many series, without limits and with
 // -querier.max-fetched-series-per-query, both reading the same ingester (the
 // real argus binary, issue #4: "the querier's memory stays bounded").
 //
 // It owns benchmarks only (in its _test.go files) and no production code. It
 // starts processes through internal/clustertest and owns none of their
-// lifecycle. What it measures, and the numbers of one run, are in
-// docs/benchmarks.md ("Query limits: peak RSS of a querier"). Linux only:
-// peak RSS is VmHWM from /proc/<pid>/status.
+// lifecycle. What they measure, and the numbers of one run, are in
+// docs/benchmarks.md. Linux only: peak RSS is VmHWM from /proc/<pid>/status.
 package benchquery

@@ -137,6 +137,13 @@ var (
 	buildErr  error
 )
 
+// ArgusBinary returns the argus binary the harness runs: ARGUS_BIN, or one
+// built once per test binary (removed by Main).
+func ArgusBinary(t testing.TB) string {
+	t.Helper()
+	return argusBinary(t)
+}
+
 // argusBinary returns ARGUS_BIN, or builds ./cmd/argus once per test binary.
 func argusBinary(t testing.TB) string {
 	t.Helper()

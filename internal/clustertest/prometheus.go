@@ -30,6 +30,14 @@ type PrometheusOptions struct {
 	RemoteWrites []RemoteWrite
 	// Flags are extra command-line flags.
 	Flags []string
+	// DataDir is the --storage.tsdb.path; empty means a new temporary
+	// directory. Blocks put there before the start are Prometheus's
+	// history (backfilling).
+	DataDir string
+	// NoSelfScrape leaves out the job that scrapes Prometheus itself, for
+	// a server fed by remote write only (its head would otherwise start at
+	// the wall clock and refuse older pushed samples).
+	NoSelfScrape bool
 }
 
 // RemoteWrite is a remote-write destination.
@@ -50,9 +58,10 @@ type RemoteWrite struct {
 
 // Prometheus is a running real Prometheus server.
 type Prometheus struct {
-	proc   *process
-	port   int
-	client *httpClient
+	proc    *process
+	port    int
+	dataDir string
+	client  *httpClient
 	// ReadyAt is when /-/ready first answered 200.
 	ReadyAt time.Time
 }
@@ -89,12 +98,15 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		opts.ScrapeInterval = time.Second
 	}
 	dir := t.TempDir()
-	p := &Prometheus{port: FreePorts(t, 1)[0], client: newHTTPClient()}
+	p := &Prometheus{port: FreePorts(t, 1)[0], dataDir: opts.DataDir, client: newHTTPClient()}
+	if p.dataDir == "" {
+		p.dataDir = filepath.Join(dir, "data")
+	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(prometheusConfig(p.HostPort(), opts)), 0o644))
 	args := []string{
 		"--config.file=" + cfgPath,
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--storage.tsdb.path=" + p.dataDir,
 		"--web.listen-address=" + p.HostPort(),
 		"--log.level=info",
 	}
@@ -111,8 +123,15 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 	iv := promDuration(opts.ScrapeInterval)
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n", iv, iv, iv)
-	b.WriteString("scrape_configs:\n")
+	if len(opts.ScrapeTargets) == 0 && opts.NoSelfScrape {
+		b.WriteString("scrape_configs: []\n")
+	} else {
+		b.WriteString("scrape_configs:\n")
+	}
 	jobs := map[string]string{"prometheus": self}
+	if opts.NoSelfScrape {
+		delete(jobs, "prometheus")
+	}
 	for job, target := range opts.ScrapeTargets {
 		jobs[job] = target
 	}
@@ -163,6 +182,12 @@ func promDuration(d time.Duration) string {
 
 // URL is the base URL, e.g. http://127.0.0.1:9090.
 func (p *Prometheus) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", p.port) }
+
+// DataDir is the --storage.tsdb.path.
+func (p *Prometheus) DataDir() string { return p.dataDir }
+
+// PID is the process ID.
+func (p *Prometheus) PID() int { return p.proc.pid() }
 
 // HostPort is the listen address, e.g. 127.0.0.1:9090.
 func (p *Prometheus) HostPort() string { return fmt.Sprintf("127.0.0.1:%d", p.port) }

@@ -1,0 +1,271 @@
+package benchquery
+
+// BenchmarkSeriesQueries runs the real servers one after the other, each
+// filled with BENCH_SERIES_QUERIES_SERIES series (default 1M; a smoke run:
+// 20000), and times the queries Grafana sends all day. One op is the whole
+// run, so run one op (scripts/bench.sh sets the binaries):
+//
+//	ARGUS_BIN=$PWD/bin/argus PROMETHEUS_BIN=... VICTORIAMETRICS_BIN=... \
+//	  go test -run='^$' -bench=BenchmarkSeriesQueries -benchtime=1x -count=1 -timeout=60m ./internal/benchquery/
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/clustertest"
+)
+
+const (
+	// seriesQueriesEnv overrides defaultQuerySeries.
+	seriesQueriesEnv   = "BENCH_SERIES_QUERIES_SERIES"
+	defaultQuerySeries = 1_000_000
+	// seriesQueryRounds is how many times each query is timed (after one
+	// untimed run); the median is reported.
+	seriesQueryRounds = 5
+	// querySamples samples per series, queryStepMs apart, the last at the
+	// query time: 9 minutes of data.
+	querySamples = 10
+	queryStepMs  = int64(time.Minute / time.Millisecond)
+	// queryInstances is the number of values of the instance label.
+	queryInstances = 1000
+	// queryPushSeries is the number of series of one push.
+	queryPushSeries = 1000
+)
+
+// metricNames: half of the series match the regex query's selector.
+var metricNames = []string{
+	"app_requests_get_total", "app_requests_post_total", "app_requests_put_total", "app_requests_delete_total", "app_requests_patch_total",
+	"app_latency_get_seconds", "app_latency_post_seconds", "app_latency_put_seconds", "app_latency_delete_seconds", "app_latency_patch_seconds",
+}
+
+// seriesQuery is one timed request.
+type seriesQuery struct {
+	name string
+	// path is under /api/v1 (Prometheus, VictoriaMetrics) or
+	// /prometheus/api/v1 (Argus).
+	path   string
+	params func(endMs int64) url.Values
+	// check fails b unless data (the "data" of the answer) is right.
+	check func(b *testing.B, n int, data json.RawMessage)
+}
+
+var seriesQueries = []seriesQuery{
+	{name: "labels", path: "/labels", params: lastHour, check: func(b *testing.B, _ int, data json.RawMessage) {
+		require.JSONEq(b, `["__name__","instance","job","namespace","pod"]`, string(data))
+	}},
+	{name: "label_values", path: "/label/instance/values", params: lastHour, check: func(b *testing.B, _ int, data json.RawMessage) {
+		var vs []string
+		require.NoError(b, json.Unmarshal(data, &vs))
+		require.Len(b, vs, queryInstances)
+	}},
+	{name: "regex_max", path: "/query_range", params: func(endMs int64) url.Values {
+		return url.Values{"query": {`max by (instance) ({__name__=~"app_requests_.*_total"})`},
+			"start": {clustertest.FormatAPITime(endMs - 9*queryStepMs)}, "end": {clustertest.FormatAPITime(endMs)}, "step": {"60"}}
+	}, check: func(b *testing.B, _ int, data json.RawMessage) {
+		var d struct{ Result []json.RawMessage }
+		require.NoError(b, json.Unmarshal(data, &d))
+		require.Len(b, d.Result, queryInstances)
+	}},
+	{name: "count", path: "/query", params: func(endMs int64) url.Values {
+		return url.Values{"query": {`count({job="app"})`}, "time": {clustertest.FormatAPITime(endMs)}}
+	}, check: func(b *testing.B, n int, data json.RawMessage) {
+		var d struct {
+			Result []struct{ Value [2]json.RawMessage }
+		}
+		require.NoError(b, json.Unmarshal(data, &d))
+		require.Len(b, d.Result, 1)
+		require.Equal(b, strconv.Quote(strconv.Itoa(n)), string(d.Result[0].Value[1]))
+	}},
+}
+
+// lastHour are the start and end of a label query over the last hour.
+func lastHour(endMs int64) url.Values {
+	return url.Values{"start": {clustertest.FormatAPITime(endMs - time.Hour.Milliseconds())}, "end": {clustertest.FormatAPITime(endMs)}}
+}
+
+// queryServer is one server under test: where to push, how to query, and
+// its pid for the peak RSS.
+type queryServer struct {
+	pushURL string
+	header  http.Header
+	query   func(b *testing.B, path string, params url.Values) (int, []byte)
+	pid     int
+	// ready is called after the pushes, before the queries.
+	ready func(b *testing.B)
+	stop  func(b *testing.B)
+}
+
+// BenchmarkSeriesQueries fills Argus, Prometheus and VictoriaMetrics (the
+// real servers, one after the other) with the same n series of 10 metrics
+// (1,000 instances, 10 samples a minute apart) and times, on each, label
+// names and the values of instance over the last hour, a range query of a
+// __name__ regex matching half of the series over 9 minutes, and an
+// instant count of all the series. Every answer is checked. It reports the
+// median time of each query per server, Argus's ratio to each of the
+// others, and each server's peak RSS.
+func BenchmarkSeriesQueries(b *testing.B) {
+	n := envSeries(b)
+	b.Run("series="+strconv.Itoa(n), func(b *testing.B) {
+		servers := []struct {
+			name  string
+			start func(b *testing.B) queryServer
+		}{
+			{"argus", startQueryArgus}, {"prometheus", startQueryPrometheus}, {"victoriametrics", startQueryVictoriaMetrics},
+		}
+		took := map[string]map[string]float64{} // server -> query -> ms
+		for b.Loop() {
+			for _, srv := range servers {
+				took[srv.name] = runServerQueries(b, srv.name, srv.start, n)
+			}
+		}
+		for _, q := range seriesQueries {
+			for _, srv := range servers {
+				b.ReportMetric(took[srv.name][q.name], srv.name+"-"+q.name+"-ms")
+			}
+			b.ReportMetric(took["argus"][q.name]/took["prometheus"][q.name], q.name+"-x-prometheus")
+			b.ReportMetric(took["argus"][q.name]/took["victoriametrics"][q.name], q.name+"-x-victoriametrics")
+		}
+		for _, srv := range servers {
+			b.ReportMetric(took[srv.name]["peak-rss"], srv.name+"-peak-rss-MiB")
+		}
+	})
+}
+
+// runServerQueries starts a server, pushes n series, times every query and
+// stops it; it returns the median ms of each query and the peak RSS in MiB
+// (key "peak-rss").
+func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryServer, n int) map[string]float64 {
+	s := start(b)
+	endMs := time.Now().Truncate(time.Minute).UnixMilli()
+	began := time.Now()
+	client := &http.Client{Timeout: 5 * time.Minute}
+	defer client.CloseIdleConnections()
+	for first := 0; first < n; first += queryPushSeries {
+		body := clustertest.EncodeWriteRequest(b, querySeriesBatch(first, min(first+queryPushSeries, n), endMs))
+		req, err := http.NewRequest(http.MethodPost, s.pushURL, bytes.NewReader(body))
+		require.NoError(b, err)
+		req.Header = s.header.Clone()
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+		resp, err := client.Do(req)
+		require.NoError(b, err)
+		msg := new(bytes.Buffer)
+		_, _ = msg.ReadFrom(resp.Body)
+		_ = resp.Body.Close()
+		require.True(b, resp.StatusCode/100 == 2, "%s: push of series %d..: %d %s", name, first, resp.StatusCode, clustertest.Truncate(msg.String(), 1000))
+	}
+	s.ready(b)
+	b.Logf("%s: pushed %d series x %d samples in %v", name, n, querySamples, time.Since(began).Round(time.Millisecond))
+	out := map[string]float64{}
+	for _, q := range seriesQueries {
+		params := q.params(endMs)
+		var ms []float64
+		for round := range seriesQueryRounds + 1 {
+			t0 := time.Now()
+			code, body := s.query(b, q.path, params)
+			d := time.Since(t0)
+			require.Equal(b, http.StatusOK, code, "%s %s: %s", name, q.name, clustertest.Truncate(string(body), 2000))
+			var r struct{ Data json.RawMessage }
+			require.NoError(b, json.Unmarshal(body, &r), "%s %s", name, q.name)
+			q.check(b, n, r.Data)
+			if round > 0 { // The first run warms caches up and is not timed.
+				ms = append(ms, float64(d)/float64(time.Millisecond))
+			}
+		}
+		slices.Sort(ms)
+		out[q.name] = ms[len(ms)/2]
+		b.Logf("%s: %s median %.1f ms (min %.1f, max %.1f)", name, q.name, out[q.name], ms[0], ms[len(ms)-1])
+	}
+	rss, err := peakRSS(s.pid)
+	require.NoError(b, err)
+	out["peak-rss"] = mib(rss)
+	s.stop(b)
+	return out
+}
+
+// querySeriesBatch returns series first..end-1: metric i%10 of pod i/10,
+// on instance i/10%queryInstances, querySamples samples up to endMs.
+func querySeriesBatch(first, end int, endMs int64) []clustertest.TimeSeries {
+	batch := make([]clustertest.TimeSeries, 0, end-first)
+	for i := first; i < end; i++ {
+		samples := make([]clustertest.Sample, querySamples)
+		for j := range samples {
+			samples[j] = clustertest.Sample{T: endMs - int64(querySamples-1-j)*queryStepMs, V: float64(i%977 + j)}
+		}
+		batch = append(batch, clustertest.TimeSeries{
+			Labels: clustertest.Labels(
+				"__name__", metricNames[i%len(metricNames)],
+				"instance", fmt.Sprintf("host-%03d:9100", i/len(metricNames)%queryInstances),
+				"job", "app",
+				"namespace", fmt.Sprintf("namespace-%02d", i/len(metricNames)%40),
+				"pod", fmt.Sprintf("app-%07d", i/len(metricNames)),
+			),
+			Samples: samples,
+		})
+	}
+	return batch
+}
+
+func startQueryArgus(b *testing.B) queryServer {
+	p := clustertest.StartArgus(b, clustertest.Options{Flags: commonFlags})
+	return queryServer{
+		pushURL: p.PushURL(), header: http.Header{clustertest.TenantHeader: {tenant}}, pid: p.PID(),
+		query: func(b *testing.B, path string, params url.Values) (int, []byte) {
+			return p.Query(b, tenant, clustertest.PromAPI+path, params)
+		},
+		ready: func(*testing.B) {},
+		stop:  func(b *testing.B) { p.Stop(b) },
+	}
+}
+
+func startQueryPrometheus(b *testing.B) queryServer {
+	p := clustertest.StartPrometheus(b, clustertest.PrometheusOptions{
+		NoSelfScrape: true,
+		Flags:        []string{"--web.enable-remote-write-receiver"},
+	})
+	return queryServer{
+		pushURL: p.URL() + "/api/v1/write", header: http.Header{}, pid: p.PID(),
+		query: func(b *testing.B, path string, params url.Values) (int, []byte) {
+			return p.Query(b, "/api/v1"+path, params)
+		},
+		ready: func(*testing.B) {},
+		stop:  func(b *testing.B) { p.Stop(b) },
+	}
+}
+
+func startQueryVictoriaMetrics(b *testing.B) queryServer {
+	// Its defaults cap a query at fewer series than the count selects.
+	v := clustertest.StartVictoriaMetrics(b, "-search.maxUniqueTimeseries=5000000", "-search.maxLabelsAPISeries=5000000")
+	return queryServer{
+		pushURL: v.WriteURL(), header: http.Header{}, pid: v.PID(),
+		query: func(b *testing.B, path string, params url.Values) (int, []byte) {
+			return v.Query(b, "/api/v1"+path, params)
+		},
+		ready: func(b *testing.B) { v.ForceFlush(b) },
+		stop:  func(b *testing.B) { v.Stop(b) },
+	}
+}
+
+// envSeries returns $BENCH_SERIES_QUERIES_SERIES, or defaultQuerySeries.
+func envSeries(b *testing.B) int {
+	b.Helper()
+	s := os.Getenv(seriesQueriesEnv)
+	if s == "" {
+		return defaultQuerySeries
+	}
+	n, err := strconv.Atoi(s)
+	require.NoError(b, err, "%s", seriesQueriesEnv)
+	require.GreaterOrEqual(b, n, queryInstances*len(metricNames), "%s: every instance needs all metrics", seriesQueriesEnv)
+	return n
+}
