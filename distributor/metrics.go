@@ -1,10 +1,14 @@
 package distributor
 
 import (
+	"context"
+	"errors"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // metrics are the distributor's metrics. The ingester label (a gRPC address)
@@ -24,6 +28,7 @@ type metrics struct {
 	ingesterPushFailures *prometheus.CounterVec
 	ingesterPushDuration *prometheus.HistogramVec
 	quorumFailures       prometheus.Counter
+	stragglers           *prometheus.CounterVec
 
 	// tenants caches, per tenant (string), its *tenantMetrics.
 	tenants sync.Map
@@ -80,6 +85,34 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "argus_distributor_replication_quorum_failures_total",
 			Help: "Series of a push that could not reach a write quorum of replicas, because the ring had too few healthy ones or pushes to them failed; the push was answered 5xx.",
 		}),
+		stragglers: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "argus_distributor_straggler_pushes_total",
+			Help: "Ingester pushes that returned after their request was answered (its series had their outcome without them), by outcome: ok, rejected (the ingester refused some samples), or the failure reason: deadline_exceeded, unavailable, canceled, error.",
+		}, []string{"outcome"}),
+	}
+}
+
+// countStraggler counts the answer of a push that returned after its request
+// was answered.
+func (m *metrics) countStraggler(b *batch) {
+	m.stragglers.WithLabelValues(stragglerOutcome(b)).Inc()
+}
+
+// stragglerOutcome is the outcome label of a straggler's answer.
+func stragglerOutcome(b *batch) string {
+	switch {
+	case b.err == nil && (b.resp.GetRejectedSamples() != 0 || len(b.resp.GetRejected()) != 0):
+		return "rejected"
+	case b.err == nil:
+		return "ok"
+	case errors.Is(b.err, context.DeadlineExceeded) || status.Code(b.err.err) == codes.DeadlineExceeded:
+		return "deadline_exceeded"
+	case errors.Is(b.err, context.Canceled) || status.Code(b.err.err) == codes.Canceled:
+		return "canceled"
+	case transient(b.err.err):
+		return "unavailable"
+	default:
+		return "error"
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/snappy"
 	protohelpers "github.com/planetscale/vtprotobuf/protohelpers"
@@ -31,12 +32,13 @@ const maxPooledSeries = 10_000
 //
 // Each series of req is decoded with TimeSeries.UnmarshalVTUnsafe (see
 // unmarshalRequest): every label string in it aliases decoded, without a
-// copy. decoded therefore stays alive, untouched, until
-// every ingester push of the request has returned (all of them, not only a
-// quorum: see pushBatches) and the response body (which formats rejected
-// labels eagerly) is built; putWriteCtx ends it. The batches hold the same
-// *TimeSeries as req. A writeCtx is used by one request at a time and is
-// unusable after putWriteCtx.
+// copy. decoded therefore stays alive, untouched, until every ingester push
+// of the request has returned (all of them, the stragglers that finish after
+// the answer included: see pushBatches) and the response body (which formats
+// rejected labels eagerly) is built. refs counts those holders; the last
+// one's release calls putWriteCtx. The batches hold the same *TimeSeries as
+// req. A writeCtx is used by one request at a time and is unusable after
+// putWriteCtx.
 type writeCtx struct {
 	body    []byte // compressed body as read
 	decoded []byte // snappy-decoded body; req's strings alias it
@@ -48,8 +50,18 @@ type writeCtx struct {
 	rf       int // replication factor of the ring when the request was sharded
 	quorum   int // acknowledgements each series needs: rf/2+1
 
-	// Only when some ingester failed or rejected samples (see settle).
-	votes  []seriesVotes    // by index in req.Timeseries
+	// refs are the holders of the writeCtx: the handler and each push still
+	// running (see Distributor.release).
+	refs atomic.Int32
+	// answers gets the index of each batch whose push returned; the handler
+	// reads them until every series is decided, release drains the rest.
+	answers chan int32
+
+	// Written by the handler's goroutine only (shard, record, settle).
+	votes          []seriesVotes // by index in req.Timeseries
+	undecided      int           // series whose outcome is not final yet
+	lost           int           // series decided a quorum failure
+	rejectedSeries int           // series decided rejected
 	keys   map[string]int32 // labels key (see labelsKey) to index in req.Timeseries
 	listed map[int32]int64  // scratch of listedIn
 	keyBuf []byte
@@ -67,6 +79,9 @@ type batch struct {
 	series []int32               // index in writeCtx.req.Timeseries of each of req.Timeseries
 	resp   *arguspb.PushResponse
 	err    *ingesterError // nil if the push succeeded
+	// seen is set once the handler recorded the answer (see record); a batch
+	// not seen when the push is answered is a straggler.
+	seen bool
 
 	// Set by listedIn: the series index of each of resp.Rejected (-1 when
 	// it matches no series of the request), and the rejected samples the
@@ -79,7 +94,12 @@ var writeCtxPool = sync.Pool{New: func() any {
 	return &writeCtx{req: &arguspb.WriteRequest{}, byAddr: make(map[string]int)}
 }}
 
-func getWriteCtx() *writeCtx { return writeCtxPool.Get().(*writeCtx) }
+// getWriteCtx returns a reset writeCtx with one reference, the caller's.
+func getWriteCtx() *writeCtx {
+	wc := writeCtxPool.Get().(*writeCtx)
+	wc.refs.Store(1)
+	return wc
+}
 
 // putWriteCtx resets wc and returns it to the pool. Every string decoded from
 // wc is invalid afterwards.
@@ -111,6 +131,7 @@ func (wc *writeCtx) reset() {
 		wc.votes = nil
 	}
 	wc.votes = wc.votes[:0]
+	wc.undecided, wc.lost, wc.rejectedSeries = 0, 0, 0
 	if len(wc.keys) > maxPooledSeries {
 		wc.keys = nil // A map does not shrink.
 	}
