@@ -58,13 +58,13 @@ type writeCtx struct {
 	answers chan int32
 
 	// Written by the handler's goroutine only (shard, record, settle).
-	votes          []seriesVotes // by index in req.Timeseries
-	undecided      int           // series whose outcome is not final yet
-	lost           int           // series decided a quorum failure
-	rejectedSeries int           // series decided rejected
-	keys   map[string]int32 // labels key (see labelsKey) to index in req.Timeseries
-	listed map[int32]int64  // scratch of listedIn
-	keyBuf []byte
+	votes          []seriesVotes    // by index in req.Timeseries
+	undecided      int              // series whose outcome is not final yet
+	lost           int              // series decided a quorum failure
+	rejectedSeries int              // series decided rejected
+	keys           map[string]int32 // labels key (see labelsKey) to index in req.Timeseries
+	listed         map[int32]int64  // scratch of listedIn
+	keyBuf         []byte
 
 	rej rejections
 	// invalid are the samples validation refused, by reason, counted in
