@@ -57,7 +57,7 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 // handlePush runs the pipeline of one push and returns its one outcome: nil
 // when everything was stored.
 func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
-	tm := d.metrics.forTenant(tenantID)
+	tm := d.metrics.forTenant(tenantID, d.now())
 	tm.receivedRequests.Inc()
 	if err := admit(r); err != nil {
 		return err

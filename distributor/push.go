@@ -173,6 +173,7 @@ func (d *Distributor) pushOne(ctx context.Context, b *batch) {
 	if err == nil {
 		b.resp, err = c.Push(ctx, b.req)
 	}
+	d.metrics.forIngester(b.addr)
 	d.metrics.ingesterPushDuration.WithLabelValues(b.addr).Observe(time.Since(start).Seconds())
 	if err != nil {
 		d.metrics.ingesterPushFailures.WithLabelValues(b.addr).Inc()

@@ -16,6 +16,7 @@ type replicaRing interface {
 	ReadSet() (instances []ring.Instance, maxFailures int, err error)
 	HealthyInstancesCount() int
 	HealthyMembers(role string) int
+	Instances() []ring.Instance
 }
 
 // lateRing is the ring as the ingester sees it, bound once the ring exists
