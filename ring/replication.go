@@ -14,7 +14,8 @@ func (r *Ring) fresh(m *member, now int64) bool {
 // Get returns the replicas of token, appended to buf (which the caller owns):
 // walking clockwise from the first ring token ≥ token, the first
 // ReplicationFactor distinct instances that are ACTIVE with a fresh heartbeat
-// (and, with zone awareness, in zones not yet used). Instances that are not
+// and not down by the gossip's failure detector (and, with zone awareness,
+// in zones not yet used). Instances that are not
 // healthy are skipped and the walk extends to the next one, so a series keeps
 // RF replicas while an instance is down. If fewer than a quorum
 // (ReplicationFactor/2+1) are found, Get returns an error wrapping
@@ -38,7 +39,7 @@ func (r *Ring) Get(token uint32, buf []Instance) ([]Instance, error) {
 		}
 		visited = append(visited, o)
 		m := &r.instances[o]
-		if m.state != StateActive || !r.fresh(m, now) {
+		if m.state != StateActive || m.down || !r.fresh(m, now) {
 			continue
 		}
 		if r.opts.ZoneAwareness && zoneUsed(buf[base:], m.Zone) {
