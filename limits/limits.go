@@ -55,6 +55,12 @@ type Limits struct {
 	MaxQueryLength time.Duration `yaml:"max_query_length"`
 	// QueryTimeout is the longest a query of the tenant may run.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+
+	// PartialResponse answers the tenant's queries whose ingesters failed
+	// beyond what the replication tolerates with what the others hold and a
+	// warning naming the failed ones, instead of a 503. A request's
+	// partial_response parameter overrides it.
+	PartialResponse bool `yaml:"partial_response"`
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -92,6 +98,9 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Most chunks a single query may fetch from ingesters and storage. 0 means unlimited.")
 	f.DurationVar(&l.MaxQueryLength, prefix+"querier.max-query-length", 0,
 		"Longest time range a query may select. 0 means unlimited.")
+
+	f.BoolVar(&l.PartialResponse, prefix+"querier.partial-response", false,
+		"Answer a query whose ingesters failed beyond what the replication factor tolerates with the data of the others and a warning naming the failed ones, instead of a 503. A request's partial_response=true|false overrides it.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // fresh reports whether m's heartbeat is within the timeout at now.
@@ -75,7 +76,9 @@ func zoneUsed(picked []Instance, zone string) bool {
 // that already have an unhealthy instance.
 //
 // If the unhealthy instances (or zones) already exceed ReplicationFactor/2,
-// ReadSet returns an error wrapping ErrTooFewHealthy.
+// ReadSet returns an error wrapping ErrTooFewHealthy that names them, with
+// the instances that can serve (for a read that accepts a partial answer)
+// and maxFailures 0.
 func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
 	if len(r.instances) == 0 {
 		return nil, 0, fmt.Errorf("read set: %w", ErrEmptyRing)
@@ -83,7 +86,7 @@ func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
 	now := r.opts.Now().UnixMilli()
 	tolerated := r.opts.ReplicationFactor / 2
 	unhealthy := 0
-	var badZones []string
+	var badZones, badAddrs []string
 	for i := range r.instances {
 		m := &r.instances[i]
 		if (m.state == StateActive || m.state == StateLeaving) && r.fresh(m, now) {
@@ -91,6 +94,7 @@ func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
 			continue
 		}
 		unhealthy++
+		badAddrs = append(badAddrs, m.Addr)
 		if !slices.Contains(badZones, m.Zone) {
 			badZones = append(badZones, m.Zone)
 		}
@@ -100,7 +104,7 @@ func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
 		lost = len(badZones)
 	}
 	if lost > tolerated {
-		return nil, 0, fmt.Errorf("read set: %d unavailable, tolerate %d: %w", lost, tolerated,
+		return instances, 0, fmt.Errorf("read set: %d unavailable (%s), tolerate %d: %w", lost, strings.Join(badAddrs, ", "), tolerated,
 			tooFewHealthyError{op: "read", found: len(instances), needed: len(r.instances) - tolerated})
 	}
 	return instances, tolerated - lost, nil
