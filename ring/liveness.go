@@ -108,9 +108,11 @@ func (l *liveness) forget(keep func(instance string) bool) {
 // goroutines, never concurrently with itself.
 type events struct{ k *KV }
 
-func (e events) NotifyJoin(n *memberlist.Node)   { e.k.setLiveness(n, true) }
-func (e events) NotifyUpdate(n *memberlist.Node) { e.k.setLiveness(n, n.State == memberlist.StateAlive) }
-func (e events) NotifyLeave(n *memberlist.Node)  { e.k.setLiveness(n, false) }
+func (e events) NotifyJoin(n *memberlist.Node) { e.k.setLiveness(n, true) }
+func (e events) NotifyUpdate(n *memberlist.Node) {
+	e.k.setLiveness(n, n.State == memberlist.StateAlive)
+}
+func (e events) NotifyLeave(n *memberlist.Node) { e.k.setLiveness(n, false) }
 
 // setLiveness records n's liveness and, if it changed which instances are
 // down, drops the cached ring view so that the next Get sees it.
