@@ -101,3 +101,38 @@ func TestKillTwoOfSixIngesters(t *testing.T) {
 	t.Logf("partial response: %s", clustertest.Truncate(resp.Warnings[0], 400))
 	w.Stop()
 }
+
+// TestKillWholeZone: 3 zones of 2 ingesters with zone-aware replication
+// (RF=3: one replica of every series per zone), steady writes, kill -9 both
+// ingesters of one zone. Every series keeps a quorum in the two other
+// zones, so no push fails, before or after the failure detector and the
+// heartbeat timeout take the zone out, and every query stays exact.
+//
+//	writer ─▶ dist-0 ─▶ zone-a: ing-0 ing-1 │ zone-b: ing-2 ing-3 │ zone-c: ing-4 ing-5 (kill -9) ◀─ querier-0
+func TestKillWholeZone(t *testing.T) {
+	skipIfShort(t)
+	c := clustertest.StartCluster(t, clustertest.Topology{
+		Ingesters: 6, Distributors: 1, Queriers: 1, RF: 3,
+		// Every process reads the ring with zones; Validate wants a zone of
+		// the distributor and the querier too, which they do not use.
+		ExtraFlags: []string{"-ingester.ring.zone-awareness-enabled=true", "-ingester.ring.instance-availability-zone=zone-a"},
+		IngesterFlags: func(i int) []string {
+			return []string{"-ingester.ring.instance-availability-zone=zone-" + string(rune('a'+i/2))}
+		},
+	})
+	q, d := c.Querier(0), c.Distributor(0)
+	for _, in := range q.Ring(t).Instances {
+		require.NotEmpty(t, in.Zone, in.ID)
+	}
+	w := clustertest.StartWriter(t, d.Process, clustertest.WriterOptions{Tenant: "team-zone"})
+	requireStored(t, w, q, clustertest.ExpectFrom(waitPushes(t, w, 10)), "before the kills")
+
+	c.Ingester(4).Kill(t)
+	c.Ingester(5).Kill(t)
+	requireStored(t, w, q, clustertest.ExpectFrom(waitPushes(t, w, 10)), "just after the kills")
+	clustertest.Eventually(t, func() string { return stateEverywhere(t, c, c.Ingester(5).ID(), clustertest.StateUnhealthy) }, 30*time.Second)
+	requireStored(t, w, q, clustertest.ExpectFrom(waitPushes(t, w, 10)), "with zone-c UNHEALTHY")
+	results := w.Stop()
+	clustertest.RequireAllAcked(t, results)
+	requireStored(t, w, q, clustertest.ExpectFrom(results), "at the end")
+}
