@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -110,10 +111,20 @@ func BenchmarkValidate(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(numSeries*b.N), "ns/series")
 }
 
-// fakeIngesterNoop is a Pusher that answers an empty response (everything
+// fakeIngesterNoop is a Pusher that marshals the request with the gRPC
+// codec, as a gRPC client does, answers an empty response (everything
 // appended) and records nothing.
 type fakeIngesterNoop struct{}
 
-func (fakeIngesterNoop) Push(context.Context, *arguspb.WriteRequest, ...grpc.CallOption) (*arguspb.PushResponse, error) {
+func (fakeIngesterNoop) Push(_ context.Context, req *arguspb.WriteRequest, _ ...grpc.CallOption) (*arguspb.PushResponse, error) {
+	return marshalDiscard(req)
+}
+
+func marshalDiscard(m any) (*arguspb.PushResponse, error) {
+	bs, err := grpccodec.Codec{}.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	bs.Free()
 	return &arguspb.PushResponse{}, nil
 }

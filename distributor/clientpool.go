@@ -33,7 +33,7 @@ type ClientPool struct {
 
 type poolEntry struct {
 	conn   *grpc.ClientConn
-	client arguspb.IngesterClient
+	client *ingesterClient
 }
 
 // NewClientPool returns an empty pool whose connections are made with
@@ -86,7 +86,7 @@ func (p *ClientPool) entry(addr string) (poolEntry, error) {
 	if err != nil {
 		return poolEntry{}, fmt.Errorf("create grpc client for ingester %s: %w", addr, err)
 	}
-	e = poolEntry{conn: conn, client: arguspb.NewIngesterClient(conn)}
+	e = poolEntry{conn: conn, client: &ingesterClient{IngesterClient: arguspb.NewIngesterClient(conn), conn: conn}}
 	p.clients[addr] = e
 	return e, nil
 }

@@ -22,8 +22,16 @@ func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limi
 	for i, ts := range all {
 		received += len(ts.Samples) + len(ts.Histograms)
 		exemplars += len(ts.Exemplars)
+		nl, ns := len(ts.Labels), len(ts.Samples)
+		if len(ts.Exemplars) > 0 || !labelsSorted(ts.Labels) {
+			wc.raw[i] = nil // Sent without exemplars, or with its labels sorted: re-encoded.
+		}
 		ts.Exemplars = nil
-		if serr := v.validate(ts); serr != nil {
+		serr := v.validate(ts)
+		if len(ts.Labels) != nl || len(ts.Samples) != ns {
+			wc.raw[i] = nil // Empty labels or future samples removed: re-encoded.
+		}
+		if serr != nil {
 			wc.invalid[serr.reason] += int64(serr.samples)
 			wc.rej.add(ts.Labels, serr.reason, serr.detail, int64(serr.samples))
 			if !serr.partial {
@@ -37,9 +45,11 @@ func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limi
 		// A swap, not a copy: every series object stays in the slice exactly
 		// once, for resetDecoded to reuse.
 		all[kept], all[i] = all[i], all[kept]
+		wc.raw[kept], wc.raw[i] = wc.raw[i], wc.raw[kept]
 		kept++
 	}
 	wc.req.Timeseries = all[:kept]
+	wc.raw = wc.raw[:kept]
 	tm.receivedSamples.Add(float64(received))
 	d.metrics.droppedExemplars.Add(float64(exemplars))
 	d.metrics.droppedMetadata.Add(float64(len(wc.req.Metadata)))
@@ -125,7 +135,7 @@ func instanceAddrs(replicas []ring.Instance) string {
 func (d *Distributor) pushBatches(ctx context.Context, tenantID string, wc *writeCtx) {
 	ctx = tenant.OutgoingContext(context.WithoutCancel(ctx), tenantID)
 	if len(wc.batches) == 1 {
-		d.pushOne(ctx, &wc.batches[0]) // Most pushes with replication factor 1: no goroutine.
+		d.pushOne(ctx, wc, &wc.batches[0]) // Most pushes with replication factor 1: no goroutine.
 		wc.record(0)
 		return
 	}
@@ -137,7 +147,7 @@ func (d *Distributor) pushBatches(ctx context.Context, tenantID string, wc *writ
 	for i := range wc.batches {
 		go func() {
 			defer d.pushes.Done()
-			d.pushOne(ctx, &wc.batches[i])
+			d.pushOne(ctx, wc, &wc.batches[i])
 			wc.answers <- int32(i) // Never blocks: one slot per batch.
 			d.release(wc)
 		}()
@@ -164,13 +174,17 @@ func (d *Distributor) release(wc *writeCtx) {
 	putWriteCtx(wc)
 }
 
-// pushOne pushes b to its ingester and records the answer, or the error, in b.
-func (d *Distributor) pushOne(ctx context.Context, b *batch) {
+// pushOne pushes b to its ingester and records the answer, or the error, in
+// b. A client that can send pre-encoded requests (rawPusher) is sent the raw
+// bytes of the series validation left unchanged (see rawbatch.go).
+func (d *Distributor) pushOne(ctx context.Context, wc *writeCtx, b *batch) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 	defer cancel()
 	c, err := d.clients.Get(b.addr)
-	if err == nil {
+	if rp, ok := c.(rawPusher); ok && err == nil {
+		b.resp, err = rp.PushRaw(ctx, &rawBatch{wc: wc, b: b})
+	} else if err == nil {
 		b.resp, err = c.Push(ctx, b.req)
 	}
 	d.metrics.forIngester(b.addr)

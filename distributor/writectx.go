@@ -43,6 +43,10 @@ type writeCtx struct {
 	body    []byte // compressed body as read
 	decoded []byte // snappy-decoded body; req's strings alias it
 	req     *arguspb.WriteRequest
+	// raw is, by index in req.Timeseries, the bytes the series was decoded
+	// from (aliasing decoded), or nil once validation changed the series
+	// (see rawbatch.go).
+	raw [][]byte
 
 	batches  []batch        // one per ingester, in order of first use
 	byAddr   map[string]int // ingester address to index in batches
@@ -114,6 +118,11 @@ func (wc *writeCtx) reset() {
 	wc.body = reuse(wc.body)
 	wc.decoded = reuse(wc.decoded)
 	resetDecoded(wc.req)
+	clear(wc.raw[:cap(wc.raw)])
+	wc.raw = wc.raw[:0]
+	if cap(wc.raw) > maxPooledSeries {
+		wc.raw = nil
+	}
 	all := wc.batches[:cap(wc.batches)]
 	for i := range all {
 		b := &all[i]
@@ -260,7 +269,7 @@ func (wc *writeCtx) decode(limit int) error {
 		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
 	}
 	wc.decoded = out
-	if err := unmarshalRequest(out, wc.req); err != nil {
+	if err := unmarshalRequest(out, wc.req, &wc.raw); err != nil {
 		return fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
 	}
 	return nil
@@ -276,7 +285,10 @@ func (wc *writeCtx) decode(limit int) error {
 // The framing is parsed exactly as the generated WriteRequest.UnmarshalVTUnsafe
 // parses it, so that both accept and reject the same inputs (a differential
 // test and the fuzz target check it); unknown fields are skipped, not kept.
-func unmarshalRequest(buf []byte, req *arguspb.WriteRequest) error {
+//
+// If raw is not nil, the bytes of each series (aliasing buf) are appended to
+// it, in the order of req.Timeseries.
+func unmarshalRequest(buf []byte, req *arguspb.WriteRequest, raw *[][]byte) error {
 	for i := 0; i < len(buf); {
 		tag, n, err := readVarint(buf[i:])
 		if err != nil {
@@ -304,6 +316,8 @@ func unmarshalRequest(buf []byte, req *arguspb.WriteRequest) error {
 				req.Metadata = append(req.Metadata, b)
 			} else if err := nextSeries(req).UnmarshalVTUnsafe(b); err != nil {
 				return err
+			} else if raw != nil {
+				*raw = append(*raw, b)
 			}
 		default:
 			skip, err := protohelpers.Skip(buf[fieldStart:])
