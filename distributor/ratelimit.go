@@ -50,8 +50,8 @@ func (l *rateLimiter) bucket(tenant string, burst float64, now time.Time) *token
 
 // idle reports whether the tenant's bucket may be forgotten at now: it is
 // absent, or full again (a bucket in debt is kept, so that forgetting it
-// cannot raise the tenant's rate), and its average rate has decayed below
-// one sample per hour.
+// cannot raise the tenant's rate). Its average rate, still decaying, is
+// forgotten with it: the tenant pushed nothing for the idle timeout.
 func (l *rateLimiter) idle(tenant string, now time.Time, lim *limits.Limits) bool {
 	v, ok := l.buckets.Load(tenant)
 	if !ok {
@@ -60,10 +60,7 @@ func (l *rateLimiter) idle(tenant string, now time.Time, lim *limits.Limits) boo
 	b := v.(*tokenBucket)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if lim.IngestionRate > 0 && b.tokens+now.Sub(b.last).Seconds()*lim.IngestionRate < float64(lim.IngestionBurstSize) {
-		return false
-	}
-	return b.rateAtLocked(now) < 1.0/3600
+	return lim.IngestionRate <= 0 || b.tokens+now.Sub(b.last).Seconds()*lim.IngestionRate >= float64(lim.IngestionBurstSize)
 }
 
 // take takes n samples from the tenant's bucket refilled at rate per second
