@@ -1,12 +1,15 @@
 package distributor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/argus-tsdb/argus/internal/service"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -15,9 +18,11 @@ import (
 // (which does not dial until the first call, and reconnects by itself). It is
 // safe for concurrent use.
 //
-// Connections are never evicted: the ring is static today. When ingesters
-// come and go (the gossiped ring), the pool must close the connections of
-// the ones that left.
+// A connection lives until the ingester leaves the ring: Prune (run every
+// period by the service PruneService returns) closes the connections to the
+// addresses the ring no longer lists, so that rolled ingesters do not leave
+// connections and their goroutines behind. An ingester that is only
+// unhealthy keeps its connection, which reconnects by itself.
 type ClientPool struct {
 	dialOpts []grpc.DialOption
 
@@ -28,7 +33,7 @@ type ClientPool struct {
 
 type poolEntry struct {
 	conn   *grpc.ClientConn
-	client arguspb.IngesterClient
+	client *ingesterClient
 }
 
 // NewClientPool returns an empty pool whose connections are made with
@@ -81,10 +86,69 @@ func (p *ClientPool) entry(addr string) (poolEntry, error) {
 	if err != nil {
 		return poolEntry{}, fmt.Errorf("create grpc client for ingester %s: %w", addr, err)
 	}
-	e = poolEntry{conn: conn, client: arguspb.NewIngesterClient(conn)}
+	e = poolEntry{conn: conn, client: &ingesterClient{IngesterClient: arguspb.NewIngesterClient(conn), conn: conn}}
 	p.clients[addr] = e
 	return e, nil
 }
+
+// Prune closes the connections to every address not in live and returns
+// how many it closed. Calls in flight on them fail with codes.Canceled; a
+// later Get of such an address connects again.
+func (p *ClientPool) Prune(live map[string]bool) int {
+	p.mu.Lock()
+	var gone []*grpc.ClientConn
+	for addr, e := range p.clients {
+		if !live[addr] {
+			gone = append(gone, e.conn)
+			delete(p.clients, addr)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range gone {
+		_ = c.Close() // Only fails if already closed.
+	}
+	return len(gone)
+}
+
+// Len is the number of connections the pool holds.
+func (p *ClientPool) Len() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.clients)
+}
+
+// PruneService returns a service that prunes p every period to the
+// addresses r lists (healthy or not). Closing p stays its owner's job.
+func (p *ClientPool) PruneService(r instancesLister, period time.Duration) service.Service {
+	return &poolPruner{pool: p, ring: r, period: period}
+}
+
+type poolPruner struct {
+	pool   *ClientPool
+	ring   instancesLister
+	period time.Duration
+}
+
+func (s *poolPruner) Starting(context.Context) error { return nil }
+
+func (s *poolPruner) Running(ctx context.Context) error {
+	t := time.NewTicker(s.period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			live := map[string]bool{}
+			for _, inst := range s.ring.Instances() {
+				live[inst.Addr] = true
+			}
+			s.pool.Prune(live)
+		}
+	}
+}
+
+func (s *poolPruner) Stopping(context.Context) error { return nil }
 
 // Close closes every connection; Get fails with ErrPoolClosed afterwards.
 // Calls in flight on a closed connection fail with codes.Canceled. Close is

@@ -18,6 +18,9 @@ type Config struct {
 	// MaxErrorsInResponse caps the rejected series listed, one a line, in the
 	// body of a 400 answer. The summary line always counts all of them.
 	MaxErrorsInResponse int `yaml:"max_errors_in_response"`
+	// IdleTenantTimeout is how long a tenant may push nothing before the
+	// distributor forgets it: its metric series and its rate-limit bucket.
+	IdleTenantTimeout time.Duration `yaml:"idle_tenant_timeout"`
 }
 
 // RegisterFlags registers the flags of c with their defaults on f.
@@ -32,6 +35,8 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Timeout of each push from the distributor to one ingester.")
 	f.IntVar(&c.MaxErrorsInResponse, prefix+"distributor.max-errors-in-response", 10,
 		"Most rejected series listed in the body of a 400 answer to a push; the first line always counts all of them.")
+	f.DurationVar(&c.IdleTenantTimeout, prefix+"distributor.idle-tenant-timeout", time.Hour,
+		"How long a tenant may push nothing before the distributor deletes its per-tenant metric series and forgets its rate-limit bucket (a bucket still in debt is kept).")
 }
 
 // Validate reports every invalid setting of c, joined.
@@ -42,6 +47,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxErrorsInResponse < 0 {
 		errs = append(errs, fmt.Errorf("-distributor.max-errors-in-response must not be negative, got %d", c.MaxErrorsInResponse))
+	}
+	if c.IdleTenantTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("-distributor.idle-tenant-timeout must be at least 1s, got %s", c.IdleTenantTimeout))
 	}
 	return errors.Join(errs...)
 }

@@ -18,7 +18,7 @@ func requireDecodesLikeGenerated(t testing.TB, raw []byte, req *arguspb.WriteReq
 	var want arguspb.WriteRequest
 	wantErr := want.UnmarshalVT(raw)
 	resetDecoded(req)
-	gotErr := unmarshalRequest(raw, req)
+	gotErr := unmarshalRequest(raw, req, nil)
 	if wantErr != nil || gotErr != nil {
 		require.Equal(t, wantErr != nil, gotErr != nil, "generated: %v, unmarshalRequest: %v", wantErr, gotErr)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,7 +85,8 @@ type Deps struct {
 
 // Distributor is the write path. Its methods are safe for concurrent use. It
 // runs no goroutine of its own: each push fans out to the ingesters on
-// goroutines that end before the push is answered.
+// goroutines that end at the latest -distributor.remote-timeout after they
+// start, some after the push is answered (see pushBatches).
 type Distributor struct {
 	cfg          Config
 	limits       tenantLimits
@@ -95,6 +97,8 @@ type Distributor struct {
 	logger       *slog.Logger
 	metrics      *metrics
 	warns        *throttle
+	// pushes counts the ingester pushes running, stragglers included.
+	pushes sync.WaitGroup
 	// now is the clock of the too-far-in-the-future check; tests replace it.
 	now func() time.Time
 }
@@ -138,6 +142,12 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 	}
 	return d, nil
 }
+
+// WaitPushes blocks until every ingester push started so far has returned,
+// the stragglers of answered pushes included: at most
+// -distributor.remote-timeout. A process calls it after its HTTP server
+// stopped, before it closes the client connections.
+func (d *Distributor) WaitPushes() { d.pushes.Wait() }
 
 // alone counts this distributor only.
 type alone struct{}

@@ -35,7 +35,9 @@ const (
 //     the sender retries the request.
 //
 // See DESIGN.md for every case. The handler is safe for concurrent use; it
-// blocks until every replica has answered or -distributor.remote-timeout.
+// blocks until every series has its outcome, at most
+// -distributor.remote-timeout: a quorum of its replicas stored it, or it
+// cannot be stored (see pushBatches for the replicas still pushing then).
 func (d *Distributor) PushHandler() http.Handler {
 	return http.HandlerFunc(d.servePush)
 }
@@ -55,14 +57,14 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 // handlePush runs the pipeline of one push and returns its one outcome: nil
 // when everything was stored.
 func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
-	tm := d.metrics.forTenant(tenantID)
+	tm := d.metrics.forTenant(tenantID, d.now())
 	tm.receivedRequests.Inc()
 	if err := admit(r); err != nil {
 		return err
 	}
 	lim := d.limits.For(tenantID)
 	wc := getWriteCtx()
-	defer putWriteCtx(wc) // Only after every ingester answered and the outcome is formatted.
+	defer d.release(wc) // The outcome is formatted; stragglers may still hold wc.
 	wc.rej.reset(d.cfg.MaxErrorsInResponse)
 	if err := wc.readBody(r, lim.MaxRecvMsgSize); err != nil {
 		return err

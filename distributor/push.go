@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
@@ -23,8 +22,16 @@ func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limi
 	for i, ts := range all {
 		received += len(ts.Samples) + len(ts.Histograms)
 		exemplars += len(ts.Exemplars)
+		nl, ns := len(ts.Labels), len(ts.Samples)
+		if len(ts.Exemplars) > 0 || !labelsSorted(ts.Labels) {
+			wc.raw[i] = nil // Sent without exemplars, or with its labels sorted: re-encoded.
+		}
 		ts.Exemplars = nil
-		if serr := v.validate(ts); serr != nil {
+		serr := v.validate(ts)
+		if len(ts.Labels) != nl || len(ts.Samples) != ns {
+			wc.raw[i] = nil // Empty labels or future samples removed: re-encoded.
+		}
+		if serr != nil {
 			wc.invalid[serr.reason] += int64(serr.samples)
 			wc.rej.add(ts.Labels, serr.reason, serr.detail, int64(serr.samples))
 			if !serr.partial {
@@ -38,9 +45,11 @@ func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limi
 		// A swap, not a copy: every series object stays in the slice exactly
 		// once, for resetDecoded to reuse.
 		all[kept], all[i] = all[i], all[kept]
+		wc.raw[kept], wc.raw[i] = wc.raw[i], wc.raw[kept]
 		kept++
 	}
 	wc.req.Timeseries = all[:kept]
+	wc.raw = wc.raw[:kept]
 	tm.receivedSamples.Add(float64(received))
 	d.metrics.droppedExemplars.Add(float64(exemplars))
 	d.metrics.droppedMetadata.Add(float64(len(wc.req.Metadata)))
@@ -57,6 +66,11 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 	wc.rf = max(1, d.ring.ReplicationFactor())
 	wc.quorum = wc.rf/2 + 1
 	unplaced := 0
+	n := len(wc.req.Timeseries)
+	if cap(wc.votes) < n {
+		wc.votes = make([]seriesVotes, n)
+	}
+	wc.votes, wc.undecided = wc.votes[:n], n
 	var firstErr error
 	var firstSeries string
 	for i, ts := range wc.req.Timeseries {
@@ -76,6 +90,7 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 		if unplaced > 0 {
 			continue // The push fails: only count the series that cannot be placed.
 		}
+		wc.startVote(i, len(replicas))
 		for _, inst := range replicas {
 			b := wc.batchFor(inst.Addr)
 			b.req.Timeseries = append(b.req.Timeseries, ts)
@@ -100,45 +115,79 @@ func instanceAddrs(replicas []ring.Instance) string {
 }
 
 // pushBatches pushes every batch of wc to its ingester in parallel, each
-// bounded by -distributor.remote-timeout, and records each answer or error
-// in its batch. settle then decides, series by series, whether a quorum of
-// replicas stored it.
+// bounded by -distributor.remote-timeout, and returns as soon as every
+// series is decided (see seriesVotes.decide): stored by a quorum, or sure
+// to be rejected, or one of them sure to miss its quorum because of failed
+// pushes (the answer is then a 5xx whatever the rest say). settle turns the
+// votes into the answer.
 //
-// # Why it waits for every ingester
+// # Stragglers
 //
-// pushBatches returns only once every push has returned, even when each
-// series already has a quorum of acknowledgements: the batches alias the
-// request's pooled, zero-copy buffers (see writeCtx), which are released
-// when the handler returns, so no push may still be reading them then.
-// Returning at quorum would need the buffers released by the last push to
-// finish and a context that outlives the request, and it would answer before
-// the slow replica's rejections are known, so that a series that replica
-// rejects could not be counted once. The cost is that a push takes as long
-// as its slowest replica, at most -distributor.remote-timeout; an ingester
-// that hangs leaves the ring's healthy set after the heartbeat timeout.
+// The pushes still running when it returns (stragglers) go on, each until
+// its answer or its deadline: their context is the request's without its
+// cancellation, so that the sender hanging up does not cut a replica's
+// write short. They read the request's pooled, zero-copy buffers, so the
+// writeCtx is reference-counted: each push and the handler hold a reference,
+// and the last one released (see release) counts the stragglers' answers in
+// argus_distributor_straggler_pushes_total and recycles the buffers. A
+// straggler's rejections are not reported: the series it rejected were
+// stored by a quorum, or settled without it.
 func (d *Distributor) pushBatches(ctx context.Context, tenantID string, wc *writeCtx) {
-	ctx = tenant.OutgoingContext(ctx, tenantID)
+	ctx = tenant.OutgoingContext(context.WithoutCancel(ctx), tenantID)
 	if len(wc.batches) == 1 {
-		d.pushOne(ctx, &wc.batches[0]) // Most pushes with replication factor 1: no goroutine.
+		d.pushOne(ctx, wc, &wc.batches[0]) // Most pushes with replication factor 1: no goroutine.
+		wc.record(0)
 		return
 	}
-	var wg sync.WaitGroup
-	for i := range wc.batches {
-		b := &wc.batches[i]
-		wg.Go(func() { d.pushOne(ctx, b) })
+	if cap(wc.answers) < len(wc.batches) {
+		wc.answers = make(chan int32, len(wc.batches))
 	}
-	wg.Wait()
+	wc.refs.Add(int32(len(wc.batches)))
+	d.pushes.Add(len(wc.batches))
+	for i := range wc.batches {
+		go func() {
+			defer d.pushes.Done()
+			d.pushOne(ctx, wc, &wc.batches[i])
+			wc.answers <- int32(i) // Never blocks: one slot per batch.
+			d.release(wc)
+		}()
+	}
+	for wc.undecided > 0 && wc.lost == 0 {
+		wc.record(<-wc.answers)
+	}
 }
 
-// pushOne pushes b to its ingester and records the answer, or the error, in b.
-func (d *Distributor) pushOne(ctx context.Context, b *batch) {
+// release drops one reference to wc; the last one counts the stragglers and
+// recycles wc. The handler releases its reference once the answer is built.
+func (d *Distributor) release(wc *writeCtx) {
+	if wc.refs.Add(-1) > 0 {
+		return
+	}
+	for drained := false; !drained; {
+		select {
+		case i := <-wc.answers:
+			d.metrics.countStraggler(&wc.batches[i])
+		default:
+			drained = true
+		}
+	}
+	putWriteCtx(wc)
+}
+
+// pushOne pushes b to its ingester and records the answer, or the error, in
+// b. A client that can send pre-encoded requests (rawPusher) is sent the raw
+// bytes of the series validation left unchanged (see rawbatch.go).
+func (d *Distributor) pushOne(ctx context.Context, wc *writeCtx, b *batch) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 	defer cancel()
 	c, err := d.clients.Get(b.addr)
-	if err == nil {
+	if rp, ok := c.(rawPusher); ok && err == nil {
+		b.resp, err = rp.PushRaw(ctx, &rawBatch{wc: wc, b: b})
+	} else if err == nil {
 		b.resp, err = c.Push(ctx, b.req)
 	}
+	d.metrics.forIngester(b.addr)
 	d.metrics.ingesterPushDuration.WithLabelValues(b.addr).Observe(time.Since(start).Seconds())
 	if err != nil {
 		d.metrics.ingesterPushFailures.WithLabelValues(b.addr).Inc()

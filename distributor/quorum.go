@@ -43,14 +43,19 @@ import (
 // series that no quorum stored, as the least of those series' samples and of
 // the most unattributed samples one replica reported.
 
-// seriesVotes are the votes of the replicas of one series.
+// seriesVotes are the votes of the replicas of one series, counted as their
+// answers arrive (see record).
 type seriesVotes struct {
 	ok, unknown, failed int32
+	// pending are the replicas that have not answered yet.
+	pending int32
 	// listedBy is the index of the batch whose ingester listed the most
 	// rejected samples of the series (listed of them); -1 if none listed it.
 	listedBy int32
 	listed   int64
-	outcome  outcome
+	// decided is set once outcome is final: no pending answer can change it.
+	decided bool
+	outcome outcome
 }
 
 // outcome is what became of one series.
@@ -62,98 +67,128 @@ const (
 	outcomeRejected
 )
 
-func (v *seriesVotes) decide(quorum int32) outcome {
+// decide returns the outcome of a series and true as soon as no answer of its
+// pending replicas can change it, else false. It is what lets a push answer
+// at quorum (see pushBatches):
+//
+//   - stored once ok ≥ quorum, whatever the others answer;
+//   - undecided while the pending replicas could still make a quorum;
+//   - a quorum failure once some replica failed and ok+unknown+failed ≥
+//     quorum: more answers only add to those counts, and no quorum is left;
+//   - rejected once the replicas that did not refuse it, pending included,
+//     are fewer than a quorum: nothing can make it stored or a failure;
+//   - else undecided: a pending failure would make it a quorum failure (a
+//     5xx the sender retries), a pending refusal a rejection (a 400).
+//
+// With no pending replica it is always decided, by the rules at the top of
+// this file. TestDecideExhaustive checks every combination of answers for
+// replication factors 1 to 5.
+func (v *seriesVotes) decide(quorum int32) (outcome, bool) {
 	switch {
 	case v.ok >= quorum:
-		return outcomeStored
+		return outcomeStored, true
+	case v.ok+v.pending >= quorum:
+		return 0, false
 	case v.failed > 0 && v.ok+v.unknown+v.failed >= quorum:
-		return outcomeQuorumFailed
+		return outcomeQuorumFailed, true
+	case v.pending == 0 || v.ok+v.unknown+v.failed+v.pending < quorum:
+		return outcomeRejected, true
 	default:
-		return outcomeRejected
+		return 0, false
 	}
 }
 
-// settle turns the answers of every ingester into the outcome of the push.
-// If some series missed a quorum because of failed pushes, it returns a
-// *quorumError (5xx) and counts nothing else: the sender retries the whole
-// request. Otherwise it counts and records the series the ingesters rejected
-// (see the rules above) and returns the number of samples they rejected.
+// settle turns the answers recorded so far (every series is decided, or one
+// is a quorum failure) into the outcome of the push. If some series missed a
+// quorum because of failed pushes, it returns a *quorumError (5xx) and counts
+// nothing else: the sender retries the whole request. Otherwise it counts and
+// records the series the ingesters rejected (see the rules above) and
+// returns the number of samples they rejected.
 func (d *Distributor) settle(wc *writeCtx, tm *tenantMetrics) (rejectedSamples int64, err error) {
-	if wc.allAccepted() {
-		return 0, nil // Most pushes: every replica of every series said ok.
-	}
-	votes := wc.tally()
-	failed, first := 0, -1
-	for i := range votes {
-		votes[i].outcome = votes[i].decide(int32(wc.quorum))
-		if votes[i].outcome == outcomeQuorumFailed {
-			if first < 0 {
+	if wc.lost > 0 {
+		first := -1
+		for i := range wc.votes {
+			if v := &wc.votes[i]; v.decided && v.outcome == outcomeQuorumFailed {
 				first = i
+				break
 			}
-			failed++
 		}
-	}
-	if failed > 0 {
-		d.metrics.quorumFailures.Add(float64(failed))
-		qe := &quorumError{series: failed, quorum: wc.quorum, rf: wc.rf, first: formatLabels(wc.req.Timeseries[first].Labels)}
+		d.metrics.quorumFailures.Add(float64(wc.lost))
+		qe := &quorumError{series: wc.lost, quorum: wc.quorum, rf: wc.rf, first: formatLabels(wc.req.Timeseries[first].Labels)}
 		for i := range wc.batches {
-			if ie := wc.batches[i].err; ie != nil {
-				qe.errs = append(qe.errs, ie)
+			if b := &wc.batches[i]; b.seen && b.err != nil {
+				qe.errs = append(qe.errs, b.err)
 			}
 		}
 		return 0, qe
 	}
+	if wc.rejectedSeries == 0 {
+		return 0, nil // Most pushes: a quorum stored every series.
+	}
 	return d.reportRejected(wc, tm), nil
 }
 
-// allAccepted reports whether every push succeeded with nothing rejected.
-func (wc *writeCtx) allAccepted() bool {
-	for i := range wc.batches {
-		b := &wc.batches[i]
-		if b.err != nil || b.resp.GetRejectedSamples() != 0 || len(b.resp.GetRejected()) != 0 {
-			return false
-		}
-	}
-	return true
+// startVote readies the votes of series i before the pushes: the answers
+// of its replicas are pending.
+func (wc *writeCtx) startVote(i int, replicas int) {
+	wc.votes[i] = seriesVotes{listedBy: -1, pending: int32(replicas)}
 }
 
-// tally counts the votes of every series' replicas, by index in
-// wc.req.Timeseries.
-func (wc *writeCtx) tally() []seriesVotes {
-	n := len(wc.req.Timeseries)
-	if cap(wc.votes) < n {
-		wc.votes = make([]seriesVotes, n)
-	}
-	votes := wc.votes[:n]
-	for i := range votes {
-		votes[i] = seriesVotes{listedBy: -1}
-	}
-	wc.votes = votes
-	for bi := range wc.batches {
-		b := &wc.batches[bi]
-		if b.err != nil {
-			for _, i := range b.series {
-				votes[i].failed++
-			}
-			continue
+// record counts the answer of batch bi in the votes of its series and
+// decides those it settles. Only the goroutine that answers the push calls
+// it, once per batch, after the batch's push returned.
+func (wc *writeCtx) record(bi int32) {
+	b := &wc.batches[bi]
+	b.seen = true
+	switch {
+	case b.err != nil:
+		for _, i := range b.series {
+			wc.votes[i].failed++
+			wc.decide(i)
 		}
+	case b.resp.GetRejectedSamples() == 0 && len(b.resp.GetRejected()) == 0:
+		for _, i := range b.series {
+			wc.votes[i].ok++
+			wc.decide(i)
+		}
+	default:
 		listed := wc.listedIn(b)
 		for _, i := range b.series {
-			v := &votes[i]
+			v := &wc.votes[i]
 			if n, ok := listed[i]; ok {
 				if v.listedBy < 0 || n > v.listed {
-					v.listedBy, v.listed = int32(bi), n
+					v.listedBy, v.listed = bi, n
 				}
-				continue
-			}
-			if b.unlisted > 0 {
+			} else if b.unlisted > 0 {
 				v.unknown++
 			} else {
 				v.ok++
 			}
+			wc.decide(i)
 		}
 	}
-	return votes
+}
+
+// decide counts one answer of series i as no longer pending and, if that
+// settles the series, counts its outcome.
+func (wc *writeCtx) decide(i int32) {
+	v := &wc.votes[i]
+	v.pending--
+	if v.decided {
+		return
+	}
+	o, ok := v.decide(int32(wc.quorum))
+	if !ok {
+		return
+	}
+	v.decided, v.outcome = true, o
+	wc.undecided--
+	switch o {
+	case outcomeQuorumFailed:
+		wc.lost++
+	case outcomeRejected:
+		wc.rejectedSeries++
+	}
 }
 
 // listedIn matches the series b's ingester listed as rejected with the
@@ -223,7 +258,7 @@ func (d *Distributor) reportRejected(wc *writeCtx, tm *tenantMetrics) (rejectedS
 	var unattributed int64 // samples of rejected series no replica listed
 	for i, ts := range wc.req.Timeseries {
 		v := &wc.votes[i]
-		if v.outcome != outcomeRejected {
+		if !v.decided || v.outcome != outcomeRejected {
 			continue
 		}
 		if v.listedBy < 0 {
@@ -240,7 +275,7 @@ func (d *Distributor) reportRejected(wc *writeCtx, tm *tenantMetrics) (rejectedS
 	var most int64
 	for bi := range wc.batches {
 		b := &wc.batches[bi]
-		if b.unlisted > most && wc.holdsUnattributed(b) {
+		if b.seen && b.unlisted > most && wc.holdsUnattributed(b) {
 			most = b.unlisted
 		}
 	}
@@ -253,7 +288,7 @@ func (d *Distributor) reportRejected(wc *writeCtx, tm *tenantMetrics) (rejectedS
 // holdsUnattributed reports whether b holds a rejected series no replica listed.
 func (wc *writeCtx) holdsUnattributed(b *batch) bool {
 	for _, i := range b.series {
-		if v := &wc.votes[i]; v.outcome == outcomeRejected && v.listedBy < 0 {
+		if v := &wc.votes[i]; v.decided && v.outcome == outcomeRejected && v.listedBy < 0 {
 			return true
 		}
 	}

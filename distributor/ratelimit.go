@@ -48,6 +48,21 @@ func (l *rateLimiter) bucket(tenant string, burst float64, now time.Time) *token
 	return b.(*tokenBucket)
 }
 
+// idle reports whether the tenant's bucket may be forgotten at now: it is
+// absent, or full again (a bucket in debt is kept, so that forgetting it
+// cannot raise the tenant's rate). Its average rate, still decaying, is
+// forgotten with it: the tenant pushed nothing for the idle timeout.
+func (l *rateLimiter) idle(tenant string, now time.Time, lim *limits.Limits) bool {
+	v, ok := l.buckets.Load(tenant)
+	if !ok {
+		return true
+	}
+	b := v.(*tokenBucket)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return lim.IngestionRate <= 0 || b.tokens+now.Sub(b.last).Seconds()*lim.IngestionRate >= float64(lim.IngestionBurstSize)
+}
+
 // take takes n samples from the tenant's bucket refilled at rate per second
 // up to burst. It returns 0 if they fit, else how long until they would. A
 // rate of 0 means unlimited.

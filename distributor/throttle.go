@@ -32,3 +32,17 @@ func (t *throttle) allow(key string, now time.Time) bool {
 	t.last[key] = now
 	return true
 }
+
+// forget drops key, an ingester that left the ring.
+func (t *throttle) forget(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.last, key)
+}
+
+// len is the number of keys kept.
+func (t *throttle) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.last)
+}

@@ -91,6 +91,10 @@ func normalizeLabels(ts *arguspb.TimeSeries) (reason, string) {
 	return 0, ""
 }
 
+// labelsSorted reports whether ls is sorted by name, as normalizeLabels
+// leaves it.
+func labelsSorted(ls []*arguspb.Label) bool { return slices.IsSortedFunc(ls, compareLabelNames) }
+
 func compareLabelNames(a, b *arguspb.Label) int { return strings.Compare(a.Name, b.Name) }
 
 // checkLimits checks the normalized labels ls against the tenant's limits and

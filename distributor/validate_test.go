@@ -78,6 +78,7 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, Config{
 		RemoteTimeout:       20 * time.Second,
 		MaxErrorsInResponse: 10,
+		IdleTenantTimeout:   time.Hour,
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 
@@ -85,6 +86,7 @@ func TestConfig(t *testing.T) {
 	err := bad.Validate()
 	require.ErrorContains(t, err, "-distributor.remote-timeout")
 	require.ErrorContains(t, err, "-distributor.max-errors-in-response")
+	require.ErrorContains(t, err, "-distributor.idle-tenant-timeout")
 
 	_, err = New(bad, Deps{})
 	require.Error(t, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/snappy"
 	protohelpers "github.com/planetscale/vtprotobuf/protohelpers"
@@ -31,16 +32,21 @@ const maxPooledSeries = 10_000
 //
 // Each series of req is decoded with TimeSeries.UnmarshalVTUnsafe (see
 // unmarshalRequest): every label string in it aliases decoded, without a
-// copy. decoded therefore stays alive, untouched, until
-// every ingester push of the request has returned (all of them, not only a
-// quorum: see pushBatches) and the response body (which formats rejected
-// labels eagerly) is built; putWriteCtx ends it. The batches hold the same
-// *TimeSeries as req. A writeCtx is used by one request at a time and is
-// unusable after putWriteCtx.
+// copy. decoded therefore stays alive, untouched, until every ingester push
+// of the request has returned (all of them, the stragglers that finish after
+// the answer included: see pushBatches) and the response body (which formats
+// rejected labels eagerly) is built. refs counts those holders; the last
+// one's release calls putWriteCtx. The batches hold the same *TimeSeries as
+// req. A writeCtx is used by one request at a time and is unusable after
+// putWriteCtx.
 type writeCtx struct {
 	body    []byte // compressed body as read
 	decoded []byte // snappy-decoded body; req's strings alias it
 	req     *arguspb.WriteRequest
+	// raw is, by index in req.Timeseries, the bytes the series was decoded
+	// from (aliasing decoded), or nil once validation changed the series
+	// (see rawbatch.go).
+	raw [][]byte
 
 	batches  []batch        // one per ingester, in order of first use
 	byAddr   map[string]int // ingester address to index in batches
@@ -48,11 +54,21 @@ type writeCtx struct {
 	rf       int // replication factor of the ring when the request was sharded
 	quorum   int // acknowledgements each series needs: rf/2+1
 
-	// Only when some ingester failed or rejected samples (see settle).
-	votes  []seriesVotes    // by index in req.Timeseries
-	keys   map[string]int32 // labels key (see labelsKey) to index in req.Timeseries
-	listed map[int32]int64  // scratch of listedIn
-	keyBuf []byte
+	// refs are the holders of the writeCtx: the handler and each push still
+	// running (see Distributor.release).
+	refs atomic.Int32
+	// answers gets the index of each batch whose push returned; the handler
+	// reads them until every series is decided, release drains the rest.
+	answers chan int32
+
+	// Written by the handler's goroutine only (shard, record, settle).
+	votes          []seriesVotes    // by index in req.Timeseries
+	undecided      int              // series whose outcome is not final yet
+	lost           int              // series decided a quorum failure
+	rejectedSeries int              // series decided rejected
+	keys           map[string]int32 // labels key (see labelsKey) to index in req.Timeseries
+	listed         map[int32]int64  // scratch of listedIn
+	keyBuf         []byte
 
 	rej rejections
 	// invalid are the samples validation refused, by reason, counted in
@@ -67,6 +83,9 @@ type batch struct {
 	series []int32               // index in writeCtx.req.Timeseries of each of req.Timeseries
 	resp   *arguspb.PushResponse
 	err    *ingesterError // nil if the push succeeded
+	// seen is set once the handler recorded the answer (see record); a batch
+	// not seen when the push is answered is a straggler.
+	seen bool
 
 	// Set by listedIn: the series index of each of resp.Rejected (-1 when
 	// it matches no series of the request), and the rejected samples the
@@ -79,7 +98,12 @@ var writeCtxPool = sync.Pool{New: func() any {
 	return &writeCtx{req: &arguspb.WriteRequest{}, byAddr: make(map[string]int)}
 }}
 
-func getWriteCtx() *writeCtx { return writeCtxPool.Get().(*writeCtx) }
+// getWriteCtx returns a reset writeCtx with one reference, the caller's.
+func getWriteCtx() *writeCtx {
+	wc := writeCtxPool.Get().(*writeCtx)
+	wc.refs.Store(1)
+	return wc
+}
 
 // putWriteCtx resets wc and returns it to the pool. Every string decoded from
 // wc is invalid afterwards.
@@ -94,6 +118,11 @@ func (wc *writeCtx) reset() {
 	wc.body = reuse(wc.body)
 	wc.decoded = reuse(wc.decoded)
 	resetDecoded(wc.req)
+	clear(wc.raw[:cap(wc.raw)])
+	wc.raw = wc.raw[:0]
+	if cap(wc.raw) > maxPooledSeries {
+		wc.raw = nil
+	}
 	all := wc.batches[:cap(wc.batches)]
 	for i := range all {
 		b := &all[i]
@@ -111,6 +140,7 @@ func (wc *writeCtx) reset() {
 		wc.votes = nil
 	}
 	wc.votes = wc.votes[:0]
+	wc.undecided, wc.lost, wc.rejectedSeries = 0, 0, 0
 	if len(wc.keys) > maxPooledSeries {
 		wc.keys = nil // A map does not shrink.
 	}
@@ -239,7 +269,7 @@ func (wc *writeCtx) decode(limit int) error {
 		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
 	}
 	wc.decoded = out
-	if err := unmarshalRequest(out, wc.req); err != nil {
+	if err := unmarshalRequest(out, wc.req, &wc.raw); err != nil {
 		return fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
 	}
 	return nil
@@ -255,7 +285,10 @@ func (wc *writeCtx) decode(limit int) error {
 // The framing is parsed exactly as the generated WriteRequest.UnmarshalVTUnsafe
 // parses it, so that both accept and reject the same inputs (a differential
 // test and the fuzz target check it); unknown fields are skipped, not kept.
-func unmarshalRequest(buf []byte, req *arguspb.WriteRequest) error {
+//
+// If raw is not nil, the bytes of each series (aliasing buf) are appended to
+// it, in the order of req.Timeseries.
+func unmarshalRequest(buf []byte, req *arguspb.WriteRequest, raw *[][]byte) error {
 	for i := 0; i < len(buf); {
 		tag, n, err := readVarint(buf[i:])
 		if err != nil {
@@ -283,6 +316,8 @@ func unmarshalRequest(buf []byte, req *arguspb.WriteRequest) error {
 				req.Metadata = append(req.Metadata, b)
 			} else if err := nextSeries(req).UnmarshalVTUnsafe(b); err != nil {
 				return err
+			} else if raw != nil {
+				*raw = append(*raw, b)
 			}
 		default:
 			skip, err := protohelpers.Skip(buf[fieldStart:])

@@ -60,6 +60,11 @@ type Limits struct {
 	// measured from the wall clock: older ones are refused and deleted. 0
 	// keeps them for ever.
 	RetentionPeriod time.Duration `yaml:"retention_period"`
+	// PartialResponse answers the tenant's queries whose ingesters failed
+	// beyond what the replication tolerates with what the others hold and a
+	// warning naming the failed ones, instead of a 503. A request's
+	// partial_response parameter overrides it.
+	PartialResponse bool `yaml:"partial_response"`
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -99,6 +104,9 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Longest time range a query may select. 0 means unlimited.")
 	f.DurationVar(&l.RetentionPeriod, prefix+"ingester.retention-period", 15*24*time.Hour,
 		"Per-tenant retention: samples older than this (from the wall clock) are refused and deleted from the ingesters' memory, WAL and disk. 0 keeps them for ever.")
+
+	f.BoolVar(&l.PartialResponse, prefix+"querier.partial-response", false,
+		"Answer a query whose ingesters failed beyond what the replication factor tolerates with the data of the others and a warning naming the failed ones, instead of a 503. A request's partial_response=true|false overrides it.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches

@@ -117,7 +117,7 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 	)
 	router := route.New().WithInstrumentation(d.metrics.instrument).WithPrefix(PathPrefix + apiRoutePrefix)
 	api.Register(router)
-	return postAsGet(withQueryLimits(router, d.limits, d.metrics))
+	return postAsGet(withPartialResponse(withQueryLimits(router, d.limits, d.metrics)))
 }
 
 // postAsGet lets clients POST a form to the read endpoints that Prometheus

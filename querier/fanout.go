@@ -38,18 +38,23 @@ var ErrTooManyFailures = errors.New("too many ingesters failed")
 // (identical timestamps de-duplicated, gaps in one replica filled from
 // another). Up to maxFailures instances (zones, with zones) may fail; their
 // errors are then dropped, as the others hold a quorum of every series.
+//
+// When the ring itself has too many unhealthy instances, the error is kept
+// in readSetErr and returned by each read, which then knows whether it
+// accepts a partial answer (partial.go) from the instances that can serve.
 type replicatedQuerier struct {
 	sources     []*sourceQuerier
 	instances   []ring.Instance
 	maxFailures int
+	readSetErr  error
 }
 
 func newReplicatedQuerier(q *queryable, mint, maxt int64) (*replicatedQuerier, error) {
 	instances, maxFailures, err := q.replicas.ReadSet()
-	if err != nil {
+	if err != nil && len(instances) == 0 {
 		return nil, unavailableError(context.Background(), fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
-	rq := &replicatedQuerier{instances: instances, maxFailures: maxFailures}
+	rq := &replicatedQuerier{instances: instances, maxFailures: maxFailures, readSetErr: err}
 	for _, inst := range instances {
 		src, err := q.sources(inst.Addr)
 		if err != nil {
@@ -61,13 +66,16 @@ func newReplicatedQuerier(q *queryable, mint, maxt int64) (*replicatedQuerier, e
 }
 
 // fanOut runs f on every source in parallel and returns the indexes of the
-// sources that succeeded, or an error if the failures exceed the budget.
+// sources that succeeded, or an error if the failures exceed the budget;
+// unless the read accepts a partial answer (partialAllowed) and some source
+// succeeded: the failures are then a warning (ErrPartialResponse) that names
+// every ingester the answer lacks, and the error is nil.
 //
 // An error that fails the query rather than one ingester is not counted as
 // a failure: an error with an API ID (a query limit, the tenant's timeout)
 // cancels the other calls at once, with itself as the cause, and is
 // returned; so is why ctx ended, if it did while a call failed.
-func (rq *replicatedQuerier) fanOut(ctx context.Context, f func(ctx context.Context, i int, s *sourceQuerier) error) ([]int, error) {
+func (rq *replicatedQuerier) fanOut(ctx context.Context, f func(ctx context.Context, i int, s *sourceQuerier) error) ([]int, annotations.Annotations, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	errs := make([]error, len(rq.sources))
@@ -82,7 +90,7 @@ func (rq *replicatedQuerier) fanOut(ctx context.Context, f func(ctx context.Cont
 	}
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil && slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
-		return nil, cause
+		return nil, nil, cause
 	}
 	var (
 		ok     []int
@@ -101,10 +109,24 @@ func (rq *replicatedQuerier) fanOut(ctx context.Context, f func(ctx context.Cont
 	if zoned(rq.instances) {
 		lost = len(zones)
 	}
-	if lost > rq.maxFailures {
-		return nil, unavailableError(ctx, fmt.Errorf("%w (%d, at most %d tolerated): %w", ErrTooManyFailures, lost, rq.maxFailures, errors.Join(failed...)))
+	var err error
+	switch {
+	case lost > rq.maxFailures:
+		err = fmt.Errorf("%w (%d, at most %d tolerated): %w", ErrTooManyFailures, lost, rq.maxFailures, errors.Join(failed...))
+		if rq.readSetErr != nil {
+			err = fmt.Errorf("%w; %w", rq.readSetErr, err)
+		}
+	case rq.readSetErr != nil:
+		err = fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(append([]error{rq.readSetErr}, failed...)...))
+	default:
+		return ok, nil, nil
 	}
-	return ok, nil
+	if len(ok) == 0 || !partialAllowed(ctx) {
+		return nil, nil, unavailableError(ctx, err)
+	}
+	var ws annotations.Annotations
+	ws.Add(fmt.Errorf("%w: the answer lacks the series of unavailable ingesters: %w", ErrPartialResponse, err))
+	return ok, ws, nil
 }
 
 func zoned(instances []ring.Instance) bool {
@@ -119,7 +141,7 @@ func zoned(instances []ring.Instance) bool {
 // Select merges the series of every answering instance.
 func (rq *replicatedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
 	sets := make([]storage.ChunkSeriesSet, len(rq.sources))
-	ok, err := rq.fanOut(ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
+	ok, ws, err := rq.fanOut(ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
 		set := s.Select(ctx, sortSeries, hints, matchers...)
 		if _, fetched := set.(*chunkSeriesSet); !fetched {
 			set.Next()
@@ -135,14 +157,20 @@ func (rq *replicatedQuerier) Select(ctx context.Context, sortSeries bool, hints 
 	for _, i := range ok {
 		answered = append(answered, sets[i])
 	}
+	var merged storage.ChunkSeriesSet
 	if len(answered) == 1 {
-		return answered[0]
+		merged = answered[0]
+	} else {
+		limit := 0
+		if hints != nil {
+			limit = hints.Limit
+		}
+		merged = storage.NewMergeChunkSeriesSet(answered, limit, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
 	}
-	limit := 0
-	if hints != nil {
-		limit = hints.Limit
+	if len(ws) > 0 {
+		return warnedSeriesSet{ChunkSeriesSet: merged, warnings: ws}
 	}
-	return storage.NewMergeChunkSeriesSet(answered, limit, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
+	return merged
 }
 
 // LabelNames returns the sorted union of the answering instances' names.
@@ -161,7 +189,7 @@ func (rq *replicatedQuerier) LabelValues(ctx context.Context, name string, hints
 
 func (rq *replicatedQuerier) unionStrings(ctx context.Context, hints *storage.LabelHints, f func(ctx context.Context, s *sourceQuerier) ([]string, annotations.Annotations, error)) ([]string, annotations.Annotations, error) {
 	results := make([][]string, len(rq.sources))
-	ok, err := rq.fanOut(ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
+	ok, ws, err := rq.fanOut(ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
 		var err error
 		results[i], _, err = f(ctx, s)
 		return err
@@ -178,7 +206,7 @@ func (rq *replicatedQuerier) unionStrings(ctx context.Context, hints *storage.La
 	if limit := labelLimit(hints); limit > 0 && int64(len(all)) > limit {
 		all = all[:limit]
 	}
-	return all, nil, nil
+	return all, ws, nil
 }
 
 // Close does nothing: the sources hold no per-query resources.

@@ -202,7 +202,7 @@ func (tq *tenantQuerier) labelNamesTenant(ctx context.Context, id string, hints 
 	if err != nil {
 		return nil, nil, err
 	}
-	return b.LabelNames(ctx, hints, matchers...)
+	return b.LabelNames(withBudget(ctx, tq.budget(ctx, id)), hints, matchers...)
 }
 
 // LabelValues returns the sorted values of label name over the series of
@@ -225,7 +225,7 @@ func (tq *tenantQuerier) labelValuesTenant(ctx context.Context, id, name string,
 	if err != nil {
 		return nil, nil, err
 	}
-	return b.LabelValues(ctx, name, hints, matchers...)
+	return b.LabelValues(withBudget(ctx, tq.budget(ctx, id)), name, hints, matchers...)
 }
 
 // lookupBackend checks the querier's range as a lookup of tenant id and

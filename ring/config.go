@@ -68,6 +68,25 @@ func (c *Config) Validate() error {
 		return errors.New("ring: auto-forget-unhealthy-periods must not be negative")
 	case c.ZoneAwarenessEnabled && c.InstanceZone == "":
 		return errors.New("ring: zone awareness needs instance-availability-zone")
+	case strings.ContainsAny(c.InstanceID, ",/"):
+		return fmt.Errorf("ring: instance-id %q must not contain ',' or '/'", c.InstanceID)
+	}
+	return c.validateGossipSize()
+}
+
+// validateGossipSize refuses a token count whose full update could exceed a
+// gossip message: its heartbeats go as small heartbeat messages, but every
+// change of its tokens or first gossip of it must fit.
+func (c *Config) validateGossipSize() error {
+	addr := c.InstanceAddr
+	if addr == "" {
+		addr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" // the longest address it may pick
+	}
+	addr = net.JoinHostPort(addr, strconv.Itoa(c.InstancePort))
+	if size := maxFullUpdateSize(c.InstanceID, addr, c.InstanceZone, c.NumTokens); size > maxBroadcastSize {
+		most := c.NumTokens - (size-maxBroadcastSize+4)/5
+		return fmt.Errorf("ring: num-tokens %d could not be gossiped: the ring entry of this instance may take %d bytes, over the %d bytes of a gossip message; use at most %d tokens",
+			c.NumTokens, size, maxBroadcastSize, max(most, 0))
 	}
 	return nil
 }

@@ -26,6 +26,12 @@ type Deps struct {
 	// gossiped as its memberlist metadata so that others can count the
 	// healthy members of a role (HealthyMembers). Only KV reads it.
 	Roles []string
+	// InstanceID is the ring instance this process registers (an ingester's
+	// -ingester.ring.instance-id), empty if none. KV gossips it in its
+	// metadata, so that other members mark the instance down for writes as
+	// soon as the failure detector declares this process dead (see
+	// liveness.go).
+	InstanceID string
 }
 
 func (d Deps) logger() *slog.Logger {
@@ -65,6 +71,8 @@ type inboxMsg struct {
 // (dropped and counted when its inbox is full: see
 // argus_ring_gossip_dropped_total); the local state is guarded by mu. Local
 // updates (Update, Forget) merge under mu directly and queue a broadcast.
+// Lock order: mu before live.mu (Ring builds a view with the down set);
+// no lock is held while a broadcast is queued.
 type KV struct {
 	meta    []byte // roles, comma-separated: this member's metadata
 	cfg     MemberlistConfig
@@ -74,6 +82,10 @@ type KV struct {
 	queue   *memberlist.TransmitLimitedQueue
 	inbox   chan inboxMsg
 
+	// transport replaces memberlist's own network transport when set (tests
+	// count the bytes a member sends).
+	transport memberlist.Transport
+
 	ml         atomic.Pointer[memberlist.Memberlist] // set by Starting
 	roles      atomic.Pointer[roleCounts]            // HealthyMembers' last count
 	stopped    atomic.Bool                           // Stopping ran
@@ -82,7 +94,12 @@ type KV struct {
 
 	mu   sync.Mutex
 	desc *Desc                // guarded by mu
-	view atomic.Pointer[Ring] // view of desc; stored under mu, nil after desc changed
+	view atomic.Pointer[Ring] // view of desc; stored under mu, nil after desc or live changed
+	live liveness             // gossip members' liveness, for the view's down instances
+	// sentTokens is, per instance, the digest of the tokens this member last
+	// gossiped in a full update: an update with the same tokens goes as a
+	// heartbeat message (see heartbeat.go). Guarded by mu.
+	sentTokens map[string]uint64
 }
 
 // NewKV returns a KV that gossips with cfg and answers ring queries with
@@ -94,7 +111,11 @@ func NewKV(cfg MemberlistConfig, opts Options, deps Deps) (*KV, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	meta := []byte(strings.Join(deps.Roles, ","))
+	fields := slices.Clone(deps.Roles)
+	if deps.InstanceID != "" {
+		fields = append(fields, instanceMetaPrefix+deps.InstanceID)
+	}
+	meta := []byte(strings.Join(fields, ","))
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("memberlist: roles %q are longer than %d bytes", meta, memberlist.MetaMaxSize)
 	}
@@ -107,6 +128,7 @@ func NewKV(cfg MemberlistConfig, opts Options, deps Deps) (*KV, error) {
 		stop:       make(chan struct{}),
 		workerDone: make(chan struct{}),
 		desc:       NewDesc(),
+		sentTokens: map[string]uint64{},
 	}
 	k.queue = &memberlist.TransmitLimitedQueue{NumNodes: k.numMembers, RetransmitMult: cfg.RetransmitMult}
 	k.metrics = newKVMetrics(deps.Registerer, func() float64 { return float64(k.queue.NumQueued()) })
@@ -134,6 +156,10 @@ func (k *KV) Starting(ctx context.Context) error {
 	mlc.GossipInterval, mlc.GossipNodes = k.cfg.GossipInterval, k.cfg.GossipNodes
 	mlc.PushPullInterval, mlc.RetransmitMult = k.cfg.PushPullInterval, k.cfg.RetransmitMult
 	mlc.Delegate = delegate{k}
+	mlc.Events = events{k}
+	if k.transport != nil {
+		mlc.Transport = k.transport
+	}
 	mlc.Logger = newStdLogger(k.logger.With("component", "memberlist"))
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
@@ -216,6 +242,12 @@ func (k *KV) Running(ctx context.Context) error {
 			if k.desc.RemoveTombstones(k.opts.Now().Add(-k.cfg.LeftTombstoneTTL)) > 0 {
 				k.view.Store(nil)
 			}
+			for id := range k.sentTokens {
+				if _, ok := k.desc.Instances[id]; !ok {
+					delete(k.sentTokens, id)
+				}
+			}
+			k.live.forget(func(id string) bool { _, ok := k.desc.Instances[id]; return ok })
 			k.mu.Unlock()
 		case <-refresh.C:
 			k.updateMetrics()
@@ -286,6 +318,10 @@ func (k *KV) handOff(b []byte) {
 // mergeRemote merges a gossiped state and re-gossips what it changed, so an
 // update spreads epidemically beyond the members its origin reached.
 func (k *KV) mergeRemote(b []byte) {
+	if len(b) > 0 && b[0] == heartbeatVersion {
+		k.mergeHeartbeat(b)
+		return
+	}
 	d, err := DecodeDesc(b)
 	if err != nil {
 		k.metrics.gossipDropped.WithLabelValues(dropCorrupt).Inc()
@@ -300,8 +336,36 @@ func (k *KV) mergeRemote(b []byte) {
 	k.queueBroadcasts(bs)
 }
 
+// mergeHeartbeat merges a heartbeat message (see heartbeat.go), if this
+// member holds the tokens it stands for, and re-gossips what it changed.
+func (k *KV) mergeHeartbeat(b []byte) {
+	m, err := decodeHeartbeat(b)
+	if err != nil {
+		k.metrics.gossipDropped.WithLabelValues(dropCorrupt).Inc()
+		k.logger.Debug("dropping corrupt ring heartbeat", "err", err)
+		return
+	}
+	k.mu.Lock()
+	held, ok := k.desc.Instances[m.id]
+	in, ok := m.resolve(held, ok)
+	if !ok {
+		k.mu.Unlock()
+		k.metrics.gossipDropped.WithLabelValues(dropUnknownTokens).Inc()
+		return
+	}
+	k.metrics.gossipMerged.Inc()
+	changed := k.desc.Merge(&Desc{Instances: map[string]InstanceDesc{m.id: in}})
+	bs := k.broadcastsLocked(changed)
+	k.mu.Unlock()
+	k.queueBroadcasts(bs)
+}
+
 // broadcastsLocked encodes the current description of each of ids, one
-// message per instance. k.mu must be held.
+// message per instance: a heartbeat message when this member already
+// gossiped the instance's current tokens in full, else the full update.
+// The two kinds have distinct names, so that a heartbeat queued after a
+// full update does not replace it before it has been retransmitted. k.mu
+// must be held.
 func (k *KV) broadcastsLocked(ids []string) []broadcast {
 	if len(ids) == 0 {
 		return nil
@@ -309,17 +373,36 @@ func (k *KV) broadcastsLocked(ids []string) []broadcast {
 	k.view.Store(nil)
 	bs := make([]broadcast, 0, len(ids))
 	for _, id := range ids {
-		one := &Desc{Instances: map[string]InstanceDesc{id: k.desc.Instances[id]}}
-		bs = append(bs, broadcast{name: id, msg: one.Encode(nil)})
+		in := k.desc.Instances[id]
+		digest := tokensDigest(in.Tokens)
+		if sent, ok := k.sentTokens[id]; ok && sent == digest {
+			bs = append(bs, broadcast{name: id + heartbeatSuffix, id: id, msg: encodeHeartbeat(nil, id, in)})
+			continue
+		}
+		k.sentTokens[id] = digest
+		one := &Desc{Instances: map[string]InstanceDesc{id: in}}
+		bs = append(bs, broadcast{name: id, id: id, msg: one.Encode(nil)})
 	}
 	return bs
 }
+
+// heartbeatSuffix names the broadcasts of heartbeat messages; "/" never ends
+// an instance ID (see Config.Validate).
+const heartbeatSuffix = "/heartbeat"
 
 func (k *KV) queueBroadcasts(bs []broadcast) {
 	k.metrics.changes.Add(float64(len(bs)))
 	for _, b := range bs {
 		if len(b.msg) > maxBroadcastSize {
+			// Config.Validate refuses token counts that could get here for
+			// this member's own instance; another member's, gossiped on,
+			// may still be larger.
 			k.metrics.gossipDropped.WithLabelValues(dropTooLarge).Inc()
+			k.logger.Warn("ring update too large to gossip, dropped: it reaches the others by push/pull only",
+				"instance", b.id, "bytes", len(b.msg), "limit", maxBroadcastSize, "see_metric", "argus_ring_gossip_dropped_total")
+			k.mu.Lock()
+			delete(k.sentTokens, b.id) // Try the full update again next time.
+			k.mu.Unlock()
 			continue
 		}
 		k.queue.QueueBroadcast(b)
@@ -386,6 +469,7 @@ func (k *KV) Ring() *Ring {
 	r := k.view.Load()
 	if r == nil {
 		r = NewRing(k.desc, k.opts)
+		r.markDown(k.live.down())
 		k.view.Store(r)
 	}
 	return r
@@ -557,6 +641,7 @@ func (d delegate) MergeRemoteState(buf []byte, _ bool) { d.k.handOff(slices.Clon
 // same instance replaces a queued older one.
 type broadcast struct {
 	name string
+	id   string // the instance
 	msg  []byte
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -31,15 +32,25 @@ const (
 
 func startMember(t testing.TB, id, join, tokensPath string) *testMember {
 	t.Helper()
+	return startMemberTimeout(t, id, "", join, tokensPath, testTimeout)
+}
+
+// startMemberTimeout starts a member whose ring has heartbeat timeout
+// hbTimeout, named node in the gossip (id if empty).
+func startMemberTimeout(t testing.TB, id, node, join, tokensPath string, hbTimeout time.Duration) *testMember {
+	t.Helper()
+	if node == "" {
+		node = id
+	}
 	kv, err := NewKV(MemberlistConfig{
-		NodeName: id, Join: join, BindAddr: "127.0.0.1",
+		NodeName: node, Join: join, BindAddr: "127.0.0.1",
 		GossipInterval: 50 * time.Millisecond, GossipNodes: 3, PushPullInterval: 500 * time.Millisecond,
 		RetransmitMult: 4, RejoinInterval: 200 * time.Millisecond, LeftTombstoneTTL: time.Hour,
-	}, Options{ReplicationFactor: 3, HeartbeatTimeout: testTimeout}, Deps{})
+	}, Options{ReplicationFactor: 3, HeartbeatTimeout: hbTimeout}, Deps{InstanceID: id})
 	require.NoError(t, err)
 	lc, err := NewLifecycler(Config{
 		NumTokens: 128, ReplicationFactor: 3, InstanceID: id, InstanceAddr: "127.0.0.1", InstancePort: 9095,
-		HeartbeatPeriod: testHeartbeat, HeartbeatTimeout: testTimeout, AutoForgetUnhealthyPeriods: 2, TokensFilePath: tokensPath,
+		HeartbeatPeriod: testHeartbeat, HeartbeatTimeout: hbTimeout, AutoForgetUnhealthyPeriods: 2, TokensFilePath: tokensPath,
 	}, kv, Deps{})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -189,8 +200,13 @@ func TestKV_LeaveCrashForget(t *testing.T) {
 	}
 
 	// Two members left with RF 3: forgetting another would drop below quorum.
+	// The event to wait for is the auto-forget pass that finds ing-1 expired
+	// and keeps it: after it, ing-1 must still be ACTIVE (unhealthy).
+	held := testutil.ToFloat64(members[0].kv.metrics.forgetHeld)
 	members[1].crash(t)
-	time.Sleep(3 * testTimeout) // waits out the auto-forget period: nothing to poll for a non-event
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(members[0].kv.metrics.forgetHeld) > held
+	}, 10*time.Second, 20*time.Millisecond, "no auto-forget pass held ing-1 back")
 	require.Equal(t, StateActive, members[0].kv.Desc().Instances["ing-1"].State)
 }
 

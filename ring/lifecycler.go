@@ -314,6 +314,7 @@ func (l *Lifecycler) autoForget() {
 	quorum := l.cfg.ReplicationFactor/2 + 1
 	for _, id := range dead {
 		if members-1 < quorum {
+			l.kv.metrics.forgetHeld.Inc()
 			l.logger.Warn("not auto-forgetting unhealthy instance, the ring would fall below quorum", "unhealthy", id, "members", members, "quorum", quorum)
 			return
 		}

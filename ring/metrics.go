@@ -10,6 +10,9 @@ const (
 	dropInboxFull = "inbox_full" // the merge worker fell behind
 	dropCorrupt   = "corrupt"    // the message did not decode
 	dropTooLarge  = "too_large"  // an update too large for UDP; push/pull carries it
+	// dropUnknownTokens: a heartbeat message for tokens this member does
+	// not hold (it missed the full update); push/pull carries them.
+	dropUnknownTokens = "unknown_tokens"
 )
 
 // stateUnhealthy is the members{state} label of instances whose heartbeat expired.
@@ -21,6 +24,9 @@ type kvMetrics struct {
 	gossipDropped *prometheus.CounterVec
 	gossipMerged  prometheus.Counter
 	changes       prometheus.Counter
+	// forgetHeld counts the auto-forget passes that kept an expired
+	// instance because forgetting it would leave fewer than a quorum.
+	forgetHeld prometheus.Counter
 }
 
 func newKVMetrics(reg prometheus.Registerer, queueLen func() float64) *kvMetrics {
@@ -38,6 +44,10 @@ func newKVMetrics(reg prometheus.Registerer, queueLen func() float64) *kvMetrics
 		gossipMerged: f.NewCounter(prometheus.CounterOpts{
 			Name: "argus_ring_gossip_messages_merged_total", Help: "Gossip messages and full states merged into the local ring state.",
 		}),
+		forgetHeld: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ring_auto_forget_held_total",
+			Help: "Auto-forget passes of this process's lifecycler that kept an unhealthy instance in the ring, because forgetting it would leave fewer members than a write quorum.",
+		}),
 		changes: f.NewCounter(prometheus.CounterOpts{
 			Name: "argus_ring_state_changes_total", Help: "Changes of the local ring state (instances updated by a merge or a local write).",
 		}),
@@ -45,7 +55,7 @@ func newKVMetrics(reg prometheus.Registerer, queueLen func() float64) *kvMetrics
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "argus_ring_gossip_queue_length", Help: "Ring updates waiting to be gossiped.",
 	}, queueLen)
-	for _, r := range []string{dropInboxFull, dropCorrupt, dropTooLarge} {
+	for _, r := range []string{dropInboxFull, dropCorrupt, dropTooLarge, dropUnknownTokens} {
 		m.gossipDropped.WithLabelValues(r)
 	}
 	for _, s := range []State{StateJoining, StateActive, StateLeaving, StateLeft} {

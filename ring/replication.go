@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // fresh reports whether m's heartbeat is within the timeout at now.
@@ -14,7 +15,8 @@ func (r *Ring) fresh(m *member, now int64) bool {
 // Get returns the replicas of token, appended to buf (which the caller owns):
 // walking clockwise from the first ring token ≥ token, the first
 // ReplicationFactor distinct instances that are ACTIVE with a fresh heartbeat
-// (and, with zone awareness, in zones not yet used). Instances that are not
+// and not down by the gossip's failure detector (and, with zone awareness,
+// in zones not yet used). Instances that are not
 // healthy are skipped and the walk extends to the next one, so a series keeps
 // RF replicas while an instance is down. If fewer than a quorum
 // (ReplicationFactor/2+1) are found, Get returns an error wrapping
@@ -38,7 +40,7 @@ func (r *Ring) Get(token uint32, buf []Instance) ([]Instance, error) {
 		}
 		visited = append(visited, o)
 		m := &r.instances[o]
-		if m.state != StateActive || !r.fresh(m, now) {
+		if m.state != StateActive || m.down || !r.fresh(m, now) {
 			continue
 		}
 		if r.opts.ZoneAwareness && zoneUsed(buf[base:], m.Zone) {
@@ -74,7 +76,9 @@ func zoneUsed(picked []Instance, zone string) bool {
 // that already have an unhealthy instance.
 //
 // If the unhealthy instances (or zones) already exceed ReplicationFactor/2,
-// ReadSet returns an error wrapping ErrTooFewHealthy.
+// ReadSet returns an error wrapping ErrTooFewHealthy that names them, with
+// the instances that can serve (for a read that accepts a partial answer)
+// and maxFailures 0.
 func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
 	if len(r.instances) == 0 {
 		return nil, 0, fmt.Errorf("read set: %w", ErrEmptyRing)
@@ -82,7 +86,7 @@ func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
 	now := r.opts.Now().UnixMilli()
 	tolerated := r.opts.ReplicationFactor / 2
 	unhealthy := 0
-	var badZones []string
+	var badZones, badAddrs []string
 	for i := range r.instances {
 		m := &r.instances[i]
 		if (m.state == StateActive || m.state == StateLeaving) && r.fresh(m, now) {
@@ -90,6 +94,7 @@ func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
 			continue
 		}
 		unhealthy++
+		badAddrs = append(badAddrs, m.Addr)
 		if !slices.Contains(badZones, m.Zone) {
 			badZones = append(badZones, m.Zone)
 		}
@@ -99,7 +104,7 @@ func (r *Ring) ReadSet() (instances []Instance, maxFailures int, err error) {
 		lost = len(badZones)
 	}
 	if lost > tolerated {
-		return nil, 0, fmt.Errorf("read set: %d unavailable, tolerate %d: %w", lost, tolerated,
+		return instances, 0, fmt.Errorf("read set: %d unavailable (%s), tolerate %d: %w", lost, strings.Join(badAddrs, ", "), tolerated,
 			tooFewHealthyError{op: "read", found: len(instances), needed: len(r.instances) - tolerated})
 	}
 	return instances, tolerated - lost, nil

@@ -38,6 +38,9 @@ type member struct {
 	Instance
 	state     State
 	heartbeat int64 // Unix milliseconds
+	// down: the gossip's failure detector declared its process dead (see
+	// liveness.go); it takes no writes whatever its heartbeat.
+	down bool
 }
 
 // NewRing returns a view of d with opts. d is copied: the caller may keep
@@ -65,6 +68,14 @@ func NewRing(d *Desc, opts Options) *Ring {
 		}
 	}
 	return r
+}
+
+// markDown marks the instances of down as down for writes. Only the
+// builder of the view calls it, before sharing the view.
+func (r *Ring) markDown(down map[string]bool) {
+	for i := range r.instances {
+		r.instances[i].down = down[r.instances[i].ID]
+	}
 }
 
 // ReplicationFactor returns how many instances hold each series.

@@ -103,6 +103,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(), reconnectParams(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize), grpc.MaxCallSendMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
 	)
+	a.services = append(a.services, namedService("ingester-client-pool", a.clients.PruneService(rr, poolPrunePeriod)))
 	if roles[roleDistributor] {
 		if err := a.addDistributor(mux, rr); err != nil {
 			return nil, err
@@ -147,6 +148,7 @@ func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err)
 	}
+	a.services = append(a.services, namedService("distributor", d))
 	push := a.auth.Middleware(d.PushHandler(), auth.OneTenant)
 	// Mimir's path, and the aliases Prometheus-style receivers use.
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/api/v1/receive"} {
@@ -344,6 +346,9 @@ func (a *app) ingesterAdmin(addr string) (arguspb.IngesterAdminClient, error) {
 	}
 	return arguspb.NewIngesterAdminClient(conn), nil
 }
+// poolPrunePeriod is how often the connections to ingesters that left the
+// ring are closed.
+const poolPrunePeriod = 30 * time.Second
 
 // reconnectParams caps gRPC's reconnect backoff to ingesters at a second.
 // gRPC's default grows to 120 s, so an ingester that restarts after a long

@@ -16,6 +16,7 @@ type replicaRing interface {
 	ReadSet() (instances []ring.Instance, maxFailures int, err error)
 	HealthyInstancesCount() int
 	HealthyMembers(role string) int
+	Instances() []ring.Instance
 }
 
 // lateRing is the ring as the ingester sees it, bound once the ring exists
@@ -41,6 +42,9 @@ func (a *app) setupRing(mux *http.ServeMux) (replicaRing, error) {
 		return ring.NewStaticWithOptions([]ring.StaticOption{ring.WithStaticReplicationFactor(rf)}, instances...)
 	}
 	deps := ring.Deps{Logger: a.logger, Registerer: a.reg, Roles: a.cfg.roleList()}
+	if a.ingester != nil {
+		deps.InstanceID = a.cfg.Ring.InstanceID // Down for writes as soon as the gossip declares this process dead.
+	}
 	kv, err := ring.NewKV(a.cfg.Memberlist, a.cfg.Ring.Options(), deps)
 	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)

@@ -213,7 +213,7 @@ var Catalogue = []Entry{
 	{QueryTimeout, 503, ScopeQuery, "querier.timeout", true,
 		"The query ran longer than the tenant's timeout and was aborted.", "Simplify the query or its range, or raise the timeout."},
 	{QueryUnavailable, 503, ScopeQuery, "", true,
-		"Too many ingesters of the read set were unreachable for an exact answer.", "Retry. Operators: see /ring."},
+		"Too many ingesters of the read set were unreachable for an exact answer.", "Retry, or ask for partial_response=true to get what the reachable ingesters hold, with a warning naming the others. Operators: see /ring."},
 
 	{AdminAPIDisabled, 403, ScopeAdmin, "", false,
 		"A call to /prometheus/api/v1/admin/tsdb/delete_series or clean_tombstones while the admin API is off (its default). Nothing was deleted.",

@@ -62,6 +62,9 @@ type Topology struct {
 	// ExtraFlags are appended to the flags of every process (after the
 	// harness's own, so they override them).
 	ExtraFlags []string
+	// IngesterFlags, when set, gives flags appended to those of ingester i
+	// (after ExtraFlags), such as its availability zone.
+	IngesterFlags func(i int) []string
 }
 
 // Member is one process of a cluster: an argus Process plus its ring
@@ -251,6 +254,9 @@ func (c *Cluster) start(t testing.TB, role, id string, mlPort int) *Member {
 		"-distributor.remote-timeout=" + remoteTimeout.String(),
 	}
 	flags = append(flags, c.topo.ExtraFlags...)
+	if role == RoleIngester && c.topo.IngesterFlags != nil {
+		flags = append(flags, c.topo.IngesterFlags(len(c.ingesters))...)
+	}
 	p := newArgus(t, id, role, Options{Flags: flags})
 	m := &Member{Process: p, role: role, id: id, memberlistPort: mlPort}
 	p.proc.start(t, p.readyTimeout)

@@ -1,0 +1,122 @@
+package distributor
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/argus-tsdb/argus/internal/grpccodec"
+	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/ring"
+)
+
+// randomRequest builds n series, some of which validation changes: labels
+// out of order, an empty label, a sample too far in the future, exemplars;
+// and some it rejects.
+func randomRequest(rnd *rand.Rand, n int) *arguspb.WriteRequest {
+	req := &arguspb.WriteRequest{}
+	for i := range n {
+		ls := []string{"__name__", fmt.Sprintf("m%d", rnd.IntN(5)), "a", fmt.Sprint(i), "b", "x"}
+		switch rnd.IntN(8) {
+		case 0:
+			ls = []string{"b", "x", "__name__", "m", "a", fmt.Sprint(i)} // unsorted
+		case 1:
+			ls = append(ls, "c", "") // an empty label
+		case 2:
+			ls = []string{"a", fmt.Sprint(i)} // no name: rejected
+		}
+		ts := series(ls, 1, ms(-1e6), 2, ms(0))
+		switch rnd.IntN(6) {
+		case 0:
+			ts.Samples = append(ts.Samples, &arguspb.Sample{Value: 3, TimestampMs: int64(ms(1e12))})
+		case 1:
+			ts.Exemplars = [][]byte{{0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f}}
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	return req
+}
+
+// TestRawBatch_SameRequest checks that the request a rawBatch encodes from
+// raw bytes decodes to exactly the batch's validated WriteRequest, for
+// random requests mixing series validation left alone and series it
+// changed, through the gRPC codec.
+func TestRawBatch_SameRequest(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 9))
+	d, _, _ := newReplicated(t, 3, 2, nil)
+	raws, encoded := 0, 0
+	for round := range 50 {
+		wc := getWriteCtx()
+		wc.body = encode(t, randomRequest(rnd, 1+rnd.IntN(60)))
+		require.NoError(t, wc.decode(1<<20))
+		d.validate(wc, d.metrics.forTenant(testTenant, testNow), defaultLimits(t))
+		require.NoError(t, d.shard(wc, testTenant))
+		for _, r := range wc.raw {
+			if r != nil {
+				raws++
+			} else {
+				encoded++
+			}
+		}
+		for bi := range wc.batches {
+			b := &wc.batches[bi]
+			bs, err := grpccodec.Codec{}.Marshal(&rawBatch{wc: wc, b: b})
+			require.NoError(t, err)
+			var got arguspb.WriteRequest
+			require.NoError(t, got.UnmarshalVT(bs.Materialize()))
+			size := bs.Len()
+			bs.Free()
+			want, err := b.req.MarshalVT()
+			require.NoError(t, err)
+			var wantReq arguspb.WriteRequest
+			require.NoError(t, wantReq.UnmarshalVT(want))
+			require.True(t, wantReq.EqualVT(&got), "round %d batch %d", round, bi)
+			require.Equal(t, rawBatch{wc: wc, b: b}.SizeVT(), size)
+		}
+		wc.refs.Store(1)
+		d.release(wc)
+	}
+	require.Greater(t, raws, 500, "series forwarded raw")
+	require.Greater(t, encoded, 200, "series re-encoded")
+}
+
+// TestClientPool_RawPush checks through a real gRPC server that a push sent
+// with raw series bytes arrives as the validated series: sorted labels,
+// empty ones and future samples removed.
+func TestClientPool_RawPush(t *testing.T) {
+	got := make(chan []string, 1)
+	addr := startIngesterServer(t, &ingesterServer{pushFunc: func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+		var ss []string
+		for _, ts := range req.Timeseries {
+			ss = append(ss, seriesString(ts))
+		}
+		got <- ss
+		return &arguspb.PushResponse{}, nil
+	}})
+	pool := NewClientPool(grpc.WithTransportCredentials(insecure.NewCredentials()))
+	t.Cleanup(func() { require.NoError(t, pool.Close()) })
+	r, err := ring.NewStatic(ring.Instance{ID: "ing", Addr: addr})
+	require.NoError(t, err)
+	d, err := New(testConfig(t), Deps{Ring: r, Clients: pool, Limits: tenantLimitsMap{def: defaultLimits(t)}})
+	require.NoError(t, err)
+	d.now = func() time.Time { return testNow }
+	body := encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+		series([]string{"__name__", "up", "job", "a"}, 1, ms(0)),
+		series([]string{"job", "b", "__name__", "up"}, 2, ms(0)),
+		series([]string{"__name__", "up", "job", "c", "x", ""}, 3, ms(0), 4, ms(1e12)),
+	}})
+	w := serve(d.PushHandler(), newPushRequest(body))
+	require.Equal(t, http.StatusBadRequest, w.Code, "the future sample is reported: %s", w.Body.String())
+	require.Equal(t, []string{
+		`{__name__="up", job="a"} 1@1767323045000`,
+		`{__name__="up", job="b"} 2@1767323045000`,
+		`{__name__="up", job="c"} 3@1767323045000`,
+	}, <-got)
+}

@@ -1,0 +1,317 @@
+package ring
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// TestHeartbeatMessage checks that an update whose tokens were already
+// gossiped goes as a small heartbeat message, that a member holding those
+// tokens merges it into exactly the sender's description, and that one
+// holding other tokens drops it and counts it.
+func TestHeartbeatMessage(t *testing.T) {
+	sender, err := NewKV(testMemberlistConfig(), Options{ReplicationFactor: 3}, Deps{})
+	require.NoError(t, err)
+	in := InstanceDesc{Addr: "10.0.0.1:9095", Zone: "z", State: StateActive, Tokens: RandomTokens(rand.New(rand.NewPCG(512, 1)), 512, nil), HeartbeatUnixMillis: 1000, RegisteredAt: 5}
+	sender.Update("ing-1", in)
+	require.Empty(t, sender.queue.GetBroadcasts(0, 1<<20), "512 tokens do not fit a packet")
+	require.InDelta(t, 1.0, testutil.ToFloat64(sender.metrics.gossipDropped.WithLabelValues(dropTooLarge)), 0, "too large: dropped and counted")
+
+	in.Tokens = RandomTokens(rand.New(rand.NewPCG(128, 1)), 128, nil)
+	sender.Update("ing-1", in)
+	in.HeartbeatUnixMillis = 2000
+	sender.Update("ing-1", in)
+	msgs := sender.queue.GetBroadcasts(0, 1<<20)
+	require.Len(t, msgs, 2, "the full update and the heartbeat, which does not replace it")
+	slices.SortFunc(msgs, func(a, b []byte) int { return len(a) - len(b) })
+	hb, fullMsg := msgs[0], msgs[1]
+	require.Equal(t, byte(heartbeatVersion), hb[0])
+	require.Less(t, len(hb), 64)
+	require.Greater(t, len(fullMsg), 500)
+
+	// A member that got the full update applies the heartbeat.
+	got, err := NewKV(testMemberlistConfig(), Options{ReplicationFactor: 3}, Deps{})
+	require.NoError(t, err)
+	got.mergeRemote(fullMsg)
+	got.mergeRemote(hb)
+	require.Equal(t, in, got.Desc().Instances["ing-1"])
+	require.ElementsMatch(t, []string{"ing-1", "ing-1" + heartbeatSuffix}, names(got.queue),
+		"re-gossiped on: the tokens in full once, then the heartbeat")
+
+	// A member that missed it drops the heartbeat.
+	missed, err := NewKV(testMemberlistConfig(), Options{ReplicationFactor: 3}, Deps{})
+	require.NoError(t, err)
+	missed.mergeRemote(hb)
+	require.Empty(t, missed.Desc().Instances)
+	require.InDelta(t, 1.0, testutil.ToFloat64(missed.metrics.gossipDropped.WithLabelValues(dropUnknownTokens)), 0)
+	other := in
+	other.Tokens = []uint32{1, 2, 3}
+	other.HeartbeatUnixMillis = 1
+	missed.Update("ing-1", other)
+	missed.mergeRemote(hb)
+	require.Equal(t, other, missed.Desc().Instances["ing-1"], "other tokens: not applied")
+
+	_, err = decodeHeartbeat(hb[:len(hb)-1])
+	require.ErrorIs(t, err, ErrCorruptDesc)
+}
+
+func names(q *memberlist.TransmitLimitedQueue) []string {
+	var out []string
+	for _, b := range q.GetBroadcasts(0, 1<<20) {
+		if b[0] == heartbeatVersion {
+			m, _ := decodeHeartbeat(b)
+			out = append(out, m.id+heartbeatSuffix)
+			continue
+		}
+		d, _ := DecodeDesc(b)
+		for id := range d.Instances {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// TestConfigRefusesUngossipableTokens checks that a token count whose full
+// update could exceed a gossip message is refused, naming the most that fit,
+// and that this most is accepted.
+func TestConfigRefusesUngossipableTokens(t *testing.T) {
+	cfg := Config{NumTokens: 512, ReplicationFactor: 3, InstanceID: "ingester-zone-a-0", InstancePort: 9095, HeartbeatPeriod: time.Second}
+	err := cfg.Validate()
+	require.ErrorContains(t, err, "num-tokens 512 could not be gossiped")
+	var most int
+	_, err = fmt.Sscanf(err.Error()[len(err.Error())-len("use at most 999 tokens"):], "use at most %d tokens", &most)
+	require.NoError(t, err)
+	cfg.NumTokens = most
+	require.NoError(t, cfg.Validate())
+	require.LessOrEqual(t, maxFullUpdateSize(cfg.InstanceID, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:9095", "", most), maxBroadcastSize)
+	cfg.NumTokens = most + 1
+	require.Error(t, cfg.Validate())
+	cfg.NumTokens = 128
+	require.NoError(t, cfg.Validate())
+
+	// The bound is reached by the widest fields: token deltas ≥ 2^28 (5
+	// bytes) and times of 10 bytes.
+	in := InstanceDesc{Addr: "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:9095", State: StateLeft,
+		Tokens: []uint32{1 << 28, 2 << 28, 3 << 28}, HeartbeatUnixMillis: math.MinInt64, RegisteredAt: math.MinInt64}
+	one := &Desc{Instances: map[string]InstanceDesc{cfg.InstanceID: in}}
+	require.Equal(t, maxFullUpdateSize(cfg.InstanceID, in.Addr, "", 3), len(one.Encode(nil)), "the bound is tight")
+}
+
+// TestKV_DeadMemberTakesNoWrites checks that an ingester whose process is
+// killed stops getting writes as soon as the gossip declares it dead, long
+// before its heartbeat (timeout one hour here) expires, while reads still
+// count it; and that it takes writes again once it is back.
+func TestKV_DeadMemberTakesNoWrites(t *testing.T) {
+	const hour = time.Hour
+	var members []*testMember
+	for i := range 3 {
+		join := ""
+		if i > 0 {
+			join = members[0].kv.Addr()
+		}
+		members = append(members, startMemberTimeout(t, fmt.Sprintf("ing-%d", i), "", join, filepath.Join(t.TempDir(), TokensFileName), hour))
+	}
+	requireConverged(t, members, map[string]State{"ing-0": StateActive, "ing-1": StateActive, "ing-2": StateActive})
+	writesTo := func(id string) bool {
+		for tok := uint32(0); tok < 1<<32-1<<26; tok += 1 << 26 {
+			got, err := members[0].kv.Get(tok, nil)
+			require.NoError(t, err)
+			if slices.ContainsFunc(got, func(in Instance) bool { return in.ID == id }) {
+				return true
+			}
+		}
+		return false
+	}
+	require.True(t, writesTo("ing-2"))
+
+	members[2].crash(t)
+	require.Eventually(t, func() bool { return !writesTo("ing-2") }, 30*time.Second, 50*time.Millisecond,
+		"the failure detector never took ing-2 out of writes")
+	ins, maxFail, err := members[0].kv.ReadSet()
+	require.NoError(t, err)
+	require.Len(t, ins, 3, "reads go by heartbeat")
+	require.Equal(t, 1, maxFail)
+
+	// Restarted, it is a new gossip member (memberlist refuses a dead name
+	// at a new address): the default node name has a random suffix.
+	startMemberTimeout(t, "ing-2", "ing-2-restarted", members[0].kv.Addr(), filepath.Join(t.TempDir(), TokensFileName), hour)
+	require.Eventually(t, func() bool { return writesTo("ing-2") }, 30*time.Second, 50*time.Millisecond,
+		"ing-2 never took writes again")
+}
+
+// countingTransport counts the bytes a member sends: packets and the
+// streams it dials or accepts.
+type countingTransport struct {
+	memberlist.Transport // not NodeAwareTransport: memberlist then calls WriteTo and DialTimeout
+	sent                 *atomic.Int64
+	streams              chan net.Conn
+}
+
+func newCountingTransport(t *testing.T, sent *atomic.Int64, stop <-chan struct{}) *countingTransport {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{"127.0.0.1"}, Logger: log.New(io.Discard, "", 0),
+	})
+	require.NoError(t, err)
+	c := &countingTransport{Transport: nt, sent: sent, streams: make(chan net.Conn)}
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case conn := <-nt.StreamCh():
+				select {
+				case c.streams <- countingConn{Conn: conn, sent: sent}:
+				case <-stop:
+					_ = conn.Close()
+					return
+				}
+			}
+		}
+	}()
+	return c
+}
+
+func (c *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	c.sent.Add(int64(len(b)))
+	return c.Transport.WriteTo(b, addr)
+}
+
+func (c *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	conn, err := c.Transport.DialTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{Conn: conn, sent: c.sent}, nil
+}
+
+func (c *countingTransport) StreamCh() <-chan net.Conn { return c.streams }
+
+type countingConn struct {
+	net.Conn
+	sent *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.sent.Add(int64(n))
+	return n, err
+}
+
+// TestGossipSimulation100 runs 100 ring members in this process over real
+// memberlist on loopback, with the default gossip settings, each
+// heartbeating its own instance (128 tokens) every 5 s as an ingester does.
+// One state change made on one member must reach every member within 5 s,
+// the bound the ring promises; the bytes each member sends per second in
+// steady state are logged.
+func TestGossipSimulation100(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 memberlist members")
+	}
+	const n = 100
+	var sent atomic.Int64
+	kvs := make([]*KV, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{}, n)
+	for i := range n {
+		cfg := MemberlistConfig{
+			NodeName: fmt.Sprintf("m-%03d", i), BindAddr: "127.0.0.1",
+			GossipInterval: 200 * time.Millisecond, GossipNodes: 3, PushPullInterval: 15 * time.Second,
+			RetransmitMult: 4, RejoinInterval: time.Second, LeftTombstoneTTL: time.Hour,
+		}
+		if i > 0 {
+			cfg.Join = kvs[0].Addr()
+		}
+		kv, err := NewKV(cfg, Options{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, Deps{InstanceID: cfg.NodeName})
+		require.NoError(t, err)
+		kv.transport = newCountingTransport(t, &sent, ctx.Done())
+		startCtx, startCancel := context.WithTimeout(ctx, 30*time.Second)
+		require.NoError(t, kv.Starting(startCtx))
+		startCancel()
+		kvs[i] = kv
+		go func() {
+			defer func() { done <- struct{}{} }()
+			heartbeat(ctx, kv, cfg.NodeName, 5*time.Second)
+		}()
+	}
+	defer func() {
+		cancel()
+		for range n {
+			<-done
+		}
+		for _, kv := range kvs {
+			_ = kv.ml.Load().Shutdown()
+			close(kv.stop)
+			<-kv.workerDone
+		}
+	}()
+	converged := func() string {
+		for i, kv := range kvs {
+			// Instances, not memberlist members: on a loaded test machine
+			// the failure detector may suspect one for a while.
+			if len(kv.Desc().Instances) != n {
+				return fmt.Sprintf("member %d sees %d members, %d instances", i, kv.numMembers(), len(kv.Desc().Instances))
+			}
+		}
+		return ""
+	}
+	for deadline := time.Now().Add(90 * time.Second); converged() != ""; time.Sleep(100 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the 100 members never all saw each other: %s", converged())
+	}
+
+	alive := 0
+	for _, kv := range kvs {
+		alive += kv.numMembers()
+	}
+	t.Logf("members alive on average, as each sees them: %.1f of %d", float64(alive)/n, n)
+
+	// Steady state: heartbeats only.
+	before, start := sent.Load(), time.Now()
+	time.Sleep(10 * time.Second)
+	perMember := float64(sent.Load()-before) / time.Since(start).Seconds() / n
+	t.Logf("steady state: %.0f bytes sent per member per second (%d members, heartbeat 5s, gossip 200ms to 3, push/pull 15s)", perMember, n)
+
+	// One state change, on member 37.
+	change := time.Now()
+	kvs[37].Update("probe", InstanceDesc{Addr: "probe:9095", State: StateLeaving, Tokens: []uint32{42}, HeartbeatUnixMillis: change.UnixMilli()})
+	require.Eventually(t, func() bool {
+		for _, kv := range kvs {
+			if kv.Desc().Instances["probe"].State != StateLeaving {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond, "a state change did not reach every member within 5s")
+	t.Logf("one state change reached all %d members in %s", n, time.Since(change).Round(time.Millisecond))
+}
+
+// heartbeat publishes instance id with 128 tokens every period, as a
+// Lifecycler does, until ctx ends.
+func heartbeat(ctx context.Context, kv *KV, id string, period time.Duration) {
+	in := InstanceDesc{Addr: id + ":9095", State: StateActive, Tokens: RandomTokens(rand.New(rand.NewPCG(128, 1)), 128, nil), RegisteredAt: time.Now().UnixMilli()}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		in.HeartbeatUnixMillis = time.Now().UnixMilli()
+		kv.Update(id, in)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
