@@ -346,6 +346,7 @@ func (a *app) ingesterAdmin(addr string) (arguspb.IngesterAdminClient, error) {
 	}
 	return arguspb.NewIngesterAdminClient(conn), nil
 }
+
 // poolPrunePeriod is how often the connections to ingesters that left the
 // ring are closed.
 const poolPrunePeriod = 30 * time.Second
