@@ -53,7 +53,7 @@ func withoutRange(want map[string][]sample, keep func(labels.Labels) bool, mint,
 }
 
 func parseLabels(s string) (labels.Labels, error) {
-	for _, d := range deletionData {
+	for _, d := range append(deletionData, []string{"__name__", "a", "i", "9", "job", "x"}) {
 		if lstr(d...) == s {
 			return labels.FromStrings(d...), nil
 		}
@@ -252,7 +252,92 @@ func TestDeleteSeries_Persisted(t *testing.T) {
 	_, err = ing.AdminServer().CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
 	require.NoError(t, err)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
-	require.Empty(t, ing.db.Tombstones("t"), "no data is under the tombstones any more")
+	require.Len(t, ing.db.Tombstones("t"), 2, "kept until the DB's level-0 purge is fixed (see CleanTombstones)")
 	ing = restart(t, ing, withClock)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+// TestCleanTombstones_Level0 deletes part of data persisted in a level-0
+// partition (not sealed) and cleans the tombstones: the purge rewrites the
+// partition, and reads answer the same before and after, and after a crash.
+func TestCleanTombstones_Level0(t *testing.T) {
+	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	ing := startIngester(t, testConfig(t, t.TempDir()), withClock)
+	start := clock.ms
+	want := map[string][]sample{}
+	for _, d := range deletionData {
+		ss := seq(start, 1000, 300)
+		push(t, ing, "t", ts(d, ss...))
+		want[lstr(d...)] = ss
+	}
+	// A series whose only chunk, open, holds the deleted range.
+	young := []string{"__name__", "a", "i", "9", "job", "x"}
+	push(t, ing, "t", ts(young, seq(start+90_000, 1000, 51)...))
+	want[lstr(young...)] = seq(start+90_000, 1000, 51)
+	flushTenants(t, ing, keepOpenChunks) // The two cut chunks of each series; the open one stays.
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: start + 100_000, MaxTimeMs: start + 130_000,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "a")}})
+	require.NoError(t, err)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == "a" }, start+100_000, start+130_000)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	ing = restart(t, ing, withClock)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	_, err = ing.AdminServer().CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
+	require.NoError(t, err)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	ing = restart(t, ing, withClock)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+// TestCleanTombstones_FlushedAfterDeletion: the chunks under a tombstone
+// reach the DB after it was recorded; cleaning must still purge them.
+func TestCleanTombstones_FlushedAfterDeletion(t *testing.T) {
+	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	start := clock.ms
+	want := map[string][]sample{}
+	for _, d := range deletionData {
+		ss := seq(start, 1000, 300)
+		push(t, ing, "t", ts(d, ss...))
+		want[lstr(d...)] = ss
+	}
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: start + 100_000, MaxTimeMs: start + 130_000,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "a")}})
+	require.NoError(t, err)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == "a" }, start+100_000, start+130_000)
+	flushTenants(t, ing, keepOpenChunks)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	_, err = a.CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
+	require.NoError(t, err)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+// TestCleanTombstones_PartlyDeletedChunk: clean_tombstones on a level-0
+// partition whose chunk is partly deleted must not bring the deleted
+// samples back (storage.DB's level-0 purge leaves them in place, so the
+// tombstones are kept; see CleanTombstones).
+func TestCleanTombstones_PartlyDeletedChunk(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	start := time.Now().Add(-300 * time.Second).UnixMilli()
+	want := map[string][]sample{}
+	for _, d := range deletionData {
+		ss := seq(start, 1000, 300)
+		push(t, ing, "t", ts(d, ss...))
+		want[lstr(d...)] = ss
+	}
+	flushTenants(t, ing, keepOpenChunks)
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: start + 100_000, MaxTimeMs: start + 110_000,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "a")}})
+	require.NoError(t, err)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == "a" }, start+100_000, start+110_000)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	_, err = a.CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
+	require.NoError(t, err)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	ing = restart(t, ing)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 }
