@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -340,4 +341,41 @@ func TestCleanTombstones_PartlyDeletedChunk(t *testing.T) {
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 	ing = restart(t, ing)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+// BenchmarkSeriesWithTombstones reads 10K head series of 240 samples (two
+// chunks each) without tombstones, with one that covers nothing read, and
+// with one that deletes a minute of a tenth of them:
+// go test -run '^$' -bench SeriesWithTombstones ./ingester/
+func BenchmarkSeriesWithTombstones(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		del  *arguspb.DeleteSeriesRequest
+	}{
+		{"tombstones=0", nil},
+		{"tombstones=1/matching=none", &arguspb.DeleteSeriesRequest{MinTimeMs: 0, MaxTimeMs: 1 << 40,
+			Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "job", "other")}}},
+		{"tombstones=1/matching=10%", &arguspb.DeleteSeriesRequest{MinTimeMs: 60_000, MaxTimeMs: 120_000,
+			Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_RE, "i", ".*0")}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ing := startIngester(b, testConfig(b, b.TempDir()))
+			for n := range 10 {
+				var tss []*arguspb.TimeSeries
+				for i := range 1000 {
+					tss = append(tss, ts([]string{"__name__", "m", "i", fmt.Sprint(n*1000 + i), "job", "bench"}, seq(1000, 1000, 240)...))
+				}
+				push(b, ing, "t", tss...)
+			}
+			if tc.del != nil {
+				_, err := ing.AdminServer().DeleteSeries(tenantCtx("t"), tc.del)
+				require.NoError(b, err)
+			}
+			req := &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: 1 << 40, Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "m")}}
+			b.ReportAllocs()
+			for b.Loop() {
+				require.Len(b, querySeries(b, ing, "t", req), 10_000)
+			}
+		})
+	}
 }
