@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/storage"
@@ -39,26 +40,33 @@ func (a *AdminServer) adminHead(ctx context.Context) (*tenantHead, error) {
 
 // DeleteSeries records a tombstone for the tenant of ctx: from the moment
 // it returns, no read of this ingester returns the samples in the range of
-// the series that match. The range is clamped to the tenant's newest
-// sample here, as Prometheus clamps a deletion to its head's series, so
-// that what is pushed afterwards is not deleted (with an open end, the
-// default, every sample would be, for ever). A tenant without data here
-// records nothing. It returns once the tombstone is durable.
+// the series that match. The range is clamped to the newest sample here of
+// the matching series, as Prometheus clamps a deletion to each series' own
+// samples, so that what is pushed afterwards is not deleted (with an open
+// end, the default, every later sample would be, for ever). A tenant
+// without matching data here records nothing. It returns once the
+// tombstone is durable.
 func (a *AdminServer) DeleteSeries(ctx context.Context, req *arguspb.DeleteSeriesRequest) (*arguspb.DeleteSeriesResponse, error) {
 	t, err := tombstoneOf(req)
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	h, err := a.adminHead(ctx)
-	if err != nil || h == nil {
-		return &arguspb.DeleteSeriesResponse{}, grpcError(err)
+	if !a.i.ready.Load() {
+		return nil, grpcError(ErrNotReady)
 	}
-	newest := h.newestTime()
+	id, err := tenantOf(ctx)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	newest, err := a.newestMatching(ctx, id, t.Matchers)
+	if err != nil {
+		return nil, grpcError(err)
+	}
 	if newest == math.MinInt64 || t.MinTime > newest {
 		return &arguspb.DeleteSeriesResponse{}, nil // Nothing here to delete.
 	}
 	t.MaxTime = min(t.MaxTime, newest)
-	if err := a.i.db.DeleteSeries(h.id, t); err != nil {
+	if err := a.i.db.DeleteSeries(id, t); err != nil {
 		return nil, grpcError(fmt.Errorf("record tombstone: %w", err))
 	}
 	return &arguspb.DeleteSeriesResponse{}, nil
@@ -94,18 +102,32 @@ func allMatchEmpty(ms []*labels.Matcher) bool {
 	return true
 }
 
-// newestTime returns the time of the tenant's newest sample here, in
-// memory or persisted (a series' lastT starts at its persisted max time;
-// removedMaxT covers the series no longer in the head), or math.MinInt64.
-// It holds appendMu, so pushes wait for the walk over the series.
-func (h *tenantHead) newestTime() int64 {
+// newestMatching returns the time of the newest sample here of tenant's
+// series that match ms, in memory or persisted (a head series' lastT starts
+// at its persisted max time; removedMaxT bounds the persisted series that
+// are in no head), or math.MinInt64. Persisted series outside the head are
+// not matched one by one: their bound is the tenant's. It holds the head's
+// appendMu while it reads the matching series, so the tenant's pushes wait
+// for it.
+func (a *AdminServer) newestMatching(ctx context.Context, tenant string, ms []*labels.Matcher) (int64, error) {
+	newest := a.i.removedMaxTOf(tenant)
+	h := a.i.getTenant(tenant)
+	if h == nil {
+		return newest, nil
+	}
+	newest = max(newest, h.removedMaxT.Load())
+	refs, err := h.matching(ctx, ms)
+	if err != nil {
+		return 0, err
+	}
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
-	newest := max(h.maxT.Load(), h.removedMaxT.Load())
-	h.series.forEach(func(s *memSeries) {
-		newest = max(newest, s.lastT)
-	})
-	return newest
+	for _, ref := range refs {
+		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
+			newest = max(newest, s.lastT)
+		}
+	}
+	return newest, nil
 }
 
 // CleanTombstones has the DB rewrite the persisted data under the

@@ -379,3 +379,39 @@ func BenchmarkSeriesWithTombstones(b *testing.B) {
 		})
 	}
 }
+
+// TestDeleteSeries_ClampPerMatch: an open-ended deletion ends at the newest
+// sample of the series it matches, not the tenant's, so a series behind
+// the others keeps what it receives afterwards, as in Prometheus; and a
+// tenant whose data is all persisted, with no head after a restart, is
+// deleted too.
+func TestDeleteSeries_ClampPerMatch(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	late, ahead := []string{"__name__", "late"}, []string{"__name__", "ahead"}
+	push(t, ing, "t", ts(late, seq(100_000, 1000, 10)...), ts(ahead, seq(100_000, 1000, 100)...))
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: math.MinInt64, MaxTimeMs: math.MaxInt64,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "late")}})
+	require.NoError(t, err)
+	push(t, ing, "t", ts(late, sample{150_000, 7}))
+	requireSamples(t, map[string][]sample{lstr(late...): {{150_000, 7}}, lstr(ahead...): seq(100_000, 1000, 100)},
+		queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+func TestDeleteSeries_PersistedTenantWithoutHead(t *testing.T) {
+	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	ing := startIngester(t, testConfig(t, t.TempDir()), withClock)
+	push(t, ing, "t", ts(deletionData[0], seq(clock.ms, 1000, 10)...), ts(deletionData[1], seq(clock.ms, 1000, 10)...))
+	clock.ms += 2 * time.Hour.Milliseconds() // Idle: cut, persisted, then out of the head and the WAL.
+	flushTenants(t, ing, cutIdleChunks)
+	truncateTenants(t, ing)
+	truncateTenants(t, ing)
+	ing = restart(t, ing, withClock)
+	require.Nil(t, ing.getTenant("t"), "no head: the tenant's data is all persisted")
+	_, err := ing.AdminServer().DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: math.MinInt64, MaxTimeMs: math.MaxInt64,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "i", "0")}})
+	require.NoError(t, err)
+	requireSamples(t, map[string][]sample{lstr(deletionData[1]...): seq(10*int64(day/time.Millisecond), 1000, 10)},
+		queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}

@@ -58,7 +58,7 @@ func TestDeleteSeriesEquivalence(t *testing.T) {
 	sec := func(tm time.Time) string { return clustertest.FormatAPITime(tm.UnixMilli()) }
 	// Every range ends by End, so that what both keep appending afterwards
 	// is not deleted (each clamps an open end differently: Prometheus per
-	// series, argus per tenant), and starts after E0, so that an instant
+	// series, argus to the newest matching series), and starts after E0, so that an instant
 	// selector in a deleted range falls back to a sample of the window.
 	deletions := []url.Values{
 		{"match[]": {`up{job="argus"}`}, "start": {sec(w.E0.Add(5 * time.Second))}, "end": {sec(w.E0.Add(15 * time.Second))}},
