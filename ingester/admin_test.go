@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -53,7 +54,7 @@ func withoutRange(want map[string][]sample, keep func(labels.Labels) bool, mint,
 }
 
 func parseLabels(s string) (labels.Labels, error) {
-	for _, d := range deletionData {
+	for _, d := range append(deletionData, []string{"__name__", "a", "i", "9", "job", "x"}) {
 		if lstr(d...) == s {
 			return labels.FromStrings(d...), nil
 		}
@@ -252,7 +253,165 @@ func TestDeleteSeries_Persisted(t *testing.T) {
 	_, err = ing.AdminServer().CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
 	require.NoError(t, err)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
-	require.Empty(t, ing.db.Tombstones("t"), "no data is under the tombstones any more")
+	require.Len(t, ing.db.Tombstones("t"), 2, "kept until the DB's level-0 purge is fixed (see CleanTombstones)")
 	ing = restart(t, ing, withClock)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+// TestCleanTombstones_Level0 deletes part of data persisted in a level-0
+// partition (not sealed) and cleans the tombstones: the purge rewrites the
+// partition, and reads answer the same before and after, and after a crash.
+func TestCleanTombstones_Level0(t *testing.T) {
+	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	ing := startIngester(t, testConfig(t, t.TempDir()), withClock)
+	start := clock.ms
+	want := map[string][]sample{}
+	for _, d := range deletionData {
+		ss := seq(start, 1000, 300)
+		push(t, ing, "t", ts(d, ss...))
+		want[lstr(d...)] = ss
+	}
+	// A series whose only chunk, open, holds the deleted range.
+	young := []string{"__name__", "a", "i", "9", "job", "x"}
+	push(t, ing, "t", ts(young, seq(start+90_000, 1000, 51)...))
+	want[lstr(young...)] = seq(start+90_000, 1000, 51)
+	flushTenants(t, ing, keepOpenChunks) // The two cut chunks of each series; the open one stays.
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: start + 100_000, MaxTimeMs: start + 130_000,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "a")}})
+	require.NoError(t, err)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == "a" }, start+100_000, start+130_000)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	ing = restart(t, ing, withClock)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	_, err = ing.AdminServer().CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
+	require.NoError(t, err)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	ing = restart(t, ing, withClock)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+// TestCleanTombstones_FlushedAfterDeletion: the chunks under a tombstone
+// reach the DB after it was recorded; cleaning must still purge them.
+func TestCleanTombstones_FlushedAfterDeletion(t *testing.T) {
+	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	start := clock.ms
+	want := map[string][]sample{}
+	for _, d := range deletionData {
+		ss := seq(start, 1000, 300)
+		push(t, ing, "t", ts(d, ss...))
+		want[lstr(d...)] = ss
+	}
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: start + 100_000, MaxTimeMs: start + 130_000,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "a")}})
+	require.NoError(t, err)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == "a" }, start+100_000, start+130_000)
+	flushTenants(t, ing, keepOpenChunks)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	_, err = a.CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
+	require.NoError(t, err)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+// TestCleanTombstones_PartlyDeletedChunk: clean_tombstones on a level-0
+// partition whose chunk is partly deleted must not bring the deleted
+// samples back (storage.DB's level-0 purge leaves them in place, so the
+// tombstones are kept; see CleanTombstones).
+func TestCleanTombstones_PartlyDeletedChunk(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	start := time.Now().Add(-300 * time.Second).UnixMilli()
+	want := map[string][]sample{}
+	for _, d := range deletionData {
+		ss := seq(start, 1000, 300)
+		push(t, ing, "t", ts(d, ss...))
+		want[lstr(d...)] = ss
+	}
+	flushTenants(t, ing, keepOpenChunks)
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: start + 100_000, MaxTimeMs: start + 110_000,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "a")}})
+	require.NoError(t, err)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == "a" }, start+100_000, start+110_000)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	_, err = a.CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
+	require.NoError(t, err)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	ing = restart(t, ing)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+// BenchmarkSeriesWithTombstones reads 10K head series of 240 samples (two
+// chunks each) without tombstones, with one that covers nothing read, and
+// with one that deletes a minute of a tenth of them:
+// go test -run '^$' -bench SeriesWithTombstones ./ingester/
+func BenchmarkSeriesWithTombstones(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		del  *arguspb.DeleteSeriesRequest
+	}{
+		{"tombstones=0", nil},
+		{"tombstones=1/matching=none", &arguspb.DeleteSeriesRequest{MinTimeMs: 0, MaxTimeMs: 1 << 40,
+			Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "job", "other")}}},
+		{"tombstones=1/matching=10%", &arguspb.DeleteSeriesRequest{MinTimeMs: 60_000, MaxTimeMs: 120_000,
+			Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_RE, "i", ".*0")}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ing := startIngester(b, testConfig(b, b.TempDir()))
+			for n := range 10 {
+				var tss []*arguspb.TimeSeries
+				for i := range 1000 {
+					tss = append(tss, ts([]string{"__name__", "m", "i", fmt.Sprint(n*1000 + i), "job", "bench"}, seq(1000, 1000, 240)...))
+				}
+				push(b, ing, "t", tss...)
+			}
+			if tc.del != nil {
+				_, err := ing.AdminServer().DeleteSeries(tenantCtx("t"), tc.del)
+				require.NoError(b, err)
+			}
+			req := &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: 1 << 40, Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "m")}}
+			b.ReportAllocs()
+			for b.Loop() {
+				require.Len(b, querySeries(b, ing, "t", req), 10_000)
+			}
+		})
+	}
+}
+
+// TestDeleteSeries_ClampPerMatch: an open-ended deletion ends at the newest
+// sample of the series it matches, not the tenant's, so a series behind
+// the others keeps what it receives afterwards, as in Prometheus; and a
+// tenant whose data is all persisted, with no head after a restart, is
+// deleted too.
+func TestDeleteSeries_ClampPerMatch(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	late, ahead := []string{"__name__", "late"}, []string{"__name__", "ahead"}
+	push(t, ing, "t", ts(late, seq(100_000, 1000, 10)...), ts(ahead, seq(100_000, 1000, 100)...))
+	a := ing.AdminServer()
+	_, err := a.DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: math.MinInt64, MaxTimeMs: math.MaxInt64,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "late")}})
+	require.NoError(t, err)
+	push(t, ing, "t", ts(late, sample{150_000, 7}))
+	requireSamples(t, map[string][]sample{lstr(late...): {{150_000, 7}}, lstr(ahead...): seq(100_000, 1000, 100)},
+		queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+}
+
+func TestDeleteSeries_PersistedTenantWithoutHead(t *testing.T) {
+	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	ing := startIngester(t, testConfig(t, t.TempDir()), withClock)
+	push(t, ing, "t", ts(deletionData[0], seq(clock.ms, 1000, 10)...), ts(deletionData[1], seq(clock.ms, 1000, 10)...))
+	clock.ms += 2 * time.Hour.Milliseconds() // Idle: cut, persisted, then out of the head and the WAL.
+	flushTenants(t, ing, cutIdleChunks)
+	truncateTenants(t, ing)
+	truncateTenants(t, ing)
+	ing = restart(t, ing, withClock)
+	require.Nil(t, ing.getTenant("t"), "no head: the tenant's data is all persisted")
+	_, err := ing.AdminServer().DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: math.MinInt64, MaxTimeMs: math.MaxInt64,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "i", "0")}})
+	require.NoError(t, err)
+	requireSamples(t, map[string][]sample{lstr(deletionData[1]...): seq(10*int64(day/time.Millisecond), 1000, 10)},
+		queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 }

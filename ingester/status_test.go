@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 
@@ -184,4 +185,25 @@ func valueCounts(r *arguspb.LabelValuesCardinalityResponse) map[string][]pair {
 		out[it.Name] = pairs(it.Values)
 	}
 	return out
+}
+
+// BenchmarkTSDBStatus measures status/tsdb on one head of 100K series (100
+// metrics, 1000 instances): go test -run '^$' -bench TSDBStatus ./ingester/
+func BenchmarkTSDBStatus(b *testing.B) {
+	ing := startIngester(b, testConfig(b, b.TempDir()))
+	const metrics, instances = 100, 1000
+	for m := range metrics {
+		var tss []*arguspb.TimeSeries
+		for i := range instances {
+			tss = append(tss, ts([]string{"__name__", fmt.Sprintf("metric_%03d", m), "instance", fmt.Sprintf("host-%04d", i), "job", "bench"}, sample{1000, 1}))
+		}
+		push(b, ing, "t", tss...)
+	}
+	a := ing.AdminServer()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := a.TSDBStatus(tenantCtx("t"), &arguspb.TSDBStatusRequest{Limit: 10})
+		require.NoError(b, err)
+		require.Equal(b, uint64(metrics*instances), resp.NumSeries)
+	}
 }

@@ -27,8 +27,10 @@ import (
 // identical, both get the same delete_series calls, with each matcher kind
 // and several ranges inside the window; then the raw samples of the window
 // and a set of queries must answer identically, and again after argus is
-// killed (-9) right after the last 204 and restarted: the tombstones are
-// durable.
+// killed (-9) right after the last 204 and restarted (the tombstones are
+// durable), once the window's chunks are persisted (the DB masks them), and
+// after clean_tombstones on both (then a kill -9 again: the WAL must not
+// bring deleted samples back).
 //
 // Prometheus 3.16 panics ("index out of range" in tombstones.Intervals.Add,
 // called by blockBaseSeriesSet.Next) when a read of a series with a
@@ -42,9 +44,7 @@ func TestDeleteSeriesEquivalence(t *testing.T) {
 	clustertest.PrometheusBinary(t)
 	t.Parallel()
 	const tenant = "team-a"
-	// Flushes every second (and chunks idle after 2s) put the window's data
-	// in the DB, which must mask it as the head does.
-	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-api.enable-admin-api=true", "-ingester.flush-period=1s", "-ingester.max-chunk-idle=2s"}})
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-api.enable-admin-api=true", "-ingester.flush-period=1s"}})
 	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
 		ScrapeInterval: time.Second,
 		ScrapeTargets:  map[string]string{"argus": a.HostPort()},
@@ -58,7 +58,7 @@ func TestDeleteSeriesEquivalence(t *testing.T) {
 	sec := func(tm time.Time) string { return clustertest.FormatAPITime(tm.UnixMilli()) }
 	// Every range ends by End, so that what both keep appending afterwards
 	// is not deleted (each clamps an open end differently: Prometheus per
-	// series, argus per tenant), and starts after E0, so that an instant
+	// series, argus to the newest matching series), and starts after E0, so that an instant
 	// selector in a deleted range falls back to a sample of the window.
 	deletions := []url.Values{
 		{"match[]": {`up{job="argus"}`}, "start": {sec(w.E0.Add(5 * time.Second))}, "end": {sec(w.E0.Add(15 * time.Second))}},
@@ -99,6 +99,25 @@ func TestDeleteSeriesEquivalence(t *testing.T) {
 	a.Kill(t)
 	a.Restart(t)
 	t.Run("after kill -9 and restart", compare)
+
+	// Chunks are cut at 120 samples, two minutes at this scrape interval:
+	// wait until most series have their first chunk, which holds the window,
+	// in the DB (flushed every second), which must mask it as the head did.
+	clustertest.Eventually(t, func() string {
+		if n := a.Metric(t, "argus_ingester_chunks_persisted_total", nil); n < 1000 {
+			return fmt.Sprintf("%v chunks persisted", n)
+		}
+		return ""
+	}, 120*time.Second)
+	t.Run("after the chunks are persisted", compare)
+	code, body := p.QueryPost(t, "/api/v1/admin/tsdb/clean_tombstones", nil)
+	require.Equal(t, http.StatusNoContent, code, "prometheus: %s", body)
+	code, body = a.QueryPost(t, tenant, clustertest.PromAPI+"/admin/tsdb/clean_tombstones", nil)
+	require.Equal(t, http.StatusNoContent, code, "argus: %s", body)
+	t.Run("after clean_tombstones", compare)
+	a.Kill(t)
+	a.Restart(t)
+	t.Run("after clean_tombstones and kill -9", compare)
 }
 
 // requireWindowEqual polls until the raw samples in (w0, end] of every

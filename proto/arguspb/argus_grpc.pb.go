@@ -403,8 +403,8 @@ type IngesterAdminClient interface {
 	// [min_time_ms, max_time_ms] of every series matching all matchers are
 	// gone from every read that starts after it returns, and it returns only
 	// once the tombstone is durable (it survives kill -9). The range is
-	// clamped to the tenant's newest sample on this ingester, so samples
-	// appended later stay visible. Idempotent: a retry records nothing new
+	// clamped to the newest sample on this ingester of the matching series,
+	// so samples appended later stay visible. Idempotent: a retry records nothing new
 	// that a read could see. InvalidArgument for a bad matcher or range.
 	DeleteSeries(ctx context.Context, in *DeleteSeriesRequest, opts ...grpc.CallOption) (*DeleteSeriesResponse, error)
 	// CleanTombstones rewrites the persisted data that tombstones cover
@@ -502,8 +502,8 @@ type IngesterAdminServer interface {
 	// [min_time_ms, max_time_ms] of every series matching all matchers are
 	// gone from every read that starts after it returns, and it returns only
 	// once the tombstone is durable (it survives kill -9). The range is
-	// clamped to the tenant's newest sample on this ingester, so samples
-	// appended later stay visible. Idempotent: a retry records nothing new
+	// clamped to the newest sample on this ingester of the matching series,
+	// so samples appended later stay visible. Idempotent: a retry records nothing new
 	// that a read could see. InvalidArgument for a bad matcher or range.
 	DeleteSeries(context.Context, *DeleteSeriesRequest) (*DeleteSeriesResponse, error)
 	// CleanTombstones rewrites the persisted data that tombstones cover
