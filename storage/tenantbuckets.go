@@ -228,6 +228,7 @@ func (f *boltPartition) LabelNames(tenant string, ms []*labels.Matcher) ([]strin
 			return err
 		}
 		out, err = r.indexedNames()
+		slices.Sort(out) // key order puts "a" after "ab"
 		return err
 	})
 	return out, err
