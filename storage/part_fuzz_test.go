@@ -245,3 +245,18 @@ func FuzzPartSeriesGroup(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPartEncodeXOR checks that encodeXOR writes what chunkenc writes.
+func FuzzPartEncodeXOR(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x05\x01\x02\x03\x04\x05\x06\x07\x08\x09\x00\x02\x01\x03\xff\x00\x11"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		samples := decodeFuzzSamples(&fuzzInput{b: data})
+		ts := make([]int64, len(samples))
+		vs := make([]uint64, len(samples))
+		for i, s := range samples {
+			ts[i], vs[i] = s.t, math.Float64bits(s.v)
+		}
+		require.Equal(t, xorChunk(t, samples).Data, encodeXOR(ts, vs))
+	})
+}

@@ -93,11 +93,8 @@ func untranscodeXOR(v []byte) ([]byte, bool) {
 	if !ok || len(d.b) != 0 {
 		return nil, false
 	}
-	c := chunkenc.NewXORChunk()
-	app, err := c.Appender()
-	if err != nil {
-		return nil, false
-	}
+	ts := make([]int64, n)
+	vs := make([]uint64, n)
 	t, prevT, vb := t0, t0, sortableBits(first)
 	for i := range n {
 		switch {
@@ -109,9 +106,9 @@ func untranscodeXOR(v []byte) ([]byte, bool) {
 		if i > 0 {
 			vb += uint64(unzigzag(deltas[i-1]))
 		}
-		app.Append(0, t, math.Float64frombits(unsortableBits(vb)))
+		ts[i], vs[i] = t, unsortableBits(vb)
 	}
-	return c.Bytes(), true
+	return encodeXOR(ts, vs), true
 }
 
 // appendStream appends xs shifted right by their common trailing zeros, as
