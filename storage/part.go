@@ -138,8 +138,14 @@ type partSource interface {
 
 // partWriteOptions tune writePart.
 type partWriteOptions struct {
-	// Compress compresses the chunk blobs with zstd.
+	// Compress compresses the chunk blobs and series groups with zstd, and
+	// transcodes XOR chunks (see part_transcode.go) so that it pays: about
+	// 20% fewer bytes than raw XOR chunks, but each chunk read is rebuilt.
 	Compress bool
+	// NoTranscode keeps XOR chunks as they are in compressed parts: reads
+	// cost a blob decompression only, the file is about 5% smaller than
+	// uncompressed.
+	NoTranscode bool
 	// NoSync skips the fsyncs. Only for tests and benchmarks.
 	NoSync bool
 	// hook, if set, is called at each step of writePart ("tenant", "commit",
@@ -304,7 +310,7 @@ func (w *partWriter) writeTenant(tenant string, src partSource) error {
 	if err := w.step("tenant"); err != nil {
 		return err
 	}
-	tw := newTenantWriter(w.opts.Compress)
+	tw := newTenantWriter(w.opts.Compress, w.opts.Compress && !w.opts.NoTranscode)
 	if err := tw.begin(w.db, tenant); err != nil {
 		return err
 	}
@@ -341,10 +347,11 @@ func (w *partWriter) writeTenant(tenant string, src partSource) error {
 // tenantWriter accumulates the index of one tenant while its blobs are
 // written.
 type tenantWriter struct {
-	tx       *bbolt.Tx
-	b        *bbolt.Bucket
-	compress bool
-	pending  int // blob bytes put in tx
+	tx        *bbolt.Tx
+	b         *bbolt.Bucket
+	compress  bool
+	transcode bool
+	pending   int // blob bytes put in tx
 
 	blob   []byte // raw data of the current blob
 	blobNo uint32
@@ -366,12 +373,13 @@ type tenantWriter struct {
 	stats   tenantHeader
 }
 
-func newTenantWriter(compress bool) *tenantWriter {
+func newTenantWriter(compress, transcode bool) *tenantWriter {
 	return &tenantWriter{
-		compress: compress,
-		intern:   map[string]uint32{},
-		postings: map[uint64][]uint32{},
-		stats:    tenantHeader{minT: maxTime, maxT: minTime},
+		compress:  compress,
+		transcode: transcode,
+		intern:    map[string]uint32{},
+		postings:  map[uint64][]uint32{},
+		stats:     tenantHeader{minT: maxTime, maxT: minTime},
 	}
 }
 
@@ -511,7 +519,7 @@ func (tw *tenantWriter) addChunks(s Series) error {
 			return invalidChunkError{series: s.Labels.String(), reason: err.Error()}
 		}
 		data, enc := c.Data, byte(c.Encoding)
-		if tw.compress && c.Encoding == chunkenc.EncXOR {
+		if tw.transcode && c.Encoding == chunkenc.EncXOR {
 			var ok bool
 			if tw.scratch, ok = transcodeXOR(tw.scratch[:0], c.Data); ok {
 				data, enc = tw.scratch, enc|transcodedFlag

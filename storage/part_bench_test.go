@@ -152,12 +152,19 @@ func BenchmarkPartDensity(b *testing.B) {
 			name     string
 			compress bool
 			codec    byte
-		}{{"part-raw", false, codecRaw}, {"part-zstd", true, codecZstd}, {"part-s2", true, codecS2}} {
+			plain    bool
+		}{
+			{"part-raw", false, codecRaw, false},
+			{"part-zstd", true, codecZstd, false},
+			{"part-zstd-notranscode", true, codecZstd, true},
+			{"part-s2", true, codecS2, false},
+		} {
 			old := blobCodec
 			blobCodec = c.codec
 			path := filepath.Join(dir, c.name)
 			start := time.Now()
-			require.NoError(b, writePart(path, partMeta{}, src, partWriteOptions{Compress: c.compress, NoSync: true}))
+			opts := partWriteOptions{Compress: c.compress, NoTranscode: c.plain, NoSync: true}
+			require.NoError(b, writePart(path, partMeta{}, src, opts))
 			blobCodec = old
 			st, err := os.Stat(path)
 			require.NoError(b, err)
@@ -231,10 +238,14 @@ func BenchmarkPartRead(b *testing.B) {
 	src := densitySource(b, data)
 	dir := b.TempDir()
 	parts := map[string]*part{}
-	for _, compress := range []bool{false, true} {
-		name := map[bool]string{false: "part-raw", true: "part-zstd"}[compress]
+	for name, opts := range map[string]partWriteOptions{
+		"part-raw":              {},
+		"part-zstd":             {Compress: true},
+		"part-zstd-notranscode": {Compress: true, NoTranscode: true},
+	} {
 		path := filepath.Join(dir, name)
-		require.NoError(b, writePart(path, partMeta{}, src, partWriteOptions{Compress: compress, NoSync: true}))
+		opts.NoSync = true
+		require.NoError(b, writePart(path, partMeta{}, src, opts))
 		p, err := openPart(path)
 		require.NoError(b, err)
 		b.Cleanup(func() { _ = p.Close() })
@@ -271,7 +282,7 @@ func BenchmarkPartRead(b *testing.B) {
 		{"series=one/range=3h", 0, []*labels.Matcher{m(labels.MatchEqual, "__name__", "node_load1"), m(labels.MatchEqual, "instance", "10.0.3.7:8080")}, 1},
 	}
 	for _, c := range cases {
-		for _, name := range []string{"part-raw", "part-zstd"} {
+		for _, name := range []string{"part-raw", "part-zstd", "part-zstd-notranscode"} {
 			b.Run("select/"+c.name+"/store="+name, func(b *testing.B) {
 				for b.Loop() {
 					got, err := parts[name].Select("bench", c.mint, last, SelectOptions{}, c.ms)

@@ -235,7 +235,7 @@ func (c *tenantChecker) checkLabels(id uint64, pairs, prev []uint32) {
 // checkChunk decodes chunk m and compares it with its meta.
 func (c *tenantChecker) checkChunk(id uint64, m *partChunkRef, samples *uint64) {
 	c.blobUse[m.blob] += int(m.len)
-	data, _, err := c.r.chunk(m)
+	data, err := c.r.chunk(m)
 	if err != nil {
 		c.problemf("series %d: %v", id, err)
 		return

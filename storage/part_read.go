@@ -130,6 +130,7 @@ type partReader struct {
 	groupNo   uint32
 	blobNo    uint32
 	blob      []byte // raw data of blob blobNo, nil if none loaded
+	xor       xorScratch
 	key       []byte // scratch
 }
 
@@ -225,18 +226,18 @@ func (r *partReader) chunkData(c *partChunkRef) ([]byte, error) {
 	return r.blob[c.off:end], nil
 }
 
-// chunk returns chunk c as handed out: its encoding and its data, which is
-// either new (fresh) or aliases memory as chunkData's does.
-func (r *partReader) chunk(c *partChunkRef) (data []byte, fresh bool, err error) {
-	data, err = r.chunkData(c)
+// chunk returns the data of chunk c as handed out (rebuilt as XOR if it is
+// transcoded). It is valid until the next call, or as chunkData's.
+func (r *partReader) chunk(c *partChunkRef) ([]byte, error) {
+	data, err := r.chunkData(c)
 	if err != nil || c.enc&transcodedFlag == 0 {
-		return data, false, err
+		return data, err
 	}
-	out, ok := untranscodeXOR(data)
+	out, ok := r.xor.untranscode(data)
 	if !ok || c.enc&^transcodedFlag != chunkenc.EncXOR {
-		return nil, false, corruptf("transcoded chunk at blob %d offset %d does not decode", c.blob, c.off)
+		return nil, corruptf("transcoded chunk at blob %d offset %d does not decode", c.blob, c.off)
 	}
-	return out, true, nil
+	return out, nil
 }
 
 // labels builds the label set of e with b; the strings are shared with
@@ -277,9 +278,12 @@ func (p *part) Series(tenant string, fn func(Series) error) error {
 			chunks := make([]Chunk, len(e.chunks))
 			for i := range e.chunks {
 				c := &e.chunks[i]
-				data, _, err := r.chunk(c)
+				data, err := r.chunk(c)
 				if err != nil {
 					return err
+				}
+				if c.enc&transcodedFlag != 0 {
+					data = bytes.Clone(data) // the next chunk reuses the buffer
 				}
 				chunks[i] = Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: data}
 			}
@@ -324,14 +328,11 @@ func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []
 				if opts.SkipChunks {
 					break
 				}
-				data, fresh, err := r.chunk(c)
+				data, err := r.chunk(c)
 				if err != nil {
 					return err
 				}
-				if !fresh {
-					data = a.copy(data)
-				}
-				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: data})
+				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: a.copy(data)})
 			}
 			if !found {
 				return nil

@@ -11,8 +11,12 @@ import (
 // faster. transcodeXOR keeps a transcoded chunk only if this rebuilds the
 // original bytes, so a difference could only cost density, never data.
 func encodeXOR(ts []int64, vs []uint64) []byte {
-	w := bitWriter{buf: make([]byte, 2, 2+len(ts)*3)}
-	binary.BigEndian.PutUint16(w.buf, uint16(len(ts)))
+	return encodeXORTo(&bitWriter{buf: make([]byte, 0, 2+len(ts)*3)}, ts, vs)
+}
+
+// encodeXORTo is encodeXOR appending to w, which must be empty.
+func encodeXORTo(w *bitWriter, ts []int64, vs []uint64) []byte {
+	w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(ts)))
 	var (
 		tDelta            uint64
 		leading, trailing uint8 = 0xff, 0
@@ -108,10 +112,10 @@ func (w *bitWriter) xorValue(delta uint64, leading, trailing *uint8) {
 		return
 	}
 	*leading, *trailing = newLeading, newTrailing
-	w.write(0b11, 2)
-	w.write(uint64(newLeading), 5)
 	sigbits := 64 - newLeading - newTrailing
-	w.write(uint64(sigbits), 6)
+	// Control bits 11, 5 bits of leading zeros, 6 of significant bits (64
+	// is written as 0).
+	w.write(0b11<<11|uint64(newLeading)<<6|uint64(sigbits&63), 13)
 	w.write(delta>>newTrailing, uint(sigbits))
 }
 
