@@ -25,8 +25,10 @@ package storage
 //
 //	'B' be32(n)                  blob n: chunk data, in series order
 //	'h'                          header
+//	'n'                          label names: symbol ID list
 //	'p' name 0xff value          postings of the label pair name=value
 //	's' be32(n)                  symbol block n
+//	'v' name 0xff                values of label name: symbol ID list
 //	'x' be32(n)                  series group n: series 64n to 64n+63
 //
 // Symbols are the distinct label names and values of the tenant, sorted, so
@@ -54,10 +56,11 @@ package storage
 // blob.
 //
 // A postings value is uvarint(count) uvarint(first id) {uvarint(id - previous
-// id - 1)}.... Values of one name are contiguous keys in byte order, so
-// LabelValues is a key scan, and names are found by skipping from one name to
-// the next (key order is not name order when a name extends another, so the
-// names are sorted afterwards). Labels with an empty value are not stored.
+// id - 1)}...; a symbol ID list is encoded the same way. Values of one name
+// are contiguous postings keys in byte order, so label values under
+// matchers are one key scan; without matchers LabelNames and LabelValues
+// read one symbol ID list each ('n', 'v'). Labels with an empty value are not
+// stored.
 //
 // A blob value is codec(1) crc32c(4) uvarint(raw length) payload, where the
 // CRC (Castagnoli) covers everything after itself and the payload is the raw
@@ -68,8 +71,8 @@ package storage
 // The header is uvarint(series) uvarint(chunks) uvarint(samples)
 // varint(MinTime) varint(MaxTime) uvarint(symbols) uvarint(blobs)
 // uvarint(bytes) crc32c(4), where bytes counts the tenant's keys and values
-// and the CRC covers the header fields before it and every 'p', 's' and 'x'
-// key and value in order, so that Check finds any change to the index.
+// and the CRC covers the header fields before it and every key and value of
+// the index ('n' to 'x') in order, so that Check finds any change to it.
 
 import (
 	"bytes"
@@ -100,8 +103,10 @@ var (
 const (
 	kindBlob     = 'B'
 	kindHeader   = 'h'
+	kindNames    = 'n'
 	kindPostings = 'p'
 	kindSymbols  = 's'
+	kindValues   = 'v'
 	kindSeries   = 'x'
 
 	// symbolsPerBlock is the number of symbols in a symbol block.
@@ -632,16 +637,47 @@ type keyValue struct{ k, v []byte }
 // encodeIndex returns the postings, symbols and series entries, in key
 // order.
 func (tw *tenantWriter) encodeIndex(sym []uint32) []keyValue {
-	out := make([]keyValue, 0, len(tw.postings))
-	for k, ids := range tw.postings {
-		key := appendPostingsKey(nil, tw.strs[sym[k>>32]], tw.strs[sym[uint32(k)]])
-		out = append(out, keyValue{key, encodePostings(nil, ids)})
+	type pair struct{ name, value uint32 } // symbol IDs
+	pairs := make([]pair, 0, len(tw.postings))
+	for k := range tw.postings {
+		pairs = append(pairs, pair{sym[k>>32], sym[uint32(k)]})
 	}
-	slices.SortFunc(out, func(a, b keyValue) int { return bytes.Compare(a.k, b.k) })
+	// Symbol order is string order, so this is the order of the keys (a
+	// name that extends another sorts after it here and before it there;
+	// the postings keys are sorted apart below).
+	slices.SortFunc(pairs, func(a, b pair) int {
+		return cmpInt64(int64(a.name)<<32|int64(a.value), int64(b.name)<<32|int64(b.value))
+	})
+	var (
+		names      []uint32
+		postings   = make([]keyValue, 0, len(pairs))
+		valueLists []keyValue
+		values     []uint32
+	)
+	inv := make([]uint32, len(sym)) // symbol ID -> ref
+	for ref, id := range sym {
+		inv[id] = uint32(ref)
+	}
+	for i, p := range pairs {
+		name, value := tw.strs[p.name], tw.strs[p.value]
+		ids := tw.postings[uint64(inv[p.name])<<32|uint64(inv[p.value])]
+		postings = append(postings, keyValue{appendPostingsKey(nil, name, value), encodePostings(nil, ids)})
+		values = append(values, p.value)
+		if i == len(pairs)-1 || pairs[i+1].name != p.name {
+			names = append(names, p.name)
+			key := append(append([]byte{kindValues}, name...), sep)
+			valueLists = append(valueLists, keyValue{key, encodePostings(nil, values)})
+			values = values[:0]
+		}
+	}
+	slices.SortFunc(postings, func(a, b keyValue) int { return bytes.Compare(a.k, b.k) })
+	slices.SortFunc(valueLists, func(a, b keyValue) int { return bytes.Compare(a.k, b.k) })
+	out := append([]keyValue{{[]byte{kindNames}, encodePostings(nil, names)}}, postings...)
 	for n := 0; n*symbolsPerBlock < len(tw.strs); n++ {
 		block := tw.strs[n*symbolsPerBlock : min(len(tw.strs), (n+1)*symbolsPerBlock)]
 		out = append(out, keyValue{appendKindKey(nil, kindSymbols, uint32(n)), encodeSymbolBlock(nil, block)})
 	}
+	out = append(out, valueLists...)
 	var group [][]byte
 	for id := range tw.ids {
 		group = append(group, tw.encodeSeries(id, sym))

@@ -40,7 +40,7 @@ func checkPart(path string) (err error) {
 		}
 		for _, tenant := range p.tenants {
 			b := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
-			tc := &tenantChecker{checker: &c, tenant: tenant, r: &partReader{b: b, h: p.headers[tenant], syms: map[uint32][]string{}}}
+			tc := &tenantChecker{checker: &c, tenant: tenant, values: map[uint32][]uint64{}, r: &partReader{b: b, h: p.headers[tenant], syms: map[uint32]string{}}}
 			tc.run()
 		}
 		return nil
@@ -61,10 +61,11 @@ type tenantChecker struct {
 	r      *partReader
 
 	syms    []string
-	pairs   [][]uint32 // label pairs of each series
-	blobLen []int      // raw length of each blob
-	blobUse []int      // bytes of chunks in each blob
-	seen    int        // postings entries
+	pairs   [][]uint32          // label pairs of each series
+	blobLen []int               // raw length of each blob
+	blobUse []int               // bytes of chunks in each blob
+	seen    int                 // postings entries
+	values  map[uint32][]uint64 // name -> values, from the postings keys
 	nPairs  int
 }
 
@@ -82,6 +83,7 @@ func (c *tenantChecker) run() {
 	}
 	c.checkSeries()
 	c.checkPostings()
+	c.checkLists()
 	for i, n := range c.blobUse {
 		if n != c.blobLen[i] {
 			c.problemf("blob %d holds %d bytes but chunks use %d", i, c.blobLen[i], n)
@@ -280,12 +282,41 @@ func (c *tenantChecker) checkPostings() {
 			c.problemf("postings %q: symbols found %v %v, %d ids, %v", k, nok, vok, len(ids), err)
 			continue
 		}
+		c.values[uint32(name)] = append(c.values[uint32(name)], uint64(value))
 		for _, id := range ids {
 			if !hasPair(c.pairs[id], uint32(name), uint32(value)) {
 				c.problemf("postings %q list series %d, which lacks that label", k, id)
 			}
 		}
 		c.seen += len(ids)
+	}
+}
+
+// checkLists checks that the names list and the values lists are those of
+// the postings.
+func (c *tenantChecker) checkLists() {
+	var names []uint64
+	for name, values := range c.values {
+		names = append(names, uint64(name))
+		slices.Sort(values)
+		key := append(append([]byte{kindValues}, c.syms[name]...), sep)
+		got, err := decodePostings(nil, c.r.b.Get(key), c.r.h.symbols)
+		if err != nil || !slices.Equal(got, values) {
+			c.problemf("values of %q: %d listed, %d in postings (%v)", c.syms[name], len(got), len(values), err)
+		}
+	}
+	slices.Sort(names)
+	got, err := decodePostings(nil, c.r.b.Get([]byte{kindNames}), c.r.h.symbols)
+	if err != nil || !slices.Equal(got, names) {
+		c.problemf("%d names listed, %d in postings (%v)", len(got), len(names), err)
+	}
+	n := 0
+	cur := c.r.b.Cursor()
+	for k, _ := cur.Seek([]byte{kindValues}); len(k) > 0 && k[0] == kindValues; k, _ = cur.Next() {
+		n++
+	}
+	if n != len(c.values) {
+		c.problemf("%d values lists for %d names", n, len(c.values))
 	}
 }
 
@@ -315,7 +346,7 @@ func (c *tenantChecker) checkSums() {
 				c.problemf("unknown key %q", k)
 			}
 			continue
-		case kindPostings, kindSymbols, kindSeries:
+		case kindNames, kindPostings, kindSymbols, kindValues, kindSeries:
 			crc = crc32.Update(crc32.Update(crc, castagnoli, k), castagnoli, v)
 		case kindBlob:
 		default:

@@ -110,7 +110,7 @@ func (p *part) view(tenant string, fn func(r *partReader) error) error {
 		if b == nil {
 			return corruptf("tenant bucket missing")
 		}
-		return fn(&partReader{b: b, h: h, syms: map[uint32][]string{}})
+		return fn(&partReader{b: b, h: h, syms: map[uint32]string{}})
 	})
 	if err != nil {
 		return fmt.Errorf("part %s tenant %q: %w", p.path, tenant, err)
@@ -123,7 +123,9 @@ func (p *part) view(tenant string, fn func(r *partReader) error) error {
 type partReader struct {
 	b    *bbolt.Bucket
 	h    tenantHeader
-	syms map[uint32][]string // symbol block number -> its symbols
+	syms map[uint32]string // symbol ID -> symbol, those read so far
+
+	symBuf []byte // scratch of symbolAt
 
 	group     []byte // decoded series group groupNo, nil if none
 	groupOffs []int  // offsets of the entries in group, and its end
@@ -134,22 +136,24 @@ type partReader struct {
 	key       []byte // scratch
 }
 
-// symbol returns the string of symbol id.
+// symbol returns the string of symbol id. Symbols are cached one by one:
+// a miss decodes its block up to it.
 func (r *partReader) symbol(id uint32) (string, error) {
+	if s, ok := r.syms[id]; ok {
+		return s, nil
+	}
 	n := id / symbolsPerBlock
-	block, ok := r.syms[n]
-	if !ok {
-		v := r.b.Get(appendKindKey(r.key[:0], kindSymbols, n))
-		var err error
-		if block, err = decodeSymbolBlock(nil, v); err != nil {
-			return "", fmt.Errorf("symbol block %d: %w", n, err)
-		}
-		r.syms[n] = block
+	v := r.b.Get(appendKindKey(r.key[:0], kindSymbols, n))
+	if v == nil {
+		return "", corruptf("symbol block %d missing", n)
 	}
-	if i := int(id % symbolsPerBlock); i < len(block) {
-		return block[i], nil
+	s, buf, err := symbolAt(v, int(id%symbolsPerBlock), r.symBuf)
+	r.symBuf = buf
+	if err != nil {
+		return "", fmt.Errorf("symbol %d: %w", id, err)
 	}
-	return "", corruptf("symbol %d missing", id)
+	r.syms[id] = s
+	return s, nil
 }
 
 // entry returns the raw value of series id, valid until the next call.
@@ -377,7 +381,7 @@ func (p *part) LabelNames(tenant string, ms []*labels.Matcher) ([]string, error)
 			return err
 		}
 		if all {
-			names, err = r.allLabelNames()
+			names, err = r.symbolList([]byte{kindNames})
 			return err
 		}
 		seen := map[uint32]struct{}{}
@@ -408,23 +412,34 @@ func (p *part) LabelNames(tenant string, ms []*labels.Matcher) ([]string, error)
 	return names, err
 }
 
-// allLabelNames returns the names that have postings. The keys of name n
-// are 'p' n 0xff value and n has no 0xff byte, so incrementing the last byte
-// of 'p' n gives the first key after them.
-func (r *partReader) allLabelNames() ([]string, error) {
-	var names []string
-	c := r.b.Cursor()
-	for k, _ := c.Seek([]byte{kindPostings}); len(k) > 0 && k[0] == kindPostings; {
-		i := bytes.IndexByte(k, sep)
-		if i <= 1 {
-			return nil, corruptf("malformed postings key %q", k)
-		}
-		names = append(names, string(k[1:i]))
-		r.key = append(r.key[:0], k[:i]...)
-		r.key[len(r.key)-1]++
-		k, _ = c.Seek(r.key)
+// symbolList returns the symbols of the symbol ID list under key, in order,
+// decoding each symbol block once.
+func (r *partReader) symbolList(key []byte) ([]string, error) {
+	v := r.b.Get(key)
+	if v == nil {
+		return nil, nil
 	}
-	return names, nil
+	ids, err := decodePostings(nil, v, r.h.symbols)
+	if err != nil {
+		return nil, fmt.Errorf("symbol list %q: %w", key, err)
+	}
+	out := make([]string, 0, len(ids))
+	var block []string
+	blockNo := -1
+	for _, id := range ids {
+		if n := int(id / symbolsPerBlock); n != blockNo {
+			if block, err = decodeSymbolBlock(block[:0], r.b.Get(appendKindKey(r.key[:0], kindSymbols, uint32(n)))); err != nil {
+				return nil, fmt.Errorf("symbol block %d: %w", n, err)
+			}
+			blockNo = n
+		}
+		i := int(id % symbolsPerBlock)
+		if i >= len(block) {
+			return nil, corruptf("symbol %d missing", id)
+		}
+		out = append(out, block[i])
+	}
+	return out, nil
 }
 
 // LabelValues returns the sorted values of label name over tenant's series
@@ -439,7 +454,11 @@ func (p *part) LabelValues(tenant, name string, ms []*labels.Matcher) ([]string,
 		if err != nil || (!all && len(ids) == 0) {
 			return err
 		}
-		if !all && len(ids) <= labelValuesBySeries {
+		if all {
+			values, err = r.symbolList(append(append([]byte{kindValues}, name...), sep))
+			return err
+		}
+		if len(ids) <= labelValuesBySeries {
 			values, err = r.labelValuesOf(name, ids)
 			return err
 		}
