@@ -249,6 +249,13 @@ func encodeSymbolBlock(dst []byte, syms []string) []byte {
 
 // decodeSymbolBlock appends the symbols of a block to dst as new strings.
 func decodeSymbolBlock(dst []string, v []byte) ([]string, error) {
+	return decodeSymbolBlockIn(nil, dst, v)
+}
+
+// decodeSymbolBlockIn is decodeSymbolBlock with the strings' bytes carved
+// from a (one allocation per arena block rather than per string) unless a
+// is nil.
+func decodeSymbolBlockIn(a *arena, dst []string, v []byte) ([]string, error) {
 	d := partDecoder{b: v}
 	n := d.uvarintMax(symbolsPerBlock)
 	var prev []byte
@@ -258,9 +265,12 @@ func decodeSymbolBlock(dst []string, v []byte) ([]string, error) {
 		if d.err != nil {
 			break
 		}
-		s := append(prev[:shared:shared], rest...)
-		dst = append(dst, string(s))
-		prev = s
+		prev = append(prev[:shared], rest...) // dst gets copies
+		if a != nil {
+			dst = append(dst, yoloString(a.copy(prev)))
+		} else {
+			dst = append(dst, string(prev))
+		}
 	}
 	return dst, d.done("symbol block")
 }

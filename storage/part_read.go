@@ -424,20 +424,39 @@ func (r *partReader) symbolList(key []byte) ([]string, error) {
 		return nil, fmt.Errorf("symbol list %q: %w", key, err)
 	}
 	out := make([]string, 0, len(ids))
-	var block []string
-	blockNo := -1
-	for _, id := range ids {
-		if n := int(id / symbolsPerBlock); n != blockNo {
-			if block, err = decodeSymbolBlock(block[:0], r.b.Get(appendKindKey(r.key[:0], kindSymbols, uint32(n)))); err != nil {
-				return nil, fmt.Errorf("symbol block %d: %w", n, err)
+	var (
+		block []string
+		a     arena // the strings' bytes; never written again once handed out
+	)
+	for i := 0; i < len(ids); {
+		n := ids[i] / symbolsPerBlock
+		j := i + 1
+		for j < len(ids) && ids[j]/symbolsPerBlock == n {
+			j++
+		}
+		if j-i < symbolsPerBlock/8 {
+			// Few symbols of this block: decode up to each alone.
+			for _, id := range ids[i:j] {
+				s, err := r.symbol(uint32(id))
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, s)
 			}
-			blockNo = n
+			i = j
+			continue
 		}
-		i := int(id % symbolsPerBlock)
-		if i >= len(block) {
-			return nil, corruptf("symbol %d missing", id)
+		if block, err = decodeSymbolBlockIn(&a, block[:0], r.b.Get(appendKindKey(r.key[:0], kindSymbols, uint32(n)))); err != nil {
+			return nil, fmt.Errorf("symbol block %d: %w", n, err)
 		}
-		out = append(out, block[i])
+		for _, id := range ids[i:j] {
+			k := int(id % symbolsPerBlock)
+			if k >= len(block) {
+				return nil, corruptf("symbol %d missing", id)
+			}
+			out = append(out, block[k])
+		}
+		i = j
 	}
 	return out, nil
 }
