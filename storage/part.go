@@ -200,12 +200,10 @@ func writePart(path string, meta partMeta, src partSource, opts partWriteOptions
 		return nil
 	}
 	w := &partWriter{db: db, opts: opts, step: step}
-	for _, tenant := range src.Tenants() {
-		if err := w.writeTenant(tenant, src); err != nil {
-			return fmt.Errorf("tenant %q: %w", tenant, err)
+	if err := w.writeAll(src, meta); err != nil {
+		if w.tx != nil {
+			_ = w.tx.Rollback() // the write error is the one to report
 		}
-	}
-	if err := db.Update(func(tx *bbolt.Tx) error { return putPartMeta(tx, meta) }); err != nil {
 		return err
 	}
 	err, db = db.Close(), nil
@@ -299,15 +297,69 @@ func putPartMeta(tx *bbolt.Tx, meta partMeta) error {
 	return b.Put(keyPartVersion, binary.BigEndian.AppendUint64(nil, partFormatVersion))
 }
 
-// partWriter writes the tenants of one part.
+// partWriter writes the tenants of one part, in as few transactions as
+// partCommitBytes allows: small tenants share one.
 type partWriter struct {
-	db   *bbolt.DB
-	opts partWriteOptions
-	step func(string) error
+	db      *bbolt.DB
+	opts    partWriteOptions
+	step    func(string) error
+	tx      *bbolt.Tx
+	tenants *bbolt.Bucket // of tx
+	pending int           // bytes put in tx
 }
 
-// writeTenant writes the blobs of tenant while it streams its series, in as
-// many transactions as their size needs, then the index in one more.
+// writeAll writes every tenant of src, then the meta, which commits last.
+func (w *partWriter) writeAll(src partSource, meta partMeta) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	for _, tenant := range src.Tenants() {
+		if err := w.writeTenant(tenant, src); err != nil {
+			return fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+	}
+	if err := putPartMeta(w.tx, meta); err != nil {
+		return err
+	}
+	err := w.tx.Commit()
+	w.tx = nil
+	return err
+}
+
+// begin starts a write transaction.
+func (w *partWriter) begin() error {
+	tx, err := w.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	if w.tenants, err = tx.CreateBucketIfNotExists(bucketTenants); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	w.tenants.FillPercent = 1
+	w.tx, w.pending = tx, 0
+	return nil
+}
+
+// maybeCommit commits and begins a new transaction if the current one holds
+// partCommitBytes.
+func (w *partWriter) maybeCommit() error {
+	if w.pending < partCommitBytes {
+		return nil
+	}
+	if err := w.step("commit"); err != nil {
+		return err
+	}
+	err := w.tx.Commit()
+	w.tx = nil
+	if err != nil {
+		return err
+	}
+	return w.begin()
+}
+
+// writeTenant writes the blobs of tenant while it streams its series, then
+// its index.
 func (w *partWriter) writeTenant(tenant string, src partSource) error {
 	if tenant == "" {
 		return errors.New("empty tenant name")
@@ -315,48 +367,42 @@ func (w *partWriter) writeTenant(tenant string, src partSource) error {
 	if err := w.step("tenant"); err != nil {
 		return err
 	}
-	tw := newTenantWriter(w.opts.Compress, w.opts.Compress && !w.opts.NoTranscode)
-	if err := tw.begin(w.db, tenant); err != nil {
+	tw := newTenantWriter(w, []byte(tenant))
+	if err := tw.bucket(true); err != nil {
 		return err
 	}
 	err := src.Series(tenant, func(s Series) error {
 		if err := tw.add(s); err != nil {
 			return err
 		}
-		if tw.pending < partCommitBytes {
-			return nil
-		}
-		if err := w.step("commit"); err != nil {
+		if err := w.maybeCommit(); err != nil {
 			return err
 		}
-		return tw.commit(w.db, tenant)
+		return tw.bucket(false)
 	})
 	if err == nil {
 		err = tw.flushBlob()
 	}
 	if err != nil {
-		_ = tw.tx.Rollback() // the stream error is the one to report
 		return err
 	}
-	if len(tw.ids) == 0 {
-		// No series: drop what begin created.
-		return errors.Join(tw.tx.Bucket(bucketTenants).DeleteBucket([]byte(tenant)), tw.tx.Commit())
+	if len(tw.ids) == 0 { // no series: drop the bucket
+		return w.tenants.DeleteBucket(tw.name)
 	}
 	if err := tw.putIndex(); err != nil {
-		_ = tw.tx.Rollback()
 		return err
 	}
-	return tw.tx.Commit()
+	return w.maybeCommit()
 }
 
 // tenantWriter accumulates the index of one tenant while its blobs are
 // written.
 type tenantWriter struct {
-	tx        *bbolt.Tx
-	b         *bbolt.Bucket
+	w         *partWriter
+	name      []byte
+	b         *bbolt.Bucket // the tenant's, in w.tx
 	compress  bool
 	transcode bool
-	pending   int // blob bytes put in tx
 
 	blob   []byte // raw data of the current blob
 	blobNo uint32
@@ -378,10 +424,12 @@ type tenantWriter struct {
 	stats   tenantHeader
 }
 
-func newTenantWriter(compress, transcode bool) *tenantWriter {
+func newTenantWriter(w *partWriter, name []byte) *tenantWriter {
 	return &tenantWriter{
-		compress:  compress,
-		transcode: transcode,
+		w:         w,
+		name:      name,
+		compress:  w.opts.Compress,
+		transcode: w.opts.Compress && !w.opts.NoTranscode,
 		intern:    map[string]uint32{},
 		postings:  map[uint64][]uint32{},
 		stats:     tenantHeader{minT: maxTime, maxT: minTime},
@@ -393,38 +441,18 @@ const (
 	maxTime = 1<<63 - 1
 )
 
-// begin starts a write transaction and creates the tenant's bucket.
-func (tw *tenantWriter) begin(db *bbolt.DB, tenant string) error {
-	tx, err := db.Begin(true)
-	if err != nil {
-		return err
+// bucket creates the tenant's bucket, or finds it again in the current
+// transaction.
+func (tw *tenantWriter) bucket(create bool) error {
+	if create {
+		b, err := tw.w.tenants.CreateBucket(tw.name)
+		if err != nil {
+			return err
+		}
+		tw.b = b
+	} else {
+		tw.b = tw.w.tenants.Bucket(tw.name)
 	}
-	tenants, err := tx.CreateBucketIfNotExists(bucketTenants)
-	if err == nil {
-		tenants.FillPercent = 1
-		tw.b, err = tenants.CreateBucket([]byte(tenant))
-	}
-	if err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	tw.b.FillPercent = 1
-	tw.tx, tw.pending = tx, 0
-	return nil
-}
-
-// commit commits the blobs written so far and begins a new transaction.
-func (tw *tenantWriter) commit(db *bbolt.DB, tenant string) error {
-	if err := tw.tx.Commit(); err != nil {
-		return err
-	}
-	tx, err := db.Begin(true)
-	if err != nil {
-		return err
-	}
-	tenants := tx.Bucket(bucketTenants)
-	tenants.FillPercent = 1
-	tw.tx, tw.b, tw.pending = tx, tenants.Bucket([]byte(tenant)), 0
 	tw.b.FillPercent = 1
 	return nil
 }
@@ -580,7 +608,7 @@ func (tw *tenantWriter) flushBlob() error {
 		return err
 	}
 	tw.stats.bytes += uint64(len(v) + 5)
-	tw.pending += len(v)
+	tw.w.pending += len(v)
 	tw.blobNo++
 	tw.blob = make([]byte, 0, partBlobTarget)
 	return nil
@@ -610,6 +638,7 @@ func (tw *tenantWriter) putIndex() error {
 		if err := tw.b.Put(kv.k, kv.v); err != nil {
 			return err
 		}
+		tw.w.pending += len(kv.v)
 	}
 	return nil
 }

@@ -12,26 +12,31 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// checkPart verifies the part file at path: bbolt's page consistency, the
-// meta, and for every tenant that the header's counts and CRC match the
-// index, that symbols are sorted, that series are in strictly increasing
-// label order with well-formed labels, that the postings are exactly the
-// label pairs of the series, that every blob's CRC matches and its data is
-// exactly the chunks that point into it, and that every chunk decodes to
-// the number of samples and the time range its meta says. It holds the
-// tenant's symbols and label pairs in memory. Problems are reported as one
-// error matching ErrCorrupt.
-func checkPart(path string) (err error) {
+// checkPart opens the part file at path and checks it (see part.Check).
+func checkPart(path string) error {
 	p, err := openPart(path)
 	if err != nil {
 		return fmt.Errorf("check part: %w", err)
 	}
+	return errors.Join(p.Check(), p.Close())
+}
+
+// Check verifies the part: bbolt's page consistency, and for every tenant
+// that the header's counts and CRC match the index, that symbols are
+// sorted, that series are in strictly increasing label order with
+// well-formed labels, that the postings and the name and value lists are
+// exactly the label pairs of the series, that every blob's CRC matches and
+// its data is exactly the chunks that point into it, and that every chunk
+// decodes to the number of samples and the time range its meta says
+// (openPart has checked the meta and the headers decode). It holds a
+// tenant's symbols and label pairs in memory. Problems are reported as one
+// error matching ErrCorrupt.
+func (p *part) Check() (err error) {
 	defer func() {
 		// A damaged file can make bbolt itself panic.
 		if r := recover(); r != nil {
-			err = fmt.Errorf("check part %s: %w", path, corruptf("reading the file panicked: %v", r))
+			err = fmt.Errorf("check part %s: %w", p.path, corruptf("reading the file panicked: %v", r))
 		}
-		err = errors.Join(err, p.Close())
 	}()
 	var c checker
 	err = p.db.View(func(tx *bbolt.Tx) error {
@@ -40,16 +45,17 @@ func checkPart(path string) (err error) {
 		}
 		for _, tenant := range p.tenants {
 			b := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
-			tc := &tenantChecker{checker: &c, tenant: tenant, values: map[uint32][]uint64{}, r: &partReader{b: b, h: p.headers[tenant], syms: map[uint32]string{}}}
+			tc := &tenantChecker{checker: &c, tenant: tenant, values: map[uint32][]uint64{},
+				r: &partReader{b: b, h: p.headers[tenant], syms: map[uint32]string{}}}
 			tc.run()
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("check part %s: %w", path, err)
+		return fmt.Errorf("check part %s: %w", p.path, err)
 	}
 	if c.total > 0 {
-		return fmt.Errorf("check part %s: %w", path, corruptError{problems: c.problems, total: c.total})
+		return fmt.Errorf("check part %s: %w", p.path, corruptError{problems: c.problems, total: c.total})
 	}
 	return nil
 }
