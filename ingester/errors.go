@@ -13,7 +13,7 @@ import (
 	"github.com/argus-tsdb/argus/storage"
 )
 
-// ErrNotReady means the ingester is still replaying its WALs or is stopping.
+// ErrNotReady means the ingester is still replaying its WAL or is stopping.
 var ErrNotReady = errors.New("ingester not ready")
 
 // ErrOutOfOrder means a sample is older than the latest sample of its series,
@@ -45,11 +45,11 @@ var ErrMaxSeriesPerUser = errors.New("per-user series limit reached")
 // ingester.
 var ErrMaxSeriesPerMetric = errors.New("per-metric series limit reached")
 
-// ErrWALWrite means writing a push to the tenant's WAL failed: nothing of
+// ErrWALWrite means writing a push to the WAL failed: nothing of
 // that push is appended.
 var ErrWALWrite = errors.New("write wal")
 
-// ErrWALFailed means an earlier WAL write of the tenant failed, so the WAL
+// ErrWALFailed means an earlier WAL write failed, so the WAL
 // may end with a torn record; pushes are refused until a restart repairs it.
 var ErrWALFailed = errors.New("wal failed earlier, restart required")
 

@@ -11,7 +11,7 @@ import (
 	"github.com/argus-tsdb/argus/storage"
 )
 
-// flushBatchSeries caps the series written to the chunk store in one
+// flushBatchSeries caps the series written to the DB in one
 // transaction.
 const flushBatchSeries = 10_000
 
@@ -27,7 +27,7 @@ const (
 	cutIdleChunks
 )
 
-// flush writes every finished chunk of the queued series to the chunk store,
+// flush writes every finished chunk of the queued series to the DB,
 // in transactions of up to flushBatchSeries series, then drops them from
 // memory. It stops early when ctx is done; what it did not write stays
 // queued (and in the WAL). Flushes of one tenant are serialized.
@@ -80,7 +80,7 @@ func (h *tenantHead) flushBatch(series []*memSeries) error {
 	if err != nil {
 		// Some series were written one by one; the others stay queued.
 		h.metrics.flushFailures.Inc()
-		h.logger.Error("chunk store rejected series, kept in memory and retried", "err", err,
+		h.logger.Error("db rejected series, kept in memory and retried", "err", err,
 			"see_metric", "argus_ingester_flush_failures_total")
 	}
 	var requeue []*memSeries
@@ -122,7 +122,7 @@ func (h *tenantHead) appendChunks(batch []storage.Series) ([]bool, error) {
 		return persisted, nil
 	}
 	if !isRejection(err) {
-		return nil, fmt.Errorf("append to chunk store: %w", err)
+		return nil, fmt.Errorf("append to db: %w", err)
 	}
 	persisted := make([]bool, len(batch))
 	var errs []error
@@ -164,7 +164,7 @@ func (h *tenantHead) appendOne(sr *storage.Series) error {
 	return err
 }
 
-// isRejection reports whether the chunk store rejected a batch for its
+// isRejection reports whether the DB rejected a batch for its
 // content rather than failed to write it.
 func isRejection(err error) bool {
 	return errors.Is(err, storage.ErrOutOfOrderChunk) || errors.Is(err, storage.ErrInvalidChunk) ||

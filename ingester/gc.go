@@ -24,31 +24,37 @@ type gcCandidate struct {
 	lastT int64
 }
 
-// gcPlan is the series of one tenant that a truncation removes.
+// gcPlan is the series of one tenant that a truncation or a retention pass
+// removes.
 type gcPlan struct {
 	h           *tenantHead
+	idleBefore  uint32 // a candidate must have had no sample since (Unix seconds)
 	candidates  []gcCandidate
 	removedMaxT int64
 }
 
 // removeIdleSeries removes from every head the series with nothing in
 // memory and no sample for MaxChunkIdle. Their data stays queryable from the
-// DB. Each tenant's removedMaxT is raised, and written durably for every
-// tenant in one file, before any of its series leaves the head; the file is
-// written without holding any tenant's appendMu. The caller holds truncMu.
-// It returns how many series it removed.
+// DB. The caller holds truncMu. It returns how many series it removed.
 func (i *Ingester) removeIdleSeries(heads []*tenantHead) (int, error) {
 	var plans []gcPlan
-	raised := map[string]int64{}
 	for _, h := range heads {
-		p := h.planGC()
-		if len(p.candidates) == 0 {
-			continue
+		idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
+		plans = append(plans, h.planGC(idleBefore, math.MaxInt64))
+	}
+	return i.removeSeries(plans)
+}
+
+// removeSeries removes the candidates of plans from their heads. Each
+// tenant's removedMaxT is raised, and written durably for every tenant in
+// one file, before any of its series leaves the head; the file is written
+// without holding any tenant's appendMu. The caller holds truncMu.
+func (i *Ingester) removeSeries(plans []gcPlan) (int, error) {
+	raised := map[string]int64{}
+	for _, p := range plans {
+		if len(p.candidates) > 0 && p.removedMaxT > p.h.removedMaxT.Load() {
+			raised[p.h.id] = p.removedMaxT
 		}
-		if p.removedMaxT > h.removedMaxT.Load() {
-			raised[h.id] = p.removedMaxT
-		}
-		plans = append(plans, p)
 	}
 	if len(raised) > 0 {
 		if err := i.raiseRemovedMaxT(raised); err != nil {
@@ -62,30 +68,30 @@ func (i *Ingester) removeIdleSeries(heads []*tenantHead) (int, error) {
 	}
 	n := 0
 	for _, p := range plans {
-		n += p.h.removeSeries(p.candidates)
+		n += p.h.removeSeries(p)
 	}
 	return n, nil
 }
 
-// planGC returns the series with nothing in memory and no sample for longer
-// than MaxChunkIdle, and the removedMaxT that covers them.
-func (h *tenantHead) planGC() gcPlan {
-	idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
-	var idle []*memSeries
+// planGC returns the series with nothing in memory, no sample since
+// idleBefore (wall clock, Unix seconds) and a lastT before lastBefore, and
+// the removedMaxT that covers them.
+func (h *tenantHead) planGC(idleBefore uint32, lastBefore int64) gcPlan {
+	var empty []*memSeries
 	h.series.forEach(func(s *memSeries) {
 		s.mu.Lock()
 		if !s.inMemoryLocked() && s.lastAppend < idleBefore {
-			idle = append(idle, s)
+			empty = append(empty, s)
 		}
 		s.mu.Unlock()
 	})
-	p := gcPlan{h: h, removedMaxT: h.removedMaxT.Load()}
-	if len(idle) == 0 {
+	p := gcPlan{h: h, idleBefore: idleBefore, removedMaxT: h.removedMaxT.Load()}
+	if len(empty) == 0 {
 		return p
 	}
 	h.appendMu.Lock() // lastT and deleted
-	for _, s := range idle {
-		if !s.deleted {
+	for _, s := range empty {
+		if !s.deleted && s.lastT < lastBefore {
 			p.candidates = append(p.candidates, gcCandidate{s: s, lastT: s.lastT})
 			p.removedMaxT = max(p.removedMaxT, s.lastT) // lastT >= the persisted max time.
 		}
@@ -94,19 +100,21 @@ func (h *tenantHead) planGC() gcPlan {
 	return p
 }
 
-// removeSeries removes the candidates that are still empty, idle and
+// removeSeries removes the candidates of p that are still empty, idle and
 // unchanged since planGC. A push that resolved one before sees deleted and
 // recreates it. The caller holds the Ingester's truncMu (aliases).
-func (h *tenantHead) removeSeries(candidates []gcCandidate) int {
-	idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
-	deleted := make(map[promstorage.SeriesRef]struct{}, len(candidates))
+func (h *tenantHead) removeSeries(p gcPlan) int {
+	if len(p.candidates) == 0 {
+		return 0
+	}
+	deleted := make(map[promstorage.SeriesRef]struct{}, len(p.candidates))
 	affected := map[labels.Label]struct{}{}
 	h.appendMu.Lock()
 	h.createMu.Lock() // The counts change with the series map.
-	for _, c := range candidates {
+	for _, c := range p.candidates {
 		s := c.s
 		s.mu.Lock()
-		ok := !s.inMemoryLocked() && s.lastAppend < idleBefore
+		ok := !s.inMemoryLocked() && s.lastAppend < p.idleBefore
 		s.mu.Unlock()
 		if !ok || s.deleted || s.lastT != c.lastT {
 			continue

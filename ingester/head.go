@@ -60,7 +60,7 @@ type tenantHead struct {
 
 	store    tenantStore
 	series   *stripeSeries
-	postings *headPostings // refs are added in increasing order (under createMu), so lists stay sorted without in-place swaps
+	postings *headPostings // refs are added in increasing order under createMu (replay excepted: see headPostings)
 
 	// createMu serializes series creation and removal, so that the counts
 	// stay exact and two pushes cannot both take the last slot of a limit.
@@ -218,7 +218,7 @@ func (h *tenantHead) addSeries(hash uint64, s *memSeries) {
 // Only a series removed from the head can have persisted samples, and they
 // are at most removedMaxT. If that is older than the head's minimum valid
 // time, every sample older than it is rejected as too old anyway, so the
-// chunk store need not be read (a read costs a bbolt transaction and garbage
+// DB need not be read (a read costs a bbolt transaction and garbage
 // that fragments the heap of a head creating many series). The persisted max
 // time of a label set changes only by flushing a head series, and there is
 // none for lset, so reading it before createMu is safe.

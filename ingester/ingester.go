@@ -41,7 +41,8 @@ type Config struct {
 	// bounding what a power loss (not a process crash) can lose. 0 fsyncs
 	// before every Push returns.
 	WALSyncPeriod time.Duration `yaml:"wal_sync_period"`
-	// FlushPeriod is how often finished chunks are written to the chunk store.
+	// FlushPeriod is how often finished chunks are written to the DB, and how
+	// often the DB is compacted.
 	FlushPeriod time.Duration `yaml:"flush_period" category:"advanced"`
 	// MaxChunkIdle is how long an open chunk may go without a sample before it
 	// is cut and persisted. It is also how long a series with nothing in
@@ -73,7 +74,7 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.WALSyncPeriod, prefix+"ingester.wal-sync-period", time.Second,
 		"How often the WAL segment being written is fsynced: a power loss (not a process crash) loses at most this much of acknowledged samples. 0 fsyncs before every push is acknowledged.")
 	f.DurationVar(&c.FlushPeriod, prefix+"ingester.flush-period", 10*time.Second,
-		"How often finished chunks are written to the chunk store.")
+		"How often finished chunks are written to the DB, and how often the DB seals and merges its partitions.")
 	f.DurationVar(&c.MaxChunkIdle, prefix+"ingester.max-chunk-idle", 30*time.Minute,
 		"An open chunk of a series that got no sample for this long is cut and persisted; a series with nothing in memory for this long leaves the head at the next WAL truncation.")
 	f.DurationVar(&c.WALTruncatePeriod, prefix+"ingester.wal-truncate-period", 15*time.Minute,
@@ -459,7 +460,9 @@ func (i *Ingester) getOrOpenTenant(_ context.Context, id string) (*tenantHead, e
 // readOnlyHead returns an empty head of a tenant that has no head here, so
 // that reads serve its persisted data without creating a head for it.
 func (i *Ingester) readOnlyHead(id string) *tenantHead {
-	return &tenantHead{id: id, store: tenantStore{db: i.db, tenant: id}, series: emptySeries, postings: newHeadPostings()}
+	h := &tenantHead{id: id, now: i.now, store: tenantStore{db: i.db, tenant: id}, series: emptySeries, postings: newHeadPostings()}
+	h.maxT.Store(math.MinInt64) // Empty: its span overlaps nothing.
+	return h
 }
 
 // emptySeries is the series map of every read-only head, never written.

@@ -80,6 +80,16 @@ func BenchmarkReadPath(b *testing.B) {
 			}
 		}
 	})
+	b.Run("label_values_instance_of_name_regexp", func(b *testing.B) {
+		defer reportCPU(b)()
+		m := &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_RE, Name: "__name__", Value: "app_requests_.*_total"}
+		for b.Loop() {
+			resp, err := ing.LabelValues(ctx, &arguspb.LabelValuesRequest{Name: "instance", MinTimeMs: math.MinInt64, MaxTimeMs: math.MaxInt64, Matchers: []*arguspb.LabelMatcher{m}})
+			if err != nil || len(resp.Values) != benchInstances() {
+				b.Fatal(err, len(resp.GetValues()))
+			}
+		}
+	})
 	for _, c := range []struct {
 		name string
 		m    *arguspb.LabelMatcher

@@ -47,13 +47,13 @@ func (i *Ingester) compactDB(ctx context.Context) error {
 // partitions that end before it.
 //
 // A flush writes chunks cut from a head. The chunks in memory start at the
-// head's minInMemoryTime or later. A sample appended from now on is at
+// head's minMemoryTime or later. A sample appended from now on is at
 // least the head's minValid, which only grows (the head's max time and the
 // retention cutoff only grow, and so does sealed), so chunks not cut yet
 // start at minValid or later. A head with no sample yet (maxT MinInt64), or
 // a tenant with no head, is bound by sealed only, which push enforces for
 // every tenant; so the result is the max of sealed and the min over the
-// heads with data of min(minInMemoryTime, minValid). It never decreases.
+// heads with data of min(minMemoryTime, minValid). It never decreases.
 func (i *Ingester) sealBefore() int64 {
 	t := noTime
 	nowMs := i.now().UnixMilli()
@@ -61,7 +61,7 @@ func (i *Ingester) sealBefore() int64 {
 		if h.maxT.Load() == math.MinInt64 {
 			continue
 		}
-		t = min(t, h.minInMemoryTime(), h.minValid(nowMs))
+		t = min(t, h.minMemoryTime(), h.minValid(nowMs))
 	}
 	if t == noTime {
 		return i.sealed.Load()
@@ -69,22 +69,32 @@ func (i *Ingester) sealBefore() int64 {
 	return max(t, i.sealed.Load())
 }
 
-// applyRetention drops the data past every tenant's retention: from the
-// DB, and from memory (so that a flush does not write it back and the WAL
-// checkpoint drops it). -ingester.retention-size bounds the DB.
+// applyRetention drops the data past every tenant's retention: from memory
+// (so that a flush does not write it back and the WAL checkpoint drops it),
+// with the series whose every sample is past it (at once, not after
+// MaxChunkIdle: their records leave the WAL at the next checkpoint, and a
+// restart that replayed them drops them before serving), and from the DB.
+// -ingester.retention-size bounds the DB.
 func (i *Ingester) applyRetention(ctx context.Context) error {
 	nowMs := i.now().UnixMilli()
+	var plans []gcPlan
+	i.truncMu.Lock() // Series leave the heads only under it.
 	for _, h := range i.tenantList() {
 		if cutoff := h.retentionCutoff(nowMs); cutoff != math.MinInt64 {
 			h.dropExpired(cutoff)
+			plans = append(plans, h.planGC(math.MaxUint32, cutoff))
 		}
+	}
+	_, err := i.removeSeries(plans)
+	i.truncMu.Unlock()
+	if err != nil {
+		return err
 	}
 	return i.db.ApplyRetention(ctx, storage.RetentionPolicy{Period: i.retentionOf, MaxBytes: i.cfg.RetentionSize})
 }
 
 // dropExpired drops the in-memory chunks that end before cutoff, finished
-// or open. A series left with nothing in memory leaves the head at a later
-// truncation, once idle, and its WAL records with it. Samples older than
+// or open. Samples older than
 // cutoff are refused from now on (minValid), so the series' lastT keeps
 // ordering exact.
 func (h *tenantHead) dropExpired(cutoff int64) {

@@ -63,7 +63,7 @@ func TestRetention_FastForward(t *testing.T) {
 	cutoff := clock.ms - int64(day/time.Millisecond)
 
 	h1 := ing.getTenant("t1")
-	require.GreaterOrEqual(t, h1.minInMemoryTime(), cutoff)
+	require.GreaterOrEqual(t, h1.minMemoryTime(), cutoff)
 	require.Nil(t, h1.series.getByHash(lsetHash(old...), labelsOf(old...)), "idle and empty: removed from the head")
 	wal := readWAL(t, cfg.Dir)
 	require.NotContains(t, wal["t1"], lstr(old...), "its series record left the WAL")
@@ -110,8 +110,9 @@ func inRange(m map[string][]sample, mint, maxt int64) map[string][]sample {
 
 // TestRetention_DropsExpiredInMemory: samples that expire while still in
 // memory (never flushed) are dropped by the retention pass, so that no
-// flush writes them, the checkpoint drops them, and once idle the series
-// leaves the head and the WAL.
+// flush writes them and the checkpoint drops them, and the series whose
+// every sample expired leaves the head at once, and the WAL at the next
+// checkpoint.
 func TestRetention_DropsExpiredInMemory(t *testing.T) {
 	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
 	withClock := func(i *Ingester) { i.now = clock.now }
@@ -123,14 +124,37 @@ func TestRetention_DropsExpiredInMemory(t *testing.T) {
 
 	require.NoError(t, ing.applyRetention(t.Context()))
 	require.InDelta(t, 1, testutil.ToFloat64(ing.metrics.chunksExpired), 0)
+	require.Nil(t, ing.getTenant("t3").series.getByHash(lsetHash(s...), labelsOf(s...)), "every sample expired: the series left the head")
 	require.Empty(t, queryAll(t, ing, "t3", 0, math.MaxInt64))
 	truncateTenants(t, ing)
-	require.Empty(t, readWAL(t, cfg.Dir).times("t3", s...), "the checkpoint dropped the samples")
+	require.NotContains(t, readWAL(t, cfg.Dir)["t3"], lstr(s...), "its record and samples left the WAL")
 	require.Equal(t, 0, storedChunks(t, ing, "t3"), "nothing expired was flushed")
-
-	clock.ms += cfg.MaxChunkIdle.Milliseconds()
-	truncateTenants(t, ing)
-	require.NotContains(t, readWAL(t, cfg.Dir)["t3"], lstr(s...), "the idle, empty series left the WAL")
 	ing2 := restart(t, ing, withClock)
 	require.Nil(t, ing2.getTenant("t3"), "nothing of t3 is left in the WAL to open a head")
+}
+
+// TestRetention_ExpiredInWALAtRestart: a crash leaves a series in the WAL
+// whose samples expire before the restart. Replay skips the samples and the
+// start's retention pass removes the series before the first read, so it
+// does not come back, not even as a label name.
+func TestRetention_ExpiredInWALAtRestart(t *testing.T) {
+	clock := &testClock{ms: 10 * int64(day/time.Millisecond)}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	cfg := testConfig(t, t.TempDir())
+	deps := Deps{Limits: retentionLimits{"t3": time.Hour}}
+	ing := startIngesterDeps(t, cfg, deps, withClock)
+	r := []string{"__name__", "r", "gone", "yes"}
+	push(t, ing, "t3", ts(r, seq(clock.ms, 60_000, 10)...))
+	push(t, ing, "t3", ts([]string{"__name__", "kept"}, sample{clock.ms + 2*time.Hour.Milliseconds(), 1}))
+	cfg.Dir = crash(t, ing)
+	clock.ms += 2 * time.Hour.Milliseconds()
+
+	ing2 := startIngesterDeps(t, cfg, deps, withClock)
+	require.InDelta(t, 10, testutil.ToFloat64(ing2.metrics.replaySkipped.WithLabelValues("retention")), 0)
+	h := ing2.getTenant("t3")
+	require.Nil(t, h.series.getByHash(lsetHash(r...), labelsOf(r...)))
+	names, err := ing2.LabelNames(tenantCtx("t3"), &arguspb.LabelNamesRequest{MinTimeMs: 0, MaxTimeMs: math.MaxInt64})
+	require.NoError(t, err)
+	require.Equal(t, []string{"__name__"}, names.Names)
+	requireSamples(t, map[string][]sample{lstr("__name__", "kept"): {{clock.ms, 1}}}, queryAll(t, ing2, "t3", 0, math.MaxInt64))
 }

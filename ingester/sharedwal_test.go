@@ -256,3 +256,30 @@ func TestSyncEveryPush_GroupCommit(t *testing.T) {
 	require.InDelta(t, fsyncs+1, testutil.ToFloat64(ing.metrics.walFsyncs), 0, "one fsync for the three pushes")
 	require.False(t, ing.wal.dirty)
 }
+
+// TestQuery_TenantWithoutHead: a tenant whose every series was persisted
+// and left the head (and the WAL) has no head after a restart; its reads
+// are served from the DB alone, without creating a head.
+func TestQuery_TenantWithoutHead(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	cfg := testConfig(t, t.TempDir())
+	ing := startIngester(t, cfg, withClock)
+	a := []string{"__name__", "a", "job", "j"}
+	push(t, ing, "t1", ts(a, seq(0, 1000, 10)...))
+	clock.ms += cfg.MaxChunkIdle.Milliseconds() + 1000
+	truncateTenants(t, ing) // Cut idle, persisted, removed from the head.
+	truncateTenants(t, ing) // Its series record leaves the WAL.
+	require.Empty(t, readWAL(t, cfg.Dir)["t1"])
+
+	ing2 := restart(t, ing, withClock)
+	require.Nil(t, ing2.getTenant("t1"))
+	requireSamples(t, map[string][]sample{lstr(a...): seq(0, 1000, 10)}, queryAll(t, ing2, "t1", 0, math.MaxInt64))
+	names, err := ing2.LabelNames(tenantCtx("t1"), &arguspb.LabelNamesRequest{MinTimeMs: -5000, MaxTimeMs: 5000})
+	require.NoError(t, err)
+	require.Equal(t, []string{"__name__", "job"}, names.Names)
+	values, err := ing2.LabelValues(tenantCtx("t1"), &arguspb.LabelValuesRequest{Name: "job", MinTimeMs: -5000, MaxTimeMs: -1})
+	require.NoError(t, err)
+	require.Empty(t, values.Values)
+	require.Nil(t, ing2.getTenant("t1"), "reads create no head")
+}

@@ -490,7 +490,7 @@ func (i *Ingester) truncateWAL(ctx context.Context) error {
 	mint := noTime
 	var keep []chunks.HeadSeriesRef
 	for _, h := range heads {
-		mint = min(mint, h.minInMemoryTime())
+		mint = min(mint, h.minMemoryTime())
 		keep = h.appendRefs(keep)
 	}
 	slices.Sort(keep)
@@ -527,16 +527,4 @@ func (h *tenantHead) appendRefs(dst []chunks.HeadSeriesRef) []chunks.HeadSeriesR
 		dst = append(dst, ref)
 	}
 	return dst
-}
-
-// minInMemoryTime returns the min time of the oldest chunk in memory over
-// every series, or noTime.
-func (h *tenantHead) minInMemoryTime() int64 {
-	mint := noTime
-	h.series.forEach(func(s *memSeries) {
-		s.mu.Lock()
-		mint = min(mint, s.firstInMemoryLocked())
-		s.mu.Unlock()
-	})
-	return mint
 }

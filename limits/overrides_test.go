@@ -57,6 +57,7 @@ overrides:
   tenant-b:
     max_query_length: 720h
     creation_grace_period: 1m
+    retention_period: 24h
 `
 
 func TestOverrides_TwoTenantsInheritDefaults(t *testing.T) {
@@ -74,6 +75,7 @@ func TestOverrides_TwoTenantsInheritDefaults(t *testing.T) {
 	b := defaults
 	b.MaxQueryLength = 720 * time.Hour
 	b.CreationGracePeriod = time.Minute
+	b.RetentionPeriod = 24 * time.Hour
 	require.Equal(t, &b, o.For("tenant-b"))
 
 	require.Equal(t, &defaults, o.For("tenant-c"))

@@ -36,30 +36,39 @@ func appendChunkRef(dst []byte, ref chunkRef, prevMaxT int64) []byte {
 	return binary.AppendUvarint(dst, uint64(ref.maxT)-uint64(ref.minT))
 }
 
+// nextChunkRef decodes the ref at the start of v, which follows a chunk
+// ending at prev, and returns the rest of v.
+func nextChunkRef(v []byte, prev int64) (chunkRef, []byte, error) {
+	seq, n1 := binary.Uvarint(v)
+	if n1 <= 0 {
+		return chunkRef{}, nil, corruptf("malformed chunk ref")
+	}
+	d, n2 := binary.Varint(v[n1:])
+	if n2 <= 0 {
+		return chunkRef{}, nil, corruptf("malformed chunk ref")
+	}
+	span, n3 := binary.Uvarint(v[n1+n2:])
+	if n3 <= 0 {
+		return chunkRef{}, nil, corruptf("malformed chunk ref")
+	}
+	ref := chunkRef{seq: seq, minT: prev + d}
+	ref.maxT = int64(uint64(ref.minT) + span)
+	if ref.maxT < ref.minT {
+		return chunkRef{}, nil, corruptf("chunk ref %d: min time %d after max time %d", seq, ref.minT, ref.maxT)
+	}
+	return ref, v[n1+n2+n3:], nil
+}
+
 // rangeChunkRefs calls fn with each ref of an encoded list, in order, until
 // fn returns false. It returns the max time of the last ref decoded.
 func rangeChunkRefs(v []byte, fn func(chunkRef) bool) (int64, error) {
 	prev := int64(0)
 	for len(v) > 0 {
-		seq, n1 := binary.Uvarint(v)
-		if n1 <= 0 {
-			return 0, corruptf("malformed chunk ref")
+		ref, rest, err := nextChunkRef(v, prev)
+		if err != nil {
+			return 0, err
 		}
-		d, n2 := binary.Varint(v[n1:])
-		if n2 <= 0 {
-			return 0, corruptf("malformed chunk ref")
-		}
-		span, n3 := binary.Uvarint(v[n1+n2:])
-		if n3 <= 0 {
-			return 0, corruptf("malformed chunk ref")
-		}
-		v = v[n1+n2+n3:]
-		ref := chunkRef{seq: seq, minT: prev + d}
-		ref.maxT = int64(uint64(ref.minT) + span)
-		if ref.maxT < ref.minT {
-			return 0, corruptf("chunk ref %d: min time %d after max time %d", seq, ref.minT, ref.maxT)
-		}
-		prev = ref.maxT
+		v, prev = rest, ref.maxT
 		if !fn(ref) {
 			break
 		}
@@ -99,37 +108,39 @@ func (r *reader) chunksByRef(id uint64, mint, maxt int64, copyOut func(chunkMeta
 	var (
 		out   []Chunk
 		found bool
-		err   error
+		prev  int64
 	)
 	r.key = appendID(r.key[:0], id)
-	refs := r.chunkRefs.Get(r.key)
-	_, rerr := rangeChunkRefs(refs, func(ref chunkRef) bool {
+	for refs := r.chunkRefs.Get(r.key); len(refs) > 0; {
+		ref, rest, err := nextChunkRef(refs, prev)
+		if err != nil {
+			return nil, false, fmt.Errorf("series %d: %w", id, err)
+		}
+		refs, prev = rest, ref.maxT
 		if ref.maxT < mint {
-			return true
+			continue
 		}
 		if ref.minT > maxt {
-			return false
+			break
 		}
 		found = true
 		if copyOut == nil {
-			return false
+			break
 		}
-		var m chunkMeta
-		if m, err = r.chunkByRef(ref); err != nil {
-			return false
+		m, err := r.chunkByRef(ref)
+		if err != nil {
+			return nil, false, err
 		}
 		out = append(out, copyOut(m))
-		return true
-	})
-	if rerr != nil {
-		return nil, false, fmt.Errorf("series %d: %w", id, rerr)
 	}
-	return out, found, err
+	return out, found, nil
 }
 
 // chunkByRef reads the chunk of ref; its data aliases bbolt memory.
 func (r *reader) chunkByRef(ref chunkRef) (chunkMeta, error) {
-	v := r.chunks.Get(appendID(nil, ref.seq))
+	var key [idLen]byte
+	binary.BigEndian.PutUint64(key[:], ref.seq)
+	v := r.chunks.Get(key[:])
 	if len(v) < 2 {
 		return chunkMeta{}, corruptf("chunk %d missing or empty", ref.seq)
 	}

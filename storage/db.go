@@ -306,8 +306,14 @@ func comparePartitions(a, b *partition) int {
 }
 
 // Close closes every partition. It is idempotent. It waits for running
-// reads and writes.
+// reads, appends and maintenance (Compact, ApplyRetention, CleanTombstones,
+// DeleteTenant: cancel their context to stop them sooner); later calls
+// return ErrClosed.
 func (db *DB) Close() error {
+	db.maintMu.Lock()
+	defer db.maintMu.Unlock()
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.closed {
@@ -326,6 +332,13 @@ func (db *DB) Close() error {
 		return fmt.Errorf("close db %s: %w", db.dir, err)
 	}
 	return nil
+}
+
+// isClosed reports whether Close was called.
+func (db *DB) isClosed() bool {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.closed
 }
 
 // step calls the test hook, if any.

@@ -128,3 +128,73 @@ func BenchmarkDBBytesPerSample(b *testing.B) {
 	}
 	b.ReportMetric(float64(raw)/float64(samples), "chunk-data-bytes/sample")
 }
+
+// BenchmarkDBAppend is BenchmarkAppend (mode=extend) on a DB: one chunk
+// per series per iteration, a new level-0 file every 4 iterations.
+func BenchmarkDBAppend(b *testing.B) {
+	for _, n := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			db, err := OpenDB(dir, DBOptions{NoSync: true})
+			require.NoError(b, err)
+			defer db.Close()
+			data, batchBytes := benchChunkData(b, n)
+			lbls := benchLabels(n, "")
+			require.NoError(b, db.Append("bench", benchBatch(lbls, data, 0)))
+			b.SetBytes(int64(batchBytes))
+			b.ReportAllocs()
+			k := 1
+			for b.Loop() {
+				require.NoError(b, db.Append("bench", benchBatch(lbls, data, k)))
+				k++
+			}
+			b.ReportMetric(float64(dirSize(b, dir))/float64(k*n*benchSamplesPerChunk), "file-bytes/sample")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64((k-1)*n*benchSamplesPerChunk), "ns/sample")
+		})
+	}
+}
+
+// BenchmarkDBSelect is BenchmarkSelect on a DB holding the same 10,000
+// series of 20 chunks (10h): five level-0 windows, or the same sealed.
+func BenchmarkDBSelect(b *testing.B) {
+	const n, chunks = 10_000, 20
+	for _, sealed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sealed=%v", sealed), func(b *testing.B) {
+			db, err := OpenDB(b.TempDir(), DBOptions{NoSync: true})
+			require.NoError(b, err)
+			defer db.Close()
+			data, _ := benchChunkData(b, n)
+			lbls := benchLabels(n, "")
+			for k := range chunks {
+				require.NoError(b, db.Append("bench", benchBatch(lbls, data, k)))
+			}
+			if sealed {
+				require.NoError(b, db.Compact(context.Background(), chunks*benchChunkSpan))
+			}
+			last := int64(chunks*benchChunkSpan - 1)
+			cases := []struct {
+				name       string
+				mint, maxt int64
+				opts       SelectOptions
+				ms         []*labels.Matcher
+				wantSeries int
+			}{
+				{"matcher=equal/range=1h", last - 3_600_000, last, SelectOptions{}, []*labels.Matcher{eq("job", "job-3")}, 1000},
+				{"matcher=one_series/range=all", minT, maxT, SelectOptions{}, []*labels.Matcher{eq("pod", "api-7d9f8-00042")}, 1},
+				{"matcher=regexp_and_not_equal/range=1h", last - 3_600_000, last, SelectOptions{}, []*labels.Matcher{re("__name__", "http_requests_total_1.*"), neq("job", "job-1")}, 4500},
+				{"matcher=none/range=all/skip_chunks", minT, maxT, SelectOptions{SkipChunks: true}, nil, n},
+			}
+			for _, c := range cases {
+				b.Run(c.name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						got, err := db.Select("bench", c.mint, c.maxt, c.opts, c.ms...)
+						require.NoError(b, err)
+						require.Equal(b, c.wantSeries, len(got))
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*c.wantSeries), "ns/series")
+				})
+			}
+		})
+	}
+}

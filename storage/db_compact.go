@@ -19,6 +19,9 @@ import (
 func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 	db.maintMu.Lock()
 	defer db.maintMu.Unlock()
+	if db.isClosed() {
+		return ErrClosed
+	}
 	if err := db.finishTenantDeletions(ctx); err != nil {
 		return err
 	}
@@ -195,6 +198,9 @@ type RetentionPolicy struct {
 func (db *DB) ApplyRetention(ctx context.Context, p RetentionPolicy) error {
 	db.maintMu.Lock()
 	defer db.maintMu.Unlock()
+	if db.isClosed() {
+		return ErrClosed
+	}
 	now := db.opts.Now().UnixMilli()
 	db.mu.Lock()
 	cutoffs := map[string]int64{}
@@ -433,6 +439,9 @@ func (db *DB) finishTenantDeletions(ctx context.Context) error {
 func (db *DB) CleanTombstones(ctx context.Context, headMinT func(tenant string) int64) error {
 	db.maintMu.Lock()
 	defer db.maintMu.Unlock()
+	if db.isClosed() {
+		return ErrClosed
+	}
 	db.mu.RLock()
 	tombs := map[string][]tombstoneEntry{}
 	for t, es := range db.tombs {

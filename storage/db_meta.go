@@ -18,7 +18,10 @@ var (
 )
 
 // Tombstone deletes the samples in [MinTime, MaxTime] of the series that
-// match Matchers at read time, until compaction purges them for good.
+// match Matchers at read time, until compaction purges them for good. It
+// masks every matching series, including series first written after it;
+// Prometheus masks only the series that existed at the delete. Deletes of
+// past data, what the admin API is for, answer the same.
 type Tombstone struct {
 	MinTime, MaxTime int64
 	Matchers         []*labels.Matcher

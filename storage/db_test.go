@@ -164,3 +164,19 @@ func TestDBCompactKeepsContentsAndMergesDays(t *testing.T) {
 	requireSelect(t, db2, m, "a", all[0], all[1])
 	requireSelect(t, db2, m, "b", all[0], all[1])
 }
+
+func TestDBClosed(t *testing.T) {
+	db, err := OpenDB(t.TempDir(), DBOptions{NoSync: true})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	require.NoError(t, db.Close(), "idempotent")
+	ctx := context.Background()
+	require.ErrorIs(t, db.Append("t", genBatch(t, "a", 1, 0, hourMs, 60_000, hourMs)), ErrClosed)
+	_, err = db.Select("t", 0, 1, SelectOptions{})
+	require.ErrorIs(t, err, ErrClosed)
+	require.ErrorIs(t, db.Compact(ctx, 0), ErrClosed)
+	require.ErrorIs(t, db.ApplyRetention(ctx, RetentionPolicy{}), ErrClosed)
+	require.ErrorIs(t, db.CleanTombstones(ctx, nil), ErrClosed)
+	require.ErrorIs(t, db.DeleteTenant("t"), ErrClosed)
+	require.ErrorIs(t, db.DeleteSeries("t", Tombstone{0, 1, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "a", "b")}}), ErrClosed)
+}

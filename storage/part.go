@@ -27,7 +27,7 @@ package storage
 //	'h'                          header
 //	'p' name 0xff value          postings of the label pair name=value
 //	's' be32(n)                  symbol block n
-//	'x' be32(id)                 series id
+//	'x' be32(n)                  series group n: series 64n to 64n+63
 //
 // Symbols are the distinct label names and values of the tenant, sorted, so
 // that symbol IDs compare as the strings do. Block n holds symbols 32n to
@@ -37,7 +37,9 @@ package storage
 //
 // Series IDs are dense, 0 to series-1, assigned in label order, so that a
 // sorted list of IDs is a sorted list of series and reading series in ID
-// order is a sequential scan of 'x' keys. A series value is
+// order is a sequential scan of 'x' keys, one B+tree search per 64 series.
+// A series group is codec(1) (0 raw, 1 zstd, as blobs) then, compressed or
+// not, uvarint(entries) {uvarint(len(entry))}... entries. A series entry is
 //
 //	uvarint(labels) {uvarint(name symbol) uvarint(value symbol)}...
 //	uvarint(chunks) uvarint(blob) uvarint(offset)
@@ -80,6 +82,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.etcd.io/bbolt"
 )
 
@@ -103,6 +106,8 @@ const (
 
 	// symbolsPerBlock is the number of symbols in a symbol block.
 	symbolsPerBlock = 32
+	// seriesPerGroup is the number of series entries in a series group.
+	seriesPerGroup = 64
 )
 
 // partBlobTarget is the raw size a blob is cut at: large enough that
@@ -356,8 +361,9 @@ type tenantWriter struct {
 	metaEnds []int
 	postings map[uint64][]uint32 // name ref<<32 | value ref -> series IDs
 
-	cur   []uint32 // scratch: pairs of the series being added
-	stats tenantHeader
+	cur     []uint32 // scratch: pairs of the series being added
+	scratch []byte   // scratch: a transcoded chunk
+	stats   tenantHeader
 }
 
 func newTenantWriter(compress bool) *tenantWriter {
@@ -504,7 +510,14 @@ func (tw *tenantWriter) addChunks(s Series) error {
 		if err != nil {
 			return invalidChunkError{series: s.Labels.String(), reason: err.Error()}
 		}
-		if len(tw.blob) > 0 && len(tw.blob)+len(c.Data) > partBlobTarget {
+		data, enc := c.Data, byte(c.Encoding)
+		if tw.compress && c.Encoding == chunkenc.EncXOR {
+			var ok bool
+			if tw.scratch, ok = transcodeXOR(tw.scratch[:0], c.Data); ok {
+				data, enc = tw.scratch, enc|transcodedFlag
+			}
+		}
+		if len(tw.blob) > 0 && len(tw.blob)+len(data) > partBlobTarget {
 			if err := tw.flushBlob(); err != nil {
 				return err
 			}
@@ -518,9 +531,9 @@ func (tw *tenantWriter) addChunks(s Series) error {
 			tw.metas = binary.AppendUvarint(tw.metas, uint64(c.MinTime)-uint64(prevMax)-1)
 		}
 		tw.metas = binary.AppendUvarint(tw.metas, uint64(c.MaxTime)-uint64(c.MinTime))
-		tw.metas = append(tw.metas, byte(c.Encoding))
-		tw.metas = binary.AppendUvarint(tw.metas, uint64(len(c.Data)))
-		tw.blob = append(tw.blob, c.Data...)
+		tw.metas = append(tw.metas, enc)
+		tw.metas = binary.AppendUvarint(tw.metas, uint64(len(data)))
+		tw.blob = append(tw.blob, data...)
 		first, prevMax = false, c.MaxTime
 		tw.stats.chunks++
 		tw.stats.samples += uint64(n)
@@ -621,8 +634,14 @@ func (tw *tenantWriter) encodeIndex(sym []uint32) []keyValue {
 		block := tw.strs[n*symbolsPerBlock : min(len(tw.strs), (n+1)*symbolsPerBlock)]
 		out = append(out, keyValue{appendKindKey(nil, kindSymbols, uint32(n)), encodeSymbolBlock(nil, block)})
 	}
+	var group [][]byte
 	for id := range tw.ids {
-		out = append(out, keyValue{appendKindKey(nil, kindSeries, uint32(id)), tw.encodeSeries(id, sym)})
+		group = append(group, tw.encodeSeries(id, sym))
+		if len(group) == seriesPerGroup || id == len(tw.ids)-1 {
+			key := appendKindKey(nil, kindSeries, uint32(id/seriesPerGroup))
+			out = append(out, keyValue{key, encodeSeriesGroup(group, tw.compress)})
+			group = group[:0]
+		}
 	}
 	return out
 }

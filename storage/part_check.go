@@ -141,46 +141,71 @@ func (c *tenantChecker) checkSymbols() {
 	}
 }
 
-// checkSeries checks every series entry and its chunks.
+// checkSeries checks every series group, entry and chunk.
 func (c *tenantChecker) checkSeries() {
 	var (
-		e             seriesEntry
-		prev          []uint32
-		chunks, smpls uint64
-		minT, maxT    int64 = maxTime, minTime
-		cur                 = c.r.b.Cursor()
-		id            uint64
-		k, v          = cur.Seek([]byte{kindSeries})
+		st   seriesTotals
+		offs []int
+		g    uint32
+		cur  = c.r.b.Cursor()
 	)
-	for ; len(k) > 0 && k[0] == kindSeries; k, v = cur.Next() {
-		if !bytes.Equal(k, appendKindKey(nil, kindSeries, uint32(id))) {
-			c.problemf("series key %x, want series %d", k, id)
+	st.minT, st.maxT = maxTime, minTime
+	for k, v := cur.Seek([]byte{kindSeries}); len(k) > 0 && k[0] == kindSeries; k, v = cur.Next() {
+		if !bytes.Equal(k, appendKindKey(nil, kindSeries, g)) || st.series != uint64(g)*seriesPerGroup {
+			c.problemf("series group key %x after %d series", k, st.series)
 			return
 		}
-		if err := decodeSeriesEntry(&e, v, c.r.h.minT, c.r.h.symbols); err != nil {
-			c.problemf("series %d: %v", id, err)
+		data, o, err := decodeSeriesGroup(v, offs)
+		if err != nil {
+			c.problemf("series group %d: %v", g, err)
 			return
 		}
-		c.checkLabels(id, e.labels, prev)
-		prev = slices.Clone(e.labels)
-		c.pairs = append(c.pairs, prev)
-		c.nPairs += len(prev) / 2
-		if err := locateChunks(&e, c.blobLength); err != nil {
-			c.problemf("series %d: %v", id, err)
-			return
+		offs = o
+		for i := 0; i+1 < len(offs); i++ {
+			if !c.checkEntry(data[offs[i]:offs[i+1]], &st) {
+				return
+			}
 		}
-		for i := range e.chunks {
-			c.checkChunk(id, &e.chunks[i], &smpls)
-			minT, maxT = min(minT, e.chunks[i].minT), max(maxT, e.chunks[i].maxT)
-		}
-		chunks += uint64(len(e.chunks))
-		id++
+		g++
 	}
 	h := c.r.h
-	if id != h.series || chunks != h.chunks || smpls != h.samples || (id > 0 && (minT != h.minT || maxT != h.maxT)) {
+	if st.series != h.series || st.chunks != h.chunks || st.samples != h.samples ||
+		(st.series > 0 && (st.minT != h.minT || st.maxT != h.maxT)) {
 		c.problemf("%d series, %d chunks, %d samples in [%d, %d]; header says %d, %d, %d in [%d, %d]",
-			id, chunks, smpls, minT, maxT, h.series, h.chunks, h.samples, h.minT, h.maxT)
+			st.series, st.chunks, st.samples, st.minT, st.maxT, h.series, h.chunks, h.samples, h.minT, h.maxT)
 	}
+}
+
+// seriesTotals accumulates what the header of a tenant sums up.
+type seriesTotals struct {
+	series, chunks, samples uint64
+	minT, maxT              int64
+	prev                    []uint32
+	e                       seriesEntry
+}
+
+// checkEntry checks the next series entry v; false stops the check.
+func (c *tenantChecker) checkEntry(v []byte, st *seriesTotals) bool {
+	id, e := st.series, &st.e
+	if err := decodeSeriesEntry(e, v, c.r.h.minT, c.r.h.symbols); err != nil {
+		c.problemf("series %d: %v", id, err)
+		return false
+	}
+	c.checkLabels(id, e.labels, st.prev)
+	st.prev = slices.Clone(e.labels)
+	c.pairs = append(c.pairs, st.prev)
+	c.nPairs += len(st.prev) / 2
+	if err := locateChunks(e, c.blobLength); err != nil {
+		c.problemf("series %d: %v", id, err)
+		return false
+	}
+	for i := range e.chunks {
+		c.checkChunk(id, &e.chunks[i], &st.samples)
+		st.minT, st.maxT = min(st.minT, e.chunks[i].minT), max(st.maxT, e.chunks[i].maxT)
+	}
+	st.chunks += uint64(len(e.chunks))
+	st.series++
+	return true
 }
 
 func (c *tenantChecker) blobLength(n uint32) (int, bool, error) {
@@ -210,12 +235,12 @@ func (c *tenantChecker) checkLabels(id uint64, pairs, prev []uint32) {
 // checkChunk decodes chunk m and compares it with its meta.
 func (c *tenantChecker) checkChunk(id uint64, m *partChunkRef, samples *uint64) {
 	c.blobUse[m.blob] += int(m.len)
-	data, err := c.r.chunkData(m)
+	data, _, err := c.r.chunk(m)
 	if err != nil {
 		c.problemf("series %d: %v", id, err)
 		return
 	}
-	ch, err := chunkenc.FromData(m.enc, data)
+	ch, err := chunkenc.FromData(m.enc&^transcodedFlag, data)
 	if err != nil || len(data) < 2 {
 		c.problemf("series %d chunk [%d, %d]: %v", id, m.minT, m.maxT, err)
 		return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
 )
 
 // TestWritePartCrash stops writePart at each of its steps, as a crash
@@ -160,7 +161,14 @@ func TestCheckPartDetectsCorruption(t *testing.T) {
 	orig, err := os.ReadFile(path)
 	require.NoError(t, err)
 
-	seriesKey := appendKindKey(nil, kindSeries, 1)
+	var group []byte
+	p, err := openPart(path)
+	require.NoError(t, err)
+	require.NoError(t, p.db.View(func(tx *bbolt.Tx) error {
+		group = bytes.Clone(tx.Bucket(bucketTenants).Bucket([]byte("tenant-x")).Get(appendKindKey(nil, kindSeries, 0)))
+		return nil
+	}))
+	require.NoError(t, p.Close())
 	cases := map[string]func() int{
 		"chunk data": func() int { return bytes.Index(orig, chunk.Data) + len(chunk.Data)/2 },
 		"symbol": func() int {
@@ -168,7 +176,7 @@ func TestCheckPartDetectsCorruption(t *testing.T) {
 			return bytes.LastIndex(orig, []byte("job-with-a-unique-value")) + 3
 		},
 		"postings key": func() int { return bytes.Index(orig, []byte("pjob\xffjob-with-a-unique-value")) + 10 },
-		"series entry": func() int { return bytes.Index(orig, seriesKey) + len(seriesKey) + 1 },
+		"series entry": func() int { return bytes.Index(orig, group) + len(group) - 3 },
 		"meta": func() int {
 			return bytes.Index(orig, encodePartMeta(partMeta{MinTime: 1, MaxTime: 9}))
 		},

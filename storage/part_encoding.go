@@ -465,3 +465,63 @@ func decodeBlob(v []byte, verify bool) ([]byte, error) {
 	}
 	return raw, nil
 }
+
+// encodeSeriesGroup encodes a series group of entries, compressed if
+// compress and if that is smaller.
+func encodeSeriesGroup(entries [][]byte, compress bool) []byte {
+	raw := binary.AppendUvarint(nil, uint64(len(entries)))
+	for _, e := range entries {
+		raw = binary.AppendUvarint(raw, uint64(len(e)))
+	}
+	for _, e := range entries {
+		raw = append(raw, e...)
+	}
+	if compress {
+		enc, _ := zstdCoders()
+		if c := enc.EncodeAll(raw, []byte{codecZstd}); len(c) < len(raw)+1 {
+			return c
+		}
+	}
+	return append([]byte{codecRaw}, raw...)
+}
+
+// decodeSeriesGroup returns the entries of a series group: their data
+// (aliasing v if it is raw) and the offset of each in it, plus the end.
+func decodeSeriesGroup(v []byte, offs []int) (data []byte, _ []int, err error) {
+	if len(v) == 0 {
+		return nil, offs, corruptf("empty series group")
+	}
+	switch v[0] {
+	case codecRaw:
+		data = v[1:]
+	case codecZstd:
+		_, dec := zstdCoders()
+		if data, err = dec.DecodeAll(v[1:], nil); err != nil {
+			return nil, offs, corruptf("decompress series group: %v", err)
+		}
+	default:
+		return nil, offs, corruptf("unknown series group codec %d", v[0])
+	}
+	d := partDecoder{b: data}
+	n := d.uvarintMax(seriesPerGroup)
+	lens := make([]uint64, 0, n)
+	end := uint64(0)
+	for range n {
+		l := d.uvarint()
+		lens = append(lens, l)
+		end += l
+		if l > uint64(len(data)) || end > uint64(len(data)) {
+			d.fail()
+		}
+	}
+	if d.err != nil || n == 0 || end != uint64(len(d.b)) {
+		return nil, offs, corruptf("malformed series group")
+	}
+	off := len(data) - len(d.b)
+	offs = offs[:0]
+	for _, l := range lens {
+		offs = append(offs, off)
+		off += int(l)
+	}
+	return data, append(offs, off), nil
+}

@@ -194,3 +194,54 @@ func FuzzPartRoundTrip(f *testing.F) {
 		require.NoError(t, checkPart(path))
 	})
 }
+
+// FuzzPartTranscode rebuilds XOR chunks from arbitrary transcoded bytes,
+// and transcodes arbitrary chunk bytes: both must fail cleanly or round
+// trip.
+func FuzzPartTranscode(f *testing.F) {
+	c := xorChunk(f, []sample{{1000, 1}, {16000, 2}, {31000, 2.5}, {46000, math.NaN()}})
+	tc, ok := transcodeXOR(nil, c.Data)
+	require.True(f, ok)
+	f.Add(tc)
+	f.Add(c.Data)
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		if xor, ok := untranscodeXOR(v); ok {
+			again, ok := transcodeXOR(nil, xor)
+			require.True(t, ok)
+			back, ok := untranscodeXOR(again)
+			require.True(t, ok)
+			require.Equal(t, xor, back)
+		}
+		if tc, ok := transcodeXOR(nil, v); ok {
+			back, ok := untranscodeXOR(tc)
+			require.True(t, ok)
+			require.Equal(t, v, back)
+		}
+	})
+}
+
+func FuzzPartSeriesGroup(f *testing.F) {
+	f.Add(encodeSeriesGroup([][]byte{{1, 2, 3}, {4}, {5, 6}}, false))
+	f.Add(encodeSeriesGroup([][]byte{{1, 2, 3}, {4}, {5, 6}}, true))
+	f.Add([]byte{0, 2, 1, 1, 7})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		data, offs, err := decodeSeriesGroup(v, nil)
+		if err != nil {
+			require.ErrorIs(t, err, ErrCorrupt)
+			return
+		}
+		require.GreaterOrEqual(t, len(offs), 2)
+		var entries [][]byte
+		for i := 0; i+1 < len(offs); i++ {
+			require.LessOrEqual(t, offs[i], offs[i+1])
+			entries = append(entries, data[offs[i]:offs[i+1]])
+		}
+		require.Equal(t, len(data), offs[len(offs)-1])
+		data2, offs2, err := decodeSeriesGroup(encodeSeriesGroup(entries, true), nil)
+		require.NoError(t, err)
+		for i := range entries {
+			require.Equal(t, entries[i], data2[offs2[i]:offs2[i+1]])
+		}
+	})
+}

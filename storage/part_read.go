@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.etcd.io/bbolt"
 )
 
@@ -124,11 +125,12 @@ type partReader struct {
 	h    tenantHeader
 	syms map[uint32][]string // symbol block number -> its symbols
 
-	cur    *bbolt.Cursor // over series entries, for sequential reads
-	curID  int64         // the id cur is on, -1 if none
-	blobNo uint32
-	blob   []byte // raw data of blob blobNo, nil if none loaded
-	key    []byte // scratch
+	group     []byte // decoded series group groupNo, nil if none
+	groupOffs []int  // offsets of the entries in group, and its end
+	groupNo   uint32
+	blobNo    uint32
+	blob      []byte // raw data of blob blobNo, nil if none loaded
+	key       []byte // scratch
 }
 
 // symbol returns the string of symbol id.
@@ -149,30 +151,29 @@ func (r *partReader) symbol(id uint32) (string, error) {
 	return "", corruptf("symbol %d missing", id)
 }
 
-// entry returns the raw value of series id. Consecutive IDs are read with
-// cursor steps rather than B+tree searches.
+// entry returns the raw value of series id, valid until the next call.
+// Consecutive IDs share their group's B+tree search and decoding.
 func (r *partReader) entry(id uint64) ([]byte, error) {
 	if id >= r.h.series {
 		return nil, corruptf("series %d of %d", id, r.h.series)
 	}
-	var k, v []byte
-	switch {
-	case r.cur != nil && int64(id) > r.curID && int64(id) <= r.curID+8:
-		for ; r.curID < int64(id); r.curID++ {
-			k, v = r.cur.Next()
+	g := uint32(id / seriesPerGroup)
+	if r.group == nil || r.groupNo != g {
+		v := r.b.Get(appendKindKey(r.key[:0], kindSeries, g))
+		if v == nil {
+			return nil, corruptf("series group %d missing", g)
 		}
-	default:
-		if r.cur == nil {
-			r.cur = r.b.Cursor()
+		data, offs, err := decodeSeriesGroup(v, r.groupOffs)
+		if err != nil {
+			return nil, fmt.Errorf("series group %d: %w", g, err)
 		}
-		k, v = r.cur.Seek(appendKindKey(r.key[:0], kindSeries, uint32(id)))
-		r.curID = int64(id)
+		r.group, r.groupOffs, r.groupNo = data, offs, g
 	}
-	if len(k) != 5 || k[0] != kindSeries || uint64(binary.BigEndian.Uint32(k[1:])) != id {
-		r.cur = nil // resynchronize with a seek next time
-		return nil, corruptf("series %d missing", id)
+	i := int(id % seriesPerGroup)
+	if i+1 >= len(r.groupOffs) {
+		return nil, corruptf("series %d missing from its group", id)
 	}
-	return v, nil
+	return r.group[r.groupOffs[i]:r.groupOffs[i+1]], nil
 }
 
 // series decodes series id into e, chunk locations resolved.
@@ -224,6 +225,20 @@ func (r *partReader) chunkData(c *partChunkRef) ([]byte, error) {
 	return r.blob[c.off:end], nil
 }
 
+// chunk returns chunk c as handed out: its encoding and its data, which is
+// either new (fresh) or aliases memory as chunkData's does.
+func (r *partReader) chunk(c *partChunkRef) (data []byte, fresh bool, err error) {
+	data, err = r.chunkData(c)
+	if err != nil || c.enc&transcodedFlag == 0 {
+		return data, false, err
+	}
+	out, ok := untranscodeXOR(data)
+	if !ok || c.enc&^transcodedFlag != chunkenc.EncXOR {
+		return nil, false, corruptf("transcoded chunk at blob %d offset %d does not decode", c.blob, c.off)
+	}
+	return out, true, nil
+}
+
 // labels builds the label set of e with b; the strings are shared with
 // later calls of the reader but never alias bbolt's memory.
 func (r *partReader) labels(e *seriesEntry, b *labels.ScratchBuilder) (labels.Labels, error) {
@@ -262,11 +277,11 @@ func (p *part) Series(tenant string, fn func(Series) error) error {
 			chunks := make([]Chunk, len(e.chunks))
 			for i := range e.chunks {
 				c := &e.chunks[i]
-				data, err := r.chunkData(c)
+				data, _, err := r.chunk(c)
 				if err != nil {
 					return err
 				}
-				chunks[i] = Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: data}
+				chunks[i] = Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: data}
 			}
 			if err := fn(Series{Labels: lbls, Chunks: chunks}); err != nil {
 				return err
@@ -309,11 +324,14 @@ func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []
 				if opts.SkipChunks {
 					break
 				}
-				data, err := r.chunkData(c)
+				data, fresh, err := r.chunk(c)
 				if err != nil {
 					return err
 				}
-				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: a.copy(data)})
+				if !fresh {
+					data = a.copy(data)
+				}
+				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: data})
 			}
 			if !found {
 				return nil
@@ -536,7 +554,6 @@ func (p *part) LastTime(tenant string, lbls labels.Labels) (int64, bool, error) 
 			if ferr != nil {
 				return true
 			}
-			r.cur = nil // a binary search jumps: seek every time
 			v, err := r.entry(uint64(i))
 			if err == nil {
 				err = decodeSeriesEntry(&e, v, r.h.minT, r.h.symbols)
