@@ -13,7 +13,7 @@ import (
 
 // CheckDB verifies the store under dir, which must not be open: meta.db
 // decodes, every partition file passes its check (Check's verifications for
-// each tenant of a level-0 file, part.Check for a sealed one), and nothing a
+// each tenant of a level-0 file, checkPart for a sealed one), and nothing a
 // crash leaves is there (temporary files, sources of a complete output,
 // which OpenDB removes). It returns every inconsistency found, joined.
 func CheckDB(dir string) error {

@@ -190,11 +190,11 @@ type RetentionPolicy struct {
 
 // ApplyRetention drops the data older than each tenant's retention period:
 // at once for reads (the cut-off, now - period, is recorded in meta.db and
-// holds until the next pass), then on disk: a partition file whose range ended before
-// the cut-off of every tenant in it is deleted; a level-0 file drops the
-// bucket of a tenant whose cut-off it ended before, and a sealed one is
-// rewritten without it. Then it deletes the oldest partitions while the
-// store is over MaxBytes, keeping the newest one.
+// holds until the next pass), then on disk: a partition file whose range
+// ended before the cut-off of every tenant in it is deleted; a level-0 file
+// drops the bucket of a tenant whose cut-off it ended before, and a sealed
+// one is rewritten without it. Then it deletes the oldest partitions while
+// the store is over MaxBytes, keeping the newest one.
 func (db *DB) ApplyRetention(ctx context.Context, p RetentionPolicy) error {
 	db.maintMu.Lock()
 	defer db.maintMu.Unlock()

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -94,12 +95,16 @@ func TestCheckDBFindsProblems(t *testing.T) {
 	bdb, err := bbolt.Open(l0, fileMode, nil)
 	require.NoError(t, err)
 	require.NoError(t, bdb.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketLabelValues).Delete([]byte("job\xffapi"))
+		tb := tx.Bucket(bucketTenants).Bucket([]byte("t"))
+		// A chunk no series lists, and a label pair gone from the index.
+		return errors.Join(tb.Bucket(bucketChunks).SetSequence(2000), tb.Bucket(bucketChunks).Put(appendID(nil, 1000), []byte{1, 0, 0}),
+			tb.Bucket(bucketLabelValues).Delete([]byte("job\xffapi")))
 	}))
 	require.NoError(t, bdb.Close())
 	err = CheckDB(dir)
 	require.ErrorIs(t, err, ErrCorrupt)
 	require.ErrorContains(t, err, `label pair "job\xffapi" missing from label_values`)
+	require.ErrorContains(t, err, "referenced by no series")
 	require.NoError(t, os.Remove(l0))
 
 	// Seal the first window, then put its source back as a crash between

@@ -79,3 +79,9 @@ func TestMergeSeriesListsDeduplicatesChunks(t *testing.T) {
 	})
 	require.Equal(t, []Series{{Labels: a, Chunks: []Chunk{c1, c2, c3}}, {Labels: b, Chunks: []Chunk{c1}}}, got)
 }
+
+func TestMergeStrings(t *testing.T) {
+	require.Nil(t, mergeStrings(nil))
+	require.Equal(t, []string{"a", "ab", "b", "c", "d"}, mergeStrings([][]string{{"a", "c"}, {"ab", "c", "d"}, {"a", "b"}}))
+	require.Equal(t, []string{"x"}, mergeStrings([][]string{{"x", "x"}}))
+}

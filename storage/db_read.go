@@ -154,7 +154,7 @@ func (db *DB) collectStrings(tenant string, mint, maxt int64, fn func(partitionR
 	if mint > maxt {
 		return nil, nil
 	}
-	var out []string
+	var lists [][]string
 	for _, p := range db.overlapping(mint, maxt) {
 		if db.hidden(p, tenant) {
 			continue
@@ -163,10 +163,45 @@ func (db *DB) collectStrings(tenant string, mint, maxt int64, fn func(partitionR
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ss...)
+		if len(ss) > 0 {
+			if !slices.IsSorted(ss) {
+				slices.Sort(ss)
+			}
+			lists = append(lists, ss)
+		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return mergeStrings(lists), nil
+}
+
+// mergeStrings merges sorted lists into one sorted list without
+// duplicates, pairwise: n log(lists) rather than sorting everything.
+func mergeStrings(lists [][]string) []string {
+	if len(lists) == 0 {
+		return nil
+	}
+	for len(lists) > 1 {
+		next := make([][]string, 0, (len(lists)+1)/2)
+		for i := 0; i+1 < len(lists); i += 2 {
+			a, b := lists[i], lists[i+1]
+			out := make([]string, 0, max(len(a), len(b)))
+			for len(a) > 0 && len(b) > 0 {
+				switch {
+				case a[0] < b[0]:
+					out, a = append(out, a[0]), a[1:]
+				case a[0] > b[0]:
+					out, b = append(out, b[0]), b[1:]
+				default:
+					out, a, b = append(out, a[0]), a[1:], b[1:]
+				}
+			}
+			next = append(next, append(append(out, a...), b...))
+		}
+		if len(lists)%2 == 1 {
+			next = append(next, lists[len(lists)-1])
+		}
+		lists = next
+	}
+	return slices.Compact(lists[0])
 }
 
 // LastTime returns the max time of the newest persisted chunk of lbls, and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -51,6 +52,16 @@ func TestDBManyTenants(t *testing.T) {
 	require.LessOrEqual(t, openFDs(t)-fdsBefore, 4)
 	check()
 
+	// Reopened, the DB holds little memory per tenant: the tenants are
+	// buckets in the files, read through the memory map.
+	require.NoError(t, db.Close())
+	before := heapInUse()
+	db = openTestDB(t, dir, DBOptions{})
+	perTenant := (heapInUse() - before) / int64(n)
+	t.Logf("heap per tenant after opening: %d bytes", perTenant)
+	require.Less(t, perTenant, int64(1024))
+	check()
+
 	require.NoError(t, db.DeleteTenant("tenant-00000"))
 	delete(m, "tenant-00000")
 	check()
@@ -69,4 +80,12 @@ func openFDs(t testing.TB) int {
 		t.Skip("no /proc/self/fd")
 	}
 	return len(entries)
+}
+
+// heapInUse returns the bytes of live heap objects after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

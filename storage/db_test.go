@@ -96,6 +96,16 @@ func TestDBLabelNamesAndValues(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"__name__", "zone"}, names, "a partition overlapping the range contributes all its names")
 
+	// Names that extend one another come sorted ("a" before "ab"), merged
+	// over two windows.
+	require.NoError(t, db.Append("p", []Series{
+		{Labels: labels.FromStrings("a", "1", "ab", "2", "b", "3"), Chunks: []Chunk{xorChunk(t, []sample{{1, 1}})}},
+		{Labels: labels.FromStrings("aa", "1"), Chunks: []Chunk{xorChunk(t, []sample{{3 * hourMs, 1}})}},
+	}))
+	names, err = db.LabelNames("p", all[0], all[1])
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "aa", "ab", "b"}, names)
+
 	// The same answers after the window is sealed.
 	require.NoError(t, db.Compact(context.Background(), 10*hourMs))
 	values, err = db.LabelValues("t", "job", all[0], all[1])

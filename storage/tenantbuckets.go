@@ -25,6 +25,9 @@ var (
 	keyKind = []byte("kind")
 )
 
+// l0InitialMmap is the initial mapping of a level-0 file.
+const l0InitialMmap = 256 << 20
+
 // dbFormatVersion is the format of a DB partition file.
 const dbFormatVersion = 2
 
@@ -86,6 +89,11 @@ func renameDurably(tmp, path string, noSync bool) error {
 func openBoltPartition(path string, readOnly, noSync bool) (*boltPartition, error) {
 	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
 		Timeout: openTimeout, ReadOnly: readOnly, NoSync: noSync, FreelistType: bbolt.FreelistMapType,
+		// Map more than the file from the start (address space only, the
+		// file grows by AllocSize): bbolt remaps when the file outgrows
+		// the mapping, copying every node of the transaction out of the
+		// map and waiting for readers; a window's file stays below this.
+		InitialMmapSize: l0InitialMmap,
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("open partition %s: %w", path, ErrLocked)
@@ -220,6 +228,7 @@ func (f *boltPartition) LabelNames(tenant string, ms []*labels.Matcher) ([]strin
 			return err
 		}
 		out, err = r.indexedNames()
+		slices.Sort(out) // key order puts "a" after "ab"
 		return err
 	})
 	return out, err
