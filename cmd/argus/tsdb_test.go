@@ -111,7 +111,7 @@ func TestTSDBImportListVerify(t *testing.T) {
 
 	code, out, errOut = tsdbRun("list", "-storage.path="+dataDir)
 	require.Equal(t, 0, code, "stderr: %s", errOut)
-	require.Regexp(t, `(?m)^team-a +total +12 +`+strconv.Itoa(samples)+` +\d+ +\d+\.\d\d$`, out)
+	require.Regexp(t, `(?m)^team-a +total +12 +`+strconv.Itoa(samples)+` +\d+ +\d+\.\d\d *$`, out)
 	require.Regexp(t, `all partition files: \d+ bytes for `+strconv.Itoa(samples)+` samples, \d+\.\d\d bytes per sample`, out)
 	code, out, errOut = tsdbRun("list", "-storage.path="+dataDir, "-tenant=nobody")
 	require.Equal(t, 0, code, "stderr: %s", errOut)
