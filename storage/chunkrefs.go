@@ -111,7 +111,7 @@ func (r *reader) chunksByRef(id uint64, mint, maxt int64, copyOut func(chunkMeta
 		prev  int64
 	)
 	r.key = appendID(r.key[:0], id)
-	for refs := r.chunkRefs.Get(r.key); len(refs) > 0; {
+	for refs := r.chunkRefsFwd.get(r.chunkRefs, r.key); len(refs) > 0; {
 		ref, rest, err := nextChunkRef(refs, prev)
 		if err != nil {
 			return nil, false, fmt.Errorf("series %d: %w", id, err)

@@ -13,7 +13,7 @@ import (
 
 // CheckDB verifies the store under dir, which must not be open: meta.db
 // decodes, every partition file passes its check (Check's verifications for
-// each tenant of a level-0 file, checkPart for a sealed one), and nothing a
+// each tenant of a level-0 file, part.Check for a sealed one), and nothing a
 // crash leaves is there (temporary files, sources of a complete output,
 // which OpenDB removes). It returns every inconsistency found, joined.
 func CheckDB(dir string) error {
@@ -67,7 +67,7 @@ func checkPartitionFile(dir string, p partition, sources *[]string) error {
 	if m.Level != p.level || m.MinTime != p.minT || m.MaxTime != p.maxT {
 		return fmt.Errorf("check partition %s: %w", path, corruptf("meta says level %d [%d, %d]", m.Level, m.MinTime, m.MaxTime))
 	}
-	return checkPart(path)
+	return sp.Check()
 }
 
 // checkMeta checks that every record of meta.db decodes.

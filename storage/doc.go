@@ -115,6 +115,6 @@
 //
 // Check verifies all of the above for a ChunkStore file; CheckDB verifies a
 // DB directory: the same for each tenant of a level-0 file, label_values
-// against the postings, checkPart for sealed files, meta.db, and that no
+// against the postings, part.Check for sealed files, meta.db, and that no
 // crash leftover remains.
 package storage

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -151,12 +152,19 @@ func BenchmarkPartDensity(b *testing.B) {
 			name     string
 			compress bool
 			codec    byte
-		}{{"part-raw", false, codecRaw}, {"part-zstd", true, codecZstd}, {"part-s2", true, codecS2}} {
+			plain    bool
+		}{
+			{"part-raw", false, codecRaw, false},
+			{"part-zstd", true, codecZstd, false},
+			{"part-zstd-notranscode", true, codecZstd, true},
+			{"part-s2", true, codecS2, false},
+		} {
 			old := blobCodec
 			blobCodec = c.codec
 			path := filepath.Join(dir, c.name)
 			start := time.Now()
-			require.NoError(b, writePart(path, partMeta{}, src, partWriteOptions{Compress: c.compress, NoSync: true}))
+			opts := partWriteOptions{Compress: c.compress, NoTranscode: c.plain, NoSync: true}
+			require.NoError(b, writePart(path, partMeta{}, src, opts))
 			blobCodec = old
 			st, err := os.Stat(path)
 			require.NoError(b, err)
@@ -221,3 +229,122 @@ func (s promSample) H() *histogram.Histogram       { return nil }
 func (s promSample) FH() *histogram.FloatHistogram { return nil }
 func (s promSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
 func (s promSample) Copy() chunks.Sample           { return s }
+
+// BenchmarkPartRead compares reads of the density data from parts (raw and
+// compressed) with the same reads from a Prometheus block: Select with
+// chunks, label names and label values.
+func BenchmarkPartRead(b *testing.B) {
+	data := densityData()
+	src := densitySource(b, data)
+	dir := b.TempDir()
+	parts := map[string]*part{}
+	for name, opts := range map[string]partWriteOptions{
+		"part-raw":              {},
+		"part-zstd":             {Compress: true},
+		"part-zstd-notranscode": {Compress: true, NoTranscode: true},
+	} {
+		path := filepath.Join(dir, name)
+		opts.NoSync = true
+		require.NoError(b, writePart(path, partMeta{}, src, opts))
+		p, err := openPart(path)
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = p.Close() })
+		parts[name] = p
+	}
+	blockDir := filepath.Join(dir, "prom")
+	require.NoError(b, os.MkdirAll(blockDir, 0o755))
+	series := make([]promstorage.Series, len(data))
+	for i, d := range data {
+		ss := make([]chunks.Sample, len(d.samples))
+		for k, s := range d.samples {
+			ss[k] = promSample{t: s.t, f: s.v}
+		}
+		series[i] = promstorage.NewListSeries(d.lbls, ss)
+	}
+	blockPath, err := tsdb.CreateBlock(series, blockDir, 8*3600*1000, slog.New(slog.DiscardHandler))
+	require.NoError(b, err)
+	block, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), blockPath, nil, nil)
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = block.Close() })
+
+	last := data[0].samples[len(data[0].samples)-1].t
+	m := labels.MustNewMatcher
+	cases := []struct {
+		name       string
+		mint       int64
+		ms         []*labels.Matcher
+		wantSeries int
+	}{
+		{"metric=one/range=3h", 0, []*labels.Matcher{m(labels.MatchEqual, "__name__", "node_load1")}, 2000},
+		{"metric=regexp/range=30m", last - 1_800_000, []*labels.Matcher{m(labels.MatchRegexp, "__name__", "container_.*")}, 4000},
+		{"metric=one/job=regexp/range=30m", last - 1_800_000, []*labels.Matcher{
+			m(labels.MatchEqual, "__name__", "http_requests_total"), m(labels.MatchRegexp, "job", "kube.*|payments")}, 600},
+		{"series=one/range=3h", 0, []*labels.Matcher{m(labels.MatchEqual, "__name__", "node_load1"), m(labels.MatchEqual, "instance", "10.0.3.7:8080")}, 1},
+	}
+	for _, c := range cases {
+		for _, name := range []string{"part-raw", "part-zstd", "part-zstd-notranscode"} {
+			b.Run("select/"+c.name+"/store="+name, func(b *testing.B) {
+				for b.Loop() {
+					got, err := parts[name].Select("bench", c.mint, last, SelectOptions{}, c.ms)
+					require.NoError(b, err)
+					require.Len(b, got, c.wantSeries)
+				}
+			})
+		}
+		b.Run("select/"+c.name+"/store=prom-block", func(b *testing.B) {
+			for b.Loop() {
+				q, err := tsdb.NewBlockChunkQuerier(block, c.mint, last)
+				require.NoError(b, err)
+				ss := q.Select(context.Background(), true, nil, c.ms...)
+				n := 0
+				var it chunks.Iterator
+				for ss.Next() {
+					it = ss.At().Iterator(it)
+					for it.Next() {
+						_ = it.At().Chunk.Bytes()
+					}
+					n++
+				}
+				require.NoError(b, q.Close())
+				require.NoError(b, ss.Err())
+				require.Equal(b, c.wantSeries, n)
+			}
+		})
+	}
+	for _, name := range []string{"part-raw", "part-zstd"} {
+		b.Run("label_values/name=pod/store="+name, func(b *testing.B) {
+			for b.Loop() {
+				v, err := parts[name].LabelValues("bench", "pod", nil)
+				require.NoError(b, err)
+				require.Len(b, v, 2000)
+			}
+		})
+		b.Run("label_names/store="+name, func(b *testing.B) {
+			for b.Loop() {
+				v, err := parts[name].LabelNames("bench", nil)
+				require.NoError(b, err)
+				require.Len(b, v, 10)
+			}
+		})
+	}
+	b.Run("label_values/name=pod/store=prom-block", func(b *testing.B) {
+		for b.Loop() {
+			q, err := tsdb.NewBlockQuerier(block, 0, last)
+			require.NoError(b, err)
+			v, _, err := q.LabelValues(context.Background(), "pod", nil)
+			require.NoError(b, q.Close())
+			require.NoError(b, err)
+			require.Len(b, v, 2000)
+		}
+	})
+	b.Run("label_names/store=prom-block", func(b *testing.B) {
+		for b.Loop() {
+			q, err := tsdb.NewBlockQuerier(block, 0, last)
+			require.NoError(b, err)
+			v, _, err := q.LabelNames(context.Background(), nil)
+			require.NoError(b, q.Close())
+			require.NoError(b, err)
+			require.Len(b, v, 10)
+		}
+	})
+}

@@ -12,26 +12,31 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// checkPart verifies the part file at path: bbolt's page consistency, the
-// meta, and for every tenant that the header's counts and CRC match the
-// index, that symbols are sorted, that series are in strictly increasing
-// label order with well-formed labels, that the postings are exactly the
-// label pairs of the series, that every blob's CRC matches and its data is
-// exactly the chunks that point into it, and that every chunk decodes to
-// the number of samples and the time range its meta says. It holds the
-// tenant's symbols and label pairs in memory. Problems are reported as one
-// error matching ErrCorrupt.
-func checkPart(path string) (err error) {
+// checkPart opens the part file at path and checks it (see part.Check).
+func checkPart(path string) error {
 	p, err := openPart(path)
 	if err != nil {
 		return fmt.Errorf("check part: %w", err)
 	}
+	return errors.Join(p.Check(), p.Close())
+}
+
+// Check verifies the part: bbolt's page consistency, and for every tenant
+// that the header's counts and CRC match the index, that symbols are
+// sorted, that series are in strictly increasing label order with
+// well-formed labels, that the postings and the name and value lists are
+// exactly the label pairs of the series, that every blob's CRC matches and
+// its data is exactly the chunks that point into it, and that every chunk
+// decodes to the number of samples and the time range its meta says
+// (openPart has checked the meta and the headers decode). It holds a
+// tenant's symbols and label pairs in memory. Problems are reported as one
+// error matching ErrCorrupt.
+func (p *part) Check() (err error) {
 	defer func() {
 		// A damaged file can make bbolt itself panic.
 		if r := recover(); r != nil {
-			err = fmt.Errorf("check part %s: %w", path, corruptf("reading the file panicked: %v", r))
+			err = fmt.Errorf("check part %s: %w", p.path, corruptf("reading the file panicked: %v", r))
 		}
-		err = errors.Join(err, p.Close())
 	}()
 	var c checker
 	err = p.db.View(func(tx *bbolt.Tx) error {
@@ -40,16 +45,17 @@ func checkPart(path string) (err error) {
 		}
 		for _, tenant := range p.tenants {
 			b := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
-			tc := &tenantChecker{checker: &c, tenant: tenant, r: &partReader{b: b, h: p.headers[tenant], syms: map[uint32][]string{}}}
+			tc := &tenantChecker{checker: &c, tenant: tenant, values: map[uint32][]uint64{},
+				r: &partReader{b: b, h: p.headers[tenant], syms: map[uint32]string{}}}
 			tc.run()
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("check part %s: %w", path, err)
+		return fmt.Errorf("check part %s: %w", p.path, err)
 	}
 	if c.total > 0 {
-		return fmt.Errorf("check part %s: %w", path, corruptError{problems: c.problems, total: c.total})
+		return fmt.Errorf("check part %s: %w", p.path, corruptError{problems: c.problems, total: c.total})
 	}
 	return nil
 }
@@ -61,10 +67,11 @@ type tenantChecker struct {
 	r      *partReader
 
 	syms    []string
-	pairs   [][]uint32 // label pairs of each series
-	blobLen []int      // raw length of each blob
-	blobUse []int      // bytes of chunks in each blob
-	seen    int        // postings entries
+	pairs   [][]uint32          // label pairs of each series
+	blobLen []int               // raw length of each blob
+	blobUse []int               // bytes of chunks in each blob
+	seen    int                 // postings entries
+	values  map[uint32][]uint64 // name -> values, from the postings keys
 	nPairs  int
 }
 
@@ -82,6 +89,7 @@ func (c *tenantChecker) run() {
 	}
 	c.checkSeries()
 	c.checkPostings()
+	c.checkLists()
 	for i, n := range c.blobUse {
 		if n != c.blobLen[i] {
 			c.problemf("blob %d holds %d bytes but chunks use %d", i, c.blobLen[i], n)
@@ -235,7 +243,7 @@ func (c *tenantChecker) checkLabels(id uint64, pairs, prev []uint32) {
 // checkChunk decodes chunk m and compares it with its meta.
 func (c *tenantChecker) checkChunk(id uint64, m *partChunkRef, samples *uint64) {
 	c.blobUse[m.blob] += int(m.len)
-	data, _, err := c.r.chunk(m)
+	data, err := c.r.chunk(m)
 	if err != nil {
 		c.problemf("series %d: %v", id, err)
 		return
@@ -280,12 +288,41 @@ func (c *tenantChecker) checkPostings() {
 			c.problemf("postings %q: symbols found %v %v, %d ids, %v", k, nok, vok, len(ids), err)
 			continue
 		}
+		c.values[uint32(name)] = append(c.values[uint32(name)], uint64(value))
 		for _, id := range ids {
 			if !hasPair(c.pairs[id], uint32(name), uint32(value)) {
 				c.problemf("postings %q list series %d, which lacks that label", k, id)
 			}
 		}
 		c.seen += len(ids)
+	}
+}
+
+// checkLists checks that the names list and the values lists are those of
+// the postings.
+func (c *tenantChecker) checkLists() {
+	var names []uint64
+	for name, values := range c.values {
+		names = append(names, uint64(name))
+		slices.Sort(values)
+		key := append(append([]byte{kindValues}, c.syms[name]...), sep)
+		got, err := decodePostings(nil, c.r.b.Get(key), c.r.h.symbols)
+		if err != nil || !slices.Equal(got, values) {
+			c.problemf("values of %q: %d listed, %d in postings (%v)", c.syms[name], len(got), len(values), err)
+		}
+	}
+	slices.Sort(names)
+	got, err := decodePostings(nil, c.r.b.Get([]byte{kindNames}), c.r.h.symbols)
+	if err != nil || !slices.Equal(got, names) {
+		c.problemf("%d names listed, %d in postings (%v)", len(got), len(names), err)
+	}
+	n := 0
+	cur := c.r.b.Cursor()
+	for k, _ := cur.Seek([]byte{kindValues}); len(k) > 0 && k[0] == kindValues; k, _ = cur.Next() {
+		n++
+	}
+	if n != len(c.values) {
+		c.problemf("%d values lists for %d names", n, len(c.values))
 	}
 }
 
@@ -315,7 +352,7 @@ func (c *tenantChecker) checkSums() {
 				c.problemf("unknown key %q", k)
 			}
 			continue
-		case kindPostings, kindSymbols, kindSeries:
+		case kindNames, kindPostings, kindSymbols, kindValues, kindSeries:
 			crc = crc32.Update(crc32.Update(crc, castagnoli, k), castagnoli, v)
 		case kindBlob:
 		default:

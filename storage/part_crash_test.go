@@ -195,3 +195,61 @@ func TestCheckPartDetectsCorruption(t *testing.T) {
 		})
 	}
 }
+
+// TestPartManyTenants writes many small tenants into one part: they share
+// transactions, and each reads back its own series only.
+func TestPartManyTenants(t *testing.T) {
+	const tenants = 2000
+	src := memSource{}
+	for i := range tenants {
+		name := fmt.Sprintf("tenant-%05d", i)
+		for j := range 3 {
+			lbls := labels.FromStrings("__name__", "up", "instance", fmt.Sprintf("i-%d", j), "tenant", name)
+			src[name] = append(src[name], Series{Labels: lbls, Chunks: []Chunk{xorChunk(t, []sample{{int64(i), float64(j)}, {int64(i) + 15, 1}})}})
+		}
+	}
+	p := writeTestPart(t, src, partMeta{}, true)
+	require.Len(t, p.Tenants(), tenants)
+	for _, i := range []int{0, 1, tenants / 2, tenants - 1} {
+		name := fmt.Sprintf("tenant-%05d", i)
+		got, err := p.Select(name, math.MinInt64, math.MaxInt64, SelectOptions{}, []*labels.Matcher{eq("__name__", "up")})
+		require.NoError(t, err)
+		require.Equal(t, src[name], got)
+		values, err := p.LabelValues(name, "tenant", nil)
+		require.NoError(t, err)
+		require.Equal(t, []string{name}, values)
+	}
+	st, err := os.Stat(p.path)
+	require.NoError(t, err)
+	t.Logf("%d tenants of 3 series: %d bytes, %d per tenant", tenants, st.Size(), st.Size()/tenants)
+}
+
+// TestPartConcurrentReads runs every read at once from several goroutines
+// (meant for -race).
+func TestPartConcurrentReads(t *testing.T) {
+	model := newTestModel(t)
+	p := writeTestPart(t, model, partMeta{}, true)
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			var err error
+			for i := 0; i < 20 && err == nil; i++ {
+				s := model["team-a"][(g*20+i)%len(model["team-a"])]
+				switch i % 4 {
+				case 0:
+					_, err = p.Select("team-a", 0, 3000, SelectOptions{}, []*labels.Matcher{re("__name__", "http.*")})
+				case 1:
+					_, err = p.LabelValues("team-a", "instance", []*labels.Matcher{neq("job", "db")})
+				case 2:
+					_, _, err = p.LastTime("team-a", s.Labels)
+				case 3:
+					err = p.Series("team-b", func(Series) error { return nil })
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		require.NoError(t, <-errs)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/s2"
@@ -212,6 +213,7 @@ func encodePostings(dst []byte, ids []uint32) []byte {
 func decodePostings(dst []uint64, v []byte, limit uint64) ([]uint64, error) {
 	d := partDecoder{b: v}
 	n := d.uvarintMax(uint64(len(v)))
+	dst = slices.Grow(dst, int(n))
 	prev := uint64(0)
 	for i := range n {
 		x := d.uvarint()
@@ -247,6 +249,13 @@ func encodeSymbolBlock(dst []byte, syms []string) []byte {
 
 // decodeSymbolBlock appends the symbols of a block to dst as new strings.
 func decodeSymbolBlock(dst []string, v []byte) ([]string, error) {
+	return decodeSymbolBlockIn(nil, dst, v)
+}
+
+// decodeSymbolBlockIn is decodeSymbolBlock with the strings' bytes carved
+// from a (one allocation per arena block rather than per string) unless a
+// is nil.
+func decodeSymbolBlockIn(a *arena, dst []string, v []byte) ([]string, error) {
 	d := partDecoder{b: v}
 	n := d.uvarintMax(symbolsPerBlock)
 	var prev []byte
@@ -256,11 +265,35 @@ func decodeSymbolBlock(dst []string, v []byte) ([]string, error) {
 		if d.err != nil {
 			break
 		}
-		s := append(prev[:shared:shared], rest...)
-		dst = append(dst, string(s))
-		prev = s
+		prev = append(prev[:shared], rest...) // dst gets copies
+		if a != nil {
+			dst = append(dst, yoloString(a.copy(prev)))
+		} else {
+			dst = append(dst, string(prev))
+		}
 	}
 	return dst, d.done("symbol block")
+}
+
+// symbolAt returns symbol i (0 to 31) of a symbol block as a new string,
+// decoding the block up to it without other allocations. buf is scratch,
+// returned for reuse.
+func symbolAt(v []byte, i int, buf []byte) (string, []byte, error) {
+	d := partDecoder{b: v}
+	n := d.uvarintMax(symbolsPerBlock)
+	if d.err == nil && uint64(i) >= n {
+		return "", buf, corruptf("symbol %d of a block of %d", i, n)
+	}
+	buf = buf[:0]
+	for range i + 1 {
+		shared := d.uvarintMax(uint64(len(buf)))
+		rest := d.bytes()
+		if d.err != nil {
+			return "", buf, fmt.Errorf("symbol block: %w", d.err)
+		}
+		buf = append(buf[:shared], rest...)
+	}
+	return string(buf), buf, nil
 }
 
 // partChunkRef is one decoded chunk meta of a series entry.

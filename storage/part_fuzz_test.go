@@ -19,12 +19,20 @@ func FuzzPartSymbolBlock(f *testing.F) {
 	f.Add([]byte{2, 0, 1, 'a', 5, 0})
 	f.Add([]byte{33})
 	f.Fuzz(func(t *testing.T, v []byte) {
+		if _, _, err := symbolAt(v, len(v)%(symbolsPerBlock+1), nil); err != nil {
+			require.ErrorIs(t, err, ErrCorrupt)
+		}
 		syms, err := decodeSymbolBlock(nil, v)
 		if err != nil {
 			require.ErrorIs(t, err, ErrCorrupt)
 			return
 		}
 		require.LessOrEqual(t, len(syms), symbolsPerBlock)
+		for i, s := range syms {
+			got, _, err := symbolAt(v, i, nil)
+			require.NoError(t, err)
+			require.Equal(t, s, got)
+		}
 		again, err := decodeSymbolBlock(nil, encodeSymbolBlock(nil, syms))
 		require.NoError(t, err)
 		require.Equal(t, syms, again)
@@ -243,5 +251,20 @@ func FuzzPartSeriesGroup(f *testing.F) {
 		for i := range entries {
 			require.Equal(t, entries[i], data2[offs2[i]:offs2[i+1]])
 		}
+	})
+}
+
+// FuzzPartEncodeXOR checks that encodeXOR writes what chunkenc writes.
+func FuzzPartEncodeXOR(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x05\x01\x02\x03\x04\x05\x06\x07\x08\x09\x00\x02\x01\x03\xff\x00\x11"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		samples := decodeFuzzSamples(&fuzzInput{b: data})
+		ts := make([]int64, len(samples))
+		vs := make([]uint64, len(samples))
+		for i, s := range samples {
+			ts[i], vs[i] = s.t, math.Float64bits(s.v)
+		}
+		require.Equal(t, xorChunk(t, samples).Data, encodeXOR(ts, vs))
 	})
 }

@@ -110,7 +110,7 @@ func (p *part) view(tenant string, fn func(r *partReader) error) error {
 		if b == nil {
 			return corruptf("tenant bucket missing")
 		}
-		return fn(&partReader{b: b, h: h, syms: map[uint32][]string{}})
+		return fn(&partReader{b: b, h: h, syms: map[uint32]string{}})
 	})
 	if err != nil {
 		return fmt.Errorf("part %s tenant %q: %w", p.path, tenant, err)
@@ -123,32 +123,37 @@ func (p *part) view(tenant string, fn func(r *partReader) error) error {
 type partReader struct {
 	b    *bbolt.Bucket
 	h    tenantHeader
-	syms map[uint32][]string // symbol block number -> its symbols
+	syms map[uint32]string // symbol ID -> symbol, those read so far
+
+	symBuf []byte // scratch of symbolAt
 
 	group     []byte // decoded series group groupNo, nil if none
 	groupOffs []int  // offsets of the entries in group, and its end
 	groupNo   uint32
 	blobNo    uint32
 	blob      []byte // raw data of blob blobNo, nil if none loaded
+	xor       xorScratch
 	key       []byte // scratch
 }
 
-// symbol returns the string of symbol id.
+// symbol returns the string of symbol id. Symbols are cached one by one:
+// a miss decodes its block up to it.
 func (r *partReader) symbol(id uint32) (string, error) {
+	if s, ok := r.syms[id]; ok {
+		return s, nil
+	}
 	n := id / symbolsPerBlock
-	block, ok := r.syms[n]
-	if !ok {
-		v := r.b.Get(appendKindKey(r.key[:0], kindSymbols, n))
-		var err error
-		if block, err = decodeSymbolBlock(nil, v); err != nil {
-			return "", fmt.Errorf("symbol block %d: %w", n, err)
-		}
-		r.syms[n] = block
+	v := r.b.Get(appendKindKey(r.key[:0], kindSymbols, n))
+	if v == nil {
+		return "", corruptf("symbol block %d missing", n)
 	}
-	if i := int(id % symbolsPerBlock); i < len(block) {
-		return block[i], nil
+	s, buf, err := symbolAt(v, int(id%symbolsPerBlock), r.symBuf)
+	r.symBuf = buf
+	if err != nil {
+		return "", fmt.Errorf("symbol %d: %w", id, err)
 	}
-	return "", corruptf("symbol %d missing", id)
+	r.syms[id] = s
+	return s, nil
 }
 
 // entry returns the raw value of series id, valid until the next call.
@@ -225,18 +230,18 @@ func (r *partReader) chunkData(c *partChunkRef) ([]byte, error) {
 	return r.blob[c.off:end], nil
 }
 
-// chunk returns chunk c as handed out: its encoding and its data, which is
-// either new (fresh) or aliases memory as chunkData's does.
-func (r *partReader) chunk(c *partChunkRef) (data []byte, fresh bool, err error) {
-	data, err = r.chunkData(c)
+// chunk returns the data of chunk c as handed out (rebuilt as XOR if it is
+// transcoded). It is valid until the next call, or as chunkData's.
+func (r *partReader) chunk(c *partChunkRef) ([]byte, error) {
+	data, err := r.chunkData(c)
 	if err != nil || c.enc&transcodedFlag == 0 {
-		return data, false, err
+		return data, err
 	}
-	out, ok := untranscodeXOR(data)
+	out, ok := r.xor.untranscode(data)
 	if !ok || c.enc&^transcodedFlag != chunkenc.EncXOR {
-		return nil, false, corruptf("transcoded chunk at blob %d offset %d does not decode", c.blob, c.off)
+		return nil, corruptf("transcoded chunk at blob %d offset %d does not decode", c.blob, c.off)
 	}
-	return out, true, nil
+	return out, nil
 }
 
 // labels builds the label set of e with b; the strings are shared with
@@ -277,9 +282,12 @@ func (p *part) Series(tenant string, fn func(Series) error) error {
 			chunks := make([]Chunk, len(e.chunks))
 			for i := range e.chunks {
 				c := &e.chunks[i]
-				data, _, err := r.chunk(c)
+				data, err := r.chunk(c)
 				if err != nil {
 					return err
+				}
+				if c.enc&transcodedFlag != 0 {
+					data = bytes.Clone(data) // the next chunk reuses the buffer
 				}
 				chunks[i] = Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: data}
 			}
@@ -324,14 +332,11 @@ func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []
 				if opts.SkipChunks {
 					break
 				}
-				data, fresh, err := r.chunk(c)
+				data, err := r.chunk(c)
 				if err != nil {
 					return err
 				}
-				if !fresh {
-					data = a.copy(data)
-				}
-				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: data})
+				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: a.copy(data)})
 			}
 			if !found {
 				return nil
@@ -376,7 +381,7 @@ func (p *part) LabelNames(tenant string, ms []*labels.Matcher) ([]string, error)
 			return err
 		}
 		if all {
-			names, err = r.allLabelNames()
+			names, err = r.symbolList([]byte{kindNames})
 			return err
 		}
 		seen := map[uint32]struct{}{}
@@ -407,23 +412,53 @@ func (p *part) LabelNames(tenant string, ms []*labels.Matcher) ([]string, error)
 	return names, err
 }
 
-// allLabelNames returns the names that have postings. The keys of name n
-// are 'p' n 0xff value and n has no 0xff byte, so incrementing the last byte
-// of 'p' n gives the first key after them.
-func (r *partReader) allLabelNames() ([]string, error) {
-	var names []string
-	c := r.b.Cursor()
-	for k, _ := c.Seek([]byte{kindPostings}); len(k) > 0 && k[0] == kindPostings; {
-		i := bytes.IndexByte(k, sep)
-		if i <= 1 {
-			return nil, corruptf("malformed postings key %q", k)
-		}
-		names = append(names, string(k[1:i]))
-		r.key = append(r.key[:0], k[:i]...)
-		r.key[len(r.key)-1]++
-		k, _ = c.Seek(r.key)
+// symbolList returns the symbols of the symbol ID list under key, in order,
+// decoding each symbol block once.
+func (r *partReader) symbolList(key []byte) ([]string, error) {
+	v := r.b.Get(key)
+	if v == nil {
+		return nil, nil
 	}
-	return names, nil
+	ids, err := decodePostings(nil, v, r.h.symbols)
+	if err != nil {
+		return nil, fmt.Errorf("symbol list %q: %w", key, err)
+	}
+	out := make([]string, 0, len(ids))
+	var (
+		block []string
+		a     arena // the strings' bytes; never written again once handed out
+	)
+	for i := 0; i < len(ids); {
+		n := ids[i] / symbolsPerBlock
+		j := i + 1
+		for j < len(ids) && ids[j]/symbolsPerBlock == n {
+			j++
+		}
+		if j-i < symbolsPerBlock/8 {
+			// Few symbols of this block: decode up to each alone.
+			for _, id := range ids[i:j] {
+				s, err := r.symbol(uint32(id))
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, s)
+			}
+			i = j
+			continue
+		}
+		if block, err = decodeSymbolBlockIn(&a, block[:0], r.b.Get(appendKindKey(r.key[:0], kindSymbols, uint32(n)))); err != nil {
+			return nil, fmt.Errorf("symbol block %d: %w", n, err)
+		}
+		for _, id := range ids[i:j] {
+			k := int(id % symbolsPerBlock)
+			if k >= len(block) {
+				return nil, corruptf("symbol %d missing", id)
+			}
+			out = append(out, block[k])
+		}
+		i = j
+	}
+	return out, nil
 }
 
 // LabelValues returns the sorted values of label name over tenant's series
@@ -438,7 +473,11 @@ func (p *part) LabelValues(tenant, name string, ms []*labels.Matcher) ([]string,
 		if err != nil || (!all && len(ids) == 0) {
 			return err
 		}
-		if !all && len(ids) <= labelValuesBySeries {
+		if all {
+			values, err = r.symbolList(append(append([]byte{kindValues}, name...), sep))
+			return err
+		}
+		if len(ids) <= labelValuesBySeries {
 			values, err = r.labelValuesOf(name, ids)
 			return err
 		}

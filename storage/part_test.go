@@ -189,8 +189,14 @@ func testMatchers() [][]*labels.Matcher {
 // Cleanup closes it and checks it.
 func writeTestPart(t testing.TB, src partSource, meta partMeta, compress bool) *part {
 	t.Helper()
+	return writeTestPartOpts(t, src, meta, partWriteOptions{Compress: compress})
+}
+
+func writeTestPartOpts(t testing.TB, src partSource, meta partMeta, opts partWriteOptions) *part {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "part")
-	require.NoError(t, writePart(path, meta, src, partWriteOptions{Compress: compress, NoSync: true}))
+	opts.NoSync = true
+	require.NoError(t, writePart(path, meta, src, opts))
 	p, err := openPart(path)
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -218,12 +224,16 @@ func newTestModel(t testing.TB) memSource {
 }
 
 func TestPartRoundTrip(t *testing.T) {
-	for _, compress := range []bool{false, true} {
-		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+	for name, opts := range map[string]partWriteOptions{
+		"raw":                  {},
+		"compress":             {Compress: true},
+		"compress/notranscode": {Compress: true, NoTranscode: true},
+	} {
+		t.Run(name, func(t *testing.T) {
 			smallBlobs(t, 1000)
 			model := newTestModel(t)
 			meta := partMeta{MinTime: -1000, MaxTime: 9000, Level: 2, Sources: []string{"a", "b"}}
-			p := writeTestPart(t, model, meta, compress)
+			p := writeTestPartOpts(t, model, meta, opts)
 			require.Equal(t, meta, p.Meta())
 			require.Equal(t, []string{"t", "team-a", "team-b"}, p.Tenants())
 			for _, tenant := range p.Tenants() {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -71,8 +72,24 @@ func transcodeXOR(dst, data []byte) ([]byte, bool) {
 	return dst, true
 }
 
-// untranscodeXOR rebuilds the XOR chunk data of a transcoded chunk.
+// untranscodeXOR rebuilds the XOR chunk data of a transcoded chunk into a
+// new slice.
 func untranscodeXOR(v []byte) ([]byte, bool) {
+	var x xorScratch
+	out, ok := x.untranscode(v)
+	return bytes.Clone(out), ok
+}
+
+// xorScratch holds the buffers of untranscode, reused from chunk to chunk.
+type xorScratch struct {
+	ts             []int64
+	vs, dods, dels []uint64
+	w              bitWriter
+}
+
+// untranscode rebuilds the XOR chunk data of a transcoded chunk. The result
+// is valid until the next call.
+func (x *xorScratch) untranscode(v []byte) ([]byte, bool) {
 	d := partDecoder{b: v}
 	n := int(d.uvarintMax(math.MaxUint16))
 	t0 := d.varint()
@@ -85,33 +102,29 @@ func untranscodeXOR(v []byte) ([]byte, bool) {
 	}
 	first := binary.LittleEndian.Uint64(d.b)
 	d.b = d.b[8:]
-	dods, ok := readStream(&d, max(n-2, 0))
-	if !ok {
+	var ok bool
+	if x.dods, ok = readStream(&d, max(n-2, 0), x.dods); !ok {
 		return nil, false
 	}
-	deltas, ok := readStream(&d, n-1)
-	if !ok || len(d.b) != 0 {
+	if x.dels, ok = readStream(&d, n-1, x.dels); !ok || len(d.b) != 0 {
 		return nil, false
 	}
-	c := chunkenc.NewXORChunk()
-	app, err := c.Appender()
-	if err != nil {
-		return nil, false
-	}
+	x.ts, x.vs = slices.Grow(x.ts[:0], n)[:n], slices.Grow(x.vs[:0], n)[:n]
 	t, prevT, vb := t0, t0, sortableBits(first)
 	for i := range n {
 		switch {
 		case i == 1:
 			prevT, t = t, t1
 		case i > 1:
-			prevT, t = t, 2*t-prevT+unzigzag(dods[i-2])
+			prevT, t = t, 2*t-prevT+unzigzag(x.dods[i-2])
 		}
 		if i > 0 {
-			vb += uint64(unzigzag(deltas[i-1]))
+			vb += uint64(unzigzag(x.dels[i-1]))
 		}
-		app.Append(0, t, math.Float64frombits(unsortableBits(vb)))
+		x.ts[i], x.vs[i] = t, unsortableBits(vb)
 	}
-	return c.Bytes(), true
+	x.w.buf = x.w.buf[:0]
+	return encodeXORTo(&x.w, x.ts, x.vs), true
 }
 
 // appendStream appends xs shifted right by their common trailing zeros, as
@@ -135,13 +148,14 @@ func appendStream(dst []byte, xs []uint64) []byte {
 	return dst
 }
 
-// readStream reads a stream of n entries written by appendStream.
-func readStream(d *partDecoder, n int) ([]uint64, bool) {
+// readStream reads a stream of n entries written by appendStream into xs.
+func readStream(d *partDecoder, n int, xs []uint64) ([]uint64, bool) {
 	shift, width := int(d.byte()), int(d.byte())
 	if d.err != nil || shift > 63 || width > 8 || len(d.b) < width*n {
-		return nil, false
+		return xs, false
 	}
-	xs := make([]uint64, n)
+	xs = slices.Grow(xs[:0], n)[:n]
+	clear(xs)
 	for p := range width {
 		plane := d.b[p*n : (p+1)*n]
 		for i, c := range plane {

@@ -22,6 +22,9 @@ type reader struct {
 	// chunks are keyed by a sequence (nil in a ChunkStore file).
 	chunkRefs *bbolt.Bucket
 
+	// Lookups by ascending series ID in read transactions.
+	seriesFwd, seriesTimeFwd, chunkRefsFwd fwdCursor
+
 	key []byte // scratch
 }
 

@@ -68,7 +68,7 @@ func (r *reader) selectSeries(mint, maxt int64, opts SelectOptions, matchers []*
 // memory.
 func (r *reader) seriesLabels(id uint64) ([]byte, error) {
 	r.key = appendID(r.key[:0], id)
-	enc := r.series.Get(r.key)
+	enc := r.seriesFwd.get(r.series, r.key)
 	if enc == nil {
 		return nil, corruptf("series %d has a time range but no labels", id)
 	}
@@ -139,7 +139,7 @@ func (r *reader) forEachSeries(mint, maxt int64, ms []*labels.Matcher, fn func(i
 	}
 	for _, id := range ids {
 		r.key = appendID(r.key[:0], id)
-		if err := visitInRange(id, r.seriesTime.Get(r.key), mint, maxt, fn); err != nil {
+		if err := visitInRange(id, r.seriesTimeFwd.get(r.seriesTime, r.key), mint, maxt, fn); err != nil {
 			return err
 		}
 	}
