@@ -150,6 +150,18 @@ func requireStore(dir string) error {
 	return nil
 }
 
+// checkDB runs storage.CheckDB, turning a panic into an error: bbolt
+// panics on some damaged pages (a page that does not carry its own ID), and
+// verify must report damage, not crash on it.
+func checkDB(dir string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the check stopped on a damaged file: %v", r)
+		}
+	}()
+	return storage.CheckDB(dir)
+}
+
 // runTSDBVerify checks every partition of the store (storage.CheckDB) and
 // prints the problems; the exit status is 1 if there is any.
 func runTSDBVerify(args []string, stdout, stderr io.Writer) int {
@@ -170,7 +182,7 @@ func runTSDBVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "argus tsdb verify: %v\n", err)
 		return 1
 	}
-	if err := storage.CheckDB(dir); err != nil {
+	if err := checkDB(dir); err != nil {
 		if errors.Is(err, storage.ErrLocked) {
 			fmt.Fprintf(stderr, "argus tsdb verify: the store %s is in use, most likely by a running argus: stop it first (%v)\n", dir, err)
 			return 1

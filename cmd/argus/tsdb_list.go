@@ -16,8 +16,8 @@ const tsdbListAbout = `Usage: argus tsdb list -storage.path=DIR [-tenant=T]
 
 Lists the partitions of the store of a stopped argus (time range, level,
 tenants, bytes on disk), then each tenant's share of every partition:
-series, chunks, samples, bytes and bytes per sample, with a total per
-tenant. The last line divides the bytes of all partition files by all the
+series, chunks, samples, bytes, bytes per sample and tombstones in force
+(deletions not yet purged by compaction), with a total per tenant. The last line divides the bytes of all partition files by all the
 samples they hold. -tenant restricts the listing to one tenant.`
 
 // runTSDBList prints the partitions and tenants of a store.
@@ -106,17 +106,17 @@ func listPartitions(w io.Writer, db *storage.DB, tenant string, inTenants map[st
 func listTenants(w io.Writer, tenants []string, stats map[string][]storage.TenantPartitionStats) (int64, error) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	var allSamples int64
-	fmt.Fprintln(tw, "TENANT\tPARTITION\tMIN TIME\tMAX TIME\tSERIES\tCHUNKS\tSAMPLES\tBYTES\tBYTES/SAMPLE")
+	fmt.Fprintln(tw, "TENANT\tPARTITION\tMIN TIME\tMAX TIME\tSERIES\tCHUNKS\tSAMPLES\tBYTES\tBYTES/SAMPLE\tTOMBSTONES")
 	for _, t := range tenants {
 		var tot storage.TenantPartitionStats
 		for _, p := range stats[t] {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", t, filepath.Base(p.Partition.Path),
-				fmtTime(p.MinTime), fmtTime(p.MaxTime), p.Series, p.Chunks, p.Samples, p.Bytes, perSample(p.Bytes, p.Samples))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\n", t, filepath.Base(p.Partition.Path),
+				fmtTime(p.MinTime), fmtTime(p.MaxTime), p.Series, p.Chunks, p.Samples, p.Bytes, perSample(p.Bytes, p.Samples), p.Tombstones)
 			tot.Chunks += p.Chunks
 			tot.Samples += p.Samples
 			tot.Bytes += p.Bytes
 		}
-		fmt.Fprintf(tw, "%s\ttotal\t\t\t\t%d\t%d\t%d\t%s\n", t, tot.Chunks, tot.Samples, tot.Bytes, perSample(tot.Bytes, tot.Samples))
+		fmt.Fprintf(tw, "%s\ttotal\t\t\t\t%d\t%d\t%d\t%s\t\n", t, tot.Chunks, tot.Samples, tot.Bytes, perSample(tot.Bytes, tot.Samples))
 		allSamples += tot.Samples
 	}
 	return allSamples, tw.Flush()
