@@ -268,9 +268,15 @@ func requirePartMatchesModel(t *testing.T, p *part, model memSource, tenant stri
 		require.NoError(t, err)
 		require.Equal(t, model.modelLabelNames(tenant, ms), names, "label names %v", ms)
 		for _, name := range []string{"__name__", "job", "env", "e", "code", "absent", ""} {
-			values, err := p.LabelValues(tenant, name, ms)
-			require.NoError(t, err)
-			require.Equal(t, model.modelLabelValues(tenant, name, ms), values, "label values %s %v", name, ms)
+			// Both ways: from the matching series' entries, and from the
+			// postings of each value.
+			for _, bySeries := range []int{512, 0} {
+				labelValuesBySeries = bySeries
+				values, err := p.LabelValues(tenant, name, ms)
+				labelValuesBySeries = 512
+				require.NoError(t, err)
+				require.Equal(t, model.modelLabelValues(tenant, name, ms), values, "label values %s %v", name, ms)
+			}
 		}
 	}
 	for _, s := range model[tenant] {
