@@ -100,6 +100,13 @@ func TestWritePartRejects(t *testing.T) {
 	}
 }
 
+// TestWritePartSynced writes a part with fsyncs, as DB does.
+func TestWritePartSynced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "part")
+	require.NoError(t, writePart(path, partMeta{Level: 1}, newTestModel(t), partWriteOptions{Compress: true}))
+	require.NoError(t, checkPart(path))
+}
+
 // TestPartEmpty writes parts without series: tenants without series are
 // left out.
 func TestPartEmpty(t *testing.T) {

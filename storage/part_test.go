@@ -138,11 +138,11 @@ func randomSeries(t testing.TB, rng *rand.Rand, n int, tag string) []Series {
 		ts := int64(rng.IntN(1000)) - 500
 		for range 1 + rng.IntN(4) {
 			var ss []sample
-			v := rng.Float64() * 100
+			v := rng.Float64()*100 - 50 // values cross zero
 			for range 1 + rng.IntN(150) {
 				ss = append(ss, sample{ts, v})
 				ts += 1 + int64(rng.IntN(30))
-				v += float64(rng.IntN(10))
+				v += float64(rng.IntN(10)) - 4.5
 			}
 			chunks = append(chunks, xorChunk(t, ss))
 			ts += int64(rng.IntN(100))
