@@ -137,6 +137,7 @@ func (h *tenantHead) removeSeries(p gcPlan) int {
 		}
 	}
 	h.inMemory.Sub(float64(len(deleted)))
+	h.instanceSeries.Add(-int64(len(deleted)))
 	h.metrics.seriesGCed.Add(float64(len(deleted)))
 	return len(deleted)
 }
