@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -52,8 +51,7 @@ type tenantHead struct {
 	cfg       *Config
 	logger    *slog.Logger
 	metrics   *metrics
-	appended  prometheus.Counter // argus_ingester_samples_appended_total of this tenant
-	inMemory  prometheus.Gauge   // argus_ingester_memory_series of this tenant
+	appended  atomic.Uint64 // argus_ingester_samples_appended_total of this tenant (tenantCollector)
 	limiter   *seriesLimiter
 	now       func() time.Time
 	rate      rateWindow // samples appended by pushes, for UserStats
@@ -125,8 +123,6 @@ func newTenantHead(o tenantOptions) *tenantHead {
 		cfg:       o.cfg,
 		logger:    o.logger,
 		metrics:   o.metrics,
-		appended:  o.metrics.samplesAppended.WithLabelValues(o.id),
-		inMemory:  o.metrics.memorySeries.WithLabelValues(o.id),
 		limiter:   o.limiter,
 		now:       o.now,
 		wal:       o.wal,
@@ -164,7 +160,6 @@ func (h *tenantHead) close() {
 		return
 	}
 	h.closed.Store(true)
-	h.metrics.memorySeries.DeleteLabelValues(h.id)
 	h.metrics.tenantFailed.DeleteLabelValues(h.id)
 	h.instanceSeries.Add(-int64(h.counts.total))
 }
@@ -249,7 +244,6 @@ func (h *tenantHead) addSeries(hash uint64, s *memSeries) {
 	h.postings.Add(promstorage.SeriesRef(s.ref), s.lset)
 	h.counts.add(s.lset)
 	h.instanceSeries.Add(1)
-	h.inMemory.Inc()
 }
 
 // persistedMaxT returns the max time of the persisted samples of lset, which

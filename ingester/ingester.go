@@ -201,6 +201,10 @@ type Ingester struct {
 	openMu    sync.Mutex // serializes opening tenants, never held with tenantsMu for writing
 	tenantsMu sync.RWMutex
 	tenants   map[string]*tenantHead // guarded by tenantsMu
+	// tenantsPeak is the most tenants since the map was last made: a Go
+	// map keeps its buckets when entries are deleted, so closeIdleTenants
+	// makes a new one once it holds less than a quarter of that.
+	tenantsPeak int // guarded by tenantsMu
 
 	truncMu   sync.Mutex // serializes WAL truncations
 	removedMu sync.Mutex
@@ -247,7 +251,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 	i.sealed.Store(math.MinInt64)
 	i.inflight.max = int64(cfg.InstanceLimits.MaxInflightPushRequests)
 	if deps.Registerer != nil {
-		deps.Registerer.MustRegister(newLocalLimitCollector(i))
+		deps.Registerer.MustRegister(newLocalLimitCollector(i), newTenantCollector(i))
 	}
 	return i, nil
 }
@@ -479,6 +483,7 @@ func (i *Ingester) getOrOpenTenant(_ context.Context, id string) (*tenantHead, e
 	i.tenantsMu.Lock()
 	i.tenants[id] = h
 	n := len(i.tenants)
+	i.tenantsPeak = max(i.tenantsPeak, n)
 	i.tenantsMu.Unlock()
 	i.metrics.tenants.Set(float64(n))
 	return h, nil

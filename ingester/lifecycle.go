@@ -3,8 +3,11 @@ package ingester
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/argus-tsdb/argus/internal/apierror"
 )
@@ -50,7 +53,7 @@ func (h *tenantHead) failure() error {
 	if f == nil {
 		return nil
 	}
-	return apierror.Errorf(apierror.IngesterTenantFailed, "tenant %s refused since %s: %w: %w",
+	return apierror.Errorf(apierror.IngesterTenantFailed, "tenant %s refused since %s: %w: %v",
 		h.id, f.since.UTC().Format(time.RFC3339), ErrTenantFailed, f.err)
 }
 
@@ -115,13 +118,19 @@ func (i *Ingester) closeIdleTenants() int {
 			delete(i.tenants, h.id)
 		}
 		i.tenantsMu.Unlock()
-		h.metrics.samplesAppended.DeleteLabelValues(h.id)
 		n++
 	}
 	if n > 0 {
-		i.tenantsMu.RLock()
+		i.tenantsMu.Lock()
+		if len(i.tenants) < i.tenantsPeak/4 {
+			// Not maps.Clone, which keeps the capacity.
+			m := make(map[string]*tenantHead, len(i.tenants))
+			maps.Copy(m, i.tenants)
+			i.tenants = m
+			i.tenantsPeak = len(i.tenants)
+		}
 		i.metrics.tenants.Set(float64(len(i.tenants)))
-		i.tenantsMu.RUnlock()
+		i.tenantsMu.Unlock()
 		i.metrics.tenantsClosed.Add(float64(n))
 		i.logger.Info("closed idle tenants", "closed", n, "idle_timeout", i.cfg.TenantIdleTimeout)
 	}
@@ -145,7 +154,6 @@ func (h *tenantHead) closeIfEmpty(idleBefore int64) bool {
 		return false
 	}
 	h.closed.Store(true)
-	h.metrics.memorySeries.DeleteLabelValues(h.id)
 	return true
 }
 
@@ -175,4 +183,35 @@ func (g *inflightGuard) release() { g.n.Add(-1) }
 func instanceSeriesError(limit int) error {
 	return apierror.Errorf(apierror.IngesterOverloaded, "%w: the ingester holds %d in-memory series (%s)",
 		ErrInstanceLimit, limit, apierror.LimitText("ingester.instance-limits.max-series", limit))
+}
+
+// tenantCollector exports the per-tenant series of the open heads, read at
+// scrape time: a tenant's series exist exactly while its head is open, and
+// closing a head leaves nothing behind (a metric vector's map would keep
+// the memory of every tenant it ever held).
+type tenantCollector struct {
+	i                      *Ingester
+	memorySeries, appended *prometheus.Desc
+}
+
+func newTenantCollector(i *Ingester) *tenantCollector {
+	return &tenantCollector{
+		i: i,
+		memorySeries: prometheus.NewDesc("argus_ingester_memory_series",
+			"Series held in the in-memory heads, by tenant (tenants with an open head).", []string{"tenant"}, nil),
+		appended: prometheus.NewDesc("argus_ingester_samples_appended_total",
+			"Samples appended to the heads (and so to the WAL), by tenant, since its head was opened.", []string{"tenant"}, nil),
+	}
+}
+
+func (c *tenantCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.memorySeries
+	ch <- c.appended
+}
+
+func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range c.i.tenantList() {
+		ch <- prometheus.MustNewConstMetric(c.memorySeries, prometheus.GaugeValue, float64(h.memorySeries()), h.id)
+		ch <- prometheus.MustNewConstMetric(c.appended, prometheus.CounterValue, float64(h.appended.Load()), h.id)
+	}
 }

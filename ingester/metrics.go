@@ -16,8 +16,6 @@ const (
 
 // metrics are the ingester's metrics. A nil registerer is allowed.
 type metrics struct {
-	memorySeries      *prometheus.GaugeVec
-	samplesAppended   *prometheus.CounterVec
 	samplesRejected   *prometheus.CounterVec
 	rejected          [numRejectKinds]prometheus.Counter // children of samplesRejected
 	chunksPersisted   prometheus.Counter
@@ -48,14 +46,6 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
-		memorySeries: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "argus_ingester_memory_series",
-			Help: "Series held in the in-memory heads, by tenant.",
-		}, []string{"tenant"}),
-		samplesAppended: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "argus_ingester_samples_appended_total",
-			Help: "Samples appended to the heads (and so to the WAL), by tenant.",
-		}, []string{"tenant"}),
 		samplesRejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "argus_ingester_samples_rejected_total",
 			Help: "Samples rejected by Push, by reason.",

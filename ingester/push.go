@@ -454,7 +454,7 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 		maxT = max(maxT, smp.T)
 	}
 	h.maxT.Store(maxT)
-	h.appended.Add(float64(len(b.samples)))
+	h.appended.Add(uint64(len(b.samples)))
 	h.rate.add(nowMs, int64(len(b.samples)))
 }
 

@@ -452,7 +452,6 @@ func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) 
 	h.series.setIfAbsent(hash, s)
 	h.counts.add(lset) // Never limited: these series were accepted before the restart.
 	h.instanceSeries.Add(1)
-	h.inMemory.Inc()
 	h.replayed = append(h.replayed, s)
 	return s, true, nil
 }
