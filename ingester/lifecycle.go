@@ -215,3 +215,25 @@ func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.appended, prometheus.CounterValue, float64(h.appended.Load()), h.id)
 	}
 }
+
+// TenantStatus is the state of one open tenant head, for /ingester/tenants.
+type TenantStatus struct {
+	ID           string
+	MemorySeries int
+	// Failed is why the tenant's pushes are refused, "" if they are not.
+	Failed string
+}
+
+// TenantStatuses returns the state of every open tenant head, by tenant.
+func (i *Ingester) TenantStatuses() []TenantStatus {
+	hs := i.tenantList()
+	out := make([]TenantStatus, 0, len(hs))
+	for _, h := range hs {
+		st := TenantStatus{ID: h.id, MemorySeries: h.memorySeries()}
+		if f := h.failed.Load(); f != nil {
+			st.Failed = f.err.Error()
+		}
+		out = append(out, st)
+	}
+	return out
+}

@@ -319,3 +319,49 @@ func heapAfterGC() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+func TestInstanceLimits_MaxSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	clock := &testClock{ms: 100 * hourMs}
+	cfg := testConfig(t, t.TempDir())
+	cfg.MaxChunkIdle = time.Minute
+	cfg.InstanceLimits.MaxSeries = 3
+	ing := startIngesterDeps(t, cfg, Deps{Registerer: reg}, func(i *Ingester) { i.now = clock.now })
+	lbls := func(n int) []string { return []string{"__name__", fmt.Sprintf("m%d", n)} }
+	push(t, ing, "t1", ts(lbls(1), sample{clock.ms, 1}), ts(lbls(2), sample{clock.ms, 1}))
+	push(t, ing, "t2", ts(lbls(1), sample{clock.ms, 1}))
+
+	// A new series of any tenant is refused, whole push, retryable...
+	_, err := ing.Push(tenantCtx("t2"), &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+		ts(lbls(1), sample{clock.ms + 1, 2}), ts(lbls(9), sample{clock.ms, 1}),
+	}})
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Contains(t, status.Convert(err).Message(), string(apierror.IngesterOverloaded)+": ingester instance limit reached: the ingester holds 3 in-memory series (-ingester.instance-limits.max-series=3)")
+	require.InDelta(t, 1, testutil.ToFloat64(ing.metrics.instanceLimitRefusals.WithLabelValues("max_series")), 0)
+	// ...samples of existing series are not.
+	push(t, ing, "t2", ts(lbls(1), sample{clock.ms + 1, 2}))
+
+	// Once series leave memory, new ones fit again.
+	clock.ms += 2 * time.Minute.Milliseconds()
+	push(t, ing, "t1", ts(lbls(1), sample{clock.ms, 3}))
+	flushTenants(t, ing, cutIdleChunks)
+	truncateTenants(t, ing)
+	require.Equal(t, int64(1), ing.instanceSeries.Load())
+	push(t, ing, "t2", ts(lbls(9), sample{clock.ms, 1}))
+	require.Equal(t, int64(2), ing.instanceSeries.Load())
+}
+
+func TestInstanceLimits_MaxInflightPushRequests(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.InstanceLimits.MaxInflightPushRequests = 1
+	ing := startIngester(t, cfg)
+	req := &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts([]string{"__name__", "a"}, sample{1, 1})}}
+	require.NoError(t, ing.inflight.acquire()) // A push in flight.
+	_, err := ing.Push(tenantCtx("t1"), req)
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Contains(t, status.Convert(err).Message(), string(apierror.IngesterOverloaded)+": ingester instance limit reached: 1 push requests in flight")
+	require.InDelta(t, 1, testutil.ToFloat64(ing.metrics.instanceLimitRefusals.WithLabelValues("max_inflight_push_requests")), 0)
+	ing.inflight.release()
+	push(t, ing, "t1", req.Timeseries...)
+	require.Zero(t, ing.inflight.n.Load())
+}
