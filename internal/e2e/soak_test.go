@@ -49,7 +49,9 @@ const soakGOGC = "20"
 // the scrapes allocate enough to trigger one at soakGOGC).
 func measureSoak(t testing.TB, a *clustertest.Process) soakState {
 	t.Helper()
-	gcs := func() uint64 { return a.MetricFamilies(t)["go_gc_duration_seconds"].GetMetric()[0].GetSummary().GetSampleCount() }
+	gcs := func() uint64 {
+		return a.MetricFamilies(t)["go_gc_duration_seconds"].GetMetric()[0].GetSummary().GetSampleCount()
+	}
 	before := gcs()
 	clustertest.Eventually(t, func() string {
 		if gcs() > before {
