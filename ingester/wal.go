@@ -451,7 +451,7 @@ func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) 
 	s.logged = true
 	h.series.setIfAbsent(hash, s)
 	h.counts.add(lset) // Never limited: these series were accepted before the restart.
-	h.inMemory.Inc()
+	h.instanceSeries.Add(1)
 	h.replayed = append(h.replayed, s)
 	return s, true, nil
 }
@@ -481,6 +481,11 @@ func (i *Ingester) truncateWAL(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// After the series GC, so that a tenant whose last series just left
+	// closes in the same pass; its series records are dropped by the
+	// checkpoint below (no head keeps their refs).
+	closed := i.closeIdleTenants()
+	heads = i.tenantList()
 	first, last, err := i.wal.cut()
 	if err != nil {
 		return fmt.Errorf("start new wal segment: %w", err)
@@ -514,7 +519,8 @@ func (i *Ingester) truncateWAL(ctx context.Context) error {
 	}
 	i.metrics.walTruncations.WithLabelValues(truncateOutcomeOK).Inc()
 	i.logger.Info("wal truncated", "first_segment", first, "last_segment", last, "mint", mint,
-		"dropped_series", stats.DroppedSeries, "dropped_samples", stats.DroppedSamples, "removed_series", removed)
+		"dropped_series", stats.DroppedSeries, "dropped_samples", stats.DroppedSamples, "removed_series", removed,
+		"closed_tenants", closed)
 	return nil
 }
 
