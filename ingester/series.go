@@ -229,7 +229,7 @@ func (t *stripeTable) stripe(key uint64) *seriesStripe {
 }
 
 // stripeSeries is the series map of a head, striped over power-of-two
-// RWMutexes (STYLE C12, as Prometheus's stripeSeries) that grow with the
+// RWMutexes (CONTRIBUTING.md, "Concurrency"; as Prometheus's stripeSeries) that grow with the
 // series. Safe for concurrent use.
 //
 // Locks: an operation holds one stripe lock at a time; grow holds every

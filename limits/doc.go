@@ -1,4 +1,4 @@
-// Package limits owns the per-tenant limits of Argus (STYLE C6): the Limits
+// Package limits owns the per-tenant limits of Argus (CONTRIBUTING.md, "Configuration"): the Limits
 // struct with its flag defaults, and Overrides, the service that reads the
 // per-tenant overrides from the runtime config file (-runtime-config.file),
 // re-reads it every -runtime-config.reload-period and serves each tenant's

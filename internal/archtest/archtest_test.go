@@ -1,5 +1,5 @@
 // Package archtest enforces the import arrows between Argus's top-level
-// packages (STYLE.md C1): a forbidden arrow fails CI.
+// packages (CONTRIBUTING.md, "Packages"): a forbidden arrow fails CI.
 package archtest
 
 import (

@@ -31,7 +31,7 @@ type Metrics struct {
 // NewMetrics registers the reload metrics of one file with reg (nil
 // registers nowhere): the gauge lastReload and the counter reloads, which
 // gets one label, status, whose two values exist at zero from the start.
-// The owner names both, after STYLE C11 (argus_<component>_..., the counter
+// The owner names both, after CONTRIBUTING.md, "Metrics" (argus_<component>_..., the counter
 // ending in _total).
 func NewMetrics(reg prometheus.Registerer, lastReload prometheus.GaugeOpts, reloads prometheus.CounterOpts) *Metrics {
 	f := promauto.With(reg)
