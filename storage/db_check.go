@@ -46,7 +46,10 @@ func CheckDB(dir string) error {
 			errs = append(errs, fmt.Errorf("check db %s: %w", dir, corruptf("partition %s is replaced by a complete output but still there", s)))
 		}
 	}
-	errs = append(errs, checkMeta(filepath.Join(dir, metaFileName)))
+	metaPath := filepath.Join(dir, metaFileName)
+	if _, err := os.Stat(metaPath); !errors.Is(err, os.ErrNotExist) { // a store never opened has none
+		errs = append(errs, guardBolt(metaPath, func() error { return checkMeta(metaPath) }))
+	}
 	return errors.Join(errs...)
 }
 
@@ -54,6 +57,12 @@ func CheckDB(dir string) error {
 // meta names to sources.
 func checkPartitionFile(dir string, p partition, sources *[]string) error {
 	path := filepath.Join(dir, p.name)
+	return guardBolt(path, func() error { return checkPartitionContent(path, p, sources) })
+}
+
+// checkPartitionContent checks a partition file whose page structure is
+// sound.
+func checkPartitionContent(path string, p partition, sources *[]string) error {
 	if p.level == 0 {
 		return checkBoltPartition(path)
 	}
@@ -72,9 +81,6 @@ func checkPartitionFile(dir string, p partition, sources *[]string) error {
 
 // checkMeta checks that every record of meta.db decodes.
 func checkMeta(path string) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil // a store never opened has none
-	}
 	m, err := bbolt.Open(path, fileMode, &bbolt.Options{ReadOnly: true, Timeout: openTimeout})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return fmt.Errorf("check %s: %w", path, ErrLocked)

@@ -1,0 +1,157 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
+)
+
+// damageDB builds a closed store with a sealed partition (window [0, 2h))
+// and a level-0 one ([2h, 4h)), and returns its directory and the two file
+// names, sealed first.
+func damageDB(t *testing.T) (dir, sealed, l0 string) {
+	t.Helper()
+	dir = t.TempDir()
+	db, err := OpenDB(dir, DBOptions{NoSync: true})
+	require.NoError(t, err)
+	require.NoError(t, db.Append("t", genBatch(t, "api", 20, 0, hourMs, 15_000, 30*60_000)))
+	require.NoError(t, db.Append("t", genBatch(t, "api", 20, 2*hourMs, 3*hourMs, 15_000, 30*60_000)))
+	require.NoError(t, db.Compact(context.Background(), 2*hourMs))
+	require.NoError(t, db.Close())
+	require.NoError(t, CheckDB(dir))
+	files := partitionFiles(t, dir)
+	require.Len(t, files, 2)
+	require.Regexp(t, `^L1_`, files[1])
+	return dir, files[1], files[0]
+}
+
+// zeroPages overwrites the file at path from byte 8192 (after bbolt's two
+// meta pages) to its end with zeroes.
+func zeroPages(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt(make([]byte, st.Size()-8192), 8192)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+// TestCheckDBDamagedFiles: each kind of damage is reported with the file's
+// path and the reason, and CheckDB does not panic on any.
+func TestCheckDBDamagedFiles(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, dir, sealed, l0 string) string // returns the damaged file
+		want   string
+	}{
+		{"zeroed pages of a level-0 file", func(t *testing.T, dir, _, l0 string) string {
+			zeroPages(t, filepath.Join(dir, l0))
+			return l0
+		}, `: chunk store corrupt: \d+ problems; page \d+ \(path \[\d+\]\): header says page 0`},
+		{"zeroed pages of a sealed file", func(t *testing.T, dir, sealed, _ string) string {
+			zeroPages(t, filepath.Join(dir, sealed))
+			return sealed
+		}, `: chunk store corrupt: \d+ problems; page \d+ \(path \[\d+\]\): header says page 0`},
+		{"truncated sealed file", func(t *testing.T, dir, sealed, _ string) string {
+			require.NoError(t, os.Truncate(filepath.Join(dir, sealed), 3*4096))
+			return sealed
+		}, `: chunk store corrupt: 1 problems; truncated: 12288 bytes, its pages need \d+`},
+		{"flipped byte in a chunk blob", func(t *testing.T, dir, sealed, _ string) string {
+			flipBlobByte(t, filepath.Join(dir, sealed))
+			return sealed
+		}, `tenant "t": blob 0: chunk store corrupt: 1 problems; blob checksum mismatch`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir, sealed, l0 := damageDB(t)
+			file := c.damage(t, dir, sealed, l0)
+			var err error
+			require.NotPanics(t, func() { err = CheckDB(dir) })
+			require.ErrorIs(t, err, ErrCorrupt)
+			require.Regexp(t, `check (partition |part )?`+regexpQuote(filepath.Join(dir, file))+`.*`+c.want, err.Error())
+		})
+	}
+}
+
+// flipBlobByte flips one byte in the payload of the first chunk blob of
+// tenant t in the part at path.
+func flipBlobByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := bbolt.Open(path, fileMode, &bbolt.Options{ReadOnly: true})
+	require.NoError(t, err)
+	var blob []byte
+	require.NoError(t, b.View(func(tx *bbolt.Tx) error {
+		blob = bytes.Clone(tx.Bucket(bucketTenants).Bucket([]byte("t")).Get(appendKindKey(nil, kindBlob, 0)))
+		return nil
+	}))
+	require.NoError(t, b.Close())
+	require.Greater(t, len(blob), 64)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	at := bytes.Index(data, blob)
+	require.GreaterOrEqual(t, at, 0)
+	require.Equal(t, -1, bytes.Index(data[at+1:], blob), "blob stored once")
+	data[at+len(blob)/2] ^= 0x40
+	require.NoError(t, os.WriteFile(path, data, fileMode))
+}
+
+// regexpQuote quotes s for a regexp.
+func regexpQuote(s string) string {
+	var sb bytes.Buffer
+	for _, r := range s {
+		if bytes.ContainsRune([]byte(`\.+*?()|[]{}^$`), r) {
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// TestCheckDBRandomDamage corrupts random bytes of each partition file
+// and of meta.db, many times over: CheckDB must return (an error or nil),
+// never panic or crash.
+func TestCheckDBRandomDamage(t *testing.T) {
+	dir, sealed, l0 := damageDB(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	rounds := 150
+	if testing.Short() {
+		rounds = 30
+	}
+	reported := 0
+	for _, name := range []string{sealed, l0, metaFileName} {
+		orig, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		for range rounds {
+			data := bytes.Clone(orig)
+			for range 1 + rng.IntN(8) {
+				// Mostly inside the pages in use; sometimes a run of bytes.
+				at := rng.IntN(len(data))
+				n := 1 + rng.IntN(4)
+				if rng.IntN(4) == 0 {
+					n = rng.IntN(512)
+				}
+				for i := at; i < min(at+n, len(data)); i++ {
+					data[i] = byte(rng.Uint32())
+				}
+			}
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, fileMode))
+			var err error
+			require.NotPanics(t, func() { err = CheckDB(dir) }, name)
+			if err != nil {
+				reported++
+			}
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), orig, fileMode))
+	}
+	require.NoError(t, CheckDB(dir))
+	t.Logf("%d of %d damaged copies reported", reported, 3*rounds)
+	require.NotZero(t, reported)
+}
