@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -154,4 +155,80 @@ func TestCheckDBRandomDamage(t *testing.T) {
 	require.NoError(t, CheckDB(dir))
 	t.Logf("%d of %d damaged copies reported", reported, 3*rounds)
 	require.NotZero(t, reported)
+}
+
+// TestCheckDBManifest: a removed partition, a file the manifest does not
+// list and a size that disagrees are each reported with the file and the
+// reason; OpenDB does not open the unknown file.
+func TestCheckDBManifest(t *testing.T) {
+	dir, sealed, l0 := damageDB(t)
+	prefix := "check db " + dir + ": chunk store corrupt: 1 problems; "
+
+	require.NoError(t, os.Remove(filepath.Join(dir, l0)))
+	require.EqualError(t, CheckDB(dir), prefix+"partition "+l0+" is in the manifest but missing from the directory: its data is lost")
+	db, err := OpenDB(dir, DBOptions{NoSync: true})
+	require.NoError(t, err, "a missing file is logged, not fatal")
+	require.NoError(t, db.Close())
+	require.EqualError(t, CheckDB(dir), prefix+"partition "+l0+" is in the manifest but missing from the directory: its data is lost")
+
+	dir, sealed, _ = damageDB(t)
+	prefix = "check db " + dir + ": chunk store corrupt: 1 problems; "
+	data, err := os.ReadFile(filepath.Join(dir, sealed))
+	require.NoError(t, err)
+	extra := partitionName(1, 0, 2*hourMs-1, 99)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, extra), data, fileMode))
+	require.EqualError(t, CheckDB(dir), prefix+"partition "+extra+" is not in the manifest")
+	db, err = OpenDB(dir, DBOptions{NoSync: true})
+	require.NoError(t, err)
+	got, err := db.Select("t", all[0], all[1], SelectOptions{})
+	require.NoError(t, err)
+	require.Len(t, got, 20)
+	require.Equal(t, int64(2*20*hourMs/15_000), storedSamples(t, db, "t"), "the unknown copy is not read")
+	require.NoError(t, db.Close())
+	require.NoError(t, os.Remove(filepath.Join(dir, extra)))
+	require.NoError(t, CheckDB(dir))
+
+	f, err := os.OpenFile(filepath.Join(dir, sealed), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.Write(make([]byte, 4096))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.EqualError(t, CheckDB(dir), fmt.Sprintf("%spartition %s has %d bytes, the manifest records %d", prefix, sealed, len(data)+4096, len(data)))
+}
+
+// TestOpenDBBuildsManifest: a store whose meta.db has no manifest (written
+// before it existed) passes CheckDB, and OpenDB builds the manifest, after
+// which a removed file is reported.
+func TestOpenDBBuildsManifest(t *testing.T) {
+	dir, _, l0 := damageDB(t)
+	m, err := bbolt.Open(filepath.Join(dir, metaFileName), fileMode, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket(bucketPartitions) }))
+	require.NoError(t, m.Close())
+	require.NoError(t, CheckDB(dir))
+
+	db, err := OpenDB(dir, DBOptions{NoSync: true})
+	require.NoError(t, err)
+	requireManifest(t, db)
+	require.NoError(t, db.Close())
+	require.NoError(t, CheckDB(dir))
+	require.NoError(t, os.Remove(filepath.Join(dir, l0)))
+	require.ErrorContains(t, CheckDB(dir), "partition "+l0+" is in the manifest but missing from the directory")
+}
+
+// requireManifest checks that the manifest of the open db lists exactly
+// its partitions, live, with their level, range and (sealed) size.
+func requireManifest(t testing.TB, db *DB) {
+	t.Helper()
+	man, err := db.readManifest()
+	require.NoError(t, err)
+	want := map[string]manifestEntry{}
+	db.mu.RLock()
+	for _, p := range db.parts {
+		e, err := db.entryFor(p)
+		require.NoError(t, err)
+		want[p.name] = e
+	}
+	db.mu.RUnlock()
+	require.Equal(t, want, man)
 }
