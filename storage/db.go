@@ -213,7 +213,19 @@ func (db *DB) openPartitions() error {
 			db.nextSeq = max(db.nextSeq, p.seq+1)
 		}
 	}
-	replaced, err := db.openSealed(found)
+	man, err := db.readManifest()
+	if err != nil {
+		return err
+	}
+	for name := range man { // a missing file's name is not reused
+		if p, ok := parsePartitionName(name); ok {
+			db.nextSeq = max(db.nextSeq, p.seq+1)
+		}
+	}
+	if err := db.finishDrops(man, found); err != nil {
+		return err
+	}
+	replaced, err := db.openSealed(found, man)
 	if err != nil {
 		return err
 	}
@@ -227,6 +239,9 @@ func (db *DB) openPartitions() error {
 		if err := syncDir(db.dir); err != nil {
 			return err
 		}
+	}
+	if err := db.settleManifest(man, found, replaced); err != nil {
+		return err
 	}
 	for name, p := range found {
 		if p.level != 0 {
@@ -247,7 +262,7 @@ func (db *DB) openPartitions() error {
 
 // openSealed opens the sealed partitions of found and returns the files
 // that complete outputs replace (removed from found, closed if opened).
-func (db *DB) openSealed(found map[string]partition) ([]string, error) {
+func (db *DB) openSealed(found map[string]partition, man map[string]manifestEntry) ([]string, error) {
 	sources := map[string]bool{}
 	opened := map[string]*part{}
 	for name, p := range found {
@@ -278,12 +293,20 @@ func (db *DB) openSealed(found map[string]partition) ([]string, error) {
 			delete(opened, name)
 		}
 	}
+	slices.Sort(replaced)
+	if man != nil {
+		if err := db.adoptOutputs(man, found, opened, replaced); err != nil {
+			for _, o := range opened {
+				_ = o.Close()
+			}
+			return nil, err
+		}
+	}
 	for name, sp := range opened {
 		p := found[name]
 		p.r = sp
 		db.addPartition(&p)
 	}
-	slices.Sort(replaced)
 	return replaced, nil
 }
 
@@ -491,6 +514,12 @@ func (db *DB) writableFor(w int64) (*partition, error) {
 		return nil, err
 	}
 	db.nextSeq++
+	if err := db.step("append:file %s", np.name); err != nil {
+		return nil, err
+	}
+	if err := db.recordPartitions([]*partition{np}, nil); err != nil {
+		return nil, err
+	}
 	f, err := openBoltPartition(path, false, db.opts.NoSync)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -151,6 +152,24 @@ func (db *DB) rewrite(ctx context.Context, op string, sources []*partition, leve
 // replace swaps sources for out (nil: nothing) in the partition list,
 // closes the sources and removes their files.
 func (db *DB) replace(op string, sources []*partition, out *partition) error {
+	names := make([]string, len(sources))
+	for i, p := range sources {
+		names[i] = p.name
+	}
+	var add []*partition
+	if out != nil {
+		add = append(add, out)
+	}
+	if err := db.recordPartitions(add, names); err != nil {
+		if out != nil { // not committed: gone, lest a retry name the same sources
+			_ = out.r.Close()
+			_ = os.Remove(filepath.Join(db.dir, out.name))
+		}
+		return err
+	}
+	if err := db.step("%s:manifest %s", op, strings.Join(names, ",")); err != nil {
+		return err
+	}
 	db.mu.Lock()
 	db.parts = slices.DeleteFunc(db.parts, func(p *partition) bool { return slices.Contains(sources, p) })
 	for _, p := range sources {
@@ -173,10 +192,15 @@ func (db *DB) replace(op string, sources []*partition, out *partition) error {
 			return err
 		}
 	}
-	if db.opts.NoSync {
-		return nil
+	if !db.opts.NoSync {
+		if err := syncDir(db.dir); err != nil {
+			return err
+		}
 	}
-	return syncDir(db.dir)
+	if err := db.forgetPartitions(names); err != nil {
+		return err
+	}
+	return db.step("%s:forgotten %s", op, strings.Join(names, ","))
 }
 
 // RetentionPolicy says how long each tenant's data is kept, and how many

@@ -22,8 +22,9 @@ type crashPoint struct {
 // compaction (sealing and merging), CleanTombstones, a retention pass and a
 // tenant deletion, then opens each copy and checks: every chunk is present
 // exactly once (no two chunks of a series overlap across partitions),
-// deleted data never comes back, and after the interrupted operation is run
-// again the contents are exact. CheckDB runs on every copy.
+// deleted data never comes back, the manifest lists exactly the partitions
+// opened, and after the interrupted operation is run again the contents are
+// exact. CheckDB runs on every copy.
 func TestDBCrashAtEveryStep(t *testing.T) {
 	ctx := context.Background()
 	now := time.UnixMilli(50 * hourMs)
@@ -128,7 +129,9 @@ func TestDBCrashAtEveryStep(t *testing.T) {
 	t.Logf("%d crash points: %v", len(points), seen)
 	for _, step := range []string{"append:committed", "append:created", "seal:written", "seal:removed", "seal:part-rename",
 		"compact:written", "compact:removed", "compact:part-commit", "clean:written", "clean:removed", "clean:purged", "clean:dropped",
-		"retention:removed", "retention:written", "delete:recorded", "delete:dropped", "delete:removed", "delete:cleared"} {
+		"retention:removed", "retention:written", "delete:recorded", "delete:dropped", "delete:removed", "delete:cleared",
+		"append:file", "seal:manifest", "seal:forgotten", "compact:manifest", "compact:forgotten", "clean:manifest",
+		"retention:manifest", "retention:forgotten", "delete:manifest"} {
 		require.NotZero(t, seen[step], "no crash point at %s", step)
 	}
 	for _, p := range points {
@@ -142,6 +145,7 @@ func TestDBCrashAtEveryStep(t *testing.T) {
 func verifyCrashPoint(t *testing.T, p crashPoint, models map[string]model, policy RetentionPolicy, now func() time.Time) {
 	ctx := context.Background()
 	db := openTestDB(t, p.dir, DBOptions{Now: now})
+	requireManifest(t, db)
 	for _, tenant := range []string{"a", "b"} {
 		requireNoOverlap(t, db, tenant)
 	}
@@ -188,6 +192,7 @@ func verifyCrashPoint(t *testing.T, p crashPoint, models map[string]model, polic
 	for _, tenant := range []string{"a", "b"} {
 		requireNoOverlap(t, db, tenant)
 	}
+	requireManifest(t, db)
 }
 
 // clone returns a deep copy of m.

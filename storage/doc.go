@@ -15,7 +15,7 @@
 //
 // where [minT, maxT] is the window the partition covers (inclusive, Unix
 // ms), and seq is unique and increasing (one more than the highest in the
-// directory at open), so that a name is never reused: a compaction output
+// directory or the manifest at open), so that a name is never reused: a compaction output
 // names its sources, and a source name reused by a newer file would make
 // OpenDB delete that file.
 //
@@ -66,13 +66,20 @@
 //	                   {type(1) uvarint(len) name uvarint(len) value}...
 //	retention        <tenant> -> cut-off(8)
 //	deleted_tenants  <tenant> -> seq(8) l0done(1)
+//	partitions       <file name> -> state(1) uvarint(level) varint(minT)
+//	                   varint(maxT) uvarint(size)
 //
 // with times encoded as in format 1. A tombstone masks its range in every
 // series its matchers match at read time. A retention cut-off hides the
 // tenant's samples before it. A deleted_tenants record is a DeleteTenant in
 // progress: sealed files with a sequence up to seq hide the tenant until
 // they are rewritten without it; l0done says its level-0 buckets are gone
-// (OpenDB deletes them again if not).
+// (OpenDB deletes them again if not). partitions is the manifest: every
+// partition file the DB has, with state 0 (live) or 1 (being deleted:
+// OpenDB finishes the deletion), and size the bytes of a sealed file (0 for
+// a level-0 file, which grows). A meta.db without it was written before it
+// existed; OpenDB builds it from the files. See db_manifest.go for its
+// order against the files.
 //
 // # ChunkStore layout (format version 1)
 //
@@ -115,6 +122,8 @@
 //
 // Check verifies all of the above for a ChunkStore file; CheckDB verifies a
 // DB directory: the same for each tenant of a level-0 file, label_values
-// against the postings, part.Check for sealed files, meta.db, and that no
-// crash leftover remains.
+// against the postings, part.Check for sealed files, meta.db, that the files
+// are those the manifest lists, and that no crash leftover remains. It first
+// walks each bbolt file's pages with bounds-checked reads, so that a damaged
+// file is reported rather than crashing bbolt.
 package storage

@@ -28,7 +28,8 @@ Commands:
           Tenants and their partitions with series, chunks, samples, bytes
           and bytes per sample.
   verify  -storage.path=DIR
-          Check every partition; exit status 1 on any problem.
+          Check every partition, and that none is missing; exit status 1
+          on any problem.
   import  -storage.path=DIR -tenant=T PROM_DATA_DIR
           Import the blocks of a Prometheus data directory into tenant T.
 
@@ -150,26 +151,15 @@ func requireStore(dir string) error {
 	return nil
 }
 
-// checkDB runs storage.CheckDB, turning a panic into an error: bbolt
-// panics on some damaged pages (a page that does not carry its own ID), and
-// verify must report damage, not crash on it.
-func checkDB(dir string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("the check stopped on a damaged file: %v", r)
-		}
-	}()
-	return storage.CheckDB(dir)
-}
-
 // runTSDBVerify checks every partition of the store (storage.CheckDB) and
 // prints the problems; the exit status is 1 if there is any.
 func runTSDBVerify(args []string, stdout, stderr io.Writer) int {
 	var tf tsdbFlags
 	fs := newTSDBFlagSet("verify", "Usage: argus tsdb verify -storage.path=DIR\n\n"+
-		"Checks every partition of the store of a stopped argus: headers, index,\n"+
-		"chunks and their checksums. Exit status 0: no problem; 1: problems found,\n"+
-		"each printed on a line.", "", &tf, stderr)
+		"Checks every partition of the store of a stopped argus: pages, headers,\n"+
+		"index, chunks and their checksums, and that the partition files are those\n"+
+		"the store lists (a deleted file is a problem). Exit status 0: no problem;\n"+
+		"1: problems found, each printed on a line.", "", &tf, stderr)
 	pos, status, ok := parseTSDBArgs(fs, args)
 	if !ok {
 		return status
@@ -182,7 +172,7 @@ func runTSDBVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "argus tsdb verify: %v\n", err)
 		return 1
 	}
-	if err := checkDB(dir); err != nil {
+	if err := storage.CheckDB(dir); err != nil {
 		if errors.Is(err, storage.ErrLocked) {
 			fmt.Fprintf(stderr, "argus tsdb verify: the store %s is in use, most likely by a running argus: stop it first (%v)\n", dir, err)
 			return 1

@@ -166,6 +166,29 @@ func TestTSDBVerifyFindsDamage(t *testing.T) {
 	stdout.Reset()
 	stderr.Reset()
 	require.Equal(t, 1, runTSDB([]string{"verify", "-storage.path=" + dataDir}, &stdout, &stderr), "stdout: %s", stdout.String())
-	require.Contains(t, stderr.String(), "has problems:")
-	t.Logf("verify said:\n%s", stderr.String())
+	require.Contains(t, stderr.String(), "has problems:\n  check "+parts[0]+": chunk store corrupt: ")
+	require.Regexp(t, `page \d+ \(path \[\d+\]\): header says page 0`, stderr.String())
+	require.NotContains(t, stderr.String(), "panic")
+}
+
+// TestTSDBVerifyRemovedPartition: verify exits 1 and names the file when a
+// partition file the store lists was deleted.
+func TestTSDBVerifyRemovedPartition(t *testing.T) {
+	prom := t.TempDir()
+	writePromBlock(t, prom, 3)
+	dataDir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, runTSDB([]string{"import", "-storage.path=" + dataDir, "-tenant=team-a", prom}, &stdout, &stderr), "stderr: %s", stderr.String())
+	parts, err := filepath.Glob(filepath.Join(dataDir, "db", "L0_*"))
+	require.NoError(t, err)
+	require.Len(t, parts, 1)
+	require.NoError(t, os.Remove(parts[0]))
+
+	stdout.Reset()
+	stderr.Reset()
+	require.Equal(t, 1, runTSDB([]string{"verify", "-storage.path=" + dataDir}, &stdout, &stderr), "stdout: %s", stdout.String())
+	dir := filepath.Join(dataDir, "db")
+	require.Equal(t, "argus tsdb verify: "+dir+" has problems:\n  check db "+dir+": chunk store corrupt: 1 problems; partition "+
+		filepath.Base(parts[0])+" is in the manifest but missing from the directory: its data is lost\n", stderr.String())
+	require.Empty(t, stdout.String())
 }
