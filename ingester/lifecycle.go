@@ -75,12 +75,19 @@ func (h *tenantHead) setFailed(err error) {
 	}
 }
 
-// FailedTenants returns the tenants whose storage is failed, with why.
+// FailedTenants returns the tenants whose storage is failed, with why. It
+// is cheap enough for every readiness probe: no sort, no allocation unless
+// a tenant is failed.
 func (i *Ingester) FailedTenants() map[string]string {
-	out := map[string]string{}
-	for _, h := range i.tenantList() {
+	var out map[string]string
+	i.tenantsMu.RLock()
+	defer i.tenantsMu.RUnlock()
+	for id, h := range i.tenants {
 		if f := h.failed.Load(); f != nil {
-			out[h.id] = f.err.Error()
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[id] = f.err.Error()
 		}
 	}
 	return out

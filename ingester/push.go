@@ -182,7 +182,7 @@ func putPushBatch(b *pushBatch) {
 // Invalid series, and new series over a series limit, are rejected whole;
 // an error (reading the chunk store) fails the push.
 func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
-	minValid := h.minValid(h.nowMs())
+	minValid, minValidSet := int64(0), false // Looked up for the first new series only.
 	for _, ts := range req.GetTimeseries() {
 		if n := len(ts.GetHistograms()); n > 0 {
 			b.rej.addSeries(ts, rejectHistogram, int64(n+len(ts.GetSamples())), ErrHistogramsUnsupported)
@@ -206,6 +206,9 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 			}
 			// A series is created only for a sample it can take: a refused
 			// one must not hold a slot of the series limits until GC.
+			if !minValidSet {
+				minValid, minValidSet = h.minValid(h.nowMs()), true
+			}
 			newest := newestSample(ts)
 			if newest < minValid {
 				b.rej.addSeries(ts, rejectTooOld, int64(len(ts.GetSamples())),

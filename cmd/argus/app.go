@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -116,10 +114,12 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
-	mux.HandleFunc("/ready", a.serveReady)
+	var health ingesterHealth // nil without an ingester (not a nil *Ingester)
 	if a.ingester != nil {
-		mux.HandleFunc("/ingester/tenants", a.serveIngesterTenants)
+		health = a.ingester
+		mux.HandleFunc("/ingester/tenants", tenantsHandler(health))
 	}
+	mux.HandleFunc("/ready", readyHandler(&a.ready, health))
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.HandleFunc("/", a.serveIndex)
 	a.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
@@ -233,38 +233,6 @@ func (a *app) drain(timeout time.Duration) {
 func (a *app) closeClients() {
 	if a.clients != nil {
 		a.clients.Close()
-	}
-}
-
-func (a *app) serveReady(w http.ResponseWriter, _ *http.Request) {
-	if !a.ready.Load() || (a.ingester != nil && !a.ingester.Ready()) {
-		http.Error(w, "not ready", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("ready\n"))
-	if a.ingester == nil {
-		return
-	}
-	// Still ready: the other tenants are served. The failed ones are named
-	// so that an operator sees them where readiness is checked.
-	failed := a.ingester.FailedTenants()
-	for _, id := range slices.Sorted(maps.Keys(failed)) {
-		fmt.Fprintf(w, "tenant %s failed (its pushes are refused): %s\n", id, failed[id])
-	}
-}
-
-// serveIngesterTenants lists the open tenant heads of the ingester: its
-// in-memory series and, for a failed tenant, why its pushes are refused.
-func (a *app) serveIngesterTenants(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	sts := a.ingester.TenantStatuses()
-	fmt.Fprintf(w, "%d open tenants\n", len(sts))
-	for _, st := range sts {
-		state := "ok"
-		if st.Failed != "" {
-			state = "FAILED: " + st.Failed
-		}
-		fmt.Fprintf(w, "%s\tmemory_series=%d\t%s\n", st.ID, st.MemorySeries, state)
 	}
 }
 

@@ -40,7 +40,8 @@ func distributorTenantSeries(t testing.TB, p *clustertest.Process) (series, tena
 // ingestion rate) are gone from /metrics, down to those of the one tenant
 // that keeps pushing: the count returns to its baseline. (The distributor's
 // own unit test runs 10,000 tenants; here every tenant also opens a head in
-// the ingester, which this scope does not close.)
+// the ingester, closed after -ingester.tenant-idle-timeout: see the soak
+// tests, TestSoak_RollingIngesters and e2e's TestSoak_TenantsComeAndGo.)
 func TestTenantChurn(t *testing.T) {
 	skipIfShort(t)
 	p := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-distributor.idle-tenant-timeout=20s"}})

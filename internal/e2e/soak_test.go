@@ -106,6 +106,9 @@ func TestSoak_TenantsComeAndGo(t *testing.T) {
 		at := pushTenants(t, a, prefix, tenants, metric)
 		t.Logf("cycle %d, %d tenants pushed (%v open): %s", c, tenants, a.Metric(t, "argus_ingester_tenants", nil), measureSoak(t, a))
 		waitIdle(t, a)
+		code, body := a.Query(t, "", "/ingester/tenants", nil)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "0 open tenants\n", string(body))
 		s := measureSoak(t, a)
 		t.Logf("cycle %d, tenants idle: %s", c, s)
 		// Closed heads lose nothing: a few tenants read back exactly.
