@@ -331,6 +331,7 @@ func (i *Ingester) Running(ctx context.Context) error {
 			return nil
 		case <-flush.C:
 			i.flushAll(ctx, cutIdleChunks)
+			i.truncateWALIfDue(ctx)
 		case <-truncate.C:
 			if err := i.truncateWAL(ctx); err != nil && ctx.Err() == nil {
 				i.metrics.walTruncations.WithLabelValues(truncateOutcomeErr).Inc()
@@ -376,6 +377,7 @@ func (i *Ingester) Stopping(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("flush tenant %s: %w", h.id, err))
 		}
 	}
+	i.checkpointOnStop(ctx)
 	errs = append(errs, i.closeTenants())
 	return errors.Join(errs...)
 }
