@@ -605,9 +605,13 @@ func (i *Ingester) walTruncationDue() (bool, error) {
 // checkpointOnStop, after the final flush of Stopping, checkpoints and
 // truncates the WAL so that it holds only what the next start needs: the
 // series records of the heads and the samples of the chunks left in memory
-// (the open ones, and any whose flush failed), fsynced. A failure is
-// logged, not returned: the WAL is then larger, not wrong.
+// (the open ones, and any whose flush failed), fsynced (the checkpoint
+// here, the new empty segment when the WAL closes). A failure is logged,
+// not returned: the WAL is then larger, not wrong.
 func (i *Ingester) checkpointOnStop(ctx context.Context) {
+	if i.wal.failed() != nil {
+		return // Never opened, or failed: the next start replays (and repairs) it as it is.
+	}
 	if err := i.truncateWALAfter(ctx, keepOpenChunks, "stop"); err != nil {
 		i.metrics.walTruncations.WithLabelValues(truncateOutcomeErr).Inc()
 		i.logger.Error("wal truncation at stop failed, the next start replays more", "err", err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/stretchr/testify/require"
 
@@ -207,7 +208,9 @@ func TestStopping_SmallWAL(t *testing.T) {
 	require.NoError(t, ing.Stopping(context.Background()))
 	checkStores(t, cfg.Dir)
 	after := walDirBytes(t, cfg.Dir)
-	t.Logf("wal %d bytes before the stop, %d after", before, after)
+	series, samples := checkpointRecordBytes(t, cfg.Dir)
+	t.Logf("wal %d bytes before the stop, %d after; checkpoint records before compression: series %d bytes, samples %d bytes",
+		before, after, series, samples)
 	require.Less(t, after*4, before)
 
 	first, last, err := wlog.Segments(filepath.Join(cfg.Dir, walDirName))
@@ -225,4 +228,27 @@ func TestStopping_SmallWAL(t *testing.T) {
 
 	ing2 := startIngester(t, cfg, withClock)
 	requireSamples(t, want, queryAll(t, ing2, "t1", 0, math.MaxInt64))
+}
+
+// checkpointRecordBytes returns the bytes of the series records and of the
+// samples records of the last checkpoint under dir, before compression.
+func checkpointRecordBytes(t testing.TB, dir string) (series, samples int) {
+	t.Helper()
+	cpDir, _, err := wlog.LastCheckpoint(filepath.Join(dir, walDirName))
+	require.NoError(t, err)
+	rc, err := wlog.NewSegmentsRangeReader(wlog.SegmentRange{Dir: cpDir, First: -1, Last: -1})
+	require.NoError(t, err)
+	defer rc.Close()
+	rd := wlog.NewReader(rc)
+	dec := record.NewDecoder(nil, nil)
+	for rd.Next() {
+		switch dec.Type(rd.Record()) {
+		case record.Series:
+			series += len(rd.Record())
+		case record.Samples, record.SamplesV2:
+			samples += len(rd.Record())
+		}
+	}
+	require.NoError(t, rd.Err())
+	return series, samples
 }
