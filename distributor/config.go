@@ -21,6 +21,8 @@ type Config struct {
 	// IdleTenantTimeout is how long a tenant may push nothing before the
 	// distributor forgets it: its metric series and its rate-limit bucket.
 	IdleTenantTimeout time.Duration `yaml:"idle_tenant_timeout"`
+	// InstanceLimits bound the pushes this distributor holds in flight.
+	InstanceLimits InstanceLimits `yaml:"instance_limits"`
 }
 
 // RegisterFlags registers the flags of c with their defaults on f.
@@ -37,6 +39,7 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Most rejected series listed in the body of a 400 answer to a push; the first line always counts all of them.")
 	f.DurationVar(&c.IdleTenantTimeout, prefix+"distributor.idle-tenant-timeout", time.Hour,
 		"How long a tenant may push nothing before the distributor deletes its per-tenant metric series and forgets its rate-limit bucket (a bucket still in debt is kept).")
+	c.InstanceLimits.RegisterFlagsWithPrefix(prefix, f)
 }
 
 // Validate reports every invalid setting of c, joined.
@@ -50,6 +53,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTenantTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("-distributor.idle-tenant-timeout must be at least 1s, got %s", c.IdleTenantTimeout))
+	}
+	if err := c.InstanceLimits.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

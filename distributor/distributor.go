@@ -97,6 +97,7 @@ type Distributor struct {
 	logger       *slog.Logger
 	metrics      *metrics
 	warns        *throttle
+	inflight     *inflight // -distributor.instance-limits.*
 	// pushes counts the ingester pushes running, stragglers included.
 	pushes sync.WaitGroup
 	// now is the clock of the too-far-in-the-future check; tests replace it.
@@ -135,6 +136,7 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 		logger:       logger.With("component", "distributor"),
 		metrics:      newMetrics(deps.Registerer),
 		warns:        newThrottle(warnInterval),
+		inflight:     newInflight(cfg.InstanceLimits, deps.Registerer),
 		now:          time.Now,
 	}
 	if deps.Registerer != nil {

@@ -215,6 +215,9 @@ func errorID(err error) apierror.ID {
 		return apierror.TooFewIngesters
 	case errors.Is(err, ErrIngesterPush):
 		if ingesterStatus(err) == http.StatusServiceUnavailable {
+			if id, ok := ingesterErrorID(err); ok {
+				return id
+			}
 			return apierror.IngesterUnavailable
 		}
 		return apierror.IngesterFailed

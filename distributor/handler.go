@@ -46,7 +46,11 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	tenantID, err := tenant.FromContext(r.Context())
 	if err == nil {
-		err = d.handlePush(r, tenantID)
+		var release func()
+		if release, err = d.inflight.admit(r); err == nil {
+			err = d.handlePush(r, tenantID)
+			release()
+		}
 	}
 	code := httpStatusFor(err)
 	respond(w, code, tenantID, err)
@@ -132,6 +136,7 @@ func respond(w http.ResponseWriter, code int, tenantID string, err error) {
 		w.WriteHeader(code)
 		return
 	}
+	setRetryAfter(w, code)
 	switch code {
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", http.MethodPost)

@@ -79,6 +79,7 @@ func TestConfig(t *testing.T) {
 		RemoteTimeout:       20 * time.Second,
 		MaxErrorsInResponse: 10,
 		IdleTenantTimeout:   time.Hour,
+		InstanceLimits:      InstanceLimits{MaxInflightPushRequests: 2000},
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 

@@ -130,23 +130,32 @@ func (a *AdminServer) newestMatching(ctx context.Context, tenant string, ms []*l
 	return newest, nil
 }
 
-// CleanTombstones has the DB rewrite the persisted data under the
-// tombstones without it, for every tenant (the partitions are shared).
+// CleanTombstones purges the persisted data under the tombstones, for
+// every tenant (the partitions are shared), and drops the tombstones that
+// no data can be under any more.
 //
-// It keeps every tombstone: storage.DB's purge of a level-0 partition
-// leaves the samples of a partly deleted chunk in place while the DB drops
-// the tombstone, which would bring them back. Once that is fixed, the
-// tombstones that end before floor can go, where floor is the oldest
-// in-memory time of any head taken before a WAL truncation (a checkpoint
-// keeps every sample from the oldest in-memory time of all heads on, and a
-// tombstone must outlive every sample a restart could replay).
-// TODO(lead): pass that floor as headMinT (issue #8).
+// A tombstone must outlive every sample it covers that a restart could
+// bring back: those in memory and those in the WAL. A WAL checkpoint keeps
+// every sample from the oldest in-memory time of all heads at the
+// truncation on, so floor, the oldest in-memory time of any head, is taken
+// first, then the WAL is truncated (the flush in between only raises the
+// oldest in-memory time; a sample pushed meanwhile came after the
+// deletions), and only the tombstones that end before floor are dropped,
+// for every tenant. The
+// truncation flushes every head and writes a checkpoint, which is this
+// call's main cost besides the rewrite.
 func (a *AdminServer) CleanTombstones(ctx context.Context, _ *arguspb.CleanTombstonesRequest) (*arguspb.CleanTombstonesResponse, error) {
 	if _, err := a.adminHead(ctx); err != nil {
 		return nil, grpcError(err)
 	}
-	keepAll := func(string) int64 { return math.MinInt64 }
-	if err := a.i.db.CleanTombstones(ctx, keepAll); err != nil {
+	floor := noTime
+	for _, h := range a.i.tenantList() {
+		floor = min(floor, h.minMemoryTime())
+	}
+	if err := a.i.truncateWAL(ctx); err != nil {
+		return nil, grpcError(fmt.Errorf("clean tombstones: truncate wal: %w", err))
+	}
+	if err := a.i.db.CleanTombstones(ctx, func(string) int64 { return floor }); err != nil {
 		return nil, grpcError(fmt.Errorf("clean tombstones: %w", err))
 	}
 	return &arguspb.CleanTombstonesResponse{}, nil

@@ -253,7 +253,21 @@ func TestDeleteSeries_Persisted(t *testing.T) {
 	_, err = ing.AdminServer().CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
 	require.NoError(t, err)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
-	require.Len(t, ing.db.Tombstones("t"), 2, "kept until the DB's level-0 purge is fixed (see CleanTombstones)")
+	require.Empty(t, ing.db.Tombstones("t"), "both end before the head's oldest sample, later: nothing can be under them")
+	ing = restart(t, ing, withClock)
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+
+	// A deletion of a sample still in memory (and in the WAL) outlives the
+	// clean: a restart replays the sample, and the tombstone masks it.
+	_, err = ing.AdminServer().DeleteSeries(tenantCtx("t"), &arguspb.DeleteSeriesRequest{MinTimeMs: later.t, MaxTimeMs: later.t,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", deletionData[3][1])}})
+	require.NoError(t, err)
+	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == deletionData[3][1] }, later.t, later.t)
+	require.Equal(t, later.t, ing.getTenant("t").minMemoryTime())
+	_, err = ing.AdminServer().CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
+	require.NoError(t, err)
+	require.Len(t, ing.db.Tombstones("t"), 1, "a sample in memory is under it")
+	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 	ing = restart(t, ing, withClock)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 }
@@ -317,9 +331,10 @@ func TestCleanTombstones_FlushedAfterDeletion(t *testing.T) {
 }
 
 // TestCleanTombstones_PartlyDeletedChunk: clean_tombstones on a level-0
-// partition whose chunk is partly deleted must not bring the deleted
-// samples back (storage.DB's level-0 purge leaves them in place, so the
-// tombstones are kept; see CleanTombstones).
+// partition whose chunk is deleted in its middle purges the deleted
+// samples and drops the tombstone (it ends before the oldest sample in
+// memory); they must not come back, neither from the DB nor from the WAL
+// after a restart.
 func TestCleanTombstones_PartlyDeletedChunk(t *testing.T) {
 	ing := startIngester(t, testConfig(t, t.TempDir()))
 	start := time.Now().Add(-300 * time.Second).UnixMilli()
@@ -336,8 +351,10 @@ func TestCleanTombstones_PartlyDeletedChunk(t *testing.T) {
 	require.NoError(t, err)
 	want = withoutRange(want, func(l labels.Labels) bool { return l.Get("__name__") == "a" }, start+100_000, start+110_000)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
+	require.Greater(t, ing.getTenant("t").minMemoryTime(), start+110_000, "the deleted chunk is persisted")
 	_, err = a.CleanTombstones(tenantCtx("t"), &arguspb.CleanTombstonesRequest{})
 	require.NoError(t, err)
+	require.Empty(t, ing.db.Tombstones("t"), "nothing can be under it any more")
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))
 	ing = restart(t, ing)
 	requireSamples(t, want, queryAll(t, ing, "t", math.MinInt64, math.MaxInt64))

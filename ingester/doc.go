@@ -9,7 +9,10 @@
 // (AdminServer: deletion by tombstones, which the DB keeps and every read
 // masks, and the cardinality of the heads). It enforces each tenant's share
 // of its global series limits (Deps.Limits, Deps.Ring) when a push creates
-// a series, and each tenant's retention period.
+// a series, each tenant's retention period, and its own instance limits. A
+// tenant's head lives while it has series or was used recently: an idle
+// tenant's head is closed, and a tenant whose flushes fail is refused alone
+// (WAL.md, "Idle tenants" and "Failed tenants").
 //
 // It does not own the on-disk chunk format or the DB (package storage),
 // sharding or replication (packages ring and distributor), request

@@ -105,7 +105,8 @@ func grpcError(err error) error {
 	}
 	var code codes.Code
 	switch {
-	case errors.Is(err, ErrNotReady), errors.Is(err, storage.ErrClosed):
+	case errors.Is(err, ErrNotReady), errors.Is(err, storage.ErrClosed),
+		errors.Is(err, ErrTenantFailed), errors.Is(err, ErrInstanceLimit):
 		code = codes.Unavailable
 	case errors.Is(err, tenant.ErrNoTenant), errors.Is(err, tenant.ErrInvalidTenant),
 		errors.Is(err, ErrInvalidMatcher), errors.Is(err, ErrInvalidAdminRequest):

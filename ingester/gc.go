@@ -136,7 +136,7 @@ func (h *tenantHead) removeSeries(p gcPlan) int {
 			delete(h.aliases, ref)
 		}
 	}
-	h.inMemory.Sub(float64(len(deleted)))
+	h.instanceSeries.Add(-int64(len(deleted)))
 	h.metrics.seriesGCed.Add(float64(len(deleted)))
 	return len(deleted)
 }

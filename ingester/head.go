@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -28,6 +27,10 @@ type tenantOptions struct {
 	sealed      *atomic.Int64  // samples older than this are refused: the DB may have sealed their partition
 	retention   func(tenant string) time.Duration
 	removedMaxT int64
+	// instanceSeries counts the series of every head of the Ingester, for
+	// -ingester.instance-limits.max-series (maxSeries, 0: no limit).
+	instanceSeries *atomic.Int64
+	maxSeries      int
 }
 
 // tenantHead is the in-memory head of one tenant: its series and their
@@ -48,8 +51,7 @@ type tenantHead struct {
 	cfg       *Config
 	logger    *slog.Logger
 	metrics   *metrics
-	appended  prometheus.Counter // argus_ingester_samples_appended_total of this tenant
-	inMemory  prometheus.Gauge   // argus_ingester_memory_series of this tenant
+	appended  atomic.Uint64 // argus_ingester_samples_appended_total of this tenant (tenantCollector)
 	limiter   *seriesLimiter
 	now       func() time.Time
 	rate      rateWindow // samples appended by pushes, for UserStats
@@ -68,7 +70,18 @@ type tenantHead struct {
 	counts   seriesCounts // guarded by createMu (replay writes it before the head is shared)
 
 	appendMu sync.Mutex
-	closed   bool // guarded by appendMu
+	// closed is set under appendMu and createMu (close, closeIfEmpty): a
+	// closed head takes no sample and creates no series.
+	closed atomic.Bool
+
+	// lastUsed is the time (Unix ms, Ingester clock) of the last push or
+	// query, for closeIdleTenants.
+	lastUsed atomic.Int64
+	// failed is set while the tenant's storage fails (see setFailed).
+	failed atomic.Pointer[tenantFailure]
+
+	instanceSeries *atomic.Int64
+	maxSeries      int
 
 	// maxT is the newest sample time of the head, math.MinInt64 if none.
 	// Written under appendMu, read anywhere.
@@ -110,8 +123,6 @@ func newTenantHead(o tenantOptions) *tenantHead {
 		cfg:       o.cfg,
 		logger:    o.logger,
 		metrics:   o.metrics,
-		appended:  o.metrics.samplesAppended.WithLabelValues(o.id),
-		inMemory:  o.metrics.memorySeries.WithLabelValues(o.id),
 		limiter:   o.limiter,
 		now:       o.now,
 		wal:       o.wal,
@@ -123,12 +134,19 @@ func newTenantHead(o tenantOptions) *tenantHead {
 		postings:  newHeadPostings(),
 		counts:    seriesCounts{byMetric: map[string]int{}},
 		aliases:   map[chunks.HeadSeriesRef]*memSeries{},
+
+		instanceSeries: o.instanceSeries,
+		maxSeries:      o.maxSeries,
+	}
+	if h.instanceSeries == nil {
+		h.instanceSeries = new(atomic.Int64)
 	}
 	nowMs := o.now().UnixMilli()
 	h.rate.current = floorDiv(nowMs, rateBucketMs)
 	h.maxT.Store(math.MinInt64)
 	h.removedMaxT.Store(o.removedMaxT)
 	h.replayCutoff = h.retentionCutoff(nowMs)
+	h.lastUsed.Store(nowMs)
 	return h
 }
 
@@ -136,11 +154,14 @@ func newTenantHead(o tenantOptions) *tenantHead {
 func (h *tenantHead) close() {
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
-	if h.closed {
+	h.createMu.Lock()
+	defer h.createMu.Unlock()
+	if h.closed.Load() {
 		return
 	}
-	h.closed = true
-	h.metrics.memorySeries.DeleteLabelValues(h.id)
+	h.closed.Store(true)
+	h.metrics.tenantFailed.DeleteLabelValues(h.id)
+	h.instanceSeries.Add(-int64(h.counts.total))
 }
 
 // retentionCutoff returns the oldest sample time inside the tenant's
@@ -176,7 +197,11 @@ func (h *tenantHead) nowMs() int64 {
 // created: the error is a seriesLimitError, which may reference lset (format
 // it before lset is reused). The check and the creation are one step under
 // createMu. Existing series are returned whatever the limits.
-func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels, lim *seriesLimits) (*memSeries, error) {
+//
+// newest is the newest sample time the caller would append: a series whose
+// persisted samples reach it is not created (the error is a sampleError of
+// an out-of-order sample), as none of those samples could be appended.
+func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels, lim *seriesLimits, newest int64) (*memSeries, error) {
 	if s := h.series.getByHash(hash, lset); s != nil {
 		return s, nil
 	}
@@ -184,10 +209,19 @@ func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels, lim *seriesLim
 	if err != nil {
 		return nil, err
 	}
+	if newest <= persisted {
+		return nil, sampleError{reason: rejectOutOfOrder.reason(), t: newest, ref: persisted}
+	}
 	h.createMu.Lock()
 	defer h.createMu.Unlock()
 	if s := h.series.getByHash(hash, lset); s != nil {
 		return s, nil
+	}
+	if h.closed.Load() {
+		return nil, errHeadClosed
+	}
+	if h.maxSeries > 0 && h.instanceSeries.Load() >= int64(h.maxSeries) {
+		return nil, instanceSeriesError(h.maxSeries)
 	}
 	if lim != nil {
 		if err := h.counts.check(h.id, lset, lim); err != nil {
@@ -209,7 +243,7 @@ func (h *tenantHead) addSeries(hash uint64, s *memSeries) {
 	h.series.setIfAbsent(hash, s)
 	h.postings.Add(promstorage.SeriesRef(s.ref), s.lset)
 	h.counts.add(s.lset)
-	h.inMemory.Inc()
+	h.instanceSeries.Add(1)
 }
 
 // persistedMaxT returns the max time of the persisted samples of lset, which

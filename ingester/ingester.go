@@ -55,6 +55,12 @@ type Config struct {
 	// RetentionSize bounds the bytes of the DB: past it the oldest
 	// partitions are deleted. 0: no bound.
 	RetentionSize int64 `yaml:"retention_size"`
+	// TenantIdleTimeout is how long a tenant with no series in memory may go
+	// without a push or a query before its head is closed. 0: never.
+	TenantIdleTimeout time.Duration `yaml:"tenant_idle_timeout" category:"advanced"`
+	// InstanceLimits bound the pushes in flight and the series of the whole
+	// ingester.
+	InstanceLimits InstanceLimits `yaml:"instance_limits"`
 }
 
 // RegisterFlags registers the flags of c with their defaults on f.
@@ -83,6 +89,12 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Compress WAL records with snappy.")
 	f.Int64Var(&c.RetentionSize, prefix+"ingester.retention-size", 0,
 		"Most bytes the persisted chunks of every tenant may take on this ingester: past it the oldest partitions are deleted, whatever the tenants' retention periods. 0 means no bound.")
+	f.DurationVar(&c.TenantIdleTimeout, prefix+"ingester.tenant-idle-timeout", time.Hour,
+		"A tenant with no series in memory (all flushed and removed) that got no push and no query for this long has its in-memory head closed and its per-tenant metrics deleted; its next push or query opens it again. 0 never closes heads.")
+	f.IntVar(&c.InstanceLimits.MaxInflightPushRequests, prefix+"ingester.instance-limits.max-inflight-push-requests", 30000,
+		"Most push requests the ingester handles at once, over every tenant; more are refused with a retryable error. 0 means no limit.")
+	f.IntVar(&c.InstanceLimits.MaxSeries, prefix+"ingester.instance-limits.max-series", 0,
+		"Most in-memory series the ingester holds, over every tenant; a push creating more is refused with a retryable error. 0 means no limit.")
 }
 
 // Validate reports every invalid setting of c, joined.
@@ -96,6 +108,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RetentionSize < 0 {
 		errs = append(errs, fmt.Errorf("-ingester.retention-size must not be negative, got %d", c.RetentionSize))
+	}
+	if c.TenantIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("-ingester.tenant-idle-timeout must not be negative, got %s", c.TenantIdleTimeout))
+	}
+	if c.InstanceLimits.MaxInflightPushRequests < 0 || c.InstanceLimits.MaxSeries < 0 {
+		errs = append(errs, fmt.Errorf("-ingester.instance-limits.* must not be negative, got %+v", c.InstanceLimits))
 	}
 	if c.WALSyncPeriod < 0 {
 		errs = append(errs, fmt.Errorf("-ingester.wal-sync-period must not be negative, got %s", c.WALSyncPeriod))
@@ -183,10 +201,19 @@ type Ingester struct {
 	openMu    sync.Mutex // serializes opening tenants, never held with tenantsMu for writing
 	tenantsMu sync.RWMutex
 	tenants   map[string]*tenantHead // guarded by tenantsMu
+	// tenantsPeak is the most tenants since the map was last made: a Go
+	// map keeps its buckets when entries are deleted, so closeIdleTenants
+	// makes a new one once it holds less than a quarter of that.
+	tenantsPeak int // guarded by tenantsMu
 
 	truncMu   sync.Mutex // serializes WAL truncations
 	removedMu sync.Mutex
 	removed   map[string]int64 // guarded by removedMu: every tenant's removedMaxT, as in removedMaxTFile
+
+	// inflight counts the pushes in flight; instanceSeries the series of
+	// every head (-ingester.instance-limits.*).
+	inflight       inflightGuard
+	instanceSeries atomic.Int64
 
 	// failures receives WAL write failures, which make Running return (a
 	// restart repairs the WAL). Buffered; senders never block.
@@ -222,8 +249,9 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 	}
 	i.wal = &sharedWAL{dir: filepath.Join(cfg.Dir, walDirName), logger: logger, metrics: i.metrics, failures: i.failures}
 	i.sealed.Store(math.MinInt64)
+	i.inflight.max = int64(cfg.InstanceLimits.MaxInflightPushRequests)
 	if deps.Registerer != nil {
-		deps.Registerer.MustRegister(newLocalLimitCollector(i))
+		deps.Registerer.MustRegister(newLocalLimitCollector(i), newTenantCollector(i))
 	}
 	return i, nil
 }
@@ -450,10 +478,14 @@ func (i *Ingester) getOrOpenTenant(_ context.Context, id string) (*tenantHead, e
 		sealed:      &i.sealed,
 		retention:   i.retentionOf,
 		removedMaxT: i.removedMaxTOf(id),
+
+		instanceSeries: &i.instanceSeries,
+		maxSeries:      i.cfg.InstanceLimits.MaxSeries,
 	})
 	i.tenantsMu.Lock()
 	i.tenants[id] = h
 	n := len(i.tenants)
+	i.tenantsPeak = max(i.tenantsPeak, n)
 	i.tenantsMu.Unlock()
 	i.metrics.tenants.Set(float64(n))
 	return h, nil
@@ -471,12 +503,19 @@ func (i *Ingester) readOnlyHead(id string) *tenantHead {
 var emptySeries = newStripeSeries()
 
 // flushAll flushes every tenant; failures are logged and counted (the
-// chunks stay in memory and in the WAL, and the next flush retries them).
+// chunks stay in memory and in the WAL, and the next flush retries them). A
+// tenant whose flush fails is failed (its pushes are refused, so its memory
+// stops growing) until one of its flushes succeeds.
 func (i *Ingester) flushAll(ctx context.Context, idle idlePolicy) {
 	for _, h := range i.tenantList() {
-		if err := h.flush(ctx, idle); err != nil && ctx.Err() == nil {
+		err := h.flush(ctx, idle)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
 			i.logger.Error("flush failed, chunks kept in memory and retried", "tenant", h.id, "err", err,
 				"see_metric", "argus_ingester_flush_failures_total")
 		}
+		h.setFailed(err)
 	}
 }

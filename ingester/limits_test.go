@@ -142,7 +142,7 @@ func TestSeriesLimit_PerUser(t *testing.T) {
 	}
 	require.Zero(t, push(t, ing, "t1", tss...).RejectedSamples)
 	requireSamples(t, want, queryAll(t, ing, "t1", 0, math.MaxInt64))
-	require.InDelta(t, 5, testutil.ToFloat64(ing.metrics.memorySeries.WithLabelValues("t1")), 0)
+	require.Equal(t, 5, ing.getTenant("t1").memorySeries())
 
 	// Another tenant has its own count.
 	require.Zero(t, push(t, ing, "t2", ts(numbered("m", 5), sample{1000, 1})).RejectedSamples)
@@ -286,7 +286,7 @@ func TestSeriesLimit_GCFreesCapacity(t *testing.T) {
 	clock.ms += cfg.MaxChunkIdle.Milliseconds() + 1000
 	truncateTenants(t, ing)
 	require.Equal(t, seriesCounts{total: 0, byMetric: map[string]int{}}, h.counts)
-	require.Zero(t, testutil.ToFloat64(ing.metrics.memorySeries.WithLabelValues("t1")))
+	require.Zero(t, h.memorySeries())
 }
 
 // TestSeriesLimit_RecreatedByGCIsNotLimited removes a series between the

@@ -16,8 +16,6 @@ const (
 
 // metrics are the ingester's metrics. A nil registerer is allowed.
 type metrics struct {
-	memorySeries      *prometheus.GaugeVec
-	samplesAppended   *prometheus.CounterVec
 	samplesRejected   *prometheus.CounterVec
 	rejected          [numRejectKinds]prometheus.Counter // children of samplesRejected
 	chunksPersisted   prometheus.Counter
@@ -37,19 +35,17 @@ type metrics struct {
 	dbFailures        *prometheus.CounterVec
 	chunksExpired     prometheus.Counter
 	walFsyncs         prometheus.Counter
+
+	tenantFailed          *prometheus.GaugeVec
+	tenantFailures        prometheus.Counter
+	tenantRefusals        prometheus.Counter
+	tenantsClosed         prometheus.Counter
+	instanceLimitRefusals *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
-		memorySeries: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "argus_ingester_memory_series",
-			Help: "Series held in the in-memory heads, by tenant.",
-		}, []string{"tenant"}),
-		samplesAppended: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "argus_ingester_samples_appended_total",
-			Help: "Samples appended to the heads (and so to the WAL), by tenant.",
-		}, []string{"tenant"}),
 		samplesRejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "argus_ingester_samples_rejected_total",
 			Help: "Samples rejected by Push, by reason.",
@@ -68,6 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	m.addStorageMetrics(f)
+	m.addLifecycleMetrics(f)
 	for k := range numRejectKinds {
 		m.rejected[k] = m.samplesRejected.WithLabelValues(k.label())
 	}
@@ -145,4 +142,32 @@ func (m *metrics) addStorageMetrics(f promauto.Factory) {
 		Name: "argus_ingester_series_removed_total",
 		Help: "Idle series removed from the heads (their data stays in the DB).",
 	})
+}
+
+// addLifecycleMetrics creates the metrics of tenant failures, idle tenants
+// and instance limits.
+func (m *metrics) addLifecycleMetrics(f promauto.Factory) {
+	m.tenantFailed = f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "argus_ingester_tenant_failed",
+		Help: "1 while the tenant's storage fails (a flush of its chunks failed) and its pushes are refused; absent otherwise. Alert on it.",
+	}, []string{"tenant"})
+	m.tenantFailures = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_tenant_failures_total",
+		Help: "Times a tenant was marked failed because its storage failed.",
+	})
+	m.tenantRefusals = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_tenant_failed_refusals_total",
+		Help: "Pushes refused because their tenant was failed.",
+	})
+	m.tenantsClosed = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_idle_tenants_closed_total",
+		Help: "Tenant heads closed after -ingester.tenant-idle-timeout without a push or a query and without series.",
+	})
+	m.instanceLimitRefusals = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "argus_ingester_instance_limit_refusals_total",
+		Help: "Pushes refused by an -ingester.instance-limits.* limit, by limit.",
+	}, []string{"limit"})
+	for _, l := range []string{"max_inflight_push_requests", "max_series"} {
+		m.instanceLimitRefusals.WithLabelValues(l)
+	}
 }

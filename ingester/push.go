@@ -84,12 +84,32 @@ func (i *Ingester) Push(ctx context.Context, req *arguspb.WriteRequest) (*argusp
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	h, err := i.getOrOpenTenant(ctx, id)
-	if err != nil {
-		return nil, grpcError(fmt.Errorf("open tenant %s: %w", id, err))
+	if err := i.inflight.acquire(); err != nil {
+		i.metrics.instanceLimitRefusals.WithLabelValues("max_inflight_push_requests").Inc()
+		return nil, grpcError(err)
 	}
-	resp, err := h.push(req)
-	return resp, grpcError(err)
+	defer i.inflight.release()
+	// A head closed as idle between its lookup and the append is opened
+	// again; twice is plenty, as closing needs the tenant idle.
+	for attempt := 0; ; attempt++ {
+		h, err := i.getOrOpenTenant(ctx, id)
+		if err != nil {
+			return nil, grpcError(fmt.Errorf("open tenant %s: %w", id, err))
+		}
+		h.touch()
+		if err := h.failure(); err != nil {
+			i.metrics.tenantRefusals.Inc()
+			return nil, grpcError(err)
+		}
+		resp, err := h.push(req)
+		if errors.Is(err, errHeadClosed) && attempt < 2 {
+			continue
+		}
+		if errors.Is(err, ErrInstanceLimit) {
+			i.metrics.instanceLimitRefusals.WithLabelValues("max_series").Inc()
+		}
+		return resp, grpcError(err)
+	}
 }
 
 // push runs the write pipeline of one request: resolve (validate labels,
@@ -162,6 +182,7 @@ func putPushBatch(b *pushBatch) {
 // Invalid series, and new series over a series limit, are rejected whole;
 // an error (reading the chunk store) fails the push.
 func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
+	minValid := h.minValid(h.nowMs())
 	for _, ts := range req.GetTimeseries() {
 		if n := len(ts.GetHistograms()); n > 0 {
 			b.rej.addSeries(ts, rejectHistogram, int64(n+len(ts.GetSamples())), ErrHistogramsUnsupported)
@@ -183,10 +204,22 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 				b.rej.addSeries(ts, rejectInvalidLabels, int64(len(ts.GetSamples())), err)
 				continue
 			}
+			// A series is created only for a sample it can take: a refused
+			// one must not hold a slot of the series limits until GC.
+			newest := newestSample(ts)
+			if newest < minValid {
+				b.rej.addSeries(ts, rejectTooOld, int64(len(ts.GetSamples())),
+					sampleError{reason: rejectTooOld.reason(), t: newest, ref: minValid})
+				continue
+			}
 			var err error
-			if s, err = h.getOrCreate(hash, b.lset, h.pushLimits(b)); err != nil {
+			if s, err = h.getOrCreate(hash, b.lset, h.pushLimits(b), newest); err != nil {
 				if le, ok := errors.AsType[seriesLimitError](err); ok {
 					b.rej.addSeries(ts, le.kind, int64(len(ts.GetSamples())), le) // Formats le before b.lset is reused.
+					continue
+				}
+				if se, ok := errors.AsType[sampleError](err); ok {
+					b.rej.addSeries(ts, rejectOutOfOrder, int64(len(ts.GetSamples())), se)
 					continue
 				}
 				return err
@@ -195,6 +228,16 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		b.entries = append(b.entries, pushEntry{ts: ts, hash: hash, s: s})
 	}
 	return nil
+}
+
+// newestSample returns the newest timestamp of the samples of ts, which has
+// at least one.
+func newestSample(ts *arguspb.TimeSeries) int64 {
+	newest := int64(math.MinInt64)
+	for _, smp := range ts.GetSamples() {
+		newest = max(newest, smp.GetTimestampMs())
+	}
+	return newest
 }
 
 // pushLimits returns the tenant's series limits for the push of b, looking
@@ -261,8 +304,8 @@ func validateLabels(ls []*arguspb.Label) error {
 func (h *tenantHead) appendBatch(b *pushBatch) error {
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
-	if h.closed {
-		return ErrNotReady
+	if h.closed.Load() {
+		return errHeadClosed
 	}
 	if err := h.wal.failed(); err != nil {
 		return err
@@ -273,7 +316,7 @@ func (h *tenantHead) appendBatch(b *pushBatch) error {
 		if e.s.deleted {
 			// Removed by GC since resolve: recreate it, whatever the limits
 			// (it was within them at resolve, and is again in the head).
-			s, err := h.getOrCreate(e.hash, e.s.lset, nil)
+			s, err := h.getOrCreate(e.hash, e.s.lset, nil, math.MaxInt64)
 			if err != nil {
 				h.rollbackLocked(b, n)
 				return err
@@ -411,7 +454,7 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 		maxT = max(maxT, smp.T)
 	}
 	h.maxT.Store(maxT)
-	h.appended.Add(float64(len(b.samples)))
+	h.appended.Add(uint64(len(b.samples)))
 	h.rate.add(nowMs, int64(len(b.samples)))
 }
 

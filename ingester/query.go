@@ -40,6 +40,7 @@ func (i *Ingester) queryHead(ctx context.Context, queryType string) (*tenantHead
 		return nil, err
 	}
 	if h := i.getTenant(id); h != nil {
+		h.touch() // A queried tenant is not idle.
 		return h, nil
 	}
 	return i.readOnlyHead(id), nil // Its persisted data, if any.

@@ -464,7 +464,7 @@ func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) 
 	s.logged = true
 	h.series.setIfAbsent(hash, s)
 	h.counts.add(lset) // Never limited: these series were accepted before the restart.
-	h.inMemory.Inc()
+	h.instanceSeries.Add(1)
 	h.replayed = append(h.replayed, s)
 	return s, true, nil
 }
@@ -514,6 +514,11 @@ func (i *Ingester) truncateWALAfter(ctx context.Context, idle idlePolicy, trigge
 	if err != nil {
 		return err
 	}
+	// After the series GC, so that a tenant whose last series just left
+	// closes in the same pass; its series records are dropped by the
+	// checkpoint below (no head keeps their refs).
+	closed := i.closeIdleTenants()
+	heads = i.tenantList()
 	i.wal.step(stepGCed)
 	first, last, err := i.wal.cut()
 	if err != nil {
@@ -561,7 +566,7 @@ func (i *Ingester) truncateWALAfter(ctx context.Context, idle idlePolicy, trigge
 	i.metrics.walTruncations.WithLabelValues(truncateOutcomeOK).Inc()
 	i.logger.Info("wal truncated", "trigger", trigger, "first_segment", first, "last_segment", last, "mint", mint,
 		"checkpoint_bytes", cpBytes, "dropped_series", stats.DroppedSeries, "dropped_samples", stats.DroppedSamples,
-		"removed_series", removed)
+		"removed_series", removed, "closed_tenants", closed)
 	return nil
 }
 

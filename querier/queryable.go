@@ -49,6 +49,9 @@ type queryable struct {
 	lookback time.Duration
 	// federation lets a context name several tenants (federation.go).
 	federation bool
+	// release returns to the OS the heap that a large query needed
+	// (release.go).
+	release heapReleaser
 }
 
 var _ storage.SampleAndChunkQueryable = (*queryable)(nil)
@@ -72,7 +75,8 @@ func (q *queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error)
 	}
 	return &tenantQuerier{
 		q: q, backend: b, mint: mint, maxt: maxt,
-		own: &requestLimits{limits: q.limits, metrics: q.metrics},
+		own:       &requestLimits{limits: q.limits, metrics: q.metrics},
+		allocated: q.release.stats().allocated,
 	}, nil
 }
 
@@ -100,6 +104,7 @@ type tenantQuerier struct {
 	backend    storage.ChunkQuerier // over [mint, maxt]
 	mint, maxt int64
 	own        *requestLimits // used when the context carries none
+	allocated  uint64         // the bytes the process had allocated when the querier was created
 }
 
 // tenantIDs returns the tenants that ctx names: one, or with federation
@@ -246,8 +251,13 @@ func (tq *tenantQuerier) lookupBackend(ctx context.Context, id string) (storage.
 	return tq.q.backend(mint, maxt)
 }
 
-// Close closes the backend.
-func (tq *tenantQuerier) Close() error { return tq.backend.Close() }
+// Close closes the backend, and has the heap that a large query needed
+// returned to the OS (release.go).
+func (tq *tenantQuerier) Close() error {
+	err := tq.backend.Close()
+	tq.q.release.queryEnded(tq.allocated)
+	return err
+}
 
 // sourceQuerier is a storage.ChunkQuerier over one series source. Each method
 // makes one gRPC call with the tenant of its context and returns once the

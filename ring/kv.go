@@ -628,7 +628,13 @@ func (d delegate) NodeMeta(limit int) []byte {
 func (d delegate) NotifyMsg(buf []byte) { d.k.handOff(slices.Clone(buf)) }
 
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.k.queue.GetBroadcasts(overhead, limit)
+	msgs := d.k.queue.GetBroadcasts(overhead, limit)
+	n := 0
+	for _, m := range msgs {
+		n += len(m)
+	}
+	d.k.metrics.gossipBytes.Add(float64(n))
+	return msgs
 }
 
 func (d delegate) LocalState(bool) []byte { return d.k.localState() }

@@ -24,6 +24,7 @@ type kvMetrics struct {
 	gossipDropped *prometheus.CounterVec
 	gossipMerged  prometheus.Counter
 	changes       prometheus.Counter
+	gossipBytes   prometheus.Counter
 	// forgetHeld counts the auto-forget passes that kept an expired
 	// instance because forgetting it would leave fewer than a quorum.
 	forgetHeld prometheus.Counter
@@ -47,6 +48,10 @@ func newKVMetrics(reg prometheus.Registerer, queueLen func() float64) *kvMetrics
 		forgetHeld: f.NewCounter(prometheus.CounterOpts{
 			Name: "argus_ring_auto_forget_held_total",
 			Help: "Auto-forget passes of this process's lifecycler that kept an unhealthy instance in the ring, because forgetting it would leave fewer members than a write quorum.",
+		}),
+		gossipBytes: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ring_gossip_sent_bytes_total",
+			Help: "Bytes of ring updates this process handed to memberlist to gossip (memberlist's own framing, probes and push/pull excluded).",
 		}),
 		changes: f.NewCounter(prometheus.CounterOpts{
 			Name: "argus_ring_state_changes_total", Help: "Changes of the local ring state (instances updated by a merge or a local write).",

@@ -218,20 +218,19 @@ func purgeSeriesByRef(r *reader, a *arena, v purgeVictim) error {
 			return err
 		}
 		c := Chunk{MinTime: m.minT, MaxTime: m.maxT, Encoding: m.enc, Data: bytes.Clone(m.data)}
-		kept, ok, err := trimChunk(c, v.dels)
+		kept, res, err := trimChunk(c, v.dels)
 		if err != nil {
 			return err
 		}
-		changed := !ok || kept.MinTime != c.MinTime || kept.MaxTime != c.MaxTime
-		if changed {
+		if res != chunkKept {
 			if err := r.chunks.Delete(appendID(nil, ref.seq)); err != nil {
 				return err
 			}
 		}
-		if !ok {
+		if res == chunkDropped {
 			continue
 		}
-		if changed {
+		if res == chunkTrimmed {
 			if ref.seq, err = r.chunks.NextSequence(); err != nil {
 				return err
 			}

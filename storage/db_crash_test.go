@@ -87,6 +87,14 @@ func TestDBCrashAtEveryStep(t *testing.T) {
 	del2 := Tombstone{10 * hourMs, 27 * hourMs, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "instance", "host-1")}}
 	require.NoError(t, db.DeleteSeries("a", del2))
 	m.deleteRange("a", del2.MinTime, del2.MaxTime, del2.Matchers...)
+	// Deletes inside one chunk (its first and last samples kept) in the
+	// day, a sealed window and a level-0 one: clean must re-encode them
+	// before it drops the tombstones.
+	for _, from := range []int64{3 * hourMs, 25 * hourMs, 26 * hourMs} {
+		d := Tombstone{from + 10*60_000, from + 12*60_000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "instance", "host-0")}}
+		require.NoError(t, db.DeleteSeries("a", d))
+		m.deleteRange("a", d.MinTime, d.MaxTime, d.Matchers...)
+	}
 	models["deleted2"] = m.clone()
 	phase = "clean"
 	require.NoError(t, db.CleanTombstones(ctx, func(string) int64 { return 28 * hourMs }))
@@ -151,6 +159,13 @@ func verifyCrashPoint(t *testing.T, p crashPoint, models map[string]model, polic
 			requireSelect(t, db, want, tenant, all[0], all[1])
 		}
 		require.NoError(t, db.Compact(ctx, 26*hourMs))
+		if p.phase == "clean" {
+			// Run again, the clean leaves the deleted samples out for good.
+			require.NoError(t, db.CleanTombstones(ctx, func(string) int64 { return 28 * hourMs }))
+			require.Empty(t, db.Tombstones("a"))
+			requireSelect(t, db, want, "a", all[0], all[1])
+			require.Equal(t, want.samples("a"), storedSamples(t, db, "a"))
+		}
 	case p.phase == "retention":
 		require.NoError(t, db.ApplyRetention(ctx, policy))
 		for _, tenant := range []string{"a", "b"} {

@@ -130,11 +130,11 @@ func (f *tenantFilter) apply(s *Series) (bool, error) {
 	}
 	out := s.Chunks[:0]
 	for _, c := range s.Chunks {
-		kept, ok, err := trimChunk(c, dels)
+		kept, res, err := trimChunk(c, dels)
 		if err != nil {
 			return false, fmt.Errorf("series %s: %w", s.Labels, err)
 		}
-		if ok {
+		if res != chunkDropped {
 			out = append(out, kept)
 		}
 	}
@@ -142,34 +142,46 @@ func (f *tenantFilter) apply(s *Series) (bool, error) {
 	return len(out) > 0, nil
 }
 
-// trimChunk returns c without its samples in dels, and false if none is
-// left. Only XOR chunks are re-encoded; a chunk of another encoding is
-// dropped when an interval covers it, and kept whole otherwise.
-func trimChunk(c Chunk, dels intervals) (Chunk, bool, error) {
+// trimResult says what trimChunk did to a chunk.
+type trimResult int
+
+const (
+	chunkKept    trimResult = iota // no sample deleted: c itself is returned
+	chunkTrimmed                   // some samples deleted: a new chunk is returned
+	chunkDropped                   // every sample deleted
+)
+
+// trimChunk returns c without its samples in dels. A caller that stores
+// chunks must rewrite every chunk it reports trimmed, even when its time
+// range is unchanged (a deletion between its first and last samples).
+// Only XOR chunks are re-encoded; a chunk of another encoding is dropped
+// when an interval covers it, and kept whole otherwise.
+func trimChunk(c Chunk, dels intervals) (Chunk, trimResult, error) {
 	if !dels.overlaps(c.MinTime, c.MaxTime) {
-		return c, true, nil
+		return c, chunkKept, nil
 	}
 	if dels.coversAll(c.MinTime, c.MaxTime) {
-		return Chunk{}, false, nil
+		return Chunk{}, chunkDropped, nil
 	}
 	if c.Encoding != chunkenc.EncXOR {
-		return c, true, nil
+		return c, chunkKept, nil
 	}
 	src, err := chunkenc.FromData(c.Encoding, c.Data)
 	if err != nil {
-		return Chunk{}, false, fmt.Errorf("%w: decode chunk [%d, %d]: %v", ErrCorrupt, c.MinTime, c.MaxTime, err)
+		return Chunk{}, 0, fmt.Errorf("%w: decode chunk [%d, %d]: %v", ErrCorrupt, c.MinTime, c.MaxTime, err)
 	}
 	dst := chunkenc.NewXORChunk()
 	app, err := dst.Appender()
 	if err != nil {
-		return Chunk{}, false, err
+		return Chunk{}, 0, err
 	}
 	out := Chunk{Encoding: chunkenc.EncXOR}
-	n := 0
+	n, dropped := 0, false
 	it := src.Iterator(nil)
 	for it.Next() == chunkenc.ValFloat {
 		t, v := it.At()
 		if dels.covers(t) {
+			dropped = true
 			continue
 		}
 		if n == 0 {
@@ -180,11 +192,14 @@ func trimChunk(c Chunk, dels intervals) (Chunk, bool, error) {
 		n++
 	}
 	if err := it.Err(); err != nil {
-		return Chunk{}, false, fmt.Errorf("%w: iterate chunk [%d, %d]: %v", ErrCorrupt, c.MinTime, c.MaxTime, err)
+		return Chunk{}, 0, fmt.Errorf("%w: iterate chunk [%d, %d]: %v", ErrCorrupt, c.MinTime, c.MaxTime, err)
 	}
-	if n == 0 {
-		return Chunk{}, false, nil
+	switch {
+	case n == 0:
+		return Chunk{}, chunkDropped, nil
+	case !dropped:
+		return c, chunkKept, nil // the deletions fall between samples
 	}
 	out.Data = dst.Bytes()
-	return out, true, nil
+	return out, chunkTrimmed, nil
 }

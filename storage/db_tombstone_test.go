@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -85,4 +86,65 @@ func TestDBTombstonesAgainstModel(t *testing.T) {
 	left := db.Tombstones("t")
 	require.Len(t, left, 1, "only the open-ended tombstone can still match")
 	require.Equal(t, deletes[3].MinTime, left[0].MinTime)
+}
+
+// TestDBCleanTombstonesPartlyDeletedChunk deletes 11 of the 120 samples of
+// one chunk and checks that CleanTombstones, which then drops the
+// tombstone, leaves the 109 others: in a level-0 file, a sealed part, and
+// one merged by Compact after the delete.
+func TestDBCleanTombstonesPartlyDeletedChunk(t *testing.T) {
+	lbls := labels.FromStrings("__name__", "m", "job", "a")
+	var samples []sample
+	for i := int64(0); i < 120; i++ {
+		samples = append(samples, sample{t: i * 15_000, v: float64(i)})
+	}
+	del := Tombstone{MinTime: 30 * 15_000, MaxTime: 40 * 15_000, Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "a")}}
+	want := slices.DeleteFunc(slices.Clone(samples), func(s sample) bool { return s.t >= del.MinTime && s.t <= del.MaxTime })
+	require.Len(t, want, 109)
+	for _, tc := range []struct {
+		name                string
+		sealBefore, compact int64 // Compact before and after the delete; 0: none
+	}{
+		{name: "level 0"},
+		{name: "sealed part", sealBefore: 3 * hourMs},
+		{name: "merged by Compact", compact: 3 * hourMs},
+		{name: "sealed, merged into the day", sealBefore: 3 * hourMs, compact: 2 * dayMs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, dir := newTestDB(t, DBOptions{})
+			ctx := context.Background()
+			require.NoError(t, db.Append("t", []Series{{Labels: lbls, Chunks: []Chunk{xorChunk(t, samples)}}}))
+			if tc.sealBefore != 0 {
+				require.NoError(t, db.Compact(ctx, tc.sealBefore))
+			}
+			require.NoError(t, db.DeleteSeries("t", del))
+			if tc.compact != 0 {
+				require.NoError(t, db.Compact(ctx, tc.compact))
+			}
+			requireSeriesSamples(t, db, lbls, want, "before clean")
+			require.NoError(t, db.CleanTombstones(ctx, func(string) int64 { return math.MaxInt64 }))
+			require.Empty(t, db.Tombstones("t"), "nothing can be under the tombstone")
+			requireSeriesSamples(t, db, lbls, want, "after clean")
+			require.Equal(t, int64(109), storedSamples(t, db, "t"))
+			require.NoError(t, db.Close())
+			require.NoError(t, CheckDB(dir))
+			db = openTestDB(t, dir, DBOptions{})
+			requireSeriesSamples(t, db, lbls, want, "after restart")
+		})
+	}
+}
+
+// requireSeriesSamples checks that the tenant "t" of db holds the one
+// series lbls with exactly want.
+func requireSeriesSamples(t *testing.T, db *DB, lbls labels.Labels, want []sample, stage string) {
+	t.Helper()
+	got, err := db.Select("t", math.MinInt64, math.MaxInt64, SelectOptions{})
+	require.NoError(t, err)
+	require.Len(t, got, 1, stage)
+	require.Equal(t, lbls, got[0].Labels, stage)
+	var gs []sample
+	for _, c := range got[0].Chunks {
+		gs = append(gs, chunkSamples(t, c)...)
+	}
+	requireSameSamples(t, want, gs, stage)
 }

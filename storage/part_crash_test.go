@@ -100,6 +100,13 @@ func TestWritePartRejects(t *testing.T) {
 	}
 }
 
+// TestWritePartSynced writes a part with fsyncs, as DB does.
+func TestWritePartSynced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "part")
+	require.NoError(t, writePart(path, partMeta{Level: 1}, newTestModel(t), partWriteOptions{Compress: true}))
+	require.NoError(t, checkPart(path))
+}
+
 // TestPartEmpty writes parts without series: tenants without series are
 // left out.
 func TestPartEmpty(t *testing.T) {
@@ -251,5 +258,43 @@ func TestPartConcurrentReads(t *testing.T) {
 	}
 	for range 4 {
 		require.NoError(t, <-errs)
+	}
+}
+
+// failingSource fails after giving n series of src's tenant "t".
+type failingSource struct {
+	memSource
+	n   int
+	err error
+}
+
+func (f failingSource) Series(tenant string, fn func(Series) error) error {
+	for i, s := range f.memSource[tenant] {
+		if i == f.n {
+			return f.err
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestWritePartSourceError checks that a source's error fails the write,
+// directly and through a merge, and leaves no file.
+func TestWritePartSourceError(t *testing.T) {
+	model := newTestModel(t)
+	boom := errors.New("boom")
+	for name, src := range map[string]partSource{
+		"direct": failingSource{model, 10, boom},
+		"merged": mergeSources(model, failingSource{model, 10, boom}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "part")
+			err := writePart(path, partMeta{}, src, partWriteOptions{NoSync: true, Compress: true})
+			require.ErrorIs(t, err, boom)
+			require.NoFileExists(t, path)
+			require.NoFileExists(t, path+".tmp")
+		})
 	}
 }

@@ -61,6 +61,14 @@ func FuzzPartPostings(f *testing.F) {
 		again, err := decodePostings(nil, encodePostings(nil, ids32), limit)
 		require.NoError(t, err)
 		require.Equal(t, ids, again)
+		// Intersecting with every other ID decodes as far as needed only.
+		var some []uint64
+		for i := uint64(0); i < min(limit, 3000); i += 2 {
+			some = append(some, i)
+		}
+		got, err := intersectEncoded(slices.Clone(some), v, limit)
+		require.NoError(t, err)
+		require.Equal(t, intersect(some, ids), got)
 	})
 }
 

@@ -2,7 +2,9 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -14,7 +16,10 @@ import (
 // that do not match "" intersect the postings of their values, the others
 // subtract the postings of the values their inverse matches.
 func (r *partReader) postingsForMatchers(ms []*labels.Matcher) (ids []uint64, all bool, err error) {
-	var positive, negative [][]uint64
+	var (
+		positive, negative [][]uint64
+		equal              []encodedList
+	)
 	for _, m := range ms {
 		if m.Name == "" || strings.IndexByte(m.Name, sep) >= 0 {
 			if m.Matches("") {
@@ -36,13 +41,23 @@ func (r *partReader) postingsForMatchers(ms []*labels.Matcher) (ids []uint64, al
 			}
 			continue
 		}
+		if m.Type == labels.MatchEqual {
+			// Decoded only as far as the intersection needs.
+			v := r.b.Get(appendPostingsKey(r.key[:0], m.Name, m.Value))
+			n, w := binary.Uvarint(v)
+			if v == nil || w <= 0 {
+				return nil, false, nil
+			}
+			equal = append(equal, encodedList{v, n})
+			continue
+		}
 		p, err := r.postingsForMatcher(m)
 		if err != nil || len(p) == 0 {
 			return nil, false, err
 		}
 		positive = append(positive, p)
 	}
-	if len(positive) == 0 {
+	if len(positive) == 0 && len(equal) == 0 {
 		if len(negative) == 0 {
 			return nil, true, nil
 		}
@@ -50,19 +65,77 @@ func (r *partReader) postingsForMatchers(ms []*labels.Matcher) (ids []uint64, al
 		for i := range ids {
 			ids[i] = uint64(i)
 		}
-	} else {
-		ids = positive[0]
-		for _, p := range positive[1:] {
-			if len(p) < len(ids) {
-				ids, p = p, ids
-			}
-			ids = intersect(ids, p)
-		}
+	} else if ids, err = r.intersectAll(positive, equal); err != nil {
+		return nil, false, err
 	}
 	for _, p := range negative {
 		ids = subtract(ids, p)
 	}
 	return ids, false, nil
+}
+
+// encodedList is a postings value and its count.
+type encodedList struct {
+	v []byte
+	n uint64
+}
+
+// intersectAll returns the IDs in all decoded lists and all encoded lists,
+// starting from the shortest. Encoded lists other than the shortest are
+// only decoded up to the last ID still in the intersection.
+func (r *partReader) intersectAll(decoded [][]uint64, encoded []encodedList) ([]uint64, error) {
+	slices.SortFunc(decoded, func(a, b []uint64) int { return len(a) - len(b) })
+	slices.SortFunc(encoded, func(a, b encodedList) int { return cmpInt64(int64(a.n), int64(b.n)) })
+	var ids []uint64
+	if len(encoded) > 0 && (len(decoded) == 0 || encoded[0].n < uint64(len(decoded[0]))) {
+		var err error
+		if ids, err = decodePostings(nil, encoded[0].v, r.h.series); err != nil {
+			return nil, err
+		}
+		encoded = encoded[1:]
+	} else {
+		ids, decoded = decoded[0], decoded[1:]
+	}
+	for _, p := range decoded {
+		ids = intersect(ids, p)
+	}
+	for _, e := range encoded {
+		var err error
+		if ids, err = intersectEncoded(ids, e.v, r.h.series); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// intersectEncoded returns the IDs of sorted ids that are in the postings
+// value v, reusing ids. It stops decoding v past the last of ids.
+func intersectEncoded(ids []uint64, v []byte, limit uint64) ([]uint64, error) {
+	d := partDecoder{b: v}
+	n := d.uvarintMax(uint64(len(v)))
+	out := ids[:0]
+	i, prev := 0, uint64(0)
+	for k := uint64(0); k < n && i < len(ids); k++ {
+		x := d.uvarint()
+		if k > 0 {
+			x += prev + 1
+		}
+		if d.err != nil || x >= limit || (k > 0 && x <= prev) {
+			return nil, fmt.Errorf("postings: %w", corruptf("malformed postings list"))
+		}
+		prev = x
+		for i < len(ids) && ids[i] < x {
+			i++
+		}
+		if i < len(ids) && ids[i] == x {
+			out = append(out, x)
+			i++
+		}
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("postings: %w", d.err)
+	}
+	return out, nil
 }
 
 // postingsForMatcher returns the sorted IDs of the series with label m.Name

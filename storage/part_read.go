@@ -489,7 +489,8 @@ func (p *part) LabelValues(tenant, name string, ms []*labels.Matcher) ([]string,
 
 // labelValuesBySeries is the number of matching series up to which
 // LabelValues reads their entries rather than the postings of every value.
-const labelValuesBySeries = 512
+// Tests change it.
+var labelValuesBySeries = 512
 
 // labelValuesScan walks the postings keys of name, keeping the values whose
 // postings meet sorted ids (any, if all).

@@ -138,11 +138,11 @@ func randomSeries(t testing.TB, rng *rand.Rand, n int, tag string) []Series {
 		ts := int64(rng.IntN(1000)) - 500
 		for range 1 + rng.IntN(4) {
 			var ss []sample
-			v := rng.Float64() * 100
+			v := rng.Float64()*100 - 50 // values cross zero
 			for range 1 + rng.IntN(150) {
 				ss = append(ss, sample{ts, v})
 				ts += 1 + int64(rng.IntN(30))
-				v += float64(rng.IntN(10))
+				v += float64(rng.IntN(10)) - 4.5
 			}
 			chunks = append(chunks, xorChunk(t, ss))
 			ts += int64(rng.IntN(100))
@@ -268,9 +268,15 @@ func requirePartMatchesModel(t *testing.T, p *part, model memSource, tenant stri
 		require.NoError(t, err)
 		require.Equal(t, model.modelLabelNames(tenant, ms), names, "label names %v", ms)
 		for _, name := range []string{"__name__", "job", "env", "e", "code", "absent", ""} {
-			values, err := p.LabelValues(tenant, name, ms)
-			require.NoError(t, err)
-			require.Equal(t, model.modelLabelValues(tenant, name, ms), values, "label values %s %v", name, ms)
+			// Both ways: from the matching series' entries, and from the
+			// postings of each value.
+			for _, bySeries := range []int{512, 0} {
+				labelValuesBySeries = bySeries
+				values, err := p.LabelValues(tenant, name, ms)
+				labelValuesBySeries = 512
+				require.NoError(t, err)
+				require.Equal(t, model.modelLabelValues(tenant, name, ms), values, "label values %s %v", name, ms)
+			}
 		}
 	}
 	for _, s := range model[tenant] {

@@ -68,30 +68,28 @@ func xorBitRange(x int64, nbits uint8) bool {
 // bitWriter appends bits most significant first, as chunkenc's bstream.
 type bitWriter struct {
 	buf []byte
-	acc uint64 // the low n bits are pending
-	n   uint
+	acc uint64 // pending bits, left-aligned
+	n   uint   // number of pending bits, below 32
 }
 
-// write appends the low nbits (1 to 64) of x.
+// write appends the low nbits (0 to 64) of x.
 func (w *bitWriter) write(x uint64, nbits uint) {
-	if nbits < 64 {
-		x &= 1<<nbits - 1
+	if nbits > 32 {
+		w.write32(x>>32&(1<<(nbits-32)-1), nbits-32)
+		w.write32(x&0xffffffff, 32)
+		return
 	}
-	if free := 64 - w.n; nbits <= free {
-		w.acc = w.acc<<(nbits&63) | x
-		if nbits == 64 {
-			w.acc = x
-		}
-		w.n += nbits
-	} else {
-		rest := nbits - free
-		w.acc = w.acc<<free | x>>rest
-		w.buf = binary.BigEndian.AppendUint64(w.buf, w.acc)
-		w.acc, w.n = x&(1<<rest-1), rest
-	}
-	if w.n == 64 {
-		w.buf = binary.BigEndian.AppendUint64(w.buf, w.acc)
-		w.acc, w.n = 0, 0
+	w.write32(x&(1<<nbits-1), nbits)
+}
+
+// write32 appends x, which has nbits (at most 32) bits.
+func (w *bitWriter) write32(x uint64, nbits uint) {
+	w.acc |= x << (64 - w.n - nbits)
+	w.n += nbits
+	if w.n >= 32 {
+		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(w.acc>>32))
+		w.acc <<= 32
+		w.n -= 32
 	}
 }
 
@@ -121,10 +119,9 @@ func (w *bitWriter) xorValue(delta uint64, leading, trailing *uint8) {
 
 // bytes returns the stream, the last byte padded with zero bits.
 func (w *bitWriter) bytes() []byte {
-	for n := w.n; n > 0; {
-		take := min(n, 8)
-		w.buf = append(w.buf, byte(w.acc>>(n-take)<<(8-take)))
-		n -= take
+	for ; w.n > 0; w.n -= min(w.n, 8) {
+		w.buf = append(w.buf, byte(w.acc>>56))
+		w.acc <<= 8
 	}
 	w.acc, w.n = 0, 0
 	return w.buf

@@ -100,19 +100,19 @@ func purgeSeries(r *reader, a *arena, v purgeVictim) error {
 	}
 	minT, maxT, n := int64(0), int64(0), 0
 	for _, s := range all {
-		kept, ok, err := trimChunk(s.c, v.dels)
+		kept, res, err := trimChunk(s.c, v.dels)
 		if err != nil {
 			return err
 		}
-		if !ok || kept.MaxTime != s.c.MaxTime || kept.MinTime != s.c.MinTime {
+		if res != chunkKept {
 			if err := r.chunks.Delete(s.key); err != nil {
 				return err
 			}
 		}
-		if !ok {
+		if res == chunkDropped {
 			continue
 		}
-		if kept.MinTime != s.c.MinTime || kept.MaxTime != s.c.MaxTime {
+		if res == chunkTrimmed {
 			key := appendChunkKey(a.alloc(chunkKeyLen), v.id, kept.MaxTime)
 			if err := r.chunks.Put(key, appendChunkValue(a.alloc(chunkValueLen(&kept)), &kept)); err != nil {
 				return err

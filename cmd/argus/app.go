@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -115,6 +117,9 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		}
 	}
 	mux.HandleFunc("/ready", a.serveReady)
+	if a.ingester != nil {
+		mux.HandleFunc("/ingester/tenants", a.serveIngesterTenants)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.HandleFunc("/", a.serveIndex)
 	a.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
@@ -237,6 +242,30 @@ func (a *app) serveReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+	if a.ingester == nil {
+		return
+	}
+	// Still ready: the other tenants are served. The failed ones are named
+	// so that an operator sees them where readiness is checked.
+	failed := a.ingester.FailedTenants()
+	for _, id := range slices.Sorted(maps.Keys(failed)) {
+		fmt.Fprintf(w, "tenant %s failed (its pushes are refused): %s\n", id, failed[id])
+	}
+}
+
+// serveIngesterTenants lists the open tenant heads of the ingester: its
+// in-memory series and, for a failed tenant, why its pushes are refused.
+func (a *app) serveIngesterTenants(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	sts := a.ingester.TenantStatuses()
+	fmt.Fprintf(w, "%d open tenants\n", len(sts))
+	for _, st := range sts {
+		state := "ok"
+		if st.Failed != "" {
+			state = "FAILED: " + st.Failed
+		}
+		fmt.Fprintf(w, "%s\tmemory_series=%d\t%s\n", st.ID, st.MemorySeries, state)
+	}
 }
 
 func (a *app) serveIndex(w http.ResponseWriter, r *http.Request) {
@@ -250,7 +279,8 @@ func (a *app) serveIndex(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "GET  /prometheus/api/v1/*  Prometheus HTTP API (Grafana data source URL: /prometheus)")
 	fmt.Fprintln(w, "GET  /api/v1/user_limits   the tenant's limits in force and its usage")
 	fmt.Fprintln(w, "POST /prometheus/api/v1/admin/tsdb/delete_series  delete series (with -api.enable-admin-api)")
-	fmt.Fprintln(w, "GET  /ready                readiness")
+	fmt.Fprintln(w, "GET  /ready                readiness (and the ingester's failed tenants)")
+	fmt.Fprintln(w, "GET  /ingester/tenants     the ingester's open tenants, their series, failed ones")
 	fmt.Fprintln(w, "GET  /metrics              Argus's own metrics")
 }
 

@@ -65,6 +65,9 @@ const (
 	TooFewIngesters      ID = "err-argus-too-few-ingesters"
 	IngesterUnavailable  ID = "err-argus-ingester-unavailable"
 	IngesterFailed       ID = "err-argus-ingester-failed"
+	IngesterTenantFailed ID = "err-argus-ingester-tenant-failed"
+	IngesterOverloaded   ID = "err-argus-ingester-instance-limit"
+	DistributorOverload  ID = "err-argus-distributor-instance-limit"
 	NotReady             ID = "err-argus-not-ready"
 	Internal             ID = "err-argus-internal"
 )
@@ -158,6 +161,15 @@ var Catalogue = []Entry{
 	{IngesterFailed, 500, ScopeRequest, "", true,
 		"Some series were not acknowledged by a write quorum of their ingesters, and an ingester failed with an error that is not transient (a WAL write error, for example).",
 		"Retry (Prometheus does). Operators: the ingester's log says what failed."},
+	{IngesterTenantFailed, 503, ScopeRequest, "", true,
+		"An ingester refused the tenant's push because the tenant's storage on it failed: a flush of its chunks to the DB failed. Other tenants are not affected. The ingester retries the flush every -ingester.flush-period and accepts the tenant again once one succeeds; argus_ingester_tenant_failed names the tenant and its /ingester/tenants page says why.",
+		"Retry (Prometheus does). Operators: the ingester's log says what failed (a full or read-only disk, for example)."},
+	{IngesterOverloaded, 503, ScopeRequest, "", true,
+		"An ingester is over one of its instance limits (-ingester.instance-limits.max-inflight-push-requests or -ingester.instance-limits.max-series), whatever the tenant: it refuses work instead of growing its memory without bound. Nothing of the refused request was appended on that ingester.",
+		"Retry later (Prometheus does, backing off). Operators: add ingesters or raise the limit if the machine has room."},
+	{DistributorOverload, 503, ScopeRequest, "", true,
+		"The distributor holds more push request bytes in flight than its instance limit (-distributor.instance-limits.max-inflight-push-requests, -distributor.instance-limits.max-inflight-push-requests-bytes): it refuses new pushes instead of growing its memory without bound. Nothing of the request was stored. The Retry-After header says when to retry.",
+		"Retry after Retry-After seconds (Prometheus does, backing off). Operators: add distributors or raise the limit if the machine has room."},
 	{NotReady, 503, ScopeRequest, "", true,
 		"The process is starting (its token file is not loaded yet) or stopping.",
 		"Retry (Prometheus does). Orchestrators: route traffic only to processes whose /ready answers 200."},

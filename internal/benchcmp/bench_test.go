@@ -16,7 +16,10 @@ package benchcmp
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -162,7 +165,9 @@ func BenchmarkPersistedBytes(b *testing.B) {
 	}
 }
 
-// memScrapes is how many samples each series holds in the memory benchmark.
+// memScrapes is how many samples each series holds in the memory benchmark
+// by default (BENCH_MEM_SCRAPES overrides it; BENCH_MEM_SERIES the 100K
+// series).
 const memScrapes = 4
 
 // BenchmarkSeriesMemory measures the heap that in-memory series cost: one op
@@ -171,7 +176,8 @@ const memScrapes = 4
 // labels are fresh copies made after the baseline and dropped before the
 // measurement, so a TSDB that keeps them is charged for them.
 func BenchmarkSeriesMemory(b *testing.B) {
-	const n = 100_000
+	n := envInt(b, "BENCH_MEM_SERIES", 100_000)
+	scrapes := envInt(b, "BENCH_MEM_SCRAPES", memScrapes)
 	for _, im := range impls {
 		b.Run(fmt.Sprintf("impl=%s/series=%d", im.name, n), func(b *testing.B) {
 			ctx := tenant.With(b.Context(), tenantID)
@@ -182,10 +188,11 @@ func BenchmarkSeriesMemory(b *testing.B) {
 				g := newValueGen(series)
 				before := liveHeap()
 				db := im.open(b, openOptions{})
-				pushAll(ctx, b, db, g, newRequests(series, true), 0, memScrapes)
+				pushAll(ctx, b, db, g, newRequests(series, true), 0, scrapes)
 				after := liveHeap()
-				inuse = (float64(after.HeapInuse) - float64(before.HeapInuse)) / n
-				alloc = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+				writeHeapProfile(b, im.name)
+				inuse = (float64(after.HeapInuse) - float64(before.HeapInuse)) / float64(n)
+				alloc = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(n)
 				if err := db.close(); err != nil {
 					b.Fatalf("close: %v", err)
 				}
@@ -193,6 +200,24 @@ func BenchmarkSeriesMemory(b *testing.B) {
 			b.ReportMetric(inuse, "heap-inuse-bytes/series")
 			b.ReportMetric(alloc, "heap-alloc-bytes/series")
 		})
+	}
+}
+
+// writeHeapProfile writes the heap profile of the live heap to
+// $BENCH_MEM_PROFILE_DIR/heap-<name>.pprof when that variable is set: where
+// the bytes of the series are.
+func writeHeapProfile(b *testing.B, name string) {
+	dir := os.Getenv("BENCH_MEM_PROFILE_DIR")
+	if dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, "heap-"+name+".pprof"))
+	if err != nil {
+		b.Fatalf("heap profile: %v", err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatalf("heap profile: %v", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,8 +28,11 @@ import (
 
 const (
 	// seriesQueriesEnv overrides defaultQuerySeries.
-	seriesQueriesEnv   = "BENCH_SERIES_QUERIES_SERIES"
-	defaultQuerySeries = 1_000_000
+	seriesQueriesEnv = "BENCH_SERIES_QUERIES_SERIES"
+	// seriesQueriesServersEnv, a comma-separated list of server names,
+	// runs only those servers (default: all three).
+	seriesQueriesServersEnv = "BENCH_SERIES_QUERIES_SERVERS"
+	defaultQuerySeries      = 1_000_000
 	// seriesQueryRounds is how many times each query is timed (after one
 	// untimed run); the median is reported.
 	seriesQueryRounds = 5
@@ -40,6 +44,10 @@ const (
 	queryInstances = 1000
 	// queryPushSeries is the number of series of one push.
 	queryPushSeries = 1000
+	// rssSettle is how long after the last query the RSS "after the
+	// queries" is read: what an operator sees once a burst of dashboards
+	// is over, not the peak (reported apart).
+	rssSettle = 15 * time.Second
 )
 
 // metricNames: half of the series match the regex query's selector.
@@ -102,7 +110,16 @@ type queryServer struct {
 	pid     int
 	// ready is called after the pushes, before the queries.
 	ready func(b *testing.B)
-	stop  func(b *testing.B)
+	// heap, if set, returns what the Go runtime of the server says of its
+	// heap, to log beside its RSS.
+	heap func(b *testing.B) string
+	stop func(b *testing.B)
+}
+
+// namedServer starts one server of BenchmarkSeriesQueries.
+type namedServer struct {
+	name  string
+	start func(b *testing.B) queryServer
 }
 
 // BenchmarkSeriesQueries fills Argus, Prometheus and VictoriaMetrics (the
@@ -116,11 +133,12 @@ type queryServer struct {
 func BenchmarkSeriesQueries(b *testing.B) {
 	n := envSeries(b)
 	b.Run("series="+strconv.Itoa(n), func(b *testing.B) {
-		servers := []struct {
-			name  string
-			start func(b *testing.B) queryServer
-		}{
+		servers := []namedServer{
 			{"argus", startQueryArgus}, {"prometheus", startQueryPrometheus}, {"victoriametrics", startQueryVictoriaMetrics},
+		}
+		if only := os.Getenv(seriesQueriesServersEnv); only != "" {
+			names := strings.Split(only, ",")
+			servers = slices.DeleteFunc(servers, func(s namedServer) bool { return !slices.Contains(names, s.name) })
 		}
 		took := map[string]map[string]float64{} // server -> query -> ms
 		for b.Loop() {
@@ -132,11 +150,18 @@ func BenchmarkSeriesQueries(b *testing.B) {
 			for _, srv := range servers {
 				b.ReportMetric(took[srv.name][q.name], srv.name+"-"+q.name+"-ms")
 			}
-			b.ReportMetric(took["argus"][q.name]/took["prometheus"][q.name], q.name+"-x-prometheus")
-			b.ReportMetric(took["argus"][q.name]/took["victoriametrics"][q.name], q.name+"-x-victoriametrics")
+			if took["argus"] != nil && took["prometheus"] != nil {
+				b.ReportMetric(took["argus"][q.name]/took["prometheus"][q.name], q.name+"-x-prometheus")
+			}
+			if took["argus"] != nil && took["victoriametrics"] != nil {
+				b.ReportMetric(took["argus"][q.name]/took["victoriametrics"][q.name], q.name+"-x-victoriametrics")
+			}
 		}
 		for _, srv := range servers {
 			b.ReportMetric(took[srv.name]["peak-rss"], srv.name+"-peak-rss-MiB")
+			b.ReportMetric(took[srv.name]["rss-before"], srv.name+"-rss-before-queries-MiB")
+			b.ReportMetric(took[srv.name]["rss-after"], srv.name+"-rss-after-queries-MiB")
+			b.ReportMetric(took[srv.name]["rss-after"]/took[srv.name]["rss-before"], srv.name+"-rss-after/before")
 		}
 	})
 }
@@ -168,6 +193,12 @@ func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryS
 	s.ready(b)
 	b.Logf("%s: pushed %d series x %d samples in %v", name, n, querySamples, time.Since(began).Round(time.Millisecond))
 	out := map[string]float64{}
+	before, err := currentRSS(s.pid)
+	require.NoError(b, err)
+	out["rss-before"] = mib(before)
+	if s.heap != nil {
+		b.Logf("%s: before the queries: %s", name, s.heap(b))
+	}
 	for _, q := range seriesQueries {
 		params := q.params(endMs)
 		var ms []float64
@@ -190,6 +221,14 @@ func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryS
 	rss, err := peakRSS(s.pid)
 	require.NoError(b, err)
 	out["peak-rss"] = mib(rss)
+	time.Sleep(rssSettle)
+	after, err := currentRSS(s.pid)
+	require.NoError(b, err)
+	out["rss-after"] = mib(after)
+	b.Logf("%s: RSS %.0f MiB before the queries, %.0f MiB %v after them, peak %.0f MiB", name, out["rss-before"], out["rss-after"], rssSettle, out["peak-rss"])
+	if s.heap != nil {
+		b.Logf("%s: after the queries: %s", name, s.heap(b))
+	}
 	s.stop(b)
 	return out
 }
@@ -225,7 +264,14 @@ func startQueryArgus(b *testing.B) queryServer {
 			return p.Query(b, tenant, clustertest.PromAPI+path, params)
 		},
 		ready: func(*testing.B) {},
-		stop:  func(b *testing.B) { p.Stop(b) },
+		heap: func(b *testing.B) string {
+			out := ""
+			for _, m := range []string{"heap_alloc", "heap_inuse", "heap_idle", "heap_released", "next_gc"} {
+				out += fmt.Sprintf("%s %.0f MiB ", m, p.Metric(b, "go_memstats_"+m+"_bytes", nil)/(1<<20))
+			}
+			return out
+		},
+		stop: func(b *testing.B) { p.Stop(b) },
 	}
 }
 

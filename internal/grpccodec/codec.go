@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
 // Name is the content-subtype of the codec, the standard one for protobuf.
@@ -58,9 +60,21 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 }
 
-// Unmarshal decodes data into v. Strings and bytes in v are copies: the
-// message does not alias data, whose buffers gRPC reuses.
+// Unmarshal decodes data into v. The message does not alias data, whose
+// buffers gRPC reuses once Unmarshal returns.
+//
+// A WriteRequest (the ingester's Push) is decoded without copying its
+// strings: data is copied once into a new buffer that no pool owns, and
+// every label name and value aliases it, which saves an allocation per
+// label of every push. Nothing writes to that buffer afterwards, and the
+// garbage collector keeps it while any string of the request is
+// referenced; a receiver that keeps a label beyond the request (the
+// ingester when it creates a series) copies it, so as not to retain the
+// whole request for one string.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*arguspb.WriteRequest); ok {
+		return m.UnmarshalVTUnsafe(data.Materialize())
+	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	if m, ok := v.(vtMessage); ok {

@@ -44,3 +44,40 @@ func TestCodecFallsBackToProtoReflection(t *testing.T) {
 	_, err = Codec{}.Marshal(42)
 	require.ErrorContains(t, err, "cannot marshal int")
 }
+
+// TestCodecWriteRequestOutlivesData decodes a WriteRequest, which aliases
+// its strings, from buffers of a pool (one, which a codec could alias as is,
+// and two), then clobbers and frees those buffers, as gRPC may once
+// Unmarshal returns: the request must not change.
+func TestCodecWriteRequestOutlivesData(t *testing.T) {
+	in := &arguspb.WriteRequest{}
+	for i := range 50 {
+		in.Timeseries = append(in.Timeseries, &arguspb.TimeSeries{
+			Labels:  []*arguspb.Label{{Name: "__name__", Value: "metric_" + strings.Repeat("x", i)}, {Name: "job", Value: "node"}},
+			Samples: []*arguspb.Sample{{Value: float64(i), TimestampMs: int64(i)}},
+		})
+	}
+	raw, err := in.MarshalVT()
+	require.NoError(t, err)
+	pool := mem.NewTieredBufferPool(len(raw))
+	for _, parts := range [][][]byte{{raw}, {raw[:len(raw)/2], raw[len(raw)/2:]}} {
+		var data mem.BufferSlice
+		var backing [][]byte
+		for _, part := range parts {
+			b := pool.Get(len(part))
+			copy(*b, part)
+			data = append(data, mem.NewBuffer(b, pool))
+			backing = append(backing, *b)
+		}
+
+		out := &arguspb.WriteRequest{}
+		require.NoError(t, Codec{}.Unmarshal(data, out))
+		for _, b := range backing {
+			for k := range b {
+				b[k] = 'X'
+			}
+		}
+		data.Free()
+		require.True(t, in.EqualVT(out), "%d buffers: the decoded request changed with the buffers it was decoded from", len(parts))
+	}
+}
