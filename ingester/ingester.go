@@ -84,7 +84,7 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.MaxChunkIdle, prefix+"ingester.max-chunk-idle", 30*time.Minute,
 		"An open chunk of a series that got no sample for this long is cut and persisted; a series with nothing in memory for this long leaves the head at the next WAL truncation.")
 	f.DurationVar(&c.WALTruncatePeriod, prefix+"ingester.wal-truncate-period", 15*time.Minute,
-		"How often the WAL is checkpointed and truncated (after a flush).")
+		"Longest time between two WAL checkpoints and truncations (each after a flush). The WAL is truncated sooner once its segments hold more than -ingester.wal-segment-size and twice the last checkpoint, and at a clean stop.")
 	f.BoolVar(&c.WALCompression, prefix+"ingester.wal-compression", true,
 		"Compress WAL records with snappy.")
 	f.Int64Var(&c.RetentionSize, prefix+"ingester.retention-size", 0,
@@ -359,6 +359,7 @@ func (i *Ingester) Running(ctx context.Context) error {
 			return nil
 		case <-flush.C:
 			i.flushAll(ctx, cutIdleChunks)
+			i.truncateWALIfDue(ctx)
 		case <-truncate.C:
 			if err := i.truncateWAL(ctx); err != nil && ctx.Err() == nil {
 				i.metrics.walTruncations.WithLabelValues(truncateOutcomeErr).Inc()
@@ -404,6 +405,7 @@ func (i *Ingester) Stopping(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("flush tenant %s: %w", h.id, err))
 		}
 	}
+	i.checkpointOnStop(ctx)
 	errs = append(errs, i.closeTenants())
 	return errors.Join(errs...)
 }

@@ -75,6 +75,15 @@ type sharedWAL struct {
 	logged uint64   // guarded by mu: Log calls so far
 	dirty  bool     // guarded by mu: records written since the last fsync
 	err    error    // guarded by mu: the first write or fsync failure
+
+	// cpBytes and cpMint are the size and the mint of the last checkpoint
+	// (0 and MinInt64 before the first of this run, or the replayed
+	// checkpoint's size), for the size trigger. Guarded by the Ingester's
+	// truncMu.
+	cpBytes int64
+	cpMint  int64
+	// testStep, if set, is called at each step of a truncation.
+	testStep func(truncStep)
 }
 
 // open opens the WAL for writing in a new segment, repairing corruption
@@ -293,7 +302,11 @@ func (i *Ingester) replayWAL(ctx context.Context) error {
 		if err := r.replayDir(ctx, wlog.SegmentRange{Dir: cpDir, First: -1, Last: -1}); err != nil {
 			return fmt.Errorf("replay checkpoint %s: %w", cpDir, err)
 		}
+		if i.wal.cpBytes, err = dirBytes(cpDir); err != nil {
+			return fmt.Errorf("size of checkpoint %s: %w", cpDir, err)
+		}
 	}
+	i.wal.cpMint = math.MinInt64
 	first, last, err := wlog.Segments(dir)
 	if err != nil {
 		return fmt.Errorf("list wal segments: %w", err)
@@ -466,16 +479,36 @@ func (h *tenantHead) indexReplayed() {
 	h.replayed = nil
 }
 
-// truncateWAL persists the finished chunks of every tenant, removes idle
-// series with nothing in memory, starts a new WAL segment, checkpoints the
-// older segments (keeping the records of series still in a head and the
-// samples not older than the oldest sample in memory of any tenant) and
-// deletes them. See WAL.md for why every crash point of this sequence is
-// safe.
+// truncStep names a step of a WAL truncation, for tests that snapshot the
+// data directory at each step (a kill -9 there).
+type truncStep string
+
+const (
+	stepFlushed      truncStep = "flushed"
+	stepGCed         truncStep = "series_removed"
+	stepCut          truncStep = "segment_cut"
+	stepCheckpointed truncStep = "checkpointed"
+	stepTruncated    truncStep = "segments_deleted"
+	stepDone         truncStep = "old_checkpoints_deleted"
+)
+
+// truncateWAL persists the finished chunks of every tenant (cutting the
+// idle ones), then checkpoints and truncates the WAL. See truncateWALAfter.
 func (i *Ingester) truncateWAL(ctx context.Context) error {
+	return i.truncateWALAfter(ctx, cutIdleChunks, "period")
+}
+
+// truncateWALAfter persists the finished chunks of every tenant (with the
+// idle policy), removes idle series with nothing in memory, starts a new
+// WAL segment, checkpoints the older segments (keeping the records of
+// series still in a head and the samples not older than the oldest sample
+// in memory of any tenant) and deletes them. See WAL.md for why every crash
+// point of this sequence is safe.
+func (i *Ingester) truncateWALAfter(ctx context.Context, idle idlePolicy, trigger string) error {
 	i.truncMu.Lock()
 	defer i.truncMu.Unlock()
-	i.flushAll(ctx, cutIdleChunks) // Failures keep the chunks in memory: the checkpoint keeps their samples.
+	i.flushAll(ctx, idle) // Failures keep the chunks in memory: the checkpoint keeps their samples.
+	i.wal.step(stepFlushed)
 	heads := i.tenantList()
 	removed, err := i.removeIdleSeries(heads)
 	if err != nil {
@@ -486,10 +519,12 @@ func (i *Ingester) truncateWAL(ctx context.Context) error {
 	// checkpoint below (no head keeps their refs).
 	closed := i.closeIdleTenants()
 	heads = i.tenantList()
+	i.wal.step(stepGCed)
 	first, last, err := i.wal.cut()
 	if err != nil {
 		return fmt.Errorf("start new wal segment: %w", err)
 	}
+	i.wal.step(stepCut)
 	// Samples in segments <= last are all in memory or persisted by now, and
 	// a series' samples older than its oldest in-memory one are persisted.
 	mint := noTime
@@ -511,17 +546,124 @@ func (i *Ingester) truncateWAL(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint segments %d-%d: %w", first, last, err)
 	}
+	i.wal.step(stepCheckpointed)
 	if err := wl.Truncate(last + 1); err != nil {
 		return fmt.Errorf("truncate wal: %w", err)
 	}
+	i.wal.step(stepTruncated)
 	if err := wlog.DeleteCheckpoints(i.wal.dir, last); err != nil {
 		return fmt.Errorf("delete old checkpoints: %w", err)
 	}
+	i.wal.step(stepDone)
+	cpBytes, err := dirBytes(wlog.CheckpointDir(i.wal.dir, last))
+	if err != nil {
+		return fmt.Errorf("size of checkpoint %d: %w", last, err)
+	}
+	i.wal.cpBytes, i.wal.cpMint = cpBytes, mint
+	if mint == noTime {
+		i.wal.cpMint = math.MinInt64 // Nothing was in memory: the next samples pushed are all newer.
+	}
 	i.metrics.walTruncations.WithLabelValues(truncateOutcomeOK).Inc()
-	i.logger.Info("wal truncated", "first_segment", first, "last_segment", last, "mint", mint,
-		"dropped_series", stats.DroppedSeries, "dropped_samples", stats.DroppedSamples, "removed_series", removed,
-		"closed_tenants", closed)
+	i.logger.Info("wal truncated", "trigger", trigger, "first_segment", first, "last_segment", last, "mint", mint,
+		"checkpoint_bytes", cpBytes, "dropped_series", stats.DroppedSeries, "dropped_samples", stats.DroppedSamples,
+		"removed_series", removed, "closed_tenants", closed)
 	return nil
+}
+
+// truncateWALIfDue truncates the WAL now, rather than at the next
+// WALTruncatePeriod, when it pays (walTruncationDue). It runs after each
+// periodic flush; a failure is logged and counted, and the timer or the
+// next flush retries.
+func (i *Ingester) truncateWALIfDue(ctx context.Context) {
+	due, err := i.walTruncationDue()
+	if err == nil && due {
+		err = i.truncateWALAfter(ctx, cutIdleChunks, "size")
+	}
+	if err != nil && ctx.Err() == nil {
+		i.metrics.walTruncations.WithLabelValues(truncateOutcomeErr).Inc()
+		i.logger.Error("wal truncation failed", "err", err)
+	}
+}
+
+// walTruncationDue reports whether the WAL segments hold more than
+// max(one segment, twice the last checkpoint) and the oldest sample in
+// memory of any tenant is newer than at the last checkpoint (so the
+// checkpoint would drop samples, not only copy them). WAL.md argues the
+// bound and its cost.
+func (i *Ingester) walTruncationDue() (bool, error) {
+	i.truncMu.Lock()
+	defer i.truncMu.Unlock()
+	n, err := i.wal.segmentBytes()
+	if err != nil {
+		return false, fmt.Errorf("size of wal segments: %w", err)
+	}
+	if n < max(int64(i.cfg.WALSegmentSize), 2*i.wal.cpBytes) {
+		return false, nil
+	}
+	mint := noTime
+	for _, h := range i.tenantList() {
+		mint = min(mint, h.minMemoryTime())
+	}
+	return mint > i.wal.cpMint, nil
+}
+
+// checkpointOnStop, after the final flush of Stopping, checkpoints and
+// truncates the WAL so that it holds only what the next start needs: the
+// series records of the heads and the samples of the chunks left in memory
+// (the open ones, and any whose flush failed), fsynced (the checkpoint
+// here, the new empty segment when the WAL closes). A failure is logged,
+// not returned: the WAL is then larger, not wrong.
+func (i *Ingester) checkpointOnStop(ctx context.Context) {
+	if i.wal.failed() != nil {
+		return // Never opened, or failed: the next start replays (and repairs) it as it is.
+	}
+	if err := i.truncateWALAfter(ctx, keepOpenChunks, "stop"); err != nil {
+		i.metrics.walTruncations.WithLabelValues(truncateOutcomeErr).Inc()
+		i.logger.Error("wal truncation at stop failed, the next start replays more", "err", err)
+	}
+}
+
+// segmentBytes returns the bytes of the WAL's segment files (its
+// checkpoint excluded). The caller holds the Ingester's truncMu, so no
+// truncation deletes segments meanwhile.
+func (w *sharedWAL) segmentBytes() (int64, error) {
+	first, last, err := wlog.Segments(w.dir)
+	if err != nil || first < 0 {
+		return 0, err
+	}
+	var n int64
+	for k := first; k <= last; k++ {
+		fi, err := os.Stat(wlog.SegmentName(w.dir, k))
+		if err != nil {
+			return 0, err
+		}
+		n += fi.Size()
+	}
+	return n, nil
+}
+
+// dirBytes returns the bytes of the files directly in dir.
+func dirBytes(dir string) (int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			return 0, err
+		}
+		n += fi.Size()
+	}
+	return n, nil
+}
+
+// step calls the test hook, if any, at a step of a truncation.
+func (w *sharedWAL) step(s truncStep) {
+	if w.testStep != nil {
+		w.testStep(s)
+	}
 }
 
 // appendRefs appends the refs whose series records a checkpoint keeps: the
