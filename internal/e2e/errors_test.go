@@ -28,6 +28,8 @@ var notTriggerable = map[apierror.ID]string{
 	apierror.NotReady:              "a request in the moment between HTTP listening and the token file loaded: auth.TestMiddleware_TokenNotLoadedYet",
 	apierror.IngesterInvalidLabels: "needs an ingester that refuses what the distributor accepted (version skew): distributor.TestPush_IngesterRejections",
 	apierror.IngesterRejected:      "needs an ingester newer than the distributor: distributor.TestPush_QuorumUnlistedRejections",
+	apierror.IngesterTenantFailed:  "needs one tenant's persisted writes to fail while the others succeed, which nothing outside the process can cause (the tenants share their files): ingester.TestTenantFailure_OthersUnaffectedAndRecovers, with a test hook",
+	apierror.DistributorOverload:   "needs pushes in flight at once, which one request of this table cannot make deterministically: TestOverload drives the real binary into it, and distributor.TestInstanceLimits_InflightRequests and _InflightBytes cover each limit",
 	apierror.IngesterFailed:        "needs a failed WAL write, which stops the ingester (tenants have no files of their own to fail apart): distributor.TestPush_IngesterErrors and ingester.TestPush_WALFailure",
 }
 
@@ -93,6 +95,9 @@ func TestErrorContract(t *testing.T) {
 		"-target=distributor", "-ingester.ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1",
 		fmt.Sprintf("-memberlist.bind-port=%d", clustertest.FreeMemberlistPorts(t, 1)[0]),
 	}})
+
+	// An all-in-one whose ingester holds at most one series in all.
+	capped := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-ingester.instance-limits.max-series=1"}})
 
 	now := time.Now().Truncate(time.Second).UnixMilli()
 	ts := func(lbls ...string) clustertest.TimeSeries {
@@ -182,6 +187,9 @@ func TestErrorContract(t *testing.T) {
 			do: push(a, "user-series", ts("__name__", "u", "i", "1"), ts("__name__", "u", "i", "2"), ts("__name__", "u", "i", "3"))},
 		{id: apierror.MaxSeriesPerMetric, target: a, tenant: "metric-series", series: `{__name__="pm", i="2"}`,
 			do: push(a, "metric-series", ts("__name__", "pm", "i", "1"), ts("__name__", "pm", "i", "2"), ts("__name__", "other", "i", "1"))},
+
+		{id: apierror.IngesterOverloaded, target: capped, tenant: "t1",
+			do: then(push(capped, "t1", ts("__name__", "one")), push(capped, "t1", ts("__name__", "two")))},
 
 		{id: apierror.MaxFetchedSeriesPerQuery, target: a, tenant: "q-series", do: then(push(a, "q-series", two...),
 			query(a, "q-series", "/query", url.Values{"query": {"q_metric"}, "time": {at}}))},
