@@ -12,8 +12,9 @@ import (
 // million series. Once it ends that memory is garbage, but the Go runtime
 // keeps the pages: the next GC lowers the heap goal only when something
 // allocates enough to trigger it, and the scavenger then returns pages
-// slowly, so an ingester's RSS stays at the query's peak (2.5x its RSS before
-// a set of such queries, measured) long after it answered.
+// slowly, so the RSS of the process (a querier, or an all-in-one) stays near
+// the query's peak (2.5x its RSS before a set of such queries, measured)
+// long after it answered.
 //
 // heapReleaser returns that memory after a query that needed much of it:
 // a querier notes the bytes the process has allocated when it is created

@@ -1,7 +1,9 @@
 // Package benchquery benchmarks queries against real server processes.
 // BenchmarkSeriesQueries times label names and values, a __name__ regex and
 // count over 1M series on argus, Prometheus and VictoriaMetrics filled
-// alike. BenchmarkQuerierPeakRSS measures what the per-tenant query limits
+// alike, with each server's RSS before the queries and 15 s after them
+// (BENCH_SERIES_QUERIES_SERVERS picks servers, BENCH_SERIES_QUERIES_SAMPLES
+// the samples per series). BenchmarkQuerierPeakRSS measures what the per-tenant query limits
 // buy in memory: the peak RSS of a querier-only argus process that answers
 // a query over many series, without limits and with
 // -querier.max-fetched-series-per-query, both reading the same ingester (the

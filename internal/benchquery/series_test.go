@@ -37,7 +37,8 @@ const (
 	// untimed run); the median is reported.
 	seriesQueryRounds = 5
 	// querySamples samples per series, queryStepMs apart, the last at the
-	// query time: 9 minutes of data.
+	// query time: 9 minutes of data. BENCH_SERIES_QUERIES_SAMPLES
+	// overrides it (the memory of a head is measured with 40).
 	querySamples = 10
 	queryStepMs  = int64(time.Minute / time.Millisecond)
 	// queryInstances is the number of values of the instance label.
@@ -170,13 +171,20 @@ func BenchmarkSeriesQueries(b *testing.B) {
 // stops it; it returns the median ms of each query and the peak RSS in MiB
 // (key "peak-rss").
 func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryServer, n int) map[string]float64 {
+	samples := querySamples
+	if v := os.Getenv("BENCH_SERIES_QUERIES_SAMPLES"); v != "" {
+		var err error
+		samples, err = strconv.Atoi(v)
+		require.NoError(b, err, "BENCH_SERIES_QUERIES_SAMPLES")
+		require.GreaterOrEqual(b, samples, querySamples, "BENCH_SERIES_QUERIES_SAMPLES: the queries span %d samples", querySamples)
+	}
 	s := start(b)
 	endMs := time.Now().Truncate(time.Minute).UnixMilli()
 	began := time.Now()
 	client := &http.Client{Timeout: 5 * time.Minute}
 	defer client.CloseIdleConnections()
 	for first := 0; first < n; first += queryPushSeries {
-		body := clustertest.EncodeWriteRequest(b, querySeriesBatch(first, min(first+queryPushSeries, n), endMs))
+		body := clustertest.EncodeWriteRequest(b, querySeriesBatch(first, min(first+queryPushSeries, n), samples, endMs))
 		req, err := http.NewRequest(http.MethodPost, s.pushURL, bytes.NewReader(body))
 		require.NoError(b, err)
 		req.Header = s.header.Clone()
@@ -191,7 +199,7 @@ func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryS
 		require.True(b, resp.StatusCode/100 == 2, "%s: push of series %d..: %d %s", name, first, resp.StatusCode, clustertest.Truncate(msg.String(), 1000))
 	}
 	s.ready(b)
-	b.Logf("%s: pushed %d series x %d samples in %v", name, n, querySamples, time.Since(began).Round(time.Millisecond))
+	b.Logf("%s: pushed %d series x %d samples in %v", name, n, samples, time.Since(began).Round(time.Millisecond))
 	out := map[string]float64{}
 	before, err := currentRSS(s.pid)
 	require.NoError(b, err)
@@ -234,13 +242,13 @@ func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryS
 }
 
 // querySeriesBatch returns series first..end-1: metric i%10 of pod i/10,
-// on instance i/10%queryInstances, querySamples samples up to endMs.
-func querySeriesBatch(first, end int, endMs int64) []clustertest.TimeSeries {
+// on instance i/10%queryInstances, samples samples up to endMs.
+func querySeriesBatch(first, end, samples int, endMs int64) []clustertest.TimeSeries {
 	batch := make([]clustertest.TimeSeries, 0, end-first)
 	for i := first; i < end; i++ {
-		samples := make([]clustertest.Sample, querySamples)
-		for j := range samples {
-			samples[j] = clustertest.Sample{T: endMs - int64(querySamples-1-j)*queryStepMs, V: float64(i%977 + j)}
+		ss := make([]clustertest.Sample, samples)
+		for j := range ss {
+			ss[j] = clustertest.Sample{T: endMs - int64(samples-1-j)*queryStepMs, V: float64(i%977 + j)}
 		}
 		batch = append(batch, clustertest.TimeSeries{
 			Labels: clustertest.Labels(
@@ -250,7 +258,7 @@ func querySeriesBatch(first, end int, endMs int64) []clustertest.TimeSeries {
 				"namespace", fmt.Sprintf("namespace-%02d", i/len(metricNames)%40),
 				"pod", fmt.Sprintf("app-%07d", i/len(metricNames)),
 			),
-			Samples: samples,
+			Samples: ss,
 		})
 	}
 	return batch
