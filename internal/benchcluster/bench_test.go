@@ -202,10 +202,11 @@ func benchtimeRounds() (int, bool) {
 	return n, err == nil && n > 0
 }
 
-// commonFlags quiet the per-request logs and lift the ingestion rate and
+// commonFlags quiet the per-request logs, lift the ingestion rate and
 // series limits, which a benchmark of throughput must not hit (equally in
-// both topologies).
-var commonFlags = []string{"-log.level=warn", "-distributor.ingestion-rate-limit=0", "-ingester.max-global-series-per-user=0", "-ingester.max-global-series-per-metric=0"}
+// both topologies), and turn retention off: the data starts on a fixed date
+// in the past, which the default 15 d retention would refuse as too old.
+var commonFlags = []string{"-log.level=warn", "-distributor.ingestion-rate-limit=0", "-ingester.max-global-series-per-user=0", "-ingester.max-global-series-per-metric=0", "-ingester.retention-period=0"}
 
 func startAllInOne(b *testing.B) topology {
 	b.Helper()
