@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/benchdata"
 )
 
 // The density benchmark's data has the shape of internal/benchcmp's: pods
@@ -188,7 +188,7 @@ func promBlockSize(b testing.TB, dir string, data []densitySeriesData) int64 {
 	for i, d := range data {
 		ss := make([]chunks.Sample, len(d.samples))
 		for k, s := range d.samples {
-			ss[k] = promSample{t: s.t, f: s.v}
+			ss[k] = benchdata.FloatSample{Time: s.t, Value: s.v}
 		}
 		series[i] = promstorage.NewListSeries(d.lbls, ss)
 	}
@@ -197,20 +197,6 @@ func promBlockSize(b testing.TB, dir string, data []densitySeriesData) int64 {
 	require.NoError(b, err)
 	return dirSize(b, block)
 }
-
-// promSample is a float sample for Prometheus's list series.
-type promSample struct {
-	t int64
-	f float64
-}
-
-func (s promSample) T() int64                      { return s.t }
-func (s promSample) ST() int64                     { return 0 }
-func (s promSample) F() float64                    { return s.f }
-func (s promSample) H() *histogram.Histogram       { return nil }
-func (s promSample) FH() *histogram.FloatHistogram { return nil }
-func (s promSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s promSample) Copy() chunks.Sample           { return s }
 
 // BenchmarkPartRead compares reads of the density data from parts (raw and
 // compressed) with the same reads from a Prometheus block: Select with
@@ -239,7 +225,7 @@ func BenchmarkPartRead(b *testing.B) {
 	for i, d := range data {
 		ss := make([]chunks.Sample, len(d.samples))
 		for k, s := range d.samples {
-			ss[k] = promSample{t: s.t, f: s.v}
+			ss[k] = benchdata.FloatSample{Time: s.t, Value: s.v}
 		}
 		series[i] = promstorage.NewListSeries(d.lbls, ss)
 	}
