@@ -12,13 +12,7 @@ import (
 // reader holds the buckets of one read transaction. Slices it returns from
 // bbolt are valid only until the transaction ends.
 type reader struct {
-	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
-	// lvIndex is the label-values index of a DB partition (nil in a
-	// ChunkStore file, which has none).
-	lvIndex *bbolt.Bucket
-	// chunkRefs lists the chunks of each series of a DB partition, whose
-	// chunks are keyed by a sequence (nil in a ChunkStore file).
-	chunkRefs *bbolt.Bucket
+	txBuckets
 
 	// Lookups by ascending series ID in read transactions.
 	seriesFwd, seriesTimeFwd, chunkRefsFwd fwdCursor
@@ -32,8 +26,20 @@ type bucketParent interface {
 	Bucket(name []byte) *bbolt.Bucket
 }
 
-func newReader(parent bucketParent) *reader {
-	return &reader{
+// txBuckets are the data buckets of one transaction, which readers and
+// writers open alike.
+type txBuckets struct {
+	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
+	// lvIndex is the label-values index of a DB partition (nil in a
+	// ChunkStore file, which has none).
+	lvIndex *bbolt.Bucket
+	// chunkRefs lists the chunks of each series of a DB partition, whose
+	// chunks are keyed by a sequence (nil in a ChunkStore file).
+	chunkRefs *bbolt.Bucket
+}
+
+func openTxBuckets(parent bucketParent) txBuckets {
+	return txBuckets{
 		series:     parent.Bucket(bucketSeries),
 		seriesTime: parent.Bucket(bucketSeriesTime),
 		byLabels:   parent.Bucket(bucketByLabels),
@@ -42,6 +48,10 @@ func newReader(parent bucketParent) *reader {
 		lvIndex:    parent.Bucket(bucketLabelValues),
 		chunkRefs:  parent.Bucket(bucketChunkRefs),
 	}
+}
+
+func newReader(parent bucketParent) *reader {
+	return &reader{txBuckets: openTxBuckets(parent)}
 }
 
 // postingsForMatchers returns the sorted IDs of the series that match all
