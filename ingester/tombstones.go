@@ -160,36 +160,9 @@ func maskChunks(chks []storage.Chunk, ivs []interval) ([]storage.Chunk, error) {
 // reencodeWithout returns c re-encoded without its samples in ivs, and
 // false if none is left.
 func reencodeWithout(c storage.Chunk, ivs []interval) (storage.Chunk, bool, error) {
-	src, err := chunkenc.FromData(c.Encoding, c.Data)
+	out, n, _, err := storage.ChunkWithout(c, func(t int64) bool { return deleted(ivs, t) })
 	if err != nil {
 		return storage.Chunk{}, false, fmt.Errorf("read chunk to mask: %w", err)
 	}
-	dst := chunkenc.NewXORChunk()
-	app, err := dst.Appender()
-	if err != nil {
-		return storage.Chunk{}, false, fmt.Errorf("mask chunk: %w", err)
-	}
-	out := storage.Chunk{Encoding: chunkenc.EncXOR}
-	n := 0
-	it := src.Iterator(nil)
-	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		if deleted(ivs, t) {
-			continue
-		}
-		if n == 0 {
-			out.MinTime = t
-		}
-		out.MaxTime = t
-		app.Append(0, t, v)
-		n++
-	}
-	if err := it.Err(); err != nil {
-		return storage.Chunk{}, false, fmt.Errorf("read chunk to mask: %w", err)
-	}
-	if n == 0 {
-		return storage.Chunk{}, false, nil
-	}
-	out.Data = dst.Bytes()
-	return out, true, nil
+	return out, n > 0, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/ring"
 )
 
 // The paths Admin serves, below PathPrefix as the rest of the API. cmd
@@ -256,6 +257,13 @@ func (a *Admin) everyIngester(ctx context.Context, id string, f func(context.Con
 	if down := a.ring.ReplicationFactor()/2 - maxFailures; down > 0 {
 		return fmt.Errorf("%w (%d): nothing was sent", errIngestersDown, down)
 	}
+	return a.callAll(ctx, id, instances, f)
+}
+
+// callAll calls f on every one of instances in parallel, with the tenant
+// in the call's metadata, and returns every failure joined, each naming
+// its ingester. Callers decide which instances must answer.
+func (a *Admin) callAll(ctx context.Context, id string, instances []ring.Instance, f func(context.Context, arguspb.IngesterAdminClient) error) error {
 	ctx = tenant.OutgoingContext(ctx, id)
 	errs := make([]error, len(instances))
 	var wg sync.WaitGroup

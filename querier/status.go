@@ -109,22 +109,7 @@ func (a *Admin) eachIngester(ctx context.Context, id string, f func(ctx context.
 	if err != nil {
 		return apierror.Errorf(apierror.StatsUnavailable, "tenant %q: %w", id, err)
 	}
-	ctx = tenant.OutgoingContext(ctx, id)
-	errs := make([]error, len(instances))
-	var wg sync.WaitGroup
-	for i, inst := range instances {
-		wg.Go(func() {
-			c, err := a.clients(inst.Addr)
-			if err == nil {
-				err = f(ctx, c)
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("ingester %s: %w", inst.Addr, err)
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := a.callAll(ctx, id, instances, f); err != nil {
 		return apierror.Errorf(apierror.StatsUnavailable, "tenant %q: %w", id, err)
 	}
 	return nil

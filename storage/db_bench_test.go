@@ -19,31 +19,14 @@ import (
 // and UIDs.
 func dbBenchSeries(n int) ([]labels.Labels, []int) {
 	rng := rand.New(rand.NewPCG(0x5eed, 1))
-	metrics := []string{"http_requests_total", "container_network_receive_bytes_total",
-		"container_memory_working_set_bytes", "node_load1", "kube_pod_container_status_ready"}
+	metrics := benchMetrics
 	kinds := []int{0, 0, 1, 1, 2}
-	jobs := []string{"kubelet", "node-exporter", "kube-state-metrics", "apiserver", "coredns",
-		"ingress-nginx", "cert-manager", "payments", "checkout", "search"}
-	containers := []string{"app", "sidecar", "istio-proxy", "init"}
 	out, outKinds := make([]labels.Labels, n), make([]int, n)
 	var pod []string
 	for i := range n {
 		p := i / len(metrics)
 		if i%len(metrics) == 0 {
-			job := jobs[p%len(jobs)]
-			deployment := fmt.Sprintf("%s-%d", job, p/3%50)
-			pod = []string{
-				"container", containers[p%len(containers)],
-				"endpoint", "http-metrics",
-				"instance", fmt.Sprintf("10.%d.%d.%d:8080", p>>16&0xff, p>>8&0xff, p&0xff),
-				"job", job,
-				"namespace", fmt.Sprintf("team-%02d", p/7%40),
-				"node", fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", p/110%256, p/110*7%256),
-				"pod", fmt.Sprintf("%s-%08x-%05x", deployment, rng.Uint32(), rng.Uint32()&0xfffff),
-				"service", deployment,
-				"uid", fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", rng.Uint32(), rng.Uint32()&0xffff,
-					rng.Uint32()&0xffff, rng.Uint32()&0xffff, rng.Uint64()&0xffffffffffff),
-			}
+			pod = benchPodLabels(p, rng)
 		}
 		out[i] = labels.FromStrings(append([]string{"__name__", metrics[i%len(metrics)]}, pod...)...)
 		outKinds[i] = kinds[i%len(metrics)]

@@ -166,33 +166,9 @@ func trimChunk(c Chunk, dels intervals) (Chunk, trimResult, error) {
 	if c.Encoding != chunkenc.EncXOR {
 		return c, chunkKept, nil
 	}
-	src, err := chunkenc.FromData(c.Encoding, c.Data)
-	if err != nil {
-		return Chunk{}, 0, fmt.Errorf("%w: decode chunk [%d, %d]: %v", ErrCorrupt, c.MinTime, c.MaxTime, err)
-	}
-	dst := chunkenc.NewXORChunk()
-	app, err := dst.Appender()
+	out, n, dropped, err := ChunkWithout(c, dels.covers)
 	if err != nil {
 		return Chunk{}, 0, err
-	}
-	out := Chunk{Encoding: chunkenc.EncXOR}
-	n, dropped := 0, false
-	it := src.Iterator(nil)
-	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		if dels.covers(t) {
-			dropped = true
-			continue
-		}
-		if n == 0 {
-			out.MinTime = t
-		}
-		out.MaxTime = t
-		app.Append(0, t, v)
-		n++
-	}
-	if err := it.Err(); err != nil {
-		return Chunk{}, 0, fmt.Errorf("%w: iterate chunk [%d, %d]: %v", ErrCorrupt, c.MinTime, c.MaxTime, err)
 	}
 	switch {
 	case n == 0:
@@ -200,6 +176,5 @@ func trimChunk(c Chunk, dels intervals) (Chunk, trimResult, error) {
 	case !dropped:
 		return c, chunkKept, nil // the deletions fall between samples
 	}
-	out.Data = dst.Bytes()
 	return out, chunkTrimmed, nil
 }

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -11,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/benchdata"
 )
 
 // The density benchmark's data has the shape of internal/benchcmp's: pods
@@ -37,31 +36,14 @@ type densitySeriesData struct {
 // densityData generates the series, sorted by labels.
 func densityData() []densitySeriesData {
 	rng := rand.New(rand.NewPCG(0x5eed, 1))
-	jobs := []string{"kubelet", "node-exporter", "kube-state-metrics", "apiserver", "coredns",
-		"ingress-nginx", "cert-manager", "payments", "checkout", "search"}
-	containers := []string{"app", "sidecar", "istio-proxy", "init"}
-	metrics := []string{"http_requests_total", "container_network_receive_bytes_total",
-		"container_memory_working_set_bytes", "node_load1", "kube_pod_container_status_ready"}
+	metrics := benchMetrics
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	out := make([]densitySeriesData, densitySeries)
 	var pod []string
 	for i := range out {
 		p := i / len(metrics)
 		if i%len(metrics) == 0 {
-			job := jobs[p%len(jobs)]
-			deployment := fmt.Sprintf("%s-%d", job, p/3%50)
-			pod = []string{
-				"container", containers[p%len(containers)],
-				"endpoint", "http-metrics",
-				"instance", fmt.Sprintf("10.%d.%d.%d:8080", p>>16&0xff, p>>8&0xff, p&0xff),
-				"job", job,
-				"namespace", fmt.Sprintf("team-%02d", p/7%40),
-				"node", fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", p/110%256, p/110*7%256),
-				"pod", fmt.Sprintf("%s-%08x-%05x", deployment, rng.Uint32(), rng.Uint32()&0xfffff),
-				"service", deployment,
-				"uid", fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", rng.Uint32(), rng.Uint32()&0xffff,
-					rng.Uint32()&0xffff, rng.Uint32()&0xffff, rng.Uint64()&0xffffffffffff),
-			}
+			pod = benchPodLabels(p, rng)
 		}
 		kind := i % len(metrics)
 		out[i].lbls = labels.FromStrings(append([]string{"__name__", metrics[kind]}, pod...)...)
@@ -206,7 +188,7 @@ func promBlockSize(b testing.TB, dir string, data []densitySeriesData) int64 {
 	for i, d := range data {
 		ss := make([]chunks.Sample, len(d.samples))
 		for k, s := range d.samples {
-			ss[k] = promSample{t: s.t, f: s.v}
+			ss[k] = benchdata.FloatSample{Time: s.t, Value: s.v}
 		}
 		series[i] = promstorage.NewListSeries(d.lbls, ss)
 	}
@@ -215,20 +197,6 @@ func promBlockSize(b testing.TB, dir string, data []densitySeriesData) int64 {
 	require.NoError(b, err)
 	return dirSize(b, block)
 }
-
-// promSample is a float sample for Prometheus's list series.
-type promSample struct {
-	t int64
-	f float64
-}
-
-func (s promSample) T() int64                      { return s.t }
-func (s promSample) ST() int64                     { return 0 }
-func (s promSample) F() float64                    { return s.f }
-func (s promSample) H() *histogram.Histogram       { return nil }
-func (s promSample) FH() *histogram.FloatHistogram { return nil }
-func (s promSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s promSample) Copy() chunks.Sample           { return s }
 
 // BenchmarkPartRead compares reads of the density data from parts (raw and
 // compressed) with the same reads from a Prometheus block: Select with
@@ -257,7 +225,7 @@ func BenchmarkPartRead(b *testing.B) {
 	for i, d := range data {
 		ss := make([]chunks.Sample, len(d.samples))
 		for k, s := range d.samples {
-			ss[k] = promSample{t: s.t, f: s.v}
+			ss[k] = benchdata.FloatSample{Time: s.t, Value: s.v}
 		}
 		series[i] = promstorage.NewListSeries(d.lbls, ss)
 	}

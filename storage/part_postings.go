@@ -5,73 +5,38 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
 
 // postingsForMatchers returns the sorted IDs of the tenant's series that
-// match all matchers, or all=true when every series matches. It follows the
-// semantics of ChunkStore's reader.postingsForMatchers (see there): matchers
-// that do not match "" intersect the postings of their values, the others
-// subtract the postings of the values their inverse matches.
+// match all matchers, or all=true when every series matches.
 func (r *partReader) postingsForMatchers(ms []*labels.Matcher) (ids []uint64, all bool, err error) {
-	var (
-		positive, negative [][]uint64
-		equal              []encodedList
-	)
-	for _, m := range ms {
-		if m.Name == "" || strings.IndexByte(m.Name, sep) >= 0 {
-			if m.Matches("") {
-				continue
-			}
-			return nil, false, nil
-		}
-		if m.Matches("") {
-			inv, err := m.Inverse()
-			if err != nil {
-				return nil, false, fmt.Errorf("invert matcher %s: %w", m, err)
-			}
-			p, err := r.postingsForMatcher(inv)
-			if err != nil {
-				return nil, false, err
-			}
-			if len(p) > 0 {
-				negative = append(negative, p)
-			}
-			continue
-		}
-		if m.Type == labels.MatchEqual {
-			// Decoded only as far as the intersection needs.
-			v := r.b.Get(appendPostingsKey(r.key[:0], m.Name, m.Value))
-			n, w := binary.Uvarint(v)
-			if v == nil || w <= 0 {
-				return nil, false, nil
-			}
-			equal = append(equal, encodedList{v, n})
-			continue
-		}
-		p, err := r.postingsForMatcher(m)
-		if err != nil || len(p) == 0 {
-			return nil, false, err
-		}
-		positive = append(positive, p)
+	return matchPostings(r, ms)
+}
+
+// allSeries implements postingsIndex: a part numbers its series densely.
+func (r *partReader) allSeries() ([]uint64, error) {
+	ids := make([]uint64, r.h.series)
+	for i := range ids {
+		ids[i] = uint64(i)
 	}
-	if len(positive) == 0 && len(equal) == 0 {
-		if len(negative) == 0 {
-			return nil, true, nil
+	return ids, nil
+}
+
+// intersectPostings implements postingsIndex. Equality postings are
+// decoded only as far as the intersection needs.
+func (r *partReader) intersectPostings(decoded [][]uint64, equal []labels.Label) ([]uint64, error) {
+	encoded := make([]encodedList, 0, len(equal))
+	for _, l := range equal {
+		v := r.b.Get(appendPostingsKey(r.key[:0], l.Name, l.Value))
+		n, w := binary.Uvarint(v)
+		if v == nil || w <= 0 {
+			return nil, nil
 		}
-		ids = make([]uint64, r.h.series)
-		for i := range ids {
-			ids[i] = uint64(i)
-		}
-	} else if ids, err = r.intersectAll(positive, equal); err != nil {
-		return nil, false, err
+		encoded = append(encoded, encodedList{v, n})
 	}
-	for _, p := range negative {
-		ids = subtract(ids, p)
-	}
-	return ids, false, nil
+	return r.intersectAll(decoded, encoded)
 }
 
 // encodedList is a postings value and its count.
@@ -138,37 +103,8 @@ func intersectEncoded(ids []uint64, v []byte, limit uint64) ([]uint64, error) {
 	return out, nil
 }
 
-// postingsForMatcher returns the sorted IDs of the series with label m.Name
-// matched by m, which must not match "". Regexps with a set of alternatives
-// look those up; others scan only the values that start with their literal
-// prefix, calling m.Matches (whose compiled regexp m holds) once per value.
-func (r *partReader) postingsForMatcher(m *labels.Matcher) ([]uint64, error) {
-	switch m.Type {
-	case labels.MatchEqual:
-		return r.postingsForValue(m.Name, m.Value, nil)
-	case labels.MatchRegexp:
-		if set := m.SetMatches(); len(set) > 0 {
-			var (
-				ids []uint64
-				err error
-			)
-			for _, v := range set {
-				if v != "" && m.Matches(v) {
-					if ids, err = r.postingsForValue(m.Name, v, ids); err != nil {
-						return nil, err
-					}
-				}
-			}
-			return sortUnique(ids), nil
-		}
-		return r.postingsForScan(m.Name, m.Prefix(), m.Matches)
-	default:
-		return r.postingsForScan(m.Name, "", m.Matches)
-	}
-}
-
-// postingsForValue appends the IDs of name=value to ids.
-func (r *partReader) postingsForValue(name, value string, ids []uint64) ([]uint64, error) {
+// valuePostings appends the IDs of name=value to ids.
+func (r *partReader) valuePostings(name, value string, ids []uint64) ([]uint64, error) {
 	r.key = appendPostingsKey(r.key[:0], name, value)
 	v := r.b.Get(r.key)
 	if v == nil {
@@ -177,9 +113,9 @@ func (r *partReader) postingsForValue(name, value string, ids []uint64) ([]uint6
 	return decodePostings(ids, v, r.h.series)
 }
 
-// postingsForScan returns the sorted IDs of the series whose value of name
+// scanPostings returns the sorted IDs of the series whose value of name
 // starts with prefix and is accepted by match.
-func (r *partReader) postingsForScan(name, prefix string, match func(string) bool) ([]uint64, error) {
+func (r *partReader) scanPostings(name, prefix string, match func(string) bool) ([]uint64, error) {
 	var (
 		ids   []uint64
 		lists int

@@ -3,9 +3,7 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"go.etcd.io/bbolt"
@@ -14,13 +12,7 @@ import (
 // reader holds the buckets of one read transaction. Slices it returns from
 // bbolt are valid only until the transaction ends.
 type reader struct {
-	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
-	// lvIndex is the label-values index of a DB partition (nil in a
-	// ChunkStore file, which has none).
-	lvIndex *bbolt.Bucket
-	// chunkRefs lists the chunks of each series of a DB partition, whose
-	// chunks are keyed by a sequence (nil in a ChunkStore file).
-	chunkRefs *bbolt.Bucket
+	txBuckets
 
 	// Lookups by ascending series ID in read transactions.
 	seriesFwd, seriesTimeFwd, chunkRefsFwd fwdCursor
@@ -34,8 +26,20 @@ type bucketParent interface {
 	Bucket(name []byte) *bbolt.Bucket
 }
 
-func newReader(parent bucketParent) *reader {
-	return &reader{
+// txBuckets are the data buckets of one transaction, which readers and
+// writers open alike.
+type txBuckets struct {
+	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
+	// lvIndex is the label-values index of a DB partition (nil in a
+	// ChunkStore file, which has none).
+	lvIndex *bbolt.Bucket
+	// chunkRefs lists the chunks of each series of a DB partition, whose
+	// chunks are keyed by a sequence (nil in a ChunkStore file).
+	chunkRefs *bbolt.Bucket
+}
+
+func openTxBuckets(parent bucketParent) txBuckets {
+	return txBuckets{
 		series:     parent.Bucket(bucketSeries),
 		seriesTime: parent.Bucket(bucketSeriesTime),
 		byLabels:   parent.Bucket(bucketByLabels),
@@ -46,85 +50,31 @@ func newReader(parent bucketParent) *reader {
 	}
 }
 
-// postingsForMatchers returns the sorted IDs of the series that match all
-// matchers, or all=true when every series matches (ids is then nil).
-//
-// A matcher that matches the empty string also matches the series that lack
-// its label. So, as in Prometheus, matchers that do not match "" contribute
-// the postings of their matching values, which are intersected; matchers
-// that match "" instead subtract the postings of the values they reject
-// (found with their inverse, which does not match ""). If no matcher is of
-// the first kind, the subtraction starts from all series.
-func (r *reader) postingsForMatchers(ms []*labels.Matcher) (ids []uint64, all bool, err error) {
-	var positive, negative [][]uint64
-	for _, m := range ms {
-		if m.Name == "" || strings.IndexByte(m.Name, sep) >= 0 {
-			// No series has such a label: it is always "".
-			if m.Matches("") {
-				continue
-			}
-			return nil, false, nil
-		}
-		if m.Matches("") {
-			inv, err := m.Inverse()
-			if err != nil {
-				return nil, false, fmt.Errorf("invert matcher %s: %w", m, err)
-			}
-			p, err := r.postingsForMatcher(inv)
-			if err != nil {
-				return nil, false, err
-			}
-			if len(p) > 0 {
-				negative = append(negative, p)
-			}
-			continue
-		}
-		p, err := r.postingsForMatcher(m)
-		if err != nil || len(p) == 0 {
-			return nil, false, err
-		}
-		positive = append(positive, p)
-	}
-	if len(positive) == 0 {
-		if len(negative) == 0 {
-			return nil, true, nil
-		}
-		if ids, err = r.allSeries(); err != nil {
-			return nil, false, err
-		}
-	} else {
-		slices.SortFunc(positive, func(a, b []uint64) int { return len(a) - len(b) })
-		ids = positive[0]
-		for _, p := range positive[1:] {
-			ids = intersect(ids, p)
-		}
-	}
-	for _, p := range negative {
-		ids = subtract(ids, p)
-	}
-	return ids, false, nil
+func newReader(parent bucketParent) *reader {
+	return &reader{txBuckets: openTxBuckets(parent)}
 }
 
-// postingsForMatcher returns the sorted IDs of the series that have label
-// m.Name with a value matched by m. m must not match "".
-func (r *reader) postingsForMatcher(m *labels.Matcher) ([]uint64, error) {
-	switch m.Type {
-	case labels.MatchEqual:
-		return r.postingsForValue(m.Name, m.Value, nil), nil
-	case labels.MatchRegexp:
-		if set := m.SetMatches(); len(set) > 0 {
-			var ids []uint64
-			for _, v := range set {
-				if v != "" && m.Matches(v) {
-					ids = r.postingsForValue(m.Name, v, ids)
-				}
-			}
-			return sortUnique(ids), nil
+// postingsForMatchers returns the sorted IDs of the series that match all
+// matchers, or all=true when every series matches (ids is then nil).
+func (r *reader) postingsForMatchers(ms []*labels.Matcher) (ids []uint64, all bool, err error) {
+	return matchPostings(r, ms)
+}
+
+func (r *reader) valuePostings(name, value string, ids []uint64) ([]uint64, error) {
+	return r.postingsForValue(name, value, ids), nil
+}
+
+// intersectPostings implements postingsIndex: this index has no encoded
+// lists to spare decoding, so equality postings are read whole.
+func (r *reader) intersectPostings(decoded [][]uint64, equal []labels.Label) ([]uint64, error) {
+	for _, l := range equal {
+		p := r.postingsForValue(l.Name, l.Value, nil)
+		if len(p) == 0 {
+			return nil, nil
 		}
-		return r.postingsForScan(m.Name, m.Prefix(), m.Matches)
-	default:
-		return r.postingsForScan(m.Name, "", m.Matches)
+		decoded = append(decoded, p)
 	}
+	return intersectDecoded(decoded), nil
 }
 
 // postingsForValue appends to ids the sorted IDs of the series with label
@@ -141,10 +91,10 @@ func (r *reader) postingsForValue(name, value string, ids []uint64) []uint64 {
 	return ids
 }
 
-// postingsForScan returns the sorted IDs of the series that have label name
+// scanPostings returns the sorted IDs of the series that have label name
 // with a value that starts with prefix and is accepted by match. match is
 // called once per distinct value.
-func (r *reader) postingsForScan(name, prefix string, match func(string) bool) ([]uint64, error) {
+func (r *reader) scanPostings(name, prefix string, match func(string) bool) ([]uint64, error) {
 	var (
 		ids    []uint64
 		last   []byte

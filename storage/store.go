@@ -176,9 +176,7 @@ func validateChunks(sr *Series) error {
 
 // writer holds the state of one Append transaction.
 type writer struct {
-	series, seriesTime, byLabels, postings, chunks *bbolt.Bucket
-	lvIndex                                        *bbolt.Bucket // nil in a ChunkStore file
-	chunkRefs                                      *bbolt.Bucket // nil in a ChunkStore file
+	txBuckets
 
 	values arena  // Put values, which must live until the commit
 	lbls   []byte // scratch: encoded labels (bbolt copies keys)
@@ -193,15 +191,7 @@ type writer struct {
 }
 
 func newWriter(parent bucketParent) *writer {
-	w := &writer{
-		series:     parent.Bucket(bucketSeries),
-		seriesTime: parent.Bucket(bucketSeriesTime),
-		byLabels:   parent.Bucket(bucketByLabels),
-		postings:   parent.Bucket(bucketPostings),
-		chunks:     parent.Bucket(bucketChunks),
-		lvIndex:    parent.Bucket(bucketLabelValues),
-		chunkRefs:  parent.Bucket(bucketChunkRefs),
-	}
+	w := &writer{txBuckets: openTxBuckets(parent)}
 	// IDs only grow, so new series always go to the right edge of these
 	// buckets: fill their pages up instead of leaving half of each empty.
 	w.series.FillPercent = 0.95

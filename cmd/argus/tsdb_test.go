@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 
+	"github.com/argus-tsdb/argus/internal/benchdata"
 	"github.com/argus-tsdb/argus/storage"
 )
 
@@ -69,7 +68,7 @@ func writePromBlock(t *testing.T, dir string, n int) int {
 	for i := range n {
 		var cs []chunks.Sample
 		for ts := int64(0); ts < 2*time.Hour.Milliseconds(); ts += 15_000 {
-			cs = append(cs, floatSample{t: ts, f: float64(i) + float64(ts)/1000})
+			cs = append(cs, benchdata.FloatSample{Time: ts, Value: float64(i) + float64(ts)/1000})
 		}
 		samples += len(cs)
 		ss = append(ss, promstorage.NewListSeries(labels.FromStrings("__name__", "m", "i", strconv.Itoa(i)), cs))
@@ -78,20 +77,6 @@ func writePromBlock(t *testing.T, dir string, n int) int {
 	require.NoError(t, err)
 	return samples
 }
-
-// floatSample is a float chunks.Sample.
-type floatSample struct {
-	t int64
-	f float64
-}
-
-func (s floatSample) T() int64                      { return s.t }
-func (s floatSample) ST() int64                     { return 0 }
-func (s floatSample) F() float64                    { return s.f }
-func (s floatSample) H() *histogram.Histogram       { return nil }
-func (s floatSample) FH() *histogram.FloatHistogram { return nil }
-func (s floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s floatSample) Copy() chunks.Sample           { return s }
 
 // TestTSDBImportListVerify imports Prometheus blocks into a fresh data dir,
 // lists and verifies it, and checks the refusals: a second import of the

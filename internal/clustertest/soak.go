@@ -1,0 +1,135 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// SoakFlags compress the lifecycle of a tenant to seconds: its chunks are
+// cut and persisted a second after its last sample, its series leave the
+// head at the next truncation, its head closes a second later, and the
+// distributor forgets it a second after its last push.
+var SoakFlags = []string{
+	"-distributor.ingestion-rate-limit=0",
+	"-ingester.max-chunk-idle=1s",
+	"-ingester.flush-period=200ms",
+	"-ingester.wal-truncate-period=1s",
+	"-ingester.tenant-idle-timeout=1s",
+	"-distributor.idle-tenant-timeout=1s",
+}
+
+// SoakGOGC is the GOGC a soak test gives its processes: low, so that the
+// scrapes that wait for a garbage collection (MeasureSoak) trigger one
+// soon, and the heap it reports holds little garbage.
+const SoakGOGC = "20"
+
+// SoakState is what a soak test requires back at its baseline in one
+// process once its tenants are idle.
+type SoakState struct {
+	HeapBytes, Goroutines, OpenFiles, Sockets, MetricLines int
+}
+
+func (s SoakState) String() string {
+	return fmt.Sprintf("heap %d KB, %d goroutines, %d open files (%d sockets), /metrics %d lines",
+		s.HeapBytes/1024, s.Goroutines, s.OpenFiles, s.Sockets, s.MetricLines)
+}
+
+// MeasureSoak reads the state of p from /metrics and /proc (Linux only),
+// once a garbage collection has run since the call, so that the heap is
+// mostly live data (the scrapes allocate enough to trigger one at
+// SoakGOGC).
+func MeasureSoak(t testing.TB, p *Process) SoakState {
+	t.Helper()
+	gcs := func() uint64 {
+		return p.MetricFamilies(t)["go_gc_duration_seconds"].GetMetric()[0].GetSummary().GetSampleCount()
+	}
+	before := gcs()
+	Eventually(t, func() string {
+		if gcs() > before {
+			return ""
+		}
+		return "no garbage collection since the measure began"
+	}, time.Minute)
+	fams := p.MetricFamilies(t)
+	code, metrics := p.Query(t, "", "/metrics", nil)
+	require.Equal(t, http.StatusOK, code)
+	files, sockets := openFilesAndSockets(t, p.PID())
+	return SoakState{
+		HeapBytes:   int(fams["go_memstats_heap_alloc_bytes"].GetMetric()[0].GetGauge().GetValue()),
+		Goroutines:  int(fams["go_goroutines"].GetMetric()[0].GetGauge().GetValue()),
+		OpenFiles:   files,
+		Sockets:     sockets,
+		MetricLines: strings.Count(string(metrics), "\n"),
+	}
+}
+
+// openFilesAndSockets counts the file descriptors of process pid, and those
+// that are sockets.
+func openFilesAndSockets(t testing.TB, pid int) (files, sockets int) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		if target, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(target, "socket:") {
+			sockets++
+		}
+	}
+	return len(entries), sockets
+}
+
+// PushTenants pushes through p, from 4 goroutines, 3 pushes of 5 series
+// each for tenants prefix-00000.., with samples at at-2s, at-1s and at, and
+// requires every one acknowledged. It returns at.
+func PushTenants(t testing.TB, p *Process, prefix string, tenants int, metric string) (at int64) {
+	t.Helper()
+	at = time.Now().Truncate(time.Second).UnixMilli() - 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			for k := w; k < tenants; k += 4 {
+				if err := pushTenant(p, fmt.Sprintf("%s-%05d", prefix, k), metric, at); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	require.NoError(t, <-errs)
+	return at
+}
+
+// pushTenant makes PushTenants' 3 pushes for tenant id.
+func pushTenant(p *Process, id, metric string, at int64) error {
+	for r := range 3 {
+		series := make([]TimeSeries, 5)
+		for n := range series {
+			series[n] = TimeSeries{
+				Labels:  Labels("__name__", metric, "n", fmt.Sprint(n)),
+				Samples: []Sample{{T: at - int64(2-r)*1000, V: float64(r)}},
+			}
+		}
+		code, body, err := p.TryPush(context.Background(), id, series)
+		if err == nil && code != http.StatusNoContent {
+			err = fmt.Errorf("push of %s answered %d: %s", id, code, body)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
