@@ -101,7 +101,7 @@ func TestManyTenants(t *testing.T) {
 		code, metrics := a.Query(t, "", "/metrics", nil)
 		require.Equal(t, http.StatusOK, code)
 		t.Logf("%d tenants x 10 series: %d open files, RSS %d KB, /metrics %d lines", tenants, fds,
-			rssKB(t, a.PID()), strings.Count(string(metrics), "\n"))
+			statusKB(t, a.PID(), "VmRSS"), strings.Count(string(metrics), "\n"))
 		require.Less(t, fds, maxOpenFiles, "open files at %d tenants", tenants)
 		return fds
 	}
@@ -127,19 +127,19 @@ func openFiles(t testing.TB, pid int) int {
 	return len(entries)
 }
 
-// rssKB returns the resident set size of process pid, in KB.
-func rssKB(t testing.TB, pid int) int {
+// statusKB returns the field (VmRSS, VmHWM, ...) of /proc/<pid>/status, in KB.
+func statusKB(t testing.TB, pid int, field string) int {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	require.NoError(t, err)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
 			require.NoError(t, err)
 			return n
 		}
 	}
-	t.Fatal("no VmRSS in /proc/pid/status")
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }
 

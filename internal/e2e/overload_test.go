@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -96,7 +95,7 @@ func TestOverload(t *testing.T) {
 		total += refused[p]
 		ackedTotal += len(acked[p])
 	}
-	peak := peakRSSKB(t, a.PID())
+	peak := statusKB(t, a.PID(), "VmHWM")
 	t.Logf("%d pushes of %d series: %d acknowledged, %d refused with 503 and Retry-After; peak RSS %d KB (bound %d KB)",
 		pushers*rounds, seriesPerPush, ackedTotal, total, peak, overloadMaxRSSKB)
 	require.Positive(t, total, "the load should have passed the instance limit")
@@ -149,20 +148,4 @@ func doPush(req *http.Request) (code int, retryAfter, body string, err error) {
 		}
 	}
 	return resp.StatusCode, resp.Header.Get("Retry-After"), sb.String(), nil
-}
-
-// peakRSSKB returns the peak resident set size (VmHWM) of process pid, in KB.
-func peakRSSKB(t testing.TB, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatal("no VmHWM in /proc/pid/status")
-	return 0
 }
