@@ -26,13 +26,15 @@ import (
 //	after clean_tombstones on both
 //	after kill -9        of argus and a restart
 //
-// Prometheus 3.16 panics (index out of range in tombstones.Intervals.Add,
-// from blockBaseSeriesSet.Next) on a read that trims chunks at its end
-// (data after the read's end) of a series with a tombstone that reaches
-// the read's end, after another interval: the Add of the open-ended trim
-// interval indexes past the list. So every read here either ends after
-// the newest sample (range queries and raw samples end at the history's
-// end) or after every deletion (instant queries).
+// Prometheus 3.16 fails a query (422, "index out of range" in
+// tombstones.Intervals.Add from blockBaseSeriesSet.Next, a panic its
+// engine recovers) when a read from a block or the head trims a series'
+// chunks at both ends and the series has a tombstone that starts after the
+// read's start and ends at or after its end, even one wholly after it: the
+// Add of the open-ended trim interval indexes past the list. So every read
+// here ends either after the newest sample (range queries and raw samples
+// end at the history's end: nothing to trim there) or after every
+// deletion (instant queries).
 func TestDeleteSeriesThroughCompaction(t *testing.T) {
 	skipIfShort(t)
 	clustertest.PrometheusBinary(t)
