@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,8 +23,8 @@ import (
 )
 
 // TestKill9AtStorageSteps kills the real argus binary (SIGKILL, from
-// inside: storage.FailpointEnv) at named steps of sealing, merging,
-// retention and clean_tombstones, then restarts it on the same directory
+// inside: storage.FailpointEnv) at named steps of flushing, sealing,
+// merging, retention and clean_tombstones, then restarts it on the same directory
 // and checks that every acknowledged sample is there exactly once, that
 // deleted samples and samples past the retention stay gone, and that
 // `argus tsdb verify` finds the store clean once the restarted process has
@@ -35,13 +36,15 @@ import (
 //
 //	l0:       the history pushed with -ingester.flush-period=1h, then a clean stop: level-0 windows,
 //	          tombstones over them; a run crashes at a step of the retention pass at start (dropping
-//	          "short" from level-0 files, removing a file only "short" had) or of sealing and merging
+//	          "short" from level-0 files, removing a file only "short" had), of sealing and merging, or
+//	          of the flush of an hour more of "keep" pushed to it (into a new level-0 file)
 //	sealed:   l0 compacted by a run with -ingester.flush-period=1s, more deletions over the sealed parts,
 //	          a clean stop; a run crashes rewriting a sealed part by retention, or in clean_tombstones
 //
-// The samples were all acknowledged before the crash: what is tested is
-// that no crash in the DB's maintenance loses, duplicates or resurrects
-// any.
+// The samples were acknowledged before the crash (the hour pushed to a run
+// that crashes at a flush is expected whole if it was acknowledged, whole
+// or not at all if the answer was lost): what is tested is that no crash
+// in the DB's writes and maintenance loses, duplicates or resurrects any.
 func TestKill9AtStorageSteps(t *testing.T) {
 	skipIfShort(t)
 	t.Parallel()
@@ -84,26 +87,33 @@ func TestKill9AtStorageSteps(t *testing.T) {
 	writeFile(t, overrides, fmt.Sprintf("overrides:\n  short:\n    retention_period: %s\n", retention))
 	flags := slices.Concat(base, []string{"-runtime-config.file=" + overrides, "-ingester.flush-period=1s", "-ingester.wal-truncate-period=1s"})
 
+	const (
+		atStart = iota // the step comes at start or in the background
+		clean          // the step is reached by clean_tombstones
+		push           // by the flush of an hour more of "keep"
+	)
 	cases := []struct {
 		from, failpoint string
-		clean           bool // the step is reached by clean_tombstones
+		trigger         int
 	}{
-		{"l0", "retention:cutoffs", false},
-		{"l0", "retention:dropped", false},
-		{"l0", "retention:removed", false},
-		{"l0", "seal:part-tenant@2", false},
-		{"l0", "seal:written", false},
-		{"l0", "seal:manifest", false},
-		{"l0", "seal:removed", false},
-		{"l0", "compact:written", false},
-		{"l0", "compact:manifest", false},
-		{"l0", "compact:removed@2", false},
-		{"l0", "compact:forgotten", false},
-		{"sealed", "retention:written", false},
-		{"sealed", "clean:part-tenant", true},
-		{"sealed", "clean:manifest", true},
-		{"sealed", "clean:removed", true},
-		{"sealed", "clean:dropped", true},
+		{"l0", "retention:cutoffs", atStart},
+		{"l0", "retention:dropped", atStart},
+		{"l0", "retention:removed", atStart},
+		{"l0", "seal:part-tenant@2", atStart},
+		{"l0", "seal:written", atStart},
+		{"l0", "seal:manifest", atStart},
+		{"l0", "seal:removed", atStart},
+		{"l0", "compact:written", atStart},
+		{"l0", "compact:manifest", atStart},
+		{"l0", "compact:removed@2", atStart},
+		{"l0", "compact:forgotten", atStart},
+		{"l0", "append:file", push},
+		{"l0", "append:committed", push},
+		{"sealed", "retention:written", atStart},
+		{"sealed", "clean:part-tenant", clean},
+		{"sealed", "clean:manifest", clean},
+		{"sealed", "clean:removed", clean},
+		{"sealed", "clean:dropped", clean},
 	}
 	for _, c := range cases {
 		t.Run(c.from+"/"+c.failpoint, func(t *testing.T) {
@@ -116,18 +126,28 @@ func TestKill9AtStorageSteps(t *testing.T) {
 				keepDels = append(append([]deletion(nil), l0Dels...), sealedDels...)
 			}
 			r := startWithFailpoint(t, dir, c.failpoint, flags)
-			if c.clean && r.waitReady(t) {
+			// keepEnds are the ends of "keep" the crash may leave: a push
+			// that got no answer is in the WAL whole or not at all.
+			keepEnds := []int64{end}
+			switch {
+			case c.trigger == clean && r.waitReady(t):
 				r.post(t, "keep", clustertest.PromAPI+"/admin/tsdb/clean_tombstones")
+			case c.trigger == push && r.waitReady(t):
+				acked := r.push(t, "keep", keep.batch(end, end+hourMs))
+				if keepEnds = append(keepEnds, end+hourMs); acked {
+					keepEnds = keepEnds[1:]
+				}
+				t.Logf("push of an hour more acknowledged: %v", acked)
 			}
 			t.Logf("killed: %s", r.waitKilled(t))
 
 			a := clustertest.StartArgus(t, clustertest.Options{StorageDir: dir, Flags: flags})
 			check := func(stage string) {
-				requireExact(t, a, "keep", keep, start, end, keepDels, stage)
+				keepEnds = []int64{requireExact(t, a, "keep", keep, start, keepEnds, keepDels, stage)}
 				requireRetained(t, a, "short", short, retention, end, shortDels, stage)
 			}
 			check("after the restart")
-			if c.clean {
+			if c.trigger == clean {
 				code, body := a.QueryPost(t, "keep", clustertest.PromAPI+"/admin/tsdb/clean_tombstones", nil)
 				require.Equal(t, http.StatusNoContent, code, string(body))
 			}
@@ -158,11 +178,20 @@ func waitCompacted(t testing.TB, dir string, from, end int64) {
 }
 
 // requireExact requires a to hold exactly what is left of h in [start,
-// end) after dels.
-func requireExact(t testing.TB, a *clustertest.Process, tenant string, h history, start, end int64, dels []deletion, stage string) {
+// end) after dels, for one of ends, and returns that end.
+func requireExact(t testing.TB, a *clustertest.Process, tenant string, h history, start int64, ends []int64, dels []deletion, stage string) int64 {
 	t.Helper()
-	want := h.want(t, start, end-1, dels)
-	require.Empty(t, clustertest.DiffSamples(want, h.stored(t, a, tenant, start-dayMs, end)), "tenant %s %s", tenant, stage)
+	got := h.stored(t, a, tenant, start-dayMs, slices.Max(ends))
+	var diffs []string
+	for _, end := range ends {
+		d := clustertest.DiffSamples(h.want(t, start, end-1, dels), got)
+		if d == "" {
+			return end
+		}
+		diffs = append(diffs, fmt.Sprintf("up to %d: %s", end, d))
+	}
+	t.Fatalf("tenant %s %s:\n%s", tenant, stage, strings.Join(diffs, "\n"))
+	return 0
 }
 
 // requireRetained requires a to hold exactly what is left of h after dels
@@ -266,6 +295,24 @@ func (r *crashRun) post(t testing.TB, tenant, path string) {
 	if resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req); err == nil {
 		_ = resp.Body.Close()
 	}
+}
+
+// push sends series as tenant and reports whether the push was
+// acknowledged; the process may die while it serves it.
+func (r *crashRun) push(t testing.TB, tenant string, series []clustertest.TimeSeries) bool {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, r.url+"/api/v1/push", bytes.NewReader(clustertest.EncodeWriteRequest(t, series)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	req.Header.Set(clustertest.TenantHeader, tenant)
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusNoContent
 }
 
 // waitKilled waits until the run has killed itself at its failpoint and
