@@ -199,7 +199,9 @@ func requireExact(t testing.TB, a *clustertest.Process, tenant string, h history
 // clock) to end, and nothing older.
 func requireRetained(t testing.TB, a *clustertest.Process, tenant string, h history, retention time.Duration, end int64, dels []deletion, stage string) {
 	t.Helper()
-	before := time.Now().Add(-retention).UnixMilli() // the cut-off is at least this
+	// The cut-off is now-retention, as of the last retention pass (every
+	// second) for persisted data: at least this.
+	before := time.Now().Add(-retention - 2*time.Minute).UnixMilli()
 	code, body := a.Query(t, tenant, clustertest.PromAPI+"/query", url.Values{
 		"query": {fmt.Sprintf(`{__name__=~"%s_.+"}[5d]`, h.name)}, "time": {clustertest.FormatAPITime(before - 1)}})
 	require.Empty(t, clustertest.MatrixData(t, code, body), "tenant %s %s: nothing before the cut-off", tenant, stage)
