@@ -5,6 +5,8 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +102,37 @@ func TestDeleteSeriesThroughCompaction(t *testing.T) {
 	compare("after clean_tombstones and kill -9")
 	a.Stop(t)
 	tsdbVerify(t, storageDir)
+
+	// On disk: the clean stop persisted every finished chunk (those before
+	// the newest window, whose chunks are open), and the rewrites purged
+	// every deleted sample and then the tombstones.
+	out, err := runArgusCommand(t, "tsdb", "list", "-storage.path="+storageDir, "-tenant="+tenant)
+	require.NoError(t, err, out)
+	samples, tombstones := listedSamples(t, out, tenant)
+	require.Equal(t, clustertest.TotalSamples(h.want(t, start, at(50)-1, dels)), samples, "samples on disk:\n%s", out)
+	require.Zero(t, tombstones, "tombstones left on disk:\n%s", out)
+}
+
+// listedSamples returns the samples `argus tsdb list` counts for tenant on
+// disk, and the tombstones in force it lists in its partitions.
+func listedSamples(t testing.TB, out, tenant string) (samples, tombstones int) {
+	t.Helper()
+	found := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 6 && f[0] == tenant && f[1] == "total": // chunks, samples, bytes, bytes/sample
+			n, err := strconv.Atoi(f[3])
+			require.NoError(t, err, line)
+			samples, found = n, true
+		case len(f) == 10 && f[0] == tenant:
+			n, err := strconv.Atoi(f[9])
+			require.NoError(t, err, line)
+			tombstones += n
+		}
+	}
+	require.True(t, found, "no total line for tenant %s in:\n%s", tenant, out)
+	return samples, tombstones
 }
 
 // compareDeletions compares the raw samples of the history in [start,
