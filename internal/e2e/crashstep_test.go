@@ -50,12 +50,11 @@ func TestKill9AtStorageSteps(t *testing.T) {
 	t.Parallel()
 	keep := history{name: "kp", series: 20, step: 60_000}
 	short := history{name: "sh", series: 10, step: 60_000}
-	start := (time.Now().UnixMilli()-60*hourMs)/(2*hourMs)*(2*hourMs) - dayMs
-	end := start + 51*hourMs + hourMs/2
+	start, end := pastHistoryRange()
 	at := func(hours float64) int64 { return start + int64(hours*float64(hourMs)) }
 	l0Dels := []deletion{
 		{[]string{`{__name__="kp_gauge", group="g1"}`}, at(5), at(7.5)},
-		{[]string{`kp_counter{series=~"s0[0-3]"}`}, at(20), at(28)},
+		{[]string{`kp_counter{series=~"s0[0-3]"}`}, at(16), at(28)},
 		{[]string{`{__name__=~"kp_.+", group!~"g[01]"}`}, at(33), at(33.25)},
 	}
 	sealedDels := []deletion{

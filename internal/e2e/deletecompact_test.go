@@ -43,14 +43,11 @@ func TestDeleteSeriesThroughCompaction(t *testing.T) {
 	t.Parallel()
 	const tenant = "del"
 	h := history{name: "dm", series: 30, step: 60_000}
-	// 51 h 30 min ending 1h30 into a 2 h window: every older window can be
-	// sealed once the head has moved there, and one day is whole.
-	start := (time.Now().UnixMilli()-60*hourMs)/(2*hourMs)*(2*hourMs) - dayMs
-	end := start + 51*hourMs + hourMs/2
+	start, end := pastHistoryRange()
 	at := func(hours float64) int64 { return start + int64(hours*float64(hourMs)) }
 	dels := []deletion{
 		{[]string{`{__name__="dm_gauge", group="g1"}`}, at(5), at(7.5)},
-		{[]string{`{__name__=~"dm_.*", series=~"s0[0-3]"}`}, at(20), at(28)},
+		{[]string{`{__name__=~"dm_.*", series=~"s0[0-3]"}`}, at(16), at(28)},
 		{[]string{`dm_counter{group!="g0"}`}, at(30) + 30_000, at(31)},
 		{[]string{`{__name__="dm_counter", series!~"s1.*|s2.*"}`}, math.MinInt64, at(2)},
 		{[]string{`{series="s01"}`}, at(40), at(41)},

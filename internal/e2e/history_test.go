@@ -77,6 +77,17 @@ func (h history) batch(from, to int64) []clustertest.TimeSeries {
 	return out
 }
 
+// pastHistoryRange returns the range [start, end) of a history of 51 h 30
+// min that ends at least 14 h ago, with the same layout whatever the time
+// of day: it starts at 06:00 UTC and ends 1h30 into a 2 h window, so that
+// once the head holds the newest samples every older window can be sealed,
+// the first day (partly covered) and the second (whole) merged, and the
+// third day is left with sealed windows (level 1) and the open one.
+func pastHistoryRange() (start, end int64) {
+	start = (time.Now().UnixMilli()-3*dayMs)/dayMs*dayMs + 6*hourMs
+	return start, start + 51*hourMs + hourMs/2
+}
+
 // pushTarget is a remote-write endpoint: argus as a tenant, or Prometheus.
 type pushTarget func(t testing.TB, series []clustertest.TimeSeries)
 
