@@ -204,3 +204,66 @@ func requireNothingBefore(t *testing.T, p *clustertest.Prometheus, a *clustertes
 	code, body = a.Query(t, tenant, clustertest.PromAPI+"/query_range", params)
 	require.Zero(t, clustertest.ResultCount(apiData(t, code, body)), "argus: %s before the cut-off", q)
 }
+
+// TestRetentionSizeFastForward runs a tenant through 8 days of data, day by
+// day, in an argus whose store is bounded by -ingester.retention-size (no
+// retention period): once the store is compacted after each day, the db
+// directory is within the bound, and what is left is the newest partitions
+// (every sample from the oldest file kept on, exactly, and nothing before
+// it).
+//
+// The bound (1 MiB) holds about two sealed days of this tenant, but a
+// level-0 file of a 2 h window takes about 1 MB here (bbolt's growth steps
+// on a small file), and a day pushed at once leaves a day of level-0 files
+// until the flushes catch up: a pass that runs then deletes down to the
+// newest partition. So the history kept swings between one window and two
+// days (logged), within the bound; real-time ingest holds one or two
+// level-0 files at a time.
+func TestRetentionSizeFastForward(t *testing.T) {
+	skipIfShort(t)
+	t.Parallel()
+	const (
+		tenant = "sized"
+		days   = 8
+		bound  = 1 << 20
+	)
+	h := history{name: "sz", series: 100, step: 60_000}
+	simStart := (time.Now().UnixMilli()-days*dayMs-3*hourMs)/(2*hourMs)*(2*hourMs) + 3*hourMs/2
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{
+		"-ingester.retention-period=0", fmt.Sprintf("-ingester.retention-size=%d", bound),
+		"-distributor.ingestion-rate-limit=0",
+		"-ingester.flush-period=1s", "-ingester.wal-truncate-period=1s",
+		"-log.level=warn",
+	}})
+	var table strings.Builder
+	fmt.Fprintf(&table, "%4s %12s %6s %6s %6s  %s\n", "day", "db bytes", "L0", "L1", "L2", "oldest kept")
+	oldest := simStart
+	for d := range days {
+		simNow := simStart + int64(d+1)*dayMs
+		h.push(t, simNow-dayMs, simNow, argusTarget(a, tenant))
+		var files []partitionFile
+		var size int64
+		clustertest.Eventually(t, func() string {
+			files = partitionFiles(t, a.StorageDir())
+			if len(files) == 0 {
+				return "no partition yet"
+			}
+			from := slices.MinFunc(files, func(x, y partitionFile) int { return int(x.minT - y.minT) }).minT
+			if d := compactedUpTo(files, from, simNow-3*hourMs/2); d != "" {
+				return d
+			}
+			if size = dirBytes(t, filepath.Join(a.StorageDir(), "db")); size > bound {
+				return fmt.Sprintf("db directory %d bytes, over the bound %d", size, bound)
+			}
+			oldest = from
+			return ""
+		}, 60*time.Second)
+		l := levels(files)
+		fmt.Fprintf(&table, "%4d %12d %6d %6d %6d  %s\n", d, size, l[0], l[1], l[2], time.UnixMilli(oldest).UTC().Format(time.RFC3339))
+	}
+	t.Logf("after each simulated day (retention size %d bytes):\n%s", bound, table.String())
+	end := simStart + days*dayMs
+	require.Greater(t, oldest, simStart+dayMs, "the oldest days are deleted")
+	require.Empty(t, clustertest.DiffSamples(h.want(t, oldest, end-1, nil), h.stored(t, a, tenant, simStart, end)),
+		"everything from the oldest partition kept on, nothing before")
+}
