@@ -66,8 +66,8 @@ func sampleValue(i, j int) float64 {
 // request), samples samples per series in all, the first at startMs.
 type workload struct {
 	series, perRequest, seriesPerRequest, samples int
-	startMs                                      int64
-	labels                                       [][]*arguspb.Label
+	startMs                                       int64
+	labels                                        [][]*arguspb.Label
 }
 
 // requests is the number of requests of the workload.
