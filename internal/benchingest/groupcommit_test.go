@@ -1,6 +1,6 @@
 package benchingest
 
-// BenchmarkGroupCommit: one op is the whole measurement (about 25 s), so
+// BenchmarkGroupCommit: one op is the whole measurement (about 20 s), so
 // run one op:
 //
 //	ARGUS_BIN=$PWD/bin/argus go test -run='^$' -bench=BenchmarkGroupCommit -benchtime=1x -count=1 ./internal/benchingest/
@@ -8,8 +8,6 @@ package benchingest
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -33,15 +31,12 @@ const (
 
 // BenchmarkGroupCommit measures what group commit buys with every push
 // fsynced (-ingester.wal-sync-period=0). Group commit cannot be switched
-// off, so its baseline is what one fsync per push would allow: the pushes
-// per second of one pusher (each push waits for its own fsync), and the
-// raw rate of 4 KiB write+fsync pairs on the disk of the process's data
-// directory, measured in this process beforehand. It reports the pushes
-// and samples per second of 1 pusher, of 64 concurrent pushers of one
-// tenant and of 64 pushers of 64 tenants (100 series a push), the fsyncs
-// per push of each (from argus_ingester_wal_fsyncs_total), the disk's
-// fsyncs per second, and the ratios of the 64 pushers' pushes per second
-// to one pusher's and to that fsync rate: above 1, pushes share fsyncs.
+// off, so its baseline is one pusher on the same process and disk: each of
+// its pushes waits for an fsync of its own. It reports the pushes and
+// samples per second of 1 pusher, of 64 concurrent pushers of one tenant
+// and of 64 pushers of 64 tenants (100 series a push), the fsyncs per push
+// of each (argus_ingester_wal_fsyncs_total: 1 when no push shares one),
+// and the ratio of the 64 pushers' pushes per second to one pusher's.
 func BenchmarkGroupCommit(b *testing.B) {
 	var m map[string]float64
 	for b.Loop() {
@@ -53,9 +48,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 }
 
 func measureGroupCommit(b *testing.B) map[string]float64 {
-	dir := b.TempDir()
-	fsyncs := diskFsyncRate(b, dir)
-	p := clustertest.StartArgus(b, clustertest.Options{StorageDir: filepath.Join(dir, "argus"), Flags: []string{
+	p := clustertest.StartArgus(b, clustertest.Options{Flags: []string{
 		"-log.level=warn", "-distributor.ingestion-rate-limit=0",
 		"-ingester.max-global-series-per-user=0", "-ingester.max-global-series-per-metric=0",
 		"-ingester.wal-sync-period=0",
@@ -69,7 +62,7 @@ func measureGroupCommit(b *testing.B) map[string]float64 {
 		oneTenant[i] = newCommitPusher(i, tenant, base)
 		manyTenants[i] = newCommitPusher(i, "bench-"+strconv.Itoa(i), base)
 	}
-	out := map[string]float64{"disk-fsyncs/s": fsyncs}
+	out := map[string]float64{}
 	for _, phase := range []struct {
 		name    string
 		pushers []*commitPusher
@@ -91,9 +84,7 @@ func measureGroupCommit(b *testing.B) map[string]float64 {
 	}
 	for _, name := range []string{"64-pushers-1-tenant", "64-pushers-64-tenants"} {
 		out[name+"-x-1-pusher"] = out[name+"-pushes/s"] / out["1-pusher-pushes/s"]
-		out[name+"-x-disk-fsyncs"] = out[name+"-pushes/s"] / fsyncs
 	}
-	b.Logf("disk: %.0f write+fsync pairs/s in %s", fsyncs, dir)
 	p.Stop(b)
 	return out
 }
@@ -165,23 +156,4 @@ func runCommitPushers(b *testing.B, client *http.Client, url string, pushers []*
 		total += counts[i]
 	}
 	return total, took
-}
-
-// diskFsyncRate returns how many 4 KiB write+fsync pairs per second a file
-// in dir takes, over 2 s: the most pushes per second that one fsync per
-// push would allow on that disk.
-func diskFsyncRate(b *testing.B, dir string) float64 {
-	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
-	require.NoError(b, err)
-	defer func() { require.NoError(b, os.Remove(f.Name())) }()
-	defer f.Close()
-	page := make([]byte, 4096)
-	n, start := 0, time.Now()
-	for time.Since(start) < 2*time.Second {
-		_, err := f.Write(page)
-		require.NoError(b, err)
-		require.NoError(b, f.Sync())
-		n++
-	}
-	return float64(n) / time.Since(start).Seconds()
 }
