@@ -2,6 +2,7 @@ package ring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -167,11 +169,13 @@ type countingTransport struct {
 	closing, done chan struct{}
 }
 
-func newCountingTransport(t *testing.T, sent *atomic.Int64) *countingTransport {
+func newCountingTransport(sent *atomic.Int64) (*countingTransport, error) {
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{"127.0.0.1"}, Logger: log.New(io.Discard, "", 0),
 	})
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	c := &countingTransport{Transport: nt, sent: sent, streams: make(chan net.Conn),
 		closing: make(chan struct{}), done: make(chan struct{})}
 	go func() {
@@ -190,7 +194,7 @@ func newCountingTransport(t *testing.T, sent *atomic.Int64) *countingTransport {
 			}
 		}
 	}()
-	return c
+	return c, nil
 }
 
 // shutdown shuts ml, which runs on c, down, and stops c's goroutine.
@@ -263,9 +267,20 @@ func TestGossipSimulation100(t *testing.T) {
 	var sent atomic.Int64
 	kvs := make([]*KV, n)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{}, n)
-	for i := range n {
+	var heartbeats sync.WaitGroup
+	defer func() {
+		cancel()
+		heartbeats.Wait()
+		for _, kv := range kvs {
+			if kv != nil {
+				kv.transport.(*countingTransport).shutdown(kv.ml.Load())
+				close(kv.stop)
+				<-kv.workerDone
+			}
+		}
+	}()
+	// startMember starts member i, joined to member 0, and its heartbeats.
+	startMember := func(i int) error {
 		cfg := MemberlistConfig{
 			NodeName: fmt.Sprintf("m-%03d", i), BindAddr: "127.0.0.1",
 			GossipInterval: 200 * time.Millisecond, GossipNodes: 3, PushPullInterval: 15 * time.Second,
@@ -275,28 +290,36 @@ func TestGossipSimulation100(t *testing.T) {
 			cfg.Join = kvs[0].Addr()
 		}
 		kv, err := NewKV(cfg, Options{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, Deps{InstanceID: cfg.NodeName})
-		require.NoError(t, err)
-		kv.transport = newCountingTransport(t, &sent)
-		startCtx, startCancel := context.WithTimeout(ctx, 30*time.Second)
-		require.NoError(t, kv.Starting(startCtx))
-		startCancel()
+		if err != nil {
+			return err
+		}
+		if kv.transport, err = newCountingTransport(&sent); err != nil {
+			return err
+		}
+		startCtx, startCancel := context.WithTimeout(ctx, 60*time.Second)
+		defer startCancel()
+		if err := kv.Starting(startCtx); err != nil {
+			return fmt.Errorf("member %d: %w", i, err)
+		}
 		kvs[i] = kv
-		go func() {
-			defer func() { done <- struct{}{} }()
-			heartbeat(ctx, kv, cfg.NodeName, 5*time.Second)
-		}()
+		heartbeats.Go(func() { heartbeat(ctx, kv, cfg.NodeName, 5*time.Second) })
+		return nil
 	}
-	defer func() {
-		cancel()
-		for range n {
-			<-done
-		}
-		for _, kv := range kvs {
-			kv.transport.(*countingTransport).shutdown(kv.ml.Load())
-			close(kv.stop)
-			<-kv.workerDone
-		}
-	}()
+	// Member 0 first, then the others 8 at a time: one after the other
+	// they take minutes to join on a loaded machine.
+	require.NoError(t, startMember(0))
+	errs := make([]error, n)
+	var starting sync.WaitGroup
+	slots := make(chan struct{}, 8)
+	for i := 1; i < n; i++ {
+		starting.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			errs[i] = startMember(i)
+		})
+	}
+	starting.Wait()
+	require.NoError(t, errors.Join(errs...))
 	converged := func() string {
 		for i, kv := range kvs {
 			// Instances, not memberlist members: on a loaded test machine
