@@ -12,12 +12,14 @@
 # against 3 ingesters with RF=3; its knobs are at that step, at the end) into
 # bench-out/bench-<UTC time>-cluster.txt and prints its table too, and last
 # the querier peak RSS benchmark of internal/benchquery (query limits).
-# Last the storage comparison with the real servers, one after the other:
+# Then the storage comparison with the real servers, one after the other:
 # bytes per sample on disk at 3h and 24h (BenchmarkDiskBytes of
 # internal/benchcmp) and label, regex and count queries at 1M series
 # (BenchmarkSeriesQueries of internal/benchquery), Argus against Prometheus
 # 3.16 and VictoriaMetrics single-node v1.151.0, which this script builds
-# from its Go module once into $(go env GOCACHE)/../argus-tools.
+# from its Go module once into $(go env GOCACHE)/../argus-tools; and the
+# ingest CPU per request shape against the same servers, and group commit
+# (internal/benchingest).
 #
 # The benchcmp benchmarks run with GOMAXPROCS=1 (-cpu=1), so throughputs are
 # per core. About 6 minutes on 2 cores with the defaults, plus about 1 minute
