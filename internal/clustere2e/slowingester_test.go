@@ -44,23 +44,8 @@ import (
 func TestSlowIngester(t *testing.T) {
 	skipIfShort(t)
 	const tenant, series, before, stalled = "team-slow", 50, 5, 20
-	grpcPort := clustertest.FreePorts(t, 1)[0]
-	proxy := startStallProxy(t, fmt.Sprintf("127.0.0.1:%d", grpcPort))
-	c := clustertest.StartCluster(t, clustertest.Topology{
-		Ingesters: 3, Distributors: 1, Queriers: 1, RF: 3,
-		// The held pushes must outlive the stall rather than time out.
-		ExtraFlags: []string{"-distributor.remote-timeout=2m"},
-		IngesterFlags: func(i int) []string {
-			if i != 2 {
-				return nil
-			}
-			return []string{"-server.grpc-listen-port=" + strconv.Itoa(grpcPort), "-ingester.ring.instance-port=" + strconv.Itoa(proxy.port())}
-		},
-	})
+	c, proxy := startSlowCluster(t)
 	d, q, slow := c.Distributor(0), c.Querier(0), c.Ingester(2)
-	in, found := d.Ring(t).Instance(slow.ID())
-	require.True(t, found)
-	require.Equal(t, proxy.addr(), in.Addr, "the ring must send %s's traffic through the proxy", slow.ID())
 
 	sp := slowPushes{base: time.Now().Add(-5 * time.Minute).Truncate(time.Second).UnixMilli(), series: series}
 	push := func(k int) {
@@ -121,6 +106,31 @@ func TestSlowIngester(t *testing.T) {
 	}
 	t.Logf("released: %v held pushes counted as ok stragglers, %v as rejected; %s alone holds every sample of each push's own series, and %d of the %d samples of the shared series (the others rejected as out of order)",
 		ok, rejected, slow.ID(), len(shared.Samples), pushes)
+}
+
+// startSlowCluster starts the cluster of TestSlowIngester: 3 ingesters
+// (RF=3), the third reached through a stallProxy, 1 distributor and 1
+// querier.
+func startSlowCluster(t *testing.T) (*clustertest.Cluster, *stallProxy) {
+	t.Helper()
+	grpcPort := clustertest.FreePorts(t, 1)[0]
+	proxy := startStallProxy(t, fmt.Sprintf("127.0.0.1:%d", grpcPort))
+	c := clustertest.StartCluster(t, clustertest.Topology{
+		Ingesters: 3, Distributors: 1, Queriers: 1, RF: 3,
+		// The held pushes must outlive the stall rather than time out.
+		ExtraFlags: []string{"-distributor.remote-timeout=2m"},
+		IngesterFlags: func(i int) []string {
+			if i != 2 {
+				return nil
+			}
+			return []string{"-server.grpc-listen-port=" + strconv.Itoa(grpcPort), "-ingester.ring.instance-port=" + strconv.Itoa(proxy.port())}
+		},
+	})
+	slow := c.Ingester(2)
+	in, found := c.Distributor(0).Ring(t).Instance(slow.ID())
+	require.True(t, found)
+	require.Equal(t, proxy.addr(), in.Addr, "the ring must send %s's traffic through the proxy", slow.ID())
+	return c, proxy
 }
 
 // slowPushes is the data of TestSlowIngester: push k carries series-1
