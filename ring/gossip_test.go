@@ -240,8 +240,8 @@ func (c countingConn) Write(b []byte) (int, error) {
 // less the time this process's threads waited for a CPU that the machine
 // gave to other processes (runQueueWaits): the 100 members share this one
 // process, which on a loaded test machine gets a small share of the cores
-// (at a load average of 16 on 2 cores its threads wait for a CPU about 8
-// times as long as they run), where each real member has its own. The wall
+// (at a load average of 18 on 2 cores its threads waited 9 to 14 times as
+// long for a CPU as they ran), where each real member has its own. The wall
 // time, and how much of it was spent waiting, are logged. Counting gossip
 // rounds instead does not work: Go's timers keep firing at about the right
 // rate under load while the work they start (decoding, merging and
@@ -265,61 +265,7 @@ func TestGossipSimulation100(t *testing.T) {
 	)
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	var sent atomic.Int64
-	kvs := make([]*KV, n)
-	ctx, cancel := context.WithCancel(context.Background())
-	var heartbeats sync.WaitGroup
-	defer func() {
-		cancel()
-		heartbeats.Wait()
-		for _, kv := range kvs {
-			if kv != nil {
-				kv.transport.(*countingTransport).shutdown(kv.ml.Load())
-				close(kv.stop)
-				<-kv.workerDone
-			}
-		}
-	}()
-	// startMember starts member i, joined to member 0, and its heartbeats.
-	startMember := func(i int) error {
-		cfg := MemberlistConfig{
-			NodeName: fmt.Sprintf("m-%03d", i), BindAddr: "127.0.0.1",
-			GossipInterval: 200 * time.Millisecond, GossipNodes: 3, PushPullInterval: 15 * time.Second,
-			RetransmitMult: 4, RejoinInterval: time.Second, LeftTombstoneTTL: time.Hour,
-		}
-		if i > 0 {
-			cfg.Join = kvs[0].Addr()
-		}
-		kv, err := NewKV(cfg, Options{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, Deps{InstanceID: cfg.NodeName})
-		if err != nil {
-			return err
-		}
-		if kv.transport, err = newCountingTransport(&sent); err != nil {
-			return err
-		}
-		startCtx, startCancel := context.WithTimeout(ctx, 60*time.Second)
-		defer startCancel()
-		if err := kv.Starting(startCtx); err != nil {
-			return fmt.Errorf("member %d: %w", i, err)
-		}
-		kvs[i] = kv
-		heartbeats.Go(func() { heartbeat(ctx, kv, cfg.NodeName, 5*time.Second) })
-		return nil
-	}
-	// Member 0 first, then the others 8 at a time: one after the other
-	// they take minutes to join on a loaded machine.
-	require.NoError(t, startMember(0))
-	errs := make([]error, n)
-	var starting sync.WaitGroup
-	slots := make(chan struct{}, 8)
-	for i := 1; i < n; i++ {
-		starting.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			errs[i] = startMember(i)
-		})
-	}
-	starting.Wait()
-	require.NoError(t, errors.Join(errs...))
+	kvs := startGossipMembers(t, n, &sent)
 	converged := func() string {
 		for i, kv := range kvs {
 			// Instances, not memberlist members: on a loaded test machine
@@ -376,6 +322,67 @@ func TestGossipSimulation100(t *testing.T) {
 	t.Logf("one state change reached all %d members in %s of wall time (median member %s); this process's threads ran %s and waited %s for a CPU meanwhile, so %s net of the waits (bound %s)",
 		n, took.Round(time.Millisecond), arrived[n/2].Round(time.Millisecond), run.Round(time.Millisecond), wait.Round(time.Millisecond), net.Round(time.Millisecond), bound)
 	require.LessOrEqual(t, net, bound, "the ring promises that a change reaches every member within %s", bound)
+}
+
+// startGossipMembers starts n ring members in this process, each on its
+// own countingTransport (counting into sent) and heartbeating its own
+// instance of 128 tokens every 5 s, and shuts them down at the end of the
+// test. Member 0 starts first, the others join it 8 at a time: one after
+// the other they take minutes to join on a loaded machine.
+func startGossipMembers(t *testing.T, n int, sent *atomic.Int64) []*KV {
+	kvs := make([]*KV, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	var heartbeats sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		heartbeats.Wait()
+		for _, kv := range kvs {
+			if kv != nil {
+				kv.transport.(*countingTransport).shutdown(kv.ml.Load())
+				close(kv.stop)
+				<-kv.workerDone
+			}
+		}
+	})
+	startMember := func(i int) error {
+		cfg := MemberlistConfig{
+			NodeName: fmt.Sprintf("m-%03d", i), BindAddr: "127.0.0.1",
+			GossipInterval: 200 * time.Millisecond, GossipNodes: 3, PushPullInterval: 15 * time.Second,
+			RetransmitMult: 4, RejoinInterval: time.Second, LeftTombstoneTTL: time.Hour,
+		}
+		if i > 0 {
+			cfg.Join = kvs[0].Addr()
+		}
+		kv, err := NewKV(cfg, Options{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, Deps{InstanceID: cfg.NodeName})
+		if err != nil {
+			return err
+		}
+		if kv.transport, err = newCountingTransport(sent); err != nil {
+			return err
+		}
+		startCtx, startCancel := context.WithTimeout(ctx, 60*time.Second)
+		defer startCancel()
+		if err := kv.Starting(startCtx); err != nil {
+			return fmt.Errorf("member %d: %w", i, err)
+		}
+		kvs[i] = kv
+		heartbeats.Go(func() { heartbeat(ctx, kv, cfg.NodeName, 5*time.Second) })
+		return nil
+	}
+	require.NoError(t, startMember(0))
+	errs := make([]error, n)
+	var starting sync.WaitGroup
+	slots := make(chan struct{}, 8)
+	for i := 1; i < n; i++ {
+		starting.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			errs[i] = startMember(i)
+		})
+	}
+	starting.Wait()
+	require.NoError(t, errors.Join(errs...))
+	return kvs
 }
 
 // runQueueWaits returns how long the threads of this process have run on a
