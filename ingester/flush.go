@@ -66,8 +66,9 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 func (h *tenantHead) flushBatch(series []*memSeries) error {
 	batch := make([]storage.Series, len(series)) // batch[k] is series[k]; Append ignores empty ones
 	for k, s := range series {
-		batch[k].Labels = s.lset
 		s.mu.Lock()
+		// Not gone: GC removes only series with nothing in memory.
+		batch[k].Labels = h.series.syms.decode(s.syms)
 		for c := s.finished; c != nil; c = c.next {
 			batch[k].Chunks = append(batch[k].Chunks, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}

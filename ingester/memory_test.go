@@ -65,7 +65,7 @@ func TestMemoryPerSmallTenant(t *testing.T) {
 				b.Add(l.Name, l.Value)
 			}
 			lset := b.Labels()
-			ms, err := h.getOrCreate(lset.Hash(), lset, nil, math.MaxInt64)
+			ms, err := h.getOrCreate(hashLabels(lset), lset, nil, math.MaxInt64)
 			require.NoError(t, err)
 			ms.mu.Lock()
 			ms.appendLocked(s.Samples[0].TimestampMs, s.Samples[0].Value, 1_000_000)

@@ -152,7 +152,8 @@ type pushBatch struct {
 	walBuf  []byte
 	recs    [][]byte
 	sb      labels.ScratchBuilder
-	lset    labels.Labels // overwritten by sb for each series
+	lset    labels.Labels // overwritten by sb for each new series (setLabels)
+	hasher  labelHasher
 	rej     rejections
 	// limits are the tenant's series limits for this push, computed by
 	// pushLimits when it first creates a series (limitsSet).
@@ -161,6 +162,15 @@ type pushBatch struct {
 }
 
 var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
+
+// setLabels overwrites b.lset with the labels of ts.
+func (b *pushBatch) setLabels(ts *arguspb.TimeSeries) {
+	b.sb.Reset()
+	for _, l := range ts.GetLabels() {
+		b.sb.Add(l.GetName(), l.GetValue())
+	}
+	b.sb.Overwrite(&b.lset)
+}
 
 // getPushBatch returns an empty pushBatch.
 func getPushBatch() *pushBatch {
@@ -191,15 +201,16 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		if len(ts.GetSamples()) == 0 {
 			continue
 		}
-		b.sb.Reset()
+		b.hasher.reset()
 		for _, l := range ts.GetLabels() {
-			b.sb.Add(l.GetName(), l.GetValue())
+			b.hasher.add(l.GetName(), l.GetValue())
 		}
-		b.sb.Overwrite(&b.lset)
-		hash := b.lset.Hash()
-		// A label set equal to one in the head is valid: validate only new ones.
-		s := h.series.getByHash(hash, b.lset)
+		hash := b.hasher.sum()
+		// A label set equal to one in the head is valid: validate only new
+		// ones, and build a label set only for them.
+		s := h.series.getByProto(hash, ts.GetLabels())
 		if s == nil {
+			b.setLabels(ts)
 			if err := validateLabels(ts.GetLabels()); err != nil {
 				b.rej.addSeries(ts, rejectInvalidLabels, int64(len(ts.GetSamples())), err)
 				continue
@@ -318,8 +329,10 @@ func (h *tenantHead) appendBatch(b *pushBatch) error {
 		e := &b.entries[n]
 		if e.s.deleted {
 			// Removed by GC since resolve: recreate it, whatever the limits
-			// (it was within them at resolve, and is again in the head).
-			s, err := h.getOrCreate(e.hash, e.s.lset, nil, math.MaxInt64)
+			// (it was within them at resolve, and is again in the head),
+			// from the request (its symbols may be another series' now).
+			b.setLabels(e.ts)
+			s, err := h.getOrCreate(e.hash, b.lset, nil, math.MaxInt64)
 			if err != nil {
 				h.rollbackLocked(b, n)
 				return err
@@ -363,7 +376,8 @@ func (h *tenantHead) checkEntryLocked(e *pushEntry, minValid int64, b *pushBatch
 	}
 	e.end = len(b.samples)
 	if e.end > e.first && !s.logged {
-		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: s.lset})
+		// Not deleted, under appendMu: its symbols are its own.
+		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: h.series.syms.decode(s.syms)})
 		s.logged = true
 	}
 	sr.flush(&b.rej, e.ts)

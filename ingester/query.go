@@ -148,7 +148,9 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 			return nil, ctx.Err()
 		}
 		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
-			es = append(es, seriesEntry{lset: s.lset, ref: uint64(ref), s: s})
+			if lset, ok := h.series.labelsOf(s); ok {
+				es = append(es, seriesEntry{lset: lset, ref: uint64(ref), s: s})
+			}
 		} // else removed since the postings read; its data is in the store.
 	}
 	// Sorted before the snapshots are taken, so that the snapshots and

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
 const (
@@ -43,7 +45,9 @@ type finishedChunk struct {
 
 // memSeries is one series of a tenant head. Its fields are kept to the
 // minimum (112 bytes): memory per series is a benchmarked goal. The open
-// chunk's min time is not stored: it is the first varint of the chunk.
+// chunk's min time is not stored: it is the first varint of the chunk. Its
+// labels are symbolic (symbols.go): read them with stripeSeries.labelsOf or
+// rangeLabels.
 //
 // Two locks guard it: mu guards the chunks (written by appends, flushes and
 // idle cuts, read by queries); the tenant's appendMu guards the ordering
@@ -51,7 +55,7 @@ type finishedChunk struct {
 // write and the in-memory append of a push are one atomic step per tenant.
 type memSeries struct {
 	ref  chunks.HeadSeriesRef // immutable
-	lset labels.Labels        // immutable
+	syms string               // immutable: the symbolic labels, IDs in the head's symbolTable
 
 	mu sync.Mutex
 	// open is the chunk appended to; app is nil when there is none.
@@ -66,6 +70,7 @@ type memSeries struct {
 	lastAppend uint32 // guarded by mu: wall clock of the last append, Unix seconds
 
 	queued bool // guarded by mu: the series is in the tenant's flush queue
+	gone   bool // guarded by mu: removed by GC; its symbols may be reused
 	// guarded by the tenant's appendMu:
 	lastAccepted bool // lastT is a sample accepted here (false: it is the persisted max time)
 	logged       bool // the series record is in the WAL
@@ -78,10 +83,10 @@ func unixSeconds(ms int64) uint32 {
 	return uint32(min(max(ms/1000, 0), math.MaxUint32))
 }
 
-// newMemSeries returns a series whose samples up to persistedMaxT are in the
-// chunk store (math.MinInt64: none).
-func newMemSeries(ref chunks.HeadSeriesRef, lset labels.Labels, persistedMaxT, nowMs int64) *memSeries {
-	return &memSeries{ref: ref, lset: lset, lastAppend: unixSeconds(nowMs), lastT: persistedMaxT}
+// newMemSeries returns a series with the symbolic labels syms whose samples
+// up to persistedMaxT are in the chunk store (math.MinInt64: none).
+func newMemSeries(ref chunks.HeadSeriesRef, syms string, persistedMaxT, nowMs int64) *memSeries {
+	return &memSeries{ref: ref, syms: syms, lastAppend: unixSeconds(nowMs), lastT: persistedMaxT}
 }
 
 // openMinTLocked returns the min time of the open chunk, which the caller
@@ -243,10 +248,11 @@ type stripeSeries struct {
 	spanMu sync.Mutex    // guards span's creation
 	sp     *headSpan     // guarded by spanMu; nil until a label read needs it
 	ranks  headRanks     // the label order of the series, for reads of many
+	syms   *symbolTable  // the labels of the series
 }
 
 func newStripeSeries() *stripeSeries {
-	ss := &stripeSeries{}
+	ss := &stripeSeries{syms: newSymbolTable()}
 	ss.table.Store(&stripeTable{stripes: make([]seriesStripe, minStripes)})
 	return ss
 }
@@ -286,19 +292,93 @@ func (ss *stripeSeries) lock(key uint64, read bool) *seriesStripe {
 func (ss *stripeSeries) getByHash(hash uint64, lset labels.Labels) *memSeries {
 	st := ss.lock(hash, true)
 	defer st.mu.RUnlock()
-	return st.lookupLocked(hash, lset)
+	return st.lookupLocked(hash, func(s *memSeries) bool { return ss.syms.equal(s.syms, lset) })
 }
 
-func (st *seriesStripe) lookupLocked(hash uint64, lset labels.Labels) *memSeries {
-	if s := st.byHash[hash]; s != nil && labels.Equal(s.lset, lset) {
+// getByLabels returns the series with labels lset, or nil.
+func (ss *stripeSeries) getByLabels(lset labels.Labels) *memSeries {
+	return ss.getByHash(hashLabels(lset), lset)
+}
+
+// getByProto returns the series with the labels ls of a request (of hash
+// hash, from a labelHasher), or nil. It builds no label set: the lookup of
+// every series of every push.
+func (ss *stripeSeries) getByProto(hash uint64, ls []*arguspb.Label) *memSeries {
+	st := ss.lock(hash, true)
+	defer st.mu.RUnlock()
+	return st.lookupLocked(hash, func(s *memSeries) bool { return ss.equalProto(s.syms, ls) })
+}
+
+// equalProto reports whether syms are the labels ls. The caller may read
+// syms (symbols.go).
+func (ss *stripeSeries) equalProto(syms string, ls []*arguspb.Label) bool {
+	i := 0
+	for _, l := range ls {
+		if i >= len(syms) {
+			return false
+		}
+		n, k := uvarintString(syms[i:])
+		i += k
+		v, k := uvarintString(syms[i:])
+		i += k
+		if ss.syms.symbol(uint32(n)) != l.GetName() || ss.syms.symbol(uint32(v)) != l.GetValue() {
+			return false
+		}
+	}
+	return i == len(syms)
+}
+
+// lookupLocked returns the series of hash for which is is true, or nil.
+// The caller holds st.mu, so is may read the series' symbols.
+func (st *seriesStripe) lookupLocked(hash uint64, is func(*memSeries) bool) *memSeries {
+	if s := st.byHash[hash]; s != nil && is(s) {
 		return s
 	}
 	for _, s := range st.conflicts[hash] {
-		if labels.Equal(s.lset, lset) {
+		if is(s) {
 			return s
 		}
 	}
 	return nil
+}
+
+// labelsOf returns the labels of s, and false if GC removed s from the head
+// (then its symbols may be another series' by now).
+func (ss *stripeSeries) labelsOf(s *memSeries) (labels.Labels, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return labels.EmptyLabels(), false
+	}
+	return ss.syms.decode(s.syms), true
+}
+
+// rangeLabels calls f with each label of s, in order, until f returns
+// false, without building a label set; it returns false, calling f for
+// none, if GC removed s from the head. The strings are the symbol table's:
+// safe to keep. f runs under the series' mu: it must not lock the series.
+func (ss *stripeSeries) rangeLabels(s *memSeries, f func(name, value string) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return false
+	}
+	ss.syms.rangeSymbols(s.syms, f)
+	return true
+}
+
+// labelValue returns the value of label name of s ("" if it has none), and
+// false if GC removed s from the head.
+func (ss *stripeSeries) labelValue(s *memSeries, name string) (string, bool) {
+	value := ""
+	ok := ss.rangeLabels(s, func(n, v string) bool {
+		if n == name {
+			value = v
+			return false
+		}
+		return n < name
+	})
+	return value, ok
 }
 
 // getByRef returns the series of ref, or nil.
@@ -312,7 +392,8 @@ func (ss *stripeSeries) getByRef(ref chunks.HeadSeriesRef) *memSeries {
 // exists, and returns the series in the map and whether it is s.
 func (ss *stripeSeries) setIfAbsent(hash uint64, s *memSeries) (*memSeries, bool) {
 	st := ss.lock(hash, false)
-	if prev := st.lookupLocked(hash, s.lset); prev != nil {
+	// One symbol table: equal labels are equal IDs.
+	if prev := st.lookupLocked(hash, func(o *memSeries) bool { return o.syms == s.syms }); prev != nil {
 		st.mu.Unlock()
 		return prev, false
 	}

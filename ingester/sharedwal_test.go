@@ -162,7 +162,7 @@ func TestReplay_SeriesRecordsOutOfRefOrder(t *testing.T) {
 	push(t, ing, "t1", ts([]string{"__name__", "first"}, sample{1, 1}))
 	h := ing.getTenant("t1")
 	early := labelsOf("__name__", "m", "i", "early")
-	s, err := h.getOrCreate(early.Hash(), early, nil, math.MaxInt64) // Created, not logged yet, as by a push that lost the race.
+	s, err := h.getOrCreate(hashLabels(early), early, nil, math.MaxInt64) // Created, not logged yet, as by a push that lost the race.
 	require.NoError(t, err)
 	push(t, ing, "t1", ts([]string{"__name__", "m", "i", "late"}, sample{1, 1}))
 	push(t, ing, "t1", ts([]string{"__name__", "m", "i", "early"}, sample{2, 2}))

@@ -174,7 +174,9 @@ func (h *tenantHead) forSeries(ctx context.Context, refs []promstorage.SeriesRef
 			return ctx.Err()
 		}
 		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
-			f(s.lset)
+			if lset, ok := h.series.labelsOf(s); ok {
+				f(lset)
+			}
 		}
 	}
 	return nil

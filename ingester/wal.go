@@ -397,7 +397,7 @@ func (r *replayer) replaySeries(ctx context.Context, rs record.RefSeries) error 
 	if err != nil {
 		return err
 	}
-	s, created, err := h.replaySeries(rs.Ref, withoutTenant(rs.Labels).Copy()) // The decoder's strings may alias the record buffer.
+	s, created, err := h.replaySeries(rs.Ref, withoutTenant(rs.Labels)) // The decoder's strings may alias the record buffer: the symbols copy them.
 	if err != nil {
 		return err
 	}
@@ -446,7 +446,7 @@ func (r *replayer) replaySamples(samples []record.RefSample) {
 // record for a label set already in the head (removed by GC and recreated
 // under a new ref before a crash) becomes an alias of that series.
 func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) (*memSeries, bool, error) {
-	hash := lset.Hash()
+	hash := hashLabels(lset)
 	if s := h.series.getByHash(hash, lset); s != nil {
 		if s.ref != ref {
 			h.aliases[ref] = s
@@ -460,10 +460,10 @@ func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) 
 	if !ok {
 		persisted = math.MinInt64
 	}
-	s := newMemSeries(ref, lset, persisted, h.nowMs())
+	s := newMemSeries(ref, h.series.syms.encode(lset), persisted, h.nowMs())
 	s.logged = true
 	h.series.setIfAbsent(hash, s)
-	h.counts.add(lset) // Never limited: these series were accepted before the restart.
+	h.counts.add(h.series.syms.metricName(s.syms)) // Never limited: these series were accepted before the restart.
 	h.instanceSeries.Add(1)
 	h.replayed = append(h.replayed, s)
 	return s, true, nil
@@ -474,7 +474,7 @@ func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) 
 func (h *tenantHead) indexReplayed() {
 	slices.SortFunc(h.replayed, func(a, b *memSeries) int { return cmp.Compare(a.ref, b.ref) })
 	for _, s := range h.replayed {
-		h.postings.Add(promstorage.SeriesRef(s.ref), s.lset)
+		h.postings.Add(promstorage.SeriesRef(s.ref), h.series.syms, s.syms)
 	}
 	h.replayed = nil
 }
