@@ -99,7 +99,7 @@ func (h *tenantHead) flushBatch(series []*memSeries) error {
 		if s.finished != nil {
 			requeue = append(requeue, s) // Cut while we wrote, or not written: stays queued.
 		} else {
-			s.queued = false
+			s.setQueuedLocked(false)
 		}
 		s.mu.Unlock()
 	}
@@ -179,10 +179,10 @@ func (h *tenantHead) cutIdleChunks() {
 	var cut []*memSeries
 	h.series.forEach(func(s *memSeries) {
 		s.mu.Lock()
-		if s.app != nil && s.lastAppend < idleBefore {
+		if s.hasOpenLocked() && s.lastAppend < idleBefore {
 			s.cutLocked()
-			if !s.queued {
-				s.queued = true
+			if !s.queuedLocked() {
+				s.setQueuedLocked(true)
 				cut = append(cut, s)
 			}
 		}

@@ -120,7 +120,7 @@ func (h *tenantHead) removeSeries(p gcPlan) int {
 		s.mu.Lock()
 		ok := !s.inMemoryLocked() && s.lastAppend < p.idleBefore
 		if ok {
-			s.gone = true // Readers stop decoding its symbols, which are released below.
+			s.flags |= flagGone // Readers stop decoding its symbols, which are released below.
 		}
 		s.mu.Unlock()
 		if !ok {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
@@ -18,6 +19,12 @@ import (
 // maxBytesPerSmallTenant is the goal for the fixed memory of a tenant of a
 // few series.
 const maxBytesPerSmallTenant = 16 << 10
+
+// TestMemSeriesSize keeps a series in the 112-byte size class of the Go
+// allocator: one more field would cost 16 bytes per series.
+func TestMemSeriesSize(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(memSeries{}), uintptr(112))
+}
 
 // heapAlloc returns the bytes of live heap objects after a full GC.
 func heapAlloc() uint64 {

@@ -459,8 +459,8 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 				cut = true
 			}
 		}
-		if cut && !s.queued {
-			s.queued = true
+		if cut && !s.queuedLocked() {
+			s.setQueuedLocked(true)
 			cutSeries = append(cutSeries, s)
 		}
 		s.mu.Unlock()

@@ -191,8 +191,8 @@ func (s *memSeries) appendChunksLocked(dst []storage.Chunk, mint, maxt int64) []
 			dst = append(dst, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}
 	}
-	if s.app != nil && s.openMinTLocked() <= maxt && s.openMaxT >= mint {
-		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxT, Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.open.Bytes())})
+	if s.hasOpenLocked() && s.openMinTLocked() <= maxt && s.openMaxTLocked() >= mint {
+		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxTLocked(), Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.openBytesLocked())})
 	}
 	return dst
 }

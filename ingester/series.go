@@ -58,10 +58,10 @@ type memSeries struct {
 	syms string               // immutable: the symbolic labels, IDs in the head's symbolTable
 
 	mu sync.Mutex
-	// open is the chunk appended to; app is nil when there is none.
-	open     chunkenc.XORChunk // guarded by mu
-	app      chunkenc.Appender // guarded by mu
-	openMaxT int64             // guarded by mu
+	// open is the XOR chunk appended to, nil when there is none, and xor
+	// its encoder's state (xor.go); xor.t is the open chunk's max time.
+	open []byte   // guarded by mu
+	xor  xorState // guarded by mu
 	finished *finishedChunk    // guarded by mu: the oldest cut chunk not persisted yet
 
 	// lastT is the time of the latest sample accepted; it starts at the
@@ -69,13 +69,39 @@ type memSeries struct {
 	lastT      int64
 	lastAppend uint32 // guarded by mu: wall clock of the last append, Unix seconds
 
-	queued bool // guarded by mu: the series is in the tenant's flush queue
-	gone   bool // guarded by mu: removed by GC; its symbols may be reused
+	// flags are guarded by mu: flagQueued, flagGone. One byte for both
+	// keeps the struct in its 112-byte size class.
+	flags uint8
 	// guarded by the tenant's appendMu:
 	lastAccepted bool // lastT is a sample accepted here (false: it is the persisted max time)
 	logged       bool // the series record is in the WAL
 	deleted      bool // removed from the head by GC; a push must recreate it
 }
+
+// Flags of memSeries.flags.
+const (
+	// flagQueued: the series is in the tenant's flush queue.
+	flagQueued uint8 = 1 << iota
+	// flagGone: GC removed the series; its symbols may be another's.
+	flagGone
+)
+
+// queuedLocked reports whether the series is in the flush queue. The
+// caller holds mu.
+func (s *memSeries) queuedLocked() bool { return s.flags&flagQueued != 0 }
+
+// setQueuedLocked sets whether the series is in the flush queue. The caller
+// holds mu.
+func (s *memSeries) setQueuedLocked(queued bool) {
+	if queued {
+		s.flags |= flagQueued
+	} else {
+		s.flags &^= flagQueued
+	}
+}
+
+// goneLocked reports whether GC removed the series. The caller holds mu.
+func (s *memSeries) goneLocked() bool { return s.flags&flagGone != 0 }
 
 // unixSeconds converts Unix milliseconds to the seconds of
 // memSeries.lastAppend, rounded down (so idleness is never overestimated).
@@ -93,40 +119,55 @@ func newMemSeries(ref chunks.HeadSeriesRef, syms string, persistedMaxT, nowMs in
 // knows exists: an XOR chunk starts with its sample count (2 bytes) and its
 // first timestamp as a varint. The caller holds mu.
 func (s *memSeries) openMinTLocked() int64 {
-	t, _ := binary.Varint(s.open.Bytes()[2:])
+	t, _ := binary.Varint(s.open[xorHeaderSize:])
 	return t
+}
+
+// hasOpenLocked reports whether the series has an open chunk. The caller
+// holds mu.
+func (s *memSeries) hasOpenLocked() bool { return s.open != nil }
+
+// openMaxTLocked returns the max time of the open chunk, which the caller
+// knows exists. The caller holds mu.
+func (s *memSeries) openMaxTLocked() int64 { return s.xor.t }
+
+// openBytesLocked returns the bytes of the open chunk, nil if none: the
+// next append writes to them. The caller holds mu.
+func (s *memSeries) openBytesLocked() []byte { return s.open }
+
+// dropOpenLocked discards the open chunk. The caller holds mu.
+func (s *memSeries) dropOpenLocked() {
+	s.open, s.xor = nil, xorState{}
 }
 
 // appendLocked appends one sample, cutting the open chunk first when it is
 // full or t is in another 2h range. It reports whether a chunk was cut. The
 // caller holds mu and has checked that t is newer than every sample.
 func (s *memSeries) appendLocked(t int64, v float64, nowMs int64) (cut bool) {
-	// The open chunk's samples are all in one 2h range: openMaxT's is its min time's.
-	if s.app != nil && (s.open.NumSamples() >= samplesPerChunk || chunkIndex(t) != chunkIndex(s.openMaxT)) {
+	// The open chunk's samples are all in one 2h range: its max time's is its min time's.
+	if s.open != nil && (binary.BigEndian.Uint16(s.open) >= samplesPerChunk || chunkIndex(t) != chunkIndex(s.xor.t)) {
 		s.cutLocked()
 		cut = true
 	}
-	if s.app == nil {
-		s.open.Reset(make([]byte, 2, chunkInitialCap)) // 2 zero bytes: the sample count.
-		app, err := s.open.Appender()
-		if err != nil {
-			panic("appender of an empty XOR chunk: " + err.Error()) // Cannot fail: nothing to iterate.
-		}
-		s.app = app
+	if s.open == nil {
+		s.open = make([]byte, xorHeaderSize, chunkInitialCap) // The sample count, 0.
 	}
-	s.app.Append(0, t, v)
-	s.openMaxT = t
+	xorAppend(&s.open, &s.xor, t, v)
 	s.lastAppend = unixSeconds(nowMs)
 	return cut
 }
 
 // cutLocked moves the open chunk to the end of finished. The caller holds mu.
 func (s *memSeries) cutLocked() {
-	if s.app == nil {
+	if s.open == nil {
 		return
 	}
-	s.open.Compact() // Trims the spare capacity: finished chunks are never appended to.
-	fc := &finishedChunk{minT: s.openMinTLocked(), maxT: s.openMaxT, data: s.open.Bytes()}
+	data := s.open
+	if cap(data) > len(data) { // Finished chunks are never appended to: no spare capacity.
+		data = make([]byte, len(s.open))
+		copy(data, s.open)
+	}
+	fc := &finishedChunk{minT: s.openMinTLocked(), maxT: s.xor.t, data: data}
 	if s.finished == nil {
 		s.finished = fc
 	} else {
@@ -136,9 +177,7 @@ func (s *memSeries) cutLocked() {
 		}
 		last.next = fc
 	}
-	s.open.Reset(nil)
-	s.app = nil
-	s.openMaxT = 0
+	s.dropOpenLocked()
 }
 
 // lastSampleLocked returns the newest sample in memory, decoding the chunk
@@ -147,8 +186,8 @@ func (s *memSeries) cutLocked() {
 func (s *memSeries) lastSampleLocked() (t int64, v float64, ok bool) {
 	var data []byte
 	switch {
-	case s.app != nil:
-		data = s.open.Bytes()
+	case s.open != nil:
+		data = s.open
 	case s.finished != nil:
 		last := s.finished
 		for last.next != nil {
@@ -174,7 +213,7 @@ func (s *memSeries) firstInMemoryLocked() int64 {
 	if s.finished != nil {
 		return s.finished.minT
 	}
-	if s.app != nil {
+	if s.open != nil {
 		return s.openMinTLocked()
 	}
 	return noTime
@@ -182,7 +221,7 @@ func (s *memSeries) firstInMemoryLocked() int64 {
 
 // inMemoryLocked reports whether the series has any chunk in memory.
 func (s *memSeries) inMemoryLocked() bool {
-	return s.app != nil || s.finished != nil
+	return s.open != nil || s.finished != nil
 }
 
 // overlapsLocked reports whether a chunk in memory overlaps [mint, maxt].
@@ -192,7 +231,7 @@ func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
 			return true
 		}
 	}
-	return s.app != nil && s.openMinTLocked() <= maxt && s.openMaxT >= mint
+	return s.open != nil && s.openMinTLocked() <= maxt && s.xor.t >= mint
 }
 
 // Stripes of a head's series map. A head starts with minStripes lock stripes
@@ -347,7 +386,7 @@ func (st *seriesStripe) lookupLocked(hash uint64, is func(*memSeries) bool) *mem
 func (ss *stripeSeries) labelsOf(s *memSeries) (labels.Labels, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gone {
+	if s.goneLocked() {
 		return labels.EmptyLabels(), false
 	}
 	return ss.syms.decode(s.syms), true
@@ -360,7 +399,7 @@ func (ss *stripeSeries) labelsOf(s *memSeries) (labels.Labels, bool) {
 func (ss *stripeSeries) rangeLabels(s *memSeries, f func(name, value string) bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gone {
+	if s.goneLocked() {
 		return false
 	}
 	ss.syms.rangeSymbols(s.syms, f)

@@ -76,9 +76,9 @@ func (h *tenantHead) chunkStats() (n, mint, maxt int64) {
 			n++
 			mint, maxt = min(mint, c.minT), max(maxt, c.maxT)
 		}
-		if s.app != nil {
+		if s.hasOpenLocked() {
 			n++
-			mint, maxt = min(mint, s.openMinTLocked()), max(maxt, s.openMaxT)
+			mint, maxt = min(mint, s.openMinTLocked()), max(maxt, s.openMaxTLocked())
 		}
 	})
 	return n, mint, maxt

@@ -433,8 +433,8 @@ func (r *replayer) replaySamples(samples []record.RefSample) {
 		}
 		s.lastT, s.lastAccepted = smp.T, true
 		s.mu.Lock()
-		if s.appendLocked(smp.T, smp.V, r.nowMs) && !s.queued {
-			s.queued = true
+		if s.appendLocked(smp.T, smp.V, r.nowMs) && !s.queuedLocked() {
+			s.setQueuedLocked(true)
 			h.enqueue(s)
 		}
 		s.mu.Unlock()
