@@ -29,6 +29,14 @@
 // tenants: a tenant is a head in memory, a label in the WAL's series
 // records, and a key prefix in the DB.
 //
+// # Memory per series
+//
+// Memory per in-memory series is a benchmarked goal. A series keeps its
+// labels as IDs into its tenant's symbol table, which stores each label
+// name and value once and which the postings share (symbols.go, with the
+// rules for reading a series' labels while GC may remove it), and the
+// state of its open chunk's XOR encoder in itself (xor.go).
+//
 // # Durability
 //
 // Push returns only after the accepted samples are written to the WAL with

@@ -66,8 +66,9 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 func (h *tenantHead) flushBatch(series []*memSeries) error {
 	batch := make([]storage.Series, len(series)) // batch[k] is series[k]; Append ignores empty ones
 	for k, s := range series {
-		batch[k].Labels = s.lset
 		s.mu.Lock()
+		// Not gone: GC removes only series with nothing in memory.
+		batch[k].Labels = h.series.syms.decode(s.syms)
 		for c := s.finished; c != nil; c = c.next {
 			batch[k].Chunks = append(batch[k].Chunks, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}
@@ -98,7 +99,7 @@ func (h *tenantHead) flushBatch(series []*memSeries) error {
 		if s.finished != nil {
 			requeue = append(requeue, s) // Cut while we wrote, or not written: stays queued.
 		} else {
-			s.queued = false
+			s.setQueuedLocked(false)
 		}
 		s.mu.Unlock()
 	}
@@ -178,10 +179,10 @@ func (h *tenantHead) cutIdleChunks() {
 	var cut []*memSeries
 	h.series.forEach(func(s *memSeries) {
 		s.mu.Lock()
-		if s.app != nil && s.lastAppend < idleBefore {
+		if s.hasOpenLocked() && s.lastAppend < idleBefore {
 			s.cutLocked()
-			if !s.queued {
-				s.queued = true
+			if !s.queuedLocked() {
+				s.setQueuedLocked(true)
 				cut = append(cut, s)
 			}
 		}

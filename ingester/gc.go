@@ -109,21 +109,32 @@ func (h *tenantHead) removeSeries(p gcPlan) int {
 	}
 	deleted := make(map[promstorage.SeriesRef]struct{}, len(p.candidates))
 	affected := map[labels.Label]struct{}{}
+	var gone []*memSeries
 	h.appendMu.Lock()
 	h.createMu.Lock() // The counts change with the series map.
 	for _, c := range p.candidates {
 		s := c.s
+		if s.deleted || s.lastT != c.lastT {
+			continue
+		}
 		s.mu.Lock()
 		ok := !s.inMemoryLocked() && s.lastAppend < p.idleBefore
+		if ok {
+			s.flags |= flagGone // Readers stop decoding its symbols, which are released below.
+		}
 		s.mu.Unlock()
-		if !ok || s.deleted || s.lastT != c.lastT {
+		if !ok {
 			continue
 		}
 		s.deleted = true
-		h.series.remove(s.lset.Hash(), s)
-		h.counts.remove(s.lset)
+		h.series.remove(h.series.syms.hashSymbols(s.syms), s)
+		h.counts.remove(h.series.syms.metricName(s.syms))
 		deleted[promstorage.SeriesRef(s.ref)] = struct{}{}
-		s.lset.Range(func(l labels.Label) { affected[l] = struct{}{} })
+		h.series.syms.rangeSymbols(s.syms, func(name, value string) bool {
+			affected[labels.Label{Name: name, Value: value}] = struct{}{}
+			return true
+		})
+		gone = append(gone, s)
 	}
 	h.createMu.Unlock()
 	h.appendMu.Unlock()
@@ -131,6 +142,11 @@ func (h *tenantHead) removeSeries(p gcPlan) int {
 		return 0
 	}
 	h.postings.Delete(deleted, affected)
+	// Out of the maps and the postings, gone and deleted: no reader decodes
+	// these series' symbols any more (symbols.go).
+	for _, s := range gone {
+		h.series.syms.release(s.syms)
+	}
 	for ref, s := range h.aliases {
 		if s.deleted {
 			delete(h.aliases, ref)

@@ -189,7 +189,8 @@ func (h *tenantHead) nowMs() int64 {
 }
 
 // getOrCreate returns the series with labels lset (of hash hash), creating
-// it if absent. lset may be a scratch label set: it is copied on creation.
+// it if absent. lset may be a scratch label set: its strings are copied to
+// the head's symbols on creation.
 // A new series is not in the WAL yet: the first push that logs a sample of
 // it logs its series record first (memSeries.logged).
 //
@@ -228,21 +229,20 @@ func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels, lim *seriesLim
 			return nil, err
 		}
 	}
-	lset = lset.Copy()
 	// Taken under createMu: the tenant's refs grow in the order its series
 	// are added to the postings.
 	ref := chunks.HeadSeriesRef(h.lastRef.Add(1))
-	s := newMemSeries(ref, lset, persisted, h.nowMs())
-	h.addSeries(hash, s)
+	s := newMemSeries(ref, h.series.syms.encode(lset), persisted, h.nowMs()) // encode copies the strings
+	h.addSeries(hash, s, lset)
 	return s, nil
 }
 
-// addSeries adds the new series s to the maps, the postings and the counts.
-// The caller holds createMu.
-func (h *tenantHead) addSeries(hash uint64, s *memSeries) {
+// addSeries adds the new series s, of labels lset, to the maps, the
+// postings and the counts. The caller holds createMu.
+func (h *tenantHead) addSeries(hash uint64, s *memSeries, lset labels.Labels) {
 	h.series.setIfAbsent(hash, s)
-	h.postings.Add(promstorage.SeriesRef(s.ref), s.lset)
-	h.counts.add(s.lset)
+	h.postings.Add(promstorage.SeriesRef(s.ref), h.series.syms, s.syms)
+	h.counts.add(h.series.syms.metricName(s.syms))
 	h.instanceSeries.Add(1)
 }
 

@@ -297,6 +297,21 @@ func metricName(n int) []string {
 
 func labelsOf(lbls ...string) labels.Labels { return labels.FromStrings(lbls...) }
 
-func lsetHash(lbls ...string) uint64 { return labels.FromStrings(lbls...).Hash() }
+func lsetHash(lbls ...string) uint64 { return hashLabels(labels.FromStrings(lbls...)) }
+
+// newTestSeries returns a series with labels lset, encoded in the symbols
+// of ss, and not inserted in ss.
+func newTestSeries(ss *stripeSeries, ref uint64, lset labels.Labels) *memSeries {
+	return newMemSeries(chunksRef(ref), ss.syms.encode(lset), math.MinInt64, 0)
+}
+
+// lsetOf returns the labels of s, a series of ss in the head.
+func lsetOf(ss *stripeSeries, s *memSeries) labels.Labels {
+	lset, ok := ss.labelsOf(s)
+	if !ok {
+		panic(fmt.Sprintf("series %d is gone", s.ref))
+	}
+	return lset
+}
 
 func chunksRef(n uint64) chunks.HeadSeriesRef { return chunks.HeadSeriesRef(n) }

@@ -31,7 +31,10 @@ func (h *tenantHead) headNames(ctx context.Context, ms []*labels.Matcher, mint, 
 	}
 	set := map[string]struct{}{}
 	err := h.forMatching(ctx, ms, func(s *memSeries) {
-		s.lset.Range(func(l labels.Label) { set[l.Name] = struct{}{} })
+		h.series.rangeLabels(s, func(name, _ string) bool {
+			set[name] = struct{}{}
+			return true
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -78,7 +81,7 @@ func (h *tenantHead) headValues(ctx context.Context, name string, ms []*labels.M
 			return nil, ctx.Err()
 		}
 		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
-			if v := s.lset.Get(name); v != "" {
+			if v, _ := h.series.labelValue(s, name); v != "" {
 				set[v] = struct{}{}
 			}
 		}

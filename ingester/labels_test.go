@@ -88,11 +88,11 @@ func TestPostingsForMatchers_RandomEquivalence(t *testing.T) {
 		var want []promstorage.SeriesRef
 		wantNames, wantValues := map[string]struct{}{}, map[string]map[string]struct{}{}
 		for _, s := range all {
-			if !bruteMatch(s.lset, ms) {
+			if !bruteMatch(lsetOf(h.series, s), ms) {
 				continue
 			}
 			want = append(want, promstorage.SeriesRef(s.ref))
-			s.lset.Range(func(l labels.Label) {
+			lsetOf(h.series, s).Range(func(l labels.Label) {
 				wantNames[l.Name] = struct{}{}
 				if wantValues[l.Name] == nil {
 					wantValues[l.Name] = map[string]struct{}{}
@@ -181,13 +181,13 @@ func TestStripeSeries_Grow(t *testing.T) {
 		wg.Go(func() {
 			for k := range perWorker {
 				ref := uint64(w*perWorker + k + 1)
-				s := newMemSeries(chunksRef(ref), labelsOf("n", fmt.Sprint(ref)), math.MinInt64, 0)
-				got, ok := ss.setIfAbsent(s.lset.Hash(), s)
-				if !ok || got != s || ss.getByRef(s.ref) != s || ss.getByHash(s.lset.Hash(), s.lset) != s {
+				s := newTestSeries(ss, ref, labelsOf("n", fmt.Sprint(ref)))
+				got, ok := ss.setIfAbsent(hashLabels(lsetOf(ss, s)), s)
+				if !ok || got != s || ss.getByRef(s.ref) != s || ss.getByHash(hashLabels(lsetOf(ss, s)), lsetOf(ss, s)) != s {
 					panic(fmt.Sprintf("series %d lost", ref))
 				}
 				if ref%3 == 0 {
-					ss.remove(s.lset.Hash(), s)
+					ss.remove(hashLabels(lsetOf(ss, s)), s)
 				}
 			}
 		})
@@ -200,7 +200,7 @@ func TestStripeSeries_Grow(t *testing.T) {
 	require.EqualValues(t, n, ss.count.Load())
 	for ref := uint64(1); ref <= workers*perWorker; ref++ {
 		lset := labelsOf("n", fmt.Sprint(ref))
-		s := ss.getByHash(lset.Hash(), lset)
+		s := ss.getByHash(hashLabels(lset), lset)
 		if ref%3 == 0 {
 			require.Nil(t, s, ref)
 			require.Nil(t, ss.getByRef(chunksRef(ref)), ref)
@@ -241,8 +241,8 @@ func TestSortByRanks(t *testing.T) {
 	add := func(n int) {
 		for range n {
 			ref := uint64(len(all) + 1)
-			s := newMemSeries(chunksRef(ref), labelsOf("__name__", fmt.Sprintf("m%d", rng.IntN(50)), "i", fmt.Sprint(rng.IntN(1000))), math.MinInt64, 0)
-			if _, ok := ss.setIfAbsent(s.lset.Hash(), s); ok {
+			s := newTestSeries(ss, ref, labelsOf("__name__", fmt.Sprintf("m%d", rng.IntN(50)), "i", fmt.Sprint(rng.IntN(1000))))
+			if _, ok := ss.setIfAbsent(hashLabels(lsetOf(ss, s)), s); ok {
 				all = append(all, s)
 			}
 		}
@@ -253,13 +253,13 @@ func TestSortByRanks(t *testing.T) {
 	require.Equal(t, len(all), ranks.ranked)
 	add(500) // Unranked.
 	for k := 0; k < len(all); k += 7 {
-		ss.remove(all[k].lset.Hash(), all[k])
+		ss.remove(hashLabels(lsetOf(ss, all[k])), all[k])
 	}
 	for range 20 {
 		var snaps []seriesEntry
 		for _, s := range all {
 			if ss.getByRef(s.ref) != nil && rng.IntN(3) > 0 {
-				snaps = append(snaps, seriesEntry{lset: s.lset, ref: uint64(s.ref)})
+				snaps = append(snaps, seriesEntry{lset: lsetOf(ss, s), ref: uint64(s.ref)})
 			}
 		}
 		rng.Shuffle(len(snaps), func(i, j int) { snaps[i], snaps[j] = snaps[j], snaps[i] })
@@ -270,7 +270,7 @@ func TestSortByRanks(t *testing.T) {
 	}
 	// A read of many series rebuilds stale ranks (500 new of 3,000 > 1/8).
 	var snaps []seriesEntry
-	ss.forEach(func(s *memSeries) { snaps = append(snaps, seriesEntry{lset: s.lset, ref: uint64(s.ref)}) })
+	ss.forEach(func(s *memSeries) { snaps = append(snaps, seriesEntry{lset: lsetOf(ss, s), ref: uint64(s.ref)}) })
 	for len(snaps) < rankMinSeries { // Repeats are fine: only the order is checked.
 		snaps = append(snaps, snaps[rng.IntN(len(snaps))])
 	}
@@ -310,8 +310,8 @@ func TestSeries_ManySeriesSorted(t *testing.T) {
 		require.NoError(t, err)
 		var wantSets []labels.Labels
 		h.series.forEach(func(s *memSeries) {
-			if bruteMatch(s.lset, pm) {
-				wantSets = append(wantSets, s.lset)
+			if lset := lsetOf(h.series, s); bruteMatch(lset, pm) {
+				wantSets = append(wantSets, lset)
 			}
 		})
 		slices.SortFunc(wantSets, labels.Compare)
@@ -390,13 +390,13 @@ func labelsOfProto(ls []*arguspb.Label) labels.Labels {
 // may, and deletes some: every list stays sorted and exact.
 func TestHeadPostings_OutOfOrderAdd(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	p := newHeadPostings()
+	p, syms := newHeadPostings(), newSymbolTable()
 	refs := rng.Perm(500)
 	byValue := map[string][]promstorage.SeriesRef{}
 	for _, r := range refs {
 		ref := promstorage.SeriesRef(r + 1)
 		v := fmt.Sprint(r % 7)
-		p.Add(ref, labelsOf("a", v))
+		p.Add(ref, syms, syms.encode(labelsOf("a", v)))
 		byValue[v] = append(byValue[v], ref)
 	}
 	deleted := map[promstorage.SeriesRef]struct{}{}
@@ -429,9 +429,9 @@ func TestBuildRanks_SparseRefs(t *testing.T) {
 	var es []seriesEntry
 	for k := range rankMinSeries {
 		ref := uint64(k)*(rankMaxSparsity+1) + rankSlack // Sparse from the start.
-		s := newMemSeries(chunksRef(ref), labelsOf("n", fmt.Sprint(rankMinSeries-k)), math.MinInt64, 0)
-		ss.setIfAbsent(s.lset.Hash(), s)
-		es = append(es, seriesEntry{lset: s.lset, ref: ref, s: s})
+		s := newTestSeries(ss, ref, labelsOf("n", fmt.Sprint(rankMinSeries-k)))
+		ss.setIfAbsent(hashLabels(lsetOf(ss, s)), s)
+		es = append(es, seriesEntry{lset: lsetOf(ss, s), ref: ref, s: s})
 	}
 	require.Nil(t, ss.buildRanks())
 	ss.sortEntries(es)

@@ -2,7 +2,6 @@ package ingester
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -118,21 +117,17 @@ type seriesCounts struct {
 	byMetric map[string]int // by __name__; a name with no series is absent
 }
 
-func (c *seriesCounts) add(lset labels.Labels) {
+// add counts a new series of metric name. name must be immutable and must
+// not keep more than itself alive (the head passes its symbol's string): an
+// assignment to an existing key of a Go map stores the new key's string.
+func (c *seriesCounts) add(name string) {
 	c.total++
-	name := lset.Get(labels.MetricName)
-	if n, ok := c.byMetric[name]; ok {
-		c.byMetric[name] = n + 1
-		return
-	}
-	// Cloned: a substring of lset would keep the whole label set alive
-	// after its series leaves the head.
-	c.byMetric[strings.Clone(name)] = 1
+	c.byMetric[name]++
 }
 
-func (c *seriesCounts) remove(lset labels.Labels) {
+// remove uncounts a series of metric name (as for add).
+func (c *seriesCounts) remove(name string) {
 	c.total--
-	name := lset.Get(labels.MetricName)
 	if n := c.byMetric[name]; n > 1 {
 		c.byMetric[name] = n - 1
 	} else {

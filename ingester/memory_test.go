@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
@@ -18,6 +19,12 @@ import (
 // maxBytesPerSmallTenant is the goal for the fixed memory of a tenant of a
 // few series.
 const maxBytesPerSmallTenant = 16 << 10
+
+// TestMemSeriesSize keeps a series in the 112-byte size class of the Go
+// allocator: one more field would cost 16 bytes per series.
+func TestMemSeriesSize(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(memSeries{}), uintptr(112))
+}
 
 // heapAlloc returns the bytes of live heap objects after a full GC.
 func heapAlloc() uint64 {
@@ -65,7 +72,7 @@ func TestMemoryPerSmallTenant(t *testing.T) {
 				b.Add(l.Name, l.Value)
 			}
 			lset := b.Labels()
-			ms, err := h.getOrCreate(lset.Hash(), lset, nil, math.MaxInt64)
+			ms, err := h.getOrCreate(hashLabels(lset), lset, nil, math.MaxInt64)
 			require.NoError(t, err)
 			ms.mu.Lock()
 			ms.appendLocked(s.Samples[0].TimestampMs, s.Samples[0].Value, 1_000_000)

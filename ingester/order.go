@@ -144,8 +144,10 @@ func (ss *stripeSeries) buildRanks() *labelRanks {
 	var all []seriesEntry
 	maxRef := uint64(0)
 	ss.forEach(func(s *memSeries) {
-		all = append(all, seriesEntry{lset: s.lset, ref: uint64(s.ref)})
-		maxRef = max(maxRef, uint64(s.ref))
+		if lset, ok := ss.labelsOf(s); ok {
+			all = append(all, seriesEntry{lset: lset, ref: uint64(s.ref)})
+			maxRef = max(maxRef, uint64(s.ref))
+		}
 	})
 	slices.SortFunc(all, compareEntries)
 	r := &labelRanks{rank: make([]uint32, maxRef+1), ranked: len(all)}

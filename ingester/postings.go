@@ -35,17 +35,19 @@ func newHeadPostings() *headPostings {
 	return &headPostings{m: map[string]map[string][]promstorage.SeriesRef{}}
 }
 
-// Add indexes the series ref with labels lset. ref is greater than every
-// ref added before.
-func (p *headPostings) Add(ref promstorage.SeriesRef, lset labels.Labels) {
+// Add indexes the series ref with the symbolic labels syms of table t,
+// which the caller may read (symbols.go). The lists are keyed by the
+// table's strings, so a label's text is in memory once for both.
+func (p *headPostings) Add(ref promstorage.SeriesRef, t *symbolTable, syms string) {
 	p.mu.Lock()
-	lset.Range(func(l labels.Label) {
-		vm := p.m[l.Name]
+	t.rangeSymbols(syms, func(name, value string) bool {
+		vm := p.m[name]
 		if vm == nil {
 			vm = map[string][]promstorage.SeriesRef{}
-			p.m[l.Name] = vm
+			p.m[name] = vm
 		}
-		vm[l.Value] = appendSorted(vm[l.Value], ref)
+		vm[value] = appendSorted(vm[value], ref)
+		return true
 	})
 	p.all = appendSorted(p.all, ref)
 	p.mu.Unlock()

@@ -152,7 +152,8 @@ type pushBatch struct {
 	walBuf  []byte
 	recs    [][]byte
 	sb      labels.ScratchBuilder
-	lset    labels.Labels // overwritten by sb for each series
+	lset    labels.Labels // overwritten by sb for each new series (setLabels)
+	hasher  labelHasher
 	rej     rejections
 	// limits are the tenant's series limits for this push, computed by
 	// pushLimits when it first creates a series (limitsSet).
@@ -161,6 +162,15 @@ type pushBatch struct {
 }
 
 var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
+
+// setLabels overwrites b.lset with the labels of ts.
+func (b *pushBatch) setLabels(ts *arguspb.TimeSeries) {
+	b.sb.Reset()
+	for _, l := range ts.GetLabels() {
+		b.sb.Add(l.GetName(), l.GetValue())
+	}
+	b.sb.Overwrite(&b.lset)
+}
 
 // getPushBatch returns an empty pushBatch.
 func getPushBatch() *pushBatch {
@@ -191,15 +201,16 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		if len(ts.GetSamples()) == 0 {
 			continue
 		}
-		b.sb.Reset()
+		b.hasher.reset()
 		for _, l := range ts.GetLabels() {
-			b.sb.Add(l.GetName(), l.GetValue())
+			b.hasher.add(l.GetName(), l.GetValue())
 		}
-		b.sb.Overwrite(&b.lset)
-		hash := b.lset.Hash()
-		// A label set equal to one in the head is valid: validate only new ones.
-		s := h.series.getByHash(hash, b.lset)
+		hash := b.hasher.sum()
+		// A label set equal to one in the head is valid: validate only new
+		// ones, and build a label set only for them.
+		s := h.series.getByProto(hash, ts.GetLabels())
 		if s == nil {
+			b.setLabels(ts)
 			if err := validateLabels(ts.GetLabels()); err != nil {
 				b.rej.addSeries(ts, rejectInvalidLabels, int64(len(ts.GetSamples())), err)
 				continue
@@ -292,7 +303,8 @@ func validateLabels(ls []*arguspb.Label) error {
 
 // appendBatch checks every sample of b against its series, writes the
 // accepted ones to the WAL with one Log call (the series records of new
-// series first), and then appends them to the series' chunks.
+// series first), and then appends them to the series' chunks; with
+// -ingester.wal-sync-period=0 it returns once an fsync covers them.
 //
 // # Why one appendMu per tenant
 //
@@ -301,35 +313,53 @@ func validateLabels(ls []*arguspb.Label) error {
 // head accepted them. Holding appendMu from the ordering check through the
 // WAL write to the in-memory append makes the three one step: two pushes to
 // the same series cannot check in one order and log in the other, and a
-// sample rejected as out of order in memory is never in the WAL. It also
-// serializes every call on the WAL (Log, Sync, NextSegment), which tsdb/wlog
-// needs: WL.Sync is not safe against a concurrent segment switch.
+// sample rejected as out of order in memory is never in the WAL. The fsync
+// is not part of that step: it runs after appendMu is released, so that the
+// pushes of one tenant share fsyncs (the WAL's own mu serializes the calls
+// on tsdb/wlog, which WL.Sync needs).
 func (h *tenantHead) appendBatch(b *pushBatch) error {
+	seq, err := h.appendBatchLocked(b)
+	if err != nil || seq == 0 || h.cfg.WALSyncPeriod != 0 {
+		return err
+	}
+	// Outside appendMu and cutMu: the tenant's next push appends while this
+	// one waits, and one fsync acknowledges both (sharedWAL.syncTo). The
+	// samples are visible to queries before they are durable, as in
+	// Prometheus; they are acknowledged only after.
+	return h.wal.syncTo(seq)
+}
+
+// appendBatchLocked is appendBatch up to the in-memory append, under
+// appendMu; it returns the sequence number of the WAL write to fsync, or 0
+// when nothing was written.
+func (h *tenantHead) appendBatchLocked(b *pushBatch) (seq uint64, err error) {
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
 	if h.closed.Load() {
-		return errHeadClosed
+		return 0, errHeadClosed
 	}
 	if err := h.wal.failed(); err != nil {
-		return err
+		return 0, err
 	}
 	minValid := h.minValid(h.nowMs())
 	for n := range b.entries {
 		e := &b.entries[n]
 		if e.s.deleted {
 			// Removed by GC since resolve: recreate it, whatever the limits
-			// (it was within them at resolve, and is again in the head).
-			s, err := h.getOrCreate(e.hash, e.s.lset, nil, math.MaxInt64)
+			// (it was within them at resolve, and is again in the head),
+			// from the request (its symbols may be another series' now).
+			b.setLabels(e.ts)
+			s, err := h.getOrCreate(e.hash, b.lset, nil, math.MaxInt64)
 			if err != nil {
 				h.rollbackLocked(b, n)
-				return err
+				return 0, err
 			}
 			e.s = s
 		}
 		h.checkEntryLocked(e, minValid, b)
 	}
 	if len(b.samples) == 0 {
-		return nil
+		return 0, nil
 	}
 	// From the WAL write to the in-memory append: a truncation cuts the
 	// segment only between pushes (see sharedWAL).
@@ -363,7 +393,8 @@ func (h *tenantHead) checkEntryLocked(e *pushEntry, minValid int64, b *pushBatch
 	}
 	e.end = len(b.samples)
 	if e.end > e.first && !s.logged {
-		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: s.lset})
+		// Not deleted, under appendMu: its symbols are its own.
+		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: h.series.syms.decode(s.syms)})
 		s.logged = true
 	}
 	sr.flush(&b.rej, e.ts)
@@ -397,13 +428,12 @@ func (h *tenantHead) rollbackLocked(b *pushBatch, n int) {
 }
 
 // logLocked writes the series and samples records of b to the WAL with one
-// Log call, which hands them to the kernel before it returns, and fsyncs
-// when -ingester.wal-sync-period is 0, then appends them in memory. On a
-// write failure nothing is appended; on an fsync failure the samples are
-// appended anyway (they are in the WAL, and memory must match it) but the
-// push fails. Either failure stops every push (see sharedWAL.failLocked).
-// The caller holds appendMu and the WAL's cutMu for reading.
-func (h *tenantHead) logLocked(b *pushBatch) error {
+// Log call, which hands them to the kernel before it returns, then appends
+// them in memory, and returns the WAL write's sequence number for the fsync
+// (appendBatch). On a write failure nothing is appended, and every later
+// push is refused (see sharedWAL.failLocked). The caller holds appendMu and
+// the WAL's cutMu for reading.
+func (h *tenantHead) logLocked(b *pushBatch) (uint64, error) {
 	var enc record.Encoder
 	b.recs = b.recs[:0]
 	buf := b.walBuf[:0]
@@ -418,13 +448,13 @@ func (h *tenantHead) logLocked(b *pushBatch) error {
 	buf = enc.Samples(b.samples, buf)
 	b.recs = append(b.recs, buf[start:])
 	b.walBuf = buf
-	written, err := h.wal.log(b.recs, h.cfg.WALSyncPeriod == 0)
-	if !written {
+	seq, err := h.wal.log(b.recs)
+	if err != nil {
 		h.rollbackLocked(b, len(b.entries))
-		return err
+		return 0, err
 	}
 	h.applyLocked(b)
-	return err
+	return seq, nil
 }
 
 // applyLocked appends the accepted samples of b to their series' chunks and
@@ -445,8 +475,8 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 				cut = true
 			}
 		}
-		if cut && !s.queued {
-			s.queued = true
+		if cut && !s.queuedLocked() {
+			s.setQueuedLocked(true)
 			cutSeries = append(cutSeries, s)
 		}
 		s.mu.Unlock()

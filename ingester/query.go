@@ -148,7 +148,9 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 			return nil, ctx.Err()
 		}
 		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
-			es = append(es, seriesEntry{lset: s.lset, ref: uint64(ref), s: s})
+			if lset, ok := h.series.labelsOf(s); ok {
+				es = append(es, seriesEntry{lset: lset, ref: uint64(ref), s: s})
+			}
 		} // else removed since the postings read; its data is in the store.
 	}
 	// Sorted before the snapshots are taken, so that the snapshots and
@@ -189,8 +191,8 @@ func (s *memSeries) appendChunksLocked(dst []storage.Chunk, mint, maxt int64) []
 			dst = append(dst, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}
 	}
-	if s.app != nil && s.openMinTLocked() <= maxt && s.openMaxT >= mint {
-		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxT, Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.open.Bytes())})
+	if s.hasOpenLocked() && s.openMinTLocked() <= maxt && s.openMaxTLocked() >= mint {
+		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxTLocked(), Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.openBytesLocked())})
 	}
 	return dst
 }

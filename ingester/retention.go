@@ -107,10 +107,8 @@ func (h *tenantHead) dropExpired(cutoff int64) {
 			s.finished = s.finished.next
 			dropped++
 		}
-		if s.finished == nil && s.app != nil && s.openMaxT < cutoff {
-			s.open.Reset(nil)
-			s.app = nil
-			s.openMaxT = 0
+		if s.finished == nil && s.hasOpenLocked() && s.openMaxTLocked() < cutoff {
+			s.dropOpenLocked()
 			dropped++
 		}
 		s.mu.Unlock()

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
 const (
@@ -43,7 +45,9 @@ type finishedChunk struct {
 
 // memSeries is one series of a tenant head. Its fields are kept to the
 // minimum (112 bytes): memory per series is a benchmarked goal. The open
-// chunk's min time is not stored: it is the first varint of the chunk.
+// chunk's min time is not stored: it is the first varint of the chunk. Its
+// labels are symbolic (symbols.go): read them with stripeSeries.labelsOf or
+// rangeLabels.
 //
 // Two locks guard it: mu guards the chunks (written by appends, flushes and
 // idle cuts, read by queries); the tenant's appendMu guards the ordering
@@ -51,13 +55,13 @@ type finishedChunk struct {
 // write and the in-memory append of a push are one atomic step per tenant.
 type memSeries struct {
 	ref  chunks.HeadSeriesRef // immutable
-	lset labels.Labels        // immutable
+	syms string               // immutable: the symbolic labels, IDs in the head's symbolTable
 
 	mu sync.Mutex
-	// open is the chunk appended to; app is nil when there is none.
-	open     chunkenc.XORChunk // guarded by mu
-	app      chunkenc.Appender // guarded by mu
-	openMaxT int64             // guarded by mu
+	// open is the XOR chunk appended to, nil when there is none, and xor
+	// its encoder's state (xor.go); xor.t is the open chunk's max time.
+	open []byte   // guarded by mu
+	xor  xorState // guarded by mu
 	finished *finishedChunk    // guarded by mu: the oldest cut chunk not persisted yet
 
 	// lastT is the time of the latest sample accepted; it starts at the
@@ -65,12 +69,39 @@ type memSeries struct {
 	lastT      int64
 	lastAppend uint32 // guarded by mu: wall clock of the last append, Unix seconds
 
-	queued bool // guarded by mu: the series is in the tenant's flush queue
+	// flags are guarded by mu: flagQueued, flagGone. One byte for both
+	// keeps the struct in its 112-byte size class.
+	flags uint8
 	// guarded by the tenant's appendMu:
 	lastAccepted bool // lastT is a sample accepted here (false: it is the persisted max time)
 	logged       bool // the series record is in the WAL
 	deleted      bool // removed from the head by GC; a push must recreate it
 }
+
+// Flags of memSeries.flags.
+const (
+	// flagQueued: the series is in the tenant's flush queue.
+	flagQueued uint8 = 1 << iota
+	// flagGone: GC removed the series; its symbols may be another's.
+	flagGone
+)
+
+// queuedLocked reports whether the series is in the flush queue. The
+// caller holds mu.
+func (s *memSeries) queuedLocked() bool { return s.flags&flagQueued != 0 }
+
+// setQueuedLocked sets whether the series is in the flush queue. The caller
+// holds mu.
+func (s *memSeries) setQueuedLocked(queued bool) {
+	if queued {
+		s.flags |= flagQueued
+	} else {
+		s.flags &^= flagQueued
+	}
+}
+
+// goneLocked reports whether GC removed the series. The caller holds mu.
+func (s *memSeries) goneLocked() bool { return s.flags&flagGone != 0 }
 
 // unixSeconds converts Unix milliseconds to the seconds of
 // memSeries.lastAppend, rounded down (so idleness is never overestimated).
@@ -78,50 +109,65 @@ func unixSeconds(ms int64) uint32 {
 	return uint32(min(max(ms/1000, 0), math.MaxUint32))
 }
 
-// newMemSeries returns a series whose samples up to persistedMaxT are in the
-// chunk store (math.MinInt64: none).
-func newMemSeries(ref chunks.HeadSeriesRef, lset labels.Labels, persistedMaxT, nowMs int64) *memSeries {
-	return &memSeries{ref: ref, lset: lset, lastAppend: unixSeconds(nowMs), lastT: persistedMaxT}
+// newMemSeries returns a series with the symbolic labels syms whose samples
+// up to persistedMaxT are in the chunk store (math.MinInt64: none).
+func newMemSeries(ref chunks.HeadSeriesRef, syms string, persistedMaxT, nowMs int64) *memSeries {
+	return &memSeries{ref: ref, syms: syms, lastAppend: unixSeconds(nowMs), lastT: persistedMaxT}
 }
 
 // openMinTLocked returns the min time of the open chunk, which the caller
 // knows exists: an XOR chunk starts with its sample count (2 bytes) and its
 // first timestamp as a varint. The caller holds mu.
 func (s *memSeries) openMinTLocked() int64 {
-	t, _ := binary.Varint(s.open.Bytes()[2:])
+	t, _ := binary.Varint(s.open[xorHeaderSize:])
 	return t
+}
+
+// hasOpenLocked reports whether the series has an open chunk. The caller
+// holds mu.
+func (s *memSeries) hasOpenLocked() bool { return s.open != nil }
+
+// openMaxTLocked returns the max time of the open chunk, which the caller
+// knows exists. The caller holds mu.
+func (s *memSeries) openMaxTLocked() int64 { return s.xor.t }
+
+// openBytesLocked returns the bytes of the open chunk, nil if none: the
+// next append writes to them. The caller holds mu.
+func (s *memSeries) openBytesLocked() []byte { return s.open }
+
+// dropOpenLocked discards the open chunk. The caller holds mu.
+func (s *memSeries) dropOpenLocked() {
+	s.open, s.xor = nil, xorState{}
 }
 
 // appendLocked appends one sample, cutting the open chunk first when it is
 // full or t is in another 2h range. It reports whether a chunk was cut. The
 // caller holds mu and has checked that t is newer than every sample.
 func (s *memSeries) appendLocked(t int64, v float64, nowMs int64) (cut bool) {
-	// The open chunk's samples are all in one 2h range: openMaxT's is its min time's.
-	if s.app != nil && (s.open.NumSamples() >= samplesPerChunk || chunkIndex(t) != chunkIndex(s.openMaxT)) {
+	// The open chunk's samples are all in one 2h range: its max time's is its min time's.
+	if s.open != nil && (binary.BigEndian.Uint16(s.open) >= samplesPerChunk || chunkIndex(t) != chunkIndex(s.xor.t)) {
 		s.cutLocked()
 		cut = true
 	}
-	if s.app == nil {
-		s.open.Reset(make([]byte, 2, chunkInitialCap)) // 2 zero bytes: the sample count.
-		app, err := s.open.Appender()
-		if err != nil {
-			panic("appender of an empty XOR chunk: " + err.Error()) // Cannot fail: nothing to iterate.
-		}
-		s.app = app
+	if s.open == nil {
+		s.open = make([]byte, xorHeaderSize, chunkInitialCap) // The sample count, 0.
 	}
-	s.app.Append(0, t, v)
-	s.openMaxT = t
+	xorAppend(&s.open, &s.xor, t, v)
 	s.lastAppend = unixSeconds(nowMs)
 	return cut
 }
 
 // cutLocked moves the open chunk to the end of finished. The caller holds mu.
 func (s *memSeries) cutLocked() {
-	if s.app == nil {
+	if s.open == nil {
 		return
 	}
-	s.open.Compact() // Trims the spare capacity: finished chunks are never appended to.
-	fc := &finishedChunk{minT: s.openMinTLocked(), maxT: s.openMaxT, data: s.open.Bytes()}
+	data := s.open
+	if cap(data) > len(data) { // Finished chunks are never appended to: no spare capacity.
+		data = make([]byte, len(s.open))
+		copy(data, s.open)
+	}
+	fc := &finishedChunk{minT: s.openMinTLocked(), maxT: s.xor.t, data: data}
 	if s.finished == nil {
 		s.finished = fc
 	} else {
@@ -131,9 +177,7 @@ func (s *memSeries) cutLocked() {
 		}
 		last.next = fc
 	}
-	s.open.Reset(nil)
-	s.app = nil
-	s.openMaxT = 0
+	s.dropOpenLocked()
 }
 
 // lastSampleLocked returns the newest sample in memory, decoding the chunk
@@ -142,8 +186,8 @@ func (s *memSeries) cutLocked() {
 func (s *memSeries) lastSampleLocked() (t int64, v float64, ok bool) {
 	var data []byte
 	switch {
-	case s.app != nil:
-		data = s.open.Bytes()
+	case s.open != nil:
+		data = s.open
 	case s.finished != nil:
 		last := s.finished
 		for last.next != nil {
@@ -169,7 +213,7 @@ func (s *memSeries) firstInMemoryLocked() int64 {
 	if s.finished != nil {
 		return s.finished.minT
 	}
-	if s.app != nil {
+	if s.open != nil {
 		return s.openMinTLocked()
 	}
 	return noTime
@@ -177,7 +221,7 @@ func (s *memSeries) firstInMemoryLocked() int64 {
 
 // inMemoryLocked reports whether the series has any chunk in memory.
 func (s *memSeries) inMemoryLocked() bool {
-	return s.app != nil || s.finished != nil
+	return s.open != nil || s.finished != nil
 }
 
 // overlapsLocked reports whether a chunk in memory overlaps [mint, maxt].
@@ -187,7 +231,7 @@ func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
 			return true
 		}
 	}
-	return s.app != nil && s.openMinTLocked() <= maxt && s.openMaxT >= mint
+	return s.open != nil && s.openMinTLocked() <= maxt && s.xor.t >= mint
 }
 
 // Stripes of a head's series map. A head starts with minStripes lock stripes
@@ -243,10 +287,11 @@ type stripeSeries struct {
 	spanMu sync.Mutex    // guards span's creation
 	sp     *headSpan     // guarded by spanMu; nil until a label read needs it
 	ranks  headRanks     // the label order of the series, for reads of many
+	syms   *symbolTable  // the labels of the series
 }
 
 func newStripeSeries() *stripeSeries {
-	ss := &stripeSeries{}
+	ss := &stripeSeries{syms: newSymbolTable()}
 	ss.table.Store(&stripeTable{stripes: make([]seriesStripe, minStripes)})
 	return ss
 }
@@ -286,19 +331,93 @@ func (ss *stripeSeries) lock(key uint64, read bool) *seriesStripe {
 func (ss *stripeSeries) getByHash(hash uint64, lset labels.Labels) *memSeries {
 	st := ss.lock(hash, true)
 	defer st.mu.RUnlock()
-	return st.lookupLocked(hash, lset)
+	return st.lookupLocked(hash, func(s *memSeries) bool { return ss.syms.equal(s.syms, lset) })
 }
 
-func (st *seriesStripe) lookupLocked(hash uint64, lset labels.Labels) *memSeries {
-	if s := st.byHash[hash]; s != nil && labels.Equal(s.lset, lset) {
+// getByLabels returns the series with labels lset, or nil.
+func (ss *stripeSeries) getByLabels(lset labels.Labels) *memSeries {
+	return ss.getByHash(hashLabels(lset), lset)
+}
+
+// getByProto returns the series with the labels ls of a request (of hash
+// hash, from a labelHasher), or nil. It builds no label set: the lookup of
+// every series of every push.
+func (ss *stripeSeries) getByProto(hash uint64, ls []*arguspb.Label) *memSeries {
+	st := ss.lock(hash, true)
+	defer st.mu.RUnlock()
+	return st.lookupLocked(hash, func(s *memSeries) bool { return ss.equalProto(s.syms, ls) })
+}
+
+// equalProto reports whether syms are the labels ls. The caller may read
+// syms (symbols.go).
+func (ss *stripeSeries) equalProto(syms string, ls []*arguspb.Label) bool {
+	i := 0
+	for _, l := range ls {
+		if i >= len(syms) {
+			return false
+		}
+		n, k := uvarintString(syms[i:])
+		i += k
+		v, k := uvarintString(syms[i:])
+		i += k
+		if ss.syms.symbol(uint32(n)) != l.GetName() || ss.syms.symbol(uint32(v)) != l.GetValue() {
+			return false
+		}
+	}
+	return i == len(syms)
+}
+
+// lookupLocked returns the series of hash for which is is true, or nil.
+// The caller holds st.mu, so is may read the series' symbols.
+func (st *seriesStripe) lookupLocked(hash uint64, is func(*memSeries) bool) *memSeries {
+	if s := st.byHash[hash]; s != nil && is(s) {
 		return s
 	}
 	for _, s := range st.conflicts[hash] {
-		if labels.Equal(s.lset, lset) {
+		if is(s) {
 			return s
 		}
 	}
 	return nil
+}
+
+// labelsOf returns the labels of s, and false if GC removed s from the head
+// (then its symbols may be another series' by now).
+func (ss *stripeSeries) labelsOf(s *memSeries) (labels.Labels, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.goneLocked() {
+		return labels.EmptyLabels(), false
+	}
+	return ss.syms.decode(s.syms), true
+}
+
+// rangeLabels calls f with each label of s, in order, until f returns
+// false, without building a label set; it returns false, calling f for
+// none, if GC removed s from the head. The strings are the symbol table's:
+// safe to keep. f runs under the series' mu: it must not lock the series.
+func (ss *stripeSeries) rangeLabels(s *memSeries, f func(name, value string) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.goneLocked() {
+		return false
+	}
+	ss.syms.rangeSymbols(s.syms, f)
+	return true
+}
+
+// labelValue returns the value of label name of s ("" if it has none), and
+// false if GC removed s from the head.
+func (ss *stripeSeries) labelValue(s *memSeries, name string) (string, bool) {
+	value := ""
+	ok := ss.rangeLabels(s, func(n, v string) bool {
+		if n == name {
+			value = v
+			return false
+		}
+		return n < name
+	})
+	return value, ok
 }
 
 // getByRef returns the series of ref, or nil.
@@ -312,7 +431,8 @@ func (ss *stripeSeries) getByRef(ref chunks.HeadSeriesRef) *memSeries {
 // exists, and returns the series in the map and whether it is s.
 func (ss *stripeSeries) setIfAbsent(hash uint64, s *memSeries) (*memSeries, bool) {
 	st := ss.lock(hash, false)
-	if prev := st.lookupLocked(hash, s.lset); prev != nil {
+	// One symbol table: equal labels are equal IDs.
+	if prev := st.lookupLocked(hash, func(o *memSeries) bool { return o.syms == s.syms }); prev != nil {
 		st.mu.Unlock()
 		return prev, false
 	}

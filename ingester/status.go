@@ -76,9 +76,9 @@ func (h *tenantHead) chunkStats() (n, mint, maxt int64) {
 			n++
 			mint, maxt = min(mint, c.minT), max(maxt, c.maxT)
 		}
-		if s.app != nil {
+		if s.hasOpenLocked() {
 			n++
-			mint, maxt = min(mint, s.openMinTLocked()), max(maxt, s.openMaxT)
+			mint, maxt = min(mint, s.openMinTLocked()), max(maxt, s.openMaxTLocked())
 		}
 	})
 	return n, mint, maxt
@@ -174,7 +174,9 @@ func (h *tenantHead) forSeries(ctx context.Context, refs []promstorage.SeriesRef
 			return ctx.Err()
 		}
 		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
-			f(s.lset)
+			if lset, ok := h.series.labelsOf(s); ok {
+				f(lset)
+			}
 		}
 	}
 	return nil

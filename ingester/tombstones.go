@@ -103,7 +103,7 @@ func (h *tenantHead) maskDeleted(snaps []headSnapshot, mint, maxt int64, mode se
 // keepsSamples reports whether the head series lset has an in-memory sample
 // in [mint, maxt] outside ivs.
 func (h *tenantHead) keepsSamples(lset labels.Labels, mint, maxt int64, ivs []interval) (bool, error) {
-	s := h.series.getByHash(lset.Hash(), lset)
+	s := h.series.getByLabels(lset)
 	if s == nil {
 		return false, nil // Removed since the read: its data is in the store.
 	}

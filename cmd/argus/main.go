@@ -56,6 +56,9 @@ func run(args []string) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log)
+	if gogc := setDefaultGOGC(cfg.Roles()[roleIngester]); gogc > 0 {
+		logger.Debug("GOGC unset: the ingester's default applies", "gogc", gogc)
+	}
 
 	app, err := newApp(cfg, logger)
 	if err != nil {
