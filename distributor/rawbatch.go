@@ -51,10 +51,10 @@ func (r rawBatch) SizeVT() int {
 }
 
 func (r rawBatch) seriesSize(i int32) int {
-	if raw := r.wc.raw[i]; raw != nil {
-		return len(raw)
+	if s := &r.wc.series[i]; s.raw != nil {
+		return len(s.raw)
 	}
-	return r.wc.req.Timeseries[i].SizeVT()
+	return r.wc.series[i].ts.SizeVT()
 }
 
 // MarshalToSizedBufferVT encodes the WriteRequest at the end of buf, as the
@@ -65,13 +65,13 @@ func (r rawBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 	for k := len(r.b.series) - 1; k >= 0; k-- {
 		i := r.b.series[k]
 		var l int
-		if raw := r.wc.raw[i]; raw != nil {
-			l = len(raw)
+		if s := &r.wc.series[i]; s.raw != nil {
+			l = len(s.raw)
 			p -= l
-			copy(buf[p:], raw)
+			copy(buf[p:], s.raw)
 		} else {
 			var err error
-			if l, err = r.wc.req.Timeseries[i].MarshalToSizedBufferVT(buf[:p]); err != nil {
+			if l, err = s.ts.MarshalToSizedBufferVT(buf[:p]); err != nil {
 				return 0, err
 			}
 			p -= l
@@ -82,6 +82,18 @@ func (r rawBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 		buf[p] = 0x0a // field 1 (timeseries), wire type 2
 	}
 	return end - p, nil
+}
+
+// request returns the WriteRequest of the batch, decoded from its encoding
+// (copying every string), for a Pusher that cannot send raw bytes: it is
+// sent exactly what the wire would carry.
+func (r rawBatch) request() (*arguspb.WriteRequest, error) {
+	buf := make([]byte, r.SizeVT())
+	if _, err := r.MarshalToSizedBufferVT(buf); err != nil {
+		return nil, err
+	}
+	req := &arguspb.WriteRequest{}
+	return req, req.UnmarshalVT(buf)
 }
 
 // UnmarshalVT is never called: a rawBatch is only sent.
