@@ -99,12 +99,18 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 	wc.votes, wc.undecided = wc.votes[:n], n
 	var firstErr error
 	var firstSeries string
+	var picker interface {
+		Get(token uint32, buf []ring.Instance) ([]ring.Instance, error)
+	} = d.ring
+	if ps, ok := d.ring.(pickerSource); ok {
+		picker = ps.Picker() // One view of the ring and one clock read for the push.
+	}
 	wc.key = append(append(wc.key[:0], tenantID...), 0xff)
 	prefix := len(wc.key)
 	for i := range wc.series {
 		wc.key = wc.appendLabels(wc.key[:prefix], i)
 		token := shardToken(wc.key)
-		replicas, err := d.ring.Get(token, wc.replicas[:0])
+		replicas, err := picker.Get(token, wc.replicas[:0])
 		wc.replicas = replicas[:0]
 		if err == nil && len(replicas) < wc.quorum {
 			err = fmt.Errorf("get token %d: %d healthy replicas %s, need %d", token, len(replicas), instanceAddrs(replicas), wc.quorum)
@@ -131,6 +137,12 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 			ErrNoIngester, unplaced, len(wc.series), wc.quorum, wc.rf, firstSeries, firstErr)
 	}
 	return nil
+}
+
+// pickerSource is a replicaPicker that can fix the ring for a whole push
+// (ring.KV): its Picker places series as Get does, at one instant.
+type pickerSource interface {
+	Picker() ring.Picker
 }
 
 // instanceAddrs renders the addresses of replicas: [a:9095 b:9095].

@@ -73,22 +73,21 @@ func scanSeries(b []byte, base uint32, ls []labelRef) (_ []labelRef, s seriesRef
 	n0 := len(ls)
 	for i := 0; i < len(b); {
 		tag := b[i]
-		field, n, err := readBytes(b[i+1:])
-		if err != nil {
+		start, end, ok := fieldAt(b, i+1)
+		if !ok {
 			return ls[:n0], s, false
 		}
-		off := i + 1 + n - len(field)
-		i += 1 + n
+		i = end
 		switch tag {
 		case tagLabels:
-			l, ok := scanLabel(field, base+uint32(off))
+			l, ok := scanLabel(b[start:end], base+uint32(start))
 			if !ok {
 				return ls[:n0], s, false
 			}
 			ls = append(ls, l)
-			s.labelsEnd = int32(i)
+			s.labelsEnd = int32(end)
 		case tagSamples:
-			t, ok := scanSample(field)
+			t, ok := scanSample(b[start:end])
 			if !ok {
 				return ls[:n0], s, false
 			}
@@ -102,27 +101,39 @@ func scanSeries(b []byte, base uint32, ls []labelRef) (_ []labelRef, s seriesRef
 	return ls, s, true
 }
 
+// fieldAt reads the length of a length-delimited field at b[i:] and returns
+// where its value starts and ends in b. A length under 128, one byte, is
+// read inline; longer ones as the generated code reads them.
+func fieldAt(b []byte, i int) (start, end int, ok bool) {
+	if i < len(b) && b[i] < 0x80 {
+		start, end = i+1, i+1+int(b[i])
+		return start, end, end <= len(b)
+	}
+	if i > len(b) {
+		return 0, 0, false
+	}
+	v, n, err := readBytes(b[i:])
+	if err != nil {
+		return 0, 0, false
+	}
+	return i + n - len(v), i + n, true
+}
+
 // scanLabel reads a Label encoded in b, at offset base of the decoded body:
 // a name field then a value field, nothing else.
 func scanLabel(b []byte, base uint32) (labelRef, bool) {
 	if len(b) < 2 || b[0] != tagLabelName {
 		return labelRef{}, false
 	}
-	name, n, err := readBytes(b[1:])
-	if err != nil {
+	ns, ne, ok := fieldAt(b, 1)
+	if !ok || ne >= len(b) || b[ne] != tagLabelValue {
 		return labelRef{}, false
 	}
-	vi := 1 + n
-	if vi >= len(b) || b[vi] != tagLabelValue {
+	vs, ve, ok := fieldAt(b, ne+1)
+	if !ok || ve != len(b) {
 		return labelRef{}, false
 	}
-	value, m, err := readBytes(b[vi+1:])
-	if err != nil || vi+1+m != len(b) {
-		return labelRef{}, false
-	}
-	nameOff := base + uint32(1+n-len(name))
-	valueOff := base + uint32(len(b)-len(value))
-	return labelRef{nameOff, nameOff + uint32(len(name)), valueOff, valueOff + uint32(len(value))}, true
+	return labelRef{base + uint32(ns), base + uint32(ne), base + uint32(vs), base + uint32(ve)}, true
 }
 
 // scanSample reads a Sample encoded in b and returns its timestamp: at most

@@ -30,7 +30,7 @@ type vtMessage interface {
 // Codec implements encoding.CodecV2. It is safe for concurrent use.
 type Codec struct{}
 
-// Marshal encodes v into a buffer from the default gRPC pool.
+// Marshal encodes v into a pooled buffer (see pool.go).
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(vtMessage); ok {
 		size := m.SizeVT()
@@ -41,13 +41,12 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 			}
 			return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
 		}
-		pool := mem.DefaultBufferPool()
-		buf := pool.Get(size)
-		if _, err := m.MarshalToSizedBufferVT(*buf); err != nil {
-			pool.Put(buf)
-			return nil, err
+		buf := marshalPool.Get(size) // Not zeroed: every byte is written (see pool.go).
+		if n, err := m.MarshalToSizedBufferVT(*buf); err != nil || n != size {
+			marshalPool.Put(buf)
+			return nil, marshalError(err, n, size)
 		}
-		return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+		return mem.BufferSlice{mem.NewBuffer(buf, marshalPool)}, nil
 	}
 	pm, ok := v.(proto.Message)
 	if !ok {
