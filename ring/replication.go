@@ -38,7 +38,9 @@ type Picker struct {
 func (r *Ring) Picker() Picker { return Picker{r: r, now: r.opts.Now().UnixMilli()} }
 
 // Get returns the replicas of token; see (*Ring).Get.
-func (p Picker) Get(token uint32, buf []Instance) ([]Instance, error) { return p.r.get(token, p.now, buf) }
+func (p Picker) Get(token uint32, buf []Instance) ([]Instance, error) {
+	return p.r.get(token, p.now, buf)
+}
 
 func (r *Ring) get(token uint32, now int64, buf []Instance) ([]Instance, error) {
 	n := len(r.tab.tokens)
