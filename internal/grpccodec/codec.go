@@ -65,14 +65,15 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // A WriteRequest (the ingester's Push) is decoded without copying its
 // strings: data is copied once into a new buffer that no pool owns, and
 // every label name and value aliases it, which saves an allocation per
-// label of every push. Nothing writes to that buffer afterwards, and the
-// garbage collector keeps it while any string of the request is
-// referenced; a receiver that keeps a label beyond the request (the
-// ingester when it creates a series) copies it, so as not to retain the
-// whole request for one string.
+// label of every push; its series, labels and samples are allocated as one
+// array of each (see writerequest.go). Nothing writes to that buffer
+// afterwards, and the garbage collector keeps it while any string of the
+// request is referenced; a receiver that keeps a label beyond the request
+// (the ingester when it creates a series) copies it, so as not to retain
+// the whole request for one string.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*arguspb.WriteRequest); ok {
-		return m.UnmarshalVTUnsafe(data.Materialize())
+		return unmarshalWriteRequest(data.Materialize(), m) // See writerequest.go.
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
