@@ -136,6 +136,7 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 		return fmt.Errorf("%w: %d of %d series have fewer healthy replicas than a write quorum (%d of replication factor %d), the first %s: %w",
 			ErrNoIngester, unplaced, len(wc.series), wc.quorum, wc.rf, firstSeries, firstErr)
 	}
+	wc.shareEncodings()
 	return nil
 }
 

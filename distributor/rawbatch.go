@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"math/bits"
+	"slices"
+	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 
 	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -94,6 +97,61 @@ func (r rawBatch) request() (*arguspb.WriteRequest, error) {
 	}
 	req := &arguspb.WriteRequest{}
 	return req, req.UnmarshalVT(buf)
+}
+
+// Encoded returns the encoding of the batch, shared with every batch of the
+// push that holds the same series (see writeCtx.shareEncodings): the first
+// push to need it encodes it, the others wait for it. The caller (gRPC)
+// frees its reference once sent; writeCtx.reset frees the push's own.
+func (r *rawBatch) Encoded() (mem.BufferSlice, error) {
+	e := &r.wc.encodings[r.b.enc]
+	e.once.Do(func() { e.data, e.err = grpccodec.Encode(r) })
+	if e.err != nil {
+		return nil, e.err
+	}
+	e.data.Ref()
+	return e.data, nil
+}
+
+// sharedEncoding is the encoding of the batches of a push that hold the same
+// series, made once.
+type sharedEncoding struct {
+	once sync.Once
+	data mem.BufferSlice // one reference held by the writeCtx
+	err  error
+}
+
+// shareEncodings gives the batches that hold the same series, in the same
+// order, one sharedEncoding. With as many ingesters as the replication
+// factor every batch holds every series, and the push encodes once instead
+// of once per replica; with more ingesters batches differ and each has its
+// own.
+func (wc *writeCtx) shareEncodings() {
+	for i := range wc.batches {
+		b := &wc.batches[i]
+		b.enc = -1
+		for j := range i {
+			if slices.Equal(wc.batches[j].series, b.series) {
+				b.enc = wc.batches[j].enc
+				break
+			}
+		}
+		if b.enc < 0 {
+			b.enc = int32(len(wc.encodings))
+			wc.encodings = append(wc.encodings, sharedEncoding{})
+		}
+	}
+}
+
+// freeEncodings drops the push's references to its encodings.
+func (wc *writeCtx) freeEncodings() {
+	for i := range wc.encodings {
+		if e := &wc.encodings[i]; e.data != nil {
+			e.data.Free()
+		}
+		wc.encodings[i] = sharedEncoding{}
+	}
+	wc.encodings = wc.encodings[:0]
 }
 
 // UnmarshalVT is never called: a rawBatch is only sent.

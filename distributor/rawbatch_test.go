@@ -151,3 +151,37 @@ func TestClientPool_RawPush(t *testing.T) {
 		`{__name__="up", job="c"} 3@1767323045000`,
 	}, <-got)
 }
+
+// TestRawBatch_SharedEncoding checks that with as many ingesters as the
+// replication factor every batch holds every series and the push encodes
+// them once: each push gets the same bytes, the model's request.
+func TestRawBatch_SharedEncoding(t *testing.T) {
+	d, r, _ := newReplicated(t, 3, 3, nil)
+	req := randomRequest(rand.New(rand.NewPCG(1, 5)), 40)
+	want := wantBatches(t, req, r, defaultLimits(t))
+	wc := getWriteCtx()
+	wc.body = encode(t, req)
+	require.NoError(t, wc.decode(1<<20))
+	_, err := d.validate(wc, d.metrics.forTenant(testTenant, testNow), defaultLimits(t))
+	require.NoError(t, err)
+	require.NoError(t, d.shard(wc, testTenant))
+	require.Len(t, wc.batches, 3)
+	require.Len(t, wc.encodings, 1, "one encoding for the three batches")
+	var first []byte
+	for bi := range wc.batches {
+		b := &wc.batches[bi]
+		bs, err := grpccodec.Codec{}.Marshal(&rawBatch{wc: wc, b: b})
+		require.NoError(t, err)
+		got := bs.Materialize()
+		bs.Free()
+		if first == nil {
+			first = got
+		}
+		require.Equal(t, first, got, "batch %d", bi)
+		var gotReq arguspb.WriteRequest
+		require.NoError(t, gotReq.UnmarshalVT(got))
+		require.True(t, want[b.addr].EqualVT(&gotReq), "batch %s", b.addr)
+	}
+	wc.refs.Store(1)
+	d.release(wc)
+}

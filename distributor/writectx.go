@@ -53,11 +53,14 @@ type writeCtx struct {
 	metadata  int    // metadata entries of the request, counted and dropped
 	key       []byte // scratch: the shard key of a series (see shard)
 
-	batches  []batch        // one per ingester, in order of first use
-	byAddr   map[string]int // ingester address to index in batches
-	replicas []ring.Instance
-	rf       int // replication factor of the ring when the request was sharded
-	quorum   int // acknowledgements each series needs: rf/2+1
+	batches []batch // one per ingester, in order of first use
+	// encodings are the batches' encodings, one per distinct batch (see
+	// shareEncodings).
+	encodings []sharedEncoding
+	byAddr    map[string]int // ingester address to index in batches
+	replicas  []ring.Instance
+	rf        int // replication factor of the ring when the request was sharded
+	quorum    int // acknowledgements each series needs: rf/2+1
 
 	// refs are the holders of the writeCtx: the handler and each push still
 	// running (see Distributor.release).
@@ -85,6 +88,7 @@ type writeCtx struct {
 type batch struct {
 	addr   string
 	series []int32 // index in writeCtx.series of each series sent
+	enc    int32   // its encoding in writeCtx.encodings
 	resp   *arguspb.PushResponse
 	err    *ingesterError // nil if the push succeeded
 	// seen is set once the handler recorded the answer (see record); a batch
@@ -133,6 +137,7 @@ func (wc *writeCtx) reset() {
 	wc.decodedTS = resetDecoded(wc.decodedTS)
 	wc.metadata = 0
 	wc.key = reuse(wc.key)
+	wc.freeEncodings()
 	all := wc.batches[:cap(wc.batches)]
 	for i := range all {
 		b := &all[i]

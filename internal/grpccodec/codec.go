@@ -30,8 +30,12 @@ type vtMessage interface {
 // Codec implements encoding.CodecV2. It is safe for concurrent use.
 type Codec struct{}
 
-// Marshal encodes v into a pooled buffer (see pool.go).
+// Marshal encodes v into a pooled buffer (see pool.go), or returns the
+// encoding a PreEncoded message brings.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if p, ok := v.(PreEncoded); ok {
+		return p.Encoded()
+	}
 	if m, ok := v.(vtMessage); ok {
 		size := m.SizeVT()
 		if mem.IsBelowBufferPoolingThreshold(size) {
