@@ -152,7 +152,7 @@ func BenchmarkBatchMarshal(b *testing.B) {
 	if err := wc.decode(1 << 24); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := d.validate(wc, d.metrics.forTenant(testTenant, testNow), defaultLimits(b)); err != nil {
+	if _, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(b)); err != nil {
 		b.Fatal(err)
 	}
 	if err := d.shard(wc, testTenant); err != nil {

@@ -76,7 +76,7 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err := wc.decode(lim.MaxRecvMsgSize); err != nil {
 		return err
 	}
-	toPush, err := d.validate(wc, tm, lim)
+	toPush, err := d.validate(wc, tenantID, tm, lim)
 	if err != nil {
 		return err
 	}

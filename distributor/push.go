@@ -19,17 +19,23 @@ import (
 // yet.
 //
 // A series the fast path read (see scan.go) and seriesValidator.valid passes
-// is pushed as it came, without further work. Any other is decoded (if the
-// fast path did not) and checked, and fixed where it can be, by
+// is pushed as it came, its shard token computed in the same pass over its
+// labels (the tenant's: tenantID must be shard's). Any other is decoded (if
+// the fast path did not) and checked, and fixed where it can be, by
 // seriesValidator.validate.
-func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limits) (toPush int, err error) {
+func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics, lim *limits.Limits) (toPush int, err error) {
 	v := newSeriesValidator(d.now(), lim)
 	received, exemplars := 0, 0
 	all, kept := wc.series, 0
+	wc.key = append(append(wc.key[:0], tenantID...), 0xff)
+	prefix := len(wc.key)
 	for i := range all {
 		s := &all[i]
-		if s.ts == nil && !v.valid(wc.decoded, wc.labels, s) {
-			if s.ts, err = wc.decodeSeries(s.raw); err != nil {
+		if s.ts == nil {
+			var ok bool
+			if wc.key, ok = v.valid(wc.decoded, wc.labels, s, wc.key[:prefix]); ok {
+				s.token = shardToken(wc.key)
+			} else if s.ts, err = wc.decodeSeries(s.raw); err != nil {
 				return 0, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err) // The fast path took a series the generated code refuses: a bug.
 			}
 		}
@@ -108,8 +114,11 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 	wc.key = append(append(wc.key[:0], tenantID...), 0xff)
 	prefix := len(wc.key)
 	for i := range wc.series {
-		wc.key = wc.appendLabels(wc.key[:prefix], i)
-		token := shardToken(wc.key)
+		token := wc.series[i].token // computed by validate for the fast path's series
+		if wc.series[i].ts != nil {
+			wc.key = wc.appendLabels(wc.key[:prefix], i)
+			token = shardToken(wc.key)
+		}
 		replicas, err := picker.Get(token, wc.replicas[:0])
 		wc.replicas = replicas[:0]
 		if err == nil && len(replicas) < wc.quorum {

@@ -61,7 +61,7 @@ func TestRawBatch_SameRequest(t *testing.T) {
 		wc := getWriteCtx()
 		wc.body = encode(t, req)
 		require.NoError(t, wc.decode(1<<20))
-		_, err := d.validate(wc, d.metrics.forTenant(testTenant, testNow), lim)
+		_, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), lim)
 		require.NoError(t, err)
 		require.NoError(t, d.shard(wc, testTenant))
 		for _, s := range wc.series {
@@ -162,7 +162,7 @@ func TestRawBatch_SharedEncoding(t *testing.T) {
 	wc := getWriteCtx()
 	wc.body = encode(t, req)
 	require.NoError(t, wc.decode(1<<20))
-	_, err := d.validate(wc, d.metrics.forTenant(testTenant, testNow), defaultLimits(t))
+	_, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(t))
 	require.NoError(t, err)
 	require.NoError(t, d.shard(wc, testTenant))
 	require.Len(t, wc.batches, 3)

@@ -48,6 +48,9 @@ type seriesRef struct {
 	labelsEnd int32
 	// samples is the number of float samples.
 	samples int32
+	// token is the shard token of a series valid passed (ts nil after
+	// validate), computed in the same pass.
+	token uint32
 	// maxT is the latest sample timestamp (fast path; MinInt64 if none).
 	maxT int64
 }
@@ -168,10 +171,13 @@ func scanSample(b []byte) (t int64, ok bool) {
 // no duplicate), names and values non-empty valid UTF-8 within the tenant's
 // length limits, no more labels than the limit, a metric name, and no sample
 // after the grace period. buf is the decoded body, ls the push's labels.
-func (v seriesValidator) valid(buf []byte, ls []labelRef, s *seriesRef) bool {
+//
+// In the same pass it appends the series' labels to key as appendLabels
+// does, so that a valid series' shard token needs no second pass.
+func (v seriesValidator) valid(buf []byte, ls []labelRef, s *seriesRef, key []byte) (_ []byte, ok bool) {
 	labels := ls[s.lo:s.hi]
 	if len(labels) > v.lim.MaxLabelNamesPerSeries || s.maxT > v.maxT {
-		return false
+		return key, false
 	}
 	// Tags and lengths under 128 are single bytes under 0x80, so the label
 	// fields are all ASCII when their names and values are, and then valid
@@ -184,16 +190,29 @@ func (v seriesValidator) valid(buf []byte, ls []labelRef, s *seriesRef) bool {
 		switch {
 		case len(name) == 0 || len(name) > v.lim.MaxLabelNameLength,
 			len(value) == 0 || len(value) > v.lim.MaxLabelValueLength,
-			i > 0 && bytes.Compare(prev, name) >= 0,
+			i > 0 && !nameLess(prev, name),
 			!ascii && !(utf8.Valid(name) && utf8.Valid(value)):
-			return false
+			return key, false
 		}
 		if string(name) == metricName {
 			hasName = true
 		}
 		prev = name
+		key = append(key, name...)
+		key = append(key, 0xff)
+		key = append(key, value...)
+		key = append(key, 0xff)
 	}
-	return hasName
+	return key, hasName
+}
+
+// nameLess reports whether the non-empty name a sorts before b; most
+// neighbouring label names differ in their first byte.
+func nameLess(a, b []byte) bool {
+	if a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return bytes.Compare(a, b) < 0
 }
 
 // isASCII reports whether every byte of b is under 0x80, eight at a time.

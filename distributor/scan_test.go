@@ -63,7 +63,10 @@ func checkFastPath(t testing.TB, b []byte, v seriesValidator) (scanned, valid bo
 	before := want.CloneVT()
 	serr := v.validate(&want)
 	unchanged := serr == nil && want.EqualVT(before)
-	valid = v.valid(b, ls, &wc.series[0])
+	key, valid := v.valid(b, ls, &wc.series[0], []byte("t\xff"))
+	if valid {
+		require.Equal(t, appendProtoLabels([]byte("t\xff"), want.Labels), key, "the key valid appends")
+	}
 	require.Equal(t, unchanged, valid, "valid() against validate (%v) on %v", serr, before)
 	return true, valid
 }
