@@ -21,6 +21,10 @@ import (
 // push must not pin its memory for the life of the process.
 const maxPooledBuffer = 8 << 20
 
+// smallBatchCount is the most batches batchFor searches in order rather than
+// through byAddr.
+const smallBatchCount = 8
+
 // maxPooledSeries is the most decoded series a pooled request keeps for
 // reuse; Prometheus sends at most 2000 (max_samples_per_send) by default.
 const maxPooledSeries = 10_000
@@ -447,8 +451,16 @@ func readBytes(buf []byte) (b []byte, n int, err error) {
 }
 
 // batchFor returns the batch of the ingester at addr, starting one if needed.
+// A push has few batches (one per ingester holding its series): up to
+// smallBatchCount they are searched in order, past that through byAddr.
 func (wc *writeCtx) batchFor(addr string) *batch {
-	if i, ok := wc.byAddr[addr]; ok {
+	if len(wc.batches) <= smallBatchCount {
+		for i := range wc.batches {
+			if wc.batches[i].addr == addr {
+				return &wc.batches[i]
+			}
+		}
+	} else if i, ok := wc.byAddr[addr]; ok {
 		return &wc.batches[i]
 	}
 	i := len(wc.batches)
@@ -459,6 +471,6 @@ func (wc *writeCtx) batchFor(addr string) *batch {
 	}
 	b := &wc.batches[i]
 	b.addr = addr
-	wc.byAddr[addr] = i
+	wc.byAddr[addr] = i // Every batch, so that byAddr is complete once searched.
 	return b
 }
