@@ -173,3 +173,40 @@ func FuzzUnmarshalWriteRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { requireLikeGenerated(t, data) })
 }
+
+// BenchmarkUnmarshalWriteRequest compares decoding a push of 1000 series of
+// 10 labels and one sample with the generated decoder and with
+// unmarshalWriteRequest:
+//
+//	go test -run=^$ -bench=UnmarshalWriteRequest -count=6 ./internal/grpccodec/
+func BenchmarkUnmarshalWriteRequest(b *testing.B) {
+	in := &arguspb.WriteRequest{}
+	for i := range 1000 {
+		ts := &arguspb.TimeSeries{Samples: []*arguspb.Sample{{Value: float64(i), TimestampMs: 1767323045000}}}
+		for j := range 10 {
+			ts.Labels = append(ts.Labels, &arguspb.Label{Name: fmt.Sprintf("label_%d", j), Value: fmt.Sprintf("value-%d-%d", j, i)})
+		}
+		in.Timeseries = append(in.Timeseries, ts)
+	}
+	data, err := in.MarshalVT()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		decode func([]byte, *arguspb.WriteRequest) error
+	}{
+		{"generated", func(d []byte, m *arguspb.WriteRequest) error { return m.UnmarshalVTUnsafe(d) }},
+		{"arrays", unmarshalWriteRequest},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var m arguspb.WriteRequest
+				if err := c.decode(data, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
