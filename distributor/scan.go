@@ -24,8 +24,8 @@ import (
 // generated TimeSeries.UnmarshalVTUnsafe and validated by seriesValidator
 // as before: errors, their messages and every fix-up come from that one
 // path. The fast path must therefore accept only series that path would
-// accept unchanged; TestScanSeries_LikeGenerated and
-// FuzzDecodeWriteRequest compare the two.
+// accept unchanged; TestScanSeries_LikeGenerated, TestValid_*,
+// FuzzScanSeries and FuzzDecodeWriteRequest compare the two.
 
 // labelRef is one label of a series read in place: the offsets of its name
 // and value in writeCtx.decoded. Offsets rather than slices, so that the
