@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 )
 
@@ -223,6 +224,9 @@ func FuzzPartTranscode(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, v []byte) {
 		if xor, ok := untranscodeXOR(v); ok {
+			// What the rebuild writes is what chunkenc writes for the same
+			// samples.
+			require.Equal(t, xorChunk(t, chunkSamples(t, Chunk{Encoding: chunkenc.EncXOR, Data: xor})).Data, xor)
 			again, ok := transcodeXOR(nil, xor)
 			require.True(t, ok)
 			back, ok := untranscodeXOR(again)
