@@ -129,14 +129,7 @@ func (x *xorScratch) untranscode(v []byte) ([]byte, bool) {
 		w.zeros(2 * uint(n-2))
 		return w.finish(), true
 	}
-	dods, dels := x.dods[:n-2], x.dels[1:n-1]
-	for i, dod := range dods {
-		w.dod(unzigzag(dod))
-		vb += uint64(unzigzag(dels[i]))
-		val := unsortableBits(vb)
-		w.value(val ^ prev)
-		prev = val
-	}
+	w.rest(x.dods[:n-2], x.dels[1:n-1], dodsZero, vb, prev)
 	return w.finish(), true
 }
 

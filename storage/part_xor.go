@@ -2,7 +2,7 @@ package storage
 
 import (
 	"encoding/binary"
-	"math/bits"
+	mbits "math/bits"
 	"slices"
 )
 
@@ -122,8 +122,8 @@ func (w *xorWriter) value(delta uint64) {
 		w.put(0, 1)
 		return
 	}
-	lz := uint(bits.LeadingZeros64(delta))
-	tz := uint(bits.TrailingZeros64(delta))
+	lz := uint(mbits.LeadingZeros64(delta))
+	tz := uint(mbits.TrailingZeros64(delta))
 	if lz >= 32 {
 		lz = 31
 	}
@@ -138,6 +138,82 @@ func (w *xorWriter) value(delta uint64) {
 	// is written as 0).
 	w.put(0b11<<11|uint64(lz)<<6|uint64(sig&63), 13)
 	w.put(delta>>tz, sig)
+}
+
+// rest writes the samples after the second from the stored deltas of
+// delta of their timestamps (zigzag; all zero if dodsZero) and deltas of
+// their values' sortable bits (zigzag), given the second value's sortable
+// bits vb and bits prev. It is put, dod and value in one loop with the
+// writer's state in local variables, which the compiler keeps in registers:
+// the rebuild of every transcoded chunk read runs here.
+func (w *xorWriter) rest(dods, dels []uint64, dodsZero bool, vb, prev uint64) {
+	buf, acc, n := w.buf, w.acc, w.n
+	leading, trailing := w.leading, w.trailing
+	for i, del := range dels {
+		// The timestamp's code, followed by the value's control bits.
+		code, bits := uint64(0), uint(1)
+		if !dodsZero {
+			if dod := unzigzag(dods[i]); dod != 0 {
+				if !xorBitRange(dod, 20) {
+					w.buf, w.acc, w.n = buf, acc, n
+					w.dod(dod)
+					buf, acc, n = w.buf, w.acc, w.n
+					bits = 0
+				} else {
+					code, bits = dodCode(dod)
+				}
+			}
+		}
+		vb += uint64(unzigzag(del))
+		val := unsortableBits(vb)
+		delta := val ^ prev
+		prev = val
+		if delta == 0 {
+			buf, acc, n = putBits(buf, acc, n, code<<1, bits+1)
+			continue
+		}
+		lz := uint(mbits.LeadingZeros64(delta))
+		tz := uint(mbits.TrailingZeros64(delta))
+		if lz >= 32 {
+			lz = 31
+		}
+		if leading != 0xff && lz >= leading && tz >= trailing {
+			buf, acc, n = putBits(buf, acc, n, code<<2|0b10, bits+2)
+			buf, acc, n = putBits(buf, acc, n, delta>>trailing, 64-leading-trailing)
+			continue
+		}
+		leading, trailing = lz, tz
+		sig := 64 - lz - tz
+		buf, acc, n = putBits(buf, acc, n, code<<13|0b11<<11|uint64(lz)<<6|uint64(sig&63), bits+13)
+		buf, acc, n = putBits(buf, acc, n, delta>>tz, sig)
+	}
+	w.buf, w.acc, w.n = buf, acc, n
+	w.leading, w.trailing = leading, trailing
+}
+
+// dodCode returns the code of a delta of delta that fits in 20 bits, and its
+// length, as dod writes it.
+func dodCode(dod int64) (uint64, uint) {
+	switch {
+	case xorBitRange(dod, 14):
+		return 0b10<<14 | uint64(dod)&(1<<14-1), 16
+	case xorBitRange(dod, 17):
+		return 0b110<<17 | uint64(dod)&(1<<17-1), 20
+	default:
+		return 0b1110<<20 | uint64(dod)&(1<<20-1), 24
+	}
+}
+
+// putBits is xorWriter.put on the writer's state held in variables.
+func putBits(buf []byte, acc uint64, n uint, x uint64, nbits uint) ([]byte, uint64, uint) {
+	free := 64 - n
+	if nbits < free {
+		return buf, acc | x<<(free-nbits), n + nbits
+	}
+	acc |= x >> (nbits - free)
+	buf = binary.BigEndian.AppendUint64(buf, acc)
+	n = nbits - free
+	return buf, x << (64 - n), n
 }
 
 // finish pads the last byte with zeros and returns the chunk.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,6 +55,9 @@ type diskMeasure struct {
 	// allPersisted: every pushed sample is in persistedBytes (a store
 	// without a WAL, once flushed); persistedSamples is not counted.
 	allPersisted bool
+	// levelBytes are Argus's persisted bytes by partition level (file name
+	// prefix L0_, L1_, L2_), to see where they go.
+	levelBytes map[string]int64
 }
 
 // diskServer is one side of BenchmarkDiskBytes: start returns the push
@@ -98,6 +102,9 @@ func BenchmarkDiskBytes(b *testing.B) {
 				b.ReportMetric(float64(m.persistedSamples)/float64(pushed), "persisted-fraction")
 				b.ReportMetric(float64(m.dirBytes)/(1<<20), "dir-MiB")
 				b.ReportMetric(float64(m.persistedBytes)/(1<<20), "persisted-MiB")
+				for level, n := range m.levelBytes {
+					b.ReportMetric(float64(n)/(1<<20), "persisted-"+level+"-MiB")
+				}
 			})
 		}
 	}
@@ -204,10 +211,13 @@ func startDiskArgus(b *testing.B) (string, http.Header, func() diskMeasure) {
 	p := clustertest.StartArgus(b, clustertest.Options{Flags: diskArgusFlags})
 	header := http.Header{clustertest.TenantHeader: {tenantID}}
 	return p.PushURL(), header, func() diskMeasure {
+		waitSealed(b, filepath.Join(p.StorageDir(), "db"))
 		p.Stop(b)
 		var m diskMeasure
 		var err error
 		m.persistedBytes, m.persistedSamples, err = argusPersisted(p.StorageDir())
+		require.NoError(b, err)
+		m.levelBytes, err = argusLevelBytes(filepath.Join(p.StorageDir(), "db"))
 		require.NoError(b, err)
 		m.dirBytes, err = dirSize(p.StorageDir(), nil)
 		require.NoError(b, err)
@@ -224,6 +234,68 @@ func argusPersisted(dir string) (bytes, samples int64, err error) {
 	}
 	_, samples, err = storedChunkBytes(path)
 	return bytes, samples, err
+}
+
+// waitSealed waits (up to 3 minutes) until the level-0 partitions left in
+// the DB at dir are those of the newest window. The push replays hours of
+// data in minutes; a running ingester seals each window about an hour after
+// it ends (every -ingester.flush-period, once no flush can write to it), so
+// with data arriving in real time only the newest window is still level 0.
+// Prometheus's equivalent, the compaction of its head into a block, runs on
+// the append path and needs no wait.
+func waitSealed(b *testing.B, dir string) {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		names, err := os.ReadDir(dir)
+		require.NoError(b, err)
+		var l0Max []int64
+		for _, e := range names {
+			var minT, maxT int64
+			var seq uint64
+			if n, _ := fmt.Sscanf(e.Name(), "L0_%d_%d_%d.db", &minT, &maxT, &seq); n == 3 {
+				l0Max = append(l0Max, maxT)
+			}
+		}
+		newest := int64(math.MinInt64)
+		for _, t := range l0Max {
+			newest = max(newest, t)
+		}
+		old := 0
+		for _, t := range l0Max {
+			if t < newest {
+				old++
+			}
+		}
+		if old == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Logf("%d level-0 partitions older than the newest window are still not sealed", old)
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// argusLevelBytes returns the bytes of the partition files in dir by level.
+func argusLevelBytes(dir string) (map[string]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, e := range entries {
+		level, _, ok := strings.Cut(e.Name(), "_")
+		if !ok || !strings.HasPrefix(level, "L") || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		out[level] += info.Size()
+	}
+	return out, nil
 }
 
 func startDiskPrometheus(b *testing.B) (string, http.Header, func() diskMeasure) {
