@@ -29,7 +29,7 @@
 #   BENCH_ONESHOT_COUNT=3  rounds of the one-shot ones (persisted bytes, memory)
 #   BENCH_FILTER=          appended to every -bench regexp to run only some
 #                          sub-benchmarks, e.g. BENCH_FILTER=/impl=argus
-#   BENCH_PERSISTED_COUNT=3 BENCH_PERSISTED_SERIES=10000 BENCH_PERSISTED_TIME=5x
+#   BENCH_PERSISTED_COUNT=1 BENCH_PERSISTED_SERIES=10000 BENCH_PERSISTED_TIME=5x
 #                          rounds, series and ops of the persisted range reads
 #                          (0 rounds skips them)
 #   BENCH_DISK_COUNT=1     rounds of the bytes-on-disk step (0 skips it)
@@ -77,10 +77,10 @@ done
 # Range reads of persisted data (BenchmarkPersistedRangeQuery): Argus's
 # storage.DB against Prometheus blocks holding the same 24h of chunks, in
 # this process. Its setup builds both stores (a minute or more), so it runs
-# in rounds of its own: BENCH_PERSISTED_COUNT=3 (0 skips it),
+# in rounds of its own: BENCH_PERSISTED_COUNT=1 (0 skips it),
 # BENCH_PERSISTED_SERIES=10000, BENCH_PERSISTED_TIME=5x (a read of one metric
 # over 24h takes about a second, so a count: the first read is cold).
-persisted_count="${BENCH_PERSISTED_COUNT:-3}"
+persisted_count="${BENCH_PERSISTED_COUNT:-1}"
 pn="${BENCH_PERSISTED_SERIES:-10000}"
 for ((i = 1; i <= persisted_count; i++)); do
 	echo "bench: persisted range reads, round $i of $persisted_count" >&2

@@ -58,11 +58,6 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 	return nil
 }
 
-// level1BlobTarget is the raw size of the blobs of level-1 parts (see
-// rewrite): 32 KiB cost 3% more bytes than 256 KiB ones in
-// BenchmarkPartDensity's data, for 8 times less to decompress per lookup.
-const level1BlobTarget = 32 << 10
-
 // mod is the non-negative remainder of a by b.
 func mod(a, b int64) int64 {
 	m := a % b
@@ -137,15 +132,9 @@ func (db *DB) rewrite(ctx context.Context, op string, sources []*partition, leve
 		path := filepath.Join(db.dir, out.name)
 		// Every sealed part is compressed, level 1 too: the rebuild of its
 		// XOR chunks costs less than decoding them (see PART.md), and
-		// sealed data is most of what an ingester keeps. A level-1 part
-		// holds 2h, about 1 KB per series: smaller blobs keep a point
-		// lookup from decompressing 256 KiB for it.
-		opts := partWriteOptions{Compress: true, NoSync: db.opts.NoSync,
-			hook: func(s string) error { return db.step("%s:part-%s %s", op, s, out.name) }}
-		if level == 1 {
-			opts.BlobTarget = level1BlobTarget
-		}
-		err := writePart(path, meta, src, opts)
+		// sealed data is most of what an ingester keeps.
+		err := writePart(path, meta, src, partWriteOptions{Compress: true, NoSync: db.opts.NoSync,
+			hook: func(s string) error { return db.step("%s:part-%s %s", op, s, out.name) }})
 		if err != nil {
 			return nil, err
 		}

@@ -151,10 +151,6 @@ type partWriteOptions struct {
 	// cost a blob decompression only, the file is about 5% smaller than
 	// uncompressed.
 	NoTranscode bool
-	// BlobTarget, if positive, lowers the raw size blobs are cut at below
-	// partBlobTarget: smaller blobs cost some compression but serve a
-	// point lookup with less to decompress.
-	BlobTarget int
 	// NoSync skips the fsyncs. Only for tests and benchmarks.
 	NoSync bool
 	// hook, if set, is called at each step of writePart ("tenant", "commit",
@@ -426,25 +422,18 @@ type tenantWriter struct {
 	cur     []uint32 // scratch: pairs of the series being added
 	scratch []byte   // scratch: a transcoded chunk
 	stats   tenantHeader
-
-	blobTarget int // the raw size blobs are cut at
 }
 
 func newTenantWriter(w *partWriter, name []byte) *tenantWriter {
-	tw := &tenantWriter{
-		w:          w,
-		name:       name,
-		compress:   w.opts.Compress,
-		transcode:  w.opts.Compress && !w.opts.NoTranscode,
-		blobTarget: partBlobTarget,
-		intern:     map[string]uint32{},
-		postings:   map[uint64][]uint32{},
-		stats:      tenantHeader{minT: maxTime, maxT: minTime},
+	return &tenantWriter{
+		w:         w,
+		name:      name,
+		compress:  w.opts.Compress,
+		transcode: w.opts.Compress && !w.opts.NoTranscode,
+		intern:    map[string]uint32{},
+		postings:  map[uint64][]uint32{},
+		stats:     tenantHeader{minT: maxTime, maxT: minTime},
 	}
-	if t := w.opts.BlobTarget; t > 0 {
-		tw.blobTarget = min(t, partBlobTarget)
-	}
-	return tw
 }
 
 const (
@@ -569,7 +558,7 @@ func (tw *tenantWriter) addChunks(s Series) error {
 				data, enc = tw.scratch, enc|transcodedFlag
 			}
 		}
-		if len(tw.blob) > 0 && len(tw.blob)+len(data) > tw.blobTarget {
+		if len(tw.blob) > 0 && len(tw.blob)+len(data) > partBlobTarget {
 			if err := tw.flushBlob(); err != nil {
 				return err
 			}
@@ -621,7 +610,7 @@ func (tw *tenantWriter) flushBlob() error {
 	tw.stats.bytes += uint64(len(v) + 5)
 	tw.w.pending += len(v)
 	tw.blobNo++
-	tw.blob = make([]byte, 0, tw.blobTarget)
+	tw.blob = make([]byte, 0, partBlobTarget)
 	return nil
 }
 
