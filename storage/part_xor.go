@@ -6,31 +6,6 @@ import (
 	"slices"
 )
 
-// encodeXOR encodes samples (times ts, float bits vs) as chunkenc's XOR
-// encoder does, byte for byte. It is the reference the transcoded rebuild
-// (xorScratch.untranscode) is tested against; both write through xorWriter.
-func encodeXOR(ts []int64, vs []uint64) []byte {
-	var w xorWriter
-	w.begin(nil, len(ts))
-	if len(ts) > 0 {
-		w.first(ts[0], vs[0])
-	}
-	if len(ts) > 1 {
-		w.second(uint64(ts[1]-ts[0]), vs[1]^vs[0])
-	}
-	tDelta := uint64(0)
-	if len(ts) > 1 {
-		tDelta = uint64(ts[1] - ts[0])
-	}
-	for i := 2; i < len(ts); i++ {
-		d := uint64(ts[i] - ts[i-1])
-		w.dod(int64(d - tDelta))
-		tDelta = d
-		w.value(vs[i] ^ vs[i-1])
-	}
-	return w.finish()
-}
-
 // xorWriter writes a chunkenc XOR chunk: chunkenc's bit stream (bits most
 // significant first, the last byte padded with zeros) through a 64-bit
 // accumulator flushed 8 bytes at a time, where chunkenc writes bit by bit.

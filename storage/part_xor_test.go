@@ -58,3 +58,28 @@ func sampleBits(ss []sample) ([]int64, []uint64) {
 	}
 	return ts, vs
 }
+
+// encodeXOR encodes samples (times ts, float bits vs) with xorWriter's
+// per-sample methods, which the rebuild's loop (xorWriter.rest) inlines:
+// FuzzPartEncodeXOR checks them against chunkenc.
+func encodeXOR(ts []int64, vs []uint64) []byte {
+	var w xorWriter
+	w.begin(nil, len(ts))
+	if len(ts) > 0 {
+		w.first(ts[0], vs[0])
+	}
+	if len(ts) > 1 {
+		w.second(uint64(ts[1]-ts[0]), vs[1]^vs[0])
+	}
+	tDelta := uint64(0)
+	if len(ts) > 1 {
+		tDelta = uint64(ts[1] - ts[0])
+	}
+	for i := 2; i < len(ts); i++ {
+		d := uint64(ts[i] - ts[i-1])
+		w.dod(int64(d - tDelta))
+		tDelta = d
+		w.value(vs[i] ^ vs[i-1])
+	}
+	return w.finish()
+}
