@@ -31,6 +31,9 @@
 #   BENCH_ONESHOT_COUNT=3  rounds of the one-shot ones (persisted bytes, memory)
 #   BENCH_FILTER=          appended to every -bench regexp to run only some
 #                          sub-benchmarks, e.g. BENCH_FILTER=/impl=argus
+#   BENCH_PERSISTED_COUNT=1 BENCH_PERSISTED_SERIES=10000 BENCH_PERSISTED_TIME=5x
+#                          rounds, series and ops of the persisted range reads
+#                          (0 rounds skips them)
 #   BENCH_DISK_COUNT=1     rounds of the bytes-on-disk step (0 skips it)
 #   BENCH_DISK_HOURS=3,24 BENCH_DISK_SERIES=10000   its data
 #   BENCH_SERIES_QUERIES_COUNT=1   rounds of the many-series queries (0 skips)
@@ -73,6 +76,19 @@ for ((i = 1; i <= oneshot_count; i++)); do
 	run '^(BenchmarkPersistedBytes|BenchmarkSeriesMemory)$' 1x
 done
 
+# Range reads of persisted data (BenchmarkPersistedRangeQuery): Argus's
+# storage.DB against Prometheus blocks holding the same 24h of chunks, in
+# this process. Its setup builds both stores (a minute or more), so it runs
+# in rounds of its own: BENCH_PERSISTED_COUNT=1 (0 skips it),
+# BENCH_PERSISTED_SERIES=10000, BENCH_PERSISTED_TIME=5x (a read of one metric
+# over 24h takes about a second, so a count: the first read is cold).
+persisted_count="${BENCH_PERSISTED_COUNT:-1}"
+pn="${BENCH_PERSISTED_SERIES:-10000}"
+for ((i = 1; i <= persisted_count; i++)); do
+	echo "bench: persisted range reads, round $i of $persisted_count" >&2
+	BENCH_PERSISTED_SERIES="$pn" run '^BenchmarkPersistedRangeQuery$' "${BENCH_PERSISTED_TIME:-5x}"
+done
+
 # The table: the median of each metric over the runs, per side, and the ratio.
 # Rows are: title | Argus benchmark | Prometheus benchmark | unit | goal op |
 # goal ratio | divisor and unit for display.
@@ -83,6 +99,7 @@ R=BenchmarkAppendPrometheusReference/series=100000/labels=prebuilt
 B=BenchmarkPersistedBytes
 M=BenchmarkSeriesMemory
 Q=BenchmarkRangeQuery
+PQ=BenchmarkPersistedRangeQuery
 # awk_median is the median of the space-separated numbers in s, for the
 # table scripts below.
 awk_median='
@@ -126,6 +143,12 @@ heap bytes per in-memory series (HeapInuse), 100K|$M/impl=argus/series=100000|$M
 heap bytes per in-memory series (HeapAlloc), 100K|$M/impl=argus/series=100000|$M/impl=prometheus/series=100000|heap-alloc-bytes/series|<=|0.7|1|
 range query sum by (job) (rate[5m]), 10K series, 3h/60s|$Q/impl=argus/series=10000/query=sum_rate|$Q/impl=prometheus/series=10000/query=sum_rate|ns/op|-||1e6| ms
 range query selecting 8 series, 3h/60s|$Q/impl=argus/series=10000/query=selective|$Q/impl=prometheus/series=10000/query=selective|ns/op|-||1e6| ms
+persisted 24h read of one metric ($((pn / 5)) series), day compacted (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=day/query=metric|$PQ/impl=prometheus/series=$pn/layout=day/query=metric|cpu-ns/sample|<=|1.0|1|
+persisted 24h read of one metric, 2h parts / blocks (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=2h/query=metric|$PQ/impl=prometheus/series=$pn/layout=2h/query=metric|cpu-ns/sample|<=|1.0|1|
+persisted 24h read of one metric, day compacted (wall)|$PQ/impl=argus/series=$pn/layout=day/query=metric|$PQ/impl=prometheus/series=$pn/layout=day/query=metric|ns/op|-||1e6| ms
+persisted 24h read of one metric, 2h parts / blocks (wall)|$PQ/impl=argus/series=$pn/layout=2h/query=metric|$PQ/impl=prometheus/series=$pn/layout=2h/query=metric|ns/op|-||1e6| ms
+persisted 24h read of one series, day compacted (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=day/query=series|$PQ/impl=prometheus/series=$pn/layout=day/query=series|cpu-ns/sample|-||1|
+persisted 24h read of one series, 2h parts / blocks (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=2h/query=series|$PQ/impl=prometheus/series=$pn/layout=2h/query=series|cpu-ns/sample|-||1|
 EOF
 )" "$awk_median"'
 function fmtnum(x, div, suffix) {
@@ -364,7 +387,8 @@ if ((disk_count > 0)); then
 	IFS=, read -ra dhours <<<"${BENCH_DISK_HOURS:-3,24}"
 	for h in "${dhours[@]}"; do
 		D="BenchmarkDiskBytes/hours=$h/impl"
-		rows+="persisted bytes/sample, $dn series x ${h}h|$D=argus/series=$dn persisted-bytes/sample|$D=prometheus/series=$dn persisted-bytes/sample|$D=victoriametrics/series=$dn persisted-bytes/sample|<=|0.8"$'\n'
+		rows+="sealed bytes/sample: Argus's level-1/2 parts, Prometheus's blocks, $dn series x ${h}h|$D=argus/series=$dn sealed-bytes/sample|$D=prometheus/series=$dn persisted-bytes/sample|$D=victoriametrics/series=$dn persisted-bytes/sample|<=|0.8"$'\n'
+		rows+="persisted bytes/sample, store directory (Argus: level-0 files too), $dn series x ${h}h|$D=argus/series=$dn persisted-bytes/sample|$D=prometheus/series=$dn persisted-bytes/sample|$D=victoriametrics/series=$dn persisted-bytes/sample|<=|0.8"$'\n'
 		rows+="whole data dir bytes/sample after a clean stop, $dn series x ${h}h|$D=argus/series=$dn dir-bytes/sample|$D=prometheus/series=$dn dir-bytes/sample|$D=victoriametrics/series=$dn dir-bytes/sample|<=|0.8"$'\n'
 		rows+="share of the pushed samples that are persisted, ${h}h|$D=argus/series=$dn persisted-fraction|$D=prometheus/series=$dn persisted-fraction|$D=victoriametrics/series=$dn persisted-fraction|-|"$'\n'
 	done

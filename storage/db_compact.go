@@ -130,7 +130,10 @@ func (db *DB) rewrite(ctx context.Context, op string, sources []*partition, leve
 	if len(src.Tenants()) > 0 {
 		meta := partMeta{MinTime: minT, MaxTime: maxT, Level: level, Sources: names}
 		path := filepath.Join(db.dir, out.name)
-		err := writePart(path, meta, src, partWriteOptions{Compress: level >= 2, NoSync: db.opts.NoSync,
+		// Every sealed part is compressed, level 1 too: the rebuild of its
+		// XOR chunks costs less than decoding them (see PART.md), and
+		// sealed data is most of what an ingester keeps.
+		err := writePart(path, meta, src, partWriteOptions{Compress: true, NoSync: db.opts.NoSync,
 			hook: func(s string) error { return db.step("%s:part-%s %s", op, s, out.name) }})
 		if err != nil {
 			return nil, err

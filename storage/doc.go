@@ -24,10 +24,11 @@
 //     by flushes. At most one level-0 file per window receives appends; a
 //     window sealed and then appended to again gets a new one.
 //   - Level 1: a level-0 file sealed by Compact once its window ended,
-//     written by writePart (see part.go) in label order.
+//     written by writePart (see part.go) in label order, with compressed
+//     chunk blobs (parts written before that are raw, and still read).
 //   - Level 2: the sealed partitions of one CompactedRange window (24h)
-//     merged by Compact, with compressed chunk blobs. A late level-1 file in
-//     a compacted window is merged with it into a new level-2 file.
+//     merged by Compact, compressed too. A late level-1 file in a compacted
+//     window is merged with it into a new level-2 file.
 //
 // Rewrites (by CleanTombstones, retention or DeleteTenant) write a new file
 // of the same level and window. Every sealed file's meta lists the files

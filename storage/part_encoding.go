@@ -275,27 +275,6 @@ func decodeSymbolBlockIn(a *arena, dst []string, v []byte) ([]string, error) {
 	return dst, d.done("symbol block")
 }
 
-// symbolAt returns symbol i (0 to 31) of a symbol block as a new string,
-// decoding the block up to it without other allocations. buf is scratch,
-// returned for reuse.
-func symbolAt(v []byte, i int, buf []byte) (string, []byte, error) {
-	d := partDecoder{b: v}
-	n := d.uvarintMax(symbolsPerBlock)
-	if d.err == nil && uint64(i) >= n {
-		return "", buf, corruptf("symbol %d of a block of %d", i, n)
-	}
-	buf = buf[:0]
-	for range i + 1 {
-		shared := d.uvarintMax(uint64(len(buf)))
-		rest := d.bytes()
-		if d.err != nil {
-			return "", buf, fmt.Errorf("symbol block: %w", d.err)
-		}
-		buf = append(buf[:shared], rest...)
-	}
-	return string(buf), buf, nil
-}
-
 // partChunkRef is one decoded chunk meta of a series entry.
 type partChunkRef struct {
 	minT, maxT int64
@@ -415,7 +394,12 @@ func zstdCoders() (*zstd.Encoder, *zstd.Decoder) {
 		if err != nil {
 			panic(err) // only on invalid options
 		}
-		zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlobRaw))
+		// zstd's own frame checksum (xxhash, a quarter of the time of
+		// decompressing a blob) is not verified: each blob's CRC32C covers
+		// its compressed bytes, and Check verifies it. Reads trust the
+		// file, as reads of a Prometheus block trust its chunk CRCs.
+		zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlobRaw),
+			zstd.IgnoreChecksum(true))
 		if err != nil {
 			panic(err)
 		}
@@ -466,6 +450,12 @@ func blobRawLen(v []byte) (int, error) {
 // decodeBlob returns the raw data of a blob value: v itself for a raw blob,
 // a new slice otherwise. With verify it checks the CRC first.
 func decodeBlob(v []byte, verify bool) ([]byte, error) {
+	return decodeBlobInto(v, verify, nil)
+}
+
+// decodeBlobInto is decodeBlob decompressing into buf's memory when it is
+// large enough (a raw blob is still returned as v itself).
+func decodeBlobInto(v []byte, verify bool, buf []byte) ([]byte, error) {
 	n, err := blobRawLen(v)
 	if err != nil {
 		return nil, err
@@ -475,18 +465,21 @@ func decodeBlob(v []byte, verify bool) ([]byte, error) {
 	}
 	_, w := binary.Uvarint(v[5:])
 	payload := v[5+w:]
+	if buf == nil || cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
 	var raw []byte
 	switch v[0] {
 	case codecRaw:
 		return payload, nil
 	case codecZstd:
 		_, dec := zstdCoders()
-		raw, err = dec.DecodeAll(payload, make([]byte, 0, n))
+		raw, err = dec.DecodeAll(payload, buf[:0])
 	case codecS2:
 		if l, lerr := s2.DecodedLen(payload); lerr != nil || l != n {
 			return nil, corruptf("malformed s2 blob")
 		}
-		raw, err = s2.Decode(make([]byte, n), payload)
+		raw, err = s2.Decode(buf[:n], payload)
 	default:
 		return nil, corruptf("unknown blob codec %d", v[0])
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -26,6 +27,46 @@ type part struct {
 	size    int64
 	tenants []string
 	headers map[string]tenantHeader
+	// symbols caches each tenant's decoded symbol blocks across reads
+	// (tenant -> *symbolCache): a part never changes, and resolving the
+	// labels of the series a read returns was a third of a scan's index
+	// work and most of a point lookup's.
+	symbols sync.Map
+}
+
+// symbolCacheBlocks bounds the decoded symbol blocks a part keeps per
+// tenant: 32,768 symbols, a few MiB at most. Tests lower it.
+var symbolCacheBlocks = 1024
+
+// symbolCache holds decoded symbol blocks of one tenant of a part.
+type symbolCache struct {
+	mu     sync.Mutex
+	blocks map[uint32][]string
+}
+
+func (c *symbolCache) get(n uint32) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.blocks[n]
+}
+
+// put keeps block n, unless the cache is full: it is not evicted from,
+// so that it costs no bookkeeping; the blocks read first stay.
+func (c *symbolCache) put(n uint32, syms []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.blocks) < symbolCacheBlocks {
+		c.blocks[n] = syms
+	}
+}
+
+// symbolCacheOf returns the symbol cache of tenant.
+func (p *part) symbolCacheOf(tenant string) *symbolCache {
+	if c, ok := p.symbols.Load(tenant); ok {
+		return c.(*symbolCache)
+	}
+	c, _ := p.symbols.LoadOrStore(tenant, &symbolCache{blocks: map[uint32][]string{}})
+	return c.(*symbolCache)
 }
 
 // openPart opens the part file at path read-only. It fails with
@@ -110,7 +151,7 @@ func (p *part) view(tenant string, fn func(r *partReader) error) error {
 		if b == nil {
 			return corruptf("tenant bucket missing")
 		}
-		return fn(&partReader{b: b, h: h, syms: map[uint32]string{}})
+		return fn(&partReader{b: b, h: h, syms: map[uint32]string{}, cache: p.symbolCacheOf(tenant)})
 	})
 	if err != nil {
 		return fmt.Errorf("part %s tenant %q: %w", p.path, tenant, err)
@@ -121,39 +162,48 @@ func (p *part) view(tenant string, fn func(r *partReader) error) error {
 // partReader reads one tenant of a part in one transaction. Slices of
 // bbolt's memory it returns are valid until the transaction ends.
 type partReader struct {
-	b    *bbolt.Bucket
-	h    tenantHeader
-	syms map[uint32]string // symbol ID -> symbol, those read so far
-
-	symBuf []byte // scratch of symbolAt
+	b     *bbolt.Bucket
+	h     tenantHeader
+	syms  map[uint32]string // symbol ID -> symbol, those read so far
+	cache *symbolCache      // the part's decoded blocks of the tenant
 
 	group     []byte // decoded series group groupNo, nil if none
 	groupOffs []int  // offsets of the entries in group, and its end
 	groupNo   uint32
 	blobNo    uint32
 	blob      []byte // raw data of blob blobNo, nil if none loaded
-	xor       xorScratch
-	key       []byte // scratch
+	// blobBuf, if not nil, is reused for every decompressed blob: set by
+	// readers that copy what they keep of a blob before loading the next.
+	blobBuf []byte
+	xor     xorScratch
+	key     []byte // scratch
 }
 
-// symbol returns the string of symbol id. Symbols are cached one by one:
-// a miss decodes its block up to it.
+// symbol returns the string of symbol id. The reader caches symbols one
+// by one; a miss takes the symbol's block from the part's cache, or
+// decodes it whole into the cache.
 func (r *partReader) symbol(id uint32) (string, error) {
 	if s, ok := r.syms[id]; ok {
 		return s, nil
 	}
-	n := id / symbolsPerBlock
-	v := r.b.Get(appendKindKey(r.key[:0], kindSymbols, n))
-	if v == nil {
-		return "", corruptf("symbol block %d missing", n)
+	n, i := id/symbolsPerBlock, int(id%symbolsPerBlock)
+	block := r.cache.get(n)
+	if block == nil {
+		v := r.b.Get(appendKindKey(r.key[:0], kindSymbols, n))
+		if v == nil {
+			return "", corruptf("symbol block %d missing", n)
+		}
+		var err error
+		if block, err = decodeSymbolBlock(nil, v); err != nil {
+			return "", fmt.Errorf("symbol %d: %w", id, err)
+		}
+		r.cache.put(n, block)
 	}
-	s, buf, err := symbolAt(v, int(id%symbolsPerBlock), r.symBuf)
-	r.symBuf = buf
-	if err != nil {
-		return "", fmt.Errorf("symbol %d: %w", id, err)
+	if i >= len(block) {
+		return "", corruptf("symbol %d of a block of %d", i, len(block))
 	}
-	r.syms[id] = s
-	return s, nil
+	r.syms[id] = block[i]
+	return block[i], nil
 }
 
 // entry returns the raw value of series id, valid until the next call.
@@ -217,11 +267,14 @@ func (r *partReader) blobLen(n uint32) (int, bool, error) {
 func (r *partReader) chunkData(c *partChunkRef) ([]byte, error) {
 	if r.blob == nil || r.blobNo != c.blob {
 		v := r.b.Get(appendKindKey(r.key[:0], kindBlob, c.blob))
-		raw, err := decodeBlob(v, false)
+		raw, err := decodeBlobInto(v, false, r.blobBuf)
 		if err != nil {
 			return nil, fmt.Errorf("blob %d: %w", c.blob, err)
 		}
 		r.blob, r.blobNo = raw, c.blob
+		if r.blobBuf != nil && v[0] != codecRaw {
+			r.blobBuf = raw
+		}
 	}
 	end := uint64(c.off) + uint64(c.len)
 	if end > uint64(len(r.blob)) {
@@ -317,6 +370,7 @@ func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []
 			e  seriesEntry
 			lb = labels.NewScratchBuilder(16)
 		)
+		r.blobBuf = []byte{} // Chunk data are copied to a before the next blob.
 		return forIDs(ids, all, r.h.series, func(id uint64) error {
 			if err := r.series(id, &e); err != nil {
 				return err

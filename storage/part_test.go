@@ -343,3 +343,19 @@ func cloneSeries(s Series) Series {
 	}
 	return out
 }
+
+// TestPartSymbolCache reads a part twice, the second time from its symbol
+// cache, with the cache bounded to one block so that most reads go past
+// it: every read must match the model either way.
+func TestPartSymbolCache(t *testing.T) {
+	old := symbolCacheBlocks
+	symbolCacheBlocks = 1
+	t.Cleanup(func() { symbolCacheBlocks = old })
+	model := newTestModel(t)
+	p := writeTestPartOpts(t, model, partMeta{MinTime: -1000, MaxTime: 9000, Level: 1}, partWriteOptions{Compress: true})
+	for range 2 {
+		requirePartMatchesModel(t, p, model, "team-a")
+	}
+	c := p.symbolCacheOf("team-a")
+	require.Len(t, c.blocks, 1)
+}

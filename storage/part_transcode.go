@@ -19,8 +19,9 @@ import (
 // scrapes make the timestamp planes empty, counters with integer steps leave
 // one small plane, and the random low bits of gauges stay as they are, so
 // zstd removes what XOR spends on alignment and control bits. Reads rebuild
-// the XOR chunk with chunkenc, which is deterministic: the writer keeps the
-// transcoded form only if it rebuilds the original bytes exactly.
+// the XOR chunk with an encoder that writes what chunkenc writes (part_xor.go;
+// chunkenc is deterministic): the writer keeps the transcoded form only if it
+// rebuilds the original bytes exactly.
 //
 // Layout: uvarint(samples) varint(first t) [varint(second t - first t)]
 // first value bits(8, little-endian) stream(dods) stream(value deltas), where
@@ -82,49 +83,54 @@ func untranscodeXOR(v []byte) ([]byte, bool) {
 
 // xorScratch holds the buffers of untranscode, reused from chunk to chunk.
 type xorScratch struct {
-	ts             []int64
-	vs, dods, dels []uint64
-	w              bitWriter
+	dods, dels []uint64
+	w          xorWriter
 }
 
 // untranscode rebuilds the XOR chunk data of a transcoded chunk. The result
 // is valid until the next call.
+//
+// It writes the XOR bit stream straight from the decoded streams: the
+// stored delta of delta of each timestamp is the one XOR encodes (both wrap
+// the same way), and each value is its predecessor's sortable bits plus the
+// stored delta, so no timestamp or value array is built. A chunk whose
+// streams are both zero (a constant, regularly scraped series) is its first
+// two samples followed by two zero bits per sample.
 func (x *xorScratch) untranscode(v []byte) ([]byte, bool) {
 	d := partDecoder{b: v}
 	n := int(d.uvarintMax(math.MaxUint16))
 	t0 := d.varint()
-	var t1 int64
+	var dt1 int64
 	if n > 1 {
-		t1 = t0 + d.varint()
+		dt1 = d.varint()
 	}
 	if d.err != nil || n == 0 || len(d.b) < 8 {
 		return nil, false
 	}
 	first := binary.LittleEndian.Uint64(d.b)
 	d.b = d.b[8:]
-	var ok bool
-	if x.dods, ok = readStream(&d, max(n-2, 0), x.dods); !ok {
+	var ok, dodsZero, delsZero bool
+	if x.dods, dodsZero, ok = readStream(&d, max(n-2, 0), x.dods); !ok {
 		return nil, false
 	}
-	if x.dels, ok = readStream(&d, n-1, x.dels); !ok || len(d.b) != 0 {
+	if x.dels, delsZero, ok = readStream(&d, n-1, x.dels); !ok || len(d.b) != 0 {
 		return nil, false
 	}
-	x.ts, x.vs = slices.Grow(x.ts[:0], n)[:n], slices.Grow(x.vs[:0], n)[:n]
-	t, prevT, vb := t0, t0, sortableBits(first)
-	for i := range n {
-		switch {
-		case i == 1:
-			prevT, t = t, t1
-		case i > 1:
-			prevT, t = t, 2*t-prevT+unzigzag(x.dods[i-2])
-		}
-		if i > 0 {
-			vb += uint64(unzigzag(x.dels[i-1]))
-		}
-		x.ts[i], x.vs[i] = t, unsortableBits(vb)
+	w := &x.w
+	w.begin(w.buf, n)
+	w.first(t0, first)
+	if n == 1 {
+		return w.finish(), true
 	}
-	x.w.buf = x.w.buf[:0]
-	return encodeXORTo(&x.w, x.ts, x.vs), true
+	vb := sortableBits(first) + uint64(unzigzag(x.dels[0]))
+	prev := unsortableBits(vb)
+	w.second(uint64(dt1), prev^first)
+	if dodsZero && delsZero {
+		w.zeros(2 * uint(n-2))
+		return w.finish(), true
+	}
+	w.rest(x.dods[:n-2], x.dels[1:n-1], dodsZero, vb, prev)
+	return w.finish(), true
 }
 
 // appendStream appends xs shifted right by their common trailing zeros, as
@@ -148,25 +154,38 @@ func appendStream(dst []byte, xs []uint64) []byte {
 	return dst
 }
 
-// readStream reads a stream of n entries written by appendStream into xs.
-func readStream(d *partDecoder, n int, xs []uint64) ([]uint64, bool) {
+// readStream reads a stream of n entries written by appendStream into xs,
+// and says whether they are all zero.
+func readStream(d *partDecoder, n int, xs []uint64) (_ []uint64, zero, ok bool) {
 	shift, width := int(d.byte()), int(d.byte())
 	if d.err != nil || shift > 63 || width > 8 || len(d.b) < width*n {
-		return xs, false
+		return xs, false, false
 	}
 	xs = slices.Grow(xs[:0], n)[:n]
-	clear(xs)
-	for p := range width {
-		plane := d.b[p*n : (p+1)*n]
-		for i, c := range plane {
-			xs[i] |= uint64(c) << (8 * p)
+	switch width {
+	case 0:
+		clear(xs)
+		return xs, true, true
+	case 1:
+		for i, c := range d.b[:n] {
+			xs[i] = uint64(c)
+		}
+	default:
+		clear(xs)
+		for p := range width {
+			plane := d.b[p*n : (p+1)*n]
+			for i, c := range plane {
+				xs[i] |= uint64(c) << (8 * p)
+			}
 		}
 	}
-	for i := range xs {
-		xs[i] <<= shift
+	if shift != 0 {
+		for i := range xs {
+			xs[i] <<= shift
+		}
 	}
 	d.b = d.b[width*n:]
-	return xs, true
+	return xs, false, true
 }
 
 func zigzag(x int64) uint64   { return uint64(x<<1) ^ uint64(x>>63) }

@@ -2,127 +2,205 @@ package storage
 
 import (
 	"encoding/binary"
-	"math/bits"
+	mbits "math/bits"
+	"slices"
 )
 
-// encodeXOR encodes samples (times ts, float bits vs) as chunkenc's XOR
-// encoder does, byte for byte, but with a 64-bit accumulator instead of a
-// write per bit, which makes rebuilding transcoded chunks several times
-// faster. transcodeXOR keeps a transcoded chunk only if this rebuilds the
-// original bytes, so a difference could only cost density, never data.
-func encodeXOR(ts []int64, vs []uint64) []byte {
-	return encodeXORTo(&bitWriter{buf: make([]byte, 0, 2+len(ts)*3)}, ts, vs)
+// xorWriter writes a chunkenc XOR chunk: chunkenc's bit stream (bits most
+// significant first, the last byte padded with zeros) through a 64-bit
+// accumulator flushed 8 bytes at a time, where chunkenc writes bit by bit.
+// It also keeps the XOR value state (the leading and trailing zeros of the
+// last value window).
+type xorWriter struct {
+	buf               []byte
+	acc               uint64 // pending bits, left-aligned
+	n                 uint   // number of pending bits, below 64
+	leading, trailing uint   // window of the last value; leading 0xff: none
 }
 
-// encodeXORTo is encodeXOR appending to w, which must be empty.
-func encodeXORTo(w *bitWriter, ts []int64, vs []uint64) []byte {
-	w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(ts)))
-	var (
-		tDelta            uint64
-		leading, trailing uint8 = 0xff, 0
-		tmp               [binary.MaxVarintLen64]byte
-	)
-	for i, t := range ts {
-		switch i {
-		case 0:
-			for _, b := range tmp[:binary.PutVarint(tmp[:], t)] {
-				w.write(uint64(b), 8)
-			}
-			w.write(vs[0], 64)
-		case 1:
-			tDelta = uint64(t - ts[0])
-			for _, b := range tmp[:binary.PutUvarint(tmp[:], tDelta)] {
-				w.write(uint64(b), 8)
-			}
-			w.xorValue(vs[1]^vs[0], &leading, &trailing)
-		default:
-			d := uint64(t - ts[i-1])
-			dod := int64(d - tDelta)
-			tDelta = d
-			switch {
-			case dod == 0:
-				w.write(0, 1)
-			case xorBitRange(dod, 14):
-				w.write(0b10, 2)
-				w.write(uint64(dod), 14)
-			case xorBitRange(dod, 17):
-				w.write(0b110, 3)
-				w.write(uint64(dod), 17)
-			case xorBitRange(dod, 20):
-				w.write(0b1110, 4)
-				w.write(uint64(dod), 20)
-			default:
-				w.write(0b1111, 4)
-				w.write(uint64(dod), 64)
-			}
-			w.xorValue(vs[i]^vs[i-1], &leading, &trailing)
-		}
-	}
-	return w.bytes()
+// begin starts a chunk of n samples in dst's memory.
+func (w *xorWriter) begin(dst []byte, n int) {
+	// At most 2+10+8 bytes for the first sample and 10 bytes plus 77 bits
+	// for the second, 145 bits (19 bytes) for the others, 8 of slack.
+	w.buf = slices.Grow(dst[:0], 2+48+19*n)
+	w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(n))
+	w.acc, w.n, w.leading, w.trailing = 0, 0, 0xff, 0
 }
 
-func xorBitRange(x int64, nbits uint8) bool {
-	return -((1<<(nbits-1))-1) <= x && x <= 1<<(nbits-1)
-}
-
-// bitWriter appends bits most significant first, as chunkenc's bstream.
-type bitWriter struct {
-	buf []byte
-	acc uint64 // pending bits, left-aligned
-	n   uint   // number of pending bits, below 32
-}
-
-// write appends the low nbits (0 to 64) of x.
-func (w *bitWriter) write(x uint64, nbits uint) {
-	if nbits > 32 {
-		w.write32(x>>32&(1<<(nbits-32)-1), nbits-32)
-		w.write32(x&0xffffffff, 32)
+// put appends the nbits (at most 64) low bits of x; x has no bits above them.
+func (w *xorWriter) put(x uint64, nbits uint) {
+	free := 64 - w.n
+	if nbits < free {
+		w.acc |= x << (free - nbits)
+		w.n += nbits
 		return
 	}
-	w.write32(x&(1<<nbits-1), nbits)
+	w.acc |= x >> (nbits - free)
+	w.buf = binary.BigEndian.AppendUint64(w.buf, w.acc)
+	w.n = nbits - free
+	w.acc = x << (64 - w.n) // 0 when w.n is 0: Go shifts by 64 give 0
 }
 
-// write32 appends x, which has nbits (at most 32) bits.
-func (w *bitWriter) write32(x uint64, nbits uint) {
-	w.acc |= x << (64 - w.n - nbits)
-	w.n += nbits
-	if w.n >= 32 {
-		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(w.acc>>32))
-		w.acc <<= 32
-		w.n -= 32
+// zeros appends k zero bits.
+func (w *xorWriter) zeros(k uint) {
+	for k > 0 {
+		c := min(k, 64)
+		w.put(0, c)
+		k -= c
 	}
 }
 
-// xorValue writes the XOR delta of a value as chunkenc's xorWrite does.
-func (w *bitWriter) xorValue(delta uint64, leading, trailing *uint8) {
+// putBytes appends whole bytes, as chunkenc's writeByte.
+func (w *xorWriter) putBytes(b []byte) {
+	for _, c := range b {
+		w.put(uint64(c), 8)
+	}
+}
+
+// first writes the first sample: varint time, then the value's 64 bits.
+func (w *xorWriter) first(t int64, v uint64) {
+	var tmp [binary.MaxVarintLen64]byte
+	w.putBytes(tmp[:binary.PutVarint(tmp[:], t)])
+	w.put(v>>32, 32)
+	w.put(v&0xffffffff, 32)
+}
+
+// second writes the second sample: uvarint time delta, then the XOR of the
+// value with the first.
+func (w *xorWriter) second(tDelta, xor uint64) {
+	var tmp [binary.MaxVarintLen64]byte
+	w.putBytes(tmp[:binary.PutUvarint(tmp[:], tDelta)])
+	w.value(xor)
+}
+
+// dod writes the delta of delta of a timestamp.
+func (w *xorWriter) dod(dod int64) {
+	switch {
+	case dod == 0:
+		w.put(0, 1)
+	case xorBitRange(dod, 14):
+		w.put(0b10<<14|uint64(dod)&(1<<14-1), 16)
+	case xorBitRange(dod, 17):
+		w.put(0b110<<17|uint64(dod)&(1<<17-1), 20)
+	case xorBitRange(dod, 20):
+		w.put(0b1110<<20|uint64(dod)&(1<<20-1), 24)
+	default:
+		w.put(0b1111, 4)
+		w.put(uint64(dod), 64)
+	}
+}
+
+// value writes the XOR of a value with the previous one, as chunkenc's
+// xorWrite.
+func (w *xorWriter) value(delta uint64) {
 	if delta == 0 {
-		w.write(0, 1)
+		w.put(0, 1)
 		return
 	}
-	newLeading := uint8(bits.LeadingZeros64(delta))
-	newTrailing := uint8(bits.TrailingZeros64(delta))
-	if newLeading >= 32 {
-		newLeading = 31
+	lz := uint(mbits.LeadingZeros64(delta))
+	tz := uint(mbits.TrailingZeros64(delta))
+	if lz >= 32 {
+		lz = 31
 	}
-	if *leading != 0xff && newLeading >= *leading && newTrailing >= *trailing {
-		w.write(0b10, 2)
-		w.write(delta>>*trailing, uint(64-*leading-*trailing))
+	if w.leading != 0xff && lz >= w.leading && tz >= w.trailing {
+		w.put(0b10, 2)
+		w.put(delta>>w.trailing, 64-w.leading-w.trailing)
 		return
 	}
-	*leading, *trailing = newLeading, newTrailing
-	sigbits := 64 - newLeading - newTrailing
+	w.leading, w.trailing = lz, tz
+	sig := 64 - lz - tz
 	// Control bits 11, 5 bits of leading zeros, 6 of significant bits (64
 	// is written as 0).
-	w.write(0b11<<11|uint64(newLeading)<<6|uint64(sigbits&63), 13)
-	w.write(delta>>newTrailing, uint(sigbits))
+	w.put(0b11<<11|uint64(lz)<<6|uint64(sig&63), 13)
+	w.put(delta>>tz, sig)
 }
 
-// bytes returns the stream, the last byte padded with zero bits.
-func (w *bitWriter) bytes() []byte {
+// rest writes the samples after the second from the stored deltas of
+// delta of their timestamps (zigzag; all zero if dodsZero) and deltas of
+// their values' sortable bits (zigzag), given the second value's sortable
+// bits vb and bits prev. It is put, dod and value in one loop with the
+// writer's state in local variables, which the compiler keeps in registers:
+// the rebuild of every transcoded chunk read runs here.
+func (w *xorWriter) rest(dods, dels []uint64, dodsZero bool, vb, prev uint64) {
+	buf, acc, n := w.buf, w.acc, w.n
+	leading, trailing := w.leading, w.trailing
+	for i, del := range dels {
+		// The timestamp's code, followed by the value's control bits.
+		code, bits := uint64(0), uint(1)
+		if !dodsZero {
+			if dod := unzigzag(dods[i]); dod != 0 {
+				if !xorBitRange(dod, 20) {
+					w.buf, w.acc, w.n = buf, acc, n
+					w.dod(dod)
+					buf, acc, n = w.buf, w.acc, w.n
+					bits = 0
+				} else {
+					code, bits = dodCode(dod)
+				}
+			}
+		}
+		vb += uint64(unzigzag(del))
+		val := unsortableBits(vb)
+		delta := val ^ prev
+		prev = val
+		if delta == 0 {
+			buf, acc, n = putBits(buf, acc, n, code<<1, bits+1)
+			continue
+		}
+		lz := uint(mbits.LeadingZeros64(delta))
+		tz := uint(mbits.TrailingZeros64(delta))
+		if lz >= 32 {
+			lz = 31
+		}
+		if leading != 0xff && lz >= leading && tz >= trailing {
+			buf, acc, n = putBits(buf, acc, n, code<<2|0b10, bits+2)
+			buf, acc, n = putBits(buf, acc, n, delta>>trailing, 64-leading-trailing)
+			continue
+		}
+		leading, trailing = lz, tz
+		sig := 64 - lz - tz
+		buf, acc, n = putBits(buf, acc, n, code<<13|0b11<<11|uint64(lz)<<6|uint64(sig&63), bits+13)
+		buf, acc, n = putBits(buf, acc, n, delta>>tz, sig)
+	}
+	w.buf, w.acc, w.n = buf, acc, n
+	w.leading, w.trailing = leading, trailing
+}
+
+// dodCode returns the code of a delta of delta that fits in 20 bits, and its
+// length, as dod writes it.
+func dodCode(dod int64) (uint64, uint) {
+	switch {
+	case xorBitRange(dod, 14):
+		return 0b10<<14 | uint64(dod)&(1<<14-1), 16
+	case xorBitRange(dod, 17):
+		return 0b110<<17 | uint64(dod)&(1<<17-1), 20
+	default:
+		return 0b1110<<20 | uint64(dod)&(1<<20-1), 24
+	}
+}
+
+// putBits is xorWriter.put on the writer's state held in variables.
+func putBits(buf []byte, acc uint64, n uint, x uint64, nbits uint) ([]byte, uint64, uint) {
+	free := 64 - n
+	if nbits < free {
+		return buf, acc | x<<(free-nbits), n + nbits
+	}
+	acc |= x >> (nbits - free)
+	buf = binary.BigEndian.AppendUint64(buf, acc)
+	n = nbits - free
+	return buf, x << (64 - n), n
+}
+
+// finish pads the last byte with zeros and returns the chunk.
+func (w *xorWriter) finish() []byte {
 	for ; w.n > 0; w.n -= min(w.n, 8) {
 		w.buf = append(w.buf, byte(w.acc>>56))
 		w.acc <<= 8
 	}
-	w.acc, w.n = 0, 0
+	w.acc = 0
 	return w.buf
+}
+
+func xorBitRange(x int64, nbits uint8) bool {
+	return -((1<<(nbits-1))-1) <= x && x <= 1<<(nbits-1)
 }

@@ -91,15 +91,25 @@ func (a *argusIngester) push(ctx context.Context, req *arguspb.WriteRequest) err
 
 // persist stops the ingester, which writes every finished chunk to its DB
 // (open chunks stay in the WAL, so the caller pushes one scrape past maxt to
-// finish the chunks up to maxt), then reads the DB back to count what it
-// holds. The file size is that of the DB directory (<storage.path>/db).
+// finish the chunks up to maxt), then has the DB seal and compact them, as
+// the Prometheus side compacts its head up to maxt into a block (a running
+// ingester seals each 2h window once it has ended, and merges each day),
+// then reads the DB back to count what it holds. The file size is that of
+// the DB directory (<storage.path>/db).
 func (a *argusIngester) persist(ctx context.Context, _ int64) (persisted, error) {
 	var out persisted
 	if err := a.stop(ctx); err != nil {
 		return out, err
 	}
 	path := filepath.Join(a.dir, "db")
-	var err error
+	db, err := storage.OpenDB(path, storage.DBOptions{})
+	if err != nil {
+		return out, err
+	}
+	err = db.Compact(ctx, math.MaxInt64)
+	if err = errors.Join(err, db.Close()); err != nil {
+		return out, fmt.Errorf("compact the DB: %w", err)
+	}
 	if out.fileBytes, err = dirSize(path, func(string) bool { return false }); err != nil {
 		return out, fmt.Errorf("measure chunk store: %w", err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/argus-tsdb/argus/internal/clustertest"
 	"github.com/argus-tsdb/argus/internal/promimport"
 	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/storage"
 )
 
 const (
@@ -54,6 +55,15 @@ type diskMeasure struct {
 	// allPersisted: every pushed sample is in persistedBytes (a store
 	// without a WAL, once flushed); persistedSamples is not counted.
 	allPersisted bool
+	// levelBytes are Argus's persisted bytes by partition level (L0, L1,
+	// L2), to see where they go.
+	levelBytes map[string]int64
+	// sealedBytes and sealedSamples are those of Argus's immutable parts
+	// (levels 1 and 2), the counterpart of Prometheus's blocks: its
+	// level-0 files, mutable and written by every flush, are that of
+	// Prometheus's head chunks (chunks_head/), which persistedBytes does
+	// not count on Prometheus's side.
+	sealedBytes, sealedSamples int64
 }
 
 // diskServer is one side of BenchmarkDiskBytes: start returns the push
@@ -98,6 +108,12 @@ func BenchmarkDiskBytes(b *testing.B) {
 				b.ReportMetric(float64(m.persistedSamples)/float64(pushed), "persisted-fraction")
 				b.ReportMetric(float64(m.dirBytes)/(1<<20), "dir-MiB")
 				b.ReportMetric(float64(m.persistedBytes)/(1<<20), "persisted-MiB")
+				if m.sealedSamples > 0 {
+					b.ReportMetric(float64(m.sealedBytes)/float64(m.sealedSamples), "sealed-bytes/sample")
+				}
+				for level, n := range m.levelBytes {
+					b.ReportMetric(float64(n)/(1<<20), "persisted-"+level+"-MiB")
+				}
 			})
 		}
 	}
@@ -204,10 +220,13 @@ func startDiskArgus(b *testing.B) (string, http.Header, func() diskMeasure) {
 	p := clustertest.StartArgus(b, clustertest.Options{Flags: diskArgusFlags})
 	header := http.Header{clustertest.TenantHeader: {tenantID}}
 	return p.PushURL(), header, func() diskMeasure {
+		waitQuiet(b, filepath.Join(p.StorageDir(), "db"))
 		p.Stop(b)
 		var m diskMeasure
 		var err error
 		m.persistedBytes, m.persistedSamples, err = argusPersisted(p.StorageDir())
+		require.NoError(b, err)
+		m.levelBytes, m.sealedBytes, m.sealedSamples, err = argusLevels(filepath.Join(p.StorageDir(), "db"))
 		require.NoError(b, err)
 		m.dirBytes, err = dirSize(p.StorageDir(), nil)
 		require.NoError(b, err)
@@ -224,6 +243,66 @@ func argusPersisted(dir string) (bytes, samples int64, err error) {
 	}
 	_, samples, err = storedChunkBytes(path)
 	return bytes, samples, err
+}
+
+// waitQuiet waits (up to 3 minutes) until the partition files of the DB at
+// dir have not changed for 25 s: two flush and compaction periods of the
+// ingester (10 s each by default). The push replays hours of data in
+// minutes; with data arriving in real time the ingester would have flushed
+// the finished chunks and sealed the windows it can seal (those that ended
+// before the oldest time a flush may still write: about an hour before the
+// newest sample) long before. Prometheus's equivalent, the compaction of
+// its head into a block, runs on the append path and needs no wait.
+func waitQuiet(b *testing.B, dir string) {
+	const quiet = 25 * time.Second
+	deadline := time.Now().Add(3 * time.Minute)
+	var last string
+	lastChange := time.Now()
+	for {
+		entries, err := os.ReadDir(dir)
+		require.NoError(b, err)
+		var names []string
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "L") {
+				names = append(names, e.Name())
+			}
+		}
+		if now := strings.Join(names, ","); now != last {
+			last, lastChange = now, time.Now()
+		}
+		if len(names) > 0 && time.Since(lastChange) >= quiet {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Logf("the partitions were still changing after 3 minutes: %v", names)
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// argusLevels returns the bytes of the partition files of the stopped
+// DB at dir by level ("L0", "L1", ...), and the bytes and samples of its
+// sealed (level 1 and up) parts.
+func argusLevels(dir string) (levels map[string]int64, sealedBytes, sealedSamples int64, err error) {
+	db, err := storage.OpenDB(dir, storage.DBOptions{})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	stats, err := db.TenantStats(tenantID)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	levels = map[string]int64{}
+	for _, st := range stats {
+		levels[fmt.Sprintf("L%d", st.Partition.Level)] += st.Partition.Bytes
+		if st.Partition.Level > 0 {
+			sealedBytes += st.Partition.Bytes
+			sealedSamples += st.Samples
+		}
+	}
+	return levels, sealedBytes, sealedSamples, nil
 }
 
 func startDiskPrometheus(b *testing.B) (string, http.Header, func() diskMeasure) {
