@@ -351,16 +351,23 @@ func (ss *stripeSeries) getByProto(hash uint64, ls []*arguspb.Label) *memSeries 
 // equalProto reports whether syms are the labels ls. The caller may read
 // syms (symbols.go).
 func (ss *stripeSeries) equalProto(syms string, ls []*arguspb.Label) bool {
-	i := 0
+	t, i := ss.syms, 0
 	for _, l := range ls {
-		if i >= len(syms) {
-			return false
+		var n, v uint64
+		if i+1 < len(syms) && syms[i]|syms[i+1] < 0x80 { // Two one-byte IDs: most names and many values.
+			n, v = uint64(syms[i]), uint64(syms[i+1])
+			i += 2
+		} else {
+			if i >= len(syms) {
+				return false
+			}
+			var k int
+			n, k = uvarintString(syms[i:])
+			i += k
+			v, k = uvarintString(syms[i:])
+			i += k
 		}
-		n, k := uvarintString(syms[i:])
-		i += k
-		v, k := uvarintString(syms[i:])
-		i += k
-		if ss.syms.symbol(uint32(n)) != l.GetName() || ss.syms.symbol(uint32(v)) != l.GetValue() {
+		if t.symbol(uint32(v)) != l.GetValue() || t.symbol(uint32(n)) != l.GetName() {
 			return false
 		}
 	}
