@@ -60,9 +60,9 @@ type memSeries struct {
 	mu sync.Mutex
 	// open is the XOR chunk appended to, nil when there is none, and xor
 	// its encoder's state (xor.go); xor.t is the open chunk's max time.
-	open []byte   // guarded by mu
-	xor  xorState // guarded by mu
-	finished *finishedChunk    // guarded by mu: the oldest cut chunk not persisted yet
+	open     []byte         // guarded by mu
+	xor      xorState       // guarded by mu
+	finished *finishedChunk // guarded by mu: the oldest cut chunk not persisted yet
 
 	// lastT is the time of the latest sample accepted; it starts at the
 	// persisted max time. Guarded by the tenant's appendMu.
