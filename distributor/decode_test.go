@@ -9,28 +9,31 @@ import (
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
-// requireDecodesLikeGenerated checks unmarshalRequest against the generated
-// UnmarshalVT on raw: the same error-ness and, on success, the same series
-// and metadata (unknown top-level fields are skipped by unmarshalRequest).
-// req is reset first, so that a pooled request can be passed.
-func requireDecodesLikeGenerated(t testing.TB, raw []byte, req *arguspb.WriteRequest) {
+// requireDecodesLikeGenerated checks writeCtx.unmarshalRequest against the
+// generated UnmarshalVT on raw: the same error-ness and, on success, the
+// same series (each fast-path series checked by requireScannedLikeGenerated)
+// and as many metadata entries (unknown top-level fields are skipped by
+// unmarshalRequest). wc is reset first, so that a reused one can be passed.
+func requireDecodesLikeGenerated(t testing.TB, raw []byte, wc *writeCtx) {
 	t.Helper()
 	var want arguspb.WriteRequest
 	wantErr := want.UnmarshalVT(raw)
-	resetDecoded(req)
-	gotErr := unmarshalRequest(raw, req, nil)
+	wc.reset()
+	wc.decoded = raw // The label offsets of the fast path point into it.
+	gotErr := wc.unmarshalRequest(raw)
 	if wantErr != nil || gotErr != nil {
 		require.Equal(t, wantErr != nil, gotErr != nil, "generated: %v, unmarshalRequest: %v", wantErr, gotErr)
 		return
 	}
-	require.Len(t, req.Timeseries, len(want.Timeseries))
-	for i := range want.Timeseries {
-		require.True(t, want.Timeseries[i].EqualVT(req.Timeseries[i]), "series %d: want %v, got %v", i, want.Timeseries[i], req.Timeseries[i])
+	require.Len(t, wc.series, len(want.Timeseries))
+	for i, w := range want.Timeseries {
+		if s := &wc.series[i]; s.ts != nil {
+			require.True(t, w.EqualVT(s.ts), "series %d: want %v, got %v", i, w, s.ts)
+			continue
+		}
+		requireScannedLikeGenerated(t, wc, i, w)
 	}
-	require.Equal(t, len(want.Metadata), len(req.Metadata))
-	for i := range want.Metadata {
-		require.Equal(t, want.Metadata[i], req.Metadata[i])
-	}
+	require.Equal(t, len(want.Metadata), wc.metadata)
 }
 
 func TestUnmarshalRequest(t *testing.T) {
@@ -66,24 +69,24 @@ func TestUnmarshalRequest(t *testing.T) {
 		"bad metadata length": {0x1a, 0x05, 0x01},
 		"metadata wrong type": protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 1),
 	}
-	// One pooled request for all, in a fixed order: big first, so that the
-	// small ones reuse its series.
-	req := &arguspb.WriteRequest{}
+	// One writeCtx for all, in a fixed order: big first, so that the small
+	// ones reuse its series.
+	wc := &writeCtx{byAddr: map[string]int{}}
 	for _, name := range []string{"big", "small", "unknown fields", "empty", "wrong wire type", "truncated", "big",
 		"field zero", "end group", "bad series inside", "bad metadata length", "metadata wrong type", "small"} {
-		t.Run(name, func(t *testing.T) { requireDecodesLikeGenerated(t, cases[name], req) })
+		t.Run(name, func(t *testing.T) { requireDecodesLikeGenerated(t, cases[name], wc) })
 	}
 }
 
 func TestResetDecoded_BoundsWhatThePoolKeeps(t *testing.T) {
-	req := &arguspb.WriteRequest{}
+	var all []*arguspb.TimeSeries
 	for range maxPooledSeries + 5 {
-		req.Timeseries = append(req.Timeseries, series([]string{"__name__", "x"}, 1, 2))
+		all = append(all, series([]string{"__name__", "x"}, 1, 2))
 	}
-	resetDecoded(req)
-	require.Empty(t, req.Timeseries)
-	require.LessOrEqual(t, cap(req.Timeseries), maxPooledSeries)
-	kept := req.Timeseries[:cap(req.Timeseries)]
+	all = resetDecoded(all)
+	require.Empty(t, all)
+	require.LessOrEqual(t, cap(all), maxPooledSeries)
+	kept := all[:cap(all)]
 	require.NotNil(t, kept[0])
 	require.Empty(t, kept[0].Labels, "reset")
 	require.Positive(t, cap(kept[0].Labels), "capacity kept for reuse")

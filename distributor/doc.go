@@ -7,7 +7,7 @@
 // write quorum and the memory ownership of a request):
 //
 //	admit     ──▶ read body  ──▶ snappy     ──▶ unmarshal   ──▶ validate     ──▶ shard  ──▶ push      ──▶ settle   ──▶ respond
-//	(headers)     (size cap)     (size cap)     (zero-copy)     (per series)     (ring)     (fan-out)     (quorum)     (one status)
+//	(headers)     (size cap)     (size cap)     (in place)      (per series)     (ring)     (fan-out)     (quorum)     (one status)
 //
 // Each series is pushed to the ReplicationFactor replicas the ring gives it
 // and is stored once a quorum (ReplicationFactor/2+1) of them acknowledged it

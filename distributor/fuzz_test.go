@@ -36,7 +36,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 	cfg := testConfig(f)
 	lim := defaultLimits(f)
 	lim.MaxRecvMsgSize = 1 << 16 // Larger inputs only test the limit.
-	reused := &arguspb.WriteRequest{}
+	reused := &writeCtx{byAddr: map[string]int{}}
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var violation error

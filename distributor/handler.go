@@ -76,9 +76,12 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err := wc.decode(lim.MaxRecvMsgSize); err != nil {
 		return err
 	}
-	toPush := d.validate(wc, tm, lim)
+	toPush, err := d.validate(wc, tenantID, tm, lim)
+	if err != nil {
+		return err
+	}
 	if toPush > 0 {
-		if err := d.admitRate(tenantID, lim, toPush, wc.req.Timeseries[0].Labels); err != nil {
+		if err := d.admitRate(tenantID, lim, toPush, func() string { return formatLabels(wc.labelsOf(0)) }); err != nil {
 			tm.discarded[reasonRateLimited].Add(float64(toPush))
 			return err
 		}

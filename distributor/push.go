@@ -8,56 +8,88 @@ import (
 
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/limits"
+	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
 )
 
-// validate checks every series of wc.req (see seriesValidator.validate),
-// records the rejected ones (counted by countInvalid once the answer is
-// final) and compacts wc.req.Timeseries to the series to push. It returns the number of samples to push. Exemplars and metadata are
-// counted and dropped: Argus does not store them yet.
-func (d *Distributor) validate(wc *writeCtx, tm *tenantMetrics, lim *limits.Limits) (toPush int) {
+// validate checks every series of wc.series, records the rejected ones
+// (counted by countInvalid once the answer is final) and compacts wc.series
+// to the series to push. It returns the number of samples to push.
+// Exemplars and metadata are counted and dropped: Argus does not store them
+// yet.
+//
+// A series the fast path read (see scan.go) and seriesValidator.valid passes
+// is pushed as it came, its shard token computed in the same pass over its
+// labels (the tenant's: tenantID must be shard's). Any other is decoded (if
+// the fast path did not) and checked, and fixed where it can be, by
+// seriesValidator.validate.
+func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics, lim *limits.Limits) (toPush int, err error) {
 	v := newSeriesValidator(d.now(), lim)
 	received, exemplars := 0, 0
-	all, kept := wc.req.Timeseries, 0
-	for i, ts := range all {
-		received += len(ts.Samples) + len(ts.Histograms)
-		exemplars += len(ts.Exemplars)
-		nl, ns := len(ts.Labels), len(ts.Samples)
-		if len(ts.Exemplars) > 0 || !labelsSorted(ts.Labels) {
-			wc.raw[i] = nil // Sent without exemplars, or with its labels sorted: re-encoded.
-		}
-		ts.Exemplars = nil
-		serr := v.validate(ts)
-		if len(ts.Labels) != nl || len(ts.Samples) != ns {
-			wc.raw[i] = nil // Empty labels or future samples removed: re-encoded.
-		}
-		if serr != nil {
-			wc.invalid[serr.reason] += int64(serr.samples)
-			wc.rej.add(ts.Labels, serr.reason, serr.detail, int64(serr.samples))
-			if !serr.partial {
-				continue
+	all, kept := wc.series, 0
+	wc.key = append(append(wc.key[:0], tenantID...), 0xff)
+	prefix := len(wc.key)
+	for i := range all {
+		s := &all[i]
+		if s.ts == nil {
+			var ok bool
+			if wc.key, ok = v.valid(wc.decoded, wc.labels, s, wc.key[:prefix]); ok {
+				s.token = shardToken(wc.key)
+			} else if s.ts, err = wc.decodeSeries(s.raw); err != nil {
+				return 0, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err) // The fast path took a series the generated code refuses: a bug.
 			}
 		}
-		if len(ts.Samples) == 0 {
+		if ts := s.ts; ts != nil {
+			received += len(ts.Samples) + len(ts.Histograms)
+			exemplars += len(ts.Exemplars)
+			if !wc.validateDecoded(v, s) {
+				continue
+			}
+		} else {
+			received += int(s.samples)
+		}
+		if s.samples == 0 {
 			continue // Valid in remote-write 1.0, but nothing to store.
 		}
-		toPush += len(ts.Samples)
-		// A swap, not a copy: every series object stays in the slice exactly
-		// once, for resetDecoded to reuse.
-		all[kept], all[i] = all[i], all[kept]
-		wc.raw[kept], wc.raw[i] = wc.raw[i], wc.raw[kept]
+		toPush += int(s.samples)
+		all[kept] = all[i]
 		kept++
 	}
-	wc.req.Timeseries = all[:kept]
-	wc.raw = wc.raw[:kept]
+	clear(all[kept:])
+	wc.series = all[:kept]
 	tm.receivedSamples.Add(float64(received))
 	d.metrics.droppedExemplars.Add(float64(exemplars))
-	d.metrics.droppedMetadata.Add(float64(len(wc.req.Metadata)))
-	return toPush
+	d.metrics.droppedMetadata.Add(float64(wc.metadata))
+	return toPush, nil
 }
 
-// shard places every series of wc.req on its replicas, with the one sharding
-// function ring.ShardTokenProto, and groups them into one batch per
+// validateDecoded validates the decoded series s.ts, fixing it in place (see
+// seriesValidator.validate), and records its rejection. It drops s.raw if
+// the series changed, so that it is marshalled again, and reports whether
+// any of it is left to push.
+func (wc *writeCtx) validateDecoded(v seriesValidator, s *seriesRef) bool {
+	ts := s.ts
+	nl, ns := len(ts.Labels), len(ts.Samples)
+	if len(ts.Exemplars) > 0 || !labelsSorted(ts.Labels) {
+		s.raw = nil // Sent without exemplars, or with its labels sorted: re-encoded.
+	}
+	ts.Exemplars = nil
+	serr := v.validate(ts)
+	if len(ts.Labels) != nl || len(ts.Samples) != ns {
+		s.raw = nil // Empty labels or future samples removed: re-encoded.
+	}
+	s.samples = int32(len(ts.Samples))
+	if serr != nil {
+		wc.invalid[serr.reason] += int64(serr.samples)
+		wc.rej.add(ts.Labels, serr.reason, serr.detail, int64(serr.samples))
+		return serr.partial
+	}
+	return true
+}
+
+// shard places every series of wc.series on its replicas, with the one
+// sharding function ring.ShardToken (computed by shardToken over the series'
+// labels in place), and groups them into one batch per
 // ingester. Every series needs at least a write quorum (ReplicationFactor/2+1)
 // of replicas; if the ring has fewer healthy ones for any series, the whole
 // push fails with ErrNoIngester (a 503: the sender retries) naming how many
@@ -66,16 +98,28 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 	wc.rf = max(1, d.ring.ReplicationFactor())
 	wc.quorum = wc.rf/2 + 1
 	unplaced := 0
-	n := len(wc.req.Timeseries)
+	n := len(wc.series)
 	if cap(wc.votes) < n {
 		wc.votes = make([]seriesVotes, n)
 	}
 	wc.votes, wc.undecided = wc.votes[:n], n
 	var firstErr error
 	var firstSeries string
-	for i, ts := range wc.req.Timeseries {
-		token := ring.ShardTokenProto(tenantID, ts.Labels)
-		replicas, err := d.ring.Get(token, wc.replicas[:0])
+	var picker interface {
+		Get(token uint32, buf []ring.Instance) ([]ring.Instance, error)
+	} = d.ring
+	if ps, ok := d.ring.(pickerSource); ok {
+		picker = ps.Picker() // One view of the ring and one clock read for the push.
+	}
+	wc.key = append(append(wc.key[:0], tenantID...), 0xff)
+	prefix := len(wc.key)
+	for i := range wc.series {
+		token := wc.series[i].token // computed by validate for the fast path's series
+		if wc.series[i].ts != nil {
+			wc.key = wc.appendLabels(wc.key[:prefix], i)
+			token = shardToken(wc.key)
+		}
+		replicas, err := picker.Get(token, wc.replicas[:0])
 		wc.replicas = replicas[:0]
 		if err == nil && len(replicas) < wc.quorum {
 			err = fmt.Errorf("get token %d: %d healthy replicas %s, need %d", token, len(replicas), instanceAddrs(replicas), wc.quorum)
@@ -83,7 +127,7 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 		if err != nil {
 			unplaced++
 			if firstErr == nil {
-				firstErr, firstSeries = err, formatLabels(ts.Labels)
+				firstErr, firstSeries = err, formatLabels(wc.labelsOf(i))
 			}
 			continue
 		}
@@ -93,16 +137,22 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 		wc.startVote(i, len(replicas))
 		for _, inst := range replicas {
 			b := wc.batchFor(inst.Addr)
-			b.req.Timeseries = append(b.req.Timeseries, ts)
 			b.series = append(b.series, int32(i))
 		}
 	}
 	if unplaced > 0 {
 		d.metrics.quorumFailures.Add(float64(unplaced))
 		return fmt.Errorf("%w: %d of %d series have fewer healthy replicas than a write quorum (%d of replication factor %d), the first %s: %w",
-			ErrNoIngester, unplaced, len(wc.req.Timeseries), wc.quorum, wc.rf, firstSeries, firstErr)
+			ErrNoIngester, unplaced, len(wc.series), wc.quorum, wc.rf, firstSeries, firstErr)
 	}
+	wc.shareEncodings()
 	return nil
+}
+
+// pickerSource is a replicaPicker that can fix the ring for a whole push
+// (ring.KV): its Picker places series as Get does, at one instant.
+type pickerSource interface {
+	Picker() ring.Picker
 }
 
 // instanceAddrs renders the addresses of replicas: [a:9095 b:9095].
@@ -185,7 +235,10 @@ func (d *Distributor) pushOne(ctx context.Context, wc *writeCtx, b *batch) {
 	if rp, ok := c.(rawPusher); ok && err == nil {
 		b.resp, err = rp.PushRaw(ctx, &rawBatch{wc: wc, b: b})
 	} else if err == nil {
-		b.resp, err = c.Push(ctx, b.req)
+		var req *arguspb.WriteRequest
+		if req, err = (rawBatch{wc: wc, b: b}).request(); err == nil {
+			b.resp, err = c.Push(ctx, req)
+		}
 	}
 	d.metrics.forIngester(b.addr)
 	d.metrics.ingesterPushDuration.WithLabelValues(b.addr).Observe(time.Since(start).Seconds())

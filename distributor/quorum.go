@@ -3,8 +3,6 @@ package distributor
 import (
 	"fmt"
 	"strings"
-
-	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
 // The write quorum: how the answers of a series' replicas become one outcome
@@ -114,7 +112,7 @@ func (d *Distributor) settle(wc *writeCtx, tm *tenantMetrics) (rejectedSamples i
 			}
 		}
 		d.metrics.quorumFailures.Add(float64(wc.lost))
-		qe := &quorumError{series: wc.lost, quorum: wc.quorum, rf: wc.rf, first: formatLabels(wc.req.Timeseries[first].Labels)}
+		qe := &quorumError{series: wc.lost, quorum: wc.quorum, rf: wc.rf, first: formatLabels(wc.labelsOf(first))}
 		for i := range wc.batches {
 			if b := &wc.batches[i]; b.seen && b.err != nil {
 				qe.errs = append(qe.errs, b.err)
@@ -208,7 +206,7 @@ func (wc *writeCtx) listedIn(b *batch) map[int32]int64 {
 		wc.indexLabels()
 	}
 	for _, rs := range rejected {
-		wc.keyBuf = labelsKey(wc.keyBuf[:0], rs.Labels)
+		wc.keyBuf = appendProtoLabels(wc.keyBuf[:0], rs.Labels)
 		i, ok := wc.keys[string(wc.keyBuf)]
 		if !ok {
 			i = -1
@@ -225,44 +223,31 @@ func (wc *writeCtx) listedIn(b *batch) map[int32]int64 {
 // indexLabels fills wc.keys, once per request: the labels key of each series
 // to its index (the first, should the request hold a series twice).
 func (wc *writeCtx) indexLabels() {
-	if len(wc.keys) > 0 || len(wc.req.Timeseries) == 0 {
+	if len(wc.keys) > 0 || len(wc.series) == 0 {
 		return
 	}
 	if wc.keys == nil {
-		wc.keys = make(map[string]int32, len(wc.req.Timeseries))
+		wc.keys = make(map[string]int32, len(wc.series))
 	}
-	for i, ts := range wc.req.Timeseries {
-		wc.keyBuf = labelsKey(wc.keyBuf[:0], ts.Labels)
+	for i := range wc.series {
+		wc.keyBuf = wc.appendLabels(wc.keyBuf[:0], i)
 		if _, ok := wc.keys[string(wc.keyBuf)]; !ok {
 			wc.keys[string(wc.keyBuf)] = int32(i) // Copies the key: it does not alias the body.
 		}
 	}
 }
 
-// labelsKey appends to buf a key that identifies ls exactly, in its order.
-// The separators 0xff and 0xfe never occur in valid UTF-8, which validation
-// requires of every name and value.
-func labelsKey(buf []byte, ls []*arguspb.Label) []byte {
-	for _, l := range ls {
-		buf = append(buf, l.Name...)
-		buf = append(buf, 0xff)
-		buf = append(buf, l.Value...)
-		buf = append(buf, 0xfe)
-	}
-	return buf
-}
-
 // reportRejected counts and records, once each, the series that no quorum
 // stored, and returns their rejected samples.
 func (d *Distributor) reportRejected(wc *writeCtx, tm *tenantMetrics) (rejectedSamples int64) {
 	var unattributed int64 // samples of rejected series no replica listed
-	for i, ts := range wc.req.Timeseries {
+	for i := range wc.series {
 		v := &wc.votes[i]
 		if !v.decided || v.outcome != outcomeRejected {
 			continue
 		}
 		if v.listedBy < 0 {
-			unattributed += int64(len(ts.Samples))
+			unattributed += int64(wc.series[i].samples)
 			continue
 		}
 		rejectedSamples += d.reportListed(wc, tm, int32(i), &wc.batches[v.listedBy])
@@ -318,6 +303,6 @@ func (d *Distributor) reportListed(wc *writeCtx, tm *tenantMetrics, i int32, b *
 		}
 		detail.WriteString(msg)
 	}
-	wc.rej.add(wc.req.Timeseries[i].Labels, why, detail.String(), samples)
+	wc.rej.add(wc.labelsOf(int(i)), why, detail.String(), samples)
 	return samples
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/limits"
-	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
 // rateWindow is the time constant of the per-tenant ingestion rate average
@@ -106,7 +105,7 @@ func (b *tokenBucket) Rate(now time.Time) float64 {
 // and returns a *rateLimitedError (429) naming the limit in force, the tenant
 // and the first series of the push (formatted only then) when they do not
 // fit.
-func (d *Distributor) admitRate(tenantID string, lim *limits.Limits, samples int, firstSeries []*arguspb.Label) error {
+func (d *Distributor) admitRate(tenantID string, lim *limits.Limits, samples int, firstSeries func() string) error {
 	distributors := max(1, d.distributors.HealthyMembers(roleDistributor))
 	rate := lim.IngestionRate / float64(distributors)
 	burst := float64(lim.IngestionBurstSize)
@@ -120,7 +119,7 @@ func (d *Distributor) admitRate(tenantID string, lim *limits.Limits, samples int
 		retryAfter: retry,
 		msg: fmt.Sprintf("ingestion rate limit %s (%.6g samples/s on each of %d distributors) with burst %s exceeded by a push of %d samples, the first series %s; retry after %s",
 			apierror.LimitText("distributor.ingestion-rate-limit", lim.IngestionRate), rate, distributors,
-			apierror.LimitText("distributor.ingestion-burst-size", lim.IngestionBurstSize), samples, formatLabels(firstSeries), retry),
+			apierror.LimitText("distributor.ingestion-burst-size", lim.IngestionBurstSize), samples, firstSeries(), retry),
 	}
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"math/bits"
+	"slices"
+	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 
 	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -51,10 +54,10 @@ func (r rawBatch) SizeVT() int {
 }
 
 func (r rawBatch) seriesSize(i int32) int {
-	if raw := r.wc.raw[i]; raw != nil {
-		return len(raw)
+	if s := &r.wc.series[i]; s.raw != nil {
+		return len(s.raw)
 	}
-	return r.wc.req.Timeseries[i].SizeVT()
+	return r.wc.series[i].ts.SizeVT()
 }
 
 // MarshalToSizedBufferVT encodes the WriteRequest at the end of buf, as the
@@ -65,13 +68,13 @@ func (r rawBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 	for k := len(r.b.series) - 1; k >= 0; k-- {
 		i := r.b.series[k]
 		var l int
-		if raw := r.wc.raw[i]; raw != nil {
-			l = len(raw)
+		if s := &r.wc.series[i]; s.raw != nil {
+			l = len(s.raw)
 			p -= l
-			copy(buf[p:], raw)
+			copy(buf[p:], s.raw)
 		} else {
 			var err error
-			if l, err = r.wc.req.Timeseries[i].MarshalToSizedBufferVT(buf[:p]); err != nil {
+			if l, err = s.ts.MarshalToSizedBufferVT(buf[:p]); err != nil {
 				return 0, err
 			}
 			p -= l
@@ -82,6 +85,73 @@ func (r rawBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 		buf[p] = 0x0a // field 1 (timeseries), wire type 2
 	}
 	return end - p, nil
+}
+
+// request returns the WriteRequest of the batch, decoded from its encoding
+// (copying every string), for a Pusher that cannot send raw bytes: it is
+// sent exactly what the wire would carry.
+func (r rawBatch) request() (*arguspb.WriteRequest, error) {
+	buf := make([]byte, r.SizeVT())
+	if _, err := r.MarshalToSizedBufferVT(buf); err != nil {
+		return nil, err
+	}
+	req := &arguspb.WriteRequest{}
+	return req, req.UnmarshalVT(buf)
+}
+
+// Encoded returns the encoding of the batch, shared with every batch of the
+// push that holds the same series (see writeCtx.shareEncodings): the first
+// push to need it encodes it, the others wait for it. The caller (gRPC)
+// frees its reference once sent; writeCtx.reset frees the push's own.
+func (r *rawBatch) Encoded() (mem.BufferSlice, error) {
+	e := &r.wc.encodings[r.b.enc]
+	e.once.Do(func() { e.data, e.err = grpccodec.Encode(r) })
+	if e.err != nil {
+		return nil, e.err
+	}
+	e.data.Ref()
+	return e.data, nil
+}
+
+// sharedEncoding is the encoding of the batches of a push that hold the same
+// series, made once.
+type sharedEncoding struct {
+	once sync.Once
+	data mem.BufferSlice // one reference held by the writeCtx
+	err  error
+}
+
+// shareEncodings gives the batches that hold the same series, in the same
+// order, one sharedEncoding. With as many ingesters as the replication
+// factor every batch holds every series, and the push encodes once instead
+// of once per replica; with more ingesters batches differ and each has its
+// own.
+func (wc *writeCtx) shareEncodings() {
+	for i := range wc.batches {
+		b := &wc.batches[i]
+		b.enc = -1
+		for j := range i {
+			if slices.Equal(wc.batches[j].series, b.series) {
+				b.enc = wc.batches[j].enc
+				break
+			}
+		}
+		if b.enc < 0 {
+			b.enc = int32(len(wc.encodings))
+			wc.encodings = append(wc.encodings, sharedEncoding{})
+		}
+	}
+}
+
+// freeEncodings drops the push's references to its encodings.
+func (wc *writeCtx) freeEncodings() {
+	for i := range wc.encodings {
+		if e := &wc.encodings[i]; e.data != nil {
+			e.data.Free()
+		}
+		wc.encodings[i] = sharedEncoding{}
+	}
+	wc.encodings = wc.encodings[:0]
 }
 
 // UnmarshalVT is never called: a rawBatch is only sent.

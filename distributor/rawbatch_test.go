@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/argus-tsdb/argus/internal/grpccodec"
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -44,27 +45,33 @@ func randomRequest(rnd *rand.Rand, n int) *arguspb.WriteRequest {
 	return req
 }
 
-// TestRawBatch_SameRequest checks that the request a rawBatch encodes from
-// raw bytes decodes to exactly the batch's validated WriteRequest, for
-// random requests mixing series validation left alone and series it
-// changed, through the gRPC codec.
+// TestRawBatch_SameRequest checks, for random requests mixing series the
+// fast path takes, series validation changes and series it rejects, that
+// the request each batch encodes (through the gRPC codec) is exactly what a
+// model computes from the generated decoding: every series validated by
+// seriesValidator.validate, placed by ring.ShardTokenProto.
 func TestRawBatch_SameRequest(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(7, 9))
-	d, _, _ := newReplicated(t, 3, 2, nil)
+	d, r, _ := newReplicated(t, 3, 2, nil)
+	lim := defaultLimits(t)
 	raws, encoded := 0, 0
 	for round := range 50 {
+		req := randomRequest(rnd, 1+rnd.IntN(60))
+		want := wantBatches(t, req, r, lim)
 		wc := getWriteCtx()
-		wc.body = encode(t, randomRequest(rnd, 1+rnd.IntN(60)))
+		wc.body = encode(t, req)
 		require.NoError(t, wc.decode(1<<20))
-		d.validate(wc, d.metrics.forTenant(testTenant, testNow), defaultLimits(t))
+		_, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), lim)
+		require.NoError(t, err)
 		require.NoError(t, d.shard(wc, testTenant))
-		for _, r := range wc.raw {
-			if r != nil {
+		for _, s := range wc.series {
+			if s.raw != nil {
 				raws++
 			} else {
 				encoded++
 			}
 		}
+		require.Len(t, wc.batches, len(want), "round %d", round)
 		for bi := range wc.batches {
 			b := &wc.batches[bi]
 			bs, err := grpccodec.Codec{}.Marshal(&rawBatch{wc: wc, b: b})
@@ -73,11 +80,7 @@ func TestRawBatch_SameRequest(t *testing.T) {
 			require.NoError(t, got.UnmarshalVT(bs.Materialize()))
 			size := bs.Len()
 			bs.Free()
-			want, err := b.req.MarshalVT()
-			require.NoError(t, err)
-			var wantReq arguspb.WriteRequest
-			require.NoError(t, wantReq.UnmarshalVT(want))
-			require.True(t, wantReq.EqualVT(&got), "round %d batch %d", round, bi)
+			require.True(t, want[b.addr].EqualVT(&got), "round %d batch %s:\nwant %v\ngot  %v", round, b.addr, want[b.addr], &got)
 			require.Equal(t, rawBatch{wc: wc, b: b}.SizeVT(), size)
 		}
 		wc.refs.Store(1)
@@ -85,6 +88,34 @@ func TestRawBatch_SameRequest(t *testing.T) {
 	}
 	require.Greater(t, raws, 500, "series forwarded raw")
 	require.Greater(t, encoded, 200, "series re-encoded")
+}
+
+// wantBatches is the model of a push's batches: the series of req, copied,
+// validated one by one by seriesValidator.validate (exemplars dropped),
+// those with samples left placed with ring.ShardTokenProto, by address.
+func wantBatches(t *testing.T, req *arguspb.WriteRequest, r replicaPicker, lim *limits.Limits) map[string]*arguspb.WriteRequest {
+	t.Helper()
+	raw, err := req.MarshalVT()
+	require.NoError(t, err)
+	var copied arguspb.WriteRequest
+	require.NoError(t, copied.UnmarshalVT(raw))
+	v := newSeriesValidator(testNow, lim)
+	want := map[string]*arguspb.WriteRequest{}
+	for _, ts := range copied.Timeseries {
+		ts.Exemplars = nil
+		if serr := v.validate(ts); serr != nil && !serr.partial || len(ts.Samples) == 0 {
+			continue
+		}
+		replicas, err := r.Get(ring.ShardTokenProto(testTenant, ts.Labels), nil)
+		require.NoError(t, err)
+		for _, inst := range replicas {
+			if want[inst.Addr] == nil {
+				want[inst.Addr] = &arguspb.WriteRequest{}
+			}
+			want[inst.Addr].Timeseries = append(want[inst.Addr].Timeseries, ts)
+		}
+	}
+	return want
 }
 
 // TestClientPool_RawPush checks through a real gRPC server that a push sent
@@ -119,4 +150,38 @@ func TestClientPool_RawPush(t *testing.T) {
 		`{__name__="up", job="b"} 2@1767323045000`,
 		`{__name__="up", job="c"} 3@1767323045000`,
 	}, <-got)
+}
+
+// TestRawBatch_SharedEncoding checks that with as many ingesters as the
+// replication factor every batch holds every series and the push encodes
+// them once: each push gets the same bytes, the model's request.
+func TestRawBatch_SharedEncoding(t *testing.T) {
+	d, r, _ := newReplicated(t, 3, 3, nil)
+	req := randomRequest(rand.New(rand.NewPCG(1, 5)), 40)
+	want := wantBatches(t, req, r, defaultLimits(t))
+	wc := getWriteCtx()
+	wc.body = encode(t, req)
+	require.NoError(t, wc.decode(1<<20))
+	_, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(t))
+	require.NoError(t, err)
+	require.NoError(t, d.shard(wc, testTenant))
+	require.Len(t, wc.batches, 3)
+	require.Len(t, wc.encodings, 1, "one encoding for the three batches")
+	var first []byte
+	for bi := range wc.batches {
+		b := &wc.batches[bi]
+		bs, err := grpccodec.Codec{}.Marshal(&rawBatch{wc: wc, b: b})
+		require.NoError(t, err)
+		got := bs.Materialize()
+		bs.Free()
+		if first == nil {
+			first = got
+		}
+		require.Equal(t, first, got, "batch %d", bi)
+		var gotReq arguspb.WriteRequest
+		require.NoError(t, gotReq.UnmarshalVT(got))
+		require.True(t, want[b.addr].EqualVT(&gotReq), "batch %s", b.addr)
+	}
+	wc.refs.Store(1)
+	d.release(wc)
 }

@@ -247,6 +247,9 @@ func TestPush_QuorumRejections(t *testing.T) {
 
 // TestPush_QuorumRejectionsMax checks that a series rejected by several
 // replicas counts the most samples one of them rejected, with its reasons.
+// The third replica answers only after the push was answered (a
+// straggler): the push is decided by the first two, in whatever order they
+// answer, which keeps the expected answer independent of scheduling.
 func TestPush_QuorumRejectionsMax(t *testing.T) {
 	d, _, ings := newReplicated(t, 3, 3, nil)
 	ls := []*arguspb.Label{{Name: "__name__", Value: "up"}}
@@ -265,11 +268,17 @@ func TestPush_QuorumRejectionsMax(t *testing.T) {
 	dup := &arguspb.RejectedSeries{Labels: ls, Reason: arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP, RejectedSamples: 1}
 	ings[0].pushFunc = answer(ooo(1))
 	ings[1].pushFunc = answer(ooo(2), dup)
-	ings[2].pushFunc = answer(ooo(2))
+	straggle := make(chan struct{})
+	ings[2].pushFunc = func(ctx context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+		<-straggle
+		return answer(ooo(2))(ctx, req)
+	}
 	body := encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
 		series([]string{"__name__", "up"}, 1, ms(-3e9), 2, ms(-2e9), 3, ms(-1e9), 4, ms(0)),
 	}})
 	w := serve(d.PushHandler(), newPushRequest(body))
+	close(straggle)
+	d.WaitPushes()
 	require.Equal(t, http.StatusBadRequest, w.Code)
 	require.Equal(t, `err-argus-sample-out-of-order: tenant "tenant-a": 1 series (3 samples) rejected, 1 samples accepted`+"\n"+
 		`err-argus-sample-out-of-order: {__name__="up"}: out of order sample: out of order; duplicate sample for timestamp: 1 samples rejected`+"\n", w.Body.String())

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -20,39 +21,50 @@ import (
 // push must not pin its memory for the life of the process.
 const maxPooledBuffer = 8 << 20
 
+// smallBatchCount is the most batches batchFor searches in order rather than
+// through byAddr.
+const smallBatchCount = 8
+
 // maxPooledSeries is the most decoded series a pooled request keeps for
 // reuse; Prometheus sends at most 2000 (max_samples_per_send) by default.
 const maxPooledSeries = 10_000
 
 // writeCtx is the state of one push, pooled (getWriteCtx, putWriteCtx) after
-// VictoriaMetrics's InsertCtx: the bodies, the decoded request, the batches
-// per ingester and the rejections.
+// VictoriaMetrics's InsertCtx: the bodies, the series read from them, the
+// batches per ingester and the rejections.
 //
 // # Ownership
 //
-// Each series of req is decoded with TimeSeries.UnmarshalVTUnsafe (see
-// unmarshalRequest): every label string in it aliases decoded, without a
+// Every series of the request is read in place from decoded (see scan.go):
+// its raw bytes, its label ranges and, for a series the fast path did not
+// take, the strings of its decoded *TimeSeries all alias decoded, without a
 // copy. decoded therefore stays alive, untouched, until every ingester push
 // of the request has returned (all of them, the stragglers that finish after
 // the answer included: see pushBatches) and the response body (which formats
 // rejected labels eagerly) is built. refs counts those holders; the last
-// one's release calls putWriteCtx. The batches hold the same *TimeSeries as
-// req. A writeCtx is used by one request at a time and is unusable after
-// putWriteCtx.
+// one's release calls putWriteCtx. A writeCtx is used by one request at a
+// time and is unusable after putWriteCtx.
 type writeCtx struct {
 	body    []byte // compressed body as read
-	decoded []byte // snappy-decoded body; req's strings alias it
-	req     *arguspb.WriteRequest
-	// raw is, by index in req.Timeseries, the bytes the series was decoded
-	// from (aliasing decoded), or nil once validation changed the series
-	// (see rawbatch.go).
-	raw [][]byte
+	decoded []byte // snappy-decoded body; every series aliases it
+	// series are the series of the request in order, and after validate
+	// the series to push; votes and batches index them.
+	series []seriesRef
+	labels []labelRef // of the fast-path series (seriesRef.lo, hi)
+	// decodedTS are the series decoded by the generated code (seriesRef.ts),
+	// kept with their slices' capacity for the next request.
+	decodedTS []*arguspb.TimeSeries
+	metadata  int    // metadata entries of the request, counted and dropped
+	key       []byte // scratch: the shard key of a series (see shard)
 
-	batches  []batch        // one per ingester, in order of first use
-	byAddr   map[string]int // ingester address to index in batches
-	replicas []ring.Instance
-	rf       int // replication factor of the ring when the request was sharded
-	quorum   int // acknowledgements each series needs: rf/2+1
+	batches []batch // one per ingester, in order of first use
+	// encodings are the batches' encodings, one per distinct batch (see
+	// shareEncodings).
+	encodings []sharedEncoding
+	byAddr    map[string]int // ingester address to index in batches
+	replicas  []ring.Instance
+	rf        int // replication factor of the ring when the request was sharded
+	quorum    int // acknowledgements each series needs: rf/2+1
 
 	// refs are the holders of the writeCtx: the handler and each push still
 	// running (see Distributor.release).
@@ -62,11 +74,11 @@ type writeCtx struct {
 	answers chan int32
 
 	// Written by the handler's goroutine only (shard, record, settle).
-	votes          []seriesVotes    // by index in req.Timeseries
+	votes          []seriesVotes    // by index in series
 	undecided      int              // series whose outcome is not final yet
 	lost           int              // series decided a quorum failure
 	rejectedSeries int              // series decided rejected
-	keys           map[string]int32 // labels key (see labelsKey) to index in req.Timeseries
+	keys           map[string]int32 // labels key (see appendLabels) to index in series
 	listed         map[int32]int64  // scratch of listedIn
 	keyBuf         []byte
 
@@ -79,8 +91,8 @@ type writeCtx struct {
 // batch is what one ingester is sent and what it answered.
 type batch struct {
 	addr   string
-	req    *arguspb.WriteRequest // its Timeseries point into writeCtx.req
-	series []int32               // index in writeCtx.req.Timeseries of each of req.Timeseries
+	series []int32 // index in writeCtx.series of each series sent
+	enc    int32   // its encoding in writeCtx.encodings
 	resp   *arguspb.PushResponse
 	err    *ingesterError // nil if the push succeeded
 	// seen is set once the handler recorded the answer (see record); a batch
@@ -95,7 +107,7 @@ type batch struct {
 }
 
 var writeCtxPool = sync.Pool{New: func() any {
-	return &writeCtx{req: &arguspb.WriteRequest{}, byAddr: make(map[string]int)}
+	return &writeCtx{byAddr: make(map[string]int)}
 }}
 
 // getWriteCtx returns a reset writeCtx with one reference, the caller's.
@@ -117,19 +129,23 @@ func putWriteCtx(wc *writeCtx) {
 func (wc *writeCtx) reset() {
 	wc.body = reuse(wc.body)
 	wc.decoded = reuse(wc.decoded)
-	resetDecoded(wc.req)
-	clear(wc.raw[:cap(wc.raw)])
-	wc.raw = wc.raw[:0]
-	if cap(wc.raw) > maxPooledSeries {
-		wc.raw = nil
+	clear(wc.series[:cap(wc.series)])
+	wc.series = wc.series[:0]
+	if cap(wc.series) > maxPooledSeries {
+		wc.series = nil
 	}
+	if cap(wc.labels) > 16*maxPooledSeries {
+		wc.labels = nil
+	}
+	wc.labels = wc.labels[:0]
+	wc.decodedTS = resetDecoded(wc.decodedTS)
+	wc.metadata = 0
+	wc.key = reuse(wc.key)
+	wc.freeEncodings()
 	all := wc.batches[:cap(wc.batches)]
 	for i := range all {
 		b := &all[i]
-		if b.req != nil {
-			resetRequest(b.req)
-		}
-		*b = batch{req: b.req, series: reuseIndex(b.series), rejIdx: reuseIndex(b.rejIdx)}
+		*b = batch{series: reuseIndex(b.series), rejIdx: reuseIndex(b.rejIdx)}
 	}
 	wc.batches = wc.batches[:0]
 	clear(wc.byAddr)
@@ -175,23 +191,11 @@ func reuse(b []byte) []byte {
 	return b[:0]
 }
 
-// resetRequest empties a batch request but keeps the capacity of its series
-// slice, up to maxPooledSeries. vtprotobuf generates no reset that keeps
-// capacity, so it is done here.
-func resetRequest(req *arguspb.WriteRequest) {
-	ts := req.Timeseries[:cap(req.Timeseries)]
-	clear(ts)
-	if len(ts) > maxPooledSeries {
-		ts = nil
-	}
-	*req = arguspb.WriteRequest{Timeseries: ts[:0]}
-}
-
-// resetDecoded empties the decoded request but keeps, for the next one, its
-// first maxPooledSeries series and the capacity of their slices. Pointers into
+// resetDecoded empties the decoded series but keeps, for the next request,
+// the first maxPooledSeries and the capacity of their slices. Pointers into
 // the old body are cleared, so that nothing keeps it alive.
-func resetDecoded(req *arguspb.WriteRequest) {
-	all := req.Timeseries[:cap(req.Timeseries)]
+func resetDecoded(all []*arguspb.TimeSeries) []*arguspb.TimeSeries {
+	all = all[:cap(all)]
 	for i, ts := range all {
 		if ts == nil {
 			continue
@@ -211,9 +215,7 @@ func resetDecoded(req *arguspb.WriteRequest) {
 		copy(kept, all)
 		all = kept
 	}
-	md := req.Metadata[:cap(req.Metadata)]
-	clear(md)
-	*req = arguspb.WriteRequest{Timeseries: all[:0], Metadata: md[:0]}
+	return all[:0]
 }
 
 // readBody reads the compressed body of r into wc.body, failing with
@@ -250,9 +252,10 @@ func (wc *writeCtx) readBody(r *http.Request, limit int) error {
 	return nil
 }
 
-// decode snappy-decodes wc.body into wc.decoded and unmarshals it, without
-// copying strings, into wc.req. The decoded size announced by the snappy
-// header is checked against limit before any memory is allocated for it.
+// decode snappy-decodes wc.body into wc.decoded and reads its series in
+// place into wc.series (see unmarshalRequest). The decoded size announced by
+// the snappy header is checked against limit before any memory is allocated
+// for it.
 func (wc *writeCtx) decode(limit int) error {
 	n, err := snappy.DecodedLen(wc.body)
 	if err != nil {
@@ -269,26 +272,24 @@ func (wc *writeCtx) decode(limit int) error {
 		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
 	}
 	wc.decoded = out
-	if err := unmarshalRequest(out, wc.req, &wc.raw); err != nil {
+	if err := wc.unmarshalRequest(out); err != nil {
 		return fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
 	}
 	return nil
 }
 
-// unmarshalRequest decodes buf into req, which must be reset. It walks the
-// two fields of a WriteRequest itself and decodes each series with the
-// generated TimeSeries.UnmarshalVTUnsafe (strings alias buf), but into the
-// *TimeSeries that req's slice kept from earlier requests, whose Labels and
-// Samples slices keep their capacity: that saves, per series, the series
-// and the growth of both slices, a third of the allocations of a push.
+// unmarshalRequest reads the WriteRequest in buf (wc.decoded) into
+// wc.series, which must be empty. It walks the two fields of a WriteRequest
+// itself; each series is read by the fast path (scanSeries) when it can, else
+// decoded with the generated TimeSeries.UnmarshalVTUnsafe (strings alias
+// buf) into a *TimeSeries kept from an earlier request, whose Labels and
+// Samples slices keep their capacity.
 //
 // The framing is parsed exactly as the generated WriteRequest.UnmarshalVTUnsafe
 // parses it, so that both accept and reject the same inputs (a differential
 // test and the fuzz target check it); unknown fields are skipped, not kept.
-//
-// If raw is not nil, the bytes of each series (aliasing buf) are appended to
-// it, in the order of req.Timeseries.
-func unmarshalRequest(buf []byte, req *arguspb.WriteRequest, raw *[][]byte) error {
+// Metadata entries are only counted.
+func (wc *writeCtx) unmarshalRequest(buf []byte) error {
 	for i := 0; i < len(buf); {
 		tag, n, err := readVarint(buf[i:])
 		if err != nil {
@@ -311,13 +312,12 @@ func unmarshalRequest(buf []byte, req *arguspb.WriteRequest, raw *[][]byte) erro
 			if err != nil {
 				return err
 			}
+			off := i + n - len(b)
 			i += n
 			if fieldNum == 3 {
-				req.Metadata = append(req.Metadata, b)
-			} else if err := nextSeries(req).UnmarshalVTUnsafe(b); err != nil {
+				wc.metadata++
+			} else if err := wc.addSeries(b, off); err != nil {
 				return err
-			} else if raw != nil {
-				*raw = append(*raw, b)
 			}
 		default:
 			skip, err := protohelpers.Skip(buf[fieldStart:])
@@ -331,6 +331,89 @@ func unmarshalRequest(buf []byte, req *arguspb.WriteRequest, raw *[][]byte) erro
 		}
 	}
 	return nil
+}
+
+// addSeries appends to wc.series the series encoded in b, at offset off of
+// wc.decoded: read in place if scanSeries takes it, else decoded.
+func (wc *writeCtx) addSeries(b []byte, off int) error {
+	if off+len(b) <= math.MaxUint32 { // labelRef offsets are 32-bit
+		var s seriesRef
+		var ok bool
+		if wc.labels, s, ok = scanSeries(b, uint32(off), wc.labels); ok {
+			wc.series = append(wc.series, s)
+			return nil
+		}
+	}
+	ts, err := wc.decodeSeries(b)
+	if err != nil {
+		return err
+	}
+	wc.series = append(wc.series, seriesRef{raw: b, ts: ts, samples: int32(len(ts.Samples))})
+	return nil
+}
+
+// decodeSeries decodes the series encoded in b with the generated code,
+// into a *TimeSeries of wc's pool; its strings alias b.
+func (wc *writeCtx) decodeSeries(b []byte) (*arguspb.TimeSeries, error) {
+	n := len(wc.decodedTS)
+	if n < cap(wc.decodedTS) {
+		wc.decodedTS = wc.decodedTS[:n+1]
+	} else {
+		wc.decodedTS = append(wc.decodedTS, nil)
+	}
+	ts := wc.decodedTS[n]
+	if ts == nil {
+		ts = &arguspb.TimeSeries{}
+		wc.decodedTS[n] = ts
+	}
+	return ts, ts.UnmarshalVTUnsafe(b)
+}
+
+// appendLabels appends to buf the labels of series i, each as name, 0xff,
+// value, 0xff: the bytes the shard token hashes after the tenant, and a key
+// that identifies the label set exactly (0xff never occurs in valid UTF-8,
+// which validation requires of every name and value).
+func (wc *writeCtx) appendLabels(buf []byte, i int) []byte {
+	s := &wc.series[i]
+	if s.ts != nil {
+		return appendProtoLabels(buf, s.ts.Labels)
+	}
+	for _, l := range wc.labels[s.lo:s.hi] {
+		buf = append(buf, wc.decoded[l.nameOff:l.nameEnd]...)
+		buf = append(buf, 0xff)
+		buf = append(buf, wc.decoded[l.valueOff:l.valueEnd]...)
+		buf = append(buf, 0xff)
+	}
+	return buf
+}
+
+// appendProtoLabels is appendLabels of ls.
+func appendProtoLabels(buf []byte, ls []*arguspb.Label) []byte {
+	for _, l := range ls {
+		buf = append(buf, l.Name...)
+		buf = append(buf, 0xff)
+		buf = append(buf, l.Value...)
+		buf = append(buf, 0xff)
+	}
+	return buf
+}
+
+// labelsOf returns the labels of series i, for error messages and
+// rejections only: a fast-path series' labels are copied out of the body
+// (which allocates).
+func (wc *writeCtx) labelsOf(i int) []*arguspb.Label {
+	s := &wc.series[i]
+	if s.ts != nil {
+		return s.ts.Labels
+	}
+	ls := make([]*arguspb.Label, 0, s.hi-s.lo)
+	for _, l := range wc.labels[s.lo:s.hi] {
+		ls = append(ls, &arguspb.Label{
+			Name:  string(wc.decoded[l.nameOff:l.nameEnd]),
+			Value: string(wc.decoded[l.valueOff:l.valueEnd]),
+		})
+	}
+	return ls
 }
 
 // readVarint reads a varint as the generated code does: at most ten bytes,
@@ -367,26 +450,17 @@ func readBytes(buf []byte) (b []byte, n int, err error) {
 	return buf[n : n+int(l)], n + int(l), nil
 }
 
-// nextSeries appends a series to req, reusing the one left in req's capacity
-// by resetRequest, if any.
-func nextSeries(req *arguspb.WriteRequest) *arguspb.TimeSeries {
-	n := len(req.Timeseries)
-	if n < cap(req.Timeseries) {
-		req.Timeseries = req.Timeseries[:n+1]
-		if ts := req.Timeseries[n]; ts != nil {
-			return ts
-		}
-	} else {
-		req.Timeseries = append(req.Timeseries, nil)
-	}
-	ts := &arguspb.TimeSeries{}
-	req.Timeseries[n] = ts
-	return ts
-}
-
 // batchFor returns the batch of the ingester at addr, starting one if needed.
+// A push has few batches (one per ingester holding its series): up to
+// smallBatchCount they are searched in order, past that through byAddr.
 func (wc *writeCtx) batchFor(addr string) *batch {
-	if i, ok := wc.byAddr[addr]; ok {
+	if len(wc.batches) <= smallBatchCount {
+		for i := range wc.batches {
+			if wc.batches[i].addr == addr {
+				return &wc.batches[i]
+			}
+		}
+	} else if i, ok := wc.byAddr[addr]; ok {
 		return &wc.batches[i]
 	}
 	i := len(wc.batches)
@@ -397,9 +471,6 @@ func (wc *writeCtx) batchFor(addr string) *batch {
 	}
 	b := &wc.batches[i]
 	b.addr = addr
-	if b.req == nil {
-		b.req = &arguspb.WriteRequest{}
-	}
-	wc.byAddr[addr] = i
+	wc.byAddr[addr] = i // Every batch, so that byAddr is complete once searched.
 	return b
 }

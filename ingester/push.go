@@ -303,7 +303,8 @@ func validateLabels(ls []*arguspb.Label) error {
 
 // appendBatch checks every sample of b against its series, writes the
 // accepted ones to the WAL with one Log call (the series records of new
-// series first), and then appends them to the series' chunks.
+// series first), and then appends them to the series' chunks; with
+// -ingester.wal-sync-period=0 it returns once an fsync covers them.
 //
 // # Why one appendMu per tenant
 //
@@ -312,17 +313,33 @@ func validateLabels(ls []*arguspb.Label) error {
 // head accepted them. Holding appendMu from the ordering check through the
 // WAL write to the in-memory append makes the three one step: two pushes to
 // the same series cannot check in one order and log in the other, and a
-// sample rejected as out of order in memory is never in the WAL. It also
-// serializes every call on the WAL (Log, Sync, NextSegment), which tsdb/wlog
-// needs: WL.Sync is not safe against a concurrent segment switch.
+// sample rejected as out of order in memory is never in the WAL. The fsync
+// is not part of that step: it runs after appendMu is released, so that the
+// pushes of one tenant share fsyncs (the WAL's own mu serializes the calls
+// on tsdb/wlog, which WL.Sync needs).
 func (h *tenantHead) appendBatch(b *pushBatch) error {
+	seq, err := h.appendBatchLocked(b)
+	if err != nil || seq == 0 || h.cfg.WALSyncPeriod != 0 {
+		return err
+	}
+	// Outside appendMu and cutMu: the tenant's next push appends while this
+	// one waits, and one fsync acknowledges both (sharedWAL.syncTo). The
+	// samples are visible to queries before they are durable, as in
+	// Prometheus; they are acknowledged only after.
+	return h.wal.syncTo(seq)
+}
+
+// appendBatchLocked is appendBatch up to the in-memory append, under
+// appendMu; it returns the sequence number of the WAL write to fsync, or 0
+// when nothing was written.
+func (h *tenantHead) appendBatchLocked(b *pushBatch) (seq uint64, err error) {
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
 	if h.closed.Load() {
-		return errHeadClosed
+		return 0, errHeadClosed
 	}
 	if err := h.wal.failed(); err != nil {
-		return err
+		return 0, err
 	}
 	minValid := h.minValid(h.nowMs())
 	for n := range b.entries {
@@ -335,14 +352,14 @@ func (h *tenantHead) appendBatch(b *pushBatch) error {
 			s, err := h.getOrCreate(e.hash, b.lset, nil, math.MaxInt64)
 			if err != nil {
 				h.rollbackLocked(b, n)
-				return err
+				return 0, err
 			}
 			e.s = s
 		}
 		h.checkEntryLocked(e, minValid, b)
 	}
 	if len(b.samples) == 0 {
-		return nil
+		return 0, nil
 	}
 	// From the WAL write to the in-memory append: a truncation cuts the
 	// segment only between pushes (see sharedWAL).
@@ -411,13 +428,12 @@ func (h *tenantHead) rollbackLocked(b *pushBatch, n int) {
 }
 
 // logLocked writes the series and samples records of b to the WAL with one
-// Log call, which hands them to the kernel before it returns, and fsyncs
-// when -ingester.wal-sync-period is 0, then appends them in memory. On a
-// write failure nothing is appended; on an fsync failure the samples are
-// appended anyway (they are in the WAL, and memory must match it) but the
-// push fails. Either failure stops every push (see sharedWAL.failLocked).
-// The caller holds appendMu and the WAL's cutMu for reading.
-func (h *tenantHead) logLocked(b *pushBatch) error {
+// Log call, which hands them to the kernel before it returns, then appends
+// them in memory, and returns the WAL write's sequence number for the fsync
+// (appendBatch). On a write failure nothing is appended, and every later
+// push is refused (see sharedWAL.failLocked). The caller holds appendMu and
+// the WAL's cutMu for reading.
+func (h *tenantHead) logLocked(b *pushBatch) (uint64, error) {
 	var enc record.Encoder
 	b.recs = b.recs[:0]
 	buf := b.walBuf[:0]
@@ -432,13 +448,13 @@ func (h *tenantHead) logLocked(b *pushBatch) error {
 	buf = enc.Samples(b.samples, buf)
 	b.recs = append(b.recs, buf[start:])
 	b.walBuf = buf
-	written, err := h.wal.log(b.recs, h.cfg.WALSyncPeriod == 0)
-	if !written {
+	seq, err := h.wal.log(b.recs)
+	if err != nil {
 		h.rollbackLocked(b, len(b.entries))
-		return err
+		return 0, err
 	}
 	h.applyLocked(b)
-	return err
+	return seq, nil
 }
 
 // applyLocked appends the accepted samples of b to their series' chunks and

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -282,4 +283,85 @@ func TestQuery_TenantWithoutHead(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, values.Values)
 	require.Nil(t, ing2.getTenant("t1"), "reads create no head")
+}
+
+// TestSyncEveryPush_GroupCommitOneTenant: the concurrent pushes of one
+// tenant share an fsync too: none holds the tenant's appendMu while it
+// waits for its fsync, and none is acknowledged before one covers it.
+func TestSyncEveryPush_GroupCommitOneTenant(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.WALSyncPeriod = 0
+	ing := startIngester(t, cfg)
+	push(t, ing, "t1", ts([]string{"__name__", "first"}, sample{1, 1}))
+	fsyncs := testutil.ToFloat64(ing.metrics.walFsyncs)
+
+	ing.wal.syncMu.Lock() // As if an fsync were running.
+	logged := func() uint64 {
+		ing.wal.mu.Lock()
+		defer ing.wal.mu.Unlock()
+		return ing.wal.logged
+	}
+	before := logged()
+	const pushers = 8
+	done := make(chan error, pushers)
+	for k := range pushers {
+		go func() {
+			_, err := ing.Push(tenantCtx("t1"), &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+				ts([]string{"__name__", "m", "k", strconv.Itoa(k)}, sample{1, float64(k)}),
+			}})
+			done <- err
+		}()
+	}
+	// Every push of the one tenant gets through its appendMu and logs while
+	// the fsync "runs".
+	require.Eventually(t, func() bool { return logged() == before+pushers }, 10*time.Second, time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("a push was acknowledged before its fsync: %v", err)
+	default:
+	}
+	ing.wal.syncMu.Unlock()
+	for range pushers {
+		require.NoError(t, <-done)
+	}
+	require.InDelta(t, fsyncs+1, testutil.ToFloat64(ing.metrics.walFsyncs), 0, "one fsync for the eight pushes")
+	want := map[string][]sample{lstr("__name__", "first"): {{1, 1}}}
+	for k := range pushers {
+		want[lstr("__name__", "m", "k", strconv.Itoa(k))] = []sample{{1, float64(k)}}
+	}
+	requireSamples(t, want, queryAll(t, restart(t, ing), "t1", 0, 10))
+}
+
+// TestSyncEveryPush_SegmentSwitch: a push acknowledged with
+// -ingester.wal-sync-period=0 is durable even when the WAL switched
+// segments between its write and its fsync (wlog fsyncs the segment it
+// leaves in the background): the fsync covers every segment written since
+// the last one.
+func TestSyncEveryPush_SegmentSwitch(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.WALSyncPeriod = 0
+	ing := startIngester(t, cfg)
+	push(t, ing, "t1", ts([]string{"__name__", "a"}, sample{1, 1}))
+	ing.wal.syncMu.Lock()
+	firstSeg := ing.wal.syncedSeg
+	done := make(chan error, 1)
+	go func() {
+		_, err := ing.Push(tenantCtx("t1"), &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts([]string{"__name__", "a"}, sample{2, 2})}})
+		done <- err
+	}()
+	require.Eventually(t, func() bool {
+		ing.wal.mu.Lock()
+		defer ing.wal.mu.Unlock()
+		return ing.wal.dirty
+	}, 10*time.Second, time.Millisecond)
+	// A switch after the push's write, before its fsync.
+	ing.wal.mu.Lock()
+	_, err := ing.wal.wl.NextSegment()
+	ing.wal.mu.Unlock()
+	require.NoError(t, err)
+	fsyncs := testutil.ToFloat64(ing.metrics.walFsyncs)
+	ing.wal.syncMu.Unlock()
+	require.NoError(t, <-done)
+	require.Equal(t, firstSeg+1, ing.wal.syncedSeg)
+	require.InDelta(t, fsyncs+2, testutil.ToFloat64(ing.metrics.walFsyncs), 0, "the segment left and the current one")
 }

@@ -59,6 +59,12 @@ func withoutTenant(lset labels.Labels) labels.Labels {
 // every call on the wlog.WL: WL.Sync reads the segment without the WL's own
 // lock, and Log or NextSegment may switch it. syncMu serializes fsyncs, so
 // that the pushes that log while one runs share the next (group commit).
+//
+// A push waits for its fsync after it left its tenant's appendMu and cutMu
+// (tenantHead.appendBatch), so that the pushes of one tenant share fsyncs
+// too, and a segment may have been switched between its Log and its fsync:
+// wlog fsyncs a full segment in the background, so syncLocked fsyncs every
+// segment written since the last fsync itself before it acknowledges.
 type sharedWAL struct {
 	dir     string
 	logger  *slog.Logger
@@ -70,11 +76,14 @@ type sharedWAL struct {
 	cutMu  sync.RWMutex
 	syncMu sync.Mutex
 	synced uint64 // guarded by syncMu: the Log calls that the last fsync covered
-	mu     sync.Mutex
-	wl     *wlog.WL // guarded by mu
-	logged uint64   // guarded by mu: Log calls so far
-	dirty  bool     // guarded by mu: records written since the last fsync
-	err    error    // guarded by mu: the first write or fsync failure
+	// syncedSeg, guarded by syncMu, is the segment the last fsync covered;
+	// the segments before it are durable too.
+	syncedSeg int
+	mu        sync.Mutex
+	wl        *wlog.WL // guarded by mu
+	logged    uint64   // guarded by mu: Log calls so far
+	dirty     bool     // guarded by mu: records written since the last fsync
+	err       error    // guarded by mu: the first write or fsync failure
 
 	// cpBytes and cpMint are the size and the mint of the last checkpoint
 	// (0 and MinInt64 before the first of this run, or the replayed
@@ -105,6 +114,13 @@ func (w *sharedWAL) open(segmentSize int, compress bool, corruption *wlog.Corrup
 			return errors.Join(fmt.Errorf("repair wal: %w", err), wl.Close())
 		}
 	}
+	_, last, err := wlog.Segments(w.dir)
+	if err != nil {
+		return errors.Join(fmt.Errorf("list wal segments: %w", err), wl.Close())
+	}
+	w.syncMu.Lock()
+	w.syncedSeg = last // Replay read the older ones; they are not written again.
+	w.syncMu.Unlock()
 	w.mu.Lock()
 	w.wl = wl
 	w.mu.Unlock()
@@ -125,49 +141,41 @@ func (w *sharedWAL) failed() error {
 }
 
 // log writes recs with one Log call, which hands them to the kernel before
-// it returns, and, if fsync, returns once an fsync covers them. written
-// reports whether the records are in the WAL (then memory must hold them
-// too, even if err is an fsync failure). The caller holds cutMu for
-// reading.
-func (w *sharedWAL) log(recs [][]byte, fsync bool) (written bool, err error) {
+// it returns, and returns the call's sequence number for syncTo. The caller
+// holds cutMu for reading. An error means the records are not in the WAL.
+func (w *sharedWAL) log(recs [][]byte) (seq uint64, err error) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.err != nil {
-		w.mu.Unlock()
-		return false, fmt.Errorf("%w: %w", ErrWALFailed, w.err)
+		return 0, fmt.Errorf("%w: %w", ErrWALFailed, w.err)
 	}
 	if w.wl == nil {
-		w.mu.Unlock()
-		return false, ErrNotReady
+		return 0, ErrNotReady
 	}
 	if err := w.wl.Log(recs...); err != nil {
 		w.failLocked(err)
-		w.mu.Unlock()
-		return false, fmt.Errorf("%w: %w", ErrWALWrite, err)
+		return 0, fmt.Errorf("%w: %w", ErrWALWrite, err)
 	}
 	w.logged++
 	w.dirty = true
-	seq := w.logged
-	w.mu.Unlock()
-	if !fsync {
-		return true, nil
-	}
-	if err := w.syncTo(seq); err != nil {
-		return true, fmt.Errorf("%w: fsync: %w", ErrWALWrite, err)
-	}
-	return true, nil
+	return w.logged, nil
 }
 
 // syncTo returns once an fsync that started after Log call seq succeeded.
 // A push waits for the fsync in progress, then one fsync covers every push
 // that logged meanwhile (group commit): with -ingester.wal-sync-period=0,
-// pushes of many tenants cost one fsync per disk round trip, not each.
+// concurrent pushes, of one tenant or many, cost one fsync per disk round
+// trip, not each.
 func (w *sharedWAL) syncTo(seq uint64) error {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
 	if w.synced >= seq {
 		return nil
 	}
-	return w.syncLocked()
+	if err := w.syncLocked(); err != nil {
+		return fmt.Errorf("%w: fsync: %w", ErrWALWrite, err)
+	}
+	return nil
 }
 
 // sync fsyncs the segment being written if records were written since the
@@ -193,14 +201,53 @@ func (w *sharedWAL) syncLocked() error {
 		w.synced = w.logged
 		return nil
 	}
-	if err := w.wl.Sync(); err != nil {
+	last, err := w.syncSwitchedLocked()
+	if err == nil {
+		err = w.wl.Sync()
+	}
+	if err != nil {
 		w.failLocked(fmt.Errorf("fsync wal: %w", err))
 		return err
 	}
+	w.syncedSeg = last
 	w.metrics.walFsyncs.Inc()
 	w.dirty = false
 	w.synced = w.logged
 	return nil
+}
+
+// syncSwitchedLocked fsyncs the segments from the last fsync's up to the one
+// being written, which wlog switched away from, and returns the index of
+// the one being written. wlog fsyncs a segment it leaves in the background,
+// and WL.Sync covers only the current one, so without this a push logged
+// just before a switch could be acknowledged before its records are
+// durable. An fsync through another descriptor of the file flushes the
+// same pages. A segment already removed by a truncation is skipped: its
+// records are in a checkpoint, fsynced before the removal. The caller
+// holds syncMu and mu.
+func (w *sharedWAL) syncSwitchedLocked() (last int, err error) {
+	_, last, err = wlog.Segments(w.dir)
+	if err != nil {
+		return 0, err
+	}
+	for k := w.syncedSeg; k < last; k++ {
+		f, err := os.OpenFile(wlog.SegmentName(w.dir, k), os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, err
+		}
+		w.metrics.walFsyncs.Inc()
+	}
+	return last, nil
 }
 
 // failLocked records a WAL failure: the WAL may now end with a torn record,

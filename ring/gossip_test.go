@@ -2,14 +2,19 @@ package ring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"math"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,35 +159,49 @@ func TestKV_DeadMemberTakesNoWrites(t *testing.T) {
 }
 
 // countingTransport counts the bytes a member sends: packets and the
-// streams it dials or accepts.
+// streams it dials or accepts. shutdown shuts its memberlist down.
 type countingTransport struct {
 	memberlist.Transport // not NodeAwareTransport: memberlist then calls WriteTo and DialTimeout
 	sent                 *atomic.Int64
 	streams              chan net.Conn
+	// closing is closed when memberlist stops reading streams; done when
+	// the transport is shut down.
+	closing, done chan struct{}
 }
 
-func newCountingTransport(t *testing.T, sent *atomic.Int64, stop <-chan struct{}) *countingTransport {
+func newCountingTransport(sent *atomic.Int64) (*countingTransport, error) {
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{"127.0.0.1"}, Logger: log.New(io.Discard, "", 0),
 	})
-	require.NoError(t, err)
-	c := &countingTransport{Transport: nt, sent: sent, streams: make(chan net.Conn)}
+	if err != nil {
+		return nil, err
+	}
+	c := &countingTransport{Transport: nt, sent: sent, streams: make(chan net.Conn),
+		closing: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		for {
 			select {
-			case <-stop:
+			case <-c.done:
 				return
 			case conn := <-nt.StreamCh():
 				select {
 				case c.streams <- countingConn{Conn: conn, sent: sent}:
-				case <-stop:
+				case <-c.closing:
+					// Memberlist no longer reads: drain, so that the
+					// transport's listener is not stuck and can shut down.
 					_ = conn.Close()
-					return
 				}
 			}
 		}
 	}()
-	return c
+	return c, nil
+}
+
+// shutdown shuts ml, which runs on c, down, and stops c's goroutine.
+func (c *countingTransport) shutdown(ml *memberlist.Memberlist) {
+	close(c.closing)
+	_ = ml.Shutdown()
+	close(c.done)
 }
 
 func (c *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
@@ -213,58 +232,46 @@ func (c countingConn) Write(b []byte) (int, error) {
 
 // TestGossipSimulation100 runs 100 ring members in this process over real
 // memberlist on loopback, with the default gossip settings, each
-// heartbeating its own instance (128 tokens) every 5 s as an ingester does.
-// One state change made on one member must reach every member; the time it
-// took (the ring promises 5 s) and the bytes each member sends per second in
-// steady state are logged.
+// heartbeating its own instance (128 tokens) every 5 s as an ingester does,
+// and reports the bytes each member sends per second in steady state.
+//
+// One state change made on one member must then reach every member within
+// the ring's promise of 5 s. The bound is asserted on the propagation time
+// less the time this process's threads waited for a CPU that the machine
+// gave to other processes (runQueueWaits): the 100 members share this one
+// process, which on a loaded test machine gets a small share of the cores
+// (at a load average of 18 on 2 cores its threads waited 9 to 14 times as
+// long for a CPU as they ran), where each real member has its own. The wall
+// time, and how much of it was spent waiting, are logged. Counting gossip
+// rounds instead does not work: Go's timers keep firing at about the right
+// rate under load while the work they start (decoding, merging and
+// re-gossiping updates) queues behind the starved threads. The arrival of
+// the change is read cheaply (one map lookup per member) so that the
+// test's own polling does not starve the members further, and the garbage
+// collector runs less often than by default (GOGC 400): a third of the
+// process's CPU went to collecting the 100 members' one heap, mostly
+// memberlist's LZW compression tables, which a real member pays for its
+// own small heap only.
 func TestGossipSimulation100(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100 memberlist members")
 	}
-	const n = 100
-	var sent atomic.Int64
-	kvs := make([]*KV, n)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{}, n)
-	for i := range n {
-		cfg := MemberlistConfig{
-			NodeName: fmt.Sprintf("m-%03d", i), BindAddr: "127.0.0.1",
-			GossipInterval: 200 * time.Millisecond, GossipNodes: 3, PushPullInterval: 15 * time.Second,
-			RetransmitMult: 4, RejoinInterval: time.Second, LeftTombstoneTTL: time.Hour,
-		}
-		if i > 0 {
-			cfg.Join = kvs[0].Addr()
-		}
-		kv, err := NewKV(cfg, Options{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, Deps{InstanceID: cfg.NodeName})
-		require.NoError(t, err)
-		kv.transport = newCountingTransport(t, &sent, ctx.Done())
-		startCtx, startCancel := context.WithTimeout(ctx, 30*time.Second)
-		require.NoError(t, kv.Starting(startCtx))
-		startCancel()
-		kvs[i] = kv
-		go func() {
-			defer func() { done <- struct{}{} }()
-			heartbeat(ctx, kv, cfg.NodeName, 5*time.Second)
-		}()
+	if runtime.GOOS != "linux" {
+		t.Skip("reads run-queue waits in /proc")
 	}
-	defer func() {
-		cancel()
-		for range n {
-			<-done
-		}
-		for _, kv := range kvs {
-			_ = kv.ml.Load().Shutdown()
-			close(kv.stop)
-			<-kv.workerDone
-		}
-	}()
+	const (
+		n     = 100
+		bound = 5 * time.Second
+	)
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	var sent atomic.Int64
+	kvs := startGossipMembers(t, n, &sent)
 	converged := func() string {
 		for i, kv := range kvs {
 			// Instances, not memberlist members: on a loaded test machine
 			// the failure detector may suspect one for a while.
-			if len(kv.Desc().Instances) != n {
-				return fmt.Sprintf("member %d sees %d members, %d instances", i, kv.numMembers(), len(kv.Desc().Instances))
+			if got := numInstances(kv); got != n {
+				return fmt.Sprintf("member %d sees %d members, %d instances", i, kv.numMembers(), got)
 			}
 		}
 		return ""
@@ -288,27 +295,130 @@ func TestGossipSimulation100(t *testing.T) {
 		return sum
 	}
 	before, beforeGossip, start := sent.Load(), gossiped(), time.Now()
-	time.Sleep(20 * time.Second)
+	time.Sleep(15 * time.Second)
 	secs := time.Since(start).Seconds()
 	t.Logf("steady state, per member per second: %.0f bytes sent in all, %.0f bytes of ring updates gossiped (%d members, heartbeat 5s, gossip 200ms to 3, push/pull 15s scaled by memberlist)",
 		float64(sent.Load()-before)/secs/n, (gossiped()-beforeGossip)/secs/n, n)
 
 	// One state change, on member 37.
+	run0, wait0 := runQueueWaits(t)
 	change := time.Now()
 	kvs[37].Update("probe", InstanceDesc{Addr: "probe:9095", State: StateLeaving, Tokens: []uint32{42}, HeartbeatUnixMillis: change.UnixMilli()})
-	require.Eventually(t, func() bool {
-		for _, kv := range kvs {
-			if kv.Desc().Instances["probe"].State != StateLeaving {
-				return false
+	arrived := make([]time.Duration, n) // 0: not yet
+	for missing := n; missing > 0; time.Sleep(5 * time.Millisecond) {
+		require.Less(t, time.Since(change), 120*time.Second, "a state change never reached every member: %d missing", missing)
+		for i, kv := range kvs {
+			if arrived[i] == 0 && instanceState(kv, "probe") == StateLeaving {
+				arrived[i] = time.Since(change)
+				missing--
 			}
 		}
-		return true
-	}, 60*time.Second, 10*time.Millisecond, "a state change never reached every member")
-	took := time.Since(change)
-	// The bound the ring promises is 5s; on a test machine shared with
-	// other work the 100 members may be starved, so the test only waits
-	// longer and reports.
-	t.Logf("one state change reached all %d members in %s (bound 5s: met=%t)", n, took.Round(time.Millisecond), took <= 5*time.Second)
+	}
+	run1, wait1 := runQueueWaits(t)
+	took := slices.Max(arrived)
+	run, wait := run1-run0, wait1-wait0
+	net := time.Duration(float64(took) * float64(run) / float64(run+wait))
+	slices.Sort(arrived)
+	t.Logf("one state change reached all %d members in %s of wall time (median member %s); this process's threads ran %s and waited %s for a CPU meanwhile, so %s net of the waits (bound %s)",
+		n, took.Round(time.Millisecond), arrived[n/2].Round(time.Millisecond), run.Round(time.Millisecond), wait.Round(time.Millisecond), net.Round(time.Millisecond), bound)
+	require.LessOrEqual(t, net, bound, "the ring promises that a change reaches every member within %s", bound)
+}
+
+// startGossipMembers starts n ring members in this process, each on its
+// own countingTransport (counting into sent) and heartbeating its own
+// instance of 128 tokens every 5 s, and shuts them down at the end of the
+// test. Member 0 starts first, the others join it 8 at a time: one after
+// the other they take minutes to join on a loaded machine.
+func startGossipMembers(t *testing.T, n int, sent *atomic.Int64) []*KV {
+	kvs := make([]*KV, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	var heartbeats sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		heartbeats.Wait()
+		for _, kv := range kvs {
+			if kv != nil {
+				kv.transport.(*countingTransport).shutdown(kv.ml.Load())
+				close(kv.stop)
+				<-kv.workerDone
+			}
+		}
+	})
+	startMember := func(i int) error {
+		cfg := MemberlistConfig{
+			NodeName: fmt.Sprintf("m-%03d", i), BindAddr: "127.0.0.1",
+			GossipInterval: 200 * time.Millisecond, GossipNodes: 3, PushPullInterval: 15 * time.Second,
+			RetransmitMult: 4, RejoinInterval: time.Second, LeftTombstoneTTL: time.Hour,
+		}
+		if i > 0 {
+			cfg.Join = kvs[0].Addr()
+		}
+		kv, err := NewKV(cfg, Options{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, Deps{InstanceID: cfg.NodeName})
+		if err != nil {
+			return err
+		}
+		if kv.transport, err = newCountingTransport(sent); err != nil {
+			return err
+		}
+		startCtx, startCancel := context.WithTimeout(ctx, 60*time.Second)
+		defer startCancel()
+		if err := kv.Starting(startCtx); err != nil {
+			return fmt.Errorf("member %d: %w", i, err)
+		}
+		kvs[i] = kv
+		heartbeats.Go(func() { heartbeat(ctx, kv, cfg.NodeName, 5*time.Second) })
+		return nil
+	}
+	require.NoError(t, startMember(0))
+	errs := make([]error, n)
+	var starting sync.WaitGroup
+	slots := make(chan struct{}, 8)
+	for i := 1; i < n; i++ {
+		starting.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			errs[i] = startMember(i)
+		})
+	}
+	starting.Wait()
+	require.NoError(t, errors.Join(errs...))
+	return kvs
+}
+
+// runQueueWaits returns how long the threads of this process have run on a
+// CPU and waited in a run queue for one, from /proc/self/task/*/schedstat
+// (Linux). A thread that exits takes its times with it: the Go runtime
+// keeps its threads.
+func runQueueWaits(t *testing.T) (run, wait time.Duration) {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "schedstat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		var r, w, timeslices int64
+		_, err = fmt.Sscan(string(b), &r, &w, &timeslices)
+		require.NoError(t, err, "schedstat of thread %s: %q", task.Name(), b)
+		run += time.Duration(r)
+		wait += time.Duration(w)
+	}
+	return run, wait
+}
+
+// numInstances is len(kv.Desc().Instances) without copying the ring.
+func numInstances(kv *KV) int {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	return len(kv.desc.Instances)
+}
+
+// instanceState is kv's state of instance id, without copying the ring.
+func instanceState(kv *KV, id string) State {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	return kv.desc.Instances[id].State
 }
 
 // heartbeat publishes instance id with 128 tokens every period, as a

@@ -478,6 +478,10 @@ func (k *KV) Ring() *Ring {
 // Get returns the replicas of token in the current ring; see (*Ring).Get.
 func (k *KV) Get(token uint32, buf []Instance) ([]Instance, error) { return k.Ring().Get(token, buf) }
 
+// Picker returns the current ring fixed at the current time; see
+// (*Ring).Picker.
+func (k *KV) Picker() Picker { return k.Ring().Picker() }
+
 // ReadSet returns the instances a read asks; see (*Ring).ReadSet.
 func (k *KV) ReadSet() (instances []Instance, maxFailures int, err error) {
 	return k.Ring().ReadSet()

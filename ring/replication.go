@@ -3,7 +3,6 @@ package ring
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -23,13 +22,33 @@ func (r *Ring) fresh(m *member, now int64) bool {
 // ErrTooFewHealthy, and buf unchanged. The quorum a write needs is computed
 // from ReplicationFactor, not from the number of replicas returned.
 func (r *Ring) Get(token uint32, buf []Instance) ([]Instance, error) {
+	return r.get(token, r.opts.Now().UnixMilli(), buf)
+}
+
+// Picker is a ring fixed at one instant, for placing every series of a
+// push: Get as (*Ring).Get, with heartbeats judged fresh or not at the time
+// Picker was called, so that the clock is read once per push rather than
+// once per series.
+type Picker struct {
+	r   *Ring
+	now int64 // Unix milliseconds
+}
+
+// Picker returns r fixed at the current time.
+func (r *Ring) Picker() Picker { return Picker{r: r, now: r.opts.Now().UnixMilli()} }
+
+// Get returns the replicas of token; see (*Ring).Get.
+func (p Picker) Get(token uint32, buf []Instance) ([]Instance, error) {
+	return p.r.get(token, p.now, buf)
+}
+
+func (r *Ring) get(token uint32, now int64, buf []Instance) ([]Instance, error) {
 	n := len(r.tab.tokens)
 	if n == 0 {
 		return buf, fmt.Errorf("get token %d: %w", token, ErrEmptyRing)
 	}
 	rf := r.opts.ReplicationFactor
-	now := r.opts.Now().UnixMilli()
-	start := sort.Search(n, func(i int) bool { return r.tab.tokens[i] >= token })
+	start, _ := slices.BinarySearch(r.tab.tokens, token) // the first token ≥ token (tokens are distinct)
 	base := len(buf)
 	var visitedSmall [16]int32
 	visited := visitedSmall[:0]

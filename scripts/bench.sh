@@ -12,12 +12,14 @@
 # against 3 ingesters with RF=3; its knobs are at that step, at the end) into
 # bench-out/bench-<UTC time>-cluster.txt and prints its table too, and last
 # the querier peak RSS benchmark of internal/benchquery (query limits).
-# Last the storage comparison with the real servers, one after the other:
+# Then the storage comparison with the real servers, one after the other:
 # bytes per sample on disk at 3h and 24h (BenchmarkDiskBytes of
 # internal/benchcmp) and label, regex and count queries at 1M series
 # (BenchmarkSeriesQueries of internal/benchquery), Argus against Prometheus
 # 3.16 and VictoriaMetrics single-node v1.151.0, which this script builds
-# from its Go module once into $(go env GOCACHE)/../argus-tools.
+# from its Go module once into $(go env GOCACHE)/../argus-tools; and the
+# ingest CPU per request shape against the same servers, and group commit
+# (internal/benchingest).
 #
 # The benchcmp benchmarks run with GOMAXPROCS=1 (-cpu=1), so throughputs are
 # per core. About 6 minutes on 2 cores with the defaults, plus about 1 minute
@@ -396,4 +398,39 @@ max by (instance) ({__name__=~"app_requests_.*_total"}), half the series, 9 min 
 count({job="app"}), every series (ms)|$S argus-count-ms|$S prometheus-count-ms|$S victoriametrics-count-ms|<=|1.0
 peak RSS after the pushes and queries (MiB)|$S argus-peak-rss-MiB|$S prometheus-peak-rss-MiB|$S victoriametrics-peak-rss-MiB|<=|0.7
 ROWS
+fi
+
+# Ingest CPU per request shape and group commit (internal/benchingest), the
+# real servers. BenchmarkIngestCPU: each of Argus (all-in-one), Prometheus
+# (remote-write receiver) and VictoriaMetrics, fresh, receives the same
+# BENCH_INGEST_SERIES series with 1, 40 and 120 samples per series per
+# request; CPU per sample from /proc/<pid>/stat. About 10 min on a loaded
+# 2-core machine at 200K series. BenchmarkGroupCommit: 1 pusher, 64 pushers
+# of one tenant and 64 of 64 tenants with -ingester.wal-sync-period=0, with
+# the fsyncs per push of each; about 20 s. Knobs:
+# BENCH_INGEST_COUNT=1 rounds (0 skips this step), BENCH_INGEST_SERIES=200000,
+# BENCH_INGEST_SERVERS (e.g. argus,prometheus), ARGUS_BIN.
+ingest_count="${BENCH_INGEST_COUNT:-1}"
+if ((ingest_count > 0)); then
+	set_argus_bin
+	set_peer_bins
+	iraw="$out/bench-$stamp-ingest.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$iraw"
+	for ((i = 1; i <= ingest_count; i++)); do
+		echo "bench: ingest CPU per request shape and group commit, round $i of $ingest_count" >&2
+		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^(BenchmarkIngestCPU|BenchmarkGroupCommit)$' -count=1 \
+			-benchtime=1x -timeout=90m ./internal/benchingest/ | tee -a "$iraw"
+	done
+	in="${BENCH_INGEST_SERIES:-200000}"
+	I="BenchmarkIngestCPU/series=$in/per-request"
+	echo
+	echo "Ingest CPU per sample (ns), medians of $ingest_count rounds in $(basename "$iraw"); the goal is Argus at most 1/1.5 of Prometheus's CPU:"
+	peer_table "$iraw" <<ROWS | tee "$out/bench-$stamp-ingest.table"
+CPU ns/sample, 1 sample per series per request|$I=1 argus-cpu-ns/sample|$I=1 prometheus-cpu-ns/sample|$I=1 victoriametrics-cpu-ns/sample|<=|0.67
+CPU ns/sample, 40 samples per series per request|$I=40 argus-cpu-ns/sample|$I=40 prometheus-cpu-ns/sample|$I=40 victoriametrics-cpu-ns/sample|<=|0.67
+CPU ns/sample, 120 samples per series per request|$I=120 argus-cpu-ns/sample|$I=120 prometheus-cpu-ns/sample|$I=120 victoriametrics-cpu-ns/sample|<=|0.67
+ROWS
+	echo
+	echo "Group commit, -ingester.wal-sync-period=0 (see docs/benchmarks.md):"
+	grep '^BenchmarkGroupCommit' "$iraw" | tr '\t' '\n' | grep -E 'pushes/s|fsyncs|-x-' | sed 's/^ */  /'
 fi

@@ -168,6 +168,9 @@ func OpenDB(dir string, opts DBOptions) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.testHook == nil {
+		opts.testHook = failpointFromEnv() // nil unless ARGUS_FAILPOINT is set
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -67,6 +67,30 @@ type result struct {
 	// cores is the CPU time of every argus process divided by the wall time:
 	// how much of the machine's 2 cores the topology kept busy.
 	cores float64
+	// idlePerSec is the CPU time per second of wall time of every argus
+	// process ("total") while no push is sent (see idleCPU): background work
+	// (gossip, WAL fsyncs, flushes, the Go runtime) that CPU per sample
+	// includes, divided by the throughput.
+	idlePerSec map[string]time.Duration
+}
+
+// idleWindow is how long idleCPU measures the processes without load.
+const idleWindow = 3 * time.Second
+
+// idleCPU returns the CPU time per second of each role of topo over
+// idleWindow without pushes, after the warm-up rounds.
+func idleCPU(b *testing.B, topo topology) map[string]time.Duration {
+	b.Helper()
+	before := cpuByRole(b, topo)
+	time.Sleep(idleWindow) // nothing to wait on: the window is the measurement
+	after := cpuByRole(b, topo)
+	out := map[string]time.Duration{}
+	for role, d := range after {
+		if role != "loadgen" {
+			out[role] = (d - before[role]) * time.Second / idleWindow
+		}
+	}
+	return out
 }
 
 // lastAllInOne is the result of the last all-in-one sub-benchmark of this
@@ -109,6 +133,7 @@ func measure(b *testing.B, topo topology) result {
 		require.NoError(b, p.pushAll(ctx, l.round(b, r)))
 	}
 
+	idle := idleCPU(b, topo)
 	before := cpuByRole(b, topo)
 	start := time.Now()
 	rounds := 0
@@ -122,6 +147,7 @@ func measure(b *testing.B, topo topology) result {
 	samples := rounds * seriesCount
 	r := result{
 		samplesPerSec: float64(samples) / wall.Seconds(),
+		idlePerSec:    idle,
 		cpuPerSample:  map[string]time.Duration{},
 		cores:         (after["total"] - before["total"]).Seconds() / wall.Seconds(),
 	}
@@ -156,6 +182,11 @@ func cpuByRole(b *testing.B, topo topology) map[string]time.Duration {
 func (r result) report(b *testing.B) {
 	b.ReportMetric(r.samplesPerSec, "samples/s")
 	b.ReportMetric(r.cores, "cpu-cores")
+	for role, d := range r.idlePerSec {
+		if role != "all" { // the same as total
+			b.ReportMetric(float64(d)/float64(time.Millisecond), role+"-idle-cpu-ms/s")
+		}
+	}
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	for role, d := range r.cpuPerSample {
 		switch role {

@@ -3,7 +3,8 @@
 // ingesters (RF=3) behind one distributor on a memberlist ring, fed the same
 // pre-encoded remote-write requests, with accepted samples per second and CPU
 // per sample (read from /proc for every argus process) reported per topology
-// and as cluster/all-in-one ratios.
+// and as cluster/all-in-one ratios, and each role's CPU per second while no
+// push is sent (background work that CPU per sample includes).
 //
 // It owns benchmarks only (in its _test.go files) and no production code. It
 // starts processes through internal/clustertest and owns none of their

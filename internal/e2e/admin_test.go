@@ -33,10 +33,11 @@ import (
 // bring deleted samples back).
 //
 // Prometheus 3.16 panics ("index out of range" in tombstones.Intervals.Add,
-// called by blockBaseSeriesSet.Next) when a read of a series with a
-// tombstone trims chunks at both ends of the read's range, or when a
-// series has two tombstones. So each series gets at most one deletion, and
-// every read here starts before Prometheus's first sample: the raw samples
+// called by blockBaseSeriesSet.Next) when a read trims a series' chunks at
+// both ends of its range and the series has a tombstone that starts after
+// the read's start and ends at or after its end (docs/deletion.md). Each
+// series here gets at most one deletion, and every read starts before
+// Prometheus's first sample: the raw samples
 // are read over 10 minutes and cut to the window here, and the queries use
 // instant selectors only (their 5-minute look-back starts before it).
 func TestDeleteSeriesEquivalence(t *testing.T) {

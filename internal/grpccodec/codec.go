@@ -30,8 +30,12 @@ type vtMessage interface {
 // Codec implements encoding.CodecV2. It is safe for concurrent use.
 type Codec struct{}
 
-// Marshal encodes v into a buffer from the default gRPC pool.
+// Marshal encodes v into a pooled buffer (see pool.go), or returns the
+// encoding a PreEncoded message brings.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if p, ok := v.(PreEncoded); ok {
+		return p.Encoded()
+	}
 	if m, ok := v.(vtMessage); ok {
 		size := m.SizeVT()
 		if mem.IsBelowBufferPoolingThreshold(size) {
@@ -41,13 +45,12 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 			}
 			return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
 		}
-		pool := mem.DefaultBufferPool()
-		buf := pool.Get(size)
-		if _, err := m.MarshalToSizedBufferVT(*buf); err != nil {
-			pool.Put(buf)
-			return nil, err
+		buf := marshalPool.Get(size) // Not zeroed: every byte is written (see pool.go).
+		if n, err := m.MarshalToSizedBufferVT(*buf); err != nil || n != size {
+			marshalPool.Put(buf)
+			return nil, marshalError(err, n, size)
 		}
-		return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+		return mem.BufferSlice{mem.NewBuffer(buf, marshalPool)}, nil
 	}
 	pm, ok := v.(proto.Message)
 	if !ok {
@@ -66,14 +69,15 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // A WriteRequest (the ingester's Push) is decoded without copying its
 // strings: data is copied once into a new buffer that no pool owns, and
 // every label name and value aliases it, which saves an allocation per
-// label of every push. Nothing writes to that buffer afterwards, and the
-// garbage collector keeps it while any string of the request is
-// referenced; a receiver that keeps a label beyond the request (the
-// ingester when it creates a series) copies it, so as not to retain the
-// whole request for one string.
+// label of every push; its series, labels and samples are allocated as one
+// array of each (see writerequest.go). Nothing writes to that buffer
+// afterwards, and the garbage collector keeps it while any string of the
+// request is referenced; a receiver that keeps a label beyond the request
+// (the ingester when it creates a series) copies it, so as not to retain
+// the whole request for one string.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*arguspb.WriteRequest); ok {
-		return m.UnmarshalVTUnsafe(data.Materialize())
+		return unmarshalWriteRequest(data.Materialize(), m) // See writerequest.go.
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
