@@ -60,9 +60,9 @@ type memSeries struct {
 	mu sync.Mutex
 	// open is the XOR chunk appended to, nil when there is none, and xor
 	// its encoder's state (xor.go); xor.t is the open chunk's max time.
-	open []byte   // guarded by mu
-	xor  xorState // guarded by mu
-	finished *finishedChunk    // guarded by mu: the oldest cut chunk not persisted yet
+	open     []byte         // guarded by mu
+	xor      xorState       // guarded by mu
+	finished *finishedChunk // guarded by mu: the oldest cut chunk not persisted yet
 
 	// lastT is the time of the latest sample accepted; it starts at the
 	// persisted max time. Guarded by the tenant's appendMu.
@@ -351,16 +351,23 @@ func (ss *stripeSeries) getByProto(hash uint64, ls []*arguspb.Label) *memSeries 
 // equalProto reports whether syms are the labels ls. The caller may read
 // syms (symbols.go).
 func (ss *stripeSeries) equalProto(syms string, ls []*arguspb.Label) bool {
-	i := 0
+	t, i := ss.syms, 0
 	for _, l := range ls {
-		if i >= len(syms) {
-			return false
+		var n, v uint64
+		if i+1 < len(syms) && syms[i]|syms[i+1] < 0x80 { // Two one-byte IDs: most names and many values.
+			n, v = uint64(syms[i]), uint64(syms[i+1])
+			i += 2
+		} else {
+			if i >= len(syms) {
+				return false
+			}
+			var k int
+			n, k = uvarintString(syms[i:])
+			i += k
+			v, k = uvarintString(syms[i:])
+			i += k
 		}
-		n, k := uvarintString(syms[i:])
-		i += k
-		v, k := uvarintString(syms[i:])
-		i += k
-		if ss.syms.symbol(uint32(n)) != l.GetName() || ss.syms.symbol(uint32(v)) != l.GetValue() {
+		if t.symbol(uint32(v)) != l.GetValue() || t.symbol(uint32(n)) != l.GetName() {
 			return false
 		}
 	}

@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -187,6 +188,33 @@ func TestSymbols_Churn(t *testing.T) {
 		require.Equal(t, 0, h.series.syms.len(), "round %d", r)
 	}
 	require.LessOrEqual(t, maxNext, uint32(4+2*perRound+2), "freed IDs are reused")
+
+	// Every removed series was persisted under its own labels.
+	all := queryAll(t, ing, "t1", 0, math.MaxInt64)
+	require.Len(t, all, rounds*perRound)
+	for r := range rounds {
+		for n := range perRound {
+			pod := fmt.Sprintf("pod-%d-%d", r, n)
+			require.Len(t, all[lstr("__name__", "up", "pod", pod, "uid", "uid-"+pod)], 1, pod)
+		}
+	}
+
+	// A last round in the head, then kill -9: replay rebuilds the series and
+	// their symbols from the WAL.
+	var tss []*arguspb.TimeSeries
+	for n := range perRound {
+		pod := fmt.Sprintf("last-%d", n)
+		tss = append(tss, ts([]string{"__name__", "up", "pod", pod, "uid", "uid-" + pod}, sample{clock.ms, float64(n)}))
+	}
+	require.Zero(t, push(t, ing, "t1", tss...).RejectedSamples)
+	ing = restart(t, ing, func(i *Ingester) { i.now = clock.now })
+	got := queryAll(t, ing, "t1", clock.ms, clock.ms)
+	require.Len(t, got, perRound)
+	for n := range perRound {
+		pod := fmt.Sprintf("last-%d", n)
+		require.Equal(t, []sample{{clock.ms, float64(n)}}, got[lstr("__name__", "up", "pod", pod, "uid", "uid-"+pod)], pod)
+	}
+	require.Equal(t, 4+2*perRound, ing.getTenant("t1").series.syms.len())
 }
 
 // TestSymbols_ReadersDuringGC reads the labels of series while GC removes
