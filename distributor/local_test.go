@@ -97,7 +97,7 @@ func TestLocalClients_AnswersAsGRPC(t *testing.T) {
 		{"good", testTenant, []*arguspb.TimeSeries{s("a", 1, 0), s("b", 1, 0), s("c", 1, 0)}, http.StatusNoContent},
 		{"out of order", testTenant, []*arguspb.TimeSeries{s("a", 2, -time.Minute), s("d", 1, 0)}, http.StatusBadRequest},
 		{"per-tenant series limit", testTenant, []*arguspb.TimeSeries{s("a", 3, time.Second), s("e", 1, 0), s("f", 1, 0)}, http.StatusBadRequest},
-		{"good again", testTenant, []*arguspb.TimeSeries{s("a", 4, 2 * time.Second)}, http.StatusNoContent},
+		{"good again", testTenant, []*arguspb.TimeSeries{s("a", 4, 2*time.Second)}, http.StatusNoContent},
 		{"instance series limit", "other", []*arguspb.TimeSeries{s("a", 1, 0), s("b", 1, 0), s("c", 1, 0)}, http.StatusServiceUnavailable},
 		{"over the message size", testTenant, long, http.StatusServiceUnavailable},
 	}
