@@ -23,6 +23,9 @@ type Config struct {
 	IdleTenantTimeout time.Duration `yaml:"idle_tenant_timeout"`
 	// InstanceLimits bound the pushes this distributor holds in flight.
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
+	// LocalIngesterPushes pushes to the ingester of the same process
+	// through a Go call rather than gRPC (see local.go).
+	LocalIngesterPushes bool `yaml:"local_ingester_pushes"`
 }
 
 // RegisterFlags registers the flags of c with their defaults on f.
@@ -39,6 +42,8 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Most rejected series listed in the body of a 400 answer to a push; the first line always counts all of them.")
 	f.DurationVar(&c.IdleTenantTimeout, prefix+"distributor.idle-tenant-timeout", time.Hour,
 		"How long a tenant may push nothing before the distributor deletes its per-tenant metric series and forgets its rate-limit bucket (a bucket still in debt is kept).")
+	f.BoolVar(&c.LocalIngesterPushes, prefix+"distributor.local-ingester-pushes", true,
+		"When the ingester runs in the same process (-target=all), push to it through an in-process call instead of gRPC: the same answers and errors without the gRPC client, server and loopback connection. False pushes over gRPC like to any other ingester.")
 	c.InstanceLimits.RegisterFlagsWithPrefix(prefix, f)
 }
 

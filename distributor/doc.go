@@ -16,6 +16,8 @@
 //
 // It does not own per-tenant limits (a future limits package), the
 // ingesters' state (out-of-order and too-old checks are the ingester's) or
-// the read path. It imports ring and proto, never ingester or storage:
-// ingesters are reached through the generated gRPC client only.
+// the read path. It imports ring and proto, never ingester or storage (its
+// tests do, to compare both paths): ingesters are reached through the
+// generated gRPC client, and the all-in-one's own ingester through the
+// LocalIngester interface (local.go), which answers as gRPC does.
 package distributor

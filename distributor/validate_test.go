@@ -80,6 +80,7 @@ func TestConfig(t *testing.T) {
 		MaxErrorsInResponse: 10,
 		IdleTenantTimeout:   time.Hour,
 		InstanceLimits:      InstanceLimits{MaxInflightPushRequests: 2000},
+		LocalIngesterPushes: true,
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 

@@ -147,7 +147,7 @@ func (a *app) ingesterAddresses() []string {
 
 func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 	d, err := distributor.New(a.cfg.Distributor, distributor.Deps{
-		Ring: r, Clients: a.clients, Limits: a.overrides, Distributors: r,
+		Ring: r, Clients: a.distributorClients(), Limits: a.overrides, Distributors: r,
 		Logger: a.logger.With("component", "distributor"), Registerer: a.reg,
 	})
 	if err != nil {
