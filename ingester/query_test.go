@@ -119,9 +119,12 @@ func TestSeries_MergesHeadAndStore(t *testing.T) {
 	flushTenants(t, ing, keepOpenChunks)
 	stored, err := h.store.Select(0, math.MaxInt64, storage.SelectOptions{}, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
 	require.NoError(t, err)
-	var merged []*arguspb.StreamSeries
-	require.NoError(t, mergeSeries(head, stored, withChunks, func(s *arguspb.StreamSeries) error {
-		merged = append(merged, s)
+	var (
+		merged []*arguspb.StreamSeries
+		a      protoAlloc
+	)
+	require.NoError(t, mergeSeries(head, stored, withChunks, func(lset labels.Labels, chks []storage.Chunk) error {
+		merged = append(merged, a.streamSeries(lset, chks))
 		return nil
 	}))
 	want[lstr(both...)] = append(want[lstr(both...)], seq(260_000, 1000, 120)...)

@@ -146,19 +146,14 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 	}
 	d.b.Sort()
 	fs := fetchedSeries{labels: d.b.Labels()}
-	if n := len(d.series); n > 0 && labels.Compare(d.series[n-1].labels, fs.labels) >= 0 {
-		return fmt.Errorf("%w: series %s received after %s", ErrProtocol, fs.labels, d.series[n-1].labels)
+	if err := d.checkOrder(fs.labels); err != nil {
+		return err
 	}
 	if err := checkChunks(fs.labels, d.scratch); err != nil {
 		return err
 	}
-	if d.budget != nil {
-		// The series this stream delivered so far are distinct (sorted,
-		// checked above), so the stream alone is over the series limit as
-		// soon as their count is.
-		if err := d.budget.fetched(fs.labels, len(d.series)+1, len(d.scratch)); err != nil {
-			return err
-		}
+	if err := d.count(fs.labels, len(d.scratch)); err != nil {
+		return err
 	}
 	if len(d.scratch) > 0 {
 		fs.chunks = slab.Take(&d.metas, len(d.scratch), carveBlock)
@@ -172,26 +167,57 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 	return nil
 }
 
+// checkOrder checks that the series lset comes after the last one received.
+func (d *seriesDecoder) checkOrder(lset labels.Labels) error {
+	if n := len(d.series); n > 0 && labels.Compare(d.series[n-1].labels, lset) >= 0 {
+		return fmt.Errorf("%w: series %s received after %s", ErrProtocol, lset, d.series[n-1].labels)
+	}
+	return nil
+}
+
+// count counts the series lset, received with nChunks chunks, against the
+// query limits.
+func (d *seriesDecoder) count(lset labels.Labels, nChunks int) error {
+	if d.budget != nil {
+		// The series this stream delivered so far are distinct (sorted,
+		// checked above), so the stream alone is over the series limit as
+		// soon as their count is.
+		if err := d.budget.fetched(lset, len(d.series)+1, nChunks); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkChunks checks what the querier relies on: XOR chunks that hold at
 // least their header, ordered by time and not overlapping (so that a
 // series' samples are its chunks' samples one after the other).
 func checkChunks(lset labels.Labels, cs []wireChunk) error {
 	prevMaxT := int64(0)
 	for i, c := range cs {
-		if c.enc != arguspb.ChunkEncoding_CHUNK_ENCODING_XOR {
-			return fmt.Errorf("%w: series %s has a chunk with encoding %s", ErrProtocol, lset, c.enc)
-		}
-		if len(c.data) < 2 { // The sample count.
-			return fmt.Errorf("%w: series %s has a chunk of %d bytes", ErrProtocol, lset, len(c.data))
-		}
-		if c.minT > c.maxT {
-			return fmt.Errorf("%w: series %s has a chunk from %d to %d", ErrProtocol, lset, c.minT, c.maxT)
-		}
-		if i > 0 && c.minT <= prevMaxT {
-			return fmt.Errorf("%w: series %s has a chunk from %d after one up to %d: chunks out of order or overlapping",
-				ErrProtocol, lset, c.minT, prevMaxT)
+		if err := checkChunk(lset, c.enc, len(c.data), c.minT, c.maxT, i > 0, prevMaxT); err != nil {
+			return err
 		}
 		prevMaxT = c.maxT
+	}
+	return nil
+}
+
+// checkChunk checks one chunk of lset for checkChunks: after a previous
+// chunk up to prevMaxT if hasPrev.
+func checkChunk(lset labels.Labels, enc arguspb.ChunkEncoding, size int, minT, maxT int64, hasPrev bool, prevMaxT int64) error {
+	if enc != arguspb.ChunkEncoding_CHUNK_ENCODING_XOR {
+		return fmt.Errorf("%w: series %s has a chunk with encoding %s", ErrProtocol, lset, enc)
+	}
+	if size < 2 { // The sample count.
+		return fmt.Errorf("%w: series %s has a chunk of %d bytes", ErrProtocol, lset, size)
+	}
+	if minT > maxT {
+		return fmt.Errorf("%w: series %s has a chunk from %d to %d", ErrProtocol, lset, minT, maxT)
+	}
+	if hasPrev && minT <= prevMaxT {
+		return fmt.Errorf("%w: series %s has a chunk from %d after one up to %d: chunks out of order or overlapping",
+			ErrProtocol, lset, minT, prevMaxT)
 	}
 	return nil
 }

@@ -56,6 +56,10 @@ func newReplicatedQuerier(q *queryable, mint, maxt int64) (*replicatedQuerier, e
 	}
 	rq := &replicatedQuerier{instances: instances, maxFailures: maxFailures, readSetErr: err}
 	for _, inst := range instances {
+		if q.local != nil && inst.ID == q.localID {
+			rq.sources = append(rq.sources, &sourceQuerier{local: q.local, metrics: q.metrics, mint: mint, maxt: maxt})
+			continue
+		}
 		src, err := q.sources(inst.Addr)
 		if err != nil {
 			return nil, unavailableError(context.Background(), fmt.Errorf("%w: ingester %s: %w", ErrUnavailable, inst.Addr, err))

@@ -38,9 +38,12 @@ type queryable struct {
 	metrics *metrics
 
 	// With replicas set, reads fan out over the ring's read set instead of
-	// src (fanout.go); sources gives each instance's series source.
+	// src (fanout.go); sources gives each instance's series source, except
+	// for the instance localID, which is local.
 	replicas readSetter
 	sources  SourceFactory
+	local    LocalSource
+	localID  string
 
 	// limits gives each tenant's query limits; nil: unlimited.
 	limits tenantLimits
@@ -266,6 +269,7 @@ func (tq *tenantQuerier) Close() error {
 // caller and stay valid after Close.
 type sourceQuerier struct {
 	src        seriesSource
+	local      LocalSource // when set, read instead of src (local.go)
 	metrics    *metrics
 	mint, maxt int64
 }
@@ -283,7 +287,15 @@ func (q *sourceQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 		req.SkipChunks = hints.Func == "series"
 		limit = hints.Limit
 	}
-	series, err := fetchSeries(ctx, q.src, req, limit)
+	var (
+		series []fetchedSeries
+		err    error
+	)
+	if q.local != nil {
+		series, err = fetchLocal(ctx, q.local, req, limit)
+	} else {
+		series, err = fetchSeries(ctx, q.src, req, limit)
+	}
 	nChunks := 0
 	for _, s := range series {
 		nChunks += len(s.chunks)
@@ -303,9 +315,15 @@ func (q *sourceQuerier) LabelNames(ctx context.Context, hints *storage.LabelHint
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := q.src.LabelNames(ctx, &arguspb.LabelNamesRequest{
+	req := &arguspb.LabelNamesRequest{
 		MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: toProtoMatchers(matchers), Limit: labelLimit(hints),
-	})
+	}
+	var resp *arguspb.LabelNamesResponse
+	if q.local != nil {
+		resp, err = q.local.LabelNames(ctx, req)
+	} else {
+		resp, err = q.src.LabelNames(ctx, req)
+	}
 	if err != nil {
 		return nil, nil, fromGRPC(ctx, "label names", err)
 	}
@@ -320,9 +338,15 @@ func (q *sourceQuerier) LabelValues(ctx context.Context, name string, hints *sto
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := q.src.LabelValues(ctx, &arguspb.LabelValuesRequest{
+	req := &arguspb.LabelValuesRequest{
 		Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: toProtoMatchers(matchers), Limit: labelLimit(hints),
-	})
+	}
+	var resp *arguspb.LabelValuesResponse
+	if q.local != nil {
+		resp, err = q.local.LabelValues(ctx, req)
+	} else {
+		resp, err = q.src.LabelValues(ctx, req)
+	}
 	if err != nil {
 		return nil, nil, fromGRPC(ctx, "label values", err)
 	}

@@ -15,9 +15,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +34,12 @@ const (
 	// seriesQueriesServersEnv, a comma-separated list of server names,
 	// runs only those servers (default: all three).
 	seriesQueriesServersEnv = "BENCH_SERIES_QUERIES_SERVERS"
+	// seriesQueriesProfileEnv names a directory: after the timed rounds of
+	// each query, Argus answers it again in a loop while its CPU and
+	// allocation profiles are taken into <dir>/argus-<query>.{cpu,allocs}.pprof.
+	seriesQueriesProfileEnv = "BENCH_SERIES_QUERIES_PROFILE"
+	// profileSeconds is how long each profile runs.
+	profileSeconds = 15
 	defaultQuerySeries      = 1_000_000
 	// seriesQueryRounds is how many times each query is timed (after one
 	// untimed run); the median is reported.
@@ -114,6 +122,9 @@ type queryServer struct {
 	// heap, if set, returns what the Go runtime of the server says of its
 	// heap, to log beside its RSS.
 	heap func(b *testing.B) string
+	// profile, if set, runs do while the server profiles itself and writes
+	// the profiles into files named after prefix.
+	profile func(b *testing.B, prefix string, do func())
 	stop func(b *testing.B)
 }
 
@@ -225,6 +236,9 @@ func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryS
 		slices.Sort(ms)
 		out[q.name] = ms[len(ms)/2]
 		b.Logf("%s: %s median %.1f ms (min %.1f, max %.1f)", name, q.name, out[q.name], ms[0], ms[len(ms)-1])
+		if dir := os.Getenv(seriesQueriesProfileEnv); dir != "" && s.profile != nil {
+			s.profile(b, filepath.Join(dir, name+"-"+q.name), func() { s.query(b, q.path, params) })
+		}
 	}
 	rss, err := peakRSS(s.pid)
 	require.NoError(b, err)
@@ -265,8 +279,13 @@ func querySeriesBatch(first, end, samples int, endMs int64) []clustertest.TimeSe
 }
 
 func startQueryArgus(b *testing.B) queryServer {
-	p := clustertest.StartArgus(b, clustertest.Options{Flags: commonFlags})
+	flags := commonFlags
+	if os.Getenv(seriesQueriesProfileEnv) != "" {
+		flags = append(slices.Clone(flags), "-server.register-instrumentation")
+	}
+	p := clustertest.StartArgus(b, clustertest.Options{Flags: flags})
 	return queryServer{
+		profile: func(b *testing.B, prefix string, do func()) { profileWhile(b, p.URL(), prefix, do) },
 		pushURL: p.PushURL(), header: http.Header{clustertest.TenantHeader: {tenant}}, pid: p.PID(),
 		query: func(b *testing.B, path string, params url.Values) (int, []byte) {
 			return p.Query(b, tenant, clustertest.PromAPI+path, params)
@@ -322,4 +341,34 @@ func envSeries(b *testing.B) int {
 	require.NoError(b, err, "%s", seriesQueriesEnv)
 	require.GreaterOrEqual(b, n, queryInstances*len(metricNames), "%s: every instance needs all metrics", seriesQueriesEnv)
 	return n
+}
+
+// profileWhile takes the CPU profile and the allocations (a delta) of the
+// server at baseURL over profileSeconds, calling do over and over meanwhile,
+// and writes them to prefix.cpu.pprof and prefix.allocs.pprof.
+func profileWhile(b *testing.B, baseURL, prefix string, do func()) {
+	var wg sync.WaitGroup
+	for _, p := range []struct{ path, file string }{{"profile", ".cpu.pprof"}, {"allocs", ".allocs.pprof"}} {
+		wg.Go(func() {
+			resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", baseURL, p.path, profileSeconds))
+			if err != nil {
+				b.Errorf("profile %s: %v", p.path, err)
+				return
+			}
+			defer resp.Body.Close()
+			body := new(bytes.Buffer)
+			_, _ = body.ReadFrom(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("profile %s: %d %s", p.path, resp.StatusCode, clustertest.Truncate(body.String(), 500))
+				return
+			}
+			if err := os.WriteFile(prefix+p.file, body.Bytes(), 0o644); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	for end := time.Now().Add(profileSeconds * time.Second); time.Now().Before(end); {
+		do()
+	}
+	wg.Wait()
 }
