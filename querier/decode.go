@@ -68,7 +68,7 @@ type seriesDecoder struct {
 	// tenant's query limits; its first error stops the stream. nil counts
 	// nothing.
 	budget *tenantBudget
-	series []fetchedSeries
+	series seriesList
 	// err is the first protocol violation; decoding stops at it. It is
 	// kept here because gRPC turns an Unmarshal error into a status.
 	err error
@@ -88,7 +88,7 @@ type wireChunk struct {
 
 // full reports whether the decoder holds limit series.
 func (d *seriesDecoder) full() bool {
-	return d.limit > 0 && len(d.series) >= d.limit
+	return d.limit > 0 && d.series.len() >= d.limit
 }
 
 // decodeResponse decodes one encoded SeriesResponse, which b must own, and
@@ -163,14 +163,16 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 			fs.chunks[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.minT, MaxTime: c.maxT}
 		}
 	}
-	d.series = append(d.series, fs)
+	d.series.add(fs)
 	return nil
 }
 
 // checkOrder checks that the series lset comes after the last one received.
 func (d *seriesDecoder) checkOrder(lset labels.Labels) error {
-	if n := len(d.series); n > 0 && labels.Compare(d.series[n-1].labels, lset) >= 0 {
-		return fmt.Errorf("%w: series %s received after %s", ErrProtocol, lset, d.series[n-1].labels)
+	if d.series.len() > 0 {
+		if prev := d.series.last().labels; labels.Compare(prev, lset) >= 0 {
+			return fmt.Errorf("%w: series %s received after %s", ErrProtocol, lset, prev)
+		}
 	}
 	return nil
 }
@@ -182,7 +184,7 @@ func (d *seriesDecoder) count(lset labels.Labels, nChunks int) error {
 		// The series this stream delivered so far are distinct (sorted,
 		// checked above), so the stream alone is over the series limit as
 		// soon as their count is.
-		if err := d.budget.fetched(lset, len(d.series)+1, nChunks); err != nil {
+		if err := d.budget.fetched(lset, d.series.len()+1, nChunks); err != nil {
 			return err
 		}
 	}

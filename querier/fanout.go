@@ -202,11 +202,15 @@ func (rq *replicatedQuerier) unionStrings(ctx context.Context, hints *storage.La
 		return nil, nil, err
 	}
 	var all []string
-	for _, i := range ok {
-		all = append(all, results[i]...)
+	if len(ok) == 1 {
+		all = results[ok[0]] // Sorted and unique already: an all-in-one's answer.
+	} else {
+		for _, i := range ok {
+			all = append(all, results[i]...)
+		}
+		slices.Sort(all)
+		all = slices.Compact(all)
 	}
-	slices.Sort(all)
-	all = slices.Compact(all)
 	if limit := labelLimit(hints); limit > 0 && int64(len(all)) > limit {
 		all = all[:limit]
 	}

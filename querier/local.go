@@ -37,9 +37,12 @@ const localCheckCtxEvery = 1024
 // fetchLocal is fetchSeries over a LocalSource: the same checks of the
 // protocol and the same accounting against the query limits, series by
 // series as they come.
-func fetchLocal(ctx context.Context, src LocalSource, req *arguspb.SeriesRequest, limit int) ([]fetchedSeries, error) {
+func fetchLocal(ctx context.Context, src LocalSource, req *arguspb.SeriesRequest, limit int) (*seriesList, error) {
 	if _, err := outgoing(ctx); err != nil { // No tenant.
-		return nil, err
+		return &seriesList{}, err
+	}
+	if ctx.Err() != nil { // As a gRPC call would not start.
+		return &seriesList{}, contextError(ctx, "series")
 	}
 	d := seriesDecoder{limit: limit, budget: budgetFrom(ctx)}
 	err := src.SelectSeries(ctx, req, func(lset labels.Labels, chks []chunks.Meta) error {
@@ -50,22 +53,22 @@ func fetchLocal(ctx context.Context, src LocalSource, req *arguspb.SeriesRequest
 		if d.full() {
 			return errEnoughSeries
 		}
-		if len(d.series)%localCheckCtxEvery == 0 {
+		if d.series.len()%localCheckCtxEvery == 0 {
 			return ctx.Err()
 		}
 		return nil
 	})
 	switch {
 	case d.err != nil:
-		return d.series, d.err
+		return &d.series, d.err
 	case errors.Is(err, errEnoughSeries):
-		return d.series, nil
+		return &d.series, nil
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		return d.series, contextError(ctx, "series")
+		return &d.series, contextError(ctx, "series")
 	case err != nil:
-		return d.series, fromGRPC(ctx, "series", err)
+		return &d.series, fromGRPC(ctx, "series", err)
 	}
-	return d.series, nil
+	return &d.series, nil
 }
 
 // addLocal checks and keeps one series of a local read, as decodeSeries
@@ -90,6 +93,6 @@ func (d *seriesDecoder) addLocal(lset labels.Labels, chks []chunks.Meta) error {
 	if err := d.count(lset, len(chks)); err != nil {
 		return err
 	}
-	d.series = append(d.series, fetchedSeries{labels: lset, chunks: chks})
+	d.series.add(fetchedSeries{labels: lset, chunks: chks})
 	return nil
 }

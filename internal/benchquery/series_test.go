@@ -39,8 +39,8 @@ const (
 	// allocation profiles are taken into <dir>/argus-<query>.{cpu,allocs}.pprof.
 	seriesQueriesProfileEnv = "BENCH_SERIES_QUERIES_PROFILE"
 	// profileSeconds is how long each profile runs.
-	profileSeconds = 15
-	defaultQuerySeries      = 1_000_000
+	profileSeconds     = 15
+	defaultQuerySeries = 1_000_000
 	// seriesQueryRounds is how many times each query is timed (after one
 	// untimed run); the median is reported.
 	seriesQueryRounds = 5
@@ -125,7 +125,7 @@ type queryServer struct {
 	// profile, if set, runs do while the server profiles itself and writes
 	// the profiles into files named after prefix.
 	profile func(b *testing.B, prefix string, do func())
-	stop func(b *testing.B)
+	stop    func(b *testing.B)
 }
 
 // namedServer starts one server of BenchmarkSeriesQueries.
