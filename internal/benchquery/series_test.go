@@ -119,8 +119,8 @@ type queryServer struct {
 	// with header, by a client that waits as long as a push may take: on a
 	// loaded machine a query over 1M series can take longer than the
 	// harness's own clients wait.
-	apiURL  string
-	pid     int
+	apiURL string
+	pid    int
 	// ready is called after the pushes, before the queries.
 	ready func(b *testing.B)
 	// heap, if set, returns what the Go runtime of the server says of its
@@ -304,7 +304,7 @@ func startQueryArgus(b *testing.B) queryServer {
 		profile: func(b *testing.B, prefix string, do func()) { profileWhile(b, p.URL(), prefix, do) },
 		pushURL: p.PushURL(), header: http.Header{clustertest.TenantHeader: {tenant}}, pid: p.PID(),
 		apiURL: p.URL() + clustertest.PromAPI,
-		ready: func(*testing.B) {},
+		ready:  func(*testing.B) {},
 		heap: func(b *testing.B) string {
 			out := ""
 			for _, m := range []string{"heap_alloc", "heap_inuse", "heap_idle", "heap_released", "next_gc"} {
@@ -324,8 +324,8 @@ func startQueryPrometheus(b *testing.B) queryServer {
 	return queryServer{
 		pushURL: p.URL() + "/api/v1/write", header: http.Header{}, pid: p.PID(),
 		apiURL: p.URL() + "/api/v1",
-		ready: func(*testing.B) {},
-		stop:  func(b *testing.B) { p.Stop(b) },
+		ready:  func(*testing.B) {},
+		stop:   func(b *testing.B) { p.Stop(b) },
 	}
 }
 
@@ -335,8 +335,8 @@ func startQueryVictoriaMetrics(b *testing.B) queryServer {
 	return queryServer{
 		pushURL: v.WriteURL(), header: http.Header{}, pid: v.PID(),
 		apiURL: v.URL() + "/api/v1",
-		ready: func(b *testing.B) { v.ForceFlush(b) },
-		stop:  func(b *testing.B) { v.Stop(b) },
+		ready:  func(b *testing.B) { v.ForceFlush(b) },
+		stop:   func(b *testing.B) { v.Stop(b) },
 	}
 }
 
