@@ -1,7 +1,6 @@
 package ingester
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
@@ -50,20 +49,57 @@ func (i *Ingester) queryHead(ctx context.Context, queryType string) (*tenantHead
 // and have samples in [min_time_ms, max_time_ms], merged from the head and
 // the chunk store, sorted by labels, in messages of at most seriesPerMessage
 // series and about bytesPerMessage bytes.
+func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamingServer[arguspb.SeriesResponse]) error {
+	var a protoAlloc
+	b := responseBatcher{send: stream.Send}
+	err := i.selectSeries(stream.Context(), req, func(lset labels.Labels, chks []storage.Chunk) error {
+		return b.add(a.streamSeries(lset, chks))
+	})
+	if err != nil {
+		return grpcError(err)
+	}
+	return grpcError(b.flush())
+}
+
+// SelectSeries is Series for a caller in the same process (the querier of
+// an all-in-one): it calls visit with each series that Series would stream,
+// in the same order and with the same chunks, instead of encoding them. lset
+// and chks, chunk data included, are the caller's to keep: the labels are
+// the head's own (immutable), finished chunks are shared (immutable), and
+// the rest is copied into memory that the ingester never touches again.
+// The ingester's own errors are gRPC statuses, as Series returns them; an
+// error of visit ends the read and is returned as is.
+func (i *Ingester) SelectSeries(ctx context.Context, req *arguspb.SeriesRequest, visit func(lset labels.Labels, chks []chunks.Meta) error) error {
+	var (
+		a        metaAlloc
+		visitErr error
+	)
+	err := i.selectSeries(ctx, req, func(lset labels.Labels, chks []storage.Chunk) error {
+		visitErr = visit(lset, a.metas(chks))
+		return visitErr
+	})
+	if visitErr != nil {
+		return visitErr
+	}
+	return grpcError(err)
+}
+
+// selectSeries calls visit with every series of the tenant of ctx that
+// matches req, merged from the head and the chunk store, sorted by labels.
+// chks is reused once visit returns; the data it points to is not.
 //
 // The head is read before the store. A chunk persisted between the two
 // reads is then in both: it is taken from the head, and the store's copy is
 // excluded because only store chunks older than the series' oldest chunk in
 // memory at the head read are used.
-func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamingServer[arguspb.SeriesResponse]) error {
-	ctx := stream.Context()
+func (i *Ingester) selectSeries(ctx context.Context, req *arguspb.SeriesRequest, visit func(lset labels.Labels, chks []storage.Chunk) error) error {
 	h, err := i.queryHead(ctx, queryTypeSeries)
 	if err != nil || h == nil {
-		return grpcError(err)
+		return err
 	}
 	ms, err := toMatchers(req.GetMatchers())
 	if err != nil {
-		return grpcError(err)
+		return err
 	}
 	mint, maxt := req.GetMinTimeMs(), req.GetMaxTimeMs()
 	mode := withChunks
@@ -72,17 +108,13 @@ func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamin
 	}
 	head, err := h.headSeries(ctx, ms, mint, maxt, mode)
 	if err != nil {
-		return grpcError(err)
+		return err
 	}
 	stored, err := h.store.Select(mint, maxt, storage.SelectOptions{SkipChunks: mode == withoutChunks}, ms...)
 	if err != nil {
-		return grpcError(fmt.Errorf("select from chunk store: %w", err))
+		return fmt.Errorf("select from chunk store: %w", err)
 	}
-	b := responseBatcher{send: stream.Send}
-	if err := mergeSeries(head, stored, mode, b.add); err != nil {
-		return grpcError(err)
-	}
-	return grpcError(b.flush())
+	return mergeSeries(head, stored, mode, visit)
 }
 
 // responseBatcher groups streamed series into SeriesResponse messages of at
@@ -157,7 +189,10 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 	// their chunks lie in the order the merge reads them.
 	h.series.sortEntries(es)
 	out := make([]headSnapshot, len(es))
-	var chks []storage.Chunk // The chunks of all snapshots, which share it.
+	var (
+		chks  []storage.Chunk // The chunks of all snapshots, which share it.
+		opens []byte          // Likewise, the copies of the open chunks.
+	)
 	if mode == withChunks {
 		chks = make([]storage.Chunk, 0, len(es))
 	}
@@ -169,7 +204,7 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 		snap.inRange = e.s.overlapsLocked(mint, maxt)
 		if mode == withChunks && snap.inRange {
 			start := len(chks)
-			chks = e.s.appendChunksLocked(chks, mint, maxt)
+			chks = e.s.appendChunksCarvedLocked(chks, &opens, mint, maxt)
 			snap.chunks = chks[start:len(chks):len(chks)]
 		}
 		e.s.mu.Unlock()
@@ -186,22 +221,33 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 // to dst: the finished ones shared (they are immutable), the open one
 // copied. The caller holds mu.
 func (s *memSeries) appendChunksLocked(dst []storage.Chunk, mint, maxt int64) []storage.Chunk {
+	var opens []byte
+	return s.appendChunksCarvedLocked(dst, &opens, mint, maxt)
+}
+
+// appendChunksCarvedLocked is appendChunksLocked with the copy of the open
+// chunk carved from *opens (slab.Take), so that reading many series costs
+// a few allocations. The caller holds mu.
+func (s *memSeries) appendChunksCarvedLocked(dst []storage.Chunk, opens *[]byte, mint, maxt int64) []storage.Chunk {
 	for c := s.finished; c != nil; c = c.next {
 		if c.minT <= maxt && c.maxT >= mint {
 			dst = append(dst, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}
 	}
 	if s.hasOpenLocked() && s.openMinTLocked() <= maxt && s.openMaxTLocked() >= mint {
-		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxTLocked(), Encoding: chunkenc.EncXOR, Data: bytes.Clone(s.openBytesLocked())})
+		b := s.openBytesLocked()
+		data := slab.Take(opens, len(b), openChunkBlock)
+		copy(data, b)
+		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxTLocked(), Encoding: chunkenc.EncXOR, Data: data})
 	}
 	return dst
 }
 
 // mergeSeries merges the head snapshots and the store's series, both sorted
-// by labels, calling send for every series with data in the range. The
-// messages it sends are never modified afterwards.
-func mergeSeries(head []headSnapshot, stored []storage.Series, mode seriesMode, send func(*arguspb.StreamSeries) error) error {
-	var a protoAlloc
+// by labels, calling visit for every series with data in the range (with no
+// chunks when mode is withoutChunks). chks is reused once visit returns.
+func mergeSeries(head []headSnapshot, stored []storage.Series, mode seriesMode, visit func(lset labels.Labels, chks []storage.Chunk) error) error {
+	var chks []storage.Chunk
 	for len(head) > 0 || len(stored) > 0 {
 		var (
 			lset     labels.Labels
@@ -227,39 +273,26 @@ func mergeSeries(head []headSnapshot, stored []storage.Series, mode seriesMode, 
 			if st == nil && !hs.inRange {
 				continue
 			}
-			if err := send(a.streamSeries(lset, 0)); err != nil {
+			if err := visit(lset, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		n := 0
+		chks = chks[:0]
 		if st != nil {
 			for _, c := range st.Chunks {
 				if c.MaxTime < headMinT {
-					n++
+					chks = append(chks, c)
 				}
 			}
 		}
 		if hs != nil {
-			n += len(hs.chunks)
+			chks = append(chks, hs.chunks...)
 		}
-		if n == 0 {
+		if len(chks) == 0 {
 			continue
 		}
-		ss := a.streamSeries(lset, n)
-		if st != nil {
-			for _, c := range st.Chunks {
-				if c.MaxTime < headMinT {
-					ss.Chunks = append(ss.Chunks, a.chunk(c))
-				}
-			}
-		}
-		if hs != nil {
-			for _, c := range hs.chunks {
-				ss.Chunks = append(ss.Chunks, a.chunk(c))
-			}
-		}
-		if err := send(ss); err != nil {
+		if err := visit(lset, chks); err != nil {
 			return err
 		}
 	}
@@ -279,9 +312,9 @@ type protoAlloc struct {
 	scratch   []labels.Label // the labels of the series being carved
 }
 
-// streamSeries returns a StreamSeries with the labels of lset (sharing its
-// strings) and room for nChunks chunks.
-func (a *protoAlloc) streamSeries(lset labels.Labels, nChunks int) *arguspb.StreamSeries {
+// streamSeries returns a StreamSeries with the labels of lset and the
+// chunks chks, sharing their strings and data.
+func (a *protoAlloc) streamSeries(lset labels.Labels, chks []storage.Chunk) *arguspb.StreamSeries {
 	ss := &slab.Take(&a.series, 1, carveBlock)[0]
 	// One decoding of lset, into scratch: lset.Len would be a second.
 	a.scratch = a.scratch[:0]
@@ -293,24 +326,57 @@ func (a *protoAlloc) streamSeries(lset labels.Labels, nChunks int) *arguspb.Stre
 		ls[i].Name, ls[i].Value = l.Name, l.Value
 		ss.Labels[i] = &ls[i]
 	}
-	if nChunks > 0 {
-		ss.Chunks = slab.Take(&a.chunkPtrs, nChunks, carveBlock)[:0]
+	if len(chks) > 0 {
+		ss.Chunks = slab.Take(&a.chunkPtrs, len(chks), carveBlock)
+		pcs := slab.Take(&a.chunks, len(chks), carveBlock)
+		for i, c := range chks {
+			pc := &pcs[i]
+			pc.MinTimeMs, pc.MaxTimeMs, pc.Data = c.MinTime, c.MaxTime, c.Data
+			if c.Encoding == chunkenc.EncXOR {
+				pc.Encoding = arguspb.ChunkEncoding_CHUNK_ENCODING_XOR
+			}
+			ss.Chunks[i] = pc
+		}
 	}
 	return ss
 }
 
-// chunk returns c as a message sharing its data.
-func (a *protoAlloc) chunk(c storage.Chunk) *arguspb.Chunk {
-	pc := &slab.Take(&a.chunks, 1, carveBlock)[0]
-	pc.MinTimeMs, pc.MaxTimeMs, pc.Data = c.MinTime, c.MaxTime, c.Data
-	if c.Encoding == chunkenc.EncXOR {
-		pc.Encoding = arguspb.ChunkEncoding_CHUNK_ENCODING_XOR
+// metaAlloc carves the chunks of SelectSeries from blocks, as protoAlloc
+// carves messages. What it hands out is never handed out again. It is not
+// safe for concurrent use.
+type metaAlloc struct {
+	metaBlock []chunks.Meta
+	xorBlock  []chunkenc.XORChunk
+}
+
+// metas returns chks as chunks.Metas of XOR chunks sharing their data.
+func (a *metaAlloc) metas(chks []storage.Chunk) []chunks.Meta {
+	if len(chks) == 0 {
+		return nil
 	}
-	return pc
+	ms := slab.Take(&a.metaBlock, len(chks), carveBlock)
+	xors := slab.Take(&a.xorBlock, len(chks), carveBlock)
+	for i, c := range chks {
+		ms[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.MinTime, MaxTime: c.MaxTime}
+		if c.Encoding != chunkenc.EncXOR {
+			// Never written today; the querier refuses it, as it refuses
+			// such a chunk on the wire.
+			if chk, err := chunkenc.FromData(c.Encoding, c.Data); err == nil {
+				ms[i].Chunk = chk
+				continue
+			}
+		}
+		xors[i].Reset(c.Data)
+	}
+	return ms
 }
 
 // carveBlock is the first block size of slab.Take here, in elements.
 const carveBlock = 16
+
+// openChunkBlock is the first block size, in bytes, of the copies of open
+// chunks: a few chunks' worth.
+const openChunkBlock = 512
 
 // LabelNames returns the sorted label names of the tenant's series that
 // match every matcher, at most limit of them (0: no limit): from the chunk

@@ -2,12 +2,17 @@ package ingester
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -119,9 +124,12 @@ func TestSeries_MergesHeadAndStore(t *testing.T) {
 	flushTenants(t, ing, keepOpenChunks)
 	stored, err := h.store.Select(0, math.MaxInt64, storage.SelectOptions{}, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
 	require.NoError(t, err)
-	var merged []*arguspb.StreamSeries
-	require.NoError(t, mergeSeries(head, stored, withChunks, func(s *arguspb.StreamSeries) error {
-		merged = append(merged, s)
+	var (
+		merged []*arguspb.StreamSeries
+		a      protoAlloc
+	)
+	require.NoError(t, mergeSeries(head, stored, withChunks, func(lset labels.Labels, chks []storage.Chunk) error {
+		merged = append(merged, a.streamSeries(lset, chks))
 		return nil
 	}))
 	want[lstr(both...)] = append(want[lstr(both...)], seq(260_000, 1000, 120)...)
@@ -293,4 +301,133 @@ func TestStripeSeries_HashCollisions(t *testing.T) {
 	n := 0
 	ss.forEach(func(*memSeries) { n++ })
 	require.Zero(t, n)
+}
+
+// selectAsProto runs SelectSeries and returns what it visited in the form
+// Series streams, to compare the two.
+func selectAsProto(t testing.TB, ing *Ingester, tenantID string, req *arguspb.SeriesRequest) []*arguspb.StreamSeries {
+	t.Helper()
+	var out []*arguspb.StreamSeries
+	require.NoError(t, ing.SelectSeries(tenantCtx(tenantID), req, func(lset labels.Labels, chks []chunks.Meta) error {
+		ss := &arguspb.StreamSeries{}
+		lset.Range(func(l labels.Label) { ss.Labels = append(ss.Labels, &arguspb.Label{Name: l.Name, Value: l.Value}) })
+		for _, m := range chks {
+			require.Equal(t, chunkenc.EncXOR, m.Chunk.Encoding())
+			ss.Chunks = append(ss.Chunks, &arguspb.Chunk{MinTimeMs: m.MinTime, MaxTimeMs: m.MaxTime,
+				Encoding: arguspb.ChunkEncoding_CHUNK_ENCODING_XOR, Data: m.Chunk.Bytes()})
+		}
+		out = append(out, ss)
+		return nil
+	}))
+	return out
+}
+
+// requireSelectLikeSeries checks that SelectSeries visits exactly what
+// Series streams for req, chunk bytes included, and that there is
+// something to compare.
+func requireSelectLikeSeries(t *testing.T, ing *Ingester, tenantID string, req *arguspb.SeriesRequest) {
+	t.Helper()
+	want := querySeries(t, ing, tenantID, req)
+	got := selectAsProto(t, ing, tenantID, req)
+	require.NotEmpty(t, want, "a vacuous comparison: %v", req)
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.True(t, want[i].EqualVT(got[i]), "series %d: Series sent %v, SelectSeries visited %v", i, want[i], got[i])
+	}
+}
+
+// TestSelectSeries_LikeSeries checks the in-process read against the gRPC
+// one on a tenant with series in the head only, in the store only and in
+// both (a chunk of which is in both, as when persisted between the two
+// reads), with tombstones, for several ranges, matchers and skip_chunks.
+func TestSelectSeries_LikeSeries(t *testing.T) {
+	clock := &testClock{ms: 1_000_000}
+	ing := startIngester(t, testConfig(t, t.TempDir()), func(i *Ingester) { i.now = clock.now })
+	both := []string{"__name__", "both", "job", "a"}
+	storeOnly := []string{"__name__", "store_only", "job", "a"}
+	headOnly := []string{"__name__", "head_only", "job", "b"}
+	push(t, ing, "t1", ts(both, seq(0, 1000, 250)...), ts(storeOnly, sample{5, 5}))
+	clock.ms += ing.cfg.MaxChunkIdle.Milliseconds() + 1000
+	push(t, ing, "t1", ts(both, seq(250_000, 1000, 10)...))
+	flushTenants(t, ing, cutIdleChunks)
+	push(t, ing, "t1", ts(headOnly, seq(7, 1000, 30)...), ts(both, seq(260_000, 1000, 120)...))
+	flushTenants(t, ing, keepOpenChunks) // Persisted and still in memory.
+	push(t, ing, "t1", ts(both, seq(380_000, 1000, 5)...))
+
+	all := []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_RE, "__name__", ".+")}
+	reqs := map[string]*arguspb.SeriesRequest{
+		"everything":         {MinTimeMs: math.MinInt64, MaxTimeMs: math.MaxInt64, Matchers: all},
+		"persisted range":    {MinTimeMs: 100_000, MaxTimeMs: 200_000, Matchers: all},
+		"open chunk range":   {MinTimeMs: 381_000, MaxTimeMs: 382_000, Matchers: all},
+		"one job":            {MinTimeMs: 0, MaxTimeMs: math.MaxInt64, Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "job", "a")}},
+		"regexp and not":     {MinTimeMs: 0, MaxTimeMs: math.MaxInt64, Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_RE, "__name__", ".*only"), pm(arguspb.LabelMatcher_NEQ, "job", "a")}},
+		"skip chunks":        {MinTimeMs: 0, MaxTimeMs: math.MaxInt64, Matchers: all, SkipChunks: true},
+		"skip chunks, range": {MinTimeMs: 6, MaxTimeMs: 8, Matchers: all, SkipChunks: true},
+	}
+	check := func(t *testing.T) {
+		for name, req := range reqs {
+			t.Run(name, func(t *testing.T) { requireSelectLikeSeries(t, ing, "t1", req) })
+		}
+	}
+	t.Run("head and store", check)
+
+	_, err := ing.AdminServer().DeleteSeries(tenantCtx("t1"), &arguspb.DeleteSeriesRequest{MinTimeMs: 100_000, MaxTimeMs: 300_000,
+		Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "both")}})
+	require.NoError(t, err)
+	delete(reqs, "persisted range") // Deleted: nothing left to compare.
+	t.Run("with tombstones", check)
+}
+
+// TestSelectSeries_KeepsWhatItHandsOut checks that what SelectSeries hands
+// out stays as it was while the head goes on: the open chunk is a copy.
+func TestSelectSeries_KeepsWhatItHandsOut(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	lbls := []string{"__name__", "m"}
+	push(t, ing, "t1", ts(lbls, seq(1000, 1000, 130)...)) // A finished chunk and an open one.
+	req := &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: math.MaxInt64, Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "m")}}
+	var (
+		kept  []chunks.Meta
+		bytes [][]byte
+	)
+	require.NoError(t, ing.SelectSeries(tenantCtx("t1"), req, func(_ labels.Labels, chks []chunks.Meta) error {
+		kept = chks
+		for _, m := range chks {
+			bytes = append(bytes, slices.Clone(m.Chunk.Bytes()))
+		}
+		return nil
+	}))
+	require.Len(t, kept, 2)
+	push(t, ing, "t1", ts(lbls, seq(131_000, 1000, 50)...)) // Appends to the open chunk, cuts it.
+	for i, m := range kept {
+		require.Equal(t, bytes[i], m.Chunk.Bytes(), "chunk %d changed after the read", i)
+	}
+	want := querySeries(t, ing, "t1", req)
+	require.Greater(t, len(want[0].Chunks[1].Data), len(bytes[1]), "the open chunk grew in the head")
+}
+
+// TestSelectSeries_Errors checks that an error of visit ends the read and
+// comes back as it is, and that the ingester's own errors are the gRPC
+// statuses Series returns.
+func TestSelectSeries_Errors(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	for i := range 3 {
+		push(t, ing, "t1", ts([]string{"__name__", "m", "i", strconv.Itoa(i)}, sample{1, 1}))
+	}
+	all := &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: 10, Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_EQ, "__name__", "m")}}
+	stop := errors.New("stop")
+	visited := 0
+	err := ing.SelectSeries(tenantCtx("t1"), all, func(labels.Labels, []chunks.Meta) error {
+		visited++
+		return stop
+	})
+	require.Same(t, stop, err)
+	require.Equal(t, 1, visited)
+
+	nop := func(labels.Labels, []chunks.Meta) error { return nil }
+	bad := &arguspb.SeriesRequest{Matchers: []*arguspb.LabelMatcher{pm(arguspb.LabelMatcher_RE, "job", "(")}}
+	require.Equal(t, codes.InvalidArgument, status.Code(ing.SelectSeries(tenantCtx("t1"), bad, nop)))
+	require.Equal(t, codes.InvalidArgument, status.Code(ing.SelectSeries(context.Background(), all, nop)), "no tenant")
+	require.NoError(t, ing.SelectSeries(tenantCtx("never-pushed"), all, func(labels.Labels, []chunks.Meta) error {
+		return errors.New("visited a series of a tenant without data")
+	}))
 }

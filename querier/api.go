@@ -115,7 +115,9 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		false,         // query cost feature
 		engineTimeout, // --query.timeout, only read by the query cost feature
 	)
-	router := route.New().WithInstrumentation(d.metrics.instrument).WithPrefix(PathPrefix + apiRoutePrefix)
+	router := route.New().WithInstrumentation(func(name string, h http.HandlerFunc) http.HandlerFunc {
+		return d.metrics.instrument(name, pooledCompression(name, h))
+	}).WithPrefix(PathPrefix + apiRoutePrefix)
 	api.Register(router)
 	return postAsGet(withPartialResponse(withQueryLimits(router, d.limits, d.metrics)))
 }

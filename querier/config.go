@@ -26,6 +26,9 @@ type Config struct {
 	// TenantFederationEnabled lets a read name several tenants (a|b) and
 	// answers it over all of them, each series labelled __tenant_id__.
 	TenantFederationEnabled bool `yaml:"tenant_federation_enabled"`
+	// LocalIngesterReads reads the ingester of the querier's own process
+	// through Go calls rather than gRPC (Deps.Local).
+	LocalIngesterReads bool `yaml:"local_ingester_reads" category:"advanced"`
 }
 
 // RegisterFlags registers the querier flags, namespaced -querier.* (and
@@ -41,6 +44,7 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.MaxSamples, prefix+"querier.max-samples", 50000000, "Maximum number of samples a single query can load into memory.")
 	f.DurationVar(&c.LookbackDelta, prefix+"querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample of a series.")
 	f.DurationVar(&c.DefaultEvaluationInterval, prefix+"querier.default-evaluation-interval", time.Minute, "Step of subqueries that do not name one, as Prometheus's global evaluation_interval.")
+	f.BoolVar(&c.LocalIngesterReads, prefix+"querier.local-ingester-reads", true, "When the ingester runs in the same process (-target=all), read it through in-process calls instead of gRPC: the same answers without encoding, sending and decoding every series. False reads it over gRPC like any other ingester.")
 	f.BoolVar(&c.TenantFederationEnabled, prefix+"tenant-federation.enabled", false, "Let a read name several tenants separated by | in X-Scope-OrgID and answer it over all of them, each series labelled __tenant_id__ with its tenant. Each tenant's query limits apply to its part of the read.")
 }
 

@@ -15,6 +15,7 @@ func TestConfig_Defaults(t *testing.T) {
 		MaxSamples:                50_000_000,
 		LookbackDelta:             5 * time.Minute,
 		DefaultEvaluationInterval: time.Minute,
+		LocalIngesterReads:        true,
 	}, defaultConfig(t))
 	cfg := defaultConfig(t)
 	require.NoError(t, cfg.Validate())
@@ -24,7 +25,7 @@ func TestConfig_FlagsWithPrefix(t *testing.T) {
 	var cfg Config
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	cfg.RegisterFlagsWithPrefix("x.", fs)
-	require.NoError(t, fs.Parse([]string{"-x.querier.max-concurrent=3", "-x.querier.max-samples=7", "-x.querier.lookback-delta=1m", "-x.querier.default-evaluation-interval=30s", "-x.tenant-federation.enabled"}))
+	require.NoError(t, fs.Parse([]string{"-x.querier.max-concurrent=3", "-x.querier.max-samples=7", "-x.querier.lookback-delta=1m", "-x.querier.default-evaluation-interval=30s", "-x.tenant-federation.enabled", "-x.querier.local-ingester-reads=false"}))
 	require.Equal(t, Config{MaxConcurrent: 3, MaxSamples: 7, LookbackDelta: time.Minute, DefaultEvaluationInterval: 30 * time.Second, TenantFederationEnabled: true}, cfg)
 	// The timeout is a per-tenant limit, registered by the limits package.
 	require.Nil(t, fs.Lookup("x.querier.timeout"))

@@ -68,7 +68,7 @@ type seriesDecoder struct {
 	// tenant's query limits; its first error stops the stream. nil counts
 	// nothing.
 	budget *tenantBudget
-	series []fetchedSeries
+	series seriesList
 	// err is the first protocol violation; decoding stops at it. It is
 	// kept here because gRPC turns an Unmarshal error into a status.
 	err error
@@ -88,7 +88,7 @@ type wireChunk struct {
 
 // full reports whether the decoder holds limit series.
 func (d *seriesDecoder) full() bool {
-	return d.limit > 0 && len(d.series) >= d.limit
+	return d.limit > 0 && d.series.len() >= d.limit
 }
 
 // decodeResponse decodes one encoded SeriesResponse, which b must own, and
@@ -146,19 +146,14 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 	}
 	d.b.Sort()
 	fs := fetchedSeries{labels: d.b.Labels()}
-	if n := len(d.series); n > 0 && labels.Compare(d.series[n-1].labels, fs.labels) >= 0 {
-		return fmt.Errorf("%w: series %s received after %s", ErrProtocol, fs.labels, d.series[n-1].labels)
+	if err := d.checkOrder(fs.labels); err != nil {
+		return err
 	}
 	if err := checkChunks(fs.labels, d.scratch); err != nil {
 		return err
 	}
-	if d.budget != nil {
-		// The series this stream delivered so far are distinct (sorted,
-		// checked above), so the stream alone is over the series limit as
-		// soon as their count is.
-		if err := d.budget.fetched(fs.labels, len(d.series)+1, len(d.scratch)); err != nil {
-			return err
-		}
+	if err := d.count(fs.labels, len(d.scratch)); err != nil {
+		return err
 	}
 	if len(d.scratch) > 0 {
 		fs.chunks = slab.Take(&d.metas, len(d.scratch), carveBlock)
@@ -168,7 +163,31 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 			fs.chunks[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.minT, MaxTime: c.maxT}
 		}
 	}
-	d.series = append(d.series, fs)
+	d.series.add(fs)
+	return nil
+}
+
+// checkOrder checks that the series lset comes after the last one received.
+func (d *seriesDecoder) checkOrder(lset labels.Labels) error {
+	if d.series.len() > 0 {
+		if prev := d.series.last().labels; labels.Compare(prev, lset) >= 0 {
+			return fmt.Errorf("%w: series %s received after %s", ErrProtocol, lset, prev)
+		}
+	}
+	return nil
+}
+
+// count counts the series lset, received with nChunks chunks, against the
+// query limits.
+func (d *seriesDecoder) count(lset labels.Labels, nChunks int) error {
+	if d.budget != nil {
+		// The series this stream delivered so far are distinct (sorted,
+		// checked above), so the stream alone is over the series limit as
+		// soon as their count is.
+		if err := d.budget.fetched(lset, d.series.len()+1, nChunks); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -178,20 +197,29 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 func checkChunks(lset labels.Labels, cs []wireChunk) error {
 	prevMaxT := int64(0)
 	for i, c := range cs {
-		if c.enc != arguspb.ChunkEncoding_CHUNK_ENCODING_XOR {
-			return fmt.Errorf("%w: series %s has a chunk with encoding %s", ErrProtocol, lset, c.enc)
-		}
-		if len(c.data) < 2 { // The sample count.
-			return fmt.Errorf("%w: series %s has a chunk of %d bytes", ErrProtocol, lset, len(c.data))
-		}
-		if c.minT > c.maxT {
-			return fmt.Errorf("%w: series %s has a chunk from %d to %d", ErrProtocol, lset, c.minT, c.maxT)
-		}
-		if i > 0 && c.minT <= prevMaxT {
-			return fmt.Errorf("%w: series %s has a chunk from %d after one up to %d: chunks out of order or overlapping",
-				ErrProtocol, lset, c.minT, prevMaxT)
+		if err := checkChunk(lset, c.enc, len(c.data), c.minT, c.maxT, i > 0, prevMaxT); err != nil {
+			return err
 		}
 		prevMaxT = c.maxT
+	}
+	return nil
+}
+
+// checkChunk checks one chunk of lset for checkChunks: after a previous
+// chunk up to prevMaxT if hasPrev.
+func checkChunk(lset labels.Labels, enc arguspb.ChunkEncoding, size int, minT, maxT int64, hasPrev bool, prevMaxT int64) error {
+	if enc != arguspb.ChunkEncoding_CHUNK_ENCODING_XOR {
+		return fmt.Errorf("%w: series %s has a chunk with encoding %s", ErrProtocol, lset, enc)
+	}
+	if size < 2 { // The sample count.
+		return fmt.Errorf("%w: series %s has a chunk of %d bytes", ErrProtocol, lset, size)
+	}
+	if minT > maxT {
+		return fmt.Errorf("%w: series %s has a chunk from %d to %d", ErrProtocol, lset, minT, maxT)
+	}
+	if hasPrev && minT <= prevMaxT {
+		return fmt.Errorf("%w: series %s has a chunk from %d after one up to %d: chunks out of order or overlapping",
+			ErrProtocol, lset, minT, prevMaxT)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@
 //     LabelValues calls into SeriesSource gRPC calls for the tenant of the
 //     request context (queryable.go), the decoder of the Series stream
 //     (decode.go) and the iterator over a series' samples (iterator.go);
+//   - the in-process reads of the ingester of the querier's own process
+//     (an all-in-one), the same answers without gRPC (local.go);
 //   - the PromQL engine and its limits, built from Config;
 //   - the Prometheus HTTP API, which is Prometheus's own web/api/v1 wired to
 //     that engine and queryable, so that JSON shapes, error types and float
@@ -22,6 +24,6 @@
 //     merge of the answers (admin.go, status.go).
 //
 // It does not own which SeriesSource it talks to (cmd dials it and passes the
-// client in Deps), the values of the limits (package limits, passed in
+// client in Deps, or passes its own ingester as Deps.Local), the values of the limits (package limits, passed in
 // Deps), or tenant authentication (cmd wraps Handler in its middleware).
 package querier

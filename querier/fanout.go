@@ -56,6 +56,10 @@ func newReplicatedQuerier(q *queryable, mint, maxt int64) (*replicatedQuerier, e
 	}
 	rq := &replicatedQuerier{instances: instances, maxFailures: maxFailures, readSetErr: err}
 	for _, inst := range instances {
+		if q.local != nil && inst.ID == q.localID {
+			rq.sources = append(rq.sources, &sourceQuerier{local: q.local, metrics: q.metrics, mint: mint, maxt: maxt})
+			continue
+		}
 		src, err := q.sources(inst.Addr)
 		if err != nil {
 			return nil, unavailableError(context.Background(), fmt.Errorf("%w: ingester %s: %w", ErrUnavailable, inst.Addr, err))
@@ -198,11 +202,15 @@ func (rq *replicatedQuerier) unionStrings(ctx context.Context, hints *storage.La
 		return nil, nil, err
 	}
 	var all []string
-	for _, i := range ok {
-		all = append(all, results[i]...)
+	if len(ok) == 1 {
+		all = results[ok[0]] // Sorted and unique already: an all-in-one's answer.
+	} else {
+		for _, i := range ok {
+			all = append(all, results[i]...)
+		}
+		slices.Sort(all)
+		all = slices.Compact(all)
 	}
-	slices.Sort(all)
-	all = slices.Compact(all)
 	if limit := labelLimit(hints); limit > 0 && int64(len(all)) > limit {
 		all = all[:limit]
 	}

@@ -12,6 +12,7 @@ type metrics struct {
 	queryDuration   *prometheus.HistogramVec
 	seriesFetched   prometheus.Counter
 	chunksFetched   prometheus.Counter
+	localReads      prometheus.Counter
 	queriesRejected *prometheus.CounterVec // by reason (rejectReasons)
 }
 
@@ -34,6 +35,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		chunksFetched: f.NewCounter(prometheus.CounterOpts{
 			Name: "argus_querier_chunks_fetched_total",
 			Help: "Chunks received from series sources.",
+		}),
+		localReads: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_querier_local_reads_total",
+			Help: "Reads (series, label names, label values) of the ingester of this process made in-process rather than over gRPC (-querier.local-ingester-reads).",
 		}),
 		queriesRejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "argus_querier_queries_rejected_total",

@@ -27,6 +27,11 @@ type Deps struct {
 	// Sources gives the series source of an instance address; required with
 	// Replicas.
 	Sources SourceFactory
+	// Local, with Replicas, is the ingester of this process: the read set's
+	// instance whose ID is LocalID is read through it, without gRPC
+	// (local.go), and Sources is not asked for it.
+	Local   LocalSource
+	LocalID string
 	// Limits gives each tenant's query limits (limits.Overrides fits):
 	// -querier.timeout, -querier.max-fetched-series-per-query,
 	// -querier.max-fetched-chunks-per-query and -querier.max-query-length.
@@ -70,6 +75,7 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 	q := &Querier{
 		queryable: &queryable{
 			src: deps.Source, metrics: m, replicas: deps.Replicas, sources: deps.Sources,
+			local: deps.Local, localID: deps.LocalID,
 			limits: deps.Limits, lookback: cfg.LookbackDelta, federation: cfg.TenantFederationEnabled,
 		},
 		engine: newEngine(cfg, logger, deps.Registerer, feats),

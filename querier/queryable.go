@@ -38,9 +38,12 @@ type queryable struct {
 	metrics *metrics
 
 	// With replicas set, reads fan out over the ring's read set instead of
-	// src (fanout.go); sources gives each instance's series source.
+	// src (fanout.go); sources gives each instance's series source, except
+	// for the instance localID, which is local.
 	replicas readSetter
 	sources  SourceFactory
+	local    LocalSource
+	localID  string
 
 	// limits gives each tenant's query limits; nil: unlimited.
 	limits tenantLimits
@@ -266,6 +269,7 @@ func (tq *tenantQuerier) Close() error {
 // caller and stay valid after Close.
 type sourceQuerier struct {
 	src        seriesSource
+	local      LocalSource // when set, read instead of src (local.go)
 	metrics    *metrics
 	mint, maxt int64
 }
@@ -283,13 +287,18 @@ func (q *sourceQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 		req.SkipChunks = hints.Func == "series"
 		limit = hints.Limit
 	}
-	series, err := fetchSeries(ctx, q.src, req, limit)
-	nChunks := 0
-	for _, s := range series {
-		nChunks += len(s.chunks)
+	var (
+		series *seriesList
+		err    error
+	)
+	if q.local != nil {
+		q.metrics.localReads.Inc()
+		series, err = fetchLocal(ctx, q.local, req, limit)
+	} else {
+		series, err = fetchSeries(ctx, q.src, req, limit)
 	}
-	q.metrics.seriesFetched.Add(float64(len(series)))
-	q.metrics.chunksFetched.Add(float64(nChunks))
+	q.metrics.seriesFetched.Add(float64(series.len()))
+	q.metrics.chunksFetched.Add(float64(series.chunks))
 	if err != nil {
 		return storage.ErrChunkSeriesSet(err)
 	}
@@ -303,9 +312,16 @@ func (q *sourceQuerier) LabelNames(ctx context.Context, hints *storage.LabelHint
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := q.src.LabelNames(ctx, &arguspb.LabelNamesRequest{
+	req := &arguspb.LabelNamesRequest{
 		MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: toProtoMatchers(matchers), Limit: labelLimit(hints),
-	})
+	}
+	var resp *arguspb.LabelNamesResponse
+	if q.local != nil {
+		q.metrics.localReads.Inc()
+		resp, err = q.local.LabelNames(ctx, req)
+	} else {
+		resp, err = q.src.LabelNames(ctx, req)
+	}
 	if err != nil {
 		return nil, nil, fromGRPC(ctx, "label names", err)
 	}
@@ -320,9 +336,16 @@ func (q *sourceQuerier) LabelValues(ctx context.Context, name string, hints *sto
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := q.src.LabelValues(ctx, &arguspb.LabelValuesRequest{
+	req := &arguspb.LabelValuesRequest{
 		Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: toProtoMatchers(matchers), Limit: labelLimit(hints),
-	})
+	}
+	var resp *arguspb.LabelValuesResponse
+	if q.local != nil {
+		q.metrics.localReads.Inc()
+		resp, err = q.local.LabelValues(ctx, req)
+	} else {
+		resp, err = q.src.LabelValues(ctx, req)
+	}
 	if err != nil {
 		return nil, nil, fromGRPC(ctx, "label values", err)
 	}
@@ -356,6 +379,51 @@ type fetchedSeries struct {
 	chunks []chunks.Meta // ordered by time, not overlapping
 }
 
+// seriesList is the fetched series of one call, in order, held in blocks
+// that never move: a fetch of a million series allocates their size once,
+// where an appended slice would allocate and copy about four times as much.
+type seriesList struct {
+	blocks [][]fetchedSeries
+	n      int
+	chunks int // of all the series
+}
+
+// seriesListMaxBlock caps a block, in series.
+const seriesListMaxBlock = 1 << 16
+
+func (l *seriesList) add(fs fetchedSeries) {
+	k := len(l.blocks) - 1
+	if k < 0 || len(l.blocks[k]) == cap(l.blocks[k]) {
+		size := carveBlock
+		if k >= 0 {
+			size = min(2*cap(l.blocks[k]), seriesListMaxBlock)
+		}
+		l.blocks = append(l.blocks, make([]fetchedSeries, 0, size))
+		k++
+	}
+	l.blocks[k] = append(l.blocks[k], fs)
+	l.n++
+	l.chunks += len(fs.chunks)
+}
+
+// len is the number of series in l.
+func (l *seriesList) len() int { return l.n }
+
+// last is the last series added; l must not be empty.
+func (l *seriesList) last() *fetchedSeries {
+	b := l.blocks[len(l.blocks)-1]
+	return &b[len(b)-1]
+}
+
+// slice returns the series in one slice, for tests.
+func (l *seriesList) slice() []fetchedSeries {
+	var out []fetchedSeries
+	for _, b := range l.blocks {
+		out = append(out, b...)
+	}
+	return out
+}
+
 // fetchSeries makes one Series call and receives the whole stream, or its
 // first limit series when limit > 0 (then the rest of the stream is
 // canceled). It checks the protocol's guarantees that merging and sample
@@ -364,31 +432,31 @@ type fetchedSeries struct {
 // against the query limits of the budget in ctx, if any, and cancels the
 // stream at the first limit exceeded. On error it returns the series
 // received so far, for accounting only.
-func fetchSeries(ctx context.Context, src seriesSource, req *arguspb.SeriesRequest, limit int) ([]fetchedSeries, error) {
+func fetchSeries(ctx context.Context, src seriesSource, req *arguspb.SeriesRequest, limit int) (*seriesList, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // Ends the stream early when limit is reached or on error.
 	ctx, err := outgoing(ctx)
 	if err != nil {
-		return nil, err
+		return &seriesList{}, err
 	}
 	stream, err := src.Series(ctx, req, grpc.ForceCodecV2(seriesCodec{}))
 	if err != nil {
-		return nil, fromGRPC(ctx, "series", err)
+		return &seriesList{}, fromGRPC(ctx, "series", err)
 	}
 	d := seriesDecoder{limit: limit, budget: budgetFrom(ctx)}
 	for !d.full() {
 		err := stream.RecvMsg(&d) // seriesCodec decodes into d.
 		if d.err != nil {
-			return d.series, d.err
+			return &d.series, d.err
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return d.series, fromGRPC(ctx, "series", err)
+			return &d.series, fromGRPC(ctx, "series", err)
 		}
 	}
-	return d.series, nil
+	return &d.series, nil
 }
 
 func toProtoMatchers(ms []*labels.Matcher) []*arguspb.LabelMatcher {
@@ -415,19 +483,23 @@ func toProtoMatchers(ms []*labels.Matcher) []*arguspb.LabelMatcher {
 
 // chunkSeriesSet iterates fetched series in order.
 type chunkSeriesSet struct {
-	series []fetchedSeries
-	cur    int // index+1 of the current series; 0 before the first Next
+	series *seriesList
+	block  int // index of the current series' block
+	cur    int // index+1 of the current series in its block; 0 before the first Next
 }
 
 func (s *chunkSeriesSet) Next() bool {
-	if s.cur >= len(s.series) {
-		return false
+	for s.block < len(s.series.blocks) {
+		if s.cur < len(s.series.blocks[s.block]) {
+			s.cur++
+			return true
+		}
+		s.block, s.cur = s.block+1, 0
 	}
-	s.cur++
-	return true
+	return false
 }
 
-func (s *chunkSeriesSet) At() storage.ChunkSeries { return &s.series[s.cur-1] }
+func (s *chunkSeriesSet) At() storage.ChunkSeries { return &s.series.blocks[s.block][s.cur-1] }
 
 func (*chunkSeriesSet) Err() error                        { return nil }
 func (*chunkSeriesSet) Warnings() annotations.Annotations { return nil }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -121,6 +122,9 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 	}
 	mux.HandleFunc("/ready", readyHandler(&a.ready, health))
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	if cfg.Server.RegisterInstrumentation {
+		registerPprof(mux)
+	}
 	mux.HandleFunc("/", a.serveIndex)
 	a.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	return a, nil
@@ -145,6 +149,16 @@ func (a *app) ingesterAddresses() []string {
 	return addrs
 }
 
+// localInstanceID is the ID under which the ring lists this process's
+// ingester: its address in a static ring (ingesterAddresses), its
+// -ingester.ring.instance-id in the gossiped one.
+func (a *app) localInstanceID() string {
+	if a.cfg.ringStore() == ringStoreStatic {
+		return a.ingesterAddresses()[0]
+	}
+	return a.cfg.Ring.InstanceID
+}
+
 func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 	d, err := distributor.New(a.cfg.Distributor, distributor.Deps{
 		Ring: r, Clients: a.distributorClients(), Limits: a.overrides, Distributors: r,
@@ -164,10 +178,14 @@ func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 }
 
 func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
-	q, err := querier.New(a.cfg.Querier, querier.Deps{
+	deps := querier.Deps{
 		Replicas: rr, Sources: a.seriesSource, Limits: a.overrides,
 		Logger: a.logger.With("component", "querier"), Registerer: a.reg, Gatherer: a.reg,
-	})
+	}
+	if a.ingester != nil && a.cfg.Querier.LocalIngesterReads {
+		deps.Local, deps.LocalID = a.ingester, a.localInstanceID()
+	}
+	q, err := querier.New(a.cfg.Querier, deps)
 	if err != nil {
 		return fmt.Errorf("querier: %w", err)
 	}
@@ -358,4 +376,14 @@ func reconnectParams() grpc.DialOption {
 		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 		MinConnectTimeout: 5 * time.Second,
 	})
+}
+
+// registerPprof serves Go's profiles as net/http/pprof does on its default
+// mux, which the process does not use.
+func registerPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

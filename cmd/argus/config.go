@@ -64,6 +64,8 @@ type ServerConfig struct {
 	GRPCListenPort          int           `yaml:"grpc_listen_port"`
 	GRPCMaxMsgSize          int           `yaml:"grpc_max_msg_size"`
 	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
+	// RegisterInstrumentation serves Go's profiles under /debug/pprof.
+	RegisterInstrumentation bool `yaml:"register_instrumentation"`
 }
 
 // LogConfig configures the process logger.
@@ -100,6 +102,7 @@ func (c *ServerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC listen port.")
 	f.IntVar(&c.GRPCMaxMsgSize, "server.grpc-max-msg-size", 100<<20, "Largest gRPC message, in bytes, received or sent.")
 	f.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "How long in-flight requests may take to finish on SIGTERM, and how long the services may take to flush.")
+	f.BoolVar(&c.RegisterInstrumentation, "server.register-instrumentation", false, "Serve Go's runtime profiles under /debug/pprof/ (CPU, heap, goroutines), unauthenticated. Off by default, unlike Mimir, because the profiles show internals; /metrics is served either way.")
 }
 
 // RegisterFlags registers the log flags.

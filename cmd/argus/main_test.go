@@ -2,12 +2,14 @@ package main
 
 import (
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/argus-tsdb/argus/ingester"
 	"github.com/argus-tsdb/argus/ring"
 )
 
@@ -89,4 +91,26 @@ func TestRoles(t *testing.T) {
 	require.Equal(t, map[string]bool{roleDistributor: true, roleIngester: true, roleQuerier: true}, cfg.Roles())
 	cfg.Target = "distributor, querier"
 	require.Equal(t, map[string]bool{roleDistributor: true, roleQuerier: true}, cfg.Roles())
+}
+
+// TestLocalInstanceID checks that the querier of an all-in-one finds its
+// own ingester in the read set of its static ring: the instance it reads
+// in-process.
+func TestLocalInstanceID(t *testing.T) {
+	for _, host := range []string{"", "0.0.0.0", "10.1.2.3"} {
+		var cfg Config
+		fs := flag.NewFlagSet("argus", flag.ContinueOnError)
+		cfg.RegisterFlags(fs)
+		require.NoError(t, fs.Parse([]string{"-server.grpc-listen-address=" + host, "-server.grpc-listen-port=9123"}))
+		a := &app{cfg: cfg, ingester: &ingester.Ingester{}}
+		r, err := a.setupRing(http.NewServeMux())
+		require.NoError(t, err)
+		instances, _, err := r.ReadSet()
+		require.NoError(t, err)
+		require.Len(t, instances, 1)
+		require.Equal(t, instances[0].ID, a.localInstanceID(), "host %q", host)
+	}
+	cfg := Config{Target: "all", Memberlist: ring.MemberlistConfig{Join: "a:7946"}}
+	cfg.Ring.InstanceID = "ingester-7"
+	require.Equal(t, "ingester-7", (&app{cfg: cfg}).localInstanceID(), "the gossiped ring lists the ingester by its ID")
 }

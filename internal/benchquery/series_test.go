@@ -15,9 +15,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +34,13 @@ const (
 	// seriesQueriesServersEnv, a comma-separated list of server names,
 	// runs only those servers (default: all three).
 	seriesQueriesServersEnv = "BENCH_SERIES_QUERIES_SERVERS"
-	defaultQuerySeries      = 1_000_000
+	// seriesQueriesProfileEnv names a directory: after the timed rounds of
+	// each query, Argus answers it again in a loop while its CPU and
+	// allocation profiles are taken into <dir>/argus-<query>.{cpu,allocs}.pprof.
+	seriesQueriesProfileEnv = "BENCH_SERIES_QUERIES_PROFILE"
+	// profileSeconds is how long each profile runs.
+	profileSeconds     = 15
+	defaultQuerySeries = 1_000_000
 	// seriesQueryRounds is how many times each query is timed (after one
 	// untimed run); the median is reported.
 	seriesQueryRounds = 5
@@ -107,14 +115,21 @@ func lastHour(endMs int64) url.Values {
 type queryServer struct {
 	pushURL string
 	header  http.Header
-	query   func(b *testing.B, path string, params url.Values) (int, []byte)
-	pid     int
+	// apiURL is the base of the API paths (.../api/v1); queries are sent
+	// with header, by a client that waits as long as a push may take: on a
+	// loaded machine a query over 1M series can take longer than the
+	// harness's own clients wait.
+	apiURL string
+	pid    int
 	// ready is called after the pushes, before the queries.
 	ready func(b *testing.B)
 	// heap, if set, returns what the Go runtime of the server says of its
 	// heap, to log beside its RSS.
 	heap func(b *testing.B) string
-	stop func(b *testing.B)
+	// profile, if set, runs do while the server profiles itself and writes
+	// the profiles into files named after prefix.
+	profile func(b *testing.B, prefix string, do func())
+	stop    func(b *testing.B)
 }
 
 // namedServer starts one server of BenchmarkSeriesQueries.
@@ -151,8 +166,14 @@ func BenchmarkSeriesQueries(b *testing.B) {
 			for _, srv := range servers {
 				b.ReportMetric(took[srv.name][q.name], srv.name+"-"+q.name+"-ms")
 			}
+			for _, srv := range servers {
+				b.ReportMetric(took[srv.name][q.name+"-cpu"], srv.name+"-"+q.name+"-cpu-ms")
+			}
 			if took["argus"] != nil && took["prometheus"] != nil {
 				b.ReportMetric(took["argus"][q.name]/took["prometheus"][q.name], q.name+"-x-prometheus")
+				if took["prometheus"][q.name+"-cpu"] > 0 { // Ticks of 10 ms: a label query may take none.
+					b.ReportMetric(took["argus"][q.name+"-cpu"]/took["prometheus"][q.name+"-cpu"], q.name+"-cpu-x-prometheus")
+				}
 			}
 			if took["argus"] != nil && took["victoriametrics"] != nil {
 				b.ReportMetric(took["argus"][q.name]/took["victoriametrics"][q.name], q.name+"-x-victoriametrics")
@@ -210,9 +231,13 @@ func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryS
 	for _, q := range seriesQueries {
 		params := q.params(endMs)
 		var ms []float64
+		cpuBefore := cpuTime(b, s.pid)
 		for round := range seriesQueryRounds + 1 {
+			if round == 1 {
+				cpuBefore = cpuTime(b, s.pid)
+			}
 			t0 := time.Now()
-			code, body := s.query(b, q.path, params)
+			code, body := getAPI(b, client, s, q.path, params)
 			d := time.Since(t0)
 			require.Equal(b, http.StatusOK, code, "%s %s: %s", name, q.name, clustertest.Truncate(string(body), 2000))
 			var r struct{ Data json.RawMessage }
@@ -222,9 +247,14 @@ func runServerQueries(b *testing.B, name string, start func(b *testing.B) queryS
 				ms = append(ms, float64(d)/float64(time.Millisecond))
 			}
 		}
+		cpu := (cpuTime(b, s.pid) - cpuBefore).Seconds() * 1000 / seriesQueryRounds
 		slices.Sort(ms)
 		out[q.name] = ms[len(ms)/2]
-		b.Logf("%s: %s median %.1f ms (min %.1f, max %.1f)", name, q.name, out[q.name], ms[0], ms[len(ms)-1])
+		out[q.name+"-cpu"] = cpu
+		b.Logf("%s: %s median %.1f ms (min %.1f, max %.1f), %.1f ms of CPU per query", name, q.name, out[q.name], ms[0], ms[len(ms)-1], cpu)
+		if dir := os.Getenv(seriesQueriesProfileEnv); dir != "" && s.profile != nil {
+			s.profile(b, filepath.Join(dir, name+"-"+q.name), func() { getAPI(b, client, s, q.path, params) })
+		}
 	}
 	rss, err := peakRSS(s.pid)
 	require.NoError(b, err)
@@ -265,13 +295,16 @@ func querySeriesBatch(first, end, samples int, endMs int64) []clustertest.TimeSe
 }
 
 func startQueryArgus(b *testing.B) queryServer {
-	p := clustertest.StartArgus(b, clustertest.Options{Flags: commonFlags})
+	flags := commonFlags
+	if os.Getenv(seriesQueriesProfileEnv) != "" {
+		flags = append(slices.Clone(flags), "-server.register-instrumentation")
+	}
+	p := clustertest.StartArgus(b, clustertest.Options{Flags: flags})
 	return queryServer{
+		profile: func(b *testing.B, prefix string, do func()) { profileWhile(b, p.URL(), prefix, do) },
 		pushURL: p.PushURL(), header: http.Header{clustertest.TenantHeader: {tenant}}, pid: p.PID(),
-		query: func(b *testing.B, path string, params url.Values) (int, []byte) {
-			return p.Query(b, tenant, clustertest.PromAPI+path, params)
-		},
-		ready: func(*testing.B) {},
+		apiURL: p.URL() + clustertest.PromAPI,
+		ready:  func(*testing.B) {},
 		heap: func(b *testing.B) string {
 			out := ""
 			for _, m := range []string{"heap_alloc", "heap_inuse", "heap_idle", "heap_released", "next_gc"} {
@@ -290,11 +323,9 @@ func startQueryPrometheus(b *testing.B) queryServer {
 	})
 	return queryServer{
 		pushURL: p.URL() + "/api/v1/write", header: http.Header{}, pid: p.PID(),
-		query: func(b *testing.B, path string, params url.Values) (int, []byte) {
-			return p.Query(b, "/api/v1"+path, params)
-		},
-		ready: func(*testing.B) {},
-		stop:  func(b *testing.B) { p.Stop(b) },
+		apiURL: p.URL() + "/api/v1",
+		ready:  func(*testing.B) {},
+		stop:   func(b *testing.B) { p.Stop(b) },
 	}
 }
 
@@ -303,11 +334,9 @@ func startQueryVictoriaMetrics(b *testing.B) queryServer {
 	v := clustertest.StartVictoriaMetrics(b, "-search.maxUniqueTimeseries=5000000", "-search.maxLabelsAPISeries=5000000")
 	return queryServer{
 		pushURL: v.WriteURL(), header: http.Header{}, pid: v.PID(),
-		query: func(b *testing.B, path string, params url.Values) (int, []byte) {
-			return v.Query(b, "/api/v1"+path, params)
-		},
-		ready: func(b *testing.B) { v.ForceFlush(b) },
-		stop:  func(b *testing.B) { v.Stop(b) },
+		apiURL: v.URL() + "/api/v1",
+		ready:  func(b *testing.B) { v.ForceFlush(b) },
+		stop:   func(b *testing.B) { v.Stop(b) },
 	}
 }
 
@@ -323,3 +352,68 @@ func envSeries(b *testing.B) int {
 	require.GreaterOrEqual(b, n, queryInstances*len(metricNames), "%s: every instance needs all metrics", seriesQueriesEnv)
 	return n
 }
+
+// profileWhile takes the CPU profile and the allocations (a delta) of the
+// server at baseURL over profileSeconds, calling do over and over meanwhile,
+// and writes them to prefix.cpu.pprof and prefix.allocs.pprof.
+func profileWhile(b *testing.B, baseURL, prefix string, do func()) {
+	var wg sync.WaitGroup
+	for _, p := range []struct{ path, file string }{{"profile", ".cpu.pprof"}, {"allocs", ".allocs.pprof"}} {
+		wg.Go(func() {
+			resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", baseURL, p.path, profileSeconds))
+			if err != nil {
+				b.Errorf("profile %s: %v", p.path, err)
+				return
+			}
+			defer resp.Body.Close()
+			body := new(bytes.Buffer)
+			_, _ = body.ReadFrom(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("profile %s: %d %s", p.path, resp.StatusCode, clustertest.Truncate(body.String(), 500))
+				return
+			}
+			if err := os.WriteFile(prefix+p.file, body.Bytes(), 0o644); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	for end := time.Now().Add(profileSeconds * time.Second); time.Now().Before(end); {
+		do()
+	}
+	wg.Wait()
+}
+
+// getAPI sends GET path?params to s's API and returns the status and body.
+func getAPI(b *testing.B, client *http.Client, s queryServer, path string, params url.Values) (int, []byte) {
+	req, err := http.NewRequest(http.MethodGet, s.apiURL+path+"?"+params.Encode(), nil)
+	require.NoError(b, err)
+	req.Header = s.header.Clone()
+	resp, err := client.Do(req)
+	require.NoError(b, err, "GET %s", req.URL)
+	defer resp.Body.Close()
+	body := new(bytes.Buffer)
+	_, err = body.ReadFrom(resp.Body)
+	require.NoError(b, err)
+	return resp.StatusCode, body.Bytes()
+}
+
+// cpuTime returns the CPU time that process pid has used (user and system,
+// from /proc/<pid>/stat). Over the timed rounds of a query, it is what the
+// query cost the server, its background work included, whatever else the
+// machine runs: a steadier figure than the time on a loaded machine.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	require.NoError(b, err)
+	// The fields after the command (in parentheses, which may hold spaces):
+	// utime and stime are the 14th and 15th of the line, in clock ticks.
+	rest := string(raw[bytes.LastIndexByte(raw, ')')+2:])
+	f := strings.Fields(rest)
+	utime, err := strconv.ParseInt(f[11], 10, 64)
+	require.NoError(b, err)
+	stime, err := strconv.ParseInt(f[12], 10, 64)
+	require.NoError(b, err)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is the kernel's USER_HZ, 100 on every Linux Go supports.
+const clockTicks = 100
