@@ -6,9 +6,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 )
@@ -43,6 +45,23 @@ func TestBlobCacheLRU(t *testing.T) {
 	c.dropPart(2)
 	st := c.Stats()
 	require.Equal(t, BlobCacheStats{Hits: 4, Misses: 5, Evictions: 1, Blobs: 1, Bytes: size, MaxBytes: 3 * size}, st)
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(fmt.Sprintf(`
+# HELP argus_ingester_persisted_blob_cache_hits_total Reads of a sealed part's chunk blob served decompressed from the blob cache.
+# TYPE argus_ingester_persisted_blob_cache_hits_total counter
+argus_ingester_persisted_blob_cache_hits_total 4
+# HELP argus_ingester_persisted_blob_cache_misses_total Reads of a sealed part's compressed chunk blob that had to decompress it.
+# TYPE argus_ingester_persisted_blob_cache_misses_total counter
+argus_ingester_persisted_blob_cache_misses_total 5
+# HELP argus_ingester_persisted_blob_cache_evictions_total Blobs evicted from the blob cache to stay under its bound.
+# TYPE argus_ingester_persisted_blob_cache_evictions_total counter
+argus_ingester_persisted_blob_cache_evictions_total 1
+# HELP argus_ingester_persisted_blob_cache_bytes Bytes of decompressed blobs in the blob cache, with a per-blob overhead.
+# TYPE argus_ingester_persisted_blob_cache_bytes gauge
+argus_ingester_persisted_blob_cache_bytes %d
+# HELP argus_ingester_persisted_blob_cache_max_bytes Bound on the bytes of the blob cache (-ingester.persisted-blob-cache-size).
+# TYPE argus_ingester_persisted_blob_cache_max_bytes gauge
+argus_ingester_persisted_blob_cache_max_bytes %d
+`, size, 3*size))))
 	var nilCache *BlobCache
 	nilCache.dropPart(1)
 	require.Equal(t, BlobCacheStats{}, nilCache.Stats())
