@@ -8,11 +8,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// BlobCache keeps decompressed chunk blobs of sealed parts, least recently
-// used first out, within a bound on their bytes. A point lookup in a
-// compressed part decompresses a whole blob (256 KiB) for the ~1 KB of
-// its series, and dashboards read the same recent series at every refresh:
-// the cache turns the repeats into a map lookup. One cache may serve any
+// BlobCache keeps decompressed chunk blobs of sealed parts, and their
+// decompressed series groups, least recently used first out, within a
+// bound on their bytes. A point lookup in a compressed part decompresses a
+// whole blob (256 KiB) for the ~1 KB of its series, and the group of 64
+// series entries that locates it; dashboards read the same recent series
+// at every refresh: the cache turns the repeats into map lookups. One cache may serve any
 // number of DBs (DBOptions.BlobCache); only DB.Select reads through it, so
 // that compaction and retention, which read each blob once, do not evict
 // what queries read again.
@@ -37,11 +38,12 @@ type BlobCache struct {
 	hits, misses, evictions atomic.Uint64
 }
 
-// blobKey names a blob of one open part.
+// blobKey names a blob, or a series group, of one open part.
 type blobKey struct {
 	part   uint64 // part.id
 	tenant uint32 // index in part.tenants
-	blob   uint32
+	blob   uint32 // the blob's or the series group's number
+	kind   byte   // kindBlob or kindSeries
 }
 
 type blobEntry struct {

@@ -232,7 +232,7 @@ func (r *partReader) entry(id uint64) ([]byte, error) {
 		if v == nil {
 			return nil, corruptf("series group %d missing", g)
 		}
-		data, offs, err := decodeSeriesGroup(v, r.groupOffs)
+		data, offs, err := r.seriesGroup(g, v)
 		if err != nil {
 			return nil, fmt.Errorf("series group %d: %w", g, err)
 		}
@@ -243,6 +243,25 @@ func (r *partReader) entry(id uint64) ([]byte, error) {
 		return nil, corruptf("series %d missing from its group", id)
 	}
 	return r.group[r.groupOffs[i]:r.groupOffs[i+1]], nil
+}
+
+// seriesGroup decodes series group g, stored as v, through the blob cache
+// if the reader has one and v is compressed.
+func (r *partReader) seriesGroup(g uint32, v []byte) ([]byte, []int, error) {
+	if r.blobs == nil || len(v) == 0 || v[0] == codecRaw {
+		return decodeSeriesGroup(v, r.groupOffs)
+	}
+	k := r.blobKey
+	k.kind, k.blob = kindSeries, g
+	data, ok := r.blobs.get(k)
+	if !ok {
+		var err error
+		if data, err = decompressSeriesGroup(v); err != nil {
+			return nil, r.groupOffs, err
+		}
+		r.blobs.put(k, data)
+	}
+	return parseSeriesGroup(data, r.groupOffs)
 }
 
 // series decodes series id into e, chunk locations resolved.
@@ -299,7 +318,7 @@ func (r *partReader) chunkData(c *partChunkRef) ([]byte, error) {
 // bbolt's memory if stored raw. The result is read-only.
 func (r *partReader) loadBlob(n uint32) ([]byte, error) {
 	k := r.blobKey
-	k.blob = n
+	k.kind, k.blob = kindBlob, n
 	if r.blobs != nil {
 		if raw, ok := r.blobs.get(k); ok {
 			return raw, nil
