@@ -55,6 +55,9 @@ type Config struct {
 	// RetentionSize bounds the bytes of the DB: past it the oldest
 	// partitions are deleted. 0: no bound.
 	RetentionSize int64 `yaml:"retention_size"`
+	// PersistedBlobCacheSize bounds the bytes of decompressed chunk blobs of
+	// sealed partitions kept for reads (storage.BlobCache). 0: no cache.
+	PersistedBlobCacheSize int64 `yaml:"persisted_blob_cache_size" category:"advanced"`
 	// TenantIdleTimeout is how long a tenant with no series in memory may go
 	// without a push or a query before its head is closed. 0: never.
 	TenantIdleTimeout time.Duration `yaml:"tenant_idle_timeout" category:"advanced"`
@@ -89,6 +92,8 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Compress WAL records with snappy.")
 	f.Int64Var(&c.RetentionSize, prefix+"ingester.retention-size", 0,
 		"Most bytes the persisted chunks of every tenant may take on this ingester: past it the oldest partitions are deleted, whatever the tenants' retention periods. 0 means no bound.")
+	f.Int64Var(&c.PersistedBlobCacheSize, prefix+"ingester.persisted-blob-cache-size", storage.DefaultBlobCacheSize,
+		"Most bytes of decompressed chunk blobs of sealed partitions the ingester keeps for queries, shared by every tenant, so that queries reading the same recent series again do not decompress their blobs again. 0 disables the cache.")
 	f.DurationVar(&c.TenantIdleTimeout, prefix+"ingester.tenant-idle-timeout", time.Hour,
 		"A tenant with no series in memory (all flushed and removed) that got no push and no query for this long has its in-memory head closed and its per-tenant metrics deleted; its next push or query opens it again. 0 never closes heads.")
 	f.IntVar(&c.InstanceLimits.MaxInflightPushRequests, prefix+"ingester.instance-limits.max-inflight-push-requests", 30000,
@@ -108,6 +113,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RetentionSize < 0 {
 		errs = append(errs, fmt.Errorf("-ingester.retention-size must not be negative, got %d", c.RetentionSize))
+	}
+	if c.PersistedBlobCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("-ingester.persisted-blob-cache-size must not be negative, got %d", c.PersistedBlobCacheSize))
 	}
 	if c.TenantIdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("-ingester.tenant-idle-timeout must not be negative, got %s", c.TenantIdleTimeout))
@@ -191,6 +199,8 @@ type Ingester struct {
 
 	wal *sharedWAL
 	db  chunkDB // set by Starting
+	// blobs caches decompressed blobs of db's sealed parts; nil: none.
+	blobs *storage.BlobCache
 	// lastRef is the last series ref given out, over every tenant: refs are
 	// unique in the shared WAL.
 	lastRef atomic.Uint64
@@ -246,12 +256,16 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		tenants:  map[string]*tenantHead{},
 		removed:  map[string]int64{},
 		failures: make(chan error, 1),
+		blobs:    storage.NewBlobCache(cfg.PersistedBlobCacheSize),
 	}
 	i.wal = &sharedWAL{dir: filepath.Join(cfg.Dir, walDirName), logger: logger, metrics: i.metrics, failures: i.failures}
 	i.sealed.Store(math.MinInt64)
 	i.inflight.max = int64(cfg.InstanceLimits.MaxInflightPushRequests)
 	if deps.Registerer != nil {
 		deps.Registerer.MustRegister(newLocalLimitCollector(i), newTenantCollector(i))
+		if i.blobs != nil {
+			deps.Registerer.MustRegister(i.blobs)
+		}
 	}
 	return i, nil
 }
@@ -271,8 +285,8 @@ func (i *Ingester) retentionOf(tenant string) time.Duration {
 }
 
 // openDB opens the ingester's DB under dir.
-func openDB(dir string, now func() time.Time, logger *slog.Logger) (chunkDB, error) {
-	return storage.OpenDB(dir, storage.DBOptions{Now: now, Logger: logger})
+func openDB(dir string, now func() time.Time, logger *slog.Logger, blobs *storage.BlobCache) (chunkDB, error) {
+	return storage.OpenDB(dir, storage.DBOptions{Now: now, Logger: logger, BlobCache: blobs})
 }
 
 // Starting opens the DB and replays the WAL into the tenant heads, logging
@@ -291,7 +305,7 @@ func (i *Ingester) Starting(ctx context.Context) error {
 		return err
 	}
 	i.removed = removed
-	db, err := openDB(filepath.Join(i.cfg.Dir, dbDir), i.now, i.logger.With("component", "db"))
+	db, err := openDB(filepath.Join(i.cfg.Dir, dbDir), i.now, i.logger.With("component", "db"), i.blobs)
 	if err != nil {
 		return fmt.Errorf("open db: %w", err)
 	}

@@ -45,6 +45,10 @@ type DBOptions struct {
 	Now func() time.Time
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
+	// BlobCache, if not nil, keeps the decompressed chunk blobs that
+	// Select reads from sealed parts (NewBlobCache). It may be shared by
+	// several DBs. Nil decompresses every blob a read needs.
+	BlobCache *BlobCache
 
 	// testHook, if set, is called after each durable step of a flush, a
 	// compaction, a retention pass or a deletion, named like
@@ -279,6 +283,7 @@ func (db *DB) openSealed(found map[string]partition, man map[string]manifestEntr
 			}
 			return nil, err
 		}
+		sp.blobs = db.opts.BlobCache
 		opened[name] = sp
 		for _, s := range sp.Meta().Sources {
 			sources[s] = true

@@ -145,6 +145,7 @@ func (db *DB) rewrite(ctx context.Context, op string, sources []*partition, leve
 		if err != nil {
 			return nil, err
 		}
+		sp.blobs = db.opts.BlobCache
 		out.r = sp
 	} else {
 		out = nil

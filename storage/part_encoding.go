@@ -514,20 +514,36 @@ func encodeSeriesGroup(entries [][]byte, compress bool) []byte {
 // decodeSeriesGroup returns the entries of a series group: their data
 // (aliasing v if it is raw) and the offset of each in it, plus the end.
 func decodeSeriesGroup(v []byte, offs []int) (data []byte, _ []int, err error) {
+	if data, err = decompressSeriesGroup(v); err != nil {
+		return nil, offs, err
+	}
+	return parseSeriesGroup(data, offs)
+}
+
+// decompressSeriesGroup returns the raw bytes of the series group value v:
+// a new buffer if it is compressed, else aliasing v.
+func decompressSeriesGroup(v []byte) ([]byte, error) {
 	if len(v) == 0 {
-		return nil, offs, corruptf("empty series group")
+		return nil, corruptf("empty series group")
 	}
 	switch v[0] {
 	case codecRaw:
-		data = v[1:]
+		return v[1:], nil
 	case codecZstd:
 		_, dec := zstdCoders()
-		if data, err = dec.DecodeAll(v[1:], nil); err != nil {
-			return nil, offs, corruptf("decompress series group: %v", err)
+		data, err := dec.DecodeAll(v[1:], nil)
+		if err != nil {
+			return nil, corruptf("decompress series group: %v", err)
 		}
+		return data, nil
 	default:
-		return nil, offs, corruptf("unknown series group codec %d", v[0])
+		return nil, corruptf("unknown series group codec %d", v[0])
 	}
+}
+
+// parseSeriesGroup returns data, the raw bytes of a series group, and the
+// offsets of its entries and of its end (in offs, reused).
+func parseSeriesGroup(data []byte, offs []int) ([]byte, []int, error) {
 	d := partDecoder{b: data}
 	n := d.uvarintMax(seriesPerGroup)
 	lens := make([]uint64, 0, n)

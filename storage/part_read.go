@@ -32,6 +32,11 @@ type part struct {
 	// labels of the series a read returns was a third of a scan's index
 	// work and most of a point lookup's.
 	symbols sync.Map
+	// id identifies this open of the file in blobs' keys; blobs, if not
+	// nil, serves Select's decompressed blobs (set by the DB after
+	// openPart, before any read).
+	id    uint64
+	blobs *BlobCache
 }
 
 // symbolCacheBlocks bounds the decoded symbol blocks a part keeps per
@@ -84,7 +89,7 @@ func openPart(path string) (*part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open part %s: %w", path, err)
 	}
-	p := &part{path: path, db: db, size: st.Size(), headers: map[string]tenantHeader{}}
+	p := &part{path: path, db: db, size: st.Size(), headers: map[string]tenantHeader{}, id: partIDs.Add(1)}
 	if err := db.View(p.load); err != nil {
 		_ = db.Close() // the load error is the one to report
 		return nil, fmt.Errorf("open part %s: %w", path, err)
@@ -131,8 +136,10 @@ func (p *part) Meta() partMeta { return p.meta }
 // callers must not modify it.
 func (p *part) Tenants() []string { return p.tenants }
 
-// Close closes the file. It is idempotent.
+// Close closes the file and drops its blobs from the cache. It is
+// idempotent.
 func (p *part) Close() error {
+	p.blobs.dropPart(p.id)
 	if err := p.db.Close(); err != nil {
 		return fmt.Errorf("close part %s: %w", p.path, err)
 	}
@@ -151,7 +158,9 @@ func (p *part) view(tenant string, fn func(r *partReader) error) error {
 		if b == nil {
 			return corruptf("tenant bucket missing")
 		}
-		return fn(&partReader{b: b, h: h, syms: map[uint32]string{}, cache: p.symbolCacheOf(tenant)})
+		ti, _ := slices.BinarySearch(p.tenants, tenant)
+		return fn(&partReader{b: b, h: h, syms: map[uint32]string{}, cache: p.symbolCacheOf(tenant),
+			blobKey: blobKey{part: p.id, tenant: uint32(ti)}})
 	})
 	if err != nil {
 		return fmt.Errorf("part %s tenant %q: %w", p.path, tenant, err)
@@ -175,6 +184,11 @@ type partReader struct {
 	// blobBuf, if not nil, is reused for every decompressed blob: set by
 	// readers that copy what they keep of a blob before loading the next.
 	blobBuf []byte
+	// blobs, if not nil, is where compressed blobs are looked up and kept
+	// once decompressed (blobBuf is then used only for what it does not
+	// keep); blobKey is the key of blob 0 of the reader's part and tenant.
+	blobs   *BlobCache
+	blobKey blobKey
 	xor     xorScratch
 	key     []byte // scratch
 }
@@ -218,7 +232,7 @@ func (r *partReader) entry(id uint64) ([]byte, error) {
 		if v == nil {
 			return nil, corruptf("series group %d missing", g)
 		}
-		data, offs, err := decodeSeriesGroup(v, r.groupOffs)
+		data, offs, err := r.seriesGroup(g, v)
 		if err != nil {
 			return nil, fmt.Errorf("series group %d: %w", g, err)
 		}
@@ -229,6 +243,25 @@ func (r *partReader) entry(id uint64) ([]byte, error) {
 		return nil, corruptf("series %d missing from its group", id)
 	}
 	return r.group[r.groupOffs[i]:r.groupOffs[i+1]], nil
+}
+
+// seriesGroup decodes series group g, stored as v, through the blob cache
+// if the reader has one and v is compressed.
+func (r *partReader) seriesGroup(g uint32, v []byte) ([]byte, []int, error) {
+	if r.blobs == nil || len(v) == 0 || v[0] == codecRaw {
+		return decodeSeriesGroup(v, r.groupOffs)
+	}
+	k := r.blobKey
+	k.kind, k.blob = kindSeries, g
+	data, ok := r.blobs.get(k)
+	if !ok {
+		var err error
+		if data, err = decompressSeriesGroup(v); err != nil {
+			return nil, r.groupOffs, err
+		}
+		r.blobs.put(k, data)
+	}
+	return parseSeriesGroup(data, r.groupOffs)
 }
 
 // series decodes series id into e, chunk locations resolved.
@@ -266,21 +299,46 @@ func (r *partReader) blobLen(n uint32) (int, bool, error) {
 // the caller holds it.
 func (r *partReader) chunkData(c *partChunkRef) ([]byte, error) {
 	if r.blob == nil || r.blobNo != c.blob {
-		v := r.b.Get(appendKindKey(r.key[:0], kindBlob, c.blob))
-		raw, err := decodeBlobInto(v, false, r.blobBuf)
+		raw, err := r.loadBlob(c.blob)
 		if err != nil {
 			return nil, fmt.Errorf("blob %d: %w", c.blob, err)
 		}
 		r.blob, r.blobNo = raw, c.blob
-		if r.blobBuf != nil && v[0] != codecRaw {
-			r.blobBuf = raw
-		}
 	}
 	end := uint64(c.off) + uint64(c.len)
 	if end > uint64(len(r.blob)) {
 		return nil, corruptf("chunk at blob %d offset %d beyond its end", c.blob, c.off)
 	}
 	return r.blob[c.off:end], nil
+}
+
+// loadBlob returns the raw data of blob n: from the blob cache if the
+// reader has one and holds it, else decompressed (into blobBuf if the
+// reader reuses one and the cache does not take the result) or aliasing
+// bbolt's memory if stored raw. The result is read-only.
+func (r *partReader) loadBlob(n uint32) ([]byte, error) {
+	k := r.blobKey
+	k.kind, k.blob = kindBlob, n
+	if r.blobs != nil {
+		if raw, ok := r.blobs.get(k); ok {
+			return raw, nil
+		}
+	}
+	v := r.b.Get(appendKindKey(r.key[:0], kindBlob, n))
+	buf := r.blobBuf
+	if r.blobs != nil {
+		buf = nil // a buffer of its own, which the cache may keep
+	}
+	raw, err := decodeBlobInto(v, false, buf)
+	if err != nil || v[0] == codecRaw {
+		return raw, err
+	}
+	if r.blobs != nil {
+		r.blobs.put(k, raw)
+	} else if r.blobBuf != nil {
+		r.blobBuf = raw
+	}
+	return raw, nil
 }
 
 // chunk returns the data of chunk c as handed out (rebuilt as XOR if it is
@@ -371,6 +429,7 @@ func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []
 			lb = labels.NewScratchBuilder(16)
 		)
 		r.blobBuf = []byte{} // Chunk data are copied to a before the next blob.
+		r.blobs = p.blobs
 		return forIDs(ids, all, r.h.series, func(id uint64) error {
 			if err := r.series(id, &e); err != nil {
 				return err

@@ -41,6 +41,10 @@ import (
 // (Argus: one level-2 part; Prometheus: one 24h block). Queries: metric (one
 // metric, a fifth of the series) and series (one series, a point lookup).
 // BENCH_PERSISTED_SERIES (default 10000) sets the number of series.
+// Argus's DB has the ingester's default blob cache (64 MiB), so after an
+// op's first read the repeated point lookup finds its blobs decompressed,
+// as a dashboard's refresh does; BENCH_PERSISTED_BLOB_CACHE sets its bytes
+// (0: none, every read decompresses).
 func BenchmarkPersistedRangeQuery(b *testing.B) {
 	n := envInt(b, "BENCH_PERSISTED_SERIES", 10_000)
 	data := persistedData(n)
@@ -176,7 +180,8 @@ type argusDBReader struct{ db *storage.DB }
 // compacts it: layout=day into one level-2 part, layout=2h into level-1
 // parts only (a CompactedRange of 48h whose window has not ended).
 func openPersistedArgus(b *testing.B, d *persistedSet, layout string) persistedReader {
-	opts := storage.DBOptions{NoSync: true, Logger: slog.New(slog.DiscardHandler)}
+	opts := storage.DBOptions{NoSync: true, Logger: slog.New(slog.DiscardHandler),
+		BlobCache: storage.NewBlobCache(int64(envInt(b, "BENCH_PERSISTED_BLOB_CACHE", storage.DefaultBlobCacheSize)))}
 	if layout == "2h" {
 		opts.CompactedRange = 2 * persistedDay
 	}
