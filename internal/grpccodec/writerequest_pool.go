@@ -22,7 +22,8 @@ import (
 // its request when it returns, and keeps nothing of it (ingester/doc.go
 // lists why). A decoded request that is never released is not reused: it
 // is garbage once unreachable, but its lease entry stays, so a receiver of
-// WriteRequests must release every one.
+// WriteRequests must release every one. A gRPC server interceptor must not read the
+// request after the handler returns either (cmd/argus installs none).
 
 // lease is the pooled memory of one decoded request.
 type lease struct {
