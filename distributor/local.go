@@ -39,7 +39,9 @@ import (
 //   - the ingester's instance limits and metrics are in Push itself.
 
 // LocalIngester is the push handler of an ingester in this process;
-// *ingester.Ingester satisfies it. Push may keep the request: it is its own.
+// *ingester.Ingester satisfies it. The request is Push's: its series, labels
+// and samples are in pooled arrays leased to it (UnmarshalWriteRequestOwned),
+// which Push hands back (grpccodec.ReleaseWriteRequest) when it returns.
 type LocalIngester interface {
 	Push(ctx context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error)
 }

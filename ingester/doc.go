@@ -45,4 +45,29 @@
 // durability contract and every crash case; the WAL and head design follows
 // Prometheus's TSDB head (tsdb/head.go) and reuses its wlog, record,
 // chunkenc and index packages.
+//
+// # Request memory
+//
+// A Push request lives in memory leased from grpccodec (the encoded bytes,
+// which every label string aliases, and the arrays of its series, labels
+// and samples), which Push hands back when it returns and the next request
+// overwrites (grpccodec.ReleaseWriteRequest). So Push keeps nothing that
+// aliases its request:
+//
+//   - a new series' labels are interned into the tenant's symbol table,
+//     which copies each new string (symbolTable.internLocked); the postings,
+//     the per-metric counts and the WAL's series records use the table's
+//     strings, never the request's;
+//   - WAL records are encoded into the push's own pooled buffer (pushBatch),
+//     from refs, times, values and symbol-table labels;
+//   - the response's rejected series copy their labels, and its messages,
+//     like every error Push returns, are new strings formatted before Push
+//     returns: gRPC marshals the response after the handler returns, so it
+//     must not alias the request either;
+//   - the push's scratch state (pushBatch) drops its references to the
+//     request before it is pooled.
+//
+// TestPushRetainsNoRequestMemory pushes leased requests and overwrites
+// their memory after each push, then checks the head, the WAL replay and the
+// responses.
 package ingester

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/record"
 
+	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -74,7 +75,13 @@ func (k rejectKind) label() string {
 // Rejected samples are listed in the response; a gRPC error means nothing
 // may be assumed appended. It blocks on the tenant's WAL write (and fsync
 // when -ingester.wal-sync-period is 0).
+//
+// Push releases req (grpccodec.ReleaseWriteRequest) when it returns: the
+// caller must not read req afterwards. Push keeps nothing that aliases req
+// (see "Request memory" in doc.go), and its response and errors are built
+// from copies, as gRPC marshals them after Push returns.
 func (i *Ingester) Push(ctx context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+	defer grpccodec.ReleaseWriteRequest(req)
 	i.stateMu.RLock()
 	defer i.stateMu.RUnlock()
 	if i.state != stateRunning {

@@ -67,17 +67,22 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // buffers gRPC reuses once Unmarshal returns.
 //
 // A WriteRequest (the ingester's Push) is decoded without copying its
-// strings: data is copied once into a new buffer that no pool owns, and
-// every label name and value aliases it, which saves an allocation per
-// label of every push; its series, labels and samples are allocated as one
-// array of each (see writerequest.go). Nothing writes to that buffer
-// afterwards, and the garbage collector keeps it while any string of the
-// request is referenced; a receiver that keeps a label beyond the request
-// (the ingester when it creates a series) copies it, so as not to retain
-// the whole request for one string.
+// strings: data is copied once into a pooled buffer, and every label name
+// and value aliases it, which saves an allocation per label of every push;
+// its series, labels and samples are decoded into pooled arrays (see
+// writerequest.go). The request is leased that memory until its receiver
+// calls ReleaseWriteRequest, after which nothing may read it (see
+// writerequest_pool.go); a receiver that keeps a label beyond the request
+// (the ingester when it creates a series) copies it.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*arguspb.WriteRequest); ok {
-		return unmarshalWriteRequest(data.Materialize(), m) // See writerequest.go.
+		size := data.Len()
+		if size == 0 {
+			return nil
+		}
+		buf := marshalPool.Get(size) // Not zeroed: CopyTo writes every byte.
+		data.CopyTo(*buf)
+		return decodeLeased(*buf, buf, m)
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()

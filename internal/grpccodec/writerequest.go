@@ -42,28 +42,67 @@ const (
 )
 
 // unmarshalWriteRequest decodes data into m, which must be empty, exactly
-// as m.UnmarshalVTUnsafe(data) does.
+// as m.UnmarshalVTUnsafe(data) does, into arrays of its own.
 func unmarshalWriteRequest(data []byte, m *arguspb.WriteRequest) error {
+	_, err := decodeInto(data, m, &requestArrays{})
+	return err
+}
+
+// decodeInto decodes data into m, which must be empty, as
+// unmarshalWriteRequest does, taking the arrays from a, which it grows as
+// needed. It reports whether m uses a's arrays (else the generated decoder
+// decoded it, or it has no series).
+func decodeInto(data []byte, m *arguspb.WriteRequest, a *requestArrays) (bool, error) {
 	var n counts
 	if len(m.Timeseries) > 0 || !n.count(data) {
-		return m.UnmarshalVTUnsafe(data)
+		return false, m.UnmarshalVTUnsafe(data)
 	}
 	if n.series == 0 {
-		return nil
+		return false, nil
 	}
-	d := decoder{data: data}
-	d.series = make([]arguspb.TimeSeries, n.series)
-	d.labels = make([]arguspb.Label, n.labels)
-	d.samples = make([]arguspb.Sample, n.samples)
-	m.Timeseries = make([]*arguspb.TimeSeries, n.series)
-	d.labelPtrs = make([]*arguspb.Label, n.labels)
-	d.samplePtrs = make([]*arguspb.Sample, n.samples)
+	a.grow(n)
+	d := decoder{data: data, requestArrays: a}
+	m.Timeseries = a.seriesPtrs[:n.series:n.series]
 	for i, si := 0, 0; i < len(data); si++ { // One series field per iteration; count checked the framing.
 		start, end, _ := lengthAt(data, i+1)
 		m.Timeseries[si] = d.decodeSeries(start, end)
 		i = end
 	}
-	return nil
+	return true, nil
+}
+
+// requestArrays are the arrays a request is decoded into: one of each
+// object, and one of pointers to each. Only their first elements, as many
+// as the request has, are in use; the rest may hold a previous request's.
+type requestArrays struct {
+	series     []arguspb.TimeSeries
+	labels     []arguspb.Label
+	samples    []arguspb.Sample
+	seriesPtrs []*arguspb.TimeSeries
+	labelPtrs  []*arguspb.Label
+	samplePtrs []*arguspb.Sample
+}
+
+// grow makes the arrays of a hold at least n objects. A pooled array that
+// must grow is replaced by one with a quarter more room, so that requests
+// of varying sizes settle on arrays that fit them all.
+func (a *requestArrays) grow(n counts) {
+	a.series = growTo(a.series, n.series)
+	a.labels = growTo(a.labels, n.labels)
+	a.samples = growTo(a.samples, n.samples)
+	a.seriesPtrs = growTo(a.seriesPtrs, n.series)
+	a.labelPtrs = growTo(a.labelPtrs, n.labels)
+	a.samplePtrs = growTo(a.samplePtrs, n.samples)
+}
+
+func growTo[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:cap(s)]
+	}
+	if cap(s) == 0 {
+		return make([]T, n) // A first request: exactly its size.
+	}
+	return make([]T, n+n/4)
 }
 
 // counts are the objects of a request in the plain encoding.
@@ -115,20 +154,18 @@ func (n *counts) countSeries(b []byte) bool {
 // decoder fills the arrays of a request that count accepted; si, li and ni
 // are the next series, label and sample to fill.
 type decoder struct {
-	data       []byte
-	series     []arguspb.TimeSeries
-	labels     []arguspb.Label
-	samples    []arguspb.Sample
-	labelPtrs  []*arguspb.Label
-	samplePtrs []*arguspb.Sample
+	data []byte
+	*requestArrays
 	si, li, ni int
 }
 
 // decodeSeries decodes the series in data[start:end]. Each series' slices
 // are capped at their length, so that appending to one cannot overwrite the
-// next series' labels or samples.
+// next series' labels or samples. Every object is written whole: a pooled
+// array holds a previous request's.
 func (d *decoder) decodeSeries(start, end int) *arguspb.TimeSeries {
 	ts := &d.series[d.si]
+	*ts = arguspb.TimeSeries{}
 	d.si++
 	l0, n0 := d.li, d.ni
 	for i := start; i < end; {
@@ -137,13 +174,13 @@ func (d *decoder) decodeSeries(start, end int) *arguspb.TimeSeries {
 		if tag == tagLabels {
 			ns, ne, vs, ve, _ := labelAt(d.data[fs:fe])
 			l := &d.labels[d.li]
-			l.Name, l.Value = d.str(fs+ns, fs+ne), d.str(fs+vs, fs+ve)
+			*l = arguspb.Label{Name: d.str(fs+ns, fs+ne), Value: d.str(fs+vs, fs+ve)}
 			d.labelPtrs[d.li] = l
 			d.li++
 		} else {
 			v, t, _ := sampleAt(d.data[fs:fe])
 			s := &d.samples[d.ni]
-			s.Value, s.TimestampMs = v, t
+			*s = arguspb.Sample{Value: v, TimestampMs: t}
 			d.samplePtrs[d.ni] = s
 			d.ni++
 		}

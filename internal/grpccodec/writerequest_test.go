@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -209,4 +210,47 @@ func BenchmarkUnmarshalWriteRequest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestCodecWriteRequest_Leased checks that a WriteRequest decoded by the
+// codec holds a lease until ReleaseWriteRequest, which empties it, and that
+// in steady state (decode, release, decode...) decoding allocates nothing:
+// the encoded bytes and the arrays come back from their pools.
+func TestCodecWriteRequest_Leased(t *testing.T) {
+	in := &arguspb.WriteRequest{}
+	for i := range 1000 {
+		ts := &arguspb.TimeSeries{Samples: []*arguspb.Sample{{Value: 1, TimestampMs: int64(i)}}}
+		for j := range 10 {
+			ts.Labels = append(ts.Labels, &arguspb.Label{Name: fmt.Sprint("l", j), Value: fmt.Sprint("v", i)})
+		}
+		in.Timeseries = append(in.Timeseries, ts)
+	}
+	data, err := in.MarshalVT()
+	require.NoError(t, err)
+	slice := mem.BufferSlice{mem.SliceBuffer(data)}
+	before := leasedCount()
+
+	var got arguspb.WriteRequest
+	require.NoError(t, Codec{}.Unmarshal(slice, &got))
+	require.True(t, in.EqualVT(&got))
+	require.Equal(t, before+1, leasedCount())
+	ReleaseWriteRequest(&got)
+	require.Nil(t, got.Timeseries)
+	require.Equal(t, before, leasedCount())
+	ReleaseWriteRequest(&got) // Not leased any more: nothing to do.
+	ReleaseWriteRequest(in)   // Never leased.
+	require.Equal(t, before, leasedCount())
+
+	allocs := testing.AllocsPerRun(20, func() {
+		if err := (Codec{}).Unmarshal(slice, &got); err != nil {
+			t.Fatal(err)
+		}
+		ReleaseWriteRequest(&got)
+	})
+	require.LessOrEqual(t, allocs, 0.5) // sync.Pool may drop an object at a GC.
+	require.Equal(t, before, leasedCount())
+
+	// A malformed request leases nothing.
+	require.Error(t, Codec{}.Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x05, 0x01})}, &arguspb.WriteRequest{}))
+	require.Equal(t, before, leasedCount())
 }
