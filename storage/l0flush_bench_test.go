@@ -12,13 +12,14 @@ import (
 )
 
 // BenchmarkL0FirstFlush writes one chunk of each of n new series (ten labels
-// each, shaped like `make bench`) into a fresh level-0 partition file in one
-// transaction, as the ingester's first flush of a window does, and reports
-// the cost per series. Most of it is the index of the new series: their
+// each, shaped like `make bench`) into a fresh level-0 partition file, in
+// transactions of tx series (the ingester's flushes use 10K), as the first
+// flush of a window does, and reports the cost per series. Most of it is the index of the new series: their
 // series_by_labels, postings and label-values entries.
 func BenchmarkL0FirstFlush(b *testing.B) {
-	for _, n := range []int{20_000, 100_000} {
-		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) {
+	for _, c := range []struct{ n, tx int }{{20_000, 20_000}, {100_000, 100_000}, {100_000, 10_000}} {
+		n := c.n
+		b.Run(fmt.Sprintf("series=%d/tx=%d", n, c.tx), func(b *testing.B) {
 			lbls, _ := dbBenchSeries(n)
 			data := make([]byte, 150) // the size of a 120-sample XOR chunk; never decoded
 			data[0] = 1
@@ -36,7 +37,9 @@ func BenchmarkL0FirstFlush(b *testing.B) {
 				require.NoError(b, err)
 				b.StartTimer()
 				t0 := processCPU(b)
-				require.NoError(b, f.Append("bench", batch))
+				for i := 0; i < n; i += c.tx {
+					require.NoError(b, f.Append("bench", batch[i:min(i+c.tx, n)]))
+				}
 				cpu += processCPU(b) - t0
 				b.StopTimer()
 				require.NoError(b, f.Close())
