@@ -418,9 +418,9 @@ func (s *ChunkStore) view(fn func(r *reader) error) error {
 
 // newPostings collects the postings of the series created in one
 // transaction grouped by label pair, so that a first flush of many series
-// sorts its distinct pairs once instead of a full key per label per series
-// (a tenth as many sorted items for ten-label series sharing most pairs),
-// and keeps no copy of the keys, which bbolt makes on Put.
+// sorts its distinct pairs once (series share most of their pairs) instead
+// of a full key per label per series, and keeps no copy of the keys, which
+// bbolt makes on Put.
 type newPostings struct {
 	index    map[string]int32 // pair prefix (name 0xff value 0xff) -> index in prefixes
 	prefixes []string
