@@ -1,11 +1,11 @@
 package storage
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,7 +187,7 @@ type writer struct {
 	// nodes only at commit, so unsorted puts into one bucket cost a shift
 	// of a growing leaf each: quadratic for a first flush of many series.
 	newByLabels map[string]uint64 // encoded labels -> id
-	newPostings [][]byte          // postings keys, in the arena
+	newPostings newPostings
 }
 
 func newWriter(parent bucketParent) *writer {
@@ -297,8 +297,8 @@ func (w *writer) createSeries(minT, maxT int64) (uint64, error) {
 	}
 	w.newByLabels[string(w.lbls)] = id
 	err = rangeLabels(w.lbls, func(name, value []byte) bool {
-		w.key = appendPostingKey(w.key[:0], name, value, id)
-		w.newPostings = append(w.newPostings, w.values.copy(w.key))
+		w.key = append(append(append(append(w.key[:0], name...), sep), value...), sep)
+		w.newPostings.add(w.key, id)
 		return true
 	})
 	return id, err
@@ -327,37 +327,36 @@ func (w *writer) putIndexEntries() error {
 	}
 	slices.Sort(byLabels)
 	for _, k := range byLabels {
-		if err := w.byLabels.Put([]byte(k), appendID(w.values.alloc(idLen), w.newByLabels[k])); err != nil {
+		w.key = append(w.key[:0], k...) // bbolt copies the key
+		if err := w.byLabels.Put(w.key, appendID(w.values.alloc(idLen), w.newByLabels[k])); err != nil {
 			return fmt.Errorf("put series by labels: %w", err)
 		}
 	}
-	slices.SortFunc(w.newPostings, bytes.Compare)
-	for _, k := range w.newPostings {
-		if err := w.postings.Put(k, emptyValue); err != nil {
-			return fmt.Errorf("put postings: %w", err)
+	pairs, ids := w.newPostings.sorted()
+	for _, p := range pairs {
+		// bbolt copies the key, so one buffer serves every Put.
+		w.key = append(w.key[:0], p.prefix...)
+		for _, id := range ids[p.start:p.end] {
+			if err := w.postings.Put(appendID(w.key, id), emptyValue); err != nil {
+				return fmt.Errorf("put postings: %w", err)
+			}
 		}
 	}
-	return w.putLabelValues()
+	return w.putLabelValues(pairs)
 }
 
 // putLabelValues adds the label pairs of the new series that the
-// label-values index lacks. The postings keys are sorted, so the pairs come
-// in key order, each pair's keys together.
-func (w *writer) putLabelValues() error {
+// label-values index lacks, in key order.
+func (w *writer) putLabelValues(pairs []postingsRun) error {
 	if w.lvIndex == nil {
 		return nil
 	}
-	var last []byte
-	for _, k := range w.newPostings {
-		pair := k[:len(k)-idLen-1] // name 0xff value
-		if bytes.Equal(pair, last) {
+	for _, p := range pairs {
+		w.key = append(w.key[:0], p.prefix[:len(p.prefix)-1]...) // name 0xff value
+		if w.lvIndex.Get(w.key) != nil {
 			continue
 		}
-		last = pair
-		if w.lvIndex.Get(pair) != nil {
-			continue
-		}
-		if err := w.lvIndex.Put(pair, emptyValue); err != nil {
+		if err := w.lvIndex.Put(w.key, emptyValue); err != nil {
 			return fmt.Errorf("put label values: %w", err)
 		}
 	}
@@ -415,4 +414,75 @@ func (s *ChunkStore) view(fn func(r *reader) error) error {
 	return s.db.View(func(tx *bbolt.Tx) error {
 		return fn(newReader(tx))
 	})
+}
+
+// newPostings collects the postings of the series created in one
+// transaction grouped by label pair, so that a first flush of many series
+// sorts its distinct pairs once (series share most of their pairs) instead
+// of a full key per label per series, and keeps no copy of the keys, which
+// bbolt makes on Put.
+type newPostings struct {
+	index    map[string]int32 // pair prefix (name 0xff value 0xff) -> index in prefixes
+	prefixes []string
+	// refs holds one entry per label pair per new series, in the order the
+	// series were created: their IDs come from the bucket sequence, so each
+	// pair's IDs are in increasing order, as its keys sort.
+	refs []pairRef
+}
+
+type pairRef struct {
+	pair int32 // index in prefixes
+	id   uint64
+}
+
+// postingsRun is one label pair's new IDs: ids[start:end] of sorted.
+type postingsRun struct {
+	prefix     string // name 0xff value 0xff
+	start, end int
+}
+
+// add records that series id has the pair whose postings key prefix is p.
+func (n *newPostings) add(p []byte, id uint64) {
+	i, ok := n.index[string(p)]
+	if !ok {
+		if n.index == nil {
+			n.index = map[string]int32{}
+		}
+		i = int32(len(n.prefixes))
+		n.prefixes = append(n.prefixes, string(p))
+		n.index[n.prefixes[i]] = i
+	}
+	n.refs = append(n.refs, pairRef{pair: i, id: id})
+}
+
+// sorted returns the pairs in the order of their prefixes, and the IDs of
+// each pair in increasing order. Prefixes sort as the full keys do unless a
+// value holds a 0xff byte (one prefix then extends another); the keys are
+// then put slightly out of order, which bbolt accepts at some extra cost.
+func (n *newPostings) sorted() ([]postingsRun, []uint64) {
+	runs := make([]postingsRun, len(n.prefixes))
+	counts := make([]int, len(n.prefixes))
+	for _, r := range n.refs {
+		counts[r.pair]++
+	}
+	for i, p := range n.prefixes {
+		runs[i] = postingsRun{prefix: p, end: counts[i]} // end holds the count until placed
+	}
+	slices.SortFunc(runs, func(a, b postingsRun) int { return strings.Compare(a.prefix, b.prefix) })
+	// A counting sort of the refs by the rank of their pair: stable, so
+	// each pair keeps its IDs in creation order.
+	next := counts // reused: the next free slot of each pair
+	start := 0
+	for i := range runs {
+		r := &runs[i]
+		r.start, r.end = start, start+r.end
+		next[n.index[r.prefix]] = r.start
+		start = r.end
+	}
+	ids := make([]uint64, len(n.refs))
+	for _, r := range n.refs {
+		ids[next[r.pair]] = r.id
+		next[r.pair]++
+	}
+	return runs, ids
 }
