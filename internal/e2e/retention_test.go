@@ -264,6 +264,19 @@ func TestRetentionSizeFastForward(t *testing.T) {
 	t.Logf("after each simulated day (retention size %d bytes):\n%s", bound, table.String())
 	end := simStart + days*dayMs
 	require.Greater(t, oldest, simStart+dayMs, "the oldest days are deleted")
-	require.Empty(t, clustertest.DiffSamples(h.want(t, oldest, end-1, nil), h.stored(t, a, tenant, simStart, end)),
-		"everything from the oldest partition kept on, nothing before")
+	// A day part is named from midnight even when a pass removed its first
+	// windows before the merge, so the oldest sample kept may come after
+	// the oldest file's start: it must be the start of a 2 h window in
+	// that file, and everything from it on must be there.
+	stored := h.stored(t, a, tenant, simStart, end)
+	first := end
+	for _, s := range stored {
+		if len(s.Samples) > 0 {
+			first = min(first, s.Samples[0].T)
+		}
+	}
+	require.GreaterOrEqual(t, first, oldest, "nothing before the oldest partition file")
+	require.Zero(t, first%(2*hourMs), "the oldest sample kept starts a 2 h window: %d", first)
+	require.Empty(t, clustertest.DiffSamples(h.want(t, first, end-1, nil), stored),
+		"everything from the oldest window kept on, nothing before")
 }
