@@ -164,13 +164,13 @@ func cpuByRole(b *testing.B, topo topology) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for role, ps := range topo.procs {
 		for _, p := range ps {
-			d, err := cpuTime(p.PID())
+			d, err := clustertest.ProcessCPU(p.PID())
 			require.NoError(b, err)
 			out[role] += d
 			out["total"] += d
 		}
 	}
-	d, err := cpuTime(0)
+	d, err := clustertest.ProcessCPU(0)
 	require.NoError(b, err)
 	out["loadgen"] = d
 	return out
