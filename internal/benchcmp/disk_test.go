@@ -11,11 +11,9 @@ package benchcmp
 // change the data: BENCH_DISK_HOURS=3 BENCH_DISK_SERIES=1000 is a smoke run.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -182,33 +180,11 @@ func postAll(ctx context.Context, client *http.Client, url string, header http.H
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = post(ctx, client, url, header, body)
+			errs[i] = clustertest.PostRemoteWrite(ctx, client, url, header, body)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// post sends one remote-write 1.0 request.
-func post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header = header.Clone()
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, strings.TrimSpace(string(msg)))
-	}
-	return nil
 }
 
 // diskArgusFlags lift the limits that a push of 10K new series at once, or

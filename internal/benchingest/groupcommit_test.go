@@ -122,7 +122,7 @@ func (c *commitPusher) push(ctx context.Context, client *http.Client, url string
 	if err != nil {
 		return err
 	}
-	return push(ctx, client, url, c.header, snappy.Encode(nil, raw))
+	return clustertest.PostRemoteWrite(ctx, client, url, c.header, snappy.Encode(nil, raw))
 }
 
 // runCommitPushers runs pushers, each pushing one push after the other, for

@@ -1,12 +1,9 @@
 package benchingest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,7 +117,7 @@ func pushAll(ctx context.Context, client *http.Client, url string, header http.H
 					}
 					body, err := w.request(k, &buf)
 					if err == nil {
-						err = push(ctx, client, url, header, body)
+						err = clustertest.PostRemoteWrite(ctx, client, url, header, body)
 					}
 					if err != nil {
 						errs <- fmt.Errorf("request %d: %w", k, err)
@@ -134,28 +131,6 @@ func pushAll(ctx context.Context, client *http.Client, url string, header http.H
 		if err := <-errs; err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// push sends one remote-write 1.0 body and fails on any answer but 2xx.
-func push(ctx context.Context, client *http.Client, url string, header http.Header, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header = header.Clone()
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -302,4 +303,32 @@ func MetricNames(fams map[string]*dto.MetricFamily) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// PostRemoteWrite sends body, a snappy-compressed remote-write 1.0 request,
+// to url with header (a tenant header, or none for servers without
+// tenants) and the remote-write 1.0 headers, and returns an error for a
+// transport failure or any answer but 2xx. It is for load generators that
+// must not fail the test from their goroutines, and is safe for concurrent
+// use.
+func PostRemoteWrite(ctx context.Context, client *http.Client, url string, header http.Header, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header = header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	setRemoteWriteHeaders(req, "")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("push to %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("push to %s: status %d: %s", url, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	return nil
 }
