@@ -26,6 +26,8 @@ type Config struct {
 	// LocalIngesterPushes pushes to the ingester of the same process
 	// through a Go call rather than gRPC (see local.go).
 	LocalIngesterPushes bool `yaml:"local_ingester_pushes"`
+	// HATracker deduplicates Prometheus HA pairs (hatracker.go).
+	HATracker HATrackerConfig `yaml:"ha_tracker"`
 }
 
 // RegisterFlags registers the flags of c with their defaults on f.
@@ -45,6 +47,7 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.BoolVar(&c.LocalIngesterPushes, prefix+"distributor.local-ingester-pushes", true,
 		"When the ingester runs in the same process (-target=all), push to it through an in-process call instead of gRPC: the same answers and errors without the gRPC client, server and loopback connection. False pushes over gRPC like to any other ingester.")
 	c.InstanceLimits.RegisterFlagsWithPrefix(prefix, f)
+	c.HATracker.RegisterFlagsWithPrefix(prefix, f)
 }
 
 // Validate reports every invalid setting of c, joined.
@@ -60,6 +63,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("-distributor.idle-tenant-timeout must be at least 1s, got %s", c.IdleTenantTimeout))
 	}
 	if err := c.InstanceLimits.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.HATracker.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

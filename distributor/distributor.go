@@ -77,6 +77,9 @@ type Deps struct {
 	Ring replicaPicker
 	// Clients gives a Pusher per ingester address. Required.
 	Clients ClientFactory
+	// HAElections holds the HA tracker's elections (a *ring.KV gossips
+	// them); nil keeps them in this process.
+	HAElections haStore
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registerer for the metrics; nil registers nowhere.
@@ -97,7 +100,8 @@ type Distributor struct {
 	logger       *slog.Logger
 	metrics      *metrics
 	warns        *throttle
-	inflight     *inflight // -distributor.instance-limits.*
+	inflight     *inflight  // -distributor.instance-limits.*
+	ha           *haTracker // nil unless -distributor.ha-tracker.enable
 	// pushes counts the ingester pushes running, stragglers included.
 	pushes sync.WaitGroup
 	// now is the clock of the too-far-in-the-future check; tests replace it.
@@ -138,6 +142,9 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 		warns:        newThrottle(warnInterval),
 		inflight:     newInflight(cfg.InstanceLimits, deps.Registerer),
 		now:          time.Now,
+	}
+	if cfg.HATracker.EnableHATracker {
+		d.ha = newHATracker(cfg.HATracker, deps.HAElections, deps.Registerer)
 	}
 	if deps.Registerer != nil {
 		deps.Registerer.MustRegister(newRateCollector(d.rates, func() time.Time { return d.now() }))

@@ -76,6 +76,11 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err := wc.decode(lim.MaxRecvMsgSize); err != nil {
 		return err
 	}
+	if d.ha != nil && lim.AcceptHASamples {
+		if err := d.dedupeHA(wc, tenantID, lim); err != nil {
+			return err // 202 for a replica that is not elected
+		}
+	}
 	toPush, err := d.validate(wc, tenantID, tm, lim)
 	if err != nil {
 		return err
@@ -154,7 +159,7 @@ func respond(w http.ResponseWriter, code int, tenantID string, err error) {
 // errorBody is the answer to err: its error ID, the tenant when it is known,
 // then its message (see docs/errors.md).
 func errorBody(tenantID string, err error) string {
-	msg := err.Error()
+	msg := strings.TrimPrefix(err.Error(), string(errorID(err))+": ") // An *apierror.Error starts with its ID.
 	if tenantID == "" {
 		return string(errorID(err)) + ": " + msg
 	}

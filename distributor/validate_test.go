@@ -81,6 +81,7 @@ func TestConfig(t *testing.T) {
 		IdleTenantTimeout:   time.Hour,
 		InstanceLimits:      InstanceLimits{MaxInflightPushRequests: 2000},
 		LocalIngesterPushes: true,
+		HATracker:           HATrackerConfig{UpdateTimeout: 15 * time.Second, UpdateTimeoutJitterMax: 5 * time.Second, FailoverTimeout: 30 * time.Second},
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 

@@ -65,6 +65,20 @@ type Limits struct {
 	// warning naming the failed ones, instead of a 503. A request's
 	// partial_response parameter overrides it.
 	PartialResponse bool `yaml:"partial_response"`
+
+	// AcceptHASamples deduplicates the tenant's Prometheus HA pairs: of the
+	// replicas of one cluster, only the elected one's samples are stored
+	// (see the distributor's HA tracker). It needs
+	// -distributor.ha-tracker.enable.
+	AcceptHASamples bool `yaml:"accept_ha_samples"`
+	// HAClusterLabel is the label naming a tenant's HA cluster; it is kept.
+	HAClusterLabel string `yaml:"ha_cluster_label"`
+	// HAReplicaLabel is the label naming the replica within its cluster; it
+	// is removed from the samples accepted.
+	HAReplicaLabel string `yaml:"ha_replica_label"`
+	// HAMaxClusters is the most HA clusters the tenant may have. 0 means
+	// unlimited.
+	HAMaxClusters int `yaml:"ha_max_clusters"`
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -107,6 +121,15 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 
 	f.BoolVar(&l.PartialResponse, prefix+"querier.partial-response", false,
 		"Answer a query whose ingesters failed beyond what the replication factor tolerates with the data of the others and a warning naming the failed ones, instead of a 503. A request's partial_response=true|false overrides it.")
+
+	f.BoolVar(&l.AcceptHASamples, prefix+"distributor.ha-tracker.enable-for-all-users", false,
+		"Deduplicate the samples of Prometheus HA pairs: of the replicas of one cluster, store only the elected replica's samples and answer the others 202. Needs -distributor.ha-tracker.enable.")
+	f.StringVar(&l.HAClusterLabel, prefix+"distributor.ha-tracker.cluster", "cluster",
+		"Label naming the HA cluster of a Prometheus HA pair (its external label). It is kept on the samples stored.")
+	f.StringVar(&l.HAReplicaLabel, prefix+"distributor.ha-tracker.replica", "__replica__",
+		"Label naming the replica within its HA cluster (its external label). It is removed from the samples stored.")
+	f.IntVar(&l.HAMaxClusters, prefix+"distributor.ha-tracker.max-clusters", 100,
+		"Most HA clusters a tenant may have; a push from one more is refused with 400. 0 means unlimited.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -132,6 +155,9 @@ func (l *Limits) Validate() error {
 	check(l.MaxRecvMsgSize <= 0, "distributor.max-recv-msg-size", l.MaxRecvMsgSize, "must be positive")
 	check(l.QueryTimeout <= 0, "querier.timeout", l.QueryTimeout, "must be positive")
 	check(l.RetentionPeriod < 0, "ingester.retention-period", l.RetentionPeriod, "must not be negative")
+	check(l.HAMaxClusters < 0, "distributor.ha-tracker.max-clusters", l.HAMaxClusters, "must not be negative")
+	check(l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel),
+		"distributor.ha-tracker.replica", l.HAReplicaLabel, "and -distributor.ha-tracker.cluster must be two distinct non-empty label names")
 	return errors.Join(errs...)
 }
 

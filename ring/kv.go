@@ -100,6 +100,10 @@ type KV struct {
 	// gossiped in a full update: an update with the same tokens goes as a
 	// heartbeat message (see heartbeat.go). Guarded by mu.
 	sentTokens map[string]uint64
+
+	// ha are the HA elections, gossiped beside desc (ha_kv.go); they have
+	// their own lock, never held with mu.
+	ha *HAElections
 }
 
 // NewKV returns a KV that gossips with cfg and answers ring queries with
@@ -129,6 +133,7 @@ func NewKV(cfg MemberlistConfig, opts Options, deps Deps) (*KV, error) {
 		workerDone: make(chan struct{}),
 		desc:       NewDesc(),
 		sentTokens: map[string]uint64{},
+		ha:         NewHAElections(),
 	}
 	k.queue = &memberlist.TransmitLimitedQueue{NumNodes: k.numMembers, RetransmitMult: cfg.RetransmitMult}
 	k.metrics = newKVMetrics(deps.Registerer, func() float64 { return float64(k.queue.NumQueued()) })
@@ -249,6 +254,7 @@ func (k *KV) Running(ctx context.Context) error {
 			}
 			k.live.forget(func(id string) bool { _, ok := k.desc.Instances[id]; return ok })
 			k.mu.Unlock()
+			k.ha.RemoveStale(k.opts.Now().Add(-HAElectionTTL))
 		case <-refresh.C:
 			k.updateMetrics()
 		}
@@ -322,7 +328,11 @@ func (k *KV) mergeRemote(b []byte) {
 		k.mergeHeartbeat(b)
 		return
 	}
-	d, err := DecodeDesc(b)
+	if len(b) > 0 && b[0] == haVersion {
+		k.mergeHA(b)
+		return
+	}
+	d, elections, err := decodeFullState(b)
 	if err != nil {
 		k.metrics.gossipDropped.WithLabelValues(dropCorrupt).Inc()
 		k.logger.Debug("dropping corrupt ring gossip", "err", err)
@@ -334,6 +344,7 @@ func (k *KV) mergeRemote(b []byte) {
 	bs := k.broadcastsLocked(changed)
 	k.mu.Unlock()
 	k.queueBroadcasts(bs)
+	k.mergeHAEntries(elections)
 }
 
 // mergeHeartbeat merges a heartbeat message (see heartbeat.go), if this
@@ -452,9 +463,10 @@ func (k *KV) Desc() *Desc {
 }
 
 func (k *KV) localState() []byte {
+	elections := k.ha.Entries()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.desc.Encode(nil)
+	return encodeFullState(nil, k.desc, elections)
 }
 
 // Ring returns a view of the current ring state. Views are immutable and

@@ -28,6 +28,7 @@ import (
 	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/querier"
+	"github.com/argus-tsdb/argus/ring"
 )
 
 // app is one wired argus process.
@@ -160,10 +161,14 @@ func (a *app) localInstanceID() string {
 }
 
 func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
-	d, err := distributor.New(a.cfg.Distributor, distributor.Deps{
+	deps := distributor.Deps{
 		Ring: r, Clients: a.distributorClients(), Limits: a.overrides, Distributors: r,
 		Logger: a.logger.With("component", "distributor"), Registerer: a.reg,
-	})
+	}
+	if kv, ok := r.(*ring.KV); ok {
+		deps.HAElections = kv // Every distributor reads the same elections.
+	}
+	d, err := distributor.New(a.cfg.Distributor, deps)
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err)
 	}

@@ -112,6 +112,12 @@ const (
 	StatsUnavailable     ID = "err-argus-stats-unavailable"
 )
 
+// HA deduplication of a push (the distributor's HA tracker).
+const (
+	HAReplicaNotElected ID = "err-argus-ha-replica-not-elected"
+	TooManyHAClusters   ID = "err-argus-too-many-ha-clusters"
+)
+
 // Entry is the contract of one ID.
 type Entry struct {
 	ID     ID
@@ -245,6 +251,13 @@ var Catalogue = []Entry{
 	{StatsUnavailable, 503, ScopeAdmin, "", true,
 		"Some ingester of the ring could not be reached, so the statistics, which add up every ingester's head, would be wrong.",
 		"Retry. Operators: see /ring."},
+
+	{HAReplicaNotElected, 202, ScopeRequest, "", false,
+		"Not a refusal: the push comes from a replica of a Prometheus HA pair (its cluster and replica labels, read on the first series) that is not the cluster's elected replica, while the elected one is sending. Its samples were dropped, as duplicates of the elected replica's, and counted in argus_distributor_deduped_samples_total. The other replica is elected once the elected one has sent nothing for -distributor.ha-tracker.failover-timeout.",
+		"Nothing: Prometheus treats the 202 as success. If the samples were expected, check that the replicas of one cluster send the same cluster label and distinct replica labels."},
+	{TooManyHAClusters, 400, ScopeRequest, "distributor.ha-tracker.max-clusters", false,
+		"The push comes from a new HA cluster (a cluster label value the tenant has not sent for 30 minutes) and the tenant already has its limit of HA clusters. Nothing of the request was stored.",
+		"Send fewer distinct cluster label values, or raise the limit."},
 }
 
 var byID = func() map[ID]*Entry {

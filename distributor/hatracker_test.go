@@ -1,0 +1,194 @@
+package distributor
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/ring"
+)
+
+func TestHADecide(t *testing.T) {
+	const update, failover = 15 * time.Second, 30 * time.Second
+	at := func(d time.Duration) int64 { return testNow.Add(d).UnixMilli() }
+	r1 := ring.HAElection{Replica: "r1", ElectedAtMillis: at(-time.Hour), ReceivedAtMillis: at(-10 * time.Second)}
+	for _, tc := range []struct {
+		name          string
+		cur           ring.HAElection
+		found         bool
+		replica       string
+		next          ring.HAElection
+		write, accept bool
+	}{
+		{"first push of a cluster elects its replica", ring.HAElection{}, false, "r2",
+			ring.HAElection{Replica: "r2", ElectedAtMillis: at(0), ReceivedAtMillis: at(0)}, true, true},
+		{"the elected replica, refreshed recently", r1, true, "r1", r1, false, true},
+		{"the elected replica, refresh due", ring.HAElection{Replica: "r1", ElectedAtMillis: at(-time.Hour), ReceivedAtMillis: at(-update)}, true, "r1",
+			ring.HAElection{Replica: "r1", ElectedAtMillis: at(-time.Hour), ReceivedAtMillis: at(0)}, true, true},
+		{"another replica while the elected one sends", r1, true, "r2", r1, false, false},
+		{"another replica exactly at the failover timeout", ring.HAElection{Replica: "r1", ElectedAtMillis: at(-time.Hour), ReceivedAtMillis: at(-failover)}, true, "r2",
+			ring.HAElection{Replica: "r1", ElectedAtMillis: at(-time.Hour), ReceivedAtMillis: at(-failover)}, false, false},
+		{"another replica after the failover timeout takes over", ring.HAElection{Replica: "r1", ElectedAtMillis: at(-time.Hour), ReceivedAtMillis: at(-failover - time.Millisecond)}, true, "r2",
+			ring.HAElection{Replica: "r2", ElectedAtMillis: at(0), ReceivedAtMillis: at(0)}, true, true},
+		{"a failover starts a later term even with a clock behind", ring.HAElection{Replica: "r1", ElectedAtMillis: at(time.Minute), ReceivedAtMillis: at(-time.Minute)}, true, "r2",
+			ring.HAElection{Replica: "r2", ElectedAtMillis: at(time.Minute) + 1, ReceivedAtMillis: at(time.Minute) + 1}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next, write, accept := haDecide(tc.cur, tc.found, tc.replica, testNow, update, failover)
+			require.Equal(t, tc.next, next)
+			require.Equal(t, tc.write, write)
+			require.Equal(t, tc.accept, accept)
+		})
+	}
+}
+
+func TestHATrackerConfig_Validate(t *testing.T) {
+	cfg := testConfig(t)
+	require.NoError(t, cfg.Validate(), "off by default")
+	cfg.HATracker.EnableHATracker = true
+	require.NoError(t, cfg.Validate(), "Mimir's defaults")
+	cfg.HATracker.FailoverTimeout = 20 * time.Second
+	require.EqualError(t, cfg.Validate(), "-distributor.ha-tracker.failover-timeout (20s) must be at least 1s more than the update timeout plus its jitter max (20s)")
+	cfg.HATracker.UpdateTimeout, cfg.HATracker.UpdateTimeoutJitterMax = 0, 0
+	require.EqualError(t, cfg.Validate(), "-distributor.ha-tracker.update-timeout must be positive, got 0s")
+}
+
+// haPair returns two distributors (one fake ingester each) that share one
+// election store, as two distributors share the gossiped one, with HA
+// tracking on for every tenant, a failover timeout of 5s and no jitter.
+func haPair(t *testing.T, reg prometheus.Registerer) (d [2]*Distributor, ing [2]*fakeIngester) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.HATracker = HATrackerConfig{EnableHATracker: true, UpdateTimeout: time.Second, FailoverTimeout: 5 * time.Second}
+	lim := defaultLimits(t)
+	lim.AcceptHASamples = true
+	store := ring.NewHAElections()
+	for i := range d {
+		r, err := ring.NewStatic(ring.Instance{ID: "ing-1", Addr: "ing-1:9095"})
+		require.NoError(t, err)
+		f := &fakeIngester{}
+		var dreg prometheus.Registerer
+		if i == 0 {
+			dreg = reg
+		}
+		ing[i] = f
+		d[i], err = New(cfg, Deps{Ring: r, Limits: tenantLimitsMap{def: lim}, HAElections: store, Registerer: dreg,
+			Clients: ClientFactoryFunc(func(string) (Pusher, error) { return f, nil })})
+		require.NoError(t, err)
+	}
+	return d, ing
+}
+
+// haPush pushes two series from replica of cluster c1 at testNow+at: one
+// the fast path reads, one it leaves to the generated decoder (labels out
+// of order).
+func haPush(t *testing.T, d *Distributor, replica string, at time.Duration) *http.Response {
+	t.Helper()
+	d.now = func() time.Time { return testNow.Add(at) }
+	w := serve(d.PushHandler(), newPushRequest(encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+		series([]string{"__name__", "up", "__replica__", replica, "cluster", "c1", "job", "j"}, 1, ms(at)),
+		series([]string{"job", "j", "__name__", "x", "cluster", "c1", "__replica__", replica}, 2, ms(at), 3, ms(at+time.Millisecond)),
+	}})))
+	return w.Result()
+}
+
+// TestHATracker_Push follows one HA pair through election, deduplication,
+// failover and back, over two distributors sharing the elections: the
+// elected replica's series are stored without the replica label, the
+// other's are answered 202 and dropped.
+func TestHATracker_Push(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	d, ing := haPair(t, reg)
+	itoa := func(ms int64) string { return strconv.FormatInt(ms, 10) }
+	stored := func(at time.Duration) []string {
+		ts := testNow.Add(at).UnixMilli()
+		return []string{
+			`{__name__="up", cluster="c1", job="j"} 1@` + itoa(ts),
+			`{__name__="x", cluster="c1", job="j"} 2@` + itoa(ts) + ` 3@` + itoa(ts+1),
+		}
+	}
+	body := func(resp *http.Response) string {
+		b := make([]byte, 4096)
+		n, _ := resp.Body.Read(b)
+		return string(b[:n])
+	}
+
+	require.Equal(t, http.StatusNoContent, haPush(t, d[0], "r1", 0).StatusCode)
+	resp := haPush(t, d[1], "r2", time.Second)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Equal(t, `err-argus-ha-replica-not-elected: tenant "tenant-a": samples of replica "r2" of cluster "c1" dropped: replica "r1" is elected, its last push recorded at 2026-01-02T03:04:05Z`+"\n", body(resp))
+	require.Equal(t, http.StatusNoContent, haPush(t, d[1], "r1", 2*time.Second).StatusCode, "r1 through the other distributor")
+	require.Equal(t, append(stored(0), stored(2*time.Second)...), append(ing[0].pushed(), ing[1].pushed()...))
+
+	// r1 stops; r2 is still refused up to the failover timeout after r1's
+	// last recorded push (at 2s: the update timeout is 1s), then elected.
+	require.Equal(t, http.StatusAccepted, haPush(t, d[0], "r2", 7*time.Second).StatusCode)
+	require.Equal(t, http.StatusNoContent, haPush(t, d[0], "r2", 7*time.Second+time.Millisecond).StatusCode)
+	require.Equal(t, http.StatusAccepted, haPush(t, d[1], "r1", 8*time.Second).StatusCode)
+	require.Equal(t, append(stored(0), stored(7*time.Second+time.Millisecond)...), ing[0].pushed())
+	require.Equal(t, stored(2*time.Second), ing[1].pushed())
+
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP argus_distributor_deduped_samples_total Samples of pushes from a replica of a Prometheus HA pair that was not the elected replica of its cluster, answered 202 and dropped.
+# TYPE argus_distributor_deduped_samples_total counter
+argus_distributor_deduped_samples_total{cluster="c1",tenant="tenant-a"} 3
+# HELP argus_ha_tracker_elected_replica_changes_total Failovers this distributor wrote: another replica of the cluster elected after the elected one sent nothing for -distributor.ha-tracker.failover-timeout.
+# TYPE argus_ha_tracker_elected_replica_changes_total counter
+argus_ha_tracker_elected_replica_changes_total{cluster="c1",tenant="tenant-a"} 1
+`), "argus_distributor_deduped_samples_total", "argus_ha_tracker_elected_replica_changes_total"))
+}
+
+// TestHATracker_NotHA checks that pushes without both labels, and every
+// push when the tracker is off, are stored as sent.
+func TestHATracker_NotHA(t *testing.T) {
+	d, ing := haPair(t, nil)
+	for _, lbls := range [][]string{
+		{"__name__", "up", "job", "j"},
+		{"__name__", "up", "__replica__", "r1"},
+		{"__name__", "up", "cluster", "c1"},
+	} {
+		w := serve(d[0].PushHandler(), newPushRequest(encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{series(lbls, 1, ms(0))}})))
+		require.Equal(t, http.StatusNoContent, w.Code)
+	}
+	off, offIng := newSingleIngester(t, testConfig(t), nil)
+	w := serve(off.PushHandler(), newPushRequest(encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+		series([]string{"__name__", "up", "__replica__", "r1", "cluster", "c1"}, 1, ms(0))}})))
+	require.Equal(t, http.StatusNoContent, w.Code)
+	require.Equal(t, []string{
+		`{__name__="up", job="j"} 1@1767323045000`,
+		`{__name__="up", __replica__="r1"} 1@1767323045000`,
+		`{__name__="up", cluster="c1"} 1@1767323045000`,
+	}, ing[0].pushed())
+	require.Equal(t, []string{`{__name__="up", __replica__="r1", cluster="c1"} 1@1767323045000`}, offIng.pushed())
+}
+
+// TestHATracker_TenantLabelsAndMaxClusters checks a tenant's own label
+// names and its limit of clusters.
+func TestHATracker_TenantLabelsAndMaxClusters(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	cfg := testConfig(t)
+	cfg.HATracker = HATrackerConfig{EnableHATracker: true, UpdateTimeout: time.Second, FailoverTimeout: 5 * time.Second}
+	d, ing := newSingleIngester(t, cfg, reg)
+	lim := defaultLimits(t)
+	lim.AcceptHASamples, lim.HAClusterLabel, lim.HAReplicaLabel, lim.HAMaxClusters = true, "dc", "prom", 1
+	d.limits = tenantLimitsMap{def: lim}
+	push := func(dc, prom string) *http.Response {
+		return serve(d.PushHandler(), newPushRequest(encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+			series([]string{"__name__", "up", "dc", dc, "prom", prom}, 1, ms(0), 2, ms(time.Millisecond))}}))).Result()
+	}
+	require.Equal(t, http.StatusNoContent, push("east", "a").StatusCode)
+	resp := push("west", "a")
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	b := make([]byte, 4096)
+	n, _ := resp.Body.Read(b)
+	require.Equal(t, `err-argus-too-many-ha-clusters: tenant "tenant-a": cluster "west" would be HA cluster 2 of the tenant, over its limit (-distributor.ha-tracker.max-clusters=1)`+"\n", string(b[:n]))
+	require.Equal(t, []string{`{__name__="up", dc="east"} 1@1767323045000 2@1767323045001`}, ing.pushed())
+	require.Equal(t, 2.0, testutil.ToFloat64(d.metrics.discardedSamples.WithLabelValues(discardTooManyHAClusters, testTenant)))
+}

@@ -1,0 +1,213 @@
+package ring
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+func randomHA(rng *rand.Rand) *HAElections {
+	h := NewHAElections()
+	var entries []HAEntry
+	for range rng.IntN(5) {
+		entries = append(entries, HAEntry{
+			Tenant: fmt.Sprintf("t%d", rng.IntN(2)), Cluster: fmt.Sprintf("c%d", rng.IntN(2)),
+			HAElection: HAElection{Replica: fmt.Sprintf("r%d", rng.IntN(3)), ElectedAtMillis: int64(rng.IntN(3)), ReceivedAtMillis: int64(rng.IntN(3))},
+		})
+	}
+	h.merge(entries)
+	return h
+}
+
+func mergedHA(hs ...*HAElections) []HAEntry {
+	out := NewHAElections()
+	for _, h := range hs {
+		out.merge(h.Entries())
+	}
+	return out.Entries()
+}
+
+func haOf(entries []HAEntry) *HAElections {
+	h := NewHAElections()
+	h.merge(entries)
+	return h
+}
+
+// TestHAElectionsMerge_Laws checks that merging HA elections is idempotent,
+// commutative and associative over random states drawn from few keys,
+// replicas and times, so that ties are common.
+func TestHAElectionsMerge_Laws(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed=%d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 2))
+	for i := range 5000 {
+		a, b, c := randomHA(rng), randomHA(rng), randomHA(rng)
+		require.Empty(t, cmp.Diff(a.Entries(), mergedHA(a, a)), "idempotence, iteration %d", i)
+		require.Empty(t, cmp.Diff(mergedHA(a, b), mergedHA(b, a)), "commutativity, iteration %d", i)
+		require.Empty(t, cmp.Diff(mergedHA(haOf(mergedHA(a, b)), c), mergedHA(a, haOf(mergedHA(b, c)))), "associativity, iteration %d", i)
+		require.Empty(t, haOf(mergedHA(a, b)).merge(a.Entries()), "a merge of what is held changes nothing, iteration %d", i)
+	}
+}
+
+// TestHAElectionsMerge_Winner lists which of two elections of one key a
+// merge keeps, whichever arrives first.
+func TestHAElectionsMerge_Winner(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		a, b, want HAElection
+	}{
+		{"a refresh beats the state it refreshes",
+			HAElection{"r1", 100, 100}, HAElection{"r1", 100, 115}, HAElection{"r1", 100, 115}},
+		{"a failover beats a later refresh of the term it ended",
+			HAElection{"r2", 101, 101}, HAElection{"r1", 100, 130}, HAElection{"r2", 101, 101}},
+		{"two elections in one millisecond: the greater replica name",
+			HAElection{"r1", 200, 200}, HAElection{"r2", 200, 200}, HAElection{"r2", 200, 200}},
+		{"identical", HAElection{"r1", 5, 6}, HAElection{"r1", 5, 6}, HAElection{"r1", 5, 6}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, order := range [][2]HAElection{{tc.a, tc.b}, {tc.b, tc.a}} {
+				h := NewHAElections()
+				h.UpdateHAElection("t", "c", order[0])
+				got, _ := h.UpdateHAElection("t", "c", order[1])
+				require.Equal(t, tc.want, got)
+			}
+		})
+	}
+}
+
+func TestHAElections_ClustersAndRemoveStale(t *testing.T) {
+	h := NewHAElections()
+	h.UpdateHAElection("t", "c1", HAElection{"r1", 1000, 1000})
+	h.UpdateHAElection("t", "c2", HAElection{"r1", 1000, 5000})
+	h.UpdateHAElection("u", "c1", HAElection{"r1", 1000, 5000})
+	require.Equal(t, 2, h.HAClusters("t", time.UnixMilli(1000)))
+	require.Equal(t, 1, h.HAClusters("t", time.UnixMilli(1001)))
+	require.Equal(t, 0, h.HAClusters("v", time.UnixMilli(0)))
+	require.Equal(t, 1, h.RemoveStale(time.UnixMilli(2000)))
+	require.Equal(t, []HAEntry{
+		{"t", "c2", HAElection{"r1", 1000, 5000}},
+		{"u", "c1", HAElection{"r1", 1000, 5000}},
+	}, h.Entries())
+}
+
+func TestHAEntries_EncodeRoundTrip(t *testing.T) {
+	entries := []HAEntry{
+		{"tenant-a", "c1", HAElection{"r1", 1_700_000_000_000, 1_700_000_015_000}},
+		{"tenant-a", "c2", HAElection{"r2", -1, 0}},
+		{"tenant-b", "c1", HAElection{"replica-é", 3, 4}},
+	}
+	got, err := decodeHAEntries(encodeHAEntries(nil, entries))
+	require.NoError(t, err)
+	require.Equal(t, entries, got)
+
+	d := randomDesc(rand.New(rand.NewPCG(1, 2)))
+	// Without elections, the full state is the ring description alone, as
+	// members older than HA elections send and read it.
+	require.Equal(t, d.Encode(nil), encodeFullState(nil, d, nil))
+	gd, ge, err := decodeFullState(encodeFullState(nil, d, entries))
+	require.NoError(t, err)
+	require.True(t, d.Equal(gd))
+	require.Equal(t, entries, ge)
+}
+
+func TestDecodeHAEntries_Corrupt(t *testing.T) {
+	good := encodeHAEntries(nil, []HAEntry{{"t", "c", HAElection{"r", 1, 2}}})
+	dup := encodeHAEntries(nil, []HAEntry{{"t", "c", HAElection{"r", 1, 2}}, {"t", "c", HAElection{"s", 1, 2}}})
+	empty := encodeHAEntries(nil, []HAEntry{{"t", "", HAElection{"r", 1, 2}}})
+	for name, b := range map[string][]byte{
+		"empty": nil, "version": append([]byte{9}, good[1:]...), "truncated": good[:len(good)-1],
+		"trailing": append(good[:len(good):len(good)], 0), "duplicate": dup, "empty cluster": empty,
+		"count": {haVersion, 100},
+	} {
+		_, err := decodeHAEntries(b)
+		require.ErrorIs(t, err, ErrCorruptDesc, name)
+	}
+	d := NewDesc()
+	full := encodeFullState(nil, d, []HAEntry{{"t", "c", HAElection{"r", 1, 2}}})
+	for name, b := range map[string][]byte{
+		"ring length": {fullStateVersion, 100}, "truncated": full[:len(full)-1],
+	} {
+		_, _, err := decodeFullState(b)
+		require.ErrorIs(t, err, ErrCorruptDesc, name)
+	}
+}
+
+// startHAKV starts a KV (no lifecycler) that joins join, with fast gossip
+// and a push/pull every pushPull.
+func startHAKV(t *testing.T, name, join string, pushPull time.Duration) *KV {
+	t.Helper()
+	cfg := testMemberlistConfig()
+	cfg.NodeName, cfg.Join, cfg.GossipInterval, cfg.PushPullInterval = name, join, 50*time.Millisecond, pushPull
+	kv, err := NewKV(cfg, Options{ReplicationFactor: 1}, Deps{Roles: []string{"distributor"}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, kv.Starting(ctx))
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = kv.Running(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = kv.Stopping(ctx)
+	})
+	return kv
+}
+
+func requireHAConverged(t *testing.T, kvs []*KV, want []HAEntry) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, kv := range kvs {
+			if !cmp.Equal(want, kv.HAElections()) {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "elections did not converge to %v", want)
+}
+
+// TestKV_HAElectionsConverge checks that an election written on one member
+// reaches the others by gossip; that one whose gossip was lost (merged
+// locally without a broadcast) reaches them by push/pull, as it reaches a
+// member that joins late; and that a late, stale update changes nothing.
+func TestKV_HAElectionsConverge(t *testing.T) {
+	a := startHAKV(t, "a", "", time.Second)
+	b := startHAKV(t, "b", a.Addr(), time.Second)
+	c := startHAKV(t, "c", a.Addr(), time.Second)
+	kvs := []*KV{a, b, c}
+
+	e1 := HAElection{"r1", 1000, 1000}
+	cur, changed := a.UpdateHAElection("t", "c1", e1)
+	require.True(t, changed)
+	require.Equal(t, e1, cur)
+	requireHAConverged(t, kvs, []HAEntry{{"t", "c1", e1}})
+
+	// b fails over to r2 while c, not having heard of it, refreshes r1
+	// later: every member ends with r2's term.
+	e2 := HAElection{"r2", 2000, 2000}
+	_, changed = b.UpdateHAElection("t", "c1", e2)
+	require.True(t, changed)
+	c.UpdateHAElection("t", "c1", HAElection{"r1", 1000, 2500})
+	requireHAConverged(t, kvs, []HAEntry{{"t", "c1", e2}})
+
+	// A lost broadcast: merged on c without gossip; push/pull repairs it.
+	e3 := HAElection{"r1", 1000, 1000}
+	c.ha.merge([]HAEntry{{"t", "c2", e3}})
+	requireHAConverged(t, kvs, []HAEntry{{"t", "c1", e2}, {"t", "c2", e3}})
+
+	// A late copy of the first election changes nothing anywhere.
+	a.mergeRemote(encodeHAEntries(nil, []HAEntry{{"t", "c1", e1}}))
+	require.NoError(t, a.sync(context.Background()))
+	requireHAConverged(t, kvs, []HAEntry{{"t", "c1", e2}, {"t", "c2", e3}})
+
+	// A member joining now gets every election from the full state.
+	d := startHAKV(t, "d", b.Addr(), time.Second)
+	requireHAConverged(t, append(kvs, d), []HAEntry{{"t", "c1", e2}, {"t", "c2", e3}})
+}
