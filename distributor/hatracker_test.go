@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,3 +193,17 @@ func TestHATracker_TenantLabelsAndMaxClusters(t *testing.T) {
 	require.Equal(t, []string{`{__name__="up", dc="east"} 1@1767323045000 2@1767323045001`}, ing.pushed())
 	require.Equal(t, 2.0, testutil.ToFloat64(d.metrics.discardedSamples.WithLabelValues(discardTooManyHAClusters, testTenant)))
 }
+
+func TestHATrackerHandler(t *testing.T) {
+	d, _ := haPair(t, nil)
+	require.Equal(t, http.StatusNoContent, haPush(t, d[0], "r1", 0).StatusCode)
+	w := serve(d[1].HATrackerHandler(), httptestGet("/distributor/ha_tracker"))
+	require.Equal(t, http.StatusOK, w.Code)
+	require.JSONEq(t, `{"enabled":true,"failover_timeout":"5s","elections":[
+		{"tenant":"tenant-a","cluster":"c1","replica":"r1","elected_at":"2026-01-02T03:04:05Z","received_at":"2026-01-02T03:04:05Z"}]}`, w.Body.String())
+	off, _ := newSingleIngester(t, testConfig(t), nil)
+	w = serve(off.HATrackerHandler(), httptestGet("/distributor/ha_tracker"))
+	require.JSONEq(t, `{"enabled":false,"elections":[]}`, w.Body.String())
+}
+
+func httptestGet(path string) *http.Request { return httptest.NewRequest(http.MethodGet, path, nil) }

@@ -130,8 +130,8 @@ func (h *HAElections) merge(entries []HAEntry) []HAEntry {
 	return changed
 }
 
-// Entries returns every election, sorted by tenant then cluster.
-func (h *HAElections) Entries() []HAEntry {
+// HAEntries returns every election, sorted by tenant then cluster.
+func (h *HAElections) HAEntries() []HAEntry {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var out []HAEntry

@@ -26,9 +26,9 @@ func (k *KV) HAElection(tenant, cluster string) (HAElection, bool) {
 // replica was received at or after since.
 func (k *KV) HAClusters(tenant string, since time.Time) int { return k.ha.HAClusters(tenant, since) }
 
-// HAElections returns every election this member holds, sorted by tenant
+// HAEntries returns every election this member holds, sorted by tenant
 // then cluster.
-func (k *KV) HAElections() []HAEntry { return k.ha.Entries() }
+func (k *KV) HAEntries() []HAEntry { return k.ha.HAEntries() }
 
 // UpdateHAElection merges e as the election of (tenant, cluster), gossips
 // it if it changed the state, and returns the election now held (e unless a

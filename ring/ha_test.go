@@ -27,9 +27,9 @@ func randomHA(rng *rand.Rand) *HAElections {
 func mergedHA(hs ...*HAElections) []HAEntry {
 	out := NewHAElections()
 	for _, h := range hs {
-		out.merge(h.Entries())
+		out.merge(h.HAEntries())
 	}
-	return out.Entries()
+	return out.HAEntries()
 }
 
 func haOf(entries []HAEntry) *HAElections {
@@ -47,10 +47,10 @@ func TestHAElectionsMerge_Laws(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 2))
 	for i := range 5000 {
 		a, b, c := randomHA(rng), randomHA(rng), randomHA(rng)
-		require.Empty(t, cmp.Diff(a.Entries(), mergedHA(a, a)), "idempotence, iteration %d", i)
+		require.Empty(t, cmp.Diff(a.HAEntries(), mergedHA(a, a)), "idempotence, iteration %d", i)
 		require.Empty(t, cmp.Diff(mergedHA(a, b), mergedHA(b, a)), "commutativity, iteration %d", i)
 		require.Empty(t, cmp.Diff(mergedHA(haOf(mergedHA(a, b)), c), mergedHA(a, haOf(mergedHA(b, c)))), "associativity, iteration %d", i)
-		require.Empty(t, haOf(mergedHA(a, b)).merge(a.Entries()), "a merge of what is held changes nothing, iteration %d", i)
+		require.Empty(t, haOf(mergedHA(a, b)).merge(a.HAEntries()), "a merge of what is held changes nothing, iteration %d", i)
 	}
 }
 
@@ -92,7 +92,7 @@ func TestHAElections_ClustersAndRemoveStale(t *testing.T) {
 	require.Equal(t, []HAEntry{
 		{"t", "c2", HAElection{"r1", 1000, 5000}},
 		{"u", "c1", HAElection{"r1", 1000, 5000}},
-	}, h.Entries())
+	}, h.HAEntries())
 }
 
 func TestHAEntries_EncodeRoundTrip(t *testing.T) {
@@ -165,7 +165,7 @@ func requireHAConverged(t *testing.T, kvs []*KV, want []HAEntry) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		for _, kv := range kvs {
-			if !cmp.Equal(want, kv.HAElections()) {
+			if !cmp.Equal(want, kv.HAEntries()) {
 				return false
 			}
 		}

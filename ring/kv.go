@@ -463,7 +463,7 @@ func (k *KV) Desc() *Desc {
 }
 
 func (k *KV) localState() []byte {
-	elections := k.ha.Entries()
+	elections := k.ha.HAEntries()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return encodeFullState(nil, k.desc, elections)

@@ -179,6 +179,7 @@ func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 		mux.Handle(p, push)
 	}
 	mux.Handle("GET /api/v1/user_limits", a.auth.Middleware(d.UserLimitsHandler(), auth.OneTenant))
+	mux.Handle("GET /distributor/ha_tracker", d.HATrackerHandler())
 	return nil
 }
 

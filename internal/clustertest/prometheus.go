@@ -38,6 +38,9 @@ type PrometheusOptions struct {
 	// a server fed by remote write only (its head would otherwise start at
 	// the wall clock and refuse older pushed samples).
 	NoSelfScrape bool
+	// ExternalLabels are global.external_labels, added to every series
+	// Prometheus sends (the cluster and replica labels of an HA pair).
+	ExternalLabels map[string]string
 }
 
 // RemoteWrite is a remote-write destination.
@@ -123,6 +126,12 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 	iv := promDuration(opts.ScrapeInterval)
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n", iv, iv, iv)
+	if len(opts.ExternalLabels) > 0 {
+		b.WriteString("  external_labels:\n")
+		for _, name := range sortedNames(opts.ExternalLabels) {
+			fmt.Fprintf(&b, "    %s: %s\n", name, strconv.Quote(opts.ExternalLabels[name]))
+		}
+	}
 	if len(opts.ScrapeTargets) == 0 && opts.NoSelfScrape {
 		b.WriteString("scrape_configs: []\n")
 	} else {
@@ -214,6 +223,12 @@ func (p *Prometheus) Metric(t testing.TB, name string, labels map[string]string)
 func (p *Prometheus) Stop(t testing.TB) {
 	t.Helper()
 	p.proc.stop(t)
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (p *Prometheus) Kill(t testing.TB) {
+	t.Helper()
+	p.proc.kill(t)
 }
 
 // LogTail prints the end of the Prometheus log to the test log.
