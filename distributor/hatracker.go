@@ -251,18 +251,17 @@ func (wc *writeCtx) countSamples() int {
 	return n
 }
 
-// dropLabel removes label name from every series that has it. Such a
-// series is decoded if the fast path read it, and marshalled again for the
-// ingesters (its raw bytes are dropped).
+// dropLabel removes label name from every series that has it. A series
+// the fast path read has the label field cut out of its bytes in place
+// (cutLabel), so that it stays on the fast path and is still forwarded raw;
+// a decoded series has it removed from its labels and is marshalled again.
 func (wc *writeCtx) dropLabel(name string) error {
 	for i := range wc.series {
 		s := &wc.series[i]
+		if s.ts == nil && wc.cutLabel(s, name) {
+			continue
+		}
 		if s.ts == nil {
-			if !slices.ContainsFunc(wc.labels[s.lo:s.hi], func(l labelRef) bool {
-				return string(wc.decoded[l.nameOff:l.nameEnd]) == name
-			}) {
-				continue
-			}
 			ts, err := wc.decodeSeries(s.raw)
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrDecodeProtobuf, err) // The fast path took a series the generated code refuses: a bug.
@@ -275,4 +274,57 @@ func (wc *writeCtx) dropLabel(name string) error {
 		}
 	}
 	return nil
+}
+
+// cutLabel removes label name, if present, from the fast-path series s:
+// its field is cut out of s.raw by moving the bytes after it forward (the
+// series' bytes alias wc.decoded, and no one else reads this range), and
+// the label offsets after it move with them. The shorter bytes are a valid
+// encoding of the series without the label, as the generated marshaller
+// would write it from the same input (TestCutLabel_LikeGenerated). It
+// reports false, changing nothing, if it cannot locate the series' bytes
+// in wc.decoded (not reached: the caller then decodes the series).
+func (wc *writeCtx) cutLabel(s *seriesRef, name string) bool {
+	labels := wc.labels[s.lo:s.hi]
+	j := slices.IndexFunc(labels, func(l labelRef) bool { return string(wc.decoded[l.nameOff:l.nameEnd]) == name })
+	if j < 0 {
+		return true
+	}
+	// The series' offset in wc.decoded: s.raw is a slice of it that runs
+	// to the end of its array.
+	base := cap(wc.decoded) - cap(s.raw)
+	if len(s.raw) == 0 || base < 0 || base >= len(wc.decoded) || &wc.decoded[base] != &s.raw[0] {
+		return false
+	}
+	start, end, ok := findLabelField(s.raw, labels[j].nameOff-uint32(base))
+	if !ok {
+		return false
+	}
+	n := uint32(end - start)
+	copy(s.raw[start:], s.raw[end:])
+	s.raw = s.raw[:len(s.raw)-int(n)]
+	s.labelsEnd -= int32(n)
+	for k := j + 1; k < len(labels); k++ {
+		l := &labels[k]
+		l.nameOff, l.nameEnd, l.valueOff, l.valueEnd = l.nameOff-n, l.nameEnd-n, l.valueOff-n, l.valueEnd-n
+	}
+	copy(labels[j:], labels[j+1:])
+	s.hi--
+	return true
+}
+
+// findLabelField returns where, in the series encoding b, the label field
+// whose name starts at offset nameOff begins and ends (tag included).
+func findLabelField(b []byte, nameOff uint32) (start, end int, ok bool) {
+	for i := 0; i < len(b); {
+		fs, fe, ok := fieldAt(b, i+1)
+		if !ok {
+			return 0, 0, false
+		}
+		if b[i] == tagLabels && uint32(fs) < nameOff && nameOff < uint32(fe) {
+			return i, fe, true
+		}
+		i = fe
+	}
+	return 0, 0, false
 }

@@ -1,9 +1,12 @@
 package distributor
 
 import (
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
@@ -207,3 +211,121 @@ func TestHATrackerHandler(t *testing.T) {
 }
 
 func httptestGet(path string) *http.Request { return httptest.NewRequest(http.MethodGet, path, nil) }
+
+// TestCutLabel_LikeGenerated checks dropLabel on random requests whose
+// series are encoded in the ways the fast path takes (label and sample
+// fields interleaved, lengths in non-minimal varints), against the
+// generated decoder: every series forwarded (its raw bytes, or its decoded
+// form marshalled) decodes to the original series without the label, and
+// the label offsets a fast series keeps name exactly its remaining labels.
+func TestCutLabel_LikeGenerated(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed=%d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 3))
+	cut := 0 // fast-path series that had the label cut out
+	for iter := range 2000 {
+		var body []byte
+		var want []*arguspb.TimeSeries
+		var had []bool
+		for range 1 + rng.IntN(4) {
+			enc, ts := randomEncodedSeries(rng)
+			had = append(had, slices.ContainsFunc(ts.Labels, func(l *arguspb.Label) bool { return l.Name == "__replica__" }))
+			body = protowire.AppendTag(body, 1, protowire.BytesType)
+			body = appendLen(body, len(enc), rng.IntN(4) == 0)
+			body = append(body, enc...)
+			ts.Labels = slices.DeleteFunc(ts.Labels, func(l *arguspb.Label) bool { return l.Name == "__replica__" })
+			want = append(want, ts)
+		}
+		wc := getWriteCtx()
+		wc.decoded = append(wc.decoded[:0], body...)
+		require.NoError(t, wc.unmarshalRequest(wc.decoded), "iteration %d", iter)
+		require.NoError(t, wc.dropLabel("__replica__"))
+		require.Len(t, wc.series, len(want))
+		for i, s := range wc.series {
+			raw := s.raw
+			if raw == nil {
+				var err error
+				raw, err = s.ts.MarshalVT()
+				require.NoError(t, err)
+			}
+			var got arguspb.TimeSeries
+			require.NoError(t, got.UnmarshalVT(raw))
+			require.Equal(t, seriesString(want[i]), seriesString(&got), "iteration %d series %d", iter, i)
+			require.Equal(t, formatLabels(want[i].Labels), formatLabels(wc.labelsOf(i)), "iteration %d series %d", iter, i)
+			if s.ts == nil {
+				cut += boolInt(had[i])
+				require.Equal(t, appendProtoLabels(nil, want[i].Labels), wc.appendLabels(nil, i))
+				require.True(t, isASCII(raw[:s.labelsEnd]) || !isASCII(raw))
+			}
+		}
+		putWriteCtx(wc)
+	}
+	require.Greater(t, cut, 1000, "the fast path cut the label out")
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// randomEncodedSeries encodes a series of sorted labels (the replica label
+// among them half of the time) and up to three samples, sample fields
+// sometimes between label fields, lengths sometimes in non-minimal varints.
+func randomEncodedSeries(rng *rand.Rand) ([]byte, *arguspb.TimeSeries) {
+	names := []string{"__name__", "__replica__", "a", "cluster", "zone"}
+	ts := &arguspb.TimeSeries{}
+	for _, n := range names {
+		if n == "__name__" || rng.IntN(2) == 0 {
+			ts.Labels = append(ts.Labels, &arguspb.Label{Name: n, Value: strings.Repeat("v", 1+rng.IntN(200))})
+		}
+	}
+	for k := range rng.IntN(4) {
+		ts.Samples = append(ts.Samples, &arguspb.Sample{Value: float64(k), TimestampMs: int64(1000 + k)})
+	}
+	var b []byte
+	samples := slices.Clone(ts.Samples)
+	for _, l := range ts.Labels {
+		if len(samples) > 0 && rng.IntN(3) == 0 {
+			b = appendSample(b, samples[0], rng)
+			samples = samples[1:]
+		}
+		var m []byte
+		m = protowire.AppendTag(m, 1, protowire.BytesType)
+		m = appendLen(m, len(l.Name), rng.IntN(4) == 0)
+		m = append(m, l.Name...)
+		m = protowire.AppendTag(m, 2, protowire.BytesType)
+		m = appendLen(m, len(l.Value), rng.IntN(4) == 0)
+		m = append(m, l.Value...)
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = appendLen(b, len(m), rng.IntN(4) == 0)
+		b = append(b, m...)
+	}
+	for _, s := range samples {
+		b = appendSample(b, s, rng)
+	}
+	return b, ts
+}
+
+func appendSample(b []byte, s *arguspb.Sample, rng *rand.Rand) []byte {
+	var m []byte
+	m = protowire.AppendTag(m, 1, protowire.Fixed64Type)
+	m = protowire.AppendFixed64(m, math.Float64bits(s.Value))
+	m = protowire.AppendTag(m, 2, protowire.VarintType)
+	m = protowire.AppendVarint(m, uint64(s.TimestampMs))
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = appendLen(b, len(m), rng.IntN(4) == 0)
+	return append(b, m...)
+}
+
+// appendLen appends a length, in a non-minimal varint (one byte more) if
+// padded.
+func appendLen(b []byte, n int, padded bool) []byte {
+	if !padded {
+		return protowire.AppendVarint(b, uint64(n))
+	}
+	v := protowire.AppendVarint(nil, uint64(n))
+	v[len(v)-1] |= 0x80
+	return append(append(b, v...), 0)
+}
