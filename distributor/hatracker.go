@@ -134,6 +134,17 @@ func newHATracker(cfg HATrackerConfig, store haStore, reg prometheus.Registerer)
 	}
 }
 
+// forgetHATenant deletes the HA metric series of a tenant the sweep
+// forgets (the elections themselves expire in the ring).
+func (d *Distributor) forgetHATenant(tenantID string) {
+	if d.ha == nil {
+		return
+	}
+	d.ha.deduped.DeletePartialMatch(prometheus.Labels{"tenant": tenantID})
+	d.ha.changes.DeletePartialMatch(prometheus.Labels{"tenant": tenantID})
+	d.metrics.discardedSamples.DeleteLabelValues(discardTooManyHAClusters, tenantID)
+}
+
 // haDecide is the tracker's decision for a push of replica at now, given the
 // election held (found false if none): whether to accept it, and the
 // election to write first (write false if none). The push is accepted only

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -328,4 +329,53 @@ func appendLen(b []byte, n int, padded bool) []byte {
 	v := protowire.AppendVarint(nil, uint64(n))
 	v[len(v)-1] |= 0x80
 	return append(append(b, v...), 0)
+}
+
+// TestHATracker_SweepForgetsTenant checks that the HA metric series of an
+// idle tenant go with its other series.
+func TestHATracker_SweepForgetsTenant(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	cfg := testConfig(t)
+	cfg.HATracker = HATrackerConfig{EnableHATracker: true, UpdateTimeout: time.Second, FailoverTimeout: 5 * time.Second}
+	d, _ := newSingleIngester(t, cfg, reg)
+	lim := defaultLimits(t)
+	lim.AcceptHASamples, lim.HAMaxClusters = true, 1
+	d.limits = tenantLimitsMap{def: lim}
+	clock := testNow
+	d.now = func() time.Time { return clock }
+	push := func(tenantID string, lbls ...string) int {
+		r := newPushRequest(encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{series(lbls, 1, ms(0))}}))
+		return serve(d.PushHandler(), r.WithContext(tenant.With(r.Context(), tenantID))).Code
+	}
+	require.Equal(t, http.StatusNoContent, push("ha", "__name__", "up", "__replica__", "r1", "cluster", "c1"))
+	require.Equal(t, http.StatusAccepted, push("ha", "__name__", "up", "__replica__", "r2", "cluster", "c1"))
+	require.Equal(t, http.StatusBadRequest, push("ha", "__name__", "up", "__replica__", "r2", "cluster", "c2"))
+	clock = clock.Add(6 * time.Second)
+	require.Equal(t, http.StatusNoContent, push("ha", "__name__", "up", "__replica__", "r2", "cluster", "c1"), "failover")
+	require.Equal(t, 1.0, testutil.ToFloat64(d.ha.changes.WithLabelValues("ha", "c1")))
+	require.Equal(t, 3+int(numReasons)+3, tenantSeries(t, reg, "ha"), "received samples and requests, ingestion rate, discards by reason, too many clusters, deduped, changes")
+
+	clock = clock.Add(d.cfg.IdleTenantTimeout + time.Second)
+	require.Equal(t, http.StatusNoContent, push("steady", "__name__", "up"))
+	forgotten, _ := d.sweep()
+	require.Equal(t, 1, forgotten)
+	require.Zero(t, tenantSeries(t, reg, "ha"), "every series of the idle HA tenant deleted")
+}
+
+// tenantSeries counts the series of reg with label tenant=tenantID.
+func tenantSeries(t *testing.T, reg prometheus.Gatherer, tenantID string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	n := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tenant" && l.GetValue() == tenantID {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }

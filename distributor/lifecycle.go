@@ -70,6 +70,7 @@ func (d *Distributor) sweep() (tenants, ingesters int) {
 		d.metrics.tenants.Delete(id)
 		d.metrics.deleteTenant(id)
 		d.rates.buckets.Delete(id)
+		d.forgetHATenant(id)
 		tenants++
 		return true
 	})

@@ -79,6 +79,10 @@ func TestHAPair(t *testing.T) {
 		return ""
 	}, 60*time.Second)
 	require.Zero(t, dedupedBy(c.Distributor(0)), "r1 is elected: dist-0 drops nothing")
+	// The 202 is a success for Prometheus: r2 sent everything, failed nothing.
+	require.Positive(t, r2.Metric(t, "prometheus_remote_storage_samples_total", nil))
+	require.Zero(t, r2.Metric(t, "prometheus_remote_storage_samples_failed_total", nil))
+	require.Zero(t, r2.Metric(t, "prometheus_remote_storage_samples_retried_total", nil))
 
 	// One copy: the series r2 stores itself, plus the cluster label.
 	requireOneCopy(t, q, r2, tenant)
