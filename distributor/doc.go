@@ -6,8 +6,11 @@
 // The pipeline, one small stage each (see DESIGN.md for the status codes, the
 // write quorum and the memory ownership of a request):
 //
-//	admit     ──▶ read body  ──▶ snappy     ──▶ unmarshal   ──▶ validate     ──▶ shard  ──▶ push      ──▶ settle   ──▶ respond
-//	(headers)     (size cap)     (size cap)     (in place)      (per series)     (ring)     (fan-out)     (quorum)     (one status)
+//	admit     ──▶ read body  ──▶ snappy     ──▶ unmarshal   ──▶ HA dedupe   ──▶ validate     ──▶ shard  ──▶ push      ──▶ settle   ──▶ respond
+//	(headers)     (size cap)     (size cap)     (in place)      (if enabled)    (per series)     (ring)     (fan-out)     (quorum)     (one status)
+//
+// HA dedupe (hatracker.go) keeps one replica of each Prometheus HA pair,
+// elected through the ring's gossiped HA elections.
 //
 // Each series is pushed to the ReplicationFactor replicas the ring gives it
 // and is stored once a quorum (ReplicationFactor/2+1) of them acknowledged it

@@ -10,8 +10,11 @@
 // (Get) and the instances a read asks (ReadSet). Static is a fixed ring for
 // the all-in-one process and tests; it answers the same methods.
 // RingHandler and MembersHandler serve the operator pages /ring and
-// /memberlist.
+// /memberlist. KV also gossips a second state, the distributors' HA
+// elections (HAElections, ha.go): per (tenant, cluster) the elected replica
+// of a Prometheus HA pair, another CRDT (see DESIGN.md).
 //
 // The ring does not import distributor, ingester, querier or storage, and
-// knows nothing of tenants or series beyond ShardToken.
+// knows nothing of series beyond ShardToken; tenants, clusters and replicas
+// are opaque strings of the HA elections.
 package ring
