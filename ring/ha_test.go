@@ -211,3 +211,42 @@ func TestKV_HAElectionsConverge(t *testing.T) {
 	d := startHAKV(t, "d", b.Addr(), time.Second)
 	requireHAConverged(t, append(kvs, d), []HAEntry{{"t", "c1", e2}, {"t", "c2", e3}})
 }
+
+// FuzzDecodeFullState checks that any full state or HA update either
+// decodes to what it encodes back to, or fails with ErrCorruptDesc.
+func FuzzDecodeFullState(f *testing.F) {
+	d := NewDesc()
+	d.Instances["ing-1"] = InstanceDesc{Addr: "a:1", State: StateActive, Tokens: []uint32{1, 5}, HeartbeatUnixMillis: 7}
+	entries := []HAEntry{{"t", "c1", HAElection{"r1", 1, 2}}, {"t", "c2", HAElection{"r2", 3, 4}}}
+	f.Add(encodeFullState(nil, d, entries))
+	f.Add(encodeFullState(nil, d, nil))
+	f.Add(encodeHAEntries(nil, entries))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			t.Skip()
+		}
+		if len(b) > 0 && b[0] == haVersion {
+			got, err := decodeHAEntries(b)
+			if err != nil {
+				require.ErrorIs(t, err, ErrCorruptDesc)
+				return
+			}
+			again, err := decodeHAEntries(encodeHAEntries(nil, got))
+			require.NoError(t, err)
+			require.Equal(t, got, again)
+			return
+		}
+		gd, ge, err := decodeFullState(b)
+		if err != nil {
+			require.ErrorIs(t, err, ErrCorruptDesc)
+			return
+		}
+		ad, ae, err := decodeFullState(encodeFullState(nil, gd, ge))
+		require.NoError(t, err)
+		require.True(t, gd.Equal(ad))
+		require.Equal(t, len(ge), len(ae))
+		if len(ge) > 0 {
+			require.Equal(t, ge, ae)
+		}
+	})
+}
