@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -378,4 +379,37 @@ func tenantSeries(t *testing.T, reg prometheus.Gatherer, tenantID string) int {
 		}
 	}
 	return n
+}
+
+// TestHATracker_Concurrent pushes both replicas at once through two
+// distributors sharing the elections, r1 elected: every push of r1 is
+// stored and every push of r2 answered 202. Run with -race. (Two replicas
+// elected in the same millisecond by two distributors are both accepted
+// until the merge decides: see ring/DESIGN.md.)
+func TestHATracker_Concurrent(t *testing.T) {
+	d, ing := haPair(t, nil)
+	d[0].ha.store.UpdateHAElection(testTenant, "c1", ring.HAElection{Replica: "r1", ElectedAtMillis: testNow.UnixMilli(), ReceivedAtMillis: testNow.UnixMilli()})
+	var wg sync.WaitGroup
+	codes := make([][]int, 8)
+	for g := range codes {
+		wg.Go(func() {
+			replica := []string{"r1", "r2"}[g%2]
+			for range 20 {
+				w := serve(d[g/2%2].PushHandler(), newPushRequest(encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
+					series([]string{"__name__", "up", "__replica__", replica, "cluster", "c1"}, 1, ms(0))}})))
+				codes[g] = append(codes[g], w.Code)
+			}
+		})
+	}
+	wg.Wait()
+	for g, cs := range codes {
+		want := http.StatusAccepted
+		if g%2 == 0 {
+			want = http.StatusNoContent
+		}
+		for _, c := range cs {
+			require.Equal(t, want, c, "goroutine %d", g)
+		}
+	}
+	require.Len(t, append(ing[0].pushed(), ing[1].pushed()...), 80)
 }
