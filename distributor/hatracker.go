@@ -92,7 +92,7 @@ func (c *HATrackerConfig) validate() error {
 // copy the strings it keeps.
 type haStore interface {
 	HAElection(tenant, cluster string) (ring.HAElection, bool)
-	UpdateHAElection(tenant, cluster string, e ring.HAElection) (ring.HAElection, bool)
+	UpdateHAElection(tenant, cluster string, prev, next ring.HAElection) (ring.HAElection, bool)
 	HAClusters(tenant string, since time.Time) int
 }
 
@@ -183,9 +183,9 @@ func (t *haTracker) check(tenantID, cluster, replica string, lim *limits.Limits,
 	}
 	next, write, accept := haDecide(cur, found, replica, now, t.updateTimeout, t.failoverTimeout)
 	if write {
-		held, _ := t.store.UpdateHAElection(tenantID, cluster, next)
+		held, _ := t.store.UpdateHAElection(tenantID, cluster, cur, next)
 		if held.Replica != replica {
-			accept, cur = false, held // Another distributor elected another replica first.
+			accept, cur = false, held // Another push elected another replica first.
 		} else if found && cur.Replica != replica && held == next {
 			t.changes.WithLabelValues(tenantID, strings.Clone(cluster)).Inc()
 		}

@@ -48,7 +48,7 @@ func BenchmarkPushHandlerHA(b *testing.B) {
 				store := ring.NewHAElections()
 				d.ha = newHATracker(HATrackerConfig{UpdateTimeout: time.Hour, FailoverTimeout: 2 * time.Hour}, store, nil)
 				if bc.elected != "" {
-					store.UpdateHAElection(testTenant, "prod-eu-1", ring.HAElection{Replica: bc.elected, ElectedAtMillis: testNow.UnixMilli(), ReceivedAtMillis: testNow.UnixMilli()})
+					store.UpdateHAElection(testTenant, "prod-eu-1", ring.HAElection{}, ring.HAElection{Replica: bc.elected, ElectedAtMillis: testNow.UnixMilli(), ReceivedAtMillis: testNow.UnixMilli()})
 				}
 			}
 			body := encode(b, bc.req)

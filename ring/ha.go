@@ -94,22 +94,36 @@ func (h *HAElections) HAClusters(tenant string, since time.Time) int {
 	return n
 }
 
-// UpdateHAElection merges e as the election of (tenant, cluster) and
-// returns the election now held, which is e unless a greater one was
-// known, and whether e changed the state. The strings are copied: the
+// UpdateHAElection merges next as the election of (tenant, cluster) if the
+// election held is still prev (the zero HAElection: none), as a
+// compare-and-swap: two pushes of one process that race to elect or fail
+// over see one winner, the other reads it back. It returns the election now
+// held and whether next changed the state. The strings are copied: the
 // caller may pass strings that alias a buffer it reuses.
-func (h *HAElections) UpdateHAElection(tenant, cluster string, e HAElection) (HAElection, bool) {
-	changed := h.merge([]HAEntry{{Tenant: tenant, Cluster: cluster, HAElection: e}})
-	cur, _ := h.HAElection(tenant, cluster)
-	return cur, len(changed) > 0
+//
+// Skipping a merge never breaks convergence (the CRDT only requires that
+// what is merged is merged by max); what is merged is gossiped.
+func (h *HAElections) UpdateHAElection(tenant, cluster string, prev, next HAElection) (HAElection, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if held := h.byTenant[tenant][cluster]; held != prev {
+		return held, false
+	}
+	changed := h.mergeLocked([]HAEntry{{Tenant: tenant, Cluster: cluster, HAElection: next}})
+	return h.byTenant[tenant][cluster], len(changed) > 0
 }
 
 // merge merges entries and returns those that changed the state, as they
 // are now held. entries are not retained.
 func (h *HAElections) merge(entries []HAEntry) []HAEntry {
-	var changed []HAEntry
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.mergeLocked(entries)
+}
+
+// mergeLocked is merge with h.mu held.
+func (h *HAElections) mergeLocked(entries []HAEntry) []HAEntry {
+	var changed []HAEntry
 	for _, in := range entries {
 		clusters := h.byTenant[in.Tenant]
 		ours, ok := clusters[in.Cluster]

@@ -30,11 +30,12 @@ func (k *KV) HAClusters(tenant string, since time.Time) int { return k.ha.HAClus
 // then cluster.
 func (k *KV) HAEntries() []HAEntry { return k.ha.HAEntries() }
 
-// UpdateHAElection merges e as the election of (tenant, cluster), gossips
-// it if it changed the state, and returns the election now held (e unless a
-// greater one was already known). The strings are copied.
-func (k *KV) UpdateHAElection(tenant, cluster string, e HAElection) (HAElection, bool) {
-	cur, changed := k.ha.UpdateHAElection(tenant, cluster, e)
+// UpdateHAElection merges next as the election of (tenant, cluster) if the
+// one held is still prev (see HAElections.UpdateHAElection), gossips it if
+// it changed the state, and returns the election now held. The strings are
+// copied.
+func (k *KV) UpdateHAElection(tenant, cluster string, prev, next HAElection) (HAElection, bool) {
+	cur, changed := k.ha.UpdateHAElection(tenant, cluster, prev, next)
 	if changed {
 		k.queueHABroadcasts([]HAEntry{{Tenant: tenant, Cluster: cluster, HAElection: cur}})
 	}

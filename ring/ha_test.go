@@ -72,8 +72,9 @@ func TestHAElectionsMerge_Winner(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, order := range [][2]HAElection{{tc.a, tc.b}, {tc.b, tc.a}} {
 				h := NewHAElections()
-				h.UpdateHAElection("t", "c", order[0])
-				got, _ := h.UpdateHAElection("t", "c", order[1])
+				h.merge([]HAEntry{{"t", "c", order[0]}})
+				h.merge([]HAEntry{{"t", "c", order[1]}})
+				got, _ := h.HAElection("t", "c")
 				require.Equal(t, tc.want, got)
 			}
 		})
@@ -82,9 +83,7 @@ func TestHAElectionsMerge_Winner(t *testing.T) {
 
 func TestHAElections_ClustersAndRemoveStale(t *testing.T) {
 	h := NewHAElections()
-	h.UpdateHAElection("t", "c1", HAElection{"r1", 1000, 1000})
-	h.UpdateHAElection("t", "c2", HAElection{"r1", 1000, 5000})
-	h.UpdateHAElection("u", "c1", HAElection{"r1", 1000, 5000})
+	h.merge([]HAEntry{{"t", "c1", HAElection{"r1", 1000, 1000}}, {"t", "c2", HAElection{"r1", 1000, 5000}}, {"u", "c1", HAElection{"r1", 1000, 5000}}})
 	require.Equal(t, 2, h.HAClusters("t", time.UnixMilli(1000)))
 	require.Equal(t, 1, h.HAClusters("t", time.UnixMilli(1001)))
 	require.Equal(t, 0, h.HAClusters("v", time.UnixMilli(0)))
@@ -184,7 +183,7 @@ func TestKV_HAElectionsConverge(t *testing.T) {
 	kvs := []*KV{a, b, c}
 
 	e1 := HAElection{"r1", 1000, 1000}
-	cur, changed := a.UpdateHAElection("t", "c1", e1)
+	cur, changed := a.UpdateHAElection("t", "c1", HAElection{}, e1)
 	require.True(t, changed)
 	require.Equal(t, e1, cur)
 	requireHAConverged(t, kvs, []HAEntry{{"t", "c1", e1}})
@@ -192,9 +191,9 @@ func TestKV_HAElectionsConverge(t *testing.T) {
 	// b fails over to r2 while c, not having heard of it, refreshes r1
 	// later: every member ends with r2's term.
 	e2 := HAElection{"r2", 2000, 2000}
-	_, changed = b.UpdateHAElection("t", "c1", e2)
+	_, changed = b.UpdateHAElection("t", "c1", e1, e2)
 	require.True(t, changed)
-	c.UpdateHAElection("t", "c1", HAElection{"r1", 1000, 2500})
+	c.mergeHAEntries([]HAEntry{{"t", "c1", HAElection{"r1", 1000, 2500}}})
 	requireHAConverged(t, kvs, []HAEntry{{"t", "c1", e2}})
 
 	// A lost broadcast: merged on c without gossip; push/pull repairs it.
@@ -249,4 +248,22 @@ func FuzzDecodeFullState(f *testing.F) {
 			require.Equal(t, ge, ae)
 		}
 	})
+}
+
+// TestHAElections_UpdateIsCompareAndSwap checks that an update applies only
+// over the election it was decided on.
+func TestHAElections_UpdateIsCompareAndSwap(t *testing.T) {
+	h := NewHAElections()
+	r1 := HAElection{"r1", 1000, 1000}
+	got, changed := h.UpdateHAElection("t", "c", HAElection{}, r1)
+	require.True(t, changed)
+	require.Equal(t, r1, got)
+	// r2 decided on "none held" too, but lost the race: r1 stays.
+	got, changed = h.UpdateHAElection("t", "c", HAElection{}, HAElection{"r2", 1000, 1000})
+	require.False(t, changed)
+	require.Equal(t, r1, got)
+	r1b := HAElection{"r1", 1000, 2000}
+	got, changed = h.UpdateHAElection("t", "c", r1, r1b)
+	require.True(t, changed)
+	require.Equal(t, r1b, got)
 }
