@@ -77,12 +77,15 @@ func TestErrorContract(t *testing.T) {
     max_query_length: 1h
   q-timeout:
     query_timeout: 1ns
+  ha:
+    accept_ha_samples: true
+    ha_max_clusters: 1
 `), 0o644))
 	tokenFile := filepath.Join(dir, "tokens.yaml")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(fmt.Sprintf("tokens:\n  - sha256: %q\n    tenants: [team-a]\n  - sha256: %q\n    tenants: [team-a]\n    admin: true\n",
 		auth.HashToken("secret-a"), auth.HashToken("secret-admin"))), 0o644))
 
-	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-runtime-config.file=" + overrides, "-api.enable-admin-api=true"}})
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-runtime-config.file=" + overrides, "-api.enable-admin-api=true", "-distributor.ha-tracker.enable=true"}})
 	tok := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-auth.type=token", "-auth.token-file=" + tokenFile}})
 	// A distributor and querier whose one ingester is not there.
 	dead := clustertest.FreePorts(t, 1)[0]
@@ -161,6 +164,10 @@ func TestErrorContract(t *testing.T) {
 		{id: apierror.IngestionRateLimited, target: a, tenant: "rate", series: `{__name__="r", i="0"}`,
 			do: then(push(a, "rate", ts("__name__", "r", "i", "0"), ts("__name__", "r", "i", "1"), ts("__name__", "r", "i", "2"), ts("__name__", "r", "i", "3"), ts("__name__", "r", "i", "4")),
 				push(a, "rate", ts("__name__", "r", "i", "0"), ts("__name__", "r", "i", "1")))},
+		{id: apierror.HAReplicaNotElected, target: a, tenant: "ha",
+			do: then(push(a, "ha", ts("__name__", "m", "__replica__", "r1", "cluster", "c1")), push(a, "ha", ts("__name__", "m", "__replica__", "r2", "cluster", "c1")))},
+		{id: apierror.TooManyHAClusters, target: a, tenant: "ha",
+			do: then(push(a, "ha", ts("__name__", "m", "__replica__", "r1", "cluster", "c1")), push(a, "ha", ts("__name__", "m", "__replica__", "r1", "cluster", "c2")))},
 		{id: apierror.TooFewIngesters, target: lonely, tenant: "t1", do: push(lonely, "t1", ts("__name__", "m"))},
 		{id: apierror.IngesterUnavailable, target: orphan, tenant: "t1", do: push(orphan, "t1", ts("__name__", "m"))},
 
