@@ -72,7 +72,8 @@ type inboxMsg struct {
 // argus_ring_gossip_dropped_total); the local state is guarded by mu. Local
 // updates (Update, Forget) merge under mu directly and queue a broadcast.
 // Lock order: mu before live.mu (Ring builds a view with the down set);
-// no lock is held while a broadcast is queued.
+// the HA elections' lock is never held with mu; no lock is held while a
+// broadcast is queued.
 type KV struct {
 	meta    []byte // roles, comma-separated: this member's metadata
 	cfg     MemberlistConfig
