@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -266,4 +269,31 @@ func TestHAElections_UpdateIsCompareAndSwap(t *testing.T) {
 	got, changed = h.UpdateHAElection("t", "c", r1, r1b)
 	require.True(t, changed)
 	require.Equal(t, r1b, got)
+}
+
+// TestKV_HAUpdatesUnderGossipLimit checks that an election update with a
+// tenant ID of the longest allowed (150 bytes) and cluster and replica
+// names of 256 bytes each is one gossip message under maxBroadcastSize, and
+// that one too large for a packet is dropped from gossip and counted (it
+// still travels in the full state).
+func TestKV_HAUpdatesUnderGossipLimit(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	kv, err := NewKV(testMemberlistConfig(), Options{ReplicationFactor: 1}, Deps{Registerer: reg})
+	require.NoError(t, err)
+	tenant, name := strings.Repeat("t", 150), strings.Repeat("n", 256)
+	e := HAElection{Replica: name, ElectedAtMillis: time.Now().UnixMilli(), ReceivedAtMillis: time.Now().UnixMilli()}
+	msg := encodeHAEntries(nil, []HAEntry{{tenant, name, e}})
+	require.Less(t, len(msg), maxBroadcastSize, "%d bytes", len(msg))
+	_, changed := kv.UpdateHAElection(tenant, name, HAElection{}, e)
+	require.True(t, changed)
+	require.Equal(t, 1, kv.queue.NumQueued())
+
+	huge := HAElection{Replica: strings.Repeat("r", 2048), ElectedAtMillis: 1, ReceivedAtMillis: 1}
+	_, changed = kv.UpdateHAElection("t", "c", HAElection{}, huge)
+	require.True(t, changed)
+	require.Equal(t, 1, kv.queue.NumQueued(), "not queued")
+	require.Equal(t, 1.0, testutil.ToFloat64(kv.metrics.gossipDropped.WithLabelValues(dropTooLarge)))
+	_, entries, err := decodeFullState(kv.localState())
+	require.NoError(t, err)
+	require.Len(t, entries, 2, "both in the full state")
 }
