@@ -109,6 +109,9 @@ type tenantHead struct {
 	// Written by replay only, before the head is shared.
 	replayed []*memSeries
 
+	exemplars exemplarStore // exemplars.go
+	meta      metadataStore // metadata.go
+
 	flushMu sync.Mutex // serializes flushes
 
 	pendingMu sync.Mutex

@@ -65,6 +65,11 @@ type Limits struct {
 	// warning naming the failed ones, instead of a 503. A request's
 	// partial_response parameter overrides it.
 	PartialResponse bool `yaml:"partial_response"`
+	// MaxGlobalExemplarsPerUser is the most exemplars a tenant keeps in
+	// memory across the cluster, before replication: each ingester keeps
+	// its share (× replication factor / healthy ingesters) in a ring
+	// buffer that overwrites the oldest. 0 disables exemplars.
+	MaxGlobalExemplarsPerUser int `yaml:"max_global_exemplars_per_user"`
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -107,6 +112,8 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 
 	f.BoolVar(&l.PartialResponse, prefix+"querier.partial-response", false,
 		"Answer a query whose ingesters failed beyond what the replication factor tolerates with the data of the others and a warning naming the failed ones, instead of a 503. A request's partial_response=true|false overrides it.")
+	f.IntVar(&l.MaxGlobalExemplarsPerUser, prefix+"ingester.max-global-exemplars-per-user", 100000,
+		"Per-tenant limit of exemplars kept in memory across the cluster, before replication; each ingester keeps its share in a ring buffer that overwrites the oldest. 0 disables exemplars.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -132,6 +139,7 @@ func (l *Limits) Validate() error {
 	check(l.MaxRecvMsgSize <= 0, "distributor.max-recv-msg-size", l.MaxRecvMsgSize, "must be positive")
 	check(l.QueryTimeout <= 0, "querier.timeout", l.QueryTimeout, "must be positive")
 	check(l.RetentionPeriod < 0, "ingester.retention-period", l.RetentionPeriod, "must not be negative")
+	check(l.MaxGlobalExemplarsPerUser < 0, "ingester.max-global-exemplars-per-user", l.MaxGlobalExemplarsPerUser, "must not be negative")
 	return errors.Join(errs...)
 }
 

@@ -33,6 +33,8 @@ func TestLimits_DefaultsFromFlags(t *testing.T) {
 		MaxRecvMsgSize:           100 << 20,
 		QueryTimeout:             2 * time.Minute,
 		RetentionPeriod:          15 * 24 * time.Hour,
+
+		MaxGlobalExemplarsPerUser: 100000,
 	}, l)
 	require.NoError(t, l.Validate())
 }
@@ -56,12 +58,14 @@ func TestLimits_FlagNames(t *testing.T) {
 		"-x.distributor.max-recv-msg-size=12",
 		"-x.querier.timeout=13s",
 		"-x.ingester.retention-period=14h",
+		"-x.ingester.max-global-exemplars-per-user=15",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
 		MaxLabelNamesPerSeries: 5, MaxLabelNameLength: 6, MaxLabelValueLength: 7,
 		MaxFetchedSeriesPerQuery: 8, MaxFetchedChunksPerQuery: 9, MaxQueryLength: 10 * time.Hour, RetentionPeriod: 14 * time.Hour,
 		CreationGracePeriod: 11 * time.Minute, MaxRecvMsgSize: 12, QueryTimeout: 13 * time.Second,
+		MaxGlobalExemplarsPerUser: 15,
 	}, l)
 }
 
@@ -85,6 +89,7 @@ func TestLimits_Validate(t *testing.T) {
 		"zero timeout":        {func(l *Limits) { l.QueryTimeout = 0 }, "-querier.timeout"},
 		"zero recv size":      {func(l *Limits) { l.MaxRecvMsgSize = 0 }, "-distributor.max-recv-msg-size"},
 		"negative retention":  {func(l *Limits) { l.RetentionPeriod = -time.Hour }, "-ingester.retention-period"},
+		"negative exemplars":  {func(l *Limits) { l.MaxGlobalExemplarsPerUser = -1 }, "-ingester.max-global-exemplars-per-user"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := defaultLimits(t)
@@ -99,7 +104,7 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 15)
+	require.Len(t, f, 16)
 	require.Equal(t, false, f["partial_response"])
 	require.Equal(t, 10000.0, f["ingestion_rate"])
 	require.Equal(t, 150000, f["max_global_series_per_user"])
