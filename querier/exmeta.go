@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
@@ -105,8 +106,11 @@ func (q *sourceQuerier) metricsMetadata(ctx context.Context, req *arguspb.Metric
 
 // eachSource calls f on every source of the tenant's read set (or on the
 // one source), in parallel, with fanOut's failure budget, and returns the
-// indexes of those that answered.
+// indexes of those that answered. A federated tenant (a|b) is refused.
 func (q *queryable) eachSource(ctx context.Context, f func(ctx context.Context, i int, s *sourceQuerier) error) ([]int, error) {
+	if orgID, err := tenant.FromContext(ctx); err == nil && strings.Contains(orgID, tenant.Separator) {
+		return nil, invalidTenantError(orgID, errors.New("exemplars and metadata are read one tenant at a time"))
+	}
 	if q.replicas == nil {
 		s := &sourceQuerier{src: q.src, metrics: q.metrics, mint: math.MinInt64, maxt: math.MaxInt64}
 		return []int{0}, f(ctx, 0, s)

@@ -108,3 +108,17 @@ func TestMetadata_MergesReplicas(t *testing.T) {
 	got = apiRequest{http.MethodPost, "/api/v1/metadata", url.Values{"metric": {"req"}}, tenantA}.do(t, srv)
 	require.JSONEq(t, `{"status":"success","data":{"req":[{"type":"counter","unit":"","help":"Requests."}]}}`, got.body)
 }
+
+func TestExmeta_OneTenantAtATime(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.TenantFederationEnabled = true
+	q, err := New(cfg, exmetaDeps(t))
+	require.NoError(t, err)
+	srv := serveFederated(t, q.Handler())
+	got := apiRequest{http.MethodGet, "/api/v1/metadata", nil, tenantA + "|" + tenantB}.do(t, srv)
+	require.Equal(t, http.StatusUnauthorized, got.status, got.body)
+	require.Contains(t, got.body, "err-argus-invalid-tenant")
+	got = apiRequest{http.MethodGet, "/api/v1/query_exemplars", url.Values{"query": {"up"}}, tenantA + "|" + tenantB}.do(t, srv)
+	require.Equal(t, http.StatusUnauthorized, got.status, got.body)
+	require.Contains(t, got.body, "err-argus-invalid-tenant")
+}
