@@ -83,6 +83,7 @@ func TestPush_MetadataPlacement(t *testing.T) {
 	w := serve(d.PushHandler(), newPushRequest(encode(t, req)))
 	require.Equal(t, http.StatusBadRequest, w.Code)
 	require.True(t, strings.HasPrefix(w.Body.String(), "err-argus-metadata-missing-metric-name"), w.Body.String())
+	d.WaitPushes() // The push is answered at quorum: the third replica's may still run.
 
 	byAddr := map[string]*fakeIngester{}
 	for i, ing := range ings {
@@ -101,7 +102,10 @@ func TestPush_MetadataPlacement(t *testing.T) {
 	spread := 0
 	for _, ing := range ings {
 		var got []string
-		for _, raw := range ing.metadata {
+		ing.mu.Lock()
+		metadata := ing.metadata
+		ing.mu.Unlock()
+		for _, raw := range metadata {
 			var m prompb.MetricMetadata
 			require.NoError(t, m.Unmarshal(raw))
 			require.Equal(t, "h "+m.MetricFamilyName, m.Help)
