@@ -22,11 +22,11 @@ import (
 // Exemplars: every tenant has one bounded store, Prometheus's
 // CircularExemplarStorage (one ring buffer in ingestion order, with an
 // index of each series' oldest and newest exemplar), as Mimir keeps one per
-// tenant TSDB. It is allocated on the tenant's first exemplar, sized to this
-// ingester's share of the tenant's max_global_exemplars_per_user (the global
-// limit × replication factor / healthy ingesters, as for the series limits),
-// and resized when that share changes; a share of 0 disables the tenant's
-// exemplars. A full store overwrites its oldest exemplar, whatever its
+// tenant TSDB. It is allocated on the tenant's first exemplar, grows as it
+// fills up to this ingester's share of the tenant's
+// max_global_exemplars_per_user (the global limit × replication factor /
+// healthy ingesters, as for the series limits), and shrinks when that share
+// does; a share of 0 disables the tenant's exemplars. A full store overwrites its oldest exemplar, whatever its
 // series.
 //
 // Exemplars are WAL-logged (record.Exemplars, with the ref of their series)
@@ -75,16 +75,25 @@ func (m *metrics) addExemplarMetrics(f promauto.Factory) {
 	}
 }
 
-// exemplarStore is the exemplar store of one tenant. Safe for concurrent use.
+// initialExemplarCapacity is the ring a tenant's store starts with: the
+// ring is allocated whole (about 80 bytes an exemplar), so it grows, by
+// doubling, up to the tenant's share only as the tenant fills it, and a
+// tenant that sends few exemplars costs little however large its limit.
+const initialExemplarCapacity = 1024
+
+// exemplarStore is the exemplar store of one tenant. Safe for concurrent
+// use; adds are serialized by the head's appendMu (or replay).
 type exemplarStore struct {
-	mu   sync.Mutex // guards st and size; st has its own lock for its contents
-	st   *tsdb.CircularExemplarStorage
-	size int64
+	mu       sync.Mutex // guards the fields; st has its own lock for its contents
+	st       *tsdb.CircularExemplarStorage
+	limit    int64 // this ingester's share of the tenant's limit
+	capacity int64 // the ring's size, at most limit
+	held     int64 // exemplars in the ring, at most capacity
 }
 
-// sized returns the store with room for size exemplars, allocating or
-// resizing it (a shrink drops the oldest exemplars); nil while the tenant
-// has never had exemplars enabled.
+// sized returns the store with a limit of size exemplars, allocating it or
+// shrinking it to the limit (a shrink drops the oldest exemplars); nil
+// while the tenant has never had exemplars enabled.
 func (es *exemplarStore) sized(size int64) *tsdb.CircularExemplarStorage {
 	es.mu.Lock()
 	defer es.mu.Unlock()
@@ -92,17 +101,37 @@ func (es *exemplarStore) sized(size int64) *tsdb.CircularExemplarStorage {
 	case es.st == nil && size <= 0:
 		return nil
 	case es.st == nil:
-		st, err := tsdb.NewCircularExemplarStorage(size, discardedExemplarMetrics, 0)
+		es.capacity = min(size, initialExemplarCapacity)
+		st, err := tsdb.NewCircularExemplarStorage(es.capacity, discardedExemplarMetrics, 0)
 		if err != nil {
 			return nil // Never: it fails for no size.
 		}
 		es.st = st.(*tsdb.CircularExemplarStorage)
-		es.size = size
-	case size != es.size:
+	case es.capacity > size:
 		es.st.Resize(size)
-		es.size = size
+		es.capacity = size
+		es.held = min(es.held, size)
 	}
+	es.limit = size
 	return es.st
+}
+
+// reserve doubles a full ring, up to the limit, before an add, so that the
+// add overwrites nothing while the tenant is under its limit.
+func (es *exemplarStore) reserve() {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	if es.held >= es.capacity && es.capacity < es.limit {
+		es.capacity = min(2*es.capacity, es.limit)
+		es.st.Resize(es.capacity)
+	}
+}
+
+// added counts an exemplar the ring took.
+func (es *exemplarStore) added() {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	es.held = min(es.held+1, es.capacity)
 }
 
 // current returns the store, nil if none was ever allocated.
@@ -262,9 +291,11 @@ func (h *tenantHead) addExemplar(st *tsdb.CircularExemplarStorage, lset labels.L
 		h.metrics.exemplarsRejected[exemplarDisabled].Inc()
 		return
 	}
+	h.exemplars.reserve()
 	err := st.AddExemplar(lset, exemplar.Exemplar{Labels: re.Labels, Value: re.V, Ts: re.T, HasTs: true})
 	switch {
 	case err == nil:
+		h.exemplars.added()
 		h.metrics.exemplarsAppended.Inc()
 	case errors.Is(err, promstorage.ErrOutOfOrderExemplar):
 		h.metrics.exemplarsRejected[exemplarOutOfOrder].Inc()

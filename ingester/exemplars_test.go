@@ -116,3 +116,25 @@ func TestExemplars_Limit(t *testing.T) {
 	require.Empty(t, queryExemplars(t, disabled, "t1", 0, 10_000))
 	require.InDelta(t, 1, testutil.ToFloat64(disabled.metrics.exemplarsRejected[exemplarDisabled]), 0)
 }
+
+// TestExemplars_RingGrows checks that a store that starts small keeps every
+// exemplar up to the tenant's share, and the newest ones past it.
+func TestExemplars_RingGrows(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ing := limitsIngester(t, cfg, exemplarLimits{3000}, newFakeRing(1, 1))
+	a := []string{"__name__", "a"}
+	push(t, ing, "t1", ts(a, sample{0, 0}))
+	const n = 3500
+	for k := int64(0); k < n; k += 100 {
+		var exs []testExemplar
+		for j := k; j < k+100; j++ {
+			exs = append(exs, testExemplar{"t", float64(j), j})
+		}
+		push(t, ing, "t1", withExemplars(t, a, exs...))
+	}
+	got := queryExemplars(t, ing, "t1", 0, n)[lstr(a...)]
+	require.Equal(t, 3000, len(got)) // not require.Len: it prints the list
+	require.Equal(t, testExemplar{"t", n - 3000, n - 3000}, got[0])
+	require.Equal(t, testExemplar{"t", n - 1, n - 1}, got[len(got)-1])
+	require.Equal(t, int64(3000), ing.getTenant("t1").exemplars.capacity)
+}
