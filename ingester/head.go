@@ -42,7 +42,8 @@ type tenantOptions struct {
 //
 // In acquisition order: the Ingester's truncMu, flushMu, appendMu,
 // createMu, the WAL's cutMu, syncMu and mu, a series' mu, then the leaf locks
-// (stripe locks, pendingMu, the postings' own lock). appendMu makes "check
+// (stripe locks, pendingMu, the postings' own lock, the exemplar and
+// metadata stores' mu). appendMu makes "check
 // ordering, write the WAL, append in memory" one step per tenant, so that
 // the WAL holds every series' samples in the order the head appended them
 // (see push).

@@ -6,8 +6,13 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/stretchr/testify/require"
 
+	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -121,4 +126,44 @@ func TestExmeta_OneTenantAtATime(t *testing.T) {
 	got = apiRequest{http.MethodGet, "/api/v1/query_exemplars", url.Values{"query": {"up"}}, tenantA + "|" + tenantB}.do(t, srv)
 	require.Equal(t, http.StatusUnauthorized, got.status, got.body)
 	require.Contains(t, got.body, "err-argus-invalid-tenant")
+}
+
+// localExmetaServer is a LocalSource that also serves exemplars and
+// metadata, as *ingester.Ingester does.
+type localExmetaServer struct {
+	localServer
+	src *fakeExmetaSource
+}
+
+func (l localExmetaServer) QueryExemplars(ctx context.Context, req *arguspb.ExemplarsRequest) (*arguspb.ExemplarsResponse, error) {
+	return l.src.QueryExemplars(ctx, req)
+}
+
+func (l localExmetaServer) MetricsMetadata(ctx context.Context, req *arguspb.MetricsMetadataRequest) (*arguspb.MetricsMetadataResponse, error) {
+	return l.src.MetricsMetadata(ctx, req)
+}
+
+// TestExmeta_LocalReads checks that an all-in-one reads its own ingester's
+// exemplars and metadata in-process.
+func TestExmeta_LocalReads(t *testing.T) {
+	src := &fakeExmetaSource{
+		exemplars: &arguspb.ExemplarsResponse{Series: []*arguspb.SeriesExemplars{
+			{Labels: []*arguspb.Label{{Name: "__name__", Value: "up"}}, Exemplars: []*arguspb.Exemplar{protoExemplar("d", 4, 1500)}},
+		}},
+		metadata: []*arguspb.MetricMetadata{{MetricFamilyName: "up", Type: "gauge", Help: "Up."}},
+	}
+	q := newLocalQueryable(t, &fakeSource{})
+	q.local = localExmetaServer{localServer: q.local.(localServer), src: src}
+	ctx := tenant.With(t.Context(), tenantA)
+	eq, err := q.ExemplarQuerier(ctx)
+	require.NoError(t, err)
+	res, err := eq.Select(0, 10_000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")})
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	require.Equal(t, `{__name__="up"}`, res[0].SeriesLabels.String())
+	require.Equal(t, []exemplar.Exemplar{{Labels: labels.FromStrings("trace_id", "d"), Value: 4, Ts: 1500, HasTs: true}}, res[0].Exemplars)
+	md, err := q.metricsMetadata(ctx, "", -1, -1)
+	require.NoError(t, err)
+	require.Equal(t, map[string][]metadata.Metadata{"up": {{Type: "gauge", Help: "Up."}}}, md)
+	require.InDelta(t, 2, testutil.ToFloat64(q.metrics.localReads), 0)
 }
