@@ -259,11 +259,25 @@ func (r rawBatch) marshalMetadata(buf []byte, p int) int {
 	return p
 }
 
+// exemplarsWritten is the number of exemplars of the push that validation
+// kept and that go to the ingesters (an ingester may still drop some: see
+// docs/api.md), for the X-Prometheus-Remote-Write-Exemplars-Written header.
+func (wc *writeCtx) exemplarsWritten() int {
+	n := int64(wc.exemplars)
+	for r := exReasonInvalid; r <= exReasonSeriesRejected; r++ {
+		n -= wc.exInvalid[r]
+	}
+	return int(n)
+}
+
 // countExemplars counts the exemplars and metadata entries received and
 // those validation dropped. Unlike discarded samples, counted once the
 // answer is final, they are counted at validation: a push retried after a
 // 5xx counts its invalid exemplars again.
 func (d *Distributor) countExemplars(wc *writeCtx) {
+	if wc.exemplars == 0 && wc.metadataReceived == 0 {
+		return
+	}
 	d.metrics.receivedExemplars.Add(float64(wc.exemplars))
 	d.metrics.receivedMetadata.Add(float64(wc.metadataReceived))
 	for r, n := range wc.exInvalid {

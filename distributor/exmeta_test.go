@@ -64,6 +64,7 @@ func TestPush_Exemplars(t *testing.T) {
 	require.Equal(t, good, ing.series[0].Exemplars[0])
 	require.Equal(t, good, ing.series[1].Exemplars[0])
 	require.InDelta(t, 5, testutil.ToFloat64(d.metrics.receivedExemplars), 0)
+	require.InDelta(t, 0, testutil.ToFloat64(d.metrics.discardedExemplars[exReasonSeriesRejected]), 0)
 	require.InDelta(t, 1, testutil.ToFloat64(d.metrics.discardedExemplars[exReasonLabelsTooLong]), 0)
 	require.InDelta(t, 1, testutil.ToFloat64(d.metrics.discardedExemplars[exReasonMissingTimestamp]), 0)
 	require.InDelta(t, 1, testutil.ToFloat64(d.metrics.discardedExemplars[exReasonInvalid]), 0)
@@ -134,4 +135,13 @@ func TestPush_MetadataQuorum(t *testing.T) {
 	ings[1].pushFunc = nil
 	w = serve(d.PushHandler(), newPushRequest(encode(t, req)))
 	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+}
+
+func TestExemplarsWritten(t *testing.T) {
+	wc := &writeCtx{exemplars: 9}
+	wc.exInvalid[exReasonInvalid] = 1
+	wc.exInvalid[exReasonLabelsTooLong] = 2
+	wc.exInvalid[exReasonSeriesRejected] = 3
+	wc.exInvalid[mdReasonInvalid] = 4 // metadata: not exemplars
+	require.Equal(t, 3, wc.exemplarsWritten())
 }
