@@ -154,7 +154,7 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 	if unplaced > 0 {
 		d.metrics.quorumFailures.Add(float64(unplaced))
 		return fmt.Errorf("%w: %d of %d series have fewer healthy replicas than a write quorum (%d of replication factor %d), the first %s: %w",
-			ErrNoIngester, unplaced, len(wc.series), wc.quorum, wc.rf, firstSeries, firstErr)
+			ErrNoIngester, unplaced, len(wc.series)+len(wc.meta), wc.quorum, wc.rf, firstSeries, firstErr)
 	}
 	wc.shareEncodings()
 	return nil
