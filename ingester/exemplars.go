@@ -76,9 +76,10 @@ func (m *metrics) addExemplarMetrics(f promauto.Factory) {
 }
 
 // initialExemplarCapacity is the ring a tenant's store starts with: the
-// ring is allocated whole (about 80 bytes an exemplar), so it grows, by
-// doubling, up to the tenant's share only as the tenant fills it, and a
-// tenant that sends few exemplars costs little however large its limit.
+// ring is allocated whole (64 bytes a slot, plus each exemplar's labels),
+// so it grows, by doubling, up to the tenant's share only as the tenant
+// fills it, and a tenant that sends few exemplars costs little however
+// large its limit.
 const initialExemplarCapacity = 1024
 
 // exemplarStore is the exemplar store of one tenant. Safe for concurrent
