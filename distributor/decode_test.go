@@ -33,7 +33,7 @@ func requireDecodesLikeGenerated(t testing.TB, raw []byte, wc *writeCtx) {
 		}
 		requireScannedLikeGenerated(t, wc, i, w)
 	}
-	require.Equal(t, len(want.Metadata), wc.metadata)
+	require.Equal(t, len(want.Metadata), wc.metadataReceived)
 }
 
 func TestUnmarshalRequest(t *testing.T) {

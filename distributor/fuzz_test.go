@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
@@ -18,7 +19,8 @@ import (
 // never panic, must answer 2xx or 4xx (its fake ingester never fails), and
 // every series that reaches the ingester must hold the invariants ingesters
 // rely on: labels sorted by name, unique, valid UTF-8, non-empty values, a
-// metric name, no histograms and no exemplars.
+// metric name, no histograms, only valid exemplars, samples or exemplars;
+// and every metadata entry names a family.
 //
 // Seeds are in testdata/fuzz/FuzzDecodeWriteRequest. Run it with:
 //
@@ -28,6 +30,10 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		series([]string{"__name__", "up", "job", "x"}, 1, ms(0)),
 		series([]string{"job", "x", "__name__", "up", "a", ""}, 1, ms(0)),
 	}}))
+	withExemplar := series([]string{"__name__", "up"}, 1, ms(0))
+	withExemplar.Exemplars = [][]byte{marshalExemplar(f, prompb.Exemplar{Labels: []prompb.Label{{Name: "trace_id", Value: "a"}}, Value: 1, Timestamp: 1})}
+	f.Add(encode(f, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{withExemplar},
+		Metadata: [][]byte{marshalMetadataEntry(f, prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "up", Help: "h"})}}))
 	f.Add([]byte{})
 	r, err := ring.NewStatic(ring.Instance{ID: "ing-0", Addr: "ing-0"}, ring.Instance{ID: "ing-1", Addr: "ing-1"})
 	if err != nil {
@@ -44,6 +50,12 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 			for _, ts := range req.Timeseries {
 				if err := checkPushed(ts); err != nil && violation == nil {
 					violation = fmt.Errorf("series %s: %w", formatLabels(ts.Labels), err)
+				}
+			}
+			for _, raw := range req.Metadata {
+				var m prompb.MetricMetadata
+				if err := m.Unmarshal(raw); (err != nil || m.MetricFamilyName == "") && violation == nil {
+					violation = fmt.Errorf("metadata entry %x pushed: %v", raw, err)
 				}
 			}
 			return &arguspb.PushResponse{}, nil
@@ -88,10 +100,15 @@ func checkPushed(ts *arguspb.TimeSeries) error {
 	switch {
 	case !hasName:
 		return fmt.Errorf("no metric name")
-	case len(ts.Histograms) > 0 || len(ts.Exemplars) > 0:
-		return fmt.Errorf("histograms or exemplars pushed")
-	case len(ts.Samples) == 0:
-		return fmt.Errorf("no samples")
+	case len(ts.Histograms) > 0:
+		return fmt.Errorf("histograms pushed")
+	case len(ts.Samples) == 0 && len(ts.Exemplars) == 0:
+		return fmt.Errorf("no samples and no exemplars")
+	}
+	for _, e := range ts.Exemplars {
+		if _, detail := checkExemplar(e); detail != "" {
+			return fmt.Errorf("invalid exemplar pushed: %s", detail)
+		}
 	}
 	return nil
 }

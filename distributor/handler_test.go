@@ -248,7 +248,7 @@ func TestPushHandler(t *testing.T) {
 			wantBody:   []string{"3 series (3 samples) rejected, 0 samples accepted\n", `{job="1"}`, `{job="2"}`, "(1 more rejected series not listed)"},
 		},
 		{
-			name: "exemplars and metadata are dropped, series without samples skipped",
+			name: "malformed exemplars and metadata are rejected, series without samples skipped",
 			body: encode(t, &arguspb.WriteRequest{
 				Timeseries: []*arguspb.TimeSeries{
 					func() *arguspb.TimeSeries {
@@ -260,7 +260,9 @@ func TestPushHandler(t *testing.T) {
 				},
 				Metadata: [][]byte{{0x01}},
 			}),
-			wantStatus: http.StatusNoContent,
+			wantStatus: http.StatusBadRequest,
+			wantBody: []string{"err-argus-invalid-exemplar", "0 series (0 samples) rejected, 1 samples accepted, 2 exemplars or metadata entries rejected\n",
+				`err-argus-invalid-exemplar: exemplar of {__name__="up", job="x"}: does not decode`, `err-argus-invalid-metadata: metadata of "": does not decode`},
 			wantPushed: []string{validPushed},
 		},
 		{
@@ -348,8 +350,10 @@ func TestPushHandler_Metrics(t *testing.T) {
 	require.InDelta(t, 3.0, testutil.ToFloat64(m.receivedSamples.WithLabelValues(testTenant)), 0)
 	require.InDelta(t, 1.0, testutil.ToFloat64(m.discardedSamples.WithLabelValues("missing_metric_name", testTenant)), 0)
 	require.InDelta(t, 0.0, testutil.ToFloat64(m.discardedSamples.WithLabelValues("too_far_in_future", testTenant)), 0)
-	require.InDelta(t, 2.0, testutil.ToFloat64(m.droppedExemplars), 0)
-	require.InDelta(t, 1.0, testutil.ToFloat64(m.droppedMetadata), 0)
+	require.InDelta(t, 2.0, testutil.ToFloat64(m.receivedExemplars), 0)
+	require.InDelta(t, 1.0, testutil.ToFloat64(m.receivedMetadata), 0)
+	require.InDelta(t, 2.0, testutil.ToFloat64(m.discardedExemplars[exReasonInvalid]), 0)
+	require.InDelta(t, 1.0, testutil.ToFloat64(m.discardedExemplars[mdReasonInvalid]), 0)
 	n, err := testutil.GatherAndCount(reg, "argus_discarded_samples_total")
 	require.NoError(t, err)
 	require.Equal(t, int(numReasons), n, "every reason pre-created for the tenant")

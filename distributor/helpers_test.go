@@ -41,8 +41,9 @@ type fakeIngester struct {
 	stats func(tenant string) *arguspb.UserStatsResponse
 
 	mu      sync.Mutex
-	series  []*arguspb.TimeSeries // guarded by mu
-	tenants []string              // guarded by mu
+	series   []*arguspb.TimeSeries // guarded by mu
+	metadata [][]byte              // guarded by mu
+	tenants  []string              // guarded by mu
 }
 
 func (f *fakeIngester) Push(ctx context.Context, req *arguspb.WriteRequest, _ ...grpc.CallOption) (*arguspb.PushResponse, error) {
@@ -57,6 +58,7 @@ func (f *fakeIngester) Push(ctx context.Context, req *arguspb.WriteRequest, _ ..
 	md, _ := metadata.FromOutgoingContext(ctx)
 	f.mu.Lock()
 	f.series = append(f.series, copied.Timeseries...)
+	f.metadata = append(f.metadata, copied.Metadata...)
 	f.tenants = append(f.tenants, md.Get(tenant.MetadataKey)...)
 	f.mu.Unlock()
 	if f.pushFunc != nil {

@@ -23,8 +23,9 @@ type metrics struct {
 	receivedSamples      *prometheus.CounterVec
 	receivedRequests     *prometheus.CounterVec
 	discardedSamples     *prometheus.CounterVec
-	droppedExemplars     prometheus.Counter
-	droppedMetadata      prometheus.Counter
+	receivedExemplars    prometheus.Counter
+	receivedMetadata     prometheus.Counter
+	discardedExemplars   [numExemplarReasons]prometheus.Counter
 	pushDuration         *prometheus.HistogramVec
 	ingesterPushFailures *prometheus.CounterVec
 	ingesterPushDuration *prometheus.HistogramVec
@@ -63,14 +64,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "argus_discarded_samples_total",
 			Help: "Samples not stored, by reason: the distributor's validation and the ingesters' rejections.",
 		}, []string{"reason", "tenant"}),
-		droppedExemplars: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_distributor_dropped_exemplars_total",
-			Help: "Exemplars received and dropped, because Argus does not store exemplars yet.",
+		receivedExemplars: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_distributor_received_exemplars_total",
+			Help: "Exemplars decoded from pushes, before validation.",
 		}),
-		droppedMetadata: f.NewCounter(prometheus.CounterOpts{
-			Name: "argus_distributor_dropped_metadata_total",
-			Help: "Metric metadata entries received and dropped, because Argus does not store metadata yet.",
+		receivedMetadata: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_distributor_received_metadata_total",
+			Help: "Metric metadata entries decoded from pushes, before validation.",
 		}),
+		discardedExemplars: newDiscardedExemplars(f),
 		pushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "argus_distributor_push_duration_seconds",
 			Help:                        "Time to handle a push request, from admission to the answer, by HTTP status.",

@@ -15,8 +15,8 @@ import (
 // validate checks every series of wc.series, records the rejected ones
 // (counted by countInvalid once the answer is final) and compacts wc.series
 // to the series to push. It returns the number of samples to push.
-// Exemplars and metadata are counted and dropped: Argus does not store them
-// yet.
+// Invalid exemplars and metadata entries are dropped and reported, the
+// valid ones kept (see exmeta.go).
 //
 // A series the fast path read (see scan.go) and seriesValidator.valid passes
 // is pushed as it came, its shard token computed in the same pass over its
@@ -25,7 +25,7 @@ import (
 // seriesValidator.validate.
 func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics, lim *limits.Limits) (toPush int, err error) {
 	v := newSeriesValidator(d.now(), lim)
-	received, exemplars := 0, 0
+	received := 0
 	all, kept := wc.series, 0
 	wc.key = append(append(wc.key[:0], tenantID...), 0xff)
 	prefix := len(wc.key)
@@ -41,14 +41,14 @@ func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics,
 		}
 		if ts := s.ts; ts != nil {
 			received += len(ts.Samples) + len(ts.Histograms)
-			exemplars += len(ts.Exemplars)
+			wc.exemplars += len(ts.Exemplars)
 			if !wc.validateDecoded(v, s) {
 				continue
 			}
 		} else {
 			received += int(s.samples)
 		}
-		if s.samples == 0 {
+		if s.samples == 0 && (s.ts == nil || len(s.ts.Exemplars) == 0) {
 			continue // Valid in remote-write 1.0, but nothing to store.
 		}
 		toPush += int(s.samples)
@@ -58,8 +58,8 @@ func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics,
 	clear(all[kept:])
 	wc.series = all[:kept]
 	tm.receivedSamples.Add(float64(received))
-	d.metrics.droppedExemplars.Add(float64(exemplars))
-	d.metrics.droppedMetadata.Add(float64(wc.metadata))
+	wc.validateMetadata(tenantID)
+	d.countExemplars(wc)
 	return toPush, nil
 }
 
@@ -70,15 +70,22 @@ func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics,
 func (wc *writeCtx) validateDecoded(v seriesValidator, s *seriesRef) bool {
 	ts := s.ts
 	nl, ns := len(ts.Labels), len(ts.Samples)
-	if len(ts.Exemplars) > 0 || !labelsSorted(ts.Labels) {
-		s.raw = nil // Sent without exemplars, or with its labels sorted: re-encoded.
+	if !labelsSorted(ts.Labels) {
+		s.raw = nil // Sent with its labels sorted: re-encoded.
 	}
-	ts.Exemplars = nil
 	serr := v.validate(ts)
 	if len(ts.Labels) != nl || len(ts.Samples) != ns {
 		s.raw = nil // Empty labels or future samples removed: re-encoded.
 	}
 	s.samples = int32(len(ts.Samples))
+	if len(ts.Exemplars) > 0 {
+		if serr != nil && !serr.partial {
+			wc.exInvalid[exReasonSeriesRejected] += int64(len(ts.Exemplars)) // Reported with the series.
+			ts.Exemplars = nil
+		} else if wc.validateExemplars(ts) {
+			s.raw = nil // Invalid exemplars removed: re-encoded.
+		}
+	}
 	if serr != nil {
 		wc.invalid[serr.reason] += int64(serr.samples)
 		wc.rej.add(ts.Labels, serr.reason, serr.detail, int64(serr.samples))
@@ -98,16 +105,14 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 	wc.rf = max(1, d.ring.ReplicationFactor())
 	wc.quorum = wc.rf/2 + 1
 	unplaced := 0
-	n := len(wc.series)
+	n := len(wc.series) + len(wc.meta)
 	if cap(wc.votes) < n {
 		wc.votes = make([]seriesVotes, n)
 	}
 	wc.votes, wc.undecided = wc.votes[:n], n
 	var firstErr error
 	var firstSeries string
-	var picker interface {
-		Get(token uint32, buf []ring.Instance) ([]ring.Instance, error)
-	} = d.ring
+	var picker tokenPicker = d.ring
 	if ps, ok := d.ring.(pickerSource); ok {
 		picker = ps.Picker() // One view of the ring and one clock read for the push.
 	}
@@ -140,10 +145,16 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 			b.series = append(b.series, int32(i))
 		}
 	}
+	if unplaced == 0 {
+		var metaErr error
+		if unplaced, metaErr = wc.placeMetadata(picker); firstErr == nil && metaErr != nil {
+			firstErr, firstSeries = metaErr, "metadata entry"
+		}
+	}
 	if unplaced > 0 {
 		d.metrics.quorumFailures.Add(float64(unplaced))
 		return fmt.Errorf("%w: %d of %d series have fewer healthy replicas than a write quorum (%d of replication factor %d), the first %s: %w",
-			ErrNoIngester, unplaced, len(wc.series), wc.quorum, wc.rf, firstSeries, firstErr)
+			ErrNoIngester, unplaced, len(wc.series)+len(wc.meta), wc.quorum, wc.rf, firstSeries, firstErr)
 	}
 	wc.shareEncodings()
 	return nil

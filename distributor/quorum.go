@@ -112,7 +112,7 @@ func (d *Distributor) settle(wc *writeCtx, tm *tenantMetrics) (rejectedSamples i
 			}
 		}
 		d.metrics.quorumFailures.Add(float64(wc.lost))
-		qe := &quorumError{series: wc.lost, quorum: wc.quorum, rf: wc.rf, first: formatLabels(wc.labelsOf(first))}
+		qe := &quorumError{series: wc.lost, quorum: wc.quorum, rf: wc.rf, first: wc.describe(first)}
 		for i := range wc.batches {
 			if b := &wc.batches[i]; b.seen && b.err != nil {
 				qe.errs = append(qe.errs, b.err)
@@ -138,6 +138,7 @@ func (wc *writeCtx) startVote(i int, replicas int) {
 func (wc *writeCtx) record(bi int32) {
 	b := &wc.batches[bi]
 	b.seen = true
+	wc.recordMetadata(b)
 	switch {
 	case b.err != nil:
 		for _, i := range b.series {

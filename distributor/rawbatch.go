@@ -19,7 +19,7 @@ import (
 // its replicas: a series that validation left as it came is sent to the
 // ingesters as the very bytes it arrived in (TimeSeries, field 1 of
 // WriteRequest), and only a series validation changed (labels sorted or
-// emptied, samples too far in the future dropped, exemplars dropped) is
+// emptied, samples too far in the future or invalid exemplars dropped) is
 // marshalled again. At replication factor 3 that saves three encodings of
 // every label of nearly every series.
 //
@@ -45,7 +45,7 @@ func sizeOfVarint(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 
 // SizeVT is the size of the encoded WriteRequest.
 func (r rawBatch) SizeVT() int {
-	n := 0
+	n := r.metadataSize()
 	for _, i := range r.b.series {
 		l := r.seriesSize(i)
 		n += 1 + sizeOfVarint(uint64(l)) + l
@@ -64,7 +64,7 @@ func (r rawBatch) seriesSize(i int32) int {
 // generated code does (back to front), and returns its length.
 func (r rawBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 	end := len(buf)
-	p := end
+	p := r.marshalMetadata(buf, end)
 	for k := len(r.b.series) - 1; k >= 0; k-- {
 		i := r.b.series[k]
 		var l int
@@ -131,7 +131,7 @@ func (wc *writeCtx) shareEncodings() {
 		b := &wc.batches[i]
 		b.enc = -1
 		for j := range i {
-			if slices.Equal(wc.batches[j].series, b.series) {
+			if slices.Equal(wc.batches[j].series, b.series) && slices.Equal(wc.batches[j].meta, b.meta) {
 				b.enc = wc.batches[j].enc
 				break
 			}

@@ -20,6 +20,10 @@ type rejections struct {
 	samples int64
 	lines   []string
 	firstID apierror.ID // of the first rejected series
+	// others are the rejected exemplars and metadata entries (exmeta.go),
+	// firstOther the ID of the first.
+	others     int
+	firstOther apierror.ID
 }
 
 func (r *rejections) reset(maxLines int) {
@@ -42,26 +46,44 @@ func (r *rejections) add(ls []*arguspb.Label, why reason, detail string, samples
 	r.lines = append(r.lines, string(why.errorID())+": "+formatLabels(ls)+": "+why.text()+": "+detail)
 }
 
+// addOther records a rejected exemplar or metadata entry: line says which
+// and why, after its error ID.
+func (r *rejections) addOther(id apierror.ID, line string) {
+	if r.others == 0 {
+		r.firstOther = id
+	}
+	r.others++
+	if len(r.lines) < r.max {
+		r.lines = append(r.lines, string(id)+": "+line)
+	}
+}
+
 // err returns nil if nothing was rejected, else the rejectedError whose
 // message is the response body but for the ID and tenant errorBody puts
 // first: a summary, then one line per listed series, each with its own error
 // ID, labels, reason and the limit in force. Its ID is the first rejected
 // series'.
 func (r *rejections) err(acceptedSamples int64) error {
-	if r.series == 0 && r.samples == 0 {
+	if r.series == 0 && r.samples == 0 && r.others == 0 {
 		return nil
 	}
 	id := r.firstID
-	if r.series == 0 {
+	switch {
+	case r.series == 0 && r.samples == 0:
+		id = r.firstOther
+	case r.series == 0:
 		id = apierror.IngesterRejected // Only samples no ingester attributed to a series.
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d series (%d samples) rejected, %d samples accepted", r.series, r.samples, acceptedSamples)
+	if r.others > 0 {
+		fmt.Fprintf(&b, ", %d exemplars or metadata entries rejected", r.others)
+	}
 	for _, l := range r.lines {
 		b.WriteByte('\n')
 		b.WriteString(l)
 	}
-	if more := r.series - len(r.lines); more > 0 {
+	if more := r.series + r.others - len(r.lines); more > 0 {
 		fmt.Fprintf(&b, "\n(%d more rejected series not listed)", more)
 	}
 	return &rejectedError{id: id, body: b.String()}

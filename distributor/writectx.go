@@ -54,8 +54,13 @@ type writeCtx struct {
 	// decodedTS are the series decoded by the generated code (seriesRef.ts),
 	// kept with their slices' capacity for the next request.
 	decodedTS []*arguspb.TimeSeries
-	metadata  int    // metadata entries of the request, counted and dropped
 	key       []byte // scratch: the shard key of a series (see shard)
+	// meta are the metadata entries of the request, and after validate the
+	// valid ones (exmeta.go); their votes follow the series' in votes.
+	meta             []metadataRef
+	metadataReceived int
+	exemplars        int                       // exemplars of the request, for the received counter
+	exInvalid        [numExemplarReasons]int64 // exemplars and metadata validation dropped, by reason
 
 	batches []batch // one per ingester, in order of first use
 	// encodings are the batches' encodings, one per distinct batch (see
@@ -92,6 +97,7 @@ type writeCtx struct {
 type batch struct {
 	addr   string
 	series []int32 // index in writeCtx.series of each series sent
+	meta   []int32 // index in writeCtx.meta of each metadata entry sent
 	enc    int32   // its encoding in writeCtx.encodings
 	resp   *arguspb.PushResponse
 	err    *ingesterError // nil if the push succeeded
@@ -139,13 +145,16 @@ func (wc *writeCtx) reset() {
 	}
 	wc.labels = wc.labels[:0]
 	wc.decodedTS = resetDecoded(wc.decodedTS)
-	wc.metadata = 0
+	clear(wc.meta)
+	wc.meta = wc.meta[:0]
+	wc.metadataReceived, wc.exemplars = 0, 0
+	wc.exInvalid = [numExemplarReasons]int64{}
 	wc.key = reuse(wc.key)
 	wc.freeEncodings()
 	all := wc.batches[:cap(wc.batches)]
 	for i := range all {
 		b := &all[i]
-		*b = batch{series: reuseIndex(b.series), rejIdx: reuseIndex(b.rejIdx)}
+		*b = batch{series: reuseIndex(b.series), rejIdx: reuseIndex(b.rejIdx), meta: reuseIndex(b.meta)}
 	}
 	wc.batches = wc.batches[:0]
 	clear(wc.byAddr)
@@ -288,7 +297,8 @@ func (wc *writeCtx) decode(limit int) error {
 // The framing is parsed exactly as the generated WriteRequest.UnmarshalVTUnsafe
 // parses it, so that both accept and reject the same inputs (a differential
 // test and the fuzz target check it); unknown fields are skipped, not kept.
-// Metadata entries are only counted.
+// Metadata entries are kept as their raw bytes (validateMetadata reads
+// them).
 func (wc *writeCtx) unmarshalRequest(buf []byte) error {
 	for i := 0; i < len(buf); {
 		tag, n, err := readVarint(buf[i:])
@@ -315,7 +325,8 @@ func (wc *writeCtx) unmarshalRequest(buf []byte) error {
 			off := i + n - len(b)
 			i += n
 			if fieldNum == 3 {
-				wc.metadata++
+				wc.meta = append(wc.meta, metadataRef{raw: b})
+				wc.metadataReceived++
 			} else if err := wc.addSeries(b, off); err != nil {
 				return err
 			}

@@ -5,7 +5,9 @@
 // package's DB (also shared by every tenant), the background compaction
 // and retention of that DB, and the gRPC servers arguspb.IngesterServer
 // (Push, UserStats), arguspb.SeriesSourceServer (Series, LabelNames,
-// LabelValues) over head and DB together, and arguspb.IngesterAdminServer
+// LabelValues over head and DB together; QueryExemplars and
+// MetricsMetadata over each tenant's bounded exemplar ring and metric
+// metadata, WAL-logged: exemplars.go, metadata.go), and arguspb.IngesterAdminServer
 // (AdminServer: deletion by tombstones, which the DB keeps and every read
 // masks, and the cardinality of the heads). It enforces each tenant's share
 // of its global series limits (Deps.Limits, Deps.Ring) when a push creates

@@ -42,7 +42,8 @@ type tenantOptions struct {
 //
 // In acquisition order: the Ingester's truncMu, flushMu, appendMu,
 // createMu, the WAL's cutMu, syncMu and mu, a series' mu, then the leaf locks
-// (stripe locks, pendingMu, the postings' own lock). appendMu makes "check
+// (stripe locks, pendingMu, the postings' own lock, the exemplar and
+// metadata stores' mu). appendMu makes "check
 // ordering, write the WAL, append in memory" one step per tenant, so that
 // the WAL holds every series' samples in the order the head appended them
 // (see push).
@@ -108,6 +109,9 @@ type tenantHead struct {
 	// logged them, not in ref order, and postings lists must stay sorted.
 	// Written by replay only, before the head is shared.
 	replayed []*memSeries
+
+	exemplars exemplarStore // exemplars.go
+	meta      metadataStore // metadata.go
 
 	flushMu sync.Mutex // serializes flushes
 

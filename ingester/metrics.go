@@ -10,6 +10,8 @@ const (
 	queryTypeSeries    = "series"
 	queryTypeNames     = "label_names"
 	queryTypeValues    = "label_values"
+	queryTypeExemplars = "exemplars"
+	queryTypeMetadata  = "metadata"
 	truncateOutcomeOK  = "success"
 	truncateOutcomeErr = "failure"
 )
@@ -41,6 +43,9 @@ type metrics struct {
 	tenantRefusals        prometheus.Counter
 	tenantsClosed         prometheus.Counter
 	instanceLimitRefusals *prometheus.CounterVec
+
+	exemplarsAppended prometheus.Counter
+	exemplarsRejected [numExemplarRejects]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -65,6 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.addStorageMetrics(f)
 	m.addLifecycleMetrics(f)
+	m.addExemplarMetrics(f)
 	for k := range numRejectKinds {
 		m.rejected[k] = m.samplesRejected.WithLabelValues(k.label())
 	}
@@ -74,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{truncateOutcomeOK, truncateOutcomeErr} {
 		m.walTruncations.WithLabelValues(o)
 	}
-	for _, q := range []string{queryTypeSeries, queryTypeNames, queryTypeValues} {
+	for _, q := range []string{queryTypeSeries, queryTypeNames, queryTypeValues, queryTypeExemplars, queryTypeMetadata} {
 		m.queries.WithLabelValues(q)
 	}
 	return m

@@ -122,11 +122,15 @@ func (i *Ingester) Push(ctx context.Context, req *arguspb.WriteRequest) (*argusp
 // push runs the write pipeline of one request: resolve (validate labels,
 // find or create series), then appendBatch (order checks, WAL, memory).
 func (h *tenantHead) push(req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+	if err := h.appendMetadata(req.GetMetadata()); err != nil {
+		return nil, err
+	}
 	b := getPushBatch()
 	defer putPushBatch(b)
 	if err := h.resolve(req, b); err != nil {
 		return nil, err
 	}
+	h.resolveExemplars(req, b)
 	if err := h.appendBatch(b); err != nil {
 		return nil, err
 	}
@@ -166,6 +170,7 @@ type pushBatch struct {
 	// pushLimits when it first creates a series (limitsSet).
 	limits    seriesLimits
 	limitsSet bool
+	ex        exemplarBatch // exemplars.go
 }
 
 var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
@@ -192,6 +197,7 @@ func putPushBatch(b *pushBatch) {
 	b.walBuf, b.recs = b.walBuf[:0], b.recs[:0]
 	b.rej = rejections{}
 	b.limits, b.limitsSet = seriesLimits{}, false
+	b.ex.reset()
 	pushBatchPool.Put(b)
 }
 
@@ -365,7 +371,8 @@ func (h *tenantHead) appendBatchLocked(b *pushBatch) (seq uint64, err error) {
 		}
 		h.checkEntryLocked(e, minValid, b)
 	}
-	if len(b.samples) == 0 {
+	h.checkExemplarsLocked(b)
+	if len(b.samples) == 0 && len(b.ex.refs) == 0 {
 		return 0, nil
 	}
 	// From the WAL write to the in-memory append: a truncation cuts the
@@ -451,9 +458,12 @@ func (h *tenantHead) logLocked(b *pushBatch) (uint64, error) {
 		buf = enc.Series(b.series, buf)
 		b.recs = append(b.recs, buf)
 	}
-	start := len(buf)
-	buf = enc.Samples(b.samples, buf)
-	b.recs = append(b.recs, buf[start:])
+	if len(b.samples) > 0 {
+		start := len(buf)
+		buf = enc.Samples(b.samples, buf)
+		b.recs = append(b.recs, buf[start:])
+	}
+	buf = appendExemplarRecord(&enc, b, buf)
 	b.walBuf = buf
 	seq, err := h.wal.log(b.recs)
 	if err != nil {
@@ -489,6 +499,7 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 		s.mu.Unlock()
 	}
 	h.enqueue(cutSeries...)
+	h.applyExemplarsLocked(b)
 	maxT := h.maxT.Load()
 	for _, smp := range b.samples {
 		maxT = max(maxT, smp.T)

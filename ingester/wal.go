@@ -322,6 +322,7 @@ type replayer struct {
 	maxRef chunks.HeadSeriesRef
 	st     replayStats
 	nowMs  int64
+	meta   metaReplay // exemplars and metadata (wal_exemplar.go)
 }
 
 // replayWAL loads the last checkpoint and every WAL segment after it into
@@ -426,6 +427,10 @@ func (r *replayer) replayRecords(ctx context.Context, rd io.Reader, dir string) 
 				return &wlog.CorruptionErr{Dir: dir, Segment: wr.Segment(), Offset: wr.Offset(), Err: fmt.Errorf("decode samples: %w", err)}
 			}
 			r.replaySamples(samples)
+		case record.Exemplars, record.Metadata:
+			if err := r.replayExemplarsOrMetadata(&dec, rec); err != nil {
+				return &wlog.CorruptionErr{Dir: dir, Segment: wr.Segment(), Offset: wr.Offset(), Err: err}
+			}
 		default:
 			// The ingester writes no other record type.
 		}
@@ -436,6 +441,9 @@ func (r *replayer) replayRecords(ctx context.Context, rd io.Reader, dir string) 
 // replaySeries routes a series record to its tenant's head, opening it.
 func (r *replayer) replaySeries(ctx context.Context, rs record.RefSeries) error {
 	r.maxRef = max(r.maxRef, rs.Ref)
+	if ok, err := r.replayMetadataSeries(ctx, rs); ok || err != nil {
+		return err
+	}
 	id := rs.Labels.Get(tenantLabel)
 	if id == "" {
 		return fmt.Errorf("series record %d without the label %s: not a WAL of this Argus version", rs.Ref, tenantLabel)
@@ -714,12 +722,13 @@ func (w *sharedWAL) step(s truncStep) {
 }
 
 // appendRefs appends the refs whose series records a checkpoint keeps: the
-// series in the head and the replay aliases. The caller holds the
+// series in the head, the replay aliases and the metadata entries (whose
+// expired ones it drops). The caller holds the
 // Ingester's truncMu, so no series leaves the head meanwhile.
 func (h *tenantHead) appendRefs(dst []chunks.HeadSeriesRef) []chunks.HeadSeriesRef {
 	h.series.forEach(func(s *memSeries) { dst = append(dst, s.ref) })
 	for ref := range h.aliases {
 		dst = append(dst, ref)
 	}
-	return dst
+	return h.meta.appendRefs(dst, h.nowMs()-metadataRetainPeriod.Milliseconds())
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/stretchr/testify/require"
 
@@ -14,12 +15,16 @@ import (
 )
 
 // fuzzSegment returns the bytes of the WAL segment of an ingester that took
-// a few pushes of two tenants, and what each tenant holds.
+// a few pushes of two tenants (an exemplar and a metadata entry included),
+// and what each tenant holds.
 func fuzzSegment(f *testing.F) ([]byte, map[string]map[string][]sample) {
-	ing := startIngester(f, testConfig(f, f.TempDir()))
+	ing := startIngesterDeps(f, testConfig(f, f.TempDir()), Deps{Limits: exemplarLimits{100}})
 	a := []string{"__name__", "a", "job", "x"}
 	b := []string{"__name__", "b"}
-	push(f, ing, "t1", ts(a, sample{1, 1}, sample{2, 2}), ts(b, sample{1, 5}))
+	push(f, ing, "t1", ts(a, sample{1, 1}, sample{2, 2}), ts(b, sample{1, 5}), withExemplars(f, a, testExemplar{"x", 1, 2}))
+	_, err := ing.Push(tenantCtx("t2"), &arguspb.WriteRequest{Metadata: marshalMetadata(f,
+		prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "a", Help: "A."})})
+	require.NoError(f, err)
 	push(f, ing, "t2", ts(a, sample{3, 3}))
 	push(f, ing, "t1", ts(a, sample{4, 4}))
 	want := map[string]map[string][]sample{

@@ -79,6 +79,11 @@ type Limits struct {
 	// HAMaxClusters is the most HA clusters the tenant may have. 0 means
 	// unlimited.
 	HAMaxClusters int `yaml:"ha_max_clusters"`
+	// MaxGlobalExemplarsPerUser is the most exemplars a tenant keeps in
+	// memory across the cluster, before replication: each ingester keeps
+	// its share (× replication factor / healthy ingesters) in a ring
+	// buffer that overwrites the oldest. 0 disables exemplars.
+	MaxGlobalExemplarsPerUser int `yaml:"max_global_exemplars_per_user"`
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -130,6 +135,8 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Label naming the replica within its HA cluster (its external label). It is removed from the samples stored.")
 	f.IntVar(&l.HAMaxClusters, prefix+"distributor.ha-tracker.max-clusters", 100,
 		"Most HA clusters a tenant may have; a push from one more is refused with 400. 0 means unlimited.")
+	f.IntVar(&l.MaxGlobalExemplarsPerUser, prefix+"ingester.max-global-exemplars-per-user", 100000,
+		"Per-tenant limit of exemplars kept in memory across the cluster, before replication; each ingester keeps its share in a ring buffer that overwrites the oldest. 0 disables exemplars.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -158,6 +165,7 @@ func (l *Limits) Validate() error {
 	check(l.HAMaxClusters < 0, "distributor.ha-tracker.max-clusters", l.HAMaxClusters, "must not be negative")
 	check(l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel),
 		"distributor.ha-tracker.replica", l.HAReplicaLabel, "and -distributor.ha-tracker.cluster must be two distinct non-empty label names")
+	check(l.MaxGlobalExemplarsPerUser < 0, "ingester.max-global-exemplars-per-user", l.MaxGlobalExemplarsPerUser, "must not be negative")
 	return errors.Join(errs...)
 }
 

@@ -22,20 +22,21 @@ func defaultLimits(t testing.TB) Limits {
 func TestLimits_DefaultsFromFlags(t *testing.T) {
 	l := defaultLimits(t)
 	require.Equal(t, Limits{
-		IngestionRate:            10000,
-		IngestionBurstSize:       200000,
-		MaxGlobalSeriesPerUser:   150000,
-		MaxGlobalSeriesPerMetric: 20000,
-		MaxLabelNamesPerSeries:   30,
-		MaxLabelNameLength:       1024,
-		MaxLabelValueLength:      2048,
-		CreationGracePeriod:      10 * time.Minute,
-		MaxRecvMsgSize:           100 << 20,
-		QueryTimeout:             2 * time.Minute,
-		RetentionPeriod:          15 * 24 * time.Hour,
-		HAClusterLabel:           "cluster",
-		HAReplicaLabel:           "__replica__",
-		HAMaxClusters:            100,
+		IngestionRate:             10000,
+		IngestionBurstSize:        200000,
+		MaxGlobalSeriesPerUser:    150000,
+		MaxGlobalSeriesPerMetric:  20000,
+		MaxLabelNamesPerSeries:    30,
+		MaxLabelNameLength:        1024,
+		MaxLabelValueLength:       2048,
+		CreationGracePeriod:       10 * time.Minute,
+		MaxRecvMsgSize:            100 << 20,
+		QueryTimeout:              2 * time.Minute,
+		RetentionPeriod:           15 * 24 * time.Hour,
+		HAClusterLabel:            "cluster",
+		HAReplicaLabel:            "__replica__",
+		HAMaxClusters:             100,
+		MaxGlobalExemplarsPerUser: 100000,
 	}, l)
 	require.NoError(t, l.Validate())
 }
@@ -63,6 +64,7 @@ func TestLimits_FlagNames(t *testing.T) {
 		"-x.distributor.ha-tracker.cluster=c",
 		"-x.distributor.ha-tracker.replica=r",
 		"-x.distributor.ha-tracker.max-clusters=15",
+		"-x.ingester.max-global-exemplars-per-user=15",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
@@ -70,6 +72,7 @@ func TestLimits_FlagNames(t *testing.T) {
 		MaxFetchedSeriesPerQuery: 8, MaxFetchedChunksPerQuery: 9, MaxQueryLength: 10 * time.Hour, RetentionPeriod: 14 * time.Hour,
 		CreationGracePeriod: 11 * time.Minute, MaxRecvMsgSize: 12, QueryTimeout: 13 * time.Second,
 		AcceptHASamples: true, HAClusterLabel: "c", HAReplicaLabel: "r", HAMaxClusters: 15,
+		MaxGlobalExemplarsPerUser: 15,
 	}, l)
 }
 
@@ -96,6 +99,7 @@ func TestLimits_Validate(t *testing.T) {
 		"negative clusters":   {func(l *Limits) { l.HAMaxClusters = -1 }, "-distributor.ha-tracker.max-clusters"},
 		"same HA labels":      {func(l *Limits) { l.AcceptHASamples, l.HAReplicaLabel = true, "cluster" }, "-distributor.ha-tracker.replica"},
 		"empty HA label":      {func(l *Limits) { l.AcceptHASamples, l.HAClusterLabel = true, "" }, "-distributor.ha-tracker.replica"},
+		"negative exemplars":  {func(l *Limits) { l.MaxGlobalExemplarsPerUser = -1 }, "-ingester.max-global-exemplars-per-user"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := defaultLimits(t)
@@ -110,7 +114,7 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 19)
+	require.Len(t, f, 20)
 	require.Equal(t, false, f["partial_response"])
 	require.Equal(t, 10000.0, f["ingestion_rate"])
 	require.Equal(t, 150000, f["max_global_series_per_user"])

@@ -62,9 +62,10 @@ type apiDeps struct {
 }
 
 // newAPIHandler serves Prometheus's own web/api/v1 over engine and q at
-// PathPrefix+"/api/v1". Everything Argus has no counterpart for (scrape
-// targets, rules, alertmanagers, TSDB admin and stats, exemplars, remote
-// write) is stubbed so that those endpoints answer empty or with an error,
+// PathPrefix+"/api/v1". Exemplars come from q (exmeta.go) and
+// /api/v1/metadata from the ingesters (withMetadata). Everything Argus has
+// no counterpart for (scrape targets, rules, alertmanagers, TSDB admin and
+// stats, remote write) is stubbed so that those endpoints answer empty or with an error,
 // never panic. Every request runs under its tenant's query limits
 // (withQueryLimits), and a query that times out reports the tenant's
 // timeout (apiErrorEngine).
@@ -73,7 +74,7 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		apiErrorEngine{engine},
 		q,
 		nil, // no appender: remote write and OTLP are disabled below
-		noExemplars{},
+		exemplarsOf(q),
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
@@ -119,7 +120,11 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		return d.metrics.instrument(name, pooledCompression(name, h))
 	}).WithPrefix(PathPrefix + apiRoutePrefix)
 	api.Register(router)
-	return postAsGet(withPartialResponse(withQueryLimits(router, d.limits, d.metrics)))
+	var h http.Handler = router
+	if qq, ok := q.(*queryable); ok {
+		h = withMetadata(router, d.metrics.instrument("/metadata", metadataHandler(qq)))
+	}
+	return postAsGet(withPartialResponse(withQueryLimits(h, d.limits, d.metrics)))
 }
 
 // postAsGet lets clients POST a form to the read endpoints that Prometheus
@@ -251,6 +256,27 @@ type noRules struct{}
 
 func (noRules) RuleGroups() []*rules.Group           { return nil }
 func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+
+// exemplarsOf returns q's exemplars if it serves any, else noExemplars.
+func exemplarsOf(q storage.SampleAndChunkQueryable) storage.ExemplarQueryable {
+	if eq, ok := q.(storage.ExemplarQueryable); ok {
+		return eq
+	}
+	return noExemplars{}
+}
+
+// withMetadata serves /api/v1/metadata with md, which reads the metadata
+// the ingesters store (Prometheus's own handler reads scrape targets), and
+// passes every other request to next.
+func withMetadata(next, md http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == PathPrefix+apiRoutePrefix+"/metadata" && r.Method == http.MethodGet {
+			md.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // noExemplars stores no exemplars.
 type noExemplars struct{}

@@ -17,6 +17,9 @@
 //   - the enforcement of each tenant's query limits: fetched series and
 //     chunks, query length and timeout (querylimits.go, timeout.go);
 //   - tenant federation, the reads over several tenants (federation.go);
+//   - exemplars (the storage.ExemplarQueryable of query_exemplars) and
+//     metric metadata (/api/v1/metadata), read from every ingester and
+//     merged (exmeta.go);
 //   - the one mapping from SeriesSource errors to API errors (errors.go);
 //   - Admin: Prometheus's admin API (delete_series, clean_tombstones, off
 //     unless -api.enable-admin-api), status/tsdb and Mimir's cardinality

@@ -93,6 +93,16 @@ const (
 	MaxSeriesPerMetric     ID = "err-argus-max-series-per-metric"
 )
 
+// Exemplars and metadata entries of a push.
+const (
+	InvalidExemplar           ID = "err-argus-invalid-exemplar"
+	ExemplarMissingTimestamp  ID = "err-argus-exemplar-missing-timestamp"
+	ExemplarLabelsTooLong     ID = "err-argus-exemplar-labels-too-long"
+	InvalidMetadata           ID = "err-argus-invalid-metadata"
+	MetadataMissingMetricName ID = "err-argus-metadata-missing-metric-name"
+	MetadataTooLong           ID = "err-argus-metadata-too-long"
+)
+
 // Reads.
 const (
 	MaxFetchedSeriesPerQuery ID = "err-argus-max-fetched-series-per-query"
@@ -218,6 +228,24 @@ var Catalogue = []Entry{
 	{MaxSeriesPerMetric, 400, ScopeSeries, "ingester.max-global-series-per-metric", false,
 		"The series is new and its metric already has the tenant's limit of in-memory series, enforced per ingester like the per-user limit.",
 		"Reduce the metric's cardinality, or raise the limit."},
+	{InvalidExemplar, 400, ScopeSeries, "", false,
+		"An exemplar does not decode, or has a label name that is empty, repeated or not valid UTF-8, or a value that is not valid UTF-8. Only that exemplar was dropped: its series' samples and other exemplars are stored.",
+		"Fix the exemplar's labels in the instrumentation."},
+	{ExemplarMissingTimestamp, 400, ScopeSeries, "", false,
+		"An exemplar has no timestamp (0). Only that exemplar was dropped.",
+		"Send exemplars with their timestamp (Prometheus always does)."},
+	{ExemplarLabelsTooLong, 400, ScopeSeries, "", false,
+		"An exemplar's labels, names and values together, hold more than 128 UTF-8 runes (the OpenMetrics bound Prometheus enforces). Only that exemplar was dropped.",
+		"Shorten the exemplar's labels (a trace ID alone fits)."},
+	{InvalidMetadata, 400, ScopeSeries, "", false,
+		"A metric metadata entry does not decode, or its family name, help or unit is not valid UTF-8. Only that entry was dropped.",
+		"Fix the sender."},
+	{MetadataMissingMetricName, 400, ScopeSeries, "", false,
+		"A metric metadata entry has no metric family name. Only that entry was dropped.",
+		"Fix the sender."},
+	{MetadataTooLong, 400, ScopeSeries, "", false,
+		"A metric metadata entry's family name, help or unit is longer than 1024 bytes. Only that entry was dropped.",
+		"Shorten the metric's help text."},
 
 	{MaxFetchedSeriesPerQuery, 422, ScopeQuery, "querier.max-fetched-series-per-query", false,
 		"The query selects more distinct series than the tenant's limit. The querier stops fetching as soon as one ingester's answer exceeds it, so its memory stays bounded.",

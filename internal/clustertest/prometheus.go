@@ -57,6 +57,12 @@ type RemoteWrite struct {
 	// Name is the remote_name in Prometheus's remote storage metrics; empty
 	// lets Prometheus derive one.
 	Name string
+	// SendExemplars sets send_exemplars (Prometheus needs
+	// --enable-feature=exemplar-storage to keep them).
+	SendExemplars bool
+	// MetadataSendInterval, if set, is metadata_config.send_interval
+	// (metadata is sent every minute by default).
+	MetadataSendInterval time.Duration
 }
 
 // Prometheus is a running real Prometheus server.
@@ -176,6 +182,12 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 		b.WriteString("    queue_config:\n      batch_send_deadline: 1s\n      max_samples_per_send: 2000\n      min_backoff: 50ms\n      max_backoff: 1s\n")
 		if rw.RetryOnRateLimit {
 			b.WriteString("      retry_on_http_429: true\n")
+		}
+		if rw.SendExemplars {
+			b.WriteString("    send_exemplars: true\n")
+		}
+		if rw.MetadataSendInterval > 0 {
+			fmt.Fprintf(&b, "    metadata_config:\n      send: true\n      send_interval: %s\n", promDuration(rw.MetadataSendInterval))
 		}
 	}
 	return b.String()

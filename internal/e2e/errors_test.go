@@ -8,11 +8,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/argus-tsdb/argus/internal/apierror"
@@ -153,6 +155,29 @@ func TestErrorContract(t *testing.T) {
 		return send(t, a, http.MethodPost, "/api/v1/push", "t1", nil, snappy.Encode(nil, b))
 	}
 
+	// exmeta pushes a series {__name__="ex"} with one sample and the
+	// exemplar e, or a metadata entry m alone.
+	exmeta := func(e *prompb.Exemplar, m *prompb.MetricMetadata) func(*testing.T) (int, string, http.Header) {
+		return func(t *testing.T) (int, string, http.Header) {
+			req := &arguspb.WriteRequest{}
+			if e != nil {
+				b, err := e.Marshal()
+				require.NoError(t, err)
+				req.Timeseries = []*arguspb.TimeSeries{{Labels: []*arguspb.Label{{Name: "__name__", Value: "ex"}},
+					Samples: []*arguspb.Sample{{Value: 1, TimestampMs: now}}, Exemplars: [][]byte{b}}}
+			}
+			if m != nil {
+				b, err := m.Marshal()
+				require.NoError(t, err)
+				req.Metadata = [][]byte{b}
+			}
+			b, err := req.MarshalVT()
+			require.NoError(t, err)
+			return send(t, a, http.MethodPost, "/api/v1/push", "t1", nil, snappy.Encode(nil, b))
+		}
+	}
+	trace := []prompb.Label{{Name: "trace_id", Value: "abc"}}
+
 	cases := []errorCase{
 		{id: apierror.MissingTenant, target: a, do: push(a, "", ts("__name__", "m"))},
 		{id: apierror.InvalidTenant, target: a, do: push(a, "a/b", ts("__name__", "m"))},
@@ -194,6 +219,19 @@ func TestErrorContract(t *testing.T) {
 			do: push(a, "user-series", ts("__name__", "u", "i", "1"), ts("__name__", "u", "i", "2"), ts("__name__", "u", "i", "3"))},
 		{id: apierror.MaxSeriesPerMetric, target: a, tenant: "metric-series", series: `{__name__="pm", i="2"}`,
 			do: push(a, "metric-series", ts("__name__", "pm", "i", "1"), ts("__name__", "pm", "i", "2"), ts("__name__", "other", "i", "1"))},
+
+		{id: apierror.InvalidExemplar, target: a, tenant: "t1", series: `{__name__="ex"}`,
+			do: exmeta(&prompb.Exemplar{Labels: append(slices.Clone(trace), trace...), Value: 1, Timestamp: now}, nil)},
+		{id: apierror.ExemplarMissingTimestamp, target: a, tenant: "t1", series: `{__name__="ex"}`,
+			do: exmeta(&prompb.Exemplar{Labels: trace, Value: 1}, nil)},
+		{id: apierror.ExemplarLabelsTooLong, target: a, tenant: "t1", series: `{__name__="ex"}`,
+			do: exmeta(&prompb.Exemplar{Labels: []prompb.Label{{Name: "trace_id", Value: strings.Repeat("x", 121)}}, Value: 1, Timestamp: now}, nil)},
+		{id: apierror.InvalidMetadata, target: a, tenant: "t1", series: `"bad`,
+			do: exmeta(nil, &prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "bad\xff"})},
+		{id: apierror.MetadataMissingMetricName, target: a, tenant: "t1",
+			do: exmeta(nil, &prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, Help: "no name"})},
+		{id: apierror.MetadataTooLong, target: a, tenant: "t1", series: `"long"`,
+			do: exmeta(nil, &prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "long", Help: strings.Repeat("h", 1025)})},
 
 		{id: apierror.IngesterOverloaded, target: capped, tenant: "t1",
 			do: then(push(capped, "t1", ts("__name__", "one")), push(capped, "t1", ts("__name__", "two")))},

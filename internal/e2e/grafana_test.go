@@ -181,8 +181,8 @@ func TestGrafanaRequests(t *testing.T) {
 			want:   `[]`,
 		},
 		{
-			// Samples carry no metadata, and Argus stores none yet: Prometheus
-			// answers an empty object then.
+			// The test pushes samples and no metadata: Prometheus answers an
+			// empty object then (exmeta_test.go pushes metadata).
 			name: "metadata", method: http.MethodGet, path: "/metadata", want: `{}`,
 		},
 		{
@@ -223,7 +223,8 @@ func TestGrafanaRequests(t *testing.T) {
 
 	t.Run("query_exemplars", func(t *testing.T) {
 		// Grafana tolerates an error here but not a server failure; an
-		// answer, if any, has no exemplars since none were pushed.
+		// answer, if any, has no exemplars since none were pushed
+		// (exmeta_test.go pushes exemplars).
 		code, body := grafana(t, http.MethodPost, "/query_exemplars", url.Values{"query": {"grafana_test"}, "start": {sec(base)}, "end": {sec(base + 2400)}})
 		require.Less(t, code, 500, "answer: %s", body)
 		if code == http.StatusOK {

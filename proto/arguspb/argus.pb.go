@@ -210,7 +210,8 @@ func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
 type WriteRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Timeseries []*TimeSeries          `protobuf:"bytes,1,rep,name=timeseries,proto3" json:"timeseries,omitempty"`
-	// Metric metadata (prometheus.MetricMetadata), not stored yet.
+	// Metric metadata, each one marshalled prometheus.MetricMetadata (type,
+	// metric family name, help, unit).
 	Metadata      [][]byte `protobuf:"bytes,3,rep,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -266,7 +267,8 @@ type TimeSeries struct {
 	Labels []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
 	// Samples in increasing timestamp order.
 	Samples []*Sample `protobuf:"bytes,2,rep,name=samples,proto3" json:"samples,omitempty"`
-	// Exemplars (prometheus.Exemplar), not stored yet.
+	// Exemplars, each one marshalled prometheus.Exemplar (labels, value,
+	// timestamp). A series may carry exemplars and no sample.
 	Exemplars [][]byte `protobuf:"bytes,3,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
 	// Native histogram samples (prometheus.Histogram), not supported yet: a
 	// series that carries any is rejected with a reason.
@@ -1873,6 +1875,447 @@ func (x *LabelValuesCardinalityResponse) GetItems() []*LabelValueCounts {
 	return nil
 }
 
+type ExemplarsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MinTimeMs int64                  `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs int64                  `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	// A series matches when it matches every matcher of at least one set.
+	MatcherSets   []*LabelMatchers `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarsRequest) Reset() {
+	*x = ExemplarsRequest{}
+	mi := &file_argus_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarsRequest) ProtoMessage() {}
+
+func (x *ExemplarsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarsRequest.ProtoReflect.Descriptor instead.
+func (*ExemplarsRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ExemplarsRequest) GetMinTimeMs() int64 {
+	if x != nil {
+		return x.MinTimeMs
+	}
+	return 0
+}
+
+func (x *ExemplarsRequest) GetMaxTimeMs() int64 {
+	if x != nil {
+		return x.MaxTimeMs
+	}
+	return 0
+}
+
+func (x *ExemplarsRequest) GetMatcherSets() []*LabelMatchers {
+	if x != nil {
+		return x.MatcherSets
+	}
+	return nil
+}
+
+type LabelMatchers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Matchers      []*LabelMatcher        `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelMatchers) Reset() {
+	*x = LabelMatchers{}
+	mi := &file_argus_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelMatchers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelMatchers) ProtoMessage() {}
+
+func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelMatchers.ProtoReflect.Descriptor instead.
+func (*LabelMatchers) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *LabelMatchers) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+type ExemplarsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by labels, each series once.
+	Series        []*SeriesExemplars `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarsResponse) Reset() {
+	*x = ExemplarsResponse{}
+	mi := &file_argus_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarsResponse) ProtoMessage() {}
+
+func (x *ExemplarsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarsResponse.ProtoReflect.Descriptor instead.
+func (*ExemplarsResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ExemplarsResponse) GetSeries() []*SeriesExemplars {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+type SeriesExemplars struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Labels []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	// Sorted by timestamp.
+	Exemplars     []*Exemplar `protobuf:"bytes,2,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeriesExemplars) Reset() {
+	*x = SeriesExemplars{}
+	mi := &file_argus_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeriesExemplars) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeriesExemplars) ProtoMessage() {}
+
+func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeriesExemplars.ProtoReflect.Descriptor instead.
+func (*SeriesExemplars) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SeriesExemplars) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *SeriesExemplars) GetExemplars() []*Exemplar {
+	if x != nil {
+		return x.Exemplars
+	}
+	return nil
+}
+
+type Exemplar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,3,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Exemplar) Reset() {
+	*x = Exemplar{}
+	mi := &file_argus_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Exemplar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Exemplar) ProtoMessage() {}
+
+func (x *Exemplar) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
+func (*Exemplar) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Exemplar) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Exemplar) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Exemplar) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+type MetricsMetadataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this metric family when not empty.
+	Metric string `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
+	// The most metric families returned, 0 for no limit.
+	Limit int64 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The most entries per metric family, 0 for no limit.
+	LimitPerMetric int64 `protobuf:"varint,3,opt,name=limit_per_metric,json=limitPerMetric,proto3" json:"limit_per_metric,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MetricsMetadataRequest) Reset() {
+	*x = MetricsMetadataRequest{}
+	mi := &file_argus_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsMetadataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsMetadataRequest) ProtoMessage() {}
+
+func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
+func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *MetricsMetadataRequest) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *MetricsMetadataRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *MetricsMetadataRequest) GetLimitPerMetric() int64 {
+	if x != nil {
+		return x.LimitPerMetric
+	}
+	return 0
+}
+
+type MetricsMetadataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by metric family name, then type, help and unit; unique.
+	Metadata      []*MetricMetadata `protobuf:"bytes,1,rep,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsMetadataResponse) Reset() {
+	*x = MetricsMetadataResponse{}
+	mi := &file_argus_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsMetadataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsMetadataResponse) ProtoMessage() {}
+
+func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
+func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type MetricMetadata struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MetricFamilyName string                 `protobuf:"bytes,1,opt,name=metric_family_name,json=metricFamilyName,proto3" json:"metric_family_name,omitempty"`
+	// Prometheus's metric type name: counter, gauge, histogram,
+	// gaugehistogram, summary, info, stateset or unknown.
+	Type          string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Help          string `protobuf:"bytes,3,opt,name=help,proto3" json:"help,omitempty"`
+	Unit          string `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricMetadata) Reset() {
+	*x = MetricMetadata{}
+	mi := &file_argus_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricMetadata) ProtoMessage() {}
+
+func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
+func (*MetricMetadata) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *MetricMetadata) GetMetricFamilyName() string {
+	if x != nil {
+		return x.MetricFamilyName
+	}
+	return ""
+}
+
+func (x *MetricMetadata) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *MetricMetadata) GetHelp() string {
+	if x != nil {
+		return x.Help
+	}
+	return ""
+}
+
+func (x *MetricMetadata) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
 var File_argus_proto protoreflect.FileDescriptor
 
 const file_argus_proto_rawDesc = "" +
@@ -1991,7 +2434,33 @@ const file_argus_proto_rawDesc = "" +
 	"\x1eLabelValuesCardinalityResponse\x12\x1d\n" +
 	"\n" +
 	"num_series\x18\x01 \x01(\x04R\tnumSeries\x120\n" +
-	"\x05items\x18\x02 \x03(\v2\x1a.argus.v1.LabelValueCountsR\x05items*\x85\x02\n" +
+	"\x05items\x18\x02 \x03(\v2\x1a.argus.v1.LabelValueCountsR\x05items\"\x8e\x01\n" +
+	"\x10ExemplarsRequest\x12\x1e\n" +
+	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
+	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12:\n" +
+	"\fmatcher_sets\x18\x03 \x03(\v2\x17.argus.v1.LabelMatchersR\vmatcherSets\"C\n" +
+	"\rLabelMatchers\x122\n" +
+	"\bmatchers\x18\x01 \x03(\v2\x16.argus.v1.LabelMatcherR\bmatchers\"F\n" +
+	"\x11ExemplarsResponse\x121\n" +
+	"\x06series\x18\x01 \x03(\v2\x19.argus.v1.SeriesExemplarsR\x06series\"l\n" +
+	"\x0fSeriesExemplars\x12'\n" +
+	"\x06labels\x18\x01 \x03(\v2\x0f.argus.v1.LabelR\x06labels\x120\n" +
+	"\texemplars\x18\x02 \x03(\v2\x12.argus.v1.ExemplarR\texemplars\"l\n" +
+	"\bExemplar\x12'\n" +
+	"\x06labels\x18\x01 \x03(\v2\x0f.argus.v1.LabelR\x06labels\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x12!\n" +
+	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\"p\n" +
+	"\x16MetricsMetadataRequest\x12\x16\n" +
+	"\x06metric\x18\x01 \x01(\tR\x06metric\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12(\n" +
+	"\x10limit_per_metric\x18\x03 \x01(\x03R\x0elimitPerMetric\"O\n" +
+	"\x17MetricsMetadataResponse\x124\n" +
+	"\bmetadata\x18\x01 \x03(\v2\x18.argus.v1.MetricMetadataR\bmetadata\"z\n" +
+	"\x0eMetricMetadata\x12,\n" +
+	"\x12metric_family_name\x18\x01 \x01(\tR\x10metricFamilyName\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04help\x18\x03 \x01(\tR\x04help\x12\x12\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit*\x85\x02\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREJECT_REASON_OUT_OF_ORDER\x10\x01\x12%\n" +
@@ -2005,12 +2474,14 @@ const file_argus_proto_rawDesc = "" +
 	"\x12CHUNK_ENCODING_XOR\x10\x012\x88\x01\n" +
 	"\bIngester\x126\n" +
 	"\x04Push\x12\x16.argus.v1.WriteRequest\x1a\x16.argus.v1.PushResponse\x12D\n" +
-	"\tUserStats\x12\x1a.argus.v1.UserStatsRequest\x1a\x1b.argus.v1.UserStatsResponse2\xe2\x01\n" +
+	"\tUserStats\x12\x1a.argus.v1.UserStatsRequest\x1a\x1b.argus.v1.UserStatsResponse2\x85\x03\n" +
 	"\fSeriesSource\x12=\n" +
 	"\x06Series\x12\x17.argus.v1.SeriesRequest\x1a\x18.argus.v1.SeriesResponse0\x01\x12G\n" +
 	"\n" +
 	"LabelNames\x12\x1b.argus.v1.LabelNamesRequest\x1a\x1c.argus.v1.LabelNamesResponse\x12J\n" +
-	"\vLabelValues\x12\x1c.argus.v1.LabelValuesRequest\x1a\x1d.argus.v1.LabelValuesResponse2\xd2\x03\n" +
+	"\vLabelValues\x12\x1c.argus.v1.LabelValuesRequest\x1a\x1d.argus.v1.LabelValuesResponse\x12I\n" +
+	"\x0eQueryExemplars\x12\x1a.argus.v1.ExemplarsRequest\x1a\x1b.argus.v1.ExemplarsResponse\x12V\n" +
+	"\x0fMetricsMetadata\x12 .argus.v1.MetricsMetadataRequest\x1a!.argus.v1.MetricsMetadataResponse2\xd2\x03\n" +
 	"\rIngesterAdmin\x12M\n" +
 	"\fDeleteSeries\x12\x1d.argus.v1.DeleteSeriesRequest\x1a\x1e.argus.v1.DeleteSeriesResponse\x12V\n" +
 	"\x0fCleanTombstones\x12 .argus.v1.CleanTombstonesRequest\x1a!.argus.v1.CleanTombstonesResponse\x12G\n" +
@@ -2032,7 +2503,7 @@ func file_argus_proto_rawDescGZIP() []byte {
 }
 
 var file_argus_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_argus_proto_goTypes = []any{
 	(RejectReason)(0),                      // 0: argus.v1.RejectReason
 	(ChunkEncoding)(0),                     // 1: argus.v1.ChunkEncoding
@@ -2067,6 +2538,14 @@ var file_argus_proto_goTypes = []any{
 	(*LabelValuesCardinalityRequest)(nil),  // 30: argus.v1.LabelValuesCardinalityRequest
 	(*LabelValueCounts)(nil),               // 31: argus.v1.LabelValueCounts
 	(*LabelValuesCardinalityResponse)(nil), // 32: argus.v1.LabelValuesCardinalityResponse
+	(*ExemplarsRequest)(nil),               // 33: argus.v1.ExemplarsRequest
+	(*LabelMatchers)(nil),                  // 34: argus.v1.LabelMatchers
+	(*ExemplarsResponse)(nil),              // 35: argus.v1.ExemplarsResponse
+	(*SeriesExemplars)(nil),                // 36: argus.v1.SeriesExemplars
+	(*Exemplar)(nil),                       // 37: argus.v1.Exemplar
+	(*MetricsMetadataRequest)(nil),         // 38: argus.v1.MetricsMetadataRequest
+	(*MetricsMetadataResponse)(nil),        // 39: argus.v1.MetricsMetadataResponse
+	(*MetricMetadata)(nil),                 // 40: argus.v1.MetricMetadata
 }
 var file_argus_proto_depIdxs = []int32{
 	4,  // 0: argus.v1.WriteRequest.timeseries:type_name -> argus.v1.TimeSeries
@@ -2093,31 +2572,42 @@ var file_argus_proto_depIdxs = []int32{
 	11, // 21: argus.v1.LabelValuesCardinalityRequest.matchers:type_name -> argus.v1.LabelMatcher
 	25, // 22: argus.v1.LabelValueCounts.values:type_name -> argus.v1.CardinalityStat
 	31, // 23: argus.v1.LabelValuesCardinalityResponse.items:type_name -> argus.v1.LabelValueCounts
-	3,  // 24: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
-	9,  // 25: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
-	12, // 26: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
-	16, // 27: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
-	18, // 28: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
-	20, // 29: argus.v1.IngesterAdmin.DeleteSeries:input_type -> argus.v1.DeleteSeriesRequest
-	22, // 30: argus.v1.IngesterAdmin.CleanTombstones:input_type -> argus.v1.CleanTombstonesRequest
-	24, // 31: argus.v1.IngesterAdmin.TSDBStatus:input_type -> argus.v1.TSDBStatusRequest
-	27, // 32: argus.v1.IngesterAdmin.LabelNamesAndValues:input_type -> argus.v1.LabelNamesAndValuesRequest
-	30, // 33: argus.v1.IngesterAdmin.LabelValuesCardinality:input_type -> argus.v1.LabelValuesCardinalityRequest
-	7,  // 34: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
-	10, // 35: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
-	13, // 36: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
-	17, // 37: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
-	19, // 38: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
-	21, // 39: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
-	23, // 40: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
-	26, // 41: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
-	29, // 42: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
-	32, // 43: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
-	34, // [34:44] is the sub-list for method output_type
-	24, // [24:34] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	34, // 24: argus.v1.ExemplarsRequest.matcher_sets:type_name -> argus.v1.LabelMatchers
+	11, // 25: argus.v1.LabelMatchers.matchers:type_name -> argus.v1.LabelMatcher
+	36, // 26: argus.v1.ExemplarsResponse.series:type_name -> argus.v1.SeriesExemplars
+	5,  // 27: argus.v1.SeriesExemplars.labels:type_name -> argus.v1.Label
+	37, // 28: argus.v1.SeriesExemplars.exemplars:type_name -> argus.v1.Exemplar
+	5,  // 29: argus.v1.Exemplar.labels:type_name -> argus.v1.Label
+	40, // 30: argus.v1.MetricsMetadataResponse.metadata:type_name -> argus.v1.MetricMetadata
+	3,  // 31: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
+	9,  // 32: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
+	12, // 33: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
+	16, // 34: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
+	18, // 35: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
+	33, // 36: argus.v1.SeriesSource.QueryExemplars:input_type -> argus.v1.ExemplarsRequest
+	38, // 37: argus.v1.SeriesSource.MetricsMetadata:input_type -> argus.v1.MetricsMetadataRequest
+	20, // 38: argus.v1.IngesterAdmin.DeleteSeries:input_type -> argus.v1.DeleteSeriesRequest
+	22, // 39: argus.v1.IngesterAdmin.CleanTombstones:input_type -> argus.v1.CleanTombstonesRequest
+	24, // 40: argus.v1.IngesterAdmin.TSDBStatus:input_type -> argus.v1.TSDBStatusRequest
+	27, // 41: argus.v1.IngesterAdmin.LabelNamesAndValues:input_type -> argus.v1.LabelNamesAndValuesRequest
+	30, // 42: argus.v1.IngesterAdmin.LabelValuesCardinality:input_type -> argus.v1.LabelValuesCardinalityRequest
+	7,  // 43: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
+	10, // 44: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
+	13, // 45: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
+	17, // 46: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
+	19, // 47: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
+	35, // 48: argus.v1.SeriesSource.QueryExemplars:output_type -> argus.v1.ExemplarsResponse
+	39, // 49: argus.v1.SeriesSource.MetricsMetadata:output_type -> argus.v1.MetricsMetadataResponse
+	21, // 50: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
+	23, // 51: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
+	26, // 52: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
+	29, // 53: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
+	32, // 54: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
+	43, // [43:55] is the sub-list for method output_type
+	31, // [31:43] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_argus_proto_init() }
@@ -2131,7 +2621,7 @@ func file_argus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_argus_proto_rawDesc), len(file_argus_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   30,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -188,9 +188,11 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	SeriesSource_Series_FullMethodName      = "/argus.v1.SeriesSource/Series"
-	SeriesSource_LabelNames_FullMethodName  = "/argus.v1.SeriesSource/LabelNames"
-	SeriesSource_LabelValues_FullMethodName = "/argus.v1.SeriesSource/LabelValues"
+	SeriesSource_Series_FullMethodName          = "/argus.v1.SeriesSource/Series"
+	SeriesSource_LabelNames_FullMethodName      = "/argus.v1.SeriesSource/LabelNames"
+	SeriesSource_LabelValues_FullMethodName     = "/argus.v1.SeriesSource/LabelValues"
+	SeriesSource_QueryExemplars_FullMethodName  = "/argus.v1.SeriesSource/QueryExemplars"
+	SeriesSource_MetricsMetadata_FullMethodName = "/argus.v1.SeriesSource/MetricsMetadata"
 )
 
 // SeriesSourceClient is the client API for SeriesSource service.
@@ -207,6 +209,14 @@ type SeriesSourceClient interface {
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error)
 	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*LabelNamesResponse, error)
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
+	// QueryExemplars returns the exemplars in [min_time_ms, max_time_ms] of
+	// every series that matches all matchers of at least one of the matcher
+	// sets. Series are sorted by labels, each sent once; its exemplars are
+	// sorted by timestamp.
+	QueryExemplars(ctx context.Context, in *ExemplarsRequest, opts ...grpc.CallOption) (*ExemplarsResponse, error)
+	// MetricsMetadata returns the metric metadata (type, help, unit) the
+	// source holds for the tenant, by metric family name.
+	MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error)
 }
 
 type seriesSourceClient struct {
@@ -256,6 +266,26 @@ func (c *seriesSourceClient) LabelValues(ctx context.Context, in *LabelValuesReq
 	return out, nil
 }
 
+func (c *seriesSourceClient) QueryExemplars(ctx context.Context, in *ExemplarsRequest, opts ...grpc.CallOption) (*ExemplarsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExemplarsResponse)
+	err := c.cc.Invoke(ctx, SeriesSource_QueryExemplars_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *seriesSourceClient) MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricsMetadataResponse)
+	err := c.cc.Invoke(ctx, SeriesSource_MetricsMetadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SeriesSourceServer is the server API for SeriesSource service.
 // All implementations must embed UnimplementedSeriesSourceServer
 // for forward compatibility.
@@ -270,6 +300,14 @@ type SeriesSourceServer interface {
 	Series(*SeriesRequest, grpc.ServerStreamingServer[SeriesResponse]) error
 	LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error)
 	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
+	// QueryExemplars returns the exemplars in [min_time_ms, max_time_ms] of
+	// every series that matches all matchers of at least one of the matcher
+	// sets. Series are sorted by labels, each sent once; its exemplars are
+	// sorted by timestamp.
+	QueryExemplars(context.Context, *ExemplarsRequest) (*ExemplarsResponse, error)
+	// MetricsMetadata returns the metric metadata (type, help, unit) the
+	// source holds for the tenant, by metric family name.
+	MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error)
 	mustEmbedUnimplementedSeriesSourceServer()
 }
 
@@ -288,6 +326,12 @@ func (UnimplementedSeriesSourceServer) LabelNames(context.Context, *LabelNamesRe
 }
 func (UnimplementedSeriesSourceServer) LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LabelValues not implemented")
+}
+func (UnimplementedSeriesSourceServer) QueryExemplars(context.Context, *ExemplarsRequest) (*ExemplarsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueryExemplars not implemented")
+}
+func (UnimplementedSeriesSourceServer) MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MetricsMetadata not implemented")
 }
 func (UnimplementedSeriesSourceServer) mustEmbedUnimplementedSeriesSourceServer() {}
 func (UnimplementedSeriesSourceServer) testEmbeddedByValue()                      {}
@@ -357,6 +401,42 @@ func _SeriesSource_LabelValues_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SeriesSource_QueryExemplars_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExemplarsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SeriesSourceServer).QueryExemplars(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SeriesSource_QueryExemplars_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SeriesSourceServer).QueryExemplars(ctx, req.(*ExemplarsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SeriesSource_MetricsMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetricsMetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SeriesSourceServer).MetricsMetadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SeriesSource_MetricsMetadata_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SeriesSourceServer).MetricsMetadata(ctx, req.(*MetricsMetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SeriesSource_ServiceDesc is the grpc.ServiceDesc for SeriesSource service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -371,6 +451,14 @@ var SeriesSource_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LabelValues",
 			Handler:    _SeriesSource_LabelValues_Handler,
+		},
+		{
+			MethodName: "QueryExemplars",
+			Handler:    _SeriesSource_QueryExemplars_Handler,
+		},
+		{
+			MethodName: "MetricsMetadata",
+			Handler:    _SeriesSource_MetricsMetadata_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,75 @@
+package clustere2e
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/clustertest"
+)
+
+// TestExemplarsAndMetadataAgainstPrometheus is internal/e2e's test of the
+// same name on a cluster of 3 ingesters at replication factor 2: each
+// series' exemplars and each family's metadata are on 2 of the 3, so the
+// querier must merge replicas and spread. Prometheus is then stopped, every
+// ingester is killed with SIGKILL and restarted, and the querier must
+// answer the same from their WALs.
+//
+//	exporter ◀── scrape 1s ── prometheus ── remote write ──▶ dist-0 ──▶ ing-0..2 (RF=2) ◀── querier-0
+func TestExemplarsAndMetadataAgainstPrometheus(t *testing.T) {
+	skipIfShort(t)
+	clustertest.PrometheusBinary(t) // skip (or fail under CI) before starting anything
+	const tenant = "team-ex"
+	start := time.Now().Add(-time.Minute)
+	exp := clustertest.StartExmetaExporter(t)
+	c := clustertest.StartCluster(t, clustertest.Topology{Ingesters: 3, Distributors: 1, Queriers: 1, RF: 2})
+	q := c.Querier(0)
+	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
+		ScrapeInterval: time.Second,
+		ScrapeTargets:  map[string]string{"exmeta": exp.HostPort()},
+		NoSelfScrape:   true,
+		RemoteWrite: &clustertest.RemoteWrite{URL: c.Distributor(0).PushURL(), Tenant: tenant,
+			SendExemplars: true, MetadataSendInterval: time.Second},
+		Flags: []string{"--enable-feature=exemplar-storage"},
+	})
+	for k := range 8 {
+		exp.Observe(k)
+		time.Sleep(600 * time.Millisecond) // Paced to spread exemplars over scrapes: a wall-clock schedule, nothing to poll.
+	}
+	promGet := func(path string, params url.Values) (int, []byte) { return p.Query(t, "/api/v1"+path, params) }
+	argusGet := func(path string, params url.Values) (int, []byte) {
+		return q.Query(t, tenant, clustertest.PromAPI+path, params)
+	}
+	var want clustertest.ExmetaAnswers
+	clustertest.Eventually(t, func() string {
+		want = clustertest.GetExmeta(t, promGet, start)
+		if !strings.Contains(fmt.Sprint(want.Exemplars), "req-7") {
+			return "prometheus has not scraped the last exemplar yet"
+		}
+		return clustertest.DiffExmeta(want, clustertest.GetExmeta(t, argusGet, start))
+	}, 60*time.Second)
+	clustertest.RequireExmetaShape(t, want, 7)
+	spread := 0
+	for _, ing := range c.Ingesters() {
+		if ing.Metric(t, "argus_ingester_exemplars_appended_total", nil) > 0 {
+			spread++
+		}
+	}
+	require.Greater(t, spread, 1, "exemplars on more than one ingester")
+
+	p.Stop(t)
+	for _, ing := range c.Ingesters() {
+		ing.Kill(t)
+	}
+	for _, ing := range c.Ingesters() {
+		ing.Restart(t)
+	}
+	c.WaitRing(t, 3)
+	clustertest.Eventually(t, func() string {
+		return clustertest.DiffExmeta(want, clustertest.GetExmeta(t, argusGet, start))
+	}, 30*time.Second) // The querier's connections to the restarted ingesters come back.
+}

@@ -1,0 +1,114 @@
+package clustertest
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/stretchr/testify/require"
+)
+
+// ExmetaExporter is a test exporter built with client_golang, served as
+// OpenMetrics: a counter and a classic histogram that carry exemplars, a
+// gauge with a unit, and the Go and process collectors (many families with
+// real help texts), for the exemplar and metadata tests.
+type ExmetaExporter struct {
+	srv      *httptest.Server
+	requests prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+// StartExmetaExporter serves a new ExmetaExporter until the test ends.
+func StartExmetaExporter(t testing.TB) *ExmetaExporter {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	e := &ExmetaExporter{
+		requests: prometheus.NewCounter(prometheus.CounterOpts{Name: "exmeta_requests_total", Help: "Requests served, with a trace exemplar."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "exmeta_latency_seconds", Help: "Request latency.",
+			Unit: "seconds", Buckets: []float64{0.1, 0.5, 1, 5}}),
+	}
+	temp := prometheus.NewGauge(prometheus.GaugeOpts{Name: "exmeta_temperature_celsius", Help: "Room temperature.", Unit: "celsius"})
+	temp.Set(21.5)
+	reg.MustRegister(e.requests, e.latency, temp, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e.srv = httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// Observe records request k: the counter and the histogram each get an
+// exemplar naming k (trace_id req-k and lat-k).
+func (e *ExmetaExporter) Observe(k int) {
+	e.requests.(prometheus.ExemplarAdder).AddWithExemplar(1, prometheus.Labels{"trace_id": fmt.Sprintf("req-%d", k)})
+	v := []float64{0.05, 0.3, 0.7, 3, 9}[k%5]
+	e.latency.(prometheus.ExemplarObserver).ObserveWithExemplar(v, prometheus.Labels{"trace_id": fmt.Sprintf("lat-%d", k), "span": "s"})
+}
+
+// HostPort is the scrape target of the exporter.
+func (e *ExmetaExporter) HostPort() string { return strings.TrimPrefix(e.srv.URL, "http://") }
+
+// ExmetaAnswers are one server's answers to the same query_exemplars and
+// metadata requests, decoded with exact numbers; the entries of each
+// metadata family are sorted, as Prometheus lists them in map order.
+type ExmetaAnswers struct {
+	Exemplars, ExemplarsOne, Metadata, MetadataOne, MetadataPerMetric any
+}
+
+// GetExmeta asks get (a server's API below /api/v1) for exemplars since
+// start and for metadata.
+func GetExmeta(t testing.TB, get func(path string, params url.Values) (int, []byte), start time.Time) ExmetaAnswers {
+	t.Helper()
+	data := func(path string, params url.Values) any {
+		code, body := get(path, params)
+		require.Equal(t, http.StatusOK, code, "%s: %s", path, Truncate(string(body), 2000))
+		r := DecodeAPI(t, body)
+		require.Equal(t, "success", r.Status, "%s: %s", path, Truncate(string(body), 2000))
+		return DecodeJSON(t, r.Data)
+	}
+	ex := func(q string) any {
+		return data("/query_exemplars", url.Values{"query": {q},
+			"start": {FormatAPITime(start.UnixMilli())}, "end": {FormatAPITime(time.Now().Add(time.Minute).UnixMilli())}})
+	}
+	md := func(params url.Values) any {
+		d := data("/metadata", params)
+		for _, entries := range d.(map[string]any) {
+			slices.SortFunc(entries.([]any), func(a, b any) int { return cmp.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		}
+		return d
+	}
+	return ExmetaAnswers{
+		Exemplars:         ex(`{__name__=~"exmeta_.+"}`),
+		ExemplarsOne:      ex(`rate(exmeta_requests_total[5m]) > 0 or exmeta_latency_seconds_bucket{le="0.5"}`),
+		Metadata:          md(nil),
+		MetadataOne:       md(url.Values{"metric": {"exmeta_latency_seconds"}}),
+		MetadataPerMetric: md(url.Values{"limit_per_metric": {"1"}}),
+	}
+}
+
+// DiffExmeta diffs two servers' answers (-want +got).
+func DiffExmeta(want, got ExmetaAnswers) string { return gocmp.Diff(want, got) }
+
+// RequireExmetaShape checks that answers hold what the exporter exposes:
+// the counter's and the five buckets' exemplars, with the last request's,
+// and the families' metadata.
+func RequireExmetaShape(t testing.TB, a ExmetaAnswers, lastRequest int) {
+	t.Helper()
+	require.Len(t, a.Exemplars, 6, "the counter and the five histogram buckets with exemplars: %v", a.Exemplars)
+	require.Len(t, a.ExemplarsOne, 2, "%v", a.ExemplarsOne)
+	require.Contains(t, fmt.Sprint(a.Exemplars), fmt.Sprintf("req-%d", lastRequest))
+	md := fmt.Sprint(a.Metadata)
+	require.Contains(t, md, "exmeta_latency_seconds:[map[help:Request latency. type:histogram unit:seconds]]")
+	require.Contains(t, md, "exmeta_temperature_celsius:[map[help:Room temperature. type:gauge unit:celsius]]")
+	require.Contains(t, md, "exmeta_requests:[map[help:Requests served, with a trace exemplar. type:counter unit:]]")
+	require.Contains(t, md, "go_goroutines:")
+	require.Len(t, a.MetadataOne, 1)
+}
