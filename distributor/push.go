@@ -69,16 +69,16 @@ func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics,
 // any of it is left to push.
 func (wc *writeCtx) validateDecoded(v seriesValidator, s *seriesRef) bool {
 	ts := s.ts
-	nl, ns := len(ts.Labels), len(ts.Samples)
+	nl, ns, nh := len(ts.Labels), len(ts.Samples), len(ts.Histograms)
 	if len(ts.Exemplars) > 0 || !labelsSorted(ts.Labels) {
 		s.raw = nil // Sent without exemplars, or with its labels sorted: re-encoded.
 	}
 	ts.Exemplars = nil
 	serr := v.validate(ts)
-	if len(ts.Labels) != nl || len(ts.Samples) != ns {
-		s.raw = nil // Empty labels or future samples removed: re-encoded.
+	if len(ts.Labels) != nl || len(ts.Samples) != ns || len(ts.Histograms) != nh {
+		s.raw = nil // Empty labels, future samples or invalid histograms removed: re-encoded.
 	}
-	s.samples = int32(len(ts.Samples))
+	s.samples = int32(len(ts.Samples) + len(ts.Histograms))
 	if serr != nil {
 		wc.invalid[serr.reason] += int64(serr.samples)
 		wc.rej.add(ts.Labels, serr.reason, serr.detail, int64(serr.samples))

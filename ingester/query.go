@@ -240,7 +240,7 @@ func (s *memSeries) appendChunksCarvedLocked(dst []storage.Chunk, opens *[]byte,
 		copy(data, b)
 		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxTLocked(), Encoding: chunkenc.EncXOR, Data: data})
 	}
-	return dst
+	return s.hist.appendChunks(dst, opens, mint, maxt)
 }
 
 // mergeSeries merges the head snapshots and the store's series, both sorted
@@ -332,9 +332,7 @@ func (a *protoAlloc) streamSeries(lset labels.Labels, chks []storage.Chunk) *arg
 		for i, c := range chks {
 			pc := &pcs[i]
 			pc.MinTimeMs, pc.MaxTimeMs, pc.Data = c.MinTime, c.MaxTime, c.Data
-			if c.Encoding == chunkenc.EncXOR {
-				pc.Encoding = arguspb.ChunkEncoding_CHUNK_ENCODING_XOR
-			}
+			pc.Encoding = wireEncoding(c.Encoding)
 			ss.Chunks[i] = pc
 		}
 	}
