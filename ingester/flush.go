@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/argus-tsdb/argus/storage"
 )
 

@@ -147,7 +147,7 @@ func TestHistograms_PushQueryRestartPersist(t *testing.T) {
 		want[k] = append(want[k], c.String())
 		return s
 	}
-	const step = 60_000 // 300 samples: 5 hours, so chunks cut on 2h ranges too
+	const step = 60_000    // 300 samples: 5 hours, so chunks cut on 2h ranges too
 	for round := range 6 { // 50 minutes a round: within the head's 1h window
 		var tss []*arguspb.TimeSeries
 		var e, f, c, m []anySample
