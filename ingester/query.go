@@ -347,7 +347,7 @@ type metaAlloc struct {
 	xorBlock  []chunkenc.XORChunk
 }
 
-// metas returns chks as chunks.Metas of XOR chunks sharing their data.
+// metas returns chks as chunks.Metas sharing their data.
 func (a *metaAlloc) metas(chks []storage.Chunk) []chunks.Meta {
 	if len(chks) == 0 {
 		return nil
@@ -357,8 +357,8 @@ func (a *metaAlloc) metas(chks []storage.Chunk) []chunks.Meta {
 	for i, c := range chks {
 		ms[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.MinTime, MaxTime: c.MaxTime}
 		if c.Encoding != chunkenc.EncXOR {
-			// Never written today; the querier refuses it, as it refuses
-			// such a chunk on the wire.
+			// A native histogram chunk (hist.go); the querier refuses
+			// any encoding its wire has not.
 			if chk, err := chunkenc.FromData(c.Encoding, c.Data); err == nil {
 				ms[i].Chunk = chk
 				continue

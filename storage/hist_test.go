@@ -94,3 +94,68 @@ func TestDBHistogramChunks(t *testing.T) {
 	require.NoError(t, db.Close())
 	check(openTestDB(t, dir, DBOptions{}))
 }
+
+// samplesOf formats the samples of chunks, for comparisons.
+func samplesOf(t testing.TB, chks ...Chunk) []string {
+	t.Helper()
+	var out []string
+	for _, c := range chks {
+		ss, err := appendAnySamples(nil, c)
+		require.NoError(t, err)
+		for _, s := range ss {
+			switch {
+			case s.h != nil:
+				out = append(out, fmt.Sprintf("%d h %s", s.t, s.h))
+			case s.fh != nil:
+				out = append(out, fmt.Sprintf("%d fh %s", s.t, s.fh))
+			default:
+				out = append(out, fmt.Sprintf("%d f %g", s.t, s.v))
+			}
+		}
+	}
+	return out
+}
+
+// TestHistogramChunkRewrites deletes samples inside histogram chunks and
+// merges overlapping chunks of mixed encodings: the samples left are
+// exactly the expected ones, in chunks of their own encoding.
+func TestHistogramChunkRewrites(t *testing.T) {
+	for _, enc := range []chunkenc.Encoding{chunkenc.EncHistogram, chunkenc.EncFloatHistogram} {
+		c := histChunk(t, enc, 0, 600_000, 60_000, 1) // 10 samples
+		all := samplesOf(t, c)
+		out, n, dropped, err := ChunkWithout(c, func(ts int64) bool { return ts == 120_000 || ts == 540_000 })
+		require.NoError(t, err)
+		require.Equal(t, 8, n)
+		require.True(t, dropped)
+		require.Equal(t, enc, out.Encoding)
+		require.Equal(t, int64(0), out.MinTime)
+		require.Equal(t, int64(480_000), out.MaxTime)
+		want := append(append([]string{}, all[:2]...), all[3:9]...)
+		require.Equal(t, want, samplesOf(t, out))
+
+		kept, res, err := trimChunk(c, intervals{{mint: 0, maxt: 60_000}})
+		require.NoError(t, err)
+		require.Equal(t, chunkTrimmed, res)
+		require.Equal(t, all[2:], samplesOf(t, kept))
+	}
+
+	// Two sources overlap: floats then histograms in one, histograms in the
+	// other; on equal times the later source wins.
+	a := []taggedChunk{
+		{Chunk: histChunk(t, chunkenc.EncXOR, 0, 300_000, 60_000, 0), src: 0},
+		{Chunk: histChunk(t, chunkenc.EncHistogram, 300_000, 600_000, 60_000, 0), src: 0},
+		{Chunk: histChunk(t, chunkenc.EncHistogram, 240_000, 420_000, 60_000, 5), src: 1},
+	}
+	var want []string
+	want = append(want, samplesOf(t, a[0].Chunk)[:4]...) // 0..180s floats
+	want = append(want, samplesOf(t, a[2].Chunk)...)     // 240..360s from source 1
+	want = append(want, samplesOf(t, a[1].Chunk)[2:]...) // 420..540s
+	got, err := mergeChunks(a, true)
+	require.NoError(t, err)
+	require.Equal(t, want, samplesOf(t, got...))
+	require.Equal(t, chunkenc.EncXOR, got[0].Encoding)
+	for k := 1; k < len(got); k++ {
+		require.Greater(t, got[k].MinTime, got[k-1].MaxTime)
+		require.Equal(t, chunkenc.EncHistogram, got[k].Encoding)
+	}
+}
