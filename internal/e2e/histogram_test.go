@@ -185,6 +185,18 @@ func TestNativeHistogramsAgainstPrometheus(t *testing.T) {
 	// Stop the scrapes: every open chunk goes idle, is cut and persisted.
 	p.Stop(t)
 	exp.stop()
+	waitAllPersisted(t, a, tenant)
+	compare("from persisted chunks")
+
+	a.Kill(t)
+	a.Restart(t)
+	compare("after kill -9 and restart")
+}
+
+// waitAllPersisted waits until tenant has no chunk left in a's memory (the
+// open ones cut as idle, all flushed), with -ingester.max-chunk-idle short.
+func waitAllPersisted(t *testing.T, a *clustertest.Process, tenant string) {
+	t.Helper()
 	clustertest.Eventually(t, func() string {
 		code, body := a.Query(t, tenant, clustertest.PromAPI+"/status/tsdb", nil)
 		var st struct {
@@ -203,9 +215,4 @@ func TestNativeHistogramsAgainstPrometheus(t *testing.T) {
 		return ""
 	}, 60*time.Second)
 	require.Positive(t, a.Metric(t, "argus_ingester_chunks_persisted_total", nil))
-	compare("from persisted chunks")
-
-	a.Kill(t)
-	a.Restart(t)
-	compare("after kill -9 and restart")
 }
