@@ -202,4 +202,3 @@ func NativeHistogramQueries(end time.Time) []APIQuery {
 	}
 	return out
 }
-
