@@ -84,8 +84,14 @@ func (hs *histState) mustCut(t int64, enc chunkenc.Encoding) bool {
 	if enc == chunkenc.EncXOR {
 		return n >= histSamplesPerXORChunk
 	}
-	return n >= chunkenc.MinSamplesPerHistogramChunk && len(hs.open.Bytes()) >= chunkenc.TargetBytesPerHistogramChunk
+	// The sample count is a uint16 that chunkenc panics on overflowing: tiny
+	// histograms many per ms would fill it before the size target.
+	return n >= histMaxSamplesPerChunk ||
+		(n >= chunkenc.MinSamplesPerHistogramChunk && len(hs.open.Bytes()) >= chunkenc.TargetBytesPerHistogramChunk)
 }
+
+// histMaxSamplesPerChunk caps a histogram chunk far below chunkenc's limit.
+const histMaxSamplesPerChunk = 1 << 14
 
 // append appends one sample, cutting first when mustCut says so. The
 // appender may itself start a new chunk (a counter reset, a schema change)
