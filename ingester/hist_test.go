@@ -3,12 +3,15 @@ package ingester
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -246,4 +249,73 @@ func TestHistograms_Rejections(t *testing.T) {
 func withHint(h *histogram.Histogram, hint histogram.CounterResetHint) *histogram.Histogram {
 	h.CounterResetHint = hint
 	return h
+}
+
+// TestHistograms_CheckpointReplay truncates the WAL while histogram chunks
+// are open (their samples only in memory and the WAL): the checkpoint keeps
+// the histogram records, and a crash after more pushes brings every sample
+// back once, histograms and floats of a series that switched types.
+func TestHistograms_CheckpointReplay(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ing := startIngester(t, cfg)
+	lbls := []string{"__name__", "cp", "job", "test"}
+	flt := []string{"__name__", "cpf", "job", "test"}
+	want := map[string][]string{}
+	push1 := func(from, to int) {
+		var hs, fs []anySample
+		for i := from; i < to; i++ {
+			hs = append(hs, anySample{t: int64(i) * 15_000, h: expHistogram(i)})
+			s := anySample{t: int64(i) * 15_000, fh: nhcb(i + 1).ToFloat(nil)}
+			if i%40 >= 20 {
+				s = anySample{t: s.t, f: float64(i)}
+			}
+			fs = append(fs, s)
+		}
+		// One series per push carries floats then histograms; here a
+		// push per type run keeps time order.
+		require.Zero(t, push(t, ing, "t1", histTS(t, lbls, hs...)).RejectedSamples)
+		for k := 0; k < len(fs); {
+			j := k
+			for j < len(fs) && (fs[j].fh == nil) == (fs[k].fh == nil) {
+				j++
+			}
+			require.Zero(t, push(t, ing, "t1", histTS(t, flt, fs[k:j]...)).RejectedSamples)
+			k = j
+		}
+		for _, s := range hs {
+			c := s
+			c.h = s.h.Copy()
+			c.h.CounterResetHint = histogram.UnknownCounterReset
+			want[labels.FromStrings(lbls...).String()] = append(want[labels.FromStrings(lbls...).String()], c.String())
+		}
+		for _, s := range fs {
+			want[labels.FromStrings(flt...).String()] = append(want[labels.FromStrings(flt...).String()], s.String())
+		}
+	}
+	push1(0, 100)
+	truncateTenants(t, ing) // Checkpoints the open chunks' samples.
+	require.Positive(t, checkpointRecords(t, ing)[record.HistogramSamples])
+	require.Positive(t, checkpointRecords(t, ing)[record.CustomBucketsFloatHistogramSamples])
+	push1(100, 160)
+	got, _ := queryAny(t, ing, "t1")
+	require.Equal(t, want, got)
+	ing = restart(t, ing)
+	got, _ = queryAny(t, ing, "t1")
+	require.Equal(t, want, got)
+}
+
+// checkpointRecords counts the records of the WAL's last checkpoint by type.
+func checkpointRecords(t *testing.T, ing *Ingester) map[record.Type]int {
+	t.Helper()
+	dir, _, err := wlog.LastCheckpoint(filepath.Join(ing.cfg.Dir, walDirName))
+	require.NoError(t, err)
+	sr, err := wlog.NewSegmentsReader(dir)
+	require.NoError(t, err)
+	defer sr.Close()
+	var dec record.Decoder
+	out := map[record.Type]int{}
+	for r := wlog.NewReader(sr); r.Next(); {
+		out[dec.Type(r.Record())]++
+	}
+	return out
 }
