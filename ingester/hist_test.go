@@ -319,3 +319,41 @@ func checkpointRecords(t *testing.T, ing *Ingester) map[record.Type]int {
 	}
 	return out
 }
+
+// TestHistograms_ConcurrentPushAndQuery reads histogram series while they
+// are appended to, cut and flushed (run with -race): every read sees a
+// prefix of the samples, in order.
+func TestHistograms_ConcurrentPushAndQuery(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ing := startIngester(t, cfg)
+	lbls := []string{"__name__", "conc"}
+	const n = 400
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			if r := push(t, ing, "t1", histTS(t, lbls, anySample{t: int64(i) * 15_000, h: expHistogram(i)})); r.RejectedSamples != 0 {
+				t.Errorf("rejected: %v", r.Rejected)
+				return
+			}
+			if i%50 == 0 {
+				flushTenants(t, ing, cutIdleChunks)
+			}
+		}
+	}()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		got, _ := queryAny(t, ing, "t1")
+		for k, s := range got[`{__name__="conc"}`] {
+			h := expHistogram(k)
+			h.CounterResetHint = histogram.UnknownCounterReset
+			require.Equal(t, anySample{t: int64(k) * 15_000, h: h}.String(), s)
+		}
+	}
+	got, _ := queryAny(t, ing, "t1")
+	require.Len(t, got[`{__name__="conc"}`], n)
+}
