@@ -54,7 +54,7 @@ func (v seriesValidator) checkHistograms(ts *arguspb.TimeSeries, hf *histFuture)
 		return nil
 	}
 	return &seriesError{
-		reason:  reasonInvalidNativeHistogram,
+		reason:  reasonInvalidHistogram,
 		detail:  fmt.Sprintf("%d histogram samples refused, the first at %d ms: %v", invalid, firstT, firstErr),
 		samples: invalid,
 		partial: len(kept)+len(ts.Samples) > 0,

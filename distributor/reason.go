@@ -21,7 +21,7 @@ const (
 	reasonMaxLabelNames
 	reasonLabelNameTooLong
 	reasonLabelValueTooLong
-	reasonInvalidNativeHistogram
+	reasonInvalidHistogram
 	reasonTooFarInFuture
 	// reasonRateLimited counts the valid samples of pushes refused with 429.
 	reasonRateLimited
@@ -47,24 +47,24 @@ var reasonInfo = [numReasons]struct {
 	sentinel error
 	id       apierror.ID
 }{
-	reasonMissingMetricName:      {"missing_metric_name", "missing metric name", ErrMissingMetricName, apierror.MissingMetricName},
-	reasonInvalidMetricName:      {"invalid_metric_name", "invalid metric name", ErrInvalidMetricName, apierror.InvalidMetricName},
-	reasonInvalidLabelName:       {"invalid_label_name", "invalid label name", ErrInvalidLabelName, apierror.InvalidLabelName},
-	reasonInvalidLabelValue:      {"invalid_label_value", "invalid label value", ErrInvalidLabelValue, apierror.InvalidLabelValue},
-	reasonDuplicateLabelNames:    {"duplicate_label_names", "duplicate label names", ErrDuplicateLabelNames, apierror.DuplicateLabelNames},
-	reasonMaxLabelNames:          {"max_label_names_per_series", "too many labels", ErrTooManyLabels, apierror.MaxLabelNamesPerSeries},
-	reasonLabelNameTooLong:       {"label_name_too_long", "label name too long", ErrLabelNameTooLong, apierror.LabelNameTooLong},
-	reasonLabelValueTooLong:      {"label_value_too_long", "label value too long", ErrLabelValueTooLong, apierror.LabelValueTooLong},
-	reasonInvalidNativeHistogram: {"invalid_native_histogram", "invalid native histogram", ErrInvalidNativeHistogram, apierror.InvalidNativeHistogram},
-	reasonTooFarInFuture:         {"too_far_in_future", "too far in the future", ErrTooFarInFuture, apierror.TooFarInFuture},
-	reasonRateLimited:            {"rate_limited", "ingestion rate limited", ErrRateLimited, apierror.IngestionRateLimited},
-	reasonOutOfOrder:             {"out_of_order", "out of order sample", ErrIngesterRejected, apierror.SampleOutOfOrder},
-	reasonDuplicateTimestamp:     {"duplicate_timestamp", "duplicate sample for timestamp", ErrIngesterRejected, apierror.SampleDuplicate},
-	reasonTooOld:                 {"too_old", "sample too old", ErrIngesterRejected, apierror.SampleTooOld},
-	reasonInvalidLabels:          {"invalid_labels", "invalid labels", ErrIngesterRejected, apierror.IngesterInvalidLabels},
-	reasonPerUserSeriesLimit:     {"per_user_series_limit", "per-tenant series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerUser},
-	reasonPerMetricSeriesLimit:   {"per_metric_series_limit", "per-metric series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerMetric},
-	reasonUnknown:                {"unknown", "rejected by ingester", ErrIngesterRejected, apierror.IngesterRejected},
+	reasonMissingMetricName:    {"missing_metric_name", "missing metric name", ErrMissingMetricName, apierror.MissingMetricName},
+	reasonInvalidMetricName:    {"invalid_metric_name", "invalid metric name", ErrInvalidMetricName, apierror.InvalidMetricName},
+	reasonInvalidLabelName:     {"invalid_label_name", "invalid label name", ErrInvalidLabelName, apierror.InvalidLabelName},
+	reasonInvalidLabelValue:    {"invalid_label_value", "invalid label value", ErrInvalidLabelValue, apierror.InvalidLabelValue},
+	reasonDuplicateLabelNames:  {"duplicate_label_names", "duplicate label names", ErrDuplicateLabelNames, apierror.DuplicateLabelNames},
+	reasonMaxLabelNames:        {"max_label_names_per_series", "too many labels", ErrTooManyLabels, apierror.MaxLabelNamesPerSeries},
+	reasonLabelNameTooLong:     {"label_name_too_long", "label name too long", ErrLabelNameTooLong, apierror.LabelNameTooLong},
+	reasonLabelValueTooLong:    {"label_value_too_long", "label value too long", ErrLabelValueTooLong, apierror.LabelValueTooLong},
+	reasonInvalidHistogram:     {"invalid_native_histogram", "invalid native histogram", ErrInvalidNativeHistogram, apierror.InvalidNativeHistogram},
+	reasonTooFarInFuture:       {"too_far_in_future", "too far in the future", ErrTooFarInFuture, apierror.TooFarInFuture},
+	reasonRateLimited:          {"rate_limited", "ingestion rate limited", ErrRateLimited, apierror.IngestionRateLimited},
+	reasonOutOfOrder:           {"out_of_order", "out of order sample", ErrIngesterRejected, apierror.SampleOutOfOrder},
+	reasonDuplicateTimestamp:   {"duplicate_timestamp", "duplicate sample for timestamp", ErrIngesterRejected, apierror.SampleDuplicate},
+	reasonTooOld:               {"too_old", "sample too old", ErrIngesterRejected, apierror.SampleTooOld},
+	reasonInvalidLabels:        {"invalid_labels", "invalid labels", ErrIngesterRejected, apierror.IngesterInvalidLabels},
+	reasonPerUserSeriesLimit:   {"per_user_series_limit", "per-tenant series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerUser},
+	reasonPerMetricSeriesLimit: {"per_metric_series_limit", "per-metric series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerMetric},
+	reasonUnknown:              {"unknown", "rejected by ingester", ErrIngesterRejected, apierror.IngesterRejected},
 }
 
 func (r reason) label() string        { return reasonInfo[r].label }
