@@ -117,7 +117,63 @@ func (h *tenantHead) checkHistogramsLocked(e *pushEntry, minValid int64, b *push
 		}
 	}
 	b.hAccepted += n
+	b.noteRanks(e, n)
 	return n
+}
+
+// Ranks of the sample types, in the order appendHistogramRecords writes
+// their records.
+const (
+	rankFloat uint8 = iota
+	rankHistogram
+	rankCustomHistogram
+	rankFloatHistogram
+	rankCustomFloatHistogram
+)
+
+// rank is the rank of hs's type.
+func (hs *histSample) rank() uint8 {
+	switch {
+	case hs.h != nil && hs.h.UsesCustomBuckets():
+		return rankCustomHistogram
+	case hs.h != nil:
+		return rankHistogram
+	case hs.fh.UsesCustomBuckets():
+		return rankCustomFloatHistogram
+	}
+	return rankFloatHistogram
+}
+
+// noteRanks records the highest rank of the samples of e's series accepted
+// so far in this push (n of its histograms were), and sets b.hOrdered when
+// a series gets a sample of a lower rank after one of a higher: its records
+// grouped by type would then not be in its time order, which replay
+// requires (see WAL.md), and logLocked writes the push's records in
+// acceptance order instead. Prometheus's head cuts its append batches on a
+// type change for the same reason. Pushes without histograms skip it.
+func (b *pushBatch) noteRanks(e *pushEntry, accepted int) {
+	if b.hOrdered || (b.hRank == nil && accepted == 0) {
+		return
+	}
+	if b.hRank == nil {
+		b.hRank = map[*memSeries]uint8{}
+	}
+	top, seen := b.hRank[e.s]
+	if seen && top > rankFloat && e.end > e.first { // Floats after a histogram.
+		b.hOrdered = true
+		return
+	}
+	for k := e.hFirst; k < e.hEnd; k++ {
+		if hs := &b.hdec[k]; hs.ok {
+			r := hs.rank()
+			if r < top {
+				b.hOrdered = true
+				return
+			}
+			top = r
+		}
+	}
+	b.hRank[e.s] = top
 }
 
 // isLastHistogramLocked reports whether hs equals the series' sample at
@@ -165,6 +221,10 @@ func sameHistogram(h *histogram.Histogram, fh *histogram.FloatHistogram, hs *his
 // and their custom-buckets variants. Each record has its own buffer: the
 // encoder may reset the one it is given.
 func (b *pushBatch) appendHistogramRecords() {
+	if b.hOrdered {
+		b.appendOrderedRecords()
+		return
+	}
 	if b.hAccepted == 0 {
 		return
 	}
@@ -201,6 +261,62 @@ func (b *pushBatch) appendHistogramRecords() {
 	}
 }
 
+// appendOrderedRecords appends to b.recs the records of every accepted
+// sample of b, floats included, in acceptance order: one record per run of
+// samples of one type.
+func (b *pushBatch) appendOrderedRecords() {
+	var (
+		enc  record.Encoder
+		rank = rankFloat
+		fs   []record.RefSample
+		hs   []record.RefHistogramSample
+		fhs  []record.RefFloatHistogramSample
+	)
+	flush := func() {
+		switch {
+		case len(fs) > 0:
+			b.addRecord(enc.Samples(fs, nil))
+		case len(hs) > 0 && rank == rankCustomHistogram:
+			b.addRecord(enc.CustomBucketsHistogramSamples(hs, nil))
+		case len(hs) > 0:
+			rec, _ := enc.HistogramSamples(hs, nil) // No custom buckets in the run.
+			b.addRecord(rec)
+		case len(fhs) > 0 && rank == rankCustomFloatHistogram:
+			b.addRecord(enc.CustomBucketsFloatHistogramSamples(fhs, nil))
+		case len(fhs) > 0:
+			rec, _ := enc.FloatHistogramSamples(fhs, nil)
+			b.addRecord(rec)
+		}
+		fs, hs, fhs = fs[:0], hs[:0], fhs[:0]
+	}
+	for n := range b.entries {
+		e := &b.entries[n]
+		for _, smp := range b.samples[e.first:e.end] {
+			if rank != rankFloat {
+				flush()
+				rank = rankFloat
+			}
+			fs = append(fs, smp)
+		}
+		for k := e.hFirst; k < e.hEnd; k++ {
+			smp := &b.hdec[k]
+			if !smp.ok {
+				continue
+			}
+			if r := smp.rank(); r != rank {
+				flush()
+				rank = r
+			}
+			if smp.h != nil {
+				hs = append(hs, record.RefHistogramSample{Ref: e.s.ref, T: smp.t, H: smp.h})
+			} else {
+				fhs = append(fhs, record.RefFloatHistogramSample{Ref: e.s.ref, T: smp.t, FH: smp.fh})
+			}
+		}
+	}
+	flush()
+}
+
 // addRecord adds rec to the records of the push unless it is empty.
 func (b *pushBatch) addRecord(rec []byte) {
 	if len(rec) > 0 {
@@ -231,4 +347,5 @@ func (h *tenantHead) applyHistogramsLocked(b *pushBatch, e *pushEntry, nowMs int
 func (b *pushBatch) resetHistograms() {
 	clear(b.hdec)
 	b.hdec, b.hAccepted = b.hdec[:0], 0
+	b.hRank, b.hOrdered = nil, false
 }

@@ -357,3 +357,27 @@ func TestHistograms_ConcurrentPushAndQuery(t *testing.T) {
 	got, _ := queryAny(t, ing, "t1")
 	require.Len(t, got[`{__name__="conc"}`], n)
 }
+
+// TestHistograms_TypeChangesWithinOnePush pushes, in one request, series
+// whose samples change type against the order of the WAL's record types:
+// a series' histograms then (in a later entry of the request) its floats,
+// and float histograms then integer ones, custom buckets between. They are
+// logged in acceptance order, and every sample comes back after a crash.
+func TestHistograms_TypeChangesWithinOnePush(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()))
+	a := []string{"__name__", "a"}
+	b := []string{"__name__", "b"}
+	req := []*arguspb.TimeSeries{
+		histTS(t, a, anySample{t: 1000, h: expHistogram(1)}, anySample{t: 2000, h: expHistogram(2)}),
+		histTS(t, b, anySample{t: 1000, fh: expHistogram(1).ToFloat(nil)}, anySample{t: 2000, h: nhcb(2)},
+			anySample{t: 3000, h: expHistogram(3)}, anySample{t: 4000, fh: nhcb(4).ToFloat(nil)}),
+		histTS(t, a, anySample{t: 3000, f: 3}, anySample{t: 4000, f: 4}),
+	}
+	require.Zero(t, push(t, ing, "t1", req...).RejectedSamples)
+	want, _ := queryAny(t, ing, "t1")
+	require.Len(t, want[`{__name__="a"}`], 4)
+	require.Len(t, want[`{__name__="b"}`], 4)
+	ing = restart(t, ing)
+	got, _ := queryAny(t, ing, "t1")
+	require.Equal(t, want, got)
+}

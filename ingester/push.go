@@ -170,9 +170,12 @@ type pushBatch struct {
 	limits    seriesLimits
 	limitsSet bool
 	// hdec are the decoded histograms of the push, hAccepted how many of
-	// them were accepted (hist_push.go).
+	// them were accepted; hRank and hOrdered order its WAL records
+	// (hist_push.go).
 	hdec      []histSample
 	hAccepted int
+	hRank     map[*memSeries]uint8
+	hOrdered  bool
 }
 
 var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
@@ -461,7 +464,7 @@ func (h *tenantHead) logLocked(b *pushBatch) (uint64, error) {
 		buf = enc.Series(b.series, buf)
 		b.recs = append(b.recs, buf)
 	}
-	if len(b.samples) > 0 {
+	if len(b.samples) > 0 && !b.hOrdered { // hOrdered: appendHistogramRecords writes them.
 		start := len(buf)
 		buf = enc.Samples(b.samples, buf)
 		b.recs = append(b.recs, buf[start:])
