@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
@@ -83,15 +84,12 @@ func decodeHistogram(raw []byte) (histSample, error) {
 // newestHistogram returns the newest timestamp of b.hdec[first:], or
 // MinInt64.
 func (b *pushBatch) newestHistogram(first int) int64 {
-	newest := noTimeMin
+	newest := int64(math.MinInt64)
 	for _, hs := range b.hdec[first:] {
 		newest = max(newest, hs.t)
 	}
 	return newest
 }
-
-// noTimeMin is the newest time of no sample.
-const noTimeMin = -noTime - 1
 
 // checkHistogramsLocked checks the histograms of e in order after its float
 // samples, with the same rules, marking the accepted ones, and returns how
