@@ -73,8 +73,9 @@ var (
 	ErrLabelValueTooLong = errors.New("label value too long")
 	// ErrSeriesLimit means an ingester refused a new series at a per-tenant series limit.
 	ErrSeriesLimit = errors.New("series limit reached")
-	// ErrNativeHistograms means a series carries native histogram samples.
-	ErrNativeHistograms = errors.New("native histograms not supported yet")
+	// ErrInvalidNativeHistogram means native histogram samples of a series
+	// do not decode or are inconsistent.
+	ErrInvalidNativeHistogram = errors.New("invalid native histogram")
 	// ErrTooFarInFuture means a sample is later than now plus the creation grace period.
 	ErrTooFarInFuture = errors.New("too far in the future")
 	// ErrIngesterRejected means an ingester did not append some samples of a series.

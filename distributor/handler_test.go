@@ -208,7 +208,7 @@ func TestPushHandler(t *testing.T) {
 			wantBody:   []string{`unsupported content type: "application/json"`},
 		},
 		{
-			name: "native histogram series",
+			name: "invalid native histograms",
 			body: encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
 				func() *arguspb.TimeSeries {
 					ts := series([]string{"__name__", "latency"}, 1, ms(0))
@@ -219,10 +219,10 @@ func TestPushHandler(t *testing.T) {
 			}}),
 			wantStatus: http.StatusBadRequest,
 			wantBody: []string{
-				"1 series (3 samples) rejected, 1 samples accepted\n",
-				`{__name__="latency"}: native histograms not supported yet: 2 histogram and 1 float samples rejected with the series`,
+				"1 series (2 samples) rejected, 2 samples accepted\n",
+				`{__name__="latency"}: invalid native histogram: 2 histogram samples refused, the first at 0 ms: malformed histogram`,
 			},
-			wantPushed: []string{validPushed},
+			wantPushed: []string{`{__name__="latency"} 1@1767323045000`, validPushed},
 		},
 		{
 			name: "samples too far in the future",

@@ -40,7 +40,7 @@ type fakeIngester struct {
 	// stats answers UserStats; nil fails it.
 	stats func(tenant string) *arguspb.UserStatsResponse
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	series   []*arguspb.TimeSeries // guarded by mu
 	metadata [][]byte              // guarded by mu
 	tenants  []string              // guarded by mu

@@ -69,15 +69,15 @@ func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics,
 // any of it is left to push.
 func (wc *writeCtx) validateDecoded(v seriesValidator, s *seriesRef) bool {
 	ts := s.ts
-	nl, ns := len(ts.Labels), len(ts.Samples)
+	nl, ns, nh := len(ts.Labels), len(ts.Samples), len(ts.Histograms)
 	if !labelsSorted(ts.Labels) {
 		s.raw = nil // Sent with its labels sorted: re-encoded.
 	}
 	serr := v.validate(ts)
-	if len(ts.Labels) != nl || len(ts.Samples) != ns {
-		s.raw = nil // Empty labels or future samples removed: re-encoded.
+	if len(ts.Labels) != nl || len(ts.Samples) != ns || len(ts.Histograms) != nh {
+		s.raw = nil // Empty labels, future samples or invalid histograms removed: re-encoded.
 	}
-	s.samples = int32(len(ts.Samples))
+	s.samples = int32(len(ts.Samples) + len(ts.Histograms))
 	if len(ts.Exemplars) > 0 {
 		if serr != nil && !serr.partial {
 			wc.exInvalid[exReasonSeriesRejected] += int64(len(ts.Exemplars)) // Reported with the series.

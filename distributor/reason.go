@@ -21,7 +21,7 @@ const (
 	reasonMaxLabelNames
 	reasonLabelNameTooLong
 	reasonLabelValueTooLong
-	reasonNativeHistograms
+	reasonInvalidHistogram
 	reasonTooFarInFuture
 	// reasonRateLimited counts the valid samples of pushes refused with 429.
 	reasonRateLimited
@@ -55,7 +55,7 @@ var reasonInfo = [numReasons]struct {
 	reasonMaxLabelNames:        {"max_label_names_per_series", "too many labels", ErrTooManyLabels, apierror.MaxLabelNamesPerSeries},
 	reasonLabelNameTooLong:     {"label_name_too_long", "label name too long", ErrLabelNameTooLong, apierror.LabelNameTooLong},
 	reasonLabelValueTooLong:    {"label_value_too_long", "label value too long", ErrLabelValueTooLong, apierror.LabelValueTooLong},
-	reasonNativeHistograms:     {"native_histograms_unsupported", "native histograms not supported yet", ErrNativeHistograms, apierror.NativeHistograms},
+	reasonInvalidHistogram:     {"invalid_native_histogram", "invalid native histogram", ErrInvalidNativeHistogram, apierror.InvalidNativeHistogram},
 	reasonTooFarInFuture:       {"too_far_in_future", "too far in the future", ErrTooFarInFuture, apierror.TooFarInFuture},
 	reasonRateLimited:          {"rate_limited", "ingestion rate limited", ErrRateLimited, apierror.IngestionRateLimited},
 	reasonOutOfOrder:           {"out_of_order", "out of order sample", ErrIngesterRejected, apierror.SampleOutOfOrder},

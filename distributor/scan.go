@@ -46,7 +46,7 @@ type seriesRef struct {
 	// raw[:labelsEnd] holds every label field.
 	lo, hi    int32
 	labelsEnd int32
-	// samples is the number of float samples.
+	// samples is the number of samples, float and histogram.
 	samples int32
 	// token is the shard token of a series valid passed (ts nil after
 	// validate), computed in the same pass.

@@ -39,10 +39,10 @@ func newSeriesValidator(now time.Time, lim *limits.Limits) seriesValidator {
 //  1. label names: no duplicate, non-empty valid UTF-8;
 //  2. label values: valid UTF-8; __name__ present and non-empty;
 //  3. the tenant's limits on the number of labels and their lengths;
-//  4. no native histogram samples (the whole series is rejected, its float
-//     samples too, so that a series is never half stored);
-//  5. each sample at most the grace period after now (only those samples
-//     are rejected).
+//  4. each native histogram sample decodes and is consistent (histogram.go;
+//     only the invalid samples are rejected);
+//  5. each sample, float or histogram, at most the grace period after now
+//     (only those samples are rejected).
 func (v seriesValidator) validate(ts *arguspb.TimeSeries) *seriesError {
 	if reason, detail := normalizeLabels(ts); detail != "" {
 		return &seriesError{reason: reason, detail: detail, samples: len(ts.Samples) + len(ts.Histograms)}
@@ -50,14 +50,9 @@ func (v seriesValidator) validate(ts *arguspb.TimeSeries) *seriesError {
 	if reason, detail := v.checkLimits(ts.Labels); detail != "" {
 		return &seriesError{reason: reason, detail: detail, samples: len(ts.Samples) + len(ts.Histograms)}
 	}
-	if len(ts.Histograms) > 0 {
-		return &seriesError{
-			reason:  reasonNativeHistograms,
-			detail:  fmt.Sprintf("%d histogram and %d float samples rejected with the series", len(ts.Histograms), len(ts.Samples)),
-			samples: len(ts.Histograms) + len(ts.Samples),
-		}
-	}
-	return v.dropFutureSamples(ts)
+	var hf histFuture
+	herr := v.checkHistograms(ts, &hf)
+	return joinSeriesErrors(ts, herr, v.dropFutureSamples(ts, hf))
 }
 
 // normalizeLabels sorts the labels of ts by name if needed, checks them and
@@ -118,13 +113,15 @@ func (v seriesValidator) checkLimits(ls []*arguspb.Label) (reason, string) {
 	return 0, ""
 }
 
-// dropFutureSamples removes from ts the samples after v.maxT.
-func (v seriesValidator) dropFutureSamples(ts *arguspb.TimeSeries) *seriesError {
+// dropFutureSamples removes from ts the float samples after v.maxT, and
+// reports them with the histogram samples hf that checkHistograms removed
+// for the same reason.
+func (v seriesValidator) dropFutureSamples(ts *arguspb.TimeSeries, hf histFuture) *seriesError {
 	kept := ts.Samples[:0]
-	dropped, first := 0, int64(0)
+	dropped, first := hf.n, hf.first
 	for _, s := range ts.Samples {
 		if s.TimestampMs > v.maxT {
-			if dropped == 0 {
+			if dropped == 0 || s.TimestampMs < first {
 				first = s.TimestampMs
 			}
 			dropped++
@@ -142,6 +139,6 @@ func (v seriesValidator) dropFutureSamples(ts *arguspb.TimeSeries) *seriesError 
 		detail: fmt.Sprintf("%d samples after %d ms (now + %s), the first at %d ms",
 			dropped, v.maxT, apierror.LimitText("validation.create-grace-period", v.lim.CreationGracePeriod), first),
 		samples: dropped,
-		partial: len(kept) > 0,
+		partial: len(kept)+len(ts.Histograms) > 0,
 	}
 }

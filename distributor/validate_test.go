@@ -38,7 +38,10 @@ func TestSeriesValidator(t *testing.T) {
 		{name: "duplicate names", in: series([]string{"__name__", "up", "a", "1", "a", "2"}, 1, ms(0)), wantErr: ErrDuplicateLabelNames, wantSamples: 1},
 		{name: "duplicate names, one value empty", in: series([]string{"__name__", "up", "a", "", "a", "2"}, 1, ms(0)), wantErr: ErrDuplicateLabelNames, wantSamples: 1},
 		{name: "duplicate unsorted names", in: series([]string{"a", "1", "__name__", "up", "a", "2"}, 1, ms(0)), wantErr: ErrDuplicateLabelNames, wantSamples: 1},
-		{name: "native histograms", in: withHistograms(series([]string{"__name__", "up"}, 1, ms(0))), wantErr: ErrNativeHistograms, wantSamples: 2},
+		{
+			name: "a histogram that does not decode", in: withHistograms(series([]string{"__name__", "up"}, 1, ms(0))),
+			wantErr: ErrInvalidNativeHistogram, wantSamples: 1, wantPartial: true, want: `{__name__="up"} 1@1767323045000`,
+		},
 		{name: "labels checked before histograms", in: withHistograms(series([]string{"job", "x"})), wantErr: ErrMissingMetricName, wantSamples: 1},
 		{name: "at the grace limit", in: series([]string{"__name__", "up"}, 1, ms(10*time.Minute)), want: `{__name__="up"} 1@1767323645000`},
 		{
@@ -59,7 +62,7 @@ func TestSeriesValidator(t *testing.T) {
 			require.NotNil(t, serr)
 			var err error = serr
 			require.ErrorIs(t, err, c.wantErr)
-			for _, other := range []error{ErrMissingMetricName, ErrInvalidLabelName, ErrTooFarInFuture, ErrNativeHistograms} {
+			for _, other := range []error{ErrMissingMetricName, ErrInvalidLabelName, ErrTooFarInFuture, ErrInvalidNativeHistogram} {
 				if !errors.Is(c.wantErr, other) {
 					require.NotErrorIs(t, err, other)
 				}

@@ -39,6 +39,19 @@
 // rules for reading a series' labels while GC may remove it), and the
 // state of its open chunk's XOR encoder in itself (xor.go).
 //
+// # Native histograms
+//
+// A series that gets a native histogram sample gets a histState (hist.go),
+// memSeries' one pointer for it (nil for float-only series): from then on
+// its samples, floats included, go to Prometheus chunkenc chunks of any
+// encoding, cut on a change of sample type as in Prometheus's head, on 2h
+// ranges, and at chunkenc's size target for histogram chunks. They are
+// logged as Prometheus's histogram WAL records (wal_histogram.go),
+// persisted with their encoding and sent to queriers as
+// CHUNK_ENCODING_HISTOGRAM and CHUNK_ENCODING_FLOAT_HISTOGRAM chunks. The
+// ordering, duplicate and too-old rules are those of float samples
+// (hist_push.go); a retried histogram equal to the last one is accepted.
+//
 // # Durability
 //
 // Push returns only after the accepted samples are written to the WAL with

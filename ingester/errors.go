@@ -32,9 +32,9 @@ var ErrTooOld = errors.New("sample too old")
 // empty name, an empty value, or is not valid UTF-8.
 var ErrInvalidLabels = errors.New("invalid label set")
 
-// ErrHistogramsUnsupported means a series carries native histogram samples,
-// which the ingester does not store yet.
-var ErrHistogramsUnsupported = errors.New("native histograms are not supported")
+// ErrInvalidHistogram means native histogram samples do not decode or are
+// inconsistent.
+var ErrInvalidHistogram = errors.New("invalid native histogram")
 
 // ErrMaxSeriesPerUser means a new series was refused because its tenant has
 // its share of -ingester.max-global-series-per-user on this ingester.

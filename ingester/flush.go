@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-
 	"github.com/argus-tsdb/argus/storage"
 )
 
@@ -69,9 +67,7 @@ func (h *tenantHead) flushBatch(series []*memSeries) error {
 		s.mu.Lock()
 		// Not gone: GC removes only series with nothing in memory.
 		batch[k].Labels = h.series.syms.decode(s.syms)
-		for c := s.finished; c != nil; c = c.next {
-			batch[k].Chunks = append(batch[k].Chunks, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
-		}
+		batch[k].Chunks = s.appendFinishedLocked(batch[k].Chunks)
 		s.mu.Unlock()
 	}
 	persisted, err := h.appendChunks(batch)
@@ -90,13 +86,10 @@ func (h *tenantHead) flushBatch(series []*memSeries) error {
 		n := len(batch[k].Chunks)
 		s.mu.Lock()
 		if n > 0 && persisted[k] {
-			for range n {
-				nBytes += len(s.finished.data)
-				s.finished = s.finished.next
-			}
+			nBytes += s.dropFinishedLocked(n)
 			nChunks += n
 		}
-		if s.finished != nil {
+		if s.hasFinishedLocked() {
 			requeue = append(requeue, s) // Cut while we wrote, or not written: stays queued.
 		} else {
 			s.setQueuedLocked(false)
@@ -179,7 +172,7 @@ func (h *tenantHead) cutIdleChunks() {
 	var cut []*memSeries
 	h.series.forEach(func(s *memSeries) {
 		s.mu.Lock()
-		if s.hasOpenLocked() && s.lastAppend < idleBefore {
+		if (s.hasOpenLocked() || s.hist.hasOpen()) && s.lastAppend < idleBefore {
 			s.cutLocked()
 			if !s.queuedLocked() {
 				s.setQueuedLocked(true)

@@ -48,7 +48,7 @@ func (k rejectKind) reason() arguspb.RejectReason {
 	case rejectPerMetricLimit:
 		return arguspb.RejectReason_REJECT_REASON_PER_METRIC_SERIES_LIMIT
 	}
-	return arguspb.RejectReason_REJECT_REASON_UNSPECIFIED // Native histograms have no reason of their own yet.
+	return arguspb.RejectReason_REJECT_REASON_UNSPECIFIED // Invalid histograms: the distributor refuses them first.
 }
 
 // label is the reason label of argus_ingester_samples_rejected_total.
@@ -67,7 +67,7 @@ func (k rejectKind) label() string {
 	case rejectPerMetricLimit:
 		return "per_metric_series_limit"
 	}
-	return "native_histogram"
+	return "invalid_native_histogram"
 }
 
 // Push appends the samples of req to the head of the tenant of ctx (opening
@@ -149,6 +149,9 @@ type pushEntry struct {
 	s    *memSeries
 	// first and end delimit the entry's accepted samples in pushBatch.samples.
 	first, end int
+	// hFirst and hEnd delimit the entry's histograms in pushBatch.hdec;
+	// hAccepted is how many of them were accepted (hist_push.go).
+	hFirst, hEnd, hAccepted int
 	// The series' ordering state before this entry, restored if the WAL
 	// write fails.
 	prevT                    int64
@@ -171,6 +174,13 @@ type pushBatch struct {
 	limits    seriesLimits
 	limitsSet bool
 	ex        exemplarBatch // exemplars.go
+	// hdec are the decoded histograms of the push, hAccepted how many of
+	// them were accepted; hRank and hOrdered order its WAL records
+	// (hist_push.go).
+	hdec      []histSample
+	hAccepted int
+	hRank     map[*memSeries]uint8
+	hOrdered  bool
 }
 
 var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
@@ -198,6 +208,7 @@ func putPushBatch(b *pushBatch) {
 	b.rej = rejections{}
 	b.limits, b.limitsSet = seriesLimits{}, false
 	b.ex.reset()
+	b.resetHistograms()
 	pushBatchPool.Put(b)
 }
 
@@ -207,11 +218,12 @@ func putPushBatch(b *pushBatch) {
 func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 	minValid, minValidSet := int64(0), false // Looked up for the first new series only.
 	for _, ts := range req.GetTimeseries() {
-		if n := len(ts.GetHistograms()); n > 0 {
-			b.rej.addSeries(ts, rejectHistogram, int64(n+len(ts.GetSamples())), ErrHistogramsUnsupported)
-			continue
+		hFirst := len(b.hdec)
+		if len(ts.GetHistograms()) > 0 {
+			b.decodeHistograms(ts) // hist_push.go
 		}
-		if len(ts.GetSamples()) == 0 {
+		nSamples := int64(len(ts.GetSamples()) + len(b.hdec) - hFirst)
+		if nSamples == 0 {
 			continue
 		}
 		b.hasher.reset()
@@ -225,7 +237,7 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		if s == nil {
 			b.setLabels(ts)
 			if err := validateLabels(ts.GetLabels()); err != nil {
-				b.rej.addSeries(ts, rejectInvalidLabels, int64(len(ts.GetSamples())), err)
+				b.rej.addSeries(ts, rejectInvalidLabels, nSamples, err)
 				continue
 			}
 			// A series is created only for a sample it can take: a refused
@@ -233,32 +245,32 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 			if !minValidSet {
 				minValid, minValidSet = h.minValid(h.nowMs()), true
 			}
-			newest := newestSample(ts)
+			newest := max(newestSample(ts), b.newestHistogram(hFirst))
 			if newest < minValid {
-				b.rej.addSeries(ts, rejectTooOld, int64(len(ts.GetSamples())),
+				b.rej.addSeries(ts, rejectTooOld, nSamples,
 					sampleError{reason: rejectTooOld.reason(), t: newest, ref: minValid})
 				continue
 			}
 			var err error
 			if s, err = h.getOrCreate(hash, b.lset, h.pushLimits(b), newest); err != nil {
 				if le, ok := errors.AsType[seriesLimitError](err); ok {
-					b.rej.addSeries(ts, le.kind, int64(len(ts.GetSamples())), le) // Formats le before b.lset is reused.
+					b.rej.addSeries(ts, le.kind, nSamples, le) // Formats le before b.lset is reused.
 					continue
 				}
 				if se, ok := errors.AsType[sampleError](err); ok {
-					b.rej.addSeries(ts, rejectOutOfOrder, int64(len(ts.GetSamples())), se)
+					b.rej.addSeries(ts, rejectOutOfOrder, nSamples, se)
 					continue
 				}
 				return err
 			}
 		}
-		b.entries = append(b.entries, pushEntry{ts: ts, hash: hash, s: s})
+		b.entries = append(b.entries, pushEntry{ts: ts, hash: hash, s: s, hFirst: hFirst, hEnd: len(b.hdec)})
 	}
 	return nil
 }
 
-// newestSample returns the newest timestamp of the samples of ts, which has
-// at least one.
+// newestSample returns the newest timestamp of the float samples of ts, or
+// MinInt64.
 func newestSample(ts *arguspb.TimeSeries) int64 {
 	newest := int64(math.MinInt64)
 	for _, smp := range ts.GetSamples() {
@@ -372,7 +384,7 @@ func (h *tenantHead) appendBatchLocked(b *pushBatch) (seq uint64, err error) {
 		h.checkEntryLocked(e, minValid, b)
 	}
 	h.checkExemplarsLocked(b)
-	if len(b.samples) == 0 && len(b.ex.refs) == 0 {
+	if len(b.samples) == 0 && len(b.ex.refs) == 0 && b.hAccepted == 0 {
 		return 0, nil
 	}
 	// From the WAL write to the in-memory append: a truncation cuts the
@@ -406,7 +418,8 @@ func (h *tenantHead) checkEntryLocked(e *pushEntry, minValid int64, b *pushBatch
 		}
 	}
 	e.end = len(b.samples)
-	if e.end > e.first && !s.logged {
+	e.hAccepted = h.checkHistogramsLocked(e, minValid, b, &sr)
+	if (e.end > e.first || e.hAccepted > 0) && !s.logged {
 		// Not deleted, under appendMu: its symbols are its own.
 		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: h.series.syms.decode(s.syms)})
 		s.logged = true
@@ -458,13 +471,14 @@ func (h *tenantHead) logLocked(b *pushBatch) (uint64, error) {
 		buf = enc.Series(b.series, buf)
 		b.recs = append(b.recs, buf)
 	}
-	if len(b.samples) > 0 {
+	if len(b.samples) > 0 && !b.hOrdered { // hOrdered: appendHistogramRecords writes them.
 		start := len(buf)
 		buf = enc.Samples(b.samples, buf)
 		b.recs = append(b.recs, buf[start:])
 	}
 	buf = appendExemplarRecord(&enc, b, buf)
 	b.walBuf = buf
+	b.appendHistogramRecords()
 	seq, err := h.wal.log(b.recs)
 	if err != nil {
 		h.rollbackLocked(b, len(b.entries))
@@ -481,7 +495,7 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 	var cutSeries []*memSeries
 	for n := range b.entries {
 		e := &b.entries[n]
-		if e.end == e.first {
+		if e.end == e.first && e.hAccepted == 0 {
 			continue
 		}
 		s := e.s
@@ -491,6 +505,9 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 			if s.appendLocked(smp.T, smp.V, nowMs) {
 				cut = true
 			}
+		}
+		if e.hAccepted > 0 && h.applyHistogramsLocked(b, e, nowMs) {
+			cut = true
 		}
 		if cut && !s.queuedLocked() {
 			s.setQueuedLocked(true)
@@ -505,8 +522,8 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 		maxT = max(maxT, smp.T)
 	}
 	h.maxT.Store(maxT)
-	h.appended.Add(uint64(len(b.samples)))
-	h.rate.add(nowMs, int64(len(b.samples)))
+	h.appended.Add(uint64(len(b.samples) + b.hAccepted))
+	h.rate.add(nowMs, int64(len(b.samples)+b.hAccepted))
 }
 
 // seriesRejects counts the rejected samples of one series by kind, keeping

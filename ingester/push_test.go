@@ -172,15 +172,16 @@ func TestPush_InvalidSeries(t *testing.T) {
 			require.NotEmpty(t, resp.Rejected[0].Message)
 		})
 	}
-	// Native histograms are rejected with the series' float samples.
+	// A native histogram that does not decode is rejected; the series'
+	// float samples are kept.
 	hist := ts([]string{"__name__", "h"}, sample{1, 1})
 	hist.Histograms = [][]byte{{0x1}}
 	resp := push(t, ing, "t1", hist)
-	require.Equal(t, int64(2), resp.RejectedSamples)
+	require.Equal(t, int64(1), resp.RejectedSamples)
 	require.Equal(t, arguspb.RejectReason_REJECT_REASON_UNSPECIFIED, resp.Rejected[0].Reason)
-	require.Contains(t, resp.Rejected[0].Message, "histogram")
+	require.Contains(t, resp.Rejected[0].Message, "invalid native histogram")
 
-	requireSamples(t, map[string][]sample{lstr(valid...): {{1, 1}}}, queryAll(t, ing, "t1", 0, 100))
+	requireSamples(t, map[string][]sample{lstr(valid...): {{1, 1}}, `{__name__="h"}`: {{1, 1}}}, queryAll(t, ing, "t1", 0, 100))
 }
 
 func TestPush_RejectedSeriesCapped(t *testing.T) {

@@ -240,7 +240,7 @@ func (s *memSeries) appendChunksCarvedLocked(dst []storage.Chunk, opens *[]byte,
 		copy(data, b)
 		dst = append(dst, storage.Chunk{MinTime: s.openMinTLocked(), MaxTime: s.openMaxTLocked(), Encoding: chunkenc.EncXOR, Data: data})
 	}
-	return dst
+	return s.hist.appendChunks(dst, opens, mint, maxt)
 }
 
 // mergeSeries merges the head snapshots and the store's series, both sorted
@@ -332,9 +332,7 @@ func (a *protoAlloc) streamSeries(lset labels.Labels, chks []storage.Chunk) *arg
 		for i, c := range chks {
 			pc := &pcs[i]
 			pc.MinTimeMs, pc.MaxTimeMs, pc.Data = c.MinTime, c.MaxTime, c.Data
-			if c.Encoding == chunkenc.EncXOR {
-				pc.Encoding = arguspb.ChunkEncoding_CHUNK_ENCODING_XOR
-			}
+			pc.Encoding = wireEncoding(c.Encoding)
 			ss.Chunks[i] = pc
 		}
 	}
@@ -349,7 +347,7 @@ type metaAlloc struct {
 	xorBlock  []chunkenc.XORChunk
 }
 
-// metas returns chks as chunks.Metas of XOR chunks sharing their data.
+// metas returns chks as chunks.Metas sharing their data.
 func (a *metaAlloc) metas(chks []storage.Chunk) []chunks.Meta {
 	if len(chks) == 0 {
 		return nil
@@ -359,8 +357,8 @@ func (a *metaAlloc) metas(chks []storage.Chunk) []chunks.Meta {
 	for i, c := range chks {
 		ms[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.MinTime, MaxTime: c.MaxTime}
 		if c.Encoding != chunkenc.EncXOR {
-			// Never written today; the querier refuses it, as it refuses
-			// such a chunk on the wire.
+			// A native histogram chunk (hist.go); the querier refuses
+			// any encoding its wire has not.
 			if chk, err := chunkenc.FromData(c.Encoding, c.Data); err == nil {
 				ms[i].Chunk = chk
 				continue

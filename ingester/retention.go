@@ -111,6 +111,7 @@ func (h *tenantHead) dropExpired(cutoff int64) {
 			s.dropOpenLocked()
 			dropped++
 		}
+		dropped += s.hist.dropBefore(cutoff)
 		s.mu.Unlock()
 	})
 	if dropped > 0 {

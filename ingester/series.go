@@ -44,7 +44,8 @@ type finishedChunk struct {
 }
 
 // memSeries is one series of a tenant head. Its fields are kept to the
-// minimum (112 bytes): memory per series is a benchmarked goal. The open
+// minimum (120 bytes, in the 128-byte size class with room for one more
+// pointer): memory per series is a benchmarked goal. The open
 // chunk's min time is not stored: it is the first varint of the chunk. Its
 // labels are symbolic (symbols.go): read them with stripeSeries.labelsOf or
 // rangeLabels.
@@ -63,6 +64,9 @@ type memSeries struct {
 	open     []byte         // guarded by mu
 	xor      xorState       // guarded by mu
 	finished *finishedChunk // guarded by mu: the oldest cut chunk not persisted yet
+	// hist is the chunk state of a series that has had a native histogram
+	// sample, nil for the others (hist.go). Guarded by mu.
+	hist *histState
 
 	// lastT is the time of the latest sample accepted; it starts at the
 	// persisted max time. Guarded by the tenant's appendMu.
@@ -70,7 +74,7 @@ type memSeries struct {
 	lastAppend uint32 // guarded by mu: wall clock of the last append, Unix seconds
 
 	// flags are guarded by mu: flagQueued, flagGone. One byte for both
-	// keeps the struct in its 112-byte size class.
+	// keeps the struct small.
 	flags uint8
 	// guarded by the tenant's appendMu:
 	lastAccepted bool // lastT is a sample accepted here (false: it is the persisted max time)
@@ -144,6 +148,9 @@ func (s *memSeries) dropOpenLocked() {
 // full or t is in another 2h range. It reports whether a chunk was cut. The
 // caller holds mu and has checked that t is newer than every sample.
 func (s *memSeries) appendLocked(t int64, v float64, nowMs int64) (cut bool) {
+	if s.hist != nil {
+		return s.appendAnyLocked(t, v, nil, nil, nowMs)
+	}
 	// The open chunk's samples are all in one 2h range: its max time's is its min time's.
 	if s.open != nil && (binary.BigEndian.Uint16(s.open) >= samplesPerChunk || chunkIndex(t) != chunkIndex(s.xor.t)) {
 		s.cutLocked()
@@ -159,6 +166,7 @@ func (s *memSeries) appendLocked(t int64, v float64, nowMs int64) (cut bool) {
 
 // cutLocked moves the open chunk to the end of finished. The caller holds mu.
 func (s *memSeries) cutLocked() {
+	s.hist.cut()
 	if s.open == nil {
 		return
 	}
@@ -184,6 +192,9 @@ func (s *memSeries) cutLocked() {
 // that holds it (for the rare duplicate check of a retried push). The
 // caller holds mu.
 func (s *memSeries) lastSampleLocked() (t int64, v float64, ok bool) {
+	if s.hist.inMemory() {
+		return s.hist.lastFloat()
+	}
 	var data []byte
 	switch {
 	case s.open != nil:
@@ -216,12 +227,12 @@ func (s *memSeries) firstInMemoryLocked() int64 {
 	if s.open != nil {
 		return s.openMinTLocked()
 	}
-	return noTime
+	return s.hist.firstInMemory()
 }
 
 // inMemoryLocked reports whether the series has any chunk in memory.
 func (s *memSeries) inMemoryLocked() bool {
-	return s.open != nil || s.finished != nil
+	return s.open != nil || s.finished != nil || s.hist.inMemory()
 }
 
 // overlapsLocked reports whether a chunk in memory overlaps [mint, maxt].
@@ -231,7 +242,7 @@ func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
 			return true
 		}
 	}
-	return s.open != nil && s.openMinTLocked() <= maxt && s.xor.t >= mint
+	return (s.open != nil && s.openMinTLocked() <= maxt && s.xor.t >= mint) || s.hist.overlaps(mint, maxt)
 }
 
 // Stripes of a head's series map. A head starts with minStripes lock stripes

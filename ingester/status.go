@@ -80,6 +80,7 @@ func (h *tenantHead) chunkStats() (n, mint, maxt int64) {
 			n++
 			mint, maxt = min(mint, s.openMinTLocked()), max(maxt, s.openMaxTLocked())
 		}
+		s.hist.stats(&n, &mint, &maxt)
 	})
 	return n, mint, maxt
 }

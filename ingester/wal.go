@@ -431,6 +431,11 @@ func (r *replayer) replayRecords(ctx context.Context, rd io.Reader, dir string) 
 			if err := r.replayExemplarsOrMetadata(&dec, rec); err != nil {
 				return &wlog.CorruptionErr{Dir: dir, Segment: wr.Segment(), Offset: wr.Offset(), Err: err}
 			}
+		case record.HistogramSamples, record.CustomBucketsHistogramSamples, record.HistogramSamplesV2,
+			record.FloatHistogramSamples, record.CustomBucketsFloatHistogramSamples, record.FloatHistogramSamplesV2:
+			if err := r.replayHistograms(&dec, dec.Type(rec), rec); err != nil { // wal_histogram.go
+				return &wlog.CorruptionErr{Dir: dir, Segment: wr.Segment(), Offset: wr.Offset(), Err: err}
+			}
 		default:
 			// The ingester writes no other record type.
 		}

@@ -159,8 +159,16 @@ func (d *seriesDecoder) decodeSeries(b []byte) error {
 		fs.chunks = slab.Take(&d.metas, len(d.scratch), carveBlock)
 		xors := slab.Take(&d.xors, len(d.scratch), carveBlock)
 		for i, c := range d.scratch {
-			xors[i].Reset(c.data)
 			fs.chunks[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.minT, MaxTime: c.maxT}
+			if c.enc != arguspb.ChunkEncoding_CHUNK_ENCODING_XOR {
+				chk, err := histogramChunk(c.enc, c.data)
+				if err != nil {
+					return fmt.Errorf("%w: series %s: %w", ErrProtocol, fs.labels, err)
+				}
+				fs.chunks[i].Chunk = chk
+				continue
+			}
+			xors[i].Reset(c.data)
 		}
 	}
 	d.series.add(fs)
@@ -191,8 +199,8 @@ func (d *seriesDecoder) count(lset labels.Labels, nChunks int) error {
 	return nil
 }
 
-// checkChunks checks what the querier relies on: XOR chunks that hold at
-// least their header, ordered by time and not overlapping (so that a
+// checkChunks checks what the querier relies on: XOR or native histogram
+// chunks that hold at least their header, ordered by time and not overlapping (so that a
 // series' samples are its chunks' samples one after the other).
 func checkChunks(lset labels.Labels, cs []wireChunk) error {
 	prevMaxT := int64(0)
@@ -208,7 +216,7 @@ func checkChunks(lset labels.Labels, cs []wireChunk) error {
 // checkChunk checks one chunk of lset for checkChunks: after a previous
 // chunk up to prevMaxT if hasPrev.
 func checkChunk(lset labels.Labels, enc arguspb.ChunkEncoding, size int, minT, maxT int64, hasPrev bool, prevMaxT int64) error {
-	if enc != arguspb.ChunkEncoding_CHUNK_ENCODING_XOR {
+	if !knownEncoding(enc) {
 		return fmt.Errorf("%w: series %s has a chunk with encoding %s", ErrProtocol, lset, enc)
 	}
 	if size < 2 { // The sample count.

@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -78,10 +77,7 @@ func (d *seriesDecoder) addLocal(lset labels.Labels, chks []chunks.Meta) error {
 		return err
 	}
 	for i, m := range chks {
-		enc := arguspb.ChunkEncoding_CHUNK_ENCODING_UNSPECIFIED
-		if m.Chunk.Encoding() == chunkenc.EncXOR {
-			enc = arguspb.ChunkEncoding_CHUNK_ENCODING_XOR
-		}
+		enc := wireEncoding(m.Chunk.Encoding())
 		prevMaxT := int64(0)
 		if i > 0 {
 			prevMaxT = chks[i-1].MaxTime

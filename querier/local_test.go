@@ -45,7 +45,8 @@ func (l localServer) LabelValues(ctx context.Context, req *arguspb.LabelValuesRe
 }
 
 // visitStream converts each sent message's series for visit. A chunk of
-// another encoding than XOR becomes an empty histogram chunk.
+// another encoding than XOR or the histogram ones becomes an empty XOR2
+// chunk, an encoding the query wire has not.
 type visitStream struct {
 	grpc.ServerStream
 	ctx   context.Context
@@ -62,11 +63,14 @@ func (s *visitStream) Send(m *arguspb.SeriesResponse) error {
 		}
 		var metas []chunks.Meta
 		for _, c := range ss.Chunks {
-			var chk chunkenc.Chunk = chunkenc.NewHistogramChunk()
-			if c.Encoding == arguspb.ChunkEncoding_CHUNK_ENCODING_XOR {
+			var chk chunkenc.Chunk = chunkenc.NewXOR2Chunk()
+			switch c.Encoding {
+			case arguspb.ChunkEncoding_CHUNK_ENCODING_XOR:
 				x := &chunkenc.XORChunk{}
 				x.Reset(c.Data)
 				chk = x
+			case arguspb.ChunkEncoding_CHUNK_ENCODING_HISTOGRAM, arguspb.ChunkEncoding_CHUNK_ENCODING_FLOAT_HISTOGRAM:
+				chk, _ = histogramChunk(c.Encoding, c.Data)
 			}
 			metas = append(metas, chunks.Meta{Chunk: chk, MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs})
 		}

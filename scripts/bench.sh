@@ -67,7 +67,7 @@ echo "# $(go version) on $(nproc) cores, GOMAXPROCS=1, $(date -u +%FT%TZ)" >"$ra
 for ((i = 1; i <= count; i++)); do
 	echo "bench: timed benchmarks, round $i of $count" >&2
 	# b.Loop runs each for benchtime.
-	run '^(BenchmarkAppend|BenchmarkAppendPrometheusReference|BenchmarkRangeQuery)$' "$benchtime"
+	run '^(BenchmarkAppend|BenchmarkAppendPrometheusReference|BenchmarkRangeQuery|BenchmarkHistogramAppend|BenchmarkHistogramRangeQuery)$' "$benchtime"
 done
 for ((i = 1; i <= oneshot_count; i++)); do
 	echo "bench: one-shot benchmarks, round $i of $oneshot_count" >&2
@@ -100,6 +100,8 @@ B=BenchmarkPersistedBytes
 M=BenchmarkSeriesMemory
 Q=BenchmarkRangeQuery
 PQ=BenchmarkPersistedRangeQuery
+HA=BenchmarkHistogramAppend
+HQ=BenchmarkHistogramRangeQuery
 # awk_median is the median of the space-separated numbers in s, for the
 # table scripts below.
 awk_median='
@@ -149,6 +151,9 @@ persisted 24h read of one metric, day compacted (wall)|$PQ/impl=argus/series=$pn
 persisted 24h read of one metric, 2h parts / blocks (wall)|$PQ/impl=argus/series=$pn/layout=2h/query=metric|$PQ/impl=prometheus/series=$pn/layout=2h/query=metric|ns/op|-||1e6| ms
 persisted 24h read of one series, day compacted (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=day/query=series|$PQ/impl=prometheus/series=$pn/layout=day/query=series|cpu-ns/sample|-||1|
 persisted 24h read of one series, 2h parts / blocks (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=2h/query=series|$PQ/impl=prometheus/series=$pn/layout=2h/query=series|cpu-ns/sample|-||1|
+native histogram append, 1K series (histograms/s per core)|$HA/impl=argus/series=1000|$HA/impl=prometheus/series=1000|histograms/s|>=|1.0|1|
+range query histogram_quantile by job, 1K histogram series, 1h/60s|$HQ/impl=argus/series=1000/query=quantile_by_job|$HQ/impl=prometheus/series=1000/query=quantile_by_job|ns/op|-||1e6| ms
+range query histogram_count of one histogram series, 1h/60s|$HQ/impl=argus/series=1000/query=count_one_series|$HQ/impl=prometheus/series=1000/query=count_one_series|ns/op|-||1e6| ms
 EOF
 )" "$awk_median"'
 function fmtnum(x, div, suffix) {

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // interval is an inclusive time range.
@@ -154,17 +153,14 @@ const (
 // trimChunk returns c without its samples in dels. A caller that stores
 // chunks must rewrite every chunk it reports trimmed, even when its time
 // range is unchanged (a deletion between its first and last samples).
-// Only XOR chunks are re-encoded; a chunk of another encoding is dropped
-// when an interval covers it, and kept whole otherwise.
+// Chunks of every encoding are re-encoded (native histogram ones with
+// ChunkWithout's generic path).
 func trimChunk(c Chunk, dels intervals) (Chunk, trimResult, error) {
 	if !dels.overlaps(c.MinTime, c.MaxTime) {
 		return c, chunkKept, nil
 	}
 	if dels.coversAll(c.MinTime, c.MaxTime) {
 		return Chunk{}, chunkDropped, nil
-	}
-	if c.Encoding != chunkenc.EncXOR {
-		return c, chunkKept, nil
 	}
 	out, n, dropped, err := ChunkWithout(c, dels.covers)
 	if err != nil {

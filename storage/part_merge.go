@@ -178,13 +178,14 @@ type taggedSample struct {
 	src int
 }
 
-// reencode merges the samples of overlapping XOR chunks into new chunks.
+// reencode merges the samples of overlapping chunks into new chunks (XOR
+// ones here; with any other, reencodeAny).
 func reencode(group []taggedChunk) ([]Chunk, error) {
 	var samples []taggedSample
 	var it chunkenc.Iterator
 	for _, c := range group {
 		if c.Encoding != chunkenc.EncXOR {
-			return nil, fmt.Errorf("overlapping chunks of encoding %s cannot be merged", c.Encoding)
+			return reencodeAny(group) // histogram.go
 		}
 		ch, err := chunkenc.FromData(c.Encoding, c.Data)
 		if err != nil {

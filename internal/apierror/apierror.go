@@ -83,7 +83,7 @@ const (
 	LabelNameTooLong       ID = "err-argus-label-name-too-long"
 	LabelValueTooLong      ID = "err-argus-label-value-too-long"
 	TooFarInFuture         ID = "err-argus-too-far-in-future"
-	NativeHistograms       ID = "err-argus-native-histograms-unsupported"
+	InvalidNativeHistogram ID = "err-argus-invalid-native-histogram"
 	SampleOutOfOrder       ID = "err-argus-sample-out-of-order"
 	SampleDuplicate        ID = "err-argus-sample-duplicate-timestamp"
 	SampleTooOld           ID = "err-argus-sample-too-old"
@@ -210,8 +210,8 @@ var Catalogue = []Entry{
 		"A label value is longer, in bytes, than the tenant's limit.", "Shorten the value (it is usually an unbounded one, such as a URL or an error text), or raise the limit."},
 	{TooFarInFuture, 400, ScopeSeries, "validation.create-grace-period", false,
 		"Some samples are later than the distributor's clock plus the grace period; only those samples were refused.", "Fix the sender's clock or timestamps."},
-	{NativeHistograms, 400, ScopeSeries, "", false,
-		"The series carries native histogram samples, which Argus does not store yet. The whole series was refused, its float samples too.", "Send classic histograms, or drop the series."},
+	{InvalidNativeHistogram, 400, ScopeSeries, "", false,
+		"Some native histogram samples of the series do not decode or are inconsistent (spans that do not match the buckets, a count that is not the sum of the buckets, negative buckets, an unknown schema, custom bounds that are not increasing); only those samples were refused.", "Fix the sender's histogram encoding; Prometheus's own clients send valid histograms."},
 	{SampleOutOfOrder, 400, ScopeSeries, "", false,
 		"Some samples are older than the latest sample of their series (or than what it already persisted).", "Send each series' samples in time order, from one sender (check for duplicate senders without HA deduplication)."},
 	{SampleDuplicate, 400, ScopeSeries, "", false,

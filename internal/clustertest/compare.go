@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -63,6 +64,10 @@ func DecodeAnswer(t testing.TB, code int, body []byte, unordered bool) (Answer, 
 	if unordered {
 		data = SortSeriesList(SortVector(data))
 	}
+	// The engine keeps annotations in a map: their order is not promised
+	// (two infos of one query come in either order from Prometheus too).
+	slices.Sort(r.Warnings)
+	slices.Sort(r.Infos)
 	return Answer{Code: code, Status: r.Status, Data: data}, Annotations{Warnings: r.Warnings, Infos: r.Infos}
 }
 

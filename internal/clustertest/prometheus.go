@@ -41,6 +41,12 @@ type PrometheusOptions struct {
 	// ExternalLabels are global.external_labels, added to every series
 	// Prometheus sends (the cluster and replica labels of an HA pair).
 	ExternalLabels map[string]string
+	// JobConfig holds, per job name, extra YAML lines of its scrape config
+	// (indented by four spaces, e.g. "    scrape_native_histograms: true").
+	JobConfig map[string]string
+	// Rules, if not empty, is the content of a rule file Prometheus loads
+	// (recording rules are evaluated every ScrapeInterval).
+	Rules string
 }
 
 // RemoteWrite is a remote-write destination.
@@ -63,6 +69,8 @@ type RemoteWrite struct {
 	// MetadataSendInterval, if set, is metadata_config.send_interval
 	// (metadata is sent every minute by default).
 	MetadataSendInterval time.Duration
+	// SendNativeHistograms sets send_native_histograms.
+	SendNativeHistograms bool
 }
 
 // Prometheus is a running real Prometheus server.
@@ -112,7 +120,13 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		p.dataDir = filepath.Join(dir, "data")
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(prometheusConfig(p.HostPort(), opts)), 0o644))
+	cfg := prometheusConfig(p.HostPort(), opts)
+	if opts.Rules != "" {
+		rulesPath := filepath.Join(dir, "rules.yml")
+		require.NoError(t, os.WriteFile(rulesPath, []byte(opts.Rules), 0o644))
+		cfg += "rule_files: [" + strconv.Quote(rulesPath) + "]\n"
+	}
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
 	args := []string{
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + p.dataDir,
@@ -157,6 +171,9 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 	sort.Strings(names)
 	for _, job := range names {
 		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets: [%s]\n", strconv.Quote(job), strconv.Quote(jobs[job]))
+		if extra := opts.JobConfig[job]; extra != "" {
+			b.WriteString(strings.TrimSuffix(extra, "\n") + "\n")
+		}
 	}
 	var rws []RemoteWrite
 	if opts.RemoteWrite != nil {
@@ -173,6 +190,9 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 		}
 		if rw.Tenant != "" {
 			fmt.Fprintf(&b, "    headers:\n      %s: %s\n", TenantHeader, strconv.Quote(rw.Tenant))
+		}
+		if rw.SendNativeHistograms {
+			b.WriteString("    send_native_histograms: true\n")
 		}
 		if rw.BearerToken != "" {
 			fmt.Fprintf(&b, "    authorization:\n      credentials: %s\n", strconv.Quote(rw.BearerToken))

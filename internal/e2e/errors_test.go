@@ -206,7 +206,7 @@ func TestErrorContract(t *testing.T) {
 		{id: apierror.LabelValueTooLong, target: a, tenant: "labels", series: `{__name__="m", a="12345678901"}`, do: push(a, "labels", ts("__name__", "m", "a", "12345678901"))},
 		{id: apierror.TooFarInFuture, target: a, tenant: "t1", series: `{__name__="future"}`, do: push(a, "t1", clustertest.TimeSeries{
 			Labels: clustertest.Labels("__name__", "future"), Samples: []clustertest.Sample{{T: now + time.Hour.Milliseconds(), V: 1}}})},
-		{id: apierror.NativeHistograms, target: a, tenant: "t1", series: `{__name__="h"}`, do: histogram},
+		{id: apierror.InvalidNativeHistogram, target: a, tenant: "t1", series: `{__name__="h"}`, do: histogram},
 		{id: apierror.SampleOutOfOrder, target: a, tenant: "t1", series: `{__name__="ooo"}`, do: then(
 			push(a, "t1", clustertest.TimeSeries{Labels: clustertest.Labels("__name__", "ooo"), Samples: []clustertest.Sample{{T: now, V: 1}}}),
 			push(a, "t1", clustertest.TimeSeries{Labels: clustertest.Labels("__name__", "ooo"), Samples: []clustertest.Sample{{T: now - 1000, V: 1}}}))},

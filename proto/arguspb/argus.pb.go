@@ -109,6 +109,10 @@ const (
 	ChunkEncoding_CHUNK_ENCODING_UNSPECIFIED ChunkEncoding = 0
 	// Gorilla XOR, as Prometheus's chunkenc.EncXOR.
 	ChunkEncoding_CHUNK_ENCODING_XOR ChunkEncoding = 1
+	// A native histogram chunk, as Prometheus's chunkenc.EncHistogram.
+	ChunkEncoding_CHUNK_ENCODING_HISTOGRAM ChunkEncoding = 2
+	// A float native histogram chunk, as Prometheus's chunkenc.EncFloatHistogram.
+	ChunkEncoding_CHUNK_ENCODING_FLOAT_HISTOGRAM ChunkEncoding = 3
 )
 
 // Enum value maps for ChunkEncoding.
@@ -116,10 +120,14 @@ var (
 	ChunkEncoding_name = map[int32]string{
 		0: "CHUNK_ENCODING_UNSPECIFIED",
 		1: "CHUNK_ENCODING_XOR",
+		2: "CHUNK_ENCODING_HISTOGRAM",
+		3: "CHUNK_ENCODING_FLOAT_HISTOGRAM",
 	}
 	ChunkEncoding_value = map[string]int32{
-		"CHUNK_ENCODING_UNSPECIFIED": 0,
-		"CHUNK_ENCODING_XOR":         1,
+		"CHUNK_ENCODING_UNSPECIFIED":     0,
+		"CHUNK_ENCODING_XOR":             1,
+		"CHUNK_ENCODING_HISTOGRAM":       2,
+		"CHUNK_ENCODING_FLOAT_HISTOGRAM": 3,
 	}
 )
 
@@ -270,8 +278,9 @@ type TimeSeries struct {
 	// Exemplars, each one marshalled prometheus.Exemplar (labels, value,
 	// timestamp). A series may carry exemplars and no sample.
 	Exemplars [][]byte `protobuf:"bytes,3,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
-	// Native histogram samples (prometheus.Histogram), not supported yet: a
-	// series that carries any is rejected with a reason.
+	// Native histogram samples, each one marshalled prometheus.Histogram
+	// (integer or float, custom buckets included), in increasing timestamp
+	// order.
 	Histograms    [][]byte `protobuf:"bytes,4,rep,name=histograms,proto3" json:"histograms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2468,10 +2477,12 @@ const file_argus_proto_rawDesc = "" +
 	"\x15REJECT_REASON_TOO_OLD\x10\x03\x12 \n" +
 	"\x1cREJECT_REASON_INVALID_LABELS\x10\x04\x12'\n" +
 	"#REJECT_REASON_PER_USER_SERIES_LIMIT\x10\x05\x12)\n" +
-	"%REJECT_REASON_PER_METRIC_SERIES_LIMIT\x10\x06*G\n" +
+	"%REJECT_REASON_PER_METRIC_SERIES_LIMIT\x10\x06*\x89\x01\n" +
 	"\rChunkEncoding\x12\x1e\n" +
 	"\x1aCHUNK_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12CHUNK_ENCODING_XOR\x10\x012\x88\x01\n" +
+	"\x12CHUNK_ENCODING_XOR\x10\x01\x12\x1c\n" +
+	"\x18CHUNK_ENCODING_HISTOGRAM\x10\x02\x12\"\n" +
+	"\x1eCHUNK_ENCODING_FLOAT_HISTOGRAM\x10\x032\x88\x01\n" +
 	"\bIngester\x126\n" +
 	"\x04Push\x12\x16.argus.v1.WriteRequest\x1a\x16.argus.v1.PushResponse\x12D\n" +
 	"\tUserStats\x12\x1a.argus.v1.UserStatsRequest\x1a\x1b.argus.v1.UserStatsResponse2\x85\x03\n" +
