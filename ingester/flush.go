@@ -42,6 +42,9 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 	if len(queue) == 0 {
 		return nil
 	}
+	// Only the chunks that end at or before the floor: an out-of-order
+	// sample may still be merged into the later ones (ooo.go).
+	floor := h.raiseFloorForFlush()
 	defer func() { h.metrics.flushDuration.Observe(time.Since(start).Seconds()) }()
 	for len(queue) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -49,7 +52,7 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 			return err
 		}
 		n := min(len(queue), flushBatchSeries)
-		if err := h.flushBatch(queue[:n]); err != nil {
+		if err := h.flushBatch(queue[:n], floor); err != nil {
 			h.enqueue(queue...)
 			h.metrics.flushFailures.Inc()
 			return err
@@ -59,17 +62,18 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 	return nil
 }
 
-// flushBatch persists the finished chunks of series in one transaction.
-// Only flush removes finished chunks (under flushMu) and cuts only append
-// to them, so the first n chunks seen before the write are still the first
-// n after it.
-func (h *tenantHead) flushBatch(series []*memSeries) error {
+// flushBatch persists the finished chunks of series that end at or before
+// floor in one transaction. Only flush removes finished chunks (under
+// flushMu), cuts only append to them, and out-of-order merges change only
+// chunks that end after floor, so the first n chunks seen before the write
+// are still the first n after it.
+func (h *tenantHead) flushBatch(series []*memSeries, floor int64) error {
 	batch := make([]storage.Series, len(series)) // batch[k] is series[k]; Append ignores empty ones
 	for k, s := range series {
 		s.mu.Lock()
 		// Not gone: GC removes only series with nothing in memory.
 		batch[k].Labels = h.series.syms.decode(s.syms)
-		for c := s.finished; c != nil; c = c.next {
+		for c := s.finished; c != nil && c.maxT <= floor; c = c.next {
 			batch[k].Chunks = append(batch[k].Chunks, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 		}
 		s.mu.Unlock()

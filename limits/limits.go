@@ -65,6 +65,11 @@ type Limits struct {
 	// warning naming the failed ones, instead of a 503. A request's
 	// partial_response parameter overrides it.
 	PartialResponse bool `yaml:"partial_response"`
+
+	// OutOfOrderTimeWindow is how far before the newest sample of the
+	// tenant's head (on each ingester) a sample older than its series'
+	// newest is still accepted and merged. 0 refuses them as out of order.
+	OutOfOrderTimeWindow time.Duration `yaml:"out_of_order_time_window"`
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -107,6 +112,8 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 
 	f.BoolVar(&l.PartialResponse, prefix+"querier.partial-response", false,
 		"Answer a query whose ingesters failed beyond what the replication factor tolerates with the data of the others and a warning naming the failed ones, instead of a 503. A request's partial_response=true|false overrides it.")
+	f.DurationVar(&l.OutOfOrderTimeWindow, prefix+"ingester.out-of-order-time-window", 0,
+		"Per-tenant window, back from the newest sample an ingester holds for the tenant, inside which a sample older than its series' newest is accepted and merged in order. 0 refuses such samples as out of order. The last window of every series stays in the ingesters' memory.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -132,6 +139,7 @@ func (l *Limits) Validate() error {
 	check(l.MaxRecvMsgSize <= 0, "distributor.max-recv-msg-size", l.MaxRecvMsgSize, "must be positive")
 	check(l.QueryTimeout <= 0, "querier.timeout", l.QueryTimeout, "must be positive")
 	check(l.RetentionPeriod < 0, "ingester.retention-period", l.RetentionPeriod, "must not be negative")
+	check(l.OutOfOrderTimeWindow < 0, "ingester.out-of-order-time-window", l.OutOfOrderTimeWindow, "must not be negative")
 	return errors.Join(errs...)
 }
 

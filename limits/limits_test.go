@@ -85,6 +85,7 @@ func TestLimits_Validate(t *testing.T) {
 		"zero timeout":        {func(l *Limits) { l.QueryTimeout = 0 }, "-querier.timeout"},
 		"zero recv size":      {func(l *Limits) { l.MaxRecvMsgSize = 0 }, "-distributor.max-recv-msg-size"},
 		"negative retention":  {func(l *Limits) { l.RetentionPeriod = -time.Hour }, "-ingester.retention-period"},
+		"negative ooo window": {func(l *Limits) { l.OutOfOrderTimeWindow = -time.Hour }, "-ingester.out-of-order-time-window"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := defaultLimits(t)
@@ -99,7 +100,8 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 15)
+	require.Len(t, f, 16)
+	require.Equal(t, "0s", f["out_of_order_time_window"])
 	require.Equal(t, false, f["partial_response"])
 	require.Equal(t, 10000.0, f["ingestion_rate"])
 	require.Equal(t, 150000, f["max_global_series_per_user"])

@@ -1,0 +1,302 @@
+package ingester
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/limits"
+	"github.com/argus-tsdb/argus/proto/arguspb"
+)
+
+// windowLimits gives every tenant the out-of-order window w and no series
+// limits.
+type windowLimits struct{ l limits.Limits }
+
+func (w *windowLimits) For(string) *limits.Limits { return &w.l }
+
+func oooIngester(t *testing.T, cfg Config, window time.Duration, opts ...func(*Ingester)) *Ingester {
+	t.Helper()
+	return startIngesterDeps(t, cfg, Deps{Limits: &windowLimits{limits.Limits{OutOfOrderTimeWindow: window}}, Registerer: prometheus.NewRegistry()}, opts...)
+}
+
+func oooRestart(t *testing.T, ing *Ingester, window time.Duration, opts ...func(*Ingester)) *Ingester {
+	t.Helper()
+	cfg := ing.cfg
+	cfg.Dir = crash(t, ing)
+	return oooIngester(t, cfg, window, opts...)
+}
+
+// requireSeriesInvariants checks the chunks of s in memory: sorted, not
+// overlapping, within one 2h range and samplesPerChunk each, their bounds
+// exact, and returns their samples.
+func requireSeriesInvariants(t *testing.T, s *memSeries) []oooSample {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var all []oooSample
+	check := func(data []byte, minT, maxT int64) {
+		smps := decodeXOR(nil, data)
+		require.NotEmpty(t, smps)
+		require.LessOrEqual(t, len(smps), samplesPerChunk)
+		require.Equal(t, minT, smps[0].t)
+		require.Equal(t, maxT, smps[len(smps)-1].t)
+		require.Equal(t, chunkIndex(minT), chunkIndex(maxT), "chunk crosses a 2h range")
+		if len(all) > 0 {
+			require.Greater(t, minT, all[len(all)-1].t, "chunks overlap")
+		}
+		for k := 1; k < len(smps); k++ {
+			require.Greater(t, smps[k].t, smps[k-1].t)
+		}
+		all = append(all, smps...)
+	}
+	for c := s.finished; c != nil; c = c.next {
+		require.Equal(t, len(c.data), cap(c.data), "finished chunk with spare capacity")
+		check(c.data, c.minT, c.maxT)
+	}
+	if s.open != nil {
+		require.Equal(t, int(binary.BigEndian.Uint16(s.open)), len(decodeXOR(nil, s.open)))
+		check(s.open, s.openMinTLocked(), s.xor.t)
+	}
+	return all
+}
+
+// TestMergeLocked merges shuffled samples into a series one push at a time
+// (some in order, most not) and checks the chunks against a sorted model
+// after each, and that appending in order still works afterwards.
+func TestMergeLocked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 20 {
+		s := newMemSeries(1, "", math.MinInt64, 0)
+		model := map[int64]float64{}
+		// Timestamps over 5 hours, spanning 2h ranges, some sparse some dense.
+		var ts []int64
+		for t := int64(0); t < 5*3600_000; t += 15_000 + int64(rng.IntN(3))*1000 {
+			ts = append(ts, t)
+		}
+		rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
+		var buf []oooSample
+		for len(ts) > 0 {
+			n := min(len(ts), 1+rng.IntN(40))
+			batch := ts[:n]
+			ts = ts[n:]
+			var smps []record.RefSample
+			for _, t := range batch {
+				v := rng.Float64()
+				model[t] = v
+				smps = append(smps, record.RefSample{Ref: 1, T: t, V: v})
+			}
+			s.mu.Lock()
+			s.appendMixedLocked(smps, 0, &buf)
+			s.mu.Unlock()
+		}
+		got := requireSeriesInvariants(t, s)
+		require.Len(t, got, len(model), "round %d", round)
+		for _, x := range got {
+			require.Equal(t, math.Float64bits(model[x.t]), math.Float64bits(x.v))
+		}
+		// In-order appends continue the open chunk.
+		last := got[len(got)-1].t
+		s.mu.Lock()
+		for k := range 200 {
+			s.appendLocked(last+int64(k+1)*1000, float64(k), 0)
+		}
+		s.mu.Unlock()
+		require.Len(t, requireSeriesInvariants(t, s), len(model)+200)
+	}
+}
+
+// TestSplitChunks checks the cut of merged samples: balanced, at most
+// samplesPerChunk, never across a 2h range.
+func TestSplitChunks(t *testing.T) {
+	mk := func(start, n int64) []oooSample {
+		var out []oooSample
+		for k := range n {
+			out = append(out, oooSample{start + k, 0})
+		}
+		return out
+	}
+	sizes := func(ps [][]oooSample) []int {
+		var out []int
+		for _, p := range ps {
+			out = append(out, len(p))
+		}
+		return out
+	}
+	require.Equal(t, []int{120}, sizes(splitChunks(mk(0, 120))))
+	require.Equal(t, []int{60, 61}, sizes(splitChunks(mk(0, 121))))
+	require.Equal(t, []int{80, 80, 81}, sizes(splitChunks(mk(0, 241))))
+	// Across a 2h boundary: two groups.
+	require.Equal(t, []int{10, 5}, sizes(splitChunks(mk(chunkRangeMs-10, 15))))
+}
+
+// TestOOO_AcceptedInsideWindow pushes in-order samples, then shuffled older
+// ones inside and outside the window, exact duplicates and conflicting
+// values, and checks the answers and that every read sees one sorted series:
+// in memory, after flushes, after a crash and replay, after a clean stop.
+func TestOOO_AcceptedInsideWindow(t *testing.T) {
+	const minute = int64(60_000)
+	clock := &testClock{ms: 10 * 3600_000}
+	withClock := func(i *Ingester) { i.now = clock.now }
+	cfg := testConfig(t, t.TempDir())
+	ing := oooIngester(t, cfg, 30*time.Minute, withClock)
+	a := []string{"__name__", "a"}
+	base := int64(10 * 3600_000)
+
+	want := map[int64]float64{}
+	var inOrder []sample
+	for k := int64(0); k <= 60; k++ { // One sample a minute for an hour, the even minutes only.
+		if k%2 == 0 {
+			inOrder = append(inOrder, sample{base + k*minute, float64(k)})
+			want[base+k*minute] = float64(k)
+		}
+	}
+	require.Zero(t, push(t, ing, "t1", ts(a, inOrder...)).RejectedSamples)
+	maxT := base + 60*minute
+
+	// The odd minutes, shuffled: inside the window (>= maxT-30m) accepted,
+	// outside it too old.
+	var odd []sample
+	for k := int64(1); k < 60; k += 2 {
+		odd = append(odd, sample{base + k*minute, float64(k)})
+	}
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(odd), func(i, j int) { odd[i], odd[j] = odd[j], odd[i] })
+	resp := push(t, ing, "t1", ts(a, odd...))
+	outside := 0
+	for _, s := range odd {
+		if s.t >= maxT-30*minute {
+			want[s.t] = s.v
+		} else {
+			outside++
+		}
+	}
+	require.Equal(t, int64(outside), resp.RejectedSamples)
+	require.Len(t, resp.Rejected, 1)
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_TOO_OLD, resp.Rejected[0].Reason)
+	require.Contains(t, resp.Rejected[0].Message, "out-of-order time window")
+
+	// The same push again: the accepted ones are exact duplicates now.
+	resp = push(t, ing, "t1", ts(a, odd...))
+	require.Equal(t, int64(outside), resp.RejectedSamples)
+	// Another value at a stored time, old or new.
+	resp = push(t, ing, "t1", ts(a, sample{base + 45*minute, -1}, sample{base + 44*minute, -1}))
+	require.Equal(t, int64(2), resp.RejectedSamples)
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP, resp.Rejected[0].Reason)
+
+	check := func(ing *Ingester, stage string) {
+		t.Helper()
+		var w []sample
+		for t, v := range want {
+			w = append(w, sample{t, v})
+		}
+		slices.SortFunc(w, func(x, y sample) int { return int(x.t - y.t) })
+		requireSamples(t, map[string][]sample{lstr(a...): w}, queryAll(t, ing, "t1", 0, math.MaxInt64))
+		h := ing.getTenant("t1")
+		requireSeriesInvariants(t, h.series.getByLabels(labelsOf(a...)))
+		_ = stage
+	}
+	check(ing, "memory")
+
+	// Advance: chunks older than the window are flushed; the rest stays.
+	var later []sample
+	for k := int64(61); k <= 200; k++ {
+		later = append(later, sample{base + k*minute, float64(k)})
+		want[base+k*minute] = float64(k)
+	}
+	push(t, ing, "t1", ts(a, later...))
+	flushTenants(t, ing, keepOpenChunks)
+	require.Positive(t, storedChunks(t, ing, "t1"))
+	h := ing.getTenant("t1")
+	s := h.series.getByLabels(labelsOf(a...))
+	s.mu.Lock()
+	require.GreaterOrEqual(t, s.firstInMemoryLocked(), base+200*minute-30*minute-120*minute, "only the window (and its chunk) in memory")
+	for c := s.finished; c != nil; c = c.next {
+		require.Greater(t, c.maxT, h.oooFloor.Load())
+	}
+	s.mu.Unlock()
+	check(ing, "flushed")
+
+	// Out of order again, into chunks in memory, around the flushed ones.
+	resp = push(t, ing, "t1", ts(a, sample{base + 170*minute + 30_000, 0.5}, sample{base + 199*minute + 1, 0.25}))
+	require.Zero(t, resp.RejectedSamples)
+	want[base+170*minute+30_000], want[base+199*minute+1] = 0.5, 0.25
+	check(ing, "merged after flush")
+
+	ing2 := oooRestart(t, ing, 30*time.Minute, withClock)
+	check(ing2, "replayed")
+	// Retries after the restart are still duplicates.
+	require.Zero(t, push(t, ing2, "t1", ts(a, sample{base + 170*minute + 30_000, 0.5})).RejectedSamples)
+
+	// Replay with the window turned off keeps what was accepted.
+	ing3 := oooRestart(t, ing2, 0, withClock)
+	check(ing3, "replayed without window")
+	require.NoError(t, ing3.Stopping(t.Context()))
+	ing4 := oooIngester(t, ing3.cfg, 30*time.Minute, withClock)
+	check(ing4, "after a clean stop")
+}
+
+// TestOOO_WindowZero checks retries without a window: exact duplicates of
+// samples in memory are accepted (in the open chunk and in finished ones),
+// a new older sample is out of order, and one older than the chunks in
+// memory (persisted) is out of order even if it was stored.
+func TestOOO_WindowZero(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ing := oooIngester(t, cfg, 0)
+	a := []string{"__name__", "a"}
+	first := seq(0, 1000, 200) // 120 in a finished chunk, 80 open.
+	require.Zero(t, push(t, ing, "t1", ts(a, first...)).RejectedSamples)
+	// The whole push again: every sample is a duplicate.
+	require.Zero(t, push(t, ing, "t1", ts(a, first...)).RejectedSamples)
+	// A partly landed push retried with more samples.
+	more := append(slices.Clone(first[150:]), seq(200_000, 1000, 10)...)
+	for k := range more[50:] {
+		more[50+k].v = float64(200 + k)
+	}
+	require.Zero(t, push(t, ing, "t1", ts(a, more...)).RejectedSamples)
+	// A new sample between two stored ones: out of order.
+	resp := push(t, ing, "t1", ts(a, sample{500, 1}))
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, resp.Rejected[0].Reason)
+
+	flushTenants(t, ing, keepOpenChunks) // The finished chunk leaves memory.
+	resp = push(t, ing, "t1", ts(a, first[:10]...))
+	require.Equal(t, int64(10), resp.RejectedSamples, "persisted samples are not looked up")
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, resp.Rejected[0].Reason)
+	require.Zero(t, push(t, ing, "t1", ts(a, first[120:]...)).RejectedSamples, "the open chunk is still in memory")
+
+	want := append(slices.Clone(first), more[50:]...)
+	requireSamples(t, map[string][]sample{lstr(a...): want}, queryAll(t, ing, "t1", 0, math.MaxInt64))
+}
+
+// TestOOO_NewSeriesAndPersistedFloor checks that a sample of a recreated
+// series is never merged at or before what it persisted.
+func TestOOO_NewSeriesAndPersistedFloor(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ing := oooIngester(t, cfg, 2*time.Hour)
+	a := []string{"__name__", "a"}
+	b := []string{"__name__", "b"}
+	// b's first push is out of order inside itself.
+	resp := push(t, ing, "t1", ts(a, seq(0, 1000, 10)...), ts(b, sample{9000, 9}, sample{5000, 5}, sample{7000, 7}, sample{5000, 5}))
+	require.Zero(t, resp.RejectedSamples)
+	requireSamples(t, map[string][]sample{
+		lstr(a...): seq(0, 1000, 10),
+		lstr(b...): {{5000, 5}, {7000, 7}, {9000, 9}},
+	}, queryAll(t, ing, "t1", 0, math.MaxInt64))
+	// The same push with a conflicting value inside it.
+	resp = push(t, ing, "t1", ts(b, sample{3000, 3}, sample{3000, 4}))
+	require.Equal(t, int64(1), resp.RejectedSamples)
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP, resp.Rejected[0].Reason)
+	h := ing.getTenant("t1")
+	floor := h.raiseFloorForFlush()
+	require.Equal(t, int64(9000-2*3600_000-1), floor)
+	h.oooFloor.Store(6000) // As if chunks up to 6000 were persisted.
+	resp = push(t, ing, "t1", ts(b, sample{6000, 6}, sample{6500, 6.5}))
+	require.Equal(t, int64(1), resp.RejectedSamples)
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, resp.Rejected[0].Reason)
+}
