@@ -38,6 +38,9 @@ type PrometheusOptions struct {
 	// a server fed by remote write only (its head would otherwise start at
 	// the wall clock and refuse older pushed samples).
 	NoSelfScrape bool
+	// OutOfOrderTimeWindow, when positive, is the TSDB's
+	// storage.tsdb.out_of_order_time_window.
+	OutOfOrderTimeWindow time.Duration
 }
 
 // RemoteWrite is a remote-write destination.
@@ -142,6 +145,9 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 	sort.Strings(names)
 	for _, job := range names {
 		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets: [%s]\n", strconv.Quote(job), strconv.Quote(jobs[job]))
+	}
+	if opts.OutOfOrderTimeWindow > 0 {
+		fmt.Fprintf(&b, "storage:\n  tsdb:\n    out_of_order_time_window: %s\n", promDuration(opts.OutOfOrderTimeWindow))
 	}
 	var rws []RemoteWrite
 	if opts.RemoteWrite != nil {
