@@ -37,6 +37,15 @@
 // rules for reading a series' labels while GC may remove it), and the
 // state of its open chunk's XOR encoder in itself (xor.go).
 //
+// # Out-of-order samples and retries
+//
+// A sample older than its series' newest is merged into the series' chunks
+// when the tenant's out_of_order_time_window allows it, so that a series'
+// chunks stay sorted and never overlap anywhere (in memory, in the DB, on
+// the query wire); an exact duplicate of a sample in memory (a retried push)
+// is accepted and stored once. ooo.go and WAL.md ("Out-of-order samples")
+// say how, and what a flush may persist for it.
+//
 // # Durability
 //
 // Push returns only after the accepted samples are written to the WAL with

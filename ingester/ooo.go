@@ -2,8 +2,10 @@ package ingester
 
 import (
 	"cmp"
+	"encoding/binary"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -259,17 +261,34 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 	for start != nil && start.maxT < smps[0].t {
 		prev, start = start, start.next
 	}
-	var old []oooSample
+	sc := mergeScratchPool.Get().(*mergeScratch)
+	defer mergeScratchPool.Put(sc)
+	old := sc.old[:0]
 	for c := start; c != nil; c = c.next {
-		old = decodeXOR(old, c.data)
+		old = sc.decode(old, c.data)
 	}
 	hadOpen := s.open != nil
 	if hadOpen {
-		old = decodeXOR(old, s.open)
+		old = sc.decode(old, s.open)
 	}
-	merged := mergeSamples(old, smps)
+	merged := mergeSamples(sc.merged[:0], old, smps)
+	sc.old, sc.merged = old, merged
+	// Reads copy the open chunk (query.go): its buffer is the series' own,
+	// and is rewritten in place.
+	buf := s.open
+	s.dropOpenLocked()
+	sc.pieces = splitChunks(sc.pieces[:0], merged)
 	var first, last *finishedChunk
-	link := func(fc *finishedChunk) {
+	for k, p := range sc.pieces {
+		if k == len(sc.pieces)-1 && hadOpen {
+			s.open = buf[:xorHeaderSize]
+			binary.BigEndian.PutUint16(s.open, 0)
+			for _, x := range p {
+				xorAppend(&s.open, &s.xor, x.t, x.v)
+			}
+			break
+		}
+		fc := encodeFinished(p)
 		if first == nil {
 			first = fc
 		} else {
@@ -277,18 +296,7 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 		}
 		last = fc
 	}
-	s.dropOpenLocked()
-	pieces := splitChunks(merged)
-	for k, p := range pieces {
-		if k == len(pieces)-1 && hadOpen {
-			s.open = make([]byte, xorHeaderSize, chunkInitialCap)
-			for _, x := range p {
-				xorAppend(&s.open, &s.xor, x.t, x.v)
-			}
-			break
-		}
-		link(encodeFinished(p))
-	}
+	clear(sc.pieces)
 	if prev == nil {
 		s.finished = first
 	} else {
@@ -297,10 +305,32 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 	s.lastAppend = unixSeconds(nowMs)
 }
 
-// splitChunks cuts samples sorted by time into the samples of chunks: never
-// across a 2h range, at most samplesPerChunk each, of balanced sizes.
-func splitChunks(smps []oooSample) [][]oooSample {
-	var out [][]oooSample
+// mergeScratch is the scratch memory of a merge, pooled: merges run under a
+// series' mu, so one per series at a time, from pushes and replay.
+type mergeScratch struct {
+	old, merged []oooSample
+	pieces      [][]oooSample
+	chunk       chunkenc.XORChunk
+	it          chunkenc.Iterator
+}
+
+var mergeScratchPool = sync.Pool{New: func() any { return &mergeScratch{} }}
+
+// decode appends the samples of the XOR chunk data to dst.
+func (sc *mergeScratch) decode(dst []oooSample, data []byte) []oooSample {
+	sc.chunk.Reset(data)
+	sc.it = sc.chunk.Iterator(sc.it)
+	for sc.it.Next() == chunkenc.ValFloat {
+		t, v := sc.it.At()
+		dst = append(dst, oooSample{t, v})
+	}
+	return dst
+}
+
+// splitChunks appends to out the samples of the chunks that samples sorted
+// by time are cut into: never across a 2h range, at most samplesPerChunk
+// each, of balanced sizes.
+func splitChunks(out [][]oooSample, smps []oooSample) [][]oooSample {
 	for len(smps) > 0 {
 		n := 1
 		for n < len(smps) && chunkIndex(smps[n].t) == chunkIndex(smps[0].t) {
@@ -341,10 +371,9 @@ func decodeXOR(dst []oooSample, data []byte) []oooSample {
 	return dst
 }
 
-// mergeSamples merges two lists sorted by time; at an equal time the sample
-// of a is kept.
-func mergeSamples(a, b []oooSample) []oooSample {
-	out := make([]oooSample, 0, len(a)+len(b))
+// mergeSamples appends to out the merge of two lists sorted by time; at an
+// equal time the sample of a is kept.
+func mergeSamples(out, a, b []oooSample) []oooSample {
 	for len(a) > 0 || len(b) > 0 {
 		switch {
 		case len(b) == 0 || (len(a) > 0 && a[0].t < b[0].t):

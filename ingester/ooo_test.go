@@ -134,11 +134,11 @@ func TestSplitChunks(t *testing.T) {
 		}
 		return out
 	}
-	require.Equal(t, []int{120}, sizes(splitChunks(mk(0, 120))))
-	require.Equal(t, []int{60, 61}, sizes(splitChunks(mk(0, 121))))
-	require.Equal(t, []int{80, 80, 81}, sizes(splitChunks(mk(0, 241))))
+	require.Equal(t, []int{120}, sizes(splitChunks(nil, mk(0, 120))))
+	require.Equal(t, []int{60, 61}, sizes(splitChunks(nil, mk(0, 121))))
+	require.Equal(t, []int{80, 80, 81}, sizes(splitChunks(nil, mk(0, 241))))
 	// Across a 2h boundary: two groups.
-	require.Equal(t, []int{10, 5}, sizes(splitChunks(mk(chunkRangeMs-10, 15))))
+	require.Equal(t, []int{10, 5}, sizes(splitChunks(nil, mk(chunkRangeMs-10, 15))))
 }
 
 // TestOOO_AcceptedInsideWindow pushes in-order samples, then shuffled older
@@ -403,4 +403,77 @@ func TestOOO_ConcurrentPushFlushQuery(t *testing.T) {
 	require.Positive(t, storedChunks(t, ing, "t1"))
 	ing2 := oooRestart(t, ing, window)
 	requireSamples(t, got, queryAll(t, ing2, "t1", math.MinInt64, math.MaxInt64))
+}
+
+// TestOOO_LongWindowAcrossPartitions: with a 3 h window (longer than the
+// head's usual hour, and than a 2 h partition), samples 2.5 h late land in
+// a partition window before the newest; flushes and compactions (which seal
+// the windows that can take no more samples) run in between, and every read
+// is the model, before and after a restart.
+func TestOOO_LongWindowAcrossPartitions(t *testing.T) {
+	const minute = int64(60_000)
+	cfg := testConfig(t, t.TempDir())
+	ing := oooIngester(t, cfg, 3*time.Hour)
+	names := [][]string{{"__name__", "a"}, {"__name__", "b"}, {"__name__", "c"}}
+	model := map[string]map[int64]float64{}
+	add := func(k int, smps ...sample) *arguspb.TimeSeries {
+		key := lstr(names[k]...)
+		if model[key] == nil {
+			model[key] = map[int64]float64{}
+		}
+		for _, s := range smps {
+			model[key][s.t] = s.v
+		}
+		return ts(names[k], smps...)
+	}
+	maintain := func() {
+		flushTenants(t, ing, cutIdleChunks)
+		require.NoError(t, ing.compactDB(t.Context()))
+	}
+	// 8 h in order, the odd minutes left out, maintained every hour.
+	for hour := int64(0); hour < 8; hour++ {
+		var tss []*arguspb.TimeSeries
+		for k := range names {
+			var smps []sample
+			for m := hour * 60; m < (hour+1)*60; m += 2 {
+				smps = append(smps, sample{m * minute, float64(k*100000) + float64(m)})
+			}
+			tss = append(tss, add(k, smps...))
+		}
+		require.Zero(t, push(t, ing, "t1", tss...).RejectedSamples)
+		maintain()
+	}
+	maxT := int64(8*60-2) * minute
+	sealed := ing.sealed.Load()
+	require.LessOrEqual(t, sealed, maxT-3*time.Hour.Milliseconds(), "no window the out-of-order samples may reach is sealed")
+	// The odd minutes of the last 3 h (those of the first 5 h are too old),
+	// newest first, a few per push, maintaining in between.
+	var late []sample
+	for m := int64(8*60 - 1); m*minute >= maxT-3*time.Hour.Milliseconds(); m -= 2 {
+		late = append(late, sample{m * minute, float64(m) + 0.5})
+	}
+	for len(late) > 0 {
+		n := min(len(late), 7)
+		var tss []*arguspb.TimeSeries
+		for k := range names {
+			tss = append(tss, add(k, late[:n]...))
+		}
+		require.Zero(t, push(t, ing, "t1", tss...).RejectedSamples)
+		late = late[n:]
+		maintain()
+	}
+	resp := push(t, ing, "t1", ts(names[0], sample{maxT - 3*time.Hour.Milliseconds() - minute, 1}))
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_TOO_OLD, resp.Rejected[0].Reason)
+
+	want := map[string][]sample{}
+	for key, m := range model {
+		for t, v := range m {
+			want[key] = append(want[key], sample{t, v})
+		}
+		slices.SortFunc(want[key], func(x, y sample) int { return int(x.t - y.t) })
+	}
+	requireSamples(t, want, queryAll(t, ing, "t1", math.MinInt64, math.MaxInt64))
+	require.Positive(t, storedChunks(t, ing, "t1"))
+	ing2 := oooRestart(t, ing, 3*time.Hour)
+	requireSamples(t, want, queryAll(t, ing2, "t1", math.MinInt64, math.MaxInt64))
 }
