@@ -446,6 +446,7 @@ func TestOOO_LongWindowAcrossPartitions(t *testing.T) {
 	maxT := int64(8*60-2) * minute
 	sealed := ing.sealed.Load()
 	require.LessOrEqual(t, sealed, maxT-3*time.Hour.Milliseconds(), "no window the out-of-order samples may reach is sealed")
+	require.GreaterOrEqual(t, sealed, 2*time.Hour.Milliseconds(), "the older windows are sealed")
 	// The odd minutes of the last 3 h (those of the first 5 h are too old),
 	// newest first, a few per push, maintaining in between.
 	var late []sample
