@@ -202,13 +202,14 @@ func (s *memSeries) valueAtLocked(t int64) (float64, bool) {
 	if data == nil {
 		return 0, false
 	}
-	var c chunkenc.XORChunk
-	c.Reset(data)
-	it := c.Iterator(nil)
-	if it.Seek(t) != chunkenc.ValFloat {
+	sc := mergeScratchPool.Get().(*mergeScratch)
+	defer mergeScratchPool.Put(sc)
+	sc.chunk.Reset(data)
+	sc.it = sc.chunk.Iterator(sc.it)
+	if sc.it.Seek(t) != chunkenc.ValFloat {
 		return 0, false
 	}
-	st, v := it.At()
+	st, v := sc.it.At()
 	return v, st == t
 }
 
