@@ -264,6 +264,10 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 	}
 	sc := mergeScratchPool.Get().(*mergeScratch)
 	defer mergeScratchPool.Put(sc)
+	s.lastAppend = unixSeconds(nowMs)
+	if start == nil && s.resumeOpenLocked(smps, sc) {
+		return // Into the open chunk alone: only its end is re-encoded (ooo_xor.go).
+	}
 	old := sc.old[:0]
 	for c := start; c != nil; c = c.next {
 		old = sc.decode(old, c.data)
@@ -303,7 +307,6 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 	} else {
 		prev.next = first
 	}
-	s.lastAppend = unixSeconds(nowMs)
 }
 
 // mergeScratch is the scratch memory of a merge, pooled: merges run under a

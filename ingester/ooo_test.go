@@ -85,10 +85,20 @@ func TestMergeLocked(t *testing.T) {
 		for t := int64(0); t < 5*3600_000; t += 15_000 + int64(rng.IntN(3))*1000 {
 			ts = append(ts, t)
 		}
-		rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
+		if round%2 == 0 {
+			rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
+		} else { // Nearly sorted: samples a few scrapes late, merged into the open chunk.
+			for i := range ts {
+				j := min(i+rng.IntN(4), len(ts)-1)
+				ts[i], ts[j] = ts[j], ts[i]
+			}
+		}
 		var buf []oooSample
 		for len(ts) > 0 {
 			n := min(len(ts), 1+rng.IntN(40))
+			if round%2 == 1 {
+				n = min(len(ts), 1+rng.IntN(3))
+			}
 			batch := ts[:n]
 			ts = ts[n:]
 			var smps []record.RefSample
@@ -477,4 +487,83 @@ func TestOOO_LongWindowAcrossPartitions(t *testing.T) {
 	require.Positive(t, storedChunks(t, ing, "t1"))
 	ing2 := oooRestart(t, ing, 3*time.Hour)
 	requireSamples(t, want, queryAll(t, ing2, "t1", math.MinInt64, math.MaxInt64))
+}
+
+// TestXORResumeAt checks the encoder state xorResumeAt rebuilds at every
+// insertion point of chunks of varied samples against xorAppend's own: the
+// same bits, state and sample count, and the samples after it.
+func TestXORResumeAt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for round := range 200 {
+		n := 1 + rng.IntN(samplesPerChunk)
+		smps := make([]oooSample, n)
+		ts := int64(rng.IntN(1 << 20))
+		for k := range smps {
+			switch rng.IntN(5) {
+			case 0:
+				ts += 15_000
+			case 1:
+				ts += 1 + int64(rng.IntN(100))
+			case 2:
+				ts += int64(rng.IntN(1 << 30))
+			default:
+				ts += 15_000 + int64(rng.IntN(2000)) - 1000
+			}
+			var v float64
+			switch rng.IntN(5) {
+			case 0:
+				if k > 0 {
+					v = smps[k-1].v
+				}
+			case 1:
+				v = float64(rng.IntN(1000))
+			case 2:
+				v = math.Float64frombits(0x7ff0000000000001 + uint64(rng.IntN(1000)))
+			default:
+				v = rng.NormFloat64() * 1e6
+			}
+			smps[k] = oooSample{ts, v}
+		}
+		data := make([]byte, xorHeaderSize, chunkInitialCap)
+		var st xorState
+		for _, x := range smps {
+			xorAppend(&data, &st, x.t, x.v)
+		}
+		for at := range n + 1 {
+			cut := smps[len(smps)-1].t + 1
+			if at < n {
+				cut = smps[at].t
+				if at > 0 && rng.IntN(2) == 0 {
+					cut = smps[at-1].t + 1 // Between two samples.
+				}
+			}
+			res, tail, ok := xorResumeAt(data, cut, nil)
+			require.True(t, ok)
+			require.Equal(t, at, res.n, "round %d", round)
+			require.Len(t, tail, n-at)
+			for k, x := range tail {
+				require.Equal(t, smps[at+k].t, x.t)
+				require.Equal(t, math.Float64bits(smps[at+k].v), math.Float64bits(x.v))
+			}
+			want := make([]byte, xorHeaderSize, chunkInitialCap)
+			var wst xorState
+			for _, x := range smps[:at] {
+				xorAppend(&want, &wst, x.t, x.v)
+			}
+			if at == 0 {
+				wst = xorState{}
+			}
+			require.Equal(t, math.Float64bits(wst.v), math.Float64bits(res.st.v))
+			gst := res.st
+			wst.v, gst.v = 0, 0 // NaN payloads compared as bits above.
+			require.Equal(t, wst, gst, "round %d, state after %d samples", round, at)
+			require.Equal(t, len(want)*8-int(wst.free), res.bits)
+			got := slices.Clone(data[:len(want)])
+			if res.st.free > 0 {
+				got[len(got)-1] &^= byte(1<<res.st.free - 1)
+			}
+			binary.BigEndian.PutUint16(got, uint16(at))
+			require.Equal(t, want, got)
+		}
+	}
 }
