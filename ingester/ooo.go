@@ -265,8 +265,8 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 	sc := mergeScratchPool.Get().(*mergeScratch)
 	defer mergeScratchPool.Put(sc)
 	s.lastAppend = unixSeconds(nowMs)
-	if start == nil && s.resumeOpenLocked(smps, sc) {
-		return // Into the open chunk alone: only its end is re-encoded (ooo_xor.go).
+	if s.resumeLocked(prev, start, smps, sc) {
+		return // Into one chunk: only its end is re-encoded (ooo_xor.go).
 	}
 	old := sc.old[:0]
 	for c := start; c != nil; c = c.next {

@@ -85,7 +85,7 @@ func TestMergeLocked(t *testing.T) {
 		for t := int64(0); t < 5*3600_000; t += 15_000 + int64(rng.IntN(3))*1000 {
 			ts = append(ts, t)
 		}
-		if round%2 == 0 {
+		if round%3 != 1 {
 			rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
 		} else { // Nearly sorted: samples a few scrapes late, merged into the open chunk.
 			for i := range ts {
@@ -96,8 +96,11 @@ func TestMergeLocked(t *testing.T) {
 		var buf []oooSample
 		for len(ts) > 0 {
 			n := min(len(ts), 1+rng.IntN(40))
-			if round%2 == 1 {
+			if round%3 == 1 {
 				n = min(len(ts), 1+rng.IntN(3))
+			}
+			if round%3 == 2 && len(model) > 200 {
+				n = 1 // Single samples into whatever chunk holds them.
 			}
 			batch := ts[:n]
 			ts = ts[n:]

@@ -5,12 +5,12 @@ import (
 	"math"
 )
 
-// An out-of-order sample merged into the open chunk usually lands near its
-// end (a sample a scrape or two late). Re-encoding the whole chunk would
-// cost a full encode per such sample; xorResumeAt instead decodes the chunk
-// up to the insertion point, keeping the encoder's state as xorAppend had it
-// there, so that the chunk can be cut back to that point and the merged
-// rest appended. XOR encoding is deterministic, so the bytes are those of a
+// An out-of-order sample usually lands inside one chunk, often near the end
+// of the open one (a sample a scrape or two late). Re-encoding the chunk
+// would cost a full encode per such sample; xorResumeAt instead decodes the
+// chunk up to the insertion point, keeping the encoder's state as xorAppend
+// had it there, so that the chunk (the open one in place, a finished one as
+// a copy) can be cut back to that point and the merged rest appended. XOR encoding is deterministic, so the bytes are those of a
 // full re-encode (TestXORResumeAt checks it).
 
 // bitReader reads bits most significant first.
@@ -136,17 +136,48 @@ func xorReadValue(r *bitReader, st *xorState) float64 {
 	return math.Float64frombits(math.Float64bits(st.v) ^ delta)
 }
 
-// resumeOpenLocked cuts the open chunk back to its samples older than
-// smps[0] and appends the merge of the rest with smps. It reports false,
-// changing nothing, unless smps (sorted, none at a time in the chunk) all
-// fall after the open chunk's first sample and the merge fits one chunk.
-// The caller holds mu.
-func (s *memSeries) resumeOpenLocked(smps []oooSample, sc *mergeScratch) bool {
-	if s.open == nil || smps[0].t <= s.openMinTLocked() ||
-		int(binary.BigEndian.Uint16(s.open))+len(smps) > samplesPerChunk {
+// resumeLocked merges smps (sorted, none at a time in the chunk) into the
+// one chunk that holds their range: the open chunk, in place, or the
+// finished chunk fc (next after prev), replaced by a copy. It reports
+// false, changing nothing, unless smps fall after the chunk's first sample
+// and before its last, and the merge fits one chunk. The caller holds mu.
+func (s *memSeries) resumeLocked(prev, fc *finishedChunk, smps []oooSample, sc *mergeScratch) bool {
+	last := smps[len(smps)-1].t
+	if fc == nil {
+		if s.open == nil || smps[0].t <= s.openMinTLocked() || !resumeXOR(&s.open, &s.xor, smps, sc) {
+			return false
+		}
+		return true
+	}
+	if smps[0].t <= fc.minT || last >= fc.maxT {
 		return false
 	}
-	res, tail, ok := xorResumeAt(s.open, smps[0].t, sc.old[:0])
+	buf := make([]byte, len(fc.data), len(fc.data)+2*len(smps)+16)
+	copy(buf, fc.data)
+	var st xorState
+	if !resumeXOR(&buf, &st, smps, sc) {
+		return false
+	}
+	data := make([]byte, len(buf)) // Finished chunks have no spare capacity.
+	copy(data, buf)
+	nc := &finishedChunk{minT: fc.minT, maxT: fc.maxT, data: data, next: fc.next}
+	if prev == nil {
+		s.finished = nc
+	} else {
+		prev.next = nc
+	}
+	return true
+}
+
+// resumeXOR cuts the XOR chunk *data back to its samples older than smps[0]
+// and appends the merge of the rest with smps, st being its encoder state.
+// It reports false, changing nothing, if the merge would pass
+// samplesPerChunk or the chunk does not decode.
+func resumeXOR(data *[]byte, st *xorState, smps []oooSample, sc *mergeScratch) bool {
+	if int(binary.BigEndian.Uint16(*data))+len(smps) > samplesPerChunk {
+		return false
+	}
+	res, tail, ok := xorResumeAt(*data, smps[0].t, sc.old[:0])
 	sc.old = tail
 	if !ok {
 		return false
@@ -154,14 +185,15 @@ func (s *memSeries) resumeOpenLocked(smps []oooSample, sc *mergeScratch) bool {
 	merged := mergeSamples(sc.merged[:0], tail, smps)
 	sc.merged = merged
 	n := (res.bits + 7) / 8
-	s.open = s.open[:n]
+	b := (*data)[:n]
 	if res.st.free > 0 {
-		s.open[n-1] &^= byte(1<<res.st.free - 1) // writeBits ORs into the last byte.
+		b[n-1] &^= byte(1<<res.st.free - 1) // writeBits ORs into the last byte.
 	}
-	binary.BigEndian.PutUint16(s.open, uint16(res.n))
-	s.xor = res.st
+	binary.BigEndian.PutUint16(b, uint16(res.n))
+	*st = res.st
 	for _, x := range merged {
-		xorAppend(&s.open, &s.xor, x.t, x.v)
+		xorAppend(&b, st, x.t, x.v)
 	}
+	*data = b
 	return true
 }
