@@ -252,10 +252,11 @@ func (s *memSeries) appendMixedLocked(smps []record.RefSample, nowMs int64, buf 
 
 // mergeLocked merges smps (sorted by time, none at a time already in memory,
 // none newer than the series' newest in memory) into the chunks in memory:
-// the chunks from the first one that ends at or after smps[0] are decoded,
-// merged and cut again; the chunks before it are left alone (a flush may be
-// writing them). The open chunk, if any, stays the open chunk. The caller
-// holds mu.
+// the chunks from the first one that ends at or after smps[0] to the last
+// one that begins at or before the newest of smps are decoded, merged and
+// cut again; the chunks before them are left alone (a flush may be writing
+// them), and so are those after. The open chunk, if any, stays the open
+// chunk. The caller holds mu.
 func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 	var prev *finishedChunk
 	start := s.finished
@@ -268,11 +269,23 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 	if s.resumeLocked(prev, start, smps, sc) {
 		return // Into one chunk: only its end is re-encoded (ooo_xor.go).
 	}
+	// The chunks rewritten: from start to the last one that begins at or
+	// before the newest of smps (start at least); the open chunk if that
+	// reaches it. Those after keep their bytes: the merge ends before them.
+	newest := smps[len(smps)-1].t
+	end := start
+	for end != nil && end.next != nil && end.next.minT <= newest {
+		end = end.next
+	}
+	var after *finishedChunk // The first finished chunk kept after the rewrite.
+	hadOpen := s.open != nil && (end == nil || end.next == nil && s.openMinTLocked() <= newest)
+	if end != nil && !hadOpen {
+		after = end.next
+	}
 	old := sc.old[:0]
-	for c := start; c != nil; c = c.next {
+	for c := start; c != after; c = c.next {
 		old = sc.decode(old, c.data)
 	}
-	hadOpen := s.open != nil
 	if hadOpen {
 		old = sc.decode(old, s.open)
 	}
@@ -281,7 +294,9 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 	// Reads copy the open chunk (query.go): its buffer is the series' own,
 	// and is rewritten in place.
 	buf := s.open
-	s.dropOpenLocked()
+	if hadOpen {
+		s.dropOpenLocked()
+	}
 	sc.pieces = splitChunks(sc.pieces[:0], merged)
 	var first, last *finishedChunk
 	for k, p := range sc.pieces {
@@ -302,6 +317,11 @@ func (s *memSeries) mergeLocked(smps []oooSample, nowMs int64) {
 		last = fc
 	}
 	clear(sc.pieces)
+	if last != nil {
+		last.next = after
+	} else {
+		first = after
+	}
 	if prev == nil {
 		s.finished = first
 	} else {
