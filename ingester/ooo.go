@@ -19,9 +19,11 @@ import (
 // A tenant with an out_of_order_time_window W accepts a sample older than
 // its series' newest if it is at or after the head's max time minus W, and
 // newer than anything the series may have persisted. Such a sample is merged
-// into the series' chunks in memory: the chunks that hold or follow it are
-// decoded, merged with it and cut again (at most samplesPerChunk samples
-// each, never across a 2h range). A series' chunks therefore stay sorted and
+// into the series' chunks in memory: the chunk that holds it is decoded up
+// to it, cut back there and the rest re-encoded with it (ooo_xor.go); a
+// merge that reaches several chunks, or overflows one, decodes them and cuts
+// them again (at most samplesPerChunk samples each, never across a 2h
+// range). A series' chunks therefore stay sorted and
 // never overlap, in memory, in the WAL's replay, in the DB and on the query
 // wire: no read, compaction or replica merge has to deal with overlapping
 // chunks of one series from one ingester, and a series needs no state of its
