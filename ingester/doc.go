@@ -52,6 +52,15 @@
 // ordering, duplicate and too-old rules are those of float samples
 // (hist_push.go); a retried histogram equal to the last one is accepted.
 //
+// # Out-of-order samples and retries
+//
+// A sample older than its series' newest is merged into the series' chunks
+// when the tenant's out_of_order_time_window allows it, so that a series'
+// chunks stay sorted and never overlap anywhere (in memory, in the DB, on
+// the query wire); an exact duplicate of a sample in memory (a retried push)
+// is accepted and stored once. ooo.go and WAL.md ("Out-of-order samples")
+// say how, and what a flush may persist for it.
+//
 // # Durability
 //
 // Push returns only after the accepted samples are written to the WAL with

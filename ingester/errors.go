@@ -20,12 +20,15 @@ var ErrNotReady = errors.New("ingester not ready")
 // or not newer than what the series already persisted.
 var ErrOutOfOrder = errors.New("out of order sample")
 
-// ErrDuplicateTimestamp means a sample has the timestamp of the latest sample
-// of its series but another value.
+// ErrDuplicateTimestamp means a sample has the timestamp of a sample its
+// series holds in memory (or of an earlier sample of the same push) but
+// another value.
 var ErrDuplicateTimestamp = errors.New("duplicate sample for timestamp")
 
 // ErrTooOld means a sample is older than the oldest time the tenant's head
-// accepts (head max time minus one hour).
+// accepts (head max time minus one hour, or minus the out-of-order window
+// when it is longer), or, for a tenant with an out-of-order window, older
+// than its series' newest sample and outside the window.
 var ErrTooOld = errors.New("sample too old")
 
 // ErrInvalidLabels means a label set is empty, unsorted, has a duplicate or
@@ -68,6 +71,7 @@ type sampleError struct {
 	reason arguspb.RejectReason
 	t      int64 // the rejected sample's timestamp
 	ref    int64 // latest timestamp, or the minimum valid one for ErrTooOld
+	window bool  // ErrTooOld: ref is the start of the out-of-order window
 }
 
 func (e sampleError) Error() string {
@@ -75,8 +79,11 @@ func (e sampleError) Error() string {
 	case arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER:
 		return fmt.Sprintf("sample at %d is not newer than the latest sample at %d", e.t, e.ref)
 	case arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP:
-		return fmt.Sprintf("sample at %d has the timestamp of the latest sample but another value", e.t)
+		return fmt.Sprintf("sample at %d has the timestamp of a stored sample but another value", e.t)
 	case arguspb.RejectReason_REJECT_REASON_TOO_OLD:
+		if e.window {
+			return fmt.Sprintf("sample at %d is older than its series' latest sample and than the start %d of the out-of-order time window", e.t, e.ref)
+		}
 		return fmt.Sprintf("sample at %d is older than the minimum valid time %d", e.t, e.ref)
 	}
 	return fmt.Sprintf("sample at %d rejected", e.t)

@@ -40,6 +40,9 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 	if len(queue) == 0 {
 		return nil
 	}
+	// Only the chunks that end at or before the floor: an out-of-order
+	// sample may still be merged into the later ones (ooo.go).
+	floor := h.raiseFloorForFlush()
 	defer func() { h.metrics.flushDuration.Observe(time.Since(start).Seconds()) }()
 	for len(queue) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -47,7 +50,7 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 			return err
 		}
 		n := min(len(queue), flushBatchSeries)
-		if err := h.flushBatch(queue[:n]); err != nil {
+		if err := h.flushBatch(queue[:n], floor); err != nil {
 			h.enqueue(queue...)
 			h.metrics.flushFailures.Inc()
 			return err
@@ -57,17 +60,19 @@ func (h *tenantHead) flush(ctx context.Context, idle idlePolicy) error {
 	return nil
 }
 
-// flushBatch persists the finished chunks of series in one transaction.
-// Only flush removes finished chunks (under flushMu) and cuts only append
-// to them, so the first n chunks seen before the write are still the first
-// n after it.
-func (h *tenantHead) flushBatch(series []*memSeries) error {
+// flushBatch persists the finished chunks of series that end at or before
+// floor in one transaction. Only flush removes finished chunks (under
+// flushMu), cuts only append to them, and out-of-order merges change only
+// chunks that end after floor, so the first n chunks seen before the write
+// are still the first n after it.
+func (h *tenantHead) flushBatch(series []*memSeries, floor int64) error {
 	batch := make([]storage.Series, len(series)) // batch[k] is series[k]; Append ignores empty ones
+	nXOR := make([]int, len(series))             // of batch[k].Chunks, the XOR chunks of series[k].finished
 	for k, s := range series {
 		s.mu.Lock()
 		// Not gone: GC removes only series with nothing in memory.
 		batch[k].Labels = h.series.syms.decode(s.syms)
-		batch[k].Chunks = s.appendFinishedLocked(batch[k].Chunks)
+		batch[k].Chunks, nXOR[k] = s.appendFinishedLocked(batch[k].Chunks, floor)
 		s.mu.Unlock()
 	}
 	persisted, err := h.appendChunks(batch)
@@ -86,7 +91,7 @@ func (h *tenantHead) flushBatch(series []*memSeries) error {
 		n := len(batch[k].Chunks)
 		s.mu.Lock()
 		if n > 0 && persisted[k] {
-			nBytes += s.dropFinishedLocked(n)
+			nBytes += s.dropFinishedLocked(nXOR[k], n-nXOR[k])
 			nChunks += n
 		}
 		if s.hasFinishedLocked() {

@@ -26,6 +26,7 @@ type tenantOptions struct {
 	lastRef     *atomic.Uint64 // the ingester's series ref counter: refs are unique across tenants
 	sealed      *atomic.Int64  // samples older than this are refused: the DB may have sealed their partition
 	retention   func(tenant string) time.Duration
+	oooWindow   func(tenant string) time.Duration // the out-of-order time window; nil: none
 	removedMaxT int64
 	// instanceSeries counts the series of every head of the Ingester, for
 	// -ingester.instance-limits.max-series (maxSeries, 0: no limit).
@@ -60,6 +61,13 @@ type tenantHead struct {
 	lastRef   *atomic.Uint64
 	sealed    *atomic.Int64
 	retention func(tenant string) time.Duration
+	oooWindow func(tenant string) time.Duration
+
+	// oooFloor: an out-of-order sample must be newer than it. Every chunk
+	// persisted or being persisted, and every persisted max time a series
+	// was created with, is at or before it (ooo.go). Raised by flushes under
+	// appendMu, and by series creation.
+	oooFloor atomic.Int64
 
 	store    tenantStore
 	series   *stripeSeries
@@ -133,6 +141,7 @@ func newTenantHead(o tenantOptions) *tenantHead {
 		lastRef:   o.lastRef,
 		sealed:    o.sealed,
 		retention: o.retention,
+		oooWindow: o.oooWindow,
 		store:     o.store,
 		series:    newStripeSeries(),
 		postings:  newHeadPostings(),
@@ -148,6 +157,7 @@ func newTenantHead(o tenantOptions) *tenantHead {
 	nowMs := o.now().UnixMilli()
 	h.rate.current = floorDiv(nowMs, rateBucketMs)
 	h.maxT.Store(math.MinInt64)
+	h.oooFloor.Store(math.MinInt64)
 	h.removedMaxT.Store(o.removedMaxT)
 	h.replayCutoff = h.retentionCutoff(nowMs)
 	h.lastUsed.Store(nowMs)
@@ -182,10 +192,11 @@ func (h *tenantHead) retentionCutoff(nowMs int64) int64 {
 }
 
 // minValid returns the oldest sample time a push may append: the head's
-// minimum valid time (Prometheus's), the tenant's retention, and the time
-// before which the DB may have sealed partitions, whichever is newest.
+// minimum valid time (Prometheus's, extended to the out-of-order window), the
+// tenant's retention, and the time before which the DB may have sealed
+// partitions, whichever is newest.
 func (h *tenantHead) minValid(nowMs int64) int64 {
-	return max(minValidTime(h.maxT.Load()), h.sealed.Load(), h.retentionCutoff(nowMs))
+	return max(minValidWithWindow(h.maxT.Load(), h.oooWindowMs()), h.sealed.Load(), h.retentionCutoff(nowMs))
 }
 
 func (h *tenantHead) nowMs() int64 {
@@ -217,6 +228,7 @@ func (h *tenantHead) getOrCreate(hash uint64, lset labels.Labels, lim *seriesLim
 	if newest <= persisted {
 		return nil, sampleError{reason: rejectOutOfOrder.reason(), t: newest, ref: persisted}
 	}
+	raiseInt64(&h.oooFloor, persisted) // Before the series exists: no sample of it may go at or before persisted.
 	h.createMu.Lock()
 	defer h.createMu.Unlock()
 	if s := h.series.getByHash(hash, lset); s != nil {
@@ -261,7 +273,7 @@ func (h *tenantHead) addSeries(hash uint64, s *memSeries, lset labels.Labels) {
 // time of a label set changes only by flushing a head series, and there is
 // none for lset, so reading it before createMu is safe.
 func (h *tenantHead) persistedMaxT(lset labels.Labels) (int64, error) {
-	if h.removedMaxT.Load() < minValidTime(h.maxT.Load()) {
+	if h.removedMaxT.Load() < minValidWithWindow(h.maxT.Load(), h.oooWindowMs()) {
 		return math.MinInt64, nil
 	}
 	t, ok, err := h.store.LastTime(lset)

@@ -213,29 +213,32 @@ func (hs *histState) appendChunks(dst []storage.Chunk, opens *[]byte, mint, maxt
 	return dst
 }
 
-// appendFinishedLocked appends every finished chunk of s, XOR ones first,
-// to dst, for a flush. The caller holds mu.
-func (s *memSeries) appendFinishedLocked(dst []storage.Chunk) []storage.Chunk {
-	for c := s.finished; c != nil; c = c.next {
+// appendFinishedLocked appends the finished chunks of s that end at or
+// before floor, XOR ones first, to dst, for a flush, and returns how many of
+// them are XOR ones (see dropFinishedLocked). The caller holds mu.
+func (s *memSeries) appendFinishedLocked(dst []storage.Chunk, floor int64) ([]storage.Chunk, int) {
+	n := len(dst)
+	for c := s.finished; c != nil && c.maxT <= floor; c = c.next {
 		dst = append(dst, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data})
 	}
+	nXOR := len(dst) - n
 	if s.hist != nil {
-		for c := s.hist.finished; c != nil; c = c.next {
+		for c := s.hist.finished; c != nil && c.maxT <= floor; c = c.next {
 			dst = append(dst, storage.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: c.data})
 		}
 	}
-	return dst
+	return dst, nXOR
 }
 
-// dropFinishedLocked removes the n oldest finished chunks of s, which
-// exist (a flush persisted them), and returns their bytes. The caller holds
-// mu.
-func (s *memSeries) dropFinishedLocked(n int) (nBytes int) {
-	for ; n > 0 && s.finished != nil; n-- {
+// dropFinishedLocked removes the nXOR oldest finished XOR chunks of s and
+// its nHist oldest finished histogram-state chunks, which exist (a flush
+// persisted them), and returns their bytes. The caller holds mu.
+func (s *memSeries) dropFinishedLocked(nXOR, nHist int) (nBytes int) {
+	for ; nXOR > 0 && s.finished != nil; nXOR-- {
 		nBytes += len(s.finished.data)
 		s.finished = s.finished.next
 	}
-	for ; n > 0; n-- {
+	for ; nHist > 0 && s.hist != nil && s.hist.finished != nil; nHist-- {
 		nBytes += len(s.hist.finished.data)
 		s.hist.finished = s.hist.finished.next
 	}
@@ -297,6 +300,18 @@ func (hs *histState) lastChunk() chunkenc.Chunk {
 		return nil
 	}
 	return c
+}
+
+// floatAt returns the float sample at t when it is the series' newest
+// sample: the one older sample a retry of a series with histograms is
+// compared with (out-of-order merges skip such series, see
+// checkOlderLocked). The caller holds the series' mu.
+func (hs *histState) floatAt(t int64) (float64, bool) {
+	last, ok := hs.last()
+	if !ok || last.t != t || last.vt != chunkenc.ValFloat {
+		return 0, false
+	}
+	return last.v, true
 }
 
 // lastSample is the newest sample of a series, of any type.

@@ -284,6 +284,14 @@ func (i *Ingester) retentionOf(tenant string) time.Duration {
 	return i.limits.For(tenant).RetentionPeriod
 }
 
+// oooWindowOf returns tenant's out-of-order time window (0: none).
+func (i *Ingester) oooWindowOf(tenant string) time.Duration {
+	if i.limits == nil {
+		return 0
+	}
+	return i.limits.For(tenant).OutOfOrderTimeWindow
+}
+
 // openDB opens the ingester's DB under dir.
 func openDB(dir string, now func() time.Time, logger *slog.Logger, blobs *storage.BlobCache) (chunkDB, error) {
 	return storage.OpenDB(dir, storage.DBOptions{Now: now, Logger: logger, BlobCache: blobs})
@@ -491,6 +499,7 @@ func (i *Ingester) getOrOpenTenant(_ context.Context, id string) (*tenantHead, e
 		lastRef:     &i.lastRef,
 		sealed:      &i.sealed,
 		retention:   i.retentionOf,
+		oooWindow:   i.oooWindowOf,
 		removedMaxT: i.removedMaxTOf(id),
 
 		instanceSeries: &i.instanceSeries,

@@ -156,6 +156,8 @@ type pushEntry struct {
 	// write fails.
 	prevT                    int64
 	prevAccepted, prevLogged bool
+	// ooo: some accepted samples are older than the series' newest (ooo.go).
+	ooo bool
 }
 
 // pushBatch is the scratch state of one push, pooled.
@@ -181,6 +183,10 @@ type pushBatch struct {
 	hAccepted int
 	hRank     map[*memSeries]uint8
 	hOrdered  bool
+	// pending indexes the accepted samples once tracking is set (ooo.go).
+	pending  map[pendingKey]uint64
+	tracking bool
+	oooBuf   []oooSample
 }
 
 var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
@@ -209,6 +215,8 @@ func putPushBatch(b *pushBatch) {
 	b.limits, b.limitsSet = seriesLimits{}, false
 	b.ex.reset()
 	b.resetHistograms()
+	clear(b.pending)
+	b.tracking, b.oooBuf = false, b.oooBuf[:0]
 	pushBatchPool.Put(b)
 }
 
@@ -366,7 +374,7 @@ func (h *tenantHead) appendBatchLocked(b *pushBatch) (seq uint64, err error) {
 	if err := h.wal.failed(); err != nil {
 		return 0, err
 	}
-	minValid := h.minValid(h.nowMs())
+	lim := h.bounds(h.nowMs())
 	for n := range b.entries {
 		e := &b.entries[n]
 		if e.s.deleted {
@@ -381,7 +389,7 @@ func (h *tenantHead) appendBatchLocked(b *pushBatch) (seq uint64, err error) {
 			}
 			e.s = s
 		}
-		h.checkEntryLocked(e, minValid, b)
+		h.checkEntryLocked(e, &lim, b)
 	}
 	h.checkExemplarsLocked(b)
 	if len(b.samples) == 0 && len(b.ex.refs) == 0 && b.hAccepted == 0 {
@@ -395,8 +403,9 @@ func (h *tenantHead) appendBatchLocked(b *pushBatch) (seq uint64, err error) {
 }
 
 // checkEntryLocked checks the samples of e in order, moving the series'
-// ordering state past each accepted one and adding it to b.samples.
-func (h *tenantHead) checkEntryLocked(e *pushEntry, minValid int64, b *pushBatch) {
+// ordering state past each accepted one and adding it to b.samples. A
+// sample not newer than the series' newest is checkOlderLocked's.
+func (h *tenantHead) checkEntryLocked(e *pushEntry, lim *pushBounds, b *pushBatch) {
 	s := e.s
 	e.prevT, e.prevAccepted, e.prevLogged = s.lastT, s.lastAccepted, s.logged
 	e.first = len(b.samples)
@@ -404,44 +413,23 @@ func (h *tenantHead) checkEntryLocked(e *pushEntry, minValid int64, b *pushBatch
 	for _, smp := range e.ts.GetSamples() {
 		t, v := smp.GetTimestampMs(), smp.GetValue()
 		switch {
-		case t == s.lastT && s.lastAccepted && isLastValueLocked(s, v, b.samples):
-			// An exact duplicate (a retried push): accepted, not appended again.
-		case t < minValid:
-			sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: minValid})
-		case t < s.lastT || (t == s.lastT && !s.lastAccepted):
-			sr.add(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
-		case t == s.lastT:
-			sr.add(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: s.lastT})
+		case t <= s.lastT:
+			h.checkOlderLocked(e, t, v, lim, b, &sr)
+		case t < lim.minValid:
+			sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
 		default:
 			s.lastT, s.lastAccepted = t, true
-			b.samples = append(b.samples, record.RefSample{Ref: s.ref, T: t, V: v})
+			b.accept(s.ref, t, v)
 		}
 	}
 	e.end = len(b.samples)
-	e.hAccepted = h.checkHistogramsLocked(e, minValid, b, &sr)
+	e.hAccepted = h.checkHistogramsLocked(e, lim.minValid, b, &sr)
 	if (e.end > e.first || e.hAccepted > 0) && !s.logged {
 		// Not deleted, under appendMu: its symbols are its own.
 		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: h.series.syms.decode(s.syms)})
 		s.logged = true
 	}
 	sr.flush(&b.rej, e.ts)
-}
-
-// isLastValueLocked reports whether v is, bit for bit, the value of the
-// series' sample at lastT: the last sample of the series accepted so far in
-// this push (pending), else the newest sample in its chunks. It decodes a
-// chunk, but only runs for a sample at lastT (a retried push). The value is
-// not kept in memSeries, to keep series small. The caller holds appendMu.
-func isLastValueLocked(s *memSeries, v float64, pending []record.RefSample) bool {
-	for k := len(pending) - 1; k >= 0; k-- {
-		if pending[k].Ref == s.ref {
-			return math.Float64bits(pending[k].V) == math.Float64bits(v)
-		}
-	}
-	s.mu.Lock()
-	t, last, ok := s.lastSampleLocked()
-	s.mu.Unlock()
-	return ok && t == s.lastT && math.Float64bits(last) == math.Float64bits(v)
 }
 
 // rollbackLocked restores the ordering state of the series of the first n
@@ -501,9 +489,13 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 		s := e.s
 		cut := false
 		s.mu.Lock()
-		for _, smp := range b.samples[e.first:e.end] {
-			if s.appendLocked(smp.T, smp.V, nowMs) {
-				cut = true
+		if e.ooo {
+			cut = s.appendMixedLocked(b.samples[e.first:e.end], nowMs, &b.oooBuf)
+		} else {
+			for _, smp := range b.samples[e.first:e.end] {
+				if s.appendLocked(smp.T, smp.V, nowMs) {
+					cut = true
+				}
 			}
 		}
 		if e.hAccepted > 0 && h.applyHistogramsLocked(b, e, nowMs) {

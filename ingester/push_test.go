@@ -274,9 +274,11 @@ func TestPush_RetriedSamplesAreDuplicates(t *testing.T) {
 	// Earlier in the same push (the same series twice, and twice in one series).
 	resp := push(t, ing, "t1", ts(a, sample{1, 1}, sample{1, 1}), ts(a, sample{1, 1}, sample{2, nan}))
 	require.Zero(t, resp.RejectedSamples)
-	// In the open chunk: the whole push retried.
+	// In the open chunk: the whole push retried, t=1 older than the latest sample too.
 	resp = push(t, ing, "t1", ts(a, sample{1, 1}, sample{2, nan}))
-	require.Equal(t, int64(1), resp.RejectedSamples, "t=1 is older than the latest sample")
+	require.Zero(t, resp.RejectedSamples)
+	resp = push(t, ing, "t1", ts(a, sample{1, 2}))
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP, resp.Rejected[0].Reason)
 	resp = push(t, ing, "t1", ts(a, sample{2, nan}))
 	require.Zero(t, resp.RejectedSamples)
 	// Another NaN payload is another value.

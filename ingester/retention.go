@@ -49,7 +49,8 @@ func (i *Ingester) compactDB(ctx context.Context) error {
 // A flush writes chunks cut from a head. The chunks in memory start at the
 // head's minMemoryTime or later. A sample appended from now on is at
 // least the head's minValid, which only grows (the head's max time and the
-// retention cutoff only grow, and so does sealed), so chunks not cut yet
+// retention cutoff only grow, and so does sealed; a longer out-of-order
+// window lowers it, but never below sealed), so chunks not cut yet
 // start at minValid or later. A head with no sample yet (maxT MinInt64), or
 // a tenant with no head, is bound by sealed only, which push enforces for
 // every tenant; so the result is the max of sealed and the min over the

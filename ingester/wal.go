@@ -312,6 +312,9 @@ type replayStats struct {
 type replayRef struct {
 	h *tenantHead
 	s *memSeries
+	// persisted is the series' persisted max time when replay created it
+	// (math.MinInt64: none): its WAL samples at or before it are persisted.
+	persisted int64
 }
 
 // replayer routes WAL records to the tenant heads, opening them on their
@@ -322,7 +325,8 @@ type replayer struct {
 	maxRef chunks.HeadSeriesRef
 	st     replayStats
 	nowMs  int64
-	meta   metaReplay // exemplars and metadata (wal_exemplar.go)
+	meta   metaReplay   // exemplars and metadata (wal_exemplar.go)
+	ooo    [1]oooSample // scratch of replayOlder
 }
 
 // replayWAL loads the last checkpoint and every WAL segment after it into
@@ -457,21 +461,25 @@ func (r *replayer) replaySeries(ctx context.Context, rs record.RefSeries) error 
 	if err != nil {
 		return err
 	}
-	s, created, err := h.replaySeries(rs.Ref, withoutTenant(rs.Labels)) // The decoder's strings may alias the record buffer: the symbols copy them.
+	s, persisted, created, err := h.replaySeries(rs.Ref, withoutTenant(rs.Labels)) // The decoder's strings may alias the record buffer: the symbols copy them.
 	if err != nil {
 		return err
 	}
 	if created {
 		r.st.series++
+	} else if orig, ok := r.refs[s.ref]; ok {
+		persisted = orig.persisted // An alias: the series' bound.
 	}
-	r.refs[rs.Ref] = replayRef{h: h, s: s}
+	r.refs[rs.Ref] = replayRef{h: h, s: s, persisted: persisted}
 	return nil
 }
 
 // replaySamples appends each sample to its series if it is newer than what
-// the series holds (which starts at its persisted max time) and inside its
-// tenant's retention; the others are already persisted, duplicates or
-// expired.
+// the series persisted (its max time when replay created it) and inside its
+// tenant's retention; the others are already persisted or expired. A sample
+// older than the series' newest is merged, unless it is in memory already (a
+// retried push's duplicate, logged before): push accepted it, whatever the
+// window is now (WAL.md, "Out-of-order samples").
 func (r *replayer) replaySamples(samples []record.RefSample) {
 	for _, smp := range samples {
 		rr, ok := r.refs[smp.Ref]
@@ -484,8 +492,11 @@ func (r *replayer) replaySamples(samples []record.RefSample) {
 		case smp.T < h.replayCutoff:
 			r.st.expired++
 			continue
-		case smp.T <= s.lastT:
+		case smp.T <= rr.persisted || (smp.T <= s.lastT && !s.lastAccepted):
 			r.st.persisted++
+			continue
+		case smp.T <= s.lastT:
+			r.replayOlder(h, s, smp)
 			continue
 		}
 		if smp.T > h.maxT.Load() {
@@ -502,31 +513,56 @@ func (r *replayer) replaySamples(samples []record.RefSample) {
 	}
 }
 
+// replayOlder merges a WAL sample older than its series' newest, newer than
+// what it persisted, unless a sample at its time is in memory.
+func (r *replayer) replayOlder(h *tenantHead, s *memSeries, smp record.RefSample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hist != nil {
+		// A series with native histograms takes samples in order only
+		// (checkOlderLocked): an older one is already in its chunks.
+		r.st.persisted++
+		return
+	}
+	if _, dup := s.valueAtLocked(smp.T); dup {
+		r.st.persisted++ // Logged twice: push logs no duplicate, but a replayed alias may repeat one.
+		return
+	}
+	r.ooo[0] = oooSample{smp.T, smp.V}
+	s.mergeLocked(r.ooo[:1], r.nowMs)
+	if s.finished != nil && !s.queuedLocked() {
+		s.setQueuedLocked(true)
+		h.enqueue(s)
+	}
+	r.st.samples++
+}
+
 // replaySeries creates the series of a series record, keeping its ref. A
 // record for a label set already in the head (removed by GC and recreated
 // under a new ref before a crash) becomes an alias of that series.
-func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) (*memSeries, bool, error) {
+func (h *tenantHead) replaySeries(ref chunks.HeadSeriesRef, lset labels.Labels) (s *memSeries, persisted int64, created bool, err error) {
 	hash := hashLabels(lset)
 	if s := h.series.getByHash(hash, lset); s != nil {
 		if s.ref != ref {
 			h.aliases[ref] = s
 		}
-		return s, false, nil
+		return s, math.MinInt64, false, nil
 	}
 	persisted, ok, err := h.store.LastTime(lset)
 	if err != nil {
-		return nil, false, fmt.Errorf("read last persisted time: %w", err)
+		return nil, 0, false, fmt.Errorf("read last persisted time: %w", err)
 	}
 	if !ok {
 		persisted = math.MinInt64
 	}
-	s := newMemSeries(ref, h.series.syms.encode(lset), persisted, h.nowMs())
+	raiseInt64(&h.oooFloor, persisted)
+	s = newMemSeries(ref, h.series.syms.encode(lset), persisted, h.nowMs())
 	s.logged = true
 	h.series.setIfAbsent(hash, s)
 	h.counts.add(h.series.syms.metricName(s.syms)) // Never limited: these series were accepted before the restart.
 	h.instanceSeries.Add(1)
 	h.replayed = append(h.replayed, s)
-	return s, true, nil
+	return s, persisted, true, nil
 }
 
 // indexReplayed adds the series replay created to the postings, in ref

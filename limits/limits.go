@@ -84,6 +84,10 @@ type Limits struct {
 	// its share (× replication factor / healthy ingesters) in a ring
 	// buffer that overwrites the oldest. 0 disables exemplars.
 	MaxGlobalExemplarsPerUser int `yaml:"max_global_exemplars_per_user"`
+	// OutOfOrderTimeWindow is how far before the newest sample of the
+	// tenant's head (on each ingester) a sample older than its series'
+	// newest is still accepted and merged. 0 refuses them as out of order.
+	OutOfOrderTimeWindow time.Duration `yaml:"out_of_order_time_window"`
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -137,6 +141,8 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Most HA clusters a tenant may have; a push from one more is refused with 400. 0 means unlimited.")
 	f.IntVar(&l.MaxGlobalExemplarsPerUser, prefix+"ingester.max-global-exemplars-per-user", 100000,
 		"Per-tenant limit of exemplars kept in memory across the cluster, before replication; each ingester keeps its share in a ring buffer that overwrites the oldest. 0 disables exemplars.")
+	f.DurationVar(&l.OutOfOrderTimeWindow, prefix+"ingester.out-of-order-time-window", 0,
+		"Per-tenant window, back from the newest sample an ingester holds for the tenant, inside which a sample older than its series' newest is accepted and merged in order. 0 refuses such samples as out of order. The last window of every series stays in the ingesters' memory.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -166,6 +172,7 @@ func (l *Limits) Validate() error {
 	check(l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel),
 		"distributor.ha-tracker.replica", l.HAReplicaLabel, "and -distributor.ha-tracker.cluster must be two distinct non-empty label names")
 	check(l.MaxGlobalExemplarsPerUser < 0, "ingester.max-global-exemplars-per-user", l.MaxGlobalExemplarsPerUser, "must not be negative")
+	check(l.OutOfOrderTimeWindow < 0, "ingester.out-of-order-time-window", l.OutOfOrderTimeWindow, "must not be negative")
 	return errors.Join(errs...)
 }
 

@@ -100,6 +100,7 @@ func TestLimits_Validate(t *testing.T) {
 		"same HA labels":      {func(l *Limits) { l.AcceptHASamples, l.HAReplicaLabel = true, "cluster" }, "-distributor.ha-tracker.replica"},
 		"empty HA label":      {func(l *Limits) { l.AcceptHASamples, l.HAClusterLabel = true, "" }, "-distributor.ha-tracker.replica"},
 		"negative exemplars":  {func(l *Limits) { l.MaxGlobalExemplarsPerUser = -1 }, "-ingester.max-global-exemplars-per-user"},
+		"negative ooo window": {func(l *Limits) { l.OutOfOrderTimeWindow = -time.Hour }, "-ingester.out-of-order-time-window"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := defaultLimits(t)
@@ -114,7 +115,8 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 20)
+	require.Len(t, f, 21)
+	require.Equal(t, "0s", f["out_of_order_time_window"])
 	require.Equal(t, false, f["partial_response"])
 	require.Equal(t, 10000.0, f["ingestion_rate"])
 	require.Equal(t, 150000, f["max_global_series_per_user"])

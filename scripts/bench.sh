@@ -69,6 +69,12 @@ for ((i = 1; i <= count; i++)); do
 	# b.Loop runs each for benchtime.
 	run '^(BenchmarkAppend|BenchmarkAppendPrometheusReference|BenchmarkRangeQuery|BenchmarkHistogramAppend|BenchmarkHistogramRangeQuery)$' "$benchtime"
 done
+# Out-of-order appends (BenchmarkAppendOutOfOrder): 60 ops fill a chunk
+# once, so a count, not a time. BENCH_OOO_COUNT=3 rounds (0 skips them).
+for ((i = 1; i <= ${BENCH_OOO_COUNT:-3}; i++)); do
+	echo "bench: out-of-order appends, round $i of ${BENCH_OOO_COUNT:-3}" >&2
+	run '^BenchmarkAppendOutOfOrder$' 60x
+done
 for ((i = 1; i <= oneshot_count; i++)); do
 	echo "bench: one-shot benchmarks, round $i of $oneshot_count" >&2
 	# An op ingests a whole data set; the metrics are (nearly)
@@ -102,6 +108,7 @@ Q=BenchmarkRangeQuery
 PQ=BenchmarkPersistedRangeQuery
 HA=BenchmarkHistogramAppend
 HQ=BenchmarkHistogramRangeQuery
+O=BenchmarkAppendOutOfOrder
 # awk_median is the median of the space-separated numbers in s, for the
 # table scripts below.
 awk_median='
@@ -139,6 +146,9 @@ append, 10K series (samples/s per core)|$A/series=10000|$P/series=10000|samples/
 append, 100K series (samples/s per core)|$A/series=100000|$P/series=100000|samples/s|>=|1.0|1|
 reference: append 100K, Prometheus given prebuilt labels|$A/series=100000|$R/refs=none|samples/s|ref||1|
 reference: append 100K, Prometheus with cached refs (scrape loop)|$A/series=100000|$R/refs=cached|samples/s|ref||1|
+append in order, 1 h out-of-order window, 10K series (CPU ns/sample)|$O/order=inorder/impl=argus/series=10000|$O/order=inorder/impl=prometheus/series=10000|cpu-ns/sample|-||1|
+append, every other sample one scrape late (CPU ns/sample)|$O/order=late1/impl=argus/series=10000|$O/order=late1/impl=prometheus/series=10000|cpu-ns/sample|-||1|
+append, every other sample 30 min late (CPU ns/sample)|$O/order=late60/impl=argus/series=10000|$O/order=late60/impl=prometheus/series=10000|cpu-ns/sample|-||1|
 persisted chunk bytes/sample, 10K series x 3h|$B/impl=argus/series=10000|$B/impl=prometheus/series=10000|chunk-bytes/sample|<=|1.0|1|
 persisted file bytes/sample, 10K series x 3h|$B/impl=argus/series=10000|$B/impl=prometheus/series=10000|file-bytes/sample|<=|1.0|1|
 heap bytes per in-memory series (HeapInuse), 100K|$M/impl=argus/series=100000|$M/impl=prometheus/series=100000|heap-inuse-bytes/series|<=|0.7|1|

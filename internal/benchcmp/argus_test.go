@@ -56,7 +56,11 @@ func openArgus(tb testing.TB, o openOptions) tsdbUnderTest {
 	cfg.RegisterFlags(flag.NewFlagSet("bench", flag.ContinueOnError)) // The defaults.
 	cfg.Dir = tb.TempDir()
 	reg := prometheus.NewRegistry()
-	ing, err := ingester.New(cfg, ingester.Deps{Registerer: reg})
+	deps := ingester.Deps{Registerer: reg}
+	if o.oooWindow > 0 {
+		deps.Limits = fixedLimits{OutOfOrderTimeWindow: o.oooWindow}
+	}
+	ing, err := ingester.New(cfg, deps)
 	if err != nil {
 		tb.Fatalf("new ingester: %v", err)
 	}

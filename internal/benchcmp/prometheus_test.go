@@ -32,7 +32,7 @@ type promHead struct {
 	err     error
 }
 
-func openPrometheus(tb testing.TB, _ openOptions) tsdbUnderTest {
+func openPrometheus(tb testing.TB, o openOptions) tsdbUnderTest {
 	tb.Helper()
 	dir := tb.TempDir()
 	wal, err := wlog.NewSize(nil, nil, filepath.Join(dir, "wal"), wlog.DefaultSegmentSize, compression.Snappy)
@@ -41,7 +41,14 @@ func openPrometheus(tb testing.TB, _ openOptions) tsdbUnderTest {
 	}
 	opts := tsdb.DefaultHeadOptions()
 	opts.ChunkDirRoot = dir
-	head, err := tsdb.NewHead(nil, nil, wal, nil, opts, nil)
+	var wbl *wlog.WL
+	if o.oooWindow > 0 { // Out-of-order samples go to the WBL, as in a Prometheus server.
+		opts.OutOfOrderTimeWindow.Store(o.oooWindow.Milliseconds())
+		if wbl, err = wlog.NewSize(nil, nil, filepath.Join(dir, "wbl"), wlog.DefaultSegmentSize, compression.Snappy); err != nil {
+			tb.Fatalf("open prometheus wbl: %v", err)
+		}
+	}
+	head, err := tsdb.NewHead(nil, nil, wal, wbl, opts, nil)
 	if err != nil {
 		tb.Fatalf("new prometheus head: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/storage"
 
@@ -55,6 +56,9 @@ type openOptions struct {
 	// flush, WAL fsync and truncation) is not started, so that what is
 	// persisted does not depend on timing. Prometheus's head has none.
 	noBackground bool
+	// oooWindow is the out-of-order time window of both sides (Argus's
+	// out_of_order_time_window, Prometheus's head option, with its WBL).
+	oooWindow time.Duration
 }
 
 // impls are the two sides, Argus first (sub-benchmark impl=argus, then

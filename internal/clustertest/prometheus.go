@@ -47,6 +47,9 @@ type PrometheusOptions struct {
 	// Rules, if not empty, is the content of a rule file Prometheus loads
 	// (recording rules are evaluated every ScrapeInterval).
 	Rules string
+	// OutOfOrderTimeWindow, when positive, is the TSDB's
+	// storage.tsdb.out_of_order_time_window.
+	OutOfOrderTimeWindow time.Duration
 }
 
 // RemoteWrite is a remote-write destination.
@@ -174,6 +177,9 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 		if extra := opts.JobConfig[job]; extra != "" {
 			b.WriteString(strings.TrimSuffix(extra, "\n") + "\n")
 		}
+	}
+	if opts.OutOfOrderTimeWindow > 0 {
+		fmt.Fprintf(&b, "storage:\n  tsdb:\n    out_of_order_time_window: %s\n", promDuration(opts.OutOfOrderTimeWindow))
 	}
 	var rws []RemoteWrite
 	if opts.RemoteWrite != nil {
