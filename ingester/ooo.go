@@ -144,13 +144,17 @@ func (h *tenantHead) checkOlderLocked(e *pushEntry, t int64, v float64, lim *pus
 	if !found {
 		s.mu.Lock()
 		var val float64
+		isFloat := true
 		if s.hist == nil {
 			val, found = s.valueAtLocked(t)
 		} else {
-			val, found = s.hist.floatAt(t)
+			val, isFloat, found = s.hist.floatAt(t)
 		}
 		s.mu.Unlock()
 		bits = math.Float64bits(val)
+		if found && !isFloat {
+			bits = ^math.Float64bits(v) // A histogram at t: no float equals it.
+		}
 	}
 	switch {
 	case found && bits == math.Float64bits(v):
