@@ -54,8 +54,12 @@ type writeCtx struct {
 	// decodedTS are the series decoded by the generated code (seriesRef.ts),
 	// kept with their slices' capacity for the next request.
 	decodedTS []*arguspb.TimeSeries
-	metadata  int    // metadata entries of the request, counted and dropped
-	key       []byte // scratch: the shard key of a series (see shard)
+	metadata  int // metadata entries of the request, counted and dropped
+	// rw2buf is the snappy-decoded body of a remote-write 2.0 push, which
+	// rw2 translates into decoded (see rw2.go).
+	rw2buf []byte
+	rw2    rw2Translator
+	key    []byte // scratch: the shard key of a series (see shard)
 
 	batches []batch // one per ingester, in order of first use
 	// encodings are the batches' encodings, one per distinct batch (see
@@ -140,6 +144,8 @@ func (wc *writeCtx) reset() {
 	wc.labels = wc.labels[:0]
 	wc.decodedTS = resetDecoded(wc.decodedTS)
 	wc.metadata = 0
+	wc.rw2buf = reuse(wc.rw2buf)
+	wc.rw2.reset()
 	wc.key = reuse(wc.key)
 	wc.freeEncodings()
 	all := wc.batches[:cap(wc.batches)]

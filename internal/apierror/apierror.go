@@ -91,6 +91,7 @@ const (
 	IngesterRejected       ID = "err-argus-ingester-rejected"
 	MaxSeriesPerUser       ID = "err-argus-max-series-per-user"
 	MaxSeriesPerMetric     ID = "err-argus-max-series-per-metric"
+	RW2InvalidReference    ID = "err-argus-rw2-invalid-symbol-reference"
 )
 
 // Reads.
@@ -141,13 +142,13 @@ var Catalogue = []Entry{
 	{MethodNotAllowed, 405, ScopeRequest, "", false,
 		"A push was not a POST, or an admin call (delete_series, clean_tombstones) neither a POST nor a PUT, or a statistics request (status/tsdb, cardinality) neither a GET nor a POST.", "Use the method the endpoint takes."},
 	{UnsupportedMediaType, 415, ScopeRequest, "", false,
-		"The push is not snappy-compressed remote-write 1.0 protobuf: another Content-Encoding or Content-Type, or remote-write 2.0, which Argus does not decode yet.",
-		"Send remote-write 1.0 (in Prometheus 3: protobuf_message: prometheus.WriteRequest, the default)."},
+		"The push is not snappy-compressed remote-write protobuf: another Content-Encoding, another Content-Type, or a proto parameter naming neither remote write 1.0 (prometheus.WriteRequest) nor 2.0 (io.prometheus.write.v2.Request).",
+		"Send remote write 1.0 or 2.0 as Prometheus does (protobuf_message: prometheus.WriteRequest or io.prometheus.write.v2.Request)."},
 	{RequestTooLarge, 400, ScopeRequest, "distributor.max-recv-msg-size", false,
 		"The push body, compressed or once decoded, is larger than the tenant's limit. It is a 400, not a 413, so that Prometheus drops the batch instead of retrying it forever.",
 		"Send smaller batches (queue_config.max_samples_per_send), or raise the limit for the tenant."},
 	{MalformedRequest, 400, ScopeRequest, "", false,
-		"The body could not be read, is not valid snappy, or is not a valid WriteRequest protobuf.",
+		"The body could not be read, is not valid snappy, or is not a valid WriteRequest (remote write 1.0) or Request (2.0) protobuf; or the symbol table of a remote-write 2.0 request does not start with the empty string, as the specification requires.",
 		"Fix the sender; the request can never be stored."},
 	{IngestionRateLimited, 429, ScopeRequest, "distributor.ingestion-rate-limit", true,
 		"The tenant pushes more samples per second than its ingestion rate limit (shared by all healthy distributors), beyond its burst (-distributor.ingestion-burst-size). Nothing of the request was stored. The Retry-After header says when it fits.",
@@ -212,6 +213,9 @@ var Catalogue = []Entry{
 	{MaxSeriesPerMetric, 400, ScopeSeries, "ingester.max-global-series-per-metric", false,
 		"The series is new and its metric already has the tenant's limit of in-memory series, enforced per ingester like the per-user limit.",
 		"Reduce the metric's cardinality, or raise the limit."},
+	{RW2InvalidReference, 400, ScopeSeries, "", false,
+		"A remote-write 2.0 series has an odd number of label references, or a label, exemplar or metadata reference past the request's symbol table. The series was left out; the rest of the request was stored. The answer shows the labels that resolve, a bad one as <ref N>.",
+		"Fix the sender: every reference must index the request's symbols, and labels come as name and value pairs."},
 
 	{MaxFetchedSeriesPerQuery, 422, ScopeQuery, "querier.max-fetched-series-per-query", false,
 		"The query selects more distinct series than the tenant's limit. The querier stops fetching as soon as one ingester's answer exceeds it, so its memory stays bounded.",
