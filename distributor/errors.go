@@ -78,6 +78,9 @@ var (
 	// ErrRW2InvalidReference means a remote-write 2.0 series refers to a
 	// symbol its request does not have, or has an odd number of label references.
 	ErrRW2InvalidReference = errors.New("invalid remote write 2.0 symbol reference")
+	// ErrOTLPTemporality means an OTLP metric has a temporality the tenant
+	// does not take: delta (without native delta ingestion) or unspecified.
+	ErrOTLPTemporality = errors.New("OTLP temporality refused")
 	// ErrIngesterRejected means an ingester did not append some samples of a series.
 	ErrIngesterRejected = errors.New("rejected by ingester")
 )
@@ -208,7 +211,7 @@ func errorID(err error) apierror.ID {
 		return apierror.UnsupportedMediaType
 	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrDecodedTooLarge):
 		return apierror.RequestTooLarge
-	case errors.Is(err, ErrReadBody), errors.Is(err, ErrDecodeSnappy), errors.Is(err, ErrDecodeProtobuf):
+	case errors.Is(err, ErrReadBody), errors.Is(err, ErrDecodeSnappy), errors.Is(err, ErrDecodeProtobuf), errors.Is(err, ErrDecodeOTLP):
 		return apierror.MalformedRequest
 	case errors.Is(err, ErrRateLimited):
 		return apierror.IngestionRateLimited

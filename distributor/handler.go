@@ -173,6 +173,13 @@ func respond(w http.ResponseWriter, code int, tenantID string, err error) {
 		w.WriteHeader(code)
 		return
 	}
+	setErrorHeaders(w, code, err)
+	http.Error(w, errorBody(tenantID, err), code)
+}
+
+// setErrorHeaders sets the headers of an error answer: Allow on a 405,
+// Retry-After on a 429 or a 503.
+func setErrorHeaders(w http.ResponseWriter, code int, err error) {
 	setRetryAfter(w, code)
 	switch code {
 	case http.StatusMethodNotAllowed:
@@ -182,7 +189,6 @@ func respond(w http.ResponseWriter, code int, tenantID string, err error) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(rl.retryAfter/time.Second)))
 		}
 	}
-	http.Error(w, errorBody(tenantID, err), code)
 }
 
 // errorBody is the answer to err: its error ID, the tenant when it is known,

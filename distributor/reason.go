@@ -38,6 +38,9 @@ const (
 	// reasonRW2InvalidReference counts the samples of remote-write 2.0
 	// series whose symbol references are bad.
 	reasonRW2InvalidReference
+	// reasonOTLPTemporality counts the OTLP data points refused for their
+	// temporality (delta or unspecified).
+	reasonOTLPTemporality
 
 	numReasons
 )
@@ -69,6 +72,7 @@ var reasonInfo = [numReasons]struct {
 	reasonPerMetricSeriesLimit: {"per_metric_series_limit", "per-metric series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerMetric},
 	reasonUnknown:              {"unknown", "rejected by ingester", ErrIngesterRejected, apierror.IngesterRejected},
 	reasonRW2InvalidReference:  {"rw2_invalid_symbol_reference", "invalid remote write 2.0 symbol reference", ErrRW2InvalidReference, apierror.RW2InvalidReference},
+	reasonOTLPTemporality:      {"otlp_delta_temporality", "OTLP temporality refused", ErrOTLPTemporality, apierror.OTLPDeltaTemporality},
 }
 
 func (r reason) label() string        { return reasonInfo[r].label }

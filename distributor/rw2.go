@@ -319,7 +319,7 @@ func (t *rw2Translator) appendLabels(buf []byte) []byte {
 // symbols name and value.
 func (t *rw2Translator) appendLabel(buf []byte, tag byte, name, value uint32) []byte {
 	n, v := t.symbolBytes(name), t.symbolBytes(value)
-	size := 1 + protohelpers.SizeOfVarint(uint64(len(n))) + len(n) + 1 + protohelpers.SizeOfVarint(uint64(len(v))) + len(v)
+	size := 1 + sizeOfVarint(uint64(len(n))) + len(n) + 1 + sizeOfVarint(uint64(len(v))) + len(v)
 	buf = append(buf, tag)
 	buf = appendVarint(buf, uint64(size))
 	buf = append(buf, tagLabelName)
@@ -410,14 +410,20 @@ func appendSample(buf, b []byte) ([]byte, error) {
 			return buf, fmt.Errorf("proto: wrong wireType = %d for field %d of Sample", f.wire, f.num)
 		}
 	}
+	return appendSampleFields(buf, value, ts), nil
+}
+
+// appendSampleFields appends one TimeSeries.samples field of the value (its
+// bits) and timestamp given, zeros left out as proto3 does.
+func appendSampleFields(buf []byte, value, ts uint64) []byte {
 	size := 0
 	if value != 0 {
 		size += 9
 	}
 	if ts != 0 {
-		size += 1 + protohelpers.SizeOfVarint(ts)
+		size += 1 + sizeOfVarint(ts)
 	}
-	buf = append(buf, tagSamples, byte(size))
+	buf = append(buf, tagSamples, byte(size)) // At most 20.
 	if value != 0 {
 		buf = append(buf, tagSampleValue)
 		buf = binary.LittleEndian.AppendUint64(buf, value)
@@ -426,7 +432,7 @@ func appendSample(buf, b []byte) ([]byte, error) {
 		buf = append(buf, tagSampleTime)
 		buf = appendVarint(buf, ts)
 	}
-	return buf, nil
+	return buf
 }
 
 // appendHistogram appends the Histograms field of the remote-write 2.0
@@ -647,15 +653,15 @@ func (t *rw2Translator) addMetadata(s rw2Series) {
 	if s.unitRef > 0 {
 		unit = t.symbolBytes(uint32(s.unitRef))
 	}
-	size := protohelpers.SizeOfVarint(uint64(len(family))) + 1 + len(family)
+	size := sizeOfVarint(uint64(len(family))) + 1 + len(family)
 	if s.metaType != 0 {
-		size += 1 + protohelpers.SizeOfVarint(s.metaType)
+		size += 1 + sizeOfVarint(s.metaType)
 	}
 	if len(help) > 0 {
-		size += 1 + protohelpers.SizeOfVarint(uint64(len(help))) + len(help)
+		size += 1 + sizeOfVarint(uint64(len(help))) + len(help)
 	}
 	if len(unit) > 0 {
-		size += 1 + protohelpers.SizeOfVarint(uint64(len(unit))) + len(unit)
+		size += 1 + sizeOfVarint(uint64(len(unit))) + len(unit)
 	}
 	m := append(t.meta, tagMetadata)
 	m = appendVarint(m, uint64(size))

@@ -59,6 +59,8 @@ type writeCtx struct {
 	// rw2 translates into decoded (see rw2.go).
 	rw2buf []byte
 	rw2    rw2Translator
+	// otlp is the appender an OTLP push is translated into (see otlp.go).
+	otlp *otlpAppender
 	key    []byte // scratch: the shard key of a series (see shard)
 
 	batches []batch // one per ingester, in order of first use

@@ -33,6 +33,7 @@ func TestLimits_DefaultsFromFlags(t *testing.T) {
 		MaxRecvMsgSize:           100 << 20,
 		QueryTimeout:             2 * time.Minute,
 		RetentionPeriod:          15 * 24 * time.Hour,
+		OTelTranslationStrategy:  "UnderscoreEscapingWithSuffixes",
 	}, l)
 	require.NoError(t, l.Validate())
 }
@@ -56,12 +57,20 @@ func TestLimits_FlagNames(t *testing.T) {
 		"-x.distributor.max-recv-msg-size=12",
 		"-x.querier.timeout=13s",
 		"-x.ingester.retention-period=14h",
+		"-x.distributor.otel-promote-resource-attributes=service.name, k8s.pod.name",
+		"-x.distributor.otel-translation-strategy=NoTranslation",
+		"-x.distributor.otel-keep-identifying-resource-attributes",
+		"-x.distributor.otel-convert-histograms-to-nhcb",
+		"-x.distributor.otel-promote-scope-metadata",
+		"-x.distributor.otel-native-delta-ingestion",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
 		MaxLabelNamesPerSeries: 5, MaxLabelNameLength: 6, MaxLabelValueLength: 7,
 		MaxFetchedSeriesPerQuery: 8, MaxFetchedChunksPerQuery: 9, MaxQueryLength: 10 * time.Hour, RetentionPeriod: 14 * time.Hour,
 		CreationGracePeriod: 11 * time.Minute, MaxRecvMsgSize: 12, QueryTimeout: 13 * time.Second,
+		PromoteOTelResourceAttributes: []string{"service.name", "k8s.pod.name"}, OTelTranslationStrategy: "NoTranslation",
+		OTelKeepIdentifyingResourceAttributes: true, OTelConvertHistogramsToNHCB: true, OTelPromoteScopeMetadata: true, OTelNativeDeltaIngestion: true,
 	}, l)
 }
 
@@ -85,6 +94,7 @@ func TestLimits_Validate(t *testing.T) {
 		"zero timeout":        {func(l *Limits) { l.QueryTimeout = 0 }, "-querier.timeout"},
 		"zero recv size":      {func(l *Limits) { l.MaxRecvMsgSize = 0 }, "-distributor.max-recv-msg-size"},
 		"negative retention":  {func(l *Limits) { l.RetentionPeriod = -time.Hour }, "-ingester.retention-period"},
+		"unknown strategy":    {func(l *Limits) { l.OTelTranslationStrategy = "Escape" }, "-distributor.otel-translation-strategy"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := defaultLimits(t)
@@ -99,7 +109,7 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 15)
+	require.Len(t, f, 21)
 	require.Equal(t, false, f["partial_response"])
 	require.Equal(t, 10000.0, f["ingestion_rate"])
 	require.Equal(t, 150000, f["max_global_series_per_user"])

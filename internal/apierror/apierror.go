@@ -39,6 +39,8 @@ const (
 	ScopeRequest Scope = "request"
 	// ScopeSeries errors refuse one series of a push, or some of its
 	// samples; the rest of the push is stored, and the 400 lists the series.
+	// An OTLP push answers them instead with 200 and OTLP's partial_success,
+	// whose error_message lists them.
 	ScopeSeries Scope = "series"
 	// ScopeQuery errors refuse a read (query, series, labels).
 	ScopeQuery Scope = "query"
@@ -92,6 +94,8 @@ const (
 	MaxSeriesPerUser       ID = "err-argus-max-series-per-user"
 	MaxSeriesPerMetric     ID = "err-argus-max-series-per-metric"
 	RW2InvalidReference    ID = "err-argus-rw2-invalid-symbol-reference"
+	OTLPDeltaTemporality   ID = "err-argus-otlp-delta-temporality"
+	OTLPTranslation        ID = "err-argus-otlp-translation"
 )
 
 // Reads.
@@ -216,6 +220,12 @@ var Catalogue = []Entry{
 	{RW2InvalidReference, 400, ScopeSeries, "", false,
 		"A remote-write 2.0 series has an odd number of label references, or a label, exemplar or metadata reference past the request's symbol table. The series was left out; the rest of the request was stored. The answer shows the labels that resolve, a bad one as <ref N>.",
 		"Fix the sender: every reference must index the request's symbols, and labels come as name and value pairs."},
+	{OTLPDeltaTemporality, 400, ScopeSeries, "distributor.otel-native-delta-ingestion", false,
+		"OTLP sums or histograms with delta temporality (the tenant does not ingest delta natively) or with unspecified temporality. Their data points were refused and counted in the answer's partial_success (rejected_data_points), which names the metrics; the rest of the request was stored.",
+		"Send cumulative temporality (in the OpenTelemetry SDKs, the default temporality selector; in the collector, the deltatocumulative processor), or store delta as it comes with -distributor.otel-native-delta-ingestion=true for the tenant."},
+	{OTLPTranslation, 400, ScopeSeries, "", false,
+		"Prometheus's OTLP translator could not translate some metrics (an unsupported metric type, or a name that cannot become a Prometheus name); they were left out and named in the answer's partial_success. The rest of the request was stored.",
+		"Fix the metrics the message names."},
 
 	{MaxFetchedSeriesPerQuery, 422, ScopeQuery, "querier.max-fetched-series-per-query", false,
 		"The query selects more distinct series than the tenant's limit. The querier stops fetching as soon as one ingester's answer exceeds it, so its memory stays bounded.",
