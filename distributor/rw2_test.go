@@ -224,8 +224,8 @@ func TestPushHandler_RW2(t *testing.T) {
 	t.Run("bad references reject their series only", func(t *testing.T) {
 		d, ing := newSingleIngester(t, testConfig(t), nil)
 		req := buildRW2(t, good, good, good, good)
-		req.Timeseries[1].LabelsRefs = append(req.Timeseries[1].LabelsRefs, 1)                // odd
-		req.Timeseries[2].LabelsRefs[3] = 99                                                  // past the table
+		req.Timeseries[1].LabelsRefs = append(req.Timeseries[1].LabelsRefs, 1)                    // odd
+		req.Timeseries[2].LabelsRefs[3] = 99                                                      // past the table
 		req.Timeseries[3].Exemplars = []writev2.Exemplar{{LabelsRefs: []uint32{1, 77}, Value: 1}} // exemplar past the table
 		w := serve(d.PushHandler(), newRW2Request(t, req))
 		require.Equal(t, http.StatusBadRequest, w.Code)

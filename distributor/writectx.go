@@ -61,7 +61,7 @@ type writeCtx struct {
 	rw2    rw2Translator
 	// otlp is the appender an OTLP push is translated into (see otlp.go).
 	otlp *otlpAppender
-	key    []byte // scratch: the shard key of a series (see shard)
+	key  []byte // scratch: the shard key of a series (see shard)
 
 	batches []batch // one per ingester, in order of first use
 	// encodings are the batches' encodings, one per distinct batch (see
