@@ -54,6 +54,9 @@ type RemoteWrite struct {
 	// Name is the remote_name in Prometheus's remote storage metrics; empty
 	// lets Prometheus derive one.
 	Name string
+	// ProtobufMessage is the protobuf_message sent: empty is remote write
+	// 1.0 (prometheus.WriteRequest), io.prometheus.write.v2.Request 2.0.
+	ProtobufMessage string
 }
 
 // Prometheus is a running real Prometheus server.
@@ -155,6 +158,9 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 		fmt.Fprintf(&b, "  - url: %s\n", strconv.Quote(rw.URL))
 		if rw.Name != "" {
 			fmt.Fprintf(&b, "    name: %s\n", strconv.Quote(rw.Name))
+		}
+		if rw.ProtobufMessage != "" {
+			fmt.Fprintf(&b, "    protobuf_message: %s\n", strconv.Quote(rw.ProtobufMessage))
 		}
 		if rw.Tenant != "" {
 			fmt.Fprintf(&b, "    headers:\n      %s: %s\n", TenantHeader, strconv.Quote(rw.Tenant))
