@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -58,22 +60,45 @@ const (
 // writeCtx with its capacity.
 type rw2Translator struct {
 	src     []byte   // the snappy-decoded remote-write 2.0 body
-	symbols [][2]int // offset and end of each symbol in src
+	// symbols are the symbols of src: where the length of each starts, where
+	// its bytes start and where they end. A symbol's length and bytes are
+	// the length and bytes of a Label's name or value as they are written.
+	symbols []rw2Symbol
 	refs    []uint32 // label references of the series being translated
-	body    []byte   // the RW1 encoding of the series being translated
+	data    []byte   // the RW1 samples, histograms and exemplars of the series being translated
 	ex      []byte   // scratch: one RW1 exemplar
 	meta    []byte   // the RW1 metadata entries (WriteRequest field 3), appended last
 	// families are the metric families whose metadata is in meta.
 	families map[string]struct{}
+	// pos are where the translation of each series of writeCtx.series is
+	// in the output, whose buffer may move while it grows: their raw bytes
+	// are set once it is complete.
+	pos []rw2Pos
+	// Of the series being translated: its float samples and their latest
+	// timestamp.
+	samples int32
+	maxT    int64
 	// rejectedSamples counts the samples of series left out.
 	rejectedSamples int64
 }
 
+// rw2Pos is the place of one translated series in the output.
+type rw2Pos struct {
+	start, end int
+	// decode is set for a series the fast path of scan.go does not read
+	// (exemplars, histograms): it is decoded by the generated code.
+	decode bool
+}
+
 func (t *rw2Translator) reset() {
 	t.src = nil
+	if cap(t.pos) > maxPooledSeries {
+		t.pos = nil
+	}
+	t.pos = t.pos[:0]
 	t.symbols = t.symbols[:0]
 	t.refs = t.refs[:0]
-	t.body = reuse(t.body)
+	t.data = reuse(t.data)
 	t.ex = reuse(t.ex)
 	t.meta = reuse(t.meta)
 	if len(t.families) > maxPooledSeries {
@@ -92,7 +117,7 @@ func (wc *writeCtx) decodeRW2(limit int) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
 	}
-	if n > limit {
+	if n > limit || n > math.MaxInt32 { // rw2Symbol offsets are 32-bit
 		return fmt.Errorf("%w: the snappy header announces %d bytes, over -distributor.max-recv-msg-size=%d", ErrDecodedTooLarge, n, limit)
 	}
 	if cap(wc.rw2buf) < n {
@@ -105,17 +130,15 @@ func (wc *writeCtx) decodeRW2(limit int) error {
 	wc.rw2buf = src
 	out, err := wc.translateRW2(src, wc.decoded[:0], maxRW2Expansion*limit)
 	wc.decoded = out
-	if err != nil {
-		return err
-	}
-	if err := wc.unmarshalRequest(out); err != nil {
-		return fmt.Errorf("%w: translated remote write 2.0: %w", ErrDecodeProtobuf, err) // A bug: the translation is ours.
-	}
-	return nil
+	return err
 }
 
 // translateRW2 appends to out the remote-write 1.0 form of the remote-write
-// 2.0 request in src, failing past limit bytes.
+// 2.0 request in src, failing past limit bytes, and reads its series into
+// wc.series (which must be empty) as unmarshalRequest would read out: a
+// series of labels and float samples only is placed as scanSeries places
+// it, from what the translation wrote (so that it is not read again), any
+// other is decoded by the generated code.
 func (wc *writeCtx) translateRW2(src, out []byte, limit int) ([]byte, error) {
 	t := &wc.rw2
 	t.src = src
@@ -139,7 +162,19 @@ func (wc *writeCtx) translateRW2(src, out []byte, limit int) ([]byte, error) {
 				ErrDecodedTooLarge, limit, maxRW2Expansion)
 		}
 	}
-	return append(out, t.meta...), nil
+	out = append(out, t.meta...)
+	for i, p := range t.pos {
+		s := &wc.series[i]
+		s.raw = out[p.start:p.end]
+		if p.decode {
+			ts, err := wc.decodeSeries(s.raw)
+			if err != nil {
+				return out, fmt.Errorf("%w: translated remote write 2.0: %w", ErrDecodeProtobuf, err) // A bug: the translation is ours.
+			}
+			s.ts, s.samples = ts, int32(len(ts.Samples))
+		}
+	}
+	return out, nil
 }
 
 // readSymbols reads the symbol table of t.src, checking the framing of the
@@ -155,41 +190,48 @@ func (t *rw2Translator) readSymbols() error {
 			return fmt.Errorf("proto: wrong wireType = %d for field %d of Request", f.wire, f.num)
 		}
 		if f.num == rw2Symbols {
-			start := next - len(f.b)
-			t.symbols = append(t.symbols, [2]int{start, next})
+			t.symbols = append(t.symbols, rw2Symbol{lenStart: int32(i + 1), start: int32(next - len(f.b)), end: int32(next)}) // The tag is one byte.
 		}
 		i = next
 	}
-	if len(t.symbols) > 0 && t.symbols[0][1] > t.symbols[0][0] {
+	if len(t.symbols) > 0 && t.symbols[0].end > t.symbols[0].start {
 		return fmt.Errorf("remote write 2.0: the first symbol is %q, the specification requires the empty string", t.symbol(0))
 	}
 	return nil
 }
 
+// rw2Symbol is the place of one symbol in the request: its length varint
+// at src[lenStart:start], its bytes at src[start:end]. Offsets are 32-bit:
+// a request is at most -distributor.max-recv-msg-size bytes, which
+// decodeRW2 requires to be under 2 GiB.
+type rw2Symbol struct{ lenStart, start, end int32 }
+
 func (t *rw2Translator) symbol(ref uint32) string {
-	s := t.symbols[ref]
-	return string(t.src[s[0]:s[1]])
+	return string(t.symbolBytes(ref))
 }
 
 func (t *rw2Translator) symbolBytes(ref uint32) []byte {
 	s := t.symbols[ref]
-	return t.src[s[0]:s[1]]
+	return t.src[s.start:s.end]
 }
 
 // rw2Series is what the first pass over a remote-write 2.0 series found.
 type rw2Series struct {
-	samples, histograms int
-	metaType            uint64
+	samples, histograms, exemplars int
+	metaType                       uint64
 	helpRef, unitRef    uint64
 	hasMeta             bool
 	badRef              string // why a reference is bad; "" if none
 }
 
 // translateSeries appends to out the remote-write 1.0 TimeSeries field of the
-// remote-write 2.0 series b, or records its rejection and appends nothing.
+// remote-write 2.0 series b, and its seriesRef to wc.series, or records its
+// rejection and appends nothing. It reads b once: samples, histograms and
+// exemplars are translated into t.data as they come, the label references
+// gathered, and the labels written last, in front of them.
 func (wc *writeCtx) translateSeries(b, out []byte) ([]byte, error) {
 	t := &wc.rw2
-	s, err := t.scanSeries(b)
+	s, err := t.readSeries(b)
 	if err != nil {
 		return out, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
 	}
@@ -197,73 +239,107 @@ func (wc *writeCtx) translateSeries(b, out []byte) ([]byte, error) {
 		s.badRef = t.checkRefs(s)
 	}
 	if s.badRef != "" {
-		// The rest of the series is checked all the same: a request the
-		// generated decoder refuses is refused whole.
-		if t.body, err = checkSamples(b, t.body[:0]); err != nil {
-			return out, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
-		}
 		n := int64(s.samples + s.histograms)
 		t.rejectedSamples += n
 		wc.invalid[reasonRW2InvalidReference] += n
 		wc.rej.add(t.knownLabels(), reasonRW2InvalidReference, s.badRef, n)
 		return out, nil
 	}
-	t.body = t.appendLabels(t.body[:0])
-	if t.body, err = t.appendData(b, t.body); err != nil {
-		return out, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
+	if s.hasMeta && t.addMetadata(s) {
+		wc.metadata++
 	}
-	if s.hasMeta {
-		t.addMetadata(s)
-	}
+	size := t.labelsSize() + len(t.data)
+	out = slices.Grow(out, 1+sizeOfVarint(uint64(size))+size)
 	out = append(out, tagTimeSeries)
-	out = appendVarint(out, uint64(len(t.body)))
-	return append(out, t.body...), nil
+	out = appendVarint(out, uint64(size))
+	base := len(out)
+	lo := len(wc.labels)
+	out, wc.labels = t.appendLabels(out, wc.labels)
+	labelsEnd := len(out) - base
+	out = append(out, t.data...)
+	p := rw2Pos{start: base, end: len(out), decode: s.histograms > 0 || s.exemplars > 0 || len(out) > math.MaxUint32}
+	if p.decode {
+		wc.labels = wc.labels[:lo]
+	}
+	t.pos = append(t.pos, p)
+	wc.series = append(wc.series, seriesRef{lo: int32(lo), hi: int32(len(wc.labels)), labelsEnd: int32(labelsEnd), samples: int32(s.samples), maxT: t.maxT})
+	return out, nil
 }
 
 // tagTimeSeries is the wire byte of WriteRequest.timeseries (field 1, bytes).
 const tagTimeSeries = 1<<3 | 2
 
-// scanSeries reads the label references of series b into t.refs and counts
-// its samples; exemplar references are checked against the symbol table.
-func (t *rw2Translator) scanSeries(b []byte) (s rw2Series, err error) {
-	t.refs = t.refs[:0]
+// readSeries reads the remote-write 2.0 series b in one pass: its label
+// references into t.refs, its samples, histograms and exemplars translated
+// into t.data (exemplars only while their references are good), the latest
+// sample timestamp into t.maxT, and the rest into the rw2Series it returns.
+func (t *rw2Translator) readSeries(b []byte) (s rw2Series, err error) {
+	t.refs, t.data, t.maxT = t.refs[:0], t.data[:0], math.MinInt64
 	for i := 0; i < len(b); {
 		f, next, err := nextField(b, i)
 		if err != nil {
 			return s, err
 		}
 		i = next
-		switch f.num {
-		case rw2LabelsRefs:
+		if f.num == rw2LabelsRefs {
 			if t.refs, err = appendRefs(t.refs, f); err != nil {
 				return s, err
 			}
-		case rw2Samples, rw2Histograms, rw2Exemplars, rw2Metadata:
-			if f.wire != 2 {
-				return s, fmt.Errorf("proto: wrong wireType = %d for field %d of TimeSeries", f.wire, f.num)
+			continue
+		}
+		if f.num < rw2Samples || f.num > rw2Metadata {
+			continue
+		}
+		if f.wire != 2 {
+			return s, fmt.Errorf("proto: wrong wireType = %d for field %d of TimeSeries", f.wire, f.num)
+		}
+		switch f.num {
+		case rw2Samples:
+			var ts int64
+			if t.data, ts, err = appendSample(t.data, f.b); err != nil {
+				return s, err
 			}
-			switch f.num {
-			case rw2Samples:
-				s.samples++
-			case rw2Histograms:
-				s.histograms++
-			case rw2Exemplars:
-				if bad, err := t.checkExemplarRefs(f.b); err != nil || bad != "" {
-					if s.badRef == "" {
-						s.badRef = bad
-					}
-					if err != nil {
-						return s, err
-					}
-				}
-			case rw2Metadata:
-				if err := t.readMetadata(f.b, &s); err != nil {
-					return s, err
-				}
+			s.samples++
+			t.maxT = max(t.maxT, ts)
+		case rw2Histograms:
+			if t.data, err = appendHistogram(t.data, f.b); err != nil {
+				return s, err
+			}
+			s.histograms++
+		case rw2Exemplars:
+			s.exemplars++
+			if err := t.readExemplar(f.b, &s); err != nil {
+				return s, err
+			}
+		case rw2Metadata:
+			if err := t.readMetadata(f.b, &s); err != nil {
+				return s, err
 			}
 		}
 	}
 	return s, nil
+}
+
+// readExemplar checks the exemplar b and, while the series' references are
+// good, appends its translation to t.data.
+func (t *rw2Translator) readExemplar(b []byte, s *rw2Series) error {
+	bad, err := t.checkExemplarRefs(b)
+	if err != nil {
+		return err
+	}
+	if s.badRef == "" {
+		s.badRef = bad
+	}
+	if s.badRef != "" {
+		return nil
+	}
+	if t.ex, err = t.appendExemplar(t.ex[:0], b); err != nil {
+		return err
+	}
+	t.data = append(t.data, tagSeriesExemplar)
+	t.data = appendVarint(t.data, uint64(len(t.ex)))
+	t.data = append(t.data, t.ex...)
+	return nil
 }
 
 // checkRefs returns why the references of s are bad, or "".
@@ -307,12 +383,48 @@ func (t *rw2Translator) resolve(ref uint32) string {
 	return fmt.Sprintf("<ref %d>", ref)
 }
 
-// appendLabels appends the Label fields of the series in t.refs.
-func (t *rw2Translator) appendLabels(buf []byte) []byte {
-	for i := 0; i < len(t.refs); i += 2 {
-		buf = t.appendLabel(buf, tagLabels, t.refs[i], t.refs[i+1])
+// labelsSize is the size of the Label fields of the series in t.refs.
+func (t *rw2Translator) labelsSize() int {
+	n := 0
+	for i := 0; i+1 < len(t.refs); i += 2 {
+		size := 2 + t.symbols[t.refs[i]].encodedLen() + t.symbols[t.refs[i+1]].encodedLen()
+		n += 1 + sizeOfVarint(uint64(size)) + size
 	}
-	return buf
+	return n
+}
+
+// encodedLen is the size of the symbol's length and bytes.
+func (s rw2Symbol) encodedLen() int { return int(s.end - s.lenStart) }
+
+// appendLabels appends the Label fields of the series in t.refs to buf,
+// and their places in buf to ls. A name or a value is its symbol's length
+// and bytes, copied as they are in the request. buf must have room for
+// labelsSize more bytes.
+func (t *rw2Translator) appendLabels(buf []byte, ls []labelRef) ([]byte, []labelRef) {
+	src := t.src
+	for i := 0; i+1 < len(t.refs); i += 2 {
+		name, value := t.symbols[t.refs[i]], t.symbols[t.refs[i+1]]
+		size := 2 + name.encodedLen() + value.encodedLen()
+		if size < 0x80 {
+			buf = append(buf, tagLabels, byte(size))
+		} else {
+			buf = appendVarint(append(buf, tagLabels), uint64(size))
+		}
+		n := len(buf)
+		buf = buf[:n+size]
+		buf[n] = tagLabelName
+		n++
+		l := labelRef{nameOff: uint32(n + int(name.start-name.lenStart))}
+		n += copy(buf[n:], src[name.lenStart:name.end])
+		l.nameEnd = uint32(n)
+		buf[n] = tagLabelValue
+		n++
+		l.valueOff = uint32(n + int(value.start-value.lenStart))
+		n += copy(buf[n:], src[value.lenStart:value.end])
+		l.valueEnd = uint32(n)
+		ls = append(ls, l)
+	}
+	return buf, ls
 }
 
 // appendLabel appends one Label field (tag, then a name and a value) of the
@@ -330,59 +442,6 @@ func (t *rw2Translator) appendLabel(buf []byte, tag byte, name, value uint32) []
 	return append(buf, v...)
 }
 
-// appendData appends the samples, histograms and exemplars of the series b,
-// in their remote-write 1.0 form, to buf.
-func (t *rw2Translator) appendData(b, buf []byte) ([]byte, error) {
-	for i := 0; i < len(b); {
-		f, next, err := nextField(b, i)
-		if err != nil {
-			return buf, err
-		}
-		i = next
-		switch f.num {
-		case rw2Samples:
-			if buf, err = appendSample(buf, f.b); err != nil {
-				return buf, err
-			}
-		case rw2Histograms:
-			if buf, err = appendHistogram(buf, f.b); err != nil {
-				return buf, err
-			}
-		case rw2Exemplars:
-			if t.ex, err = t.appendExemplar(t.ex[:0], f.b); err != nil {
-				return buf, err
-			}
-			buf = append(buf, tagSeriesExemplar)
-			buf = appendVarint(buf, uint64(len(t.ex)))
-			buf = append(buf, t.ex...)
-		}
-	}
-	return buf, nil
-}
-
-// checkSamples checks the framing of the samples and histograms of series b
-// (scanSeries checked its exemplars), translating them into scratch, which
-// it returns.
-func checkSamples(b, scratch []byte) ([]byte, error) {
-	for i := 0; i < len(b); {
-		f, next, err := nextField(b, i)
-		if err != nil {
-			return scratch, err
-		}
-		i = next
-		switch f.num {
-		case rw2Samples:
-			scratch, err = appendSample(scratch[:0], f.b)
-		case rw2Histograms:
-			scratch, err = appendHistogram(scratch[:0], f.b)
-		}
-		if err != nil {
-			return scratch, err
-		}
-	}
-	return scratch, nil
-}
-
 // Wire bytes of the remote-write 1.0 fields written here.
 const (
 	tagSeriesExemplar  = 3<<3 | 2 // TimeSeries.exemplars
@@ -393,12 +452,20 @@ const (
 // appendSample appends the Samples field of the remote-write 2.0 Sample b:
 // its value and timestamp, without its start timestamp, zeros left out as
 // proto3 does.
-func appendSample(buf, b []byte) ([]byte, error) {
+func appendSample(buf, b []byte) (_ []byte, t int64, _ error) {
+	// Most samples are a value and a timestamp, in that order, and nothing
+	// else: copied as they are.
+	if len(b) > 10 && b[0] == tagSampleValue && b[9] == tagSampleTime {
+		if ts, n, err := readVarint(b[10:]); err == nil && 10+n == len(b) {
+			buf = append(buf, tagSamples, byte(len(b))) // At most 20 bytes.
+			return append(buf, b...), int64(ts), nil
+		}
+	}
 	var value, ts uint64
 	for i := 0; i < len(b); {
 		f, next, err := nextField(b, i)
 		if err != nil {
-			return buf, err
+			return buf, 0, err
 		}
 		i = next
 		switch {
@@ -407,10 +474,10 @@ func appendSample(buf, b []byte) ([]byte, error) {
 		case f.num == 2 && f.wire == 0:
 			ts = f.v
 		case f.num == 1 || f.num == 2 || (f.num == 3 && f.wire != 0):
-			return buf, fmt.Errorf("proto: wrong wireType = %d for field %d of Sample", f.wire, f.num)
+			return buf, 0, fmt.Errorf("proto: wrong wireType = %d for field %d of Sample", f.wire, f.num)
 		}
 	}
-	return appendSampleFields(buf, value, ts), nil
+	return appendSampleFields(buf, value, ts), int64(ts), nil
 }
 
 // appendSampleFields appends one TimeSeries.samples field of the value (its
@@ -624,9 +691,9 @@ func (t *rw2Translator) readMetadata(b []byte, s *rw2Series) error {
 // addMetadata adds the metadata of the series in t.refs to t.meta, once per
 // metric family of the request. The family is the metric name, without the
 // suffix a histogram's or a summary's series add to it.
-func (t *rw2Translator) addMetadata(s rw2Series) {
+func (t *rw2Translator) addMetadata(s rw2Series) (added bool) {
 	if s.metaType == 0 && s.helpRef == 0 && s.unitRef == 0 {
-		return
+		return false
 	}
 	var name []byte
 	for i := 0; i < len(t.refs); i += 2 {
@@ -637,10 +704,10 @@ func (t *rw2Translator) addMetadata(s rw2Series) {
 	}
 	family := familyName(string(name), s.metaType)
 	if family == "" {
-		return
+		return false
 	}
 	if _, ok := t.families[family]; ok {
-		return
+		return false
 	}
 	if t.families == nil {
 		t.families = make(map[string]struct{})
@@ -676,6 +743,7 @@ func (t *rw2Translator) addMetadata(s rw2Series) {
 		m = appendBytesField(m, 5<<3|2, unit)
 	}
 	t.meta = m
+	return true
 }
 
 func appendBytesField(buf []byte, tag byte, v []byte) []byte {
@@ -767,10 +835,26 @@ func nextField(buf []byte, i int) (f wireField, next int, err error) {
 }
 
 // appendRefs appends the references of a repeated uint32 field, packed or
-// not, to refs.
+// not, to refs, as forEachRef reads them.
 func appendRefs(refs []uint32, f wireField) ([]uint32, error) {
-	err := forEachRef(f, func(r uint32) { refs = append(refs, r) })
-	return refs, err
+	if f.wire != 2 {
+		err := forEachRef(f, func(r uint32) { refs = append(refs, r) })
+		return refs, err
+	}
+	for b := f.b; len(b) > 0; {
+		if b[0] < 0x80 {
+			refs = append(refs, uint32(b[0]))
+			b = b[1:]
+			continue
+		}
+		v, n, err := readVarint(b)
+		if err != nil {
+			return refs, err
+		}
+		refs = append(refs, uint32(v))
+		b = b[n:]
+	}
+	return refs, nil
 }
 
 // forEachRef calls fn with each uint32 of the repeated field f, packed

@@ -183,10 +183,36 @@ func TestTranslateRW2_LikePrometheus(t *testing.T) {
 		wc.reset()
 		out, err := wc.translateRW2(marshalRW2(t, req), nil, 1<<30)
 		require.NoError(t, err)
+		wc.decoded = out
 		var got prompb.WriteRequest
 		require.NoError(t, got.Unmarshal(out))
 		require.Equal(t, wireOf(t, rw1Of(t, req)), wireOf(t, &got))
 		require.Zero(t, wc.rej.series)
+		requireSeriesLikeUnmarshal(t, wc, out)
+	}
+}
+
+// requireSeriesLikeUnmarshal checks that the series translateRW2 placed in
+// wc are those unmarshalRequest reads from its output out.
+func requireSeriesLikeUnmarshal(t testing.TB, wc *writeCtx, out []byte) {
+	t.Helper()
+	ref := getWriteCtx()
+	defer putWriteCtx(ref)
+	ref.decoded = append(ref.decoded[:0], out...)
+	require.NoError(t, ref.unmarshalRequest(ref.decoded))
+	require.Len(t, wc.series, len(ref.series))
+	require.Equal(t, ref.metadata, wc.metadata)
+	for i := range ref.series {
+		w, g := ref.series[i], wc.series[i]
+		require.Equal(t, w.raw, g.raw, "series %d", i)
+		require.Equal(t, w.ts == nil, g.ts == nil, "series %d: decoded", i)
+		if w.ts != nil {
+			require.Equal(t, w.ts.String(), g.ts.String())
+		} else {
+			require.Equal(t, [4]int64{int64(w.hi - w.lo), int64(w.labelsEnd), int64(w.samples), w.maxT},
+				[4]int64{int64(g.hi - g.lo), int64(g.labelsEnd), int64(g.samples), g.maxT}, "series %d", i)
+		}
+		require.Equal(t, formatLabels(ref.labelsOf(i)), formatLabels(wc.labelsOf(i)), "series %d", i)
 	}
 }
 
@@ -355,6 +381,7 @@ func FuzzRW2(f *testing.F) {
 		defer putWriteCtx(wc)
 		wc.rej.reset(10)
 		out, err := wc.translateRW2(raw, nil, 1<<30)
+		wc.decoded = out
 		badFirst := gogoErr == nil && len(req.Symbols) > 0 && req.Symbols[0] != ""
 		switch {
 		case err == nil && (gogoErr != nil || badFirst):
@@ -369,7 +396,11 @@ func FuzzRW2(f *testing.F) {
 				t.Fatalf("translation of the canonical encoding failed: %v", err)
 			}
 			return
-		case err != nil || wc.rej.series > 0:
+		case err != nil:
+			return
+		}
+		requireSeriesLikeUnmarshal(t, wc, out)
+		if wc.rej.series > 0 {
 			return
 		}
 		var got prompb.WriteRequest
