@@ -59,7 +59,7 @@ const (
 // rw2Translator is the scratch state of one translation, kept in the pooled
 // writeCtx with its capacity.
 type rw2Translator struct {
-	src     []byte   // the snappy-decoded remote-write 2.0 body
+	src []byte // the snappy-decoded remote-write 2.0 body
 	// symbols are the symbols of src: where the length of each starts, where
 	// its bytes start and where they end. A symbol's length and bytes are
 	// the length and bytes of a Label's name or value as they are written.
@@ -219,9 +219,9 @@ func (t *rw2Translator) symbolBytes(ref uint32) []byte {
 type rw2Series struct {
 	samples, histograms, exemplars int
 	metaType                       uint64
-	helpRef, unitRef    uint64
-	hasMeta             bool
-	badRef              string // why a reference is bad; "" if none
+	helpRef, unitRef               uint64
+	hasMeta                        bool
+	badRef                         string // why a reference is bad; "" if none
 }
 
 // translateSeries appends to out the remote-write 1.0 TimeSeries field of the
