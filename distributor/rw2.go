@@ -792,6 +792,14 @@ type wireField struct {
 // nextField reads the field at buf[i:] as the generated code reads it, and
 // returns where the next one starts. Groups are skipped.
 func nextField(buf []byte, i int) (f wireField, next int, err error) {
+	// Most fields have a one-byte tag and, if length-delimited, a one-byte
+	// length: read inline.
+	if i+1 < len(buf) && buf[i] < 0x80 && buf[i]&7 == 2 && buf[i] >= 8 && buf[i+1] < 0x80 {
+		end := i + 2 + int(buf[i+1])
+		if end <= len(buf) {
+			return wireField{num: int32(buf[i] >> 3), wire: 2, b: buf[i+2 : end]}, end, nil
+		}
+	}
 	tag, n, err := readVarint(buf[i:])
 	if err != nil {
 		return f, 0, err
