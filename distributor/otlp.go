@@ -142,7 +142,9 @@ func (d *Distributor) handleOTLP(r *http.Request, tenantID string, out *otlpOutc
 			apierror.OTLPDeltaTemporality, refused, strings.Join(names, ", ")))
 		tm.discarded[reasonOTLPTemporality].Add(float64(refused))
 	}
-	if err := wc.translateOTLP(r.Context(), md, lim); err != nil {
+	if err := wc.translateOTLP(r.Context(), md, lim); errors.Is(err, ErrDecodedTooLarge) {
+		return err
+	} else if err != nil {
 		out.messages = append(out.messages, fmt.Sprintf("%s: %s", apierror.OTLPTranslation, err))
 	}
 	var st writtenStats
@@ -225,6 +227,7 @@ func (wc *writeCtx) translateOTLP(ctx context.Context, md pmetric.Metrics, lim *
 		wc.otlp = newOTLPAppender()
 	}
 	app := wc.otlp
+	app.limit = maxOTLPSamples(md)
 	conv := converterPool.Get().(*prometheusremotewrite.PrometheusConverter)
 	conv.Reset(app)
 	strategy := otlptranslator.TranslationStrategyOption(lim.OTelTranslationStrategy)
@@ -244,6 +247,12 @@ func (wc *writeCtx) translateOTLP(ctx context.Context, md pmetric.Metrics, lim *
 	})
 	conv.Reset(nil)
 	converterPool.Put(conv)
+	if errors.Is(translateErr, errTooManyOTLPSamples) {
+		limit := app.limit
+		app.reset()
+		return fmt.Errorf("%w: its translation makes more than %d samples: data points of one resource span more than %d target_info intervals (lookback delta / 2), or a data point makes more samples than it holds",
+			ErrDecodedTooLarge, limit, maxTargetInfoSamples)
+	}
 	translateErr = withoutTemporalityErrors(translateErr)
 	wc.decoded = app.encode(wc.decoded[:0])
 	app.reset()

@@ -447,3 +447,29 @@ func FuzzOTLP(f *testing.F) {
 		}
 	})
 }
+
+// TestOTLPHandler_TargetInfoSpan checks that data points of one resource
+// far apart in time, from which Prometheus's translator would make a
+// target_info sample every 2.5 minutes between them (200,000 a year), are
+// refused at once instead of filling memory (without the bound this test
+// takes minutes and gigabytes: 12 million target_info samples).
+func TestOTLPHandler_TargetInfoSpan(t *testing.T) {
+	d, ing := newSingleIngester(t, testConfig(t), nil)
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "svc")
+	rm.Resource().Attributes().PutStr("host.name", "h")
+	dps := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetEmptyGauge().DataPoints()
+	for _, ts := range []time.Time{time.Unix(0, 0), testNow} {
+		dp := dps.AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		dp.SetDoubleValue(1)
+	}
+	rm.ScopeMetrics().At(0).Metrics().At(0).SetName("up")
+	w := serve(d.OTLPHandler(), newOTLPRequest(otlpBody(t, md, otlpProtobuf), "application/x-protobuf"))
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	var st spb.Status
+	require.NoError(t, proto.Unmarshal(w.Body.Bytes(), &st))
+	require.Contains(t, st.Message, "err-argus-request-too-large: tenant \"tenant-a\": decoded request too large: its translation makes more than 1002 samples")
+	require.Empty(t, ing.pushed())
+}

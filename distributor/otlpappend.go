@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"errors"
 	"math"
 	"slices"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 // otlpAppender is the storage.AppenderV2 Prometheus's OTLP converter writes
@@ -26,7 +28,20 @@ type otlpAppender struct {
 	meta     []byte              // encoded WriteRequest.metadata fields
 	families map[string]struct{} // whose metadata is in meta
 	key      []byte              // scratch: encoded labels
+	// appended counts the samples appended; past limit Append fails with
+	// errTooManyOTLPSamples.
+	appended, limit int
 }
+
+// maxTargetInfoSamples bounds the target_info samples the converter may add
+// per resource: it adds one every 2.5 minutes between the earliest and the
+// latest data point of the resource, so that data points a year apart
+// would make 200,000 of them. 1000 cover 41 hours.
+const maxTargetInfoSamples = 1000
+
+// errTooManyOTLPSamples means the translation of an OTLP request made more
+// samples than its data points account for.
+var errTooManyOTLPSamples = errors.New("too many samples")
 
 // otlpSeries is one series being built: its encoded Label fields, then its
 // encoded Sample, Histogram and Exemplar fields.
@@ -53,7 +68,7 @@ func (a *otlpAppender) reset() {
 	if len(a.series) > maxPooledSeries {
 		a.series = a.series[:maxPooledSeries:maxPooledSeries]
 	}
-	a.n = 0
+	a.n, a.appended, a.limit = 0, 0, 0
 	a.meta = reuse(a.meta)
 	if len(a.families) > maxPooledSeries {
 		a.families = map[string]struct{}{}
@@ -65,6 +80,9 @@ func (a *otlpAppender) reset() {
 // series ls, with the exemplars and the metadata of opts. The start
 // timestamp st is not stored. Nothing is retained of ls, h, fh or opts.
 func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if a.appended++; a.appended > a.limit {
+		return 0, errTooManyOTLPSamples
+	}
 	i := a.seriesOf(ls)
 	s := &a.series[i]
 	switch {
@@ -166,4 +184,48 @@ func appendLabelField(buf []byte, name, value string) []byte {
 	buf = append(buf, name...)
 	buf = appendVarint(append(buf, tagLabelValue), uint64(len(value)))
 	return append(buf, value...)
+}
+
+// maxOTLPSamples is the most samples the translation of md may make: those
+// of its data points (a histogram's buckets, sum and count, a summary's
+// quantiles, sum and count), and maxTargetInfoSamples per resource.
+func maxOTLPSamples(md pmetric.Metrics) int {
+	n := 0
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		n += maxTargetInfoSamples
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				n += metricSamples(ms.At(k))
+			}
+		}
+	}
+	return n
+}
+
+func metricSamples(m pmetric.Metric) int {
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		return m.Gauge().DataPoints().Len()
+	case pmetric.MetricTypeSum:
+		return m.Sum().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().DataPoints().Len()
+	case pmetric.MetricTypeHistogram:
+		dps, n := m.Histogram().DataPoints(), 0
+		for i := range dps.Len() {
+			n += dps.At(i).BucketCounts().Len() + 3 // +Inf, sum, count
+		}
+		return n
+	case pmetric.MetricTypeSummary:
+		dps, n := m.Summary().DataPoints(), 0
+		for i := range dps.Len() {
+			n += dps.At(i).QuantileValues().Len() + 2
+		}
+		return n
+	default:
+		return 0
+	}
 }
