@@ -412,16 +412,20 @@ func (t *rw2Translator) appendLabels(buf []byte, ls []labelRef) ([]byte, []label
 		}
 		n := len(buf)
 		buf = buf[:n+size]
-		buf[n] = tagLabelName
-		n++
-		l := labelRef{nameOff: uint32(n + int(name.start-name.lenStart))}
-		n += copy(buf[n:], src[name.lenStart:name.end])
-		l.nameEnd = uint32(n)
-		buf[n] = tagLabelValue
-		n++
-		l.valueOff = uint32(n + int(value.start-value.lenStart))
-		n += copy(buf[n:], src[value.lenStart:value.end])
-		l.valueEnd = uint32(n)
+		l := labelRef{nameOff: uint32(n + 1 + int(name.start-name.lenStart))}
+		l.nameEnd = l.nameOff + uint32(name.end-name.start)
+		l.valueOff = l.nameEnd + 1 + uint32(value.start-value.lenStart)
+		l.valueEnd = uint32(n + size)
+		if value.lenStart == name.end+1 {
+			// The value's symbol follows the name's in the table, as a
+			// sender's table has them when the label was first seen: the
+			// two symbol fields are the Label's fields but for their tags.
+			copy(buf[n:], src[name.lenStart-1:value.end])
+		} else {
+			copy(buf[n+1:], src[name.lenStart:name.end])
+			copy(buf[l.nameEnd+1:], src[value.lenStart:value.end])
+		}
+		buf[n], buf[l.nameEnd] = tagLabelName, tagLabelValue
 		ls = append(ls, l)
 	}
 	return buf, ls
@@ -853,6 +857,11 @@ func appendRefs(refs []uint32, f wireField) ([]uint32, error) {
 		if b[0] < 0x80 {
 			refs = append(refs, uint32(b[0]))
 			b = b[1:]
+			continue
+		}
+		if len(b) > 1 && b[1] < 0x80 {
+			refs = append(refs, uint32(b[0]&0x7f)|uint32(b[1])<<7)
+			b = b[2:]
 			continue
 		}
 		v, n, err := readVarint(b)
