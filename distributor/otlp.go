@@ -138,23 +138,40 @@ func (d *Distributor) handleOTLP(r *http.Request, tenantID string, out *otlpOutc
 	refused, names := refusedTemporality(md, lim)
 	if refused > 0 {
 		out.rejected += refused
-		out.messages = append(out.messages, fmt.Sprintf("%s: %d data points of metrics with delta or unspecified temporality refused: %s; send cumulative temporality, or set -distributor.otel-native-delta-ingestion for the tenant",
-			apierror.OTLPDeltaTemporality, refused, strings.Join(names, ", ")))
+		out.messages = append(out.messages, temporalityMessage(tenantID, refused, names))
 		tm.discarded[reasonOTLPTemporality].Add(float64(refused))
 	}
 	if err := wc.translateOTLP(r.Context(), md, lim); errors.Is(err, ErrDecodedTooLarge) {
 		return err
 	} else if err != nil {
-		out.messages = append(out.messages, fmt.Sprintf("%s: %s", apierror.OTLPTranslation, err))
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: tenant %q: some metrics could not be translated and were left out", apierror.OTLPTranslation, tenantID)
+		for _, e := range unjoin(err) {
+			fmt.Fprintf(&b, "\n%s: %s", apierror.OTLPTranslation, e)
+		}
+		out.messages = append(out.messages, b.String())
 	}
 	var st writtenStats
 	err = d.pushDecoded(r.Context(), wc, tenantID, tm, lim, &st)
 	if re, ok := errors.AsType[*rejectedError](err); ok {
 		out.rejected += wc.rej.samples
-		out.messages = append(out.messages, string(re.id)+": "+re.body)
+		out.messages = append(out.messages, errorBody(tenantID, re))
 		return nil
 	}
 	return err
+}
+
+// temporalityMessage is the partial-success message of the data points
+// refused for their temporality: a summary, then one line per metric, each
+// with the error ID, as the remote-write 400 body lists series.
+func temporalityMessage(tenantID string, points int64, names []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: tenant %q: %d data points refused for their temporality", apierror.OTLPDeltaTemporality, tenantID, points)
+	for _, n := range names {
+		fmt.Fprintf(&b, "\n%s: %s temporality refused under %s: send cumulative temporality, or ingest delta as it comes",
+			apierror.OTLPDeltaTemporality, n, apierror.LimitText("distributor.otel-native-delta-ingestion", false))
+	}
+	return b.String()
 }
 
 // admitOTLP checks the headers of an OTLP push: POST, protobuf or JSON,
@@ -319,7 +336,7 @@ func refusedTemporality(md pmetric.Metrics, lim *limits.Limits) (points int64, n
 				}
 				points += int64(n)
 				if len(names) < 10 {
-					names = append(names, fmt.Sprintf("%q (%s)", m.Name(), strings.ToLower(temp.String())))
+					names = append(names, fmt.Sprintf("%q: %s", m.Name(), strings.ToLower(temp.String())))
 				}
 			}
 		}

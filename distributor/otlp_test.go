@@ -268,7 +268,8 @@ func TestOTLPHandler(t *testing.T) {
 		// until the ingesters store histograms) counts 1 sample.
 		require.Equal(t, int64(2), resp.PartialSuccess().RejectedDataPoints())
 		msg := resp.PartialSuccess().ErrorMessage()
-		require.Contains(t, msg, `err-argus-otlp-delta-temporality: 1 data points of metrics with delta or unspecified temporality refused: "bytes.sent" (delta)`)
+		require.Contains(t, msg, "err-argus-otlp-delta-temporality: tenant \"tenant-a\": 1 data points refused for their temporality\n"+
+			`err-argus-otlp-delta-temporality: "bytes.sent": delta temporality refused under -distributor.otel-native-delta-ingestion=false: send cumulative temporality, or ingest delta as it comes`)
 		require.Contains(t, msg, `{__name__="rpc_latency_milliseconds", instance="pod-1", job="checkout"}: native histograms not supported yet`)
 		pushed := strings.Join(ing.pushed(), "\n")
 		tsMs := ts.UnixMilli()
@@ -374,7 +375,7 @@ func TestOTLPHandler_IngesterRejections(t *testing.T) {
 	resp := pmetricotlp.NewExportResponse()
 	require.NoError(t, resp.UnmarshalProto(w.Body.Bytes()))
 	require.Equal(t, int64(1), resp.PartialSuccess().RejectedDataPoints())
-	require.Equal(t, "err-argus-sample-out-of-order: 1 series (1 samples) rejected, 0 samples accepted\nerr-argus-sample-out-of-order: {__name__=\"up\"}: out of order sample: out of order",
+	require.Equal(t, "err-argus-sample-out-of-order: tenant \"tenant-a\": 1 series (1 samples) rejected, 0 samples accepted\nerr-argus-sample-out-of-order: {__name__=\"up\"}: out of order sample: out of order",
 		resp.PartialSuccess().ErrorMessage())
 }
 

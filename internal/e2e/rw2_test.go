@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/argus-tsdb/argus/internal/clustertest"
@@ -114,4 +116,21 @@ func TestRemoteWrite2AgainstPrometheus(t *testing.T) {
 	require.Zero(t, p.Metric(t, "prometheus_remote_storage_samples_failed_total", rw2))
 	require.Zero(t, p.Metric(t, "prometheus_remote_storage_histograms_failed_total", rw2))
 	require.Zero(t, p.Metric(t, "prometheus_remote_storage_samples_failed_total", map[string]string{"remote_name": "rw1"}))
+}
+
+// rw2BadReference returns a TestErrorContract request: a remote-write 2.0
+// push to p for tenant of one series whose job value refers past the
+// symbol table.
+func rw2BadReference(p *clustertest.Process, tenant string, ms int64) func(*testing.T) (int, string, http.Header) {
+	return func(t *testing.T) (int, string, http.Header) {
+		req := &writev2.Request{
+			Symbols:    []string{"", "__name__", "up", "job"},
+			Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 2, 3, 9}, Samples: []writev2.Sample{{Value: 1, Timestamp: ms}}}},
+		}
+		b, err := req.Marshal()
+		require.NoError(t, err)
+		return send(t, p, http.MethodPost, "/api/v1/push", tenant, map[string]string{
+			"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request", "X-Prometheus-Remote-Write-Version": "2.0.0",
+		}, snappy.Encode(nil, b))
+	}
 }
