@@ -16,16 +16,17 @@ import (
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
-// Remote write 2.0 (io.prometheus.write.v2.Request) is translated here, in
-// one pass over the decoded body and without a decoded message, into the
-// remote-write 1.0 shape the rest of the push path and the ingesters take
+// Remote write 2.0 (io.prometheus.write.v2.Request) is translated here,
+// series by series and without a decoded message, into the remote-write 1.0
+// shape the rest of the push path and the ingesters take
 // (arguspb.WriteRequest): each series' label references resolved into
 // Label messages, its samples without their start timestamps, its
 // histograms as prompb.Histogram bytes (field 17, the start timestamp,
 // dropped), its exemplars as prompb.Exemplar bytes, and its metadata as
-// one prompb.MetricMetadata per metric family of the request. The RW1 bytes
-// are then read in place exactly as a remote-write 1.0 push (scan.go), so
-// both versions share every check, the raw forwarding and the answer.
+// one prompb.MetricMetadata per metric family of the request. Each
+// translated series is placed in writeCtx.series as a remote-write 1.0
+// push's series are (scan.go), so both versions share every check, the raw
+// forwarding and the answer.
 //
 // A series whose references are bad (an odd number of label references, a
 // reference past the symbol table, in its labels, exemplars or metadata) is
