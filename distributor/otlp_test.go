@@ -474,3 +474,26 @@ func TestOTLPHandler_TargetInfoSpan(t *testing.T) {
 	require.Contains(t, st.Message, "err-argus-request-too-large: tenant \"tenant-a\": decoded request too large: its translation makes more than 1002 samples")
 	require.Empty(t, ing.pushed())
 }
+
+// TestTranslateOTLP_Metadata checks the metadata entries of a translation:
+// one per metric family, with Prometheus's type, help and unit.
+func TestTranslateOTLP_Metadata(t *testing.T) {
+	wc := getWriteCtx()
+	defer putWriteCtx(wc)
+	require.NoError(t, wc.translateOTLP(t.Context(), testMetrics(testNow), defaultLimits(t)))
+	var req prompb.WriteRequest
+	require.NoError(t, req.Unmarshal(wc.decoded))
+	var got []string
+	for _, m := range req.Metadata {
+		got = append(got, fmt.Sprintf("%s %s %q %q", m.MetricFamilyName, m.Type, m.Help, m.Unit))
+	}
+	require.Equal(t, []string{
+		`http_server_requests_total COUNTER "Requests served." ""`,
+		`queue_depth GAUGE "" ""`,
+		`http_server_duration_seconds HISTOGRAM "" "seconds"`,
+		`rpc_latency_milliseconds HISTOGRAM "" "milliseconds"`,
+		`gc_pause SUMMARY "" ""`,
+		`target_info GAUGE "Target metadata" ""`,
+	}, got)
+	require.Equal(t, len(got), wc.metadata)
+}
