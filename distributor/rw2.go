@@ -65,10 +65,12 @@ type rw2Translator struct {
 	// its bytes start and where they end. A symbol's length and bytes are
 	// the length and bytes of a Label's name or value as they are written.
 	symbols []rw2Symbol
-	refs    []uint32 // label references of the series being translated
-	data    []byte   // the RW1 samples, histograms and exemplars of the series being translated
-	ex      []byte   // scratch: one RW1 exemplar
-	meta    []byte   // the RW1 metadata entries (WriteRequest field 3), appended last
+	// series are the start and end in src of each series, in order.
+	series [][2]int32
+	refs   []uint32 // label references of the series being translated
+	data   []byte   // the RW1 samples, histograms and exemplars of the series being translated
+	ex     []byte   // scratch: one RW1 exemplar
+	meta   []byte   // the RW1 metadata entries (WriteRequest field 3), appended last
 	// families are the metric families whose metadata is in meta.
 	families map[string]struct{}
 	// pos are where the translation of each series of writeCtx.series is
@@ -98,6 +100,7 @@ func (t *rw2Translator) reset() {
 	}
 	t.pos = t.pos[:0]
 	t.symbols = t.symbols[:0]
+	t.series = t.series[:0]
 	t.refs = t.refs[:0]
 	t.data = reuse(t.data)
 	t.ex = reuse(t.ex)
@@ -146,16 +149,9 @@ func (wc *writeCtx) translateRW2(src, out []byte, limit int) ([]byte, error) {
 	if err := t.readSymbols(); err != nil {
 		return out, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
 	}
-	for i := 0; i < len(src); {
-		f, next, err := nextField(src, i)
-		if err != nil {
-			return out, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
-		}
-		i = next
-		if f.num != rw2TimeSeries {
-			continue // Symbols were read; unknown fields are skipped.
-		}
-		if out, err = wc.translateSeries(f.b, out); err != nil {
+	for _, span := range t.series {
+		var err error
+		if out, err = wc.translateSeries(src[span[0]:span[1]], out); err != nil {
 			return out, err
 		}
 		if len(out)+len(t.meta) > limit {
@@ -178,9 +174,9 @@ func (wc *writeCtx) translateRW2(src, out []byte, limit int) ([]byte, error) {
 	return out, nil
 }
 
-// readSymbols reads the symbol table of t.src, checking the framing of the
-// whole request on the way: every top-level field, and the wire type of
-// fields 4 and 5.
+// readSymbols reads the symbol table of t.src and where each series is,
+// checking the framing of the whole request on the way: every top-level
+// field, and the wire type of fields 4 and 5.
 func (t *rw2Translator) readSymbols() error {
 	for i := 0; i < len(t.src); {
 		f, next, err := nextField(t.src, i)
@@ -190,8 +186,15 @@ func (t *rw2Translator) readSymbols() error {
 		if (f.num == rw2Symbols || f.num == rw2TimeSeries) && f.wire != 2 {
 			return fmt.Errorf("proto: wrong wireType = %d for field %d of Request", f.wire, f.num)
 		}
-		if f.num == rw2Symbols {
-			t.symbols = append(t.symbols, rw2Symbol{lenStart: int32(i + 1), start: int32(next - len(f.b)), end: int32(next)}) // The tag is one byte.
+		switch f.num {
+		case rw2Symbols:
+			tagLen := 1
+			if t.src[i] >= 0x80 { // A tag in more bytes than it needs: valid protobuf.
+				_, tagLen, _ = readVarint(t.src[i:])
+			}
+			t.symbols = append(t.symbols, rw2Symbol{lenStart: int32(i + tagLen), start: int32(next - len(f.b)), end: int32(next)})
+		case rw2TimeSeries:
+			t.series = append(t.series, [2]int32{int32(next - len(f.b)), int32(next)})
 		}
 		i = next
 	}

@@ -411,7 +411,7 @@ func FuzzRW2(f *testing.F) {
 }
 
 // sortLabels sorts the labels of every series and exemplar of req by name,
-// then value.
+// then value, and rebuilds its histograms from their meaning.
 func sortLabels(req *prompb.WriteRequest) *prompb.WriteRequest {
 	cmp := func(a, b prompb.Label) int {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
@@ -425,6 +425,15 @@ func sortLabels(req *prompb.WriteRequest) *prompb.WriteRequest {
 		for j := range ts.Exemplars {
 			slices.SortFunc(ts.Exemplars[j].Labels, cmp)
 		}
+		// A histogram is forwarded as its bytes came, unknown fields
+		// included, which decoders skip; compared as what it means.
+		for j, h := range ts.Histograms {
+			if h.IsFloatHistogram() {
+				ts.Histograms[j] = prompb.FromFloatHistogram(h.Timestamp, h.ToFloatHistogram())
+			} else {
+				ts.Histograms[j] = prompb.FromIntHistogram(h.Timestamp, h.ToIntHistogram())
+			}
+		}
 	}
 	return req
 }
@@ -434,4 +443,36 @@ func wireOf(t testing.TB, req *prompb.WriteRequest) []byte {
 	raw, err := req.Marshal()
 	require.NoError(t, err)
 	return raw
+}
+
+// TestTranslateRW2_LongTags translates a request whose symbol fields have
+// tags and lengths in more bytes than they need, which protobuf allows: the
+// labels, copied with the symbols' length varints, must come out the same.
+func TestTranslateRW2_LongTags(t *testing.T) {
+	var raw []byte
+	for i, sym := range []string{"", "__name__", "up", "job", "x"} {
+		switch i % 2 {
+		case 1:
+			raw = append(raw, 0x22|0x80, 0x00, byte(len(sym))|0x80, 0x00) // tag and length in two bytes each
+		default:
+			raw = append(raw, 0x22, byte(len(sym)))
+		}
+		raw = append(raw, sym...)
+	}
+	series := []byte{0x0a, 4, 1, 2, 3, 4, 0x12, 11, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x05}
+	raw = append(append(raw, 0x2a, byte(len(series))), series...)
+	var req writev2.Request
+	require.NoError(t, req.Unmarshal(raw))
+	require.Equal(t, []string{"", "__name__", "up", "job", "x"}, req.Symbols)
+
+	wc := getWriteCtx()
+	defer putWriteCtx(wc)
+	out, err := wc.translateRW2(raw, nil, 1<<20)
+	require.NoError(t, err)
+	wc.decoded = out
+	var got prompb.WriteRequest
+	require.NoError(t, got.Unmarshal(out))
+	require.Equal(t, wireOf(t, rw1Of(t, &req)), wireOf(t, &got))
+	requireSeriesLikeUnmarshal(t, wc, out)
+	require.Equal(t, `{__name__="up", job="x"}`, formatLabels(wc.labelsOf(0)))
 }
