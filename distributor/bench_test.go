@@ -249,7 +249,7 @@ func BenchmarkPushProtocols(b *testing.B) {
 			w := &discardWriter{h: http.Header{}}
 			b.SetBytes(int64(len(c.body)))
 			b.ReportAllocs()
-			cpu0 := processCPU(b)
+			cpu0 := benchProcessCPU(b)
 			for b.Loop() {
 				rd.Reset(c.body)
 				r.Body = io.NopCloser(rd)
@@ -261,13 +261,13 @@ func BenchmarkPushProtocols(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(numSeries*b.N), "ns/sample")
 			// CPU time, which other processes on a shared machine do not
 			// inflate as they do wall time.
-			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(numSeries*b.N), "cpu-ns/sample")
+			b.ReportMetric(float64(benchProcessCPU(b)-cpu0)/float64(numSeries*b.N), "cpu-ns/sample")
 		})
 	}
 }
 
-// processCPU is the user and system CPU time of the process, in ns.
-func processCPU(b *testing.B) int64 {
+// benchProcessCPU is the user and system CPU time of the process, in ns.
+func benchProcessCPU(b *testing.B) int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)

@@ -91,10 +91,10 @@ func samplesOf(t testing.TB, raw []byte) []string {
 	return out
 }
 
-// testMetrics returns one export of every kind: a cumulative sum, a gauge,
+// otlpTestMetrics returns one export of every kind: a cumulative sum, a gauge,
 // an explicit-bucket histogram, an exponential histogram, a summary, a
 // delta sum, and resource attributes for target_info, at ts.
-func testMetrics(ts time.Time) pmetric.Metrics {
+func otlpTestMetrics(ts time.Time) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "checkout")
@@ -230,12 +230,12 @@ func TestTranslateOTLP_LikePrometheus(t *testing.T) {
 				cfg.LabelNameUnderscoreSanitization, cfg.LabelNamePreserveMultipleUnderscores = true, true
 			}
 			// Prometheus refuses a whole request with a delta sum (500).
-			md := testMetrics(ts)
+			md := otlpTestMetrics(ts)
 			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().RemoveIf(func(m pmetric.Metric) bool { return m.Name() == "bytes.sent" })
 			want := prometheusOTLP(t, md, cfg)
 			wc := getWriteCtx()
 			defer putWriteCtx(wc)
-			require.NoError(t, wc.translateOTLP(t.Context(), testMetrics(ts), lim))
+			require.NoError(t, wc.translateOTLP(t.Context(), otlpTestMetrics(ts), lim))
 			got := samplesOf(t, wc.decoded)
 			slices.Sort(want)
 			slices.Sort(got)
@@ -254,7 +254,7 @@ func TestOTLPHandler(t *testing.T) {
 		d, ing := newSingleIngester(t, testConfig(t), nil)
 		var zipped bytes.Buffer
 		zw := gzip.NewWriter(&zipped)
-		_, err := zw.Write(otlpBody(t, testMetrics(ts), otlpProtobuf))
+		_, err := zw.Write(otlpBody(t, otlpTestMetrics(ts), otlpProtobuf))
 		require.NoError(t, err)
 		require.NoError(t, zw.Close())
 		r := newOTLPRequest(zipped.Bytes(), "application/x-protobuf")
@@ -415,7 +415,7 @@ func newOTLPRequest(body []byte, contentType string) *http.Request {
 //
 //	go test -run=^$ -fuzz=FuzzOTLP -fuzztime=20s ./distributor/
 func FuzzOTLP(f *testing.F) {
-	md := testMetrics(testNow)
+	md := otlpTestMetrics(testNow)
 	f.Add(otlpBody(f, md, otlpProtobuf), false)
 	f.Add(otlpBody(f, md, otlpJSON), true)
 	f.Add([]byte{}, false)
@@ -480,7 +480,7 @@ func TestOTLPHandler_TargetInfoSpan(t *testing.T) {
 func TestTranslateOTLP_Metadata(t *testing.T) {
 	wc := getWriteCtx()
 	defer putWriteCtx(wc)
-	require.NoError(t, wc.translateOTLP(t.Context(), testMetrics(testNow), defaultLimits(t)))
+	require.NoError(t, wc.translateOTLP(t.Context(), otlpTestMetrics(testNow), defaultLimits(t)))
 	var req prompb.WriteRequest
 	require.NoError(t, req.Unmarshal(wc.decoded))
 	var got []string

@@ -121,17 +121,6 @@ func rw1Of(t testing.TB, req *writev2.Request) *prompb.WriteRequest {
 	return out
 }
 
-// normalize round-trips req through the wire, so that nil and empty slices
-// compare equal.
-func normalize(t testing.TB, req *prompb.WriteRequest) *prompb.WriteRequest {
-	t.Helper()
-	raw, err := req.Marshal()
-	require.NoError(t, err)
-	var out prompb.WriteRequest
-	require.NoError(t, out.Unmarshal(raw))
-	return &out
-}
-
 // randomRW2 returns n random series of every kind: float samples with and
 // without start timestamps, integer and float histograms (custom buckets
 // included), exemplars and metadata of every type.
@@ -406,13 +395,13 @@ func FuzzRW2(f *testing.F) {
 		var got prompb.WriteRequest
 		require.NoError(t, got.Unmarshal(out))
 		want := rw1Of(t, &req)
-		require.Equal(t, wireOf(t, sortLabels(want)), wireOf(t, sortLabels(&got)))
+		require.Equal(t, wireOf(t, sortRW1Labels(want)), wireOf(t, sortRW1Labels(&got)))
 	})
 }
 
-// sortLabels sorts the labels of every series and exemplar of req by name,
+// sortRW1Labels sorts the labels of every series and exemplar of req by name,
 // then value, and rebuilds its histograms from their meaning.
-func sortLabels(req *prompb.WriteRequest) *prompb.WriteRequest {
+func sortRW1Labels(req *prompb.WriteRequest) *prompb.WriteRequest {
 	cmp := func(a, b prompb.Label) int {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c

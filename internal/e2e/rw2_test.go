@@ -19,11 +19,11 @@ import (
 	"github.com/argus-tsdb/argus/internal/clustertest"
 )
 
-// newTestExporter serves a client_golang registry whose metrics change on
+// newFloatExporter serves a client_golang registry whose metrics change on
 // every scrape: counters, a gauge, a classic histogram and a summary, with
 // UTF-8 label values, and the Go and process collectors. It returns its
 // host:port.
-func newTestExporter(t testing.TB) string {
+func newFloatExporter(t testing.TB) string {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_requests_total", Help: "Requests, by route."}, []string{"route", "code"})
@@ -68,7 +68,7 @@ func TestRemoteWrite2AgainstPrometheus(t *testing.T) {
 	a := clustertest.StartArgus(t, clustertest.Options{})
 	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
 		ScrapeInterval: time.Second,
-		ScrapeTargets:  map[string]string{"exporter": newTestExporter(t)},
+		ScrapeTargets:  map[string]string{"exporter": newFloatExporter(t)},
 		NoSelfScrape:   true,
 		RemoteWrites: []clustertest.RemoteWrite{
 			{URL: a.PushURL(), Tenant: "rw2", Name: "rw2", ProtobufMessage: "io.prometheus.write.v2.Request"},
