@@ -12,8 +12,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"syscall"
 	"testing"
 
+	"github.com/golang/snappy"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
 
 	"github.com/argus-tsdb/argus/internal/grpccodec"
@@ -177,4 +183,94 @@ func BenchmarkBatchMarshal(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(1000*b.N), "ns/series")
 		})
 	}
+}
+
+// BenchmarkPushProtocols measures a whole push of the series of
+// benchRequest(1000) in each protocol the distributor takes, to one fake
+// ingester that takes raw batches: remote write 1.0, remote write 2.0 (one
+// symbol table, as Prometheus sends it) and OTLP (gauges grouped by metric
+// name, the other labels as attributes). ns/sample compares them.
+func BenchmarkPushProtocols(b *testing.B) {
+	const numSeries = 1000
+	req := benchRequest(numSeries)
+	st := writev2.NewSymbolTable()
+	rw2 := &writev2.Request{}
+	md := pmetric.NewMetrics()
+	metrics := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+	byName := map[string]pmetric.NumberDataPointSlice{}
+	for _, ts := range req.Timeseries {
+		s := writev2.TimeSeries{}
+		for _, l := range ts.Labels {
+			s.LabelsRefs = append(s.LabelsRefs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+		}
+		for _, smp := range ts.Samples {
+			s.Samples = append(s.Samples, writev2.Sample{Value: smp.Value, Timestamp: smp.TimestampMs})
+		}
+		rw2.Timeseries = append(rw2.Timeseries, s)
+		dps, ok := byName[ts.Labels[0].Value]
+		if !ok {
+			m := metrics.AppendEmpty()
+			m.SetName(ts.Labels[0].Value)
+			dps = m.SetEmptyGauge().DataPoints()
+			byName[ts.Labels[0].Value] = dps
+		}
+		dp := dps.AppendEmpty()
+		for _, l := range ts.Labels[1:] {
+			dp.Attributes().PutStr(l.Name, l.Value)
+		}
+		dp.SetTimestamp(pcommon.Timestamp(ts.Samples[0].TimestampMs * 1e6))
+		dp.SetDoubleValue(ts.Samples[0].Value)
+	}
+	rw2.Symbols = st.Symbols()
+	otlpBody, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+		req  func([]byte) *http.Request
+		h    func(*Distributor) http.Handler
+		want int
+	}{
+		{"rw1", encode(b, req), newPushRequest, (*Distributor).PushHandler, http.StatusNoContent},
+		{"rw2", snappy.Encode(nil, marshalRW2(b, rw2)), newRW2RequestBody, (*Distributor).PushHandler, http.StatusNoContent},
+		{"otlp", otlpBody, func(body []byte) *http.Request { return newOTLPRequest(body, "application/x-protobuf") }, (*Distributor).OTLPHandler, http.StatusOK},
+	} {
+		b.Run("protocol="+c.name, func(b *testing.B) {
+			d, _, _ := newReplicated(b, 1, 1, nil)
+			lim := defaultLimits(b)
+			lim.IngestionRate = 0
+			d.limits = tenantLimitsMap{def: lim}
+			d.clients = ClientFactoryFunc(func(string) (Pusher, error) { return fakeIngesterRaw{}, nil })
+			h := c.h(d)
+			r := c.req(c.body)
+			rd := bytes.NewReader(c.body)
+			w := &discardWriter{h: http.Header{}}
+			b.SetBytes(int64(len(c.body)))
+			b.ReportAllocs()
+			cpu0 := benchProcessCPU(b)
+			for b.Loop() {
+				rd.Reset(c.body)
+				r.Body = io.NopCloser(rd)
+				h.ServeHTTP(w, r)
+				if w.code != c.want {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(numSeries*b.N), "ns/sample")
+			// CPU time, which other processes on a shared machine do not
+			// inflate as they do wall time.
+			b.ReportMetric(float64(benchProcessCPU(b)-cpu0)/float64(numSeries*b.N), "cpu-ns/sample")
+		})
+	}
+}
+
+// benchProcessCPU is the user and system CPU time of the process, in ns.
+func benchProcessCPU(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -1,7 +1,8 @@
 // Package distributor owns the write path of Argus: it admits a Prometheus
-// remote-write 1.0 request over HTTP, decodes it, validates every series,
-// shards the valid ones over the ring and pushes them to the ingesters, then
-// answers the sender with one status for the whole request.
+// remote-write 1.0 or 2.0 request, or OTLP metrics, over HTTP, decodes it
+// (2.0 and OTLP translated into the 1.0 form: rw2.go, otlp.go), validates
+// every series, shards the valid ones over the ring and pushes them to the
+// ingesters, then answers the sender with one status for the whole request.
 //
 // The pipeline, one small stage each (see DESIGN.md for the status codes, the
 // write quorum and the memory ownership of a request):

@@ -25,8 +25,6 @@ var (
 	ErrUnsupportedEncoding = errors.New("unsupported content encoding")
 	// ErrUnsupportedContentType means the Content-Type is not a remote-write 1.0 protobuf.
 	ErrUnsupportedContentType = errors.New("unsupported content type")
-	// ErrRemoteWrite2 means the push is a remote-write 2.0 request, which Argus does not decode yet.
-	ErrRemoteWrite2 = errors.New("remote write 2.0 not supported yet")
 	// ErrBodyTooLarge means the compressed body is larger than -distributor.max-recv-msg-size.
 	ErrBodyTooLarge = errors.New("request body too large")
 	// ErrDecodedTooLarge means the snappy-decoded body would be larger than -distributor.max-recv-msg-size.
@@ -78,6 +76,12 @@ var (
 	ErrInvalidNativeHistogram = errors.New("invalid native histogram")
 	// ErrTooFarInFuture means a sample is later than now plus the creation grace period.
 	ErrTooFarInFuture = errors.New("too far in the future")
+	// ErrRW2InvalidReference means a remote-write 2.0 series refers to a
+	// symbol its request does not have, or has an odd number of label references.
+	ErrRW2InvalidReference = errors.New("invalid remote write 2.0 symbol reference")
+	// ErrOTLPTemporality means an OTLP metric has a temporality the tenant
+	// does not take: delta (without native delta ingestion) or unspecified.
+	ErrOTLPTemporality = errors.New("OTLP temporality refused")
 	// ErrIngesterRejected means an ingester did not append some samples of a series.
 	ErrIngesterRejected = errors.New("rejected by ingester")
 )
@@ -204,11 +208,11 @@ func errorID(err error) apierror.ID {
 		return apierror.InvalidTenant
 	case errors.Is(err, ErrMethodNotAllowed):
 		return apierror.MethodNotAllowed
-	case errors.Is(err, ErrUnsupportedEncoding), errors.Is(err, ErrUnsupportedContentType), errors.Is(err, ErrRemoteWrite2):
+	case errors.Is(err, ErrUnsupportedEncoding), errors.Is(err, ErrUnsupportedContentType):
 		return apierror.UnsupportedMediaType
 	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrDecodedTooLarge):
 		return apierror.RequestTooLarge
-	case errors.Is(err, ErrReadBody), errors.Is(err, ErrDecodeSnappy), errors.Is(err, ErrDecodeProtobuf):
+	case errors.Is(err, ErrReadBody), errors.Is(err, ErrDecodeSnappy), errors.Is(err, ErrDecodeProtobuf), errors.Is(err, ErrDecodeOTLP):
 		return apierror.MalformedRequest
 	case errors.Is(err, ErrRateLimited):
 		return apierror.IngestionRateLimited

@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"mime"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/limits"
 )
 
 // Remote-write 1.0 and 2.0 protobuf message names, as sent in the proto
@@ -19,9 +21,10 @@ const (
 	protoRW2 = "io.prometheus.write.v2.Request"
 )
 
-// PushHandler returns the handler of the Prometheus remote-write 1.0
-// endpoints (/api/v1/push, /api/v1/write, /api/v1/receive). It expects the
-// tenant in the request context (the auth middleware, internal/auth) and answers:
+// PushHandler returns the handler of the Prometheus remote-write endpoints
+// (/api/v1/push, /api/v1/write, /api/v1/receive), 1.0 and 2.0 negotiated by
+// the Content-Type (see admit). It expects the tenant in the request context
+// (the auth middleware, internal/auth) and answers:
 //
 //   - 204 No Content once every valid series is in the WAL of a write
 //     quorum (ReplicationFactor/2+1) of its replicas, as Prometheus's own
@@ -30,6 +33,8 @@ const (
 //     or sample was not stored (see quorum.go for replicas that disagree);
 //     the rest of the request was;
 //   - 400, 405, 415 or 401 when the request itself is unacceptable;
+//   - to remote write 2.0, with the X-Prometheus-Remote-Write-*-Written
+//     headers counting what was stored (see writtenStats);
 //   - 503 when the ring has too few healthy replicas for a series, and 500
 //     or 503 when failed ingester pushes left a series without a quorum:
 //     the sender retries the request.
@@ -44,28 +49,34 @@ func (d *Distributor) PushHandler() http.Handler {
 
 func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	var st writtenStats
 	tenantID, err := tenant.FromContext(r.Context())
 	if err == nil {
 		var release func()
 		if release, err = d.inflight.admit(r); err == nil {
-			err = d.handlePush(r, tenantID)
+			err = d.handlePush(r, tenantID, &st)
 			release()
 		}
 	}
 	code := httpStatusFor(err)
+	if st.rw2 {
+		st.setHeaders(w, code)
+	}
 	respond(w, code, tenantID, err)
 	d.logOutcome(tenantID, code, err)
 	d.metrics.pushDuration.WithLabelValues(strconv.Itoa(code)).Observe(time.Since(start).Seconds())
 }
 
 // handlePush runs the pipeline of one push and returns its one outcome: nil
-// when everything was stored.
-func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
+// when everything was stored. It counts what was stored in st.
+func (d *Distributor) handlePush(r *http.Request, tenantID string, st *writtenStats) error {
 	tm := d.metrics.forTenant(tenantID, d.now())
 	tm.receivedRequests.Inc()
-	if err := admit(r); err != nil {
+	kind, err := admit(r)
+	if err != nil {
 		return err
 	}
+	st.rw2 = kind == pushRW2
 	lim := d.limits.For(tenantID)
 	wc := getWriteCtx()
 	defer d.release(wc) // The outcome is formatted; stragglers may still hold wc.
@@ -73,9 +84,21 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err := wc.readBody(r, lim.MaxRecvMsgSize); err != nil {
 		return err
 	}
-	if err := wc.decode(lim.MaxRecvMsgSize); err != nil {
+	if kind == pushRW2 {
+		err = wc.decodeRW2(lim.MaxRecvMsgSize)
+		tm.receivedSamples.Add(float64(wc.rw2.rejectedSamples))
+	} else {
+		err = wc.decode(lim.MaxRecvMsgSize)
+	}
+	if err != nil {
 		return err
 	}
+	return d.pushDecoded(r.Context(), wc, tenantID, tm, lim, st)
+}
+
+// pushDecoded runs the pipeline from validation on, over the series read
+// into wc, and counts what was stored in st.
+func (d *Distributor) pushDecoded(ctx context.Context, wc *writeCtx, tenantID string, tm *tenantMetrics, lim *limits.Limits, st *writtenStats) error {
 	if d.ha != nil && lim.AcceptHASamples {
 		if err := d.dedupeHA(wc, tenantID, lim); err != nil {
 			return err // 202 for a replica that is not elected
@@ -94,7 +117,7 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	if err := d.shard(wc, tenantID); err != nil {
 		return err
 	}
-	d.pushBatches(r.Context(), tenantID, wc)
+	d.pushBatches(ctx, tenantID, wc)
 	ingesterRejected, err := d.settle(wc, tm)
 	if err != nil {
 		return err
@@ -102,37 +125,48 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string) error {
 	// Only a final answer counts what validation refused: a 429 or a 5xx is
 	// retried whole, and the retry counts it then.
 	wc.countInvalid(tm)
+	st.count(wc)
 	return wc.rej.err(max(int64(toPush)-ingesterRejected, 0))
 }
 
+// pushKind is the message a push carries, named by its Content-Type.
+type pushKind uint8
+
+const (
+	pushRW1 pushKind = iota
+	pushRW2
+)
+
 // admit checks what the headers of a push promise, before its body is read:
-// POST, snappy, remote-write 1.0. An absent Content-Encoding or Content-Type
-// is accepted, as Prometheus's receiver does.
-func admit(r *http.Request) error {
+// POST, snappy, remote-write 1.0 or 2.0 (the proto parameter of the
+// Content-Type, as the remote-write 2.0 specification negotiates it). An
+// absent Content-Encoding or Content-Type, or a Content-Type without proto,
+// is remote-write 1.0, as Prometheus's receiver takes it.
+func admit(r *http.Request) (pushKind, error) {
 	if r.Method != http.MethodPost {
-		return fmt.Errorf("%w: %s, a push is a POST", ErrMethodNotAllowed, r.Method)
+		return 0, fmt.Errorf("%w: %s, a push is a POST", ErrMethodNotAllowed, r.Method)
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
-		return fmt.Errorf("%w: %q, only snappy is accepted", ErrUnsupportedEncoding, enc)
+		return 0, fmt.Errorf("%w: %q, only snappy is accepted", ErrUnsupportedEncoding, enc)
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return nil
+		return pushRW1, nil
 	}
 	media, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return fmt.Errorf("%w: %q: %w", ErrUnsupportedContentType, ct, err)
+		return 0, fmt.Errorf("%w: %q: %w", ErrUnsupportedContentType, ct, err)
 	}
 	if media != "application/x-protobuf" {
-		return fmt.Errorf("%w: %q, expected application/x-protobuf", ErrUnsupportedContentType, ct)
+		return 0, fmt.Errorf("%w: %q, expected application/x-protobuf", ErrUnsupportedContentType, ct)
 	}
 	switch params["proto"] {
 	case "", protoRW1:
-		return nil
+		return pushRW1, nil
 	case protoRW2:
-		return fmt.Errorf("%w: send remote write 1.0 (protobuf_message: %s)", ErrRemoteWrite2, protoRW1)
+		return pushRW2, nil
 	default:
-		return fmt.Errorf("%w: %q, expected proto=%s", ErrUnsupportedContentType, ct, protoRW1)
+		return 0, fmt.Errorf("%w: %q, expected proto=%s or proto=%s", ErrUnsupportedContentType, ct, protoRW1, protoRW2)
 	}
 }
 
@@ -144,6 +178,13 @@ func respond(w http.ResponseWriter, code int, tenantID string, err error) {
 		w.WriteHeader(code)
 		return
 	}
+	setErrorHeaders(w, code, err)
+	http.Error(w, errorBody(tenantID, err), code)
+}
+
+// setErrorHeaders sets the headers of an error answer: Allow on a 405,
+// Retry-After on a 429 or a 503.
+func setErrorHeaders(w http.ResponseWriter, code int, err error) {
 	setRetryAfter(w, code)
 	switch code {
 	case http.StatusMethodNotAllowed:
@@ -153,7 +194,6 @@ func respond(w http.ResponseWriter, code int, tenantID string, err error) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(rl.retryAfter/time.Second)))
 		}
 	}
-	http.Error(w, errorBody(tenantID, err), code)
 }
 
 // errorBody is the answer to err: its error ID, the tenant when it is known,

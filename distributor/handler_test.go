@@ -194,11 +194,11 @@ func TestPushHandler(t *testing.T) {
 			wantBody:   []string{`unsupported content encoding: "gzip", only snappy is accepted`},
 		},
 		{
-			name:       "remote write 2.0",
+			name:       "unknown proto",
 			body:       encode(t, &arguspb.WriteRequest{}),
-			header:     map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
+			header:     map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"},
 			wantStatus: http.StatusUnsupportedMediaType,
-			wantBody:   []string{"remote write 2.0 not supported yet"},
+			wantBody:   []string{`expected proto=prometheus.WriteRequest or proto=io.prometheus.write.v2.Request`},
 		},
 		{
 			name:       "wrong content type",
@@ -393,7 +393,6 @@ func TestHTTPStatusFor(t *testing.T) {
 		ErrMethodNotAllowed:       http.StatusMethodNotAllowed,
 		ErrUnsupportedEncoding:    http.StatusUnsupportedMediaType,
 		ErrUnsupportedContentType: http.StatusUnsupportedMediaType,
-		ErrRemoteWrite2:           http.StatusUnsupportedMediaType,
 		ErrBodyTooLarge:           http.StatusBadRequest,
 		ErrDecodedTooLarge:        http.StatusBadRequest,
 		ErrReadBody:               http.StatusBadRequest,

@@ -290,7 +290,7 @@ func randomEncodedSeries(rng *rand.Rand) ([]byte, *arguspb.TimeSeries) {
 	samples := slices.Clone(ts.Samples)
 	for _, l := range ts.Labels {
 		if len(samples) > 0 && rng.IntN(3) == 0 {
-			b = appendSample(b, samples[0], rng)
+			b = appendTestSample(b, samples[0], rng)
 			samples = samples[1:]
 		}
 		var m []byte
@@ -305,12 +305,12 @@ func randomEncodedSeries(rng *rand.Rand) ([]byte, *arguspb.TimeSeries) {
 		b = append(b, m...)
 	}
 	for _, s := range samples {
-		b = appendSample(b, s, rng)
+		b = appendTestSample(b, s, rng)
 	}
 	return b, ts
 }
 
-func appendSample(b []byte, s *arguspb.Sample, rng *rand.Rand) []byte {
+func appendTestSample(b []byte, s *arguspb.Sample, rng *rand.Rand) []byte {
 	var m []byte
 	m = protowire.AppendTag(m, 1, protowire.Fixed64Type)
 	m = protowire.AppendFixed64(m, math.Float64bits(s.Value))

@@ -35,6 +35,12 @@ const (
 	// reasonUnknown counts samples an ingester rejected without saying why
 	// (REJECT_REASON_UNSPECIFIED, or samples beyond the series it lists).
 	reasonUnknown
+	// reasonRW2InvalidReference counts the samples of remote-write 2.0
+	// series whose symbol references are bad.
+	reasonRW2InvalidReference
+	// reasonOTLPTemporality counts the OTLP data points refused for their
+	// temporality (delta or unspecified).
+	reasonOTLPTemporality
 
 	numReasons
 )
@@ -65,6 +71,8 @@ var reasonInfo = [numReasons]struct {
 	reasonPerUserSeriesLimit:   {"per_user_series_limit", "per-tenant series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerUser},
 	reasonPerMetricSeriesLimit: {"per_metric_series_limit", "per-metric series limit reached", ErrSeriesLimit, apierror.MaxSeriesPerMetric},
 	reasonUnknown:              {"unknown", "rejected by ingester", ErrIngesterRejected, apierror.IngesterRejected},
+	reasonRW2InvalidReference:  {"rw2_invalid_symbol_reference", "invalid remote write 2.0 symbol reference", ErrRW2InvalidReference, apierror.RW2InvalidReference},
+	reasonOTLPTemporality:      {"otlp_delta_temporality", "OTLP temporality refused", ErrOTLPTemporality, apierror.OTLPDeltaTemporality},
 }
 
 func (r reason) label() string        { return reasonInfo[r].label }

@@ -61,6 +61,12 @@ type writeCtx struct {
 	metadataReceived int
 	exemplars        int                       // exemplars of the request, for the received counter
 	exInvalid        [numExemplarReasons]int64 // exemplars and metadata validation dropped, by reason
+	// rw2buf is the snappy-decoded body of a remote-write 2.0 push, which
+	// rw2 translates into decoded (see rw2.go).
+	rw2buf []byte
+	rw2    rw2Translator
+	// otlp is the appender an OTLP push is translated into (see otlp.go).
+	otlp *otlpAppender
 
 	batches []batch // one per ingester, in order of first use
 	// encodings are the batches' encodings, one per distinct batch (see
@@ -149,6 +155,8 @@ func (wc *writeCtx) reset() {
 	wc.meta = wc.meta[:0]
 	wc.metadataReceived, wc.exemplars = 0, 0
 	wc.exInvalid = [numExemplarReasons]int64{}
+	wc.rw2buf = reuse(wc.rw2buf)
+	wc.rw2.reset()
 	wc.key = reuse(wc.key)
 	wc.freeEncodings()
 	all := wc.batches[:cap(wc.batches)]

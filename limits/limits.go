@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -88,6 +89,49 @@ type Limits struct {
 	// tenant's head (on each ingester) a sample older than its series'
 	// newest is still accepted and merged. 0 refuses them as out of order.
 	OutOfOrderTimeWindow time.Duration `yaml:"out_of_order_time_window"`
+	// PromoteOTelResourceAttributes are the OTLP resource attributes copied
+	// onto every series of their resource as labels (all are kept in
+	// target_info).
+	PromoteOTelResourceAttributes []string `yaml:"promote_otel_resource_attributes"`
+	// OTelTranslationStrategy is how OTLP metric and attribute names become
+	// Prometheus names, as Prometheus's otlp.translation_strategy:
+	// UnderscoreEscapingWithSuffixes (its default), UnderscoreEscapingWithoutSuffixes,
+	// NoUTF8EscapingWithSuffixes or NoTranslation.
+	OTelTranslationStrategy string `yaml:"otel_translation_strategy"`
+	// OTelKeepIdentifyingResourceAttributes keeps service.name,
+	// service.namespace and service.instance.id in target_info as well as in
+	// job and instance.
+	OTelKeepIdentifyingResourceAttributes bool `yaml:"otel_keep_identifying_resource_attributes"`
+	// OTelConvertHistogramsToNHCB stores OTLP explicit-bucket histograms as
+	// native histograms with custom buckets instead of classic ones.
+	OTelConvertHistogramsToNHCB bool `yaml:"otel_convert_histograms_to_nhcb"`
+	// OTelPromoteScopeMetadata adds the OTLP instrumentation scope's name,
+	// version, schema URL and attributes to its series as otel_scope_* labels.
+	OTelPromoteScopeMetadata bool `yaml:"otel_promote_scope_metadata"`
+	// OTelNativeDeltaIngestion stores OTLP delta sums and histograms as they
+	// come, with metadata type unknown, as Prometheus's native delta
+	// ingestion does; otherwise they are refused.
+	OTelNativeDeltaIngestion bool `yaml:"otel_native_delta_ingestion"`
+}
+
+// OTel translation strategies (OTelTranslationStrategy), Prometheus's names.
+var otelTranslationStrategies = []string{
+	"UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes", "NoUTF8EscapingWithSuffixes", "NoTranslation",
+}
+
+// stringSliceCSV is a flag of comma-separated strings.
+type stringSliceCSV []string
+
+func (v *stringSliceCSV) String() string { return strings.Join(*v, ",") }
+
+func (v *stringSliceCSV) Set(s string) error {
+	*v = nil
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			*v = append(*v, f)
+		}
+	}
+	return nil
 }
 
 // RegisterFlags registers the default limits, with their Mimir names, on f.
@@ -143,6 +187,18 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Per-tenant limit of exemplars kept in memory across the cluster, before replication; each ingester keeps its share in a ring buffer that overwrites the oldest. 0 disables exemplars.")
 	f.DurationVar(&l.OutOfOrderTimeWindow, prefix+"ingester.out-of-order-time-window", 0,
 		"Per-tenant window, back from the newest sample an ingester holds for the tenant, inside which a sample older than its series' newest is accepted and merged in order. 0 refuses such samples as out of order. The last window of every series stays in the ingesters' memory.")
+	f.Var((*stringSliceCSV)(&l.PromoteOTelResourceAttributes), prefix+"distributor.otel-promote-resource-attributes",
+		"Comma-separated OTLP resource attributes to add to every series of their resource as labels. All resource attributes are kept in target_info.")
+	f.StringVar(&l.OTelTranslationStrategy, prefix+"distributor.otel-translation-strategy", otelTranslationStrategies[0],
+		"How OTLP metric and attribute names become Prometheus names, as Prometheus's otlp.translation_strategy: UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes or NoTranslation.")
+	f.BoolVar(&l.OTelKeepIdentifyingResourceAttributes, prefix+"distributor.otel-keep-identifying-resource-attributes", false,
+		"Keep the OTLP resource attributes service.name, service.namespace and service.instance.id in target_info, besides job and instance.")
+	f.BoolVar(&l.OTelConvertHistogramsToNHCB, prefix+"distributor.otel-convert-histograms-to-nhcb", false,
+		"Store OTLP explicit-bucket histograms as native histograms with custom buckets instead of classic _bucket, _sum and _count series.")
+	f.BoolVar(&l.OTelPromoteScopeMetadata, prefix+"distributor.otel-promote-scope-metadata", false,
+		"Add the OTLP instrumentation scope's name, version, schema URL and attributes to its series as otel_scope_* labels.")
+	f.BoolVar(&l.OTelNativeDeltaIngestion, prefix+"distributor.otel-native-delta-ingestion", false,
+		"Store OTLP delta sums and histograms as they come, with metadata type unknown (Prometheus's native delta ingestion). When false, delta metrics are refused and named in the answer's partial success.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -173,6 +229,8 @@ func (l *Limits) Validate() error {
 		"distributor.ha-tracker.replica", l.HAReplicaLabel, "and -distributor.ha-tracker.cluster must be two distinct non-empty label names")
 	check(l.MaxGlobalExemplarsPerUser < 0, "ingester.max-global-exemplars-per-user", l.MaxGlobalExemplarsPerUser, "must not be negative")
 	check(l.OutOfOrderTimeWindow < 0, "ingester.out-of-order-time-window", l.OutOfOrderTimeWindow, "must not be negative")
+	check(!slices.Contains(otelTranslationStrategies, l.OTelTranslationStrategy), "distributor.otel-translation-strategy",
+		l.OTelTranslationStrategy, "must be one of "+strings.Join(otelTranslationStrategies, ", "))
 	return errors.Join(errs...)
 }
 

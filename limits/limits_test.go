@@ -37,6 +37,7 @@ func TestLimits_DefaultsFromFlags(t *testing.T) {
 		HAReplicaLabel:            "__replica__",
 		HAMaxClusters:             100,
 		MaxGlobalExemplarsPerUser: 100000,
+		OTelTranslationStrategy:   "UnderscoreEscapingWithSuffixes",
 	}, l)
 	require.NoError(t, l.Validate())
 }
@@ -65,6 +66,12 @@ func TestLimits_FlagNames(t *testing.T) {
 		"-x.distributor.ha-tracker.replica=r",
 		"-x.distributor.ha-tracker.max-clusters=15",
 		"-x.ingester.max-global-exemplars-per-user=15",
+		"-x.distributor.otel-promote-resource-attributes=service.name, k8s.pod.name",
+		"-x.distributor.otel-translation-strategy=NoTranslation",
+		"-x.distributor.otel-keep-identifying-resource-attributes",
+		"-x.distributor.otel-convert-histograms-to-nhcb",
+		"-x.distributor.otel-promote-scope-metadata",
+		"-x.distributor.otel-native-delta-ingestion",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
@@ -72,7 +79,9 @@ func TestLimits_FlagNames(t *testing.T) {
 		MaxFetchedSeriesPerQuery: 8, MaxFetchedChunksPerQuery: 9, MaxQueryLength: 10 * time.Hour, RetentionPeriod: 14 * time.Hour,
 		CreationGracePeriod: 11 * time.Minute, MaxRecvMsgSize: 12, QueryTimeout: 13 * time.Second,
 		AcceptHASamples: true, HAClusterLabel: "c", HAReplicaLabel: "r", HAMaxClusters: 15,
-		MaxGlobalExemplarsPerUser: 15,
+		MaxGlobalExemplarsPerUser:     15,
+		PromoteOTelResourceAttributes: []string{"service.name", "k8s.pod.name"}, OTelTranslationStrategy: "NoTranslation",
+		OTelKeepIdentifyingResourceAttributes: true, OTelConvertHistogramsToNHCB: true, OTelPromoteScopeMetadata: true, OTelNativeDeltaIngestion: true,
 	}, l)
 }
 
@@ -101,6 +110,7 @@ func TestLimits_Validate(t *testing.T) {
 		"empty HA label":      {func(l *Limits) { l.AcceptHASamples, l.HAClusterLabel = true, "" }, "-distributor.ha-tracker.replica"},
 		"negative exemplars":  {func(l *Limits) { l.MaxGlobalExemplarsPerUser = -1 }, "-ingester.max-global-exemplars-per-user"},
 		"negative ooo window": {func(l *Limits) { l.OutOfOrderTimeWindow = -time.Hour }, "-ingester.out-of-order-time-window"},
+		"unknown strategy":    {func(l *Limits) { l.OTelTranslationStrategy = "Escape" }, "-distributor.otel-translation-strategy"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := defaultLimits(t)
@@ -115,7 +125,7 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 21)
+	require.Len(t, f, 27)
 	require.Equal(t, "0s", f["out_of_order_time_window"])
 	require.Equal(t, false, f["partial_response"])
 	require.Equal(t, 10000.0, f["ingestion_rate"])

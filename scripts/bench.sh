@@ -473,3 +473,24 @@ ROWS
 	echo "Group commit, -ingester.wal-sync-period=0 (see docs/benchmarks.md):"
 	grep '^BenchmarkGroupCommit' "$iraw" | tr '\t' '\n' | grep -E 'pushes/s|fsyncs|-x-' | sed 's/^ */  /'
 fi
+
+# Remote write 1.0, 2.0 and OTLP (internal/benchingest,
+# BenchmarkIngestProtocols): Argus (all-in-one) and Prometheus, each fresh
+# for each protocol, receive the same BENCH_PROTOCOL_SERIES series (default
+# 50000) x 10 samples, 2000 a request, in each protocol; CPU per sample from
+# /proc/<pid>/stat. About 2 min. BENCH_PROTOCOL_COUNT=1 rounds (0 skips it).
+proto_count="${BENCH_PROTOCOL_COUNT:-1}"
+if ((proto_count > 0)); then
+	set_argus_bin
+	set_peer_bins
+	praw="$out/bench-$stamp-protocols.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$praw"
+	for ((i = 1; i <= proto_count; i++)); do
+		echo "bench: ingest CPU per protocol, round $i of $proto_count" >&2
+		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkIngestProtocols$' -count=1 \
+			-benchtime=1x -timeout=60m ./internal/benchingest/ | tee -a "$praw"
+	done
+	echo
+	echo "Ingest CPU per sample by protocol (ns), and ratios; the goal is argus-rw2-cpu-x-rw1 <= 1:"
+	grep '^BenchmarkIngestProtocols' "$praw" | tr '\t' '\n' | grep -E 'cpu' | sed 's/^ */  /'
+fi

@@ -178,6 +178,10 @@ func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/api/v1/receive"} {
 		mux.Handle(p, push)
 	}
+	otlp := a.auth.Middleware(d.OTLPHandler(), auth.OneTenant)
+	for _, p := range []string{"/otlp/v1/metrics", "/api/v1/otlp/v1/metrics"} { // Mimir's, Prometheus's
+		mux.Handle(p, otlp)
+	}
 	mux.Handle("GET /api/v1/user_limits", a.auth.Middleware(d.UserLimitsHandler(), auth.OneTenant))
 	mux.Handle("GET /distributor/ha_tracker", d.HATrackerHandler())
 	return nil
@@ -267,7 +271,8 @@ func (a *app) serveIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "Argus %s\n\n", versionString())
-	fmt.Fprintln(w, "POST /api/v1/push          Prometheus remote write (header X-Scope-OrgID)")
+	fmt.Fprintln(w, "POST /api/v1/push          Prometheus remote write 1.0 and 2.0 (header X-Scope-OrgID)")
+	fmt.Fprintln(w, "POST /otlp/v1/metrics      OTLP metrics over HTTP (also /api/v1/otlp/v1/metrics)")
 	fmt.Fprintln(w, "GET  /prometheus/api/v1/*  Prometheus HTTP API (Grafana data source URL: /prometheus)")
 	fmt.Fprintln(w, "GET  /api/v1/user_limits   the tenant's limits in force and its usage")
 	fmt.Fprintln(w, "POST /prometheus/api/v1/admin/tsdb/delete_series  delete series (with -api.enable-admin-api)")

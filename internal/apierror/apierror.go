@@ -39,6 +39,8 @@ const (
 	ScopeRequest Scope = "request"
 	// ScopeSeries errors refuse one series of a push, or some of its
 	// samples; the rest of the push is stored, and the 400 lists the series.
+	// An OTLP push answers them instead with 200 and OTLP's partial_success,
+	// whose error_message lists them.
 	ScopeSeries Scope = "series"
 	// ScopeQuery errors refuse a read (query, series, labels).
 	ScopeQuery Scope = "query"
@@ -91,6 +93,9 @@ const (
 	IngesterRejected       ID = "err-argus-ingester-rejected"
 	MaxSeriesPerUser       ID = "err-argus-max-series-per-user"
 	MaxSeriesPerMetric     ID = "err-argus-max-series-per-metric"
+	RW2InvalidReference    ID = "err-argus-rw2-invalid-symbol-reference"
+	OTLPDeltaTemporality   ID = "err-argus-otlp-delta-temporality"
+	OTLPTranslation        ID = "err-argus-otlp-translation"
 )
 
 // Exemplars and metadata entries of a push.
@@ -157,13 +162,13 @@ var Catalogue = []Entry{
 	{MethodNotAllowed, 405, ScopeRequest, "", false,
 		"A push was not a POST, or an admin call (delete_series, clean_tombstones) neither a POST nor a PUT, or a statistics request (status/tsdb, cardinality) neither a GET nor a POST.", "Use the method the endpoint takes."},
 	{UnsupportedMediaType, 415, ScopeRequest, "", false,
-		"The push is not snappy-compressed remote-write 1.0 protobuf: another Content-Encoding or Content-Type, or remote-write 2.0, which Argus does not decode yet.",
-		"Send remote-write 1.0 (in Prometheus 3: protobuf_message: prometheus.WriteRequest, the default)."},
+		"The push is not snappy-compressed remote-write protobuf: another Content-Encoding, another Content-Type, or a proto parameter naming neither remote write 1.0 (prometheus.WriteRequest) nor 2.0 (io.prometheus.write.v2.Request).",
+		"Send remote write 1.0 or 2.0 as Prometheus does (protobuf_message: prometheus.WriteRequest or io.prometheus.write.v2.Request)."},
 	{RequestTooLarge, 400, ScopeRequest, "distributor.max-recv-msg-size", false,
 		"The push body, compressed or once decoded, is larger than the tenant's limit. It is a 400, not a 413, so that Prometheus drops the batch instead of retrying it forever.",
 		"Send smaller batches (queue_config.max_samples_per_send), or raise the limit for the tenant."},
 	{MalformedRequest, 400, ScopeRequest, "", false,
-		"The body could not be read, is not valid snappy, or is not a valid WriteRequest protobuf.",
+		"The body could not be read, is not valid snappy, or is not a valid WriteRequest (remote write 1.0) or Request (2.0) protobuf; or the symbol table of a remote-write 2.0 request does not start with the empty string, as the specification requires.",
 		"Fix the sender; the request can never be stored."},
 	{IngestionRateLimited, 429, ScopeRequest, "distributor.ingestion-rate-limit", true,
 		"The tenant pushes more samples per second than its ingestion rate limit (shared by all healthy distributors), beyond its burst (-distributor.ingestion-burst-size). Nothing of the request was stored. The Retry-After header says when it fits.",
@@ -246,6 +251,15 @@ var Catalogue = []Entry{
 	{MetadataTooLong, 400, ScopeSeries, "", false,
 		"A metric metadata entry's family name, help or unit is longer than 1024 bytes. Only that entry was dropped.",
 		"Shorten the metric's help text."},
+	{RW2InvalidReference, 400, ScopeSeries, "", false,
+		"A remote-write 2.0 series has an odd number of label references, or a label, exemplar or metadata reference past the request's symbol table. The series was left out; the rest of the request was stored. The answer shows the labels that resolve, a bad one as <ref N>.",
+		"Fix the sender: every reference must index the request's symbols, and labels come as name and value pairs."},
+	{OTLPDeltaTemporality, 400, ScopeSeries, "distributor.otel-native-delta-ingestion", false,
+		"OTLP sums or histograms with delta temporality (the tenant does not ingest delta natively) or with unspecified temporality. Their data points were refused and counted in the answer's partial_success (rejected_data_points), which names the metrics; the rest of the request was stored.",
+		"Send cumulative temporality (in the OpenTelemetry SDKs, the default temporality selector; in the collector, the deltatocumulative processor), or store delta as it comes with -distributor.otel-native-delta-ingestion=true for the tenant."},
+	{OTLPTranslation, 400, ScopeSeries, "", false,
+		"Prometheus's OTLP translator could not translate some metrics (an unsupported metric type, or a name that cannot become a Prometheus name); they were left out and named in the answer's partial_success. The rest of the request was stored.",
+		"Fix the metrics the message names."},
 
 	{MaxFetchedSeriesPerQuery, 422, ScopeQuery, "querier.max-fetched-series-per-query", false,
 		"The query selects more distinct series than the tenant's limit. The querier stops fetching as soon as one ingester's answer exceeds it, so its memory stays bounded.",

@@ -74,6 +74,9 @@ type RemoteWrite struct {
 	MetadataSendInterval time.Duration
 	// SendNativeHistograms sets send_native_histograms.
 	SendNativeHistograms bool
+	// ProtobufMessage is the protobuf_message sent: empty is remote write
+	// 1.0 (prometheus.WriteRequest), io.prometheus.write.v2.Request 2.0.
+	ProtobufMessage string
 }
 
 // Prometheus is a running real Prometheus server.
@@ -193,6 +196,9 @@ func prometheusConfig(self string, opts PrometheusOptions) string {
 		fmt.Fprintf(&b, "  - url: %s\n", strconv.Quote(rw.URL))
 		if rw.Name != "" {
 			fmt.Fprintf(&b, "    name: %s\n", strconv.Quote(rw.Name))
+		}
+		if rw.ProtobufMessage != "" {
+			fmt.Fprintf(&b, "    protobuf_message: %s\n", strconv.Quote(rw.ProtobufMessage))
 		}
 		if rw.Tenant != "" {
 			fmt.Fprintf(&b, "    headers:\n      %s: %s\n", TenantHeader, strconv.Quote(rw.Tenant))
