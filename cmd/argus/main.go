@@ -70,6 +70,7 @@ func run(args []string) int {
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go app.reloadOnSIGHUP(ctx)
 	go func() {
 		select {
 		case sig := <-sigs:
