@@ -106,7 +106,7 @@ type assignedTarget struct {
 // Every group is passed on, emptied or not, so that the scrape manager
 // stops the targets a group no longer gives this scraper (and writes their
 // staleness markers, as when a target disappears). Pools without a
-// configuration in cfgs pass through whole. tsets is not modified.
+// configuration in cfgs (a job a reload just removed) are left out. tsets is not modified.
 func shardFilter(tsets map[string][]*targetgroup.Group, cfgs map[string]*config.ScrapeConfig, self string, r *memberRing) (map[string][]*targetgroup.Group, *assignment) {
 	a := &assignment{self: self, ring: r, all: map[string][]assignedTarget{}}
 	out := make(map[string][]*targetgroup.Group, len(tsets))
@@ -114,8 +114,7 @@ func shardFilter(tsets map[string][]*targetgroup.Group, cfgs map[string]*config.
 	for pool, groups := range tsets {
 		cfg := cfgs[pool]
 		if cfg == nil {
-			out[pool] = groups
-			continue
+			continue // a job just removed: discovery has not caught up yet
 		}
 		kept := make([]*targetgroup.Group, 0, len(groups))
 		for _, tg := range groups {
