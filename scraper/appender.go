@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
-	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
 // Pusher sends one remote-write 1.0 request (snappy-compressed protobuf
@@ -42,27 +41,29 @@ func (a *appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 			tenantID = v
 		}
 	}
-	return &appender{ctx: ctx, parent: a, tenant: tenantID, index: map[uint64]int{}}
+	return &appender{ctx: ctx, parent: a, tenant: tenantID}
 }
 
 // appender collects the samples of one scrape. It is used by one goroutine
 // (the scrape loop) and discarded after Commit or Rollback.
+//
+// It encodes each appended sample straight into the protobuf bytes of the
+// request (encode.go), one TimeSeries per Append, without building
+// arguspb structs: a scrape of N samples costs no allocation per sample,
+// and the labels, which the scrape loop reuses, are copied by the encoding.
 type appender struct {
-	ctx    context.Context
-	parent *appendable
-	tenant string
-	req    arguspb.WriteRequest
-	// index maps a label set's hash to its series in req, for the rare
-	// scrape that appends two samples to one series.
-	index map[uint64]int
+	ctx     context.Context
+	parent  *appendable
+	tenant  string
+	buf     *[]byte // the encoded WriteRequest so far, pooled
+	samples int
 }
 
 // Append adds one float or histogram sample of ls. Exemplars, metadata and
 // start timestamps are not sent (see DESIGN.md). The returned reference is
 // the label set's hash: the scrape cache hands it back, and Append ignores it.
 func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
-	hash := ls.Hash()
-	ts := a.series(hash, ls)
+	var hb []byte
 	switch {
 	case fh != nil:
 		hp := prompb.FromFloatHistogram(t, fh)
@@ -70,64 +71,59 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 		if err != nil {
 			return 0, fmt.Errorf("encode histogram: %w", err)
 		}
-		ts.Histograms = append(ts.Histograms, b)
+		hb = b
 	case h != nil:
 		hp := prompb.FromIntHistogram(t, h)
 		b, err := hp.Marshal()
 		if err != nil {
 			return 0, fmt.Errorf("encode histogram: %w", err)
 		}
-		ts.Histograms = append(ts.Histograms, b)
-	default:
-		ts.Samples = append(ts.Samples, &arguspb.Sample{Value: v, TimestampMs: t})
+		hb = b
 	}
-	return storage.SeriesRef(hash | 1), nil
-}
-
-// series returns the series of ls in the request, added if new. ls's
-// strings are copied: the scrape loop reuses its buffers.
-func (a *appender) series(hash uint64, ls labels.Labels) *arguspb.TimeSeries {
-	if i, ok := a.index[hash]; ok {
-		return a.req.Timeseries[i]
+	if a.buf == nil {
+		a.buf = getBuf()
 	}
-	ts := &arguspb.TimeSeries{Labels: make([]*arguspb.Label, 0, ls.Len())}
-	ls.Range(func(l labels.Label) {
-		ts.Labels = append(ts.Labels, &arguspb.Label{Name: l.Name, Value: l.Value})
-	})
-	a.index[hash] = len(a.req.Timeseries)
-	a.req.Timeseries = append(a.req.Timeseries, ts)
-	return ts
+	if hb != nil {
+		*a.buf = appendHistogramSeries(*a.buf, ls, hb)
+	} else {
+		*a.buf = appendFloatSeries(*a.buf, ls, t, v)
+	}
+	a.samples++
+	return storage.SeriesRef(ls.Hash() | 1), nil
 }
 
 // Commit pushes the scrape's samples as one request and returns the push's
 // error; the scrape loop logs it and counts it.
 func (a *appender) Commit() error {
-	if len(a.req.Timeseries) == 0 {
+	if a.buf == nil {
 		return nil
 	}
+	defer a.release()
 	m := a.parent.metrics
 	if err := tenant.Validate(a.tenant); err != nil {
 		m.pushFailures.WithLabelValues(a.tenant).Inc()
 		return fmt.Errorf("scraped samples of tenant %q: %w", a.tenant, err)
 	}
-	raw, err := a.req.MarshalVT()
-	if err != nil {
-		return fmt.Errorf("encode scraped samples: %w", err)
-	}
-	samples := 0
-	for _, ts := range a.req.Timeseries {
-		samples += len(ts.Samples) + len(ts.Histograms)
-	}
-	if err := a.parent.pusher.Push(a.ctx, a.tenant, snappy.Encode(nil, raw)); err != nil {
+	body := getBuf()
+	defer putBuf(body)
+	*body = snappy.Encode((*body)[:cap(*body)], *a.buf)
+	if err := a.parent.pusher.Push(a.ctx, a.tenant, *body); err != nil {
 		m.pushFailures.WithLabelValues(a.tenant).Inc()
 		return fmt.Errorf("push scraped samples of tenant %q: %w", a.tenant, err)
 	}
-	m.pushedSamples.WithLabelValues(a.tenant).Add(float64(samples))
+	m.pushedSamples.WithLabelValues(a.tenant).Add(float64(a.samples))
 	return nil
 }
 
 // Rollback drops the scrape's samples.
 func (a *appender) Rollback() error {
-	a.req.Timeseries = nil
+	a.release()
 	return nil
+}
+
+func (a *appender) release() {
+	if a.buf != nil {
+		putBuf(a.buf)
+		a.buf = nil
+	}
 }

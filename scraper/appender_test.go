@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -66,18 +67,20 @@ func TestAppender_OnePushPerScrape(t *testing.T) {
 	require.Equal(t, []string{"team-a"}, p.tenant, "the target's __tenant__ names the tenant")
 	require.Len(t, p.reqs, 1)
 	ts := p.reqs[0].Timeseries
-	require.Len(t, ts, 3)
+	require.Len(t, ts, 4, "one entry per Append, in order")
 	require.Equal(t, []*arguspb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "j"}}, ts[0].Labels)
 	require.Equal(t, []*arguspb.Sample{{Value: 1, TimestampMs: 1000}}, ts[0].Samples)
-	require.Len(t, ts[1].Samples, 2)
-	require.Equal(t, 2.5, ts[1].Samples[0].Value)
-	require.True(t, value.IsStaleNaN(ts[1].Samples[1].Value), "a staleness marker keeps its bits")
-	require.Equal(t, int64(2000), ts[1].Samples[1].TimestampMs)
-	require.Len(t, ts[2].Histograms, 1)
+	require.Equal(t, []*arguspb.Sample{{Value: 2.5, TimestampMs: 1000}}, ts[1].Samples)
+	require.Equal(t, ts[1].Labels, ts[2].Labels)
+	require.Len(t, ts[2].Samples, 1)
+	require.Equal(t, value.StaleNaN, math.Float64bits(ts[2].Samples[0].Value), "a staleness marker keeps its bits")
+	require.Equal(t, int64(2000), ts[2].Samples[0].TimestampMs)
+	require.Len(t, ts[3].Histograms, 1)
+	require.Empty(t, ts[3].Samples)
 	want := prompb.FromIntHistogram(1000, hist)
 	wantBytes, err := want.Marshal()
 	require.NoError(t, err)
-	require.Equal(t, wantBytes, ts[2].Histograms[0], "a histogram goes as prompb.Histogram bytes")
+	require.Equal(t, wantBytes, ts[3].Histograms[0], "a histogram goes as prompb.Histogram bytes")
 }
 
 func TestAppender_DefaultTenantAndErrors(t *testing.T) {
@@ -102,4 +105,36 @@ func TestAppender_DefaultTenantAndErrors(t *testing.T) {
 	_, _ = app.Append(0, labels.FromStrings("__name__", "x"), 0, 3, 1, nil, nil, storage.AOptions{})
 	require.ErrorContains(t, app.Commit(), "a/b")
 	require.Len(t, p.reqs, 1)
+}
+
+// TestEncode_SameBytesAsMarshalVT requires the hand-written encoding to be
+// byte for byte what arguspb's generated MarshalVT writes, zero values and
+// empty label values included.
+func TestEncode_SameBytesAsMarshalVT(t *testing.T) {
+	type sample struct {
+		ls labels.Labels
+		t  int64
+		v  float64
+	}
+	samples := []sample{
+		{labels.FromStrings("__name__", "a", "x", "1"), 1700000000123, 42.5},
+		{labels.FromStrings("__name__", "zero"), 0, 0},
+		{labels.FromStrings("__name__", "neg", "e", ""), -5, -1},
+		{labels.FromStrings("__name__", "stale", "long", strings.Repeat("v", 300)), 9, math.Float64frombits(value.StaleNaN)},
+		{labels.EmptyLabels(), 1, 1},
+	}
+	var got []byte
+	var want arguspb.WriteRequest
+	for _, s := range samples {
+		got = appendFloatSeries(got, s.ls, s.t, s.v)
+		ts := &arguspb.TimeSeries{Samples: []*arguspb.Sample{{Value: s.v, TimestampMs: s.t}}}
+		s.ls.Range(func(l labels.Label) { ts.Labels = append(ts.Labels, &arguspb.Label{Name: l.Name, Value: l.Value}) })
+		want.Timeseries = append(want.Timeseries, ts)
+	}
+	h := []byte{1, 2, 3}
+	got = appendHistogramSeries(got, labels.FromStrings("__name__", "h"), h)
+	want.Timeseries = append(want.Timeseries, &arguspb.TimeSeries{Labels: []*arguspb.Label{{Name: "__name__", Value: "h"}}, Histograms: [][]byte{h}})
+	wantBytes, err := want.MarshalVT()
+	require.NoError(t, err)
+	require.Equal(t, wantBytes, got)
 }
