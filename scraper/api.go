@@ -67,7 +67,7 @@ func (s *Scraper) activeTargets() []*apiTarget {
 	lb := labels.NewBuilder(labels.EmptyLabels())
 	var out []*apiTarget
 	self := s.self()
-	if s.scrape != nil {
+	if s.started.Load() {
 		for pool, ts := range s.scrape.TargetsActive() {
 			for _, t := range ts {
 				out = append(out, ownTarget(pool, t, self, s.cfg.Tenant, lb))
@@ -140,7 +140,7 @@ func (s *Scraper) TargetsHandler() http.Handler {
 				}
 			}
 		}
-		if (state == "" || state == "any" || state == "dropped") && s.scrape != nil {
+		if (state == "" || state == "any" || state == "dropped") && s.started.Load() {
 			res.DroppedTargetCounts = s.scrape.TargetsDroppedCounts()
 			lb := labels.NewBuilder(labels.EmptyLabels())
 			dropped := s.scrape.TargetsDropped()
@@ -191,7 +191,7 @@ func (s *Scraper) TargetsMetadataHandler() http.Handler {
 		metric := r.FormValue("metric")
 		reqTenant, _ := tenant.FromContext(r.Context())
 		res := []metricMetadata{}
-		if s.scrape == nil {
+		if !s.started.Load() {
 			writeSuccess(w, res)
 			return
 		}
