@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
 
 	"github.com/argus-tsdb/argus/internal/apierror"
@@ -178,4 +179,69 @@ func TestScraper_TakesOverOnMembershipChange(t *testing.T) {
 
 	m.set("me") // the other scraper died
 	waitFor(t, "every target scraped", func() bool { return len(p.jobsPushed()) == 20 })
+}
+
+// staleJobs returns the jobs for whose test_value series the pusher
+// received a staleness marker.
+func (p *recordingPusher) staleJobs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, r := range p.reqs {
+		for _, ts := range r.Timeseries {
+			name, job := "", ""
+			for _, l := range ts.Labels {
+				switch l.Name {
+				case "__name__":
+					name = l.Value
+				case "job":
+					job = l.Value
+				}
+			}
+			for _, smp := range ts.Samples {
+				if name == "test_value" && value.IsStaleNaN(smp.Value) && !slices.Contains(out, job) {
+					out = append(out, job)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestScraper_GivenUpTargetsGoStale: when another scraper joins, the
+// targets it takes are stopped here, and their series get staleness
+// markers, as when a target disappears from discovery.
+func TestScraper_GivenUpTargetsGoStale(t *testing.T) {
+	var cfg strings.Builder
+	cfg.WriteString("scrape_configs:\n")
+	for i := range 20 {
+		cfg.WriteString(jobYAML(fmt.Sprintf("j%02d", i), testTarget(t)))
+	}
+	cfgPath := filepath.Join(t.TempDir(), "p.yml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg.String()), 0o644))
+	m := &fakeMembership{self: "me", members: []string{"me"}}
+	s, p := startTestScraper(t, cfgPath, m)
+	waitFor(t, "every target scraped", func() bool { return len(p.jobsPushed()) == 20 })
+	require.Empty(t, p.staleJobs())
+
+	m.set("me", "other")
+	var given []string
+	waitFor(t, "the filtering with two scrapers", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		given = given[:0]
+		for job, ts := range s.assigned.all {
+			if ts[0].owner == "other" {
+				given = append(given, job)
+			}
+		}
+		return len(s.assigned.ring.members) == 2
+	})
+	slices.Sort(given)
+	require.NotEmpty(t, given)
+	require.Less(t, len(given), 20)
+	waitFor(t, "staleness markers of the given-up targets", func() bool { return slices.Equal(p.staleJobs(), given) })
+	time.Sleep(500 * time.Millisecond)
+	require.Equal(t, given, p.staleJobs(), "only the given-up targets go stale")
 }
