@@ -133,6 +133,11 @@ const (
 	TooManyHAClusters   ID = "err-argus-too-many-ha-clusters"
 )
 
+// The scraper's configuration.
+const (
+	InvalidScrapeConfig ID = "err-argus-invalid-scrape-config"
+)
+
 // Entry is the contract of one ID.
 type Entry struct {
 	ID     ID
@@ -300,6 +305,9 @@ var Catalogue = []Entry{
 	{TooManyHAClusters, 400, ScopeRequest, "distributor.ha-tracker.max-clusters", false,
 		"The push comes from a new HA cluster (a cluster label value the tenant has not sent for 30 minutes) and the tenant already has its limit of HA clusters. Nothing of the request was stored.",
 		"Send fewer distinct cluster label values, or raise the limit."},
+	{InvalidScrapeConfig, 400, ScopeRequest, "", false,
+		"A reload of the scraper's configuration (POST /-/reload, or SIGHUP, which logs it) was refused: the file does not parse as a Prometheus configuration (an unknown field, a relabelling regex that does not compile, a duplicate job name, rule_files or alerting, which a scraper does not evaluate), or a service discovery could not start. The last good configuration keeps running; at start, the process does not start.",
+		"Fix the file and reload again; the answer and the log say what is wrong and where."},
 }
 
 var byID = func() map[ID]*Entry {

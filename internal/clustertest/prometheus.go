@@ -50,6 +50,9 @@ type PrometheusOptions struct {
 	// OutOfOrderTimeWindow, when positive, is the TSDB's
 	// storage.tsdb.out_of_order_time_window.
 	OutOfOrderTimeWindow time.Duration
+	// ConfigYAML, when set, is the whole prometheus.yml, and every option
+	// above that shapes it is ignored.
+	ConfigYAML string
 }
 
 // RemoteWrite is a remote-write destination.
@@ -126,11 +129,14 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		p.dataDir = filepath.Join(dir, "data")
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	cfg := prometheusConfig(p.HostPort(), opts)
-	if opts.Rules != "" {
-		rulesPath := filepath.Join(dir, "rules.yml")
-		require.NoError(t, os.WriteFile(rulesPath, []byte(opts.Rules), 0o644))
-		cfg += "rule_files: [" + strconv.Quote(rulesPath) + "]\n"
+	cfg := opts.ConfigYAML
+	if cfg == "" {
+		cfg = prometheusConfig(p.HostPort(), opts)
+		if opts.Rules != "" {
+			rulesPath := filepath.Join(dir, "rules.yml")
+			require.NoError(t, os.WriteFile(rulesPath, []byte(opts.Rules), 0o644))
+			cfg += "rule_files: [" + strconv.Quote(rulesPath) + "]\n"
+		}
 	}
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
 	args := []string{
