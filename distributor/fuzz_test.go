@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -19,8 +20,9 @@ import (
 // never panic, must answer 2xx or 4xx (its fake ingester never fails), and
 // every series that reaches the ingester must hold the invariants ingesters
 // rely on: labels sorted by name, unique, valid UTF-8, non-empty values, a
-// metric name, no histograms, only valid exemplars, samples or exemplars;
-// and every metadata entry names a family.
+// metric name, only histograms that decode and pass Prometheus's
+// validation, only valid exemplars, samples, histograms or exemplars; and
+// every metadata entry names a family.
 //
 // Seeds are in testdata/fuzz/FuzzDecodeWriteRequest. Run it with:
 //
@@ -100,10 +102,13 @@ func checkPushed(ts *arguspb.TimeSeries) error {
 	switch {
 	case !hasName:
 		return fmt.Errorf("no metric name")
-	case len(ts.Histograms) > 0:
-		return fmt.Errorf("histograms pushed")
-	case len(ts.Samples) == 0 && len(ts.Exemplars) == 0:
-		return fmt.Errorf("no samples and no exemplars")
+	case len(ts.Samples) == 0 && len(ts.Histograms) == 0 && len(ts.Exemplars) == 0:
+		return fmt.Errorf("no samples, no histograms and no exemplars")
+	}
+	for _, b := range ts.Histograms {
+		if err := checkPushedHistogram(b); err != nil {
+			return fmt.Errorf("invalid histogram pushed: %w", err)
+		}
 	}
 	for _, e := range ts.Exemplars {
 		if _, detail := checkExemplar(e); detail != "" {
@@ -111,4 +116,33 @@ func checkPushed(ts *arguspb.TimeSeries) error {
 		}
 	}
 	return nil
+}
+
+// checkPushedHistogram returns what Prometheus's head would refuse in a
+// pushed histogram sample: bytes that do not decode as a prompb.Histogram,
+// an unknown schema, or what Validate refuses once an exponential schema
+// above the maximum is reduced, as Prometheus's receiver reduces it. It is
+// written apart from validateHistogram so that the fuzzers check that code.
+func checkPushedHistogram(b []byte) error {
+	var ph prompb.Histogram
+	if err := ph.Unmarshal(b); err != nil {
+		return err
+	}
+	if !histogram.IsKnownSchema(ph.Schema) {
+		return fmt.Errorf("unknown schema %d", ph.Schema)
+	}
+	fh := ph.ToFloatHistogram()
+	if !ph.IsFloatHistogram() {
+		h := ph.ToIntHistogram()
+		if err := h.Validate(); err != nil && h.Schema <= histogram.ExponentialSchemaMax {
+			return err
+		}
+		fh = h.ToFloat(nil)
+	}
+	if fh.Schema > histogram.ExponentialSchemaMax && !histogram.IsCustomBucketsSchema(fh.Schema) {
+		if err := fh.ReduceResolution(histogram.ExponentialSchemaMax); err != nil {
+			return err
+		}
+	}
+	return fh.Validate()
 }

@@ -264,13 +264,12 @@ func TestOTLPHandler(t *testing.T) {
 		require.Equal(t, "application/x-protobuf", w.Header().Get("Content-Type"))
 		resp := pmetricotlp.NewExportResponse()
 		require.NoError(t, resp.UnmarshalProto(w.Body.Bytes()))
-		// The delta sum's data point; the native histogram series (refused
-		// until the ingesters store histograms) counts 1 sample.
-		require.Equal(t, int64(2), resp.PartialSuccess().RejectedDataPoints())
+		// The delta sum's data point only: the exponential histogram is stored.
+		require.Equal(t, int64(1), resp.PartialSuccess().RejectedDataPoints())
 		msg := resp.PartialSuccess().ErrorMessage()
 		require.Contains(t, msg, "err-argus-otlp-delta-temporality: tenant \"tenant-a\": 1 data points refused for their temporality\n"+
 			`err-argus-otlp-delta-temporality: "bytes.sent": delta temporality refused under -distributor.otel-native-delta-ingestion=false: send cumulative temporality, or ingest delta as it comes`)
-		require.Contains(t, msg, `{__name__="rpc_latency_milliseconds", instance="pod-1", job="checkout"}: native histograms not supported yet`)
+		require.NotContains(t, msg, "rpc_latency_milliseconds")
 		pushed := strings.Join(ing.pushed(), "\n")
 		tsMs := ts.UnixMilli()
 		for _, want := range []string{
@@ -278,6 +277,7 @@ func TestOTLPHandler(t *testing.T) {
 			fmt.Sprintf(`{__name__="queue_depth", instance="pod-1", job="checkout"} 3.25@%d`, tsMs),
 			fmt.Sprintf(`{__name__="http_server_duration_seconds_bucket", instance="pod-1", job="checkout", le="+Inf"} 6@%d`, tsMs),
 			fmt.Sprintf(`{__name__="target_info", instance="pod-1", job="checkout", k8s_namespace_name="prod"} 1@%d`, tsMs),
+			`{__name__="rpc_latency_milliseconds", instance="pod-1", job="checkout"} exemplars=0 histograms=1`,
 		} {
 			require.Contains(t, pushed, want)
 		}

@@ -220,11 +220,13 @@ func TestPushHandler_RW2(t *testing.T) {
 		d, ing := newSingleIngester(t, testConfig(t), nil)
 		w := serve(d.PushHandler(), newRW2Request(t, buildRW2(t, good, withExemplar)))
 		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
-		requireWritten(t, w, 3, 0, 0) // Exemplars are dropped (counted) until the ingesters store them.
+		requireWritten(t, w, 3, 0, 1)
 		d1, ing1 := newSingleIngester(t, testConfig(t), nil)
+		reqTotal := series([]string{"__name__", "req_total", "job", "x"}, 7, ms(0))
+		reqTotal.Exemplars = [][]byte{marshalExemplar(t, prompb.Exemplar{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 7, Timestamp: int64(ms(0))})}
 		rw1 := encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{
 			series([]string{"__name__", "up", "job", "x"}, 1, ms(-time.Minute), 0, ms(0)),
-			series([]string{"__name__", "req_total", "job", "x"}, 7, ms(0)),
+			reqTotal,
 		}})
 		require.Equal(t, http.StatusNoContent, serve(d1.PushHandler(), newPushRequest(rw1)).Code)
 		require.Equal(t, ing1.pushed(), ing.pushed())
@@ -252,24 +254,63 @@ func TestPushHandler_RW2(t *testing.T) {
 		requireWritten(t, w, 2, 0, 0)
 		require.Equal(t, []string{`{__name__="up", job="x"} 1@1767322985000 0@1767323045000`}, ing.pushed())
 	})
-	t.Run("a histogram series is refused whole, the headers say so", func(t *testing.T) {
+	t.Run("a histogram series is stored like remote write 1.0, an invalid one refused", func(t *testing.T) {
 		d, ing := newSingleIngester(t, testConfig(t), nil)
 		w := serve(d.PushHandler(), newRW2Request(t, buildRW2(t, hist, good)))
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+		requireWritten(t, w, 3, 1, 0)
+		d1, ing1 := newSingleIngester(t, testConfig(t), nil)
+		latency := series([]string{"__name__", "latency", "job", "x"}, 1, ms(0))
+		ph := prompb.FromIntHistogram(int64(ms(0)), &histogram.Histogram{Count: 1, Sum: 1, PositiveSpans: []histogram.Span{{Length: 1}}, PositiveBuckets: []int64{1}})
+		hb, err := ph.Marshal()
+		require.NoError(t, err)
+		latency.Histograms = [][]byte{hb}
+		rw1 := encode(t, &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{latency, series([]string{"__name__", "up", "job", "x"}, 1, ms(-time.Minute), 0, ms(0))}})
+		require.Equal(t, http.StatusNoContent, serve(d1.PushHandler(), newPushRequest(rw1)).Code)
+		require.Equal(t, ing1.pushed(), ing.pushed())
+		require.Contains(t, ing.pushed(), `{__name__="latency", job="x"} 1@1767323045000 exemplars=0 histograms=1`)
+
+		// A count that is not the sum of the buckets: the histogram sample is
+		// refused, the series' float sample stored.
+		bad := hist
+		bad.histograms = []writev2.Histogram{writev2.FromIntHistogram(0, int64(ms(0)), &histogram.Histogram{Count: 5, Sum: 1, PositiveSpans: []histogram.Span{{Length: 1}}, PositiveBuckets: []int64{1}})}
+		d2, ing2 := newSingleIngester(t, testConfig(t), nil)
+		w = serve(d2.PushHandler(), newRW2Request(t, buildRW2(t, bad, good)))
 		require.Equal(t, http.StatusBadRequest, w.Code)
-		requireWritten(t, w, 2, 0, 0)
-		require.Len(t, ing.pushed(), 1)
+		require.Contains(t, w.Body.String(), "err-argus-invalid-native-histogram")
+		requireWritten(t, w, 3, 0, 0)
+		require.Equal(t, []string{`{__name__="latency", job="x"} 1@1767323045000`, `{__name__="up", job="x"} 1@1767322985000 0@1767323045000`}, ing2.pushed())
 	})
-	t.Run("ingester rejections are not counted written", func(t *testing.T) {
-		d, ing := newSingleIngester(t, testConfig(t), nil)
-		ing.pushFunc = func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
-			return &arguspb.PushResponse{RejectedSamples: 1, Rejected: []*arguspb.RejectedSeries{{
-				Labels: req.Timeseries[0].Labels, Reason: arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, RejectedSamples: 1,
-			}}}, nil
-		}
-		w := serve(d.PushHandler(), newRW2Request(t, buildRW2(t, good, withExemplar)))
-		require.Equal(t, http.StatusBadRequest, w.Code, w.Body.String())
-		requireWritten(t, w, 2, 0, 0) // 1 of up's 2 samples, and req_total's.
-	})
+	for _, c := range []struct {
+		rejected                       string
+		samples, histograms, exemplars int
+	}{
+		{rejected: "up", samples: 2, exemplars: 1},        // 1 of up's 2 samples, and req_total's with its exemplar.
+		{rejected: "req_total", samples: 2, exemplars: 0}, // up's 2; req_total's exemplar is not counted.
+		{rejected: "latency", samples: 2, histograms: 0},  // up's 2; latency's float and histogram are not counted.
+	} {
+		t.Run("ingester rejections are not counted written: "+c.rejected, func(t *testing.T) {
+			d, ing := newSingleIngester(t, testConfig(t), nil)
+			ing.pushFunc = func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+				for _, ts := range req.Timeseries {
+					if formatLabels(ts.Labels) == `{__name__="`+c.rejected+`", job="x"}` {
+						return &arguspb.PushResponse{RejectedSamples: 1, Rejected: []*arguspb.RejectedSeries{{
+							Labels: ts.Labels, Reason: arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, RejectedSamples: 1,
+						}}}, nil
+					}
+				}
+				t.Fatalf("%s not pushed", c.rejected)
+				return nil, nil
+			}
+			other := withExemplar
+			if c.rejected == "latency" {
+				other = hist
+			}
+			w := serve(d.PushHandler(), newRW2Request(t, buildRW2(t, good, other)))
+			require.Equal(t, http.StatusBadRequest, w.Code, w.Body.String())
+			requireWritten(t, w, c.samples, c.histograms, c.exemplars)
+		})
+	}
 	t.Run("a first symbol that is not empty fails the request", func(t *testing.T) {
 		d, ing := newSingleIngester(t, testConfig(t), nil)
 		req := buildRW2(t, good)
@@ -293,7 +334,10 @@ func TestPushHandler_RW2(t *testing.T) {
 		w := serve(d.PushHandler(), newRW2Request(t, buildRW2(t, b1, b2)))
 		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
 		require.NotNil(t, got)
-		_ = got // Metadata is dropped by validation until the ingesters store it; the translation is checked by TestTranslateRW2_LikePrometheus.
+		require.Len(t, got.Metadata, 1, "one entry for the family rt, not one per series")
+		var m prompb.MetricMetadata
+		require.NoError(t, m.Unmarshal(got.Metadata[0]))
+		require.Equal(t, prompb.MetricMetadata{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: "rt", Help: "RT.", Unit: "seconds"}, m)
 	})
 }
 

@@ -81,7 +81,8 @@ func startHistExporter(t *testing.T) *histExporter {
 }
 
 // histQueries are the PromQL queries over native histograms (exponential,
-// and float ones from a recording rule) and the classic histogram that
+// custom buckets converted from the classic histogram, and float ones from
+// a recording rule) and the classic histogram that
 // TestNativeHistogramsAgainstPrometheus compares.
 var histQueries = []string{
 	`argus_test_native_seconds`,
@@ -96,6 +97,9 @@ var histQueries = []string{
 	`job:argus_test_native_seconds:rate10s`,
 	`job:argus_test_native_seconds:rate10s[15s]`,
 	`histogram_quantile(0.99, job:argus_test_native_seconds:rate10s)`,
+	`argus_test_classic_seconds{job="nhcb"}`,
+	`argus_test_classic_seconds{job="nhcb"}[15s]`,
+	`histogram_quantile(0.5, rate(argus_test_classic_seconds{job="nhcb"}[30s]))`,
 }
 
 // histRules makes float histograms: Prometheus writes the output of a
@@ -109,10 +113,10 @@ const histRules = `groups:
 
 // TestNativeHistogramsAgainstPrometheus runs the real Prometheus 3.16
 // scraping a client_golang exporter over protobuf with native histograms on
-// and remote-writing everything, histograms included, to argus. (Custom
-// buckets are not scraped here: Prometheus 3.16 sends them over remote
-// write 2.0 only, and drops them from 1.0; TestNativeHistogramsPushed
-// covers them.)
+// and remote-writing everything, histograms included, to argus over remote
+// write 2.0. The job nhcb scrapes the same exporter with its classic
+// histograms converted to custom buckets (schema -53), which Prometheus
+// 3.16 sends over remote write 2.0 only.
 // The same PromQL queries over the histograms answer the same from
 // Prometheus's TSDB and from argus: from argus's head, then from its
 // persisted chunks once Prometheus stopped and every chunk was flushed, and
@@ -131,10 +135,11 @@ func TestNativeHistogramsAgainstPrometheus(t *testing.T) {
 	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
 		ScrapeInterval: time.Second,
 		NoSelfScrape:   true,
-		ScrapeTargets:  map[string]string{"native": target},
-		JobConfig:      map[string]string{"native": native},
+		ScrapeTargets:  map[string]string{"native": target, "nhcb": target},
+		JobConfig:      map[string]string{"native": native, "nhcb": native + "    convert_classic_histograms_to_nhcb: true\n"},
 		Rules:          histRules,
-		RemoteWrite:    &clustertest.RemoteWrite{URL: a.PushURL(), Tenant: tenant, SendNativeHistograms: true},
+		RemoteWrite: &clustertest.RemoteWrite{URL: a.PushURL(), Tenant: tenant, SendNativeHistograms: true,
+			ProtobufMessage: "io.prometheus.write.v2.Request"},
 	})
 	w := clustertest.NewEquivalenceWindow(t, p, 15*time.Second, 40*time.Second, 20*time.Second)
 	w.SleepPastEnd()
