@@ -28,6 +28,7 @@ import (
 	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/querier"
+	"github.com/argus-tsdb/argus/scraper"
 )
 
 // app is one wired argus process.
@@ -44,6 +45,8 @@ type app struct {
 	overrides  *limits.Overrides
 	auth       *auth.Authenticator
 	clients    *distributor.ClientPool
+	push       http.Handler     // the distributor's push handler, nil without a distributor
+	scraper    *scraper.Scraper // nil unless the scraper role runs
 	ready      atomic.Bool
 }
 
@@ -115,6 +118,11 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
+	if roles[roleScraper] {
+		if err := a.addScraper(mux, rr); err != nil {
+			return nil, err
+		}
+	}
 	var health ingesterHealth // nil without an ingester (not a nil *Ingester)
 	if a.ingester != nil {
 		health = a.ingester
@@ -168,6 +176,7 @@ func (a *app) addDistributor(mux *http.ServeMux, r replicaRing) error {
 		return fmt.Errorf("distributor: %w", err)
 	}
 	a.services = append(a.services, namedService("distributor", d))
+	a.push = d.PushHandler()
 	push := a.auth.Middleware(d.PushHandler(), auth.OneTenant)
 	// Mimir's path, and the aliases Prometheus-style receivers use.
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/api/v1/receive"} {
@@ -268,6 +277,10 @@ func (a *app) serveIndex(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "GET  /ready                readiness (and the ingester's failed tenants)")
 	fmt.Fprintln(w, "GET  /ingester/tenants     the ingester's open tenants, their series, failed ones")
 	fmt.Fprintln(w, "GET  /metrics              Argus's own metrics")
+	if a.scraper != nil {
+		fmt.Fprintln(w, "GET  /scraper/targets      the scrapers and the targets each owns")
+		fmt.Fprintln(w, "POST /-/reload             reload -scraper.config-file (SIGHUP does too)")
+	}
 }
 
 func (a *app) logStartup(httpAddr string) {

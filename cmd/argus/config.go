@@ -16,6 +16,7 @@ import (
 	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/querier"
 	"github.com/argus-tsdb/argus/ring"
+	"github.com/argus-tsdb/argus/scraper"
 )
 
 // Roles a process can run, named by -target.
@@ -24,6 +25,7 @@ const (
 	roleDistributor = "distributor"
 	roleIngester    = "ingester"
 	roleQuerier     = "querier"
+	roleScraper     = scraper.Role
 )
 
 // Ring stores, named by -ingester.ring.store.
@@ -49,6 +51,7 @@ type Config struct {
 	Limits              limits.Limits         `yaml:"limits"`
 	Auth                auth.Config           `yaml:"auth"`
 	RuntimeConfig       limits.Config         `yaml:"runtime_config"`
+	Scraper             scraper.Config        `yaml:"scraper"`
 	PrintVersion        bool                  `yaml:"-"`
 
 	// explicit holds the names of the flags set on the command line, for
@@ -76,7 +79,7 @@ type LogConfig struct {
 
 // RegisterFlags registers every flag of the process.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&c.Target, "target", roleAll, "Comma-separated roles to run: all, distributor, ingester, querier.")
+	f.StringVar(&c.Target, "target", roleAll, "Comma-separated roles to run: all, distributor, ingester, querier, scraper. all includes the scraper only when -scraper.config-file is set.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every request. When false, every request belongs to tenant \"anonymous\".")
 	f.StringVar(&c.IngesterAddresses, "ingester.client.addresses", "", "Comma-separated gRPC addresses of the ingesters, for a distributor or querier that runs without an ingester in its process (a static ring until the gossiped ring lands).")
 	f.StringVar(&c.RingStore, "ingester.ring.store", "", "Where the ring lives: memberlist (gossip, for a cluster) or static (this process's ingester, or -ingester.client.addresses). Empty picks static for -target=all without -memberlist.join, memberlist otherwise.")
@@ -92,6 +95,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Limits.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
+	c.Scraper.RegisterFlags(f)
 }
 
 // RegisterFlags registers the server flags, named as in Mimir.
@@ -118,6 +122,9 @@ func (c *Config) Roles() map[string]bool {
 		r = strings.TrimSpace(r)
 		if r == roleAll {
 			roles[roleDistributor], roles[roleIngester], roles[roleQuerier] = true, true, true
+			if c.Scraper.ConfigFile != "" {
+				roles[roleScraper] = true
+			}
 			continue
 		}
 		roles[r] = true
@@ -140,9 +147,9 @@ func (c *Config) Validate() error {
 	roles := c.Roles()
 	for r := range roles {
 		switch r {
-		case roleDistributor, roleIngester, roleQuerier:
+		case roleDistributor, roleIngester, roleQuerier, roleScraper:
 		default:
-			return fmt.Errorf("unknown target %q: want all, distributor, ingester or querier", r)
+			return fmt.Errorf("unknown target %q: want all, distributor, ingester, querier or scraper", r)
 		}
 	}
 	var level slog.Level
@@ -171,6 +178,12 @@ func (c *Config) Validate() error {
 	}
 	if roles[roleQuerier] {
 		errs = append(errs, c.Querier.Validate())
+	}
+	if roles[roleScraper] {
+		errs = append(errs, c.Scraper.Validate())
+		if !roles[roleDistributor] && c.Scraper.RemoteWriteURL == "" {
+			errs = append(errs, errors.New("-scraper.remote-write-url is required when no distributor runs in this process"))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 // Command argus runs one or every role of an Argus cluster: distributor,
-// ingester and querier (-target=all, the default, runs them all in one
-// process on a local data dir).
+// ingester, querier and scraper (-target=all, the default, runs them all in
+// one process on a local data dir, the scraper when -scraper.config-file is
+// set).
 package main
 
 import (
@@ -70,6 +71,7 @@ func run(args []string) int {
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go app.reloadOnSIGHUP(ctx)
 	go func() {
 		select {
 		case sig := <-sigs:

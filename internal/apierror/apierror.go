@@ -112,6 +112,11 @@ const (
 	StatsUnavailable     ID = "err-argus-stats-unavailable"
 )
 
+// The scraper's configuration.
+const (
+	InvalidScrapeConfig ID = "err-argus-invalid-scrape-config"
+)
+
 // Entry is the contract of one ID.
 type Entry struct {
 	ID     ID
@@ -245,6 +250,10 @@ var Catalogue = []Entry{
 	{StatsUnavailable, 503, ScopeAdmin, "", true,
 		"Some ingester of the ring could not be reached, so the statistics, which add up every ingester's head, would be wrong.",
 		"Retry. Operators: see /ring."},
+
+	{InvalidScrapeConfig, 400, ScopeRequest, "", false,
+		"A reload of the scraper's configuration (POST /-/reload, or SIGHUP, which logs it) was refused: the file does not parse as a Prometheus configuration (an unknown field, a relabelling regex that does not compile, a duplicate job name, rule_files or alerting, which a scraper does not evaluate), or a service discovery could not start. The last good configuration keeps running; at start, the process does not start.",
+		"Fix the file and reload again; the answer and the log say what is wrong and where."},
 }
 
 var byID = func() map[ID]*Entry {

@@ -38,6 +38,9 @@ type PrometheusOptions struct {
 	// a server fed by remote write only (its head would otherwise start at
 	// the wall clock and refuse older pushed samples).
 	NoSelfScrape bool
+	// ConfigYAML, when set, is the whole prometheus.yml, and every option
+	// above that shapes it is ignored.
+	ConfigYAML string
 }
 
 // RemoteWrite is a remote-write destination.
@@ -103,7 +106,11 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		p.dataDir = filepath.Join(dir, "data")
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(prometheusConfig(p.HostPort(), opts)), 0o644))
+	cfg := opts.ConfigYAML
+	if cfg == "" {
+		cfg = prometheusConfig(p.HostPort(), opts)
+	}
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
 	args := []string{
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + p.dataDir,
