@@ -70,10 +70,18 @@ func (t Target) Key() string {
 }
 
 // ActiveTargets returns the active targets that url/api/v1/targets lists
-// (url is a Prometheus server, or Argus with its /prometheus prefix),
-// sorted by Key, and the error of the request, if any.
-func ActiveTargets(url string) ([]Target, error) {
-	resp, err := http.Get(url + "/api/v1/targets?state=active")
+// (url is a Prometheus server, or Argus with its /prometheus prefix, which
+// lists the targets of the tenant named by X-Scope-OrgID: tenant, if not
+// empty), sorted by Key, and the error of the request, if any.
+func ActiveTargets(url, tenant string) ([]Target, error) {
+	req, err := http.NewRequest(http.MethodGet, url+"/api/v1/targets?state=active", nil)
+	if err != nil {
+		return nil, err
+	}
+	if tenant != "" {
+		req.Header.Set(clustertest.TenantHeader, tenant)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}

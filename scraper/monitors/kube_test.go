@@ -279,7 +279,7 @@ func TestWatcherMatchesOperatorConfigOnPrometheus(t *testing.T) {
 		}
 	}
 	prom := func() string {
-		ts, err := kubetest.ActiveTargets(promURL)
+		ts, err := kubetest.ActiveTargets(promURL, "")
 		if err != nil {
 			return err.Error()
 		}
@@ -307,7 +307,7 @@ func TestWatcherMatchesOperatorConfigOnPrometheus(t *testing.T) {
 	_, err = s.Dynamic.Resource(kubetest.ServiceMonitors).Namespace("shop").Update(ctx, sm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	wait(func() string {
-		ts, _ := kubetest.ActiveTargets(promURL)
+		ts, _ := kubetest.ActiveTargets(promURL, "")
 		var only []kubetest.Target
 		for _, tg := range ts {
 			if strings.HasPrefix(tg.ScrapePool, "podMonitor/") {
