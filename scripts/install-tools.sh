@@ -39,8 +39,8 @@ install_kube() {
 	else
 		echo "install-tools: building kube-apiserver $kube_version and etcd $etcd_version into $kdest (5-15 minutes)" >&2
 		tmp="$(mktemp -d "$tools_dir/.kube.XXXXXX")"
-		(cd "$module" && GOFLAGS= go build -trimpath -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver) || { rm -rf "$tmp"; return 1; }
-		(cd "$module" && GOFLAGS= go build -trimpath -o "$tmp/etcd" go.etcd.io/etcd/server/v3) || { rm -rf "$tmp"; return 1; }
+		(cd "$module" && GOFLAGS= go build -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver) || { rm -rf "$tmp"; return 1; }
+		(cd "$module" && GOFLAGS= go build -o "$tmp/etcd" go.etcd.io/etcd/server/v3) || { rm -rf "$tmp"; return 1; }
 		rm -rf "$kdest"
 		chmod 755 "$tmp"
 		mv "$tmp" "$kdest"

@@ -52,9 +52,12 @@ type Server struct {
 
 // Assets returns the directory holding kube-apiserver and etcd, from
 // KUBEBUILDER_ASSETS. When it is unset or lacks either binary the test is
-// skipped loudly, or fails under CI=true.
+// skipped loudly, or fails under CI=true; in -short mode it is skipped.
 func Assets(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("test with a real kube-apiserver: skipped in -short mode")
+	}
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
 	msg := ""
 	if dir == "" {
