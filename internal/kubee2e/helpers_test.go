@@ -3,14 +3,11 @@ package kubee2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
@@ -21,20 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
-
-// exporter serves kubetest_up{exporter=NAME} 1 on 127.0.0.1 and returns its
-// port.
-func exporter(t *testing.T, name string) int32 {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, "kubetest_up{exporter=%q} 1\n", name)
-	}))
-	t.Cleanup(srv.Close)
-	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
-	require.NoError(t, err)
-	p, err := strconv.Atoi(port)
-	require.NoError(t, err)
-	return int32(p)
-}
 
 // writeFile writes content to a new file in a temporary directory.
 func writeFile(t *testing.T, name, content string) string {

@@ -2,6 +2,7 @@ package kubee2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ type shop struct {
 }
 
 func createShop(t *testing.T, s *kubetest.Server) shop {
-	sh := shop{api1: exporter(t, ""), api2: exporter(t, ""), worker: exporter(t, ""), other: exporter(t, "")}
+	ip := kubetest.HostIP(t)
+	sh := shop{api1: kubetest.Exporter(t, ""), api2: kubetest.Exporter(t, ""), worker: kubetest.Exporter(t, ""), other: kubetest.Exporter(t, "")}
 	s.CreateNamespace(t, "shop", map[string]string{"argus.io/tenant": "team-a"}, nil)
 	pod := func(name string, labels map[string]string, port string, number int32) *corev1.Pod {
 		return &corev1.Pod{
@@ -36,11 +38,11 @@ func createShop(t *testing.T, s *kubetest.Server) shop {
 			}}},
 		}
 	}
-	a1 := s.CreateRunningPod(t, pod("api-1", map[string]string{"app": "api", "version": "v1"}, "web", sh.api1), "127.0.0.1", "")
-	a2 := s.CreateRunningPod(t, pod("api-2", map[string]string{"app": "api", "version": "v2"}, "web", sh.api2), "127.0.0.1", "")
-	s.CreateRunningPod(t, pod("worker-1", map[string]string{"role": "worker"}, "metrics", sh.worker), "127.0.0.1", "")
-	s.CreateRunningPod(t, pod("worker-done", map[string]string{"role": "worker"}, "metrics", sh.worker+1), "127.0.0.1", corev1.PodSucceeded)
-	s.CreateRunningPod(t, pod("other-1", map[string]string{"app": "other"}, "metrics", sh.other), "127.0.0.1", "")
+	a1 := s.CreateRunningPod(t, pod("api-1", map[string]string{"app": "api", "version": "v1"}, "web", sh.api1), ip, "")
+	a2 := s.CreateRunningPod(t, pod("api-2", map[string]string{"app": "api", "version": "v2"}, "web", sh.api2), ip, "")
+	s.CreateRunningPod(t, pod("worker-1", map[string]string{"role": "worker"}, "metrics", sh.worker), ip, "")
+	s.CreateRunningPod(t, pod("worker-done", map[string]string{"role": "worker"}, "metrics", sh.worker+1), ip, corev1.PodSucceeded)
+	s.CreateRunningPod(t, pod("other-1", map[string]string{"app": "other"}, "metrics", sh.other), ip, "")
 	s.CreateService(t, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "api", Labels: map[string]string{"app": "api", "team": "payments"}},
 		Spec: corev1.ServiceSpec{
@@ -50,7 +52,7 @@ func createShop(t *testing.T, s *kubetest.Server) shop {
 	})
 	subset := func(p *corev1.Pod, port int32) corev1.EndpointSubset { //nolint:staticcheck // core/v1 Endpoints, read by the endpoints role
 		return corev1.EndpointSubset{
-			Addresses: []corev1.EndpointAddress{{IP: "127.0.0.1", TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: p.Name, UID: p.UID}}},
+			Addresses: []corev1.EndpointAddress{{IP: ip, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: p.Name, UID: p.UID}}},
 			Ports:     []corev1.EndpointPort{{Name: "web", Port: port}},
 		}
 	}
@@ -104,16 +106,16 @@ scrape_configs:
   - {source_labels: [job], target_label: __tmp_prometheus_job_name}
   - {action: keep, source_labels: [__meta_kubernetes_service_label_app, __meta_kubernetes_service_labelpresent_app], regex: (api);true}
   - {action: keep, source_labels: [__meta_kubernetes_endpoint_port_name], regex: web}
-  - {source_labels: [__meta_kubernetes_endpoint_address_target_kind, __meta_kubernetes_endpoint_address_target_name], separator: ;, regex: Node;(.*), replacement: ${1}, target_label: node}
-  - {source_labels: [__meta_kubernetes_endpoint_address_target_kind, __meta_kubernetes_endpoint_address_target_name], separator: ;, regex: Pod;(.*), replacement: ${1}, target_label: pod}
+  - {source_labels: [__meta_kubernetes_endpoint_address_target_kind, __meta_kubernetes_endpoint_address_target_name], separator: ;, regex: Node;(.*), replacement: '${1}', target_label: node}
+  - {source_labels: [__meta_kubernetes_endpoint_address_target_kind, __meta_kubernetes_endpoint_address_target_name], separator: ;, regex: Pod;(.*), replacement: '${1}', target_label: pod}
   - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
   - {source_labels: [__meta_kubernetes_service_name], target_label: service}
   - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
   - {source_labels: [__meta_kubernetes_pod_container_name], target_label: container}
   - {action: drop, source_labels: [__meta_kubernetes_pod_phase], regex: (Failed|Succeeded)}
-  - {source_labels: [__meta_kubernetes_service_label_team], target_label: team, regex: (.+), replacement: ${1}}
-  - {source_labels: [__meta_kubernetes_pod_label_version], target_label: version, regex: (.+), replacement: ${1}}
-  - {source_labels: [__meta_kubernetes_service_name], target_label: job, replacement: ${1}}
+  - {source_labels: [__meta_kubernetes_service_label_team], target_label: team, regex: (.+), replacement: '${1}'}
+  - {source_labels: [__meta_kubernetes_pod_label_version], target_label: version, regex: (.+), replacement: '${1}'}
+  - {source_labels: [__meta_kubernetes_service_name], target_label: job, replacement: '${1}'}
   - {target_label: endpoint, replacement: web}
 - job_name: podMonitor/shop/workers/0
   honor_labels: false
@@ -155,7 +157,7 @@ func createMonitor(t *testing.T, s *kubetest.Server, doc string) {
 // and deleting the PodMonitor must change argus's targets within a resync.
 func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 	s := kubetest.Start(t)
-	createShop(t, s)
+	sh := createShop(t, s)
 	createMonitor(t, s, serviceMonitorYAML)
 	createMonitor(t, s, podMonitorYAML)
 	promURL := kubetest.StartPrometheus(t, operatorConfig(s.Kubeconfig))
@@ -171,11 +173,17 @@ func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 	// Two api pods behind the service and the running worker; not the
 	// finished worker, not the other app.
 	targets := sameTargets(t, argus, "team-a", promURL, 3)
-	require.Equal(t, "serviceMonitor/shop/api/0", targets[2].ScrapePool)
+	byPod := map[string]kubetest.Target{}
+	for _, tg := range targets {
+		byPod[tg.Labels["pod"]] = tg
+	}
+	api2 := byPod["api-2"]
+	require.Equal(t, "serviceMonitor/shop/api/0", api2.ScrapePool)
 	require.Equal(t, map[string]string{
-		"container": "main", "endpoint": "web", "instance": targets[2].Labels["instance"], "job": "api",
+		"container": "main", "endpoint": "web", "instance": fmt.Sprintf("%s:%d", kubetest.HostIP(t), sh.api2), "job": "api",
 		"namespace": "shop", "pod": "api-2", "service": "api", "team": "payments", "version": "v2",
-	}, targets[2].Labels)
+	}, api2.Labels)
+	require.Equal(t, "podMonitor/shop/workers/0", byPod["worker-1"].ScrapePool)
 	none, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", "kube")
 	require.NoError(t, err)
 	require.Empty(t, none, "every target's tenant comes from its namespace")

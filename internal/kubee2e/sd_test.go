@@ -66,9 +66,10 @@ scrape_configs:
 // namespace apps two web pods, a db pod, a finished web pod, service web
 // with its Endpoints and two EndpointSlices, and an ingress; in namespace
 // other a web pod; one node. Pods and the node point at exporters on
-// 127.0.0.1. The Endpoints and EndpointSlices are written by the test, as
+// kubetest.HostIP. The Endpoints and EndpointSlices are written by the test, as
 // no controller runs.
 func cluster(t *testing.T, s *kubetest.Server) {
+	ip := kubetest.HostIP(t)
 	ctx := context.Background()
 	s.CreateNamespace(t, "apps", map[string]string{"team": "a"}, nil)
 	s.CreateNamespace(t, "other", nil, nil)
@@ -77,15 +78,15 @@ func cluster(t *testing.T, s *kubetest.Server) {
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{
 				Name: "main", Image: "example.invalid/" + app,
-				Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: exporter(t, name)}},
+				Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: kubetest.Exporter(t, name)}},
 			}}},
 		}
 	}
 	pods := map[string]*corev1.Pod{}
 	for _, p := range []*corev1.Pod{pod("apps", "web-1", "web"), pod("apps", "web-2", "web"), pod("apps", "db-1", "db"), pod("other", "web-3", "web")} {
-		pods[p.Name] = s.CreateRunningPod(t, p, "127.0.0.1", "")
+		pods[p.Name] = s.CreateRunningPod(t, p, ip, "")
 	}
-	s.CreateRunningPod(t, pod("apps", "web-done", "web"), "127.0.0.1", corev1.PodSucceeded)
+	s.CreateRunningPod(t, pod("apps", "web-done", "web"), ip, corev1.PodSucceeded)
 
 	s.CreateService(t, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web", Labels: map[string]string{"app": "web"}},
@@ -101,14 +102,14 @@ func cluster(t *testing.T, s *kubetest.Server) {
 	var subsets []corev1.EndpointSubset //nolint:staticcheck // core/v1 Endpoints, read by the endpoints role
 	for _, name := range []string{"web-1", "web-2"} {
 		subsets = append(subsets, corev1.EndpointSubset{
-			Addresses: []corev1.EndpointAddress{{IP: "127.0.0.1", TargetRef: ref(name)}},
+			Addresses: []corev1.EndpointAddress{{IP: ip, TargetRef: ref(name)}},
 			Ports:     []corev1.EndpointPort{{Name: "metrics", Port: webPort(name)}},
 		})
 		ready := true
 		s.CreateEndpointSlice(t, &discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Namespace: "apps", Name: "web-" + strings.TrimPrefix(name, "web-"), Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}, TargetRef: ref(name)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}, TargetRef: ref(name)}},
 			Ports:       []discoveryv1.EndpointPort{{Name: ptr("metrics"), Port: ptr(webPort(name))}},
 		})
 	}
@@ -135,8 +136,8 @@ func cluster(t *testing.T, s *kubetest.Server) {
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	node.Status = corev1.NodeStatus{
-		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: exporter(t, "node-1")}},
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: kubetest.Exporter(t, "node-1")}},
 	}
 	_, err = s.Client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 	require.NoError(t, err)

@@ -126,8 +126,8 @@ func startEtcd(t testing.TB, assets, dir, clientURL string, peerPort int) {
 		"--unsafe-no-fsync",
 		"--log-level=warn",
 	}
-	startProcess(t, dir, "etcd", filepath.Join(assets, "etcd"), args)
-	waitReady(t, "etcd", clientURL+"/health", nil)
+	exited := startProcess(t, dir, "etcd", filepath.Join(assets, "etcd"), args)
+	waitReady(t, "etcd", clientURL+"/health", nil, exited)
 }
 
 func startAPIServer(t testing.TB, assets, dir, etcdURL string, port int) {
@@ -139,6 +139,9 @@ func startAPIServer(t testing.TB, assets, dir, etcdURL string, port int) {
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
+		// The endpoints of the kubernetes service may not be a loopback
+		// address; nothing here needs them.
+		"--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(port),
 		"--cert-dir=" + filepath.Join(dir, "certs"),
 		"--token-auth-file=" + tokens,
@@ -152,8 +155,8 @@ func startAPIServer(t testing.TB, assets, dir, etcdURL string, port int) {
 		"--profiling=false",
 		"--v=0",
 	}
-	startProcess(t, dir, "kube-apiserver", filepath.Join(assets, "kube-apiserver"), args)
-	waitReady(t, "kube-apiserver", "https://127.0.0.1:"+strconv.Itoa(port)+"/readyz", http.Header{"Authorization": {"Bearer " + Token}})
+	exited := startProcess(t, dir, "kube-apiserver", filepath.Join(assets, "kube-apiserver"), args)
+	waitReady(t, "kube-apiserver", "https://127.0.0.1:"+strconv.Itoa(port)+"/readyz", http.Header{"Authorization": {"Bearer " + Token}}, exited)
 }
 
 // serviceAccountKeys writes an RSA key pair for signing and verifying
@@ -173,8 +176,8 @@ func serviceAccountKeys(t testing.TB, dir string) (keyPath, pubPath string) {
 
 // startProcess starts bin with its output in DIR/NAME.log, killed when the
 // test ends (or when the test binary dies: Pdeathsig). A failed test prints
-// the log's tail.
-func startProcess(t testing.TB, dir, name, bin string, args []string) {
+// the log's tail. The returned channel is closed when the process exits.
+func startProcess(t testing.TB, dir, name, bin string, args []string) <-chan struct{} {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.Create(logPath)
@@ -193,6 +196,7 @@ func startProcess(t testing.TB, dir, name, bin string, args []string) {
 			logTail(t, name, logPath)
 		}
 	})
+	return done
 }
 
 func logTail(t testing.TB, name, path string) {
@@ -207,8 +211,9 @@ func logTail(t testing.TB, name, path string) {
 	t.Logf("--- tail of %s log (%s) ---\n%s", name, path, b)
 }
 
-// waitReady polls url until it answers 200.
-func waitReady(t testing.TB, name, url string, header http.Header) {
+// waitReady polls url until it answers 200, failing at once if the process
+// exits.
+func waitReady(t testing.TB, name, url string, header http.Header, exited <-chan struct{}) {
 	t.Helper()
 	client := &http.Client{
 		Timeout:   5 * time.Second,
@@ -233,7 +238,11 @@ func waitReady(t testing.TB, name, url string, header http.Header) {
 		} else {
 			last = err.Error()
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before it was ready (its log tail follows)", name)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	t.Fatalf("%s not ready at %s within %v: %s", name, url, readyTimeout, last)
 }

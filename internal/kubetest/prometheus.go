@@ -30,14 +30,14 @@ func StartPrometheus(t testing.TB, config string) string {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o644))
 	port := clustertest.FreePorts(t, 1)[0]
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	startProcess(t, dir, "prometheus", bin, []string{
+	exited := startProcess(t, dir, "prometheus", bin, []string{
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
 		"--web.enable-lifecycle",
 		"--log.level=warn",
 	})
-	waitReady(t, "prometheus", url+"/-/ready", nil)
+	waitReady(t, "prometheus", url+"/-/ready", nil, exited)
 	return url
 }
 

@@ -3,11 +3,7 @@ package monitors
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,19 +26,6 @@ import (
 	"github.com/argus-tsdb/argus/internal/kubetest"
 )
 
-// exporter serves one gauge on 127.0.0.1 and returns its port.
-func exporter(t *testing.T) int32 {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("kubetest_up 1\n"))
-	}))
-	t.Cleanup(srv.Close)
-	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
-	require.NoError(t, err)
-	p, err := strconv.Atoi(port)
-	require.NoError(t, err)
-	return int32(p)
-}
-
 // shop is the cluster of the monitor tests: namespace shop (tenant team-a by
 // its label), two api pods behind service api (port web), one worker pod
 // (port metrics), a finished worker pod and a pod of another app.
@@ -51,7 +34,8 @@ type shop struct {
 }
 
 func createShop(t *testing.T, s *kubetest.Server) shop {
-	sh := shop{api1: exporter(t), api2: exporter(t), worker: exporter(t), other: exporter(t)}
+	ip := kubetest.HostIP(t)
+	sh := shop{api1: kubetest.Exporter(t, ""), api2: kubetest.Exporter(t, ""), worker: kubetest.Exporter(t, ""), other: kubetest.Exporter(t, "")}
 	s.CreateNamespace(t, "shop", map[string]string{"argus.io/tenant": "team-a"}, nil)
 	pod := func(name string, labels map[string]string, port string, number int32) *corev1.Pod {
 		return &corev1.Pod{
@@ -62,11 +46,11 @@ func createShop(t *testing.T, s *kubetest.Server) shop {
 			}}},
 		}
 	}
-	a1 := s.CreateRunningPod(t, pod("api-1", map[string]string{"app": "api", "version": "v1"}, "web", sh.api1), "127.0.0.1", "")
-	a2 := s.CreateRunningPod(t, pod("api-2", map[string]string{"app": "api", "version": "v2"}, "web", sh.api2), "127.0.0.1", "")
-	s.CreateRunningPod(t, pod("worker-1", map[string]string{"role": "worker"}, "metrics", sh.worker), "127.0.0.1", "")
-	s.CreateRunningPod(t, pod("worker-done", map[string]string{"role": "worker"}, "metrics", sh.worker+1), "127.0.0.1", corev1.PodSucceeded)
-	s.CreateRunningPod(t, pod("other-1", map[string]string{"app": "other"}, "metrics", sh.other), "127.0.0.1", "")
+	a1 := s.CreateRunningPod(t, pod("api-1", map[string]string{"app": "api", "version": "v1"}, "web", sh.api1), ip, "")
+	a2 := s.CreateRunningPod(t, pod("api-2", map[string]string{"app": "api", "version": "v2"}, "web", sh.api2), ip, "")
+	s.CreateRunningPod(t, pod("worker-1", map[string]string{"role": "worker"}, "metrics", sh.worker), ip, "")
+	s.CreateRunningPod(t, pod("worker-done", map[string]string{"role": "worker"}, "metrics", sh.worker+1), ip, corev1.PodSucceeded)
+	s.CreateRunningPod(t, pod("other-1", map[string]string{"app": "other"}, "metrics", sh.other), ip, "")
 	s.CreateService(t, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "api", Labels: map[string]string{"app": "api", "team": "payments"}},
 		Spec: corev1.ServiceSpec{
@@ -76,7 +60,7 @@ func createShop(t *testing.T, s *kubetest.Server) shop {
 	})
 	subset := func(p *corev1.Pod, port int32) corev1.EndpointSubset { //nolint:staticcheck // core/v1 Endpoints, read by the endpoints role
 		return corev1.EndpointSubset{
-			Addresses: []corev1.EndpointAddress{{IP: "127.0.0.1", TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: p.Name, UID: p.UID}}},
+			Addresses: []corev1.EndpointAddress{{IP: ip, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: p.Name, UID: p.UID}}},
 			Ports:     []corev1.EndpointPort{{Name: "web", Port: port}},
 		}
 	}
@@ -130,16 +114,16 @@ scrape_configs:
   - {source_labels: [job], target_label: __tmp_prometheus_job_name}
   - {action: keep, source_labels: [__meta_kubernetes_service_label_app, __meta_kubernetes_service_labelpresent_app], regex: (api);true}
   - {action: keep, source_labels: [__meta_kubernetes_endpoint_port_name], regex: web}
-  - {source_labels: [__meta_kubernetes_endpoint_address_target_kind, __meta_kubernetes_endpoint_address_target_name], separator: ;, regex: Node;(.*), replacement: ${1}, target_label: node}
-  - {source_labels: [__meta_kubernetes_endpoint_address_target_kind, __meta_kubernetes_endpoint_address_target_name], separator: ;, regex: Pod;(.*), replacement: ${1}, target_label: pod}
+  - {source_labels: [__meta_kubernetes_endpoint_address_target_kind, __meta_kubernetes_endpoint_address_target_name], separator: ;, regex: Node;(.*), replacement: '${1}', target_label: node}
+  - {source_labels: [__meta_kubernetes_endpoint_address_target_kind, __meta_kubernetes_endpoint_address_target_name], separator: ;, regex: Pod;(.*), replacement: '${1}', target_label: pod}
   - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
   - {source_labels: [__meta_kubernetes_service_name], target_label: service}
   - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
   - {source_labels: [__meta_kubernetes_pod_container_name], target_label: container}
   - {action: drop, source_labels: [__meta_kubernetes_pod_phase], regex: (Failed|Succeeded)}
-  - {source_labels: [__meta_kubernetes_service_label_team], target_label: team, regex: (.+), replacement: ${1}}
-  - {source_labels: [__meta_kubernetes_pod_label_version], target_label: version, regex: (.+), replacement: ${1}}
-  - {source_labels: [__meta_kubernetes_service_name], target_label: job, replacement: ${1}}
+  - {source_labels: [__meta_kubernetes_service_label_team], target_label: team, regex: (.+), replacement: '${1}'}
+  - {source_labels: [__meta_kubernetes_pod_label_version], target_label: version, regex: (.+), replacement: '${1}'}
+  - {source_labels: [__meta_kubernetes_service_name], target_label: job, replacement: '${1}'}
   - {target_label: endpoint, replacement: web}
 - job_name: podMonitor/shop/workers/0
   honor_labels: false
@@ -296,7 +280,7 @@ func TestWatcherMatchesOperatorConfigOnPrometheus(t *testing.T) {
 	for _, k := range keys {
 		require.Equal(t, "team-a", tenants[k], "tenant of %s, from the namespace label", k)
 	}
-	require.Contains(t, prom(), `serviceMonitor/shop/api/0 {container="main", endpoint="web", instance="127.0.0.1:`)
+	require.Contains(t, prom(), `serviceMonitor/shop/api/0 {container="main", endpoint="web", instance="`+kubetest.HostIP(t)+`:`)
 	require.Contains(t, prom(), `team="payments", version="v1"}`)
 
 	// Editing the ServiceMonitor to select nothing removes its targets;
