@@ -52,10 +52,13 @@ func TestKV_HealthyMembersByRole(t *testing.T) {
 			slicesEqual(count("querier"), []int{1, 1, 1})
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, []int{0, 0, 0}, count("compactor"))
+	require.Equal(t, []string{"a", "b"}, c.AliveMembers("distributor"), "AliveMembers names them, sorted")
+	require.Equal(t, "c", c.LocalMember())
 	stopB()
 	require.Eventually(t, func() bool {
 		return a.HealthyMembers("distributor") == 1 && c.HealthyMembers("distributor") == 1
 	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, []string{"a"}, c.AliveMembers("distributor"))
 }
 
 func slicesEqual(a, b []int) bool {

@@ -67,10 +67,17 @@ func (s *Scraper) activeTargets() []*apiTarget {
 	lb := labels.NewBuilder(labels.EmptyLabels())
 	var out []*apiTarget
 	self := s.self()
-	if s.scrape != nil {
+	// While targets move, the scrape manager may still scrape a target the
+	// last filtering gave another scraper (it applies a new set within its
+	// reload interval): it is listed once, as this scraper's, which it is
+	// until its loop stops.
+	scraping := map[string]bool{}
+	if s.started.Load() {
 		for pool, ts := range s.scrape.TargetsActive() {
 			for _, t := range ts {
-				out = append(out, ownTarget(pool, t, self, s.cfg.Tenant, lb))
+				at := ownTarget(pool, t, self, s.cfg.Tenant, lb)
+				scraping[pool+at.Labels.String()] = true
+				out = append(out, at)
 			}
 		}
 	}
@@ -82,9 +89,13 @@ func (s *Scraper) activeTargets() []*apiTarget {
 					continue
 				}
 				t := scrape.NewTarget(at.labels, cfg, nil, nil)
+				public := t.Labels(lb)
+				if scraping[pool+public.String()] {
+					continue
+				}
 				u := t.URL().String()
 				out = append(out, &apiTarget{
-					DiscoveredLabels: at.discovered, Labels: t.Labels(lb), ScrapePool: pool,
+					DiscoveredLabels: at.discovered, Labels: public, ScrapePool: pool,
 					ScrapeURL: u, GlobalURL: u, Health: scrape.HealthUnknown,
 					ScrapeInterval: at.labels.Get(model.ScrapeIntervalLabel), ScrapeTimeout: at.labels.Get(model.ScrapeTimeoutLabel),
 					Scraper: at.owner, tenant: tenantOf(at.labels.Get(TenantLabel), s.cfg.Tenant),
@@ -140,7 +151,7 @@ func (s *Scraper) TargetsHandler() http.Handler {
 				}
 			}
 		}
-		if (state == "" || state == "any" || state == "dropped") && s.scrape != nil {
+		if (state == "" || state == "any" || state == "dropped") && s.started.Load() {
 			res.DroppedTargetCounts = s.scrape.TargetsDroppedCounts()
 			lb := labels.NewBuilder(labels.EmptyLabels())
 			dropped := s.scrape.TargetsDropped()
@@ -191,7 +202,7 @@ func (s *Scraper) TargetsMetadataHandler() http.Handler {
 		metric := r.FormValue("metric")
 		reqTenant, _ := tenant.FromContext(r.Context())
 		res := []metricMetadata{}
-		if s.scrape == nil {
+		if !s.started.Load() {
 			writeSuccess(w, res)
 			return
 		}

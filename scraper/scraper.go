@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,9 +70,14 @@ type Scraper struct {
 	reloadMu sync.Mutex
 	watcher  *monitors.Watcher // ServiceMonitors and PodMonitors; nil unless -scraper.monitors.enabled
 
-	disc   *discovery.Manager
-	scrape *scrape.Manager
-	cancel context.CancelFunc // ends discovery; set by Starting
+	// disc, scrape and cancel are set by Starting before started turns
+	// true, and not changed after: readers outside the service's own
+	// goroutine (Reload, the handlers) check started first.
+	started atomic.Bool
+	stopped atomic.Bool // Stopping ran
+	disc    *discovery.Manager
+	scrape  *scrape.Manager
+	cancel  context.CancelFunc // ends discovery
 	// out feeds the scrape manager the filtered target sets; one slot,
 	// replaced by a newer set not yet read.
 	out     chan map[string][]*targetgroup.Group
@@ -203,6 +209,7 @@ func (s *Scraper) Starting(ctx context.Context) error {
 			return err
 		}
 	}
+	s.started.Store(true)
 	return nil
 }
 
@@ -237,7 +244,7 @@ func (s *Scraper) apply(c *config.Config, jobs map[string]*config.ScrapeConfig) 
 // with an error carrying err-argus-invalid-scrape-config, and the last good
 // configuration keeps running.
 func (s *Scraper) Reload() error {
-	if s.scrape == nil {
+	if !s.started.Load() {
 		return apierror.Errorf(apierror.NotReady, "the scraper is not started")
 	}
 	s.reloadMu.Lock()
@@ -364,12 +371,12 @@ func (s *Scraper) filter(members []string) {
 // manager does not write staleness markers on shutdown: the series of a
 // stopped scraper go stale by the lookback delta, or, in a cluster, get
 // fresh samples from the scraper that takes its targets over.
+// It is idempotent, and a no-op if Starting did not succeed.
 func (s *Scraper) Stopping(context.Context) error {
-	if s.scrape != nil {
-		s.scrape.Stop()
+	if !s.started.Load() || s.stopped.Swap(true) {
+		return nil
 	}
-	if s.cancel != nil {
-		s.cancel()
-	}
+	s.scrape.Stop()
+	s.cancel()
 	return nil
 }

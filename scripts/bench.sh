@@ -458,3 +458,23 @@ ROWS
 	echo "Group commit, -ingester.wal-sync-period=0 (see docs/benchmarks.md):"
 	grep '^BenchmarkGroupCommit' "$iraw" | tr '\t' '\n' | grep -E 'pushes/s|fsyncs|-x-' | sed 's/^ */  /'
 fi
+
+# Scrape throughput (internal/benchscrape), the real servers one after the
+# other: argus -target=all with -scraper.config-file, then Prometheus, each
+# fresh, scraping the same BENCH_SCRAPE_TARGETS (50) targets of
+# BENCH_SCRAPE_SERIES (1000) moving counters at 1 s for BENCH_SCRAPE_SECONDS
+# (20) after a warm-up; samples stored per CPU second of each server. About a
+# minute per round. BENCH_SCRAPE_COUNT=1 rounds (0 skips this step).
+scrape_count="${BENCH_SCRAPE_COUNT:-1}"
+if ((scrape_count > 0)); then
+	set_argus_bin
+	[[ -n "${PROMETHEUS_BIN:-}" ]] || PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
+	sraw="$out/bench-$stamp-scrape.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$sraw"
+	echo "bench: scrape throughput, $scrape_count rounds" >&2
+	ARGUS_BIN="$argus_bin" PROMETHEUS_BIN="$PROMETHEUS_BIN" go test -run='^$' -bench='^BenchmarkScrapeCPU$' \
+		-count="$scrape_count" -benchtime=1x -timeout=30m ./internal/benchscrape/ | tee -a "$sraw"
+	echo
+	echo "Scrape throughput (samples stored per CPU second; see docs/benchmarks.md), per round:"
+	grep '^BenchmarkScrapeCPU' "$sraw" | tr '\t' '\n' | grep -E 'samples/cpu-s|-x$' | sed 's/^ */  /'
+fi

@@ -189,5 +189,34 @@ func TestScrapersShareTargets(t *testing.T) {
 			require.Equal(t, own[c.addr()], after[c.addr()], "target %d of a surviving scraper moved", i)
 		}
 	}
+	requireStatusPage(t, scrapers[1], names[1:], after)
 	requireScrapedOncePerInterval(t, targets, 10*time.Second)
+}
+
+// requireStatusPage requires /scraper/targets of s to list exactly the
+// scrapers names, each with the targets that owners gives it.
+func requireStatusPage(t *testing.T, s *clustertest.Process, names []string, owners map[string]string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.URL()+"/scraper/targets", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/json")
+	code, body := s.Do(t, req)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var page struct {
+		Scrapers map[string][]struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"scrapers"`
+	}
+	require.NoError(t, json.Unmarshal(body, &page))
+	got := map[string]string{}
+	var listed []string
+	for name, ts := range page.Scrapers {
+		listed = append(listed, name)
+		for _, tg := range ts {
+			got[tg.Labels["instance"]] = name
+		}
+	}
+	slices.Sort(listed)
+	require.Equal(t, names, listed)
+	require.Equal(t, owners, got)
 }

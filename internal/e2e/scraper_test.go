@@ -187,6 +187,7 @@ scrape_configs:
 		require.NotEmpty(t, want, q)
 	}
 	t.Logf("argus and prometheus hold the same %d series with the same values", len(seriesSet(t, prom, all)))
+	requireSameTargets(t, prom, anon, teamB)
 
 	// file_sd: exporter 3 is replaced by exporter 2.
 	writeFileAtomic(t, sdFile, fmt.Sprintf(`[{"targets": [%q], "labels": {"zone": "z1"}}]`, ex[1].addr()))
@@ -283,4 +284,75 @@ func TestScraperReload(t *testing.T) {
 		return ""
 	}, 30*time.Second)
 	require.Equal(t, 0.0, a.Metric(t, "argus_scraper_config_last_reload_successful", nil))
+}
+
+// targetsAnswer decodes /api/v1/targets without the fields that differ by
+// nature (times, the global URL, which Prometheus derives from its own host
+// name) and with Argus's extra field scraper checked and removed.
+func targetsAnswer(t *testing.T, get func(string, url.Values) (int, []byte)) (active []map[string]any, dropped []any, counts map[string]any) {
+	t.Helper()
+	code, body := get(clustertest.PromAPI+"/targets", nil)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var r struct {
+		Status string `json:"status"`
+		Data   struct {
+			ActiveTargets       []map[string]any `json:"activeTargets"`
+			DroppedTargets      []any            `json:"droppedTargets"`
+			DroppedTargetCounts map[string]any   `json:"droppedTargetCounts"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &r))
+	require.Equal(t, "success", r.Status)
+	for _, at := range r.Data.ActiveTargets {
+		if sc, ok := at["scraper"]; ok {
+			require.Equal(t, "local", sc, "the all-in-one scraper owns every target")
+			delete(at, "scraper")
+		}
+		for _, k := range []string{"lastScrape", "lastScrapeDuration", "globalUrl"} {
+			require.Contains(t, at, k)
+			delete(at, k)
+		}
+	}
+	return r.Data.ActiveTargets, r.Data.DroppedTargets, r.Data.DroppedTargetCounts
+}
+
+// requireSameTargets requires Argus's targets API (both tenants' active
+// targets) to answer what Prometheus's does.
+func requireSameTargets(t *testing.T, prom, anon, teamB func(string, url.Values) (int, []byte)) {
+	t.Helper()
+	pa, pd, pc := targetsAnswer(t, prom)
+	aa, ad, ac := targetsAnswer(t, anon)
+	ba, bd, bc := targetsAnswer(t, teamB)
+	got := append(aa, ba...)
+	key := func(m map[string]any) string { return fmt.Sprint(m["scrapePool"], m["scrapeUrl"]) }
+	slices.SortFunc(got, func(x, y map[string]any) int { return strings.Compare(key(x), key(y)) })
+	slices.SortFunc(pa, func(x, y map[string]any) int { return strings.Compare(key(x), key(y)) })
+	require.Empty(t, cmp.Diff(pa, got), "active targets (-prometheus +argus)")
+	require.Len(t, got, 3)
+	require.Empty(t, cmp.Diff(pd, ad), "dropped targets")
+	require.Empty(t, cmp.Diff(pd, bd))
+	require.Empty(t, cmp.Diff(pc, ac), "dropped target counts")
+	require.Empty(t, cmp.Diff(pc, bc))
+	require.Len(t, pd, 1)
+
+	code, pm := prom("/api/v1/targets/metadata", url.Values{"metric": {"scrape_test_value"}})
+	require.Equal(t, http.StatusOK, code)
+	code, am := anon(clustertest.PromAPI+"/targets/metadata", url.Values{"match_target": {`{job="static"}`}, "metric": {"scrape_test_value"}})
+	require.Equal(t, http.StatusOK, code)
+	var pr, ar struct {
+		Data []map[string]any `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(pm, &pr))
+	require.NoError(t, json.Unmarshal(am, &ar))
+	var want []map[string]any
+	for _, m := range pr.Data {
+		if m["target"].(map[string]any)["job"] == "static" {
+			want = append(want, m)
+		}
+	}
+	key2 := func(m map[string]any) string { return fmt.Sprint(m["target"]) }
+	slices.SortFunc(want, func(x, y map[string]any) int { return strings.Compare(key2(x), key2(y)) })
+	slices.SortFunc(ar.Data, func(x, y map[string]any) int { return strings.Compare(key2(x), key2(y)) })
+	require.Len(t, want, 2)
+	require.Empty(t, cmp.Diff(want, ar.Data), "targets/metadata (-prometheus +argus)")
 }
