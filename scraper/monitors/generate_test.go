@@ -1,6 +1,7 @@
 package monitors
 
 import (
+	"fmt"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -295,4 +296,39 @@ func TestScrapeConfigsRefusesBadRegex(t *testing.T) {
 	_, err := ScrapeConfigs(PodMonitorConfigs(m, Options{}), config.DefaultGlobalConfig)
 	require.ErrorContains(t, err, "podMonitor/a/b/0")
 	require.ErrorContains(t, err, "missing closing )")
+}
+
+// With serviceDiscoveryRole: EndpointSlice the job discovers endpoint
+// slices and matches the port and the address target on their meta labels.
+func TestServiceMonitorEndpointSliceRole(t *testing.T) {
+	role := monitoringv1.EndpointSliceRole
+	m := &monitoringv1.ServiceMonitor{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "n", Name: "s"},
+		Spec: monitoringv1.ServiceMonitorSpec{
+			ServiceDiscoveryRole: &role,
+			Endpoints:            []monitoringv1.Endpoint{{Port: "web", FilterRunning: ptr(false)}},
+		},
+	}
+	cfgs, err := ScrapeConfigs(ServiceMonitorConfigs(m, Options{}), config.DefaultGlobalConfig)
+	require.NoError(t, err)
+	require.Len(t, cfgs, 1)
+	var got []string
+	for _, r := range cfgs[0].RelabelConfigs {
+		got = append(got, fmt.Sprintf("%s [%s] %s", r.Action, r.SourceLabels, r.TargetLabel))
+	}
+	require.Equal(t, []string{
+		"replace [job] __tmp_prometheus_job_name",
+		"keep [__meta_kubernetes_endpointslice_port_name] ",
+		"replace [__meta_kubernetes_endpointslice_address_target_kind, __meta_kubernetes_endpointslice_address_target_name] node",
+		"replace [__meta_kubernetes_endpointslice_address_target_kind, __meta_kubernetes_endpointslice_address_target_name] pod",
+		"replace [__meta_kubernetes_namespace] namespace",
+		"replace [__meta_kubernetes_service_name] service",
+		"replace [__meta_kubernetes_pod_name] pod",
+		"replace [__meta_kubernetes_pod_container_name] container",
+		"replace [__meta_kubernetes_service_name] job",
+		"replace [] endpoint",
+	}, got, "no running-pod filter: filterRunning is false")
+	b, err := YAML(ServiceMonitorConfigs(m, Options{}))
+	require.NoError(t, err)
+	require.Contains(t, string(b), "- role: endpointslice\n")
 }
