@@ -87,6 +87,28 @@ spec:
     interval: 1s
 `
 
+// unselectedYAML are PodMonitors that select the same worker pod but that
+// argus must not read: one in a namespace outside
+// -scraper.monitors.namespaces, one whose labels -scraper.monitors.selector
+// excludes (as a Prometheus resource's podMonitorNamespaceSelector and
+// podMonitorSelector would leave them out).
+var unselectedYAML = []string{`
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata: {namespace: elsewhere, name: all-workers}
+spec:
+  selector: {matchLabels: {role: worker}}
+  namespaceSelector: {any: true}
+  podMetricsEndpoints: [{port: metrics, interval: 1s}]
+`, `
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata: {namespace: shop, name: ignored, labels: {argus.io/ignore: "true"}}
+spec:
+  selector: {matchLabels: {role: worker}}
+  podMetricsEndpoints: [{port: metrics, interval: 1s}]
+`}
+
 // operatorConfig is the prometheus.yml the Operator generates for the two
 // resources above (written out by hand from its promcfg.go, v0.95, without
 // its hashmod sharding): what the real Prometheus runs.
@@ -160,6 +182,10 @@ func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 	sh := createShop(t, s)
 	createMonitor(t, s, serviceMonitorYAML)
 	createMonitor(t, s, podMonitorYAML)
+	s.CreateNamespace(t, "elsewhere", nil, nil)
+	for _, doc := range unselectedYAML {
+		createMonitor(t, s, doc)
+	}
 	promURL := kubetest.StartPrometheus(t, operatorConfig(s.Kubeconfig))
 	argus := clustertest.StartArgus(t, clustertest.Options{Flags: []string{
 		"-scraper.config-file=" + writeFile(t, "prometheus.yml", "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"),
@@ -167,11 +193,14 @@ func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 		"-scraper.monitors.enabled=true",
 		"-scraper.monitors.kubeconfig=" + s.Kubeconfig,
 		"-scraper.monitors.resync-period=2s",
+		"-scraper.monitors.namespaces=shop",
+		"-scraper.monitors.selector=argus.io/ignore!=true",
 		"-scraper.monitors.tenant-namespace-label=argus.io/tenant",
 	}})
 
 	// Two api pods behind the service and the running worker; not the
-	// finished worker, not the other app.
+	// finished worker, not the other app, and no job of the unselected
+	// PodMonitors.
 	targets := sameTargets(t, argus, "team-a", promURL, 3)
 	byPod := map[string]kubetest.Target{}
 	for _, tg := range targets {
