@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/scraper/monitors"
 )
 
 // DefaultTenant is the tenant of scraped samples when neither
@@ -22,11 +23,12 @@ const TenantLabel = "__tenant__"
 
 // Config configures the scraper role.
 type Config struct {
-	ConfigFile       string        `yaml:"config_file"`
-	Tenant           string        `yaml:"tenant"`
-	RemoteWriteURL   string        `yaml:"remote_write_url"`
-	RemoteTimeout    time.Duration `yaml:"remote_timeout" category:"advanced"`
-	MembershipPeriod time.Duration `yaml:"membership_check_period" category:"advanced"`
+	ConfigFile       string          `yaml:"config_file"`
+	Tenant           string          `yaml:"tenant"`
+	RemoteWriteURL   string          `yaml:"remote_write_url"`
+	RemoteTimeout    time.Duration   `yaml:"remote_timeout" category:"advanced"`
+	MembershipPeriod time.Duration   `yaml:"membership_check_period" category:"advanced"`
+	Monitors         monitors.Config `yaml:"monitors"`
 }
 
 // RegisterFlags registers the flags of c under -scraper.
@@ -36,6 +38,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.RemoteWriteURL, "scraper.remote-write-url", "", "Remote-write URL the scraper pushes to (any Prometheus remote-write 1.0 receiver, such as an Argus distributor's /api/v1/push). Empty pushes to the distributor of this process, which must then run one.")
 	f.DurationVar(&c.RemoteTimeout, "scraper.remote-timeout", 30*time.Second, "Timeout of one push to -scraper.remote-write-url.")
 	f.DurationVar(&c.MembershipPeriod, "scraper.membership-check-period", time.Second, "How often the scraper checks the alive scrapers of the gossip cluster, to take over or give up targets.")
+	c.Monitors.RegisterFlags(f)
 }
 
 // Validate reports an invalid configuration.
@@ -55,5 +58,5 @@ func (c *Config) Validate() error {
 	if c.RemoteTimeout <= 0 || c.MembershipPeriod <= 0 {
 		return errors.New("-scraper.remote-timeout and -scraper.membership-check-period must be positive")
 	}
-	return nil
+	return c.Monitors.Validate()
 }

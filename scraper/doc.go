@@ -14,7 +14,10 @@
 //     target label __tenant__ set by relabelling), handed to a Pusher: the
 //     distributor's push handler in-process, or a remote-write URL;
 //   - reloads (SIGHUP, POST /-/reload) that keep the last good configuration
-//     when a new one is refused, and the targets pages (api.go).
+//     when a new one is refused, and the targets pages (api.go);
+//   - with -scraper.monitors.enabled, the jobs of the Prometheus Operator's
+//     ServiceMonitor and PodMonitor resources (package monitors), added to
+//     the file's on every load and re-applied whenever a resource changes.
 //
 // See DESIGN.md for why and for the bounds on moving targets.
 package scraper

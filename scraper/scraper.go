@@ -16,8 +16,10 @@ import (
 	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/prometheus/prometheus/scrape"
+	"go.yaml.in/yaml/v2"
 
 	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/scraper/monitors"
 
 	// The service discoveries a scrape config may use besides static_configs.
 	_ "github.com/prometheus/prometheus/discovery/file"
@@ -53,7 +55,8 @@ type Deps struct {
 //
 // Lock order: mu alone; no lock is held while calling into the managers,
 // except applyMu, which serialises configuration changes (Starting,
-// Reload) and is taken before mu.
+// Reload) and is taken before mu, and reloadMu, which Reload holds
+// around loading and applying and is taken before applyMu.
 type Scraper struct {
 	cfg     Config
 	deps    Deps
@@ -62,6 +65,10 @@ type Scraper struct {
 	app     *appendable
 
 	applyMu sync.Mutex // serialises ApplyConfig of both managers
+	// reloadMu serialises Reload (loading and applying as one), so that a
+	// reload that read older generated jobs never applies after a newer one.
+	reloadMu sync.Mutex
+	watcher  *monitors.Watcher // ServiceMonitors and PodMonitors; nil unless -scraper.monitors.enabled
 
 	// disc, scrape and cancel are set by Starting before started turns
 	// true, and not changed after: readers outside the service's own
@@ -76,12 +83,15 @@ type Scraper struct {
 	out     chan map[string][]*targetgroup.Group
 	refresh chan struct{} // a reload asks the loop to filter again
 
-	mu       sync.Mutex
-	prom     *config.Config                  // last good configuration; guarded by mu
-	jobs     map[string]*config.ScrapeConfig // its scrape configs by job; guarded by mu
-	lastErr  error                           // last reload's error, nil after a good one; guarded by mu
-	tsets    map[string][]*targetgroup.Group // last discovered, unfiltered; guarded by mu
-	assigned *assignment                     // last filtering; guarded by mu
+	mu      sync.Mutex
+	prom    *config.Config                  // last good configuration; guarded by mu
+	jobs    map[string]*config.ScrapeConfig // its scrape configs by job; guarded by mu
+	lastErr error                           // last reload's error, nil after a good one; guarded by mu
+	// generated are the jobs of the ServiceMonitor and PodMonitor resources
+	// (scraper/monitors), applied next to the file's; guarded by mu.
+	generated []yaml.MapSlice
+	tsets     map[string][]*targetgroup.Group // last discovered, unfiltered; guarded by mu
+	assigned  *assignment                     // last filtering; guarded by mu
 }
 
 // New returns a Scraper. It does no I/O and starts nothing.
@@ -121,7 +131,39 @@ func (s *Scraper) loadConfig() (*config.Config, map[string]*config.ScrapeConfig,
 	for _, sc := range scfgs {
 		jobs[sc.JobName] = sc
 	}
+	if err := s.addGenerated(c, jobs); err != nil {
+		return nil, nil, err
+	}
 	return c, jobs, nil
+}
+
+// addGenerated adds the jobs generated from ServiceMonitors and PodMonitors
+// to c and jobs, with the defaults of c's global section.
+func (s *Scraper) addGenerated(c *config.Config, jobs map[string]*config.ScrapeConfig) error {
+	s.mu.Lock()
+	generated := s.generated
+	s.mu.Unlock()
+	extra, err := monitors.ScrapeConfigs(generated, c.GlobalConfig)
+	if err != nil {
+		return apierror.Errorf(apierror.InvalidScrapeConfig, "%w", err)
+	}
+	for _, sc := range extra {
+		if _, ok := jobs[sc.JobName]; ok {
+			return apierror.Errorf(apierror.InvalidScrapeConfig, "%s: job %q is also generated from a monitor resource", s.cfg.ConfigFile, sc.JobName)
+		}
+		jobs[sc.JobName] = sc
+		c.ScrapeConfigs = append(c.ScrapeConfigs, sc)
+	}
+	return nil
+}
+
+// setGenerated makes generated the jobs of the monitor resources and
+// reloads; it is the monitors.Watcher's Apply.
+func (s *Scraper) setGenerated(generated []yaml.MapSlice) error {
+	s.mu.Lock()
+	s.generated = generated
+	s.mu.Unlock()
+	return s.Reload()
 }
 
 // Starting loads the configuration, refusing a bad one, and builds and
@@ -159,6 +201,13 @@ func (s *Scraper) Starting(ctx context.Context) error {
 	if err := s.apply(c, jobs); err != nil {
 		cancel()
 		return err
+	}
+	if s.cfg.Monitors.Enabled {
+		s.watcher, err = monitors.New(s.cfg.Monitors, monitors.Deps{Apply: s.setGenerated, Logger: s.logger})
+		if err != nil {
+			cancel()
+			return err
+		}
 	}
 	s.started.Store(true)
 	return nil
@@ -198,6 +247,8 @@ func (s *Scraper) Reload() error {
 	if !s.started.Load() {
 		return apierror.Errorf(apierror.NotReady, "the scraper is not started")
 	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	c, jobs, err := s.loadConfig()
 	if err == nil {
 		err = s.apply(c, jobs)
@@ -224,6 +275,15 @@ func (s *Scraper) Running(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.disc.Run() }()
 	go func() { errc <- s.scrape.Run(s.out) }()
+	if s.watcher != nil {
+		// The monitors' jobs arrive by Reload, like a changed file; a
+		// watcher that cannot list them is logged, never fatal.
+		go func() {
+			if err := s.watcher.Run(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Error("following ServiceMonitors and PodMonitors failed", "err", err)
+			}
+		}()
+	}
 	s.metrics.reloadOK.Set(1)
 	tick := time.NewTicker(s.cfg.MembershipPeriod)
 	defer tick.Stop()

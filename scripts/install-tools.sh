@@ -3,19 +3,57 @@
 # against, once per version, into a cache outside the work tree:
 #
 #   $(go env GOCACHE)/../argus-tools/prometheus-<version>/{prometheus,promtool}
+#   $(go env GOCACHE)/../argus-tools/kube-<k8s version>-etcd-<etcd version>/{kube-apiserver,etcd}
 #
 # The real Prometheus server is the remote-write client and the PromQL
 # reference of internal/e2e. Debian's prometheus package is 2.x, too old, so it
-# is built from the Go module proxy. A second run finds the binaries and builds
-# nothing. The last line printed on stdout is the Prometheus directory;
-# progress goes to stderr.
+# is built from the Go module proxy. kube-apiserver and etcd are the real
+# Kubernetes API of internal/kubetest; they are built from the pinned module
+# tools/kube (go install refuses k8s.io/kubernetes: its go.mod replaces the
+# k8s.io staging modules). A second run finds the binaries and builds nothing.
+#
+# Without an argument Prometheus is built and the last line printed on stdout
+# is its directory; with the argument "kube" kube-apiserver and etcd are built
+# instead and the last line is their directory (the KUBEBUILDER_ASSETS of
+# internal/kubetest). Progress goes to stderr.
 set -euo pipefail
+
+what="${1:-all}"
 
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}" # Prometheus 3.16
 
 tools_dir="${TOOLS_DIR:-$(go env GOCACHE)/../argus-tools}"
 mkdir -p "$tools_dir"
 tools_dir="$(cd "$tools_dir" && pwd -P)"
+
+# install_kube builds kube-apiserver and etcd from tools/kube into a directory
+# named after their versions and prints that directory.
+install_kube() {
+	local module kube_version etcd_version kdest tmp
+	module="$(cd "$(dirname "$0")/../tools/kube" && pwd -P)"
+	kube_version="$(cd "$module" && GOFLAGS= go list -m -f '{{.Version}}' k8s.io/kubernetes)"
+	etcd_version="$(cd "$module" && GOFLAGS= go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
+	kdest="$tools_dir/kube-$kube_version-etcd-$etcd_version"
+	if [[ -x "$kdest/kube-apiserver" && -x "$kdest/etcd" ]]; then
+		echo "install-tools: kube-apiserver $kube_version and etcd $etcd_version already in $kdest" >&2
+	else
+		echo "install-tools: building kube-apiserver $kube_version and etcd $etcd_version into $kdest (5-15 minutes)" >&2
+		tmp="$(mktemp -d "$tools_dir/.kube.XXXXXX")"
+		(cd "$module" && GOFLAGS= go build -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver) || { rm -rf "$tmp"; return 1; }
+		(cd "$module" && GOFLAGS= go build -o "$tmp/etcd" go.etcd.io/etcd/server/v3) || { rm -rf "$tmp"; return 1; }
+		rm -rf "$kdest"
+		chmod 755 "$tmp"
+		mv "$tmp" "$kdest"
+		"$kdest/etcd" --version >&2
+	fi
+	echo "$kdest"
+}
+
+if [[ "$what" == kube ]]; then
+	install_kube
+	exit 0
+fi
+
 dest="$tools_dir/prometheus-$PROMETHEUS_VERSION"
 
 if [[ -x "$dest/prometheus" && -x "$dest/promtool" ]]; then
