@@ -3,6 +3,8 @@ GO        ?= go
 TOOLS_DIR ?= $(shell $(GO) env GOCACHE)/../argus-tools
 BIN_DIR   := bin
 PROMETHEUS_VERSION := v0.316.0
+# The kube-apiserver and etcd of internal/kubetest, as scripts/install-tools.sh kube names them.
+KUBE_TOOLS        := kube-v1.37.2-etcd-v3.7.0
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
@@ -24,6 +26,7 @@ run: build
 test: build vet
 	ARGUS_BIN=$(abspath $(BIN_DIR)/argus) \
 	PROMETHEUS_BIN=$${PROMETHEUS_BIN:-$(abspath $(TOOLS_DIR))/prometheus-$(PROMETHEUS_VERSION)/prometheus} \
+	KUBEBUILDER_ASSETS=$${KUBEBUILDER_ASSETS:-$(abspath $(TOOLS_DIR))/$(KUBE_TOOLS)} \
 	$(GO) test -count=1 -timeout 25m ./...
 
 test-unit:
