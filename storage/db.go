@@ -45,6 +45,15 @@ type DBOptions struct {
 	Now func() time.Time
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
+	// SealStep is how far the seal watermark (Compact's sealBefore) must
+	// move into a window that has not ended, past the window's start or
+	// its last early seal, before Compact seals the window's level-0 file
+	// early: into a level-1 part of the window, merged with the window's
+	// earlier one, so that the newest window does not keep its data in the
+	// least dense format until it ends (DESIGN.md, "Sealing the newest
+	// window early"). 0 means PartitionRange/4; a negative value never
+	// seals a window before it ends.
+	SealStep time.Duration
 	// BlobCache, if not nil, keeps the decompressed chunk blobs that
 	// Select reads from sealed parts (NewBlobCache). It may be shared by
 	// several DBs. Nil decompresses every blob a read needs.
@@ -154,6 +163,11 @@ type DB struct {
 	tombs    map[string][]tombstoneEntry // guarded by mu; tenant -> tombstones in force
 	cutoffs  map[string]int64            // guarded by mu; tenant -> retention cut-off
 	deleted  map[string]deletion         // guarded by mu; tenant -> deletion in progress
+
+	// sealedUpTo is, per window start, the sealBefore of the window's last
+	// early seal (Compact); guarded by maintMu. Lost on restart, which
+	// costs at most one early seal sooner than SealStep.
+	sealedUpTo map[int64]int64
 }
 
 // OpenDB opens or creates the store under dir (created if missing). It
@@ -172,6 +186,9 @@ func OpenDB(dir string, opts DBOptions) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SealStep == 0 {
+		opts.SealStep = opts.PartitionRange / 4
+	}
 	if opts.testHook == nil {
 		opts.testHook = failpointFromEnv() // nil unless ARGUS_FAILPOINT is set
 	}
@@ -183,7 +200,7 @@ func OpenDB(dir string, opts DBOptions) (*DB, error) {
 		return nil, fmt.Errorf("open db %s: %w", dir, err)
 	}
 	db := &DB{dir: dir, opts: opts, logger: logger, writable: map[int64]*partition{},
-		cutoffs: map[string]int64{}, nextSeq: 1}
+		cutoffs: map[string]int64{}, nextSeq: 1, sealedUpTo: map[int64]int64{}}
 	if err := db.openMeta(); err != nil {
 		return nil, fmt.Errorf("open db %s: %w", dir, err)
 	}
@@ -482,8 +499,11 @@ func (db *DB) precheck(tenant string, windows map[int64][]Series, multi bool) er
 				return err
 			}
 			for _, p := range ps {
-				if db.hidden(p, tenant) {
-					continue
+				if db.hidden(p, tenant) || (!multi && p == db.writable[w]) {
+					continue // the level-0 transaction checks its own file
+				}
+				if sp, ok := p.r.(*part); ok && sp.newerThanTenant(tenant, sr.Chunks[0].MinTime) {
+					continue // the common case after an early seal: no lookup
 				}
 				t, ok, err := p.r.LastTime(tenant, sr.Labels)
 				if err != nil {

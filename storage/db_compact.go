@@ -27,10 +27,12 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 		return err
 	}
 	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.maxT < sealBefore }) {
-		db.detach(p)
-		if _, err := db.rewrite(ctx, "seal", []*partition{p}, 1, p.minT, p.maxT); err != nil {
-			return fmt.Errorf("seal partition %s: %w", p.name, err)
+		if err := db.seal(ctx, "seal", p); err != nil {
+			return err
 		}
+	}
+	if err := db.sealEarly(ctx, sealBefore); err != nil {
+		return err
 	}
 	cr := db.opts.CompactedRange.Milliseconds()
 	groups := map[int64][]*partition{}
@@ -54,6 +56,58 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 		if _, err := db.rewrite(ctx, "compact", g, 2, w, w+cr-1); err != nil {
 			return fmt.Errorf("compact window %d: %w", w, err)
 		}
+	}
+	return nil
+}
+
+// seal detaches the level-0 file p from appends and rewrites it, with the
+// level-1 parts of its window (those of earlier early seals, or of a late
+// flush), into one level-1 part of the window: a window ends as one part
+// whether or not it was sealed early. The sources are merged in the order
+// they were created.
+func (db *DB) seal(ctx context.Context, op string, p *partition) error {
+	db.detach(p)
+	srcs := db.snapshot(func(q *partition) bool { return q.level == 1 && q.minT == p.minT && q.maxT == p.maxT })
+	srcs = append(srcs, p)
+	slices.SortFunc(srcs, func(a, b *partition) int { return cmpInt64(int64(a.seq), int64(b.seq)) })
+	if _, err := db.rewrite(ctx, op, srcs, 1, p.minT, p.maxT); err != nil {
+		return fmt.Errorf("seal partition %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// sealEarly seals the level-0 files of the window that sealBefore is in,
+// which has not ended, once sealBefore is SealStep past the window's start
+// or its last early seal. No flush writes a chunk that starts before
+// sealBefore any more, so the level-1 part holds the window's data up to
+// there for good; later flushes into the window create a new level-0 file,
+// which the next early seal, or the window's seal, merges with the part.
+func (db *DB) sealEarly(ctx context.Context, sealBefore int64) error {
+	step := db.opts.SealStep.Milliseconds()
+	for w := range db.sealedUpTo {
+		if w+db.opts.PartitionRange.Milliseconds() <= sealBefore {
+			delete(db.sealedUpTo, w) // the window has ended
+		}
+	}
+	if step <= 0 {
+		return nil
+	}
+	sealed := map[int64]bool{}
+	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.minT < sealBefore && p.maxT >= sealBefore }) {
+		from, ok := db.sealedUpTo[p.minT]
+		if !ok {
+			from = p.minT
+		}
+		if sealBefore-from < step {
+			continue
+		}
+		if err := db.seal(ctx, "earlyseal", p); err != nil {
+			return err
+		}
+		sealed[p.minT] = true
+	}
+	for w := range sealed {
+		db.sealedUpTo[w] = sealBefore
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,19 @@ func TestDBCrashAtEveryStep(t *testing.T) {
 	require.NoError(t, db.DeleteTenant("b"))
 	phase = ""
 	delete(m, "b")
+	// An early seal of a window that has not ended, then one that merges
+	// the window's part with the level-0 file of the flushes since.
+	for _, r := range [][2]int64{{28 * hourMs, 28*hourMs + 40*60_000}, {28*hourMs + 40*60_000, 29*hourMs + 20*60_000}} {
+		batch := genBatch(t, "a", 3, r[0], r[1], 60_000, 20*60_000)
+		require.NoError(t, db.Append("a", batch))
+		m.add(t, "a", batch)
+		models["early"] = m.clone()
+		if r[0] != 28*hourMs {
+			phase = "earlyseal"
+		}
+		require.NoError(t, db.Compact(ctx, r[1]))
+		phase = ""
+	}
 	for _, tenant := range tenants {
 		requireSelect(t, db, m, tenant, all[0], all[1])
 	}
@@ -131,7 +145,8 @@ func TestDBCrashAtEveryStep(t *testing.T) {
 		"compact:written", "compact:removed", "compact:part-commit", "clean:written", "clean:removed", "clean:purged", "clean:dropped",
 		"retention:removed", "retention:written", "delete:recorded", "delete:dropped", "delete:removed", "delete:cleared",
 		"append:file", "seal:manifest", "seal:forgotten", "compact:manifest", "compact:forgotten", "clean:manifest",
-		"retention:manifest", "retention:forgotten", "delete:manifest"} {
+		"retention:manifest", "retention:forgotten", "delete:manifest", "earlyseal:written", "earlyseal:manifest",
+		"earlyseal:removed", "earlyseal:forgotten"} {
 		require.NotZero(t, seen[step], "no crash point at %s", step)
 	}
 	for _, p := range points {
@@ -186,6 +201,19 @@ func verifyCrashPoint(t *testing.T, p crashPoint, models map[string]model, polic
 		for _, part := range db.Partitions() {
 			require.Equal(t, 1, part.Tenants, part.Path)
 		}
+	case p.phase == "earlyseal":
+		requireSelect(t, db, models["early"], "a", all[0], all[1])
+		require.NoError(t, db.Compact(ctx, 29*hourMs+20*60_000))
+		requireSelect(t, db, models["early"], "a", all[0], all[1])
+		require.Equal(t, models["early"].samples("a"), storedSamples(t, db, "a"))
+		var window []string
+		for _, part := range db.Partitions() {
+			if part.MinTime == 28*hourMs {
+				window = append(window, filepath.Base(part.Path))
+			}
+		}
+		require.Len(t, window, 1, "the window is one part: %v", window)
+		require.True(t, strings.HasPrefix(window[0], "L1_"), window[0])
 	default:
 		t.Fatalf("unknown phase %s", p.phase)
 	}

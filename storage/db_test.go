@@ -140,8 +140,8 @@ func TestDBCompactKeepsContentsAndMergesDays(t *testing.T) {
 		require.Equal(t, 2, p.Tenants)
 	}
 	// Days 0 and 1 merged into level 2; the window [48h, 50h) ends after
-	// the last sealBefore (49h), so it is still level 0.
-	require.Equal(t, map[int]int{0: 1, 2: 2}, levels)
+	// the last sealBefore (49h), an hour into it: sealed early, level 1.
+	require.Equal(t, map[int]int{1: 1, 2: 2}, levels)
 	require.NoError(t, db.Compact(ctx, 50*hourMs))
 	levels = map[int]int{}
 	for _, p := range db.Partitions() {

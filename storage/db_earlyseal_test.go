@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDBEarlySeal follows one window through early seals: Compact seals
+// the level-0 file of the window that has not ended once sealBefore is
+// SealStep into it, later flushes go to a new level-0 file, checked for
+// order against the part, and each seal merges the window into one level-1
+// part, so that the window ends as one part. Reads are exact and hold
+// every sample once at every stage, and after a reopen.
+func TestDBEarlySeal(t *testing.T) {
+	ctx := context.Background()
+	const minute = 60_000
+	db, dir := newTestDB(t, DBOptions{})
+	m := model{}
+	appendBoth := func(from, to, span int64) {
+		t.Helper()
+		for _, tenant := range []string{"a", "b"} {
+			batch := genBatch(t, tenant, 4, from, to, 15_000, span)
+			require.NoError(t, db.Append(tenant, batch))
+			m.add(t, tenant, batch)
+		}
+	}
+	requireFiles := func(want ...string) {
+		t.Helper()
+		var got []string
+		for _, name := range partitionFiles(t, dir) {
+			p, _ := parsePartitionName(name)
+			got = append(got, fmt.Sprintf("L%d@%s", p.level, time.Duration(p.minT)*time.Millisecond))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		require.Equal(t, want, got)
+		for _, tenant := range []string{"a", "b"} {
+			requireSelect(t, db, m, tenant, all[0], all[1])
+			require.Equal(t, m.samples(tenant), storedSamples(t, db, tenant), "every sample stored once")
+		}
+	}
+
+	appendBoth(0, 40*minute, 20*minute)
+	require.NoError(t, db.Compact(ctx, 20*minute)) // less than SealStep into the window
+	requireFiles("L0@0s")
+	require.NoError(t, db.Compact(ctx, 40*minute))
+	requireFiles("L1@0s")
+
+	appendBoth(40*minute, 70*minute, 20*minute) // a new level-0 file, checked against the part
+	requireFiles("L0@0s", "L1@0s")
+	late := genBatch(t, "a", 1, 30*minute, 35*minute, 15_000, 5*minute)
+	require.ErrorIs(t, db.Append("a", late), ErrOutOfOrderChunk, "a chunk older than the part's")
+	require.NoError(t, db.Compact(ctx, 60*minute)) // 20 minutes since the last early seal
+	requireFiles("L0@0s", "L1@0s")
+	require.NoError(t, db.Compact(ctx, 70*minute))
+	requireFiles("L1@0s")
+
+	appendBoth(70*minute, 120*minute, 10*minute)
+	appendBoth(120*minute, 150*minute, 10*minute)
+	require.NoError(t, db.Compact(ctx, 125*minute)) // the first window ended: one part
+	requireFiles("L1@0s", "L0@2h0m0s")
+
+	require.NoError(t, db.Close())
+	db = openTestDB(t, dir, DBOptions{})
+	requireFiles("L1@0s", "L0@2h0m0s")
+	require.NoError(t, db.Compact(ctx, 150*minute)) // after a restart, the first early seal may come sooner
+	requireFiles("L1@0s", "L1@2h0m0s")
+}
+
+// TestDBEarlySealOff checks that a negative SealStep seals a window only
+// once it has ended.
+func TestDBEarlySealOff(t *testing.T) {
+	ctx := context.Background()
+	db, dir := newTestDB(t, DBOptions{SealStep: -1})
+	batch := genBatch(t, "a", 2, 0, 100*60_000, 15_000, 20*60_000)
+	require.NoError(t, db.Append("a", batch))
+	require.NoError(t, db.Compact(ctx, 110*60_000))
+	files := partitionFiles(t, dir)
+	require.Len(t, files, 1)
+	require.True(t, strings.HasPrefix(files[0], "L0_"), files[0])
+	require.NoError(t, db.Compact(ctx, 2*hourMs))
+	files = partitionFiles(t, dir)
+	require.Len(t, files, 1)
+	require.True(t, strings.HasPrefix(files[0], "L1_"), files[0])
+}
