@@ -45,15 +45,16 @@ type DBOptions struct {
 	Now func() time.Time
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
-	// SealStep is how far the seal watermark (Compact's sealBefore) must
-	// move into a window that has not ended, past the window's start or
-	// its last early seal, before Compact seals the window's level-0 file
-	// early: into a level-1 part of the window, merged with the window's
-	// earlier one, so that the newest window does not keep its data in the
+	// SealStep and SealIdle say when Compact seals the level-0 file of a
+	// window that has not ended (an early seal, into a level-1 part of the
+	// window), so that the newest window does not keep its data in the
 	// least dense format until it ends (DESIGN.md, "Sealing the newest
-	// window early"). 0 means PartitionRange/4; a negative value never
-	// seals a window before it ends.
-	SealStep time.Duration
+	// window early"): once the seal watermark (Compact's sealBefore) is
+	// SealStep into the window past its start or its last early seal, or
+	// once no Append has written to the file for SealIdle. 0 means
+	// PartitionRange/4 and 1 minute; a negative value turns the trigger
+	// off.
+	SealStep, SealIdle time.Duration
 	// BlobCache, if not nil, keeps the decompressed chunk blobs that
 	// Select reads from sealed parts (NewBlobCache). It may be shared by
 	// several DBs. Nil decompresses every blob a read needs.
@@ -189,6 +190,9 @@ func OpenDB(dir string, opts DBOptions) (*DB, error) {
 	if opts.SealStep == 0 {
 		opts.SealStep = opts.PartitionRange / 4
 	}
+	if opts.SealIdle == 0 {
+		opts.SealIdle = time.Minute
+	}
 	if opts.testHook == nil {
 		opts.testHook = failpointFromEnv() // nil unless ARGUS_FAILPOINT is set
 	}
@@ -276,6 +280,7 @@ func (db *DB) openPartitions() error {
 			return err
 		}
 		p.r, p.l0 = f, f
+		p.l0.written.Store(db.opts.Now().UnixNano())
 		db.addPartition(&p)
 		if w := db.writable[p.minT]; w == nil || w.seq < p.seq {
 			db.writable[p.minT] = &p
@@ -553,6 +558,7 @@ func (db *DB) writableFor(w int64) (*partition, error) {
 		return nil, err
 	}
 	np.r, np.l0 = f, f
+	np.l0.written.Store(db.opts.Now().UnixNano())
 	db.addPartition(np)
 	db.writable[w] = np
 	return np, db.step("append:created %s", np.name)
@@ -565,6 +571,7 @@ func (db *DB) appendTo(p *partition, tenant string, series []Series) error {
 	if db.closed {
 		return ErrClosed
 	}
+	defer p.l0.written.Store(db.opts.Now().UnixNano())
 	return p.l0.Append(tenant, series)
 }
 

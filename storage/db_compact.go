@@ -27,7 +27,7 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 		return err
 	}
 	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.maxT < sealBefore }) {
-		if err := db.seal(ctx, "seal", p); err != nil {
+		if err := db.seal(ctx, "seal", p, true); err != nil {
 			return err
 		}
 	}
@@ -60,54 +60,68 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 	return nil
 }
 
-// seal detaches the level-0 file p from appends and rewrites it, with the
-// level-1 parts of its window (those of earlier early seals, or of a late
-// flush), into one level-1 part of the window: a window ends as one part
-// whether or not it was sealed early. The sources are merged in the order
-// they were created.
-func (db *DB) seal(ctx context.Context, op string, p *partition) error {
+// maxEarlyParts is how many level-1 parts an early seal leaves in a window
+// before it merges them: the window's reads consult at most this many
+// parts and a level-0 file, and a part is rewritten about once per
+// maxEarlyParts early seals.
+const maxEarlyParts = 3
+
+// seal detaches the level-0 file p from appends and rewrites it into a
+// level-1 part of its window: with the window's level-1 parts (those of
+// early seals, or of a late flush) if merge, so that a window ends as one
+// part; alone otherwise, which costs only the level-0 file's data. The
+// sources are merged in the order they were created.
+func (db *DB) seal(ctx context.Context, op string, p *partition, merge bool) error {
 	db.detach(p)
-	srcs := db.snapshot(func(q *partition) bool { return q.level == 1 && q.minT == p.minT && q.maxT == p.maxT })
-	srcs = append(srcs, p)
-	slices.SortFunc(srcs, func(a, b *partition) int { return cmpInt64(int64(a.seq), int64(b.seq)) })
+	srcs := []*partition{p}
+	if merge {
+		srcs = append(srcs, db.snapshot(func(q *partition) bool { return q.level == 1 && q.minT == p.minT && q.maxT == p.maxT })...)
+		slices.SortFunc(srcs, func(a, b *partition) int { return cmpInt64(int64(a.seq), int64(b.seq)) })
+	}
 	if _, err := db.rewrite(ctx, op, srcs, 1, p.minT, p.maxT); err != nil {
 		return fmt.Errorf("seal partition %s: %w", p.name, err)
 	}
 	return nil
 }
 
-// sealEarly seals the level-0 files of the window that sealBefore is in,
-// which has not ended, once sealBefore is SealStep past the window's start
-// or its last early seal. No flush writes a chunk that starts before
-// sealBefore any more, so the level-1 part holds the window's data up to
-// there for good; later flushes into the window create a new level-0 file,
-// which the next early seal, or the window's seal, merges with the part.
+// sealEarly seals the level-0 files of windows that have not ended (they
+// end at or after sealBefore): once sealBefore is SealStep past the
+// window's start or its last early seal (no flush writes a chunk that
+// starts before sealBefore any more, so the part holds the window's data
+// up to there for good), or once no Append has written to the file for
+// SealIdle (flushes come in bursts when series cut their chunks together).
+// Later flushes into the window create a new level-0 file. The part is
+// written alone, or merged with the window's parts once it has
+// maxEarlyParts of them.
 func (db *DB) sealEarly(ctx context.Context, sealBefore int64) error {
-	step := db.opts.SealStep.Milliseconds()
+	step, idle := db.opts.SealStep.Milliseconds(), db.opts.SealIdle.Nanoseconds()
 	for w := range db.sealedUpTo {
 		if w+db.opts.PartitionRange.Milliseconds() <= sealBefore {
 			delete(db.sealedUpTo, w) // the window has ended
 		}
 	}
-	if step <= 0 {
-		return nil
-	}
+	now := db.opts.Now().UnixNano()
 	sealed := map[int64]bool{}
-	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.minT < sealBefore && p.maxT >= sealBefore }) {
+	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.maxT >= sealBefore }) {
 		from, ok := db.sealedUpTo[p.minT]
 		if !ok {
 			from = p.minT
 		}
-		if sealBefore-from < step {
+		stepDue := step > 0 && p.minT < sealBefore && sealBefore-from >= step
+		idleDue := idle > 0 && now-p.l0.written.Load() >= idle
+		if !stepDue && !idleDue {
 			continue
 		}
-		if err := db.seal(ctx, "earlyseal", p); err != nil {
+		parts := len(db.snapshot(func(q *partition) bool { return q.level == 1 && q.minT == p.minT && q.maxT == p.maxT }))
+		if err := db.seal(ctx, "earlyseal", p, parts >= maxEarlyParts); err != nil {
 			return err
 		}
-		sealed[p.minT] = true
+		if p.minT < sealBefore {
+			sealed[p.minT] = true
+		}
 	}
 	for w := range sealed {
-		db.sealedUpTo[w] = sealBefore
+		db.sealedUpTo[w] = max(sealBefore, db.sealedUpTo[w])
 	}
 	return nil
 }

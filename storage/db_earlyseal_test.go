@@ -12,15 +12,18 @@ import (
 )
 
 // TestDBEarlySeal follows one window through early seals: Compact seals
-// the level-0 file of the window that has not ended once sealBefore is
-// SealStep into it, later flushes go to a new level-0 file, checked for
-// order against the part, and each seal merges the window into one level-1
-// part, so that the window ends as one part. Reads are exact and hold
-// every sample once at every stage, and after a reopen.
+// the level-0 file of a window that has not ended once sealBefore is
+// SealStep into it, or once no Append wrote to it for SealIdle; later
+// flushes go to a new level-0 file, checked for order against the parts;
+// an early seal writes its part alone until the window has maxEarlyParts,
+// then merges them, and the window ends as one level-1 part. Reads are
+// exact and hold every sample once at every stage, and after a reopen.
 func TestDBEarlySeal(t *testing.T) {
 	ctx := context.Background()
 	const minute = 60_000
-	db, dir := newTestDB(t, DBOptions{})
+	clock := time.UnixMilli(0)
+	opts := DBOptions{Now: func() time.Time { return clock }}
+	db, dir := newTestDB(t, opts)
 	m := model{}
 	appendBoth := func(from, to, span int64) {
 		t.Helper()
@@ -58,28 +61,42 @@ func TestDBEarlySeal(t *testing.T) {
 	require.ErrorIs(t, db.Append("a", late), ErrOutOfOrderChunk, "a chunk older than the part's")
 	require.NoError(t, db.Compact(ctx, 60*minute)) // 20 minutes since the last early seal
 	requireFiles("L0@0s", "L1@0s")
+	require.NoError(t, db.Compact(ctx, 70*minute)) // a second part, written alone
+	requireFiles("L1@0s", "L1@0s")
+
+	appendBoth(70*minute, 90*minute, 10*minute)
+	clock = clock.Add(59 * time.Second)
+	require.NoError(t, db.Compact(ctx, 70*minute))
+	requireFiles("L0@0s", "L1@0s", "L1@0s")
+	clock = clock.Add(time.Second) // idle for SealIdle: a third part
+	require.NoError(t, db.Compact(ctx, 70*minute))
+	requireFiles("L1@0s", "L1@0s", "L1@0s")
+	appendBoth(90*minute, 100*minute, 10*minute)
+	clock = clock.Add(time.Minute) // idle again: the window's parts merged
 	require.NoError(t, db.Compact(ctx, 70*minute))
 	requireFiles("L1@0s")
 
-	appendBoth(70*minute, 120*minute, 10*minute)
+	appendBoth(100*minute, 120*minute, 10*minute)
 	appendBoth(120*minute, 150*minute, 10*minute)
 	require.NoError(t, db.Compact(ctx, 125*minute)) // the first window ended: one part
 	requireFiles("L1@0s", "L0@2h0m0s")
 
 	require.NoError(t, db.Close())
-	db = openTestDB(t, dir, DBOptions{})
+	db = openTestDB(t, dir, opts)
 	requireFiles("L1@0s", "L0@2h0m0s")
-	require.NoError(t, db.Compact(ctx, 150*minute)) // after a restart, the first early seal may come sooner
+	require.NoError(t, db.Compact(ctx, 150*minute)) // SealStep into the second window
 	requireFiles("L1@0s", "L1@2h0m0s")
 }
 
-// TestDBEarlySealOff checks that a negative SealStep seals a window only
-// once it has ended.
+// TestDBEarlySealOff checks that negative SealStep and SealIdle seal a
+// window only once it has ended.
 func TestDBEarlySealOff(t *testing.T) {
 	ctx := context.Background()
-	db, dir := newTestDB(t, DBOptions{SealStep: -1})
+	clock := time.UnixMilli(0)
+	db, dir := newTestDB(t, DBOptions{SealStep: -1, SealIdle: -1, Now: func() time.Time { return clock }})
 	batch := genBatch(t, "a", 2, 0, 100*60_000, 15_000, 20*60_000)
 	require.NoError(t, db.Append("a", batch))
+	clock = clock.Add(time.Hour)
 	require.NoError(t, db.Compact(ctx, 110*60_000))
 	files := partitionFiles(t, dir)
 	require.Len(t, files, 1)
