@@ -55,8 +55,8 @@ func TestKill9AtTenantDeletionAndWALSteps(t *testing.T) {
 	t.Logf("the starting point:\n%s", out)
 
 	const (
-		deleteTenant = iota // the step is reached by argus tsdb delete-tenant
-		stopAfterPush       // by the WAL truncation of a clean stop, after a push
+		deleteTenant  = iota // the step is reached by argus tsdb delete-tenant
+		stopAfterPush        // by the WAL truncation of a clean stop, after a push
 	)
 	cases := []struct {
 		failpoint string
