@@ -24,12 +24,13 @@
 //     by flushes. At most one level-0 file per window receives appends; a
 //     window sealed and then appended to again gets a new one.
 //   - Level 1: a level-0 file sealed by Compact once its window ended,
-//     or early, while the window is still written to, once the seal
-//     watermark is DBOptions.SealStep into it (the window's later flushes
-//     go to a new level-0 file); written by writePart (see part.go) in
-//     label order, with compressed chunk blobs (parts written before that
-//     are raw, and still read). Each seal merges the window's level-1
-//     parts with the level-0 file, so a window has one level-1 part.
+//     or early, while the window is still written to (DBOptions.SealStep
+//     and SealIdle; the window's later flushes go to a new level-0 file);
+//     written by writePart (see part.go) in label order, with compressed
+//     chunk blobs (parts written before that are raw, and still read). An
+//     early seal writes up to three parts per window, then merges them;
+//     the seal of an ended window merges its parts and its level-0 file,
+//     so an ended window has one level-1 part.
 //   - Level 2: the sealed partitions of one CompactedRange window (24h)
 //     merged by Compact, compressed too. A late level-1 file in a compacted
 //     window is merged with it into a new level-2 file.
