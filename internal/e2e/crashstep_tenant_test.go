@@ -22,7 +22,10 @@ import (
 //     deletion ("delete:...": recorded, level-0 buckets dropped, sealed
 //     parts rewritten, manifest, sources removed, record cleared);
 //   - the WAL's checkpoint and truncation ("wal:..."), here the one a clean
-//     stop runs after an hour more of samples was acknowledged.
+//     stop runs after an hour more of samples was acknowledged;
+//   - and the early seal of the newest window ("earlyseal:..."), which the
+//     first compaction after a start runs on the level-0 file the clean
+//     stop left.
 //
 // The starting point is made once by the real binary: two tenants pushed
 // through days of history, compacted, a clean stop (the WAL then holds the
@@ -57,6 +60,7 @@ func TestKill9AtTenantDeletionAndWALSteps(t *testing.T) {
 	const (
 		deleteTenant  = iota // the step is reached by argus tsdb delete-tenant
 		stopAfterPush        // by the WAL truncation of a clean stop, after a push
+		atStart              // by the first compaction: the early seal of the newest level-0 window
 	)
 	cases := []struct {
 		failpoint string
@@ -79,6 +83,11 @@ func TestKill9AtTenantDeletionAndWALSteps(t *testing.T) {
 		{"wal:checkpointed", stopAfterPush},
 		{"wal:segments_deleted", stopAfterPush},
 		{"wal:old_checkpoints_deleted", stopAfterPush},
+		{"earlyseal:part-tenant", atStart},
+		{"earlyseal:written", atStart},
+		{"earlyseal:manifest", atStart},
+		{"earlyseal:removed", atStart},
+		{"earlyseal:forgotten", atStart},
 	}
 	for _, c := range cases {
 		t.Run(c.failpoint, func(t *testing.T) {
@@ -101,6 +110,9 @@ func TestKill9AtTenantDeletionAndWALSteps(t *testing.T) {
 				require.True(t, r.push(t, "keep", keep.batch(end, end+hourMs)), "push of an hour more")
 				keepEnd = end + hourMs
 				require.NoError(t, r.cmd.Process.Signal(syscall.SIGTERM))
+				t.Logf("killed: %s", r.waitKilled(t))
+			case atStart:
+				r := startWithFailpoint(t, dir, c.failpoint, base)
 				t.Logf("killed: %s", r.waitKilled(t))
 			}
 
