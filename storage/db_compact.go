@@ -47,7 +47,13 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 	slices.Sort(starts)
 	for _, w := range starts {
 		g := groups[w]
-		if w+cr-1 >= sealBefore || slices.ContainsFunc(g, func(p *partition) bool { return p.level == 0 || p.maxT >= w+cr }) {
+		if w+cr-1 >= sealBefore {
+			if err := db.mergeDaySoFar(ctx, w, g, sealBefore); err != nil {
+				return fmt.Errorf("compact window %d so far: %w", w, err)
+			}
+			continue
+		}
+		if slices.ContainsFunc(g, func(p *partition) bool { return p.level == 0 || p.maxT >= w+cr }) {
 			continue
 		}
 		if len(g) == 1 && g[0].level >= 2 {
@@ -58,6 +64,41 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 		}
 	}
 	return nil
+}
+
+// daySoFarParts is how many sealed windows of a day that has not ended
+// mergeDaySoFar waits for before it merges them into the day's level-2 part.
+const daySoFarParts = 4
+
+// mergeDaySoFar merges the level-1 parts of the ended windows of day w,
+// which has not ended (g are its partitions), with the day's level-2 part
+// so far, into a new level-2 part from the day's start to the last of
+// those windows, once there are daySoFarParts of them: a level-1 part per
+// 2h window repeats its index (symbols, postings, series entries) twelve
+// times a day, so a day left in level 1 until it ends is the least dense
+// sealed data. The day's last merge (in Compact) takes this part and the
+// rest. The day's part is rewritten about every daySoFarParts windows.
+func (db *DB) mergeDaySoFar(ctx context.Context, w int64, g []*partition, sealBefore int64) error {
+	var srcs []*partition
+	ended := 0
+	maxT := int64(math.MinInt64)
+	for _, p := range g {
+		switch {
+		case p.level == 1 && p.maxT < sealBefore:
+			ended++
+		case p.level == 2:
+		default:
+			continue
+		}
+		srcs = append(srcs, p)
+		maxT = max(maxT, p.maxT)
+	}
+	if ended < daySoFarParts {
+		return nil
+	}
+	slices.SortFunc(srcs, func(a, b *partition) int { return cmpInt64(int64(a.seq), int64(b.seq)) })
+	_, err := db.rewrite(ctx, "compact", srcs, 2, w, maxT)
+	return err
 }
 
 // maxEarlyParts is how many level-1 parts an early seal leaves in a window

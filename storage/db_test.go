@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -132,6 +133,11 @@ func TestDBCompactKeepsContentsAndMergesDays(t *testing.T) {
 		for _, tenant := range []string{"a", "b"} {
 			requireSelect(t, db, m, tenant, all[0], all[1])
 			require.Equal(t, m.samples(tenant), storedSamples(t, db, tenant), "every sample stored once")
+		}
+		if h == 33 { // four windows of day 1 sealed: merged into the day so far
+			require.True(t, slices.ContainsFunc(db.Partitions(), func(p PartitionInfo) bool {
+				return p.Level == 2 && p.MinTime == 24*hourMs && p.MaxTime == 32*hourMs-1
+			}), "%v", db.Partitions())
 		}
 	}
 	levels := map[int]int{}

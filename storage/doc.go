@@ -33,7 +33,9 @@
 //     so an ended window has one level-1 part.
 //   - Level 2: the sealed partitions of one CompactedRange window (24h)
 //     merged by Compact, compressed too. A late level-1 file in a compacted
-//     window is merged with it into a new level-2 file.
+//     window is merged with it into a new level-2 file. A day that has not
+//     ended gets a level-2 file from its start to its last sealed window
+//     once four windows are sealed, merged again every four.
 //
 // Rewrites (by CleanTombstones, retention or DeleteTenant) write a new file
 // of the same level and window. Every sealed file's meta lists the files
