@@ -132,8 +132,9 @@ func (db *DB) seal(ctx context.Context, op string, p *partition, merge bool) err
 // up to there for good), or once no Append has written to the file for
 // SealIdle (flushes come in bursts when series cut their chunks together).
 // Later flushes into the window create a new level-0 file. The part is
-// written alone, or merged with the window's parts once it has
-// maxEarlyParts of them.
+// merged with the window's parts when the file is idle or the window has
+// maxEarlyParts of them, and written alone otherwise (flushes that never
+// stop: the cost of a seal stays that of the file's data).
 func (db *DB) sealEarly(ctx context.Context, sealBefore int64) error {
 	step, idle := db.opts.SealStep.Milliseconds(), db.opts.SealIdle.Nanoseconds()
 	for w := range db.sealedUpTo {
@@ -153,8 +154,10 @@ func (db *DB) sealEarly(ctx context.Context, sealBefore int64) error {
 		if !stepDue && !idleDue {
 			continue
 		}
+		// Idle, the window is quiet (a burst of flushes is over): merge it
+		// into one part, which a read would otherwise meet in pieces.
 		parts := len(db.snapshot(func(q *partition) bool { return q.level == 1 && q.minT == p.minT && q.maxT == p.maxT }))
-		if err := db.seal(ctx, "earlyseal", p, parts >= maxEarlyParts); err != nil {
+		if err := db.seal(ctx, "earlyseal", p, idleDue || parts >= maxEarlyParts); err != nil {
 			return err
 		}
 		if p.minT < sealBefore {

@@ -15,14 +15,14 @@ import (
 // the level-0 file of a window that has not ended once sealBefore is
 // SealStep into it, or once no Append wrote to it for SealIdle; later
 // flushes go to a new level-0 file, checked for order against the parts;
-// an early seal writes its part alone until the window has maxEarlyParts,
-// then merges them, and the window ends as one level-1 part. Reads are
+// a step seal writes its part alone until the window has maxEarlyParts,
+// then merges them; an idle seal merges; the window ends as one part. Reads are
 // exact and hold every sample once at every stage, and after a reopen.
 func TestDBEarlySeal(t *testing.T) {
 	ctx := context.Background()
 	const minute = 60_000
 	clock := time.UnixMilli(0)
-	opts := DBOptions{Now: func() time.Time { return clock }}
+	opts := DBOptions{Now: func() time.Time { return clock }, SealStep: 20 * time.Minute}
 	db, dir := newTestDB(t, opts)
 	m := model{}
 	appendBoth := func(from, to, span int64) {
@@ -50,30 +50,32 @@ func TestDBEarlySeal(t *testing.T) {
 	}
 
 	appendBoth(0, 40*minute, 20*minute)
-	require.NoError(t, db.Compact(ctx, 20*minute)) // less than SealStep into the window
+	require.NoError(t, db.Compact(ctx, 10*minute)) // less than SealStep into the window
 	requireFiles("L0@0s")
 	require.NoError(t, db.Compact(ctx, 40*minute))
 	requireFiles("L1@0s")
 
-	appendBoth(40*minute, 70*minute, 20*minute) // a new level-0 file, checked against the part
+	appendBoth(40*minute, 70*minute, 10*minute) // a new level-0 file, checked against the part
 	requireFiles("L0@0s", "L1@0s")
 	late := genBatch(t, "a", 1, 30*minute, 35*minute, 15_000, 5*minute)
 	require.ErrorIs(t, db.Append("a", late), ErrOutOfOrderChunk, "a chunk older than the part's")
-	require.NoError(t, db.Compact(ctx, 60*minute)) // 20 minutes since the last early seal
+	require.NoError(t, db.Compact(ctx, 50*minute)) // 10 minutes since the last early seal
 	requireFiles("L0@0s", "L1@0s")
-	require.NoError(t, db.Compact(ctx, 70*minute)) // a second part, written alone
+	require.NoError(t, db.Compact(ctx, 60*minute)) // a second part, written alone
 	requireFiles("L1@0s", "L1@0s")
-
-	appendBoth(70*minute, 90*minute, 10*minute)
-	clock = clock.Add(59 * time.Second)
-	require.NoError(t, db.Compact(ctx, 70*minute))
-	requireFiles("L0@0s", "L1@0s", "L1@0s")
-	clock = clock.Add(time.Second) // idle for SealIdle: a third part
-	require.NoError(t, db.Compact(ctx, 70*minute))
+	appendBoth(70*minute, 80*minute, 10*minute)
+	require.NoError(t, db.Compact(ctx, 80*minute)) // a third
 	requireFiles("L1@0s", "L1@0s", "L1@0s")
+	appendBoth(80*minute, 90*minute, 10*minute)
+	require.NoError(t, db.Compact(ctx, 100*minute)) // maxEarlyParts: merged
+	requireFiles("L1@0s")
+
 	appendBoth(90*minute, 100*minute, 10*minute)
-	clock = clock.Add(time.Minute) // idle again: the window's parts merged
-	require.NoError(t, db.Compact(ctx, 70*minute))
+	clock = clock.Add(59 * time.Second)
+	require.NoError(t, db.Compact(ctx, 100*minute))
+	requireFiles("L0@0s", "L1@0s")
+	clock = clock.Add(time.Second) // idle for SealIdle: merged with the part
+	require.NoError(t, db.Compact(ctx, 100*minute))
 	requireFiles("L1@0s")
 
 	appendBoth(100*minute, 120*minute, 10*minute)
