@@ -160,3 +160,15 @@ func (a *AdminServer) CleanTombstones(ctx context.Context, _ *arguspb.CleanTombs
 	}
 	return &arguspb.CleanTombstonesResponse{}, nil
 }
+
+// walFailpoint returns the WAL truncation's test hook that
+// storage.FailpointEnv asks for (its steps named "wal:<step>", such as
+// "wal:checkpointed"), for the crash tests of the real binary; nil when
+// the variable is unset.
+func walFailpoint() func(truncStep) {
+	hook := storage.Failpoint()
+	if hook == nil {
+		return nil
+	}
+	return func(s truncStep) { _ = hook("wal:" + string(s)) }
+}

@@ -258,7 +258,8 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		failures: make(chan error, 1),
 		blobs:    storage.NewBlobCache(cfg.PersistedBlobCacheSize),
 	}
-	i.wal = &sharedWAL{dir: filepath.Join(cfg.Dir, walDirName), logger: logger, metrics: i.metrics, failures: i.failures}
+	i.wal = &sharedWAL{dir: filepath.Join(cfg.Dir, walDirName), logger: logger, metrics: i.metrics, failures: i.failures,
+		testStep: walFailpoint()}
 	i.sealed.Store(math.MinInt64)
 	i.inflight.max = int64(cfg.InstanceLimits.MaxInflightPushRequests)
 	if deps.Registerer != nil {

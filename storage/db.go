@@ -45,6 +45,16 @@ type DBOptions struct {
 	Now func() time.Time
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
+	// SealStep and SealIdle say when Compact seals the level-0 file of a
+	// window that has not ended (an early seal, into a level-1 part of the
+	// window), so that the newest window does not keep its data in the
+	// least dense format until it ends (DESIGN.md, "Sealing the newest
+	// window early"): once the seal watermark (Compact's sealBefore) is
+	// SealStep into the window past its start or its last early seal, or
+	// once no Append has written to the file for SealIdle. 0 means
+	// PartitionRange/4 and 1 minute; a negative value turns the trigger
+	// off.
+	SealStep, SealIdle time.Duration
 	// BlobCache, if not nil, keeps the decompressed chunk blobs that
 	// Select reads from sealed parts (NewBlobCache). It may be shared by
 	// several DBs. Nil decompresses every blob a read needs.
@@ -154,6 +164,11 @@ type DB struct {
 	tombs    map[string][]tombstoneEntry // guarded by mu; tenant -> tombstones in force
 	cutoffs  map[string]int64            // guarded by mu; tenant -> retention cut-off
 	deleted  map[string]deletion         // guarded by mu; tenant -> deletion in progress
+
+	// sealedUpTo is, per window start, the sealBefore of the window's last
+	// early seal (Compact); guarded by maintMu. Lost on restart, which
+	// costs at most one early seal sooner than SealStep.
+	sealedUpTo map[int64]int64
 }
 
 // OpenDB opens or creates the store under dir (created if missing). It
@@ -172,6 +187,12 @@ func OpenDB(dir string, opts DBOptions) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SealStep == 0 {
+		opts.SealStep = opts.PartitionRange / 4
+	}
+	if opts.SealIdle == 0 {
+		opts.SealIdle = time.Minute
+	}
 	if opts.testHook == nil {
 		opts.testHook = failpointFromEnv() // nil unless ARGUS_FAILPOINT is set
 	}
@@ -183,7 +204,7 @@ func OpenDB(dir string, opts DBOptions) (*DB, error) {
 		return nil, fmt.Errorf("open db %s: %w", dir, err)
 	}
 	db := &DB{dir: dir, opts: opts, logger: logger, writable: map[int64]*partition{},
-		cutoffs: map[string]int64{}, nextSeq: 1}
+		cutoffs: map[string]int64{}, nextSeq: 1, sealedUpTo: map[int64]int64{}}
 	if err := db.openMeta(); err != nil {
 		return nil, fmt.Errorf("open db %s: %w", dir, err)
 	}
@@ -259,6 +280,7 @@ func (db *DB) openPartitions() error {
 			return err
 		}
 		p.r, p.l0 = f, f
+		p.l0.written.Store(db.opts.Now().UnixNano())
 		db.addPartition(&p)
 		if w := db.writable[p.minT]; w == nil || w.seq < p.seq {
 			db.writable[p.minT] = &p
@@ -482,8 +504,11 @@ func (db *DB) precheck(tenant string, windows map[int64][]Series, multi bool) er
 				return err
 			}
 			for _, p := range ps {
-				if db.hidden(p, tenant) {
-					continue
+				if db.hidden(p, tenant) || (!multi && p == db.writable[w]) {
+					continue // the level-0 transaction checks its own file
+				}
+				if sp, ok := p.r.(*part); ok && sp.newerThanTenant(tenant, sr.Chunks[0].MinTime) {
+					continue // the common case after an early seal: no lookup
 				}
 				t, ok, err := p.r.LastTime(tenant, sr.Labels)
 				if err != nil {
@@ -533,6 +558,7 @@ func (db *DB) writableFor(w int64) (*partition, error) {
 		return nil, err
 	}
 	np.r, np.l0 = f, f
+	np.l0.written.Store(db.opts.Now().UnixNano())
 	db.addPartition(np)
 	db.writable[w] = np
 	return np, db.step("append:created %s", np.name)
@@ -545,6 +571,7 @@ func (db *DB) appendTo(p *partition, tenant string, series []Series) error {
 	if db.closed {
 		return ErrClosed
 	}
+	defer p.l0.written.Store(db.opts.Now().UnixNano())
 	return p.l0.Append(tenant, series)
 }
 

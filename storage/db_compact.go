@@ -27,10 +27,12 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 		return err
 	}
 	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.maxT < sealBefore }) {
-		db.detach(p)
-		if _, err := db.rewrite(ctx, "seal", []*partition{p}, 1, p.minT, p.maxT); err != nil {
-			return fmt.Errorf("seal partition %s: %w", p.name, err)
+		if err := db.seal(ctx, "seal", p, true); err != nil {
+			return err
 		}
+	}
+	if err := db.sealEarly(ctx, sealBefore); err != nil {
+		return err
 	}
 	cr := db.opts.CompactedRange.Milliseconds()
 	groups := map[int64][]*partition{}
@@ -45,7 +47,13 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 	slices.Sort(starts)
 	for _, w := range starts {
 		g := groups[w]
-		if w+cr-1 >= sealBefore || slices.ContainsFunc(g, func(p *partition) bool { return p.level == 0 || p.maxT >= w+cr }) {
+		if w+cr-1 >= sealBefore {
+			if err := db.mergeDaySoFar(ctx, w, g, sealBefore); err != nil {
+				return fmt.Errorf("compact window %d so far: %w", w, err)
+			}
+			continue
+		}
+		if slices.ContainsFunc(g, func(p *partition) bool { return p.level == 0 || p.maxT >= w+cr }) {
 			continue
 		}
 		if len(g) == 1 && g[0].level >= 2 {
@@ -54,6 +62,110 @@ func (db *DB) Compact(ctx context.Context, sealBefore int64) error {
 		if _, err := db.rewrite(ctx, "compact", g, 2, w, w+cr-1); err != nil {
 			return fmt.Errorf("compact window %d: %w", w, err)
 		}
+	}
+	return nil
+}
+
+// daySoFarParts is how many sealed windows of a day that has not ended
+// mergeDaySoFar waits for before it merges them into the day's level-2 part.
+const daySoFarParts = 4
+
+// mergeDaySoFar merges the level-1 parts of the ended windows of day w,
+// which has not ended (g are its partitions), with the day's level-2 part
+// so far, into a new level-2 part from the day's start to the last of
+// those windows, once there are daySoFarParts of them: a level-1 part per
+// 2h window repeats its index (symbols, postings, series entries) twelve
+// times a day, so a day left in level 1 until it ends is the least dense
+// sealed data. The day's last merge (in Compact) takes this part and the
+// rest. The day's part is rewritten about every daySoFarParts windows.
+func (db *DB) mergeDaySoFar(ctx context.Context, w int64, g []*partition, sealBefore int64) error {
+	var srcs []*partition
+	ended := 0
+	maxT := int64(math.MinInt64)
+	for _, p := range g {
+		switch {
+		case p.level == 1 && p.maxT < sealBefore:
+			ended++
+		case p.level == 2:
+		default:
+			continue
+		}
+		srcs = append(srcs, p)
+		maxT = max(maxT, p.maxT)
+	}
+	if ended < daySoFarParts {
+		return nil
+	}
+	slices.SortFunc(srcs, func(a, b *partition) int { return cmpInt64(int64(a.seq), int64(b.seq)) })
+	_, err := db.rewrite(ctx, "compact", srcs, 2, w, maxT)
+	return err
+}
+
+// maxEarlyParts is how many level-1 parts an early seal leaves in a window
+// before it merges them: the window's reads consult at most this many
+// parts and a level-0 file, and a part is rewritten about once per
+// maxEarlyParts early seals.
+const maxEarlyParts = 3
+
+// seal detaches the level-0 file p from appends and rewrites it into a
+// level-1 part of its window: with the window's level-1 parts (those of
+// early seals, or of a late flush) if merge, so that a window ends as one
+// part; alone otherwise, which costs only the level-0 file's data. The
+// sources are merged in the order they were created.
+func (db *DB) seal(ctx context.Context, op string, p *partition, merge bool) error {
+	db.detach(p)
+	srcs := []*partition{p}
+	if merge {
+		srcs = append(srcs, db.snapshot(func(q *partition) bool { return q.level == 1 && q.minT == p.minT && q.maxT == p.maxT })...)
+		slices.SortFunc(srcs, func(a, b *partition) int { return cmpInt64(int64(a.seq), int64(b.seq)) })
+	}
+	if _, err := db.rewrite(ctx, op, srcs, 1, p.minT, p.maxT); err != nil {
+		return fmt.Errorf("seal partition %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// sealEarly seals the level-0 files of windows that have not ended (they
+// end at or after sealBefore): once sealBefore is SealStep past the
+// window's start or its last early seal (no flush writes a chunk that
+// starts before sealBefore any more, so the part holds the window's data
+// up to there for good), or once no Append has written to the file for
+// SealIdle (flushes come in bursts when series cut their chunks together).
+// Later flushes into the window create a new level-0 file. The part is
+// merged with the window's parts when the file is idle or the window has
+// maxEarlyParts of them, and written alone otherwise (flushes that never
+// stop: the cost of a seal stays that of the file's data).
+func (db *DB) sealEarly(ctx context.Context, sealBefore int64) error {
+	step, idle := db.opts.SealStep.Milliseconds(), db.opts.SealIdle.Nanoseconds()
+	for w := range db.sealedUpTo {
+		if w+db.opts.PartitionRange.Milliseconds() <= sealBefore {
+			delete(db.sealedUpTo, w) // the window has ended
+		}
+	}
+	now := db.opts.Now().UnixNano()
+	sealed := map[int64]bool{}
+	for _, p := range db.snapshot(func(p *partition) bool { return p.level == 0 && p.maxT >= sealBefore }) {
+		from, ok := db.sealedUpTo[p.minT]
+		if !ok {
+			from = p.minT
+		}
+		stepDue := step > 0 && p.minT < sealBefore && sealBefore-from >= step
+		idleDue := idle > 0 && now-p.l0.written.Load() >= idle
+		if !stepDue && !idleDue {
+			continue
+		}
+		// Idle, the window is quiet (a burst of flushes is over): merge it
+		// into one part, which a read would otherwise meet in pieces.
+		parts := len(db.snapshot(func(q *partition) bool { return q.level == 1 && q.minT == p.minT && q.maxT == p.maxT }))
+		if err := db.seal(ctx, "earlyseal", p, idleDue || parts >= maxEarlyParts); err != nil {
+			return err
+		}
+		if p.minT < sealBefore {
+			sealed[p.minT] = true
+		}
+	}
+	for w := range sealed {
+		db.sealedUpTo[w] = max(sealBefore, db.sealedUpTo[w])
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestDBCrashAtEveryStep(t *testing.T) {
 		points []crashPoint
 		src    string
 	)
-	opts := DBOptions{Now: func() time.Time { return now }}
+	opts := DBOptions{Now: func() time.Time { return now }, SealStep: 10 * time.Minute}
 	opts.testHook = func(step string) error {
 		if phase != "" {
 			points = append(points, crashPoint{phase, step, copyDir(t, src)})
@@ -118,6 +119,21 @@ func TestDBCrashAtEveryStep(t *testing.T) {
 	require.NoError(t, db.DeleteTenant("b"))
 	phase = ""
 	delete(m, "b")
+	// Early seals of a window that has not ended (SealStep 10 minutes):
+	// three parts written alone, the second with crash points, then a
+	// fourth seal merges them with the level-0 file, with crash points.
+	for k := range int64(4) {
+		from := 28*hourMs + k*10*60_000
+		batch := genBatch(t, "a", 3, from, from+10*60_000, 60_000, 10*60_000)
+		require.NoError(t, db.Append("a", batch))
+		m.add(t, "a", batch)
+		if k == 1 || k == 3 {
+			phase = fmt.Sprintf("earlyseal-%d", k)
+			models[phase] = m.clone()
+		}
+		require.NoError(t, db.Compact(ctx, from+10*60_000))
+		phase = ""
+	}
 	for _, tenant := range tenants {
 		requireSelect(t, db, m, tenant, all[0], all[1])
 	}
@@ -131,7 +147,8 @@ func TestDBCrashAtEveryStep(t *testing.T) {
 		"compact:written", "compact:removed", "compact:part-commit", "clean:written", "clean:removed", "clean:purged", "clean:dropped",
 		"retention:removed", "retention:written", "delete:recorded", "delete:dropped", "delete:removed", "delete:cleared",
 		"append:file", "seal:manifest", "seal:forgotten", "compact:manifest", "compact:forgotten", "clean:manifest",
-		"retention:manifest", "retention:forgotten", "delete:manifest"} {
+		"retention:manifest", "retention:forgotten", "delete:manifest", "earlyseal:written", "earlyseal:manifest",
+		"earlyseal:removed", "earlyseal:forgotten"} {
 		require.NotZero(t, seen[step], "no crash point at %s", step)
 	}
 	for _, p := range points {
@@ -186,6 +203,20 @@ func verifyCrashPoint(t *testing.T, p crashPoint, models map[string]model, polic
 		for _, part := range db.Partitions() {
 			require.Equal(t, 1, part.Tenants, part.Path)
 		}
+	case strings.HasPrefix(p.phase, "earlyseal-"):
+		want := models[p.phase]
+		requireSelect(t, db, want, "a", all[0], all[1])
+		require.NoError(t, db.Compact(ctx, 28*hourMs+40*60_000)) // seals what the crash left in level 0
+		requireSelect(t, db, want, "a", all[0], all[1])
+		require.Equal(t, want.samples("a"), storedSamples(t, db, "a"))
+		var window []string
+		for _, part := range db.Partitions() {
+			if part.MinTime == 28*hourMs {
+				window = append(window, filepath.Base(part.Path))
+				require.Equal(t, 1, part.Level, part.Path)
+			}
+		}
+		require.LessOrEqual(t, len(window), maxEarlyParts, "parts of the window: %v", window)
 	default:
 		t.Fatalf("unknown phase %s", p.phase)
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -133,6 +134,11 @@ func TestDBCompactKeepsContentsAndMergesDays(t *testing.T) {
 			requireSelect(t, db, m, tenant, all[0], all[1])
 			require.Equal(t, m.samples(tenant), storedSamples(t, db, tenant), "every sample stored once")
 		}
+		if h == 33 { // four windows of day 1 sealed: merged into the day so far
+			require.True(t, slices.ContainsFunc(db.Partitions(), func(p PartitionInfo) bool {
+				return p.Level == 2 && p.MinTime == 24*hourMs && p.MaxTime == 32*hourMs-1
+			}), "%v", db.Partitions())
+		}
 	}
 	levels := map[int]int{}
 	for _, p := range db.Partitions() {
@@ -140,8 +146,8 @@ func TestDBCompactKeepsContentsAndMergesDays(t *testing.T) {
 		require.Equal(t, 2, p.Tenants)
 	}
 	// Days 0 and 1 merged into level 2; the window [48h, 50h) ends after
-	// the last sealBefore (49h), so it is still level 0.
-	require.Equal(t, map[int]int{0: 1, 2: 2}, levels)
+	// the last sealBefore (49h), an hour into it: sealed early, level 1.
+	require.Equal(t, map[int]int{1: 1, 2: 2}, levels)
 	require.NoError(t, db.Compact(ctx, 50*hourMs))
 	levels = map[int]int{}
 	for _, p := range db.Partitions() {

@@ -24,11 +24,18 @@
 //     by flushes. At most one level-0 file per window receives appends; a
 //     window sealed and then appended to again gets a new one.
 //   - Level 1: a level-0 file sealed by Compact once its window ended,
+//     or early, while the window is still written to (DBOptions.SealStep
+//     and SealIdle; the window's later flushes go to a new level-0 file);
 //     written by writePart (see part.go) in label order, with compressed
-//     chunk blobs (parts written before that are raw, and still read).
+//     chunk blobs (parts written before that are raw, and still read). An
+//     early seal writes up to three parts per window, then merges them;
+//     the seal of an ended window merges its parts and its level-0 file,
+//     so an ended window has one level-1 part.
 //   - Level 2: the sealed partitions of one CompactedRange window (24h)
 //     merged by Compact, compressed too. A late level-1 file in a compacted
-//     window is merged with it into a new level-2 file.
+//     window is merged with it into a new level-2 file. A day that has not
+//     ended gets a level-2 file from its start to its last sealed window
+//     once four windows are sealed, merged again every four.
 //
 // Rewrites (by CleanTombstones, retention or DeleteTenant) write a new file
 // of the same level and window. Every sealed file's meta lists the files

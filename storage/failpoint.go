@@ -15,13 +15,21 @@ import (
 // crash at the n-th step that has it (default the first), such as
 // "compact:written" or "seal:part-commit@3". The steps are those of the
 // test hook (DBOptions.testHook): every durable step of a flush, a
-// compaction, a retention pass, a tenant deletion or a clean_tombstones.
+// compaction (an early seal's are "earlyseal:..."), a retention pass, a
+// tenant deletion or a clean_tombstones; and those Failpoint names.
 //
 // At that step the process kills itself with SIGKILL, as kill -9 would: no
 // deferred function, no close, no flush runs. It prints the step on
 // standard error first, so that a test can tell its crash from another.
 // Unset (production), it costs one environment lookup per OpenDB.
 const FailpointEnv = "ARGUS_FAILPOINT"
+
+// Failpoint returns the hook FailpointEnv asks for, or nil when it is
+// unset, for the steps that happen outside the DB: the ingester's WAL
+// truncation calls it at each of its steps, named "wal:<step>" (such as
+// "wal:checkpointed"), and argus tsdb delete-tenant at "wal-delete:<step>".
+// Each call returns a hook with its own count of steps.
+func Failpoint() func(step string) error { return failpointFromEnv() }
 
 // failpointFromEnv returns the test hook FailpointEnv asks for, or nil.
 // A malformed value is reported and ignored rather than crashing at start.

@@ -737,6 +737,13 @@ func (p *part) LastTime(tenant string, lbls labels.Labels) (int64, bool, error) 
 	return maxT, found, err
 }
 
+// newerThanTenant reports whether t is after every chunk of tenant in
+// the part (true if the part does not hold the tenant), from its header.
+func (p *part) newerThanTenant(tenant string, t int64) bool {
+	h, ok := p.headers[tenant]
+	return !ok || t > h.maxT
+}
+
 // Stats returns tenant's share of the part (zero counts if it has none).
 // Bytes counts the tenant's keys and values; Tombstones is left to the DB.
 func (p *part) Stats(tenant string) (TenantPartitionStats, error) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"go.etcd.io/bbolt"
@@ -42,6 +43,9 @@ var tenantDataBuckets = [][]byte{bucketSeries, bucketSeriesTime, bucketByLabels,
 type boltPartition struct {
 	db   *bbolt.DB
 	path string
+	// written is when a DB Append last wrote to the file, or the DB opened
+	// it (Unix ns of DBOptions.Now), for the early seal of idle files.
+	written atomic.Int64
 }
 
 // createBoltPartition creates an empty partition file at path through a

@@ -32,6 +32,9 @@ Commands:
           on any problem.
   import  -storage.path=DIR -tenant=T PROM_DATA_DIR
           Import the blocks of a Prometheus data directory into tenant T.
+  delete-tenant  -storage.path=DIR -tenant=T
+          Delete every sample of tenant T (WAL and store) and give its
+          disk space back.
 
 Run argus tsdb <command> -help for the flags of a command.
 `
@@ -43,9 +46,10 @@ type tsdbCommand func(args []string, stdout, stderr io.Writer) int
 // runTSDB dispatches `argus tsdb <command>`.
 func runTSDB(args []string, stdout, stderr io.Writer) int {
 	commands := map[string]tsdbCommand{
-		"list":   runTSDBList,
-		"verify": runTSDBVerify,
-		"import": runTSDBImport,
+		"list":          runTSDBList,
+		"verify":        runTSDBVerify,
+		"import":        runTSDBImport,
+		"delete-tenant": runTSDBDeleteTenant,
 	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, tsdbUsage)

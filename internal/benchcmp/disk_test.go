@@ -221,17 +221,20 @@ func argusPersisted(dir string) (bytes, samples int64, err error) {
 	return bytes, samples, err
 }
 
-// waitQuiet waits (up to 3 minutes) until the partition files of the DB at
-// dir have not changed for 25 s: two flush and compaction periods of the
-// ingester (10 s each by default). The push replays hours of data in
-// minutes; with data arriving in real time the ingester would have flushed
-// the finished chunks and sealed the windows it can seal (those that ended
-// before the oldest time a flush may still write: about an hour before the
-// newest sample) long before. Prometheus's equivalent, the compaction of
-// its head into a block, runs on the append path and needs no wait.
+// waitQuiet waits (up to 5 minutes) until the partition files of the DB at
+// dir have not changed for 75 s: the store's early seal of a level-0 file
+// that flushes stopped writing (storage.DBOptions.SealIdle, 1 minute), a
+// compaction period of the ingester (10 s by default) and a margin. The
+// push replays hours of data in minutes; with data arriving in real time
+// the ingester would have flushed the finished chunks and sealed the
+// windows it can seal (those that ended before the oldest time a flush may
+// still write: about an hour before the newest sample), and the newest
+// window's level-0 file after each burst of flushes, long before.
+// Prometheus's equivalent, the compaction of its head into a block, runs
+// on the append path and needs no wait.
 func waitQuiet(b *testing.B, dir string) {
-	const quiet = 25 * time.Second
-	deadline := time.Now().Add(3 * time.Minute)
+	const quiet = 75 * time.Second
+	deadline := time.Now().Add(5 * time.Minute)
 	var last string
 	lastChange := time.Now()
 	for {
@@ -250,7 +253,7 @@ func waitQuiet(b *testing.B, dir string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			b.Logf("the partitions were still changing after 3 minutes: %v", names)
+			b.Logf("the partitions were still changing after 5 minutes: %v", names)
 			return
 		}
 		time.Sleep(time.Second)

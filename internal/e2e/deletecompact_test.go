@@ -82,8 +82,9 @@ func TestDeleteSeriesThroughCompaction(t *testing.T) {
 		return compactedUpTo(files, start, end-3*hourMs/2)
 	}, 60*time.Second)
 	l := levels(files)
-	require.Positive(t, l[1], "sealed windows: %v", files)
-	require.Positive(t, l[2], "merged days: %v", files)
+	// Two whole days and the third so far (its sealed windows merged
+	// into level 2 by storage's mergeDaySoFar), all sealed parts.
+	require.GreaterOrEqual(t, l[2], 3, "merged days and the day so far: %v", files)
 	require.Positive(t, p.Metric(t, "prometheus_tsdb_compactions_total", nil), "prometheus compacted its head")
 	t.Logf("argus's partitions after compaction: %d of level 1, %d of level 2", l[1], l[2])
 	compare("after compaction")
