@@ -49,57 +49,44 @@ type localExmeta interface {
 	MetricsMetadata(ctx context.Context, req *arguspb.MetricsMetadataRequest) (*arguspb.MetricsMetadataResponse, error)
 }
 
-// exemplars asks the source for the exemplars of req; a source that serves
-// none (no such method, or Unimplemented) answers nothing.
+// exemplars asks the source for the exemplars of req.
 func (q *sourceQuerier) exemplars(ctx context.Context, req *arguspb.ExemplarsRequest) (*arguspb.ExemplarsResponse, error) {
-	ctx, err := outgoing(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var resp *arguspb.ExemplarsResponse
-	l, isLocal := q.local.(localExmeta)
-	src, isSrc := q.src.(exmetaSource)
-	switch {
-	case q.local != nil && isLocal:
-		q.metrics.localReads.Inc()
-		resp, err = l.QueryExemplars(ctx, req)
-	case q.local == nil && isSrc:
-		resp, err = src.QueryExemplars(ctx, req)
-	default:
-		return &arguspb.ExemplarsResponse{}, nil
-	}
-	if status.Code(err) == codes.Unimplemented {
-		err = nil // A source of an older version, which holds none.
-	}
-	if err != nil {
-		return nil, fromGRPC(ctx, "exemplars", err)
-	}
-	return resp, nil
+	return askExmeta(ctx, q, "exemplars", req, localExmeta.QueryExemplars, exmetaSource.QueryExemplars)
 }
 
 // metricsMetadata asks the source for the metadata of req.
 func (q *sourceQuerier) metricsMetadata(ctx context.Context, req *arguspb.MetricsMetadataRequest) (*arguspb.MetricsMetadataResponse, error) {
+	return askExmeta(ctx, q, "metadata", req, localExmeta.MetricsMetadata, exmetaSource.MetricsMetadata)
+}
+
+// askExmeta asks q's source for req through local (a LocalSource) or
+// remote (a gRPC source); a source that serves none (no such method, or
+// Unimplemented) answers an empty response. op names the call in errors.
+func askExmeta[Req, Resp any](ctx context.Context, q *sourceQuerier, op string, req Req,
+	local func(localExmeta, context.Context, Req) (*Resp, error),
+	remote func(exmetaSource, context.Context, Req, ...grpc.CallOption) (*Resp, error),
+) (*Resp, error) {
 	ctx, err := outgoing(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var resp *arguspb.MetricsMetadataResponse
+	var resp *Resp
 	l, isLocal := q.local.(localExmeta)
 	src, isSrc := q.src.(exmetaSource)
 	switch {
 	case q.local != nil && isLocal:
 		q.metrics.localReads.Inc()
-		resp, err = l.MetricsMetadata(ctx, req)
+		resp, err = local(l, ctx, req)
 	case q.local == nil && isSrc:
-		resp, err = src.MetricsMetadata(ctx, req)
+		resp, err = remote(src, ctx, req)
 	default:
-		return &arguspb.MetricsMetadataResponse{}, nil
+		return new(Resp), nil
 	}
 	if status.Code(err) == codes.Unimplemented {
 		err = nil // A source of an older version, which holds none.
 	}
 	if err != nil {
-		return nil, fromGRPC(ctx, "metadata", err)
+		return nil, fromGRPC(ctx, op, err)
 	}
 	return resp, nil
 }
