@@ -9,6 +9,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"go.yaml.in/yaml/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // TenantLabel is the target label the scraper reads a target's tenant
@@ -84,18 +85,7 @@ func ServiceMonitorConfigs(m *monitoringv1.ServiceMonitor, opts Options) []yaml.
 		if m.Spec.JobLabel != "" {
 			rs = append(rs, copyNonEmpty("__meta_kubernetes_service_label_"+sanitize(m.Spec.JobLabel), "job"))
 		}
-		if ep.Port != "" {
-			rs = append(rs, setLabel("endpoint", ep.Port))
-		} else if ep.TargetPort != nil && ep.TargetPort.String() != "" {
-			rs = append(rs, setLabel("endpoint", ep.TargetPort.String()))
-		}
-		rs = append(rs, userRelabels(ep.RelabelConfigs)...)
-		rs = append(rs, tenantRelabels(opts)...)
-		cfg = append(cfg, yaml.MapItem{Key: "relabel_configs", Value: rs})
-		cfg = appendLimits(cfg, m.Spec.SampleLimit, m.Spec.TargetLimit)
-		if len(ep.MetricRelabelConfigs) > 0 {
-			cfg = append(cfg, yaml.MapItem{Key: "metric_relabel_configs", Value: userRelabels(ep.MetricRelabelConfigs)})
-		}
+		cfg = appendEndpointTail(cfg, rs, ep.Port, ep.TargetPort, ep.RelabelConfigs, ep.MetricRelabelConfigs, m.Spec.SampleLimit, m.Spec.TargetLimit, opts)
 		out = append(out, cfg)
 	}
 	return out
@@ -143,21 +133,32 @@ func PodMonitorConfigs(m *monitoringv1.PodMonitor, opts Options) []yaml.MapSlice
 		if m.Spec.JobLabel != "" {
 			rs = append(rs, copyNonEmpty("__meta_kubernetes_pod_label_"+sanitize(m.Spec.JobLabel), "job"))
 		}
-		if port != "" {
-			rs = append(rs, setLabel("endpoint", port))
-		} else if ep.TargetPort != nil && ep.TargetPort.String() != "" {
-			rs = append(rs, setLabel("endpoint", ep.TargetPort.String()))
-		}
-		rs = append(rs, userRelabels(ep.RelabelConfigs)...)
-		rs = append(rs, tenantRelabels(opts)...)
-		cfg = append(cfg, yaml.MapItem{Key: "relabel_configs", Value: rs})
-		cfg = appendLimits(cfg, m.Spec.SampleLimit, m.Spec.TargetLimit)
-		if len(ep.MetricRelabelConfigs) > 0 {
-			cfg = append(cfg, yaml.MapItem{Key: "metric_relabel_configs", Value: userRelabels(ep.MetricRelabelConfigs)})
-		}
+		cfg = appendEndpointTail(cfg, rs, port, ep.TargetPort, ep.RelabelConfigs, ep.MetricRelabelConfigs, m.Spec.SampleLimit, m.Spec.TargetLimit, opts)
 		out = append(out, cfg)
 	}
 	return out
+}
+
+// appendEndpointTail appends to cfg what a ServiceMonitor's and a
+// PodMonitor's endpoint end with alike: to rs the endpoint label (port,
+// else targetPort), the resource's relabelings and the tenant's, then the
+// relabel_configs, the limits and the metric relabelings.
+func appendEndpointTail(cfg yaml.MapSlice, rs []relabel, port string, targetPort *intstr.IntOrString,
+	relabelings, metricRelabelings []monitoringv1.RelabelConfig, sampleLimit, targetLimit *int64, opts Options,
+) yaml.MapSlice {
+	if port != "" {
+		rs = append(rs, setLabel("endpoint", port))
+	} else if targetPort != nil && targetPort.String() != "" {
+		rs = append(rs, setLabel("endpoint", targetPort.String()))
+	}
+	rs = append(rs, userRelabels(relabelings)...)
+	rs = append(rs, tenantRelabels(opts)...)
+	cfg = append(cfg, yaml.MapItem{Key: "relabel_configs", Value: rs})
+	cfg = appendLimits(cfg, sampleLimit, targetLimit)
+	if len(metricRelabelings) > 0 {
+		cfg = append(cfg, yaml.MapItem{Key: "metric_relabel_configs", Value: userRelabels(metricRelabelings)})
+	}
+	return cfg
 }
 
 func endpointHeader(job string, honorLabels bool, honorTimestamps *bool) yaml.MapSlice {
