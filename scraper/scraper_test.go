@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/proto/arguspb"
 )
 
 // fakeMembership is a gossip cluster whose alive scrapers the test sets.
@@ -42,6 +43,12 @@ func (f *fakeMembership) set(m ...string) {
 
 // jobsPushed returns the jobs whose up series the pusher has received.
 func (p *recordingPusher) jobsPushed() []string {
+	return p.jobsWhere(func(name string, _ *arguspb.TimeSeries) bool { return name == "up" })
+}
+
+// jobsWhere returns the jobs, sorted, of the series the pusher has
+// received for which match holds.
+func (p *recordingPusher) jobsWhere(match func(name string, ts *arguspb.TimeSeries) bool) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []string
@@ -56,7 +63,7 @@ func (p *recordingPusher) jobsPushed() []string {
 					job = l.Value
 				}
 			}
-			if name == "up" && !slices.Contains(out, job) {
+			if match(name, ts) && !slices.Contains(out, job) {
 				out = append(out, job)
 			}
 		}
@@ -184,29 +191,9 @@ func TestScraper_TakesOverOnMembershipChange(t *testing.T) {
 // staleJobs returns the jobs for whose test_value series the pusher
 // received a staleness marker.
 func (p *recordingPusher) staleJobs() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []string
-	for _, r := range p.reqs {
-		for _, ts := range r.Timeseries {
-			name, job := "", ""
-			for _, l := range ts.Labels {
-				switch l.Name {
-				case "__name__":
-					name = l.Value
-				case "job":
-					job = l.Value
-				}
-			}
-			for _, smp := range ts.Samples {
-				if name == "test_value" && value.IsStaleNaN(smp.Value) && !slices.Contains(out, job) {
-					out = append(out, job)
-				}
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
+	return p.jobsWhere(func(name string, ts *arguspb.TimeSeries) bool {
+		return name == "test_value" && slices.ContainsFunc(ts.Samples, func(smp *arguspb.Sample) bool { return value.IsStaleNaN(smp.Value) })
+	})
 }
 
 // TestScraper_GivenUpTargetsGoStale: when another scraper joins, the
