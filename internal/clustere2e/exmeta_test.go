@@ -1,9 +1,7 @@
 package clustere2e
 
 import (
-	"fmt"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,31 +26,11 @@ func TestExemplarsAndMetadataAgainstPrometheus(t *testing.T) {
 	exp := clustertest.StartExmetaExporter(t)
 	c := clustertest.StartCluster(t, clustertest.Topology{Ingesters: 3, Distributors: 1, Queriers: 1, RF: 2})
 	q := c.Querier(0)
-	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
-		ScrapeInterval: time.Second,
-		ScrapeTargets:  map[string]string{"exmeta": exp.HostPort()},
-		NoSelfScrape:   true,
-		RemoteWrite: &clustertest.RemoteWrite{URL: c.Distributor(0).PushURL(), Tenant: tenant,
-			SendExemplars: true, MetadataSendInterval: time.Second},
-		Flags: []string{"--enable-feature=exemplar-storage"},
-	})
-	for k := range 8 {
-		exp.Observe(k)
-		time.Sleep(600 * time.Millisecond) // Paced to spread exemplars over scrapes: a wall-clock schedule, nothing to poll.
-	}
-	promGet := func(path string, params url.Values) (int, []byte) { return p.Query(t, "/api/v1"+path, params) }
+	p := clustertest.StartExmetaPrometheus(t, exp, c.Distributor(0).PushURL(), tenant)
 	argusGet := func(path string, params url.Values) (int, []byte) {
 		return q.Query(t, tenant, clustertest.PromAPI+path, params)
 	}
-	var want clustertest.ExmetaAnswers
-	clustertest.Eventually(t, func() string {
-		want = clustertest.GetExmeta(t, promGet, start)
-		if !strings.Contains(fmt.Sprint(want.Exemplars), "req-7") {
-			return "prometheus has not scraped the last exemplar yet"
-		}
-		return clustertest.DiffExmeta(want, clustertest.GetExmeta(t, argusGet, start))
-	}, 60*time.Second)
-	clustertest.RequireExmetaShape(t, want, 7)
+	want := clustertest.AwaitExmeta(t, p, argusGet, start)
 	spread := 0
 	for _, ing := range c.Ingesters() {
 		if ing.Metric(t, "argus_ingester_exemplars_appended_total", nil) > 0 {

@@ -112,3 +112,49 @@ func RequireExmetaShape(t testing.TB, a ExmetaAnswers, lastRequest int) {
 	require.Contains(t, md, "go_goroutines:")
 	require.Len(t, a.MetadataOne, 1)
 }
+
+// exmetaRounds is how many requests StartExmetaPrometheus has the exporter
+// observe; AwaitExmeta waits for the last.
+const exmetaRounds = 8
+
+// StartExmetaPrometheus starts the real Prometheus scraping exp every
+// second, keeping its exemplars (--enable-feature=exemplar-storage) and
+// remote-writing them and the metadata (every second) to pushURL as
+// tenant, then has exp observe exmetaRounds requests spread over scrapes.
+func StartExmetaPrometheus(t testing.TB, exp *ExmetaExporter, pushURL, tenant string) *Prometheus {
+	t.Helper()
+	p := StartPrometheus(t, PrometheusOptions{
+		ScrapeInterval: time.Second,
+		ScrapeTargets:  map[string]string{"exmeta": exp.HostPort()},
+		NoSelfScrape:   true,
+		RemoteWrite:    &RemoteWrite{URL: pushURL, Tenant: tenant, SendExemplars: true, MetadataSendInterval: time.Second},
+		Flags:          []string{"--enable-feature=exemplar-storage"},
+	})
+	// Some exemplars are scraped, some overwritten before a scrape; Argus
+	// and Prometheus see the same scrapes.
+	for k := range exmetaRounds {
+		exp.Observe(k)
+		time.Sleep(600 * time.Millisecond) // Paced to spread exemplars over scrapes: a wall-clock schedule, nothing to poll.
+	}
+	return p
+}
+
+// AwaitExmeta waits for p to have scraped the last request of
+// StartExmetaPrometheus, then for argusGet (Argus's API below /api/v1) to
+// answer exactly as p does for exemplars since start and metadata, and
+// returns p's answers, checked by RequireExmetaShape.
+func AwaitExmeta(t testing.TB, p *Prometheus, argusGet func(path string, params url.Values) (int, []byte), start time.Time) ExmetaAnswers {
+	t.Helper()
+	promGet := func(path string, params url.Values) (int, []byte) { return p.Query(t, "/api/v1"+path, params) }
+	last := fmt.Sprintf("req-%d", exmetaRounds-1)
+	var want ExmetaAnswers
+	Eventually(t, func() string {
+		want = GetExmeta(t, promGet, start)
+		if !strings.Contains(fmt.Sprint(want.Exemplars), last) {
+			return "prometheus has not scraped the last exemplar yet"
+		}
+		return DiffExmeta(want, GetExmeta(t, argusGet, start))
+	}, 60*time.Second)
+	RequireExmetaShape(t, want, exmetaRounds-1)
+	return want
+}

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,34 +28,11 @@ func TestExemplarsAndMetadataAgainstPrometheus(t *testing.T) {
 	start := time.Now().Add(-time.Minute)
 	exp := clustertest.StartExmetaExporter(t)
 	a := clustertest.StartArgus(t, clustertest.Options{})
-	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
-		ScrapeInterval: time.Second,
-		ScrapeTargets:  map[string]string{"exmeta": exp.HostPort()},
-		NoSelfScrape:   true,
-		RemoteWrite:    &clustertest.RemoteWrite{URL: a.PushURL(), Tenant: tenant, SendExemplars: true, MetadataSendInterval: time.Second},
-		Flags:          []string{"--enable-feature=exemplar-storage"},
-	})
-	// Exemplars over a few scrapes: some are scraped, some overwritten
-	// before a scrape; both servers see the same scrapes.
-	for k := range 8 {
-		exp.Observe(k)
-		time.Sleep(600 * time.Millisecond) // Paced to spread exemplars over scrapes: a wall-clock schedule, nothing to poll.
-	}
-	promGet := func(path string, params url.Values) (int, []byte) { return p.Query(t, "/api/v1"+path, params) }
+	p := clustertest.StartExmetaPrometheus(t, exp, a.PushURL(), tenant)
 	argusGet := func(path string, params url.Values) (int, []byte) {
 		return a.Query(t, tenant, clustertest.PromAPI+path, params)
 	}
-	// Wait for Prometheus to have scraped the last round, then for Argus to
-	// have every exemplar and entry it has.
-	var want clustertest.ExmetaAnswers
-	clustertest.Eventually(t, func() string {
-		want = clustertest.GetExmeta(t, promGet, start)
-		if !strings.Contains(fmt.Sprint(want.Exemplars), "req-7") {
-			return "prometheus has not scraped the last exemplar yet"
-		}
-		return clustertest.DiffExmeta(want, clustertest.GetExmeta(t, argusGet, start))
-	}, 60*time.Second)
-	clustertest.RequireExmetaShape(t, want, 7)
+	want := clustertest.AwaitExmeta(t, p, argusGet, start)
 	t.Logf("equal on both: %d series with exemplars, %d metric families", len(want.Exemplars.([]any)), len(want.Metadata.(map[string]any)))
 
 	// Durability: nothing is resent once Prometheus is gone.
