@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -83,6 +84,24 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// newCheckingDistributor returns a distributor with limits lim over one
+// fake ingester, and a function returning the first series pushed to it
+// that breaks checkPushed's invariants (nil: none), read after the push.
+func newCheckingDistributor(t testing.TB, cfg Config, lim *limits.Limits) (*Distributor, func() error) {
+	var violation error
+	d, ing := newSingleIngester(t, cfg, nil)
+	d.limits = tenantLimitsMap{def: lim}
+	ing.pushFunc = func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+		for _, ts := range req.Timeseries {
+			if err := checkPushed(ts); err != nil && violation == nil {
+				violation = fmt.Errorf("series %s: %w", formatLabels(ts.Labels), err)
+			}
+		}
+		return &arguspb.PushResponse{}, nil
+	}
+	return d, func() error { return violation }
 }
 
 // checkPushed returns what is wrong with a series pushed to an ingester.

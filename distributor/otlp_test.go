@@ -424,17 +424,7 @@ func FuzzOTLP(f *testing.F) {
 	lim.MaxRecvMsgSize = 1 << 16
 
 	f.Fuzz(func(t *testing.T, body []byte, json bool) {
-		var violation error
-		d, ing := newSingleIngester(t, cfg, nil)
-		d.limits = tenantLimitsMap{def: lim}
-		ing.pushFunc = func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
-			for _, ts := range req.Timeseries {
-				if err := checkPushed(ts); err != nil && violation == nil {
-					violation = fmt.Errorf("series %s: %w", formatLabels(ts.Labels), err)
-				}
-			}
-			return &arguspb.PushResponse{}, nil
-		}
+		d, violation := newCheckingDistributor(t, cfg, lim)
 		ct := "application/x-protobuf"
 		if json {
 			ct = "application/json"
@@ -443,8 +433,8 @@ func FuzzOTLP(f *testing.F) {
 		if w.Code != http.StatusOK && w.Code/100 != 4 {
 			t.Fatalf("status %d, want 200 or 4xx; body: %s", w.Code, w.Body.String())
 		}
-		if violation != nil {
-			t.Fatal(violation)
+		if err := violation(); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

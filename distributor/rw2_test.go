@@ -389,23 +389,13 @@ func FuzzRW2(f *testing.F) {
 		if len(raw) > lim.MaxRecvMsgSize {
 			return
 		}
-		var violation error
-		d, ing := newSingleIngester(t, cfg, nil)
-		d.limits = tenantLimitsMap{def: lim}
-		ing.pushFunc = func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
-			for _, ts := range req.Timeseries {
-				if err := checkPushed(ts); err != nil && violation == nil {
-					violation = fmt.Errorf("series %s: %w", formatLabels(ts.Labels), err)
-				}
-			}
-			return &arguspb.PushResponse{}, nil
-		}
+		d, violation := newCheckingDistributor(t, cfg, lim)
 		w := serve(d.PushHandler(), newRW2RequestBody(snappy.Encode(nil, raw)))
 		if w.Code/100 != 2 && w.Code/100 != 4 {
 			t.Fatalf("status %d, want 2xx or 4xx; body: %s", w.Code, w.Body.String())
 		}
-		if violation != nil {
-			t.Fatal(violation)
+		if err := violation(); err != nil {
+			t.Fatal(err)
 		}
 
 		var req writev2.Request
