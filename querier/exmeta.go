@@ -110,6 +110,31 @@ func (q *queryable) eachSource(ctx context.Context, f func(ctx context.Context, 
 	return ok, err
 }
 
+// askEach asks every source of the tenant's read set with ask (through
+// eachSource) and returns the answers of those that answered, or
+// eachSource's error as an API error.
+func askEach[Resp any](ctx context.Context, q *queryable, ask func(ctx context.Context, s *sourceQuerier) (Resp, error)) ([]Resp, error) {
+	var (
+		mu    sync.Mutex
+		resps = map[int]Resp{} // guarded by mu
+	)
+	ok, err := q.eachSource(ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
+		resp, err := ask(ctx, s)
+		mu.Lock()
+		resps[i] = resp
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		return nil, asAPIError(err)
+	}
+	out := make([]Resp, 0, len(ok))
+	for _, i := range ok {
+		out = append(out, resps[i])
+	}
+	return out, nil
+}
+
 // ExemplarQuerier returns the exemplar querier of the tenant of ctx.
 func (q *queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
 	return &exemplarQuerier{q: q, ctx: ctx}, nil
@@ -132,23 +157,11 @@ func (eq *exemplarQuerier) Select(start, end int64, matchers ...[]*labels.Matche
 	for _, ms := range matchers {
 		req.MatcherSets = append(req.MatcherSets, &arguspb.LabelMatchers{Matchers: toProtoMatchers(ms)})
 	}
-	var (
-		parts []*arguspb.ExemplarsResponse
-		mu    sync.Mutex
-		resps = map[int]*arguspb.ExemplarsResponse{} // guarded by mu
-	)
-	ok, err := eq.q.eachSource(eq.ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
-		resp, err := s.exemplars(ctx, req)
-		mu.Lock()
-		resps[i] = resp
-		mu.Unlock()
-		return err
+	parts, err := askEach(eq.ctx, eq.q, func(ctx context.Context, s *sourceQuerier) (*arguspb.ExemplarsResponse, error) {
+		return s.exemplars(ctx, req)
 	})
 	if err != nil {
-		return nil, asAPIError(err)
-	}
-	for _, i := range ok {
-		parts = append(parts, resps[i])
+		return nil, err
 	}
 	return mergeExemplars(parts), nil
 }
@@ -207,23 +220,15 @@ func (q *queryable) metricsMetadata(ctx context.Context, metric string, limit, p
 		return res, nil
 	}
 	req := &arguspb.MetricsMetadataRequest{Metric: metric, Limit: int64(max(limit, 0)), LimitPerMetric: int64(max(perMetric, 0))}
-	var (
-		all   []*arguspb.MetricMetadata
-		mu    sync.Mutex
-		resps = map[int]*arguspb.MetricsMetadataResponse{} // guarded by mu
-	)
-	ok, err := q.eachSource(ctx, func(ctx context.Context, i int, s *sourceQuerier) error {
-		resp, err := s.metricsMetadata(ctx, req)
-		mu.Lock()
-		resps[i] = resp
-		mu.Unlock()
-		return err
+	resps, err := askEach(ctx, q, func(ctx context.Context, s *sourceQuerier) (*arguspb.MetricsMetadataResponse, error) {
+		return s.metricsMetadata(ctx, req)
 	})
 	if err != nil {
-		return nil, asAPIError(err)
+		return nil, err
 	}
-	for _, i := range ok {
-		all = append(all, resps[i].GetMetadata()...)
+	var all []*arguspb.MetricMetadata
+	for _, resp := range resps {
+		all = append(all, resp.GetMetadata()...)
 	}
 	slices.SortFunc(all, func(a, b *arguspb.MetricMetadata) int {
 		return cmp.Or(strings.Compare(a.GetMetricFamilyName(), b.GetMetricFamilyName()), strings.Compare(a.GetType(), b.GetType()),
