@@ -212,20 +212,20 @@ func requireNothingBefore(t *testing.T, p *clustertest.Prometheus, a *clustertes
 // (every sample from the oldest file kept on, exactly, and nothing before
 // it).
 //
-// The bound (1 MiB) holds about two sealed days of this tenant, but a
-// level-0 file of a 2 h window takes about 1 MB here (bbolt's growth steps
-// on a small file), and a day pushed at once leaves a day of level-0 files
-// until the flushes catch up: a pass that runs then deletes down to the
-// newest partition. So the history kept swings between one window and two
-// days (logged), within the bound; real-time ingest holds one or two
-// level-0 files at a time.
+// The bound (512 KiB) holds about four sealed days of this tenant (about
+// 115 KB a day in level 2), but a level-0 file of a 2 h window takes about
+// 1 MB here (bbolt's growth steps on a small file), and a day pushed at once
+// may leave level-0 files until the flushes catch up and the window is
+// sealed: a pass that runs then deletes down to the newest partition. So
+// the history kept swings between one window and four days (logged),
+// within the bound; real-time ingest holds at most one level-0 file.
 func TestRetentionSizeFastForward(t *testing.T) {
 	skipIfShort(t)
 	t.Parallel()
 	const (
 		tenant = "sized"
 		days   = 8
-		bound  = 1 << 20
+		bound  = 512 << 10
 	)
 	h := history{name: "sz", series: 100, step: 60_000}
 	simStart := (time.Now().UnixMilli()-days*dayMs-3*hourMs)/(2*hourMs)*(2*hourMs) + 3*hourMs/2
