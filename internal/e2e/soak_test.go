@@ -15,13 +15,18 @@ import (
 
 // requireNearBaseline asserts that s is back to base, with margins: the
 // heap (just after a collection, with up to clustertest.SoakGOGC % of
-// garbage) within 1.25 times the baseline plus 4 MB, goroutines, files and
+// garbage) within 1.25 times the baseline plus 6 MB (of which about 3 MB
+// are the high-water mark of the distributor's per-tenant counter maps:
+// client_golang deletes a forgotten tenant's series, but a Go map never
+// gives back its buckets, and 5,000 tenants of a cycle against the 2,000 of
+// the baseline leave that much; a leak of 1 KB per tenant, 10 MB over the
+// two cycles, still fails it), goroutines, files and
 // sockets within a few of it (a scrape or a query in flight), /metrics
 // within 20 lines (metrics such as histograms that get their first
 // observation).
 func requireNearBaseline(t testing.TB, base, s clustertest.SoakState, what string) {
 	t.Helper()
-	require.LessOrEqual(t, s.HeapBytes, base.HeapBytes*5/4+4<<20, "heap %s", what)
+	require.LessOrEqual(t, s.HeapBytes, base.HeapBytes*5/4+6<<20, "heap %s", what)
 	require.LessOrEqual(t, s.Goroutines, base.Goroutines+5, "goroutines %s", what)
 	require.LessOrEqual(t, s.OpenFiles, base.OpenFiles+5, "open files %s", what)
 	require.LessOrEqual(t, s.Sockets, base.Sockets+3, "sockets (client connections) %s", what)
