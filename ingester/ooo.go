@@ -141,10 +141,10 @@ func (h *tenantHead) checkOlderLocked(e *pushEntry, t int64, v float64, lim *pus
 		b.startTracking()
 	}
 	bits, found := b.pending[pendingKey{s.ref, t}]
+	isFloat := true // Samples of this push are floats.
 	if !found {
 		s.mu.Lock()
 		var val float64
-		isFloat := true
 		if s.hist == nil {
 			val, found = s.valueAtLocked(t)
 		} else {
@@ -152,12 +152,9 @@ func (h *tenantHead) checkOlderLocked(e *pushEntry, t int64, v float64, lim *pus
 		}
 		s.mu.Unlock()
 		bits = math.Float64bits(val)
-		if found && !isFloat {
-			bits = ^math.Float64bits(v) // A histogram at t: no float equals it.
-		}
 	}
 	switch {
-	case found && bits == math.Float64bits(v):
+	case found && isFloat && bits == math.Float64bits(v):
 		// An exact duplicate (a retried push): accepted, not stored again.
 	case found:
 		sr.add(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: t})
