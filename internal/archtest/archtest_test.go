@@ -16,6 +16,11 @@ const module = "github.com/argus-tsdb/argus"
 // transitively.
 var rules = map[string][]string{
 	"proto/arguspb": {"ring", "storage", "ingester", "distributor", "querier", "cmd"},
+	// The public query API is a contract of its own: it never leans on the
+	// internal one, so that the internal one may change between releases.
+	"proto/argusquerypb": {"proto/arguspb", "ring", "storage", "ingester", "distributor", "querier", "cmd"},
+	// The Go client of the query API talks to it over gRPC only.
+	"client": {"proto/arguspb", "ring", "storage", "ingester", "distributor", "querier", "limits", "cmd", "internal"},
 	"ring":          {"distributor", "ingester", "querier", "storage", "scraper"},
 	"storage":       {"ring", "ingester", "distributor", "querier"},
 	"ingester":      {"distributor", "querier"},
