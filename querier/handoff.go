@@ -51,7 +51,7 @@ func newHandoffCodec() *handoffCodec {
 	return &handoffCodec{pending: map[uint64]*v1.Response{}}
 }
 
-func (*handoffCodec) ContentType() v1.MIMEType  { return handoffMIME }
+func (*handoffCodec) ContentType() v1.MIMEType    { return handoffMIME }
 func (*handoffCodec) CanEncode(*v1.Response) bool { return true }
 
 // Encode parks resp and returns its token. The API writes the token at once

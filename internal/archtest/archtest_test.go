@@ -20,13 +20,13 @@ var rules = map[string][]string{
 	// internal one, so that the internal one may change between releases.
 	"proto/argusquerypb": {"proto/arguspb", "ring", "storage", "ingester", "distributor", "querier", "cmd"},
 	// The Go client of the query API talks to it over gRPC only.
-	"client": {"proto/arguspb", "ring", "storage", "ingester", "distributor", "querier", "limits", "cmd", "internal"},
-	"ring":          {"distributor", "ingester", "querier", "storage", "scraper"},
-	"storage":       {"ring", "ingester", "distributor", "querier"},
-	"ingester":      {"distributor", "querier"},
-	"distributor":   {"ingester", "storage", "querier"},
-	"querier":       {"distributor", "ingester"},
-	"limits":        {"distributor", "ingester", "querier", "storage", "ring"},
+	"client":      {"proto/arguspb", "ring", "storage", "ingester", "distributor", "querier", "limits", "cmd", "internal"},
+	"ring":        {"distributor", "ingester", "querier", "storage", "scraper"},
+	"storage":     {"ring", "ingester", "distributor", "querier"},
+	"ingester":    {"distributor", "querier"},
+	"distributor": {"ingester", "storage", "querier"},
+	"querier":     {"distributor", "ingester"},
+	"limits":      {"distributor", "ingester", "querier", "storage", "ring"},
 	// The scraper pushes through a Pusher (cmd hands it the distributor's
 	// handler): it never reaches into the write path's internals.
 	"scraper": {"distributor", "ingester", "querier", "storage"},
