@@ -56,6 +56,8 @@ type Config struct {
 	Scraper             scraper.Config        `yaml:"scraper"`
 	Ruler               ruler.Config          `yaml:"ruler"`
 	PrintVersion        bool                  `yaml:"-"`
+	ConfigFile          string                `yaml:"-"`
+	ConfigExpandEnv     bool                  `yaml:"-"`
 
 	// explicit holds the names of the flags set on the command line, for
 	// defaults that follow other flags.
@@ -76,8 +78,8 @@ type ServerConfig struct {
 
 // LogConfig configures the process logger.
 type LogConfig struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
+	Level  string `yaml:"log_level"`
+	Format string `yaml:"log_format"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -87,6 +89,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.IngesterAddresses, "ingester.client.addresses", "", "Comma-separated gRPC addresses of the ingesters, for a distributor or querier that runs without an ingester in its process (a static ring until the gossiped ring lands).")
 	f.StringVar(&c.RingStore, "ingester.ring.store", "", "Where the ring lives: memberlist (gossip, for a cluster) or static (this process's ingester, or -ingester.client.addresses). Empty picks static for -target=all without -memberlist.join, memberlist otherwise.")
 	f.BoolVar(&c.PrintVersion, "version", false, "Print the version and exit.")
+	c.registerConfigFileFlags(f)
 	c.Server.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)

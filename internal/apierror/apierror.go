@@ -144,6 +144,11 @@ const (
 	RuleGroupNotFound ID = "err-argus-rule-group-not-found"
 )
 
+// Paths and endpoints of the HTTP API.
+const (
+	InvalidParameter ID = "err-argus-invalid-parameter"
+)
+
 // Entry is the contract of one ID.
 type Entry struct {
 	ID     ID
@@ -320,6 +325,10 @@ var Catalogue = []Entry{
 	{RuleGroupNotFound, 404, ScopeRequest, "", false,
 		"The tenant has no rule group, namespace or group by the name asked for in /prometheus/config/v1/rules. mimirtool and cortextool read this answer as an empty rule set.",
 		"Check the tenant (X-Scope-OrgID) and the namespace and group names; GET /prometheus/config/v1/rules lists them."},
+
+	{InvalidParameter, 400, ScopeRequest, "", false,
+		"A parameter of a status page (for example /config?mode=) has a value the page does not know.",
+		"Fix the parameter; the message lists the values it takes."},
 }
 
 var byID = func() map[ID]*Entry {

@@ -268,6 +268,9 @@ func TestErrorContract(t *testing.T) {
 		{id: apierror.RuleGroupNotFound, target: a, tenant: "t1", do: func(t *testing.T) (int, string, http.Header) {
 			return send(t, a, http.MethodGet, "/prometheus/config/v1/rules/nope", "t1", nil, nil)
 		}},
+		{id: apierror.InvalidParameter, target: a, do: func(t *testing.T) (int, string, http.Header) {
+			return send(t, a, http.MethodGet, "/config?mode=everything", "", nil, nil)
+		}},
 	}
 
 	seen := map[apierror.ID]bool{}
