@@ -133,6 +133,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		mux.HandleFunc("/ingester/tenants", tenantsHandler(health))
 	}
 	mux.HandleFunc("/ready", readyHandler(&a.ready, health))
+	mux.HandleFunc("GET /config", configHandler(cfg))
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	if cfg.Server.RegisterInstrumentation {
 		registerPprof(mux)
