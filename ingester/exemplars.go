@@ -90,12 +90,19 @@ type exemplarStore struct {
 	limit    int64 // this ingester's share of the tenant's limit
 	capacity int64 // the ring's size, at most limit
 	held     int64 // exemplars in the ring, at most capacity
+	windowMs int64 // the out-of-order window st was last given
 }
 
 // sized returns the store with a limit of size exemplars, allocating it or
-// shrinking it to the limit (a shrink drops the oldest exemplars); nil
-// while the tenant has never had exemplars enabled.
-func (es *exemplarStore) sized(size int64) *tsdb.CircularExemplarStorage {
+// shrinking it to the limit (a shrink drops the oldest exemplars), and with
+// the tenant's out-of-order window of windowMs; nil while the tenant has
+// never had exemplars enabled.
+//
+// The window is Prometheus's: with one, the store takes an exemplar older
+// than its series' newest if it is less than the window older, as
+// Prometheus's head gives its exemplar store the TSDB's
+// out_of_order_time_window; without one, such an exemplar is dropped.
+func (es *exemplarStore) sized(size, windowMs int64) *tsdb.CircularExemplarStorage {
 	es.mu.Lock()
 	defer es.mu.Unlock()
 	switch {
@@ -103,15 +110,19 @@ func (es *exemplarStore) sized(size int64) *tsdb.CircularExemplarStorage {
 		return nil
 	case es.st == nil:
 		es.capacity = min(size, initialExemplarCapacity)
-		st, err := tsdb.NewCircularExemplarStorage(es.capacity, discardedExemplarMetrics, 0)
+		st, err := tsdb.NewCircularExemplarStorage(es.capacity, discardedExemplarMetrics, windowMs)
 		if err != nil {
 			return nil // Never: it fails for no size.
 		}
-		es.st = st.(*tsdb.CircularExemplarStorage)
+		es.st, es.windowMs = st.(*tsdb.CircularExemplarStorage), windowMs
 	case es.capacity > size:
 		es.st.Resize(size)
 		es.capacity = size
 		es.held = min(es.held, size)
+	}
+	if es.windowMs != windowMs {
+		es.st.SetOutOfOrderTimeWindow(windowMs)
+		es.windowMs = windowMs
 	}
 	es.limit = size
 	return es.st
@@ -213,7 +224,7 @@ func (h *tenantHead) checkExemplarsLocked(b *pushBatch) {
 	if len(b.ex.entries) == 0 {
 		return
 	}
-	st := h.exemplars.sized(h.limiter.localExemplars(h.id))
+	st := h.exemplars.sized(h.limiter.localExemplars(h.id), h.oooWindowMs())
 	for _, e := range b.ex.entries {
 		n := len(e.ts.GetExemplars())
 		switch {

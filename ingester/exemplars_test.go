@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/prompb"
@@ -137,4 +138,30 @@ func TestExemplars_RingGrows(t *testing.T) {
 	require.Equal(t, testExemplar{"t", n - 3000, n - 3000}, got[0])
 	require.Equal(t, testExemplar{"t", n - 1, n - 1}, got[len(got)-1])
 	require.Equal(t, int64(3000), ing.getTenant("t1").exemplars.capacity)
+}
+
+// TestExemplars_OutOfOrderWindow: with an out-of-order window, an exemplar
+// older than its series' newest is stored if it is less than the window
+// older, as Prometheus's exemplar store does with the TSDB's window, and
+// dropped before it; it is replayed after kill -9 as it was stored.
+func TestExemplars_OutOfOrderWindow(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	lim := &windowLimits{limits.Limits{MaxGlobalExemplarsPerUser: 100, OutOfOrderTimeWindow: time.Minute}}
+	ing := limitsIngester(t, cfg, lim, newFakeRing(1, 1))
+	a := []string{"__name__", "a"}
+	push(t, ing, "t1", ts(a, seq(1000, 1000, 100)...), withExemplars(t, a, testExemplar{"t1", 1, 90_000}))
+	push(t, ing, "t1", withExemplars(t, a, testExemplar{"t0", 0, 40_000})) // 50s older: inside
+	push(t, ing, "t1", withExemplars(t, a, testExemplar{"tx", 9, 20_000})) // 70s older: before the window
+	want := map[string][]testExemplar{lstr(a...): {{"t0", 0, 40_000}, {"t1", 1, 90_000}}}
+	require.Equal(t, want, queryExemplars(t, ing, "t1", 0, 200_000))
+	require.InDelta(t, 1, testutil.ToFloat64(ing.metrics.exemplarsRejected[exemplarOutOfOrder]), 0)
+
+	cfg.Dir = crash(t, ing)
+	ing = limitsIngester(t, cfg, lim, newFakeRing(1, 1))
+	require.Equal(t, want, queryExemplars(t, ing, "t1", 0, 200_000), "after kill -9")
+
+	// Without a window (the default), the same exemplar is dropped.
+	lim.l.OutOfOrderTimeWindow = 0
+	push(t, ing, "t1", withExemplars(t, a, testExemplar{"t2", 2, 80_000}))
+	require.Equal(t, want, queryExemplars(t, ing, "t1", 0, 200_000))
 }

@@ -81,7 +81,7 @@ func (r *replayer) replayExemplars(exs []record.RefExemplar) {
 			continue
 		}
 		h := rr.h
-		st := h.exemplars.sized(h.limiter.localExemplars(h.id))
+		st := h.exemplars.sized(h.limiter.localExemplars(h.id), h.oooWindowMs())
 		re.Labels = re.Labels.Copy() // The decoder's strings may alias the record buffer.
 		h.addExemplar(st, h.series.syms.decode(rr.s.syms), re)
 	}

@@ -123,7 +123,7 @@ func firstPrivateIPv4() string {
 // MemberlistConfig configures the gossip of the ring state (KV).
 type MemberlistConfig struct {
 	NodeName         string        `yaml:"node_name"`
-	Join             string        `yaml:"join"`
+	Join             string        `yaml:"join_members"`
 	BindAddr         string        `yaml:"bind_addr"`
 	BindPort         int           `yaml:"bind_port"`
 	AdvertiseAddr    string        `yaml:"advertise_addr"`
