@@ -62,7 +62,7 @@ func (c *Config) Validate() error {
 	if c.WALDir != "" && c.RemoteWriteURL == "" {
 		return errors.New("-scraper.wal-dir needs -scraper.remote-write-url (pushes to the distributor of this process are written ahead by the ingester)")
 	}
-	if c.WALMaxBytes <= 0 {
+	if c.WALDir != "" && c.WALMaxBytes <= 0 {
 		return errors.New("-scraper.wal-max-bytes must be positive")
 	}
 	if c.RemoteTimeout <= 0 || c.MembershipPeriod <= 0 {
