@@ -41,7 +41,8 @@ tools:
 	GOBIN=$(abspath $(TOOLS_DIR))/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	GOBIN=$(abspath $(TOOLS_DIR))/bin $(GO) install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_VTPROTO_VERSION)
 
-# proto regenerates the committed Go code from proto/arguspb/*.proto. It needs
+# proto regenerates the committed Go code from proto/arguspb/*.proto (the
+# internal contracts) and proto/argusquerypb/*.proto (the public query API). It needs
 # protoc (Debian: apt-get install protobuf-compiler).
 proto: tools
 	PATH=$(abspath $(TOOLS_DIR))/bin:$$PATH protoc -I proto/arguspb \
@@ -50,6 +51,12 @@ proto: tools
 		--go-vtproto_out=proto/arguspb --go-vtproto_opt=paths=source_relative \
 		--go-vtproto_opt=features=marshal+unmarshal+unmarshal_unsafe+size+equal+clone \
 		proto/arguspb/*.proto
+	PATH=$(abspath $(TOOLS_DIR))/bin:$$PATH protoc -I proto/argusquerypb \
+		--go_out=proto/argusquerypb --go_opt=paths=source_relative \
+		--go-grpc_out=proto/argusquerypb --go-grpc_opt=paths=source_relative \
+		--go-vtproto_out=proto/argusquerypb --go-vtproto_opt=paths=source_relative \
+		--go-vtproto_opt=features=marshal+unmarshal+unmarshal_unsafe+size+equal+clone \
+		proto/argusquerypb/*.proto
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

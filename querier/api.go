@@ -59,6 +59,7 @@ type apiDeps struct {
 	metrics    *metrics
 	features   features.Collector
 	started    time.Time
+	handoff    *handoffCodec // the gRPC query API's (handoff.go)
 }
 
 // newAPIHandler serves Prometheus's own web/api/v1 over engine and q at
@@ -116,6 +117,7 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		false,         // query cost feature
 		engineTimeout, // --query.timeout, only read by the query cost feature
 	)
+	api.InstallCodec(d.handoff)
 	router := route.New().WithInstrumentation(func(name string, h http.HandlerFunc) http.HandlerFunc {
 		return d.metrics.instrument(name, pooledCompression(name, h))
 	}).WithPrefix(PathPrefix + apiRoutePrefix)

@@ -21,6 +21,10 @@
 //     metric metadata (/api/v1/metadata), read from every ingester and
 //     merged (exmeta.go);
 //   - the one mapping from SeriesSource errors to API errors (errors.go);
+//   - QueryServer, the public gRPC query API (proto/argusquerypb), served
+//     through the HTTP API's own handler so that both answer alike
+//     (grpcquery.go, grpcframes.go, handoff.go); its errors' gRPC codes
+//     (statusOf);
 //   - Admin: Prometheus's admin API (delete_series, clean_tombstones, off
 //     unless -api.enable-admin-api), status/tsdb and Mimir's cardinality
 //     API, each a call to every ingester's IngesterAdmin service and a

@@ -55,6 +55,9 @@ type Querier struct {
 	queryable *queryable
 	engine    *promql.Engine
 	handler   http.Handler
+	// inner is handler without withoutHandoff: the gRPC query API's.
+	inner   http.Handler
+	handoff *handoffCodec
 }
 
 // New validates cfg and builds a querier. It does no I/O and starts no
@@ -78,9 +81,10 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 			local: deps.Local, localID: deps.LocalID,
 			limits: deps.Limits, lookback: cfg.LookbackDelta, federation: cfg.TenantFederationEnabled,
 		},
-		engine: newEngine(cfg, logger, deps.Registerer, feats),
+		engine:  newEngine(cfg, logger, deps.Registerer, feats),
+		handoff: newHandoffCodec(),
 	}
-	q.handler = newAPIHandler(q.engine, q.queryable, apiDeps{
+	q.inner = newAPIHandler(q.engine, q.queryable, apiDeps{
 		cfg:        cfg,
 		limits:     deps.Limits,
 		logger:     logger,
@@ -89,7 +93,9 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 		metrics:    m,
 		features:   feats,
 		started:    time.Now(),
+		handoff:    q.handoff,
 	})
+	q.handler = withoutHandoff(q.inner)
 	return q, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 
 	"github.com/argus-tsdb/argus/distributor"
 	"github.com/argus-tsdb/argus/ingester"
@@ -49,6 +50,8 @@ type app struct {
 	push       http.Handler     // the distributor's push handler, nil without a distributor
 	scraper    *scraper.Scraper // nil unless the scraper role runs
 	ready      atomic.Bool
+	health     *health.Server // gRPC health, as /ready
+	queryAPI   bool           // the gRPC query API is registered
 }
 
 func newApp(cfg Config, logger *slog.Logger) (*app, error) {
@@ -57,23 +60,23 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 	registerBuildInfo(a.reg)
 	roles := cfg.Roles()
 
-	grpcServer := grpc.NewServer(grpccodec.ServerOption(), grpc.MaxRecvMsgSize(cfg.Server.GRPCMaxMsgSize), grpc.MaxSendMsgSize(cfg.Server.GRPCMaxMsgSize))
-	a.grpc = &grpcService{server: grpcServer, addr: hostPort(cfg.Server.GRPCListenAddress, cfg.Server.GRPCListenPort), logger: logger}
-	a.services = append(a.services, namedService("grpc-server", a.grpc))
-
-	// The per-tenant limits come first: every other service reads them.
+	// The per-tenant limits come first (after the gRPC server, as a
+	// service): every other service reads them.
 	overrides, err := limits.New(cfg.RuntimeConfig, cfg.Limits, limits.Deps{Logger: logger, Registerer: a.reg})
 	if err != nil {
 		return nil, fmt.Errorf("limits: %w", err)
 	}
 	a.overrides = overrides
-	a.services = append(a.services, namedService("runtime-config", overrides))
 	a.auth, err = auth.New(cfg.Auth, auth.Options{MultitenancyEnabled: cfg.MultitenancyEnabled, ReloadPeriod: cfg.RuntimeConfig.ReloadPeriod},
 		auth.Deps{Logger: logger, Registerer: a.reg})
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	a.services = append(a.services, namedService("auth", a.auth))
+	grpcServer := grpc.NewServer(append([]grpc.ServerOption{grpccodec.ServerOption(), grpc.MaxRecvMsgSize(cfg.Server.GRPCMaxMsgSize), grpc.MaxSendMsgSize(cfg.Server.GRPCMaxMsgSize)},
+		a.grpcAuthOptions()...)...)
+	a.grpc = &grpcService{server: grpcServer, addr: hostPort(cfg.Server.GRPCListenAddress, cfg.Server.GRPCListenPort), logger: logger}
+	a.registerGRPCServices(grpcServer)
+	a.services = append(a.services, namedService("grpc-server", a.grpc), namedService("runtime-config", overrides), namedService("auth", a.auth))
 
 	mux := http.NewServeMux()
 	// The ring is built after the ingester (a static ring is the ingester's
@@ -130,6 +133,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		mux.HandleFunc("/ingester/tenants", tenantsHandler(health))
 	}
 	mux.HandleFunc("/ready", readyHandler(&a.ready, health))
+	mux.HandleFunc("GET /config", configHandler(cfg))
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	if cfg.Server.RegisterInstrumentation {
 		registerPprof(mux)
@@ -208,11 +212,8 @@ func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
 	if err != nil {
 		return fmt.Errorf("querier: %w", err)
 	}
-	reads := auth.OneTenant
-	if a.cfg.Querier.TenantFederationEnabled {
-		reads = auth.Federated
-	}
-	mux.Handle("/prometheus/", a.auth.Middleware(q.Handler(), reads))
+	mux.Handle("/prometheus/", a.auth.Middleware(q.Handler(), a.readTenancy()))
+	a.registerQueryAPI(q)
 	return a.addAdmin(mux, rr)
 }
 
@@ -252,6 +253,7 @@ func (a *app) run(ctx context.Context) error {
 	m := service.NewManager(a.logger, a.services...)
 	return m.Run(ctx, stopContext(a.cfg.Server.GracefulShutdownTimeout), func() {
 		a.ready.Store(true)
+		a.setServing(true)
 		a.logStartup(ln.Addr().String())
 	})
 }
@@ -260,6 +262,7 @@ func (a *app) run(ctx context.Context) error {
 // requests are refused and in-flight ones finish (pushes reach the WAL).
 func (a *app) drain(timeout time.Duration) {
 	a.ready.Store(false)
+	a.setServing(false)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := a.httpServer.Shutdown(ctx); err != nil {

@@ -53,6 +53,8 @@ type Config struct {
 	RuntimeConfig       limits.Config         `yaml:"runtime_config"`
 	Scraper             scraper.Config        `yaml:"scraper"`
 	PrintVersion        bool                  `yaml:"-"`
+	ConfigFile          string                `yaml:"-"`
+	ConfigExpandEnv     bool                  `yaml:"-"`
 
 	// explicit holds the names of the flags set on the command line, for
 	// defaults that follow other flags.
@@ -73,8 +75,8 @@ type ServerConfig struct {
 
 // LogConfig configures the process logger.
 type LogConfig struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
+	Level  string `yaml:"log_level"`
+	Format string `yaml:"log_format"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -84,6 +86,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.IngesterAddresses, "ingester.client.addresses", "", "Comma-separated gRPC addresses of the ingesters, for a distributor or querier that runs without an ingester in its process (a static ring until the gossiped ring lands).")
 	f.StringVar(&c.RingStore, "ingester.ring.store", "", "Where the ring lives: memberlist (gossip, for a cluster) or static (this process's ingester, or -ingester.client.addresses). Empty picks static for -target=all without -memberlist.join, memberlist otherwise.")
 	f.BoolVar(&c.PrintVersion, "version", false, "Print the version and exit.")
+	c.registerConfigFileFlags(f)
 	c.Server.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)

@@ -24,30 +24,20 @@ func main() {
 const usage = `Usage:
   argus [flags]                 run the roles named by -target (argus -help lists the flags)
   argus tsdb <command> [flags]  inspect or import into a stopped argus's store (argus tsdb -help)
+  argus query [flags] 'expr'    run a PromQL query over the gRPC query API (argus query -help)
 `
 
 func run(args []string) int {
 	if len(args) > 0 && args[0] == "tsdb" {
 		return runTSDB(args[1:], os.Stdout, os.Stderr)
 	}
-	var cfg Config
-	fs := flag.NewFlagSet("argus", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if len(args) > 0 && args[0] == "query" {
+		return runQuery(args[1:], os.Stdout, os.Stderr)
 	}
-	if fs.NArg() > 0 {
-		// A stray word (a misspelt command, a flag without its dash) must
-		// not start a server with defaults.
-		fmt.Fprintf(os.Stderr, "argus: unknown command or argument %q\n%s", fs.Arg(0), usage)
-		return 2
+	cfg, code := parseConfig(args)
+	if code >= 0 {
+		return code
 	}
-	cfg.explicit = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { cfg.explicit[f.Name] = true })
-	cfg.applyDerivedDefaults()
 	if cfg.PrintVersion {
 		fmt.Println(versionString())
 		return 0
@@ -91,6 +81,49 @@ func run(args []string) int {
 	}
 	logger.Info("argus stopped")
 	return 0
+}
+
+// parseConfig builds the configuration from the flag defaults, then
+// -config.file, then the flags on the command line, which win. It returns a
+// negative code to go on, else the exit code.
+func parseConfig(args []string) (Config, int) {
+	// A first parse finds -config.file (and refuses bad flags and stray
+	// words, and answers -help); the second, after the file, lets the
+	// command line override it.
+	var first Config
+	fs := flag.NewFlagSet("argus", flag.ContinueOnError)
+	first.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return first, 0
+		}
+		return first, 2
+	}
+	if fs.NArg() > 0 {
+		// A stray word (a misspelt command, a flag without its dash) must
+		// not start a server with defaults.
+		fmt.Fprintf(os.Stderr, "argus: unknown command or argument %q\n%s", fs.Arg(0), usage)
+		return first, 2
+	}
+	var cfg Config
+	fs = flag.NewFlagSet("argus", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	explicit := map[string]bool{}
+	if first.ConfigFile != "" {
+		root, err := loadConfigFile(&cfg, first.ConfigFile, first.ConfigExpandEnv)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "invalid configuration file:", err)
+			return cfg, 2
+		}
+		explicit = flagsInFile(&cfg, fs, root)
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, 2
+	}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	cfg.explicit = explicit
+	cfg.applyDerivedDefaults()
+	return cfg, -1
 }
 
 // stopContext bounds the stopping phase of the services.

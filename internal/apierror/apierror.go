@@ -138,6 +138,11 @@ const (
 	InvalidScrapeConfig ID = "err-argus-invalid-scrape-config"
 )
 
+// Paths and endpoints of the HTTP API.
+const (
+	InvalidParameter ID = "err-argus-invalid-parameter"
+)
+
 // Entry is the contract of one ID.
 type Entry struct {
 	ID     ID
@@ -308,6 +313,10 @@ var Catalogue = []Entry{
 	{InvalidScrapeConfig, 400, ScopeRequest, "", false,
 		"A reload of the scraper's configuration (POST /-/reload, or SIGHUP, which logs it) was refused: the file does not parse as a Prometheus configuration (an unknown field, a relabelling regex that does not compile, a duplicate job name, rule_files or alerting, which a scraper does not evaluate), or a service discovery could not start. The last good configuration keeps running; at start, the process does not start.",
 		"Fix the file and reload again; the answer and the log say what is wrong and where."},
+
+	{InvalidParameter, 400, ScopeRequest, "", false,
+		"A parameter of a status page (for example /config?mode=) has a value the page does not know.",
+		"Fix the parameter; the message lists the values it takes."},
 }
 
 var byID = func() map[ID]*Entry {

@@ -24,6 +24,7 @@ func Reference(fieldOf func(flag string) string) string {
 		fmt.Fprintf(&b, "| [`%s`](#%s) | %d %s | %s | %s | %s |\n",
 			e.ID, e.ID, e.Status, http.StatusText(e.Status), e.Scope, flagCell(e.Flag), yesNo(e.Retry))
 	}
+	b.WriteString(grpcReference())
 	for _, e := range Catalogue {
 		fmt.Fprintf(&b, "\n### %s\n\n", e.ID)
 		fmt.Fprintf(&b, "**%d %s**, refuses a %s", e.Status, http.StatusText(e.Status), e.Scope)

@@ -16,12 +16,17 @@ const module = "github.com/argus-tsdb/argus"
 // transitively.
 var rules = map[string][]string{
 	"proto/arguspb": {"ring", "storage", "ingester", "distributor", "querier", "cmd"},
-	"ring":          {"distributor", "ingester", "querier", "storage", "scraper"},
-	"storage":       {"ring", "ingester", "distributor", "querier"},
-	"ingester":      {"distributor", "querier"},
-	"distributor":   {"ingester", "storage", "querier"},
-	"querier":       {"distributor", "ingester"},
-	"limits":        {"distributor", "ingester", "querier", "storage", "ring"},
+	// The public query API is a contract of its own: it never leans on the
+	// internal one, so that the internal one may change between releases.
+	"proto/argusquerypb": {"proto/arguspb", "ring", "storage", "ingester", "distributor", "querier", "cmd"},
+	// The Go client of the query API talks to it over gRPC only.
+	"client":      {"proto/arguspb", "ring", "storage", "ingester", "distributor", "querier", "limits", "cmd", "internal"},
+	"ring":        {"distributor", "ingester", "querier", "storage", "scraper"},
+	"storage":     {"ring", "ingester", "distributor", "querier"},
+	"ingester":    {"distributor", "querier"},
+	"distributor": {"ingester", "storage", "querier"},
+	"querier":     {"distributor", "ingester"},
+	"limits":      {"distributor", "ingester", "querier", "storage", "ring"},
 	// The scraper pushes through a Pusher (cmd hands it the distributor's
 	// handler): it never reaches into the write path's internals.
 	"scraper": {"distributor", "ingester", "querier", "storage"},

@@ -261,6 +261,10 @@ func TestErrorContract(t *testing.T) {
 		{id: apierror.InvalidStatsRequest, target: a, tenant: "t1", do: query(a, "t1", "/status/tsdb", url.Values{"limit": {"0"}})},
 		{id: apierror.AdminPartialFailure, target: orphan, tenant: "t1", do: admin(orphan, "t1", "/admin/tsdb/delete_series", "", url.Values{"match[]": {"up"}})},
 		{id: apierror.StatsUnavailable, target: orphan, tenant: "t1", do: query(orphan, "t1", "/status/tsdb", nil)},
+
+		{id: apierror.InvalidParameter, target: a, do: func(t *testing.T) (int, string, http.Header) {
+			return send(t, a, http.MethodGet, "/config?mode=everything", "", nil, nil)
+		}},
 	}
 
 	seen := map[apierror.ID]bool{}
