@@ -213,7 +213,7 @@ func vectorData(t *testing.T, code int, body []byte) map[string]float64 {
 	var d struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
-			Metric map[string]string `json:"metric"`
+			Metric map[string]string  `json:"metric"`
 			Value  [2]json.RawMessage `json:"value"`
 		} `json:"result"`
 	}
@@ -289,4 +289,3 @@ func alertActiveAt(t *testing.T, a *clustertest.Process, tenantID, name, state s
 	}, 30*time.Second)
 	return at
 }
-
