@@ -90,7 +90,7 @@ type writeCtx struct {
 	lost           int              // series decided a quorum failure
 	rejectedSeries int              // series decided rejected
 	keys           map[string]int32 // labels key (see appendLabels) to index in series
-	listed         map[int32]int64  // scratch of listedIn
+	listed         map[int32]listedCount // scratch of listedIn
 	keyBuf         []byte
 
 	rej rejections
