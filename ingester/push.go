@@ -573,8 +573,8 @@ func (r *rejections) addSeries(ts *arguspb.TimeSeries, k rejectKind, n, nHist in
 		ls = append(ls, &arguspb.Label{Name: strings.Clone(l.GetName()), Value: strings.Clone(l.GetValue())})
 	}
 	r.list = append(r.list, &arguspb.RejectedSeries{
-		Labels:          ls,
-		Reason:          k.reason(),
+		Labels:             ls,
+		Reason:             k.reason(),
 		Message:            err.Error(),
 		RejectedSamples:    n,
 		RejectedHistograms: nHist,
