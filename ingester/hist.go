@@ -302,18 +302,6 @@ func (hs *histState) lastChunk() chunkenc.Chunk {
 	return c
 }
 
-// floatAt reports whether the series' newest sample is at t, whether it is
-// a float, and its value if so: the one older sample a retry of a series
-// with histograms is compared with (out-of-order merges skip such series,
-// see checkOlderLocked). The caller holds the series' mu.
-func (hs *histState) floatAt(t int64) (v float64, isFloat, found bool) {
-	last, ok := hs.last()
-	if !ok || last.t != t {
-		return 0, false, false
-	}
-	return last.v, last.vt == chunkenc.ValFloat, true
-}
-
 // lastSample is the newest sample of a series, of any type.
 type lastSample struct {
 	t  int64

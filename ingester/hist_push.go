@@ -93,8 +93,9 @@ func (b *pushBatch) newestHistogram(first int) int64 {
 
 // checkHistogramsLocked checks the histograms of e in order after its float
 // samples, with the same rules, marking the accepted ones, and returns how
-// many it accepted. The caller holds appendMu.
-func (h *tenantHead) checkHistogramsLocked(e *pushEntry, minValid int64, b *pushBatch, sr *seriesRejects) int {
+// many it accepted. One older than the series' newest is
+// checkOlderHistogramLocked's. The caller holds appendMu.
+func (h *tenantHead) checkHistogramsLocked(e *pushEntry, lim *pushBounds, b *pushBatch, sr *seriesRejects) int {
 	s, n := e.s, 0
 	for k := e.hFirst; k < e.hEnd; k++ {
 		hs := &b.hdec[k]
@@ -102,8 +103,12 @@ func (h *tenantHead) checkHistogramsLocked(e *pushEntry, minValid int64, b *push
 		switch {
 		case t == s.lastT && s.lastAccepted && isLastHistogramLocked(s, b.hdec[e.hFirst:k], hs):
 			// An exact duplicate (a retried push): accepted, not appended again.
-		case t < minValid:
-			sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: minValid})
+		case t < lim.minValid:
+			sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
+		case t < s.lastT && s.lastAccepted:
+			if h.checkOlderHistogramLocked(e, k, lim, b, sr) {
+				n++
+			}
 		case t < s.lastT || (t == s.lastT && !s.lastAccepted):
 			sr.add(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
 		case t == s.lastT:
@@ -117,6 +122,47 @@ func (h *tenantHead) checkHistogramsLocked(e *pushEntry, minValid int64, b *push
 	b.hAccepted += n
 	b.noteRanks(e, n)
 	return n
+}
+
+// checkOlderHistogramLocked checks histogram k of e, older than its series'
+// newest sample, as checkOlderLocked checks a float: an exact duplicate is
+// accepted without being stored again, another sample at its time is a
+// duplicate, and a new one inside the window that the series can merge
+// (hist_ooo.go) is accepted out of order. It reports whether it accepted
+// the histogram to store. The caller holds appendMu.
+func (h *tenantHead) checkOlderHistogramLocked(e *pushEntry, k int, lim *pushBounds, b *pushBatch, sr *seriesRejects) bool {
+	s, hs := e.s, &b.hdec[k]
+	t := hs.t
+	in := anyMergeSample{t: t, h: hs.h, fh: hs.fh}
+	var (
+		at    anyMergeSample
+		found bool
+	)
+	for j := e.hFirst; j < k && !found; j++ { // This push's own, first.
+		if p := &b.hdec[j]; p.ok && p.t == t {
+			at, found = anyMergeSample{t: t, h: p.h, fh: p.fh}, true
+		}
+	}
+	s.mu.Lock()
+	if !found {
+		at, found = s.sampleAtLocked(t)
+	}
+	mergeable := s.histMergeableLocked(t)
+	s.mu.Unlock()
+	switch {
+	case found && at.equals(in):
+		// An exact duplicate (a retried push): accepted, not stored again.
+	case found:
+		sr.add(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: t})
+	case lim.window > 0 && t < lim.oooMin:
+		sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.oooMin, window: true})
+	case lim.window > 0 && t > lim.floor && mergeable:
+		hs.ok, e.ooo = true, true
+		return true
+	default:
+		sr.add(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
+	}
+	return false
 }
 
 // Ranks of the sample types, in the order appendHistogramRecords writes

@@ -142,17 +142,16 @@ func (h *tenantHead) checkOlderLocked(e *pushEntry, t int64, v float64, lim *pus
 	}
 	bits, found := b.pending[pendingKey{s.ref, t}]
 	isFloat := true // Samples of this push are floats.
+	s.mu.Lock()
 	if !found {
-		s.mu.Lock()
-		var val float64
-		if s.hist == nil {
-			val, found = s.valueAtLocked(t)
-		} else {
-			val, isFloat, found = s.hist.floatAt(t)
-		}
-		s.mu.Unlock()
-		bits = math.Float64bits(val)
+		var at anyMergeSample
+		at, found = s.sampleAtLocked(t)
+		isFloat, bits = at.h == nil && at.fh == nil, math.Float64bits(at.v)
 	}
+	// A series with native histograms merges by rebuilding (hist_ooo.go),
+	// after its XOR chunks only.
+	mergeable := s.hist == nil || s.histMergeableLocked(t)
+	s.mu.Unlock()
 	switch {
 	case found && isFloat && bits == math.Float64bits(v):
 		// An exact duplicate (a retried push): accepted, not stored again.
@@ -162,10 +161,7 @@ func (h *tenantHead) checkOlderLocked(e *pushEntry, t int64, v float64, lim *pus
 		sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
 	case lim.window > 0 && t < lim.oooMin:
 		sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.oooMin, window: true})
-	case lim.window > 0 && t > lim.floor && s.hist == nil:
-		// A series with native histograms keeps its samples in chunkenc
-		// chunks (hist.go), which out-of-order merges do not rewrite: it
-		// takes samples in order only, as before the window.
+	case lim.window > 0 && t > lim.floor && mergeable:
 		e.ooo = true
 		b.accept(s.ref, t, v)
 	default:

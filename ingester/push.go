@@ -423,7 +423,7 @@ func (h *tenantHead) checkEntryLocked(e *pushEntry, lim *pushBounds, b *pushBatc
 		}
 	}
 	e.end = len(b.samples)
-	e.hAccepted = h.checkHistogramsLocked(e, lim.minValid, b, &sr)
+	e.hAccepted = h.checkHistogramsLocked(e, lim, b, &sr)
 	if (e.end > e.first || e.hAccepted > 0) && !s.logged {
 		// Not deleted, under appendMu: its symbols are its own.
 		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: h.series.syms.decode(s.syms)})
@@ -489,16 +489,19 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 		s := e.s
 		cut := false
 		s.mu.Lock()
-		if e.ooo {
+		switch {
+		case e.ooo && s.hist != nil:
+			cut = h.applyMergedLocked(b, e, nowMs) // hist_ooo.go
+		case e.ooo:
 			cut = s.appendMixedLocked(b.samples[e.first:e.end], nowMs, &b.oooBuf)
-		} else {
+		default:
 			for _, smp := range b.samples[e.first:e.end] {
 				if s.appendLocked(smp.T, smp.V, nowMs) {
 					cut = true
 				}
 			}
 		}
-		if e.hAccepted > 0 && h.applyHistogramsLocked(b, e, nowMs) {
+		if e.hAccepted > 0 && !(e.ooo && s.hist != nil) && h.applyHistogramsLocked(b, e, nowMs) {
 			cut = true
 		}
 		if cut && !s.queuedLocked() {

@@ -519,9 +519,7 @@ func (r *replayer) replayOlder(h *tenantHead, s *memSeries, smp record.RefSample
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hist != nil {
-		// A series with native histograms takes samples in order only
-		// (checkOlderLocked): an older one is already in its chunks.
-		r.st.persisted++
+		r.replayOlderAnyLocked(h, s, anyMergeSample{t: smp.T, v: smp.V}) // wal_histogram.go
 		return
 	}
 	if _, dup := s.valueAtLocked(smp.T); dup {

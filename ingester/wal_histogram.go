@@ -48,8 +48,13 @@ func (r *replayer) replayHistogram(ref chunks.HeadSeriesRef, t int64, h *histogr
 	case t < th.replayCutoff:
 		r.st.expired++
 		return
-	case t <= s.lastT:
+	case t <= rr.persisted || (t <= s.lastT && !s.lastAccepted):
 		r.st.persisted++
+		return
+	case t <= s.lastT:
+		s.mu.Lock()
+		r.replayOlderAnyLocked(th, s, anyMergeSample{t: t, h: h, fh: fh})
+		s.mu.Unlock()
 		return
 	}
 	if t > th.maxT.Load() {
@@ -62,5 +67,23 @@ func (r *replayer) replayHistogram(ref chunks.HeadSeriesRef, t int64, h *histogr
 		th.enqueue(s)
 	}
 	s.mu.Unlock()
+	r.st.samples++
+}
+
+// replayOlderAnyLocked merges a WAL sample older than its series' newest,
+// newer than what it persisted, into a series with native histograms
+// (hist_ooo.go), unless a sample at its time is in memory. Push logged it
+// only if it could merge it; a series that cannot (no histState yet, or the
+// sample is among its XOR chunks) already holds it. The caller holds the
+// series' mu.
+func (r *replayer) replayOlderAnyLocked(h *tenantHead, s *memSeries, smp anyMergeSample) {
+	if _, dup := s.sampleAtLocked(smp.t); dup || !s.histMergeableLocked(smp.t) {
+		r.st.persisted++
+		return
+	}
+	if s.mergeAnyLocked([]anyMergeSample{smp}, r.nowMs) && !s.queuedLocked() {
+		s.setQueuedLocked(true)
+		h.enqueue(s)
+	}
 	r.st.samples++
 }

@@ -59,7 +59,9 @@ type apiDeps struct {
 	metrics    *metrics
 	features   features.Collector
 	started    time.Time
-	handoff    *handoffCodec // the gRPC query API's (handoff.go)
+	rules      func(context.Context) v1.RulesRetriever        // nil: no rules
+	ams        func(context.Context) v1.AlertmanagerRetriever // nil: no Alertmanagers
+	handoff    *handoffCodec                                  // the gRPC query API's (handoff.go)
 }
 
 // newAPIHandler serves Prometheus's own web/api/v1 over engine and q at
@@ -78,7 +80,7 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		exemplarsOf(q),
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
-		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
+		orNoAlertmanagers(d.ams),
 		func() config.Config { return config.Config{} },
 		flagsMap(d.cfg),
 		v1.GlobalURLOptions{},
@@ -89,7 +91,7 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		false, // enableSearch
 		0,     // maxSearchLimit
 		d.logger,
-		func(context.Context) v1.RulesRetriever { return noRules{} },
+		orNoRules(d.rules),
 		remoteReadSampleLimit,
 		remoteReadConcurrencyLimit,
 		remoteReadMaxBytesInFrame,
@@ -247,13 +249,29 @@ func (noTargets) TargetsDropped() map[string][]*scrape.Target           { return
 func (noTargets) TargetsDroppedCounts() map[string]int                  { return map[string]int{} }
 func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) { return nil, errNotSupported }
 
-// noAlertmanagers has no alertmanagers: Argus sends no alerts.
+// noAlertmanagers has no alertmanagers: no ruler runs in this process.
 type noAlertmanagers struct{}
 
 func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
 func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }
 
-// noRules has no rule groups: Argus evaluates no rules.
+// orNoRules returns f, or without one a retriever of no rules.
+func orNoRules(f func(context.Context) v1.RulesRetriever) func(context.Context) v1.RulesRetriever {
+	if f != nil {
+		return f
+	}
+	return func(context.Context) v1.RulesRetriever { return noRules{} }
+}
+
+// orNoAlertmanagers returns f, or without one a retriever of none.
+func orNoAlertmanagers(f func(context.Context) v1.AlertmanagerRetriever) func(context.Context) v1.AlertmanagerRetriever {
+	if f != nil {
+		return f
+	}
+	return func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} }
+}
+
+// noRules has no rule groups: no ruler runs in this process.
 type noRules struct{}
 
 func (noRules) RuleGroups() []*rules.Group           { return nil }

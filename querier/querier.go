@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/features"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
 
 // Deps are the querier's runtime dependencies.
@@ -46,6 +47,12 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Gatherer backs /api/v1/status/self_metrics; nil serves no metrics.
 	Gatherer prometheus.Gatherer
+	// Rules, if set, gives the rule groups of the tenant in the context for
+	// /api/v1/rules and /api/v1/alerts (the ruler's); nil serves none.
+	Rules func(context.Context) v1.RulesRetriever
+	// Alertmanagers, if set, gives the Alertmanagers of the tenant in the
+	// context for /api/v1/alertmanagers; nil serves none.
+	Alertmanagers func(context.Context) v1.AlertmanagerRetriever
 }
 
 // Querier answers PromQL and the Prometheus HTTP API over one SeriesSource.
@@ -93,6 +100,8 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 		metrics:    m,
 		features:   feats,
 		started:    time.Now(),
+		rules:      deps.Rules,
+		ams:        deps.Alertmanagers,
 		handoff:    q.handoff,
 	})
 	q.handler = withoutHandoff(q.inner)

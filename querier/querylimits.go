@@ -64,27 +64,34 @@ var (
 // fail with tenant.ErrNoTenant.
 func withQueryLimits(next http.Handler, l tenantLimits, m *metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		orgID, err := tenant.FromContext(r.Context())
-		if err != nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		rl := &requestLimits{limits: l, metrics: m}
-		ctx := withRequestLimits(r.Context(), rl)
-		if l != nil {
-			id, timeout := rl.strictestTimeout(tenant.IDs(orgID))
-			cause := timeoutError(id, timeout)
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeoutCause(ctx, timeout, cause)
-			defer cancel()
-			defer func() {
-				if ctx.Err() != nil && errors.Is(context.Cause(ctx), cause) {
-					m.queriesRejected.WithLabelValues(reasonTimeout).Inc()
-				}
-			}()
-		}
+		ctx, done := limitQuery(r.Context(), l, m)
+		defer done()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// limitQuery is withQueryLimits for one query with context ctx: it returns
+// the query's context, and done, which the caller calls when the query
+// ends. A context without a tenant is returned unchanged.
+func limitQuery(ctx context.Context, l tenantLimits, m *metrics) (context.Context, func()) {
+	orgID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return ctx, func() {}
+	}
+	rl := &requestLimits{limits: l, metrics: m}
+	ctx = withRequestLimits(ctx, rl)
+	if l == nil {
+		return ctx, func() {}
+	}
+	id, timeout := rl.strictestTimeout(tenant.IDs(orgID))
+	cause := timeoutError(id, timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, cause)
+	return ctx, func() {
+		if ctx.Err() != nil && errors.Is(context.Cause(ctx), cause) {
+			m.queriesRejected.WithLabelValues(reasonTimeout).Inc()
+		}
+		cancel()
+	}
 }
 
 // strictestTimeout returns the shortest -querier.timeout of the tenants ids

@@ -154,7 +154,7 @@ func (c *MemberlistConfig) RegisterFlags(f *flag.FlagSet) { c.RegisterFlagsWithP
 func (c *MemberlistConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	p := prefix + "memberlist."
 	f.StringVar(&c.NodeName, p+"nodename", "", "Name of this process in the gossip cluster; empty is the hostname plus a random suffix.")
-	f.StringVar(&c.Join, p+"join", "", "Comma-separated host:port or DNS names of members to join; a missing port means the bind port.")
+	f.StringVar(&c.Join, p+"join", "", "Comma-separated host:port or DNS names of members to join; a missing port means the bind port. dns+NAME:PORT looks NAME up on every join and joins each of its addresses (a Kubernetes headless Service).")
 	f.StringVar(&c.BindAddr, p+"bind-addr", "0.0.0.0", "IP address to listen on for gossip.")
 	f.IntVar(&c.BindPort, p+"bind-port", 7946, "Port to listen on for gossip (TCP and UDP); 0 picks a free one.")
 	f.StringVar(&c.AdvertiseAddr, p+"advertise-addr", "", "IP address to advertise to other members; empty derives it from bind-addr.")
@@ -177,6 +177,11 @@ func (c *MemberlistConfig) Validate() error {
 	}
 	if c.LeftTombstoneTTL < time.Minute {
 		return fmt.Errorf("memberlist: left-tombstone-ttl %s is shorter than a minute", c.LeftTombstoneTTL)
+	}
+	for _, a := range c.joinAddrs() {
+		if err := validateJoinAddr(a); err != nil {
+			return err
+		}
 	}
 	return nil
 }

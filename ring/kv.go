@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -191,10 +192,25 @@ func defaultNodeName() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// join joins the configured members, if any. memberlist.Join blocks on the
-// network and takes no context; it is bounded by memberlist's TCP timeout.
+// joinLookupTimeout bounds the DNS lookups of one join.
+const joinLookupTimeout = 10 * time.Second
+
+// join joins the configured members, if any, looking up their dns+ names
+// first. memberlist.Join blocks on the network and takes no context; it is
+// bounded by memberlist's TCP timeout.
 func (k *KV) join() {
 	addrs := k.cfg.joinAddrs()
+	if len(addrs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), joinLookupTimeout)
+	defer cancel()
+	addrs, lookupErr := resolveJoinAddrs(ctx, addrs, k.cfg.BindPort, net.DefaultResolver.LookupHost)
+	if lookupErr != nil {
+		// The rejoin loop looks the names up again: a headless Service has
+		// no address until its first pod runs.
+		k.logger.Warn("looking up memberlist join addresses failed", "err", lookupErr, "members", k.cfg.Join)
+	}
 	if len(addrs) == 0 {
 		return
 	}

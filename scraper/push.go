@@ -3,6 +3,7 @@ package scraper
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,9 +14,9 @@ import (
 )
 
 // RemoteWriter pushes to a remote-write 1.0 URL over HTTP, the tenant in
-// X-Scope-OrgID. It is safe for concurrent use. A failed push is not
-// retried: the next scrape brings fresh samples (there is no WAL-backed
-// queue yet, see DESIGN.md).
+// X-Scope-OrgID. It is safe for concurrent use. It does not retry a
+// failed push: alone, the next scrape brings fresh samples; behind a Queue
+// (-scraper.wal-dir), the queue retries.
 type RemoteWriter struct {
 	url    string
 	client *http.Client
@@ -43,7 +44,25 @@ func (w *RemoteWriter) Push(ctx context.Context, tenantID string, body []byte) e
 		return nil
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	return fmt.Errorf("remote write answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	return &statusError{code: resp.StatusCode, msg: fmt.Sprintf("remote write answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))}
+}
+
+// statusError is a push answered with a status other than 2xx.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// retriable reports whether a failed push may succeed if sent again, as
+// Prometheus's remote write decides: a 5xx or 429 answer, or no answer.
+func retriable(err error) bool {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.code/100 == 5 || se.code == http.StatusTooManyRequests
+	}
+	return true
 }
 
 func setRemoteWriteHeaders(h http.Header, tenantID string) {

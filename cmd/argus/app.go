@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
@@ -30,6 +31,7 @@ import (
 	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/querier"
 	"github.com/argus-tsdb/argus/ring"
+	"github.com/argus-tsdb/argus/ruler"
 	"github.com/argus-tsdb/argus/scraper"
 )
 
@@ -49,6 +51,8 @@ type app struct {
 	clients    *distributor.ClientPool
 	push       http.Handler     // the distributor's push handler, nil without a distributor
 	scraper    *scraper.Scraper // nil unless the scraper role runs
+	querier    *querier.Querier // nil unless the querier role runs
+	ruler      *ruler.Ruler     // nil unless the ruler role runs
 	ready      atomic.Bool
 	health     *health.Server // gRPC health, as /ready
 	queryAPI   bool           // the gRPC query API is registered
@@ -119,6 +123,11 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 	}
 	if roles[roleQuerier] {
 		if err := a.addQuerier(mux, rr); err != nil {
+			return nil, err
+		}
+	}
+	if roles[roleRuler] {
+		if err := a.addRuler(mux, rr); err != nil {
 			return nil, err
 		}
 	}
@@ -208,10 +217,15 @@ func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
 	if a.ingester != nil && a.cfg.Querier.LocalIngesterReads {
 		deps.Local, deps.LocalID = a.ingester, a.localInstanceID()
 	}
+	// The ruler is built after the querier (it reads through the querier's
+	// Queryable): the API reads it late-bound, before any request.
+	deps.Rules = func(ctx context.Context) v1.RulesRetriever { return a.ruler.TenantView(ctx) }
+	deps.Alertmanagers = func(ctx context.Context) v1.AlertmanagerRetriever { return a.ruler.TenantView(ctx) }
 	q, err := querier.New(a.cfg.Querier, deps)
 	if err != nil {
 		return fmt.Errorf("querier: %w", err)
 	}
+	a.querier = q
 	mux.Handle("/prometheus/", a.promAPI(a.auth.Middleware(q.Handler(), a.readTenancy())))
 	a.registerQueryAPI(q)
 	return a.addAdmin(mux, rr)

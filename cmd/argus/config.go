@@ -16,6 +16,7 @@ import (
 	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/querier"
 	"github.com/argus-tsdb/argus/ring"
+	"github.com/argus-tsdb/argus/ruler"
 	"github.com/argus-tsdb/argus/scraper"
 )
 
@@ -26,6 +27,7 @@ const (
 	roleIngester    = "ingester"
 	roleQuerier     = "querier"
 	roleScraper     = scraper.Role
+	roleRuler       = ruler.Role
 )
 
 // Ring stores, named by -ingester.ring.store.
@@ -52,6 +54,7 @@ type Config struct {
 	Auth                auth.Config           `yaml:"auth"`
 	RuntimeConfig       limits.Config         `yaml:"runtime_config"`
 	Scraper             scraper.Config        `yaml:"scraper"`
+	Ruler               ruler.Config          `yaml:"ruler"`
 	PrintVersion        bool                  `yaml:"-"`
 	ConfigFile          string                `yaml:"-"`
 	ConfigExpandEnv     bool                  `yaml:"-"`
@@ -81,7 +84,7 @@ type LogConfig struct {
 
 // RegisterFlags registers every flag of the process.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&c.Target, "target", roleAll, "Comma-separated roles to run: all, distributor, ingester, querier, scraper. all includes the scraper only when -scraper.config-file is set.")
+	f.StringVar(&c.Target, "target", roleAll, "Comma-separated roles to run: all, distributor, ingester, querier, scraper, ruler. all includes the ruler, and the scraper only when -scraper.config-file is set.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every request. When false, every request belongs to tenant \"anonymous\".")
 	f.StringVar(&c.IngesterAddresses, "ingester.client.addresses", "", "Comma-separated gRPC addresses of the ingesters of a static ring (-ingester.ring.store=static), for a distributor or querier without an ingester in its process. A cluster whose ingesters come and go uses the gossiped ring (-memberlist.join) instead.")
 	f.StringVar(&c.RingStore, "ingester.ring.store", "", "Where the ring lives: memberlist (gossip, for a cluster) or static (this process's ingester, or -ingester.client.addresses). Empty picks static for -target=all without -memberlist.join, memberlist otherwise.")
@@ -99,6 +102,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Auth.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
 	c.Scraper.RegisterFlags(f)
+	c.Ruler.RegisterFlags(f)
 }
 
 // RegisterFlags registers the server flags, named as in Mimir.
@@ -124,7 +128,7 @@ func (c *Config) Roles() map[string]bool {
 	for _, r := range strings.Split(c.Target, ",") {
 		r = strings.TrimSpace(r)
 		if r == roleAll {
-			roles[roleDistributor], roles[roleIngester], roles[roleQuerier] = true, true, true
+			roles[roleDistributor], roles[roleIngester], roles[roleQuerier], roles[roleRuler] = true, true, true, true
 			if c.Scraper.ConfigFile != "" {
 				roles[roleScraper] = true
 			}
@@ -150,9 +154,9 @@ func (c *Config) Validate() error {
 	roles := c.Roles()
 	for r := range roles {
 		switch r {
-		case roleDistributor, roleIngester, roleQuerier, roleScraper:
+		case roleDistributor, roleIngester, roleQuerier, roleScraper, roleRuler:
 		default:
-			return fmt.Errorf("unknown target %q: want all, distributor, ingester, querier or scraper", r)
+			return fmt.Errorf("unknown target %q: want all, distributor, ingester, querier, scraper or ruler", r)
 		}
 	}
 	var level slog.Level
@@ -192,6 +196,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("-scraper.remote-write-url is required when no distributor runs in this process"))
 		}
 	}
+	if roles[roleRuler] {
+		errs = append(errs, c.Ruler.Validate())
+		if !roles[roleDistributor] && c.Ruler.RemoteWriteURL == "" {
+			errs = append(errs, errors.New("-ruler.remote-write-url is required when no distributor runs in this process"))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -212,6 +222,9 @@ func (c *Config) ringStore() string {
 func (c *Config) applyDerivedDefaults() {
 	if c.Ring.InstancePort == 0 {
 		c.Ring.InstancePort = c.Server.GRPCListenPort
+	}
+	if c.Ruler.StoragePath == "" {
+		c.Ruler.StoragePath = filepath.Join(c.Ingester.Dir, "rules")
 	}
 	if c.Ring.TokensFilePath == "" && c.Roles()[roleIngester] {
 		c.Ring.TokensFilePath = filepath.Join(c.Ingester.Dir, "tokens")

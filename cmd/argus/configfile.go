@@ -17,6 +17,7 @@ import (
 	"github.com/argus-tsdb/argus/limits"
 	"github.com/argus-tsdb/argus/querier"
 	"github.com/argus-tsdb/argus/ring"
+	"github.com/argus-tsdb/argus/ruler"
 	"github.com/argus-tsdb/argus/scraper"
 )
 
@@ -40,6 +41,7 @@ type configFile struct {
 	Auth                *auth.Config           `yaml:"auth"`
 	RuntimeConfig       *limits.Config         `yaml:"runtime_config"`
 	Scraper             *scraper.Config        `yaml:"scraper"`
+	Ruler               *ruler.Config          `yaml:"ruler"`
 }
 
 type serverFile struct {
@@ -81,6 +83,7 @@ func fileView(c *Config) *configFile {
 		Auth:                &c.Auth,
 		RuntimeConfig:       &c.RuntimeConfig,
 		Scraper:             &c.Scraper,
+		Ruler:               &c.Ruler,
 	}
 }
 

@@ -97,23 +97,28 @@ func isPromReadPath(rest string) bool {
 // serves one of them mounts it on the mux under its full path, which wins
 // over this list (the scraper's targets).
 var promNotSupported = map[string]string{
-	"/scrape_pools":           "scrape pools are the scraper's: see /scraper/targets on a process running the scraper",
-	"/scrape_pools/config":    "scrape pools are the scraper's: see /scraper/targets on a process running the scraper",
-	"/targets":                "this process runs no scraper (-target=scraper, or -scraper.config-file with -target=all); the scraper serves its targets here",
-	"/targets/metadata":       "this process runs no scraper (-target=scraper, or -scraper.config-file with -target=all); the scraper serves its targets' metadata here",
-	"/targets/relabel_steps":  "the scraper does not serve relabelling steps",
-	"/alertmanagers":          "Argus sends no alerts to Alertmanagers yet",
-	"/rules":                  "Argus evaluates no recording or alerting rules yet",
-	"/alerts":                 "Argus evaluates no alerting rules yet",
-	"/status/runtimeinfo":     "the process's runtime is on its /metrics (go_*, process_*) and its configuration at /config",
-	"/status/tsdb/blocks":     "Argus stores no Prometheus TSDB blocks; status/tsdb shows the tenant's head",
-	"/status/walreplay":       "the WAL replay of an ingester shows on its /ready and /ingester/tenants",
-	"/notifications":          "Argus has no server notifications",
-	"/notifications/live":     "Argus has no server notifications",
-	"/admin/tsdb/snapshot":    "Argus stores no Prometheus TSDB to snapshot",
-	"/search/metric_names":    "the search API is not served; use labels and label/__name__/values",
-	"/search/label_names":     "the search API is not served; use labels",
-	"/search/label_values":    "the search API is not served; use label/<name>/values",
+	"/scrape_pools":          "scrape pools are the scraper's: see /scraper/targets on a process running the scraper",
+	"/scrape_pools/config":   "scrape pools are the scraper's: see /scraper/targets on a process running the scraper",
+	"/targets":               "this process runs no scraper (-target=scraper, or -scraper.config-file with -target=all); the scraper serves its targets here",
+	"/targets/metadata":      "this process runs no scraper (-target=scraper, or -scraper.config-file with -target=all); the scraper serves its targets' metadata here",
+	"/targets/relabel_steps": "the scraper does not serve relabelling steps",
+	"/status/runtimeinfo":    "the process's runtime is on its /metrics (go_*, process_*) and its configuration at /config",
+	"/status/tsdb/blocks":    "Argus stores no Prometheus TSDB blocks; status/tsdb shows the tenant's head",
+	"/status/walreplay":      "the WAL replay of an ingester shows on its /ready and /ingester/tenants",
+	"/notifications":         "Argus has no server notifications",
+	"/notifications/live":    "Argus has no server notifications",
+	"/admin/tsdb/snapshot":   "Argus stores no Prometheus TSDB to snapshot",
+	"/search/metric_names":   "the search API is not served; use labels and label/__name__/values",
+	"/search/label_names":    "the search API is not served; use labels",
+	"/search/label_values":   "the search API is not served; use label/<name>/values",
+}
+
+// promRulerPaths are the Prometheus API endpoints the ruler role serves
+// (through the querier's API), not supported on a process without it.
+var promRulerPaths = map[string]string{
+	"/rules":         "this process runs no ruler (-target=ruler, or -target=all); the ruler serves its rule groups here",
+	"/alerts":        "this process runs no ruler (-target=ruler, or -target=all); the ruler serves its alerts here",
+	"/alertmanagers": "this process runs no ruler (-target=ruler, or -target=all); the ruler serves the Alertmanagers it sends to here",
 }
 
 // promAPI wraps the querier's Prometheus API: it serves status/config from
@@ -128,7 +133,11 @@ func (a *app) promAPI(next http.Handler) http.Handler {
 			a.servePromConfig(w)
 			return
 		}
-		if why, ok := promNotSupported[rest]; isAPI && ok {
+		why, ok := promNotSupported[rest]
+		if !ok && a.ruler == nil {
+			why, ok = promRulerPaths[rest]
+		}
+		if isAPI && ok {
 			writePromError(w, apierror.Errorf(apierror.NotSupported, "%s is not supported yet: %s", r.URL.Path, why), "not_found")
 			return
 		}

@@ -24,11 +24,15 @@ func main() {
 const usage = `Usage:
   argus [flags]                 run the roles named by -target (argus -help lists the flags)
   argus tsdb <command> [flags]  inspect or import into a stopped argus's store (argus tsdb -help)
+  argus query [flags] 'expr'    run a PromQL query over the gRPC query API (argus query -help)
 `
 
 func run(args []string) int {
 	if len(args) > 0 && args[0] == "tsdb" {
 		return runTSDB(args[1:], os.Stdout, os.Stderr)
+	}
+	if len(args) > 0 && args[0] == "query" {
+		return runQuery(args[1:], os.Stdout, os.Stderr)
 	}
 	cfg, code := parseConfig(args)
 	if code >= 0 {

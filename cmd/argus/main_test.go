@@ -90,7 +90,7 @@ func TestDerivedDefaults(t *testing.T) {
 
 func TestRoles(t *testing.T) {
 	cfg := Config{Target: "all"}
-	require.Equal(t, map[string]bool{roleDistributor: true, roleIngester: true, roleQuerier: true}, cfg.Roles())
+	require.Equal(t, map[string]bool{roleDistributor: true, roleIngester: true, roleQuerier: true, roleRuler: true}, cfg.Roles())
 	cfg.Target = "distributor, querier"
 	require.Equal(t, map[string]bool{roleDistributor: true, roleQuerier: true}, cfg.Roles())
 }

@@ -14,14 +14,21 @@ import (
 )
 
 // addScraper runs the scraper role: it pushes to -scraper.remote-write-url
-// if set, else in-process to this process's distributor; it shares the
+// if set (through the queue of -scraper.wal-dir if that is set), else in-process to this process's distributor; it shares the
 // targets with the other scrapers of the gossip cluster, if there is one.
 // It is added last, so that it starts after the distributor and the
 // ingester and stops (its last pushes done) before them.
 func (a *app) addScraper(mux *http.ServeMux, rr replicaRing) error {
 	deps := scraper.Deps{Logger: a.logger.With("component", "scraper"), Registerer: a.reg}
-	if a.cfg.Scraper.RemoteWriteURL != "" {
-		deps.Pusher = scraper.NewRemoteWriter(a.cfg.Scraper.RemoteWriteURL, a.cfg.Scraper.RemoteTimeout)
+	if c := a.cfg.Scraper; c.RemoteWriteURL != "" {
+		deps.Pusher = scraper.NewRemoteWriter(c.RemoteWriteURL, c.RemoteTimeout)
+		if c.WALDir != "" {
+			// Added before the scraper: it starts first and stops after
+			// the scraper's last push.
+			q := scraper.NewQueue(scraper.QueueConfig{Dir: c.WALDir, MaxBytes: c.WALMaxBytes}, deps.Pusher, deps.Logger, a.reg)
+			a.services = append(a.services, namedService("scraper-queue", q))
+			deps.Pusher = q
+		}
 	} else {
 		deps.Pusher = scraper.NewHandlerPusher(a.push)
 	}

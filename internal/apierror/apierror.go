@@ -138,6 +138,12 @@ const (
 	InvalidScrapeConfig ID = "err-argus-invalid-scrape-config"
 )
 
+// The ruler's configuration API.
+const (
+	InvalidRuleGroup  ID = "err-argus-invalid-rule-group"
+	RuleGroupNotFound ID = "err-argus-rule-group-not-found"
+)
+
 // Paths and endpoints of the HTTP API.
 const (
 	NotFound         ID = "err-argus-not-found"
@@ -315,6 +321,12 @@ var Catalogue = []Entry{
 	{InvalidScrapeConfig, 400, ScopeRequest, "", false,
 		"A reload of the scraper's configuration (POST /-/reload, or SIGHUP, which logs it) was refused: the file does not parse as a Prometheus configuration (an unknown field, a relabelling regex that does not compile, a duplicate job name, rule_files or alerting, which a scraper does not evaluate), or a service discovery could not start. The last good configuration keeps running; at start, the process does not start.",
 		"Fix the file and reload again; the answer and the log say what is wrong and where."},
+	{InvalidRuleGroup, 400, ScopeRequest, "", false,
+		"A rule group POSTed to /prometheus/config/v1/rules/{namespace} was refused by Prometheus's rule-file validation: YAML that does not parse, an unknown field, a group without a name, a rule that is neither a recording nor an alerting rule, an expression that is not valid PromQL, an invalid metric or label name, or a template that does not parse. The message gives each problem with its line and column. Nothing was stored: the tenant's rules are as before.",
+		"Fix the group (promtool check rules accepts the same files) and POST it again."},
+	{RuleGroupNotFound, 404, ScopeRequest, "", false,
+		"The tenant has no rule group, namespace or group by the name asked for in /prometheus/config/v1/rules. mimirtool and cortextool read this answer as an empty rule set.",
+		"Check the tenant (X-Scope-OrgID) and the namespace and group names; GET /prometheus/config/v1/rules lists them."},
 
 	{NotFound, 404, ScopeRequest, "", false,
 		"No endpoint of this process has the path (or, on /ring, no instance has the ID to forget). The message says when the path is a Prometheus API path without the /prometheus prefix, a push sent under /prometheus, or an endpoint of a role this process does not run (-target); the / page lists what the process serves.",

@@ -30,6 +30,9 @@ var rules = map[string][]string{
 	// The scraper pushes through a Pusher (cmd hands it the distributor's
 	// handler): it never reaches into the write path's internals.
 	"scraper": {"distributor", "ingester", "querier", "storage"},
+	// The ruler reads through a Queryable and writes through a Pusher, both
+	// handed to it by cmd.
+	"ruler": {"distributor", "ingester", "querier", "storage", "scraper"},
 	// The error contract and authentication are leaves the components use.
 	"internal/apierror": {"distributor", "ingester", "querier", "storage", "ring", "limits", "proto/arguspb"},
 	"internal/auth":     {"distributor", "ingester", "querier", "storage", "ring", "limits", "proto/arguspb"},

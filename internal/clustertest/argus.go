@@ -84,6 +84,10 @@ func newArgus(t testing.TB, name, target string, opts Options) *Process {
 // URL is the base HTTP URL, e.g. http://127.0.0.1:41234.
 func (p *Process) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", p.httpPort) }
 
+// GRPCAddr is the gRPC address (host:port), where a querier serves the
+// public gRPC query API.
+func (p *Process) GRPCAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.grpcPort) }
+
 // PushURL is the remote-write endpoint.
 func (p *Process) PushURL() string { return p.URL() + "/api/v1/push" }
 

@@ -58,29 +58,7 @@ func TestPrometheusEquivalence(t *testing.T) {
 	// The result order is compared as is only for Ordered queries; an
 	// Empty query's reference answer is empty, every other one must have a
 	// result (see clustertest.EquivalenceQuery).
-	queries := []clustertest.EquivalenceQuery{
-		{Q: `rate(prometheus_http_requests_total[30s])`},
-		{Q: `sum by (job) (rate(scrape_samples_scraped[20s]))`},
-		{Q: `histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[30s])))`},
-		// Three series with distinct values (head series > samples of
-		// either scrape), so that topk has no ties to break.
-		{Q: `topk(3, {__name__=~"scrape_samples_scraped|prometheus_tsdb_head_series"})`, Ordered: true},
-		{Q: `absent(nonexistent_metric)`},
-		{Q: `absent(up)`, Empty: true},
-		{Q: `up offset 30s`},
-		{Q: `max_over_time(rate(prometheus_http_requests_total[10s])[40s:5s])`},
-		{Q: `label_replace(up, "foo", "$1", "job", "(.*)")`},
-		{Q: `count_values("v", up)`},
-		{Q: `count by (__name__) ({job="prometheus"})`},
-		{Q: `sum(count_over_time(scrape_duration_seconds[30s]))`},
-		{Q: `scrape_duration_seconds * on (job, instance) group_left () up`},
-		{Q: `timestamp(up)`},
-		{Q: `deriv(process_resident_memory_bytes[40s])`},
-		{Q: `quantile_over_time(0.5, scrape_duration_seconds[30s])`},
-		{Q: `vector(time()) - on () group_right () timestamp(up)`},
-		{Q: `{job="argus"}`},
-	}
-	for _, qc := range queries {
+	for _, qc := range equivalenceQueries {
 		t.Run(qc.Q, func(t *testing.T) {
 			d, n := clustertest.DiffAnswers(t, p, a, tenant, "/query", url.Values{"query": {qc.Q}, "time": {at}}, !qc.Ordered)
 			if d != "" {
@@ -148,4 +126,29 @@ func TestPrometheusEquivalence(t *testing.T) {
 		}
 		require.Positive(t, n, "prometheus's answer is empty")
 	})
+}
+
+// equivalenceQueries are the PromQL queries of the equivalence tests (this
+// one, and the gRPC query API's in grpcquery_test.go).
+var equivalenceQueries = []clustertest.EquivalenceQuery{
+	{Q: `rate(prometheus_http_requests_total[30s])`},
+	{Q: `sum by (job) (rate(scrape_samples_scraped[20s]))`},
+	{Q: `histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[30s])))`},
+	// Three series with distinct values (head series > samples of
+	// either scrape), so that topk has no ties to break.
+	{Q: `topk(3, {__name__=~"scrape_samples_scraped|prometheus_tsdb_head_series"})`, Ordered: true},
+	{Q: `absent(nonexistent_metric)`},
+	{Q: `absent(up)`, Empty: true},
+	{Q: `up offset 30s`},
+	{Q: `max_over_time(rate(prometheus_http_requests_total[10s])[40s:5s])`},
+	{Q: `label_replace(up, "foo", "$1", "job", "(.*)")`},
+	{Q: `count_values("v", up)`},
+	{Q: `count by (__name__) ({job="prometheus"})`},
+	{Q: `sum(count_over_time(scrape_duration_seconds[30s]))`},
+	{Q: `scrape_duration_seconds * on (job, instance) group_left () up`},
+	{Q: `timestamp(up)`},
+	{Q: `deriv(process_resident_memory_bytes[40s])`},
+	{Q: `quantile_over_time(0.5, scrape_duration_seconds[30s])`},
+	{Q: `vector(time()) - on () group_right () timestamp(up)`},
+	{Q: `{job="argus"}`},
 }

@@ -262,6 +262,12 @@ func TestErrorContract(t *testing.T) {
 		{id: apierror.AdminPartialFailure, target: orphan, tenant: "t1", do: admin(orphan, "t1", "/admin/tsdb/delete_series", "", url.Values{"match[]": {"up"}})},
 		{id: apierror.StatsUnavailable, target: orphan, tenant: "t1", do: query(orphan, "t1", "/status/tsdb", nil)},
 
+		{id: apierror.InvalidRuleGroup, target: a, tenant: "t1", do: func(t *testing.T) (int, string, http.Header) {
+			return send(t, a, http.MethodPost, "/prometheus/config/v1/rules/ns", "t1", nil, []byte("name: g\nrules:\n  - record: r\n    expr: sum(\n"))
+		}},
+		{id: apierror.RuleGroupNotFound, target: a, tenant: "t1", do: func(t *testing.T) (int, string, http.Header) {
+			return send(t, a, http.MethodGet, "/prometheus/config/v1/rules/nope", "t1", nil, nil)
+		}},
 		{id: apierror.InvalidParameter, target: a, do: func(t *testing.T) (int, string, http.Header) {
 			return send(t, a, http.MethodGet, "/config?mode=everything", "", nil, nil)
 		}},
