@@ -138,7 +138,7 @@ func (a *app) promAPI(next http.Handler) http.Handler {
 			why, ok = promRulerPaths[rest]
 		}
 		if isAPI && ok {
-			writePromError(w, apierror.Errorf(apierror.NotSupported, "%s is not supported yet: %s", r.URL.Path, why), "not_found")
+			writePromError(w, apierror.Errorf(apierror.NotSupported, "%s is not served: %s", r.URL.Path, why), "not_found")
 			return
 		}
 		c := &plainErrorCatcher{ResponseWriter: w}

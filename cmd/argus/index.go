@@ -47,10 +47,10 @@ func (a *app) endpoints() []endpoint {
 	if roles[roleQuerier] {
 		api := querier.PathPrefix + "/api/v1"
 		out = append(out,
-			tenantGet(api+"/query", "Prometheus HTTP API (query, query_range, series, labels, metadata, ...); Grafana's data source URL is /prometheus"),
+			tenantGet(api+"/query?query=up", "Prometheus HTTP API (query, query_range, series, labels, metadata, ...); Grafana's data source URL is /prometheus"),
 			tenantGet(api+"/status/tsdb", "the tenant's head statistics"),
 			tenantGet(api+"/cardinality/label_names", "the tenant's label cardinality (Mimir's API)"),
-			get(api+"/status/buildinfo", "the version, as Prometheus clients read it"),
+			tenantGet(api+"/status/buildinfo", "the version, as Prometheus clients read it"),
 			get(api+"/status/config", "the configuration in force, as Prometheus clients read it"),
 		)
 		if a.cfg.Admin.Enabled {
