@@ -4,6 +4,7 @@
 #
 #   $(go env GOCACHE)/../argus-tools/prometheus-<version>/{prometheus,promtool}
 #   $(go env GOCACHE)/../argus-tools/kube-<k8s version>-etcd-<etcd version>/{kube-apiserver,etcd}
+#   $(go env GOCACHE)/../argus-tools/grpcurl-<version>/grpcurl
 #
 # The real Prometheus server is the remote-write client and the PromQL
 # reference of internal/e2e. Debian's prometheus package is 2.x, too old, so it
@@ -15,12 +16,15 @@
 # Without an argument Prometheus is built and the last line printed on stdout
 # is its directory; with the argument "kube" kube-apiserver and etcd are built
 # instead and the last line is their directory (the KUBEBUILDER_ASSETS of
-# internal/kubetest). Progress goes to stderr.
+# internal/kubetest); with "grpcurl" grpcurl is built from its Go module (the
+# gRPC client of the query API's end-to-end test, GRPCURL_BIN) and the last
+# line is the binary's path. Progress goes to stderr.
 set -euo pipefail
 
 what="${1:-all}"
 
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}" # Prometheus 3.16
+GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.3}"
 
 tools_dir="${TOOLS_DIR:-$(go env GOCACHE)/../argus-tools}"
 mkdir -p "$tools_dir"
@@ -49,8 +53,30 @@ install_kube() {
 	echo "$kdest"
 }
 
+# install_grpcurl builds grpcurl into a directory named after its version
+# and prints the binary's path.
+install_grpcurl() {
+	local gdest tmp
+	gdest="$tools_dir/grpcurl-$GRPCURL_VERSION"
+	if [[ -x "$gdest/grpcurl" ]]; then
+		echo "install-tools: grpcurl $GRPCURL_VERSION already in $gdest" >&2
+	else
+		echo "install-tools: building grpcurl $GRPCURL_VERSION into $gdest" >&2
+		tmp="$(mktemp -d "$tools_dir/.grpcurl-$GRPCURL_VERSION.XXXXXX")"
+		(cd "$tmp" && GOBIN="$tmp" GOFLAGS= go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION") || { rm -rf "$tmp"; return 1; }
+		rm -rf "$gdest"
+		chmod 755 "$tmp"
+		mv "$tmp" "$gdest"
+	fi
+	echo "$gdest/grpcurl"
+}
+
 if [[ "$what" == kube ]]; then
 	install_kube
+	exit 0
+fi
+if [[ "$what" == grpcurl ]]; then
+	install_grpcurl
 	exit 0
 fi
 

@@ -114,7 +114,8 @@ func requireScrapedOncePerInterval(t *testing.T, targets []*countingTarget, wind
 // memberlist cluster, remote-writing to one Argus) over 30 static targets:
 // each target is owned and scraped by exactly one of them; after a kill -9
 // of one, its targets are taken over by the two others, and again each
-// target is scraped once per interval.
+// target is scraped once per interval; when it joins again, its targets
+// (and only they) come back to it.
 func TestScrapersShareTargets(t *testing.T) {
 	skipIfShort(t)
 	targets := startCountingTargets(t, 30)
@@ -190,6 +191,14 @@ func TestScrapersShareTargets(t *testing.T) {
 		}
 	}
 	requireStatusPage(t, scrapers[1], names[1:], after)
+	requireScrapedOncePerInterval(t, targets, 10*time.Second)
+
+	// scraper-0 comes back (joins again under its name): its tokens are
+	// those it had, so exactly its old targets move back to it, the others
+	// stay, and again each target is scraped once per interval.
+	scrapers[0].Restart(t)
+	rejoined := agreedOwners(t, scrapers, names, targets, time.Minute)
+	require.Equal(t, own, rejoined, "after the rejoin every target has its first owner")
 	requireScrapedOncePerInterval(t, targets, 10*time.Second)
 }
 
