@@ -18,7 +18,9 @@
 # instead and the last line is their directory (the KUBEBUILDER_ASSETS of
 # internal/kubetest); with "grpcurl" grpcurl is built from its Go module (the
 # gRPC client of the query API's end-to-end test, GRPCURL_BIN) and the last
-# line is the binary's path. Progress goes to stderr.
+# line is the binary's path; with "alertmanager", Alertmanager
+# (alertmanager-<version>/alertmanager, the ALERTMANAGER_BIN of
+# internal/e2e) and the last line is its directory. Progress goes to stderr.
 set -euo pipefail
 
 what="${1:-all}"
@@ -52,6 +54,42 @@ install_kube() {
 	fi
 	echo "$kdest"
 }
+
+# install_alertmanager builds Alertmanager (the receiver of the ruler's
+# alerts in internal/e2e) into a directory named after its version and prints
+# that directory. go install fails on its embedded UI (ui/web.go embeds
+# app/dist, which the module does not ship), so the module is copied from the
+# module cache, the two embedded index pages are stubbed, and it is built
+# there.
+install_alertmanager() {
+	local version adest tmp src
+	version="${ALERTMANAGER_VERSION:-v0.35.0}"
+	adest="$tools_dir/alertmanager-$version"
+	if [[ -x "$adest/alertmanager" ]]; then
+		echo "install-tools: alertmanager $version already in $adest" >&2
+	else
+		echo "install-tools: building alertmanager $version into $adest (about a minute)" >&2
+		tmp="$(mktemp -d "$tools_dir/.alertmanager-$version.XXXXXX")"
+		src="$(cd "$tmp" && GOFLAGS= go mod download -json "github.com/prometheus/alertmanager@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+		[[ -n "$src" ]] || { rm -rf "$tmp"; echo "install-tools: alertmanager $version not in the module cache" >&2; return 1; }
+		cp -r "$src" "$tmp/src"
+		chmod -R u+w "$tmp/src"
+		mkdir -p "$tmp/src/ui/app/dist/elm" "$tmp/src/ui/app/dist/mantine"
+		echo '<!doctype html><title>Alertmanager</title>' >"$tmp/src/ui/app/dist/elm/index.html"
+		echo '<!doctype html><title>Alertmanager</title>' >"$tmp/src/ui/app/dist/mantine/index.html"
+		(cd "$tmp/src" && GOFLAGS= go build -o "$tmp/alertmanager" ./cmd/alertmanager) || { rm -rf "$tmp"; return 1; }
+		rm -rf "$tmp/src" "$adest"
+		chmod 755 "$tmp"
+		mv "$tmp" "$adest"
+		"$adest/alertmanager" --version >&2
+	fi
+	echo "$adest"
+}
+
+if [[ "$what" == alertmanager ]]; then
+	install_alertmanager
+	exit 0
+fi
 
 # install_grpcurl builds grpcurl into a directory named after its version
 # and prints the binary's path.
