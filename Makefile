@@ -5,6 +5,8 @@ BIN_DIR   := bin
 PROMETHEUS_VERSION := v0.316.0
 # The kube-apiserver and etcd of internal/kubetest, as scripts/install-tools.sh kube names them.
 KUBE_TOOLS        := kube-v1.37.2-etcd-v3.7.0
+# grpcurl, the gRPC client of the query API's end-to-end test (scripts/install-tools.sh grpcurl).
+GRPCURL_VERSION   := v1.9.3
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
@@ -27,6 +29,7 @@ test: build vet
 	ARGUS_BIN=$(abspath $(BIN_DIR)/argus) \
 	PROMETHEUS_BIN=$${PROMETHEUS_BIN:-$(abspath $(TOOLS_DIR))/prometheus-$(PROMETHEUS_VERSION)/prometheus} \
 	KUBEBUILDER_ASSETS=$${KUBEBUILDER_ASSETS:-$(abspath $(TOOLS_DIR))/$(KUBE_TOOLS)} \
+	GRPCURL_BIN=$${GRPCURL_BIN:-$(abspath $(TOOLS_DIR))/grpcurl-$(GRPCURL_VERSION)/grpcurl} \
 	$(GO) test -count=1 -timeout 25m ./...
 
 test-unit:

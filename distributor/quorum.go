@@ -51,6 +51,11 @@ type seriesVotes struct {
 	// rejected samples of the series (listed of them); -1 if none listed it.
 	listedBy int32
 	listed   int64
+	// listedHist are the native histograms among listed.
+	listedHist int64
+	// exDropped is the most exemplars of the series that a replica which
+	// stored it reported not storing (PushResponse.dropped_exemplars).
+	exDropped int64
 	// decided is set once outcome is final: no pending answer can change it.
 	decided bool
 	outcome outcome
@@ -139,6 +144,7 @@ func (wc *writeCtx) record(bi int32) {
 	b := &wc.batches[bi]
 	b.seen = true
 	wc.recordMetadata(b)
+	wc.recordExemplarDrops(b)
 	switch {
 	case b.err != nil:
 		for _, i := range b.series {
@@ -155,8 +161,8 @@ func (wc *writeCtx) record(bi int32) {
 		for _, i := range b.series {
 			v := &wc.votes[i]
 			if n, ok := listed[i]; ok {
-				if v.listedBy < 0 || n > v.listed {
-					v.listedBy, v.listed = bi, n
+				if v.listedBy < 0 || n.samples > v.listed {
+					v.listedBy, v.listed, v.listedHist = bi, n.samples, n.hists
 				}
 			} else if b.unlisted > 0 {
 				v.unknown++
@@ -190,14 +196,33 @@ func (wc *writeCtx) decide(i int32) {
 	}
 }
 
+// listedCount is what an ingester listed as rejected of one series.
+type listedCount struct {
+	samples, hists int64 // hists of the samples are native histograms
+}
+
+// recordExemplarDrops notes, for each series of b's successful push, the
+// exemplars its ingester reported not storing (the most of any replica).
+func (wc *writeCtx) recordExemplarDrops(b *batch) {
+	if b.err != nil {
+		return
+	}
+	for _, d := range b.resp.GetDroppedExemplars() {
+		if k := int(d.GetSeriesIndex()); k >= 0 && k < len(b.series) {
+			v := &wc.votes[b.series[k]]
+			v.exDropped = max(v.exDropped, d.GetDropped())
+		}
+	}
+}
+
 // listedIn matches the series b's ingester listed as rejected with the
-// series of the request, by labels, and returns the rejected samples of
-// each, by series index (a scratch map, valid until the next call). It sets
-// b.rejIdx and b.unlisted. A listed series that matches none of the request
-// is counted as unlisted.
-func (wc *writeCtx) listedIn(b *batch) map[int32]int64 {
+// series of the request, by labels, and returns the rejected samples (and
+// histograms) of each, by series index (a scratch map, valid until the next
+// call). It sets b.rejIdx and b.unlisted. A listed series that matches none
+// of the request is counted as unlisted.
+func (wc *writeCtx) listedIn(b *batch) map[int32]listedCount {
 	if wc.listed == nil {
-		wc.listed = make(map[int32]int64)
+		wc.listed = make(map[int32]listedCount)
 	}
 	clear(wc.listed)
 	rejected := b.resp.GetRejected()
@@ -212,7 +237,10 @@ func (wc *writeCtx) listedIn(b *batch) map[int32]int64 {
 		if !ok {
 			i = -1
 		} else {
-			wc.listed[i] += rs.RejectedSamples
+			n := wc.listed[i]
+			n.samples += rs.RejectedSamples
+			n.hists += rs.RejectedHistograms
+			wc.listed[i] = n
 			matched += rs.RejectedSamples
 		}
 		b.rejIdx = append(b.rejIdx, i)

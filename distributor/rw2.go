@@ -944,10 +944,13 @@ func (st *writtenStats) setHeaders(w http.ResponseWriter, code int) {
 }
 
 // count adds what the settled push wc stored: every sample, histogram and
-// exemplar of each series a quorum stored. Of a series an ingester rejected
-// (listing how many samples, not which), as many as it rejected are taken
-// from both its float and its histogram samples, and its exemplars are not
-// counted: the headers may undercount what was stored, never overcount it.
+// exemplar of each series a quorum stored, less the exemplars a replica
+// reported not storing (the most any replica did). Of a series an ingester
+// rejected (every replica answered; none stored it whole), what the
+// replica that rejected the most listed is taken off, floats and histograms
+// apart, and so are the exemplars a replica reported not storing (all of
+// them for a series no ingester holds). A rejected series no replica listed
+// counts nothing: the headers may undercount then, never overcount.
 func (st *writtenStats) count(wc *writeCtx) {
 	for i := range wc.series {
 		s := &wc.series[i]
@@ -962,10 +965,11 @@ func (st *writtenStats) count(wc *writeCtx) {
 		case v.outcome == outcomeStored:
 			st.samples += floats
 			st.histograms += hists
-			st.exemplars += exs
+			st.exemplars += max(exs-v.exDropped, 0)
 		case v.outcome == outcomeRejected && v.listedBy >= 0:
-			st.samples += max(floats-v.listed, 0)
-			st.histograms += max(hists-v.listed, 0)
+			st.samples += max(floats-(v.listed-v.listedHist), 0)
+			st.histograms += max(hists-v.listedHist, 0)
+			st.exemplars += max(exs-v.exDropped, 0)
 		}
 	}
 }

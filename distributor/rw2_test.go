@@ -283,20 +283,24 @@ func TestPushHandler_RW2(t *testing.T) {
 	})
 	for _, c := range []struct {
 		rejected                       string
+		hist                           bool // the rejected sample is a histogram
 		samples, histograms, exemplars int
 	}{
 		{rejected: "up", samples: 2, exemplars: 1},        // 1 of up's 2 samples, and req_total's with its exemplar.
-		{rejected: "req_total", samples: 2, exemplars: 0}, // up's 2; req_total's exemplar is not counted.
-		{rejected: "latency", samples: 2, histograms: 0},  // up's 2; latency's float and histogram are not counted.
+		{rejected: "req_total", samples: 2, exemplars: 1}, // up's 2; req_total's exemplar was stored (none reported dropped).
+		{rejected: "latency", hist: true, samples: 3},     // up's 2 and latency's float; its histogram was refused.
+		{rejected: "latency", samples: 2, histograms: 1},  // up's 2 and latency's histogram; its float was refused.
 	} {
 		t.Run("ingester rejections are not counted written: "+c.rejected, func(t *testing.T) {
 			d, ing := newSingleIngester(t, testConfig(t), nil)
 			ing.pushFunc = func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
 				for _, ts := range req.Timeseries {
 					if formatLabels(ts.Labels) == `{__name__="`+c.rejected+`", job="x"}` {
-						return &arguspb.PushResponse{RejectedSamples: 1, Rejected: []*arguspb.RejectedSeries{{
-							Labels: ts.Labels, Reason: arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, RejectedSamples: 1,
-						}}}, nil
+						rs := &arguspb.RejectedSeries{Labels: ts.Labels, Reason: arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, RejectedSamples: 1}
+						if c.hist {
+							rs.RejectedHistograms = 1
+						}
+						return &arguspb.PushResponse{RejectedSamples: 1, Rejected: []*arguspb.RejectedSeries{rs}}, nil
 					}
 				}
 				t.Fatalf("%s not pushed", c.rejected)
@@ -311,6 +315,20 @@ func TestPushHandler_RW2(t *testing.T) {
 			requireWritten(t, w, c.samples, c.histograms, c.exemplars)
 		})
 	}
+	t.Run("exemplars an ingester did not store are not counted written", func(t *testing.T) {
+		d, ing := newSingleIngester(t, testConfig(t), nil)
+		ing.pushFunc = func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+			for k, ts := range req.Timeseries {
+				if len(ts.Exemplars) > 0 {
+					return &arguspb.PushResponse{DroppedExemplars: []*arguspb.ExemplarDrops{{SeriesIndex: int32(k), Dropped: 1}}}, nil
+				}
+			}
+			return &arguspb.PushResponse{}, nil
+		}
+		w := serve(d.PushHandler(), newRW2Request(t, buildRW2(t, good, withExemplar)))
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+		requireWritten(t, w, 3, 0, 0)
+	})
 	t.Run("a first symbol that is not empty fails the request", func(t *testing.T) {
 		d, ing := newSingleIngester(t, testConfig(t), nil)
 		req := buildRW2(t, good)

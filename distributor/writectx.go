@@ -85,12 +85,12 @@ type writeCtx struct {
 	answers chan int32
 
 	// Written by the handler's goroutine only (shard, record, settle).
-	votes          []seriesVotes    // by index in series
-	undecided      int              // series whose outcome is not final yet
-	lost           int              // series decided a quorum failure
-	rejectedSeries int              // series decided rejected
-	keys           map[string]int32 // labels key (see appendLabels) to index in series
-	listed         map[int32]int64  // scratch of listedIn
+	votes          []seriesVotes         // by index in series
+	undecided      int                   // series whose outcome is not final yet
+	lost           int                   // series decided a quorum failure
+	rejectedSeries int                   // series decided rejected
+	keys           map[string]int32      // labels key (see appendLabels) to index in series
+	listed         map[int32]listedCount // scratch of listedIn
 	keyBuf         []byte
 
 	rej rejections

@@ -1,9 +1,11 @@
 package ingester
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -172,24 +174,58 @@ func (l *seriesLimiter) localExemplars(tenant string) int64 {
 
 // exemplarEntry is a series of a push that carries exemplars.
 type exemplarEntry struct {
-	ts *arguspb.TimeSeries
-	s  *memSeries
+	ts  *arguspb.TimeSeries
+	s   *memSeries
+	idx int32 // of ts in the request
 }
 
 // exemplarBatch is the exemplar part of a pushBatch.
 type exemplarBatch struct {
 	entries []exemplarEntry
 	// refs are the exemplars to log and add, series the labels of the
-	// series of each (as the store indexes them).
+	// series of each (as the store indexes them), idx the index of each
+	// one's series in the request.
 	refs   []record.RefExemplar
 	series []labels.Labels
+	idx    []int32
+	// drops count the exemplars not stored, by series, in the order they
+	// were dropped (a series may appear more than once).
+	drops []*arguspb.ExemplarDrops
 }
 
 func (eb *exemplarBatch) reset() {
 	clear(eb.entries)
 	clear(eb.refs)
 	clear(eb.series)
-	eb.entries, eb.refs, eb.series = eb.entries[:0], eb.refs[:0], eb.series[:0]
+	eb.entries, eb.refs, eb.series, eb.idx = eb.entries[:0], eb.refs[:0], eb.series[:0], eb.idx[:0]
+	eb.drops = nil // Owned by the response once returned.
+}
+
+// drop counts n exemplars of series idx of the request as not stored.
+func (eb *exemplarBatch) drop(idx int32, n int) {
+	if k := len(eb.drops) - 1; k >= 0 && eb.drops[k].SeriesIndex == idx {
+		eb.drops[k].Dropped += int64(n)
+		return
+	}
+	eb.drops = append(eb.drops, &arguspb.ExemplarDrops{SeriesIndex: idx, Dropped: int64(n)})
+}
+
+// dropList returns the drops of the push, one entry per series, by index
+// (PushResponse.dropped_exemplars).
+func (eb *exemplarBatch) dropList() []*arguspb.ExemplarDrops {
+	if len(eb.drops) < 2 {
+		return eb.drops
+	}
+	slices.SortStableFunc(eb.drops, func(a, b *arguspb.ExemplarDrops) int { return cmp.Compare(a.SeriesIndex, b.SeriesIndex) })
+	out := eb.drops[:1]
+	for _, d := range eb.drops[1:] {
+		if last := out[len(out)-1]; last.SeriesIndex == d.SeriesIndex {
+			last.Dropped += d.Dropped
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // resolveExemplars finds the series of every series of req that carries
@@ -198,7 +234,7 @@ func (eb *exemplarBatch) reset() {
 // do. It runs after resolve, which creates the series of the push's
 // samples.
 func (h *tenantHead) resolveExemplars(req *arguspb.WriteRequest, b *pushBatch) {
-	for _, ts := range req.GetTimeseries() {
+	for k, ts := range req.GetTimeseries() {
 		if len(ts.GetExemplars()) == 0 {
 			continue
 		}
@@ -209,9 +245,10 @@ func (h *tenantHead) resolveExemplars(req *arguspb.WriteRequest, b *pushBatch) {
 		s := h.series.getByProto(b.hasher.sum(), ts.GetLabels())
 		if s == nil {
 			h.metrics.exemplarsRejected[exemplarUnknownSeries].Add(float64(len(ts.GetExemplars())))
+			b.ex.drop(int32(k), len(ts.GetExemplars()))
 			continue
 		}
-		b.ex.entries = append(b.ex.entries, exemplarEntry{ts: ts, s: s})
+		b.ex.entries = append(b.ex.entries, exemplarEntry{ts: ts, s: s, idx: int32(k)})
 	}
 }
 
@@ -230,10 +267,12 @@ func (h *tenantHead) checkExemplarsLocked(b *pushBatch) {
 		switch {
 		case st == nil:
 			h.metrics.exemplarsRejected[exemplarDisabled].Add(float64(n))
+			b.ex.drop(e.idx, n)
 			continue
 		case e.s.deleted || !e.s.logged:
 			// Its series record is not in the WAL: nothing could replay it.
 			h.metrics.exemplarsRejected[exemplarUnknownSeries].Add(float64(n))
+			b.ex.drop(e.idx, n)
 			continue
 		}
 		lset := h.series.syms.decode(e.s.syms) // Not deleted, under appendMu: its symbols are its own.
@@ -246,13 +285,18 @@ func (h *tenantHead) checkExemplarsLocked(b *pushBatch) {
 			case err == nil:
 				b.ex.refs = append(b.ex.refs, record.RefExemplar{Ref: e.s.ref, T: ex.Ts, V: ex.Value, Labels: ex.Labels})
 				b.ex.series = append(b.ex.series, lset)
+				b.ex.idx = append(b.ex.idx, e.idx)
 			case errors.Is(err, promstorage.ErrDuplicateExemplar):
+				// Stored already (a retry): written, as Prometheus counts it.
 			case errors.Is(err, promstorage.ErrOutOfOrderExemplar):
 				h.metrics.exemplarsRejected[exemplarOutOfOrder].Inc()
+				b.ex.drop(e.idx, 1)
 			case errors.Is(err, promstorage.ErrExemplarsDisabled):
 				h.metrics.exemplarsRejected[exemplarDisabled].Inc()
+				b.ex.drop(e.idx, 1)
 			default:
 				h.metrics.exemplarsRejected[exemplarInvalid].Inc()
+				b.ex.drop(e.idx, 1)
 			}
 		}
 	}
@@ -293,15 +337,18 @@ func (h *tenantHead) applyExemplarsLocked(b *pushBatch) {
 	}
 	st := h.exemplars.current()
 	for k, re := range b.ex.refs {
-		h.addExemplar(st, b.ex.series[k], re)
+		if !h.addExemplar(st, b.ex.series[k], re) {
+			b.ex.drop(b.ex.idx[k], 1)
+		}
 	}
 }
 
-// addExemplar adds re, of the series lset, to st and counts the outcome.
-func (h *tenantHead) addExemplar(st *tsdb.CircularExemplarStorage, lset labels.Labels, re record.RefExemplar) {
+// addExemplar adds re, of the series lset, to st, counts the outcome and
+// reports whether the store holds it (a duplicate included).
+func (h *tenantHead) addExemplar(st *tsdb.CircularExemplarStorage, lset labels.Labels, re record.RefExemplar) bool {
 	if st == nil {
 		h.metrics.exemplarsRejected[exemplarDisabled].Inc()
-		return
+		return false
 	}
 	h.exemplars.reserve()
 	err := st.AddExemplar(lset, exemplar.Exemplar{Labels: re.Labels, Value: re.V, Ts: re.T, HasTs: true})
@@ -309,6 +356,9 @@ func (h *tenantHead) addExemplar(st *tsdb.CircularExemplarStorage, lset labels.L
 	case err == nil:
 		h.exemplars.added()
 		h.metrics.exemplarsAppended.Inc()
+		return true
+	case errors.Is(err, promstorage.ErrDuplicateExemplar):
+		return true
 	case errors.Is(err, promstorage.ErrOutOfOrderExemplar):
 		h.metrics.exemplarsRejected[exemplarOutOfOrder].Inc()
 	case errors.Is(err, promstorage.ErrExemplarsDisabled):
@@ -316,6 +366,7 @@ func (h *tenantHead) addExemplar(st *tsdb.CircularExemplarStorage, lset labels.L
 	default:
 		h.metrics.exemplarsRejected[exemplarInvalid].Inc()
 	}
+	return false
 }
 
 // QueryExemplars returns the exemplars of the tenant of ctx in

@@ -62,10 +62,13 @@ func TestExemplars_PushQueryRestart(t *testing.T) {
 	a, b := []string{"__name__", "a"}, []string{"__name__", "b", "job", "x"}
 	push(t, ing, "t1", ts(a, seq(1000, 1000, 5)...), withExemplars(t, a, testExemplar{"t1", 1, 1000}, testExemplar{"t2", 2, 2000}),
 		ts(b, sample{1000, 1}))
-	push(t, ing, "t1", withExemplars(t, b, testExemplar{"t3", 3, 1500}),
+	resp := push(t, ing, "t1", withExemplars(t, b, testExemplar{"t3", 3, 1500}),
 		withExemplars(t, []string{"__name__", "unknown"}, testExemplar{"t4", 4, 1000}), // no sample: dropped
 		withExemplars(t, a, testExemplar{"t2", 2, 2000}),                               // duplicate: ignored
 		withExemplars(t, a, testExemplar{"t0", 0, 500}))                                // out of order: dropped
+	// The response names the series of the request whose exemplars were
+	// not stored (a duplicate is stored), for the written headers.
+	require.Equal(t, []*arguspb.ExemplarDrops{{SeriesIndex: 1, Dropped: 1}, {SeriesIndex: 3, Dropped: 1}}, resp.GetDroppedExemplars())
 	want := map[string][]testExemplar{
 		lstr(a...): {{"t1", 1, 1000}, {"t2", 2, 2000}},
 		lstr(b...): {{"t3", 3, 1500}},

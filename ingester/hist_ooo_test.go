@@ -82,7 +82,9 @@ func TestHistograms_OutOfOrderNoWindow(t *testing.T) {
 	ing := oooIngester(t, testConfig(t, t.TempDir()), 0)
 	lbls := []string{"__name__", "h"}
 	require.Zero(t, push(t, ing, "t1", histTS(t, lbls, anySample{t: 1000, h: expHistogram(1)}, anySample{t: 3000, h: expHistogram(3)})).RejectedSamples)
-	resp := push(t, ing, "t1", histTS(t, lbls, anySample{t: 2000, h: expHistogram(2)}))
+	resp := push(t, ing, "t1", histTS(t, lbls, anySample{t: 2000, h: expHistogram(2)}, anySample{t: 2500, f: 1}))
 	require.Equal(t, arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, resp.Rejected[0].Reason)
+	require.Equal(t, int64(2), resp.Rejected[0].RejectedSamples)
+	require.Equal(t, int64(1), resp.Rejected[0].RejectedHistograms, "the distributor's written headers count with it")
 	require.Zero(t, push(t, ing, "t1", histTS(t, lbls, anySample{t: 1000, h: expHistogram(1)})).RejectedSamples, "a retry")
 }

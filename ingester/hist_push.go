@@ -46,7 +46,7 @@ func (b *pushBatch) decodeHistograms(ts *arguspb.TimeSeries) {
 		b.hdec = append(b.hdec, hs)
 	}
 	if bad > 0 {
-		b.rej.addSeries(ts, rejectHistogram, int64(bad), fmt.Errorf("%w: %d samples, the first: %w", ErrInvalidHistogram, bad, firstErr))
+		b.rej.addSeries(ts, rejectHistogram, int64(bad), int64(bad), fmt.Errorf("%w: %d samples, the first: %w", ErrInvalidHistogram, bad, firstErr))
 	}
 }
 
@@ -104,15 +104,15 @@ func (h *tenantHead) checkHistogramsLocked(e *pushEntry, lim *pushBounds, b *pus
 		case t == s.lastT && s.lastAccepted && isLastHistogramLocked(s, b.hdec[e.hFirst:k], hs):
 			// An exact duplicate (a retried push): accepted, not appended again.
 		case t < lim.minValid:
-			sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
+			sr.addHist(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
 		case t < s.lastT && s.lastAccepted:
 			if h.checkOlderHistogramLocked(e, k, lim, b, sr) {
 				n++
 			}
 		case t < s.lastT || (t == s.lastT && !s.lastAccepted):
-			sr.add(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
+			sr.addHist(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
 		case t == s.lastT:
-			sr.add(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: s.lastT})
+			sr.addHist(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: s.lastT})
 		default:
 			s.lastT, s.lastAccepted = t, true
 			hs.ok = true
@@ -153,14 +153,14 @@ func (h *tenantHead) checkOlderHistogramLocked(e *pushEntry, k int, lim *pushBou
 	case found && at.equals(in):
 		// An exact duplicate (a retried push): accepted, not stored again.
 	case found:
-		sr.add(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: t})
+		sr.addHist(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: t})
 	case lim.window > 0 && t < lim.oooMin:
-		sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.oooMin, window: true})
+		sr.addHist(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.oooMin, window: true})
 	case lim.window > 0 && t > lim.floor && mergeable:
 		hs.ok, e.ooo = true, true
 		return true
 	default:
-		sr.add(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
+		sr.addHist(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
 	}
 	return false
 }

@@ -139,7 +139,7 @@ func (h *tenantHead) push(req *arguspb.WriteRequest) (*arguspb.PushResponse, err
 			h.metrics.rejected[k].Add(float64(n))
 		}
 	}
-	return &arguspb.PushResponse{RejectedSamples: b.rej.total, Rejected: b.rej.list}, nil
+	return &arguspb.PushResponse{RejectedSamples: b.rej.total, Rejected: b.rej.list, DroppedExemplars: b.ex.dropList()}, nil
 }
 
 // pushEntry is one series of a push on its way to the head.
@@ -230,7 +230,8 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		if len(ts.GetHistograms()) > 0 {
 			b.decodeHistograms(ts) // hist_push.go
 		}
-		nSamples := int64(len(ts.GetSamples()) + len(b.hdec) - hFirst)
+		nHist := int64(len(b.hdec) - hFirst)
+		nSamples := int64(len(ts.GetSamples())) + nHist
 		if nSamples == 0 {
 			continue
 		}
@@ -245,7 +246,7 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		if s == nil {
 			b.setLabels(ts)
 			if err := validateLabels(ts.GetLabels()); err != nil {
-				b.rej.addSeries(ts, rejectInvalidLabels, nSamples, err)
+				b.rej.addSeries(ts, rejectInvalidLabels, nSamples, nHist, err)
 				continue
 			}
 			// A series is created only for a sample it can take: a refused
@@ -255,18 +256,18 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 			}
 			newest := max(newestSample(ts), b.newestHistogram(hFirst))
 			if newest < minValid {
-				b.rej.addSeries(ts, rejectTooOld, nSamples,
+				b.rej.addSeries(ts, rejectTooOld, nSamples, nHist,
 					sampleError{reason: rejectTooOld.reason(), t: newest, ref: minValid})
 				continue
 			}
 			var err error
 			if s, err = h.getOrCreate(hash, b.lset, h.pushLimits(b), newest); err != nil {
 				if le, ok := errors.AsType[seriesLimitError](err); ok {
-					b.rej.addSeries(ts, le.kind, nSamples, le) // Formats le before b.lset is reused.
+					b.rej.addSeries(ts, le.kind, nSamples, nHist, le) // Formats le before b.lset is reused.
 					continue
 				}
 				if se, ok := errors.AsType[sampleError](err); ok {
-					b.rej.addSeries(ts, rejectOutOfOrder, nSamples, se)
+					b.rej.addSeries(ts, rejectOutOfOrder, nSamples, nHist, se)
 					continue
 				}
 				return err
@@ -521,10 +522,12 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 	h.rate.add(nowMs, int64(len(b.samples)+b.hAccepted))
 }
 
-// seriesRejects counts the rejected samples of one series by kind, keeping
-// the first error of each kind for the response message.
+// seriesRejects counts the rejected samples of one series by kind, and the
+// native histograms among them, keeping the first error of each kind for the
+// response message.
 type seriesRejects struct {
 	count [numRejectKinds]int64
+	hist  [numRejectKinds]int64
 	first [numRejectKinds]sampleError // by value: no allocation per rejected sample
 }
 
@@ -535,10 +538,16 @@ func (sr *seriesRejects) add(k rejectKind, err sampleError) {
 	sr.count[k]++
 }
 
+// addHist is add for a native histogram sample.
+func (sr *seriesRejects) addHist(k rejectKind, err sampleError) {
+	sr.add(k, err)
+	sr.hist[k]++
+}
+
 func (sr *seriesRejects) flush(r *rejections, ts *arguspb.TimeSeries) {
 	for k, n := range sr.count {
 		if n > 0 {
-			r.addSeries(ts, rejectKind(k), n, sr.first[k])
+			r.addSeries(ts, rejectKind(k), n, sr.hist[k], sr.first[k])
 		}
 	}
 }
@@ -550,9 +559,10 @@ type rejections struct {
 	list   []*arguspb.RejectedSeries // at most maxRejectedSeries
 }
 
-// addSeries records n samples of ts rejected for kind k because of err. The
-// listed labels are copied: the request's memory may be reused.
-func (r *rejections) addSeries(ts *arguspb.TimeSeries, k rejectKind, n int64, err error) {
+// addSeries records n samples of ts, nHist of them native histograms,
+// rejected for kind k because of err. The listed labels are copied: the
+// request's memory may be reused.
+func (r *rejections) addSeries(ts *arguspb.TimeSeries, k rejectKind, n, nHist int64, err error) {
 	r.total += n
 	r.byKind[k] += n
 	if len(r.list) >= maxRejectedSeries {
@@ -563,9 +573,10 @@ func (r *rejections) addSeries(ts *arguspb.TimeSeries, k rejectKind, n int64, er
 		ls = append(ls, &arguspb.Label{Name: strings.Clone(l.GetName()), Value: strings.Clone(l.GetValue())})
 	}
 	r.list = append(r.list, &arguspb.RejectedSeries{
-		Labels:          ls,
-		Reason:          k.reason(),
-		Message:         err.Error(),
-		RejectedSamples: n,
+		Labels:             ls,
+		Reason:             k.reason(),
+		Message:            err.Error(),
+		RejectedSamples:    n,
+		RejectedHistograms: nHist,
 	})
 }

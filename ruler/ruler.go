@@ -170,10 +170,16 @@ func (r *Ruler) members() ([]string, string) {
 }
 
 // sync gives each tenant's manager the groups this ruler owns, if the store
+// (written by this ruler's API, or by another ruler sharing its directory)
 // or the alive rulers changed since the last sync.
 func (r *Ruler) sync() {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
+	if _, err := r.store.Refresh(); err != nil {
+		// Keep evaluating what was loaded last; the next poll retries.
+		r.logger.Error("cannot reload the rule store", "err", err)
+		r.metrics.syncFailures.Inc()
+	}
 	members, self := r.members()
 	snap, version := r.store.Snapshot()
 	if r.synced && version == r.lastVersion && slices.Equal(members, r.lastMembers) {

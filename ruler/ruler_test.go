@@ -200,3 +200,25 @@ func TestMemberRing_EachGroupOneOwner(t *testing.T) {
 	require.Len(t, counts, 2)
 	require.InDelta(t, 500, counts["r1"], 150, "%v", counts)
 }
+
+func TestStore_RefreshSeesAnotherWriter(t *testing.T) {
+	dir := t.TempDir()
+	a, err := OpenStore(dir)
+	require.NoError(t, err)
+	b, err := OpenStore(dir)
+	require.NoError(t, err)
+	g, err := ParseGroup([]byte(goodGroup))
+	require.NoError(t, err)
+	require.NoError(t, a.SetGroup("t", "ns", g))
+	changed, err := a.Refresh()
+	require.NoError(t, err)
+	require.False(t, changed, "its own write is not a change")
+	changed, err = b.Refresh()
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, a.Namespaces("t"), b.Namespaces("t"))
+	require.NoError(t, b.DeleteNamespace("t", "ns"))
+	_, err = a.Refresh()
+	require.NoError(t, err)
+	require.Empty(t, a.Namespaces("t"))
+}

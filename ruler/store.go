@@ -30,6 +30,10 @@ type Store struct {
 	mu      sync.Mutex
 	groups  map[string]map[string][]rulefmt.RuleGroup // tenant → namespace → groups, in file order; guarded by mu
 	version uint64                                    // bumped on every change; guarded by mu
+	// files is the fingerprint of the files last loaded or written (name,
+	// size, modification time), to notice changes made by another ruler
+	// sharing the directory; guarded by mu.
+	files string
 }
 
 // OpenStore loads the store in dir, creating dir if needed. A file that
@@ -39,7 +43,69 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("rule store: %w", err)
 	}
-	s := &Store{dir: dir, groups: map[string]map[string][]rulefmt.RuleGroup{}}
+	s := &Store{dir: dir}
+	if _, err := s.Refresh(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Refresh reloads the store from its directory if the files changed since
+// the last load or write (another ruler sharing -ruler.storage-path wrote
+// them), and reports whether it did. A file that does not parse fails the
+// refresh and leaves the store as it was.
+func (s *Store) Refresh() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fp, err := fingerprint(s.dir)
+	if err != nil {
+		return false, fmt.Errorf("rule store: %w", err)
+	}
+	if s.groups != nil && fp == s.files {
+		return false, nil
+	}
+	groups, err := load(s.dir)
+	if err != nil {
+		return false, err
+	}
+	s.groups, s.files = groups, fp
+	s.version++
+	return true, nil
+}
+
+// fingerprint lists the namespace files under dir with their sizes and
+// modification times.
+func fingerprint(dir string) (string, error) {
+	var b strings.Builder
+	tenants, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, td := range tenants {
+		if !td.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(dir, td.Name()))
+		if err != nil {
+			return "", err
+		}
+		for _, f := range files {
+			if !strings.HasSuffix(f.Name(), namespaceExt) {
+				continue
+			}
+			info, err := f.Info()
+			if err != nil {
+				continue // removed meanwhile
+			}
+			fmt.Fprintf(&b, "%s/%s %d %d\n", td.Name(), f.Name(), info.Size(), info.ModTime().UnixNano())
+		}
+	}
+	return b.String(), nil
+}
+
+// load reads every tenant's namespaces under dir.
+func load(dir string) (map[string]map[string][]rulefmt.RuleGroup, error) {
+	out := map[string]map[string][]rulefmt.RuleGroup{}
 	tenants, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("rule store: %w", err)
@@ -57,10 +123,10 @@ func OpenStore(dir string) (*Store, error) {
 			return nil, fmt.Errorf("rule store: tenant %q: %w", tenantID, err)
 		}
 		if len(nss) > 0 {
-			s.groups[tenantID] = nss
+			out[tenantID] = nss
 		}
 	}
-	return s, nil
+	return out, nil
 }
 
 // readNamespaces reads the namespace files of one tenant directory.
@@ -193,6 +259,7 @@ func (s *Store) writeLocked(tenantID, ns string, groups []rulefmt.RuleGroup) err
 			delete(s.groups, tenantID)
 		}
 		s.version++
+		s.files, _ = fingerprint(s.dir) // an error makes the next Refresh reload
 		return nil
 	}
 	b, err := yaml.Marshal(rulefmt.RuleGroups{Groups: groups})
@@ -207,6 +274,7 @@ func (s *Store) writeLocked(tenantID, ns string, groups []rulefmt.RuleGroup) err
 	}
 	s.groups[tenantID][ns] = groups
 	s.version++
+	s.files, _ = fingerprint(s.dir)
 	return nil
 }
 

@@ -21,10 +21,10 @@ import (
 // outage shorter than the log's bound, nor to its own kill -9: the next
 // start sends what the last one had not (see segmentLog).
 //
-// Consecutive requests of one tenant are sent as one: the protobuf
-// encoding of a WriteRequest is its repeated timeseries, so the
-// concatenation of two encoded requests is the request holding both.
-// Samples keep their order, per series as in the log.
+// The requests of a tenant among the next queueBatchBytes of the log are
+// sent as one: the protobuf encoding of a WriteRequest is its repeated
+// timeseries, so the concatenation of two encoded requests is the request
+// holding both. Samples keep their order, per series as in the log.
 //
 // A request refused by a 4xx answer other than 429 is dropped and counted
 // (a retry would be refused again); so are the oldest segments when the log
@@ -181,12 +181,16 @@ func (q *Queue) sendBatch(ctx context.Context) (bool, error) {
 	if len(b.records) == 0 {
 		return err != nil, nil
 	}
-	body, err := joinRequests(b.records)
-	if err != nil {
-		q.metrics.droppedRequests.WithLabelValues("corrupt").Add(float64(len(b.records)))
-		q.logger.Warn("scraper queue: dropped requests that do not decode", "err", err)
-	} else if !q.send(ctx, b.records[0].tenant, body, len(b.records)) {
-		return false, nil // ctx ended: the batch stays for the next run
+	for _, g := range byTenant(b.records) {
+		body, err := joinRequests(g)
+		if err != nil {
+			q.metrics.droppedRequests.WithLabelValues("corrupt").Add(float64(len(g)))
+			q.logger.Warn("scraper queue: dropped requests that do not decode", "err", err)
+		} else if !q.send(ctx, g[0].tenant, body, len(g)) {
+			// ctx ended: the batch stays for the next run, which sends
+			// again the tenants sent so far (duplicates of equal value).
+			return false, nil
+		}
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -226,6 +230,24 @@ func (q *Queue) send(ctx context.Context, tenantID string, body []byte, requests
 		}
 		backoff = min(2*backoff, queueMaxBackoff)
 	}
+}
+
+// byTenant splits records by tenant, each tenant's in their order (a
+// series has one tenant, so its samples keep their order), the tenants in
+// the order of their first record.
+func byTenant(recs []record) [][]record {
+	var groups [][]record
+	index := map[string]int{}
+	for _, r := range recs {
+		i, ok := index[r.tenant]
+		if !ok {
+			i = len(groups)
+			index[r.tenant] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], r)
+	}
+	return groups
 }
 
 // joinRequests returns the snappy-compressed request holding the

@@ -88,15 +88,15 @@ func waitStored(t *testing.T, r *receiver, want ...string) {
 // TestQueue_RetriesAndSurvivesRestart queues requests while the receiver
 // answers 503, stops the queue without draining (as a kill -9 leaves it)
 // and starts a new one on the same directory: it sends them, in order,
-// consecutive ones of a tenant joined into one request, and nothing twice.
+// those of a tenant joined into one request, and nothing twice.
 func TestQueue_RetriesAndSurvivesRestart(t *testing.T) {
 	r, url := startReceiver(t)
 	r.setStatus(func() int { return http.StatusServiceUnavailable })
 	dir := t.TempDir()
 	q, _, kill := runQueue(t, dir, url, 1<<30)
 	push(t, q, "a", "one;")
-	push(t, q, "a", "two;")
 	push(t, q, "b", "three;")
+	push(t, q, "a", "two;")
 	require.Eventually(t, func() bool { return testutil.ToFloat64(q.metrics.retries) >= 2 }, 10*time.Second, 10*time.Millisecond)
 	require.Empty(t, r.stored())
 	kill()

@@ -185,8 +185,8 @@ type record struct {
 	body   []byte
 }
 
-// batch is what read returns: records of one tenant that follow each
-// other in segment num, from the read position to end.
+// batch is what read returns: the records that follow each other in
+// segment num, from the read position to end.
 type batch struct {
 	num     uint64
 	end     int64
@@ -194,8 +194,8 @@ type batch struct {
 	dropped int64 // bytes of a corrupt segment's rest, skipped
 }
 
-// read returns the records after the read position, all of one tenant,
-// until maxBytes of them. A finished segment that is not the last is
+// read returns the records after the read position, until maxBytes of
+// them. A finished segment that is not the last is
 // deleted on the way. An empty batch means the log is read to its end.
 // A corrupt record (a torn write of a killed process, or a damaged disk)
 // skips the rest of its segment and returns errCorrupt with what was read
@@ -229,9 +229,6 @@ func (l *segmentLog) read(maxBytes int) (batch, error) {
 				}
 			}
 			return b, fmt.Errorf("%s at offset %d: %w", segmentName(l.dir, s.num), b.end, err)
-		}
-		if len(b.records) > 0 && rec.tenant != b.records[0].tenant {
-			break
 		}
 		b.records = append(b.records, rec)
 		b.end += n

@@ -514,3 +514,24 @@ if ((scrape_count > 0)); then
 	echo "Scrape throughput (samples stored per CPU second; see docs/benchmarks.md), per round:"
 	grep '^BenchmarkScrapeCPU' "$sraw" | tr '\t' '\n' | grep -E 'samples/cpu-s|-x$' | sed 's/^ */  /'
 fi
+
+# The public gRPC query API against the HTTP JSON API (internal/benchquery
+# BenchmarkRangeQueryGRPCvsHTTP): one range query over BENCH_GRPC_SERIES
+# (10000) series x 60 points, end to end from a Go program, through package
+# client and through client_golang's HTTP API client (plain and gzip), in
+# the same run against one all-in-one argus: time, bytes on the wire and
+# client allocations per query, and their ratios gRPC/HTTP (below 1: gRPC
+# is cheaper). BENCH_GRPC_COUNT=1 rounds of BENCH_GRPC_TIME=5x queries (0
+# skips this step).
+grpc_count="${BENCH_GRPC_COUNT:-1}"
+if ((grpc_count > 0)); then
+	set_argus_bin
+	graw="$out/bench-$stamp-grpc.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$graw"
+	echo "bench: gRPC against HTTP range query, $grpc_count rounds" >&2
+	ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkRangeQueryGRPCvsHTTP$' -count="$grpc_count" \
+		-benchtime="${BENCH_GRPC_TIME:-5x}" -timeout=30m ./internal/benchquery/ | tee -a "$graw"
+	echo
+	echo "gRPC query API against the HTTP JSON API (per query, and ratios gRPC/HTTP):"
+	grep '^BenchmarkRangeQueryGRPCvsHTTP' "$graw" | tr '\t' '\n' | grep -E '/op$|grpc/' | sed 's/^ */  /'
+fi

@@ -4,6 +4,7 @@
 #
 #   $(go env GOCACHE)/../argus-tools/prometheus-<version>/{prometheus,promtool}
 #   $(go env GOCACHE)/../argus-tools/kube-<k8s version>-etcd-<etcd version>/{kube-apiserver,etcd}
+#   $(go env GOCACHE)/../argus-tools/grpcurl-<version>/grpcurl
 #
 # The real Prometheus server is the remote-write client and the PromQL
 # reference of internal/e2e. Debian's prometheus package is 2.x, too old, so it
@@ -15,12 +16,17 @@
 # Without an argument Prometheus is built and the last line printed on stdout
 # is its directory; with the argument "kube" kube-apiserver and etcd are built
 # instead and the last line is their directory (the KUBEBUILDER_ASSETS of
-# internal/kubetest). Progress goes to stderr.
+# internal/kubetest); with "grpcurl" grpcurl is built from its Go module (the
+# gRPC client of the query API's end-to-end test, GRPCURL_BIN) and the last
+# line is the binary's path; with "alertmanager", Alertmanager
+# (alertmanager-<version>/alertmanager, the ALERTMANAGER_BIN of
+# internal/e2e) and the last line is its directory. Progress goes to stderr.
 set -euo pipefail
 
 what="${1:-all}"
 
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}" # Prometheus 3.16
+GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.3}"
 
 tools_dir="${TOOLS_DIR:-$(go env GOCACHE)/../argus-tools}"
 mkdir -p "$tools_dir"
@@ -49,8 +55,66 @@ install_kube() {
 	echo "$kdest"
 }
 
+# install_alertmanager builds Alertmanager (the receiver of the ruler's
+# alerts in internal/e2e) into a directory named after its version and prints
+# that directory. go install fails on its embedded UI (ui/web.go embeds
+# app/dist, which the module does not ship), so the module is copied from the
+# module cache, the two embedded index pages are stubbed, and it is built
+# there.
+install_alertmanager() {
+	local version adest tmp src
+	version="${ALERTMANAGER_VERSION:-v0.35.0}"
+	adest="$tools_dir/alertmanager-$version"
+	if [[ -x "$adest/alertmanager" ]]; then
+		echo "install-tools: alertmanager $version already in $adest" >&2
+	else
+		echo "install-tools: building alertmanager $version into $adest (about a minute)" >&2
+		tmp="$(mktemp -d "$tools_dir/.alertmanager-$version.XXXXXX")"
+		src="$(cd "$tmp" && GOFLAGS= go mod download -json "github.com/prometheus/alertmanager@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+		[[ -n "$src" ]] || { rm -rf "$tmp"; echo "install-tools: alertmanager $version not in the module cache" >&2; return 1; }
+		cp -r "$src" "$tmp/src"
+		chmod -R u+w "$tmp/src"
+		mkdir -p "$tmp/src/ui/app/dist/elm" "$tmp/src/ui/app/dist/mantine"
+		echo '<!doctype html><title>Alertmanager</title>' >"$tmp/src/ui/app/dist/elm/index.html"
+		echo '<!doctype html><title>Alertmanager</title>' >"$tmp/src/ui/app/dist/mantine/index.html"
+		(cd "$tmp/src" && GOFLAGS= go build -o "$tmp/alertmanager" ./cmd/alertmanager) || { rm -rf "$tmp"; return 1; }
+		rm -rf "$tmp/src" "$adest"
+		chmod 755 "$tmp"
+		mv "$tmp" "$adest"
+		"$adest/alertmanager" --version >&2
+	fi
+	echo "$adest"
+}
+
+if [[ "$what" == alertmanager ]]; then
+	install_alertmanager
+	exit 0
+fi
+
+# install_grpcurl builds grpcurl into a directory named after its version
+# and prints the binary's path.
+install_grpcurl() {
+	local gdest tmp
+	gdest="$tools_dir/grpcurl-$GRPCURL_VERSION"
+	if [[ -x "$gdest/grpcurl" ]]; then
+		echo "install-tools: grpcurl $GRPCURL_VERSION already in $gdest" >&2
+	else
+		echo "install-tools: building grpcurl $GRPCURL_VERSION into $gdest" >&2
+		tmp="$(mktemp -d "$tools_dir/.grpcurl-$GRPCURL_VERSION.XXXXXX")"
+		(cd "$tmp" && GOBIN="$tmp" GOFLAGS= go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION") || { rm -rf "$tmp"; return 1; }
+		rm -rf "$gdest"
+		chmod 755 "$tmp"
+		mv "$tmp" "$gdest"
+	fi
+	echo "$gdest/grpcurl"
+}
+
 if [[ "$what" == kube ]]; then
 	install_kube
+	exit 0
+fi
+if [[ "$what" == grpcurl ]]; then
+	install_grpcurl
 	exit 0
 fi
 

@@ -3,7 +3,10 @@
 // count over 1M series on argus, Prometheus and VictoriaMetrics filled
 // alike, with each server's RSS before the queries and 15 s after them
 // (BENCH_SERIES_QUERIES_SERVERS picks servers, BENCH_SERIES_QUERIES_SAMPLES
-// the samples per series). BenchmarkQuerierPeakRSS measures what the per-tenant query limits
+// the samples per series). BenchmarkRangeQueryGRPCvsHTTP compares one range
+// query over 10K series through the public gRPC query API and through the
+// HTTP JSON API (time, wire bytes, client allocations, and their ratios).
+// BenchmarkQuerierPeakRSS measures what the per-tenant query limits
 // buy in memory: the peak RSS of a querier-only argus process that answers
 // a query over many series, without limits and with
 // -querier.max-fetched-series-per-query, both reading the same ingester (the

@@ -114,7 +114,9 @@ func requireScrapedOncePerInterval(t *testing.T, targets []*countingTarget, wind
 // memberlist cluster, remote-writing to one Argus) over 30 static targets:
 // each target is owned and scraped by exactly one of them; after a kill -9
 // of one, its targets are taken over by the two others, and again each
-// target is scraped once per interval.
+// target is scraped once per interval; when it joins again, its targets
+// (and only they) come back to it; when another leaves (SIGTERM), only the
+// leaver's targets move.
 func TestScrapersShareTargets(t *testing.T) {
 	skipIfShort(t)
 	targets := startCountingTargets(t, 30)
@@ -190,6 +192,24 @@ func TestScrapersShareTargets(t *testing.T) {
 		}
 	}
 	requireStatusPage(t, scrapers[1], names[1:], after)
+	requireScrapedOncePerInterval(t, targets, 10*time.Second)
+
+	// scraper-0 comes back (joins again under its name): its tokens are
+	// those it had, so exactly its old targets move back to it, the others
+	// stay, and again each target is scraped once per interval.
+	scrapers[0].Restart(t)
+	rejoined := agreedOwners(t, scrapers, names, targets, time.Minute)
+	require.Equal(t, own, rejoined, "after the rejoin every target has its first owner")
+	requireScrapedOncePerInterval(t, targets, 10*time.Second)
+
+	// scraper-2 leaves (SIGTERM): only its targets move, to the two others.
+	scrapers[2].Stop(t)
+	left := agreedOwners(t, scrapers[:2], names[:2], targets, time.Minute)
+	for _, c := range targets {
+		if own[c.addr()] != names[2] {
+			require.Equal(t, own[c.addr()], left[c.addr()], "target %s of a staying scraper moved", c.addr())
+		}
+	}
 	requireScrapedOncePerInterval(t, targets, 10*time.Second)
 }
 

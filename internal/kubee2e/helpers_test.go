@@ -27,9 +27,9 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 // sameTargets waits until the real Prometheus has want active targets and
-// Argus's active targets of tenant equal them (same scrape pools, same
-// labels), and returns them.
-func sameTargets(t *testing.T, argus *clustertest.Process, tenant, promURL string, want int) []kubetest.Target {
+// Argus's active targets of the tenants together equal them (same scrape
+// pools, same labels), and returns them.
+func sameTargets(t *testing.T, argus *clustertest.Process, tenants []string, promURL string, want int) []kubetest.Target {
 	t.Helper()
 	var got []kubetest.Target
 	clustertest.Eventually(t, func() string {
@@ -37,10 +37,15 @@ func sameTargets(t *testing.T, argus *clustertest.Process, tenant, promURL strin
 		if err != nil {
 			return err.Error()
 		}
-		a, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", tenant)
-		if err != nil {
-			return err.Error()
+		var a []kubetest.Target
+		for _, tenant := range tenants {
+			ts, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", tenant)
+			if err != nil {
+				return err.Error()
+			}
+			a = append(a, ts...)
 		}
+		sort.Slice(a, func(i, j int) bool { return a[i].Key() < a[j].Key() })
 		if len(p) != want {
 			return fmt.Sprintf("prometheus has %d targets, want %d:\n%s", len(p), want, kubetest.Keys(p))
 		}
@@ -67,6 +72,30 @@ func instantVector(t *testing.T, argus *clustertest.Process, tenant, query strin
 		} `json:"data"`
 	}
 	require.NoError(t, json.Unmarshal(body, &r))
+	var out []string
+	for _, s := range r.Data.Result {
+		out = append(out, kubetest.Target{Labels: s.Metric}.Key())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// promVector runs query on the real Prometheus and returns each series'
+// labels as a string, sorted.
+func promVector(t *testing.T, promURL, query string) []string {
+	t.Helper()
+	resp, err := http.Get(promURL + "/api/v1/query?" + url.Values{"query": {query}}.Encode())
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var r struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
 	var out []string
 	for _, s := range r.Data.Result {
 		out = append(out, kubetest.Target{Labels: s.Metric}.Key())

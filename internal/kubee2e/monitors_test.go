@@ -201,7 +201,7 @@ func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 	// Two api pods behind the service and the running worker; not the
 	// finished worker, not the other app, and no job of the unselected
 	// PodMonitors.
-	targets := sameTargets(t, argus, "team-a", promURL, 3)
+	targets := sameTargets(t, argus, []string{"team-a"}, promURL, 3)
 	byPod := map[string]kubetest.Target{}
 	for _, tg := range targets {
 		byPod[tg.Labels["pod"]] = tg

@@ -33,6 +33,12 @@ scrape_configs:
   - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
   - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
   - {source_labels: [__meta_kubernetes_pod_container_port_name], target_label: port}
+- job_name: k8s-namespace-tenant
+  kubernetes_sd_configs: [{role: pod, kubeconfig_file: KUBECONFIG, namespaces: {names: [apps]}, attach_metadata: {namespace: true}}]
+  relabel_configs:
+  - {action: keep, source_labels: [__meta_kubernetes_pod_label_app], regex: db}
+  - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
+  - {source_labels: [__meta_kubernetes_namespace_label_team], target_label: __tenant__, replacement: 'team-$1'}
 - job_name: k8s-endpoints
   kubernetes_sd_configs: [{role: endpoints, kubeconfig_file: KUBECONFIG, namespaces: {names: [apps]}}]
   relabel_configs:
@@ -148,8 +154,9 @@ func ptr[T any](v T) *T { return &v }
 // TestKubernetesSDMatchesPrometheus runs argus and the real Prometheus on
 // the same prometheus.yml (every kubernetes_sd_configs role) against the
 // same API server: argus must have exactly Prometheus's targets, with
-// exactly its labels, and store what it scrapes; deleting a pod makes its
-// series stale in both.
+// exactly its labels, and store what it scrapes (a job's targets under the
+// tenant their namespace's label names, through attach_metadata and
+// __tenant__); deleting a pod makes its series stale in both.
 func TestKubernetesSDMatchesPrometheus(t *testing.T) {
 	s := kubetest.Start(t)
 	cluster(t, s)
@@ -161,14 +168,19 @@ func TestKubernetesSDMatchesPrometheus(t *testing.T) {
 	}})
 
 	// pods 2 (web-1, web-2), endpoints 2, endpointslice 2, services 1,
-	// nodes 1, ingress 1.
-	targets := sameTargets(t, argus, "kube", promURL, 9)
+	// nodes 1, ingress 1; and db-1 of tenant team-a, the label of its
+	// namespace.
+	targets := sameTargets(t, argus, []string{"kube", "team-a"}, promURL, 10)
 	var pools []string
 	for _, tg := range targets {
 		pools = append(pools, tg.ScrapePool)
 	}
 	sort.Strings(pools)
-	require.Equal(t, "k8s-endpoints k8s-endpoints k8s-endpointslice k8s-endpointslice k8s-ingress k8s-nodes k8s-pods k8s-pods k8s-services", strings.Join(pools, " "))
+	require.Equal(t, "k8s-endpoints k8s-endpoints k8s-endpointslice k8s-endpointslice k8s-ingress k8s-namespace-tenant k8s-nodes k8s-pods k8s-pods k8s-services", strings.Join(pools, " "))
+	teamA, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", "team-a")
+	require.NoError(t, err)
+	require.Len(t, teamA, 1)
+	require.Equal(t, "db-1", teamA[0].Labels["pod"])
 
 	// What argus scraped from the two web pods is stored, with the target's
 	// labels.
@@ -181,17 +193,24 @@ func TestKubernetesSDMatchesPrometheus(t *testing.T) {
 		require.Contains(t, got[0], `app="web"`)
 		require.Contains(t, got[0], `exporter="web-1"`)
 		require.Contains(t, got[0], `namespace="apps"`)
+		if db := instantVector(t, argus, "team-a", `kubetest_up`); len(db) != 1 || !strings.Contains(db[0], `exporter="db-1"`) {
+			return "argus, tenant team-a: " + strings.Join(db, "\n")
+		}
 		return ""
 	}, time.Minute)
 
 	// Deleting web-1 removes its target from both and makes its series
-	// stale: an instant query no longer returns it.
+	// stale in both (staleness markers): an instant query no longer
+	// returns it, well before the 5 min lookback.
 	require.NoError(t, s.Client.CoreV1().Pods("apps").Delete(context.Background(), "web-1", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}))
-	sameTargets(t, argus, "kube", promURL, 8)
+	sameTargets(t, argus, []string{"kube", "team-a"}, promURL, 9)
 	clustertest.Eventually(t, func() string {
 		got := instantVector(t, argus, "kube", q)
 		if len(got) != 1 || !strings.Contains(got[0], `pod="web-2"`) {
 			return "argus, after deleting web-1: " + strings.Join(got, "\n")
+		}
+		if p := promVector(t, promURL, q); len(p) != 1 || p[0] != got[0] {
+			return "prometheus, after deleting web-1: " + strings.Join(p, "\n") + "\nargus: " + got[0]
 		}
 		return ""
 	}, time.Minute)

@@ -207,7 +207,7 @@ func (x LabelMatcher_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelMatcher_Type.Descriptor instead.
 func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{8, 0}
+	return file_argus_proto_rawDescGZIP(), []int{9, 0}
 }
 
 // WriteRequest is wire-compatible with Prometheus remote-write 1.0
@@ -455,9 +455,16 @@ type PushResponse struct {
 	// Number of samples rejected, over the whole request.
 	RejectedSamples int64 `protobuf:"varint,1,opt,name=rejected_samples,json=rejectedSamples,proto3" json:"rejected_samples,omitempty"`
 	// The first rejected series with their reason, capped by the ingester.
-	Rejected      []*RejectedSeries `protobuf:"bytes,2,rep,name=rejected,proto3" json:"rejected,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rejected []*RejectedSeries `protobuf:"bytes,2,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	// The exemplars the ingester did not store, by series, for every series
+	// that has any (uncapped: at most one entry per series of the request):
+	// of a series it does not hold, out of order, invalid, or with the
+	// tenant's exemplars disabled. A duplicate of a stored exemplar is stored
+	// and not listed. The distributor's remote write 2.0
+	// X-Prometheus-Remote-Write-Exemplars-Written header counts with it.
+	DroppedExemplars []*ExemplarDrops `protobuf:"bytes,3,rep,name=dropped_exemplars,json=droppedExemplars,proto3" json:"dropped_exemplars,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PushResponse) Reset() {
@@ -504,6 +511,68 @@ func (x *PushResponse) GetRejected() []*RejectedSeries {
 	return nil
 }
 
+func (x *PushResponse) GetDroppedExemplars() []*ExemplarDrops {
+	if x != nil {
+		return x.DroppedExemplars
+	}
+	return nil
+}
+
+// ExemplarDrops is how many exemplars of one series of a push an ingester
+// did not store.
+type ExemplarDrops struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index of the series in the pushed WriteRequest.timeseries.
+	SeriesIndex   int32 `protobuf:"varint,1,opt,name=series_index,json=seriesIndex,proto3" json:"series_index,omitempty"`
+	Dropped       int64 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarDrops) Reset() {
+	*x = ExemplarDrops{}
+	mi := &file_argus_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarDrops) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarDrops) ProtoMessage() {}
+
+func (x *ExemplarDrops) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarDrops.ProtoReflect.Descriptor instead.
+func (*ExemplarDrops) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExemplarDrops) GetSeriesIndex() int32 {
+	if x != nil {
+		return x.SeriesIndex
+	}
+	return 0
+}
+
+func (x *ExemplarDrops) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 type RejectedSeries struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Labels []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
@@ -511,13 +580,15 @@ type RejectedSeries struct {
 	// Human-readable detail, e.g. the rejected and the latest timestamp.
 	Message         string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	RejectedSamples int64  `protobuf:"varint,4,opt,name=rejected_samples,json=rejectedSamples,proto3" json:"rejected_samples,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Of rejected_samples, how many are native histogram samples.
+	RejectedHistograms int64 `protobuf:"varint,5,opt,name=rejected_histograms,json=rejectedHistograms,proto3" json:"rejected_histograms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RejectedSeries) Reset() {
 	*x = RejectedSeries{}
-	mi := &file_argus_proto_msgTypes[5]
+	mi := &file_argus_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +600,7 @@ func (x *RejectedSeries) String() string {
 func (*RejectedSeries) ProtoMessage() {}
 
 func (x *RejectedSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[5]
+	mi := &file_argus_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +613,7 @@ func (x *RejectedSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedSeries.ProtoReflect.Descriptor instead.
 func (*RejectedSeries) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{5}
+	return file_argus_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RejectedSeries) GetLabels() []*Label {
@@ -573,6 +644,13 @@ func (x *RejectedSeries) GetRejectedSamples() int64 {
 	return 0
 }
 
+func (x *RejectedSeries) GetRejectedHistograms() int64 {
+	if x != nil {
+		return x.RejectedHistograms
+	}
+	return 0
+}
+
 type UserStatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -581,7 +659,7 @@ type UserStatsRequest struct {
 
 func (x *UserStatsRequest) Reset() {
 	*x = UserStatsRequest{}
-	mi := &file_argus_proto_msgTypes[6]
+	mi := &file_argus_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +671,7 @@ func (x *UserStatsRequest) String() string {
 func (*UserStatsRequest) ProtoMessage() {}
 
 func (x *UserStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[6]
+	mi := &file_argus_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +684,7 @@ func (x *UserStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserStatsRequest.ProtoReflect.Descriptor instead.
 func (*UserStatsRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{6}
+	return file_argus_proto_rawDescGZIP(), []int{7}
 }
 
 type UserStatsResponse struct {
@@ -625,7 +703,7 @@ type UserStatsResponse struct {
 
 func (x *UserStatsResponse) Reset() {
 	*x = UserStatsResponse{}
-	mi := &file_argus_proto_msgTypes[7]
+	mi := &file_argus_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +715,7 @@ func (x *UserStatsResponse) String() string {
 func (*UserStatsResponse) ProtoMessage() {}
 
 func (x *UserStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[7]
+	mi := &file_argus_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +728,7 @@ func (x *UserStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserStatsResponse.ProtoReflect.Descriptor instead.
 func (*UserStatsResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{7}
+	return file_argus_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UserStatsResponse) GetMemorySeries() int64 {
@@ -685,7 +763,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_argus_proto_msgTypes[8]
+	mi := &file_argus_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +775,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[8]
+	mi := &file_argus_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +788,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{8}
+	return file_argus_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LabelMatcher) GetType() LabelMatcher_Type {
@@ -747,7 +825,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_argus_proto_msgTypes[9]
+	mi := &file_argus_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +837,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[9]
+	mi := &file_argus_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +850,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{9}
+	return file_argus_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SeriesRequest) GetMinTimeMs() int64 {
@@ -813,7 +891,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_argus_proto_msgTypes[10]
+	mi := &file_argus_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +903,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[10]
+	mi := &file_argus_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +916,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{10}
+	return file_argus_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SeriesResponse) GetSeries() []*StreamSeries {
@@ -859,7 +937,7 @@ type StreamSeries struct {
 
 func (x *StreamSeries) Reset() {
 	*x = StreamSeries{}
-	mi := &file_argus_proto_msgTypes[11]
+	mi := &file_argus_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +949,7 @@ func (x *StreamSeries) String() string {
 func (*StreamSeries) ProtoMessage() {}
 
 func (x *StreamSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[11]
+	mi := &file_argus_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +962,7 @@ func (x *StreamSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamSeries.ProtoReflect.Descriptor instead.
 func (*StreamSeries) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{11}
+	return file_argus_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamSeries) GetLabels() []*Label {
@@ -913,7 +991,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_argus_proto_msgTypes[12]
+	mi := &file_argus_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1003,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[12]
+	mi := &file_argus_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1016,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{12}
+	return file_argus_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Chunk) GetMinTimeMs() int64 {
@@ -982,7 +1060,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_argus_proto_msgTypes[13]
+	mi := &file_argus_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1072,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[13]
+	mi := &file_argus_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1085,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{13}
+	return file_argus_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LabelNamesRequest) GetMinTimeMs() int64 {
@@ -1048,7 +1126,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_argus_proto_msgTypes[14]
+	mi := &file_argus_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1138,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[14]
+	mi := &file_argus_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1151,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{14}
+	return file_argus_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -1097,7 +1175,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_argus_proto_msgTypes[15]
+	mi := &file_argus_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1187,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[15]
+	mi := &file_argus_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1200,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{15}
+	return file_argus_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -1170,7 +1248,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_argus_proto_msgTypes[16]
+	mi := &file_argus_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1260,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[16]
+	mi := &file_argus_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1273,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{16}
+	return file_argus_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -1217,7 +1295,7 @@ type DeleteSeriesRequest struct {
 
 func (x *DeleteSeriesRequest) Reset() {
 	*x = DeleteSeriesRequest{}
-	mi := &file_argus_proto_msgTypes[17]
+	mi := &file_argus_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1307,7 @@ func (x *DeleteSeriesRequest) String() string {
 func (*DeleteSeriesRequest) ProtoMessage() {}
 
 func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[17]
+	mi := &file_argus_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1320,7 @@ func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{17}
+	return file_argus_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteSeriesRequest) GetMinTimeMs() int64 {
@@ -1274,7 +1352,7 @@ type DeleteSeriesResponse struct {
 
 func (x *DeleteSeriesResponse) Reset() {
 	*x = DeleteSeriesResponse{}
-	mi := &file_argus_proto_msgTypes[18]
+	mi := &file_argus_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1364,7 @@ func (x *DeleteSeriesResponse) String() string {
 func (*DeleteSeriesResponse) ProtoMessage() {}
 
 func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[18]
+	mi := &file_argus_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1377,7 @@ func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{18}
+	return file_argus_proto_rawDescGZIP(), []int{19}
 }
 
 type CleanTombstonesRequest struct {
@@ -1310,7 +1388,7 @@ type CleanTombstonesRequest struct {
 
 func (x *CleanTombstonesRequest) Reset() {
 	*x = CleanTombstonesRequest{}
-	mi := &file_argus_proto_msgTypes[19]
+	mi := &file_argus_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1400,7 @@ func (x *CleanTombstonesRequest) String() string {
 func (*CleanTombstonesRequest) ProtoMessage() {}
 
 func (x *CleanTombstonesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[19]
+	mi := &file_argus_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1413,7 @@ func (x *CleanTombstonesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanTombstonesRequest.ProtoReflect.Descriptor instead.
 func (*CleanTombstonesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{19}
+	return file_argus_proto_rawDescGZIP(), []int{20}
 }
 
 type CleanTombstonesResponse struct {
@@ -1346,7 +1424,7 @@ type CleanTombstonesResponse struct {
 
 func (x *CleanTombstonesResponse) Reset() {
 	*x = CleanTombstonesResponse{}
-	mi := &file_argus_proto_msgTypes[20]
+	mi := &file_argus_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1436,7 @@ func (x *CleanTombstonesResponse) String() string {
 func (*CleanTombstonesResponse) ProtoMessage() {}
 
 func (x *CleanTombstonesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[20]
+	mi := &file_argus_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1449,7 @@ func (x *CleanTombstonesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanTombstonesResponse.ProtoReflect.Descriptor instead.
 func (*CleanTombstonesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{20}
+	return file_argus_proto_rawDescGZIP(), []int{21}
 }
 
 type TSDBStatusRequest struct {
@@ -1384,7 +1462,7 @@ type TSDBStatusRequest struct {
 
 func (x *TSDBStatusRequest) Reset() {
 	*x = TSDBStatusRequest{}
-	mi := &file_argus_proto_msgTypes[21]
+	mi := &file_argus_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1474,7 @@ func (x *TSDBStatusRequest) String() string {
 func (*TSDBStatusRequest) ProtoMessage() {}
 
 func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[21]
+	mi := &file_argus_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1487,7 @@ func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TSDBStatusRequest.ProtoReflect.Descriptor instead.
 func (*TSDBStatusRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{21}
+	return file_argus_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TSDBStatusRequest) GetLimit() int32 {
@@ -1430,7 +1508,7 @@ type CardinalityStat struct {
 
 func (x *CardinalityStat) Reset() {
 	*x = CardinalityStat{}
-	mi := &file_argus_proto_msgTypes[22]
+	mi := &file_argus_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1520,7 @@ func (x *CardinalityStat) String() string {
 func (*CardinalityStat) ProtoMessage() {}
 
 func (x *CardinalityStat) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[22]
+	mi := &file_argus_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1533,7 @@ func (x *CardinalityStat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CardinalityStat.ProtoReflect.Descriptor instead.
 func (*CardinalityStat) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{22}
+	return file_argus_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CardinalityStat) GetName() string {
@@ -1493,7 +1571,7 @@ type TSDBStatusResponse struct {
 
 func (x *TSDBStatusResponse) Reset() {
 	*x = TSDBStatusResponse{}
-	mi := &file_argus_proto_msgTypes[23]
+	mi := &file_argus_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1583,7 @@ func (x *TSDBStatusResponse) String() string {
 func (*TSDBStatusResponse) ProtoMessage() {}
 
 func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[23]
+	mi := &file_argus_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1596,7 @@ func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TSDBStatusResponse.ProtoReflect.Descriptor instead.
 func (*TSDBStatusResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{23}
+	return file_argus_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TSDBStatusResponse) GetNumSeries() uint64 {
@@ -1593,7 +1671,7 @@ type LabelNamesAndValuesRequest struct {
 
 func (x *LabelNamesAndValuesRequest) Reset() {
 	*x = LabelNamesAndValuesRequest{}
-	mi := &file_argus_proto_msgTypes[24]
+	mi := &file_argus_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1683,7 @@ func (x *LabelNamesAndValuesRequest) String() string {
 func (*LabelNamesAndValuesRequest) ProtoMessage() {}
 
 func (x *LabelNamesAndValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[24]
+	mi := &file_argus_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1696,7 @@ func (x *LabelNamesAndValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesAndValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesAndValuesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{24}
+	return file_argus_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LabelNamesAndValuesRequest) GetMatchers() []*LabelMatcher {
@@ -1638,7 +1716,7 @@ type LabelNameValues struct {
 
 func (x *LabelNameValues) Reset() {
 	*x = LabelNameValues{}
-	mi := &file_argus_proto_msgTypes[25]
+	mi := &file_argus_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1728,7 @@ func (x *LabelNameValues) String() string {
 func (*LabelNameValues) ProtoMessage() {}
 
 func (x *LabelNameValues) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[25]
+	mi := &file_argus_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1741,7 @@ func (x *LabelNameValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNameValues.ProtoReflect.Descriptor instead.
 func (*LabelNameValues) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{25}
+	return file_argus_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LabelNameValues) GetName() string {
@@ -1689,7 +1767,7 @@ type LabelNamesAndValuesResponse struct {
 
 func (x *LabelNamesAndValuesResponse) Reset() {
 	*x = LabelNamesAndValuesResponse{}
-	mi := &file_argus_proto_msgTypes[26]
+	mi := &file_argus_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1779,7 @@ func (x *LabelNamesAndValuesResponse) String() string {
 func (*LabelNamesAndValuesResponse) ProtoMessage() {}
 
 func (x *LabelNamesAndValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[26]
+	mi := &file_argus_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1792,7 @@ func (x *LabelNamesAndValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesAndValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesAndValuesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{26}
+	return file_argus_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LabelNamesAndValuesResponse) GetItems() []*LabelNameValues {
@@ -1734,7 +1812,7 @@ type LabelValuesCardinalityRequest struct {
 
 func (x *LabelValuesCardinalityRequest) Reset() {
 	*x = LabelValuesCardinalityRequest{}
-	mi := &file_argus_proto_msgTypes[27]
+	mi := &file_argus_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1824,7 @@ func (x *LabelValuesCardinalityRequest) String() string {
 func (*LabelValuesCardinalityRequest) ProtoMessage() {}
 
 func (x *LabelValuesCardinalityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[27]
+	mi := &file_argus_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +1837,7 @@ func (x *LabelValuesCardinalityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesCardinalityRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesCardinalityRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{27}
+	return file_argus_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LabelValuesCardinalityRequest) GetLabelNames() []string {
@@ -1789,7 +1867,7 @@ type LabelValueCounts struct {
 
 func (x *LabelValueCounts) Reset() {
 	*x = LabelValueCounts{}
-	mi := &file_argus_proto_msgTypes[28]
+	mi := &file_argus_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +1879,7 @@ func (x *LabelValueCounts) String() string {
 func (*LabelValueCounts) ProtoMessage() {}
 
 func (x *LabelValueCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[28]
+	mi := &file_argus_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +1892,7 @@ func (x *LabelValueCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValueCounts.ProtoReflect.Descriptor instead.
 func (*LabelValueCounts) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{28}
+	return file_argus_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LabelValueCounts) GetName() string {
@@ -1842,7 +1920,7 @@ type LabelValuesCardinalityResponse struct {
 
 func (x *LabelValuesCardinalityResponse) Reset() {
 	*x = LabelValuesCardinalityResponse{}
-	mi := &file_argus_proto_msgTypes[29]
+	mi := &file_argus_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1932,7 @@ func (x *LabelValuesCardinalityResponse) String() string {
 func (*LabelValuesCardinalityResponse) ProtoMessage() {}
 
 func (x *LabelValuesCardinalityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[29]
+	mi := &file_argus_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1945,7 @@ func (x *LabelValuesCardinalityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesCardinalityResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesCardinalityResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{29}
+	return file_argus_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LabelValuesCardinalityResponse) GetNumSeries() uint64 {
@@ -1896,7 +1974,7 @@ type ExemplarsRequest struct {
 
 func (x *ExemplarsRequest) Reset() {
 	*x = ExemplarsRequest{}
-	mi := &file_argus_proto_msgTypes[30]
+	mi := &file_argus_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +1986,7 @@ func (x *ExemplarsRequest) String() string {
 func (*ExemplarsRequest) ProtoMessage() {}
 
 func (x *ExemplarsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[30]
+	mi := &file_argus_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +1999,7 @@ func (x *ExemplarsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarsRequest.ProtoReflect.Descriptor instead.
 func (*ExemplarsRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{30}
+	return file_argus_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExemplarsRequest) GetMinTimeMs() int64 {
@@ -1954,7 +2032,7 @@ type LabelMatchers struct {
 
 func (x *LabelMatchers) Reset() {
 	*x = LabelMatchers{}
-	mi := &file_argus_proto_msgTypes[31]
+	mi := &file_argus_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2044,7 @@ func (x *LabelMatchers) String() string {
 func (*LabelMatchers) ProtoMessage() {}
 
 func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[31]
+	mi := &file_argus_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2057,7 @@ func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatchers.ProtoReflect.Descriptor instead.
 func (*LabelMatchers) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{31}
+	return file_argus_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LabelMatchers) GetMatchers() []*LabelMatcher {
@@ -1999,7 +2077,7 @@ type ExemplarsResponse struct {
 
 func (x *ExemplarsResponse) Reset() {
 	*x = ExemplarsResponse{}
-	mi := &file_argus_proto_msgTypes[32]
+	mi := &file_argus_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2089,7 @@ func (x *ExemplarsResponse) String() string {
 func (*ExemplarsResponse) ProtoMessage() {}
 
 func (x *ExemplarsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[32]
+	mi := &file_argus_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2102,7 @@ func (x *ExemplarsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarsResponse.ProtoReflect.Descriptor instead.
 func (*ExemplarsResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{32}
+	return file_argus_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExemplarsResponse) GetSeries() []*SeriesExemplars {
@@ -2045,7 +2123,7 @@ type SeriesExemplars struct {
 
 func (x *SeriesExemplars) Reset() {
 	*x = SeriesExemplars{}
-	mi := &file_argus_proto_msgTypes[33]
+	mi := &file_argus_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2135,7 @@ func (x *SeriesExemplars) String() string {
 func (*SeriesExemplars) ProtoMessage() {}
 
 func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[33]
+	mi := &file_argus_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2148,7 @@ func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesExemplars.ProtoReflect.Descriptor instead.
 func (*SeriesExemplars) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{33}
+	return file_argus_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SeriesExemplars) GetLabels() []*Label {
@@ -2098,7 +2176,7 @@ type Exemplar struct {
 
 func (x *Exemplar) Reset() {
 	*x = Exemplar{}
-	mi := &file_argus_proto_msgTypes[34]
+	mi := &file_argus_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2188,7 @@ func (x *Exemplar) String() string {
 func (*Exemplar) ProtoMessage() {}
 
 func (x *Exemplar) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[34]
+	mi := &file_argus_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2201,7 @@ func (x *Exemplar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
 func (*Exemplar) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{34}
+	return file_argus_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Exemplar) GetLabels() []*Label {
@@ -2161,7 +2239,7 @@ type MetricsMetadataRequest struct {
 
 func (x *MetricsMetadataRequest) Reset() {
 	*x = MetricsMetadataRequest{}
-	mi := &file_argus_proto_msgTypes[35]
+	mi := &file_argus_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2251,7 @@ func (x *MetricsMetadataRequest) String() string {
 func (*MetricsMetadataRequest) ProtoMessage() {}
 
 func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[35]
+	mi := &file_argus_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2264,7 @@ func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{35}
+	return file_argus_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MetricsMetadataRequest) GetMetric() string {
@@ -2220,7 +2298,7 @@ type MetricsMetadataResponse struct {
 
 func (x *MetricsMetadataResponse) Reset() {
 	*x = MetricsMetadataResponse{}
-	mi := &file_argus_proto_msgTypes[36]
+	mi := &file_argus_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2310,7 @@ func (x *MetricsMetadataResponse) String() string {
 func (*MetricsMetadataResponse) ProtoMessage() {}
 
 func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[36]
+	mi := &file_argus_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2323,7 @@ func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{36}
+	return file_argus_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
@@ -2269,7 +2347,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_argus_proto_msgTypes[37]
+	mi := &file_argus_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2281,7 +2359,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[37]
+	mi := &file_argus_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2372,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{37}
+	return file_argus_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -2348,15 +2426,20 @@ const file_argus_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"A\n" +
 	"\x06Sample\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x01R\x05value\x12!\n" +
-	"\ftimestamp_ms\x18\x02 \x01(\x03R\vtimestampMs\"o\n" +
+	"\ftimestamp_ms\x18\x02 \x01(\x03R\vtimestampMs\"\xb5\x01\n" +
 	"\fPushResponse\x12)\n" +
 	"\x10rejected_samples\x18\x01 \x01(\x03R\x0frejectedSamples\x124\n" +
-	"\brejected\x18\x02 \x03(\v2\x18.argus.v1.RejectedSeriesR\brejected\"\xae\x01\n" +
+	"\brejected\x18\x02 \x03(\v2\x18.argus.v1.RejectedSeriesR\brejected\x12D\n" +
+	"\x11dropped_exemplars\x18\x03 \x03(\v2\x17.argus.v1.ExemplarDropsR\x10droppedExemplars\"L\n" +
+	"\rExemplarDrops\x12!\n" +
+	"\fseries_index\x18\x01 \x01(\x05R\vseriesIndex\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\x03R\adropped\"\xdf\x01\n" +
 	"\x0eRejectedSeries\x12'\n" +
 	"\x06labels\x18\x01 \x03(\v2\x0f.argus.v1.LabelR\x06labels\x12.\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.argus.v1.RejectReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12)\n" +
-	"\x10rejected_samples\x18\x04 \x01(\x03R\x0frejectedSamples\"\x12\n" +
+	"\x10rejected_samples\x18\x04 \x01(\x03R\x0frejectedSamples\x12/\n" +
+	"\x13rejected_histograms\x18\x05 \x01(\x03R\x12rejectedHistograms\"\x12\n" +
 	"\x10UserStatsRequest\"\x8d\x01\n" +
 	"\x11UserStatsResponse\x12#\n" +
 	"\rmemory_series\x18\x01 \x01(\x03R\fmemorySeries\x12%\n" +
@@ -2514,7 +2597,7 @@ func file_argus_proto_rawDescGZIP() []byte {
 }
 
 var file_argus_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_argus_proto_goTypes = []any{
 	(RejectReason)(0),                      // 0: argus.v1.RejectReason
 	(ChunkEncoding)(0),                     // 1: argus.v1.ChunkEncoding
@@ -2524,101 +2607,103 @@ var file_argus_proto_goTypes = []any{
 	(*Label)(nil),                          // 5: argus.v1.Label
 	(*Sample)(nil),                         // 6: argus.v1.Sample
 	(*PushResponse)(nil),                   // 7: argus.v1.PushResponse
-	(*RejectedSeries)(nil),                 // 8: argus.v1.RejectedSeries
-	(*UserStatsRequest)(nil),               // 9: argus.v1.UserStatsRequest
-	(*UserStatsResponse)(nil),              // 10: argus.v1.UserStatsResponse
-	(*LabelMatcher)(nil),                   // 11: argus.v1.LabelMatcher
-	(*SeriesRequest)(nil),                  // 12: argus.v1.SeriesRequest
-	(*SeriesResponse)(nil),                 // 13: argus.v1.SeriesResponse
-	(*StreamSeries)(nil),                   // 14: argus.v1.StreamSeries
-	(*Chunk)(nil),                          // 15: argus.v1.Chunk
-	(*LabelNamesRequest)(nil),              // 16: argus.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),             // 17: argus.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),             // 18: argus.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil),            // 19: argus.v1.LabelValuesResponse
-	(*DeleteSeriesRequest)(nil),            // 20: argus.v1.DeleteSeriesRequest
-	(*DeleteSeriesResponse)(nil),           // 21: argus.v1.DeleteSeriesResponse
-	(*CleanTombstonesRequest)(nil),         // 22: argus.v1.CleanTombstonesRequest
-	(*CleanTombstonesResponse)(nil),        // 23: argus.v1.CleanTombstonesResponse
-	(*TSDBStatusRequest)(nil),              // 24: argus.v1.TSDBStatusRequest
-	(*CardinalityStat)(nil),                // 25: argus.v1.CardinalityStat
-	(*TSDBStatusResponse)(nil),             // 26: argus.v1.TSDBStatusResponse
-	(*LabelNamesAndValuesRequest)(nil),     // 27: argus.v1.LabelNamesAndValuesRequest
-	(*LabelNameValues)(nil),                // 28: argus.v1.LabelNameValues
-	(*LabelNamesAndValuesResponse)(nil),    // 29: argus.v1.LabelNamesAndValuesResponse
-	(*LabelValuesCardinalityRequest)(nil),  // 30: argus.v1.LabelValuesCardinalityRequest
-	(*LabelValueCounts)(nil),               // 31: argus.v1.LabelValueCounts
-	(*LabelValuesCardinalityResponse)(nil), // 32: argus.v1.LabelValuesCardinalityResponse
-	(*ExemplarsRequest)(nil),               // 33: argus.v1.ExemplarsRequest
-	(*LabelMatchers)(nil),                  // 34: argus.v1.LabelMatchers
-	(*ExemplarsResponse)(nil),              // 35: argus.v1.ExemplarsResponse
-	(*SeriesExemplars)(nil),                // 36: argus.v1.SeriesExemplars
-	(*Exemplar)(nil),                       // 37: argus.v1.Exemplar
-	(*MetricsMetadataRequest)(nil),         // 38: argus.v1.MetricsMetadataRequest
-	(*MetricsMetadataResponse)(nil),        // 39: argus.v1.MetricsMetadataResponse
-	(*MetricMetadata)(nil),                 // 40: argus.v1.MetricMetadata
+	(*ExemplarDrops)(nil),                  // 8: argus.v1.ExemplarDrops
+	(*RejectedSeries)(nil),                 // 9: argus.v1.RejectedSeries
+	(*UserStatsRequest)(nil),               // 10: argus.v1.UserStatsRequest
+	(*UserStatsResponse)(nil),              // 11: argus.v1.UserStatsResponse
+	(*LabelMatcher)(nil),                   // 12: argus.v1.LabelMatcher
+	(*SeriesRequest)(nil),                  // 13: argus.v1.SeriesRequest
+	(*SeriesResponse)(nil),                 // 14: argus.v1.SeriesResponse
+	(*StreamSeries)(nil),                   // 15: argus.v1.StreamSeries
+	(*Chunk)(nil),                          // 16: argus.v1.Chunk
+	(*LabelNamesRequest)(nil),              // 17: argus.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),             // 18: argus.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),             // 19: argus.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),            // 20: argus.v1.LabelValuesResponse
+	(*DeleteSeriesRequest)(nil),            // 21: argus.v1.DeleteSeriesRequest
+	(*DeleteSeriesResponse)(nil),           // 22: argus.v1.DeleteSeriesResponse
+	(*CleanTombstonesRequest)(nil),         // 23: argus.v1.CleanTombstonesRequest
+	(*CleanTombstonesResponse)(nil),        // 24: argus.v1.CleanTombstonesResponse
+	(*TSDBStatusRequest)(nil),              // 25: argus.v1.TSDBStatusRequest
+	(*CardinalityStat)(nil),                // 26: argus.v1.CardinalityStat
+	(*TSDBStatusResponse)(nil),             // 27: argus.v1.TSDBStatusResponse
+	(*LabelNamesAndValuesRequest)(nil),     // 28: argus.v1.LabelNamesAndValuesRequest
+	(*LabelNameValues)(nil),                // 29: argus.v1.LabelNameValues
+	(*LabelNamesAndValuesResponse)(nil),    // 30: argus.v1.LabelNamesAndValuesResponse
+	(*LabelValuesCardinalityRequest)(nil),  // 31: argus.v1.LabelValuesCardinalityRequest
+	(*LabelValueCounts)(nil),               // 32: argus.v1.LabelValueCounts
+	(*LabelValuesCardinalityResponse)(nil), // 33: argus.v1.LabelValuesCardinalityResponse
+	(*ExemplarsRequest)(nil),               // 34: argus.v1.ExemplarsRequest
+	(*LabelMatchers)(nil),                  // 35: argus.v1.LabelMatchers
+	(*ExemplarsResponse)(nil),              // 36: argus.v1.ExemplarsResponse
+	(*SeriesExemplars)(nil),                // 37: argus.v1.SeriesExemplars
+	(*Exemplar)(nil),                       // 38: argus.v1.Exemplar
+	(*MetricsMetadataRequest)(nil),         // 39: argus.v1.MetricsMetadataRequest
+	(*MetricsMetadataResponse)(nil),        // 40: argus.v1.MetricsMetadataResponse
+	(*MetricMetadata)(nil),                 // 41: argus.v1.MetricMetadata
 }
 var file_argus_proto_depIdxs = []int32{
 	4,  // 0: argus.v1.WriteRequest.timeseries:type_name -> argus.v1.TimeSeries
 	5,  // 1: argus.v1.TimeSeries.labels:type_name -> argus.v1.Label
 	6,  // 2: argus.v1.TimeSeries.samples:type_name -> argus.v1.Sample
-	8,  // 3: argus.v1.PushResponse.rejected:type_name -> argus.v1.RejectedSeries
-	5,  // 4: argus.v1.RejectedSeries.labels:type_name -> argus.v1.Label
-	0,  // 5: argus.v1.RejectedSeries.reason:type_name -> argus.v1.RejectReason
-	2,  // 6: argus.v1.LabelMatcher.type:type_name -> argus.v1.LabelMatcher.Type
-	11, // 7: argus.v1.SeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	14, // 8: argus.v1.SeriesResponse.series:type_name -> argus.v1.StreamSeries
-	5,  // 9: argus.v1.StreamSeries.labels:type_name -> argus.v1.Label
-	15, // 10: argus.v1.StreamSeries.chunks:type_name -> argus.v1.Chunk
-	1,  // 11: argus.v1.Chunk.encoding:type_name -> argus.v1.ChunkEncoding
-	11, // 12: argus.v1.LabelNamesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	11, // 13: argus.v1.LabelValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	11, // 14: argus.v1.DeleteSeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	25, // 15: argus.v1.TSDBStatusResponse.series_count_by_metric_name:type_name -> argus.v1.CardinalityStat
-	25, // 16: argus.v1.TSDBStatusResponse.label_value_count_by_label_name:type_name -> argus.v1.CardinalityStat
-	25, // 17: argus.v1.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> argus.v1.CardinalityStat
-	25, // 18: argus.v1.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> argus.v1.CardinalityStat
-	11, // 19: argus.v1.LabelNamesAndValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	28, // 20: argus.v1.LabelNamesAndValuesResponse.items:type_name -> argus.v1.LabelNameValues
-	11, // 21: argus.v1.LabelValuesCardinalityRequest.matchers:type_name -> argus.v1.LabelMatcher
-	25, // 22: argus.v1.LabelValueCounts.values:type_name -> argus.v1.CardinalityStat
-	31, // 23: argus.v1.LabelValuesCardinalityResponse.items:type_name -> argus.v1.LabelValueCounts
-	34, // 24: argus.v1.ExemplarsRequest.matcher_sets:type_name -> argus.v1.LabelMatchers
-	11, // 25: argus.v1.LabelMatchers.matchers:type_name -> argus.v1.LabelMatcher
-	36, // 26: argus.v1.ExemplarsResponse.series:type_name -> argus.v1.SeriesExemplars
-	5,  // 27: argus.v1.SeriesExemplars.labels:type_name -> argus.v1.Label
-	37, // 28: argus.v1.SeriesExemplars.exemplars:type_name -> argus.v1.Exemplar
-	5,  // 29: argus.v1.Exemplar.labels:type_name -> argus.v1.Label
-	40, // 30: argus.v1.MetricsMetadataResponse.metadata:type_name -> argus.v1.MetricMetadata
-	3,  // 31: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
-	9,  // 32: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
-	12, // 33: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
-	16, // 34: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
-	18, // 35: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
-	33, // 36: argus.v1.SeriesSource.QueryExemplars:input_type -> argus.v1.ExemplarsRequest
-	38, // 37: argus.v1.SeriesSource.MetricsMetadata:input_type -> argus.v1.MetricsMetadataRequest
-	20, // 38: argus.v1.IngesterAdmin.DeleteSeries:input_type -> argus.v1.DeleteSeriesRequest
-	22, // 39: argus.v1.IngesterAdmin.CleanTombstones:input_type -> argus.v1.CleanTombstonesRequest
-	24, // 40: argus.v1.IngesterAdmin.TSDBStatus:input_type -> argus.v1.TSDBStatusRequest
-	27, // 41: argus.v1.IngesterAdmin.LabelNamesAndValues:input_type -> argus.v1.LabelNamesAndValuesRequest
-	30, // 42: argus.v1.IngesterAdmin.LabelValuesCardinality:input_type -> argus.v1.LabelValuesCardinalityRequest
-	7,  // 43: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
-	10, // 44: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
-	13, // 45: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
-	17, // 46: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
-	19, // 47: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
-	35, // 48: argus.v1.SeriesSource.QueryExemplars:output_type -> argus.v1.ExemplarsResponse
-	39, // 49: argus.v1.SeriesSource.MetricsMetadata:output_type -> argus.v1.MetricsMetadataResponse
-	21, // 50: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
-	23, // 51: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
-	26, // 52: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
-	29, // 53: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
-	32, // 54: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
-	43, // [43:55] is the sub-list for method output_type
-	31, // [31:43] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	9,  // 3: argus.v1.PushResponse.rejected:type_name -> argus.v1.RejectedSeries
+	8,  // 4: argus.v1.PushResponse.dropped_exemplars:type_name -> argus.v1.ExemplarDrops
+	5,  // 5: argus.v1.RejectedSeries.labels:type_name -> argus.v1.Label
+	0,  // 6: argus.v1.RejectedSeries.reason:type_name -> argus.v1.RejectReason
+	2,  // 7: argus.v1.LabelMatcher.type:type_name -> argus.v1.LabelMatcher.Type
+	12, // 8: argus.v1.SeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	15, // 9: argus.v1.SeriesResponse.series:type_name -> argus.v1.StreamSeries
+	5,  // 10: argus.v1.StreamSeries.labels:type_name -> argus.v1.Label
+	16, // 11: argus.v1.StreamSeries.chunks:type_name -> argus.v1.Chunk
+	1,  // 12: argus.v1.Chunk.encoding:type_name -> argus.v1.ChunkEncoding
+	12, // 13: argus.v1.LabelNamesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	12, // 14: argus.v1.LabelValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	12, // 15: argus.v1.DeleteSeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	26, // 16: argus.v1.TSDBStatusResponse.series_count_by_metric_name:type_name -> argus.v1.CardinalityStat
+	26, // 17: argus.v1.TSDBStatusResponse.label_value_count_by_label_name:type_name -> argus.v1.CardinalityStat
+	26, // 18: argus.v1.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> argus.v1.CardinalityStat
+	26, // 19: argus.v1.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> argus.v1.CardinalityStat
+	12, // 20: argus.v1.LabelNamesAndValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	29, // 21: argus.v1.LabelNamesAndValuesResponse.items:type_name -> argus.v1.LabelNameValues
+	12, // 22: argus.v1.LabelValuesCardinalityRequest.matchers:type_name -> argus.v1.LabelMatcher
+	26, // 23: argus.v1.LabelValueCounts.values:type_name -> argus.v1.CardinalityStat
+	32, // 24: argus.v1.LabelValuesCardinalityResponse.items:type_name -> argus.v1.LabelValueCounts
+	35, // 25: argus.v1.ExemplarsRequest.matcher_sets:type_name -> argus.v1.LabelMatchers
+	12, // 26: argus.v1.LabelMatchers.matchers:type_name -> argus.v1.LabelMatcher
+	37, // 27: argus.v1.ExemplarsResponse.series:type_name -> argus.v1.SeriesExemplars
+	5,  // 28: argus.v1.SeriesExemplars.labels:type_name -> argus.v1.Label
+	38, // 29: argus.v1.SeriesExemplars.exemplars:type_name -> argus.v1.Exemplar
+	5,  // 30: argus.v1.Exemplar.labels:type_name -> argus.v1.Label
+	41, // 31: argus.v1.MetricsMetadataResponse.metadata:type_name -> argus.v1.MetricMetadata
+	3,  // 32: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
+	10, // 33: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
+	13, // 34: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
+	17, // 35: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
+	19, // 36: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
+	34, // 37: argus.v1.SeriesSource.QueryExemplars:input_type -> argus.v1.ExemplarsRequest
+	39, // 38: argus.v1.SeriesSource.MetricsMetadata:input_type -> argus.v1.MetricsMetadataRequest
+	21, // 39: argus.v1.IngesterAdmin.DeleteSeries:input_type -> argus.v1.DeleteSeriesRequest
+	23, // 40: argus.v1.IngesterAdmin.CleanTombstones:input_type -> argus.v1.CleanTombstonesRequest
+	25, // 41: argus.v1.IngesterAdmin.TSDBStatus:input_type -> argus.v1.TSDBStatusRequest
+	28, // 42: argus.v1.IngesterAdmin.LabelNamesAndValues:input_type -> argus.v1.LabelNamesAndValuesRequest
+	31, // 43: argus.v1.IngesterAdmin.LabelValuesCardinality:input_type -> argus.v1.LabelValuesCardinalityRequest
+	7,  // 44: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
+	11, // 45: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
+	14, // 46: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
+	18, // 47: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
+	20, // 48: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
+	36, // 49: argus.v1.SeriesSource.QueryExemplars:output_type -> argus.v1.ExemplarsResponse
+	40, // 50: argus.v1.SeriesSource.MetricsMetadata:output_type -> argus.v1.MetricsMetadataResponse
+	22, // 51: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
+	24, // 52: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
+	27, // 53: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
+	30, // 54: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
+	33, // 55: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
+	44, // [44:56] is the sub-list for method output_type
+	32, // [32:44] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_argus_proto_init() }
@@ -2632,7 +2717,7 @@ func file_argus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_argus_proto_rawDesc), len(file_argus_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
