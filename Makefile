@@ -8,6 +8,12 @@ KUBE_TOOLS        := kube-v1.37.2-etcd-v3.7.0
 # grpcurl, the gRPC client of the query API's end-to-end test (scripts/install-tools.sh grpcurl).
 GRPCURL_VERSION   := v1.9.3
 
+# The one version of the binary (-version, the / page, status/buildinfo,
+# argus_build_info), stamped at link time.
+VERSION  ?= 0.1.0-dev
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.Version=$(VERSION) -X main.Revision=$(REVISION)
+
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTOC_GEN_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
@@ -17,7 +23,7 @@ PROTOC_GEN_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
 all: build
 
 build:
-	$(GO) build -o $(BIN_DIR)/argus ./cmd/argus
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/argus ./cmd/argus
 
 run: build
 	./$(BIN_DIR)/argus -target=all -storage.path=./data

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -82,9 +83,12 @@ func (e sampleError) Error() string {
 		return fmt.Sprintf("sample at %d has the timestamp of a stored sample but another value", e.t)
 	case arguspb.RejectReason_REJECT_REASON_TOO_OLD:
 		if e.window {
-			return fmt.Sprintf("sample at %d is older than its series' latest sample and than the start %d of the out-of-order time window", e.t, e.ref)
+			return fmt.Sprintf("sample at %s (%d) is older than its series' latest sample and than %s (%d), the start of the tenant's out-of-order time window (out_of_order_time_window)", msTime(e.t), e.t, msTime(e.ref), e.ref)
 		}
-		return fmt.Sprintf("sample at %d is older than the minimum valid time %d", e.t, e.ref)
+		return fmt.Sprintf("sample at %s (%d) is older than %s (%d), the oldest time the tenant's head accepts: "+
+			"one hour before the newest sample it holds, as Prometheus's head (the out_of_order_time_window if longer), "+
+			"and never past the retention period or into chunks already sealed on disk",
+			msTime(e.t), e.t, msTime(e.ref), e.ref)
 	}
 	return fmt.Sprintf("sample at %d rejected", e.t)
 }
@@ -136,3 +140,6 @@ func tenantOf(ctx context.Context) (string, error) {
 	}
 	return id, tenant.Validate(id)
 }
+
+// msTime renders Unix milliseconds as an RFC 3339 UTC time for messages.
+func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }

@@ -144,13 +144,13 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 // are Mimir's.
 func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.Float64Var(&l.IngestionRate, prefix+"distributor.ingestion-rate-limit", 10000,
-		"Per-tenant ingestion rate limit, in samples per second, shared by the healthy distributors. 0 means unlimited.")
+		"Per-tenant ingestion rate limit, in samples per second, shared by the healthy distributors. 0 means unlimited. With -target=all the default is 0: the all-in-one serves one user, whose Prometheus it must not throttle.")
 	f.IntVar(&l.IngestionBurstSize, prefix+"distributor.ingestion-burst-size", 200000,
 		"Per-tenant number of samples that may be pushed at once above the ingestion rate limit.")
 	f.IntVar(&l.MaxGlobalSeriesPerUser, prefix+"ingester.max-global-series-per-user", 150000,
-		"Per-tenant limit of in-memory series across the cluster, before replication. 0 means unlimited.")
+		"Per-tenant limit of in-memory series across the cluster, before replication. 0 means unlimited. With -target=all the default is 0.")
 	f.IntVar(&l.MaxGlobalSeriesPerMetric, prefix+"ingester.max-global-series-per-metric", 20000,
-		"Per-tenant limit of in-memory series of one metric name across the cluster, before replication. 0 means unlimited.")
+		"Per-tenant limit of in-memory series of one metric name across the cluster, before replication. 0 means unlimited. With -target=all the default is 0.")
 	f.IntVar(&l.MaxLabelNamesPerSeries, prefix+"validation.max-label-names-per-series", 30,
 		"Most label names, __name__ included, a series may have.")
 	f.IntVar(&l.MaxLabelNameLength, prefix+"validation.max-length-label-name", 1024,

@@ -37,14 +37,19 @@ type bothAPIs struct {
 
 func serveBoth(t testing.TB, q *Querier, a *auth.Authenticator) bothAPIs {
 	t.Helper()
+	return serveBothTenancy(t, q, a, auth.OneTenant)
+}
+
+func serveBothTenancy(t testing.TB, q *Querier, a *auth.Authenticator, tenancy auth.Tenancy) bothAPIs {
+	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(PathPrefix+"/", a.Middleware(q.Handler(), auth.OneTenant))
+	mux.Handle(PathPrefix+"/", a.Middleware(q.Handler(), tenancy))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	prefix := "/" + QueryServiceName + "/"
 	s := grpc.NewServer(grpccodec.ServerOption(),
-		grpc.ChainStreamInterceptor(a.StreamInterceptor(prefix, auth.OneTenant)),
-		grpc.ChainUnaryInterceptor(a.UnaryInterceptor(prefix, auth.OneTenant)))
+		grpc.ChainStreamInterceptor(a.StreamInterceptor(prefix, tenancy)),
+		grpc.ChainUnaryInterceptor(a.UnaryInterceptor(prefix, tenancy)))
 	argusquerypb.RegisterQueryServer(s, q.QueryServer())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -249,3 +249,24 @@ func fromLabels(ls []*argusquerypb.Label) []labels.Label {
 	}
 	return out
 }
+
+// TestQueryServer_Federation reads two tenants at once (a|b) over gRPC as
+// over HTTP, when federation is on.
+func TestQueryServer_Federation(t *testing.T) {
+	_, src := newFakeSource(t)
+	cfg := defaultConfig(t)
+	cfg.TenantFederationEnabled = true
+	q, err := New(cfg, Deps{Source: src})
+	require.NoError(t, err)
+	apis := serveBothTenancy(t, q, headerAuth(t), auth.Federated)
+	both := tenantA + "|" + tenantB
+	c := dialTest(t, apis.grpc, both)
+	at := t0 + 30*60_000
+	for _, expr := range []string{`count by (__tenant_id__) ({__name__=~".+"})`, `up`, `sum(up)`} {
+		want := apiRequest{http.MethodGet, "/api/v1/query", url.Values{"query": {expr}, "time": {secs(at)}}, both}.do(t, apis.http)
+		require.Equal(t, http.StatusOK, want.status, want.body)
+		res, err := c.Query(t.Context(), client.InstantQuery{Expr: expr, Time: time.UnixMilli(at)})
+		requireSameAnswer(t, expr, want, res, err)
+	}
+	require.Contains(t, apiRequest{http.MethodGet, "/api/v1/query", url.Values{"query": {`count by (__tenant_id__) (up)`}, "time": {secs(at)}}, both}.do(t, apis.http).body, tenantB)
+}

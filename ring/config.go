@@ -42,13 +42,13 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.StringVar(&c.InstanceZone, p+"instance-availability-zone", "", "Availability zone of this ingester (with zone awareness).")
 	f.StringVar(&c.InstanceID, p+"instance-id", hostname, "ID of this ingester in the ring; unique in the cluster.")
 	f.StringVar(&c.InstanceAddr, p+"instance-addr", "", "Address other processes reach this ingester's gRPC server at; empty picks the first private IPv4 of the host.")
-	f.IntVar(&c.InstancePort, p+"instance-port", 9095, "Port other processes reach this ingester's gRPC server at.")
+	f.IntVar(&c.InstancePort, p+"instance-port", 0, "Port other processes reach this ingester's gRPC server at; 0 is the process's -server.grpc-listen-port.")
 	f.DurationVar(&c.HeartbeatPeriod, p+"heartbeat-period", 5*time.Second, "How often an ingester refreshes its ring entry.")
 	f.DurationVar(&c.HeartbeatTimeout, p+"heartbeat-timeout", time.Minute, "Heartbeat age after which an ingester is UNHEALTHY; 0 disables the check.")
 	f.IntVar(&c.AutoForgetUnhealthyPeriods, p+"auto-forget-unhealthy-periods", 10, "Forget an ingester whose heartbeat is older than this many heartbeat timeouts, unless that leaves fewer than a quorum of members; 0 disables.")
 	f.DurationVar(&c.JoinAfter, p+"join-after", 0, "Minimum time an ingester stays JOINING before it may turn ACTIVE.")
 	f.DurationVar(&c.LeavePropagationDelay, p+"leave-propagation-delay", time.Second, "How long a stopping ingester keeps taking pushes after turning LEAVING, for the state to gossip to the distributors.")
-	f.StringVar(&c.TokensFilePath, p+"tokens-file-path", "", "File the ingester keeps its tokens in across restarts; empty does not persist them.")
+	f.StringVar(&c.TokensFilePath, p+"tokens-file-path", "", "File the ingester keeps its tokens in across restarts, so that a restarted ingester owns the same series; empty is <-storage.path>/tokens.")
 }
 
 // Validate reports an invalid configuration.
@@ -66,12 +66,23 @@ func (c *Config) Validate() error {
 		return errors.New("ring: heartbeat-timeout must not be shorter than heartbeat-period")
 	case c.AutoForgetUnhealthyPeriods < 0:
 		return errors.New("ring: auto-forget-unhealthy-periods must not be negative")
-	case c.ZoneAwarenessEnabled && c.InstanceZone == "":
-		return errors.New("ring: zone awareness needs instance-availability-zone")
 	case strings.ContainsAny(c.InstanceID, ",/"):
 		return fmt.Errorf("ring: instance-id %q must not contain ',' or '/'", c.InstanceID)
 	}
 	return c.validateGossipSize()
+}
+
+// ValidateInstance checks what an ingester registering in the ring needs on
+// top of Validate: with zone awareness, its zone. Processes that only read
+// the ring (distributors, queriers) have no zone, as in Mimir.
+func (c *Config) ValidateInstance() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.ZoneAwarenessEnabled && c.InstanceZone == "" {
+		return errors.New("ring: zone awareness (-ingester.ring.zone-awareness-enabled) needs the ingester's -ingester.ring.instance-availability-zone")
+	}
+	return nil
 }
 
 // validateGossipSize refuses a token count whose full update could exceed a

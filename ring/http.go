@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/argus-tsdb/argus/internal/apierror"
 )
 
 // InstanceStatus is one row of the /ring page.
@@ -28,6 +30,9 @@ type InstanceStatus struct {
 type RingStatus struct {
 	ReplicationFactor int              `json:"replication_factor"`
 	Instances         []InstanceStatus `json:"instances"`
+	// Static is set for a static ring (-ingester.ring.store=static): its
+	// members are fixed, have no tokens and send no heartbeats.
+	Static bool `json:"static,omitempty"`
 }
 
 // Status returns the ring as the /ring page shows it, by instance ID.
@@ -66,11 +71,11 @@ var ringPage = template.Must(template.New("ring").Funcs(template.FuncMap{
 }).Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Argus ring</title>
 <style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}</style></head>
-<body><h1>Ring</h1><p>Replication factor {{.ReplicationFactor}}.</p>
+<body><h1>Ring</h1><p>Replication factor {{.ReplicationFactor}}.{{if .Static}} The ring is static (-ingester.ring.store=static): its members are fixed, and each owns an equal share of the series.{{end}}</p>
 <table><thead><tr><th>Instance</th><th>Zone</th><th>State</th><th>Owned</th><th>Tokens</th><th>Last heartbeat</th><th>Address</th><th></th></tr></thead><tbody>
 {{range .Instances}}<tr><td>{{.ID}}</td><td>{{.Zone}}</td><td>{{.State}}</td><td>{{pct .OwnedRatio}}</td><td>{{.Tokens}}</td>
-<td title="{{.LastHeartbeat}}">{{ago .LastHeartbeat}}</td><td>{{.Addr}}</td>
-<td>{{if ne .State "LEFT"}}<form method="post"><input type="hidden" name="forget" value="{{.ID}}"><button type="submit">Forget</button></form>{{end}}</td></tr>
+<td title="{{.LastHeartbeat}}">{{if .LastHeartbeat.IsZero}}-{{else}}{{ago .LastHeartbeat}}{{end}}</td><td>{{.Addr}}</td>
+<td>{{if and (ne .State "LEFT") (not $.Static)}}<form method="post"><input type="hidden" name="forget" value="{{.ID}}"><button type="submit">Forget</button></form>{{end}}</td></tr>
 {{end}}</tbody></table></body></html>
 `))
 
@@ -87,31 +92,59 @@ func (k *KV) RingHandler() http.Handler {
 			return
 		default:
 			w.Header().Set("Allow", "GET, HEAD, POST")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			writeError(w, apierror.Errorf(apierror.MethodNotAllowed, "%s is not allowed on %s: use GET, or POST to forget an instance", r.Method, r.URL.Path))
 			return
 		}
-		st := k.Status()
-		if wantsJSON(r) {
-			writeJSON(w, http.StatusOK, st)
+		serveRing(w, r, k.Status())
+	})
+}
+
+func serveRing(w http.ResponseWriter, r *http.Request, st RingStatus) {
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, st)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = ringPage.Execute(w, st)
+}
+
+// writeError answers err as plain text starting with its ID.
+func writeError(w http.ResponseWriter, err *apierror.Error) {
+	http.Error(w, err.Error(), err.ID.Status())
+}
+
+// RingHandler serves /ring for a static ring as KV's does: every instance
+// ACTIVE with an equal share. A static ring has no tokens, no heartbeats and
+// nothing to forget: POST is refused.
+func (s *Static) RingHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, apierror.Errorf(apierror.MethodNotAllowed, "%s is not allowed on %s: the ring is static (-ingester.ring.store=static), its members are fixed", r.Method, r.URL.Path))
 			return
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = ringPage.Execute(w, st)
+		st := RingStatus{ReplicationFactor: s.rf, Static: true}
+		for _, in := range s.instances {
+			st.Instances = append(st.Instances, InstanceStatus{
+				ID: in.ID, Zone: in.Zone, State: StateActive.String(), OwnedRatio: 1 / float64(len(s.instances)), Addr: in.Addr,
+			})
+		}
+		serveRing(w, r, st)
 	})
 }
 
 func (k *KV) serveForget(w http.ResponseWriter, r *http.Request) {
 	id := r.FormValue("forget")
 	if id == "" {
-		http.Error(w, "missing form value forget", http.StatusBadRequest)
+		writeError(w, apierror.Errorf(apierror.InvalidParameter, "POST %s needs the form value forget=<instance ID>", r.URL.Path))
 		return
 	}
 	if err := k.Forget(id); err != nil {
-		code := http.StatusInternalServerError
+		id := apierror.Internal
 		if errors.Is(err, ErrUnknownInstance) {
-			code = http.StatusNotFound
+			id = apierror.NotFound
 		}
-		http.Error(w, err.Error(), code)
+		writeError(w, apierror.Errorf(id, "%w", err))
 		return
 	}
 	if wantsJSON(r) {
@@ -137,7 +170,7 @@ func (k *KV) MembersHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			writeError(w, apierror.Errorf(apierror.MethodNotAllowed, "%s is not allowed on %s: use GET", r.Method, r.URL.Path))
 			return
 		}
 		v := struct {

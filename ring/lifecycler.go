@@ -57,7 +57,7 @@ type Lifecycler struct {
 // NewLifecycler returns the lifecycler of instance cfg.InstanceID, which
 // publishes into kv. It does no I/O and starts nothing.
 func NewLifecycler(cfg Config, kv *KV, deps Deps) (*Lifecycler, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.ValidateInstance(); err != nil {
 		return nil, err
 	}
 	return &Lifecycler{

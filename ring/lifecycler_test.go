@@ -52,7 +52,8 @@ func TestConfig_FlagsAndValidate(t *testing.T) {
 	require.NoError(t, c.Validate())
 
 	c.InstanceZone = ""
-	require.Error(t, c.Validate())
+	require.NoError(t, c.Validate(), "a process reading the ring has no zone")
+	require.ErrorContains(t, c.ValidateInstance(), "-ingester.ring.instance-availability-zone", "an ingester has one")
 	c, _ = defaultConfig(t)
 	c.HeartbeatTimeout = time.Second
 	require.Error(t, c.Validate())

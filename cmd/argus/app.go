@@ -226,7 +226,7 @@ func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
 		return fmt.Errorf("querier: %w", err)
 	}
 	a.querier = q
-	mux.Handle("/prometheus/", a.auth.Middleware(q.Handler(), a.readTenancy()))
+	mux.Handle("/prometheus/", a.promAPI(a.auth.Middleware(q.Handler(), a.readTenancy())))
 	a.registerQueryAPI(q)
 	return a.addAdmin(mux, rr)
 }
@@ -290,44 +290,28 @@ func (a *app) closeClients() {
 	}
 }
 
-func (a *app) serveIndex(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "Argus %s\n\n", versionString())
-	fmt.Fprintln(w, "POST /api/v1/push          Prometheus remote write 1.0 and 2.0 (header X-Scope-OrgID)")
-	fmt.Fprintln(w, "POST /otlp/v1/metrics      OTLP metrics over HTTP (also /api/v1/otlp/v1/metrics)")
-	fmt.Fprintln(w, "GET  /prometheus/api/v1/*  Prometheus HTTP API (Grafana data source URL: /prometheus)")
-	fmt.Fprintln(w, "GET  /api/v1/user_limits   the tenant's limits in force and its usage")
-	fmt.Fprintln(w, "POST /prometheus/api/v1/admin/tsdb/delete_series  delete series (with -api.enable-admin-api)")
-	fmt.Fprintln(w, "GET  /ready                readiness (and the ingester's failed tenants)")
-	fmt.Fprintln(w, "GET  /ingester/tenants     the ingester's open tenants, their series, failed ones")
-	fmt.Fprintln(w, "GET  /metrics              Argus's own metrics")
-	if a.ruler != nil {
-		fmt.Fprintln(w, "GET  /prometheus/config/v1/rules  the tenant's rule groups (POST/DELETE .../{namespace}[/{group}], as Mimir)")
-	}
-	if a.scraper != nil {
-		fmt.Fprintln(w, "GET  /scraper/targets      the scrapers and the targets each owns")
-		fmt.Fprintln(w, "POST /-/reload             reload -scraper.config-file (SIGHUP does too)")
-	}
-}
-
 func (a *app) logStartup(httpAddr string) {
 	host, port, _ := net.SplitHostPort(httpAddr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "127.0.0.1"
 	}
 	base := "http://" + net.JoinHostPort(host, port)
-	a.logger.Info("argus is ready",
-		"target", a.cfg.Target,
-		"push_url", base+"/api/v1/push",
-		"query_url", base+"/prometheus",
-		"grpc", a.grpc.boundAddr(),
-		"storage_path", a.cfg.Ingester.Dir,
-		"multitenancy", a.cfg.MultitenancyEnabled,
-	)
+	// Only what this process serves: an ingester alone has no push or
+	// query URL, and a process without an ingester no storage.
+	attrs := []any{"target", a.cfg.Target, "status_page", base + "/"}
+	roles := a.cfg.Roles()
+	if roles[roleDistributor] {
+		attrs = append(attrs, "push_url", base+"/api/v1/push")
+	}
+	if roles[roleQuerier] {
+		attrs = append(attrs, "query_url", base+querier.PathPrefix)
+	}
+	attrs = append(attrs, "grpc", a.grpc.boundAddr())
+	if a.ingester != nil {
+		attrs = append(attrs, "storage_path", a.cfg.Ingester.Dir)
+	}
+	attrs = append(attrs, "multitenancy", a.cfg.MultitenancyEnabled, "version", Version)
+	a.logger.Info("argus is ready", attrs...)
 }
 
 // serviceEntry is one service of the process, in start order.

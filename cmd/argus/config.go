@@ -86,7 +86,7 @@ type LogConfig struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Target, "target", roleAll, "Comma-separated roles to run: all, distributor, ingester, querier, scraper, ruler. all includes the ruler, and the scraper only when -scraper.config-file is set.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every request. When false, every request belongs to tenant \"anonymous\".")
-	f.StringVar(&c.IngesterAddresses, "ingester.client.addresses", "", "Comma-separated gRPC addresses of the ingesters, for a distributor or querier that runs without an ingester in its process (a static ring until the gossiped ring lands).")
+	f.StringVar(&c.IngesterAddresses, "ingester.client.addresses", "", "Comma-separated gRPC addresses of the ingesters of a static ring (-ingester.ring.store=static), for a distributor or querier without an ingester in its process. A cluster whose ingesters come and go uses the gossiped ring (-memberlist.join) instead.")
 	f.StringVar(&c.RingStore, "ingester.ring.store", "", "Where the ring lives: memberlist (gossip, for a cluster) or static (this process's ingester, or -ingester.client.addresses). Empty picks static for -target=all without -memberlist.join, memberlist otherwise.")
 	f.BoolVar(&c.PrintVersion, "version", false, "Print the version and exit.")
 	c.registerConfigFileFlags(f)
@@ -173,7 +173,11 @@ func (c *Config) Validate() error {
 			return errors.New("-ingester.client.addresses is required when no ingester runs in this process and the ring is static")
 		}
 	case ringStoreMemberlist:
-		errs = append(errs, c.Ring.Validate(), c.Memberlist.Validate())
+		if roles[roleIngester] {
+			errs = append(errs, c.Ring.ValidateInstance(), c.Memberlist.Validate())
+		} else {
+			errs = append(errs, c.Ring.Validate(), c.Memberlist.Validate())
+		}
 	default:
 		return fmt.Errorf("-ingester.ring.store: %q is neither static nor memberlist", c.RingStore)
 	}
@@ -216,7 +220,7 @@ func (c *Config) ringStore() string {
 // ingester advertises its own gRPC port and keeps its tokens in its data dir
 // unless told otherwise.
 func (c *Config) applyDerivedDefaults() {
-	if !c.explicit["ingester.ring.instance-port"] {
+	if c.Ring.InstancePort == 0 {
 		c.Ring.InstancePort = c.Server.GRPCListenPort
 	}
 	if c.Ruler.StoragePath == "" {
@@ -225,4 +229,26 @@ func (c *Config) applyDerivedDefaults() {
 	if c.Ring.TokensFilePath == "" && c.Roles()[roleIngester] {
 		c.Ring.TokensFilePath = filepath.Join(c.Ingester.Dir, "tokens")
 	}
+	if c.Target == roleAll {
+		for name, set := range allInOneLimits {
+			if !c.explicit[name] {
+				set(&c.Limits)
+			}
+		}
+	}
+}
+
+// allInOneLimits are the per-tenant limit defaults of -target=all, by flag:
+// the limits that keep the tenants of a shared cluster from crowding each
+// other out only get in the way of the one user of an all-in-one, whose
+// Prometheus (a million series at a 15 s interval is 67K samples/s, and a
+// backfill after an outage is faster) would otherwise be throttled or cut
+// off by the cluster defaults, which stay Mimir's. The process stays
+// protected by its instance limits (-ingester.instance-limits.*,
+// -distributor.instance-limits.*). A flag, a -config.file field or a
+// runtime override sets them as for a cluster.
+var allInOneLimits = map[string]func(*limits.Limits){
+	"distributor.ingestion-rate-limit":      func(l *limits.Limits) { l.IngestionRate = 0 },
+	"ingester.max-global-series-per-user":   func(l *limits.Limits) { l.MaxGlobalSeriesPerUser = 0 },
+	"ingester.max-global-series-per-metric": func(l *limits.Limits) { l.MaxGlobalSeriesPerMetric = 0 },
 }

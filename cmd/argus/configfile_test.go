@@ -255,3 +255,26 @@ func TestConfigHandler(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	require.True(t, strings.HasPrefix(body, "err-argus-invalid-parameter: "), body)
 }
+
+// TestAllInOneLimits checks that -target=all lifts the per-tenant ingestion
+// limits unless a flag or the file sets them, and that the cluster roles
+// keep Mimir's defaults.
+func TestAllInOneLimits(t *testing.T) {
+	all := mustParse(t)
+	require.Zero(t, all.Limits.IngestionRate)
+	require.Zero(t, all.Limits.MaxGlobalSeriesPerUser)
+	require.Zero(t, all.Limits.MaxGlobalSeriesPerMetric)
+
+	cluster := mustParse(t, "-target=distributor", "-memberlist.join=a:7946")
+	require.Equal(t, 10000.0, cluster.Limits.IngestionRate)
+	require.Equal(t, 150000, cluster.Limits.MaxGlobalSeriesPerUser)
+	require.Equal(t, 20000, cluster.Limits.MaxGlobalSeriesPerMetric)
+
+	flagged := mustParse(t, "-distributor.ingestion-rate-limit=5000")
+	require.Equal(t, 5000.0, flagged.Limits.IngestionRate)
+	require.Zero(t, flagged.Limits.MaxGlobalSeriesPerUser)
+
+	filed := mustParse(t, "-config.file="+writeConfig(t, "limits:\n  max_global_series_per_user: 300\n"))
+	require.Equal(t, 300, filed.Limits.MaxGlobalSeriesPerUser)
+	require.Zero(t, filed.Limits.IngestionRate)
+}

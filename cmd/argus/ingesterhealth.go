@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/argus-tsdb/argus/ingester"
+	"github.com/argus-tsdb/argus/internal/apierror"
 )
 
 // ingesterHealth is what /ready and /ingester/tenants read of the ingester;
@@ -27,7 +28,7 @@ var _ ingesterHealth = (*ingester.Ingester)(nil)
 func readyHandler(processReady *atomic.Bool, ing ingesterHealth) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		if !processReady.Load() || (ing != nil && !ing.Ready()) {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			http.Error(w, string(apierror.NotReady)+": not ready: the process is starting (an ingester replays its WAL) or stopping", apierror.NotReady.Status())
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

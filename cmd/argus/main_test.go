@@ -38,6 +38,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad ring config", args: []string{"-target=ingester", "-ingester.ring.replication-factor=0"}, wantErr: "replication-factor"},
 		{name: "split roles with addresses", args: []string{"-target=distributor,querier", "-ingester.client.addresses=127.0.0.1:9095"}},
 		{name: "bad log level", args: []string{"-log.level=loud"}, wantErr: "-log.level"},
+		{name: "zone awareness on a distributor needs no zone", args: []string{"-target=distributor", "-memberlist.join=127.0.0.1:7946", "-ingester.ring.zone-awareness-enabled=true"}},
+		{name: "zone awareness on an ingester needs its zone", args: []string{"-target=ingester", "-ingester.ring.zone-awareness-enabled=true"}, wantErr: "-ingester.ring.instance-availability-zone"},
 		{name: "bad log format", args: []string{"-log.format=xml"}, wantErr: "-log.format"},
 	}
 	for _, c := range cases {

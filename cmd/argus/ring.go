@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/argus-tsdb/argus/ring"
 )
@@ -39,7 +40,13 @@ func (a *app) setupRing(mux *http.ServeMux) (replicaRing, error) {
 			instances = append(instances, ring.Instance{ID: addr, Addr: addr})
 		}
 		rf := min(a.cfg.Ring.ReplicationFactor, len(instances))
-		return ring.NewStaticWithOptions([]ring.StaticOption{ring.WithStaticReplicationFactor(rf)}, instances...)
+		static, err := ring.NewStaticWithOptions([]ring.StaticOption{ring.WithStaticReplicationFactor(rf)}, instances...)
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/ring", static.RingHandler())
+		mux.HandleFunc("/memberlist", staticMemberlistPage)
+		return static, nil
 	}
 	deps := ring.Deps{Logger: a.logger, Registerer: a.reg, Roles: a.cfg.roleList()}
 	if a.ingester != nil {
@@ -53,6 +60,25 @@ func (a *app) setupRing(mux *http.ServeMux) (replicaRing, error) {
 	mux.Handle("/ring", kv.RingHandler())
 	mux.Handle("/memberlist", kv.MembersHandler())
 	return kv, nil
+}
+
+// staticMemberlistPage answers /memberlist for a process whose ring is
+// static: it gossips with no one, and says so rather than 404.
+func staticMemberlistPage(w http.ResponseWriter, r *http.Request) {
+	if wantsJSONAnswer(r) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"self":"","members":[],"static":true}` + "\n"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Argus memberlist</title></head>
+<body><h1>Memberlist</h1><p>This process does not gossip: its ring is static (-ingester.ring.store=static, the default of -target=all without -memberlist.join), so it has no gossip members. <a href="/ring">The ring</a> lists its ingesters.</p></body></html>
+`))
+}
+
+func wantsJSONAnswer(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
 // addLifecycler registers the ingester in the gossiped ring. It must be

@@ -146,6 +146,8 @@ const (
 
 // Paths and endpoints of the HTTP API.
 const (
+	NotFound         ID = "err-argus-not-found"
+	NotSupported     ID = "err-argus-not-supported"
 	InvalidParameter ID = "err-argus-invalid-parameter"
 )
 
@@ -326,6 +328,12 @@ var Catalogue = []Entry{
 		"The tenant has no rule group, namespace or group by the name asked for in /prometheus/config/v1/rules. mimirtool and cortextool read this answer as an empty rule set.",
 		"Check the tenant (X-Scope-OrgID) and the namespace and group names; GET /prometheus/config/v1/rules lists them."},
 
+	{NotFound, 404, ScopeRequest, "", false,
+		"No endpoint of this process has the path (or, on /ring, no instance has the ID to forget). The message says when the path is a Prometheus API path without the /prometheus prefix, a push sent under /prometheus, or an endpoint of a role this process does not run (-target); the / page lists what the process serves.",
+		"Fix the URL: the Prometheus API is under /prometheus (Grafana's data source URL is http://<argus>/prometheus), pushes go to /api/v1/push."},
+	{NotSupported, 404, ScopeRequest, "", false,
+		"The endpoint is part of the Prometheus HTTP API but Argus does not serve it yet (or this process runs no role that serves it), so it answers this 404 instead of the empty or made-up data that tools would take at their word. The message says why.",
+		"Nothing to retry. docs/api.md lists what is served."},
 	{InvalidParameter, 400, ScopeRequest, "", false,
 		"A parameter of a status page (for example /config?mode=) has a value the page does not know.",
 		"Fix the parameter; the message lists the values it takes."},

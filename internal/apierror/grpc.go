@@ -16,6 +16,7 @@ var grpcCodeOf = map[ID]codes.Code{
 	MaxFetchedChunksPerQuery: codes.ResourceExhausted,
 	QueryTimeout:             codes.DeadlineExceeded,
 	HAReplicaNotElected:      codes.OK,
+	NotSupported:             codes.Unimplemented,
 }
 
 // statusCodes maps the HTTP statuses of the catalogue to gRPC codes.

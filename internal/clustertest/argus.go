@@ -64,7 +64,7 @@ func newArgus(t testing.TB, name, target string, opts Options) *Process {
 		storageDir:   dir,
 		httpPort:     ports[0],
 		grpcPort:     ports[1],
-		client:       newHTTPClient(),
+		client:       newArgusHTTPClient(),
 		readyTimeout: opts.ReadyTimeout,
 	}
 	args := []string{

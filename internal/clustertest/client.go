@@ -91,10 +91,20 @@ func EncodeWriteRequest(t testing.TB, series []TimeSeries) []byte {
 // httpClient is shared by the helpers of one process.
 type httpClient struct {
 	c *http.Client
+	// argus is set for an argus process: every answer that is not a 2xx
+	// must start with an error ID (checkErrorID).
+	argus bool
 }
 
 func newHTTPClient() *httpClient {
 	return &httpClient{c: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// newArgusHTTPClient is the client of an argus process.
+func newArgusHTTPClient() *httpClient {
+	c := newHTTPClient()
+	c.argus = true
+	return c
 }
 
 // do sends req and returns the status and the whole body.
@@ -105,6 +115,9 @@ func (c *httpClient) do(t testing.TB, req *http.Request) (int, []byte) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err, "read body of %s %s", req.Method, req.URL)
+	if c.argus {
+		checkErrorID(t, req, resp, body)
+	}
 	return resp.StatusCode, body
 }
 

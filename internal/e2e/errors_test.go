@@ -268,6 +268,18 @@ func TestErrorContract(t *testing.T) {
 		{id: apierror.RuleGroupNotFound, target: a, tenant: "t1", do: func(t *testing.T) (int, string, http.Header) {
 			return send(t, a, http.MethodGet, "/prometheus/config/v1/rules/nope", "t1", nil, nil)
 		}},
+		{id: apierror.NotFound, target: a, do: func(t *testing.T) (int, string, http.Header) {
+			code, body, h := send(t, a, http.MethodGet, "/api/v1/query", "t1", nil, nil)
+			require.Contains(t, body, "/prometheus/api/v1/query", "the hint names the path meant")
+			return code, body, h
+		}},
+		{id: apierror.NotSupported, target: a, do: func(t *testing.T) (int, string, http.Header) {
+			code, body := a.Query(t, "t1", clustertest.PromAPI+"/status/runtimeinfo", nil)
+			var resp struct{ Status, ErrorType, Error string }
+			require.NoError(t, json.Unmarshal(body, &resp), string(body))
+			require.Equal(t, "error", resp.Status)
+			return code, resp.Error, nil
+		}},
 		{id: apierror.InvalidParameter, target: a, do: func(t *testing.T) (int, string, http.Header) {
 			return send(t, a, http.MethodGet, "/config?mode=everything", "", nil, nil)
 		}},

@@ -122,3 +122,48 @@ func runArgusQuery(t *testing.T, code int, args ...string) string {
 	require.Equal(t, code, exit.ExitCode(), stderr.String())
 	return stderr.String()
 }
+
+// TestGRPCQueryNativeHistograms pushes the native histogram test data
+// (exponential and custom buckets, integer and float, gauge, a counter
+// reset, a schema change, a series mixing floats and histograms) and asks
+// every native histogram query over gRPC and HTTP: the gRPC answer,
+// histograms included, rendered as the HTTP API renders it, is the HTTP
+// data byte for byte, with the same warnings and infos.
+func TestGRPCQueryNativeHistograms(t *testing.T) {
+	skipIfShort(t)
+	t.Parallel()
+	const tenant = "hist"
+	a := clustertest.StartArgus(t, clustertest.Options{})
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	for _, body := range clustertest.NativeHistogramBodies(t, end) {
+		code, msg := a.PushBody(t, tenant, body)
+		require.Equal(t, 2, code/100, "%d %s", code, msg)
+	}
+	c, err := client.Dial(a.GRPCAddr(), client.Options{Tenant: tenant})
+	require.NoError(t, err)
+	defer c.Close()
+	histograms := 0
+	for _, q := range clustertest.NativeHistogramQueries(end) {
+		code, body := a.Query(t, tenant, clustertest.PromAPI+q.Path, q.Params)
+		require.Equal(t, 200, code, "%s", body)
+		var env struct {
+			Data            json.RawMessage
+			Warnings, Infos []string
+		}
+		require.NoError(t, json.Unmarshal(body, &env))
+		var res *client.Result
+		expr := q.Params.Get("query")
+		if q.Path == "/query" {
+			res, err = c.Query(t.Context(), client.InstantQuery{Expr: expr, Time: end})
+		} else {
+			require.Equal(t, "60", q.Params.Get("step"))
+			res, err = c.QueryRange(t.Context(), client.RangeQuery{Expr: expr, Start: end.Add(-24 * time.Minute), End: end, Step: time.Minute})
+		}
+		require.NoError(t, err, expr)
+		for _, s := range res.Series {
+			histograms += len(s.Histograms)
+		}
+		requireSameData(t, q.Path+" "+expr, string(env.Data), env.Warnings, env.Infos, res)
+	}
+	require.Greater(t, histograms, 100, "the answers hold histogram samples")
+}

@@ -175,7 +175,8 @@ func createMonitor(t *testing.T, s *kubetest.Server, doc string) {
 // (-scraper.monitors.enabled), must scrape exactly the targets, with
 // exactly the labels, that the real Prometheus scrapes when it runs the
 // configuration the Operator generates for them, and store the samples
-// under the tenant its namespace's label names; editing the ServiceMonitor
+// under the tenant its namespace's label names, or once annotated the
+// tenant its annotation names; editing the ServiceMonitor
 // and deleting the PodMonitor must change argus's targets within a resync.
 func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 	s := kubetest.Start(t)
@@ -196,6 +197,7 @@ func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 		"-scraper.monitors.namespaces=shop",
 		"-scraper.monitors.selector=argus.io/ignore!=true",
 		"-scraper.monitors.tenant-namespace-label=argus.io/tenant",
+		"-scraper.monitors.tenant-namespace-annotation=argus.io/tenant",
 	}})
 
 	// Two api pods behind the service and the running worker; not the
@@ -226,9 +228,37 @@ func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 		return ""
 	}, time.Minute)
 
+	// Annotating the namespace moves its targets to the annotation's
+	// tenant, which wins over the label's.
+	ctx := context.Background()
+	ns, err := s.Client.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	require.NoError(t, err)
+	ns.Annotations = map[string]string{"argus.io/tenant": "team-b"}
+	_, err = s.Client.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	clustertest.Eventually(t, func() string {
+		a, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", "team-a")
+		if err != nil {
+			return err.Error()
+		}
+		b, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", "team-b")
+		if err != nil {
+			return err.Error()
+		}
+		if len(a) != 0 || kubetest.Keys(b) != kubetest.Keys(targets) {
+			return "team-a:\n" + kubetest.Keys(a) + "team-b:\n" + kubetest.Keys(b)
+		}
+		return ""
+	}, time.Minute)
+	clustertest.Eventually(t, func() string {
+		if got := instantVector(t, argus, "team-b", `kubetest_up`); len(got) != 3 {
+			return "argus, tenant team-b: " + strings.Join(got, "\n")
+		}
+		return ""
+	}, time.Minute)
+
 	// Editing the ServiceMonitor to select no service removes its two
 	// targets; deleting the PodMonitor removes the last one.
-	ctx := context.Background()
 	sms := s.Dynamic.Resource(kubetest.ServiceMonitors).Namespace("shop")
 	sm, err := sms.Get(ctx, "api", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -236,7 +266,7 @@ func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 	_, err = sms.Update(ctx, sm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	onlyWorker := func() string {
-		a, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", "team-a")
+		a, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", "team-b")
 		if err != nil {
 			return err.Error()
 		}
@@ -248,7 +278,7 @@ func TestMonitorsMatchOperatorConfigOnPrometheus(t *testing.T) {
 	clustertest.Eventually(t, onlyWorker, time.Minute)
 	require.NoError(t, s.Dynamic.Resource(kubetest.PodMonitors).Namespace("shop").Delete(ctx, "workers", metav1.DeleteOptions{}))
 	clustertest.Eventually(t, func() string {
-		a, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", "team-a")
+		a, err := kubetest.ActiveTargets(argus.URL()+"/prometheus", "team-b")
 		if err != nil {
 			return err.Error()
 		}
