@@ -38,7 +38,9 @@ func startReceiver(t *testing.T) (*receiver, string) {
 			}
 		}
 		body, err := io.ReadAll(req.Body)
-		require.NoError(t, err)
+		if err != nil {
+			return // the queue was stopped while sending
+		}
 		raw, err := snappy.Decode(nil, body)
 		require.NoError(t, err)
 		r.got = append(r.got, req.Header.Get("X-Scope-OrgID")+" "+string(raw))

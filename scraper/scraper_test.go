@@ -190,9 +190,12 @@ func TestScraper_TakesOverOnMembershipChange(t *testing.T) {
 
 // staleJobs returns the jobs for whose test_value series the pusher
 // received a staleness marker.
+// staleJobs returns the jobs whose up series got a staleness marker: only a
+// stopped scrape loop writes one (a failed scrape, as a timeout on a loaded
+// machine, marks the target's scraped series stale but writes up 0).
 func (p *recordingPusher) staleJobs() []string {
 	return p.jobsWhere(func(name string, ts *arguspb.TimeSeries) bool {
-		return name == "test_value" && slices.ContainsFunc(ts.Samples, func(smp *arguspb.Sample) bool { return value.IsStaleNaN(smp.Value) })
+		return name == "up" && slices.ContainsFunc(ts.Samples, func(smp *arguspb.Sample) bool { return value.IsStaleNaN(smp.Value) })
 	})
 }
 
