@@ -148,7 +148,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		registerPprof(mux)
 	}
 	mux.HandleFunc("/", a.serveIndex)
-	a.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	a.httpServer = &http.Server{Handler: a.withErrorIDs(mux), ReadHeaderTimeout: 30 * time.Second}
 	return a, nil
 }
 

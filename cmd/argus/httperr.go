@@ -143,7 +143,8 @@ func (a *app) promAPI(next http.Handler) http.Handler {
 		}
 		c := &plainErrorCatcher{ResponseWriter: w}
 		next.ServeHTTP(c, r)
-		if c.caught == 0 {
+		caught := c.finish()
+		if caught == 0 {
 			return
 		}
 		var err *apierror.Error
@@ -151,7 +152,7 @@ func (a *app) promAPI(next http.Handler) http.Handler {
 		case isPushPath(strings.TrimPrefix(r.URL.Path, querier.PathPrefix)):
 			err = apierror.Errorf(apierror.NotFound, "no endpoint at %s: pushes go to %s, without the %s prefix of the query API",
 				r.URL.Path, strings.TrimPrefix(r.URL.Path, querier.PathPrefix), querier.PathPrefix)
-		case c.caught == http.StatusMethodNotAllowed:
+		case caught == http.StatusMethodNotAllowed:
 			err = apierror.Errorf(apierror.MethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path)
 		default:
 			err = apierror.Errorf(apierror.NotFound, "no endpoint at %s; docs/api.md lists the Prometheus API endpoints Argus serves", r.URL.Path)
@@ -176,28 +177,48 @@ func (a *app) servePromConfig(w http.ResponseWriter) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]string{"yaml": string(text)}})
 }
 
-// plainErrorCatcher swallows a plain-text 404 or 405 answer (the router's,
-// or Prometheus's disabled receivers'), for promAPI to answer with an ID.
-// The JSON errors of the API pass through.
+// plainErrorCatcher swallows a plain-text 404 or 405 answer without an
+// error ID (the routers', or Prometheus's disabled receivers'), for the
+// wrapper to answer with an ID. Answers that carry an ID, and JSON errors,
+// pass through.
 type plainErrorCatcher struct {
 	http.ResponseWriter
-	caught int // the status swallowed, 0 if none
+	pending int // a 404 or 405 whose body decides, 0 if none
+	caught  int // the status swallowed, 0 if none
 }
 
 func (c *plainErrorCatcher) WriteHeader(code int) {
 	if (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) &&
 		strings.HasPrefix(c.Header().Get("Content-Type"), "text/plain") {
-		c.caught = code
+		c.pending = code
 		return
 	}
 	c.ResponseWriter.WriteHeader(code)
 }
 
 func (c *plainErrorCatcher) Write(b []byte) (int, error) {
+	if c.pending != 0 {
+		code := c.pending
+		c.pending = 0
+		if !strings.HasPrefix(string(b), apierror.Prefix) {
+			c.caught = code
+		} else {
+			c.ResponseWriter.WriteHeader(code)
+		}
+	}
 	if c.caught != 0 {
 		return len(b), nil
 	}
 	return c.ResponseWriter.Write(b)
+}
+
+// finish reports the status swallowed, if any. A pending status never
+// written to (an empty body) counts as swallowed.
+func (c *plainErrorCatcher) finish() int {
+	if c.pending != 0 {
+		c.caught, c.pending = c.pending, 0
+	}
+	return c.caught
 }
 
 // Unwrap lets http.ResponseController reach the real writer (flushes of
@@ -206,7 +227,24 @@ func (c *plainErrorCatcher) Unwrap() http.ResponseWriter { return c.ResponseWrit
 
 // Flush passes a flush through, for handlers that test for http.Flusher.
 func (c *plainErrorCatcher) Flush() {
-	if f, ok := c.ResponseWriter.(http.Flusher); ok && c.caught == 0 {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok && c.caught == 0 && c.pending == 0 {
 		f.Flush()
 	}
+}
+
+// withErrorIDs wraps the process's mux: the mux's own bare 404 and 405
+// answers (a method a pattern does not take, such as POST /config) get an
+// ID, as every other answer has.
+func (a *app) withErrorIDs(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &plainErrorCatcher{ResponseWriter: w}
+		mux.ServeHTTP(c, r)
+		switch c.finish() {
+		case 0:
+		case http.StatusMethodNotAllowed:
+			writeTextError(w, apierror.Errorf(apierror.MethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, w.Header().Get("Allow")))
+		default:
+			a.notFoundHandler(w, r)
+		}
+	})
 }
