@@ -18,7 +18,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTOC_GEN_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
 
-.PHONY: all build run test test-unit bench proto tools clean fmt vet
+.PHONY: all build run test test-unit bench proto tools clean fmt vet image
 
 all: build
 
@@ -74,6 +74,11 @@ fmt:
 # Prometheus's own lint config also accepts.
 vet:
 	$(GO) vet -stdmethods=false ./...
+
+# image builds the container image argus:$(VERSION) from deploy/Dockerfile: a
+# static binary with the version stamped, on an empty base (deploy/README.md).
+image:
+	VERSION=$(VERSION) REVISION=$(REVISION) ./deploy/build-image.sh
 
 clean:
 	rm -rf $(BIN_DIR)

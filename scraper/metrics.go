@@ -19,7 +19,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		pushedSamples: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "argus_scraper_pushed_samples_total", Help: "Scraped samples (floats, histograms and staleness markers) pushed and stored, by tenant.",
+			Name: "argus_scraper_pushed_samples_total", Help: "Scraped samples (floats, histograms and staleness markers) pushed and stored (with -scraper.wal-dir: written to the queue, whose sends argus_scraper_queue_sent_requests_total counts), by tenant.",
 		}, []string{"tenant"}),
 		pushFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "argus_scraper_push_failures_total", Help: "Pushes of one scrape's samples that failed or were partly refused, by tenant; the scrape loop logs each.",

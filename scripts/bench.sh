@@ -535,3 +535,24 @@ if ((grpc_count > 0)); then
 	echo "gRPC query API against the HTTP JSON API (per query, and ratios gRPC/HTTP):"
 	grep '^BenchmarkRangeQueryGRPCvsHTTP' "$graw" | tr '\t' '\n' | grep -E '/op$|grpc/' | sed 's/^ */  /'
 fi
+
+# Rule evaluation (internal/benchquery BenchmarkRuleEvaluation): 1,000
+# recording rules (10 groups of 100 at 10 s) over BENCH_RULES_SERIES
+# (100000) series, the real Prometheus loading them as a rule file, then
+# argus with them uploaded to its ruler, each fresh and filled alike: the
+# mean evaluation time of a group of 100 rules and the server's CPU time per
+# 1,000 rule evaluations (medians of 6 intervals), and the ratios
+# Argus/Prometheus. About 3 minutes per round. BENCH_RULES_COUNT=1 rounds (0 skips this step).
+rules_count="${BENCH_RULES_COUNT:-1}"
+if ((rules_count > 0)); then
+	set_argus_bin
+	[[ -n "${PROMETHEUS_BIN:-}" ]] || PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
+	rraw="$out/bench-$stamp-rules.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$rraw"
+	echo "bench: rule evaluation, $rules_count rounds" >&2
+	ARGUS_BIN="$argus_bin" PROMETHEUS_BIN="$PROMETHEUS_BIN" go test -run='^$' -bench='^BenchmarkRuleEvaluation$' \
+		-count="$rules_count" -benchtime=1x -timeout=30m ./internal/benchquery/ | tee -a "$rraw"
+	echo
+	echo "Rule evaluation, 1000 recording rules (a group of 100 rules, CPU per 1000 evaluations, ratios Argus/Prometheus):"
+	grep '^BenchmarkRuleEvaluation' "$rraw" | tr '\t' '\n' | grep -E 'group-eval-ms$|1000-evals$|-ratio$' | sed 's/^ */  /'
+fi

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/argus-tsdb/argus/internal/auth"
 	"github.com/argus-tsdb/argus/internal/clustertest"
 )
 
@@ -88,4 +92,42 @@ func TestGrpcurl(t *testing.T) {
 	require.False(t, ok)
 	require.Contains(t, errOut, "Code: Unauthenticated")
 	require.Contains(t, errOut, "Message: err-argus-missing-tenant: the X-Scope-OrgID header is missing")
+}
+
+// TestArgusQueryCLI runs `argus query` against the real binary with
+// -auth.type=token: a table, the same query as JSON, and refusals (no
+// token, another tenant's token, a bad query) on stderr with their
+// err-argus-* ID (or Prometheus's text) and exit status 1.
+func TestArgusQueryCLI(t *testing.T) {
+	skipIfShort(t)
+	t.Parallel()
+	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
+	require.NoError(t, os.WriteFile(tokens, []byte(fmt.Sprintf("tokens:\n  - sha256: %q\n    tenants: [cli]\n  - sha256: %q\n    tenants: [other]\n",
+		auth.HashToken("token-cli"), auth.HashToken("token-other"))), 0o600))
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-auth.type=token", "-auth.token-file=" + tokens}})
+	at := time.Now().Add(-time.Second).Truncate(time.Second)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, a.PushURL(), bytes.NewReader(clustertest.EncodeWriteRequest(t, []clustertest.TimeSeries{
+		{Labels: clustertest.Labels("__name__", "cli_test", "job", "a"), Samples: []clustertest.Sample{{T: at.UnixMilli(), V: 0.25}}},
+	})))
+	require.NoError(t, err)
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	req.Header.Set("Authorization", "Bearer token-cli")
+	code, body := a.Do(t, req)
+	require.Equal(t, http.StatusNoContent, code, "%s", body)
+	addr := "-addr=" + a.GRPCAddr()
+	when := "-time=" + clustertest.FormatAPITime(at.UnixMilli())
+
+	out := runArgusQuery(t, 0, addr, "-tenant=cli", "-token=token-cli", when, "cli_test")
+	require.Equal(t, fmt.Sprintf("SERIES                          TIME        VALUE\n{__name__=\"cli_test\", job=\"a\"}  %d  0.25\n", at.Unix()), out)
+	out = runArgusQuery(t, 0, addr, "-tenant=cli", "-token=token-cli", when, "-output=json", "cli_test")
+	require.Equal(t, fmt.Sprintf(`{"resultType":"vector","result":[{"metric":{"__name__":"cli_test","job":"a"},"value":[%d,"0.25"]}]}`+"\n", at.Unix()), out)
+
+	errOut := runArgusQuery(t, 1, addr, "-tenant=cli", when, "cli_test")
+	require.Equal(t, "argus query: err-argus-unauthorized: tenant \"cli\": no bearer token: send one Authorization: Bearer <token> header\n", errOut)
+	errOut = runArgusQuery(t, 1, addr, "-tenant=cli", "-token=token-other", when, "cli_test")
+	require.Equal(t, "argus query: err-argus-unauthorized: tenant \"cli\": the bearer token is not valid\n", errOut)
+	errOut = runArgusQuery(t, 1, addr, "-token=token-cli", when, "sum(")
+	require.Equal(t, "argus query: invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis\n", errOut)
 }

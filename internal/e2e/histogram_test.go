@@ -3,113 +3,16 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/argus-tsdb/argus/internal/clustertest"
 )
-
-// histExporter is a test exporter built with client_golang: a native
-// (exponential) histogram with negative, zero and positive observations,
-// and a classic histogram, observed from a seeded generator every 20ms
-// until stop is called.
-type histExporter struct {
-	srv  *httptest.Server
-	stop func()
-}
-
-func startHistExporter(t *testing.T) *histExporter {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	native := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:                        "argus_test_native_seconds",
-		Help:                        "A native histogram of the test exporter.",
-		NativeHistogramBucketFactor: 1.1,
-	}, []string{"path"})
-	classic := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "argus_test_classic_seconds",
-		Help:    "A classic histogram of the test exporter.",
-		Buckets: []float64{0.05, 0.1, 0.5, 1, 5},
-	}, []string{"path"})
-	reg.MustRegister(native, classic)
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		rnd := rand.New(rand.NewPCG(1, 2))
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			for _, path := range []string{"/a", "/b"} {
-				v := rnd.ExpFloat64() / 4
-				switch rnd.IntN(10) {
-				case 0:
-					v = 0 // The zero bucket.
-				case 1:
-					v = -v // Negative buckets.
-				}
-				native.WithLabelValues(path).Observe(v)
-				classic.WithLabelValues(path).Observe(max(v, 0))
-			}
-		}
-	})
-	var once sync.Once
-	e := &histExporter{srv: srv, stop: func() {
-		once.Do(func() {
-			close(done)
-			wg.Wait()
-			srv.Close()
-		})
-	}}
-	t.Cleanup(e.stop)
-	return e
-}
-
-// histQueries are the PromQL queries over native histograms (exponential,
-// custom buckets converted from the classic histogram, and float ones from
-// a recording rule) and the classic histogram that
-// TestNativeHistogramsAgainstPrometheus compares.
-var histQueries = []string{
-	`argus_test_native_seconds`,
-	`argus_test_native_seconds[15s]`,
-	`histogram_quantile(0.9, rate(argus_test_native_seconds[30s]))`,
-	`histogram_count(rate(argus_test_native_seconds[30s]))`,
-	`histogram_sum(rate(argus_test_native_seconds[30s]))`,
-	`histogram_avg(rate(argus_test_native_seconds[30s]))`,
-	`histogram_fraction(0, 0.25, argus_test_native_seconds)`,
-	`sum by (job) (rate(argus_test_native_seconds[30s]))`,
-	`histogram_quantile(0.9, sum by (le) (rate(argus_test_classic_seconds_bucket{job="native"}[30s])))`,
-	`job:argus_test_native_seconds:rate10s`,
-	`job:argus_test_native_seconds:rate10s[15s]`,
-	`histogram_quantile(0.99, job:argus_test_native_seconds:rate10s)`,
-	`argus_test_classic_seconds{job="nhcb"}`,
-	`argus_test_classic_seconds{job="nhcb"}[15s]`,
-	`histogram_quantile(0.5, rate(argus_test_classic_seconds{job="nhcb"}[30s]))`,
-}
-
-// histRules makes float histograms: Prometheus writes the output of a
-// recording rule over an integer histogram as float histogram samples.
-const histRules = `groups:
-  - name: hist
-    rules:
-      - record: job:argus_test_native_seconds:rate10s
-        expr: sum by (job) (rate(argus_test_native_seconds[10s]))
-`
 
 // TestNativeHistogramsAgainstPrometheus runs the real Prometheus 3.16
 // scraping a client_golang exporter over protobuf with native histograms on
@@ -126,21 +29,11 @@ func TestNativeHistogramsAgainstPrometheus(t *testing.T) {
 	clustertest.PrometheusBinary(t)
 	t.Parallel()
 	const tenant = "hist"
-	exp := startHistExporter(t)
+	exp := clustertest.StartHistExporter(t)
 	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{
 		"-ingester.flush-period=200ms", "-ingester.max-chunk-idle=2s",
 	}})
-	target := strings.TrimPrefix(exp.srv.URL, "http://")
-	native := "    scrape_native_histograms: true\n    scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0, PrometheusText0.0.4]\n"
-	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
-		ScrapeInterval: time.Second,
-		NoSelfScrape:   true,
-		ScrapeTargets:  map[string]string{"native": target, "nhcb": target},
-		JobConfig:      map[string]string{"native": native, "nhcb": native + "    convert_classic_histograms_to_nhcb: true\n"},
-		Rules:          histRules,
-		RemoteWrite: &clustertest.RemoteWrite{URL: a.PushURL(), Tenant: tenant, SendNativeHistograms: true,
-			ProtobufMessage: "io.prometheus.write.v2.Request"},
-	})
+	p := clustertest.StartHistPrometheus(t, exp, a.PushURL(), tenant)
 	w := clustertest.NewEquivalenceWindow(t, p, 15*time.Second, 40*time.Second, 20*time.Second)
 	w.SleepPastEnd()
 	at := clustertest.FormatAPITime(w.End.UnixMilli())
@@ -160,7 +53,7 @@ func TestNativeHistogramsAgainstPrometheus(t *testing.T) {
 		body   []byte
 	}
 	var answers []answer
-	for _, q := range append(histQueries, raw.Get("query")) {
+	for _, q := range append(clustertest.HistQueries, raw.Get("query")) {
 		answers = append(answers, answer{path: "/query", params: url.Values{"query": {q}, "time": {at}}})
 		if !strings.HasSuffix(q, "s]") { // Range vectors have no range query.
 			answers = append(answers, answer{path: "/query_range", params: url.Values{"query": {q},
@@ -189,7 +82,7 @@ func TestNativeHistogramsAgainstPrometheus(t *testing.T) {
 
 	// Stop the scrapes: every open chunk goes idle, is cut and persisted.
 	p.Stop(t)
-	exp.stop()
+	exp.Stop()
 	waitAllPersisted(t, a, tenant)
 	compare("from persisted chunks")
 
