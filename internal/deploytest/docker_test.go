@@ -99,6 +99,8 @@ func startDocker(t *testing.T) docker {
 			<-exited
 		}
 		_ = logFile.Close()
+		// dockerd leaves its default network namespace mounted.
+		_ = syscall.Unmount(filepath.Join(dir, "exec", "netns", "default"), syscall.MNT_DETACH)
 		_ = os.RemoveAll(dir)
 	})
 	deadline := time.Now().Add(time.Minute)

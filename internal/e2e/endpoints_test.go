@@ -59,12 +59,23 @@ func TestEndpointWalk(t *testing.T) {
 			require.True(t, strings.HasPrefix(string(body), "err-argus-not-found: "), "%s", body)
 		})
 	}
+	// One version everywhere: the / page, status/buildinfo, argus_build_info.
+	version := pageVersion(t, all)
+	code, raw := all.Query(t, "walk", clustertest.PromAPI+"/status/buildinfo", nil)
+	require.Equal(t, http.StatusOK, code)
+	var info struct {
+		Data struct{ Version string } `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &info))
+	require.Equal(t, "argus-"+version, info.Data.Version)
+	require.Equal(t, 1.0, all.Metric(t, "argus_build_info", map[string]string{"version": version}))
+
 	// Near misses get a hint: a push to a process without a distributor, a
 	// query without the /prometheus prefix, a push under it.
 	code, body := procs["ingester"].Push(t, "walk", nil)
 	require.Equal(t, http.StatusNotFound, code)
 	require.Contains(t, body, "pushes are served by a distributor, and this process runs -target=ingester")
-	code, raw := all.Query(t, "walk", "/api/v1/labels", nil)
+	code, raw = all.Query(t, "walk", "/api/v1/labels", nil)
 	require.Equal(t, http.StatusNotFound, code)
 	require.Contains(t, string(raw), "use /prometheus/api/v1/labels")
 	code, raw = procs["distributor"].Query(t, "walk", clustertest.PromAPI+"/query", nil)
@@ -88,6 +99,19 @@ func listEndpoints(t *testing.T, p *clustertest.Process) []walkedEndpoint {
 	require.NotEmpty(t, page.Version)
 	require.NotEmpty(t, page.Endpoints)
 	return page.Endpoints
+}
+
+// pageVersion reads the version of p's / page.
+func pageVersion(t *testing.T, p *clustertest.Process) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, p.URL()+"/", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/json")
+	_, body := p.Do(t, req)
+	var page struct{ Version string }
+	require.NoError(t, json.Unmarshal(body, &page))
+	require.NotEmpty(t, page.Version)
+	return page.Version
 }
 
 // documented reports whether docs/api.md names path, in full or, for the
