@@ -115,6 +115,8 @@ const (
 	MaxQueryLength           ID = "err-argus-max-query-length"
 	QueryTimeout             ID = "err-argus-query-timeout"
 	QueryUnavailable         ID = "err-argus-query-unavailable"
+	BadQuery                 ID = "err-argus-bad-query"
+	QueryFailed              ID = "err-argus-query-failed"
 )
 
 // Admin and statistics requests.
@@ -292,6 +294,12 @@ var Catalogue = []Entry{
 		"The query ran longer than the tenant's timeout and was aborted.", "Simplify the query or its range, or raise the timeout."},
 	{QueryUnavailable, 503, ScopeQuery, "", true,
 		"Too many ingesters of the read set were unreachable for an exact answer.", "Retry, or ask for partial_response=true to get what the reachable ingesters hold, with a warning naming the others. Operators: see /ring."},
+	{BadQuery, 400, ScopeQuery, "", false,
+		"A request of the Prometheus query API has a PromQL expression that does not parse or a parameter that is missing or invalid (a time, a step, a match[] selector, a limit); Prometheus's API answers it with errorType bad_data, and Argus keeps that JSON envelope and Prometheus's own text after the ID.",
+		"Fix the query or the parameter: the text after the ID is Prometheus's and says which and where."},
+	{QueryFailed, 422, ScopeQuery, "", false,
+		"The query parsed but its evaluation failed (errorType execution): for example a many-to-many match, a vector that cannot be matched, or a series source that refused the request as invalid. The text after the ID is the engine's (Prometheus's) error.",
+		"Change the query as the message says (for example add on()/ignoring() or group_left/group_right); retrying the same query fails the same way."},
 
 	{AdminAPIDisabled, 403, ScopeAdmin, "", false,
 		"A call to /prometheus/api/v1/admin/tsdb/delete_series or clean_tombstones while the admin API is off (its default). Nothing was deleted.",
