@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
@@ -50,15 +49,15 @@ type Limits interface {
 // Lock order: syncMu before mu. No lock is held while a manager
 // evaluates; syncMu is held while managers are built, updated and stopped.
 type Ruler struct {
-	cfg          Config
-	deps         Deps
-	logger       *slog.Logger
-	metrics      *metrics
-	groupMetrics *rules.Metrics
-	engine       *promql.Engine
-	externalURL  *url.URL
-	store        *Store // set by Starting
-	poked        chan struct{}
+	cfg         Config
+	deps        Deps
+	logger      *slog.Logger
+	metrics     *metrics
+	prefixed    prometheus.Registerer // argus_ruler_ on Deps.Registerer; nil without one
+	engine      *promql.Engine
+	externalURL *url.URL
+	store       *Store // set by Starting
+	poked       chan struct{}
 
 	syncMu      sync.Mutex // serialises sync
 	lastMembers []string   // guarded by syncMu
@@ -94,7 +93,7 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 	}
 	return &Ruler{
 		cfg: cfg, deps: deps, logger: logger, metrics: newMetrics(deps.Registerer),
-		groupMetrics: rules.NewGroupMetrics(prefixed),
+		prefixed: prefixed,
 		engine: promql.NewEngine(promql.EngineOpts{
 			Logger: logger.With("component", "engine"), Reg: prefixed,
 			MaxSamples: cfg.MaxSamples, Timeout: cfg.QueryTimeout, LookbackDelta: cfg.LookbackDelta,

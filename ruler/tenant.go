@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
@@ -45,6 +46,8 @@ type tenantRules struct {
 	notifier *notifier.Manager // nil without -ruler.alertmanager-url
 	loader   *groupLoader
 	cancel   context.CancelFunc
+	// unregister removes the tenant's rule-group metrics.
+	unregister func()
 }
 
 // newTenantRules builds and starts the tenant's managers.
@@ -53,6 +56,8 @@ func (r *Ruler) newTenantRules(id string) (*tenantRules, error) {
 	ctx, cancel := context.WithCancel(tenant.With(context.Background(), id))
 	set := r.settingsOf(id)
 	t := &tenantRules{id: id, settings: set, loader: &groupLoader{}, cancel: cancel}
+	groupMetrics, unregister := r.tenantGroupMetrics(id)
+	t.unregister = unregister
 	var notify rules.NotifyFunc = func(context.Context, string, ...*rules.Alert) {}
 	urls, err := parseAMURLs(set.alertmanagerURL)
 	if err != nil {
@@ -81,7 +86,7 @@ func (r *Ruler) newTenantRules(id string) (*tenantRules, error) {
 		ResendDelay:          r.cfg.ResendDelay,
 		GroupLoader:          t.loader,
 		RestoreNewRuleGroups: true, // a group that moves here restores its for: state too
-		Metrics:              r.groupMetrics,
+		Metrics:              groupMetrics,
 		Parser:               promParser,
 	})
 	go t.manager.Run()
@@ -107,6 +112,35 @@ func (t *tenantRules) stop() {
 		t.notifier.Stop()
 	}
 	t.cancel()
+	t.unregister()
+}
+
+// tenantGroupMetrics returns the rule-group metrics of Prometheus's rules
+// manager for one tenant, registered with a tenant label (two tenants may
+// have the same namespace and group names), and the function that removes
+// them when this ruler stops evaluating the tenant.
+func (r *Ruler) tenantGroupMetrics(id string) (*rules.Metrics, func()) {
+	m := rules.NewGroupMetrics(nil)
+	if r.prefixed == nil {
+		return m, func() {}
+	}
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, r.prefixed)
+	cs := []prometheus.Collector{
+		m.EvalDuration, m.EvalDurationHistogram, m.IterationDuration, m.IterationDurationHistogram,
+		m.IterationsMissed, m.IterationsScheduled, m.EvalTotal, m.EvalFailures, m.GroupInterval,
+		m.GroupLastEvalTime, m.GroupLastDuration, m.GroupLastRuleDurationSum, m.GroupLastRestoreDuration,
+		m.GroupRules, m.GroupSamples,
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			r.logger.Warn("cannot register a rule-group metric of the tenant", "tenant", id, "err", err)
+		}
+	}
+	return m, func() {
+		for _, c := range cs {
+			reg.Unregister(c)
+		}
+	}
 }
 
 // groupLoader hands the rules manager the tenant's groups of a namespace
