@@ -144,6 +144,8 @@ const (
 const (
 	InvalidRuleGroup  ID = "err-argus-invalid-rule-group"
 	RuleGroupNotFound ID = "err-argus-rule-group-not-found"
+	TooManyRuleGroups ID = "err-argus-too-many-rule-groups"
+	TooManyRules      ID = "err-argus-too-many-rules-per-rule-group"
 )
 
 // Paths and endpoints of the HTTP API.
@@ -335,6 +337,12 @@ var Catalogue = []Entry{
 	{RuleGroupNotFound, 404, ScopeRequest, "", false,
 		"The tenant has no rule group, namespace or group by the name asked for in /prometheus/config/v1/rules. mimirtool and cortextool read this answer as an empty rule set.",
 		"Check the tenant (X-Scope-OrgID) and the namespace and group names; GET /prometheus/config/v1/rules lists them."},
+	{TooManyRuleGroups, 400, ScopeRequest, "ruler.max-rule-groups-per-tenant", false,
+		"A rule group POSTed to /prometheus/config/v1/rules/{namespace} is new and the tenant already has its limit of rule groups, over all namespaces. Nothing was stored: the tenant's rules are as before. Replacing an existing group is always allowed.",
+		"Delete rule groups the tenant no longer needs, merge small groups, or raise the tenant's limit."},
+	{TooManyRules, 400, ScopeRequest, "ruler.max-rules-per-rule-group", false,
+		"A rule group POSTed to /prometheus/config/v1/rules/{namespace} has more rules than the tenant's limit per group. Nothing was stored: the tenant's rules are as before.",
+		"Split the group into several, or raise the tenant's limit."},
 
 	{NotFound, 404, ScopeRequest, "", false,
 		"No endpoint of this process has the path (or, on /ring, no instance has the ID to forget). The message says when the path is a Prometheus API path without the /prometheus prefix, a push sent under /prometheus, or an endpoint of a role this process does not run (-target); the / page lists what the process serves.",
