@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # build-image.sh builds the Argus container image from deploy/Dockerfile:
-# a static binary (CGO_ENABLED=0) with the version stamped, copied onto an
+# a static binary (CGO_ENABLED=0, as the Makefile builds everything, and
+# without -trimpath, so that it reuses the build cache of `make test`) with
+# the version stamped, copied onto an
 # empty base. Environment:
 #
 #   IMAGE     image name (default argus)
@@ -20,7 +22,7 @@ docker="${DOCKER:-docker}"
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 
-CGO_ENABLED=0 go build -trimpath \
+CGO_ENABLED=0 go build \
 	-ldflags "-s -w -X main.Version=$version -X main.Revision=$revision" \
 	-o "$ctx/argus" ./cmd/argus
 echo 'argus:x:10001:10001:argus:/data:/sbin/nologin' >"$ctx/passwd"
