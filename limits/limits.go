@@ -112,6 +112,12 @@ type Limits struct {
 	// come, with metadata type unknown, as Prometheus's native delta
 	// ingestion does; otherwise they are refused.
 	OTelNativeDeltaIngestion bool `yaml:"otel_native_delta_ingestion"`
+	// RulerMaxRuleGroupsPerTenant bounds the rule groups a tenant may store
+	// in the ruler, over all namespaces; 0 means unlimited.
+	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
+	// RulerMaxRulesPerRuleGroup bounds the rules of one rule group; 0 means
+	// unlimited.
+	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group"`
 }
 
 // OTel translation strategies (OTelTranslationStrategy), Prometheus's names.
@@ -199,6 +205,12 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Add the OTLP instrumentation scope's name, version, schema URL and attributes to its series as otel_scope_* labels.")
 	f.BoolVar(&l.OTelNativeDeltaIngestion, prefix+"distributor.otel-native-delta-ingestion", false,
 		"Store OTLP delta sums and histograms as they come, with metadata type unknown (Prometheus's native delta ingestion). When false, delta metrics are refused and named in the answer's partial success.")
+	// Mimir's defaults are 70 and 20; 0 here, so that a Prometheus rule
+	// file moved to Argus as it is is never refused for its size.
+	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, prefix+"ruler.max-rule-groups-per-tenant", 0,
+		"Most rule groups a tenant may store in the ruler, over all namespaces; a POST of one more group is refused with 400. 0 means unlimited.")
+	f.IntVar(&l.RulerMaxRulesPerRuleGroup, prefix+"ruler.max-rules-per-rule-group", 0,
+		"Most rules one rule group of a tenant may have; a POST of a larger group is refused with 400. 0 means unlimited.")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -229,6 +241,8 @@ func (l *Limits) Validate() error {
 		"distributor.ha-tracker.replica", l.HAReplicaLabel, "and -distributor.ha-tracker.cluster must be two distinct non-empty label names")
 	check(l.MaxGlobalExemplarsPerUser < 0, "ingester.max-global-exemplars-per-user", l.MaxGlobalExemplarsPerUser, "must not be negative")
 	check(l.OutOfOrderTimeWindow < 0, "ingester.out-of-order-time-window", l.OutOfOrderTimeWindow, "must not be negative")
+	check(l.RulerMaxRuleGroupsPerTenant < 0, "ruler.max-rule-groups-per-tenant", l.RulerMaxRuleGroupsPerTenant, "must not be negative")
+	check(l.RulerMaxRulesPerRuleGroup < 0, "ruler.max-rules-per-rule-group", l.RulerMaxRulesPerRuleGroup, "must not be negative")
 	check(!slices.Contains(otelTranslationStrategies, l.OTelTranslationStrategy), "distributor.otel-translation-strategy",
 		l.OTelTranslationStrategy, "must be one of "+strings.Join(otelTranslationStrategies, ", "))
 	return errors.Join(errs...)

@@ -72,6 +72,8 @@ func TestLimits_FlagNames(t *testing.T) {
 		"-x.distributor.otel-convert-histograms-to-nhcb",
 		"-x.distributor.otel-promote-scope-metadata",
 		"-x.distributor.otel-native-delta-ingestion",
+		"-x.ruler.max-rule-groups-per-tenant=16",
+		"-x.ruler.max-rules-per-rule-group=17",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
@@ -82,6 +84,7 @@ func TestLimits_FlagNames(t *testing.T) {
 		MaxGlobalExemplarsPerUser:     15,
 		PromoteOTelResourceAttributes: []string{"service.name", "k8s.pod.name"}, OTelTranslationStrategy: "NoTranslation",
 		OTelKeepIdentifyingResourceAttributes: true, OTelConvertHistogramsToNHCB: true, OTelPromoteScopeMetadata: true, OTelNativeDeltaIngestion: true,
+		RulerMaxRuleGroupsPerTenant: 16, RulerMaxRulesPerRuleGroup: 17,
 	}, l)
 }
 
@@ -125,7 +128,7 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 27)
+	require.Len(t, f, 29)
 	require.Equal(t, "0s", f["out_of_order_time_window"])
 	require.Equal(t, false, f["partial_response"])
 	require.Equal(t, 10000.0, f["ingestion_rate"])

@@ -32,6 +32,8 @@ import (
 	"github.com/prometheus/prometheus/util/features"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/argus-tsdb/argus/internal/apierror"
 )
 
 // PathPrefix is where cmd mounts Handler, without stripping it:
@@ -121,12 +123,12 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 	)
 	api.InstallCodec(d.handoff)
 	router := route.New().WithInstrumentation(func(name string, h http.HandlerFunc) http.HandlerFunc {
-		return d.metrics.instrument(name, pooledCompression(name, h))
+		return d.metrics.instrument(name, pooledCompression(name, withErrorIDs(h)))
 	}).WithPrefix(PathPrefix + apiRoutePrefix)
 	api.Register(router)
 	var h http.Handler = router
 	if qq, ok := q.(*queryable); ok {
-		h = withMetadata(router, d.metrics.instrument("/metadata", metadataHandler(qq)))
+		h = withMetadata(router, d.metrics.instrument("/metadata", withErrorIDs(metadataHandler(qq))))
 	}
 	return postAsGet(withPartialResponse(withQueryLimits(h, d.limits, d.metrics)))
 }
@@ -153,7 +155,8 @@ func postAsGet(next http.Handler) http.Handler {
 
 // badData answers 400 with Prometheus's error envelope.
 func badData(w http.ResponseWriter, err error) {
-	b, _ := json.Marshal(&v1.Response{Status: "error", ErrorType: "bad_data", Error: err.Error()}) // Cannot fail: strings only.
+	msg := string(apierror.BadQuery) + ": " + err.Error()
+	b, _ := json.Marshal(&v1.Response{Status: "error", ErrorType: "bad_data", Error: msg}) // Cannot fail: strings only.
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadRequest)
 	_, _ = w.Write(b) // The client is gone if this fails.

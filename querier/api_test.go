@@ -253,17 +253,17 @@ func TestHandler_Golden(t *testing.T) {
 		{
 			req:        apiRequest{path: "/api/v1/query", form: url.Values{"query": {"sum(rate("}, "time": {start}}},
 			wantStatus: 400,
-			wantJSON:   `{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:10: parse error: unclosed left parenthesis"}`,
+			wantJSON:   `{"status":"error","errorType":"bad_data","error":"err-argus-bad-query: invalid parameter \"query\": 1:10: parse error: unclosed left parenthesis"}`,
 		},
 		{
 			req:        apiRequest{path: "/api/v1/query_range", form: url.Values{"query": {"up"}, "start": {end}, "end": {start}, "step": {"60"}}},
 			wantStatus: 400,
-			wantJSON:   `{"status":"error","errorType":"bad_data","error":"invalid parameter \"end\": end timestamp must not be before start time"}`,
+			wantJSON:   `{"status":"error","errorType":"bad_data","error":"err-argus-bad-query: invalid parameter \"end\": end timestamp must not be before start time"}`,
 		},
 		{
 			req:        apiRequest{path: "/api/v1/series", form: url.Values{"start": {start}}},
 			wantStatus: 400,
-			wantJSON:   `{"status":"error","errorType":"bad_data","error":"no match[] parameter provided"}`,
+			wantJSON:   `{"status":"error","errorType":"bad_data","error":"err-argus-bad-query: no match[] parameter provided"}`,
 		},
 	}
 	for _, tc := range tests {
@@ -469,7 +469,7 @@ func TestPostAsGet_BadForm(t *testing.T) {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
-	require.Empty(t, cmp.Diff(decodeJSON(t, `{"status":"error","errorType":"bad_data","error":"error parsing form values: invalid URL escape \"%zz\""}`), decodeJSON(t, string(b))))
+	require.Empty(t, cmp.Diff(decodeJSON(t, `{"status":"error","errorType":"bad_data","error":"err-argus-bad-query: error parsing form values: invalid URL escape \"%zz\""}`), decodeJSON(t, string(b))))
 }
 
 func TestHandler_NoCORSOrigin(t *testing.T) {

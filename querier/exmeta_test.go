@@ -109,7 +109,7 @@ func TestMetadata_MergesReplicas(t *testing.T) {
 	}
 	got := apiRequest{http.MethodGet, "/api/v1/metadata", url.Values{"limit": {"x"}}, tenantA}.do(t, srv)
 	require.Equal(t, http.StatusBadRequest, got.status)
-	require.JSONEq(t, `{"status":"error","errorType":"bad_data","error":"limit must be a number"}`, got.body)
+	require.JSONEq(t, `{"status":"error","errorType":"bad_data","error":"err-argus-bad-query: limit must be a number"}`, got.body)
 	got = apiRequest{http.MethodPost, "/api/v1/metadata", url.Values{"metric": {"req"}}, tenantA}.do(t, srv)
 	require.JSONEq(t, `{"status":"success","data":{"req":[{"type":"counter","unit":"","help":"Requests."}]}}`, got.body)
 }

@@ -114,7 +114,16 @@ func (r *Ruler) setGroup(w http.ResponseWriter, req *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := r.store.SetGroup(tenantID, ns, g); err != nil {
+	lim := r.limitsFor(tenantID)
+	if n := len(g.Rules); lim.RulerMaxRulesPerRuleGroup > 0 && n > lim.RulerMaxRulesPerRuleGroup {
+		writeError(w, apierror.Errorf(apierror.TooManyRules, "tenant %q, namespace %q: group %q has %d rules, more than the limit of %d",
+			tenantID, ns, g.Name, n, lim.RulerMaxRulesPerRuleGroup))
+		return
+	}
+	if err := r.store.SetGroupLimited(tenantID, ns, g, lim.RulerMaxRuleGroupsPerTenant); err != nil {
+		if errors.Is(err, ErrTooManyGroups) {
+			err = apierror.Errorf(apierror.TooManyRuleGroups, "namespace %q, new group %q: %w", ns, g.Name, err)
+		}
 		writeError(w, err)
 		return
 	}

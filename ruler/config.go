@@ -5,8 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // Role is the role name rulers gossip in their memberlist metadata: the
@@ -21,11 +22,17 @@ type Config struct {
 	StoragePath string `yaml:"storage_path"`
 	// RulePath is a directory of rule files imported at start:
 	// <tenant>/<namespace>.yaml (or .yml), each a Prometheus rule file.
-	RulePath        string        `yaml:"rule_path"`
-	AlertmanagerURL string        `yaml:"alertmanager_url"`
-	ExternalURL     string        `yaml:"external_url"`
-	RemoteWriteURL  string        `yaml:"remote_write_url"`
-	RemoteTimeout   time.Duration `yaml:"remote_timeout" category:"advanced"`
+	RulePath        string `yaml:"rule_path"`
+	AlertmanagerURL string `yaml:"alertmanager_url"`
+	// AlertmanagerRefreshInterval is how often dns+ and dnssrv+ names of
+	// AlertmanagerURL are looked up again.
+	AlertmanagerRefreshInterval time.Duration `yaml:"alertmanager_refresh_interval" category:"advanced"`
+	// TenantLabel, if set, is the label that carries the tenant in every
+	// alert sent (unless the alert has it already).
+	TenantLabel    string        `yaml:"tenant_label"`
+	ExternalURL    string        `yaml:"external_url"`
+	RemoteWriteURL string        `yaml:"remote_write_url"`
+	RemoteTimeout  time.Duration `yaml:"remote_timeout" category:"advanced"`
 	// EvaluationInterval is the interval of a group that names none.
 	EvaluationInterval time.Duration `yaml:"evaluation_interval"`
 	// PollInterval is how often the ruler checks the alive rulers and the
@@ -46,7 +53,9 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.StoragePath, "ruler.storage-path", "", "Directory where the ruler stores the rule groups uploaded through /prometheus/config/v1/rules, one file per tenant and namespace. Empty means the directory rules under -storage.path.")
 	f.StringVar(&c.RulePath, "ruler.rule-path", "", "Directory of Prometheus rule files imported into the rule store at start, laid out as <tenant>/<namespace>.yaml; each file replaces that namespace. A bad file stops the start.")
-	f.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Comma-separated URLs of the Alertmanagers the ruler sends alerts to (every one gets every alert, as Prometheus does), with the tenant in X-Scope-OrgID. A path is the Alertmanager's prefix (http://am:9093/alertmanager). Empty sends no alerts.")
+	f.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Comma-separated URLs of the Alertmanagers the ruler sends alerts to (every one gets every alert, as Prometheus does), with the tenant in X-Scope-OrgID. A path is the Alertmanager's prefix (http://am:9093/alertmanager). A URL prefixed dns+ (dns+http://am.svc:9093) sends to every address its host resolves to; dnssrv+ (dnssrv+http://_http._tcp.am.svc) to every host and port of the SRV records; both are looked up again every -ruler.alertmanager-refresh-interval. Empty sends no alerts.")
+	f.DurationVar(&c.AlertmanagerRefreshInterval, "ruler.alertmanager-refresh-interval", time.Minute, "How often the dns+ and dnssrv+ names of -ruler.alertmanager-url are looked up again.")
+	f.StringVar(&c.TenantLabel, "ruler.tenant-label", "", "Label name that carries the tenant in every alert sent to Alertmanager, unless the alert has that label already. Empty adds none; X-Scope-OrgID is always sent.")
 	f.StringVar(&c.ExternalURL, "ruler.external.url", "", "URL of this Argus as users reach it, the generatorURL of the alerts it sends (Prometheus's --web.external-url).")
 	f.StringVar(&c.RemoteWriteURL, "ruler.remote-write-url", "", "Remote-write URL the ruler writes recording-rule results and ALERTS series to (an Argus distributor's /api/v1/push). Empty writes through the distributor of this process, which must then run one.")
 	f.DurationVar(&c.RemoteTimeout, "ruler.remote-timeout", 30*time.Second, "Timeout of one write to -ruler.remote-write-url.")
@@ -65,10 +74,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 // Validate reports every invalid field, joined.
 func (c *Config) Validate() error {
 	var errs []error
-	for _, u := range c.alertmanagerURLs() {
-		if err := checkHTTPURL(u); err != nil {
-			errs = append(errs, fmt.Errorf("-ruler.alertmanager-url: %w", err))
-		}
+	if _, err := parseAMURLs(c.AlertmanagerURL); err != nil {
+		errs = append(errs, fmt.Errorf("-ruler.alertmanager-url: %w", err))
+	}
+	if c.TenantLabel != "" && !model.LabelName(c.TenantLabel).IsValid() {
+		errs = append(errs, fmt.Errorf("-ruler.tenant-label: %q is not a valid label name", c.TenantLabel))
 	}
 	if c.RemoteWriteURL != "" {
 		if err := checkHTTPURL(c.RemoteWriteURL); err != nil {
@@ -82,7 +92,7 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"evaluation-interval": c.EvaluationInterval, "poll-interval": c.PollInterval,
-		"remote-timeout": c.RemoteTimeout, "notification-timeout": c.NotificationTimeout,
+		"remote-timeout": c.RemoteTimeout, "alertmanager-refresh-interval": c.AlertmanagerRefreshInterval, "notification-timeout": c.NotificationTimeout,
 		"query-timeout": c.QueryTimeout, "lookback-delta": c.LookbackDelta,
 	} {
 		if d <= 0 {
@@ -93,17 +103,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("-ruler.notification-queue-capacity and -ruler.max-samples must be positive"))
 	}
 	return errors.Join(errs...)
-}
-
-// alertmanagerURLs returns the URLs of -ruler.alertmanager-url.
-func (c *Config) alertmanagerURLs() []string {
-	var out []string
-	for _, s := range strings.Split(c.AlertmanagerURL, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func checkHTTPURL(s string) error {

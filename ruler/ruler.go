@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/argus-tsdb/argus/internal/tenant"
+	"github.com/argus-tsdb/argus/limits"
 )
 
 // Deps are the runtime dependencies of a Ruler.
@@ -26,9 +27,18 @@ type Deps struct {
 	Queryable storage.Queryable
 	// Pusher writes recording-rule results and the ALERTS series. Required.
 	Pusher     Pusher
-	Membership Membership            // nil: evaluate every group
+	Membership Membership // nil: evaluate every group
+	// Limits gives each tenant's limits (the runtime overrides); nil: the
+	// ruler limits are off.
+	Limits     Limits
 	Logger     *slog.Logger          // nil discards
 	Registerer prometheus.Registerer // nil registers nothing
+}
+
+// Limits returns the limits in force for a tenant (limits.Overrides
+// fits). The result is not modified.
+type Limits interface {
+	For(tenant string) *limits.Limits
 }
 
 // Ruler evaluates every tenant's rule groups that it owns on the ring of
@@ -270,4 +280,13 @@ func (r *Ruler) TenantView(ctx context.Context) *TenantView {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return &TenantView{t: r.tenants[id]}
+}
+
+// limitsFor returns the tenant's limits, or zero limits (all off) without
+// Deps.Limits.
+func (r *Ruler) limitsFor(tenantID string) *limits.Limits {
+	if r.deps.Limits == nil {
+		return &limits.Limits{}
+	}
+	return r.deps.Limits.For(tenantID)
 }

@@ -116,13 +116,20 @@ type nopPusher struct{}
 
 func (nopPusher) Push(context.Context, string, []byte) error { return nil }
 
-func newTestRuler(t *testing.T) (*Ruler, http.Handler) {
+// newTestRuler starts a ruler with the default flags and the limits lim
+// (nil: none), and returns it and its configuration API for the tenant in
+// X-Scope-OrgID.
+func newTestRuler(t *testing.T, lim ...Limits) (*Ruler, http.Handler) {
 	t.Helper()
 	var cfg Config
 	fs := newFlagSet(&cfg)
 	require.NoError(t, fs.Parse(nil))
 	cfg.StoragePath = t.TempDir()
-	r, err := New(cfg, Deps{Queryable: emptyQueryable{}, Pusher: nopPusher{}})
+	deps := Deps{Queryable: emptyQueryable{}, Pusher: nopPusher{}}
+	if len(lim) > 0 {
+		deps.Limits = lim[0]
+	}
+	r, err := New(cfg, deps)
 	require.NoError(t, err)
 	require.NoError(t, r.Starting(context.Background()))
 	t.Cleanup(func() { _ = r.Stopping(context.Background()) })

@@ -201,6 +201,13 @@ func (s *Store) Version() uint64 {
 // SetGroup stores g in the tenant's namespace: it replaces the group of the
 // same name in place, or is appended.
 func (s *Store) SetGroup(tenantID, ns string, g rulefmt.RuleGroup) error {
+	return s.SetGroupLimited(tenantID, ns, g, 0)
+}
+
+// SetGroupLimited is SetGroup refusing, with ErrTooManyGroups, a new group
+// when the tenant has maxGroups groups already (0: no limit). The count and
+// the write are one step, so two concurrent POSTs cannot both pass.
+func (s *Store) SetGroupLimited(tenantID, ns string, g rulefmt.RuleGroup, maxGroups int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	groups := slices.Clone(s.groups[tenantID][ns])
@@ -208,9 +215,21 @@ func (s *Store) SetGroup(tenantID, ns string, g rulefmt.RuleGroup) error {
 	if i >= 0 {
 		groups[i] = g
 	} else {
+		if n := s.countLocked(tenantID); maxGroups > 0 && n >= maxGroups {
+			return fmt.Errorf("tenant %q has %d rule groups, its limit: %w", tenantID, n, ErrTooManyGroups)
+		}
 		groups = append(groups, g)
 	}
 	return s.writeLocked(tenantID, ns, groups)
+}
+
+// countLocked returns the number of the tenant's groups; s.mu is held.
+func (s *Store) countLocked(tenantID string) int {
+	n := 0
+	for _, gs := range s.groups[tenantID] {
+		n += len(gs)
+	}
+	return n
 }
 
 // SetNamespace replaces the tenant's namespace with groups (none deletes it).

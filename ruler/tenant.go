@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -54,8 +52,13 @@ func (r *Ruler) newTenantRules(id string) (*tenantRules, error) {
 	ctx, cancel := context.WithCancel(tenant.With(context.Background(), id))
 	t := &tenantRules{id: id, loader: &groupLoader{}, cancel: cancel}
 	var notify rules.NotifyFunc = func(context.Context, string, ...*rules.Alert) {}
-	if urls := r.cfg.alertmanagerURLs(); len(urls) > 0 {
-		n, err := r.newNotifier(id, urls, logger)
+	urls, err := parseAMURLs(r.cfg.AlertmanagerURL)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("-ruler.alertmanager-url: %w", err)
+	}
+	if len(urls) > 0 {
+		n, err := r.newNotifier(ctx, id, urls, logger)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -128,10 +131,11 @@ func (l *groupLoader) Load(ns string, _ bool, _ model.ValidationScheme) (*rulefm
 func (*groupLoader) Parse(query string) (parser.Expr, error) { return promParser.ParseExpr(query) }
 
 // newNotifier returns a running notifier.Manager sending the tenant's
-// alerts to every URL, with X-Scope-OrgID set to the tenant (the
-// convention of Mimir's multi-tenant Alertmanager; a plain Alertmanager
-// ignores it).
-func (r *Ruler) newNotifier(id string, urls []string, logger *slog.Logger) (*notifier.Manager, error) {
+// alerts to every address of urls (looked up again until ctx ends), with
+// X-Scope-OrgID set to the tenant (the convention of Mimir's multi-tenant
+// Alertmanager; a plain Alertmanager ignores it) and the tenant in
+// -ruler.tenant-label.
+func (r *Ruler) newNotifier(ctx context.Context, id string, urls []amURL, logger *slog.Logger) (*notifier.Manager, error) {
 	n := notifier.NewManager(&notifier.Options{
 		QueueCapacity: r.cfg.NotificationQueueCapacity,
 		Do: func(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
@@ -139,27 +143,21 @@ func (r *Ruler) newNotifier(id string, urls []string, logger *slog.Logger) (*not
 			return client.Do(req.WithContext(ctx))
 		},
 	}, model.UTF8Validation, logger.With("component", "notifier"))
-	var cfgs config.AlertmanagerConfigs
-	tsets := map[string][]*targetgroup.Group{}
-	for i, s := range urls {
-		u, err := url.Parse(s)
-		if err != nil {
-			return nil, fmt.Errorf("-ruler.alertmanager-url: %w", err)
-		}
-		cfgs = append(cfgs, &config.AlertmanagerConfig{
-			APIVersion: config.AlertmanagerAPIVersionV2, Scheme: u.Scheme, PathPrefix: u.Path,
+	cfg := &config.Config{}
+	if r.cfg.TenantLabel != "" {
+		cfg.GlobalConfig.ExternalLabels = labels.FromStrings(r.cfg.TenantLabel, id)
+	}
+	for _, a := range urls {
+		cfg.AlertingConfig.AlertmanagerConfigs = append(cfg.AlertingConfig.AlertmanagerConfigs, &config.AlertmanagerConfig{
+			APIVersion: config.AlertmanagerAPIVersionV2, Scheme: a.u.Scheme, PathPrefix: a.u.Path,
 			Timeout: model.Duration(r.cfg.NotificationTimeout), HTTPClientConfig: commoncfg.DefaultHTTPClientConfig,
 		})
-		// ToMap names the i-th configuration config-i.
-		tsets["config-"+strconv.Itoa(i)] = []*targetgroup.Group{{
-			Source: s, Targets: []model.LabelSet{{model.AddressLabel: model.LabelValue(u.Host)}},
-		}}
 	}
-	if err := n.ApplyConfig(&config.Config{AlertingConfig: config.AlertingConfig{AlertmanagerConfigs: cfgs}}); err != nil {
+	if err := n.ApplyConfig(cfg); err != nil {
 		return nil, fmt.Errorf("alertmanager configuration: %w", err)
 	}
-	ch := make(chan map[string][]*targetgroup.Group, 1)
-	ch <- tsets
+	ch := make(chan map[string][]*targetgroup.Group)
+	go discoverAlertmanagers(ctx, urls, r.cfg.AlertmanagerRefreshInterval, ch, logger)
 	go n.Run(ch)
 	return n, nil
 }

@@ -26,7 +26,7 @@ func (a *app) addRuler(mux *http.ServeMux, rr replicaRing) error {
 			return fmt.Errorf("ruler querier: %w", err)
 		}
 	}
-	deps := ruler.Deps{Queryable: q.Queryable(), Logger: a.logger.With("component", "ruler"), Registerer: a.reg}
+	deps := ruler.Deps{Queryable: q.Queryable(), Logger: a.logger.With("component", "ruler"), Registerer: a.reg, Limits: a.overrides}
 	if a.cfg.Ruler.RemoteWriteURL != "" {
 		deps.Pusher = scraper.NewRemoteWriter(a.cfg.Ruler.RemoteWriteURL, a.cfg.Ruler.RemoteTimeout)
 	} else {

@@ -115,6 +115,8 @@ const (
 	MaxQueryLength           ID = "err-argus-max-query-length"
 	QueryTimeout             ID = "err-argus-query-timeout"
 	QueryUnavailable         ID = "err-argus-query-unavailable"
+	BadQuery                 ID = "err-argus-bad-query"
+	QueryFailed              ID = "err-argus-query-failed"
 )
 
 // Admin and statistics requests.
@@ -142,6 +144,8 @@ const (
 const (
 	InvalidRuleGroup  ID = "err-argus-invalid-rule-group"
 	RuleGroupNotFound ID = "err-argus-rule-group-not-found"
+	TooManyRuleGroups ID = "err-argus-too-many-rule-groups"
+	TooManyRules      ID = "err-argus-too-many-rules-per-rule-group"
 )
 
 // Paths and endpoints of the HTTP API.
@@ -292,6 +296,12 @@ var Catalogue = []Entry{
 		"The query ran longer than the tenant's timeout and was aborted.", "Simplify the query or its range, or raise the timeout."},
 	{QueryUnavailable, 503, ScopeQuery, "", true,
 		"Too many ingesters of the read set were unreachable for an exact answer.", "Retry, or ask for partial_response=true to get what the reachable ingesters hold, with a warning naming the others. Operators: see /ring."},
+	{BadQuery, 400, ScopeQuery, "", false,
+		"A request of the Prometheus query API has a PromQL expression that does not parse or a parameter that is missing or invalid (a time, a step, a match[] selector, a limit); Prometheus's API answers it with errorType bad_data, and Argus keeps that JSON envelope and Prometheus's own text after the ID.",
+		"Fix the query or the parameter: the text after the ID is Prometheus's and says which and where."},
+	{QueryFailed, 422, ScopeQuery, "", false,
+		"The query parsed but its evaluation failed (errorType execution): for example a many-to-many match, a vector that cannot be matched, or a series source that refused the request as invalid. The text after the ID is the engine's (Prometheus's) error.",
+		"Change the query as the message says (for example add on()/ignoring() or group_left/group_right); retrying the same query fails the same way."},
 
 	{AdminAPIDisabled, 403, ScopeAdmin, "", false,
 		"A call to /prometheus/api/v1/admin/tsdb/delete_series or clean_tombstones while the admin API is off (its default). Nothing was deleted.",
@@ -327,6 +337,12 @@ var Catalogue = []Entry{
 	{RuleGroupNotFound, 404, ScopeRequest, "", false,
 		"The tenant has no rule group, namespace or group by the name asked for in /prometheus/config/v1/rules. mimirtool and cortextool read this answer as an empty rule set.",
 		"Check the tenant (X-Scope-OrgID) and the namespace and group names; GET /prometheus/config/v1/rules lists them."},
+	{TooManyRuleGroups, 400, ScopeRequest, "ruler.max-rule-groups-per-tenant", false,
+		"A rule group POSTed to /prometheus/config/v1/rules/{namespace} is new and the tenant already has its limit of rule groups, over all namespaces. Nothing was stored: the tenant's rules are as before. Replacing an existing group is always allowed.",
+		"Delete rule groups the tenant no longer needs, merge small groups, or raise the tenant's limit."},
+	{TooManyRules, 400, ScopeRequest, "ruler.max-rules-per-rule-group", false,
+		"A rule group POSTed to /prometheus/config/v1/rules/{namespace} has more rules than the tenant's limit per group. Nothing was stored: the tenant's rules are as before.",
+		"Split the group into several, or raise the tenant's limit."},
 
 	{NotFound, 404, ScopeRequest, "", false,
 		"No endpoint of this process has the path (or, on /ring, no instance has the ID to forget). The message says when the path is a Prometheus API path without the /prometheus prefix, a push sent under /prometheus, or an endpoint of a role this process does not run (-target); the / page lists what the process serves.",

@@ -74,8 +74,9 @@ func grpcReference() string {
 		}
 		fmt.Fprintf(&b, "| [`%s`](#%s) | %d | `%s` |\n", e.ID, e.ID, e.Status, e.ID.GRPCCode())
 	}
-	b.WriteString("\nErrors of Prometheus's own API, which carry no ID (a query that does not parse, bad parameters, an\n" +
-		"evaluation error, a cancelled client), keep their message and map by their errorType:\n\n")
+	b.WriteString("\nErrors of Prometheus's own API that carry no ID of their own (a cancelled client, an engine timeout;\n" +
+		"bad_data and execution get err-argus-bad-query and err-argus-query-failed, above) keep their\n" +
+		"message and map by their errorType:\n\n")
 	b.WriteString("| errorType (HTTP status) | gRPC code |\n| --- | --- |\n")
 	for _, r := range []struct {
 		typ    string

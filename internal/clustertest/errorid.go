@@ -20,41 +20,29 @@ const errorIDPrefix = "err-argus-"
 // plain text, the Prometheus API's JSON envelope, or OTLP's google.rpc.Status.
 // Every request of every e2e suite goes through it (httpClient.do), which
 // is how docs/errors.md's promise, "every HTTP error starts with an ID", is
-// tested.
-//
-// The one exception is documented in docs/api.md: the Prometheus API's own
-// bad_data answers (a PromQL expression or a parameter that does not parse)
-// are Prometheus's, word for word, as the compatibility tests compare them.
+// tested. The Prometheus API's own bad_data and execution answers carry
+// one too (err-argus-bad-query, err-argus-query-failed), before
+// Prometheus's text.
 func checkErrorID(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
 	if resp.StatusCode < 300 || req.Method == http.MethodHead {
 		return
 	}
 	msg := errorMessage(resp.Header.Get("Content-Type"), body)
-	if msg == promBadData {
-		return
-	}
 	require.True(t, strings.HasPrefix(msg, errorIDPrefix),
 		"%s %s answered %d without an error ID first (docs/errors.md): %.300s", req.Method, req.URL.Path, resp.StatusCode, body)
 }
-
-// promBadData marks a Prometheus API bad_data answer.
-const promBadData = "\\x00bad_data"
 
 // errorMessage returns the error message of an answer body.
 func errorMessage(contentType string, body []byte) string {
 	switch {
 	case strings.HasPrefix(contentType, "application/json"):
 		var env struct {
-			ErrorType string `json:"errorType"`
-			Error     string `json:"error"`
-			Message   string `json:"message"`
+			Error   string `json:"error"`
+			Message string `json:"message"`
 		}
 		if json.Unmarshal(body, &env) != nil {
 			return string(body)
-		}
-		if env.ErrorType == "bad_data" && !strings.HasPrefix(env.Error, errorIDPrefix) {
-			return promBadData
 		}
 		if env.Error == "" {
 			return env.Message // OTLP's google.rpc.Status as JSON

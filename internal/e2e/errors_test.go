@@ -254,6 +254,11 @@ func TestErrorContract(t *testing.T) {
 			"query": {"q_metric"}, "start": {clustertest.FormatAPITime(now - 2*time.Hour.Milliseconds())}, "end": {at}, "step": {"60"}})},
 		{id: apierror.QueryTimeout, target: a, tenant: "q-timeout", do: query(a, "q-timeout", "/query", url.Values{"query": {"up"}, "time": {at}})},
 		{id: apierror.QueryUnavailable, target: orphan, tenant: "t1", do: query(orphan, "t1", "/query", url.Values{"query": {"up"}, "time": {at}})},
+		// Prometheus's own bad_data and execution errors, in its envelope
+		// with the ID first (no tenant in the text: it is Prometheus's).
+		{id: apierror.BadQuery, target: a, do: query(a, "t1", "/query", url.Values{"query": {"sum("}, "time": {at}})},
+		{id: apierror.QueryFailed, target: a, do: then(push(a, "q-failed", two...),
+			query(a, "q-failed", "/query", url.Values{"query": {"q_metric * on() q_metric"}, "time": {at}}))},
 
 		{id: apierror.AdminAPIDisabled, target: tok, tenant: "team-a", do: admin(tok, "team-a", "/admin/tsdb/delete_series", "secret-admin", url.Values{"match[]": {"up"}})},
 		{id: apierror.AdminForbidden, target: tok, tenant: "team-a", do: admin(tok, "team-a", "/admin/tsdb/delete_series", "secret-a", url.Values{"match[]": {"up"}})},

@@ -42,5 +42,5 @@ func TestExemplarsAndMetadataAgainstPrometheus(t *testing.T) {
 	require.Empty(t, clustertest.DiffExmeta(want, clustertest.GetExmeta(t, argusGet, start)), "after kill -9 and restart")
 	code, body := a.Query(t, tenant, clustertest.PromAPI+"/metadata", url.Values{"limit": {"x"}})
 	require.Equal(t, http.StatusBadRequest, code)
-	require.JSONEq(t, `{"status":"error","errorType":"bad_data","error":"limit must be a number"}`, string(body))
+	require.JSONEq(t, `{"status":"error","errorType":"bad_data","error":"err-argus-bad-query: limit must be a number"}`, string(body))
 }

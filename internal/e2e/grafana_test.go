@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/internal/clustertest"
 )
 
@@ -240,7 +241,7 @@ func TestGrafanaRequests(t *testing.T) {
 			r := clustertest.DecodeAPI(t, body)
 			require.Equal(t, "error", r.Status)
 			require.Equal(t, "bad_data", r.ErrorType)
-			require.Equal(t, wantErr, r.Error)
+			require.Equal(t, string(apierror.BadQuery)+": "+wantErr, r.Error, "Prometheus's text after the ID")
 		}
 		f("/query", url.Values{"query": {"sum(grafana_test"}, "time": {sec(base)}}, `invalid parameter "query": 1:17: parse error: unclosed left parenthesis`)
 		f("/query_range", url.Values{"query": {"grafana_test"}, "start": {sec(base)}, "end": {sec(base + 2400)}, "step": {"0.1"}},

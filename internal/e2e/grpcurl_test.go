@@ -129,5 +129,5 @@ func TestArgusQueryCLI(t *testing.T) {
 	errOut = runArgusQuery(t, 1, addr, "-tenant=cli", "-token=token-other", when, "cli_test")
 	require.Equal(t, "argus query: err-argus-unauthorized: tenant \"cli\": the bearer token is not valid\n", errOut)
 	errOut = runArgusQuery(t, 1, addr, "-token=token-cli", when, "sum(")
-	require.Equal(t, "argus query: invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis\n", errOut)
+	require.Equal(t, "argus query: err-argus-bad-query: invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis\n", errOut)
 }

@@ -62,7 +62,10 @@ rules:
 func TestRuler_AgainstPrometheusAndAlertmanager(t *testing.T) {
 	skipIfShort(t)
 	am := clustertest.StartAlertmanager(t)
-	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-ruler.alertmanager-url=" + am.URL(), "-ruler.external.url=http://argus.example/"}})
+	// The Alertmanager is named through DNS (dns+localhost, looked up by
+	// the ruler) and the tenant is in the alerts' labels.
+	amURL := "dns+" + strings.Replace(am.URL(), "127.0.0.1", "localhost", 1)
+	a := clustertest.StartArgus(t, clustertest.Options{Flags: []string{"-ruler.alertmanager-url=" + amURL, "-ruler.tenant-label=tenant", "-ruler.external.url=http://argus.example/"}})
 	prom := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
 		RemoteWrite: &clustertest.RemoteWrite{URL: a.PushURL(), Tenant: "team-a"},
 	})
@@ -91,7 +94,7 @@ func TestRuler_AgainstPrometheusAndAlertmanager(t *testing.T) {
 	clustertest.Eventually(t, func() string {
 		for _, al := range am.Alerts(t) {
 			if al.Labels["alertname"] == "SwitchOn" {
-				if al.Labels["severity"] != "page" || al.Annotations["summary"] != "switch is 1" || !strings.HasPrefix(al.GeneratorURL, "http://argus.example/") {
+				if al.Labels["severity"] != "page" || al.Labels["tenant"] != "team-a" || al.Annotations["summary"] != "switch is 1" || !strings.HasPrefix(al.GeneratorURL, "http://argus.example/") {
 					return fmt.Sprintf("alert as Alertmanager holds it: %+v", al)
 				}
 				return ""

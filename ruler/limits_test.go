@@ -1,0 +1,74 @@
+package ruler
+
+import (
+	"context"
+	"flag"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/apierror"
+	"github.com/argus-tsdb/argus/limits"
+)
+
+// startOverrides returns the runtime overrides of the file text, over the
+// flag defaults, loaded.
+func startOverrides(t *testing.T, text string) *limits.Overrides {
+	t.Helper()
+	var def limits.Limits
+	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
+	def.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	path := filepath.Join(t.TempDir(), "runtime.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	o, err := limits.New(limits.Config{File: path, ReloadPeriod: time.Minute}, def, limits.Deps{})
+	require.NoError(t, err)
+	require.NoError(t, o.Starting(context.Background()))
+	return o
+}
+
+// TestConfigAPI_RulerLimits: a tenant's ruler_max_rule_groups_per_tenant
+// and ruler_max_rules_per_rule_group of the runtime config refuse a POST
+// with 400 and their IDs, storing nothing; replacing a group at the limit
+// is allowed; another tenant has the default (unlimited).
+func TestConfigAPI_RulerLimits(t *testing.T) {
+	o := startOverrides(t, "overrides:\n  small:\n    ruler_max_rule_groups_per_tenant: 2\n    ruler_max_rules_per_rule_group: 2\n")
+	_, h := newTestRuler(t, o)
+	const base = "/prometheus/config/v1/rules"
+	group := func(name string, rules int) string {
+		b := "name: " + name + "\nrules:\n"
+		for i := range rules {
+			b += "- record: r" + string(rune('a'+i)) + "\n  expr: vector(1)\n"
+		}
+		return b
+	}
+
+	code, body := do(t, h, "POST", base+"/ns1", "small", group("g3", 3))
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Equal(t, string(apierror.TooManyRules)+`: tenant "small", namespace "ns1": group "g3" has 3 rules, more than the limit of 2`, strings.TrimSpace(body))
+
+	for _, p := range []string{base + "/ns1", base + "/ns2"} {
+		code, body = do(t, h, "POST", p, "small", group(strings.TrimPrefix(p, base+"/")+"-g", 2))
+		require.Equal(t, http.StatusAccepted, code, body)
+	}
+	code, body = do(t, h, "POST", base+"/ns1", "small", group("third", 1))
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Equal(t, string(apierror.TooManyRuleGroups)+`: namespace "ns1", new group "third": tenant "small" has 2 rule groups, its limit: too many rule groups`, strings.TrimSpace(body))
+	code, body = do(t, h, "POST", base+"/ns1", "small", group("ns1-g", 1))
+	require.Equal(t, http.StatusAccepted, code, "replacing a group at the limit: %s", body)
+
+	code, body = do(t, h, "GET", base, "small", "")
+	require.Equal(t, http.StatusOK, code)
+	require.NotContains(t, body, "third")
+	require.NotContains(t, body, "g3")
+
+	for i := range 3 {
+		code, body = do(t, h, "POST", base+"/ns", "big", group("g"+string(rune('0'+i)), 5))
+		require.Equal(t, http.StatusAccepted, code, body)
+	}
+}
