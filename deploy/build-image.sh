@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # build-image.sh builds the Argus container image from deploy/Dockerfile:
-# a static binary (CGO_ENABLED=0, as the Makefile builds everything, and
-# without -trimpath, so that it reuses the build cache of `make test`) with
-# the version stamped, copied onto an
-# empty base. Environment:
+# a static binary with the version stamped, copied onto an empty base. It is
+# built as the Makefile builds everything (CGO_ENABLED=0, no -trimpath), so
+# that under `make test` it reuses the build cache and only links. Environment:
 #
 #   IMAGE     image name (default argus)
 #   VERSION   version stamped into the binary and the image tag (default 0.1.0-dev)
