@@ -3,10 +3,14 @@ package limits
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // Limits are the limits of one tenant. The defaults, which every tenant
@@ -118,6 +122,42 @@ type Limits struct {
 	// RulerMaxRulesPerRuleGroup bounds the rules of one rule group; 0 means
 	// unlimited.
 	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group"`
+	// RulerAlertmanagerURL, if set, replaces -ruler.alertmanager-url for the
+	// tenant's alerts (the same comma-separated list, dns+ and dnssrv+
+	// included).
+	RulerAlertmanagerURL string `yaml:"ruler_alertmanager_url"`
+	// RulerExternalLabels are added to the tenant's alerts and to the
+	// results of its recording rules (ALERTS included), each unless the
+	// series has that label already, as Prometheus's external labels.
+	RulerExternalLabels map[string]string `yaml:"ruler_external_labels"`
+}
+
+// labelsFlag is a flag of comma-separated name=value pairs.
+type labelsFlag map[string]string
+
+func (v *labelsFlag) String() string {
+	var out []string
+	for k, val := range *v {
+		out = append(out, k+"="+val)
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
+}
+
+func (v *labelsFlag) Set(s string) error {
+	m := map[string]string{}
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(f, "=")
+		if !ok {
+			return fmt.Errorf("%q is not name=value", f)
+		}
+		m[strings.TrimSpace(k)] = strings.TrimSpace(val)
+	}
+	*v = m
+	return nil
 }
 
 // OTel translation strategies (OTelTranslationStrategy), Prometheus's names.
@@ -211,6 +251,10 @@ func (l *Limits) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 		"Most rule groups a tenant may store in the ruler, over all namespaces; a POST of one more group is refused with 400. 0 means unlimited.")
 	f.IntVar(&l.RulerMaxRulesPerRuleGroup, prefix+"ruler.max-rules-per-rule-group", 0,
 		"Most rules one rule group of a tenant may have; a POST of a larger group is refused with 400. 0 means unlimited.")
+	f.StringVar(&l.RulerAlertmanagerURL, prefix+"ruler.tenant-alertmanager-url", "",
+		"Alertmanager URLs of a tenant's alerts, in the form of -ruler.alertmanager-url, which they replace; empty means -ruler.alertmanager-url. Meant for the runtime config file (ruler_alertmanager_url).")
+	f.Var((*labelsFlag)(&l.RulerExternalLabels), prefix+"ruler.external-labels",
+		"Comma-separated name=value labels added to a tenant's alerts and recording-rule results, each unless the series has it already (Prometheus's external labels). A map in the runtime config file (ruler_external_labels).")
 }
 
 // Validate reports every invalid limit of l, joined. Each error matches
@@ -243,9 +287,29 @@ func (l *Limits) Validate() error {
 	check(l.OutOfOrderTimeWindow < 0, "ingester.out-of-order-time-window", l.OutOfOrderTimeWindow, "must not be negative")
 	check(l.RulerMaxRuleGroupsPerTenant < 0, "ruler.max-rule-groups-per-tenant", l.RulerMaxRuleGroupsPerTenant, "must not be negative")
 	check(l.RulerMaxRulesPerRuleGroup < 0, "ruler.max-rules-per-rule-group", l.RulerMaxRulesPerRuleGroup, "must not be negative")
+	for k := range l.RulerExternalLabels {
+		check(!model.LabelName(k).IsValid() || k == model.MetricNameLabel, "ruler.external-labels", k, "must be valid label names other than __name__")
+	}
+	check(!validAlertmanagerURLs(l.RulerAlertmanagerURL), "ruler.tenant-alertmanager-url", l.RulerAlertmanagerURL, "must be comma-separated http(s) URLs, each optionally prefixed dns+ or dnssrv+")
 	check(!slices.Contains(otelTranslationStrategies, l.OTelTranslationStrategy), "distributor.otel-translation-strategy",
 		l.OTelTranslationStrategy, "must be one of "+strings.Join(otelTranslationStrategies, ", "))
 	return errors.Join(errs...)
+}
+
+// validAlertmanagerURLs reports whether list is a valid
+// -ruler.alertmanager-url list (empty included); the ruler parses it.
+func validAlertmanagerURLs(list string) bool {
+	for s := range strings.SplitSeq(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		s = strings.TrimPrefix(strings.TrimPrefix(s, "dnssrv+"), "dns+")
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // Fields returns the limits as their runtime config fields (the yaml names)

@@ -74,6 +74,8 @@ func TestLimits_FlagNames(t *testing.T) {
 		"-x.distributor.otel-native-delta-ingestion",
 		"-x.ruler.max-rule-groups-per-tenant=16",
 		"-x.ruler.max-rules-per-rule-group=17",
+		"-x.ruler.tenant-alertmanager-url=dns+http://am:9093",
+		"-x.ruler.external-labels=region=eu, env = prod",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate: 1.5, IngestionBurstSize: 2, MaxGlobalSeriesPerUser: 3, MaxGlobalSeriesPerMetric: 4,
@@ -85,6 +87,7 @@ func TestLimits_FlagNames(t *testing.T) {
 		PromoteOTelResourceAttributes: []string{"service.name", "k8s.pod.name"}, OTelTranslationStrategy: "NoTranslation",
 		OTelKeepIdentifyingResourceAttributes: true, OTelConvertHistogramsToNHCB: true, OTelPromoteScopeMetadata: true, OTelNativeDeltaIngestion: true,
 		RulerMaxRuleGroupsPerTenant: 16, RulerMaxRulesPerRuleGroup: 17,
+		RulerAlertmanagerURL: "dns+http://am:9093", RulerExternalLabels: map[string]string{"region": "eu", "env": "prod"},
 	}, l)
 }
 
@@ -95,6 +98,8 @@ func TestLimits_Validate(t *testing.T) {
 	}{
 		"negative rate":       {func(l *Limits) { l.IngestionRate = -1 }, "-distributor.ingestion-rate-limit"},
 		"NaN rate":            {func(l *Limits) { l.IngestionRate = math.NaN() }, "-distributor.ingestion-rate-limit"},
+		"bad ruler url":       {func(l *Limits) { l.RulerAlertmanagerURL = "dns+am:9093" }, "-ruler.tenant-alertmanager-url"},
+		"bad external label":  {func(l *Limits) { l.RulerExternalLabels = map[string]string{"__name__": "y"} }, "-ruler.external-labels"},
 		"negative burst":      {func(l *Limits) { l.IngestionBurstSize = -1 }, "-distributor.ingestion-burst-size"},
 		"negative per user":   {func(l *Limits) { l.MaxGlobalSeriesPerUser = -1 }, "-ingester.max-global-series-per-user"},
 		"negative per metric": {func(l *Limits) { l.MaxGlobalSeriesPerMetric = -1 }, "-ingester.max-global-series-per-metric"},
@@ -128,7 +133,7 @@ func TestLimits_Validate(t *testing.T) {
 func TestLimits_Fields(t *testing.T) {
 	l := defaultLimits(t)
 	f := l.Fields()
-	require.Len(t, f, 29)
+	require.Len(t, f, 31)
 	require.Equal(t, "0s", f["out_of_order_time_window"])
 	require.Equal(t, false, f["partial_response"])
 	require.Equal(t, 10000.0, f["ingestion_rate"])

@@ -44,30 +44,8 @@ func TestParseAMURLs(t *testing.T) {
 // Alertmanager named dns+http://localhost:port, with the tenant in
 // X-Scope-OrgID and in -ruler.tenant-label.
 func TestNotifier_DNSDiscoveryAndTenantLabel(t *testing.T) {
-	type post struct {
-		orgID  string
-		labels []map[string]string
-	}
-	posts := make(chan post, 16)
-	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path != "/am/api/v2/alerts" {
-			http.NotFound(w, req)
-			return
-		}
-		var alerts []struct{ Labels map[string]string }
-		b, _ := io.ReadAll(req.Body)
-		if err := json.Unmarshal(b, &alerts); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		p := post{orgID: req.Header.Get(tenant.HeaderName)}
-		for _, a := range alerts {
-			p.labels = append(p.labels, a.Labels)
-		}
-		posts <- p
-	}))
-	defer am.Close()
-	u, err := url.Parse(am.URL)
+	am, posts := fakeAlertmanager(t)
+	u, err := url.Parse(am)
 	require.NoError(t, err)
 
 	var cfg Config
@@ -96,4 +74,39 @@ func TestNotifier_DNSDiscoveryAndTenantLabel(t *testing.T) {
 		t.Fatal("no alert reached the alertmanager within 30s")
 	}
 	require.Len(t, r.TenantView(tenant.With(context.Background(), "team-a")).Alertmanagers(), 1)
+}
+
+// amPost is one POST to a fake Alertmanager's /am/api/v2/alerts.
+type amPost struct {
+	orgID  string
+	labels []map[string]string
+}
+
+// fakeAlertmanager serves /am/api/v2/alerts, passing each POST on. The
+// real Alertmanager is in the end-to-end tests; here only what the ruler
+// sends matters.
+func fakeAlertmanager(t *testing.T) (string, <-chan amPost) {
+	posts := make(chan amPost, 16)
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/am/api/v2/alerts" {
+			http.NotFound(w, req)
+			return
+		}
+		var alerts []struct{ Labels map[string]string }
+		b, _ := io.ReadAll(req.Body)
+		if err := json.Unmarshal(b, &alerts); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		p := amPost{orgID: req.Header.Get(tenant.HeaderName)}
+		for _, a := range alerts {
+			p.labels = append(p.labels, a.Labels)
+		}
+		select {
+		case posts <- p:
+		default:
+		}
+	}))
+	t.Cleanup(am.Close)
+	return am.URL, posts
 }

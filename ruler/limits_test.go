@@ -12,6 +12,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/prompb"
+
 	"github.com/argus-tsdb/argus/internal/apierror"
 	"github.com/argus-tsdb/argus/limits"
 )
@@ -71,4 +76,78 @@ func TestConfigAPI_RulerLimits(t *testing.T) {
 		code, body = do(t, h, "POST", base+"/ns", "big", group("g"+string(rune('0'+i)), 5))
 		require.Equal(t, http.StatusAccepted, code, body)
 	}
+}
+
+// recordingPusher keeps the label sets of every series pushed.
+type recordingPusher struct{ series chan string }
+
+func (p *recordingPusher) Push(_ context.Context, tenantID string, body []byte) error {
+	b, err := snappy.Decode(nil, body)
+	if err != nil {
+		return err
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(b); err != nil {
+		return err
+	}
+	for _, ts := range req.Timeseries {
+		select {
+		case p.series <- tenantID + " " + labelsOf(ts.Labels).String():
+		default:
+		}
+	}
+	return nil
+}
+
+func labelsOf(ls []prompb.Label) labels.Labels {
+	b := labels.NewScratchBuilder(len(ls))
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	return b.Labels()
+}
+
+// TestTenantSettings_AlertmanagerURLAndExternalLabels: a tenant's
+// ruler_alertmanager_url sends its alerts to its own Alertmanager (there is
+// no -ruler.alertmanager-url), and its ruler_external_labels are on its
+// alerts and recording results, an own label of that name winning.
+func TestTenantSettings_AlertmanagerURLAndExternalLabels(t *testing.T) {
+	am, posts := fakeAlertmanager(t)
+	o := startOverrides(t, "overrides:\n  eu:\n    ruler_alertmanager_url: "+am+"/am\n    ruler_external_labels:\n      region: eu\n      env: prod\n")
+	var cfg Config
+	require.NoError(t, newFlagSet(&cfg).Parse([]string{"-ruler.tenant-label=tenant"}))
+	cfg.StoragePath = t.TempDir()
+	pushed := &recordingPusher{series: make(chan string, 100)}
+	r, err := New(cfg, Deps{Queryable: emptyQueryable{}, Pusher: pushed, Limits: o})
+	require.NoError(t, err)
+	require.NoError(t, r.Starting(context.Background()))
+	t.Cleanup(func() { _ = r.Stopping(context.Background()) })
+	require.NoError(t, r.store.SetGroup("eu", "ns", mustGroup(t,
+		"name: g\ninterval: 1s\nrules:\n- record: one\n  expr: vector(1)\n  labels:\n    env: dev\n- alert: Always\n  expr: vector(1)\n")))
+	r.sync()
+
+	select {
+	case p := <-posts:
+		require.Equal(t, "eu", p.orgID)
+		require.Equal(t, []map[string]string{{"alertname": "Always", "region": "eu", "env": "prod", "tenant": "eu"}}, p.labels)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no alert reached the tenant's alertmanager within 30s")
+	}
+	seen := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for !seen[`eu {__name__="one", env="dev", region="eu"}`] || !seen[`eu {__name__="ALERTS", alertname="Always", alertstate="firing", env="prod", region="eu"}`] {
+		select {
+		case s := <-pushed.series:
+			seen[s] = true
+		case <-deadline:
+			t.Fatalf("pushed series lack the external labels: %v", seen)
+		}
+	}
+}
+
+func mustGroup(t *testing.T, text string) rulefmt.RuleGroup {
+	t.Helper()
+	g, err := ParseGroup([]byte(text))
+	require.NoError(t, err)
+	return g
 }

@@ -192,7 +192,7 @@ func (r *Ruler) sync() {
 	}
 	members, self := r.members()
 	snap, version := r.store.Snapshot()
-	if r.synced && version == r.lastVersion && slices.Equal(members, r.lastMembers) {
+	if r.synced && version == r.lastVersion && slices.Equal(members, r.lastMembers) && !r.settingsChanged() {
 		return
 	}
 	r.metrics.syncs.Inc()
@@ -235,7 +235,10 @@ func (r *Ruler) apply(wanted map[string]map[string][]rulefmt.RuleGroup) bool {
 	r.mu.Unlock()
 	ok := true
 	for id, t := range current {
-		if _, keep := wanted[id]; !keep {
+		if _, keep := wanted[id]; !keep || !t.settings.equal(r.settingsOf(id)) {
+			// Gone, or its Alertmanagers or external labels changed: a
+			// new manager restores the for: state from ALERTS_FOR_STATE.
+			delete(current, id)
 			r.mu.Lock()
 			delete(r.tenants, id)
 			r.mu.Unlock()
@@ -263,6 +266,19 @@ func (r *Ruler) apply(wanted map[string]map[string][]rulefmt.RuleGroup) bool {
 		}
 	}
 	return ok
+}
+
+// settingsChanged reports whether the settings of a running tenant
+// changed in the runtime overrides. syncMu is held.
+func (r *Ruler) settingsChanged() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, t := range r.tenants {
+		if !t.settings.equal(r.settingsOf(id)) {
+			return true
+		}
+	}
+	return false
 }
 
 // TenantView returns what the Prometheus API shows of the rules of the

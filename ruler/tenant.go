@@ -40,6 +40,7 @@ type Pusher interface {
 // managers make safe for concurrent use.
 type tenantRules struct {
 	id       string
+	settings tenantSettings // the tenant's limits this was built with
 	manager  *rules.Manager
 	notifier *notifier.Manager // nil without -ruler.alertmanager-url
 	loader   *groupLoader
@@ -50,15 +51,16 @@ type tenantRules struct {
 func (r *Ruler) newTenantRules(id string) (*tenantRules, error) {
 	logger := r.logger.With("tenant", id)
 	ctx, cancel := context.WithCancel(tenant.With(context.Background(), id))
-	t := &tenantRules{id: id, loader: &groupLoader{}, cancel: cancel}
+	set := r.settingsOf(id)
+	t := &tenantRules{id: id, settings: set, loader: &groupLoader{}, cancel: cancel}
 	var notify rules.NotifyFunc = func(context.Context, string, ...*rules.Alert) {}
-	urls, err := parseAMURLs(r.cfg.AlertmanagerURL)
+	urls, err := parseAMURLs(set.alertmanagerURL)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("-ruler.alertmanager-url: %w", err)
+		return nil, fmt.Errorf("alertmanager URL: %w", err)
 	}
 	if len(urls) > 0 {
-		n, err := r.newNotifier(ctx, id, urls, logger)
+		n, err := r.newNotifier(ctx, id, urls, set.externalLabels, logger)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -71,7 +73,7 @@ func (r *Ruler) newTenantRules(id string) (*tenantRules, error) {
 		QueryFunc:            rules.EngineQueryFunc(r.engine, r.deps.Queryable),
 		NotifyFunc:           notify,
 		Context:              ctx,
-		AppendableV2:         &pushAppendable{tenant: id, pusher: r.deps.Pusher, metrics: r.metrics},
+		AppendableV2:         &pushAppendable{tenant: id, pusher: r.deps.Pusher, metrics: r.metrics, external: set.externalLabels},
 		Queryable:            r.deps.Queryable,
 		Logger:               logger,
 		OutageTolerance:      r.cfg.ForOutageTolerance,
@@ -95,7 +97,7 @@ func (t *tenantRules) update(owned map[string][]rulefmt.RuleGroup, interval time
 		nss = append(nss, ns)
 	}
 	slices.Sort(nss)
-	return t.manager.Update(interval, nss, labels.EmptyLabels(), externalURL, nil)
+	return t.manager.Update(interval, nss, t.settings.externalLabels, externalURL, nil)
 }
 
 // stop stops evaluation, then the notifier (which sends what is queued).
@@ -135,7 +137,7 @@ func (*groupLoader) Parse(query string) (parser.Expr, error) { return promParser
 // X-Scope-OrgID set to the tenant (the convention of Mimir's multi-tenant
 // Alertmanager; a plain Alertmanager ignores it) and the tenant in
 // -ruler.tenant-label.
-func (r *Ruler) newNotifier(ctx context.Context, id string, urls []amURL, logger *slog.Logger) (*notifier.Manager, error) {
+func (r *Ruler) newNotifier(ctx context.Context, id string, urls []amURL, external labels.Labels, logger *slog.Logger) (*notifier.Manager, error) {
 	n := notifier.NewManager(&notifier.Options{
 		QueueCapacity: r.cfg.NotificationQueueCapacity,
 		Do: func(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
@@ -144,9 +146,11 @@ func (r *Ruler) newNotifier(ctx context.Context, id string, urls []amURL, logger
 		},
 	}, model.UTF8Validation, logger.With("component", "notifier"))
 	cfg := &config.Config{}
+	b := labels.NewBuilder(external)
 	if r.cfg.TenantLabel != "" {
-		cfg.GlobalConfig.ExternalLabels = labels.FromStrings(r.cfg.TenantLabel, id)
+		b.Set(r.cfg.TenantLabel, id)
 	}
+	cfg.GlobalConfig.ExternalLabels = b.Labels()
 	for _, a := range urls {
 		cfg.AlertingConfig.AlertmanagerConfigs = append(cfg.AlertingConfig.AlertmanagerConfigs, &config.AlertmanagerConfig{
 			APIVersion: config.AlertmanagerAPIVersionV2, Scheme: a.u.Scheme, PathPrefix: a.u.Path,
@@ -166,9 +170,10 @@ func (r *Ruler) newNotifier(ctx context.Context, id string, urls []amURL, logger
 // appender (one per rule evaluation) becomes one remote-write request of
 // the tenant, pushed at Commit.
 type pushAppendable struct {
-	tenant  string
-	pusher  Pusher
-	metrics *metrics
+	tenant   string
+	pusher   Pusher
+	metrics  *metrics
+	external labels.Labels // added to each series that lacks them
 }
 
 func (a *pushAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
@@ -186,6 +191,15 @@ type pushAppender struct {
 // Append adds one sample of ls. Exemplars and metadata are not sent: rules
 // produce none.
 func (a *pushAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
+	if !a.parent.external.IsEmpty() {
+		b := labels.NewBuilder(ls)
+		a.parent.external.Range(func(l labels.Label) {
+			if !ls.Has(l.Name) {
+				b.Set(l.Name, l.Value)
+			}
+		})
+		ls = b.Labels()
+	}
 	ts := prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)}
 	switch {
 	case fh != nil:
@@ -221,4 +235,27 @@ func (a *pushAppender) Commit() error {
 func (a *pushAppender) Rollback() error {
 	a.req.Timeseries = nil
 	return nil
+}
+
+// tenantSettings are a tenant's limits that shape its evaluation: a change
+// rebuilds the tenant's managers.
+type tenantSettings struct {
+	alertmanagerURL string
+	externalLabels  labels.Labels
+}
+
+func (s tenantSettings) equal(o tenantSettings) bool {
+	return s.alertmanagerURL == o.alertmanagerURL && labels.Equal(s.externalLabels, o.externalLabels)
+}
+
+// settingsOf returns the tenant's settings in force: its
+// ruler_alertmanager_url, else -ruler.alertmanager-url, and its
+// ruler_external_labels.
+func (r *Ruler) settingsOf(id string) tenantSettings {
+	lim := r.limitsFor(id)
+	s := tenantSettings{alertmanagerURL: r.cfg.AlertmanagerURL, externalLabels: labels.FromMap(lim.RulerExternalLabels)}
+	if lim.RulerAlertmanagerURL != "" {
+		s.alertmanagerURL = lim.RulerAlertmanagerURL
+	}
+	return s
 }

@@ -46,6 +46,8 @@ func testValue(t *testing.T, f *flag.Flag, typ reflect.Type) (string, any) {
 		return "test-" + f.Name, "test-" + f.Name
 	case typ.Kind() == reflect.Slice && typ.Elem().Kind() == reflect.String:
 		return "a,b", []string{"a", "b"}
+	case typ.Kind() == reflect.Map && typ.Elem().Kind() == reflect.String:
+		return "a=b", map[string]string{"a": "b"}
 	}
 	t.Fatalf("flag -%s: no test value for type %s", f.Name, typ)
 	return "", nil
