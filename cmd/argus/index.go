@@ -57,6 +57,16 @@ func (a *app) endpoints() []endpoint {
 			out = append(out, post(api+"/admin/tsdb/delete_series", "delete series (-api.enable-admin-api)"))
 		}
 	}
+	if a.ruler != nil {
+		out = append(out, tenantGet(querier.PathPrefix+"/config/v1/rules", "the tenant's rule groups as YAML (Mimir's configuration API: GET, POST and DELETE per namespace and group)"))
+		if roles[roleQuerier] {
+			api := querier.PathPrefix + "/api/v1"
+			out = append(out,
+				tenantGet(api+"/rules", "the tenant's rule groups this ruler evaluates, as Prometheus answers them"),
+				tenantGet(api+"/alerts", "the tenant's active alerts of this ruler"),
+			)
+		}
+	}
 	if a.ingester != nil {
 		out = append(out, get("/ingester/tenants", "the ingester's open tenants, their series, failed ones"))
 	}

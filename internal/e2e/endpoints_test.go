@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -30,7 +31,9 @@ type walkedEndpoint struct {
 // can open (/ring, /memberlist and /config among them), and a path nobody
 // serves answers err-argus-not-found with the hint of its role. The roles
 // are an all-in-one (with the admin API) and a cluster of one ingester, one
-// distributor and one querier in their own processes.
+// distributor and one querier in their own processes, a scraper
+// (-target=scraper with a one-target static configuration) and a ruler
+// (-target=ruler), both writing to the all-in-one.
 func TestEndpointWalk(t *testing.T) {
 	skipIfShort(t)
 	apiDoc, err := os.ReadFile(filepath.Join("..", "..", "docs", "api.md"))
@@ -39,10 +42,18 @@ func TestEndpointWalk(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.Topology{Ingesters: 1, Distributors: 1, Queriers: 1, RF: 1})
 	procs := map[string]*clustertest.Process{
 		"all": all, "ingester": c.Ingester(0).Process, "distributor": c.Distributor(0).Process, "querier": c.Querier(0).Process,
+		"scraper": startScraperForWalk(t, all), "ruler": startRulerForWalk(t, all),
 	}
 	for role, p := range procs {
 		t.Run(role, func(t *testing.T) {
 			eps := listEndpoints(t, p)
+			for _, e := range eps {
+				if strings.HasSuffix(e.Path, "/config/v1/rules") {
+					// docs/api.md: a tenant without groups is a 404; with one,
+					// its groups as YAML.
+					postWalkRuleGroup(t, p)
+				}
+			}
 			for _, e := range eps {
 				path, _, _ := strings.Cut(e.Path, "?")
 				require.True(t, documented(string(apiDoc), path), "%s: %s is listed on / but not in docs/api.md", role, path)
@@ -169,4 +180,39 @@ func requireIndexLinks(t *testing.T, p *clustertest.Process, eps []walkedEndpoin
 	for _, must := range []string{"/ring", "/memberlist", "/config", "/metrics", "/ready"} {
 		require.Contains(t, page, `href="`+must+`"`)
 	}
+}
+
+// startScraperForWalk starts a -target=scraper process with a static
+// configuration of one (unreachable) target, writing to all.
+func startScraperForWalk(t *testing.T, all *clustertest.Process) *clustertest.Process {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\nscrape_configs:\n  - job_name: walk\n    static_configs:\n      - targets: [127.0.0.1:1]\n"), 0o644))
+	ml := clustertest.FreeMemberlistPorts(t, 1)
+	return clustertest.StartArgus(t, clustertest.Options{Flags: []string{
+		"-target=scraper", "-scraper.config-file=" + cfg, "-scraper.remote-write-url=" + all.PushURL(),
+		"-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + strconv.Itoa(ml[0]),
+	}})
+}
+
+// startRulerForWalk starts a -target=ruler process writing to all.
+func startRulerForWalk(t *testing.T, all *clustertest.Process) *clustertest.Process {
+	t.Helper()
+	ml := clustertest.FreeMemberlistPorts(t, 1)
+	return clustertest.StartArgus(t, clustertest.Options{Flags: []string{
+		"-target=ruler", "-ruler.remote-write-url=" + all.PushURL(),
+		"-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + strconv.Itoa(ml[0]),
+	}})
+}
+
+// postWalkRuleGroup stores one rule group for the walk's tenant through
+// the ruler's configuration API (202, docs/api.md).
+func postWalkRuleGroup(t *testing.T, p *clustertest.Process) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, p.URL()+"/prometheus/config/v1/rules/walk",
+		strings.NewReader("name: walk\nrules:\n  - record: walk:up\n    expr: vector(1)\n"))
+	require.NoError(t, err)
+	req.Header.Set(clustertest.TenantHeader, "walk")
+	code, body := p.Do(t, req)
+	require.Equal(t, http.StatusAccepted, code, "%s", body)
 }
