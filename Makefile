@@ -7,12 +7,19 @@ PROMETHEUS_VERSION := v0.316.0
 KUBE_TOOLS        := kube-v1.37.2-etcd-v3.7.0
 # grpcurl, the gRPC client of the query API's end-to-end test (scripts/install-tools.sh grpcurl).
 GRPCURL_VERSION   := v1.9.3
+# The real Alertmanager of the ruler's end-to-end test (scripts/install-tools.sh alertmanager).
+ALERTMANAGER_VERSION := v0.35.0
 
 # The one version of the binary (-version, the / page, status/buildinfo,
 # argus_build_info), stamped at link time.
 VERSION  ?= 0.1.0-dev
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.Version=$(VERSION) -X main.Revision=$(REVISION)
+
+# One static build for everything: the binary `make run` starts, the test
+# binaries and the container image (deploy/build-image.sh) then share one build
+# cache, so CI compiles the dependencies once rather than once per cgo setting.
+export CGO_ENABLED := 0
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
@@ -36,6 +43,7 @@ test: build vet
 	PROMETHEUS_BIN=$${PROMETHEUS_BIN:-$(abspath $(TOOLS_DIR))/prometheus-$(PROMETHEUS_VERSION)/prometheus} \
 	KUBEBUILDER_ASSETS=$${KUBEBUILDER_ASSETS:-$(abspath $(TOOLS_DIR))/$(KUBE_TOOLS)} \
 	GRPCURL_BIN=$${GRPCURL_BIN:-$(abspath $(TOOLS_DIR))/grpcurl-$(GRPCURL_VERSION)/grpcurl} \
+	ALERTMANAGER_BIN=$${ALERTMANAGER_BIN:-$(abspath $(TOOLS_DIR))/alertmanager-$(ALERTMANAGER_VERSION)/alertmanager} \
 	$(GO) test -count=1 -timeout 25m ./...
 
 test-unit:

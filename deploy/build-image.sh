@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build-image.sh builds the Argus container image from deploy/Dockerfile:
-# a static binary (CGO_ENABLED=0) with the version stamped, copied onto an
-# empty base. Environment:
+# a static binary with the version stamped, copied onto an empty base. It is
+# built as the Makefile builds everything (CGO_ENABLED=0, no -trimpath), so
+# that under `make test` it reuses the build cache and only links. Environment:
 #
 #   IMAGE     image name (default argus)
 #   VERSION   version stamped into the binary and the image tag (default 0.1.0-dev)
@@ -20,7 +21,7 @@ docker="${DOCKER:-docker}"
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 
-CGO_ENABLED=0 go build -trimpath \
+CGO_ENABLED=0 go build \
 	-ldflags "-s -w -X main.Version=$version -X main.Revision=$revision" \
 	-o "$ctx/argus" ./cmd/argus
 echo 'argus:x:10001:10001:argus:/data:/sbin/nologin' >"$ctx/passwd"

@@ -83,7 +83,15 @@ func TestRetryAfterPartialFailure(t *testing.T) {
 	// sample appended once (a retried sample appended again would count twice).
 	clustertest.Eventually(t, func() string {
 		if n := appended(); n != before+2*series*perPush {
-			return fmt.Sprintf("%s appended %v samples, want %d: the retries append only what had not landed", survivor.ID(), n, int(before)+2*series*perPush)
+			// The straggler and discard counts tell a push that never reached
+			// the survivor from one it refused (CI saw 1200 of 1800 once).
+			return fmt.Sprintf("%s appended %v samples, want %d: the retries append only what had not landed (%s discarded %v; distributor stragglers ok %v, rejected %v, failed %v)",
+				survivor.ID(), n, int(before)+2*series*perPush, survivor.ID(),
+				survivor.Metric(t, "argus_discarded_samples_total", map[string]string{"tenant": tenant}),
+				d.Metric(t, "argus_distributor_straggler_pushes_total", map[string]string{"outcome": "ok"}),
+				d.Metric(t, "argus_distributor_straggler_pushes_total", map[string]string{"outcome": "rejected"}),
+				d.Metric(t, "argus_distributor_straggler_pushes_total", map[string]string{"outcome": "unavailable"})+
+					d.Metric(t, "argus_distributor_straggler_pushes_total", map[string]string{"outcome": "error"}))
 		}
 		return ""
 	}, 10*time.Second)
