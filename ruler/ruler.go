@@ -202,7 +202,7 @@ func (r *Ruler) sync() {
 		for ns, gs := range nss {
 			for _, g := range gs {
 				all++
-				if o := ring.owner(tid, ns, g.Name); o == self || o == "" {
+				if o := ring.Owner(groupToken(tid, ns, g.Name)); o == self || o == "" {
 					owned++
 					if wanted[tid] == nil {
 						wanted[tid] = map[string][]rulefmt.RuleGroup{}

@@ -199,9 +199,9 @@ func TestMemberRing_EachGroupOneOwner(t *testing.T) {
 	for i := range 1000 {
 		ns := "ns" + strings.Repeat("x", i%7)
 		name := "g" + labels.FromStrings("i", string(rune('a'+i%26)), "j", string(rune('a'+i/26))).String()
-		o := two.owner("t", ns, name)
-		require.Equal(t, o, newMemberRing([]string{"r1", "r2"}).owner("t", ns, name), "deterministic")
-		require.Equal(t, "r1", one.owner("t", ns, name))
+		o := two.Owner(groupToken("t", ns, name))
+		require.Equal(t, o, newMemberRing([]string{"r1", "r2"}).Owner(groupToken("t", ns, name)), "deterministic")
+		require.Equal(t, "r1", one.Owner(groupToken("t", ns, name)))
 		counts[o]++
 	}
 	require.Len(t, counts, 2)

@@ -226,7 +226,7 @@ func TestScraper_GivenUpTargetsGoStale(t *testing.T) {
 				given = append(given, job)
 			}
 		}
-		return len(s.assigned.ring.members) == 2
+		return len(s.assigned.ring.Members()) == 2
 	})
 	slices.Sort(given)
 	require.NotEmpty(t, given)

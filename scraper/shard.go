@@ -1,10 +1,6 @@
 package scraper
 
 import (
-	"slices"
-	"strconv"
-
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/prometheus/prometheus/model/labels"
@@ -13,79 +9,25 @@ import (
 	"github.com/argus-tsdb/argus/ring"
 )
 
-// tokensPerScraper is how many ring tokens each scraper has. With 128 each
-// scraper's share of the targets varies by about ±9 % (see ring's
-// RandomTokens), like an ingester's.
-const tokensPerScraper = 128
-
-// memberRing is the ring of the alive scrapers: each member's tokens are a
-// pure function of its name (scraperTokens), so every scraper that sees the
-// same members builds the same ring, with nothing gossiped but membership.
-// It is immutable.
-type memberRing struct {
-	members []string // sorted
-	r       *ring.Ring
-}
-
-// newMemberRing returns the ring of members (sorted, distinct).
-func newMemberRing(members []string) *memberRing {
-	d := ring.NewDesc()
-	for _, m := range members {
-		d.Instances[m] = ring.InstanceDesc{Addr: m, State: ring.StateActive, Tokens: scraperTokens(m)}
-	}
-	// Heartbeats never expire: liveness is the gossip's failure detector.
-	return &memberRing{members: members, r: ring.NewRing(d, ring.Options{ReplicationFactor: 1})}
-}
-
-// scraperTokens returns the tokens of the scraper named name, sorted:
-// xxhash of the name and the token's index. Two scrapers may draw the same
-// token; the ring gives it to the lower name, deterministically.
-func scraperTokens(name string) []uint32 {
-	out := make([]uint32, 0, tokensPerScraper)
-	seen := make(map[uint32]bool, tokensPerScraper)
-	for i := 0; len(out) < tokensPerScraper; i++ {
-		h := xxhash.Sum64String(name + "\xff" + strconv.Itoa(i))
-		t := uint32(h) ^ uint32(h>>32)
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// owner returns the scraper that scrapes a target whose labels after
-// relabelling are ls: the ring owner of the labels' hash. It returns "" on
-// an empty ring.
-func (m *memberRing) owner(ls labels.Labels) string {
-	if m == nil || len(m.members) == 0 {
-		return ""
-	}
-	if len(m.members) == 1 {
-		return m.members[0]
-	}
-	var buf [1]ring.Instance
-	got, err := m.r.Get(targetToken(ls), buf[:0])
-	if err != nil || len(got) == 0 {
-		return ""
-	}
-	return got[0].ID
+// newMemberRing returns the ring of the alive scrapers (sorted, distinct):
+// a target's owner is the owner of its targetToken. The scrapers' seed is
+// empty, as it always was.
+func newMemberRing(members []string) *ring.MemberRing {
+	return ring.NewMemberRing("", members)
 }
 
 // targetToken is the token of a target: its labels after relabelling
 // (labels.Hash, the hash Prometheus identifies targets and series by),
 // folded to 32 bits.
 func targetToken(ls labels.Labels) uint32 {
-	h := ls.Hash()
-	return uint32(h) ^ uint32(h>>32)
+	return ring.FoldHash(ls.Hash())
 }
 
 // assignment is the outcome of one filtering: the owner of every active
 // target of every pool, as this scraper computed it.
 type assignment struct {
 	self string
-	ring *memberRing
+	ring *ring.MemberRing
 	// all are every target that survived relabelling, by pool, for the
 	// targets pages: with their owner and tenant.
 	all map[string][]assignedTarget
@@ -107,7 +49,7 @@ type assignedTarget struct {
 // stops the targets a group no longer gives this scraper (and writes their
 // staleness markers, as when a target disappears). Pools without a
 // configuration in cfgs (a job a reload just removed) are left out. tsets is not modified.
-func shardFilter(tsets map[string][]*targetgroup.Group, cfgs map[string]*config.ScrapeConfig, self string, r *memberRing) (map[string][]*targetgroup.Group, *assignment) {
+func shardFilter(tsets map[string][]*targetgroup.Group, cfgs map[string]*config.ScrapeConfig, self string, r *ring.MemberRing) (map[string][]*targetgroup.Group, *assignment) {
 	a := &assignment{self: self, ring: r, all: map[string][]assignedTarget{}}
 	out := make(map[string][]*targetgroup.Group, len(tsets))
 	lb := labels.NewBuilder(labels.EmptyLabels())
@@ -128,7 +70,7 @@ func shardFilter(tsets map[string][]*targetgroup.Group, cfgs map[string]*config.
 					ng.Targets = append(ng.Targets, tl)
 					continue
 				}
-				owner := r.owner(ls)
+				owner := r.Owner(targetToken(ls))
 				scrape.PopulateDiscoveredLabels(lb, cfg, tl, tg.Labels)
 				a.all[pool] = append(a.all[pool], assignedTarget{discovered: lb.Labels(), labels: ls, owner: owner})
 				if owner == self || owner == "" {

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/ring"
 )
 
 // testConfigs parses a configuration of two jobs: "a" keeps every target,
@@ -150,9 +152,9 @@ func TestShardFilter_AloneKeepsEverything(t *testing.T) {
 }
 
 func TestScraperTokens_Deterministic(t *testing.T) {
-	a, b := scraperTokens("scraper-1"), scraperTokens("scraper-1")
+	a, b := ring.MemberTokens("", "scraper-1"), ring.MemberTokens("", "scraper-1")
 	require.Equal(t, a, b)
-	require.Len(t, a, tokensPerScraper)
+	require.Len(t, a, ring.MemberTokensPerMember)
 	require.True(t, slices.IsSorted(a))
-	require.NotEqual(t, a, scraperTokens("scraper-2"))
+	require.NotEqual(t, a, ring.MemberTokens("", "scraper-2"))
 }
