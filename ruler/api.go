@@ -116,7 +116,7 @@ func (r *Ruler) setGroup(w http.ResponseWriter, req *http.Request) {
 	}
 	lim := r.limitsFor(tenantID)
 	if n := len(g.Rules); lim.RulerMaxRulesPerRuleGroup > 0 && n > lim.RulerMaxRulesPerRuleGroup {
-		writeError(w, apierror.Errorf(apierror.TooManyRules, "tenant %q, namespace %q: group %q has %d rules, more than the limit of %d",
+		writeError(w, apierror.Errorf(apierror.TooManyRules, "tenant %q, namespace %q: group %q has %d rules, more than its limit (-ruler.max-rules-per-rule-group=%d)",
 			tenantID, ns, g.Name, n, lim.RulerMaxRulesPerRuleGroup))
 		return
 	}

@@ -55,7 +55,7 @@ func TestConfigAPI_RulerLimits(t *testing.T) {
 
 	code, body := do(t, h, "POST", base+"/ns1", "small", group("g3", 3))
 	require.Equal(t, http.StatusBadRequest, code)
-	require.Equal(t, string(apierror.TooManyRules)+`: tenant "small", namespace "ns1": group "g3" has 3 rules, more than the limit of 2`, strings.TrimSpace(body))
+	require.Equal(t, string(apierror.TooManyRules)+`: tenant "small", namespace "ns1": group "g3" has 3 rules, more than its limit (-ruler.max-rules-per-rule-group=2)`, strings.TrimSpace(body))
 
 	for _, p := range []string{base + "/ns1", base + "/ns2"} {
 		code, body = do(t, h, "POST", p, "small", group(strings.TrimPrefix(p, base+"/")+"-g", 2))
@@ -63,7 +63,7 @@ func TestConfigAPI_RulerLimits(t *testing.T) {
 	}
 	code, body = do(t, h, "POST", base+"/ns1", "small", group("third", 1))
 	require.Equal(t, http.StatusBadRequest, code)
-	require.Equal(t, string(apierror.TooManyRuleGroups)+`: namespace "ns1", new group "third": tenant "small" has 2 rule groups, its limit: too many rule groups`, strings.TrimSpace(body))
+	require.Equal(t, string(apierror.TooManyRuleGroups)+`: namespace "ns1", new group "third": tenant "small" has 2 rule groups, its limit (-ruler.max-rule-groups-per-tenant=2): too many rule groups`, strings.TrimSpace(body))
 	code, body = do(t, h, "POST", base+"/ns1", "small", group("ns1-g", 1))
 	require.Equal(t, http.StatusAccepted, code, "replacing a group at the limit: %s", body)
 

@@ -216,7 +216,7 @@ func (s *Store) SetGroupLimited(tenantID, ns string, g rulefmt.RuleGroup, maxGro
 		groups[i] = g
 	} else {
 		if n := s.countLocked(tenantID); maxGroups > 0 && n >= maxGroups {
-			return fmt.Errorf("tenant %q has %d rule groups, its limit: %w", tenantID, n, ErrTooManyGroups)
+			return fmt.Errorf("tenant %q has %d rule groups, its limit (-ruler.max-rule-groups-per-tenant=%d): %w", tenantID, n, maxGroups, ErrTooManyGroups)
 		}
 		groups = append(groups, g)
 	}

@@ -87,6 +87,9 @@ func TestErrorContract(t *testing.T) {
   ha:
     accept_ha_samples: true
     ha_max_clusters: 1
+  rl:
+    ruler_max_rule_groups_per_tenant: 1
+    ruler_max_rules_per_rule_group: 1
 `), 0o644))
 	tokenFile := filepath.Join(dir, "tokens.yaml")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(fmt.Sprintf("tokens:\n  - sha256: %q\n    tenants: [team-a]\n  - sha256: %q\n    tenants: [team-a]\n    admin: true\n",
@@ -269,6 +272,14 @@ func TestErrorContract(t *testing.T) {
 
 		{id: apierror.InvalidRuleGroup, target: a, tenant: "t1", do: func(t *testing.T) (int, string, http.Header) {
 			return send(t, a, http.MethodPost, "/prometheus/config/v1/rules/ns", "t1", nil, []byte("name: g\nrules:\n  - record: r\n    expr: sum(\n"))
+		}},
+		{id: apierror.TooManyRules, target: a, tenant: "rl", do: func(t *testing.T) (int, string, http.Header) {
+			return send(t, a, http.MethodPost, "/prometheus/config/v1/rules/ns", "rl", nil, []byte("name: g2\nrules:\n  - record: r1\n    expr: vector(1)\n  - record: r2\n    expr: vector(2)\n"))
+		}},
+		{id: apierror.TooManyRuleGroups, target: a, tenant: "rl", do: func(t *testing.T) (int, string, http.Header) {
+			code, body, _ := send(t, a, http.MethodPost, "/prometheus/config/v1/rules/ns", "rl", nil, []byte("name: g1\nrules:\n  - record: r1\n    expr: vector(1)\n"))
+			require.Equal(t, http.StatusAccepted, code, body)
+			return send(t, a, http.MethodPost, "/prometheus/config/v1/rules/ns", "rl", nil, []byte("name: g3\nrules:\n  - record: r1\n    expr: vector(1)\n"))
 		}},
 		{id: apierror.RuleGroupNotFound, target: a, tenant: "t1", do: func(t *testing.T) (int, string, http.Header) {
 			return send(t, a, http.MethodGet, "/prometheus/config/v1/rules/nope", "t1", nil, nil)

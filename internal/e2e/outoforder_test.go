@@ -158,8 +158,12 @@ func TestOutOfOrderAgainstPrometheus(t *testing.T) {
 	}
 	require.InDelta(t, 400, a.Metric(t, "argus_discarded_samples_total", map[string]string{"tenant": tenant, "reason": "too_old"}), 0)
 
-	// Retries: every request argus took, again.
-	for _, b := range chunksOf(d.inOrder(0, d.n), 3) {
+	// Retries: every request argus took, again; of the in-order hour only
+	// its second half, whose chunk is still in memory: with the 1 s flush
+	// the first half's chunk may be persisted by now, and a retried sample
+	// is not looked up in persisted data (docs/api.md), so it would be
+	// refused as too old.
+	for _, b := range chunksOf(d.inOrder(d.n/2, d.n), 3) {
 		pushOK(t, a, tenant, b)
 	}
 	for _, b := range chunksOf(inside, 25) {
