@@ -240,7 +240,7 @@ var Catalogue = []Entry{
 	{InvalidNativeHistogram, 400, ScopeSeries, "", false,
 		"Some native histogram samples of the series do not decode or are inconsistent (spans that do not match the buckets, a count that is not the sum of the buckets, negative buckets, an unknown schema, custom bounds that are not increasing); only those samples were refused.", "Fix the sender's histogram encoding; Prometheus's own clients send valid histograms."},
 	{SampleOutOfOrder, 400, ScopeSeries, "", false,
-		"Some samples are older than the latest sample of their series (or than what it already persisted), and the tenant has no out_of_order_time_window (or they are older than the chunks its ingesters may still change). Exact duplicates of samples still in the ingesters' memory (retries) are accepted.", "Send each series' samples in time order, from one sender (check for duplicate senders without HA deduplication), or set out_of_order_time_window for the tenant."},
+		"Some samples are older than the latest sample of their series (or than what it already persisted), and the tenant has no out_of_order_time_window (or they are older than the chunks its ingesters may still change). Exact duplicates of stored samples, in the ingesters' memory or persisted (retries), are accepted.", "Send each series' samples in time order, from one sender (check for duplicate senders without HA deduplication), or set out_of_order_time_window for the tenant."},
 	{SampleDuplicate, 400, ScopeSeries, "", false,
 		"A sample has the timestamp of a sample the series already holds (or of an earlier sample of the same push) but another value. Exact duplicates (retries) are accepted.", "Make sure one series comes from one sender."},
 	{SampleTooOld, 400, ScopeSeries, "", false,
