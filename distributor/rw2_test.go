@@ -441,6 +441,7 @@ func FuzzRW2(f *testing.F) {
 			return
 		}
 		requireSeriesLikeUnmarshal(t, wc, out)
+		requireSymbolisedLikeTranslated(t, raw, 2, 2)
 		if wc.rej.series > 0 {
 			return
 		}

@@ -160,7 +160,7 @@ func (c *ingesterClient) pushSymbolised(ctx context.Context, in *rawBatch, opts 
 	out := new(arguspb.PushResponse)
 	opts = append([]grpc.CallOption{grpc.ForceCodecV2(grpccodec.Codec{})}, opts...)
 	if !c.noSymbols.Load() {
-		err := c.conn.Invoke(ctx, arguspb.IngesterSymbols_Push_FullMethodName, in, out, opts...)
+		err := c.conn.Invoke(ctx, grpccodec.IngesterSymbols_Push_FullMethodName, in, out, opts...)
 		if status.Code(err) != codes.Unimplemented {
 			if err != nil {
 				return nil, err

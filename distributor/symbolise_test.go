@@ -1,8 +1,11 @@
 package distributor
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -11,9 +14,12 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/proto/arguspb"
+	"github.com/argus-tsdb/argus/ring"
 )
 
 // pushedRW2 runs the remote-write 2.0 request raw through decoding,
@@ -78,18 +84,25 @@ func TestSymbolised_LikeTranslated(t *testing.T) {
 		if len(req.Timeseries) > 0 {
 			badSeries(rng, req)
 		}
-		raw := marshalRW2(t, req)
 		n := 1 + rng.IntN(5)
-		rf := min(n, 1+rng.IntN(3))
-		want, wantRW1, wantRej := pushedRW2(t, raw, n, rf, false)
-		got, gotRW1, gotRej := pushedRW2(t, raw, n, rf, true)
-		require.Equal(t, wantRej, gotRej, "iteration %d", iter)
-		require.Equal(t, len(want), len(got))
-		for addr, w := range want {
-			require.True(t, w.EqualVT(got[addr]), "iteration %d, %s:\nwant %v\ngot  %v", iter, addr, w, got[addr])
-			require.True(t, wantRW1[addr].EqualVT(gotRW1[addr]), "iteration %d, %s (1.0 form)", iter, addr)
-			require.True(t, w.EqualVT(gotRW1[addr]), "iteration %d, %s (1.0 form against the codec's)", iter, addr)
-		}
+		requireSymbolisedLikeTranslated(t, marshalRW2(t, req), n, min(n, 1+rng.IntN(3)))
+		_ = iter
+	}
+}
+
+// requireSymbolisedLikeTranslated checks that every ingester is pushed the
+// same request, in the symbolised form or in the 1.0 form, as when raw is
+// translated, and that the rejections are the same.
+func requireSymbolisedLikeTranslated(t *testing.T, raw []byte, n, rf int) {
+	t.Helper()
+	want, wantRW1, wantRej := pushedRW2(t, raw, n, rf, false)
+	got, gotRW1, gotRej := pushedRW2(t, raw, n, rf, true)
+	require.Equal(t, wantRej, gotRej)
+	require.Equal(t, len(want), len(got))
+	for addr, w := range want {
+		require.True(t, w.EqualVT(got[addr]), "%s:\nwant %v\ngot  %v", addr, w, got[addr])
+		require.True(t, wantRW1[addr].EqualVT(gotRW1[addr]), "%s (1.0 form)", addr)
+		require.True(t, w.EqualVT(gotRW1[addr]), "%s (1.0 form against the codec's)", addr)
 	}
 }
 
@@ -154,3 +167,67 @@ func TestSymbolised_Forwarded(t *testing.T) {
 	require.Equal(t, `{__name__="up", i="1"}`, formatLabels(wc.series[1].ts.Labels))
 }
 
+// TestClientPool_Symbolised pushes remote write 2.0 through a real gRPC
+// connection from a ClientPool to ingesters of three kinds: one with the
+// IngesterSymbols service and Argus's codec gets the series symbolised,
+// one without the service (an older version) gets them in the 1.0 form,
+// and one whose server has another codec fails the push (a 5xx) rather
+// than acknowledge a request it decoded without its series.
+func TestClientPool_Symbolised(t *testing.T) {
+	body := snappy.Encode(nil, marshalRW2(t, buildRW2(t,
+		testRW2Series{labels: labels.FromStrings("__name__", "up", "job", "x"), samples: []writev2.Sample{{Value: 1, Timestamp: 1767323045000}}},
+		testRW2Series{labels: labels.FromStrings("__name__", "up", "job", "y"), samples: []writev2.Sample{{Value: 2, Timestamp: 1767323045000}}},
+	)))
+	want := []string{`{__name__="up", job="x"} 1@1767323045000`, `{__name__="up", job="y"} 2@1767323045000`}
+	for _, c := range []struct {
+		name           string
+		codec, symbols bool
+		wantCode       int
+	}{
+		{"symbols", true, true, http.StatusNoContent},
+		{"older ingester", true, false, http.StatusNoContent},
+		{"older ingester, default codec", false, false, http.StatusNoContent},
+		{"symbols, default codec", false, true, http.StatusInternalServerError},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := make(chan []string, 2)
+			srv := &ingesterServer{pushFunc: func(_ context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+				var ss []string
+				for _, ts := range req.Timeseries {
+					ss = append(ss, seriesString(ts))
+				}
+				got <- ss
+				return &arguspb.PushResponse{}, nil
+			}}
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			var opts []grpc.ServerOption
+			if c.codec {
+				opts = append(opts, grpccodec.ServerOption())
+			}
+			s := grpc.NewServer(opts...)
+			arguspb.RegisterIngesterServer(s, srv)
+			if c.symbols {
+				grpccodec.RegisterIngesterSymbolsServer(s, srv)
+			}
+			go func() { _ = s.Serve(lis) }()
+			t.Cleanup(s.Stop)
+
+			pool := NewClientPool(grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption())
+			t.Cleanup(func() { require.NoError(t, pool.Close()) })
+			r, err := ring.NewStatic(ring.Instance{ID: "ing", Addr: lis.Addr().String()})
+			require.NoError(t, err)
+			d, err := New(testConfig(t), Deps{Ring: r, Clients: pool, Limits: tenantLimitsMap{def: defaultLimits(t)}})
+			require.NoError(t, err)
+			d.now = func() time.Time { return testNow }
+			for range 2 { // The second push to an older ingester goes straight to the 1.0 form.
+				w := serve(d.PushHandler(), newRW2RequestBody(body))
+				require.Equal(t, c.wantCode, w.Code, w.Body.String())
+				if c.wantCode == http.StatusNoContent {
+					require.Equal(t, want, <-got)
+				}
+			}
+			require.Empty(t, got)
+		})
+	}
+}

@@ -106,12 +106,12 @@ type writeCtx struct {
 // batch is what one ingester is sent and what it answered.
 type batch struct {
 	addr       string
-	symbolised bool // some series is symbolised: the batch carries the symbol table
-	series []int32 // index in writeCtx.series of each series sent
-	meta   []int32 // index in writeCtx.meta of each metadata entry sent
-	enc    int32   // its encoding in writeCtx.encodings
-	resp   *arguspb.PushResponse
-	err    *ingesterError // nil if the push succeeded
+	symbolised bool    // some series is symbolised: the batch carries the symbol table
+	series     []int32 // index in writeCtx.series of each series sent
+	meta       []int32 // index in writeCtx.meta of each metadata entry sent
+	enc        int32   // its encoding in writeCtx.encodings
+	resp       *arguspb.PushResponse
+	err        *ingesterError // nil if the push succeeded
 	// seen is set once the handler recorded the answer (see record); a batch
 	// not seen when the push is answered is a straggler.
 	seen bool

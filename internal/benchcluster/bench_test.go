@@ -104,12 +104,12 @@ var lastAllInOne *result
 // all-in-one (result.reportRatios). It never asserts timings.
 func BenchmarkClusterIngest(b *testing.B) {
 	b.Run("topology=all-in-one", func(b *testing.B) {
-		r := measure(b, startAllInOne(b))
+		r := measure(b, "all-in-one", startAllInOne(b))
 		r.report(b)
 		lastAllInOne = &r
 	})
 	b.Run("topology=3-ingesters-rf3", func(b *testing.B) {
-		r := measure(b, startCluster(b))
+		r := measure(b, "cluster", startCluster(b))
 		r.report(b)
 		if base := lastAllInOne; base != nil {
 			r.reportRatios(b, *base)
@@ -119,7 +119,7 @@ func BenchmarkClusterIngest(b *testing.B) {
 
 // measure pushes the warm-up rounds, then one round per b.Loop iteration,
 // and returns throughput and CPU per sample over the timed rounds.
-func measure(b *testing.B, topo topology) result {
+func measure(b *testing.B, name string, topo topology) result {
 	b.Helper()
 	l := sharedLoad()
 	timed := defaultRounds
@@ -135,6 +135,8 @@ func measure(b *testing.B, topo topology) result {
 
 	idle := idleCPU(b, topo)
 	before := cpuByRole(b, topo)
+	profiled := startProfiles(b, name, topo)
+	defer profiled()
 	start := time.Now()
 	rounds := 0
 	for b.Loop() {

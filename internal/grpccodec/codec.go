@@ -75,6 +75,9 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // writerequest_pool.go); a receiver that keeps a label beyond the request
 // (the ingester when it creates a series) copies it.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if s, ok := v.(*symbolisedRequest); ok {
+		v = s.req // The IngesterSymbols service's request (symbols_service.go).
+	}
 	if m, ok := v.(*arguspb.WriteRequest); ok {
 		size := data.Len()
 		if size == 0 {

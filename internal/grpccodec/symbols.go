@@ -30,7 +30,7 @@ import (
 // skip them: a request that holds them and is not exactly this form is
 // refused (errSymbolised) rather than decoded without those series, and
 // the distributor sends the form only to the IngesterSymbols service
-// (arguspb.IngesterSymbols_Push_FullMethodName), which an ingester that
+// (IngesterSymbols_Push_FullMethodName, symbols_service.go), which an ingester that
 // does not know it answers Unimplemented instead of acknowledging a push
 // it dropped.
 

@@ -90,7 +90,9 @@ func TestUnmarshalWriteRequest_Symbolised(t *testing.T) {
 }
 
 func TestUnmarshalWriteRequest_SymbolisedMalformed(t *testing.T) {
-	sym := func(s string) []byte { return protowire.AppendString(protowire.AppendTag(nil, 4, protowire.BytesType), s) }
+	sym := func(s string) []byte {
+		return protowire.AppendString(protowire.AppendTag(nil, 4, protowire.BytesType), s)
+	}
 	series := func(fields ...[]byte) []byte {
 		return protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), cat(fields...))
 	}
