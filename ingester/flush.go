@@ -91,6 +91,7 @@ func (h *tenantHead) flushBatch(series []*memSeries, floor int64) error {
 		n := len(batch[k].Chunks)
 		s.mu.Lock()
 		if n > 0 && persisted[k] {
+			s.flags |= flagPersisted
 			nBytes += s.dropFinishedLocked(nXOR[k], n-nXOR[k])
 			nChunks += n
 		}

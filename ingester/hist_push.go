@@ -27,6 +27,11 @@ type histSample struct {
 	ok bool // accepted by checkHistogramsLocked
 }
 
+// mergeSample returns hs as an anyMergeSample.
+func (hs *histSample) mergeSample() anyMergeSample {
+	return anyMergeSample{t: hs.t, h: hs.h, fh: hs.fh}
+}
+
 // decodeHistograms decodes the histograms of ts into b.hdec, and rejects
 // (whole, counted once) those that do not decode or are invalid: the
 // distributor validated them, so those come from another sender. The
@@ -104,13 +109,18 @@ func (h *tenantHead) checkHistogramsLocked(e *pushEntry, lim *pushBounds, b *pus
 		case t == s.lastT && s.lastAccepted && isLastHistogramLocked(s, b.hdec[e.hFirst:k], hs):
 			// An exact duplicate (a retried push): accepted, not appended again.
 		case t < lim.minValid:
-			sr.addHist(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
+			// At or before lastT (or removedMaxT: the series may have been
+			// removed and recreated), a retried sample may be persisted
+			// (retry.go).
+			b.refuse(sr, (t <= s.lastT || t <= lim.removedMaxT) && s.mayBePersisted(t, lim), hs.mergeSample(), rejectTooOld,
+				sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
 		case t < s.lastT && s.lastAccepted:
 			if h.checkOlderHistogramLocked(e, k, lim, b, sr) {
 				n++
 			}
 		case t < s.lastT || (t == s.lastT && !s.lastAccepted):
-			sr.addHist(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
+			b.refuse(sr, s.mayBePersisted(t, lim), hs.mergeSample(), rejectOutOfOrder,
+				sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
 		case t == s.lastT:
 			sr.addHist(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: s.lastT})
 		default:
@@ -148,6 +158,7 @@ func (h *tenantHead) checkOlderHistogramLocked(e *pushEntry, k int, lim *pushBou
 		at, found = s.sampleAtLocked(t)
 	}
 	mergeable := s.histMergeableLocked(t)
+	onDisk := !found && s.mayBePersistedLocked(t, lim) // retry.go
 	s.mu.Unlock()
 	switch {
 	case found && at.equals(in):
@@ -155,12 +166,12 @@ func (h *tenantHead) checkOlderHistogramLocked(e *pushEntry, k int, lim *pushBou
 	case found:
 		sr.addHist(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: t})
 	case lim.window > 0 && t < lim.oooMin:
-		sr.addHist(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.oooMin, window: true})
+		b.refuse(sr, onDisk, in, rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.oooMin, window: true})
 	case lim.window > 0 && t > lim.floor && mergeable:
 		hs.ok, e.ooo = true, true
 		return true
 	default:
-		sr.addHist(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
+		b.refuse(sr, onDisk, in, rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
 	}
 	return false
 }

@@ -203,7 +203,7 @@ func TestIdleTenants_ClosedAndReopened(t *testing.T) {
 	require.Empty(t, tenantIDs(ing))
 	// ...and a push opens it again, knowing what it persisted.
 	resp := push(t, ing, "pushed", ts(a, sample{t0, 2}))
-	require.Equal(t, arguspb.RejectReason_REJECT_REASON_OUT_OF_ORDER, resp.Rejected[0].Reason)
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP, resp.Rejected[0].Reason)
 	push(t, ing, "pushed", ts(a, sample{t0 + 1, 3}))
 	want[lstr(a...)] = append(want[lstr(a...)], sample{t0 + 1, 3})
 	requireSamples(t, want, queryAll(t, ing, "pushed", 0, math.MaxInt64))

@@ -37,6 +37,8 @@ type metrics struct {
 	dbFailures        *prometheus.CounterVec
 	chunksExpired     prometheus.Counter
 	walFsyncs         prometheus.Counter
+	// persistedDuplicates counts retried samples found persisted (retry.go).
+	persistedDuplicates prometheus.Counter
 
 	tenantFailed          *prometheus.GaugeVec
 	tenantFailures        prometheus.Counter
@@ -136,6 +138,10 @@ func (m *metrics) addStorageMetrics(f promauto.Factory) {
 	for _, op := range []string{"compact", "retention"} {
 		m.dbFailures.WithLabelValues(op)
 	}
+	m.persistedDuplicates = f.NewCounter(prometheus.CounterOpts{
+		Name: "argus_ingester_persisted_duplicate_samples_total",
+		Help: "Samples of retried pushes that were exact duplicates of persisted samples: accepted, not stored again.",
+	})
 	m.walFsyncs = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_wal_fsyncs_total",
 		Help: "Fsyncs of the WAL; with -ingester.wal-sync-period=0 one covers every push that wrote while the previous one ran.",

@@ -44,9 +44,10 @@ import (
 // again, whatever the window: a retried push that had partly landed is
 // accepted whole. A different value at a stored timestamp is a
 // duplicate-timestamp error. Samples older than the series' chunks in memory
-// are persisted or never were: they are not looked up in the DB, and are
-// refused as out of order (with W = 0) as Prometheus does; with W > 0 a
-// sample after oooFloor cannot be persisted, so it is merged.
+// are persisted or never were: the head refuses them as out of order (with
+// W = 0) as Prometheus does, unless the DB holds an exact duplicate
+// (retry.go: looked up only on that refusal); with W > 0 a sample after
+// oooFloor cannot be persisted, so it is merged.
 
 // oooSample is a sample being merged into a series' chunks.
 type oooSample struct {
@@ -67,6 +68,9 @@ type pushBounds struct {
 	window   int64 // the out-of-order window, ms; 0: none
 	oooMin   int64 // an out-of-order sample must be at or after it (window > 0)
 	floor    int64 // an out-of-order sample must be after it: what may be persisted
+	// removedMaxT is the tenant's: series recreated after GC may have
+	// persisted samples up to it (retry.go).
+	removedMaxT int64
 }
 
 // oooWindowMs returns the tenant's out-of-order time window in ms (0: none).
@@ -79,7 +83,7 @@ func (h *tenantHead) oooWindowMs() int64 {
 
 // bounds returns the bounds of a push at nowMs. The caller holds appendMu.
 func (h *tenantHead) bounds(nowMs int64) pushBounds {
-	b := pushBounds{minValid: h.minValid(nowMs), window: h.oooWindowMs(), floor: h.oooFloor.Load()}
+	b := pushBounds{minValid: h.minValid(nowMs), window: h.oooWindowMs(), floor: h.oooFloor.Load(), removedMaxT: h.removedMaxT.Load()}
 	if b.window > 0 {
 		b.oooMin = max(windowStart(h.maxT.Load(), b.window), b.minValid)
 	}
@@ -151,21 +155,24 @@ func (h *tenantHead) checkOlderLocked(e *pushEntry, t int64, v float64, lim *pus
 	// A series with native histograms merges by rebuilding (hist_ooo.go),
 	// after its XOR chunks only.
 	mergeable := s.hist == nil || s.histMergeableLocked(t)
+	// Not in memory: a retried sample may be persisted (retry.go).
+	onDisk := !found && s.mayBePersistedLocked(t, lim)
 	s.mu.Unlock()
+	smp := anyMergeSample{t: t, v: v}
 	switch {
 	case found && isFloat && bits == math.Float64bits(v):
 		// An exact duplicate (a retried push): accepted, not stored again.
 	case found:
 		sr.add(rejectDuplicate, sampleError{reason: rejectDuplicate.reason(), t: t, ref: t})
 	case t < lim.minValid:
-		sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
+		b.refuse(sr, onDisk, smp, rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
 	case lim.window > 0 && t < lim.oooMin:
-		sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.oooMin, window: true})
+		b.refuse(sr, onDisk, smp, rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.oooMin, window: true})
 	case lim.window > 0 && t > lim.floor && mergeable:
 		e.ooo = true
 		b.accept(s.ref, t, v)
 	default:
-		sr.add(rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
+		b.refuse(sr, onDisk, smp, rejectOutOfOrder, sampleError{reason: rejectOutOfOrder.reason(), t: t, ref: s.lastT})
 	}
 }
 

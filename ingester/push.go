@@ -134,6 +134,7 @@ func (h *tenantHead) push(req *arguspb.WriteRequest) (*arguspb.PushResponse, err
 	if err := h.appendBatch(b); err != nil {
 		return nil, err
 	}
+	h.checkPersisted(b) // retry.go
 	for k, n := range b.rej.byKind {
 		if n > 0 {
 			h.metrics.rejected[k].Add(float64(n))
@@ -187,6 +188,10 @@ type pushBatch struct {
 	pending  map[pendingKey]uint64
 	tracking bool
 	oooBuf   []oooSample
+	// dbChecks are the refused samples that may be persisted, deferred the
+	// series whose refusals wait for them (retry.go).
+	dbChecks []dbCheck
+	deferred []deferredSeries
 }
 
 var pushBatchPool = sync.Pool{New: func() any { return &pushBatch{sb: labels.NewScratchBuilder(16)} }}
@@ -217,6 +222,9 @@ func putPushBatch(b *pushBatch) {
 	b.resetHistograms()
 	clear(b.pending)
 	b.tracking, b.oooBuf = false, b.oooBuf[:0]
+	clear(b.dbChecks)
+	clear(b.deferred)
+	b.dbChecks, b.deferred = b.dbChecks[:0], b.deferred[:0]
 	pushBatchPool.Put(b)
 }
 
@@ -256,8 +264,12 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 			}
 			newest := max(newestSample(ts), b.newestHistogram(hFirst))
 			if newest < minValid {
-				b.rej.addSeries(ts, rejectTooOld, nSamples, nHist,
-					sampleError{reason: rejectTooOld.reason(), t: newest, ref: minValid})
+				if newest <= h.removedMaxT.Load() { // A retry of a removed series' persisted samples? (retry.go)
+					b.deferSeries(ts, hFirst, rejectTooOld, minValid)
+				} else {
+					b.rej.addSeries(ts, rejectTooOld, nSamples, nHist,
+						sampleError{reason: rejectTooOld.reason(), t: newest, ref: minValid})
+				}
 				continue
 			}
 			var err error
@@ -267,7 +279,7 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 					continue
 				}
 				if se, ok := errors.AsType[sampleError](err); ok {
-					b.rej.addSeries(ts, rejectOutOfOrder, nSamples, nHist, se)
+					b.deferSeries(ts, hFirst, rejectOutOfOrder, se.ref) // Retried samples may be persisted (retry.go).
 					continue
 				}
 				return err
@@ -411,13 +423,16 @@ func (h *tenantHead) checkEntryLocked(e *pushEntry, lim *pushBounds, b *pushBatc
 	e.prevT, e.prevAccepted, e.prevLogged = s.lastT, s.lastAccepted, s.logged
 	e.first = len(b.samples)
 	var sr seriesRejects
+	checksFrom := len(b.dbChecks)
 	for _, smp := range e.ts.GetSamples() {
 		t, v := smp.GetTimestampMs(), smp.GetValue()
 		switch {
 		case t <= s.lastT:
 			h.checkOlderLocked(e, t, v, lim, b, &sr)
 		case t < lim.minValid:
-			sr.add(rejectTooOld, sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
+			// A series recreated after GC may have it persisted (retry.go).
+			b.refuse(&sr, t <= lim.removedMaxT && s.mayBePersisted(t, lim), anyMergeSample{t: t, v: v}, rejectTooOld,
+				sampleError{reason: rejectTooOld.reason(), t: t, ref: lim.minValid})
 		default:
 			s.lastT, s.lastAccepted = t, true
 			b.accept(s.ref, t, v)
@@ -430,7 +445,7 @@ func (h *tenantHead) checkEntryLocked(e *pushEntry, lim *pushBounds, b *pushBatc
 		b.series = append(b.series, record.RefSeries{Ref: s.ref, Labels: h.series.syms.decode(s.syms)})
 		s.logged = true
 	}
-	sr.flush(&b.rej, e.ts)
+	b.flushRejects(&sr, e.ts, checksFrom)
 }
 
 // rollbackLocked restores the ordering state of the series of the first n

@@ -327,9 +327,13 @@ func TestRemovedSeriesBound(t *testing.T) {
 	h := ing2.getTenant("t1")
 	require.Equal(t, 10*hour, h.removedMaxT.Load())
 	require.Less(t, h.removedMaxT.Load(), minValidTime(h.maxT.Load()), "new series skip the store lookup")
+	// The persisted sample again is an exact duplicate (looked up on disk,
+	// retry.go): accepted, not appended; another value at its time is not.
 	resp := push(t, ing2, "t1", ts(old, sample{10 * hour, 1}, sample{12 * hour, 5}))
+	require.Zero(t, resp.RejectedSamples, "%v", resp.Rejected)
+	resp = push(t, ing2, "t1", ts(old, sample{10 * hour, 9}))
 	require.Equal(t, int64(1), resp.RejectedSamples)
-	require.Equal(t, arguspb.RejectReason_REJECT_REASON_TOO_OLD, resp.Rejected[0].Reason)
+	require.Equal(t, arguspb.RejectReason_REJECT_REASON_DUPLICATE_TIMESTAMP, resp.Rejected[0].Reason)
 
 	clock.ms += cfg.MaxChunkIdle.Milliseconds() + 1000
 	flushTenants(t, ing2, cutIdleChunks)

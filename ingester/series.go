@@ -73,8 +73,8 @@ type memSeries struct {
 	lastT      int64
 	lastAppend uint32 // guarded by mu: wall clock of the last append, Unix seconds
 
-	// flags are guarded by mu: flagQueued, flagGone. One byte for both
-	// keeps the struct small.
+	// flags are guarded by mu: flagQueued, flagGone, flagPersisted. One
+	// byte for all keeps the struct small.
 	flags uint8
 	// guarded by the tenant's appendMu:
 	lastAccepted bool // lastT is a sample accepted here (false: it is the persisted max time)
@@ -88,6 +88,10 @@ const (
 	flagQueued uint8 = 1 << iota
 	// flagGone: GC removed the series; its symbols may be another's.
 	flagGone
+	// flagPersisted: the series has samples in the DB (it was created
+	// with a persisted max time, or a flush persisted a chunk of it), so
+	// a retried sample may be there (retry.go).
+	flagPersisted
 )
 
 // queuedLocked reports whether the series is in the flush queue. The
@@ -116,7 +120,11 @@ func unixSeconds(ms int64) uint32 {
 // newMemSeries returns a series with the symbolic labels syms whose samples
 // up to persistedMaxT are in the chunk store (math.MinInt64: none).
 func newMemSeries(ref chunks.HeadSeriesRef, syms string, persistedMaxT, nowMs int64) *memSeries {
-	return &memSeries{ref: ref, syms: syms, lastAppend: unixSeconds(nowMs), lastT: persistedMaxT}
+	s := &memSeries{ref: ref, syms: syms, lastAppend: unixSeconds(nowMs), lastT: persistedMaxT}
+	if persistedMaxT != math.MinInt64 {
+		s.flags |= flagPersisted
+	}
+	return s
 }
 
 // openMinTLocked returns the min time of the open chunk, which the caller

@@ -64,6 +64,7 @@ type apiDeps struct {
 	rules      func(context.Context) v1.RulesRetriever        // nil: no rules
 	ams        func(context.Context) v1.AlertmanagerRetriever // nil: no Alertmanagers
 	handoff    *handoffCodec                                  // the gRPC query API's (handoff.go)
+	flags      map[string]string                              // status/flags; nil: flagsMap(cfg)
 }
 
 // newAPIHandler serves Prometheus's own web/api/v1 over engine and q at
@@ -84,7 +85,7 @@ func newAPIHandler(engine promql.QueryEngine, q storage.SampleAndChunkQueryable,
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		orNoAlertmanagers(d.ams),
 		func() config.Config { return config.Config{} },
-		flagsMap(d.cfg),
+		orQuerierFlags(d.flags, d.cfg),
 		v1.GlobalURLOptions{},
 		func(f http.HandlerFunc) http.HandlerFunc { return f }, // always ready: readiness is cmd's /ready
 		noTSDB{},
@@ -192,7 +193,16 @@ func buildInfo() *v1.PrometheusVersion {
 	}
 }
 
-// flagsMap is what /status/flags shows: the querier's own flags. The
+// orQuerierFlags is flags, or the querier's own flags when the process
+// gave none (tests, embedding).
+func orQuerierFlags(flags map[string]string, cfg Config) map[string]string {
+	if flags != nil {
+		return flags
+	}
+	return flagsMap(cfg)
+}
+
+// flagsMap is what /status/flags shows without Deps.Flags: the querier's own flags. The
 // per-tenant limits (-querier.timeout and the other query limits) are the
 // tenant's, not the process's: the distributor's /api/v1/user_limits
 // shows a tenant's.

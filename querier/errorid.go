@@ -17,10 +17,16 @@ import (
 var errorTypeIDs = map[string]apierror.ID{
 	"bad_data":  apierror.BadQuery,
 	"execution": apierror.QueryFailed,
+	// The caller's own timeout (the timeout parameter, a gRPC deadline),
+	// not the tenant's -querier.timeout (that
+	// one has its ID already, timeout.go).
+	"timeout":   apierror.QueryTimeout,
+	"canceled":  apierror.QueryCanceled,
+	"not_found": apierror.NotFound,
 }
 
-// withErrorIDs prefixes the "error" of the API's JSON error answers of type
-// bad_data or execution with their ID (errorTypeIDs), keeping the status,
+// withErrorIDs prefixes the "error" of the API's JSON error answers of the
+// types of errorTypeIDs with their ID, keeping the status,
 // the envelope and the rest of the text. It wraps the whole API handler,
 // under the gRPC query API's hand-over too, so that HTTP and gRPC carry the
 // same text. Every other answer passes through untouched.

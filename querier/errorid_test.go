@@ -1,9 +1,17 @@
 package querier
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/argus-tsdb/argus/internal/tenant"
 )
 
 // TestWithErrorID checks which envelopes get an ID and that every other
@@ -17,11 +25,53 @@ func TestWithErrorID(t *testing.T) {
 		// An ID already there (an error of ours wrapped by the engine).
 		{`{"status":"error","errorType":"execution","error":"err-argus-max-fetched-series-per-query: x"}`,
 			`{"status":"error","errorType":"execution","error":"err-argus-max-fetched-series-per-query: x"}`},
-		// Other types keep their text.
 		{`{"status":"error","errorType":"canceled","error":"context canceled"}`,
-			`{"status":"error","errorType":"canceled","error":"context canceled"}`},
+			`{"status":"error","errorType":"canceled","error":"err-argus-query-canceled: context canceled"}`},
+		{`{"status":"error","errorType":"timeout","error":"query timed out in query execution"}`,
+			`{"status":"error","errorType":"timeout","error":"err-argus-query-timeout: query timed out in query execution"}`},
+		// No route of Prometheus 3.x answers not_found today; a future one
+		// gets the ID all the same.
+		{`{"status":"error","errorType":"not_found","error":"no such thing"}`,
+			`{"status":"error","errorType":"not_found","error":"err-argus-not-found: no such thing"}`},
+		// Other types keep their text: Argus answers them with an ID of its
+		// own before Prometheus's API sees them.
+		{`{"status":"error","errorType":"unavailable","error":"err-argus-query-unavailable: x"}`,
+			`{"status":"error","errorType":"unavailable","error":"err-argus-query-unavailable: x"}`},
 	} {
 		require.JSONEq(t, tc.want, string(withErrorID([]byte(tc.in))))
 	}
 	require.Equal(t, "not json", string(withErrorID([]byte("not json"))))
+}
+
+// TestCallerDeadlineAndCancelGetIDs runs a query that the series source
+// holds through the whole API handler with a caller's deadline, then with
+// a caller who cancels: Prometheus's API answers errorType timeout (503) and
+// canceled (499), and both start with their ID. The tenant has no limits,
+// so the deadline is the caller's, not -querier.timeout.
+func TestCallerDeadlineAndCancelGetIDs(t *testing.T) {
+	q, err := New(defaultConfig(t), Deps{Source: startSource(t, &heldSource{})})
+	require.NoError(t, err)
+	ask := func(ctx context.Context) (int, string, string) {
+		form := url.Values{"query": {"up"}, "time": {"1000"}}
+		req := httptest.NewRequestWithContext(tenant.With(ctx, tenantA), http.MethodGet, PathPrefix+apiRoutePrefix+"/query?"+form.Encode(), nil)
+		rec := httptest.NewRecorder()
+		q.Handler().ServeHTTP(rec, req)
+		var env struct{ ErrorType, Error string }
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &env), rec.Body.String())
+		return rec.Code, env.ErrorType, env.Error
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	code, typ, msg := ask(ctx)
+	require.Equal(t, http.StatusServiceUnavailable, code, msg)
+	require.Equal(t, "timeout", typ)
+	require.Regexp(t, `^err-argus-query-timeout: query timed out`, msg)
+
+	ctx, cancel = context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	code, typ, msg = ask(ctx)
+	require.Equal(t, 499, code, msg)
+	require.Equal(t, "canceled", typ)
+	require.Regexp(t, `^err-argus-query-canceled: query was canceled`, msg)
 }

@@ -53,6 +53,11 @@ type Deps struct {
 	// Alertmanagers, if set, gives the Alertmanagers of the tenant in the
 	// context for /api/v1/alertmanagers; nil serves none.
 	Alertmanagers func(context.Context) v1.AlertmanagerRetriever
+	// Flags is what /api/v1/status/flags shows: every flag of the process
+	// by name (without the dash) with its value in force, as Prometheus
+	// lists all of its own. nil shows the querier's own flags only. The map
+	// is read, never changed, for the life of the querier.
+	Flags map[string]string
 }
 
 // Querier answers PromQL and the Prometheus HTTP API over one SeriesSource.
@@ -103,6 +108,7 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 		rules:      deps.Rules,
 		ams:        deps.Alertmanagers,
 		handoff:    q.handoff,
+		flags:      deps.Flags,
 	})
 	q.handler = withoutHandoff(q.inner)
 	return q, nil

@@ -540,14 +540,17 @@ func TestLimits_Timeout(t *testing.T) {
 		}
 	})
 
-	t.Run("the client's own timeout is Prometheus's", func(t *testing.T) {
+	t.Run("the client's own timeout is Prometheus's, with the ID", func(t *testing.T) {
 		lim := newFakeLimits(t) // 2m
 		srv := serveQuerier(t, defaultConfig(t), Deps{Source: startSource(t, &heldSource{}), Limits: lim})
 		form := instantForm("up", t0)
 		form.Set("timeout", "50ms")
 		got := apiRequest{http.MethodGet, "/api/v1/query", form, tenantA}.do(t, srv)
 		require.Equal(t, http.StatusServiceUnavailable, got.status, got.body)
-		require.NotContains(t, got.body, string(apierror.QueryTimeout))
+		e := decodeError(t, got)
+		require.Equal(t, "timeout", e.ErrorType)
+		// Prometheus's text after the ID: the tenant's limit is not the cause.
+		require.Equal(t, "err-argus-query-timeout: query timed out in expression evaluation", e.Error)
 	})
 
 	t.Run("the shortest timeout of a federated read", func(t *testing.T) {

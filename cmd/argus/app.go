@@ -213,6 +213,7 @@ func (a *app) addQuerier(mux *http.ServeMux, rr replicaRing) error {
 	deps := querier.Deps{
 		Replicas: rr, Sources: a.seriesSource, Limits: a.overrides,
 		Logger: a.logger.With("component", "querier"), Registerer: a.reg, Gatherer: a.reg,
+		Flags: processFlags(a.cfg),
 	}
 	if a.ingester != nil && a.cfg.Querier.LocalIngesterReads {
 		deps.Local, deps.LocalID = a.ingester, a.localInstanceID()

@@ -280,3 +280,33 @@ func TestAllInOneLimits(t *testing.T) {
 	require.Equal(t, 300, filed.Limits.MaxGlobalSeriesPerUser)
 	require.Zero(t, filed.Limits.IngestionRate)
 }
+
+// TestProcessFlags checks that status/flags lists every flag of the process,
+// of every role, with the value in force: from the file, from the command
+// line, and the all-in-one's lifted limits; URL passwords masked.
+func TestProcessFlags(t *testing.T) {
+	file := writeConfig(t, "ingester:\n  ring:\n    replication_factor: 1\n")
+	cfg, code := parseConfig([]string{"-config.file=" + file, "-server.http-listen-port=9100",
+		"-scraper.remote-write-url=https://user:hunter2@example.com/api/v1/push"})
+	require.Equal(t, -1, code)
+	got := processFlags(cfg)
+
+	var names []string
+	var defaults Config
+	fs := flag.NewFlagSet("argus", flag.ContinueOnError)
+	defaults.RegisterFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	gotNames := make([]string, 0, len(got))
+	for n := range got {
+		gotNames = append(gotNames, n)
+	}
+	require.ElementsMatch(t, names, gotNames, "every flag of the process, no other")
+
+	require.Equal(t, file, got["config.file"])
+	require.Equal(t, "9100", got["server.http-listen-port"])
+	require.Equal(t, "1", got["ingester.ring.replication-factor"])
+	require.Equal(t, "all", got["target"])
+	require.Equal(t, "0", got["distributor.ingestion-rate-limit"], "the all-in-one's lifted limit is the one in force")
+	require.Equal(t, "https://user:xxxxx@example.com/api/v1/push", got["scraper.remote-write-url"])
+	require.Equal(t, fs.Lookup("querier.max-concurrent").DefValue, got["querier.max-concurrent"])
+}

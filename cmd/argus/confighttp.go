@@ -125,3 +125,27 @@ func sameNode(a, b *yaml.Node) bool {
 func writeConfigModeError(w http.ResponseWriter) {
 	http.Error(w, string(apierror.InvalidParameter)+`: mode must be empty (the whole configuration) or "diff" (the fields that differ from the defaults)`, apierror.InvalidParameter.Status())
 }
+
+// processFlags is what the querier's /api/v1/status/flags lists: every
+// flag of the process, of every role, with its value in force (defaults,
+// then the file, then the command line) as the flag prints it, passwords
+// in URLs masked as in /config. Prometheus lists all of its flags there, and
+// tools read a flag of any role from it.
+func processFlags(cfg Config) map[string]string {
+	// Every flag is registered with a pointer to a field of view (see
+	// flagAddr): registering sets view to the defaults, and copying cfg
+	// over it makes each flag print cfg's value.
+	view := new(Config)
+	fs := flag.NewFlagSet("argus", flag.ContinueOnError)
+	view.RegisterFlags(fs)
+	*view = cfg
+	out := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		v := f.Value.String()
+		if u, err := url.Parse(v); err == nil && u.User != nil {
+			v = u.Redacted()
+		}
+		out[f.Name] = v
+	})
+	return out
+}

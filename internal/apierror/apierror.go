@@ -117,6 +117,7 @@ const (
 	QueryUnavailable         ID = "err-argus-query-unavailable"
 	BadQuery                 ID = "err-argus-bad-query"
 	QueryFailed              ID = "err-argus-query-failed"
+	QueryCanceled            ID = "err-argus-query-canceled"
 )
 
 // Admin and statistics requests.
@@ -240,7 +241,7 @@ var Catalogue = []Entry{
 	{InvalidNativeHistogram, 400, ScopeSeries, "", false,
 		"Some native histogram samples of the series do not decode or are inconsistent (spans that do not match the buckets, a count that is not the sum of the buckets, negative buckets, an unknown schema, custom bounds that are not increasing); only those samples were refused.", "Fix the sender's histogram encoding; Prometheus's own clients send valid histograms."},
 	{SampleOutOfOrder, 400, ScopeSeries, "", false,
-		"Some samples are older than the latest sample of their series (or than what it already persisted), and the tenant has no out_of_order_time_window (or they are older than the chunks its ingesters may still change). Exact duplicates of samples still in the ingesters' memory (retries) are accepted.", "Send each series' samples in time order, from one sender (check for duplicate senders without HA deduplication), or set out_of_order_time_window for the tenant."},
+		"Some samples are older than the latest sample of their series (or than what it already persisted), and the tenant has no out_of_order_time_window (or they are older than the chunks its ingesters may still change). Exact duplicates of stored samples, in the ingesters' memory or persisted (retries), are accepted.", "Send each series' samples in time order, from one sender (check for duplicate senders without HA deduplication), or set out_of_order_time_window for the tenant."},
 	{SampleDuplicate, 400, ScopeSeries, "", false,
 		"A sample has the timestamp of a sample the series already holds (or of an earlier sample of the same push) but another value. Exact duplicates (retries) are accepted.", "Make sure one series comes from one sender."},
 	{SampleTooOld, 400, ScopeSeries, "", false,
@@ -293,7 +294,7 @@ var Catalogue = []Entry{
 		"A selector of the query spans more time than the tenant's limit: the query's range plus the lookback delta, or its widest range selector.",
 		"Query a shorter time range, or raise the limit."},
 	{QueryTimeout, 503, ScopeQuery, "querier.timeout", true,
-		"The query ran longer than the tenant's timeout and was aborted.", "Simplify the query or its range, or raise the timeout."},
+		"The query ran longer than the tenant's timeout and was aborted; or it ran past the caller's own timeout (the API's timeout parameter, a gRPC deadline), which Prometheus's API answers with errorType timeout and its own text after the ID (\"query timed out in expression evaluation\").", "Simplify the query or its range, or raise the timeout (the caller's, if the text does not name -querier.timeout)."},
 	{QueryUnavailable, 503, ScopeQuery, "", true,
 		"Too many ingesters of the read set were unreachable for an exact answer.", "Retry, or ask for partial_response=true to get what the reachable ingesters hold, with a warning naming the others. Operators: see /ring."},
 	{BadQuery, 400, ScopeQuery, "", false,
@@ -302,6 +303,9 @@ var Catalogue = []Entry{
 	{QueryFailed, 422, ScopeQuery, "", false,
 		"The query parsed but its evaluation failed (errorType execution): for example a many-to-many match, a vector that cannot be matched, or a series source that refused the request as invalid. The text after the ID is the engine's (Prometheus's) error.",
 		"Change the query as the message says (for example add on()/ignoring() or group_left/group_right); retrying the same query fails the same way."},
+	{QueryCanceled, 499, ScopeQuery, "", false,
+		"The query was canceled before it finished because its caller canceled the request or closed the connection (Prometheus's errorType canceled and its status 499, gRPC Canceled). Only a caller that still listens sees it, for example through a proxy that canceled on its own deadline.",
+		"Nothing is wrong with the query. If the caller did not mean to give up, raise its timeout (Grafana's data source timeout, the proxy's); the tenant's own limit answers err-argus-query-timeout instead."},
 
 	{AdminAPIDisabled, 403, ScopeAdmin, "", false,
 		"A call to /prometheus/api/v1/admin/tsdb/delete_series or clean_tombstones while the admin API is off (its default). Nothing was deleted.",
@@ -345,7 +349,7 @@ var Catalogue = []Entry{
 		"Split the group into several, or raise the tenant's limit."},
 
 	{NotFound, 404, ScopeRequest, "", false,
-		"No endpoint of this process has the path (or, on /ring, no instance has the ID to forget). The message says when the path is a Prometheus API path without the /prometheus prefix, a push sent under /prometheus, or an endpoint of a role this process does not run (-target); the / page lists what the process serves.",
+		"No endpoint of this process has the path (or, on /ring, no instance has the ID to forget; in the Prometheus API, an answer of errorType not_found, in Prometheus's JSON envelope). The message says when the path is a Prometheus API path without the /prometheus prefix, a push sent under /prometheus, or an endpoint of a role this process does not run (-target); the / page lists what the process serves.",
 		"Fix the URL: the Prometheus API is under /prometheus (Grafana's data source URL is http://<argus>/prometheus), pushes go to /api/v1/push."},
 	{NotSupported, 404, ScopeRequest, "", false,
 		"The endpoint is part of the Prometheus HTTP API but Argus does not serve it yet (or this process runs no role that serves it), so it answers this 404 instead of the empty or made-up data that tools would take at their word. The message says why.",

@@ -355,9 +355,11 @@ func FreeMemberlistPorts(t testing.TB, n int) []int {
 	ports := make([]int, 0, n)
 	for attempts := 0; len(ports) < n; attempts++ {
 		require.Less(t, attempts, 100*n, "no free TCP+UDP port pair found")
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := l.Addr().(*net.TCPAddr).Port
+		port := pickPort()
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			_ = l.Close()

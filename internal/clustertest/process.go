@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -235,24 +237,51 @@ func (p *process) logTail(t testing.TB) {
 }
 
 // FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
-// moment ago: the harness listens on port 0 and closes the listeners. A port
-// is handed out at most once per test binary (see claimPort), so two
-// processes of one test never get the same port even when one of them has
-// not bound it yet. Another program may still take a port before the child
-// binds it; that race is accepted for tests.
+// moment ago. The ports come from below the kernel's ephemeral range (see
+// pickPort), so that no outgoing connection and no listener on port 0 of any
+// process on the machine can take one between this call and the child's bind,
+// or while a killed process is restarted on the same port. A port is handed
+// out at most once per test binary (see claimPort), so two processes of one
+// test never get the same port even when one of them has not bound it yet.
+// Another test binary picking the same port in the same instant is a race
+// accepted for tests.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, 0, n)
 	for attempts := 0; len(ports) < n; attempts++ {
 		require.Less(t, attempts, 100*n, "no unclaimed free TCP port found")
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer l.Close()
-		if port := l.Addr().(*net.TCPAddr).Port; claimPort(port) {
+		port := pickPort()
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		if claimPort(port) {
 			ports = append(ports, port)
 		}
 	}
 	return ports
+}
+
+// pickPort returns a random port from the 16,000 below the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default).
+// The kernel hands out ephemeral ports to every connect and every listen on
+// port 0; on a machine where several test binaries open thousands of
+// connections, a port taken from that range (as listening on port 0 does)
+// was seen taken by an unrelated connection before a restarted ingester
+// could bind it again. Ports below the range are only ever taken by an
+// explicit bind.
+func pickPort() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 2048 {
+				low = v
+			}
+		}
+	}
+	span := min(16000, low-1024)
+	return low - 1 - rand.IntN(span)
 }
 
 var (

@@ -81,6 +81,25 @@ func TestEndpointWalk(t *testing.T) {
 	require.Equal(t, "argus-"+version, info.Data.Version)
 	require.Equal(t, 1.0, all.Metric(t, "argus_build_info", map[string]string{"version": version}))
 
+	// status/flags lists every flag of the process, of every role, with
+	// its value in force, as Prometheus lists all of its own.
+	for _, p := range []*clustertest.Process{all, procs["querier"]} {
+		code, raw = p.Query(t, "walk", clustertest.PromAPI+"/status/flags", nil)
+		require.Equal(t, http.StatusOK, code, "%s", raw)
+		var flags struct {
+			Data map[string]string `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &flags))
+		for _, name := range []string{"target", "server.http-listen-port", "ingester.ring.replication-factor",
+			"distributor.ingestion-rate-limit", "querier.max-concurrent", "scraper.config-file", "ruler.evaluation-interval", "storage.path"} {
+			require.Contains(t, flags.Data, name, "status/flags lists every role's flags")
+		}
+	}
+	code, raw = all.Query(t, "walk", clustertest.PromAPI+"/status/flags", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(raw), `"api.enable-admin-api":"true"`)
+	require.Contains(t, string(raw), `"target":"all"`)
+
 	// Near misses get a hint: a push to a process without a distributor, a
 	// query without the /prometheus prefix, a push under it.
 	code, body := procs["ingester"].Push(t, "walk", nil)

@@ -92,7 +92,8 @@ func chunksOf(series []clustertest.TimeSeries, n int) [][]clustertest.TimeSeries
 // again and answered 204 (stored once: the answers stay equal). Then 3 more
 // hours in order move everything out of argus's memory into its DB and
 // sealed parts, and a kill -9 and restart replays the WAL: the answers stay
-// equal at each stage. A tenant without a window refuses the same samples
+// equal at each stage; the first hour, retried once all persisted, is
+// answered 204 and stored once. A tenant without a window refuses the same samples
 // as out of order, and takes a retried push whole.
 func TestOutOfOrderAgainstPrometheus(t *testing.T) {
 	skipIfShort(t)
@@ -158,12 +159,10 @@ func TestOutOfOrderAgainstPrometheus(t *testing.T) {
 	}
 	require.InDelta(t, 400, a.Metric(t, "argus_discarded_samples_total", map[string]string{"tenant": tenant, "reason": "too_old"}), 0)
 
-	// Retries: every request argus took, again; of the in-order hour only
-	// its second half, whose chunk is still in memory: with the 1 s flush
-	// the first half's chunk may be persisted by now, and a retried sample
-	// is not looked up in persisted data (docs/api.md), so it would be
-	// refused as too old.
-	for _, b := range chunksOf(d.inOrder(d.n/2, d.n), 3) {
+	// Retries: every request argus took, again, the whole in-order hour
+	// included: with the 1 s flush the first half's chunks may be
+	// persisted by now, and their exact duplicates are accepted too.
+	for _, b := range chunksOf(d.inOrder(0, d.n), 3) {
 		pushOK(t, a, tenant, b)
 	}
 	for _, b := range chunksOf(inside, 25) {
@@ -196,6 +195,22 @@ func TestOutOfOrderAgainstPrometheus(t *testing.T) {
 		return fmt.Sprintf("no sealed part holds [%d, %d]: %v", d.start, d.start+hourMs, partitionFiles(t, a.StorageDir()))
 	}, 60*time.Second)
 	compare("persisted")
+	// The first hour retried whole once more, now that all of it is
+	// persisted and sealed: every exact duplicate is looked up on disk and
+	// accepted, nothing is stored twice or discarded.
+	discarded := func() float64 {
+		return a.Metric(t, "argus_discarded_samples_total", map[string]string{"tenant": tenant})
+	}
+	discardedBefore := discarded()
+	for _, b := range chunksOf(d.inOrder(0, d.n), 3) {
+		pushOK(t, a, tenant, b)
+	}
+	for _, b := range chunksOf(inside, 25) {
+		pushOK(t, a, tenant, b)
+	}
+	require.InDelta(t, discardedBefore, discarded(), 0)
+	require.GreaterOrEqual(t, a.Metric(t, "argus_ingester_persisted_duplicate_samples_total", nil), float64(10*200))
+	compare("persisted, after retries")
 	a.Kill(t)
 	a.Restart(t)
 	compare("persisted, after kill -9")
