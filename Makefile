@@ -13,6 +13,9 @@ ALERTMANAGER_VERSION := v0.35.0
 # The one version of the binary (-version, the / page, status/buildinfo,
 # argus_build_info), stamped at link time.
 VERSION  ?= 0.1.0-dev
+# IMAGE is the image `make image` builds, IMAGE:VERSION; the kustomize
+# overlays name the same (internal/deploytest checks it).
+IMAGE    ?= ghcr.io/argus-tsdb/argus
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.Version=$(VERSION) -X main.Revision=$(REVISION)
 
@@ -83,10 +86,10 @@ fmt:
 vet:
 	$(GO) vet -stdmethods=false ./...
 
-# image builds the container image argus:$(VERSION) from deploy/Dockerfile: a
+# image builds the container image $(IMAGE):$(VERSION) from deploy/Dockerfile: a
 # static binary with the version stamped, on an empty base (deploy/README.md).
 image:
-	VERSION=$(VERSION) REVISION=$(REVISION) ./deploy/build-image.sh
+	IMAGE=$(IMAGE) VERSION=$(VERSION) REVISION=$(REVISION) ./deploy/build-image.sh
 
 clean:
 	rm -rf $(BIN_DIR)

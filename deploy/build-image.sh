@@ -4,7 +4,8 @@
 # built as the Makefile builds everything (CGO_ENABLED=0, no -trimpath), so
 # that under `make test` it reuses the build cache and only links. Environment:
 #
-#   IMAGE     image name (default argus)
+#   IMAGE     image name (default ghcr.io/argus-tsdb/argus, the name the
+#             overlays of deploy/kubernetes use)
 #   VERSION   version stamped into the binary and the image tag (default 0.1.0-dev)
 #   REVISION  revision stamped (default: git rev-parse --short HEAD)
 #   DOCKER    docker client (default docker); DOCKER_HOST as docker reads it
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image="${IMAGE:-argus}"
+image="${IMAGE:-ghcr.io/argus-tsdb/argus}"
 version="${VERSION:-0.1.0-dev}"
 revision="${REVISION:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 docker="${DOCKER:-docker}"

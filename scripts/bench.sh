@@ -38,6 +38,8 @@
 #   BENCH_DISK_HOURS=3,24 BENCH_DISK_SERIES=10000   its data
 #   BENCH_SERIES_QUERIES_COUNT=1   rounds of the many-series queries (0 skips)
 #   BENCH_SERIES_QUERIES_SERIES=1000000   its series
+#   BENCH_SCALE_COUNT=1    rounds of the 1M-series all-in-one against the real
+#                          Prometheus (TestAllInOneMillionSeries; 0 skips it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -557,4 +559,25 @@ if ((rules_count > 0)); then
 	echo
 	echo "Rule evaluation, 1000 recording rules (a group of 100 rules, CPU per 1000 evaluations, ratios Argus/Prometheus):"
 	grep '^BenchmarkRuleEvaluation' "$rraw" | tr '\t' '\n' | grep -E 'group-eval-ms$|1000-evals$|-ratio$' | sed 's/^ */  /'
+fi
+
+# A single user's Prometheus of 1M series (internal/e2e
+# TestAllInOneMillionSeries, ARGUS_SCALE_1M=1): 10 targets of 100K series
+# scraped every 15 s by the real Prometheus, remote-written with its default
+# queue to an all-in-one argus with every default, checked exactly against
+# Prometheus's own answers; it prints both processes' RSS and CPU. `make
+# test` runs it at 200K series (TestAllInOneScale). 3 to 5 minutes; about
+# 4 GB of memory. BENCH_SCALE_COUNT=1 rounds (0 skips this step).
+scale_count="${BENCH_SCALE_COUNT:-1}"
+if ((scale_count > 0)); then
+	set_argus_bin
+	[[ -n "${PROMETHEUS_BIN:-}" ]] || PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
+	sraw="$out/bench-$stamp-scale.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$sraw"
+	echo "bench: 1M series all-in-one, $scale_count rounds" >&2
+	ARGUS_SCALE_1M=1 ARGUS_BIN="$argus_bin" PROMETHEUS_BIN="$PROMETHEUS_BIN" go test -run='^TestAllInOneMillionSeries$' \
+		-count="$scale_count" -v -timeout=40m ./internal/e2e/ | tee -a "$sraw"
+	echo
+	echo "1M series at 15 s into a default all-in-one (argus against Prometheus):"
+	grep -E 'series at 15s' "$sraw" | sed 's/^ */  /'
 fi

@@ -28,8 +28,29 @@ type ExmetaExporter struct {
 	latency  prometheus.Histogram
 }
 
-// StartExmetaExporter serves a new ExmetaExporter until the test ends.
+// StartExmetaExporter serves a new ExmetaExporter as OpenMetrics until the
+// test ends.
 func StartExmetaExporter(t testing.TB) *ExmetaExporter {
+	t.Helper()
+	return StartExmetaExporterFormat(t, OpenMetrics)
+}
+
+// ExpositionFormat is the format an ExmetaExporter serves.
+type ExpositionFormat int
+
+const (
+	// OpenMetrics serves OpenMetrics (when the scraper asks for it):
+	// exemplars, units, and counters named as their family (without _total).
+	OpenMetrics ExpositionFormat = iota
+	// TextFormat serves only the Prometheus text format, client_golang's
+	// default: no exemplars or units, counters named with _total.
+	TextFormat
+)
+
+// StartExmetaExporterFormat serves a new ExmetaExporter in format until the
+// test ends. Besides the counter, histogram and gauge it exposes a summary
+// (exmeta_rpc_seconds) and a counter vector (exmeta_errors_total).
+func StartExmetaExporterFormat(t testing.TB, format ExpositionFormat) *ExmetaExporter {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	e := &ExmetaExporter{
@@ -39,8 +60,14 @@ func StartExmetaExporter(t testing.TB) *ExmetaExporter {
 	}
 	temp := prometheus.NewGauge(prometheus.GaugeOpts{Name: "exmeta_temperature_celsius", Help: "Room temperature.", Unit: "celsius"})
 	temp.Set(21.5)
-	reg.MustRegister(e.requests, e.latency, temp, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	e.srv = httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	rpc := prometheus.NewSummary(prometheus.SummaryOpts{Name: "exmeta_rpc_seconds", Help: "RPC latency.", Unit: "seconds",
+		Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01}})
+	rpc.Observe(0.25)
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exmeta_errors_total", Help: "Errors by code."}, []string{"code"})
+	errs.WithLabelValues("500").Add(2)
+	errs.WithLabelValues("503").Inc()
+	reg.MustRegister(e.requests, e.latency, temp, rpc, errs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e.srv = httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: format == OpenMetrics}))
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -78,13 +105,7 @@ func GetExmeta(t testing.TB, get func(path string, params url.Values) (int, []by
 		return data("/query_exemplars", url.Values{"query": {q},
 			"start": {FormatAPITime(start.UnixMilli())}, "end": {FormatAPITime(time.Now().Add(time.Minute).UnixMilli())}})
 	}
-	md := func(params url.Values) any {
-		d := data("/metadata", params)
-		for _, entries := range d.(map[string]any) {
-			slices.SortFunc(entries.([]any), func(a, b any) int { return cmp.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
-		}
-		return d
-	}
+	md := func(params url.Values) any { return GetMetadata(t, get, params) }
 	return ExmetaAnswers{
 		Exemplars:         ex(`{__name__=~"exmeta_.+"}`),
 		ExemplarsOne:      ex(`rate(exmeta_requests_total[5m]) > 0 or exmeta_latency_seconds_bucket{le="0.5"}`),
@@ -92,6 +113,23 @@ func GetExmeta(t testing.TB, get func(path string, params url.Values) (int, []by
 		MetadataOne:       md(url.Values{"metric": {"exmeta_latency_seconds"}}),
 		MetadataPerMetric: md(url.Values{"limit_per_metric": {"1"}}),
 	}
+}
+
+// GetMetadata asks get (a server's API below /api/v1) for /metadata with
+// params and returns its data, each family's entries sorted (Prometheus
+// lists them in map order).
+func GetMetadata(t testing.TB, get func(path string, params url.Values) (int, []byte), params url.Values) map[string]any {
+	t.Helper()
+	code, body := get("/metadata", params)
+	require.Equal(t, http.StatusOK, code, "/metadata: %s", Truncate(string(body), 2000))
+	r := DecodeAPI(t, body)
+	require.Equal(t, "success", r.Status, "/metadata: %s", Truncate(string(body), 2000))
+	d, ok := DecodeJSON(t, r.Data).(map[string]any)
+	require.True(t, ok, "/metadata: %s", Truncate(string(body), 2000))
+	for _, entries := range d {
+		slices.SortFunc(entries.([]any), func(a, b any) int { return cmp.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+	}
+	return d
 }
 
 // DiffExmeta diffs two servers' answers (-want +got).

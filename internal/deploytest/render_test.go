@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -168,4 +169,32 @@ func requireRuntimeConfigLoads(t *testing.T, data string) {
 	o, err := limits.New(limits.Config{File: p, ReloadPeriod: time.Minute}, defaults, limits.Deps{})
 	require.NoError(t, err)
 	require.NoError(t, o.Starting(context.Background()))
+}
+
+// TestRendered_ImageIsMakeImages: every container of both shapes runs the
+// image `make image` builds, $(IMAGE):$(VERSION) of the Makefile, which is
+// also deploy/build-image.sh's default; so a version bump that forgets the
+// overlays fails here.
+func TestRendered_ImageIsMakeImages(t *testing.T) {
+	root, err := RepoRoot()
+	require.NoError(t, err)
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	require.NoError(t, err)
+	makeVar := func(name string) string {
+		m := regexp.MustCompile(`(?m)^` + name + `\s*\?=\s*(\S+)\s*$`).FindSubmatch(mk)
+		require.NotNil(t, m, "no %s ?= in the Makefile", name)
+		return string(m[1])
+	}
+	image := makeVar("IMAGE") + ":" + makeVar("VERSION")
+	script, err := os.ReadFile(filepath.Join(root, "deploy", "build-image.sh"))
+	require.NoError(t, err)
+	require.Contains(t, string(script), `image="${IMAGE:-`+makeVar("IMAGE")+`}"`, "build-image.sh's default image")
+	require.Contains(t, string(script), `version="${VERSION:-`+makeVar("VERSION")+`}"`, "build-image.sh's default version")
+	for _, name := range Shapes {
+		for _, w := range renderShape(t, name).workloads() {
+			for _, c := range append(slices.Clone(w.spec.InitContainers), w.spec.Containers...) {
+				require.Equal(t, image, c.Image, "%s: %s %s container %s", name, w.kind, w.name, c.Name)
+			}
+		}
+	}
 }
