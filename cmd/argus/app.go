@@ -94,6 +94,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 			return nil, fmt.Errorf("ingester: %w", err)
 		}
 		arguspb.RegisterIngesterServer(grpcServer, ing)
+		arguspb.RegisterIngesterSymbolsServer(grpcServer, ing)
 		arguspb.RegisterSeriesSourceServer(grpcServer, ing)
 		arguspb.RegisterIngesterAdminServer(grpcServer, ing.AdminServer())
 		a.ingester = ing
