@@ -85,7 +85,9 @@ func (d *Distributor) handlePush(r *http.Request, tenantID string, st *writtenSt
 		return err
 	}
 	if kind == pushRW2 {
-		err = wc.decodeRW2(lim.MaxRecvMsgSize)
+		// Symbolised series are forwarded as they came, but for the HA
+		// tracker, which cuts the replica label out of 1.0 bytes.
+		err = wc.decodeRW2(lim.MaxRecvMsgSize, d.ha == nil || !lim.AcceptHASamples)
 		tm.receivedSamples.Add(float64(wc.rw2.rejectedSamples))
 	} else {
 		err = wc.decode(lim.MaxRecvMsgSize)

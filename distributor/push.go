@@ -25,6 +25,7 @@ import (
 // seriesValidator.validate.
 func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics, lim *limits.Limits) (toPush int, err error) {
 	v := newSeriesValidator(d.now(), lim)
+	v.symbolsASCII = wc.rw2.ascii
 	received := 0
 	all, kept := wc.series, 0
 	wc.key = append(append(wc.key[:0], tenantID...), 0xff)
@@ -33,8 +34,12 @@ func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics,
 		s := &all[i]
 		if s.ts == nil {
 			var ok bool
-			if wc.key, ok = v.valid(wc.decoded, wc.labels, s, wc.key[:prefix]); ok {
+			if wc.key, ok = v.valid(wc.lbuf, wc.labels, s, wc.key[:prefix]); ok {
 				s.token = shardToken(wc.key)
+			} else if s.symbolised {
+				if err = wc.unsymbolise(s); err != nil {
+					return 0, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err) // The translation is ours: a bug.
+				}
 			} else if s.ts, err = wc.decodeSeries(s.raw); err != nil {
 				return 0, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err) // The fast path took a series the generated code refuses: a bug.
 			}
@@ -140,9 +145,11 @@ func (d *Distributor) shard(wc *writeCtx, tenantID string) error {
 			continue // The push fails: only count the series that cannot be placed.
 		}
 		wc.startVote(i, len(replicas))
+		symbolised := wc.series[i].symbolised
 		for _, inst := range replicas {
 			b := wc.batchFor(inst.Addr)
 			b.series = append(b.series, int32(i))
+			b.symbolised = b.symbolised || symbolised
 		}
 	}
 	if unplaced == 0 {

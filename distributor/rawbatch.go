@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
@@ -38,7 +39,14 @@ type rawPusher interface {
 type rawBatch struct {
 	wc *writeCtx
 	b  *batch
+	// rw1 writes symbolised series (symbolise.go) in the remote-write 1.0
+	// form, for an ingester or a Pusher that does not take the other.
+	rw1 bool
 }
+
+// symbolised reports whether the encoding carries the symbol table and
+// symbolised series.
+func (r rawBatch) symbolised() bool { return r.b.symbolised && !r.rw1 }
 
 // sizeOfVarint is the length of the varint encoding of x.
 func sizeOfVarint(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
@@ -46,6 +54,9 @@ func sizeOfVarint(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 // SizeVT is the size of the encoded WriteRequest.
 func (r rawBatch) SizeVT() int {
 	n := r.metadataSize()
+	if r.symbolised() {
+		n += r.wc.rw2.symbolsSize()
+	}
 	for _, i := range r.b.series {
 		l := r.seriesSize(i)
 		n += 1 + sizeOfVarint(uint64(l)) + l
@@ -54,10 +65,14 @@ func (r rawBatch) SizeVT() int {
 }
 
 func (r rawBatch) seriesSize(i int32) int {
-	if s := &r.wc.series[i]; s.raw != nil {
+	s := &r.wc.series[i]
+	switch {
+	case s.symbolised && r.rw1:
+		return r.wc.rw1Size(s)
+	case s.raw != nil:
 		return len(s.raw)
 	}
-	return r.wc.series[i].ts.SizeVT()
+	return s.ts.SizeVT()
 }
 
 // MarshalToSizedBufferVT encodes the WriteRequest at the end of buf, as the
@@ -68,10 +83,18 @@ func (r rawBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 	for k := len(r.b.series) - 1; k >= 0; k-- {
 		i := r.b.series[k]
 		var l int
-		if s := &r.wc.series[i]; s.raw != nil {
+		tag := byte(tagTimeSeries)
+		if s := &r.wc.series[i]; s.symbolised && r.rw1 {
+			l = r.wc.rw1Size(s)
+			p -= l
+			r.wc.appendRW1(buf[p:p], s)
+		} else if s.raw != nil {
 			l = len(s.raw)
 			p -= l
 			copy(buf[p:], s.raw)
+			if s.symbolised {
+				tag = tagSymbolisedSeries
+			}
 		} else {
 			var err error
 			if l, err = s.ts.MarshalToSizedBufferVT(buf[:p]); err != nil {
@@ -82,7 +105,10 @@ func (r rawBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 		p -= sizeOfVarint(uint64(l))
 		putVarint(buf[p:], uint64(l))
 		p--
-		buf[p] = 0x0a // field 1 (timeseries), wire type 2
+		buf[p] = tag
+	}
+	if r.symbolised() {
+		p = r.wc.rw2.marshalSymbols(buf, p) // First: the ingester resolves each series as it reads it.
 	}
 	return end - p, nil
 }
@@ -91,6 +117,7 @@ func (r rawBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 // (copying every string), for a Pusher that cannot send raw bytes: it is
 // sent exactly what the wire would carry.
 func (r rawBatch) request() (*arguspb.WriteRequest, error) {
+	r.rw1 = true
 	buf := make([]byte, r.SizeVT())
 	if _, err := r.MarshalToSizedBufferVT(buf); err != nil {
 		return nil, err
@@ -172,12 +199,18 @@ func putVarint(b []byte, x uint64) {
 type ingesterClient struct {
 	arguspb.IngesterClient
 	conn *grpc.ClientConn
+	// noSymbols is set once the ingester answered that it has no
+	// IngesterSymbols service: it is sent the remote-write 1.0 form.
+	noSymbols atomic.Bool
 }
 
 // PushRaw calls Ingester.Push with the pre-encoded request in. It forces
 // Argus's codec, the one that knows how to encode a rawBatch, whatever the
 // pool's dial options.
-func (c ingesterClient) PushRaw(ctx context.Context, in *rawBatch, opts ...grpc.CallOption) (*arguspb.PushResponse, error) {
+func (c *ingesterClient) PushRaw(ctx context.Context, in *rawBatch, opts ...grpc.CallOption) (*arguspb.PushResponse, error) {
+	if in.symbolised() {
+		return c.pushSymbolised(ctx, in, opts)
+	}
 	out := new(arguspb.PushResponse)
 	opts = append([]grpc.CallOption{grpc.ForceCodecV2(grpccodec.Codec{})}, opts...)
 	if err := c.conn.Invoke(ctx, arguspb.Ingester_Push_FullMethodName, in, out, opts...); err != nil {

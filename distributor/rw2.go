@@ -83,6 +83,20 @@ type rw2Translator struct {
 	maxT    int64
 	// rejectedSamples counts the samples of series left out.
 	rejectedSamples int64
+
+	// symbolise is set when the series of labels and float samples are
+	// forwarded as they are, with the symbol table (see symbolise.go),
+	// rather than translated.
+	symbolise bool
+	// ascii is set when every symbol is ASCII, so that every label of a
+	// symbolised series is valid UTF-8.
+	ascii bool
+	// symbolsAt are where the symbol fields start and end in src, when they
+	// are adjacent with one-byte tags (then copied at once), else -1.
+	symbolsAt [2]int32
+	// wideRef is set when a label reference of the series being read does
+	// not fit 32 bits.
+	wideRef bool
 }
 
 // rw2Pos is the place of one translated series in the output.
@@ -91,6 +105,9 @@ type rw2Pos struct {
 	// decode is set for a series the fast path of scan.go does not read
 	// (exemplars, histograms): it is decoded by the generated code.
 	decode bool
+	// symbolised is set for a series forwarded as it came (symbolise.go):
+	// nothing of it is in the output.
+	symbolised bool
 }
 
 func (t *rw2Translator) reset() {
@@ -110,13 +127,14 @@ func (t *rw2Translator) reset() {
 	}
 	clear(t.families)
 	t.rejectedSamples = 0
+	t.symbolise, t.ascii, t.wideRef = false, false, false
 }
 
 // decodeRW2 snappy-decodes wc.body as a remote-write 2.0 request into
 // wc.rw2.src, translates it into wc.decoded and reads that in place into
 // wc.series, as decode does for remote write 1.0. Series with bad
 // references are recorded in wc.rej and wc.invalid.
-func (wc *writeCtx) decodeRW2(limit int) error {
+func (wc *writeCtx) decodeRW2(limit int, symbolise bool) error {
 	n, err := snappy.DecodedLen(wc.body)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
@@ -132,6 +150,7 @@ func (wc *writeCtx) decodeRW2(limit int) error {
 		return fmt.Errorf("%w: %w", ErrDecodeSnappy, err)
 	}
 	wc.rw2buf = src
+	wc.rw2.symbolise = symbolise
 	out, err := wc.translateRW2(src, wc.decoded[:0], maxRW2Expansion*limit)
 	wc.decoded = out
 	return err
@@ -169,7 +188,14 @@ func (wc *writeCtx) translateRW2(src, out []byte, limit int) ([]byte, error) {
 		wc.meta = append(wc.meta, metadataRef{raw: b})
 		m = m[1+n:]
 	}
+	wc.lbuf = out // where the labels of the series placed below are
+	if t.symbolise {
+		wc.lbuf = src // where the labels of symbolised series are; the others are decoded
+	}
 	for i, p := range t.pos {
+		if p.symbolised {
+			continue
+		}
 		s := &wc.series[i]
 		s.raw = out[p.start:p.end]
 		if p.decode {
@@ -187,7 +213,27 @@ func (wc *writeCtx) translateRW2(src, out []byte, limit int) ([]byte, error) {
 // checking the framing of the whole request on the way: every top-level
 // field, and the wire type of fields 4 and 5.
 func (t *rw2Translator) readSymbols() error {
-	for i := 0; i < len(t.src); {
+	t.ascii, t.symbolsAt = true, [2]int32{-1, -1}
+	adjacent := true // the symbol fields so far are adjacent, with one-byte tags
+	src := t.src
+	for i := 0; i < len(src); {
+		// Most fields: a symbol, or a series under 128 bytes, read inline.
+		if c := src[i]; (c == rw2Symbols<<3|2 || c == rw2TimeSeries<<3|2) && i+1 < len(src) && src[i+1] < 0x80 {
+			if end := i + 2 + int(src[i+1]); end <= len(src) {
+				if c == rw2TimeSeries<<3|2 {
+					t.series = append(t.series, [2]int32{int32(i + 2), int32(end)})
+				} else {
+					if n := len(t.symbols); n == 0 {
+						t.symbolsAt[0] = int32(i)
+					} else if t.symbols[n-1].end != int32(i) {
+						adjacent = false
+					}
+					t.symbols = append(t.symbols, rw2Symbol{lenStart: int32(i + 1), start: int32(i + 2), end: int32(end)})
+				}
+				i = end
+				continue
+			}
+		}
 		f, next, err := nextField(t.src, i)
 		if err != nil {
 			return err
@@ -201,11 +247,27 @@ func (t *rw2Translator) readSymbols() error {
 			if t.src[i] >= 0x80 { // A tag in more bytes than it needs: valid protobuf.
 				_, tagLen, _ = readVarint(t.src[i:])
 			}
+			if n := len(t.symbols); n == 0 {
+				t.symbolsAt[0] = int32(i)
+			} else if tagLen != 1 || t.symbols[n-1].end != int32(i) {
+				adjacent = false
+			}
 			t.symbols = append(t.symbols, rw2Symbol{lenStart: int32(i + tagLen), start: int32(next - len(f.b)), end: int32(next)})
 		case rw2TimeSeries:
 			t.series = append(t.series, [2]int32{int32(next - len(f.b)), int32(next)})
 		}
 		i = next
+	}
+	if n := len(t.symbols); n > 0 && adjacent && t.symbols[0].lenStart == t.symbolsAt[0]+1 {
+		t.symbolsAt[1] = t.symbols[n-1].end
+		// One pass over the symbol fields: their tags are ASCII, and so are
+		// lengths under 128; a longer one only costs the checks of valid.
+		t.ascii = isASCII(t.src[t.symbolsAt[0]:t.symbolsAt[1]])
+	} else {
+		t.symbolsAt = [2]int32{-1, -1}
+		for _, y := range t.symbols {
+			t.ascii = t.ascii && isASCII(t.src[y.start:y.end])
+		}
 	}
 	if len(t.symbols) > 0 && t.symbols[0].end > t.symbols[0].start {
 		return fmt.Errorf("remote write 2.0: the first symbol is %q, the specification requires the empty string", t.symbol(0))
@@ -235,6 +297,10 @@ type rw2Series struct {
 	helpRef, unitRef               uint64
 	hasMeta                        bool
 	badRef                         string // why a reference is bad; "" if none
+	// nonPlain is set when the series holds anything but packed label
+	// references, samples of a value and a timestamp and metadata, each
+	// under a one-byte tag: it cannot be forwarded as it came.
+	nonPlain bool
 }
 
 // translateSeries appends to out the remote-write 1.0 TimeSeries field of the
@@ -244,9 +310,15 @@ type rw2Series struct {
 // gathered, and the labels written last, in front of them.
 func (wc *writeCtx) translateSeries(b, out []byte) ([]byte, error) {
 	t := &wc.rw2
-	s, err := t.readSeries(b)
-	if err != nil {
-		return out, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
+	s, ok := rw2Series{}, false
+	if t.symbolise {
+		s, ok = t.readPlainSeries(b)
+	}
+	if !ok {
+		var err error
+		if s, err = t.readSeries(b); err != nil {
+			return out, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err)
+		}
 	}
 	if s.badRef == "" {
 		s.badRef = t.checkRefs(s)
@@ -261,6 +333,10 @@ func (wc *writeCtx) translateSeries(b, out []byte) ([]byte, error) {
 	if s.hasMeta && t.addMetadata(s) {
 		wc.metadataReceived++
 	}
+	if t.symbolise && !s.nonPlain && s.histograms == 0 && s.exemplars == 0 && !t.wideRef {
+		wc.addSymbolised(b, s)
+		return out, nil
+	}
 	size := t.labelsSize() + len(t.data)
 	out = slices.Grow(out, 1+sizeOfVarint(uint64(size))+size)
 	out = append(out, tagTimeSeries)
@@ -270,7 +346,7 @@ func (wc *writeCtx) translateSeries(b, out []byte) ([]byte, error) {
 	out, wc.labels = t.appendLabels(out, wc.labels)
 	labelsEnd := len(out) - base
 	out = append(out, t.data...)
-	p := rw2Pos{start: base, end: len(out), decode: s.histograms > 0 || s.exemplars > 0 || len(out) > math.MaxUint32}
+	p := rw2Pos{start: base, end: len(out), decode: s.histograms > 0 || s.exemplars > 0 || len(out) > math.MaxUint32 || t.symbolise}
 	if p.decode {
 		wc.labels = wc.labels[:lo]
 	}
@@ -287,20 +363,25 @@ const tagTimeSeries = 1<<3 | 2
 // into t.data (exemplars only while their references are good), the latest
 // sample timestamp into t.maxT, and the rest into the rw2Series it returns.
 func (t *rw2Translator) readSeries(b []byte) (s rw2Series, err error) {
-	t.refs, t.data, t.maxT = t.refs[:0], t.data[:0], math.MinInt64
+	t.refs, t.data, t.maxT, t.wideRef = t.refs[:0], t.data[:0], math.MinInt64, false
 	for i := 0; i < len(b); {
+		tag := b[i]
 		f, next, err := nextField(b, i)
 		if err != nil {
 			return s, err
 		}
 		i = next
+		if tag != byte(f.num<<3)|byte(f.wire) || f.wire != 2 {
+			s.nonPlain = true // Not a one-byte tag of a length-delimited field.
+		}
 		if f.num == rw2LabelsRefs {
-			if t.refs, err = appendRefs(t.refs, f); err != nil {
+			if t.refs, err = t.appendRefs(t.refs, f); err != nil {
 				return s, err
 			}
 			continue
 		}
 		if f.num < rw2Samples || f.num > rw2Metadata {
+			s.nonPlain = true
 			continue
 		}
 		if f.wire != 2 {
@@ -309,6 +390,9 @@ func (t *rw2Translator) readSeries(b []byte) (s rw2Series, err error) {
 		switch f.num {
 		case rw2Samples:
 			var ts int64
+			if !plainSample(f.b) {
+				s.nonPlain = true
+			}
 			if t.data, ts, err = appendSample(t.data, f.b); err != nil {
 				return s, err
 			}
@@ -331,6 +415,62 @@ func (t *rw2Translator) readSeries(b []byte) (s rw2Series, err error) {
 		}
 	}
 	return s, nil
+}
+
+// readPlainSeries reads the remote-write 2.0 series b as readSeries does
+// when it holds only what a symbolised series may (one packed label
+// references field, samples of a value and a timestamp, metadata, each
+// under its one-byte tag and with a one-byte length), and reports whether
+// it did; the samples are not translated. Any other series is left to
+// readSeries.
+func (t *rw2Translator) readPlainSeries(b []byte) (s rw2Series, ok bool) {
+	t.refs, t.data, t.maxT, t.wideRef = t.refs[:0], t.data[:0], math.MinInt64, false
+	refsSeen := false
+	for i := 0; i < len(b); {
+		if i+1 >= len(b) || b[i+1] >= 0x80 {
+			return s, false
+		}
+		tag, start, end := b[i], i+2, i+2+int(b[i+1])
+		if end > len(b) {
+			return s, false
+		}
+		i = end
+		switch tag {
+		case rw2LabelsRefs<<3 | 2:
+			if refsSeen {
+				return s, false
+			}
+			refsSeen = true
+			for j := start; j < end; {
+				if c := b[j]; c < 0x80 {
+					t.refs = append(t.refs, uint32(c))
+					j++
+					continue
+				}
+				v, n, err := readVarint(b[j:end])
+				if err != nil || v > math.MaxUint32 {
+					return s, false
+				}
+				t.refs = append(t.refs, uint32(v))
+				j += n
+			}
+		case rw2Samples<<3 | 2:
+			f := b[start:end]
+			if !plainSample(f) {
+				return s, false
+			}
+			ts, _, _ := readVarint(f[10:])
+			s.samples++
+			t.maxT = max(t.maxT, int64(ts))
+		case rw2Metadata<<3 | 2:
+			if err := t.readMetadata(b[start:end], &s); err != nil {
+				return s, false
+			}
+		default:
+			return s, false
+		}
+	}
+	return s, true
 }
 
 // readExemplar checks the exemplar b and, while the series' references are
@@ -472,11 +612,10 @@ const (
 func appendSample(buf, b []byte) (_ []byte, t int64, _ error) {
 	// Most samples are a value and a timestamp, in that order, and nothing
 	// else: copied as they are.
-	if len(b) > 10 && b[0] == tagSampleValue && b[9] == tagSampleTime {
-		if ts, n, err := readVarint(b[10:]); err == nil && 10+n == len(b) {
-			buf = append(buf, tagSamples, byte(len(b))) // At most 20 bytes.
-			return append(buf, b...), int64(ts), nil
-		}
+	if plainSample(b) {
+		ts, _, _ := readVarint(b[10:])
+		buf = append(buf, tagSamples, byte(len(b))) // At most 20 bytes.
+		return append(buf, b...), int64(ts), nil
 	}
 	var value, ts uint64
 	for i := 0; i < len(b); {
@@ -495,6 +634,17 @@ func appendSample(buf, b []byte) (_ []byte, t int64, _ error) {
 		}
 	}
 	return appendSampleFields(buf, value, ts), int64(ts), nil
+}
+
+// plainSample reports whether the Sample b is a value and a timestamp, in
+// that order, and nothing else: its bytes are then those of a remote-write
+// 1.0 Sample.
+func plainSample(b []byte) bool {
+	if len(b) > 10 && b[0] == tagSampleValue && b[9] == tagSampleTime {
+		_, n, err := readVarint(b[10:])
+		return err == nil && 10+n == len(b)
+	}
+	return false
 }
 
 // appendSampleFields appends one TimeSeries.samples field of the value (its
@@ -861,7 +1011,7 @@ func nextField(buf []byte, i int) (f wireField, next int, err error) {
 
 // appendRefs appends the references of a repeated uint32 field, packed or
 // not, to refs, as forEachRef reads them.
-func appendRefs(refs []uint32, f wireField) ([]uint32, error) {
+func (t *rw2Translator) appendRefs(refs []uint32, f wireField) ([]uint32, error) {
 	if f.wire != 2 {
 		err := forEachRef(f, func(r uint32) { refs = append(refs, r) })
 		return refs, err
@@ -880,6 +1030,9 @@ func appendRefs(refs []uint32, f wireField) ([]uint32, error) {
 		v, n, err := readVarint(b)
 		if err != nil {
 			return refs, err
+		}
+		if v > math.MaxUint32 {
+			t.wideRef = true // Truncated, as the generated decoder does; the ingesters' would refuse it.
 		}
 		refs = append(refs, uint32(v))
 		b = b[n:]

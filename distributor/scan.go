@@ -53,6 +53,10 @@ type seriesRef struct {
 	token uint32
 	// maxT is the latest sample timestamp (fast path; MinInt64 if none).
 	maxT int64
+	// symbolised is set for a remote-write 2.0 series forwarded as it came
+	// (symbolise.go): raw is that series, its labels' offsets are into the
+	// request's symbols, and labelsEnd is 0.
+	symbolised bool
 }
 
 // Wire bytes of the fields the fast path reads: the tag of each, with its
@@ -182,7 +186,10 @@ func (v seriesValidator) valid(buf []byte, ls []labelRef, s *seriesRef, key []by
 	// Tags and lengths under 128 are single bytes under 0x80, so the label
 	// fields are all ASCII when their names and values are, and then valid
 	// UTF-8 without a look at each.
-	ascii := isASCII(s.raw[:s.labelsEnd])
+	ascii := v.symbolsASCII
+	if !s.symbolised {
+		ascii = isASCII(s.raw[:s.labelsEnd])
+	}
 	hasName := false
 	var prev []byte
 	for i, l := range labels {

@@ -50,7 +50,7 @@ func checkFastPath(t testing.TB, b []byte, v seriesValidator) (scanned, valid bo
 	t.Helper()
 	var want arguspb.TimeSeries
 	wantErr := want.UnmarshalVT(b)
-	wc := &writeCtx{decoded: b}
+	wc := &writeCtx{decoded: b, lbuf: b}
 	ls, s, ok := scanSeries(b, 0, nil)
 	if !ok {
 		require.Empty(t, ls, "a refused series leaves no label behind")

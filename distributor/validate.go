@@ -23,6 +23,9 @@ type seriesValidator struct {
 	// maxT is the latest timestamp accepted, in Unix milliseconds.
 	maxT int64
 	lim  *limits.Limits // the tenant's, read-only
+	// symbolsASCII is set when every symbol of a remote-write 2.0 request
+	// is ASCII (see valid).
+	symbolsASCII bool
 }
 
 func newSeriesValidator(now time.Time, lim *limits.Limits) seriesValidator {

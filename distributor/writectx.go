@@ -47,6 +47,10 @@ const maxPooledSeries = 10_000
 type writeCtx struct {
 	body    []byte // compressed body as read
 	decoded []byte // snappy-decoded body; every series aliases it
+	// lbuf is the buffer the offsets of labels (labelRef) are into:
+	// decoded, or for remote write 2.0 with symbolised series the request's
+	// symbols in rw2buf (see symbolise.go).
+	lbuf []byte
 	// series are the series of the request in order, and after validate
 	// the series to push; votes and batches index them.
 	series []seriesRef
@@ -101,7 +105,8 @@ type writeCtx struct {
 
 // batch is what one ingester is sent and what it answered.
 type batch struct {
-	addr   string
+	addr       string
+	symbolised bool // some series is symbolised: the batch carries the symbol table
 	series []int32 // index in writeCtx.series of each series sent
 	meta   []int32 // index in writeCtx.meta of each metadata entry sent
 	enc    int32   // its encoding in writeCtx.encodings
@@ -141,6 +146,7 @@ func putWriteCtx(wc *writeCtx) {
 func (wc *writeCtx) reset() {
 	wc.body = reuse(wc.body)
 	wc.decoded = reuse(wc.decoded)
+	wc.lbuf = nil
 	clear(wc.series[:cap(wc.series)])
 	wc.series = wc.series[:0]
 	if cap(wc.series) > maxPooledSeries {
@@ -308,6 +314,7 @@ func (wc *writeCtx) decode(limit int) error {
 // Metadata entries are kept as their raw bytes (validateMetadata reads
 // them).
 func (wc *writeCtx) unmarshalRequest(buf []byte) error {
+	wc.lbuf = buf
 	for i := 0; i < len(buf); {
 		tag, n, err := readVarint(buf[i:])
 		if err != nil {
@@ -398,9 +405,9 @@ func (wc *writeCtx) appendLabels(buf []byte, i int) []byte {
 		return appendProtoLabels(buf, s.ts.Labels)
 	}
 	for _, l := range wc.labels[s.lo:s.hi] {
-		buf = append(buf, wc.decoded[l.nameOff:l.nameEnd]...)
+		buf = append(buf, wc.lbuf[l.nameOff:l.nameEnd]...)
 		buf = append(buf, 0xff)
-		buf = append(buf, wc.decoded[l.valueOff:l.valueEnd]...)
+		buf = append(buf, wc.lbuf[l.valueOff:l.valueEnd]...)
 		buf = append(buf, 0xff)
 	}
 	return buf
@@ -428,8 +435,8 @@ func (wc *writeCtx) labelsOf(i int) []*arguspb.Label {
 	ls := make([]*arguspb.Label, 0, s.hi-s.lo)
 	for _, l := range wc.labels[s.lo:s.hi] {
 		ls = append(ls, &arguspb.Label{
-			Name:  string(wc.decoded[l.nameOff:l.nameEnd]),
-			Value: string(wc.decoded[l.valueOff:l.valueEnd]),
+			Name:  string(wc.lbuf[l.nameOff:l.nameEnd]),
+			Value: string(wc.lbuf[l.valueOff:l.valueEnd]),
 		})
 	}
 	return ls

@@ -33,6 +33,7 @@ import (
 // number and wire type, in one byte.
 const (
 	tagSeries      = 1<<3 | 2 // WriteRequest.timeseries
+	tagMetadata    = 3<<3 | 2 // WriteRequest.metadata
 	tagLabels      = 1<<3 | 2 // TimeSeries.labels
 	tagSamples     = 2<<3 | 2 // TimeSeries.samples
 	tagLabelName   = 1<<3 | 2 // Label.name
@@ -53,19 +54,53 @@ func unmarshalWriteRequest(data []byte, m *arguspb.WriteRequest) error {
 // needed. It reports whether m uses a's arrays (else the generated decoder
 // decoded it, or it has no series).
 func decodeInto(data []byte, m *arguspb.WriteRequest, a *requestArrays) (bool, error) {
-	var n counts
-	if len(m.Timeseries) > 0 || !n.count(data) {
+	n := counts{others: a.others[:0]}
+	ok := len(m.Timeseries) == 0 && len(m.Metadata) == 0 && n.count(data)
+	a.others = n.others
+	if !ok {
+		if n.symbolised || hasSymbolisedFields(data) {
+			return false, errSymbolised
+		}
 		return false, m.UnmarshalVTUnsafe(data)
 	}
-	if n.series == 0 {
+	if n.series == 0 && n.metadata == 0 {
 		return false, nil
 	}
 	a.grow(n)
 	d := decoder{data: data, requestArrays: a}
-	m.Timeseries = a.seriesPtrs[:n.series:n.series]
-	for i, si := 0, 0; i < len(data); si++ { // One series field per iteration; count checked the framing.
+	if n.series > 0 {
+		m.Timeseries = a.seriesPtrs[:n.series:n.series]
+	}
+	if n.metadata > 0 {
+		m.Metadata = a.metadata[:n.metadata:n.metadata]
+	}
+	si, mi, yi, oi := 0, 0, 0, 0
+	for i := 0; i < len(data); { // One field per iteration; count checked the framing.
+		tag := data[i]
 		start, end, _ := lengthAt(data, i+1)
-		m.Timeseries[si] = d.decodeSeries(start, end)
+		switch tag {
+		case tagSeries:
+			if oi < len(n.others) && n.others[oi] == int32(si) {
+				oi++
+				ts := &arguspb.TimeSeries{}
+				if err := ts.UnmarshalVTUnsafe(data[start:end]); err != nil {
+					return true, err
+				}
+				m.Timeseries[si] = ts
+			} else {
+				m.Timeseries[si] = d.decodeSeries(start, end)
+			}
+			si++
+		case tagMetadata:
+			m.Metadata[mi] = data[start:end:end]
+			mi++
+		case tagSymbol:
+			d.symbols[yi] = d.str(start, end)
+			yi++
+		case tagSymbolisedSeries:
+			m.Timeseries[si] = d.decodeSymbolisedSeries(start, end, d.symbols[:yi])
+			si++
+		}
 		i = end
 	}
 	return true, nil
@@ -75,6 +110,9 @@ func decodeInto(data []byte, m *arguspb.WriteRequest, a *requestArrays) (bool, e
 // object, and one of pointers to each. Only their first elements, as many
 // as the request has, are in use; the rest may hold a previous request's.
 type requestArrays struct {
+	others     []int32 // scratch of counts
+	metadata   [][]byte
+	symbols    []string
 	series     []arguspb.TimeSeries
 	labels     []arguspb.Label
 	samples    []arguspb.Sample
@@ -87,6 +125,8 @@ type requestArrays struct {
 // must grow is replaced by one with a quarter more room, so that requests
 // of varying sizes settle on arrays that fit them all.
 func (a *requestArrays) grow(n counts) {
+	a.metadata = growTo(a.metadata, n.metadata)
+	a.symbols = growTo(a.symbols, n.symbols)
 	a.series = growTo(a.series, n.series)
 	a.labels = growTo(a.labels, n.labels)
 	a.samples = growTo(a.samples, n.samples)
@@ -106,20 +146,51 @@ func growTo[T any](s []T, n int) []T {
 }
 
 // counts are the objects of a request in the plain encoding.
-type counts struct{ series, labels, samples int }
+type counts struct {
+	series, labels, samples, metadata, symbols, symbolisedSeries int
+	// others are the indexes among the series of those that are not in
+	// the plain encoding.
+	others []int32
+	// symbolised is set once a symbol or a symbolised series was seen (see
+	// symbols.go): such a request has no generated decoder to fall back on.
+	symbolised bool
+}
 
 // count walks data and reports whether it is a request in the plain
 // encoding, counting its objects.
 func (n *counts) count(data []byte) bool {
 	for i := 0; i < len(data); {
-		if data[i] != tagSeries {
-			return false
-		}
+		tag := data[i]
 		start, end, ok := lengthAt(data, i+1)
-		if !ok || !n.countSeries(data[start:end]) {
+		if !ok {
 			return false
 		}
-		n.series++
+		switch tag {
+		case tagSeries:
+			if !n.countSeries(data[start:end]) {
+				// Exemplars, histograms or an encoding of its own: this
+				// series alone is left to the generated decoder.
+				n.others = append(n.others, int32(n.series))
+			}
+			n.series++
+		case tagMetadata:
+			n.metadata++
+		case tagSymbol:
+			n.symbolised = true
+			if n.symbolisedSeries > 0 {
+				return false // Symbols come first: a series resolves its labels as it is read.
+			}
+			n.symbols++
+		case tagSymbolisedSeries:
+			n.symbolised = true
+			if !n.countSymbolisedSeries(data[start:end]) {
+				return false
+			}
+			n.series++
+			n.symbolisedSeries++
+		default:
+			return false
+		}
 		i = end
 	}
 	return true

@@ -83,7 +83,7 @@ func ReleaseWriteRequest(m *arguspb.WriteRequest) {
 	if !ok {
 		return
 	}
-	m.Timeseries = nil // A mistaken read after release finds nothing rather than another request.
+	m.Timeseries, m.Metadata = nil, nil // A mistaken read after release finds nothing rather than another request.
 	if l.arrays != nil {
 		arraysPool.Put(l.arrays)
 	}
