@@ -79,10 +79,14 @@ func TestRemoteWrite2MetadataAgainstPrometheus(t *testing.T) {
 		})
 	}
 	argusGet := func(tenant string) func(string, url.Values) (int, []byte) {
-		return func(path string, params url.Values) (int, []byte) { return a.Query(t, tenant, clustertest.PromAPI+path, params) }
+		return func(path string, params url.Values) (int, []byte) {
+			return a.Query(t, tenant, clustertest.PromAPI+path, params)
+		}
 	}
 	promGet := func(tenant string) func(string, url.Values) (int, []byte) {
-		return func(path string, params url.Values) (int, []byte) { return prom[tenant].Query(t, "/api/v1"+path, params) }
+		return func(path string, params url.Values) (int, []byte) {
+			return prom[tenant].Query(t, "/api/v1"+path, params)
+		}
 	}
 	queries := clustertest.RW2MetadataQueries
 	want, argusWant := clustertest.AwaitRW2Metadata(t, promGet("text"), argusGet("text"))
