@@ -52,7 +52,7 @@ func (i *Ingester) queryHead(ctx context.Context, queryType string) (*tenantHead
 func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamingServer[arguspb.SeriesResponse]) error {
 	var a protoAlloc
 	b := responseBatcher{send: stream.Send}
-	err := i.selectSeries(stream.Context(), req, func(lset labels.Labels, chks []storage.Chunk) error {
+	err := i.selectSeries(stream.Context(), req, false, func(lset labels.Labels, chks []storage.Chunk) error {
 		return b.add(a.streamSeries(lset, chks))
 	})
 	if err != nil {
@@ -74,7 +74,7 @@ func (i *Ingester) SelectSeries(ctx context.Context, req *arguspb.SeriesRequest,
 		a        metaAlloc
 		visitErr error
 	)
-	err := i.selectSeries(ctx, req, func(lset labels.Labels, chks []storage.Chunk) error {
+	err := i.selectSeries(ctx, req, true, func(lset labels.Labels, chks []storage.Chunk) error {
 		visitErr = visit(lset, a.metas(chks))
 		return visitErr
 	})
@@ -92,7 +92,12 @@ func (i *Ingester) SelectSeries(ctx context.Context, req *arguspb.SeriesRequest,
 // reads is then in both: it is taken from the head, and the store's copy is
 // excluded because only store chunks older than the series' oldest chunk in
 // memory at the head read are used.
-func (i *Ingester) selectSeries(ctx context.Context, req *arguspb.SeriesRequest, visit func(lset labels.Labels, chks []storage.Chunk) error) error {
+//
+// With local (a reader in this process that iterates samples), the float
+// chunks of compressed parts come as they are stored
+// (storage.EncTranscodedXOR, read through storage.NewChunk) rather than
+// rebuilt as XOR: storage/transcoded.go.
+func (i *Ingester) selectSeries(ctx context.Context, req *arguspb.SeriesRequest, local bool, visit func(lset labels.Labels, chks []storage.Chunk) error) error {
 	h, err := i.queryHead(ctx, queryTypeSeries)
 	if err != nil || h == nil {
 		return err
@@ -110,7 +115,7 @@ func (i *Ingester) selectSeries(ctx context.Context, req *arguspb.SeriesRequest,
 	if err != nil {
 		return err
 	}
-	stored, err := h.store.Select(mint, maxt, storage.SelectOptions{SkipChunks: mode == withoutChunks}, ms...)
+	stored, err := h.store.Select(mint, maxt, storage.SelectOptions{SkipChunks: mode == withoutChunks, KeepTranscoded: local}, ms...)
 	if err != nil {
 		return fmt.Errorf("select from chunk store: %w", err)
 	}
@@ -357,9 +362,10 @@ func (a *metaAlloc) metas(chks []storage.Chunk) []chunks.Meta {
 	for i, c := range chks {
 		ms[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.MinTime, MaxTime: c.MaxTime}
 		if c.Encoding != chunkenc.EncXOR {
-			// A native histogram chunk (hist.go); the querier refuses
-			// any encoding its wire has not.
-			if chk, err := chunkenc.FromData(c.Encoding, c.Data); err == nil {
+			// A native histogram chunk (hist.go) or a transcoded float
+			// chunk of a compressed part; the querier refuses any
+			// encoding its wire has not (a transcoded chunk says XOR).
+			if chk, err := storage.NewChunk(c); err == nil {
 				ms[i].Chunk = chk
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -82,7 +83,7 @@ func (d *seriesDecoder) addLocal(lset labels.Labels, chks []chunks.Meta) error {
 		if i > 0 {
 			prevMaxT = chks[i-1].MaxTime
 		}
-		if err := checkChunk(lset, enc, len(m.Chunk.Bytes()), m.MinTime, m.MaxTime, i > 0, prevMaxT); err != nil {
+		if err := checkChunk(lset, enc, localChunkLen(m.Chunk), m.MinTime, m.MaxTime, i > 0, prevMaxT); err != nil {
 			return err
 		}
 	}
@@ -91,4 +92,14 @@ func (d *seriesDecoder) addLocal(lset labels.Labels, chks []chunks.Meta) error {
 	}
 	d.series.add(fetchedSeries{labels: lset, chunks: chks})
 	return nil
+}
+
+// localChunkLen is the length of a local chunk's data for checkChunk:
+// a chunk kept in its stored form (storage.TranscodedChunk) would rebuild
+// its XOR bytes on each Bytes call.
+func localChunkLen(c chunkenc.Chunk) int {
+	if s, ok := c.(interface{ StoredLen() int }); ok {
+		return s.StoredLen()
+	}
+	return len(c.Bytes())
 }

@@ -161,6 +161,8 @@ persisted 24h read of one metric ($((pn / 5)) series), day compacted (CPU ns/sam
 persisted 24h read of one metric, 2h parts / blocks (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=2h/query=metric|$PQ/impl=prometheus/series=$pn/layout=2h/query=metric|cpu-ns/sample|<=|1.0|1|
 persisted 24h read of one metric, day compacted (wall)|$PQ/impl=argus/series=$pn/layout=day/query=metric|$PQ/impl=prometheus/series=$pn/layout=day/query=metric|ns/op|-||1e6| ms
 persisted 24h read of one metric, 2h parts / blocks (wall)|$PQ/impl=argus/series=$pn/layout=2h/query=metric|$PQ/impl=prometheus/series=$pn/layout=2h/query=metric|ns/op|-||1e6| ms
+persisted 24h read of one metric for the wire (XOR rebuilt), day compacted (CPU ns/sample)|$PQ/impl=argus-wire/series=$pn/layout=day/query=metric|$PQ/impl=prometheus/series=$pn/layout=day/query=metric|cpu-ns/sample|-||1|
+persisted 24h read of one metric for the wire (XOR rebuilt), 2h parts / blocks (CPU ns/sample)|$PQ/impl=argus-wire/series=$pn/layout=2h/query=metric|$PQ/impl=prometheus/series=$pn/layout=2h/query=metric|cpu-ns/sample|-||1|
 persisted 24h read of one series, day compacted (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=day/query=series|$PQ/impl=prometheus/series=$pn/layout=day/query=series|cpu-ns/sample|-||1|
 persisted 24h read of one series, 2h parts / blocks (CPU ns/sample)|$PQ/impl=argus/series=$pn/layout=2h/query=series|$PQ/impl=prometheus/series=$pn/layout=2h/query=series|cpu-ns/sample|-||1|
 native histogram append, 1K series (histograms/s per core)|$HA/impl=argus/series=1000|$HA/impl=prometheus/series=1000|histograms/s|>=|1.0|1|

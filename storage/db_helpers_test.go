@@ -115,9 +115,21 @@ func (m model) samples(tenant string) int64 {
 // outside [mint, maxt] aside, and that chunks are in order.
 func requireSelect(t testing.TB, db *DB, m model, tenant string, mint, maxt int64, ms ...*labels.Matcher) {
 	t.Helper()
-	got, err := db.Select(tenant, mint, maxt, SelectOptions{}, ms...)
-	require.NoError(t, err)
 	want := m.selectModel(tenant, mint, maxt, ms...)
+	for _, keep := range []bool{false, true} {
+		requireSelected(t, db, want, SelectOptions{KeepTranscoded: keep}, tenant, mint, maxt, ms...)
+	}
+	skip, err := db.Select(tenant, mint, maxt, SelectOptions{SkipChunks: true}, ms...)
+	require.NoError(t, err)
+	require.Len(t, skip, len(want))
+}
+
+// requireSelected checks one Select of requireSelect: without
+// KeepTranscoded every chunk is a chunkenc one.
+func requireSelected(t testing.TB, db *DB, want []modelSeries, opts SelectOptions, tenant string, mint, maxt int64, ms ...*labels.Matcher) {
+	t.Helper()
+	got, err := db.Select(tenant, mint, maxt, opts, ms...)
+	require.NoError(t, err)
 	require.Len(t, got, len(want), "tenant %s [%d, %d] %v", tenant, mint, maxt, ms)
 	for i := range want {
 		require.Equal(t, want[i].lbls.String(), got[i].Labels.String())
@@ -126,17 +138,17 @@ func requireSelect(t testing.TB, db *DB, m model, tenant string, mint, maxt int6
 			if j > 0 {
 				require.Greater(t, c.MinTime, got[i].Chunks[j-1].MaxTime, "chunks of %s overlap", got[i].Labels)
 			}
+			if !opts.KeepTranscoded {
+				require.NotEqual(t, EncTranscodedXOR, c.Encoding)
+			}
 			for _, x := range chunkSamples(t, c) {
 				if x.t >= mint && x.t <= maxt {
 					in = append(in, x)
 				}
 			}
 		}
-		requireSameSamples(t, want[i].samples, in, "series %s", want[i].lbls)
+		requireSameSamples(t, want[i].samples, in, "series %s (%+v)", want[i].lbls, opts)
 	}
-	skip, err := db.Select(tenant, mint, maxt, SelectOptions{SkipChunks: true}, ms...)
-	require.NoError(t, err)
-	require.Len(t, skip, len(want))
 }
 
 // storedSamples sums the samples tenant has in the partitions, so that a

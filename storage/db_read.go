@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // Select returns, sorted by labels, every series of tenant that matches all
@@ -31,7 +32,8 @@ func (db *DB) Select(tenant string, mint, maxt int64, opts SelectOptions, ms ...
 	}
 	popts := opts
 	if !flt.empty() {
-		popts.SkipChunks = false // the filter needs the samples
+		popts.SkipChunks = false     // the filter needs the samples
+		popts.KeepTranscoded = false // and re-encodes XOR chunks
 	}
 	var lists [][]Series
 	for _, p := range db.overlapping(mint, maxt) {
@@ -117,9 +119,27 @@ func mergeSeriesChunks(cs []Chunk) []Chunk {
 		}
 		return cmpInt64(a.MaxTime, b.MaxTime)
 	})
-	return slices.CompactFunc(cs, func(a, b Chunk) bool {
-		return a.MinTime == b.MinTime && a.MaxTime == b.MaxTime && a.Encoding == b.Encoding && bytes.Equal(a.Data, b.Data)
-	})
+	return slices.CompactFunc(cs, sameSelected)
+}
+
+// sameSelected reports whether a and b are the same chunk: the same data, or
+// one transcoded (SelectOptions.KeepTranscoded) and the other the XOR bytes
+// it rebuilds, as when a raw part and a compressed one hold it.
+func sameSelected(a, b Chunk) bool {
+	if a.MinTime != b.MinTime || a.MaxTime != b.MaxTime {
+		return false
+	}
+	if a.Encoding == b.Encoding {
+		return bytes.Equal(a.Data, b.Data)
+	}
+	if b.Encoding == EncTranscodedXOR {
+		a, b = b, a
+	}
+	if a.Encoding != EncTranscodedXOR || b.Encoding != chunkenc.EncXOR {
+		return false
+	}
+	x, ok := untranscodeXOR(a.Data)
+	return ok && bytes.Equal(x, b.Data)
 }
 
 // LabelNames returns the sorted label names of tenant's series that match

@@ -56,7 +56,7 @@ func xorChunk(t testing.TB, samples []sample) Chunk {
 // chunkSamples decodes the samples of c.
 func chunkSamples(t testing.TB, c Chunk) []sample {
 	t.Helper()
-	ch, err := chunkenc.FromData(c.Encoding, c.Data)
+	ch, err := NewChunk(c)
 	require.NoError(t, err)
 	var out []sample
 	it := ch.Iterator(nil)

@@ -215,7 +215,14 @@ func FuzzPartTranscode(f *testing.F) {
 	f.Add(c.Data)
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, v []byte) {
+		tc := &TranscodedChunk{}
+		tc.Reset(v)
+		it := tc.Iterator(nil)
+		direct := iterSamplesOrErr(it)
 		if xor, ok := untranscodeXOR(v); ok {
+			// Read directly, the samples are those of the rebuilt chunk.
+			require.NoError(t, it.Err())
+			requireSameSamples(t, chunkSamples(t, Chunk{Encoding: chunkenc.EncXOR, Data: xor}), direct)
 			// What the rebuild writes is what chunkenc writes for the same
 			// samples.
 			require.Equal(t, xorChunk(t, chunkSamples(t, Chunk{Encoding: chunkenc.EncXOR, Data: xor})).Data, xor)
@@ -224,6 +231,10 @@ func FuzzPartTranscode(f *testing.F) {
 			back, ok := untranscodeXOR(again)
 			require.True(t, ok)
 			require.Equal(t, xor, back)
+		}
+		if it.Err() != nil {
+			_, ok := untranscodeXOR(v)
+			require.False(t, ok, "the rebuild takes what the iterator refuses")
 		}
 		if tc, ok := transcodeXOR(nil, v); ok {
 			back, ok := untranscodeXOR(tc)
@@ -271,4 +282,14 @@ func FuzzPartEncodeXOR(f *testing.F) {
 		}
 		require.Equal(t, xorChunk(t, samples).Data, encodeXOR(ts, vs))
 	})
+}
+
+// iterSamplesOrErr reads what is left of it, stopping at an error.
+func iterSamplesOrErr(it chunkenc.Iterator) []sample {
+	var out []sample
+	for it.Next() == chunkenc.ValFloat {
+		ts, v := it.At()
+		out = append(out, sample{ts, v})
+	}
+	return out
 }

@@ -355,6 +355,23 @@ func (r *partReader) chunk(c *partChunkRef) ([]byte, error) {
 	return out, nil
 }
 
+// selected returns chunk c as Select hands it out, its data copied to a:
+// rebuilt as XOR if it is transcoded, unless keep.
+func (r *partReader) selected(c *partChunkRef, keep bool, a *arena) (Chunk, error) {
+	if keep && c.enc == EncTranscodedXOR {
+		data, err := r.chunkData(c)
+		if err != nil {
+			return Chunk{}, err
+		}
+		return Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: EncTranscodedXOR, Data: a.copy(data)}, nil
+	}
+	data, err := r.chunk(c)
+	if err != nil {
+		return Chunk{}, err
+	}
+	return Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: a.copy(data)}, nil
+}
+
 // labels builds the label set of e with b; the strings are shared with
 // later calls of the reader but never alias bbolt's memory.
 func (r *partReader) labels(e *seriesEntry, b *labels.ScratchBuilder) (labels.Labels, error) {
@@ -445,11 +462,11 @@ func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []
 				if opts.SkipChunks {
 					break
 				}
-				data, err := r.chunk(c)
+				ch, err := r.selected(c, opts.KeepTranscoded, &a)
 				if err != nil {
 					return err
 				}
-				chunks = append(chunks, Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: a.copy(data)})
+				chunks = append(chunks, ch)
 			}
 			if !found {
 				return nil

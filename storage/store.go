@@ -40,6 +40,11 @@ type Options struct {
 type SelectOptions struct {
 	// SkipChunks returns the matching series without their chunks.
 	SkipChunks bool
+	// KeepTranscoded returns the float chunks of compressed parts as they
+	// are stored, with Encoding EncTranscodedXOR (read them with NewChunk),
+	// instead of rebuilding their XOR bytes: for a reader in the same
+	// process that iterates samples and sends no chunk on a wire.
+	KeepTranscoded bool
 }
 
 // openTimeout bounds the wait for the file lock, so that a second opener of

@@ -30,8 +30,12 @@ import (
 // 120 samples cut on 2h boundaries, built once and handed to both). One op
 // selects the series of a query over the whole 24h and decodes every sample
 // of them, as a PromQL range query does before it evaluates anything:
-// Argus's DB.Select returns XOR chunks (what an ingester sends on the wire),
-// decoded with chunkenc; Prometheus's querier is iterated sample by sample.
+// Argus's DB.Select returns the chunks as the ingester hands them to the
+// querier of its own process (impl=argus: the float chunks of compressed
+// parts as they are stored, read through storage.NewChunk, as
+// Ingester.SelectSeries does) or sends them to a querier over gRPC
+// (impl=argus-wire: XOR bytes, rebuilt from the stored form), iterated as
+// the querier does; Prometheus's querier is iterated sample by sample.
 // Besides ns/op it reports the process's CPU time per sample
 // (cpu-ns/sample), steadier than wall time on a loaded machine.
 //
@@ -60,7 +64,7 @@ func BenchmarkPersistedRangeQuery(b *testing.B) {
 	for _, side := range []struct {
 		name string
 		open func(b *testing.B, d *persistedSet, layout string) persistedReader
-	}{{"argus", openPersistedArgus}, {"prometheus", openPersistedPrometheus}} {
+	}{{"argus", openPersistedArgus}, {"argus-wire", openPersistedArgusWire}, {"prometheus", openPersistedPrometheus}} {
 		for _, layout := range []string{"2h", "day"} {
 			b.Run(fmt.Sprintf("impl=%s/series=%d/layout=%s", side.name, n, layout), func(b *testing.B) {
 				r := side.open(b, data, layout)
@@ -174,7 +178,18 @@ func (d *persistedSet) windowChunks(lo, hi int64) []storage.Series {
 	return out
 }
 
-type argusDBReader struct{ db *storage.DB }
+// argusDBReader reads a DB as the ingester does for a querier: in its own
+// process (chunks kept as stored), or for the wire if wire.
+type argusDBReader struct {
+	db   *storage.DB
+	wire bool
+}
+
+func openPersistedArgusWire(b *testing.B, d *persistedSet, layout string) persistedReader {
+	r := openPersistedArgus(b, d, layout).(argusDBReader)
+	r.wire = true
+	return r
+}
 
 // openPersistedArgus appends the data window by window to a DB and
 // compacts it: layout=day into one level-2 part, layout=2h into level-1
@@ -200,7 +215,7 @@ func openPersistedArgus(b *testing.B, d *persistedSet, layout string) persistedR
 }
 
 func (a argusDBReader) read(b *testing.B, mint, maxt int64, ms []*labels.Matcher) (int, int64) {
-	series, err := a.db.Select(tenantID, mint, maxt, storage.SelectOptions{}, ms...)
+	series, err := a.db.Select(tenantID, mint, maxt, storage.SelectOptions{KeepTranscoded: !a.wire}, ms...)
 	require.NoError(b, err)
 	var (
 		samples int64
@@ -209,7 +224,7 @@ func (a argusDBReader) read(b *testing.B, mint, maxt int64, ms []*labels.Matcher
 	)
 	for _, s := range series {
 		for _, c := range s.Chunks {
-			ch, err := chunkenc.FromData(c.Encoding, c.Data)
+			ch, err := storage.NewChunk(c)
 			if err != nil {
 				b.Fatal(err)
 			}
