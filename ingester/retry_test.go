@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"context"
 	"math"
 	"slices"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
@@ -117,4 +119,74 @@ func TestRetry_PersistedHistograms(t *testing.T) {
 	require.Equal(t, int64(2), resp.Rejected[0].RejectedHistograms)
 	after, _ := queryAny(t, ing, "t1")
 	require.Equal(t, before, after)
+}
+
+// TestRetry_ConcurrentFlush retries each push's last few batches while
+// flushes and WAL truncations run concurrently, so that retried samples are
+// in memory, being persisted, or persisted: every retry is accepted whole,
+// and every sample is stored exactly once, before and after a restart.
+func TestRetry_ConcurrentFlush(t *testing.T) {
+	const (
+		rounds  = 300
+		perPush = 10
+		behind  = 15 // batches retried after each push: more than a chunk
+	)
+	cfg := testConfig(t, t.TempDir())
+	cfg.WALSegmentSize = 2 * walPageSize
+	ing := oooIngester(t, cfg, 0)
+	series := [][]string{{"__name__", "a"}, {"__name__", "b", "x", "1"}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	background, bctx := errgroup.WithContext(ctx)
+	background.Go(func() error {
+		for bctx.Err() == nil {
+			for _, h := range ing.tenantList() {
+				if err := h.flush(bctx, keepOpenChunks); err != nil && bctx.Err() == nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	background.Go(func() error {
+		for bctx.Err() == nil {
+			if err := ing.truncateWAL(bctx); err != nil && bctx.Err() == nil {
+				return err
+			}
+		}
+		return nil
+	})
+	batch := func(r int) []*arguspb.TimeSeries {
+		var tss []*arguspb.TimeSeries
+		for k, lbls := range series {
+			smps := seq(int64(r*perPush)*1000, 1000, perPush)
+			for j := range smps {
+				smps[j].v = float64(r*perPush+j) + float64(k)/2
+			}
+			tss = append(tss, ts(lbls, smps...))
+		}
+		return tss
+	}
+	for r := range rounds {
+		require.Zero(t, push(t, ing, "t1", batch(r)...).RejectedSamples, "round %d", r)
+		if r%7 == 0 { // However few the background flushes, some retries find their chunk persisted.
+			flushTenants(t, ing, keepOpenChunks)
+		}
+		for b := max(r-behind, 0); b <= r; b++ {
+			resp := push(t, ing, "t1", batch(b)...)
+			require.Zero(t, resp.RejectedSamples, "round %d, retry of %d: %v", r, b, resp.Rejected)
+		}
+	}
+	cancel()
+	require.NoError(t, background.Wait())
+	want := map[string][]sample{}
+	for k, lbls := range series {
+		for j := range rounds * perPush {
+			want[lstr(lbls...)] = append(want[lstr(lbls...)], sample{int64(j) * 1000, float64(j) + float64(k)/2})
+		}
+	}
+	requireSamples(t, want, queryAll(t, ing, "t1", math.MinInt64, math.MaxInt64))
+	require.Positive(t, testutil.ToFloat64(ing.metrics.persistedDuplicates), "some retries were looked up on disk")
+	ing2 := oooRestart(t, ing, 0)
+	requireSamples(t, want, queryAll(t, ing2, "t1", math.MinInt64, math.MaxInt64))
 }

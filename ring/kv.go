@@ -33,6 +33,12 @@ type Deps struct {
 	// soon as the failure detector declares this process dead (see
 	// liveness.go).
 	InstanceID string
+	// GRPCAddr is this process's gRPC address (host:port), gossiped in its
+	// metadata so that other members can call it (the rulers ask each other
+	// for their rule groups: MemberAddrs). A host that is empty or a
+	// wildcard (0.0.0.0, ::) stands for the member's gossip address. Empty:
+	// none is gossiped.
+	GRPCAddr string
 }
 
 func (d Deps) logger() *slog.Logger {
@@ -120,6 +126,9 @@ func NewKV(cfg MemberlistConfig, opts Options, deps Deps) (*KV, error) {
 	fields := slices.Clone(deps.Roles)
 	if deps.InstanceID != "" {
 		fields = append(fields, instanceMetaPrefix+deps.InstanceID)
+	}
+	if deps.GRPCAddr != "" {
+		fields = append(fields, grpcMetaPrefix+deps.GRPCAddr)
 	}
 	meta := []byte(strings.Join(fields, ","))
 	if len(meta) > memberlist.MetaMaxSize {

@@ -1,7 +1,9 @@
 package ring
 
 import (
+	"net"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -36,4 +38,51 @@ func (k *KV) LocalMember() string {
 		return ml.LocalNode().Name
 	}
 	return k.cfg.NodeName
+}
+
+// grpcMetaPrefix marks the gRPC address among the comma-separated roles of
+// a member's metadata (Deps.GRPCAddr).
+const grpcMetaPrefix = "grpc="
+
+// MemberAddrs returns the gRPC address (host:port) of each alive gossip
+// member, this process included, that runs role, by member name. A member
+// that gossips no address (an older version, or no Deps.GRPCAddr) maps to
+// "". A gossiped address whose host is empty or a wildcard gets the host of
+// the member's gossip address, which the others reach already. Before
+// Starting it returns this process alone if it runs role.
+func (k *KV) MemberAddrs(role string) map[string]string {
+	out := map[string]string{}
+	ml := k.ml.Load()
+	if ml == nil {
+		if hasRole(k.meta, role) {
+			out[k.cfg.NodeName] = metaGRPCAddr(k.meta, k.cfg.BindAddr)
+		}
+		return out
+	}
+	for _, m := range ml.Members() {
+		if m.State == memberlist.StateAlive && hasRole(m.Meta, role) {
+			out[m.Name] = metaGRPCAddr(m.Meta, m.Addr.String())
+		}
+	}
+	return out
+}
+
+// metaGRPCAddr returns the gRPC address a member's metadata names, its
+// empty or wildcard host replaced by gossipHost; "" if it names none.
+func metaGRPCAddr(meta []byte, gossipHost string) string {
+	for f := range strings.SplitSeq(string(meta), ",") {
+		addr, ok := strings.CutPrefix(f, grpcMetaPrefix)
+		if !ok {
+			continue
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return ""
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = gossipHost
+		}
+		return net.JoinHostPort(host, port)
+	}
+	return ""
 }

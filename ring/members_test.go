@@ -11,12 +11,12 @@ import (
 // TestKV_HealthyMembersByRole gossips three processes with different roles
 // and counts the distributors each sees, before and after one leaves.
 func TestKV_HealthyMembersByRole(t *testing.T) {
-	start := func(id, join string, roles ...string) (*KV, func()) {
+	start := func(id, join, grpcAddr string, roles ...string) (*KV, func()) {
 		kv, err := NewKV(MemberlistConfig{
 			NodeName: id, Join: join, BindAddr: "127.0.0.1",
 			GossipInterval: 50 * time.Millisecond, GossipNodes: 3, PushPullInterval: 500 * time.Millisecond,
 			RetransmitMult: 4, RejoinInterval: 200 * time.Millisecond, LeftTombstoneTTL: time.Hour,
-		}, Options{ReplicationFactor: 3, HeartbeatTimeout: testTimeout}, Deps{Roles: roles})
+		}, Options{ReplicationFactor: 3, HeartbeatTimeout: testTimeout}, Deps{Roles: roles, GRPCAddr: grpcAddr})
 		require.NoError(t, err)
 		require.Equal(t, boolInt(len(roles) > 0 && roles[0] == "distributor"), kv.HealthyMembers("distributor"), "before starting: this process alone")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -40,10 +40,10 @@ func TestKV_HealthyMembersByRole(t *testing.T) {
 		t.Cleanup(stop)
 		return kv, stop
 	}
-	a, _ := start("a", "", "distributor")
+	a, _ := start("a", "", ":9095", "distributor")
 	seed := a.Members()[0].Addr
-	b, stopB := start("b", seed, "distributor", "ingester")
-	c, _ := start("c", seed, "querier")
+	b, stopB := start("b", seed, "127.0.0.2:9096", "distributor", "ingester")
+	c, _ := start("c", seed, "", "querier")
 	count := func(role string) []int {
 		return []int{a.HealthyMembers(role), b.HealthyMembers(role), c.HealthyMembers(role)}
 	}
@@ -54,6 +54,9 @@ func TestKV_HealthyMembersByRole(t *testing.T) {
 	require.Equal(t, []int{0, 0, 0}, count("compactor"))
 	require.Equal(t, []string{"a", "b"}, c.AliveMembers("distributor"), "AliveMembers names them, sorted")
 	require.Equal(t, "c", c.LocalMember())
+	// a's wildcard host is its gossip address; c gossips none.
+	require.Equal(t, map[string]string{"a": "127.0.0.1:9095", "b": "127.0.0.2:9096"}, c.MemberAddrs("distributor"))
+	require.Equal(t, map[string]string{"c": ""}, a.MemberAddrs("querier"))
 	stopB()
 	require.Eventually(t, func() bool {
 		return a.HealthyMembers("distributor") == 1 && c.HealthyMembers("distributor") == 1

@@ -20,7 +20,10 @@
 //     Alertmanager with X-Scope-OrgID set to the tenant;
 //   - sharding (shard.go): each group is evaluated by the ruler that owns
 //     the hash of (tenant, namespace, group) on a ring of the alive rulers
-//     of the memberlist gossip, as the scrapers share their targets.
+//     of the memberlist gossip, as the scrapers share their targets;
+//   - listing (listing.go): /api/v1/rules and /api/v1/alerts merge every
+//     alive ruler's groups, asked over the internal gRPC service
+//     arguspb.Ruler, so that any ruler (or querier) answers the whole list.
 //
 // See DESIGN.md for why and for the bounds on moving groups.
 package ruler

@@ -56,6 +56,7 @@ type Ruler struct {
 	prefixed    prometheus.Registerer // argus_ruler_ on Deps.Registerer; nil without one
 	engine      *promql.Engine
 	externalURL *url.URL
+	render      *renderer
 	store       *Store // set by Starting
 	poked       chan struct{}
 
@@ -102,6 +103,7 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 			Parser: promParser,
 		}),
 		externalURL: ext,
+		render:      newRenderer(logger),
 		poked:       make(chan struct{}, 1),
 		tenants:     map[string]*tenantRules{},
 	}, nil

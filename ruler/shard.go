@@ -13,6 +13,9 @@ type Membership interface {
 	AliveMembers(role string) []string
 	// LocalMember returns this process's member name.
 	LocalMember() string
+	// MemberAddrs returns the gRPC address of each alive member running
+	// role, by name ("" for a member that gossips none).
+	MemberAddrs(role string) map[string]string
 }
 
 // rulerSeed is hashed before a ruler's name into its tokens. Fixed: rulers

@@ -53,6 +53,7 @@ type app struct {
 	scraper    *scraper.Scraper // nil unless the scraper role runs
 	querier    *querier.Querier // nil unless the querier role runs
 	ruler      *ruler.Ruler     // nil unless the ruler role runs
+	lister     *ruler.Lister    // every ruler's groups; nil without a ruler or a gossiping querier
 	ready      atomic.Bool
 	health     *health.Server // gRPC health, as /ready
 	queryAPI   bool           // the gRPC query API is registered
@@ -132,6 +133,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
+	a.addRuleLister(mux, rr)
 	if roles[roleScraper] {
 		if err := a.addScraper(mux, rr); err != nil {
 			return nil, err

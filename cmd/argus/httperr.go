@@ -114,7 +114,9 @@ var promNotSupported = map[string]string{
 }
 
 // promRulerPaths are the Prometheus API endpoints the ruler role serves
-// (through the querier's API), not supported on a process without it.
+// (rules and alerts through ruler.Lister, which a querier in a gossip
+// cluster serves too; alertmanagers through the querier's API), not
+// supported on a process without either.
 var promRulerPaths = map[string]string{
 	"/rules":         "this process runs no ruler (-target=ruler, or -target=all); the ruler serves its rule groups here",
 	"/alerts":        "this process runs no ruler (-target=ruler, or -target=all); the ruler serves its alerts here",
@@ -134,7 +136,7 @@ func (a *app) promAPI(next http.Handler) http.Handler {
 			return
 		}
 		why, ok := promNotSupported[rest]
-		if !ok && a.ruler == nil {
+		if !ok && (a.lister == nil || (a.ruler == nil && rest == "/alertmanagers")) {
 			why, ok = promRulerPaths[rest]
 		}
 		if isAPI && ok {

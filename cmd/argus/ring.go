@@ -52,6 +52,10 @@ func (a *app) setupRing(mux *http.ServeMux) (replicaRing, error) {
 	if a.ingester != nil {
 		deps.InstanceID = a.cfg.Ring.InstanceID // Down for writes as soon as the gossip declares this process dead.
 	}
+	if a.cfg.Roles()[roleRuler] {
+		// The others ask this ruler for its rule groups (ruler.Lister).
+		deps.GRPCAddr = hostPort(a.cfg.Server.GRPCListenAddress, a.cfg.Server.GRPCListenPort)
+	}
 	kv, err := ring.NewKV(a.cfg.Memberlist, a.cfg.Ring.Options(), deps)
 	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)

@@ -4,7 +4,12 @@ import (
 	"fmt"
 	"net/http"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/argus-tsdb/argus/internal/auth"
+	"github.com/argus-tsdb/argus/internal/grpccodec"
+	"github.com/argus-tsdb/argus/proto/arguspb"
 	"github.com/argus-tsdb/argus/querier"
 	"github.com/argus-tsdb/argus/ring"
 	"github.com/argus-tsdb/argus/ruler"
@@ -46,4 +51,35 @@ func (a *app) addRuler(mux *http.ServeMux, rr replicaRing) error {
 		mux.Handle(p, h)
 	}
 	return nil
+}
+
+// addRuleLister serves /prometheus/api/v1/rules and /alerts with every
+// ruler's groups (ruler.Lister) on a process that runs the ruler, or a
+// querier in a gossip cluster, which finds the rulers by their role. The
+// ruler's own gRPC service answers the other processes' Listers.
+func (a *app) addRuleLister(mux *http.ServeMux, rr replicaRing) {
+	kv, gossip := rr.(*ring.KV)
+	if a.ruler == nil && (a.querier == nil || !gossip) {
+		return
+	}
+	deps := ruler.ListerDeps{
+		Local:  a.ruler,
+		Logger: a.logger.With("component", "ruler-lister"),
+		DialOptions: []grpc.DialOption{
+			grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(), reconnectParams(),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
+		},
+	}
+	if gossip {
+		deps.Membership = kv
+	}
+	if a.ruler != nil {
+		arguspb.RegisterRulerServer(a.grpc.server, a.ruler.GRPCServer())
+	}
+	a.lister = ruler.NewLister(deps)
+	a.services = append(a.services, namedService("ruler-lister", a.lister))
+	h := a.auth.Middleware(a.lister, auth.OneTenant)
+	for _, p := range ruler.ListPaths {
+		mux.Handle(p, h)
+	}
 }

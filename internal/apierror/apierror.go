@@ -147,6 +147,7 @@ const (
 	RuleGroupNotFound ID = "err-argus-rule-group-not-found"
 	TooManyRuleGroups ID = "err-argus-too-many-rule-groups"
 	TooManyRules      ID = "err-argus-too-many-rules-per-rule-group"
+	RulerUnavailable  ID = "err-argus-ruler-unavailable"
 )
 
 // Paths and endpoints of the HTTP API.
@@ -347,6 +348,9 @@ var Catalogue = []Entry{
 	{TooManyRules, 400, ScopeRequest, "ruler.max-rules-per-rule-group", false,
 		"A rule group POSTed to /prometheus/config/v1/rules/{namespace} has more rules than the tenant's limit per group. Nothing was stored: the tenant's rules are as before.",
 		"Split the group into several, or raise the tenant's limit."},
+	{RulerUnavailable, 503, ScopeQuery, "", true,
+		"/prometheus/api/v1/rules or /alerts asks every alive ruler of the gossip cluster for the tenant's groups it evaluates, and one of them did not answer (it is down but not yet declared dead by the gossip, or it gossips no gRPC address). The answer would miss that ruler's groups, so none is given rather than an incomplete list.",
+		"Retry: once the gossip declares a dead ruler dead (seconds), the others evaluate and list its groups. Operators: the message names the ruler; see /memberlist."},
 
 	{NotFound, 404, ScopeRequest, "", false,
 		"No endpoint of this process has the path (or, on /ring, no instance has the ID to forget; in the Prometheus API, an answer of errorType not_found, in Prometheus's JSON envelope). The message says when the path is a Prometheus API path without the /prometheus prefix, a push sent under /prometheus, or an endpoint of a role this process does not run (-target); the / page lists what the process serves.",

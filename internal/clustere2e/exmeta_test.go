@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/argus-tsdb/argus/internal/clustertest"
@@ -49,5 +50,47 @@ func TestExemplarsAndMetadataAgainstPrometheus(t *testing.T) {
 	c.WaitRing(t, 3)
 	clustertest.Eventually(t, func() string {
 		return clustertest.DiffExmeta(want, clustertest.GetExmeta(t, argusGet, start))
+	}, 30*time.Second) // The querier's connections to the restarted ingesters come back.
+}
+
+// TestRemoteWrite2MetadataAgainstPrometheus is internal/e2e's test of the
+// same name (text format) on a cluster of 3 ingesters at replication factor
+// 2: each family's metadata, carried in its series, is on 2 of the 3, and
+// the querier's /metadata (whole, with metric, limit and limit_per_metric)
+// answers exactly as Prometheus's plus the metadata of Prometheus's scrape
+// series, before and after every ingester is killed with SIGKILL and
+// restarted.
+//
+//	exporter (text) ◀── scrape 1s ── prometheus ── remote write 2.0 ──▶ dist-0 ──▶ ing-0..2 (RF=2) ◀── querier-0
+func TestRemoteWrite2MetadataAgainstPrometheus(t *testing.T) {
+	skipIfShort(t)
+	clustertest.PrometheusBinary(t)
+	const tenant = "rw2-meta"
+	exp := clustertest.StartExmetaExporterFormat(t, clustertest.TextFormat)
+	c := clustertest.StartCluster(t, clustertest.Topology{Ingesters: 3, Distributors: 1, Queriers: 1, RF: 2})
+	q := c.Querier(0)
+	p := clustertest.StartPrometheus(t, clustertest.PrometheusOptions{
+		ScrapeInterval: time.Second,
+		ScrapeTargets:  map[string]string{"exmeta": exp.HostPort()},
+		NoSelfScrape:   true,
+		RemoteWrite:    &clustertest.RemoteWrite{URL: c.Distributor(0).PushURL(), Tenant: tenant, ProtobufMessage: "io.prometheus.write.v2.Request"},
+		Flags:          []string{"--enable-feature=metadata-wal-records"}, // Else no metadata over 2.0.
+	})
+	argusGet := func(path string, params url.Values) (int, []byte) {
+		return q.Query(t, tenant, clustertest.PromAPI+path, params)
+	}
+	promGet := func(path string, params url.Values) (int, []byte) { return p.Query(t, "/api/v1"+path, params) }
+	_, argusWant := clustertest.AwaitRW2Metadata(t, promGet, argusGet)
+
+	p.Stop(t)
+	for _, ing := range c.Ingesters() {
+		ing.Kill(t)
+	}
+	for _, ing := range c.Ingesters() {
+		ing.Restart(t)
+	}
+	c.WaitRing(t, 3)
+	clustertest.Eventually(t, func() string {
+		return gocmp.Diff(argusWant, clustertest.GetRW2Metadata(t, argusGet))
 	}, 30*time.Second) // The querier's connections to the restarted ingesters come back.
 }

@@ -46,7 +46,7 @@ func TestRulersShareGroups(t *testing.T) {
 		}})
 	}
 	for g := range rulerGroups {
-		body := fmt.Sprintf("name: g%d\ninterval: 1s\nrules:\n  - record: g%d_eval\n    expr: vector(%d)\n", g, g, g)
+		body := fmt.Sprintf("name: g%d\ninterval: 1s\nrules:\n  - record: g%d_eval\n    expr: vector(%d)\n  - alert: A%d\n    expr: vector(1)\n", g, g, g, g)
 		req, err := http.NewRequest(http.MethodPost, procs[0].URL()+"/prometheus/config/v1/rules/ns", strings.NewReader(body))
 		require.NoError(t, err)
 		req.Header.Set(clustertest.TenantHeader, "t1")
@@ -57,6 +57,7 @@ func TestRulersShareGroups(t *testing.T) {
 	own := agreedGroupOwners(t, procs, names, 60*time.Second)
 	t.Logf("groups per ruler: %v", countOwners(own))
 	requireEvaluatedOnce(t, procs, names, own, 10*time.Second)
+	requireSameLists(t, procs)
 
 	// kill -9 the ruler with the most groups.
 	victim := 0
@@ -83,6 +84,73 @@ func TestRulersShareGroups(t *testing.T) {
 		}
 	}
 	requireEvaluatedOnce(t, survivors, survivorNames, after, 10*time.Second)
+	requireSameLists(t, survivors)
+}
+
+// requireSameLists waits until every ruler's /api/v1/rules and
+// /api/v1/alerts list every group and alert of t1, each once, and all
+// rulers answer the same JSON once evaluation times are zeroed.
+func requireSameLists(t *testing.T, procs []*clustertest.Process) {
+	t.Helper()
+	clustertest.Eventually(t, func() string {
+		for _, path := range []string{"/rules", "/alerts"} {
+			var first string
+			for i, p := range procs {
+				code, body := p.Query(t, "t1", clustertest.PromAPI+path, nil)
+				if code != http.StatusOK {
+					return fmt.Sprintf("%s of process %d: %d %s", path, i, code, body)
+				}
+				got := normaliseRuleTimes(t, body)
+				var d struct {
+					Data struct {
+						Groups []struct{ Name string } `json:"groups"`
+						Alerts []struct {
+							Labels map[string]string `json:"labels"`
+						} `json:"alerts"`
+					} `json:"data"`
+				}
+				require.NoError(t, json.Unmarshal(body, &d))
+				if n := max(len(d.Data.Groups), len(d.Data.Alerts)); n != rulerGroups {
+					return fmt.Sprintf("%s of process %d lists %d, not %d: %s", path, i, n, rulerGroups, body)
+				}
+				if i == 0 {
+					first = got
+				} else if got != first {
+					return fmt.Sprintf("%s of process %d differs from process 0's:\n%s\n%s", path, i, got, first)
+				}
+			}
+		}
+		return ""
+	}, 30*time.Second)
+}
+
+// normaliseRuleTimes returns body with every lastEvaluation and
+// evaluationTime zeroed, keys sorted.
+func normaliseRuleTimes(t *testing.T, body []byte) string {
+	t.Helper()
+	var v any
+	require.NoError(t, json.Unmarshal(body, &v))
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if k == "lastEvaluation" || k == "evaluationTime" {
+					v[k] = nil
+					continue
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
 }
 
 func countOwners(own map[string]string) map[string]int {
@@ -93,22 +161,30 @@ func countOwners(own map[string]string) map[string]int {
 	return out
 }
 
-// localGroups returns the groups of tenant t1 that p evaluates (its
-// /api/v1/rules), with their last evaluation.
+// localGroups returns the groups of tenant t1 that p evaluates, with their
+// last evaluation (Prometheus's rule-group metric: /api/v1/rules lists
+// every ruler's groups).
 func localGroups(t *testing.T, p *clustertest.Process) map[string]time.Time {
 	t.Helper()
-	code, body := p.Query(t, "t1", clustertest.PromAPI+"/rules", nil)
-	require.Equal(t, http.StatusOK, code, string(body))
-	var d struct {
-		Groups []struct {
-			Name           string    `json:"name"`
-			LastEvaluation time.Time `json:"lastEvaluation"`
-		} `json:"groups"`
-	}
-	require.NoError(t, json.Unmarshal(clustertest.DecodeAPI(t, body).Data, &d))
 	out := map[string]time.Time{}
-	for _, g := range d.Groups {
-		out[g.Name] = g.LastEvaluation
+	mf := p.MetricFamilies(t)["argus_ruler_prometheus_rule_group_last_evaluation_timestamp_seconds"]
+	if mf == nil {
+		return out
+	}
+	for _, m := range mf.GetMetric() {
+		var group, tenantID string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "rule_group":
+				group = strings.TrimPrefix(l.GetValue(), "ns;")
+			case "tenant":
+				tenantID = l.GetValue()
+			}
+		}
+		if tenantID == "t1" && m.GetGauge().GetValue() > 0 {
+			sec := m.GetGauge().GetValue()
+			out[group] = time.Unix(0, int64(sec*1e9))
+		}
 	}
 	return out
 }

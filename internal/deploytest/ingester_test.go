@@ -141,3 +141,46 @@ func TestRendered_MicroservicesRoles(t *testing.T) {
 	require.Equal(t, "http://argus-distributor:8080/api/v1/push",
 		flagValue(byRole["scraper"].Spec.Template.Spec.Containers[0].Args, "scraper.remote-write-url"))
 }
+
+// TestRendered_RulersShareOneStore: the rulers share their rule store only
+// through -ruler.storage-path (ruler/DESIGN.md), so in every shape it is a
+// PersistentVolumeClaim, and one that several rulers can mount when more
+// than one runs (else rules uploaded to one would be missing on the others).
+func TestRendered_RulersShareOneStore(t *testing.T) {
+	s := renderShape(t, "microservices")
+	for _, d := range s.deployments {
+		pod := d.Spec.Template.Spec
+		args := pod.Containers[0].Args
+		if flagValue(args, "target") != "ruler" {
+			continue
+		}
+		store := flagValue(args, "ruler.storage-path")
+		require.NotEmpty(t, store, "%s: -ruler.storage-path", d.Name)
+		var volume string
+		for _, m := range pod.Containers[0].VolumeMounts {
+			if m.MountPath == store {
+				volume = m.Name
+			}
+		}
+		require.NotEmpty(t, volume, "%s: nothing mounted at %s", d.Name, store)
+		var claim string
+		for _, v := range pod.Volumes {
+			if v.Name == volume && v.PersistentVolumeClaim != nil {
+				claim = v.PersistentVolumeClaim.ClaimName
+			}
+		}
+		require.NotEmpty(t, claim, "%s: %s is not a PersistentVolumeClaim", d.Name, volume)
+		var pvc *corev1.PersistentVolumeClaim
+		for _, o := range s.objects {
+			if o.GetKind() == "PersistentVolumeClaim" && o.GetName() == claim {
+				pvc = convert[corev1.PersistentVolumeClaim](t, o)
+			}
+		}
+		require.NotNil(t, pvc, "claim %s", claim)
+		if d.Spec.Replicas == nil || *d.Spec.Replicas > 1 {
+			require.Contains(t, pvc.Spec.AccessModes, corev1.ReadWriteMany, "%s: several rulers need one shared store", d.Name)
+		} else {
+			require.Equal(t, appsv1.RecreateDeploymentStrategyType, d.Spec.Strategy.Type, "%s: a ReadWriteOnce volume attaches to one pod at a time", d.Name)
+		}
+	}
+}

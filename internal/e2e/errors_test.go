@@ -34,6 +34,7 @@ var notTriggerable = map[apierror.ID]string{
 	apierror.IngesterTenantFailed:  "needs one tenant's persisted writes to fail while the others succeed, which nothing outside the process can cause (the tenants share their files): ingester.TestTenantFailure_OthersUnaffectedAndRecovers, with a test hook",
 	apierror.DistributorOverload:   "needs pushes in flight at once, which one request of this table cannot make deterministically: TestOverload drives the real binary into it, and distributor.TestInstanceLimits_InflightRequests and _InflightBytes cover each limit",
 	apierror.InvalidScrapeConfig:   "needs an argus started with a scraper configuration file to reload: TestScraperReload posts bad files to the real binary's /-/reload and checks the ID, and scraper.TestScraper_ReloadKeepsLastGoodConfig covers each kind of bad file",
+	apierror.RulerUnavailable:      "needs a ruler alive to the gossip that does not answer, which takes a cluster: ruler.TestLister_MergesEveryRuler lists with an unreachable ruler",
 	apierror.QueryCanceled:         "needs a caller that cancels its query and still reads the answer (an HTTP client that cancels closes its connection): querier.TestCallerDeadlineAndCancelGetIDs runs it through the whole API handler",
 	apierror.IngesterFailed:        "needs a failed WAL write, which stops the ingester (tenants have no files of their own to fail apart): distributor.TestPush_IngesterErrors and ingester.TestPush_WALFailure",
 }

@@ -79,66 +79,17 @@ func TestRemoteWrite2MetadataAgainstPrometheus(t *testing.T) {
 		})
 	}
 	argusGet := func(tenant string) func(string, url.Values) (int, []byte) {
-		return func(path string, params url.Values) (int, []byte) { return a.Query(t, tenant, clustertest.PromAPI+path, params) }
+		return func(path string, params url.Values) (int, []byte) {
+			return a.Query(t, tenant, clustertest.PromAPI+path, params)
+		}
 	}
 	promGet := func(tenant string) func(string, url.Values) (int, []byte) {
-		return func(path string, params url.Values) (int, []byte) { return prom[tenant].Query(t, "/api/v1"+path, params) }
-	}
-	queries := []url.Values{
-		nil,
-		{"metric": {"exmeta_latency_seconds"}},
-		{"metric": {"exmeta_rpc_seconds"}},
-		{"metric": {"exmeta_errors_total"}},
-		{"limit_per_metric": {"1"}},
-		{"limit": {"1000"}},
-	}
-	answers := func(get func(string, url.Values) (int, []byte)) []map[string]any {
-		var out []map[string]any
-		for _, q := range queries {
-			out = append(out, clustertest.GetMetadata(t, get, q))
+		return func(path string, params url.Values) (int, []byte) {
+			return prom[tenant].Query(t, "/api/v1"+path, params)
 		}
-		return out
 	}
-	// Prometheus sends over remote write 2.0 the metadata of the series it
-	// makes for each scrape (up, scrape_*), which its own /metadata does
-	// not list (it lists what targets expose): Argus lists them too, exactly
-	// these (docs/api.md).
-	report := map[string]string{
-		"up":                                    "map[help:Health of the scrape target. 1 means the target is healthy, 0 if the scrape failed. type:gauge unit:targets]",
-		"scrape_duration_seconds":               "map[help:Duration of the last scrape in seconds. type:gauge unit:seconds]",
-		"scrape_samples_post_metric_relabeling": "map[help:Number of samples remaining after metric relabeling was applied. type:gauge unit:samples]",
-		"scrape_samples_scraped":                "map[help:Number of samples last scraped. type:gauge unit:samples]",
-		"scrape_series_added":                   "map[help:Number of series in the last scrape. type:gauge unit:series]",
-	}
-	withoutReport := func(got []map[string]any) ([]map[string]any, string) {
-		for k := range got { // got[k] answers queries[k]
-			if q := queries[k]; q.Has("metric") {
-				continue
-			}
-			for name, entry := range report {
-				if e, ok := got[k][name]; !ok || fmt.Sprint(e) != "["+entry+"]" {
-					return nil, fmt.Sprintf("%v: %s is %v, want [%s]", queries[k], name, got[k][name], entry)
-				}
-				delete(got[k], name)
-			}
-		}
-		return got, ""
-	}
-	// Prometheus's answer once it has scraped every family, and Argus's
-	// the same (text), or the same with counters renamed (OpenMetrics).
-	var want, argusWant []map[string]any
-	clustertest.Eventually(t, func() string {
-		want = answers(promGet("text"))
-		if _, ok := want[0]["exmeta_rpc_seconds"]; !ok || len(want[0]) < 30 {
-			return fmt.Sprintf("prometheus has not scraped every family yet: %d", len(want[0]))
-		}
-		argusWant = answers(argusGet("text"))
-		got, bad := withoutReport(answers(argusGet("text")))
-		if bad != "" {
-			return bad
-		}
-		return gocmp.Diff(want, got)
-	}, 60*time.Second)
+	queries := clustertest.RW2MetadataQueries
+	want, argusWant := clustertest.AwaitRW2Metadata(t, promGet("text"), argusGet("text"))
 	md := fmt.Sprint(want[0])
 	for _, family := range []string{
 		"exmeta_requests_total:[map[help:Requests served, with a trace exemplar. type:counter unit:]]",
@@ -208,5 +159,5 @@ func TestRemoteWrite2MetadataAgainstPrometheus(t *testing.T) {
 	}
 	a.Kill(t)
 	a.Restart(t)
-	require.Empty(t, gocmp.Diff(argusWant, answers(argusGet("text"))), "after kill -9 and restart")
+	require.Empty(t, gocmp.Diff(argusWant, clustertest.GetRW2Metadata(t, argusGet("text"))), "after kill -9 and restart")
 }

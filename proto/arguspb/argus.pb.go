@@ -2403,6 +2403,99 @@ func (x *MetricMetadata) GetUnit() string {
 	return ""
 }
 
+type RulesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The URL query of /api/v1/rules (type, rule_name[], rule_group[],
+	// file[], match[], exclude_alerts), without group_limit and
+	// group_next_token: the asking process paginates the merged list.
+	Query         string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RulesRequest) Reset() {
+	*x = RulesRequest{}
+	mi := &file_argus_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RulesRequest) ProtoMessage() {}
+
+func (x *RulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RulesRequest.ProtoReflect.Descriptor instead.
+func (*RulesRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RulesRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+type RulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Prometheus's JSON answer, envelope included:
+	// {"status":"success","data":{"groups":[...]}}.
+	Json          []byte `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RulesResponse) Reset() {
+	*x = RulesResponse{}
+	mi := &file_argus_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RulesResponse) ProtoMessage() {}
+
+func (x *RulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RulesResponse.ProtoReflect.Descriptor instead.
+func (*RulesResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RulesResponse) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
 var File_argus_proto protoreflect.FileDescriptor
 
 const file_argus_proto_rawDesc = "" +
@@ -2552,7 +2645,11 @@ const file_argus_proto_rawDesc = "" +
 	"\x12metric_family_name\x18\x01 \x01(\tR\x10metricFamilyName\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
 	"\x04help\x18\x03 \x01(\tR\x04help\x12\x12\n" +
-	"\x04unit\x18\x04 \x01(\tR\x04unit*\x85\x02\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit\"$\n" +
+	"\fRulesRequest\x12\x14\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\"#\n" +
+	"\rRulesResponse\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\fR\x04json*\x85\x02\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREJECT_REASON_OUT_OF_ORDER\x10\x01\x12%\n" +
@@ -2582,7 +2679,9 @@ const file_argus_proto_rawDesc = "" +
 	"\n" +
 	"TSDBStatus\x12\x1b.argus.v1.TSDBStatusRequest\x1a\x1c.argus.v1.TSDBStatusResponse\x12d\n" +
 	"\x13LabelNamesAndValues\x12$.argus.v1.LabelNamesAndValuesRequest\x1a%.argus.v1.LabelNamesAndValuesResponse0\x01\x12k\n" +
-	"\x16LabelValuesCardinality\x12'.argus.v1.LabelValuesCardinalityRequest\x1a(.argus.v1.LabelValuesCardinalityResponseB+Z)github.com/argus-tsdb/argus/proto/arguspbb\x06proto3"
+	"\x16LabelValuesCardinality\x12'.argus.v1.LabelValuesCardinalityRequest\x1a(.argus.v1.LabelValuesCardinalityResponse2A\n" +
+	"\x05Ruler\x128\n" +
+	"\x05Rules\x12\x16.argus.v1.RulesRequest\x1a\x17.argus.v1.RulesResponseB+Z)github.com/argus-tsdb/argus/proto/arguspbb\x06proto3"
 
 var (
 	file_argus_proto_rawDescOnce sync.Once
@@ -2597,7 +2696,7 @@ func file_argus_proto_rawDescGZIP() []byte {
 }
 
 var file_argus_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_argus_proto_goTypes = []any{
 	(RejectReason)(0),                      // 0: argus.v1.RejectReason
 	(ChunkEncoding)(0),                     // 1: argus.v1.ChunkEncoding
@@ -2641,6 +2740,8 @@ var file_argus_proto_goTypes = []any{
 	(*MetricsMetadataRequest)(nil),         // 39: argus.v1.MetricsMetadataRequest
 	(*MetricsMetadataResponse)(nil),        // 40: argus.v1.MetricsMetadataResponse
 	(*MetricMetadata)(nil),                 // 41: argus.v1.MetricMetadata
+	(*RulesRequest)(nil),                   // 42: argus.v1.RulesRequest
+	(*RulesResponse)(nil),                  // 43: argus.v1.RulesResponse
 }
 var file_argus_proto_depIdxs = []int32{
 	4,  // 0: argus.v1.WriteRequest.timeseries:type_name -> argus.v1.TimeSeries
@@ -2687,20 +2788,22 @@ var file_argus_proto_depIdxs = []int32{
 	25, // 41: argus.v1.IngesterAdmin.TSDBStatus:input_type -> argus.v1.TSDBStatusRequest
 	28, // 42: argus.v1.IngesterAdmin.LabelNamesAndValues:input_type -> argus.v1.LabelNamesAndValuesRequest
 	31, // 43: argus.v1.IngesterAdmin.LabelValuesCardinality:input_type -> argus.v1.LabelValuesCardinalityRequest
-	7,  // 44: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
-	11, // 45: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
-	14, // 46: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
-	18, // 47: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
-	20, // 48: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
-	36, // 49: argus.v1.SeriesSource.QueryExemplars:output_type -> argus.v1.ExemplarsResponse
-	40, // 50: argus.v1.SeriesSource.MetricsMetadata:output_type -> argus.v1.MetricsMetadataResponse
-	22, // 51: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
-	24, // 52: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
-	27, // 53: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
-	30, // 54: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
-	33, // 55: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
-	44, // [44:56] is the sub-list for method output_type
-	32, // [32:44] is the sub-list for method input_type
+	42, // 44: argus.v1.Ruler.Rules:input_type -> argus.v1.RulesRequest
+	7,  // 45: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
+	11, // 46: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
+	14, // 47: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
+	18, // 48: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
+	20, // 49: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
+	36, // 50: argus.v1.SeriesSource.QueryExemplars:output_type -> argus.v1.ExemplarsResponse
+	40, // 51: argus.v1.SeriesSource.MetricsMetadata:output_type -> argus.v1.MetricsMetadataResponse
+	22, // 52: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
+	24, // 53: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
+	27, // 54: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
+	30, // 55: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
+	33, // 56: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
+	43, // 57: argus.v1.Ruler.Rules:output_type -> argus.v1.RulesResponse
+	45, // [45:58] is the sub-list for method output_type
+	32, // [32:45] is the sub-list for method input_type
 	32, // [32:32] is the sub-list for extension type_name
 	32, // [32:32] is the sub-list for extension extendee
 	0,  // [0:32] is the sub-list for field type_name
@@ -2717,9 +2820,9 @@ func file_argus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_argus_proto_rawDesc), len(file_argus_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_argus_proto_goTypes,
 		DependencyIndexes: file_argus_proto_depIdxs,

@@ -770,3 +770,119 @@ var IngesterAdmin_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "argus.proto",
 }
+
+const (
+	Ruler_Rules_FullMethodName = "/argus.v1.Ruler/Rules"
+)
+
+// RulerClient is the client API for Ruler service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Ruler is the rulers' internal API: the process that answers a tenant's
+// /prometheus/api/v1/rules or /alerts asks every alive ruler for the groups
+// it evaluates and merges them (ruler/DESIGN.md, "Listing"). Tenant in
+// metadata "x-scope-orgid".
+type RulerClient interface {
+	// Rules answers Prometheus's /api/v1/rules over the tenant's groups this
+	// ruler evaluates, filtered by query; it never asks another ruler.
+	Rules(ctx context.Context, in *RulesRequest, opts ...grpc.CallOption) (*RulesResponse, error)
+}
+
+type rulerClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewRulerClient(cc grpc.ClientConnInterface) RulerClient {
+	return &rulerClient{cc}
+}
+
+func (c *rulerClient) Rules(ctx context.Context, in *RulesRequest, opts ...grpc.CallOption) (*RulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RulesResponse)
+	err := c.cc.Invoke(ctx, Ruler_Rules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RulerServer is the server API for Ruler service.
+// All implementations must embed UnimplementedRulerServer
+// for forward compatibility.
+//
+// Ruler is the rulers' internal API: the process that answers a tenant's
+// /prometheus/api/v1/rules or /alerts asks every alive ruler for the groups
+// it evaluates and merges them (ruler/DESIGN.md, "Listing"). Tenant in
+// metadata "x-scope-orgid".
+type RulerServer interface {
+	// Rules answers Prometheus's /api/v1/rules over the tenant's groups this
+	// ruler evaluates, filtered by query; it never asks another ruler.
+	Rules(context.Context, *RulesRequest) (*RulesResponse, error)
+	mustEmbedUnimplementedRulerServer()
+}
+
+// UnimplementedRulerServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedRulerServer struct{}
+
+func (UnimplementedRulerServer) Rules(context.Context, *RulesRequest) (*RulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rules not implemented")
+}
+func (UnimplementedRulerServer) mustEmbedUnimplementedRulerServer() {}
+func (UnimplementedRulerServer) testEmbeddedByValue()               {}
+
+// UnsafeRulerServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to RulerServer will
+// result in compilation errors.
+type UnsafeRulerServer interface {
+	mustEmbedUnimplementedRulerServer()
+}
+
+func RegisterRulerServer(s grpc.ServiceRegistrar, srv RulerServer) {
+	// If the following call panics, it indicates UnimplementedRulerServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Ruler_ServiceDesc, srv)
+}
+
+func _Ruler_Rules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RulerServer).Rules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ruler_Rules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RulerServer).Rules(ctx, req.(*RulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Ruler_ServiceDesc is the grpc.ServiceDesc for Ruler service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Ruler_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "argus.v1.Ruler",
+	HandlerType: (*RulerServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Rules",
+			Handler:    _Ruler_Rules_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "argus.proto",
+}
