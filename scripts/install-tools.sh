@@ -18,9 +18,11 @@
 # instead and the last line is their directory (the KUBEBUILDER_ASSETS of
 # internal/kubetest); with "grpcurl" grpcurl is built from its Go module (the
 # gRPC client of the query API's end-to-end test, GRPCURL_BIN) and the last
-# line is the binary's path; with "alertmanager", Alertmanager
-# (alertmanager-<version>/alertmanager, the ALERTMANAGER_BIN of
-# internal/e2e) and the last line is its directory. Progress goes to stderr.
+# line is the binary's path; with "alertmanager", Alertmanager and amtool
+# (alertmanager-<version>/{alertmanager,amtool}, the ALERTMANAGER_BIN of
+# internal/e2e and the amtool beside it) and the last line is its directory;
+# with "mimirtool", mimirtool from tools/mimirtool and the last line is the
+# binary's path (MIMIRTOOL_BIN). Progress goes to stderr.
 set -euo pipefail
 
 what="${1:-all}"
@@ -56,8 +58,9 @@ install_kube() {
 }
 
 # install_alertmanager builds Alertmanager (the receiver of the ruler's
-# alerts in internal/e2e) into a directory named after its version and prints
-# that directory. go install fails on its embedded UI (ui/web.go embeds
+# alerts in internal/e2e) and amtool (its command-line client, which the
+# ruler's end-to-end test lists the alerts with) into a directory named after
+# their version and prints that directory. go install fails on its embedded UI (ui/web.go embeds
 # app/dist, which the module does not ship), so the module is copied from the
 # module cache, the two embedded index pages are stubbed, and it is built
 # there.
@@ -65,10 +68,10 @@ install_alertmanager() {
 	local version adest tmp src
 	version="${ALERTMANAGER_VERSION:-v0.35.0}"
 	adest="$tools_dir/alertmanager-$version"
-	if [[ -x "$adest/alertmanager" ]]; then
-		echo "install-tools: alertmanager $version already in $adest" >&2
+	if [[ -x "$adest/alertmanager" && -x "$adest/amtool" ]]; then
+		echo "install-tools: alertmanager and amtool $version already in $adest" >&2
 	else
-		echo "install-tools: building alertmanager $version into $adest (about a minute)" >&2
+		echo "install-tools: building alertmanager and amtool $version into $adest (about a minute)" >&2
 		tmp="$(mktemp -d "$tools_dir/.alertmanager-$version.XXXXXX")"
 		src="$(cd "$tmp" && GOFLAGS= go mod download -json "github.com/prometheus/alertmanager@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
 		[[ -n "$src" ]] || { rm -rf "$tmp"; echo "install-tools: alertmanager $version not in the module cache" >&2; return 1; }
@@ -77,7 +80,7 @@ install_alertmanager() {
 		mkdir -p "$tmp/src/ui/app/dist/elm" "$tmp/src/ui/app/dist/mantine"
 		echo '<!doctype html><title>Alertmanager</title>' >"$tmp/src/ui/app/dist/elm/index.html"
 		echo '<!doctype html><title>Alertmanager</title>' >"$tmp/src/ui/app/dist/mantine/index.html"
-		(cd "$tmp/src" && GOFLAGS= go build -o "$tmp/alertmanager" ./cmd/alertmanager) || { rm -rf "$tmp"; return 1; }
+		(cd "$tmp/src" && GOFLAGS= go build -o "$tmp/alertmanager" ./cmd/alertmanager && GOFLAGS= go build -o "$tmp/amtool" ./cmd/amtool) || { rm -rf "$tmp"; return 1; }
 		rm -rf "$tmp/src" "$adest"
 		chmod 755 "$tmp"
 		mv "$tmp" "$adest"
@@ -109,6 +112,31 @@ install_grpcurl() {
 	echo "$gdest/grpcurl"
 }
 
+# install_mimirtool builds mimirtool (the rules client of the ruler's
+# end-to-end test, MIMIRTOOL_BIN) from the pinned module tools/mimirtool into
+# a directory named after mimir's version and prints the binary's path.
+install_mimirtool() {
+	local module version mdest tmp
+	module="$(cd "$(dirname "$0")/../tools/mimirtool" && pwd -P)"
+	version="$(cd "$module" && GOFLAGS= go list -m -f '{{.Version}}' github.com/grafana/mimir)"
+	mdest="$tools_dir/mimirtool-$version"
+	if [[ -x "$mdest/mimirtool" ]]; then
+		echo "install-tools: mimirtool $version already in $mdest" >&2
+	else
+		echo "install-tools: building mimirtool $version into $mdest (a few minutes)" >&2
+		tmp="$(mktemp -d "$tools_dir/.mimirtool.XXXXXX")"
+		(cd "$module" && GOFLAGS= go build -o "$tmp/mimirtool" github.com/grafana/mimir/cmd/mimirtool) || { rm -rf "$tmp"; return 1; }
+		rm -rf "$mdest"
+		chmod 755 "$tmp"
+		mv "$tmp" "$mdest"
+	fi
+	echo "$mdest/mimirtool"
+}
+
+if [[ "$what" == mimirtool ]]; then
+	install_mimirtool
+	exit 0
+fi
 if [[ "$what" == kube ]]; then
 	install_kube
 	exit 0

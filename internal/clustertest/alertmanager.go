@@ -2,9 +2,11 @@ package clustertest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -88,6 +90,38 @@ func (a *Alertmanager) Alerts(t testing.TB) []AMAlert {
 	var out []AMAlert
 	require.NoError(t, json.Unmarshal(body, &out), string(body))
 	return out
+}
+
+// AmtoolBinary returns the real amtool beside ALERTMANAGER_BIN (the
+// install script builds both). When it is absent the test is skipped
+// loudly, or fails under CI=true.
+func AmtoolBinary(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(filepath.Dir(AlertmanagerBinary(t)), "amtool")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	msg := "!!!!!!!! amtool absent beside ALERTMANAGER_BIN (" + bin + "): run .ci/run or scripts/install-tools.sh alertmanager !!!!!!!!"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: refusing to skip)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// Amtool runs the real `amtool alert query` against this Alertmanager with
+// matchers (amtool's syntax) and output format ("simple", "extended",
+// "json"), and returns its standard output.
+func (a *Alertmanager) Amtool(t testing.TB, output string, matchers ...string) string {
+	t.Helper()
+	args := append([]string{"alert", "query", "--alertmanager.url=" + a.URL(), "--output=" + output}, matchers...)
+	out, err := exec.Command(AmtoolBinary(t), args...).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Fatalf("amtool %v: %v: %s", args, err, ee.Stderr)
+	}
+	require.NoError(t, err)
+	return string(out)
 }
 
 // Kill stops Alertmanager with SIGKILL.

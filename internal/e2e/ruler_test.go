@@ -18,6 +18,121 @@ import (
 	"github.com/argus-tsdb/argus/internal/clustertest"
 )
 
+// requireAmtoolLists: the real amtool lists the ruler's firing alert with
+// its labels (the tenant's included) and annotation, in its JSON and in
+// its extended table, and finds it by a matcher on the tenant label.
+func requireAmtoolLists(t *testing.T, am *clustertest.Alertmanager) {
+	t.Helper()
+	var listed []clustertest.AMAlert
+	require.NoError(t, json.Unmarshal([]byte(am.Amtool(t, "json", "alertname=SwitchOn", "tenant=team-a")), &listed))
+	require.Len(t, listed, 1)
+	require.Equal(t, map[string]string{"alertname": "SwitchOn", "severity": "page", "tenant": "team-a"}, listed[0].Labels)
+	require.Equal(t, "switch is 1", listed[0].Annotations["summary"])
+	require.Equal(t, "active", listed[0].Status.State)
+	table := am.Amtool(t, "extended", "tenant=team-a")
+	require.Contains(t, table, `alertname="SwitchOn"`, table)
+	require.Contains(t, table, `tenant="team-a"`, table)
+	require.Contains(t, table, `summary="switch is 1"`, table)
+	require.NotContains(t, am.Amtool(t, "simple", "tenant=team-b"), "SwitchOn", "another tenant's matcher lists it")
+}
+
+// grafanaRuleGroup is a rule group as Grafana's alerting view reads a
+// Prometheus data source's /api/v1/rules (its PromRuleGroupDTO and
+// PromRuleDTO, public/app/types/unified-alerting-dto.ts): the fields it
+// uses, each required here.
+type grafanaRuleGroup struct {
+	Name     string  `json:"name"`
+	File     string  `json:"file"`
+	Interval float64 `json:"interval"`
+	Rules    []struct {
+		Type        string            `json:"type"`
+		Name        string            `json:"name"`
+		Query       string            `json:"query"`
+		State       string            `json:"state"`
+		Health      string            `json:"health"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		Alerts      []struct {
+			Labels   map[string]string `json:"labels"`
+			State    string            `json:"state"`
+			ActiveAt time.Time         `json:"activeAt"`
+			Value    string            `json:"value"`
+		} `json:"alerts"`
+	} `json:"rules"`
+}
+
+// requireGrafanaAlertingView replays the requests Grafana's alerting view
+// sends to a Prometheus data source's rules API (public/app/features/
+// alerting/unified/api/prometheus.ts fetchRules, prometheusApi.ts
+// getGroups: Mimir's and Prometheus's parameter names side by side,
+// group_limit, exclude_alerts) and /api/v1/alerts, and checks that the
+// answers carry what it reads.
+func requireGrafanaAlertingView(t *testing.T, a *clustertest.Process) {
+	t.Helper()
+	get := func(path string, q url.Values) json.RawMessage {
+		code, body := a.Query(t, "team-a", clustertest.PromAPI+path, q)
+		require.Equal(t, http.StatusOK, code, string(body))
+		env := clustertest.DecodeAPI(t, body)
+		require.Equal(t, "success", env.Status)
+		return env.Data
+	}
+	groups := func(q url.Values) []grafanaRuleGroup {
+		var d struct {
+			Groups         []grafanaRuleGroup `json:"groups"`
+			GroupNextToken string             `json:"groupNextToken"`
+		}
+		require.NoError(t, json.Unmarshal(get("/rules", q), &d))
+		require.Empty(t, d.GroupNextToken, "one group: no next page")
+		require.Len(t, d.Groups, 1, "%v", q)
+		g := d.Groups[0]
+		require.Equal(t, "e2e", g.Name)
+		require.Equal(t, "prom/rules", g.File, "Grafana shows the file as the namespace")
+		require.InDelta(t, 1.0, g.Interval, 0)
+		return d.Groups
+	}
+	for _, q := range []url.Values{
+		{},
+		{"file": {"prom/rules"}, "rule_group": {"e2e"}}, // fetchRules for one rule's identifier
+		{"file": {"prom/rules"}, "file[]": {"prom/rules"}, "rule_group": {"e2e"}, "rule_group[]": {"e2e"},
+			"exclude_alerts": {"false"}, "group_limit": {"40"}}, // getGroups, the list view's pages
+		{"type": {"alert"}},
+	} {
+		g := groups(q)[0]
+		kinds := map[string]int{}
+		for _, r := range g.Rules {
+			kinds[r.Type]++
+			require.NotEmpty(t, r.Name)
+			require.NotEmpty(t, r.Query)
+			require.Equal(t, "ok", r.Health, r.Name)
+			if r.Type == "alerting" {
+				require.Equal(t, "SwitchOn", r.Name)
+				require.Equal(t, "firing", r.State)
+				require.Equal(t, "page", r.Labels["severity"])
+				require.Len(t, r.Alerts, 1)
+				require.Equal(t, "firing", r.Alerts[0].State)
+				require.Equal(t, "SwitchOn", r.Alerts[0].Labels["alertname"])
+				require.False(t, r.Alerts[0].ActiveAt.IsZero())
+				require.Equal(t, "1e+00", r.Alerts[0].Value)
+			}
+		}
+		want := map[string]int{"alerting": 1, "recording": 3}
+		if q.Get("type") == "alert" {
+			want = map[string]int{"alerting": 1}
+		}
+		require.Equal(t, want, kinds, "%v", q)
+	}
+	var alerts struct {
+		Alerts []struct {
+			Labels map[string]string `json:"labels"`
+			State  string            `json:"state"`
+		} `json:"alerts"`
+	}
+	require.NoError(t, json.Unmarshal(get("/alerts", nil), &alerts))
+	require.Len(t, alerts.Alerts, 1)
+	require.Equal(t, "SwitchOn", alerts.Alerts[0].Labels["alertname"])
+	require.Equal(t, "firing", alerts.Alerts[0].State)
+}
+
 // rulerGroupA is tenant team-a's group: recording rules over what
 // Prometheus remote-writes, and an alert on a switch the test pushes. The
 // query offset lets the remote-written samples arrive before a rule reads
@@ -59,6 +174,8 @@ rules:
 // for: 30s fires, reaches the real Alertmanager, keeps firing with its
 // activeAt across a kill -9 (ALERTS_FOR_STATE) and resolves in
 // Alertmanager when its condition clears; tenant team-b's rules see none of team-a's series.
+// While it fires, the real amtool lists it with its labels (requireAmtoolLists) and
+// the requests of Grafana's alerting view get what Grafana reads (requireGrafanaAlertingView).
 func TestRuler_AgainstPrometheusAndAlertmanager(t *testing.T) {
 	skipIfShort(t)
 	am := clustertest.StartAlertmanager(t)
@@ -104,6 +221,8 @@ func TestRuler_AgainstPrometheusAndAlertmanager(t *testing.T) {
 	}, time.Until(active.Add(60*time.Second)))
 	require.Equal(t, "firing", alertState(t, a, "team-a", "SwitchOn"))
 	require.False(t, time.Now().Before(active.Add(30*time.Second)), "fired before its for: 30s")
+	requireAmtoolLists(t, am)
+	requireGrafanaAlertingView(t, a)
 
 	// After a crash the firing alert is restored from ALERTS_FOR_STATE: it
 	// fires again at once, with its activeAt, instead of waiting 30 s anew.
