@@ -9,6 +9,8 @@ KUBE_TOOLS        := kube-v1.37.2-etcd-v3.7.0
 GRPCURL_VERSION   := v1.9.3
 # The real Alertmanager of the ruler's end-to-end test (scripts/install-tools.sh alertmanager).
 ALERTMANAGER_VERSION := v0.35.0
+# The mimir module version of tools/mimirtool, as scripts/install-tools.sh mimirtool names its directory.
+MIMIRTOOL_VERSION := v1.3.1-0.20260423142704-aced80d74930
 
 # The one version of the binary (-version, the / page, status/buildinfo,
 # argus_build_info), stamped at link time.
@@ -47,6 +49,7 @@ test: build vet
 	KUBEBUILDER_ASSETS=$${KUBEBUILDER_ASSETS:-$(abspath $(TOOLS_DIR))/$(KUBE_TOOLS)} \
 	GRPCURL_BIN=$${GRPCURL_BIN:-$(abspath $(TOOLS_DIR))/grpcurl-$(GRPCURL_VERSION)/grpcurl} \
 	ALERTMANAGER_BIN=$${ALERTMANAGER_BIN:-$(abspath $(TOOLS_DIR))/alertmanager-$(ALERTMANAGER_VERSION)/alertmanager} \
+	MIMIRTOOL_BIN=$${MIMIRTOOL_BIN:-$(abspath $(TOOLS_DIR))/mimirtool-$(MIMIRTOOL_VERSION)/mimirtool} \
 	$(GO) test -count=1 -timeout 25m ./...
 
 test-unit:

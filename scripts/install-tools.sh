@@ -20,7 +20,9 @@
 # gRPC client of the query API's end-to-end test, GRPCURL_BIN) and the last
 # line is the binary's path; with "alertmanager", Alertmanager and amtool
 # (alertmanager-<version>/{alertmanager,amtool}, the ALERTMANAGER_BIN of
-# internal/e2e and the amtool beside it) and the last line is its directory. Progress goes to stderr.
+# internal/e2e and the amtool beside it) and the last line is its directory;
+# with "mimirtool", mimirtool from tools/mimirtool and the last line is the
+# binary's path (MIMIRTOOL_BIN). Progress goes to stderr.
 set -euo pipefail
 
 what="${1:-all}"
@@ -110,6 +112,31 @@ install_grpcurl() {
 	echo "$gdest/grpcurl"
 }
 
+# install_mimirtool builds mimirtool (the rules client of the ruler's
+# end-to-end test, MIMIRTOOL_BIN) from the pinned module tools/mimirtool into
+# a directory named after mimir's version and prints the binary's path.
+install_mimirtool() {
+	local module version mdest tmp
+	module="$(cd "$(dirname "$0")/../tools/mimirtool" && pwd -P)"
+	version="$(cd "$module" && GOFLAGS= go list -m -f '{{.Version}}' github.com/grafana/mimir)"
+	mdest="$tools_dir/mimirtool-$version"
+	if [[ -x "$mdest/mimirtool" ]]; then
+		echo "install-tools: mimirtool $version already in $mdest" >&2
+	else
+		echo "install-tools: building mimirtool $version into $mdest (a few minutes)" >&2
+		tmp="$(mktemp -d "$tools_dir/.mimirtool.XXXXXX")"
+		(cd "$module" && GOFLAGS= go build -o "$tmp/mimirtool" github.com/grafana/mimir/cmd/mimirtool) || { rm -rf "$tmp"; return 1; }
+		rm -rf "$mdest"
+		chmod 755 "$tmp"
+		mv "$tmp" "$mdest"
+	fi
+	echo "$mdest/mimirtool"
+}
+
+if [[ "$what" == mimirtool ]]; then
+	install_mimirtool
+	exit 0
+fi
 if [[ "$what" == kube ]]; then
 	install_kube
 	exit 0

@@ -161,12 +161,19 @@ const exmetaRounds = 8
 // tenant, then has exp observe exmetaRounds requests spread over scrapes.
 func StartExmetaPrometheus(t testing.TB, exp *ExmetaExporter, pushURL, tenant string) *Prometheus {
 	t.Helper()
+	return StartExmetaPrometheusWith(t, exp, RemoteWrite{URL: pushURL, Tenant: tenant, SendExemplars: true, MetadataSendInterval: time.Second})
+}
+
+// StartExmetaPrometheusWith is StartExmetaPrometheus remote-writing to rw,
+// with more Prometheus flags.
+func StartExmetaPrometheusWith(t testing.TB, exp *ExmetaExporter, rw RemoteWrite, flags ...string) *Prometheus {
+	t.Helper()
 	p := StartPrometheus(t, PrometheusOptions{
 		ScrapeInterval: time.Second,
 		ScrapeTargets:  map[string]string{"exmeta": exp.HostPort()},
 		NoSelfScrape:   true,
-		RemoteWrite:    &RemoteWrite{URL: pushURL, Tenant: tenant, SendExemplars: true, MetadataSendInterval: time.Second},
-		Flags:          []string{"--enable-feature=exemplar-storage"},
+		RemoteWrite:    &rw,
+		Flags:          append([]string{"--enable-feature=exemplar-storage"}, flags...),
 	})
 	// Some exemplars are scraped, some overwritten before a scrape; Argus
 	// and Prometheus see the same scrapes.

@@ -161,3 +161,45 @@ func TestRemoteWrite2MetadataAgainstPrometheus(t *testing.T) {
 	a.Restart(t)
 	require.Empty(t, gocmp.Diff(argusWant, clustertest.GetRW2Metadata(t, argusGet("text"))), "after kill -9 and restart")
 }
+
+// TestRemoteWrite2ExemplarsAgainstPrometheus is
+// TestExemplarsAndMetadataAgainstPrometheus's exemplar half in remote write
+// 2.0, where exemplars travel inside their series with symbol references:
+// query_exemplars (all, and for a PromQL expression) answers exactly as
+// Prometheus's, and again after Prometheus is stopped and Argus is killed
+// with SIGKILL and restarted.
+func TestRemoteWrite2ExemplarsAgainstPrometheus(t *testing.T) {
+	skipIfShort(t)
+	clustertest.PrometheusBinary(t)
+	t.Parallel()
+	const tenant = "rw2-ex"
+	start := time.Now().Add(-time.Minute)
+	exp := clustertest.StartExmetaExporter(t)
+	a := clustertest.StartArgus(t, clustertest.Options{})
+	p := clustertest.StartExmetaPrometheusWith(t, exp, clustertest.RemoteWrite{URL: a.PushURL(), Tenant: tenant, SendExemplars: true,
+		ProtobufMessage: "io.prometheus.write.v2.Request"})
+	argusGet := func(path string, params url.Values) (int, []byte) {
+		return a.Query(t, tenant, clustertest.PromAPI+path, params)
+	}
+	promGet := func(path string, params url.Values) (int, []byte) { return p.Query(t, "/api/v1"+path, params) }
+	exemplars := func(get func(string, url.Values) (int, []byte)) [2]any {
+		ans := clustertest.GetExmeta(t, get, start)
+		return [2]any{ans.Exemplars, ans.ExemplarsOne}
+	}
+	last := fmt.Sprintf("req-%d", 7) // StartExmetaPrometheusWith's last request
+	var want [2]any
+	clustertest.Eventually(t, func() string {
+		want = exemplars(promGet)
+		if !strings.Contains(fmt.Sprint(want[0]), last) {
+			return "prometheus has not scraped the last exemplar yet"
+		}
+		return gocmp.Diff(want, exemplars(argusGet))
+	}, 60*time.Second)
+	require.Len(t, want[0], 6, "the counter and the five histogram buckets with exemplars: %v", want[0])
+	require.Len(t, want[1], 2, "%v", want[1])
+
+	p.Stop(t)
+	a.Kill(t)
+	a.Restart(t)
+	require.Empty(t, gocmp.Diff(want, exemplars(argusGet)), "after kill -9 and restart")
+}
