@@ -23,7 +23,10 @@ const rulerGroups = 12
 // ruler) in one memberlist cluster with one rule store directory: each of
 // 12 rule groups is evaluated by exactly one ruler, once per interval; after
 // a kill -9 of the ruler with the most groups, its groups are evaluated by
-// the two others, and again each group by one ruler only.
+// the two others, and again each group by one ruler only. Every ruler's
+// configuration API answers the same groups (one shared store), and every
+// ruler's /api/v1/rules and /alerts list all 12 groups and alerts, the same
+// JSON on each (evaluation times aside), before and after the kill.
 func TestRulersShareGroups(t *testing.T) {
 	skipIfShort(t)
 	store := filepath.Join(t.TempDir(), "rules")
@@ -54,6 +57,7 @@ func TestRulersShareGroups(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, code, string(resp))
 	}
 
+	requireSameConfig(t, procs)
 	own := agreedGroupOwners(t, procs, names, 60*time.Second)
 	t.Logf("groups per ruler: %v", countOwners(own))
 	requireEvaluatedOnce(t, procs, names, own, 10*time.Second)
@@ -85,6 +89,34 @@ func TestRulersShareGroups(t *testing.T) {
 	}
 	requireEvaluatedOnce(t, survivors, survivorNames, after, 10*time.Second)
 	requireSameLists(t, survivors)
+}
+
+// requireSameConfig waits until every ruler's configuration API (GET
+// /prometheus/config/v1/rules, what mimirtool reads) answers the same
+// groups, all of them, from the shared store.
+func requireSameConfig(t *testing.T, procs []*clustertest.Process) {
+	t.Helper()
+	clustertest.Eventually(t, func() string {
+		var first string
+		for i, p := range procs {
+			req, err := http.NewRequest(http.MethodGet, p.URL()+"/prometheus/config/v1/rules", nil)
+			require.NoError(t, err)
+			req.Header.Set(clustertest.TenantHeader, "t1")
+			code, body := p.Do(t, req)
+			if code != http.StatusOK {
+				return fmt.Sprintf("config of process %d: %d %s", i, code, body)
+			}
+			if n := strings.Count(string(body), "- name: g"); n != rulerGroups {
+				return fmt.Sprintf("config of process %d has %d groups", i, n)
+			}
+			if i == 0 {
+				first = string(body)
+			} else if string(body) != first {
+				return fmt.Sprintf("config of process %d differs from process 0's", i)
+			}
+		}
+		return ""
+	}, 10*time.Second)
 }
 
 // requireSameLists waits until every ruler's /api/v1/rules and
