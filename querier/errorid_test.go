@@ -75,3 +75,25 @@ func TestCallerDeadlineAndCancelGetIDs(t *testing.T) {
 	require.Equal(t, "canceled", typ)
 	require.Regexp(t, `^err-argus-query-canceled: query was canceled`, msg)
 }
+
+// TestMaxSamplesGetsID runs a query over more samples than
+// -querier.max-samples through the whole API handler: the engine's
+// ErrTooManySamples is Prometheus's errorType execution (422; cost_limit is
+// only its query-cost feature's, which Argus does not turn on), and starts
+// with its ID.
+func TestMaxSamplesGetsID(t *testing.T) {
+	_, src := newFakeSource(t)
+	cfg := defaultConfig(t)
+	cfg.MaxSamples = 1
+	q, err := New(cfg, Deps{Source: src})
+	require.NoError(t, err)
+	form := url.Values{"query": {"up"}, "start": {secs(t0)}, "end": {secs(t0 + 600_000)}, "step": {"60"}}
+	req := httptest.NewRequestWithContext(tenant.With(t.Context(), tenantA), http.MethodGet, PathPrefix+apiRoutePrefix+"/query_range?"+form.Encode(), nil)
+	rec := httptest.NewRecorder()
+	q.Handler().ServeHTTP(rec, req)
+	var env struct{ ErrorType, Error string }
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &env), rec.Body.String())
+	require.Equal(t, http.StatusUnprocessableEntity, rec.Code, env.Error)
+	require.Equal(t, "execution", env.ErrorType, env.Error)
+	require.Regexp(t, `^err-argus-query-failed: query processing would load too many samples`, env.Error)
+}

@@ -302,7 +302,7 @@ var Catalogue = []Entry{
 		"A request of the Prometheus query API has a PromQL expression that does not parse or a parameter that is missing or invalid (a time, a step, a match[] selector, a limit); Prometheus's API answers it with errorType bad_data, and Argus keeps that JSON envelope and Prometheus's own text after the ID.",
 		"Fix the query or the parameter: the text after the ID is Prometheus's and says which and where."},
 	{QueryFailed, 422, ScopeQuery, "", false,
-		"The query parsed but its evaluation failed (errorType execution): for example a many-to-many match, a vector that cannot be matched, or a series source that refused the request as invalid. The text after the ID is the engine's (Prometheus's) error.",
+		"The query parsed but its evaluation failed (errorType execution): for example a many-to-many match, a vector that cannot be matched, a series source that refused the request as invalid, or more samples in memory at once than -querier.max-samples (\"query processing would load too many samples into memory\"). The text after the ID is the engine's (Prometheus's) error.",
 		"Change the query as the message says (for example add on()/ignoring() or group_left/group_right); retrying the same query fails the same way."},
 	{QueryCanceled, 499, ScopeQuery, "", false,
 		"The query was canceled before it finished because its caller canceled the request or closed the connection (Prometheus's errorType canceled and its status 499, gRPC Canceled). Only a caller that still listens sees it, for example through a proxy that canceled on its own deadline.",
