@@ -43,13 +43,7 @@ func TestExemplarsAndMetadataAgainstPrometheus(t *testing.T) {
 	require.Greater(t, spread, 1, "exemplars on more than one ingester")
 
 	p.Stop(t)
-	for _, ing := range c.Ingesters() {
-		ing.Kill(t)
-	}
-	for _, ing := range c.Ingesters() {
-		ing.Restart(t)
-	}
-	c.WaitRing(t, 3)
+	killAndRestartIngesters(t, c)
 	clustertest.Eventually(t, func() string {
 		return clustertest.DiffExmeta(want, clustertest.GetExmeta(t, argusGet, start))
 	}, 30*time.Second) // The querier's connections to the restarted ingesters come back.
@@ -85,13 +79,7 @@ func TestRemoteWrite2MetadataAgainstPrometheus(t *testing.T) {
 	_, argusWant := clustertest.AwaitRW2Metadata(t, promGet, argusGet)
 
 	p.Stop(t)
-	for _, ing := range c.Ingesters() {
-		ing.Kill(t)
-	}
-	for _, ing := range c.Ingesters() {
-		ing.Restart(t)
-	}
-	c.WaitRing(t, 3)
+	killAndRestartIngesters(t, c)
 	clustertest.Eventually(t, func() string {
 		return gocmp.Diff(argusWant, clustertest.GetRW2Metadata(t, argusGet))
 	}, 30*time.Second) // The querier's connections to the restarted ingesters come back.
@@ -136,14 +124,21 @@ func TestRemoteWrite2ExemplarsAgainstPrometheus(t *testing.T) {
 	require.Len(t, want[1], 2, "%v", want[1])
 
 	p.Stop(t)
+	killAndRestartIngesters(t, c)
+	clustertest.Eventually(t, func() string {
+		return gocmp.Diff(want, exemplars(argusGet))
+	}, 30*time.Second) // The querier's connections to the restarted ingesters come back.
+}
+
+// killAndRestartIngesters kills every ingester of c with SIGKILL, then
+// restarts them all and waits for the ring to list them ACTIVE.
+func killAndRestartIngesters(t *testing.T, c *clustertest.Cluster) {
+	t.Helper()
 	for _, ing := range c.Ingesters() {
 		ing.Kill(t)
 	}
 	for _, ing := range c.Ingesters() {
 		ing.Restart(t)
 	}
-	c.WaitRing(t, 3)
-	clustertest.Eventually(t, func() string {
-		return gocmp.Diff(want, exemplars(argusGet))
-	}, 30*time.Second) // The querier's connections to the restarted ingesters come back.
+	c.WaitRing(t, len(c.Ingesters()))
 }

@@ -106,27 +106,15 @@ func (d *decoder) decodeSymbolisedSeries(start, end int, symbols []string) *argu
 					name = int(r)
 					continue
 				}
-				l := &d.labels[d.li]
-				*l = arguspb.Label{Name: symbols[name], Value: symbols[r]}
-				d.labelPtrs[d.li] = l
-				d.li++
+				d.addLabel(symbols[name], symbols[r])
 				name = -1
 			}
 		case tagSamples:
-			v, t, _ := sampleAt(d.data[fs:fe])
-			s := &d.samples[d.ni]
-			*s = arguspb.Sample{Value: v, TimestampMs: t}
-			d.samplePtrs[d.ni] = s
-			d.ni++
+			d.addSample(d.data[fs:fe])
 		}
 		i = fe
 	}
-	if d.li > l0 {
-		ts.Labels = d.labelPtrs[l0:d.li:d.li]
-	}
-	if d.ni > n0 {
-		ts.Samples = d.samplePtrs[n0:d.ni:d.ni]
-	}
+	d.capSeries(ts, l0, n0)
 	return ts
 }
 

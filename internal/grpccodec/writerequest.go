@@ -244,26 +244,42 @@ func (d *decoder) decodeSeries(start, end int) *arguspb.TimeSeries {
 		fs, fe, _ := lengthAt(d.data[:end], i+1)
 		if tag == tagLabels {
 			ns, ne, vs, ve, _ := labelAt(d.data[fs:fe])
-			l := &d.labels[d.li]
-			*l = arguspb.Label{Name: d.str(fs+ns, fs+ne), Value: d.str(fs+vs, fs+ve)}
-			d.labelPtrs[d.li] = l
-			d.li++
+			d.addLabel(d.str(fs+ns, fs+ne), d.str(fs+vs, fs+ve))
 		} else {
-			v, t, _ := sampleAt(d.data[fs:fe])
-			s := &d.samples[d.ni]
-			*s = arguspb.Sample{Value: v, TimestampMs: t}
-			d.samplePtrs[d.ni] = s
-			d.ni++
+			d.addSample(d.data[fs:fe])
 		}
 		i = fe
 	}
+	d.capSeries(ts, l0, n0)
+	return ts
+}
+
+// addLabel fills the next label of the arrays.
+func (d *decoder) addLabel(name, value string) {
+	l := &d.labels[d.li]
+	*l = arguspb.Label{Name: name, Value: value}
+	d.labelPtrs[d.li] = l
+	d.li++
+}
+
+// addSample fills the next sample of the arrays from its encoding b.
+func (d *decoder) addSample(b []byte) {
+	v, t, _ := sampleAt(b)
+	s := &d.samples[d.ni]
+	*s = arguspb.Sample{Value: v, TimestampMs: t}
+	d.samplePtrs[d.ni] = s
+	d.ni++
+}
+
+// capSeries gives ts the labels and samples filled since l0 and n0, capped
+// at their length.
+func (d *decoder) capSeries(ts *arguspb.TimeSeries, l0, n0 int) {
 	if d.li > l0 {
 		ts.Labels = d.labelPtrs[l0:d.li:d.li]
 	}
 	if d.ni > n0 {
 		ts.Samples = d.samplePtrs[n0:d.ni:d.ni]
 	}
-	return ts
 }
 
 // str returns data[start:end] as a string aliasing data, as the generated
