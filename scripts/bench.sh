@@ -125,6 +125,27 @@ function median(s,    v, n, i, j, t) {
 	return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 }'
 
+# raw_file <step> creates the raw output file of a server step,
+# $out/bench-$stamp-<step>.txt, with a header naming the Go version, the
+# machine and its load, and prints its path.
+raw_file() {
+	local f="$out/bench-$stamp-$1.txt"
+	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$f"
+	echo "$f"
+}
+
+# summarize <raw file> <benchmark name> <metric regexp> prints the metrics
+# of a benchmark's result lines that match the regexp, one a line.
+summarize() {
+	grep "^$2" "$1" | tr '\t' '\n' | grep -E "$3" | sed 's/^ */  /'
+}
+
+# set_prometheus_bin sets PROMETHEUS_BIN, unless set, to the cached build of
+# scripts/install-tools.sh.
+set_prometheus_bin() {
+	[[ -n "${PROMETHEUS_BIN:-}" ]] || PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
+}
+
 # set_argus_bin sets argus_bin to the argus binary to run: $ARGUS_BIN, or
 # one built once into a temporary directory removed at exit. (Not a $(...):
 # a subshell would remove its build at its own exit.)
@@ -234,10 +255,9 @@ fi
 cluster_count="${BENCH_CLUSTER_COUNT:-5}"
 cluster_rounds="${BENCH_CLUSTER_ROUNDS:-40}"
 if ((cluster_count > 0)); then
-	craw="$out/bench-$stamp-cluster.txt"
+	craw="$(raw_file cluster)"
 	ctable="$out/bench-$stamp-cluster.table"
 	set_argus_bin
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$craw"
 	for ((i = 1; i <= cluster_count; i++)); do
 		echo "bench: cluster ingest, round $i of $cluster_count" >&2
 		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkClusterIngest$' -count=1 \
@@ -303,9 +323,8 @@ fi
 # BENCH_QUERY_SERIES=200000, ARGUS_BIN.
 query_count="${BENCH_QUERY_COUNT:-1}"
 if ((query_count > 0)); then
-	qraw="$out/bench-$stamp-query.txt"
+	qraw="$(raw_file query)"
 	set_argus_bin
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$qraw"
 	ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkQuerierPeakRSS$' -count="$query_count" \
 		-benchtime=1x -timeout=10m ./internal/benchquery/ | tee -a "$qraw"
 	echo
@@ -319,9 +338,7 @@ fi
 # leaves no half-filled cache entry).
 vm_version=v1.151.0
 set_peer_bins() {
-	if [[ -z "${PROMETHEUS_BIN:-}" ]]; then
-		PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
-	fi
+	set_prometheus_bin
 	export PROMETHEUS_BIN
 	if [[ -z "${VICTORIAMETRICS_BIN:-}" ]]; then
 		local tools dest tmp
@@ -394,8 +411,7 @@ disk_count="${BENCH_DISK_COUNT:-1}"
 if ((disk_count > 0)); then
 	set_argus_bin
 	set_peer_bins
-	draw="$out/bench-$stamp-disk.txt"
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$draw"
+	draw="$(raw_file disk)"
 	for ((i = 1; i <= disk_count; i++)); do
 		echo "bench: bytes on disk (argus, prometheus, victoria-metrics), round $i of $disk_count" >&2
 		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkDiskBytes$' -count=1 -benchtime=1x \
@@ -423,8 +439,7 @@ sq_count="${BENCH_SERIES_QUERIES_COUNT:-1}"
 if ((sq_count > 0)); then
 	set_argus_bin
 	set_peer_bins
-	sraw="$out/bench-$stamp-series-queries.txt"
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ)" >"$sraw"
+	sraw="$(raw_file series-queries)"
 	for ((i = 1; i <= sq_count; i++)); do
 		echo "bench: queries over many series (argus, prometheus, victoria-metrics), round $i of $sq_count" >&2
 		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkSeriesQueries$' -count=1 -benchtime=1x \
@@ -457,8 +472,7 @@ ingest_count="${BENCH_INGEST_COUNT:-1}"
 if ((ingest_count > 0)); then
 	set_argus_bin
 	set_peer_bins
-	iraw="$out/bench-$stamp-ingest.txt"
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$iraw"
+	iraw="$(raw_file ingest)"
 	for ((i = 1; i <= ingest_count; i++)); do
 		echo "bench: ingest CPU per request shape and group commit, round $i of $ingest_count" >&2
 		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^(BenchmarkIngestCPU|BenchmarkGroupCommit)$' -count=1 \
@@ -475,7 +489,7 @@ CPU ns/sample, 120 samples per series per request|$I=120 argus-cpu-ns/sample|$I=
 ROWS
 	echo
 	echo "Group commit, -ingester.wal-sync-period=0 (see docs/benchmarks.md):"
-	grep '^BenchmarkGroupCommit' "$iraw" | tr '\t' '\n' | grep -E 'pushes/s|fsyncs|-x-' | sed 's/^ */  /'
+	summarize "$iraw" BenchmarkGroupCommit 'pushes/s|fsyncs|-x-'
 fi
 
 # Remote write 1.0, 2.0 and OTLP (internal/benchingest,
@@ -487,8 +501,7 @@ proto_count="${BENCH_PROTOCOL_COUNT:-1}"
 if ((proto_count > 0)); then
 	set_argus_bin
 	set_peer_bins
-	praw="$out/bench-$stamp-protocols.txt"
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$praw"
+	praw="$(raw_file protocols)"
 	for ((i = 1; i <= proto_count; i++)); do
 		echo "bench: ingest CPU per protocol, round $i of $proto_count" >&2
 		ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkIngestProtocols$' -count=1 \
@@ -496,7 +509,7 @@ if ((proto_count > 0)); then
 	done
 	echo
 	echo "Ingest CPU per sample by protocol (ns), and ratios; the goal is argus-rw2-cpu-x-rw1 <= 1:"
-	grep '^BenchmarkIngestProtocols' "$praw" | tr '\t' '\n' | grep -E 'cpu' | sed 's/^ */  /'
+	summarize "$praw" BenchmarkIngestProtocols 'cpu'
 fi
 
 # Scrape throughput (internal/benchscrape), the real servers one after the
@@ -508,15 +521,14 @@ fi
 scrape_count="${BENCH_SCRAPE_COUNT:-1}"
 if ((scrape_count > 0)); then
 	set_argus_bin
-	[[ -n "${PROMETHEUS_BIN:-}" ]] || PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
-	sraw="$out/bench-$stamp-scrape.txt"
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$sraw"
+	set_prometheus_bin
+	sraw="$(raw_file scrape)"
 	echo "bench: scrape throughput, $scrape_count rounds" >&2
 	ARGUS_BIN="$argus_bin" PROMETHEUS_BIN="$PROMETHEUS_BIN" go test -run='^$' -bench='^BenchmarkScrapeCPU$' \
 		-count="$scrape_count" -benchtime=1x -timeout=30m ./internal/benchscrape/ | tee -a "$sraw"
 	echo
 	echo "Scrape throughput (samples stored per CPU second; see docs/benchmarks.md), per round:"
-	grep '^BenchmarkScrapeCPU' "$sraw" | tr '\t' '\n' | grep -E 'samples/cpu-s|-x$' | sed 's/^ */  /'
+	summarize "$sraw" BenchmarkScrapeCPU 'samples/cpu-s|-x$'
 fi
 
 # The public gRPC query API against the HTTP JSON API (internal/benchquery
@@ -530,14 +542,13 @@ fi
 grpc_count="${BENCH_GRPC_COUNT:-1}"
 if ((grpc_count > 0)); then
 	set_argus_bin
-	graw="$out/bench-$stamp-grpc.txt"
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$graw"
+	graw="$(raw_file grpc)"
 	echo "bench: gRPC against HTTP range query, $grpc_count rounds" >&2
 	ARGUS_BIN="$argus_bin" go test -run='^$' -bench='^BenchmarkRangeQueryGRPCvsHTTP$' -count="$grpc_count" \
 		-benchtime="${BENCH_GRPC_TIME:-5x}" -timeout=30m ./internal/benchquery/ | tee -a "$graw"
 	echo
 	echo "gRPC query API against the HTTP JSON API (per query, and ratios gRPC/HTTP):"
-	grep '^BenchmarkRangeQueryGRPCvsHTTP' "$graw" | tr '\t' '\n' | grep -E '/op$|grpc/' | sed 's/^ */  /'
+	summarize "$graw" BenchmarkRangeQueryGRPCvsHTTP '/op$|grpc/'
 fi
 
 # Rule evaluation (internal/benchquery BenchmarkRuleEvaluation): 1,000
@@ -550,15 +561,14 @@ fi
 rules_count="${BENCH_RULES_COUNT:-1}"
 if ((rules_count > 0)); then
 	set_argus_bin
-	[[ -n "${PROMETHEUS_BIN:-}" ]] || PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
-	rraw="$out/bench-$stamp-rules.txt"
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$rraw"
+	set_prometheus_bin
+	rraw="$(raw_file rules)"
 	echo "bench: rule evaluation, $rules_count rounds" >&2
 	ARGUS_BIN="$argus_bin" PROMETHEUS_BIN="$PROMETHEUS_BIN" go test -run='^$' -bench='^BenchmarkRuleEvaluation$' \
 		-count="$rules_count" -benchtime=1x -timeout=30m ./internal/benchquery/ | tee -a "$rraw"
 	echo
 	echo "Rule evaluation, 1000 recording rules (a group of 100 rules, CPU per 1000 evaluations, ratios Argus/Prometheus):"
-	grep '^BenchmarkRuleEvaluation' "$rraw" | tr '\t' '\n' | grep -E 'group-eval-ms$|1000-evals$|-ratio$' | sed 's/^ */  /'
+	summarize "$rraw" BenchmarkRuleEvaluation 'group-eval-ms$|1000-evals$|-ratio$'
 fi
 
 # A single user's Prometheus of 1M series (internal/e2e
@@ -571,9 +581,8 @@ fi
 scale_count="${BENCH_SCALE_COUNT:-1}"
 if ((scale_count > 0)); then
 	set_argus_bin
-	[[ -n "${PROMETHEUS_BIN:-}" ]] || PROMETHEUS_BIN="$(./scripts/install-tools.sh | tail -n 1)/prometheus"
-	sraw="$out/bench-$stamp-scale.txt"
-	echo "# $(go version) on $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >"$sraw"
+	set_prometheus_bin
+	sraw="$(raw_file scale)"
 	echo "bench: 1M series all-in-one, $scale_count rounds" >&2
 	ARGUS_SCALE_1M=1 ARGUS_BIN="$argus_bin" PROMETHEUS_BIN="$PROMETHEUS_BIN" go test -run='^TestAllInOneMillionSeries$' \
 		-count="$scale_count" -v -timeout=40m ./internal/e2e/ | tee -a "$sraw"
