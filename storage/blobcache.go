@@ -8,8 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// BlobCache keeps decompressed chunk blobs of sealed parts, and their
-// decompressed series groups, least recently used first out, within a
+// BlobCache keeps decompressed chunk blobs of sealed parts, their
+// decompressed series groups and the XOR chunks rebuilt from their
+// transcoded chunks for the wire, least recently used first out, within a
 // bound on their bytes. A point lookup in a compressed part decompresses a
 // whole blob (256 KiB) for the ~1 KB of its series, and the group of 64
 // series entries that locates it; dashboards read the same recent series
@@ -23,6 +24,16 @@ import (
 // never by file name: a part replaced by compaction or removed by
 // retention and a new file of the same name can never share an entry.
 // Closing a part drops its entries.
+//
+// An ingester sends a querier of another process XOR chunks, which it
+// rebuilds from a compressed part's transcoded form at a cost close to a
+// decoding of them (part_xor.go); a range read a dashboard repeats would
+// pay it at each refresh. Select (without KeepTranscoded) keeps the chunks
+// of each series whose chunks in the part all lie in the range read (a
+// day's part read over a day), one entry per series, and a repeat copies
+// them without loading a blob. They are XOR, larger than the transcoded
+// blob they come from, which the cache may then drop: a repeated 24h read
+// of 2K counters holds about 20 MiB of them.
 //
 // Cached blobs are shared and read-only: callers copy what they keep
 // (Select copies chunk data into its result) and never write into them.
@@ -38,13 +49,20 @@ type BlobCache struct {
 	hits, misses, evictions atomic.Uint64
 }
 
-// blobKey names a blob, or a series group, of one open part.
+// blobKey names a blob, a series group or a rebuilt XOR chunk of one open
+// part.
 type blobKey struct {
 	part   uint64 // part.id
 	tenant uint32 // index in part.tenants
 	blob   uint32 // the blob's or the series group's number
-	kind   byte   // kindBlob or kindSeries
+	off    uint32 // kindXORSeries: its first chunk's offset in blob
+	kind   byte   // kindBlob, kindSeries or kindXORSeries
 }
+
+// kindXORSeries keys the chunks of a series as read for the wire (the
+// transcoded ones rebuilt as XOR, part_transcode.go) in the cache, by the
+// location of the series' first chunk; it names no key of a part file.
+const kindXORSeries = 'X'
 
 type blobEntry struct {
 	key  blobKey

@@ -273,3 +273,41 @@ func TestBlobCacheConcurrentReaders(t *testing.T) {
 	require.Positive(t, st.Hits)
 	require.Positive(t, st.Evictions)
 }
+
+// TestBlobCacheRebuiltXOR reads the whole range twice for the wire (XOR
+// bytes) through the cache: the second read is served from the series'
+// XOR chunks the first one rebuilt (no miss: nothing decompressed), returns the same bytes
+// as a DB without a cache, and the all-in-one's read (KeepTranscoded) is
+// unaffected by them.
+func TestBlobCacheRebuiltXOR(t *testing.T) {
+	cache := NewBlobCache(1 << 30)
+	db, dir, m := blobCacheTestDB(t, cache)
+	plain := openTestDB(t, copyDir(t, dir), DBOptions{})
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "instance", "host-1.*")}
+	want, err := plain.Select("a", all[0], all[1], SelectOptions{}, ms...)
+	require.NoError(t, err)
+	got, err := db.Select("a", all[0], all[1], SelectOptions{}, ms...)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	xorEntries := func() (n int) {
+		cache.mu.Lock()
+		defer cache.mu.Unlock()
+		for k := range cache.entries {
+			if k.kind == kindXORSeries {
+				n++
+			}
+		}
+		return n
+	}
+	n := xorEntries()
+	require.Positive(t, n, "the series' rebuilt XOR chunks are kept")
+	before := cache.Stats()
+	got, err = db.Select("a", all[0], all[1], SelectOptions{}, ms...)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	after := cache.Stats()
+	require.Equal(t, before.Misses, after.Misses, "nothing rebuilt or decompressed again")
+	require.GreaterOrEqual(t, after.Hits, before.Hits+uint64(n), "a hit per series and part (and per series group)")
+	require.Equal(t, n, xorEntries())
+	requireSelect(t, db, m, "a", all[0], all[1], ms...)
+}

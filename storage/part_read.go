@@ -372,6 +372,52 @@ func (r *partReader) selected(c *partChunkRef, keep bool, a *arena) (Chunk, erro
 	return Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc &^ transcodedFlag, Data: a.copy(data)}, nil
 }
 
+// cachedXOR returns the chunks of series e, which all lie in the range
+// read, as Select hands them out for the wire (transcoded ones rebuilt as
+// XOR), their data copied to a: from the blob cache if it holds them, else
+// read, rebuilt and kept there. A repeated read neither loads blobs nor
+// rebuilds. The entry is per series, not per chunk, so that a read of
+// thousands of series over a day does a lookup per series rather than per
+// chunk, and its overhead is small beside the data: each chunk is its
+// encoding byte, the uvarint length of its data, then the data.
+func (r *partReader) cachedXOR(e *seriesEntry, a *arena) ([]Chunk, error) {
+	k := r.blobKey
+	k.kind, k.blob, k.off = kindXORSeries, e.chunks[0].blob, e.chunks[0].off
+	entry, ok := r.blobs.get(k)
+	if !ok {
+		for i := range e.chunks {
+			c := &e.chunks[i]
+			data, err := r.chunk(c)
+			if err != nil {
+				return nil, err
+			}
+			entry = append(entry, byte(c.enc&^transcodedFlag))
+			entry = binary.AppendUvarint(entry, uint64(len(data)))
+			entry = append(entry, data...)
+		}
+		r.blobs.put(k, entry)
+	}
+	d := partDecoder{b: a.copy(entry)}
+	chunks := make([]Chunk, len(e.chunks))
+	for i := range e.chunks {
+		c := &e.chunks[i]
+		enc := chunkenc.Encoding(d.byte())
+		n := d.uvarintMax(uint64(len(d.b)))
+		if d.err != nil {
+			return nil, corruptf("cached chunks of a series do not decode")
+		}
+		chunks[i] = Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: enc, Data: d.b[:n:n]}
+		d.b = d.b[n:]
+	}
+	return chunks, nil
+}
+
+// wholeInRange reports whether every chunk of cs lies in [mint, maxt]:
+// the chunks are in time order.
+func wholeInRange(cs []partChunkRef, mint, maxt int64) bool {
+	return len(cs) > 0 && cs[0].minT >= mint && cs[len(cs)-1].maxT <= maxt
+}
+
 // labels builds the label set of e with b; the strings are shared with
 // later calls of the reader but never alias bbolt's memory.
 func (r *partReader) labels(e *seriesEntry, b *labels.ScratchBuilder) (labels.Labels, error) {
@@ -453,6 +499,13 @@ func (p *part) Select(tenant string, mint, maxt int64, opts SelectOptions, ms []
 			}
 			var chunks []Chunk
 			found := false
+			if !opts.SkipChunks && !opts.KeepTranscoded && r.blobs != nil && wholeInRange(e.chunks, mint, maxt) {
+				if chunks, err = r.cachedXOR(&e, &a); err != nil {
+					return err
+				}
+				found = true
+				e.chunks = e.chunks[:0] // all taken
+			}
 			for i := range e.chunks {
 				c := &e.chunks[i]
 				if c.maxT < mint || c.minT > maxt {
