@@ -462,7 +462,9 @@ fi
 # real servers. BenchmarkIngestCPU: each of Argus (all-in-one), Prometheus
 # (remote-write receiver) and VictoriaMetrics, fresh, receives the same
 # BENCH_INGEST_SERIES series with 1, 40 and 120 samples per series per
-# request; CPU per sample from /proc/<pid>/stat. About 10 min on a loaded
+# request; CPU per sample from /proc/<pid>/stat, and Prometheus's deferred
+# head-to-block write (an admin snapshot after the timed window) apart.
+# About 10 min on a loaded
 # 2-core machine at 200K series. BenchmarkGroupCommit: 1 pusher, 64 pushers
 # of one tenant and 64 of 64 tenants with -ingester.wal-sync-period=0, with
 # the fsyncs per push of each; about 20 s. Knobs:
@@ -487,6 +489,9 @@ CPU ns/sample, 1 sample per series per request|$I=1 argus-cpu-ns/sample|$I=1 pro
 CPU ns/sample, 40 samples per series per request|$I=40 argus-cpu-ns/sample|$I=40 prometheus-cpu-ns/sample|$I=40 victoriametrics-cpu-ns/sample|<=|0.67
 CPU ns/sample, 120 samples per series per request|$I=120 argus-cpu-ns/sample|$I=120 prometheus-cpu-ns/sample|$I=120 victoriametrics-cpu-ns/sample|<=|0.67
 ROWS
+	echo
+	echo "Prometheus's deferred head-to-block write (admin snapshot after the timed window), and Argus's ratio to Prometheus plus it (docs/benchmarks.md):"
+	summarize "$iraw" BenchmarkIngestCPU 'per-request|persist'
 	echo
 	echo "Group commit, -ingester.wal-sync-period=0 (see docs/benchmarks.md):"
 	summarize "$iraw" BenchmarkGroupCommit 'pushes/s|fsyncs|-x-'

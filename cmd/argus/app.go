@@ -78,7 +78,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	grpcServer := grpc.NewServer(append([]grpc.ServerOption{grpccodec.ServerOption(), grpc.MaxRecvMsgSize(cfg.Server.GRPCMaxMsgSize), grpc.MaxSendMsgSize(cfg.Server.GRPCMaxMsgSize)},
-		a.grpcAuthOptions()...)...)
+		append(grpccodec.ServerWindowOptions(), a.grpcAuthOptions()...)...)...)
 	a.grpc = &grpcService{server: grpcServer, addr: hostPort(cfg.Server.GRPCListenAddress, cfg.Server.GRPCListenPort), logger: logger}
 	a.registerGRPCServices(grpcServer)
 	a.services = append(a.services, namedService("grpc-server", a.grpc), namedService("runtime-config", overrides), namedService("auth", a.auth))

@@ -254,6 +254,12 @@ func scrapeFamilies(t testing.TB, c *httpClient, rawURL string) map[string]*dto.
 	return fams
 }
 
+// SumMetric is Metric over families already scraped (MetricFamilies), to
+// read several metrics of one scrape.
+func SumMetric(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	return sumMetric(fams, name, labels)
+}
+
 func sumMetric(fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
 	base, suffix := name, ""
 	if _, ok := fams[name]; !ok {
