@@ -256,10 +256,10 @@ func TestSortByRanks(t *testing.T) {
 		ss.remove(hashLabels(lsetOf(ss, all[k])), all[k])
 	}
 	for range 20 {
-		var snaps []seriesEntry
+		var snaps []headSnapshot
 		for _, s := range all {
 			if ss.getByRef(s.ref) != nil && rng.IntN(3) > 0 {
-				snaps = append(snaps, seriesEntry{lset: lsetOf(ss, s), ref: uint64(s.ref)})
+				snaps = append(snaps, headSnapshot{lset: lsetOf(ss, s), ref: uint64(s.ref)})
 			}
 		}
 		rng.Shuffle(len(snaps), func(i, j int) { snaps[i], snaps[j] = snaps[j], snaps[i] })
@@ -269,8 +269,8 @@ func TestSortByRanks(t *testing.T) {
 		require.Equal(t, want, snaps)
 	}
 	// A read of many series rebuilds stale ranks (500 new of 3,000 > 1/8).
-	var snaps []seriesEntry
-	ss.forEach(func(s *memSeries) { snaps = append(snaps, seriesEntry{lset: lsetOf(ss, s), ref: uint64(s.ref)}) })
+	var snaps []headSnapshot
+	ss.forEach(func(s *memSeries) { snaps = append(snaps, headSnapshot{lset: lsetOf(ss, s), ref: uint64(s.ref)}) })
 	for len(snaps) < rankMinSeries { // Repeats are fine: only the order is checked.
 		snaps = append(snaps, snaps[rng.IntN(len(snaps))])
 	}
@@ -278,6 +278,53 @@ func TestSortByRanks(t *testing.T) {
 	require.True(t, slices.IsSortedFunc(snaps, compareEntries))
 	require.NotSame(t, ranks, ss.ranks.cur.Load())
 	require.Equal(t, ss.count.Load(), int64(ss.ranks.cur.Load().ranked))
+}
+
+// TestSortUnlabeled checks that snapshots without labels are sorted in
+// label order by their ranks alone (in place), and left for a sort by
+// labels when some are unranked or too few.
+func TestSortUnlabeled(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	ss := newStripeSeries()
+	var all []*memSeries
+	add := func(n int) {
+		for range n {
+			s := newTestSeries(ss, uint64(len(all)+1), labelsOf("__name__", fmt.Sprintf("m%d", rng.IntN(50)), "i", fmt.Sprint(rng.IntN(1000))))
+			if _, ok := ss.setIfAbsent(hashLabels(lsetOf(ss, s)), s); ok {
+				all = append(all, s)
+			}
+		}
+	}
+	add(2 * rankMinSeries)
+	snaps := func(pick func(k int) bool) (got, want []headSnapshot) {
+		for k, s := range all {
+			if pick(k) {
+				got = append(got, headSnapshot{ref: uint64(s.ref), s: s})
+				want = append(want, headSnapshot{lset: lsetOf(ss, s), ref: uint64(s.ref), s: s})
+			}
+		}
+		rng.Shuffle(len(got), func(i, j int) { got[i], got[j] = got[j], got[i] })
+		slices.SortFunc(want, compareEntries)
+		return got, want
+	}
+	for range 5 {
+		got, want := snaps(func(int) bool { return rng.IntN(4) > 0 })
+		require.True(t, ss.sortUnlabeled(got)) // Builds the ranks, the first time.
+		for k := range got {
+			require.Equal(t, want[k].ref, got[k].ref, "position %d", k)
+			require.Same(t, want[k].s, got[k].s)
+		}
+	}
+	got, _ := snaps(func(k int) bool { return k < rankMinSeries-1 })
+	require.False(t, ss.sortUnlabeled(got), "too few to use the ranks")
+	add(10) // Unranked: the ranks are not stale enough to be rebuilt.
+	got, want := snaps(func(int) bool { return true })
+	order := slices.Clone(got)
+	require.False(t, ss.sortUnlabeled(got))
+	require.Equal(t, order, got, "left as it was")
+	got = ss.decodeAll(got)
+	slices.SortFunc(got, compareEntries)
+	require.Equal(t, want, got)
 }
 
 // TestSeries_ManySeriesSorted reads enough series for the ranks to be used,
@@ -426,12 +473,12 @@ func TestHeadPostings_OutOfOrderAdd(t *testing.T) {
 // sort.
 func TestBuildRanks_SparseRefs(t *testing.T) {
 	ss := newStripeSeries()
-	var es []seriesEntry
+	var es []headSnapshot
 	for k := range rankMinSeries {
 		ref := uint64(k)*(rankMaxSparsity+1) + rankSlack // Sparse from the start.
 		s := newTestSeries(ss, ref, labelsOf("n", fmt.Sprint(rankMinSeries-k)))
 		ss.setIfAbsent(hashLabels(lsetOf(ss, s)), s)
-		es = append(es, seriesEntry{lset: lsetOf(ss, s), ref: ref, s: s})
+		es = append(es, headSnapshot{lset: lsetOf(ss, s), ref: ref})
 	}
 	require.Nil(t, ss.buildRanks())
 	ss.sortEntries(es)

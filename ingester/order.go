@@ -59,38 +59,16 @@ type headRanks struct {
 	buildMu sync.Mutex // held by the one build at a time
 }
 
-// seriesEntry is a series of a read, with what sorting it reads copied
-// out of it, so that a comparison chases no pointer to the series.
-type seriesEntry struct {
-	lset labels.Labels
-	ref  uint64
-	s    *memSeries
-}
+func compareEntries(a, b headSnapshot) int { return labels.Compare(a.lset, b.lset) }
 
-func compareEntries(a, b seriesEntry) int { return labels.Compare(a.lset, b.lset) }
-
-// sortEntries sorts es by labels, using and maintaining the ranks of the
-// series of ss.
-func (ss *stripeSeries) sortEntries(es []seriesEntry) {
+// sortEntries sorts es, snapshots with lset and ref set, by labels, using
+// and maintaining the ranks of the series of ss.
+func (ss *stripeSeries) sortEntries(es []headSnapshot) {
 	if len(es) < rankMinSeries {
 		slices.SortFunc(es, compareEntries)
 		return
 	}
-	ranks := ss.ranks.cur.Load()
-	unranked := 0
-	for _, e := range es {
-		if _, ok := ranks.rankOf(e.ref); !ok {
-			unranked++
-		}
-	}
-	stale := ranks == nil || unranked > ranks.ranked/rankStaleDivisor
-	// A build sorts the whole head: only a read of a good part of it pays
-	// for it, at most a few times its own sort.
-	if stale && int64(len(es))*rankBuildFraction >= ss.count.Load() {
-		if fresh := ss.buildRanks(); fresh != nil {
-			ranks = fresh
-		}
-	}
+	ranks, _ := ss.ranksFor(es)
 	if ranks == nil {
 		slices.SortFunc(es, compareEntries)
 		return
@@ -98,21 +76,80 @@ func (ss *stripeSeries) sortEntries(es []seriesEntry) {
 	sortByRanks(es, ranks)
 }
 
+// sortUnlabeled sorts es, snapshots with ref set and no labels, by labels
+// when every one has a rank (the usual read of many series: ranks are
+// rebuilt once series created since the last build are many), and reports
+// whether it did. Otherwise es is left as it is, for the caller to decode
+// the labels and sort by them: too few series for ranks to pay, or some
+// unranked, which must be compared by labels with the ranked ones too.
+func (ss *stripeSeries) sortUnlabeled(es []headSnapshot) bool {
+	if len(es) < rankMinSeries {
+		return false
+	}
+	ranks, unranked := ss.ranksFor(es)
+	if ranks == nil || unranked > 0 {
+		return false
+	}
+	keys := make([]uint64, len(es))
+	for k := range es {
+		r, _ := ranks.rankOf(es[k].ref)
+		keys[k] = uint64(r)<<32 | uint64(k)
+	}
+	slices.Sort(keys)
+	permute(es, keys)
+	return true
+}
+
+// ranksFor returns the ranks to sort es by, built now if they are stale and
+// es is a good part of the head, or nil; and how many of es they do not
+// rank.
+func (ss *stripeSeries) ranksFor(es []headSnapshot) (*labelRanks, int) {
+	ranks := ss.ranks.cur.Load()
+	count := func(r *labelRanks) int {
+		unranked := 0
+		for k := range es {
+			if _, ok := r.rankOf(es[k].ref); !ok {
+				unranked++
+			}
+		}
+		return unranked
+	}
+	unranked := count(ranks)
+	stale := ranks == nil || unranked > ranks.ranked/rankStaleDivisor
+	// A build sorts the whole head: only a read of a good part of it pays
+	// for it, at most a few times its own sort.
+	if stale && int64(len(es))*rankBuildFraction >= ss.count.Load() {
+		if fresh := ss.buildRanks(); fresh != nil {
+			ranks, unranked = fresh, count(fresh)
+		}
+	}
+	if ranks == nil {
+		return nil, len(es)
+	}
+	return ranks, unranked
+}
+
 // sortByRanks sorts es by labels: those with a rank by it, the others by
-// labels, then merges the two.
-func sortByRanks(es []seriesEntry, ranks *labelRanks) {
+// labels, then merges the two. When all have a rank (the usual read) es is
+// permuted in place: a copy of many snapshots would be garbage the size of
+// the read.
+func sortByRanks(es []headSnapshot, ranks *labelRanks) {
 	keys := make([]uint64, 0, len(es))
-	var others []seriesEntry
-	for k, e := range es {
-		if r, ok := ranks.rankOf(e.ref); ok {
+	var others []headSnapshot
+	for k := range es {
+		if r, ok := ranks.rankOf(es[k].ref); ok {
 			keys = append(keys, uint64(r)<<32|uint64(k))
 		} else {
-			others = append(others, e)
+			others = append(others, es[k])
 		}
 	}
 	slices.Sort(keys)
+	if len(others) == 0 {
+		permute(es, keys)
+		return
+	}
 	slices.SortFunc(others, compareEntries)
-	ranked := make([]seriesEntry, len(keys))
+	ranked := make([]headSnapshot, len(keys))
 	for k, key := range keys {
 		ranked[k] = es[uint32(key)]
 	}
@@ -123,6 +160,29 @@ func sortByRanks(es []seriesEntry, ranks *labelRanks) {
 			out, ranked = append(out, ranked[0]), ranked[1:]
 		} else {
 			out, others = append(out, others[0]), others[1:]
+		}
+	}
+}
+
+// permute moves es[uint32(keys[k])] to es[k] for every k, in place,
+// following each cycle of the permutation; keys' low halves are overwritten.
+func permute(es []headSnapshot, keys []uint64) {
+	const low = 1<<32 - 1
+	for i := range keys {
+		if keys[i]&low == uint64(i) {
+			continue // In place, or a cycle already moved.
+		}
+		tmp := es[i]
+		j := i
+		for {
+			from := int(keys[j] & low)
+			keys[j] = keys[j]&^low | uint64(j) // Marks position j done.
+			if from == i {
+				es[j] = tmp
+				break
+			}
+			es[j] = es[from]
+			j = from
 		}
 	}
 }
@@ -141,15 +201,19 @@ func (ss *stripeSeries) buildRanks() *labelRanks {
 		return nil
 	}
 	defer ss.ranks.buildMu.Unlock()
-	var all []seriesEntry
+	type entry struct {
+		lset labels.Labels
+		ref  uint64
+	}
+	var all []entry
 	maxRef := uint64(0)
 	ss.forEach(func(s *memSeries) {
 		if lset, ok := ss.labelsOf(s); ok {
-			all = append(all, seriesEntry{lset: lset, ref: uint64(s.ref)})
+			all = append(all, entry{lset: lset, ref: uint64(s.ref)})
 			maxRef = max(maxRef, uint64(s.ref))
 		}
 	})
-	slices.SortFunc(all, compareEntries)
+	slices.SortFunc(all, func(a, b entry) int { return labels.Compare(a.lset, b.lset) })
 	r := &labelRanks{rank: make([]uint32, maxRef+1), ranked: len(all)}
 	for k, e := range all {
 		r.rank[e.ref] = uint32(k) + 1

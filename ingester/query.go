@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -161,6 +162,8 @@ const (
 // headSnapshot is what a query read of one head series.
 type headSnapshot struct {
 	lset labels.Labels
+	ref  uint64     // the series' ref, for sorting by rank (order.go)
+	s    *memSeries // the series, until the snapshot is taken
 	// minT is the min time of the series' oldest chunk in memory at the read,
 	// or noTime: store chunks from minT on are in chunks.
 	minT    int64
@@ -170,6 +173,12 @@ type headSnapshot struct {
 
 // headSeries snapshots the head series matching ms, sorted by labels. Series
 // with no chunk in the range are kept: their minT still filters the store.
+//
+// The series are sorted before anything is read of them, by rank for the
+// most part (integers: order.go), then each is read once, under one lock:
+// its labels decoded and its chunks taken. So the label sets and the copies
+// of the open chunks lie in memory in the order the merge and the querier
+// read them.
 func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, mode seriesMode) ([]headSnapshot, error) {
 	p, err := postingsForMatchers(ctx, h.postings, ms)
 	if err != nil {
@@ -179,47 +188,56 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 	if err != nil {
 		return nil, fmt.Errorf("read postings: %w", err)
 	}
-	es := make([]seriesEntry, 0, len(refs))
+	out := make([]headSnapshot, 0, len(refs))
 	for n, ref := range refs {
 		if n%checkCtxEvery == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
-			if lset, ok := h.series.labelsOf(s); ok {
-				es = append(es, seriesEntry{lset: lset, ref: uint64(ref), s: s})
-			}
+			out = append(out, headSnapshot{ref: uint64(ref), s: s})
 		} // else removed since the postings read; its data is in the store.
 	}
-	// Sorted before the snapshots are taken, so that the snapshots and
-	// their chunks lie in the order the merge reads them.
-	h.series.sortEntries(es)
-	out := make([]headSnapshot, len(es))
+	if !h.series.sortUnlabeled(out) {
+		// Too few series, or too many unranked: sorted by labels.
+		out = h.series.decodeAll(out)
+		slices.SortFunc(out, compareEntries)
+	}
 	var (
 		chks  []storage.Chunk // The chunks of all snapshots, which share it.
 		opens []byte          // Likewise, the copies of the open chunks.
 	)
 	if mode == withChunks {
-		chks = make([]storage.Chunk, 0, len(es))
+		chks = make([]storage.Chunk, 0, len(out))
 	}
-	for k, e := range es {
-		snap := &out[k]
-		snap.lset = e.lset
-		e.s.mu.Lock()
-		snap.minT = e.s.firstInMemoryLocked()
-		snap.inRange = e.s.overlapsLocked(mint, maxt)
+	kept := out[:0]
+	for k := range out {
+		if k%checkCtxEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		snap := out[k]
+		s := snap.s
+		snap.s = nil
+		s.mu.Lock()
+		if s.goneLocked() { // Removed since the lookup; its symbols may be another's.
+			s.mu.Unlock()
+			continue
+		}
+		if snap.lset.IsEmpty() {
+			snap.lset = h.series.syms.decode(s.syms)
+		}
+		snap.minT = s.firstInMemoryLocked()
+		snap.inRange = s.overlapsLocked(mint, maxt)
 		if mode == withChunks && snap.inRange {
 			start := len(chks)
-			chks = e.s.appendChunksCarvedLocked(chks, &opens, mint, maxt)
+			chks = s.appendChunksCarvedLocked(chks, &opens, mint, maxt)
 			snap.chunks = chks[start:len(chks):len(chks)]
 		}
-		e.s.mu.Unlock()
+		s.mu.Unlock()
+		kept = append(kept, snap)
 	}
+	clear(out[len(kept):]) // No pointer to a series is left behind.
 	// Order is kept: maskDeleted filters in place.
-	out, err = h.maskDeleted(out, mint, maxt, mode)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return h.maskDeleted(kept, mint, maxt, mode)
 }
 
 // appendChunksLocked appends the in-memory chunks overlapping [mint, maxt]

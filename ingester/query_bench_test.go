@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"google.golang.org/grpc"
 
 	"github.com/argus-tsdb/argus/proto/arguspb"
@@ -111,6 +113,42 @@ func BenchmarkReadPath(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/c.want, "ns/series")
 			b.ReportMetric(float64(bytes)/c.want, "bytes/series")
+		})
+	}
+}
+
+// BenchmarkSelectSeries is the all-in-one querier's read of the head:
+// SelectSeries in the process, each series checked for order and kept as the
+// querier does, at the size of BenchmarkReadPath.
+func BenchmarkSelectSeries(b *testing.B) {
+	ing := readBenchIngester(b)
+	ctx := tenantCtx("bench")
+	nSeries := benchInstances() * benchMetrics
+	for _, c := range []struct {
+		name string
+		m    *arguspb.LabelMatcher
+		want int
+	}{
+		{"name_regexp", &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_RE, Name: "__name__", Value: "app_requests_.*_total"}, nSeries / 2},
+		{"job", &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_EQ, Name: "job", Value: "app"}, nSeries},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			defer reportCPU(b)()
+			req := &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: 9 * 60_000, Matchers: []*arguspb.LabelMatcher{c.m}}
+			for b.Loop() {
+				var kept []labels.Labels
+				err := ing.SelectSeries(ctx, req, func(lset labels.Labels, chks []chunks.Meta) error {
+					if n := len(kept); n > 0 && labels.Compare(kept[n-1], lset) >= 0 {
+						return fmt.Errorf("%s after %s", lset, kept[n-1])
+					}
+					kept = append(kept, lset)
+					return nil
+				})
+				if err != nil || len(kept) != c.want {
+					b.Fatal(err, len(kept))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(c.want), "ns/series")
 		})
 	}
 }

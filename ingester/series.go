@@ -599,3 +599,21 @@ func (ss *stripeSeries) forEach(f func(s *memSeries)) {
 		}
 	}
 }
+
+// decodeAll sets the labels of the snapshots es that have none from their
+// series (s set), and drops those GC removed.
+func (ss *stripeSeries) decodeAll(es []headSnapshot) []headSnapshot {
+	kept := es[:0]
+	for _, e := range es {
+		if e.lset.IsEmpty() {
+			lset, ok := ss.labelsOf(e.s)
+			if !ok {
+				continue
+			}
+			e.lset = lset
+		}
+		kept = append(kept, e)
+	}
+	clear(es[len(kept):])
+	return kept
+}
