@@ -322,7 +322,7 @@ func TestSortUnlabeled(t *testing.T) {
 	order := slices.Clone(got)
 	require.False(t, ss.sortUnlabeled(got))
 	require.Equal(t, order, got, "left as it was")
-	got = ss.decodeAll(got)
+	got = ss.decodeAll(got, &labelSlab{})
 	slices.SortFunc(got, compareEntries)
 	require.Equal(t, want, got)
 }

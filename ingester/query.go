@@ -197,9 +197,10 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 			out = append(out, headSnapshot{ref: uint64(ref), s: s})
 		} // else removed since the postings read; its data is in the store.
 	}
+	var sl labelSlab
 	if !h.series.sortUnlabeled(out) {
-		// Too few series, or too many unranked: sorted by labels.
-		out = h.series.decodeAll(out)
+		// Too few series, or some unranked: sorted by labels.
+		out = h.series.decodeAll(out, &sl)
 		slices.SortFunc(out, compareEntries)
 	}
 	var (
@@ -223,7 +224,7 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 			continue
 		}
 		if snap.lset.IsEmpty() {
-			snap.lset = h.series.syms.decode(s.syms)
+			snap.lset = sl.decode(h.series.syms, s.syms)
 		}
 		snap.minT = s.firstInMemoryLocked()
 		snap.inRange = s.overlapsLocked(mint, maxt)

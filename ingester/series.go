@@ -601,16 +601,20 @@ func (ss *stripeSeries) forEach(f func(s *memSeries)) {
 }
 
 // decodeAll sets the labels of the snapshots es that have none from their
-// series (s set), and drops those GC removed.
-func (ss *stripeSeries) decodeAll(es []headSnapshot) []headSnapshot {
+// series (s set), carved from sl, and drops those GC removed.
+func (ss *stripeSeries) decodeAll(es []headSnapshot, sl *labelSlab) []headSnapshot {
 	kept := es[:0]
 	for _, e := range es {
 		if e.lset.IsEmpty() {
-			lset, ok := ss.labelsOf(e.s)
-			if !ok {
+			e.s.mu.Lock()
+			gone := e.s.goneLocked()
+			if !gone {
+				e.lset = sl.decode(ss.syms, e.s.syms)
+			}
+			e.s.mu.Unlock()
+			if gone {
 				continue
 			}
-			e.lset = lset
 		}
 		kept = append(kept, e)
 	}
