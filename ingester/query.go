@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
@@ -53,7 +55,7 @@ func (i *Ingester) queryHead(ctx context.Context, queryType string) (*tenantHead
 func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamingServer[arguspb.SeriesResponse]) error {
 	var a protoAlloc
 	b := responseBatcher{send: stream.Send}
-	err := i.selectSeries(stream.Context(), req, false, func(lset labels.Labels, chks []storage.Chunk) error {
+	err := i.selectSeries(stream.Context(), req, func(lset labels.Labels, chks []storage.Chunk) error {
 		return b.add(a.streamSeries(lset, chks))
 	})
 	if err != nil {
@@ -70,57 +72,91 @@ func (i *Ingester) Series(req *arguspb.SeriesRequest, stream grpc.ServerStreamin
 // the rest is copied into memory that the ingester never touches again.
 // The ingester's own errors are gRPC statuses, as Series returns them; an
 // error of visit ends the read and is returned as is.
+//
+// The head's chunks are read straight into the chunks.Metas handed out
+// (mode withMetas), with no storage.Chunk in between, unless the tenant has
+// tombstones: maskDeleted masks storage.Chunks.
 func (i *Ingester) SelectSeries(ctx context.Context, req *arguspb.SeriesRequest, visit func(lset labels.Labels, chks []chunks.Meta) error) error {
 	var (
 		a        metaAlloc
 		visitErr error
 	)
-	err := i.selectSeries(ctx, req, true, func(lset labels.Labels, chks []storage.Chunk) error {
-		visitErr = visit(lset, a.metas(chks))
-		return visitErr
-	})
+	r, err := i.readSeries(ctx, req, &a)
+	if err == nil {
+		err = mergeLocal(r, &a, func(lset labels.Labels, chks []chunks.Meta) error {
+			visitErr = visit(lset, chks)
+			return visitErr
+		})
+	}
 	if visitErr != nil {
 		return visitErr
 	}
 	return grpcError(err)
 }
 
+// seriesRead is what a read of series takes from the head and the chunk
+// store before merging them.
+type seriesRead struct {
+	head   []headSnapshot
+	stored []storage.Series
+	mode   seriesMode
+}
+
 // selectSeries calls visit with every series of the tenant of ctx that
 // matches req, merged from the head and the chunk store, sorted by labels.
 // chks is reused once visit returns; the data it points to is not.
+func (i *Ingester) selectSeries(ctx context.Context, req *arguspb.SeriesRequest, visit func(lset labels.Labels, chks []storage.Chunk) error) error {
+	r, err := i.readSeries(ctx, req, nil)
+	if err != nil {
+		return err
+	}
+	return mergeSeries(r.head, r.stored, r.mode, visit)
+}
+
+// readSeries reads the series of the tenant of ctx that match req from the
+// head, then from the chunk store. The read has no series when the tenant
+// has no data here.
 //
 // The head is read before the store. A chunk persisted between the two
 // reads is then in both: it is taken from the head, and the store's copy is
 // excluded because only store chunks older than the series' oldest chunk in
 // memory at the head read are used.
 //
-// With local (a reader in this process that iterates samples), the float
-// chunks of compressed parts come as they are stored
+// With local (a reader in this process that iterates samples), the head's
+// chunks come as chunks.Metas carved from local (unless the tenant has
+// tombstones), and the float chunks of compressed parts as they are stored
 // (storage.EncTranscodedXOR, read through storage.NewChunk) rather than
 // rebuilt as XOR: storage/transcoded.go.
-func (i *Ingester) selectSeries(ctx context.Context, req *arguspb.SeriesRequest, local bool, visit func(lset labels.Labels, chks []storage.Chunk) error) error {
+func (i *Ingester) readSeries(ctx context.Context, req *arguspb.SeriesRequest, local *metaAlloc) (seriesRead, error) {
 	h, err := i.queryHead(ctx, queryTypeSeries)
 	if err != nil || h == nil {
-		return err
+		return seriesRead{}, err
 	}
 	ms, err := toMatchers(req.GetMatchers())
 	if err != nil {
-		return err
+		return seriesRead{}, err
 	}
-	mint, maxt := req.GetMinTimeMs(), req.GetMaxTimeMs()
-	mode := withChunks
-	if req.GetSkipChunks() {
-		mode = withoutChunks
+	o := headRead{mint: req.GetMinTimeMs(), maxt: req.GetMaxTimeMs(), mode: withChunks}
+	switch {
+	case req.GetSkipChunks():
+		o.mode = withoutChunks
+	case local != nil && !h.hasTombstones():
+		o.mode, o.metas = withMetas, local
 	}
-	head, err := h.headSeries(ctx, ms, mint, maxt, mode)
+	head, err := h.headSeries(ctx, ms, o)
 	if err != nil {
-		return err
+		return seriesRead{}, err
 	}
-	stored, err := h.store.Select(mint, maxt, storage.SelectOptions{SkipChunks: mode == withoutChunks, KeepTranscoded: local}, ms...)
+	stored, err := h.store.Select(o.mint, o.maxt, storage.SelectOptions{SkipChunks: o.mode == withoutChunks, KeepTranscoded: local != nil}, ms...)
 	if err != nil {
-		return fmt.Errorf("select from chunk store: %w", err)
+		return seriesRead{}, fmt.Errorf("select from chunk store: %w", err)
 	}
-	return mergeSeries(head, stored, mode, visit)
+	return seriesRead{head: head, stored: stored, mode: o.mode}, nil
+}
+
+// hasTombstones reports whether the tenant has deletions to mask.
+func (h *tenantHead) hasTombstones() bool {
+	return h.store.db != nil && len(h.store.db.Tombstones(h.id)) > 0
 }
 
 // responseBatcher groups streamed series into SeriesResponse messages of at
@@ -157,7 +193,18 @@ type seriesMode int
 const (
 	withChunks seriesMode = iota
 	withoutChunks
+	// withMetas: chunks as the chunks.Metas of SelectSeries (headSnapshot's
+	// metas), for a reader in this process. No tombstones are masked.
+	withMetas
 )
+
+// headRead says what headSeries reads: the range [mint, maxt], the mode,
+// and for withMetas what the metas are carved from.
+type headRead struct {
+	mint, maxt int64
+	mode       seriesMode
+	metas      *metaAlloc
+}
 
 // headSnapshot is what a query read of one head series.
 type headSnapshot struct {
@@ -168,46 +215,31 @@ type headSnapshot struct {
 	// or noTime: store chunks from minT on are in chunks.
 	minT    int64
 	chunks  []storage.Chunk // in memory, overlapping the range; the open one copied
+	metas   []chunks.Meta   // likewise, in mode withMetas (chunks is then nil)
 	inRange bool            // some in-memory sample may be in the range
 }
 
-// headSeries snapshots the head series matching ms, sorted by labels. Series
-// with no chunk in the range are kept: their minT still filters the store.
+// headSeries snapshots the head series matching ms, sorted by labels,
+// their chunks as o.mode says. Series with no chunk in the range are kept:
+// their minT still filters the store.
 //
 // The series are sorted before anything is read of them, by rank for the
 // most part (integers: order.go), then each is read once, under one lock:
 // its labels decoded and its chunks taken. So the label sets and the copies
 // of the open chunks lie in memory in the order the merge and the querier
 // read them.
-func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, mode seriesMode) ([]headSnapshot, error) {
-	p, err := postingsForMatchers(ctx, h.postings, ms)
+func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, o headRead) ([]headSnapshot, error) {
+	var sl labelSlab
+	out, err := h.sortedSeries(ctx, ms, &sl)
 	if err != nil {
 		return nil, err
 	}
-	refs, err := index.ExpandPostings(p) // Sizes what follows: cheaper than growing it.
-	if err != nil {
-		return nil, fmt.Errorf("read postings: %w", err)
-	}
-	out := make([]headSnapshot, 0, len(refs))
-	for n, ref := range refs {
-		if n%checkCtxEvery == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
-			out = append(out, headSnapshot{ref: uint64(ref), s: s})
-		} // else removed since the postings read; its data is in the store.
-	}
-	var sl labelSlab
-	if !h.series.sortUnlabeled(out) {
-		// Too few series, or some unranked: sorted by labels.
-		out = h.series.decodeAll(out, &sl)
-		slices.SortFunc(out, compareEntries)
-	}
 	var (
-		chks  []storage.Chunk // The chunks of all snapshots, which share it.
-		opens []byte          // Likewise, the copies of the open chunks.
+		chks    []storage.Chunk // The chunks of all snapshots, which share it.
+		opens   []byte          // Likewise, the copies of the open chunks.
+		scratch []storage.Chunk // withMetas: one series' chunks, reused
 	)
-	if mode == withChunks {
+	if o.mode == withChunks {
 		chks = make([]storage.Chunk, 0, len(out))
 	}
 	kept := out[:0]
@@ -227,18 +259,74 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, mint,
 			snap.lset = sl.decode(h.series.syms, s.syms)
 		}
 		snap.minT = s.firstInMemoryLocked()
-		snap.inRange = s.overlapsLocked(mint, maxt)
-		if mode == withChunks && snap.inRange {
+		snap.inRange = s.overlapsLocked(o.mint, o.maxt)
+		switch {
+		case !snap.inRange:
+		case o.mode == withChunks:
 			start := len(chks)
-			chks = s.appendChunksCarvedLocked(chks, &opens, mint, maxt)
+			chks = s.appendChunksCarvedLocked(chks, &opens, o.mint, o.maxt)
 			snap.chunks = chks[start:len(chks):len(chks)]
+		case o.mode == withMetas:
+			scratch = s.appendChunksCarvedLocked(scratch[:0], &opens, o.mint, o.maxt)
+			snap.metas = o.metas.metas(scratch)
 		}
 		s.mu.Unlock()
 		kept = append(kept, snap)
 	}
 	clear(out[len(kept):]) // No pointer to a series is left behind.
+	if o.mode == withMetas {
+		return kept, nil // The caller found no tombstones.
+	}
 	// Order is kept: maskDeleted filters in place.
-	return h.maskDeleted(kept, mint, maxt, mode)
+	return h.maskDeleted(kept, o.mint, o.maxt, o.mode)
+}
+
+// sortedSeries returns the head series matching ms as snapshots with ref
+// and s set, sorted by labels; those that had to be sorted by labels have
+// theirs, decoded from sl.
+func (h *tenantHead) sortedSeries(ctx context.Context, ms []*labels.Matcher, sl *labelSlab) ([]headSnapshot, error) {
+	p, err := postingsForMatchers(ctx, h.postings, ms)
+	if err != nil {
+		return nil, err
+	}
+	buf, err := expandPostings(p) // Sizes what follows: cheaper than growing it.
+	defer refBufs.Put(buf)
+	if err != nil {
+		return nil, fmt.Errorf("read postings: %w", err)
+	}
+	refs := *buf
+	out := make([]headSnapshot, 0, len(refs))
+	for n, ref := range refs {
+		if n%checkCtxEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
+			out = append(out, headSnapshot{ref: uint64(ref), s: s})
+		} // else removed since the postings read; its data is in the store.
+	}
+	if !h.series.sortUnlabeled(out) {
+		// Too few series, or some unranked: sorted by labels.
+		out = h.series.decodeAll(out, sl)
+		slices.SortFunc(out, compareEntries)
+	}
+	return out, nil
+}
+
+// refBufs recycles the refs that reads expand their postings into: those
+// of a read of 1M series are 8 MB, and growing them by append, as
+// index.ExpandPostings does, allocates five times that.
+var refBufs = sync.Pool{New: func() any { return new([]promstorage.SeriesRef) }}
+
+// expandPostings returns the refs of p in a buffer of refBufs, which the
+// caller puts back once it no longer reads them (even on error).
+func expandPostings(p index.Postings) (*[]promstorage.SeriesRef, error) {
+	buf := refBufs.Get().(*[]promstorage.SeriesRef)
+	refs := (*buf)[:0]
+	for p.Next() {
+		refs = append(refs, p.At())
+	}
+	*buf = refs
+	return buf, p.Err()
 }
 
 // appendChunksLocked appends the in-memory chunks overlapping [mint, maxt]
@@ -272,55 +360,111 @@ func (s *memSeries) appendChunksCarvedLocked(dst []storage.Chunk, opens *[]byte,
 // chunks when mode is withoutChunks). chks is reused once visit returns.
 func mergeSeries(head []headSnapshot, stored []storage.Series, mode seriesMode, visit func(lset labels.Labels, chks []storage.Chunk) error) error {
 	var chks []storage.Chunk
-	for len(head) > 0 || len(stored) > 0 {
-		var (
-			lset     labels.Labels
-			hs       *headSnapshot
-			st       *storage.Series
-			headMinT = noTime
-		)
-		c := -1 // head[0] comes first; 1: stored[0]; 0: the same series
-		switch {
-		case len(head) == 0:
-			c = 1
-		case len(stored) > 0:
-			c = labels.Compare(head[0].lset, stored[0].Labels)
-		}
-		if c <= 0 {
-			hs, lset, head = &head[0], head[0].lset, head[1:]
-			headMinT = hs.minT
-		}
-		if c >= 0 {
-			st, lset, stored = &stored[0], stored[0].Labels, stored[1:]
-		}
+	m := merger{head: head, stored: stored}
+	for m.next() {
 		if mode == withoutChunks {
-			if st == nil && !hs.inRange {
+			if m.st == nil && !m.hs.inRange {
 				continue
 			}
-			if err := visit(lset, nil); err != nil {
+			if err := visit(m.lset, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		chks = chks[:0]
-		if st != nil {
-			for _, c := range st.Chunks {
-				if c.MaxTime < headMinT {
-					chks = append(chks, c)
-				}
-			}
-		}
-		if hs != nil {
-			chks = append(chks, hs.chunks...)
+		chks = m.storedChunks(chks[:0])
+		if m.hs != nil {
+			chks = append(chks, m.hs.chunks...)
 		}
 		if len(chks) == 0 {
 			continue
 		}
-		if err := visit(lset, chks); err != nil {
+		if err := visit(m.lset, chks); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// mergeLocal is mergeSeries for SelectSeries: the chunks as chunks.Metas
+// carved from a, which are the caller's to keep. A read of mode withMetas
+// hands out the head's metas as they are when the store has no chunk of the
+// series to add.
+func mergeLocal(r seriesRead, a *metaAlloc, visit func(lset labels.Labels, chks []chunks.Meta) error) error {
+	if r.mode != withMetas {
+		return mergeSeries(r.head, r.stored, r.mode, func(lset labels.Labels, chks []storage.Chunk) error {
+			return visit(lset, a.metas(chks))
+		})
+	}
+	var fromStore []storage.Chunk
+	m := merger{head: r.head, stored: r.stored}
+	for m.next() {
+		var metas []chunks.Meta
+		if m.hs != nil {
+			metas = m.hs.metas
+		}
+		if fromStore = m.storedChunks(fromStore[:0]); len(fromStore) > 0 {
+			metas = a.metasBefore(fromStore, metas)
+		}
+		if len(metas) == 0 {
+			continue
+		}
+		if err := visit(m.lset, metas); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merger steps through head snapshots and stored series, both sorted by
+// labels, one series at a time.
+type merger struct {
+	head   []headSnapshot
+	stored []storage.Series
+	// The current series: its labels, and its snapshot and stored series
+	// (nil where it has none).
+	lset labels.Labels
+	hs   *headSnapshot
+	st   *storage.Series
+}
+
+// next moves to the next series, and reports whether there is one.
+func (m *merger) next() bool {
+	if len(m.head) == 0 && len(m.stored) == 0 {
+		return false
+	}
+	m.hs, m.st = nil, nil
+	c := -1 // head[0] comes first; 1: stored[0]; 0: the same series
+	switch {
+	case len(m.head) == 0:
+		c = 1
+	case len(m.stored) > 0:
+		c = labels.Compare(m.head[0].lset, m.stored[0].Labels)
+	}
+	if c <= 0 {
+		m.hs, m.lset, m.head = &m.head[0], m.head[0].lset, m.head[1:]
+	}
+	if c >= 0 {
+		m.st, m.lset, m.stored = &m.stored[0], m.stored[0].Labels, m.stored[1:]
+	}
+	return true
+}
+
+// storedChunks appends to dst the current series' stored chunks that end
+// before its oldest chunk in memory at the head read.
+func (m *merger) storedChunks(dst []storage.Chunk) []storage.Chunk {
+	if m.st == nil {
+		return dst
+	}
+	headMinT := noTime
+	if m.hs != nil {
+		headMinT = m.hs.minT
+	}
+	for _, c := range m.st.Chunks {
+		if c.MaxTime < headMinT {
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // protoAlloc carves the messages of a Series stream from blocks, so that a
@@ -377,6 +521,13 @@ func (a *metaAlloc) metas(chks []storage.Chunk) []chunks.Meta {
 		return nil
 	}
 	ms := slab.Take(&a.metaBlock, len(chks), carveBlock)
+	a.fill(ms, chks)
+	return ms
+}
+
+// fill sets ms[i] to chks[i] as a chunks.Meta sharing its data, the
+// chunk itself carved from a.
+func (a *metaAlloc) fill(ms []chunks.Meta, chks []storage.Chunk) {
 	xors := slab.Take(&a.xorBlock, len(chks), carveBlock)
 	for i, c := range chks {
 		ms[i] = chunks.Meta{Chunk: &xors[i], MinTime: c.MinTime, MaxTime: c.MaxTime}
@@ -391,6 +542,18 @@ func (a *metaAlloc) metas(chks []storage.Chunk) []chunks.Meta {
 		}
 		xors[i].Reset(c.Data)
 	}
+}
+
+// metasBefore returns the chunks.Metas of stored followed by head, in one
+// slice carved from a.
+func (a *metaAlloc) metasBefore(stored []storage.Chunk, head []chunks.Meta) []chunks.Meta {
+	if len(head) == 0 {
+		return a.metas(stored)
+	}
+	n := len(stored)
+	ms := slab.Take(&a.metaBlock, n+len(head), carveBlock)
+	a.fill(ms[:n], stored)
+	copy(ms[n:], head)
 	return ms
 }
 

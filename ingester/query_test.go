@@ -119,7 +119,7 @@ func TestSeries_MergesHeadAndStore(t *testing.T) {
 	// writing the head's finished chunks to the store without dropping them.
 	push(t, ing, "t1", ts(both, seq(260_000, 1000, 120)...)) // cuts a chunk
 	h := ing.getTenant("t1")
-	head, err := h.headSeries(t.Context(), nil, 0, math.MaxInt64, withChunks)
+	head, err := h.headSeries(t.Context(), nil, headRead{mint: 0, maxt: math.MaxInt64, mode: withChunks})
 	require.NoError(t, err)
 	flushTenants(t, ing, keepOpenChunks)
 	stored, err := h.store.Select(0, math.MaxInt64, storage.SelectOptions{}, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))

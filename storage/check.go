@@ -167,28 +167,51 @@ func (c *checker) checkByLabels(r *reader) {
 	}
 }
 
-// checkPostings checks that every postings entry is a label of its series.
+// checkPostings checks that every postings entry decodes, that the IDs of
+// each label pair increase across its entries (reads concatenate them), and
+// that every ID is of a series with that label.
 func (c *checker) checkPostings(r *reader) {
-	_ = r.postings.ForEach(func(k, _ []byte) error {
-		name, value, id, err := parsePostingKey(k)
+	var (
+		ids      []uint64
+		lastPair []byte // name 0xff value 0xff of the previous entry
+		lastID   uint64
+	)
+	_ = r.postings.ForEach(func(k, v []byte) error {
+		name, value, first, err := parsePostingKey(k)
 		if !c.addErr(err, "postings") {
 			return nil
 		}
-		s := c.lookup(binary.BigEndian.AppendUint64(nil, id), "postings")
-		if s == nil {
+		ids, err = appendPostingIDs(ids[:0], first, v)
+		if !c.addErr(err, "postings entry %q=%q", name, value) {
 			return nil
 		}
-		got, err := labelValue(s.labels, string(name))
-		if !c.addErr(err, "series %d", id) {
-			return nil
+		pair := k[:len(k)-idLen]
+		if bytes.Equal(pair, lastPair) && first <= lastID {
+			c.addf("postings entry %q=%q of series %d after series %d", name, value, first, lastID)
 		}
-		if !bytes.Equal(got, value) {
-			c.addf("postings entry %q=%q of series %d, which has %q", name, value, id, got)
-			return nil
+		lastPair, lastID = pair, ids[len(ids)-1]
+		for _, id := range ids {
+			c.checkPosting(name, value, id)
 		}
-		s.nLabels--
 		return nil
 	})
+}
+
+// checkPosting checks that series id exists and has label name=value.
+func (c *checker) checkPosting(name, value []byte, id uint64) {
+	s := c.lookup(binary.BigEndian.AppendUint64(nil, id), "postings")
+	if s == nil {
+		return
+	}
+	got, err := labelValue(s.labels, string(name))
+	if !c.addErr(err, "series %d", id) {
+		return
+	}
+	if !bytes.Equal(got, value) {
+		c.addf("postings entry %q=%q of series %d, which has %q", name, value, id, got)
+		return
+	}
+	s.nLabels--
 }
 
 // checkChunks checks that chunks decode, belong to a series and do not

@@ -100,7 +100,7 @@
 //	series            id -> labels
 //	series_time       id -> minT(8) maxT(8)
 //	series_by_labels  labels -> id
-//	postings          name 0xff value 0xff id -> (empty)
+//	postings          name 0xff value 0xff id -> {uvarint(id - previous id)}...
 //	chunks            id maxT(8) -> uvarint(maxT-minT) encoding(1) data
 //
 // labels is the canonical encoding of a label set: for each label in name
@@ -117,11 +117,19 @@
 // chunk, and series_time spans exactly its chunks, so LastTime reads maxT
 // from series_time.
 //
-// A postings key ends with the fixed-size id, and names never contain 0xff,
-// so the key of name=value is unambiguous even if value contains 0xff (the
-// exact-pair lookup keeps keys of prefix+8 bytes only). The keys of one name
-// are contiguous, those of one value too, with IDs in ascending order, so
-// matcher evaluation merges sorted ID lists.
+// A postings entry lists series of one label pair: the first ID is in the
+// key, the others follow in the value as increasing gaps. An Append writes
+// one entry per pair of the series it creates (so a pair has an entry per
+// transaction that created series with it); files written before that hold
+// one entry per pair and series, with an empty value, which read the same.
+// Removing a series rewrites the entries that list it, under their first
+// remaining ID. A postings key ends with the fixed-size id, and names never
+// contain 0xff, so the key of name=value is unambiguous even if value
+// contains 0xff (the exact-pair lookup keeps keys of prefix+8 bytes only).
+// The keys of one name are contiguous, those of one value too, in
+// ascending order of ID, and series IDs only grow, so the entries of a pair
+// list disjoint ascending runs and matcher evaluation merges sorted ID
+// lists.
 //
 // Chunk keys sort by series, then by end time. Chunks of one series never
 // overlap, so the chunks overlapping [mint, maxt] are found with one seek to

@@ -24,9 +24,16 @@ var (
 	keyFormatVersion = []byte("format_version")
 )
 
-// formatVersion is the on-disk format written by this package. Bump it for
-// any incompatible change of the layout in doc.go.
-const formatVersion = 1
+// formatVersion is the format of ChunkStore files written by this package.
+// Bump it for any incompatible change of the layout in doc.go. Version 2
+// lets a postings entry list several series; version 1 files, whose entries
+// list one each, read the same and are upgraded by the first writable open,
+// so that a binary from before version 2, which would read only the first
+// series of each entry, refuses them instead.
+const (
+	formatVersion          = 2
+	formatVersionOneIDList = 1
+)
 
 const (
 	// sep separates name, value and id in postings keys. It never occurs in
@@ -45,7 +52,8 @@ const (
 	maxEncodedLabels = bbolt.MaxKeySize - 16
 )
 
-// emptyValue is the value of postings entries. bbolt never writes to values.
+// emptyValue is the value of label_values entries and of postings entries
+// of one series. bbolt never writes to values.
 var emptyValue = []byte{}
 
 // appendID appends id as 8 big-endian bytes, so that keys sort by id.
@@ -199,16 +207,60 @@ func appendValuePrefix(dst []byte, name, value string) []byte {
 	return append(append(appendNamePrefix(dst, name), value...), sep)
 }
 
-// appendPostingKey appends the postings key of series id for name=value.
+// appendPostingKey appends the key of the postings entry of name=value
+// whose first series is id.
 func appendPostingKey(dst, name, value []byte, id uint64) []byte {
 	dst = append(append(dst, name...), sep)
 	dst = append(append(dst, value...), sep)
 	return appendID(dst, id)
 }
 
+// appendPostingValue appends the value of the postings entry of sorted ids
+// (at least one), whose key holds ids[0]: uvarint(id - previous id) for each
+// later id. An entry of one series has an empty value, as every entry had
+// before entries listed several series.
+func appendPostingValue(dst []byte, ids []uint64) []byte {
+	for i := 1; i < len(ids); i++ {
+		dst = binary.AppendUvarint(dst, ids[i]-ids[i-1])
+	}
+	return dst
+}
+
+// postingValueLen returns the size of appendPostingValue's output for ids.
+func postingValueLen(ids []uint64) int {
+	n := 0
+	for i := 1; i < len(ids); i++ {
+		d := ids[i] - ids[i-1]
+		n++
+		for d >= 0x80 {
+			d >>= 7
+			n++
+		}
+	}
+	return n
+}
+
+// appendPostingIDs appends to dst the IDs of the postings entry whose key
+// holds first and whose value is v, in increasing order. A malformed value
+// (a truncated or overlong uvarint, a zero gap, an ID past 2^64-1) is
+// reported as corruption.
+func appendPostingIDs(dst []uint64, first uint64, v []byte) ([]uint64, error) {
+	dst = append(dst, first)
+	for id := first; len(v) > 0; {
+		d, w := binary.Uvarint(v)
+		if w <= 0 || d == 0 || id+d < id {
+			return dst, corruptf("malformed postings value after series %d", id)
+		}
+		id += d
+		dst = append(dst, id)
+		v = v[w:]
+	}
+	return dst, nil
+}
+
 // parsePostingKey splits a postings key. The name ends at the first 0xff
-// byte (names never contain one); the id is the last 8 bytes, so values may
-// hold any byte.
+// byte (names never contain one); the id, the first of the entry's series,
+// is the last 8 bytes, so values may hold any byte.
 func parsePostingKey(k []byte) (name, value []byte, id uint64, err error) {
 	i := bytes.IndexByte(k, sep)
 	if i <= 0 || len(k) < i+2+idLen || k[len(k)-idLen-1] != sep {

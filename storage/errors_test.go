@@ -182,7 +182,7 @@ func TestOpen_UnsupportedFormat(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	rawUpdate(t, path, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyFormatVersion, binary.BigEndian.AppendUint64(nil, 2))
+		return tx.Bucket(bucketMeta).Put(keyFormatVersion, binary.BigEndian.AppendUint64(nil, 99))
 	})
 	_, err = Open(path, Options{})
 	require.ErrorIs(t, err, ErrUnsupportedFormat)

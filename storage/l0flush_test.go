@@ -49,21 +49,29 @@ func TestBoltPartition_NewSeriesIndex(t *testing.T) {
 	// The second flush extends the first series and creates the others.
 	require.NoError(t, f.Append("t", batch(100, append(second, first...)...)))
 
-	wantByLabels, wantPostings, wantLV := map[string]string{}, map[string]string{}, map[string]string{}
-	gotByLabels, gotPostings, gotLV := map[string]string{}, map[string]string{}, map[string]string{}
+	wantByLabels, wantLV := map[string]string{}, map[string]string{}
+	gotByLabels, gotLV := map[string]string{}, map[string]string{}
+	wantPostings, gotPostings := map[string][]uint64{}, map[string][]uint64{}
 	require.NoError(t, f.db.View(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte("t"))
 		require.NoError(t, tb.Bucket(bucketSeries).ForEach(func(k, v []byte) error {
 			id := binary.BigEndian.Uint64(k)
 			wantByLabels[string(v)] = string(k)
 			return rangeLabels(v, func(name, value []byte) bool {
-				wantPostings[string(appendPostingKey(nil, name, value, id))] = ""
+				pair := string(appendValuePrefix(nil, string(name), string(value)))
+				wantPostings[pair] = append(wantPostings[pair], id)
 				wantLV[string(append(append(append([]byte(nil), name...), sep), value...))] = ""
 				return true
 			})
 		}))
+		var err error
+		gotPostings, err = readPostings(tb.Bucket(bucketPostings))
+		require.NoError(t, err)
+		// One entry per pair and flush: both flushes create series of
+		// most pairs.
+		require.Less(t, tb.Bucket(bucketPostings).Stats().KeyN, 2*len(gotPostings)+1)
 		for b, m := range map[string]map[string]string{string(bucketByLabels): gotByLabels,
-			string(bucketPostings): gotPostings, string(bucketLabelValues): gotLV} {
+			string(bucketLabelValues): gotLV} {
 			require.NoError(t, tb.Bucket([]byte(b)).ForEach(func(k, v []byte) error {
 				m[string(k)] = string(v)
 				return nil
@@ -88,4 +96,20 @@ func TestBoltPartition_NewSeriesIndex(t *testing.T) {
 	for _, s := range got {
 		require.Equal(t, "v\xff", s.Labels.Get("job"))
 	}
+}
+
+// readPostings decodes a postings bucket into the IDs of each pair (name
+// 0xff value 0xff), in order, whatever the entries that hold them.
+func readPostings(b *bbolt.Bucket) (map[string][]uint64, error) {
+	out := map[string][]uint64{}
+	err := b.ForEach(func(k, v []byte) error {
+		_, _, first, err := parsePostingKey(k)
+		if err != nil {
+			return err
+		}
+		pair := string(k[:len(k)-idLen])
+		out[pair], err = appendPostingIDs(out[pair], first, v)
+		return err
+	})
+	return out, err
 }

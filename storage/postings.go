@@ -61,16 +61,16 @@ func (r *reader) postingsForMatchers(ms []*labels.Matcher) (ids []uint64, all bo
 }
 
 func (r *reader) valuePostings(name, value string, ids []uint64) ([]uint64, error) {
-	return r.postingsForValue(name, value, ids), nil
+	return r.postingsForValue(name, value, ids)
 }
 
 // intersectPostings implements postingsIndex: this index has no encoded
 // lists to spare decoding, so equality postings are read whole.
 func (r *reader) intersectPostings(decoded [][]uint64, equal []labels.Label) ([]uint64, error) {
 	for _, l := range equal {
-		p := r.postingsForValue(l.Name, l.Value, nil)
-		if len(p) == 0 {
-			return nil, nil
+		p, err := r.postingsForValue(l.Name, l.Value, nil)
+		if err != nil || len(p) == 0 {
+			return nil, err
 		}
 		decoded = append(decoded, p)
 	}
@@ -78,17 +78,22 @@ func (r *reader) intersectPostings(decoded [][]uint64, equal []labels.Label) ([]
 }
 
 // postingsForValue appends to ids the sorted IDs of the series with label
-// name=value.
-func (r *reader) postingsForValue(name, value string, ids []uint64) []uint64 {
+// name=value. A pair's entries list disjoint runs of IDs in key order: each
+// was written by one transaction, and IDs only grow.
+func (r *reader) postingsForValue(name, value string, ids []uint64) ([]uint64, error) {
 	r.key = appendValuePrefix(r.key[:0], name, value)
 	c := r.postings.Cursor()
-	for k, _ := c.Seek(r.key); bytes.HasPrefix(k, r.key); k, _ = c.Next() {
+	for k, v := c.Seek(r.key); bytes.HasPrefix(k, r.key); k, v = c.Next() {
 		// Longer keys belong to values that extend value with 0xff.
-		if len(k) == len(r.key)+idLen {
-			ids = append(ids, binary.BigEndian.Uint64(k[len(r.key):]))
+		if len(k) != len(r.key)+idLen {
+			continue
+		}
+		var err error
+		if ids, err = appendPostingIDs(ids, binary.BigEndian.Uint64(k[len(r.key):]), v); err != nil {
+			return nil, err
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // scanPostings returns the sorted IDs of the series that have label name
@@ -102,16 +107,19 @@ func (r *reader) scanPostings(name, prefix string, match func(string) bool) ([]u
 	)
 	r.key = append(appendNamePrefix(r.key[:0], name), prefix...)
 	c := r.postings.Cursor()
-	for k, _ := c.Seek(r.key); bytes.HasPrefix(k, r.key); k, _ = c.Next() {
-		_, value, id, err := parsePostingKey(k)
+	for k, v := c.Seek(r.key); bytes.HasPrefix(k, r.key); k, v = c.Next() {
+		_, value, first, err := parsePostingKey(k)
 		if err != nil {
 			return nil, err
 		}
 		if last == nil || !bytes.Equal(value, last) {
 			last, lastOK = value, match(yoloString(value))
 		}
-		if lastOK {
-			ids = append(ids, id)
+		if !lastOK {
+			continue
+		}
+		if ids, err = appendPostingIDs(ids, first, v); err != nil {
+			return nil, err
 		}
 	}
 	return sortUnique(ids), nil

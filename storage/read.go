@@ -227,27 +227,44 @@ func (r *reader) labelNames(mint, maxt int64, matchers []*labels.Matcher) ([]str
 // the name: the keys of name n all start with n+0xff, and n's last byte is
 // below 0xff, so n with its last byte incremented sorts right after them.
 func (r *reader) allLabelNames(mint, maxt int64) ([]string, error) {
-	var names []string
+	var (
+		names []string
+		ids   []uint64 // scratch: the IDs of one entry
+	)
 	c := r.postings.Cursor()
-	for k, _ := c.First(); k != nil; {
-		name, _, id, err := parsePostingKey(k)
+	for k, v := c.First(); k != nil; {
+		name, _, first, err := parsePostingKey(k)
 		if err != nil {
 			return nil, err
 		}
-		in, err := r.inRange(id, mint, maxt)
+		if ids, err = appendPostingIDs(ids[:0], first, v); err != nil {
+			return nil, err
+		}
+		in, err := r.anyInRange(ids, mint, maxt)
 		if err != nil {
 			return nil, err
 		}
 		if !in {
-			k, _ = c.Next()
+			k, v = c.Next()
 			continue
 		}
 		names = append(names, string(name))
 		r.key = append(r.key[:0], name...)
 		r.key[len(r.key)-1]++
-		k, _ = c.Seek(r.key)
+		k, v = c.Seek(r.key)
 	}
 	return names, nil
+}
+
+// anyInRange reports whether any of the series ids has samples in [mint,
+// maxt].
+func (r *reader) anyInRange(ids []uint64, mint, maxt int64) (bool, error) {
+	for _, id := range ids {
+		if in, err := r.inRange(id, mint, maxt); in || err != nil {
+			return in, err
+		}
+	}
+	return false, nil
 }
 
 // LabelValues returns the sorted values of label name over the series that
@@ -288,28 +305,33 @@ func (r *reader) labelValuesMatching(name string, mint, maxt int64, matchers []*
 func (r *reader) labelValues(name string, mint, maxt int64, ids []uint64, all bool) ([]string, error) {
 	var (
 		values   []string
-		accepted []byte // the last value added, aliasing bbolt memory
+		accepted []byte   // the last value added, aliasing bbolt memory
+		entry    []uint64 // scratch: the IDs of one entry
 	)
 	prefix := appendNamePrefix(nil, name)
 	c := r.postings.Cursor()
-	for k, _ := c.Seek(prefix); bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		_, value, id, err := parsePostingKey(k)
+	for k, v := c.Seek(prefix); bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		_, value, first, err := parsePostingKey(k)
 		if err != nil {
 			return nil, err
 		}
-		if accepted != nil && bytes.Equal(value, accepted) {
+		if len(value) == 0 || (accepted != nil && bytes.Equal(value, accepted)) {
 			continue
 		}
-		if !all {
-			if _, ok := slices.BinarySearch(ids, id); !ok {
-				continue
-			}
+		if entry, err = appendPostingIDs(entry[:0], first, v); err != nil {
+			return nil, err
 		}
-		in, err := r.inRange(id, mint, maxt)
+		if !all {
+			entry = slices.DeleteFunc(entry, func(id uint64) bool {
+				_, ok := slices.BinarySearch(ids, id)
+				return !ok
+			})
+		}
+		in, err := r.anyInRange(entry, mint, maxt)
 		if err != nil {
 			return nil, err
 		}
-		if in && len(value) > 0 {
+		if in {
 			values = append(values, string(value))
 			accepted = value
 		}

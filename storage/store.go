@@ -90,18 +90,27 @@ func Open(path string, opts Options) (*ChunkStore, error) {
 	return &ChunkStore{db: db}, nil
 }
 
+// knownVersion reports whether the format_version value v is one of
+// versions.
+func knownVersion(v []byte, versions ...uint64) bool {
+	return len(v) == 8 && slices.Contains(versions, binary.BigEndian.Uint64(v))
+}
+
 // initBuckets creates the buckets of a new file, or checks the format
-// version of an existing one.
+// version of an existing one, upgrading version 1 in a writable tx.
 func initBuckets(tx *bbolt.Tx) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		v := meta.Get(keyFormatVersion)
-		if len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion {
+		if !knownVersion(v, formatVersionOneIDList, formatVersion) {
 			return fmt.Errorf("%w: format version %x, want %d", ErrUnsupportedFormat, v, formatVersion)
 		}
 		for _, name := range dataBuckets {
 			if tx.Bucket(name) == nil {
 				return corruptf("bucket %s missing", name)
 			}
+		}
+		if tx.Writable() && binary.BigEndian.Uint64(v) != formatVersion {
+			return meta.Put(keyFormatVersion, binary.BigEndian.AppendUint64(nil, formatVersion))
 		}
 		return nil
 	}
@@ -324,7 +333,9 @@ func (w *writer) extendNewSeries(sr *Series, id uint64, maxT int64) error {
 }
 
 // putIndexEntries writes the series_by_labels and postings entries of the
-// series created in this transaction, each bucket in key order.
+// series created in this transaction, each bucket in key order. The whole
+// postings entry of a pair is written in this one transaction, so a crash
+// leaves either all of its IDs or none.
 func (w *writer) putIndexEntries() error {
 	byLabels := make([]string, 0, len(w.newByLabels))
 	for k := range w.newByLabels {
@@ -339,12 +350,18 @@ func (w *writer) putIndexEntries() error {
 	}
 	pairs, ids := w.newPostings.sorted()
 	for _, p := range pairs {
-		// bbolt copies the key, so one buffer serves every Put.
-		w.key = append(w.key[:0], p.prefix...)
-		for _, id := range ids[p.start:p.end] {
-			if err := w.postings.Put(appendID(w.key, id), emptyValue); err != nil {
-				return fmt.Errorf("put postings: %w", err)
-			}
+		// One entry per pair per transaction, keyed by its first ID (a
+		// pair's earlier entries have smaller ones), holding the others.
+		// bbolt copies the key, so one buffer serves every Put; the value
+		// must live until the commit.
+		run := ids[p.start:p.end]
+		w.key = appendID(append(w.key[:0], p.prefix...), run[0])
+		v := emptyValue
+		if len(run) > 1 {
+			v = appendPostingValue(w.values.alloc(postingValueLen(run)), run)
+		}
+		if err := w.postings.Put(w.key, v); err != nil {
+			return fmt.Errorf("put postings: %w", err)
 		}
 	}
 	return w.putLabelValues(pairs)

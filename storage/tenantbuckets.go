@@ -29,8 +29,15 @@ var (
 // l0InitialMmap is the initial mapping of a level-0 file.
 const l0InitialMmap = 256 << 20
 
-// dbFormatVersion is the format of a DB partition file.
-const dbFormatVersion = 2
+// dbFormatVersion is the format of a DB level-0 file: 3 since a postings
+// entry lists several series. Version 2 files, whose entries list one
+// each, read the same and are upgraded by the first writable open, so that
+// a binary from before version 3, which would read only the first series of
+// each entry, refuses them instead.
+const (
+	dbFormatVersion          = 3
+	dbFormatVersionOneIDList = 2
+)
 
 // tenantDataBuckets are the buckets of a tenant in a partition file.
 var tenantDataBuckets = [][]byte{bucketSeries, bucketSeriesTime, bucketByLabels, bucketPostings, bucketChunks, bucketLabelValues, bucketChunkRefs}
@@ -109,16 +116,24 @@ func openBoltPartition(path string, readOnly, noSync bool) (*boltPartition, erro
 	// it needs; a window's file is a few tens of MiB, so that slack would be
 	// a large share of it.
 	db.AllocSize = 1 << 20
+	var upgrade bool
 	err = db.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil || tx.Bucket(bucketTenants) == nil {
 			return corruptf("partition buckets missing")
 		}
-		if v := meta.Get(keyFormatVersion); len(v) != 8 || binary.BigEndian.Uint64(v) != dbFormatVersion {
+		v := meta.Get(keyFormatVersion)
+		if !knownVersion(v, dbFormatVersionOneIDList, dbFormatVersion) {
 			return fmt.Errorf("%w: format version %x, want %d", ErrUnsupportedFormat, v, dbFormatVersion)
 		}
+		upgrade = !readOnly && binary.BigEndian.Uint64(v) != dbFormatVersion
 		return nil
 	})
+	if err == nil && upgrade {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyFormatVersion, binary.BigEndian.AppendUint64(nil, dbFormatVersion))
+		})
+	}
 	if err != nil {
 		_ = db.Close() // the format error is the one to report
 		return nil, fmt.Errorf("open partition %s: %w", path, err)

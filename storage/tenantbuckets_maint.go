@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"go.etcd.io/bbolt"
@@ -29,11 +31,22 @@ func (f *boltPartition) purge(tenant string, flt *tenantFilter) error {
 		if err != nil {
 			return err
 		}
-		var a arena
+		var (
+			a  arena
+			rm postingsRemoval
+		)
 		for _, v := range victims {
 			if err := purgeSeries(r, &a, v); err != nil {
 				return err
 			}
+			if r.seriesTime.Get(appendID(r.key[:0], v.id)) == nil {
+				if err := rm.add(v.enc, v.id); err != nil {
+					return err
+				}
+			}
+		}
+		if err := rm.apply(r, &a); err != nil {
+			return err
 		}
 		if r.seriesTime.Stats().KeyN == 0 {
 			return tenants.DeleteBucket([]byte(tenant))
@@ -130,26 +143,100 @@ func purgeSeries(r *reader, a *arena, v purgeVictim) error {
 	return removeSeries(r, v.id, v.enc)
 }
 
-// removeSeries deletes a series without chunks from every index bucket,
-// and the label pairs no other series has from the label-values index.
+// removeSeries deletes a series without chunks from the buckets keyed by
+// its ID or labels. Its postings are left to postingsRemoval, which purge
+// applies once for all the series it removes.
 func removeSeries(r *reader, id uint64, enc []byte) error {
 	idKey := appendID(nil, id)
 	err := errors.Join(r.series.Delete(idKey), r.seriesTime.Delete(idKey), r.byLabels.Delete(enc))
 	if err == nil && r.chunkRefs != nil {
 		err = r.chunkRefs.Delete(idKey)
 	}
-	if err != nil {
-		return err
+	return err
+}
+
+// postingsRemoval collects the label pairs of the series a purge removes,
+// so that each pair's entries, which list many series each, are rewritten
+// once per transaction rather than once per removed series.
+type postingsRemoval struct {
+	pairs map[string][]uint64 // name 0xff value 0xff -> removed IDs
+}
+
+// add records that series id, with encoded labels enc, is removed.
+func (p *postingsRemoval) add(enc []byte, id uint64) error {
+	if p.pairs == nil {
+		p.pairs = map[string][]uint64{}
 	}
+	var key []byte
 	return rangeLabels(enc, func(name, value []byte) bool {
-		if err = r.postings.Delete(appendPostingKey(nil, name, value, id)); err != nil {
-			return false
-		}
-		if r.lvIndex != nil && len(r.postingsForValue(string(name), string(value), nil)) == 0 {
-			err = r.lvIndex.Delete(appendPostingKey(nil, name, value, 0)[:len(name)+1+len(value)])
-		}
-		return err == nil
+		key = append(append(append(append(key[:0], name...), sep), value...), sep)
+		p.pairs[string(key)] = append(p.pairs[string(key)], id)
+		return true
 	})
+}
+
+// apply removes the recorded IDs from the postings, pair by pair in key
+// order, and the pairs left without series from the label-values index.
+func (p *postingsRemoval) apply(r *reader, a *arena) error {
+	for _, pair := range slices.Sorted(maps.Keys(p.pairs)) {
+		if err := removePostings(r, a, []byte(pair), sortUnique(p.pairs[pair])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removePostings rewrites each entry of the pair whose key prefix (name 0xff
+// value 0xff) is prefix that holds any of sorted gone, without them: deleted
+// if none is left, else put again under its first remaining ID. The pair's
+// label_values entry goes when no entry is left.
+func removePostings(r *reader, a *arena, prefix []byte, gone []uint64) error {
+	type edit struct {
+		key  []byte
+		kept []uint64
+	}
+	var (
+		edits []edit
+		left  bool
+	)
+	c := r.postings.Cursor()
+	for k, v := c.Seek(prefix); bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+idLen {
+			continue // a value extending this one with 0xff
+		}
+		ids, err := appendPostingIDs(nil, binary.BigEndian.Uint64(k[len(prefix):]), v)
+		if err != nil {
+			return err
+		}
+		n := len(ids)
+		kept := subtract(ids, gone)
+		left = left || len(kept) > 0
+		if len(kept) != n {
+			edits = append(edits, edit{key: bytes.Clone(k), kept: kept})
+		}
+	}
+	// bbolt cursors are invalidated by writes: edit after the walk.
+	for _, e := range edits {
+		if err := r.postings.Delete(e.key); err != nil {
+			return err
+		}
+	}
+	for _, e := range edits {
+		if len(e.kept) == 0 {
+			continue
+		}
+		v := emptyValue
+		if len(e.kept) > 1 {
+			v = appendPostingValue(a.alloc(postingValueLen(e.kept)), e.kept)
+		}
+		if err := r.postings.Put(appendID(bytes.Clone(prefix), e.kept[0]), v); err != nil {
+			return err
+		}
+	}
+	if r.lvIndex != nil && !left {
+		return r.lvIndex.Delete(prefix[:len(prefix)-1])
+	}
+	return nil
 }
 
 // Stats returns tenant's share of the file (Partition is left to the
