@@ -25,6 +25,9 @@ import (
 // unhealthy keeps its connection, which reconnects by itself.
 type ClientPool struct {
 	dialOpts []grpc.DialOption
+	// maxMsgSize bounds the pushes sent on a PushStream (see
+	// SetMaxMsgSize); 0 until set.
+	maxMsgSize int
 
 	mu      sync.RWMutex
 	clients map[string]poolEntry // guarded by mu
@@ -41,6 +44,15 @@ type poolEntry struct {
 func NewClientPool(dialOpts ...grpc.DialOption) *ClientPool {
 	return &ClientPool{dialOpts: dialOpts, clients: make(map[string]poolEntry)}
 }
+
+// SetMaxMsgSize tells p the largest gRPC message, in bytes, its connections
+// send and the ingesters receive (-server.grpc-max-msg-size, which must be
+// the same on both): a push whose message on the ingester's PushStream would
+// be larger is sent as a unary Push instead, which fails as before if the
+// push is over the size itself, rather than breaking the stream of the
+// pushes in flight. Unset, the bound is gRPC's default receive limit of 4
+// MiB. Call it before the first Get.
+func (p *ClientPool) SetMaxMsgSize(n int) { p.maxMsgSize = n }
 
 // Get returns the ingester client of addr (host:port), creating its
 // connection on first use. It does not block on the network.
@@ -86,7 +98,7 @@ func (p *ClientPool) entry(addr string) (poolEntry, error) {
 	if err != nil {
 		return poolEntry{}, fmt.Errorf("create grpc client for ingester %s: %w", addr, err)
 	}
-	e = poolEntry{conn: conn, client: &ingesterClient{IngesterClient: arguspb.NewIngesterClient(conn), conn: conn}}
+	e = poolEntry{conn: conn, client: &ingesterClient{IngesterClient: arguspb.NewIngesterClient(conn), conn: conn, maxMsgSize: p.maxMsgSize}}
 	p.clients[addr] = e
 	return e, nil
 }

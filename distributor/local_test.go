@@ -62,6 +62,7 @@ func TestLocalClients_AnswersAsGRPC(t *testing.T) {
 	addr := lis.Addr().String()
 	pool := NewClientPool(grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(localTestMaxMsgSize)))
+	pool.SetMaxMsgSize(localTestMaxMsgSize)
 	t.Cleanup(func() { require.NoError(t, pool.Close()) })
 
 	reg := prometheus.NewRegistry()

@@ -202,6 +202,7 @@ func instanceAddrs(replicas []ring.Instance) string {
 // stored by a quorum, or settled without it.
 func (d *Distributor) pushBatches(ctx context.Context, tenantID string, wc *writeCtx) {
 	ctx = tenant.OutgoingContext(context.WithoutCancel(ctx), tenantID)
+	wc.tenant = tenantID // For PushStream, which carries it in each request.
 	if len(wc.batches) == 1 {
 		d.pushOne(ctx, wc, &wc.batches[0]) // Most pushes with replication factor 1: no goroutine.
 		wc.record(0)

@@ -202,14 +202,27 @@ type ingesterClient struct {
 	// noSymbols is set once the ingester answered that it has no
 	// IngesterSymbols service: it is sent the remote-write 1.0 form.
 	noSymbols atomic.Bool
+	// noStream is set once the ingester answered that it has no
+	// PushStream: it is sent unary Pushes (see pushstream.go).
+	noStream   atomic.Bool
+	maxMsgSize int // see ClientPool.SetMaxMsgSize
+	streamMu   sync.Mutex
+	stream   *pushStream // guarded by streamMu; nil until the first push
 }
 
-// PushRaw calls Ingester.Push with the pre-encoded request in. It forces
+// PushRaw sends the pre-encoded request in on the ingester's PushStream
+// (pushstream.go), or calls Ingester.Push with it if the ingester has no
+// PushStream or in is symbolised. It forces
 // Argus's codec, the one that knows how to encode a rawBatch, whatever the
 // pool's dial options.
 func (c *ingesterClient) PushRaw(ctx context.Context, in *rawBatch, opts ...grpc.CallOption) (*arguspb.PushResponse, error) {
 	if in.symbolised() {
 		return c.pushSymbolised(ctx, in, opts)
+	}
+	if !c.noStream.Load() && c.fitsStream(in) {
+		if resp, fallback, err := c.pushStreamed(ctx, in.wc.tenant, in); !fallback {
+			return resp, err
+		}
 	}
 	out := new(arguspb.PushResponse)
 	opts = append([]grpc.CallOption{grpc.ForceCodecV2(grpccodec.Codec{})}, opts...)

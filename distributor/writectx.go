@@ -45,6 +45,7 @@ const maxPooledSeries = 10_000
 // one's release calls putWriteCtx. A writeCtx is used by one request at a
 // time and is unusable after putWriteCtx.
 type writeCtx struct {
+	tenant  string // of the push, set by pushBatches
 	body    []byte // compressed body as read
 	decoded []byte // snappy-decoded body; every series aliases it
 	// lbuf is the buffer the offsets of labels (labelRef) are into:

@@ -117,6 +117,7 @@ func newApp(cfg Config, logger *slog.Logger) (*app, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption(), reconnectParams(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.Server.GRPCMaxMsgSize), grpc.MaxCallSendMsgSize(a.cfg.Server.GRPCMaxMsgSize)),
 	)
+	a.clients.SetMaxMsgSize(a.cfg.Server.GRPCMaxMsgSize)
 	a.services = append(a.services, namedService("ingester-client-pool", a.clients.PruneService(rr, poolPrunePeriod)))
 	if roles[roleDistributor] {
 		if err := a.addDistributor(mux, rr); err != nil {

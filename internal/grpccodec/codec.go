@@ -70,13 +70,17 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // strings: data is copied once into a pooled buffer, and every label name
 // and value aliases it, which saves an allocation per label of every push;
 // its series, labels and samples are decoded into pooled arrays (see
-// writerequest.go). The request is leased that memory until its receiver
+// writerequest.go). The request is leased (and so is the request of a
+// PushStreamRequest, see pushstream.go) that memory until its receiver
 // calls ReleaseWriteRequest, after which nothing may read it (see
 // writerequest_pool.go); a receiver that keeps a label beyond the request
 // (the ingester when it creates a series) copies it.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if s, ok := v.(*symbolisedRequest); ok {
 		v = s.req // The IngesterSymbols service's request (symbols_service.go).
+	}
+	if m, ok := v.(*arguspb.PushStreamRequest); ok {
+		return decodePushStream(data, m)
 	}
 	if m, ok := v.(*arguspb.WriteRequest); ok {
 		size := data.Len()

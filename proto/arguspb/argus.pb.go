@@ -207,7 +207,7 @@ func (x LabelMatcher_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelMatcher_Type.Descriptor instead.
 func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{9, 0}
+	return file_argus_proto_rawDescGZIP(), []int{11, 0}
 }
 
 // WriteRequest is wire-compatible with Prometheus remote-write 1.0
@@ -651,6 +651,142 @@ func (x *RejectedSeries) GetRejectedHistograms() int64 {
 	return 0
 }
 
+// PushStreamRequest is one push of a PushStream. The request is the last
+// field, so that a client can send a pre-encoded WriteRequest after a few
+// bytes of header.
+type PushStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client, unique among its requests in flight on the stream.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The tenant of the push, as Push's metadata x-scope-orgid.
+	Tenant        string        `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Request       *WriteRequest `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushStreamRequest) Reset() {
+	*x = PushStreamRequest{}
+	mi := &file_argus_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushStreamRequest) ProtoMessage() {}
+
+func (x *PushStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushStreamRequest.ProtoReflect.Descriptor instead.
+func (*PushStreamRequest) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PushStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PushStreamRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *PushStreamRequest) GetRequest() *WriteRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// PushStreamResponse answers the PushStreamRequest with the same id: the
+// PushResponse, or Push's gRPC error as its code (google.golang.org/grpc
+// codes, never OK) and message.
+type PushStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Response      *PushResponse          `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	ErrorCode     uint32                 `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage  string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushStreamResponse) Reset() {
+	*x = PushStreamResponse{}
+	mi := &file_argus_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushStreamResponse) ProtoMessage() {}
+
+func (x *PushStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_argus_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushStreamResponse.ProtoReflect.Descriptor instead.
+func (*PushStreamResponse) Descriptor() ([]byte, []int) {
+	return file_argus_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PushStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PushStreamResponse) GetResponse() *PushResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *PushStreamResponse) GetErrorCode() uint32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *PushStreamResponse) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 type UserStatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -659,7 +795,7 @@ type UserStatsRequest struct {
 
 func (x *UserStatsRequest) Reset() {
 	*x = UserStatsRequest{}
-	mi := &file_argus_proto_msgTypes[7]
+	mi := &file_argus_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +807,7 @@ func (x *UserStatsRequest) String() string {
 func (*UserStatsRequest) ProtoMessage() {}
 
 func (x *UserStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[7]
+	mi := &file_argus_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +820,7 @@ func (x *UserStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserStatsRequest.ProtoReflect.Descriptor instead.
 func (*UserStatsRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{7}
+	return file_argus_proto_rawDescGZIP(), []int{9}
 }
 
 type UserStatsResponse struct {
@@ -703,7 +839,7 @@ type UserStatsResponse struct {
 
 func (x *UserStatsResponse) Reset() {
 	*x = UserStatsResponse{}
-	mi := &file_argus_proto_msgTypes[8]
+	mi := &file_argus_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +851,7 @@ func (x *UserStatsResponse) String() string {
 func (*UserStatsResponse) ProtoMessage() {}
 
 func (x *UserStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[8]
+	mi := &file_argus_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +864,7 @@ func (x *UserStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserStatsResponse.ProtoReflect.Descriptor instead.
 func (*UserStatsResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{8}
+	return file_argus_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UserStatsResponse) GetMemorySeries() int64 {
@@ -763,7 +899,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_argus_proto_msgTypes[9]
+	mi := &file_argus_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +911,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[9]
+	mi := &file_argus_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +924,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{9}
+	return file_argus_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LabelMatcher) GetType() LabelMatcher_Type {
@@ -825,7 +961,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_argus_proto_msgTypes[10]
+	mi := &file_argus_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +973,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[10]
+	mi := &file_argus_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +986,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{10}
+	return file_argus_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SeriesRequest) GetMinTimeMs() int64 {
@@ -891,7 +1027,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_argus_proto_msgTypes[11]
+	mi := &file_argus_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1039,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[11]
+	mi := &file_argus_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1052,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{11}
+	return file_argus_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SeriesResponse) GetSeries() []*StreamSeries {
@@ -937,7 +1073,7 @@ type StreamSeries struct {
 
 func (x *StreamSeries) Reset() {
 	*x = StreamSeries{}
-	mi := &file_argus_proto_msgTypes[12]
+	mi := &file_argus_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1085,7 @@ func (x *StreamSeries) String() string {
 func (*StreamSeries) ProtoMessage() {}
 
 func (x *StreamSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[12]
+	mi := &file_argus_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1098,7 @@ func (x *StreamSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamSeries.ProtoReflect.Descriptor instead.
 func (*StreamSeries) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{12}
+	return file_argus_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamSeries) GetLabels() []*Label {
@@ -991,7 +1127,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_argus_proto_msgTypes[13]
+	mi := &file_argus_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1139,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[13]
+	mi := &file_argus_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1152,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{13}
+	return file_argus_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Chunk) GetMinTimeMs() int64 {
@@ -1060,7 +1196,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_argus_proto_msgTypes[14]
+	mi := &file_argus_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1208,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[14]
+	mi := &file_argus_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1221,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{14}
+	return file_argus_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LabelNamesRequest) GetMinTimeMs() int64 {
@@ -1126,7 +1262,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_argus_proto_msgTypes[15]
+	mi := &file_argus_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1274,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[15]
+	mi := &file_argus_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1287,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{15}
+	return file_argus_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -1175,7 +1311,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_argus_proto_msgTypes[16]
+	mi := &file_argus_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1323,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[16]
+	mi := &file_argus_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1336,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{16}
+	return file_argus_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -1248,7 +1384,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_argus_proto_msgTypes[17]
+	mi := &file_argus_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1396,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[17]
+	mi := &file_argus_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1409,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{17}
+	return file_argus_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -1295,7 +1431,7 @@ type DeleteSeriesRequest struct {
 
 func (x *DeleteSeriesRequest) Reset() {
 	*x = DeleteSeriesRequest{}
-	mi := &file_argus_proto_msgTypes[18]
+	mi := &file_argus_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1443,7 @@ func (x *DeleteSeriesRequest) String() string {
 func (*DeleteSeriesRequest) ProtoMessage() {}
 
 func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[18]
+	mi := &file_argus_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1456,7 @@ func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{18}
+	return file_argus_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteSeriesRequest) GetMinTimeMs() int64 {
@@ -1352,7 +1488,7 @@ type DeleteSeriesResponse struct {
 
 func (x *DeleteSeriesResponse) Reset() {
 	*x = DeleteSeriesResponse{}
-	mi := &file_argus_proto_msgTypes[19]
+	mi := &file_argus_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1500,7 @@ func (x *DeleteSeriesResponse) String() string {
 func (*DeleteSeriesResponse) ProtoMessage() {}
 
 func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[19]
+	mi := &file_argus_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1513,7 @@ func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{19}
+	return file_argus_proto_rawDescGZIP(), []int{21}
 }
 
 type CleanTombstonesRequest struct {
@@ -1388,7 +1524,7 @@ type CleanTombstonesRequest struct {
 
 func (x *CleanTombstonesRequest) Reset() {
 	*x = CleanTombstonesRequest{}
-	mi := &file_argus_proto_msgTypes[20]
+	mi := &file_argus_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1536,7 @@ func (x *CleanTombstonesRequest) String() string {
 func (*CleanTombstonesRequest) ProtoMessage() {}
 
 func (x *CleanTombstonesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[20]
+	mi := &file_argus_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1549,7 @@ func (x *CleanTombstonesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanTombstonesRequest.ProtoReflect.Descriptor instead.
 func (*CleanTombstonesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{20}
+	return file_argus_proto_rawDescGZIP(), []int{22}
 }
 
 type CleanTombstonesResponse struct {
@@ -1424,7 +1560,7 @@ type CleanTombstonesResponse struct {
 
 func (x *CleanTombstonesResponse) Reset() {
 	*x = CleanTombstonesResponse{}
-	mi := &file_argus_proto_msgTypes[21]
+	mi := &file_argus_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1572,7 @@ func (x *CleanTombstonesResponse) String() string {
 func (*CleanTombstonesResponse) ProtoMessage() {}
 
 func (x *CleanTombstonesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[21]
+	mi := &file_argus_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1585,7 @@ func (x *CleanTombstonesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanTombstonesResponse.ProtoReflect.Descriptor instead.
 func (*CleanTombstonesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{21}
+	return file_argus_proto_rawDescGZIP(), []int{23}
 }
 
 type TSDBStatusRequest struct {
@@ -1462,7 +1598,7 @@ type TSDBStatusRequest struct {
 
 func (x *TSDBStatusRequest) Reset() {
 	*x = TSDBStatusRequest{}
-	mi := &file_argus_proto_msgTypes[22]
+	mi := &file_argus_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1610,7 @@ func (x *TSDBStatusRequest) String() string {
 func (*TSDBStatusRequest) ProtoMessage() {}
 
 func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[22]
+	mi := &file_argus_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1623,7 @@ func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TSDBStatusRequest.ProtoReflect.Descriptor instead.
 func (*TSDBStatusRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{22}
+	return file_argus_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TSDBStatusRequest) GetLimit() int32 {
@@ -1508,7 +1644,7 @@ type CardinalityStat struct {
 
 func (x *CardinalityStat) Reset() {
 	*x = CardinalityStat{}
-	mi := &file_argus_proto_msgTypes[23]
+	mi := &file_argus_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1656,7 @@ func (x *CardinalityStat) String() string {
 func (*CardinalityStat) ProtoMessage() {}
 
 func (x *CardinalityStat) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[23]
+	mi := &file_argus_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1669,7 @@ func (x *CardinalityStat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CardinalityStat.ProtoReflect.Descriptor instead.
 func (*CardinalityStat) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{23}
+	return file_argus_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CardinalityStat) GetName() string {
@@ -1571,7 +1707,7 @@ type TSDBStatusResponse struct {
 
 func (x *TSDBStatusResponse) Reset() {
 	*x = TSDBStatusResponse{}
-	mi := &file_argus_proto_msgTypes[24]
+	mi := &file_argus_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1719,7 @@ func (x *TSDBStatusResponse) String() string {
 func (*TSDBStatusResponse) ProtoMessage() {}
 
 func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[24]
+	mi := &file_argus_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1732,7 @@ func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TSDBStatusResponse.ProtoReflect.Descriptor instead.
 func (*TSDBStatusResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{24}
+	return file_argus_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TSDBStatusResponse) GetNumSeries() uint64 {
@@ -1671,7 +1807,7 @@ type LabelNamesAndValuesRequest struct {
 
 func (x *LabelNamesAndValuesRequest) Reset() {
 	*x = LabelNamesAndValuesRequest{}
-	mi := &file_argus_proto_msgTypes[25]
+	mi := &file_argus_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1819,7 @@ func (x *LabelNamesAndValuesRequest) String() string {
 func (*LabelNamesAndValuesRequest) ProtoMessage() {}
 
 func (x *LabelNamesAndValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[25]
+	mi := &file_argus_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1832,7 @@ func (x *LabelNamesAndValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesAndValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesAndValuesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{25}
+	return file_argus_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LabelNamesAndValuesRequest) GetMatchers() []*LabelMatcher {
@@ -1716,7 +1852,7 @@ type LabelNameValues struct {
 
 func (x *LabelNameValues) Reset() {
 	*x = LabelNameValues{}
-	mi := &file_argus_proto_msgTypes[26]
+	mi := &file_argus_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1864,7 @@ func (x *LabelNameValues) String() string {
 func (*LabelNameValues) ProtoMessage() {}
 
 func (x *LabelNameValues) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[26]
+	mi := &file_argus_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1877,7 @@ func (x *LabelNameValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNameValues.ProtoReflect.Descriptor instead.
 func (*LabelNameValues) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{26}
+	return file_argus_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LabelNameValues) GetName() string {
@@ -1767,7 +1903,7 @@ type LabelNamesAndValuesResponse struct {
 
 func (x *LabelNamesAndValuesResponse) Reset() {
 	*x = LabelNamesAndValuesResponse{}
-	mi := &file_argus_proto_msgTypes[27]
+	mi := &file_argus_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1915,7 @@ func (x *LabelNamesAndValuesResponse) String() string {
 func (*LabelNamesAndValuesResponse) ProtoMessage() {}
 
 func (x *LabelNamesAndValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[27]
+	mi := &file_argus_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1928,7 @@ func (x *LabelNamesAndValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesAndValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesAndValuesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{27}
+	return file_argus_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LabelNamesAndValuesResponse) GetItems() []*LabelNameValues {
@@ -1812,7 +1948,7 @@ type LabelValuesCardinalityRequest struct {
 
 func (x *LabelValuesCardinalityRequest) Reset() {
 	*x = LabelValuesCardinalityRequest{}
-	mi := &file_argus_proto_msgTypes[28]
+	mi := &file_argus_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1960,7 @@ func (x *LabelValuesCardinalityRequest) String() string {
 func (*LabelValuesCardinalityRequest) ProtoMessage() {}
 
 func (x *LabelValuesCardinalityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[28]
+	mi := &file_argus_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1973,7 @@ func (x *LabelValuesCardinalityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesCardinalityRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesCardinalityRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{28}
+	return file_argus_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LabelValuesCardinalityRequest) GetLabelNames() []string {
@@ -1867,7 +2003,7 @@ type LabelValueCounts struct {
 
 func (x *LabelValueCounts) Reset() {
 	*x = LabelValueCounts{}
-	mi := &file_argus_proto_msgTypes[29]
+	mi := &file_argus_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +2015,7 @@ func (x *LabelValueCounts) String() string {
 func (*LabelValueCounts) ProtoMessage() {}
 
 func (x *LabelValueCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[29]
+	mi := &file_argus_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +2028,7 @@ func (x *LabelValueCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValueCounts.ProtoReflect.Descriptor instead.
 func (*LabelValueCounts) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{29}
+	return file_argus_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LabelValueCounts) GetName() string {
@@ -1920,7 +2056,7 @@ type LabelValuesCardinalityResponse struct {
 
 func (x *LabelValuesCardinalityResponse) Reset() {
 	*x = LabelValuesCardinalityResponse{}
-	mi := &file_argus_proto_msgTypes[30]
+	mi := &file_argus_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2068,7 @@ func (x *LabelValuesCardinalityResponse) String() string {
 func (*LabelValuesCardinalityResponse) ProtoMessage() {}
 
 func (x *LabelValuesCardinalityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[30]
+	mi := &file_argus_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2081,7 @@ func (x *LabelValuesCardinalityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesCardinalityResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesCardinalityResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{30}
+	return file_argus_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LabelValuesCardinalityResponse) GetNumSeries() uint64 {
@@ -1974,7 +2110,7 @@ type ExemplarsRequest struct {
 
 func (x *ExemplarsRequest) Reset() {
 	*x = ExemplarsRequest{}
-	mi := &file_argus_proto_msgTypes[31]
+	mi := &file_argus_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2122,7 @@ func (x *ExemplarsRequest) String() string {
 func (*ExemplarsRequest) ProtoMessage() {}
 
 func (x *ExemplarsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[31]
+	mi := &file_argus_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2135,7 @@ func (x *ExemplarsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarsRequest.ProtoReflect.Descriptor instead.
 func (*ExemplarsRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{31}
+	return file_argus_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExemplarsRequest) GetMinTimeMs() int64 {
@@ -2032,7 +2168,7 @@ type LabelMatchers struct {
 
 func (x *LabelMatchers) Reset() {
 	*x = LabelMatchers{}
-	mi := &file_argus_proto_msgTypes[32]
+	mi := &file_argus_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2180,7 @@ func (x *LabelMatchers) String() string {
 func (*LabelMatchers) ProtoMessage() {}
 
 func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[32]
+	mi := &file_argus_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2193,7 @@ func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatchers.ProtoReflect.Descriptor instead.
 func (*LabelMatchers) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{32}
+	return file_argus_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LabelMatchers) GetMatchers() []*LabelMatcher {
@@ -2077,7 +2213,7 @@ type ExemplarsResponse struct {
 
 func (x *ExemplarsResponse) Reset() {
 	*x = ExemplarsResponse{}
-	mi := &file_argus_proto_msgTypes[33]
+	mi := &file_argus_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2225,7 @@ func (x *ExemplarsResponse) String() string {
 func (*ExemplarsResponse) ProtoMessage() {}
 
 func (x *ExemplarsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[33]
+	mi := &file_argus_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2238,7 @@ func (x *ExemplarsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarsResponse.ProtoReflect.Descriptor instead.
 func (*ExemplarsResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{33}
+	return file_argus_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExemplarsResponse) GetSeries() []*SeriesExemplars {
@@ -2123,7 +2259,7 @@ type SeriesExemplars struct {
 
 func (x *SeriesExemplars) Reset() {
 	*x = SeriesExemplars{}
-	mi := &file_argus_proto_msgTypes[34]
+	mi := &file_argus_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +2271,7 @@ func (x *SeriesExemplars) String() string {
 func (*SeriesExemplars) ProtoMessage() {}
 
 func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[34]
+	mi := &file_argus_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +2284,7 @@ func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesExemplars.ProtoReflect.Descriptor instead.
 func (*SeriesExemplars) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{34}
+	return file_argus_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SeriesExemplars) GetLabels() []*Label {
@@ -2176,7 +2312,7 @@ type Exemplar struct {
 
 func (x *Exemplar) Reset() {
 	*x = Exemplar{}
-	mi := &file_argus_proto_msgTypes[35]
+	mi := &file_argus_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2324,7 @@ func (x *Exemplar) String() string {
 func (*Exemplar) ProtoMessage() {}
 
 func (x *Exemplar) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[35]
+	mi := &file_argus_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2337,7 @@ func (x *Exemplar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
 func (*Exemplar) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{35}
+	return file_argus_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Exemplar) GetLabels() []*Label {
@@ -2239,7 +2375,7 @@ type MetricsMetadataRequest struct {
 
 func (x *MetricsMetadataRequest) Reset() {
 	*x = MetricsMetadataRequest{}
-	mi := &file_argus_proto_msgTypes[36]
+	mi := &file_argus_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2387,7 @@ func (x *MetricsMetadataRequest) String() string {
 func (*MetricsMetadataRequest) ProtoMessage() {}
 
 func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[36]
+	mi := &file_argus_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2400,7 @@ func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{36}
+	return file_argus_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MetricsMetadataRequest) GetMetric() string {
@@ -2298,7 +2434,7 @@ type MetricsMetadataResponse struct {
 
 func (x *MetricsMetadataResponse) Reset() {
 	*x = MetricsMetadataResponse{}
-	mi := &file_argus_proto_msgTypes[37]
+	mi := &file_argus_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2446,7 @@ func (x *MetricsMetadataResponse) String() string {
 func (*MetricsMetadataResponse) ProtoMessage() {}
 
 func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[37]
+	mi := &file_argus_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2459,7 @@ func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{37}
+	return file_argus_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
@@ -2347,7 +2483,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_argus_proto_msgTypes[38]
+	mi := &file_argus_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2495,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[38]
+	mi := &file_argus_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2508,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{38}
+	return file_argus_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -2415,7 +2551,7 @@ type RulesRequest struct {
 
 func (x *RulesRequest) Reset() {
 	*x = RulesRequest{}
-	mi := &file_argus_proto_msgTypes[39]
+	mi := &file_argus_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2563,7 @@ func (x *RulesRequest) String() string {
 func (*RulesRequest) ProtoMessage() {}
 
 func (x *RulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[39]
+	mi := &file_argus_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2576,7 @@ func (x *RulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulesRequest.ProtoReflect.Descriptor instead.
 func (*RulesRequest) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{39}
+	return file_argus_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RulesRequest) GetQuery() string {
@@ -2461,7 +2597,7 @@ type RulesResponse struct {
 
 func (x *RulesResponse) Reset() {
 	*x = RulesResponse{}
-	mi := &file_argus_proto_msgTypes[40]
+	mi := &file_argus_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2609,7 @@ func (x *RulesResponse) String() string {
 func (*RulesResponse) ProtoMessage() {}
 
 func (x *RulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_argus_proto_msgTypes[40]
+	mi := &file_argus_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2622,7 @@ func (x *RulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulesResponse.ProtoReflect.Descriptor instead.
 func (*RulesResponse) Descriptor() ([]byte, []int) {
-	return file_argus_proto_rawDescGZIP(), []int{40}
+	return file_argus_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RulesResponse) GetJson() []byte {
@@ -2532,7 +2668,17 @@ const file_argus_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.argus.v1.RejectReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12)\n" +
 	"\x10rejected_samples\x18\x04 \x01(\x03R\x0frejectedSamples\x12/\n" +
-	"\x13rejected_histograms\x18\x05 \x01(\x03R\x12rejectedHistograms\"\x12\n" +
+	"\x13rejected_histograms\x18\x05 \x01(\x03R\x12rejectedHistograms\"m\n" +
+	"\x11PushStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x120\n" +
+	"\arequest\x18\x03 \x01(\v2\x16.argus.v1.WriteRequestR\arequest\"\x9c\x01\n" +
+	"\x12PushStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
+	"\bresponse\x18\x02 \x01(\v2\x16.argus.v1.PushResponseR\bresponse\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\rR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"\x12\n" +
 	"\x10UserStatsRequest\"\x8d\x01\n" +
 	"\x11UserStatsResponse\x12#\n" +
 	"\rmemory_series\x18\x01 \x01(\x03R\fmemorySeries\x12%\n" +
@@ -2662,10 +2808,12 @@ const file_argus_proto_rawDesc = "" +
 	"\x1aCHUNK_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CHUNK_ENCODING_XOR\x10\x01\x12\x1c\n" +
 	"\x18CHUNK_ENCODING_HISTOGRAM\x10\x02\x12\"\n" +
-	"\x1eCHUNK_ENCODING_FLOAT_HISTOGRAM\x10\x032\x88\x01\n" +
+	"\x1eCHUNK_ENCODING_FLOAT_HISTOGRAM\x10\x032\xd5\x01\n" +
 	"\bIngester\x126\n" +
 	"\x04Push\x12\x16.argus.v1.WriteRequest\x1a\x16.argus.v1.PushResponse\x12D\n" +
-	"\tUserStats\x12\x1a.argus.v1.UserStatsRequest\x1a\x1b.argus.v1.UserStatsResponse2\x85\x03\n" +
+	"\tUserStats\x12\x1a.argus.v1.UserStatsRequest\x1a\x1b.argus.v1.UserStatsResponse\x12K\n" +
+	"\n" +
+	"PushStream\x12\x1b.argus.v1.PushStreamRequest\x1a\x1c.argus.v1.PushStreamResponse(\x010\x012\x85\x03\n" +
 	"\fSeriesSource\x12=\n" +
 	"\x06Series\x12\x17.argus.v1.SeriesRequest\x1a\x18.argus.v1.SeriesResponse0\x01\x12G\n" +
 	"\n" +
@@ -2696,7 +2844,7 @@ func file_argus_proto_rawDescGZIP() []byte {
 }
 
 var file_argus_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_argus_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_argus_proto_goTypes = []any{
 	(RejectReason)(0),                      // 0: argus.v1.RejectReason
 	(ChunkEncoding)(0),                     // 1: argus.v1.ChunkEncoding
@@ -2708,40 +2856,42 @@ var file_argus_proto_goTypes = []any{
 	(*PushResponse)(nil),                   // 7: argus.v1.PushResponse
 	(*ExemplarDrops)(nil),                  // 8: argus.v1.ExemplarDrops
 	(*RejectedSeries)(nil),                 // 9: argus.v1.RejectedSeries
-	(*UserStatsRequest)(nil),               // 10: argus.v1.UserStatsRequest
-	(*UserStatsResponse)(nil),              // 11: argus.v1.UserStatsResponse
-	(*LabelMatcher)(nil),                   // 12: argus.v1.LabelMatcher
-	(*SeriesRequest)(nil),                  // 13: argus.v1.SeriesRequest
-	(*SeriesResponse)(nil),                 // 14: argus.v1.SeriesResponse
-	(*StreamSeries)(nil),                   // 15: argus.v1.StreamSeries
-	(*Chunk)(nil),                          // 16: argus.v1.Chunk
-	(*LabelNamesRequest)(nil),              // 17: argus.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),             // 18: argus.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),             // 19: argus.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil),            // 20: argus.v1.LabelValuesResponse
-	(*DeleteSeriesRequest)(nil),            // 21: argus.v1.DeleteSeriesRequest
-	(*DeleteSeriesResponse)(nil),           // 22: argus.v1.DeleteSeriesResponse
-	(*CleanTombstonesRequest)(nil),         // 23: argus.v1.CleanTombstonesRequest
-	(*CleanTombstonesResponse)(nil),        // 24: argus.v1.CleanTombstonesResponse
-	(*TSDBStatusRequest)(nil),              // 25: argus.v1.TSDBStatusRequest
-	(*CardinalityStat)(nil),                // 26: argus.v1.CardinalityStat
-	(*TSDBStatusResponse)(nil),             // 27: argus.v1.TSDBStatusResponse
-	(*LabelNamesAndValuesRequest)(nil),     // 28: argus.v1.LabelNamesAndValuesRequest
-	(*LabelNameValues)(nil),                // 29: argus.v1.LabelNameValues
-	(*LabelNamesAndValuesResponse)(nil),    // 30: argus.v1.LabelNamesAndValuesResponse
-	(*LabelValuesCardinalityRequest)(nil),  // 31: argus.v1.LabelValuesCardinalityRequest
-	(*LabelValueCounts)(nil),               // 32: argus.v1.LabelValueCounts
-	(*LabelValuesCardinalityResponse)(nil), // 33: argus.v1.LabelValuesCardinalityResponse
-	(*ExemplarsRequest)(nil),               // 34: argus.v1.ExemplarsRequest
-	(*LabelMatchers)(nil),                  // 35: argus.v1.LabelMatchers
-	(*ExemplarsResponse)(nil),              // 36: argus.v1.ExemplarsResponse
-	(*SeriesExemplars)(nil),                // 37: argus.v1.SeriesExemplars
-	(*Exemplar)(nil),                       // 38: argus.v1.Exemplar
-	(*MetricsMetadataRequest)(nil),         // 39: argus.v1.MetricsMetadataRequest
-	(*MetricsMetadataResponse)(nil),        // 40: argus.v1.MetricsMetadataResponse
-	(*MetricMetadata)(nil),                 // 41: argus.v1.MetricMetadata
-	(*RulesRequest)(nil),                   // 42: argus.v1.RulesRequest
-	(*RulesResponse)(nil),                  // 43: argus.v1.RulesResponse
+	(*PushStreamRequest)(nil),              // 10: argus.v1.PushStreamRequest
+	(*PushStreamResponse)(nil),             // 11: argus.v1.PushStreamResponse
+	(*UserStatsRequest)(nil),               // 12: argus.v1.UserStatsRequest
+	(*UserStatsResponse)(nil),              // 13: argus.v1.UserStatsResponse
+	(*LabelMatcher)(nil),                   // 14: argus.v1.LabelMatcher
+	(*SeriesRequest)(nil),                  // 15: argus.v1.SeriesRequest
+	(*SeriesResponse)(nil),                 // 16: argus.v1.SeriesResponse
+	(*StreamSeries)(nil),                   // 17: argus.v1.StreamSeries
+	(*Chunk)(nil),                          // 18: argus.v1.Chunk
+	(*LabelNamesRequest)(nil),              // 19: argus.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),             // 20: argus.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),             // 21: argus.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),            // 22: argus.v1.LabelValuesResponse
+	(*DeleteSeriesRequest)(nil),            // 23: argus.v1.DeleteSeriesRequest
+	(*DeleteSeriesResponse)(nil),           // 24: argus.v1.DeleteSeriesResponse
+	(*CleanTombstonesRequest)(nil),         // 25: argus.v1.CleanTombstonesRequest
+	(*CleanTombstonesResponse)(nil),        // 26: argus.v1.CleanTombstonesResponse
+	(*TSDBStatusRequest)(nil),              // 27: argus.v1.TSDBStatusRequest
+	(*CardinalityStat)(nil),                // 28: argus.v1.CardinalityStat
+	(*TSDBStatusResponse)(nil),             // 29: argus.v1.TSDBStatusResponse
+	(*LabelNamesAndValuesRequest)(nil),     // 30: argus.v1.LabelNamesAndValuesRequest
+	(*LabelNameValues)(nil),                // 31: argus.v1.LabelNameValues
+	(*LabelNamesAndValuesResponse)(nil),    // 32: argus.v1.LabelNamesAndValuesResponse
+	(*LabelValuesCardinalityRequest)(nil),  // 33: argus.v1.LabelValuesCardinalityRequest
+	(*LabelValueCounts)(nil),               // 34: argus.v1.LabelValueCounts
+	(*LabelValuesCardinalityResponse)(nil), // 35: argus.v1.LabelValuesCardinalityResponse
+	(*ExemplarsRequest)(nil),               // 36: argus.v1.ExemplarsRequest
+	(*LabelMatchers)(nil),                  // 37: argus.v1.LabelMatchers
+	(*ExemplarsResponse)(nil),              // 38: argus.v1.ExemplarsResponse
+	(*SeriesExemplars)(nil),                // 39: argus.v1.SeriesExemplars
+	(*Exemplar)(nil),                       // 40: argus.v1.Exemplar
+	(*MetricsMetadataRequest)(nil),         // 41: argus.v1.MetricsMetadataRequest
+	(*MetricsMetadataResponse)(nil),        // 42: argus.v1.MetricsMetadataResponse
+	(*MetricMetadata)(nil),                 // 43: argus.v1.MetricMetadata
+	(*RulesRequest)(nil),                   // 44: argus.v1.RulesRequest
+	(*RulesResponse)(nil),                  // 45: argus.v1.RulesResponse
 }
 var file_argus_proto_depIdxs = []int32{
 	4,  // 0: argus.v1.WriteRequest.timeseries:type_name -> argus.v1.TimeSeries
@@ -2751,62 +2901,66 @@ var file_argus_proto_depIdxs = []int32{
 	8,  // 4: argus.v1.PushResponse.dropped_exemplars:type_name -> argus.v1.ExemplarDrops
 	5,  // 5: argus.v1.RejectedSeries.labels:type_name -> argus.v1.Label
 	0,  // 6: argus.v1.RejectedSeries.reason:type_name -> argus.v1.RejectReason
-	2,  // 7: argus.v1.LabelMatcher.type:type_name -> argus.v1.LabelMatcher.Type
-	12, // 8: argus.v1.SeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	15, // 9: argus.v1.SeriesResponse.series:type_name -> argus.v1.StreamSeries
-	5,  // 10: argus.v1.StreamSeries.labels:type_name -> argus.v1.Label
-	16, // 11: argus.v1.StreamSeries.chunks:type_name -> argus.v1.Chunk
-	1,  // 12: argus.v1.Chunk.encoding:type_name -> argus.v1.ChunkEncoding
-	12, // 13: argus.v1.LabelNamesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	12, // 14: argus.v1.LabelValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	12, // 15: argus.v1.DeleteSeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	26, // 16: argus.v1.TSDBStatusResponse.series_count_by_metric_name:type_name -> argus.v1.CardinalityStat
-	26, // 17: argus.v1.TSDBStatusResponse.label_value_count_by_label_name:type_name -> argus.v1.CardinalityStat
-	26, // 18: argus.v1.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> argus.v1.CardinalityStat
-	26, // 19: argus.v1.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> argus.v1.CardinalityStat
-	12, // 20: argus.v1.LabelNamesAndValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
-	29, // 21: argus.v1.LabelNamesAndValuesResponse.items:type_name -> argus.v1.LabelNameValues
-	12, // 22: argus.v1.LabelValuesCardinalityRequest.matchers:type_name -> argus.v1.LabelMatcher
-	26, // 23: argus.v1.LabelValueCounts.values:type_name -> argus.v1.CardinalityStat
-	32, // 24: argus.v1.LabelValuesCardinalityResponse.items:type_name -> argus.v1.LabelValueCounts
-	35, // 25: argus.v1.ExemplarsRequest.matcher_sets:type_name -> argus.v1.LabelMatchers
-	12, // 26: argus.v1.LabelMatchers.matchers:type_name -> argus.v1.LabelMatcher
-	37, // 27: argus.v1.ExemplarsResponse.series:type_name -> argus.v1.SeriesExemplars
-	5,  // 28: argus.v1.SeriesExemplars.labels:type_name -> argus.v1.Label
-	38, // 29: argus.v1.SeriesExemplars.exemplars:type_name -> argus.v1.Exemplar
-	5,  // 30: argus.v1.Exemplar.labels:type_name -> argus.v1.Label
-	41, // 31: argus.v1.MetricsMetadataResponse.metadata:type_name -> argus.v1.MetricMetadata
-	3,  // 32: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
-	10, // 33: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
-	13, // 34: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
-	17, // 35: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
-	19, // 36: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
-	34, // 37: argus.v1.SeriesSource.QueryExemplars:input_type -> argus.v1.ExemplarsRequest
-	39, // 38: argus.v1.SeriesSource.MetricsMetadata:input_type -> argus.v1.MetricsMetadataRequest
-	21, // 39: argus.v1.IngesterAdmin.DeleteSeries:input_type -> argus.v1.DeleteSeriesRequest
-	23, // 40: argus.v1.IngesterAdmin.CleanTombstones:input_type -> argus.v1.CleanTombstonesRequest
-	25, // 41: argus.v1.IngesterAdmin.TSDBStatus:input_type -> argus.v1.TSDBStatusRequest
-	28, // 42: argus.v1.IngesterAdmin.LabelNamesAndValues:input_type -> argus.v1.LabelNamesAndValuesRequest
-	31, // 43: argus.v1.IngesterAdmin.LabelValuesCardinality:input_type -> argus.v1.LabelValuesCardinalityRequest
-	42, // 44: argus.v1.Ruler.Rules:input_type -> argus.v1.RulesRequest
-	7,  // 45: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
-	11, // 46: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
-	14, // 47: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
-	18, // 48: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
-	20, // 49: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
-	36, // 50: argus.v1.SeriesSource.QueryExemplars:output_type -> argus.v1.ExemplarsResponse
-	40, // 51: argus.v1.SeriesSource.MetricsMetadata:output_type -> argus.v1.MetricsMetadataResponse
-	22, // 52: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
-	24, // 53: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
-	27, // 54: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
-	30, // 55: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
-	33, // 56: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
-	43, // 57: argus.v1.Ruler.Rules:output_type -> argus.v1.RulesResponse
-	45, // [45:58] is the sub-list for method output_type
-	32, // [32:45] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	3,  // 7: argus.v1.PushStreamRequest.request:type_name -> argus.v1.WriteRequest
+	7,  // 8: argus.v1.PushStreamResponse.response:type_name -> argus.v1.PushResponse
+	2,  // 9: argus.v1.LabelMatcher.type:type_name -> argus.v1.LabelMatcher.Type
+	14, // 10: argus.v1.SeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	17, // 11: argus.v1.SeriesResponse.series:type_name -> argus.v1.StreamSeries
+	5,  // 12: argus.v1.StreamSeries.labels:type_name -> argus.v1.Label
+	18, // 13: argus.v1.StreamSeries.chunks:type_name -> argus.v1.Chunk
+	1,  // 14: argus.v1.Chunk.encoding:type_name -> argus.v1.ChunkEncoding
+	14, // 15: argus.v1.LabelNamesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	14, // 16: argus.v1.LabelValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	14, // 17: argus.v1.DeleteSeriesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	28, // 18: argus.v1.TSDBStatusResponse.series_count_by_metric_name:type_name -> argus.v1.CardinalityStat
+	28, // 19: argus.v1.TSDBStatusResponse.label_value_count_by_label_name:type_name -> argus.v1.CardinalityStat
+	28, // 20: argus.v1.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> argus.v1.CardinalityStat
+	28, // 21: argus.v1.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> argus.v1.CardinalityStat
+	14, // 22: argus.v1.LabelNamesAndValuesRequest.matchers:type_name -> argus.v1.LabelMatcher
+	31, // 23: argus.v1.LabelNamesAndValuesResponse.items:type_name -> argus.v1.LabelNameValues
+	14, // 24: argus.v1.LabelValuesCardinalityRequest.matchers:type_name -> argus.v1.LabelMatcher
+	28, // 25: argus.v1.LabelValueCounts.values:type_name -> argus.v1.CardinalityStat
+	34, // 26: argus.v1.LabelValuesCardinalityResponse.items:type_name -> argus.v1.LabelValueCounts
+	37, // 27: argus.v1.ExemplarsRequest.matcher_sets:type_name -> argus.v1.LabelMatchers
+	14, // 28: argus.v1.LabelMatchers.matchers:type_name -> argus.v1.LabelMatcher
+	39, // 29: argus.v1.ExemplarsResponse.series:type_name -> argus.v1.SeriesExemplars
+	5,  // 30: argus.v1.SeriesExemplars.labels:type_name -> argus.v1.Label
+	40, // 31: argus.v1.SeriesExemplars.exemplars:type_name -> argus.v1.Exemplar
+	5,  // 32: argus.v1.Exemplar.labels:type_name -> argus.v1.Label
+	43, // 33: argus.v1.MetricsMetadataResponse.metadata:type_name -> argus.v1.MetricMetadata
+	3,  // 34: argus.v1.Ingester.Push:input_type -> argus.v1.WriteRequest
+	12, // 35: argus.v1.Ingester.UserStats:input_type -> argus.v1.UserStatsRequest
+	10, // 36: argus.v1.Ingester.PushStream:input_type -> argus.v1.PushStreamRequest
+	15, // 37: argus.v1.SeriesSource.Series:input_type -> argus.v1.SeriesRequest
+	19, // 38: argus.v1.SeriesSource.LabelNames:input_type -> argus.v1.LabelNamesRequest
+	21, // 39: argus.v1.SeriesSource.LabelValues:input_type -> argus.v1.LabelValuesRequest
+	36, // 40: argus.v1.SeriesSource.QueryExemplars:input_type -> argus.v1.ExemplarsRequest
+	41, // 41: argus.v1.SeriesSource.MetricsMetadata:input_type -> argus.v1.MetricsMetadataRequest
+	23, // 42: argus.v1.IngesterAdmin.DeleteSeries:input_type -> argus.v1.DeleteSeriesRequest
+	25, // 43: argus.v1.IngesterAdmin.CleanTombstones:input_type -> argus.v1.CleanTombstonesRequest
+	27, // 44: argus.v1.IngesterAdmin.TSDBStatus:input_type -> argus.v1.TSDBStatusRequest
+	30, // 45: argus.v1.IngesterAdmin.LabelNamesAndValues:input_type -> argus.v1.LabelNamesAndValuesRequest
+	33, // 46: argus.v1.IngesterAdmin.LabelValuesCardinality:input_type -> argus.v1.LabelValuesCardinalityRequest
+	44, // 47: argus.v1.Ruler.Rules:input_type -> argus.v1.RulesRequest
+	7,  // 48: argus.v1.Ingester.Push:output_type -> argus.v1.PushResponse
+	13, // 49: argus.v1.Ingester.UserStats:output_type -> argus.v1.UserStatsResponse
+	11, // 50: argus.v1.Ingester.PushStream:output_type -> argus.v1.PushStreamResponse
+	16, // 51: argus.v1.SeriesSource.Series:output_type -> argus.v1.SeriesResponse
+	20, // 52: argus.v1.SeriesSource.LabelNames:output_type -> argus.v1.LabelNamesResponse
+	22, // 53: argus.v1.SeriesSource.LabelValues:output_type -> argus.v1.LabelValuesResponse
+	38, // 54: argus.v1.SeriesSource.QueryExemplars:output_type -> argus.v1.ExemplarsResponse
+	42, // 55: argus.v1.SeriesSource.MetricsMetadata:output_type -> argus.v1.MetricsMetadataResponse
+	24, // 56: argus.v1.IngesterAdmin.DeleteSeries:output_type -> argus.v1.DeleteSeriesResponse
+	26, // 57: argus.v1.IngesterAdmin.CleanTombstones:output_type -> argus.v1.CleanTombstonesResponse
+	29, // 58: argus.v1.IngesterAdmin.TSDBStatus:output_type -> argus.v1.TSDBStatusResponse
+	32, // 59: argus.v1.IngesterAdmin.LabelNamesAndValues:output_type -> argus.v1.LabelNamesAndValuesResponse
+	35, // 60: argus.v1.IngesterAdmin.LabelValuesCardinality:output_type -> argus.v1.LabelValuesCardinalityResponse
+	45, // 61: argus.v1.Ruler.Rules:output_type -> argus.v1.RulesResponse
+	48, // [48:62] is the sub-list for method output_type
+	34, // [34:48] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_argus_proto_init() }
@@ -2820,7 +2974,7 @@ func file_argus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_argus_proto_rawDesc), len(file_argus_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -30,8 +30,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ingester_Push_FullMethodName      = "/argus.v1.Ingester/Push"
-	Ingester_UserStats_FullMethodName = "/argus.v1.Ingester/UserStats"
+	Ingester_Push_FullMethodName       = "/argus.v1.Ingester/Push"
+	Ingester_UserStats_FullMethodName  = "/argus.v1.Ingester/UserStats"
+	Ingester_PushStream_FullMethodName = "/argus.v1.Ingester/PushStream"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -49,6 +50,17 @@ type IngesterClient interface {
 	// UserStats reports the usage of the tenant of the call (gRPC metadata
 	// x-scope-orgid) on this ingester.
 	UserStats(ctx context.Context, in *UserStatsRequest, opts ...grpc.CallOption) (*UserStatsResponse, error)
+	// PushStream carries many pushes, of any tenants, on one long-lived
+	// stream, saving each push the set-up of a call (headers, a new HTTP/2
+	// stream, the trailers). Each PushStreamRequest is one Push, with the
+	// same contract, answered by one PushStreamResponse with the same id;
+	// the ingester runs a stream's requests concurrently, so answers come in
+	// any order. A request whose answer did not arrive (the stream broke, or
+	// its deadline passed: the client enforces deadlines) must be treated as
+	// a failed Push: nothing may be assumed appended, and it is retried. An
+	// ingester without this method answers Unimplemented before reading any
+	// request: the client then uses Push.
+	PushStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushStreamRequest, PushStreamResponse], error)
 }
 
 type ingesterClient struct {
@@ -79,6 +91,19 @@ func (c *ingesterClient) UserStats(ctx context.Context, in *UserStatsRequest, op
 	return out, nil
 }
 
+func (c *ingesterClient) PushStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushStreamRequest, PushStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[0], Ingester_PushStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PushStreamRequest, PushStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_PushStreamClient = grpc.BidiStreamingClient[PushStreamRequest, PushStreamResponse]
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -94,6 +119,17 @@ type IngesterServer interface {
 	// UserStats reports the usage of the tenant of the call (gRPC metadata
 	// x-scope-orgid) on this ingester.
 	UserStats(context.Context, *UserStatsRequest) (*UserStatsResponse, error)
+	// PushStream carries many pushes, of any tenants, on one long-lived
+	// stream, saving each push the set-up of a call (headers, a new HTTP/2
+	// stream, the trailers). Each PushStreamRequest is one Push, with the
+	// same contract, answered by one PushStreamResponse with the same id;
+	// the ingester runs a stream's requests concurrently, so answers come in
+	// any order. A request whose answer did not arrive (the stream broke, or
+	// its deadline passed: the client enforces deadlines) must be treated as
+	// a failed Push: nothing may be assumed appended, and it is retried. An
+	// ingester without this method answers Unimplemented before reading any
+	// request: the client then uses Push.
+	PushStream(grpc.BidiStreamingServer[PushStreamRequest, PushStreamResponse]) error
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -109,6 +145,9 @@ func (UnimplementedIngesterServer) Push(context.Context, *WriteRequest) (*PushRe
 }
 func (UnimplementedIngesterServer) UserStats(context.Context, *UserStatsRequest) (*UserStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UserStats not implemented")
+}
+func (UnimplementedIngesterServer) PushStream(grpc.BidiStreamingServer[PushStreamRequest, PushStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method PushStream not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -167,6 +206,13 @@ func _Ingester_UserStats_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_PushStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(IngesterServer).PushStream(&grpc.GenericServerStream[PushStreamRequest, PushStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_PushStreamServer = grpc.BidiStreamingServer[PushStreamRequest, PushStreamResponse]
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -183,7 +229,14 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Ingester_UserStats_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PushStream",
+			Handler:       _Ingester_PushStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "argus.proto",
 }
 
