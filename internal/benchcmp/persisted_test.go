@@ -221,14 +221,24 @@ func (a argusDBReader) read(b *testing.B, mint, maxt int64, ms []*labels.Matcher
 		samples int64
 		sum     float64
 		it      chunkenc.Iterator
+		other   chunkenc.Iterator // reused, as the querier does
+		xor     storage.XORIterator
 	)
 	for _, s := range series {
 		for _, c := range s.Chunks {
-			ch, err := storage.NewChunk(c)
-			if err != nil {
-				b.Fatal(err)
+			if c.Encoding == chunkenc.EncXOR {
+				// The querier's decoding of XOR from the wire
+				// (querier/iterator.go).
+				xor.Reset(c.Data)
+				it = &xor
+			} else {
+				ch, err := storage.NewChunk(c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				other = ch.Iterator(other)
+				it = other
 			}
-			it = ch.Iterator(it)
 			for it.Next() == chunkenc.ValFloat {
 				_, v := it.At()
 				sum += v
