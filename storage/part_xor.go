@@ -152,14 +152,26 @@ func (w *xorWriter) rest(dods, dels []uint64, dodsZero bool, vb, prev uint64) {
 		if lz >= 32 {
 			lz = 31
 		}
+		// The control bits and the value's bits go in one put when they
+		// fit in 64 bits, as they do for all but the widest values.
 		if leading != 0xff && lz >= leading && tz >= trailing {
+			sig := 64 - leading - trailing
+			if bits+2+sig <= 64 {
+				buf, acc, n = putBits(buf, acc, n, (code<<2|0b10)<<sig|delta>>trailing, bits+2+sig)
+				continue
+			}
 			buf, acc, n = putBits(buf, acc, n, code<<2|0b10, bits+2)
-			buf, acc, n = putBits(buf, acc, n, delta>>trailing, 64-leading-trailing)
+			buf, acc, n = putBits(buf, acc, n, delta>>trailing, sig)
 			continue
 		}
 		leading, trailing = lz, tz
 		sig := 64 - lz - tz
-		buf, acc, n = putBits(buf, acc, n, code<<13|0b11<<11|uint64(lz)<<6|uint64(sig&63), bits+13)
+		ctl := code<<13 | 0b11<<11 | uint64(lz)<<6 | uint64(sig&63)
+		if bits+13+sig <= 64 {
+			buf, acc, n = putBits(buf, acc, n, ctl<<sig|delta>>tz, bits+13+sig)
+			continue
+		}
+		buf, acc, n = putBits(buf, acc, n, ctl, bits+13)
 		buf, acc, n = putBits(buf, acc, n, delta>>tz, sig)
 	}
 	w.buf, w.acc, w.n = buf, acc, n
