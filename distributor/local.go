@@ -3,6 +3,7 @@ package distributor
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -26,11 +27,17 @@ import (
 // It answers as the gRPC path does, so that nothing above it (quorum,
 // rejections, errors and their err-argus IDs, metrics) can tell them
 // apart:
-//   - the request is the same bytes the gRPC path would send (rawBatch),
-//     decoded by the ingester's own decoder into a buffer the ingester owns:
-//     the distributor's buffers are reused once the push is answered, and
-//     the ingester keeps no string of a request it has not copied, but a
-//     fresh buffer makes that the ingester's business, as over gRPC;
+//   - the request is the series the gRPC path would send (rawBatch), in
+//     the pooled arrays the ingester's gRPC decoder gives it. A batch of
+//     plain series validation left as they came, nearly every one, is
+//     decoded straight from their raw bytes in the push's body
+//     (grpccodec.DecodeSeriesLeased), which the distributor keeps unchanged
+//     until every ingester push of the request has returned, and the
+//     ingester keeps no string of a request it has not copied. Any other
+//     batch is encoded as gRPC would send it, into a fresh buffer, and
+//     decoded by the ingester's own decoder (UnmarshalWriteRequestOwned).
+//     Before 2026-12-05 every batch took that second path: an encoding and
+//     a zeroed buffer per push for nothing;
 //   - the tenant reaches the ingester as gRPC metadata, the incoming
 //     metadata of its context, as the gRPC server would set it;
 //   - the size limit of a gRPC message, a context already done, an
@@ -108,9 +115,55 @@ type vtMarshaler interface {
 	MarshalToSizedBufferVT([]byte) (int, error)
 }
 
-// PushRaw pushes the encoding of the batch in.
+// PushRaw pushes the batch in: handed over as it is held (handOver) when
+// it can be, else encoded and decoded again.
 func (p *localPusher) PushRaw(ctx context.Context, in *rawBatch, _ ...grpc.CallOption) (*arguspb.PushResponse, error) {
+	if err := ctx.Err(); err != nil { // As a gRPC call would not start.
+		return nil, status.FromContextError(err).Err()
+	}
+	if req := p.handOver(in); req != nil {
+		return p.pushDecoded(ctx, req)
+	}
 	return p.push(ctx, in)
+}
+
+// seriesScratch holds the raw series of one hand-over, pooled.
+var seriesScratch = sync.Pool{New: func() any { return new([][]byte) }}
+
+// handOver returns the request of in decoded straight from the raw bytes of
+// its series (grpccodec.DecodeSeriesLeased), or nil when in holds anything
+// but plain series validation left as they came (metadata, symbolised
+// series, series validation changed, exemplars, histograms) or is over the
+// size limit: those take the encode-and-decode path, which answers for
+// them as gRPC does. The request's strings alias the push's decoded body,
+// which the distributor keeps unchanged until every ingester push of the
+// request has returned (writeCtx); the ingester keeps nothing of the
+// request past Push (ingester/doc.go, "Request memory"), as over gRPC.
+func (p *localPusher) handOver(in *rawBatch) *arguspb.WriteRequest {
+	if len(in.b.meta) > 0 || in.symbolised() {
+		return nil
+	}
+	sp := seriesScratch.Get().(*[][]byte)
+	defer seriesScratch.Put(sp)
+	raw, size := (*sp)[:0], 0
+	for _, i := range in.b.series {
+		s := &in.wc.series[i]
+		if s.raw == nil || s.symbolised {
+			clear(raw)
+			*sp = raw[:0]
+			return nil
+		}
+		raw = append(raw, s.raw)
+		size += 1 + sizeOfVarint(uint64(len(s.raw))) + len(s.raw)
+	}
+	req := &arguspb.WriteRequest{}
+	ok := size <= p.maxMsgSize && grpccodec.DecodeSeriesLeased(raw, req)
+	clear(raw) // The pool keeps no reference to the body.
+	*sp = raw[:0]
+	if !ok {
+		return nil
+	}
+	return req
 }
 
 // Push pushes in, encoded and decoded again so that the ingester shares no
@@ -139,6 +192,12 @@ func (p *localPusher) push(ctx context.Context, m vtMarshaler) (*arguspb.PushRes
 	if err := grpccodec.UnmarshalWriteRequestOwned(buf, req); err != nil {
 		return nil, status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
 	}
+	return p.pushDecoded(ctx, req)
+}
+
+// pushDecoded pushes req, leased (grpccodec.ReleaseWriteRequest, which the
+// ingester's Push calls), to the local ingester with the tenant of ctx.
+func (p *localPusher) pushDecoded(ctx context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	p.pushes.Inc()
 	resp, err := p.ing.Push(metadata.NewIncomingContext(ctx, md), req)
