@@ -28,6 +28,8 @@ type ClientPool struct {
 	// maxMsgSize bounds the pushes sent on a PushStream (see
 	// SetMaxMsgSize); 0 until set.
 	maxMsgSize int
+	// dict gives series refs to the pushes of every client (streamrefs.go).
+	dict seriesDict
 
 	mu      sync.RWMutex
 	clients map[string]poolEntry // guarded by mu
@@ -98,7 +100,7 @@ func (p *ClientPool) entry(addr string) (poolEntry, error) {
 	if err != nil {
 		return poolEntry{}, fmt.Errorf("create grpc client for ingester %s: %w", addr, err)
 	}
-	e = poolEntry{conn: conn, client: &ingesterClient{IngesterClient: arguspb.NewIngesterClient(conn), conn: conn, maxMsgSize: p.maxMsgSize}}
+	e = poolEntry{conn: conn, client: &ingesterClient{IngesterClient: arguspb.NewIngesterClient(conn), conn: conn, maxMsgSize: p.maxMsgSize, dict: &p.dict}}
 	p.clients[addr] = e
 	return e, nil
 }

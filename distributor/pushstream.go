@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -48,6 +50,15 @@ type pushStream struct {
 	cancel context.CancelFunc
 
 	sendMu sync.Mutex // held by the one sender; taken before mu
+	// refsOK is set once the ingester's headers say it takes series refs
+	// (streamrefs.go).
+	refsOK atomic.Bool
+	// defined are the series refs sent with their labels on this stream,
+	// a bit per ref; wire and definedLog are scratch of wireRefs. All
+	// guarded by sendMu.
+	defined    []uint64
+	wire       []uint64
+	definedLog []uint32
 
 	mu      sync.Mutex
 	nextID  uint64                       // guarded by mu
@@ -81,8 +92,13 @@ func openPushStream(conn *grpc.ClientConn) (*pushStream, error) {
 }
 
 // read hands each answer to the push waiting for its id, until the stream
-// fails; then it fails every push still waiting.
+// fails; then it fails every push still waiting. It first waits for the
+// ingester's headers, which say whether it takes series refs: until then
+// pushes are sent with their labels.
 func (s *pushStream) read() {
+	if md, err := s.cs.Header(); err == nil && slices.Contains(md.Get(ingesterSeriesRefsHeader), "1") {
+		s.refsOK.Store(true)
+	} // On an error, RecvMsg fails too.
 	for {
 		resp := new(arguspb.PushStreamResponse)
 		if err := s.cs.RecvMsg(resp); err != nil {
@@ -132,13 +148,9 @@ func (s *pushStream) broken() bool {
 }
 
 // push sends in for tenantID and waits for its answer, ctx's deadline or
-// the stream's failure.
-func (s *pushStream) push(ctx context.Context, tenantID string, in *rawBatch) streamAnswer {
-	data, err := in.Encoded()
-	if err != nil {
-		return streamAnswer{err: status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)}
-	}
-	msg := &grpccodec.StreamPush{Tenant: tenantID, Request: data}
+// the stream's failure. dict gives the series refs, if not nil.
+func (s *pushStream) push(ctx context.Context, tenantID string, in *rawBatch, dict *seriesDict) streamAnswer {
+	msg := &grpccodec.StreamPush{Tenant: tenantID}
 	defer msg.Free()
 	ch := make(chan streamAnswer, 1)
 	s.mu.Lock()
@@ -152,7 +164,14 @@ func (s *pushStream) push(ctx context.Context, tenantID string, in *rawBatch) st
 	s.pending[msg.ID] = ch
 	s.mu.Unlock()
 
-	if err := s.send(ctx, msg); err != nil && !errors.Is(err, io.EOF) {
+	encErr, err := s.send(ctx, msg, in, dict)
+	if encErr != nil {
+		s.mu.Lock()
+		delete(s.pending, msg.ID)
+		s.mu.Unlock()
+		return streamAnswer{err: status.Errorf(codes.Internal, "grpc: error while marshaling: %v", encErr)}
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
 		s.fail(err)
 	} // On io.EOF the stream ended: read fails the pushes with its status.
 	select {
@@ -166,17 +185,34 @@ func (s *pushStream) push(ctx context.Context, tenantID string, in *rawBatch) st
 	}
 }
 
-// send sends msg, breaking the stream if ctx ends while gRPC blocks on flow
-// control (the ingester does not read): SendMsg itself cannot be cancelled
-// any other way.
-func (s *pushStream) send(ctx context.Context, msg *grpccodec.StreamPush) error {
+// send encodes in into msg and sends it, breaking the stream if ctx ends
+// while gRPC blocks on flow control (the ingester does not read): SendMsg
+// itself cannot be cancelled any other way. It encodes under sendMu, with
+// series refs if the ingester takes them and dict is not nil, so that refs
+// are defined in the order the ingester receives them. encErr is set if in
+// could not be encoded: nothing was sent, and the stream is fine.
+func (s *pushStream) send(ctx context.Context, msg *grpccodec.StreamPush, in *rawBatch, dict *seriesDict) (encErr, err error) {
+	var refs []uint32
+	useRefs := dict != nil && s.refsOK.Load() && !in.b.symbolised
+	if useRefs {
+		refs = dict.refsOf(in.wc) // Before sendMu: the first push of a request looks them up for all.
+	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	if ctx.Err() != nil {
-		return nil // The push fails by its deadline; the stream is fine.
+		return nil, nil // The push fails by its deadline; the stream is fine.
+	}
+	if useRefs {
+		msg.Request, encErr = s.encodeWithRefs(in, refs)
+		msg.Refs = s.wire
+	} else {
+		msg.Request, encErr = in.Encoded()
+	}
+	if encErr != nil {
+		return encErr, nil
 	}
 	stop := context.AfterFunc(ctx, func() { s.fail(status.FromContextError(ctx.Err()).Err()) })
-	err := s.cs.SendMsg(msg)
+	err = s.cs.SendMsg(msg)
 	stop()
 	if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
 		s.mu.Lock()
@@ -185,7 +221,7 @@ func (s *pushStream) send(ctx context.Context, msg *grpccodec.StreamPush) error 
 		}
 		s.mu.Unlock()
 	}
-	return err
+	return nil, err
 }
 
 // pushStreamed sends in on c's PushStream, opening it if needed. It
@@ -196,7 +232,7 @@ func (c *ingesterClient) pushStreamed(ctx context.Context, tenantID string, in *
 	if err != nil {
 		return nil, false, err
 	}
-	a := s.push(ctx, tenantID, in)
+	a := s.push(ctx, tenantID, in, c.dict)
 	if a.broken && status.Code(a.err) == codes.Unimplemented {
 		c.noStream.Store(true)
 		return nil, true, nil

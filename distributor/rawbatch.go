@@ -170,8 +170,10 @@ func (wc *writeCtx) shareEncodings() {
 	}
 }
 
-// freeEncodings drops the push's references to its encodings.
+// freeEncodings drops the push's references to its encodings, and its
+// series refs (streamrefs.go).
 func (wc *writeCtx) freeEncodings() {
+	wc.streamRefs.reset()
 	for i := range wc.encodings {
 		if e := &wc.encodings[i]; e.data != nil {
 			e.data.Free()
@@ -206,7 +208,10 @@ type ingesterClient struct {
 	// PushStream: it is sent unary Pushes (see pushstream.go).
 	noStream   atomic.Bool
 	maxMsgSize int // see ClientPool.SetMaxMsgSize
-	streamMu   sync.Mutex
+	// dict gives series their refs on the stream (streamrefs.go), shared
+	// by the pool's clients; nil sends every series with its labels.
+	dict     *seriesDict
+	streamMu sync.Mutex
 	stream   *pushStream // guarded by streamMu; nil until the first push
 }
 

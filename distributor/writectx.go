@@ -88,6 +88,8 @@ type writeCtx struct {
 	// answers gets the index of each batch whose push returned; the handler
 	// reads them until every series is decided, release drains the rest.
 	answers chan int32
+	// streamRefs are the series' refs on PushStreams (streamrefs.go).
+	streamRefs pushRefs
 
 	// Written by the handler's goroutine only (shard, record, settle).
 	votes          []seriesVotes         // by index in series

@@ -2,20 +2,37 @@ package ingester
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/argus-tsdb/argus/internal/grpccodec"
 	"github.com/argus-tsdb/argus/internal/tenant"
 	"github.com/argus-tsdb/argus/proto/arguspb"
 )
+
+// SeriesRefsHeader is the response header with which PushStream tells the
+// client it takes PushStreamRequest.series_refs (see argus.proto): a client
+// sends refs only to an ingester that sent it.
+const SeriesRefsHeader = "argus-series-refs"
+
+// MaxStreamRefs is the largest series ref a PushStream takes (argus.proto).
+const MaxStreamRefs = 1 << 20
 
 // PushStream serves Ingester/PushStream: every request it receives is one
 // Push (with the request's tenant), run in a goroutine of its own as a
 // unary Push would be, so that a stream's pushes share the tenant's WAL
 // fsyncs as concurrent calls do; each answer is sent as soon as its Push
 // returns, under sendMu (gRPC allows one sender at a time).
+//
+// Before its Push starts, a request's series refs are resolved, in the
+// order the requests arrive, against the stream's series cache (see
+// streamSeries): a request that breaks the rules of series_refs ends the
+// stream with InvalidArgument.
 //
 // It returns once the client closes its side (io.EOF) or the stream fails,
 // after the answers of every push in flight: a push whose answer cannot be
@@ -26,8 +43,12 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 		sendMu  sync.Mutex
 		sendErr error // guarded by sendMu: the first failed Send
 		wg      sync.WaitGroup
+		cache   streamSeries
 	)
 	defer wg.Wait()
+	if err := stream.SendHeader(metadata.Pairs(SeriesRefsHeader, "1")); err != nil {
+		return err
+	}
 	for {
 		req := new(arguspb.PushStreamRequest)
 		if err := stream.RecvMsg(req); err != nil {
@@ -35,6 +56,10 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 				return nil
 			}
 			return err
+		}
+		if err := cache.resolve(req); err != nil {
+			grpccodec.ReleaseWriteRequest(req.Request) // Not pushed: Push would release it.
+			return status.Error(codes.InvalidArgument, err.Error())
 		}
 		wg.Go(func() {
 			// Push releases req.Request; the id and tenant are req's own.
@@ -52,4 +77,85 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 			}
 		})
 	}
+}
+
+// streamSeries is the series cache of one PushStream: the labels (and
+// tenant) each ref was defined with. It is used by the stream's receiving
+// goroutine only; its labels are never written once cached, so the pushes
+// running concurrently may read them.
+type streamSeries struct {
+	byRef map[uint64]cachedSeries
+}
+
+type cachedSeries struct {
+	tenant string
+	labels []*arguspb.Label // owned by the cache: not leased memory
+}
+
+// resolve applies req's series refs: it caches the labels of each series
+// that defines a ref (copied: the request's memory is leased) and gives
+// each series sent by ref the labels of its ref, which must have been
+// defined for the same tenant. It fails on any broken rule; the stream
+// then ends, and its cache with it.
+func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) error {
+	refs := req.SeriesRefs
+	if len(refs) == 0 {
+		return nil
+	}
+	series := req.GetRequest().GetTimeseries()
+	if len(refs) != len(series) {
+		return fmt.Errorf("push stream: %d series refs for %d series", len(refs), len(series))
+	}
+	if c.byRef == nil {
+		c.byRef = make(map[uint64]cachedSeries)
+	}
+	for k, v := range refs {
+		ref, define := v>>1, v&1 == 1
+		switch {
+		case v == 0:
+			continue
+		case ref > MaxStreamRefs:
+			return fmt.Errorf("push stream: series ref %d over %d", ref, MaxStreamRefs)
+		case define:
+			if _, dup := c.byRef[ref]; dup {
+				return fmt.Errorf("push stream: series ref %d defined twice", ref)
+			}
+			if len(series[k].Labels) == 0 {
+				return fmt.Errorf("push stream: series ref %d defined without labels", ref)
+			}
+			c.byRef[ref] = cachedSeries{tenant: req.Tenant, labels: copyProtoLabels(series[k].Labels)}
+		default:
+			e, ok := c.byRef[ref]
+			if !ok || e.tenant != req.Tenant || len(series[k].Labels) != 0 {
+				return fmt.Errorf("push stream: series ref %d not defined for this tenant, or sent with labels", ref)
+			}
+			series[k].Labels = e.labels
+		}
+	}
+	return nil
+}
+
+// copyProtoLabels copies ls into memory of its own: one string of every
+// name and value, and one array of labels.
+func copyProtoLabels(ls []*arguspb.Label) []*arguspb.Label {
+	n := 0
+	for _, l := range ls {
+		n += len(l.Name) + len(l.Value)
+	}
+	buf := make([]byte, 0, n)
+	for _, l := range ls {
+		buf = append(append(buf, l.Name...), l.Value...)
+	}
+	all := string(buf)
+	arr := make([]arguspb.Label, len(ls))
+	out := make([]*arguspb.Label, len(ls))
+	p := 0
+	for i, l := range ls {
+		arr[i].Name = all[p : p+len(l.Name)]
+		p += len(l.Name)
+		arr[i].Value = all[p : p+len(l.Value)]
+		p += len(l.Value)
+		out[i] = &arr[i]
+	}
+	return out
 }

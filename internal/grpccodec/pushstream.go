@@ -22,6 +22,7 @@ const (
 	tagStreamID      = 1<<3 | 0 // PushStreamRequest.id, varint
 	tagStreamTenant  = 2<<3 | 2 // PushStreamRequest.tenant
 	tagStreamRequest = 3<<3 | 2 // PushStreamRequest.request
+	tagStreamRefs    = 4<<3 | 2 // PushStreamRequest.series_refs, packed varints
 )
 
 // StreamPush is a PushStreamRequest whose request is pre-encoded: what the
@@ -29,6 +30,9 @@ const (
 type StreamPush struct {
 	ID     uint64
 	Tenant string
+	// Refs are the request's series_refs (see argus.proto), or nil. They
+	// are read by Encoded only.
+	Refs []uint64
 	// Request is the encoded WriteRequest with one reference, which the
 	// StreamPush hands on to gRPC (Encoded): it is freed once sent, or by
 	// Free if it is never sent.
@@ -40,18 +44,40 @@ type StreamPush struct {
 // called at most once.
 func (p *StreamPush) Encoded() (mem.BufferSlice, error) {
 	n := p.Request.Len()
-	hdr := make([]byte, 0, 1+binary.MaxVarintLen64+1+binary.MaxVarintLen64+len(p.Tenant)+1+binary.MaxVarintLen64)
+	refsLen := 0
+	for _, r := range p.Refs {
+		refsLen += varintLen(r)
+	}
+	hdr := make([]byte, 0, 1+binary.MaxVarintLen64+1+binary.MaxVarintLen64+len(p.Tenant)+1+binary.MaxVarintLen64+
+		refsLen+1+binary.MaxVarintLen64)
 	hdr = append(hdr, tagStreamID)
 	hdr = binary.AppendUvarint(hdr, p.ID)
 	hdr = append(hdr, tagStreamTenant)
 	hdr = binary.AppendUvarint(hdr, uint64(len(p.Tenant)))
 	hdr = append(hdr, p.Tenant...)
+	if len(p.Refs) > 0 {
+		hdr = append(hdr, tagStreamRefs)
+		hdr = binary.AppendUvarint(hdr, uint64(refsLen))
+		for _, r := range p.Refs {
+			hdr = binary.AppendUvarint(hdr, r)
+		}
+	}
 	hdr = append(hdr, tagStreamRequest)
 	hdr = binary.AppendUvarint(hdr, uint64(n))
 	out := make(mem.BufferSlice, 0, 1+len(p.Request))
 	out = append(append(out, mem.SliceBuffer(hdr)), p.Request...)
 	p.Request = nil
 	return out, nil
+}
+
+// varintLen is the length of the varint encoding of x.
+func varintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
 }
 
 // Free drops the request's reference if Encoded was not called.
@@ -87,6 +113,13 @@ func decodePushStream(data mem.BufferSlice, m *arguspb.PushStreamRequest) error 
 			if m.Id, n, ok = varintAt(b, i+1); ok {
 				i += 1 + n
 			}
+		case tagStreamRefs:
+			var start, end int
+			if start, end, ok = lengthAt(b, i+1); ok {
+				ok = m.SeriesRefs == nil // Twice would be appended: the generated decoder's job.
+				m.SeriesRefs, ok = decodePacked(b[start:end], ok)
+				i = end
+			}
 		case tagStreamTenant, tagStreamRequest:
 			var start, end int
 			if start, end, ok = lengthAt(b, i+1); ok {
@@ -117,4 +150,28 @@ func decodePushStream(data mem.BufferSlice, m *arguspb.PushStreamRequest) error 
 		return nil
 	}
 	return decodeLeased(b[reqStart:reqEnd], buf, m.Request)
+}
+
+// decodePacked decodes b, packed varints, into one new slice, if ok; it
+// returns ok false for a malformed b.
+func decodePacked(b []byte, ok bool) ([]uint64, bool) {
+	if !ok {
+		return nil, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < 0x80 {
+			n++
+		}
+	}
+	out := make([]uint64, 0, n)
+	for i := 0; i < len(b); {
+		v, l, ok := varintAt(b, i)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+		i += l
+	}
+	return out, true
 }

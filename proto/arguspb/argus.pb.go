@@ -659,8 +659,22 @@ type PushStreamRequest struct {
 	// Chosen by the client, unique among its requests in flight on the stream.
 	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The tenant of the push, as Push's metadata x-scope-orgid.
-	Tenant        string        `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Request       *WriteRequest `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	Tenant  string        `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Request *WriteRequest `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	// series_refs is empty, or names the stream's series cache entry of each
+	// series of request, in order: 0 for a series sent with its labels and
+	// not cached; ref<<1|1 for a series sent with its labels that defines
+	// ref (from 1 to 1<<20) for the rest of the stream; ref<<1 for a series
+	// sent without labels, whose labels are those ref was defined with, in a
+	// request of the same tenant earlier on the stream. Refs belong to one
+	// stream and one tenant, and a ref is defined at most once. A client
+	// sends refs only once the ingester's response headers carry
+	// "argus-series-refs: 1" (an ingester that does not know the field
+	// would store series without labels). The ingester registers a request's
+	// definitions as it receives it, before its Push runs and whatever that
+	// Push answers; a request that breaks these rules breaks the stream
+	// (InvalidArgument).
+	SeriesRefs    []uint64 `protobuf:"varint,4,rep,packed,name=series_refs,json=seriesRefs,proto3" json:"series_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -712,6 +726,13 @@ func (x *PushStreamRequest) GetTenant() string {
 func (x *PushStreamRequest) GetRequest() *WriteRequest {
 	if x != nil {
 		return x.Request
+	}
+	return nil
+}
+
+func (x *PushStreamRequest) GetSeriesRefs() []uint64 {
+	if x != nil {
+		return x.SeriesRefs
 	}
 	return nil
 }
@@ -2668,11 +2689,13 @@ const file_argus_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.argus.v1.RejectReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12)\n" +
 	"\x10rejected_samples\x18\x04 \x01(\x03R\x0frejectedSamples\x12/\n" +
-	"\x13rejected_histograms\x18\x05 \x01(\x03R\x12rejectedHistograms\"m\n" +
+	"\x13rejected_histograms\x18\x05 \x01(\x03R\x12rejectedHistograms\"\x8e\x01\n" +
 	"\x11PushStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x120\n" +
-	"\arequest\x18\x03 \x01(\v2\x16.argus.v1.WriteRequestR\arequest\"\x9c\x01\n" +
+	"\arequest\x18\x03 \x01(\v2\x16.argus.v1.WriteRequestR\arequest\x12\x1f\n" +
+	"\vseries_refs\x18\x04 \x03(\x04R\n" +
+	"seriesRefs\"\x9c\x01\n" +
 	"\x12PushStreamResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
 	"\bresponse\x18\x02 \x01(\v2\x16.argus.v1.PushResponseR\bresponse\x12\x1d\n" +
