@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"math"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -20,6 +21,14 @@ func TestDiffSamples(t *testing.T) {
 	}
 	want := []Series{ser(m, 1, 2, 3)}
 	require.Empty(t, DiffSamples(want, []Series{ser(m, 1, 2, 3)}))
+	nan := func() []Series {
+		s := ser(m, 1, 2, 3)
+		s.Samples[2].V = math.NaN()
+		return []Series{s}
+	}
+	require.Empty(t, DiffSamples(nan(), nan()), "NaN equals NaN")
+	require.NotEmpty(t, DiffSamples(want, nan()))
+	require.NotEmpty(t, DiffSamples(want, []Series{ser(map[string]string{"__name__": "x", "a": "b"}, 1, 2, 3)}), "another label set")
 
 	f := func(got []Series, wantMsg string) {
 		t.Helper()
@@ -56,4 +65,27 @@ func TestSortVector(t *testing.T) {
 	want := DecodeJSON(t, []byte(`{"resultType":"vector","result":[
 		{"metric":{"job":"a"},"value":[1,"3"]},{"metric":{"job":"a","x":"1"},"value":[1,"2"]},{"metric":{"job":"b"},"value":[1,"1"]}]}`))
 	require.Empty(t, cmp.Diff(want, got))
+}
+
+// TestDiffJSON checks diffJSON's fast path against cmp.Diff: key order does
+// not matter, every difference of value, number literal or type does.
+func TestDiffJSON(t *testing.T) {
+	decode := func(s string) any { return DecodeJSON(t, []byte(s)) }
+	base := `{"resultType":"matrix","result":[{"metric":{"a":"1","b":"2"},"values":[[1,"1"],[2,"NaN"]]}]}`
+	same := `{"result":[{"values":[[1,"1"],[2,"NaN"]],"metric":{"b":"2","a":"1"}}],"resultType":"matrix"}`
+	require.Empty(t, diffJSON(decode(base), decode(same)))
+	require.Empty(t, diffJSON(Answer{Code: 200, Data: decode(base)}, Answer{Code: 200, Data: decode(same)}))
+	for _, other := range []string{
+		`{"resultType":"matrix","result":[{"metric":{"a":"1","b":"2"},"values":[[1,"1"],[2,"+Inf"]]}]}`,
+		`{"resultType":"matrix","result":[{"metric":{"a":"1","b":"2"},"values":[[1.0,"1"],[2,"NaN"]]}]}`,
+		`{"resultType":"matrix","result":[{"metric":{"a":"1"},"values":[[1,"1"],[2,"NaN"]]}]}`,
+		`{"resultType":"matrix","result":[{"metric":{"a":"1","b":"2"},"values":[[1,"1"]]}]}`,
+		`{"resultType":"matrix","result":[{"metric":{"a":"1","b":"2"},"values":[[1,1],[2,"NaN"]]}]}`,
+		`{"resultType":"matrix","result":null}`,
+	} {
+		d := diffJSON(decode(base), decode(other))
+		require.NotEmpty(t, d, other)
+		require.Equal(t, cmp.Diff(decode(base), decode(other)), d, other)
+	}
+	require.NotEmpty(t, diffJSON(Answer{Code: 200, Data: decode(base)}, Answer{Code: 503, Data: decode(base)}))
 }
