@@ -14,8 +14,8 @@ import (
 )
 
 // requireNearBaseline asserts that s is back to base, with margins: the
-// heap (just after a collection, with up to clustertest.SoakGOGC % of
-// garbage) within 1.25 times the baseline plus 6 MB (of which about 3 MB
+// heap (the smallest of a few readings, each just after a forced
+// collection) within 1.25 times the baseline plus 6 MB (of which about 3 MB
 // are the high-water mark of the distributor's per-tenant counter maps:
 // client_golang deletes a forgotten tenant's series, but a Go map never
 // gives back its buckets, and 5,000 tenants of a cycle against the 2,000 of
