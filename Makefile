@@ -30,7 +30,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTOC_GEN_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
 
-.PHONY: all build run test test-unit bench proto tools clean fmt vet image
+.PHONY: all build run test test-go test-unit bench proto tools clean fmt vet image
 
 all: build
 
@@ -44,13 +44,21 @@ run: build
 # the real Prometheus server included. .ci/run installs Prometheus first; a test
 # that needs a binary that is absent skips loudly.
 test: build vet
+	$(MAKE) test-go
+
+# test-go is test's go test alone: .ci/run calls it on subsets of the packages
+# (TEST_PKGS) with extra flags (TEST_FLAGS, e.g. -skip), so that the tests
+# that need no slow-to-build tool run while those tools build.
+TEST_PKGS ?= ./...
+TEST_FLAGS ?=
+test-go:
 	ARGUS_BIN=$(abspath $(BIN_DIR)/argus) \
 	PROMETHEUS_BIN=$${PROMETHEUS_BIN:-$(abspath $(TOOLS_DIR))/prometheus-$(PROMETHEUS_VERSION)/prometheus} \
 	KUBEBUILDER_ASSETS=$${KUBEBUILDER_ASSETS:-$(abspath $(TOOLS_DIR))/$(KUBE_TOOLS)} \
 	GRPCURL_BIN=$${GRPCURL_BIN:-$(abspath $(TOOLS_DIR))/grpcurl-$(GRPCURL_VERSION)/grpcurl} \
 	ALERTMANAGER_BIN=$${ALERTMANAGER_BIN:-$(abspath $(TOOLS_DIR))/alertmanager-$(ALERTMANAGER_VERSION)/alertmanager} \
 	MIMIRTOOL_BIN=$${MIMIRTOOL_BIN:-$(abspath $(TOOLS_DIR))/mimirtool-$(MIMIRTOOL_VERSION)/mimirtool} \
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -timeout 35m $(TEST_FLAGS) $(TEST_PKGS)
 
 test-unit:
 	$(GO) test -count=1 -short ./...
