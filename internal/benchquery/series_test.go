@@ -57,6 +57,8 @@ const (
 	// queries" is read: what an operator sees once a burst of dashboards
 	// is over, not the peak (reported apart).
 	rssSettle = 15 * time.Second
+	// seriesQueryTimeout is each server's query timeout.
+	seriesQueryTimeout = "5m"
 )
 
 // metricNames: half of the series match the regex query's selector.
@@ -295,7 +297,9 @@ func querySeriesBatch(first, end, samples int, endMs int64) []clustertest.TimeSe
 }
 
 func startQueryArgus(b *testing.B) queryServer {
-	flags := commonFlags
+	// A query over 1M series on a loaded machine may take longer than the
+	// default timeout (2 minutes); Prometheus gets the same.
+	flags := append(slices.Clone(commonFlags), "-querier.timeout="+seriesQueryTimeout)
 	if os.Getenv(seriesQueriesProfileEnv) != "" {
 		flags = append(slices.Clone(flags), "-server.register-instrumentation")
 	}
@@ -319,7 +323,7 @@ func startQueryArgus(b *testing.B) queryServer {
 func startQueryPrometheus(b *testing.B) queryServer {
 	p := clustertest.StartPrometheus(b, clustertest.PrometheusOptions{
 		NoSelfScrape: true,
-		Flags:        []string{"--web.enable-remote-write-receiver"},
+		Flags:        []string{"--web.enable-remote-write-receiver", "--query.timeout=" + seriesQueryTimeout},
 	})
 	return queryServer{
 		pushURL: p.URL() + "/api/v1/write", header: http.Header{}, pid: p.PID(),
