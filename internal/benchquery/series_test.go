@@ -301,7 +301,7 @@ func startQueryArgus(b *testing.B) queryServer {
 	// default timeout (2 minutes); Prometheus gets the same.
 	flags := append(slices.Clone(commonFlags), "-querier.timeout="+seriesQueryTimeout)
 	if os.Getenv(seriesQueriesProfileEnv) != "" {
-		flags = append(slices.Clone(flags), "-server.register-instrumentation")
+		flags = append(flags, "-server.register-instrumentation")
 	}
 	p := clustertest.StartArgus(b, clustertest.Options{Flags: flags})
 	return queryServer{

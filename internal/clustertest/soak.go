@@ -56,16 +56,10 @@ func (s SoakState) String() string {
 // smallest value of each figure.
 func MeasureSoak(t testing.TB, p *Process) SoakState {
 	t.Helper()
-	var out SoakState
-	for r := range soakReadings {
-		if r > 0 {
-			time.Sleep(500 * time.Millisecond)
-		}
+	out := readSoak(t, p)
+	for range soakReadings - 1 {
+		time.Sleep(500 * time.Millisecond)
 		s := readSoak(t, p)
-		if r == 0 {
-			out = s
-			continue
-		}
 		out = SoakState{
 			HeapBytes: min(out.HeapBytes, s.HeapBytes), Goroutines: min(out.Goroutines, s.Goroutines),
 			OpenFiles: min(out.OpenFiles, s.OpenFiles), Sockets: min(out.Sockets, s.Sockets),
