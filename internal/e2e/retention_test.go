@@ -132,8 +132,9 @@ func TestRetentionFastForwardAgainstPrometheus(t *testing.T) {
 // compactedUpTo returns what is left to do before the store is as the
 // retention and compaction must leave it after a day: no partition ends
 // before from (the cut-off), every 2 h window from there to sealed (the
-// head writes no older window) is persisted and none of level 0, and every
-// day window ending before sealed is one level-2 part.
+// head writes no older window) is persisted and none of level 0, every
+// day window ending before sealed is one level-2 part, and no day holds
+// four sealed windows in level 1 (it would be merged so far).
 func compactedUpTo(files []partitionFile, from, sealed int64) string {
 	for _, f := range files {
 		switch {
@@ -143,6 +144,23 @@ func compactedUpTo(files []partitionFile, from, sealed int64) string {
 			return fmt.Sprintf("%s is not sealed yet", f.name)
 		case f.level == 1 && f.minT-f.minT%dayMs+dayMs <= sealed:
 			return fmt.Sprintf("%s is not merged into its day yet", f.name)
+		}
+	}
+	// A day not ended yet is merged so far once four of its windows are
+	// sealed (storage/DESIGN.md, level 2): until then the day holds level-1
+	// parts, which take more bytes than the merged day.
+	dayWindows := map[int64]map[int64]bool{}
+	for _, f := range files {
+		if f.level != 1 {
+			continue
+		}
+		day := f.minT - f.minT%dayMs
+		if dayWindows[day] == nil {
+			dayWindows[day] = map[int64]bool{}
+		}
+		dayWindows[day][f.minT-f.minT%(2*hourMs)] = true
+		if len(dayWindows[day]) >= 4 {
+			return fmt.Sprintf("day %d has %d sealed windows in level 1, not merged so far yet", day, len(dayWindows[day]))
 		}
 	}
 	for w := from - from%(2*hourMs); w+2*hourMs <= sealed; w += 2 * hourMs {
