@@ -112,6 +112,9 @@ func (h *tenantHead) removeSeries(p gcPlan) int {
 	var gone []*memSeries
 	h.appendMu.Lock()
 	h.createMu.Lock() // The counts change with the series map.
+	// A new generation before any series is deleted: stream hints go stale
+	// (refseries.go).
+	h.gen.Store(seriesGens.Add(1))
 	for _, c := range p.candidates {
 		s := c.s
 		if s.deleted || s.lastT != c.lastT {

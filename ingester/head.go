@@ -63,6 +63,10 @@ type tenantHead struct {
 	retention func(tenant string) time.Duration
 	oooWindow func(tenant string) time.Duration
 
+	// gen is the head's series generation: a new one from seriesGens at
+	// creation and before each GC pass removes series (refseries.go).
+	gen atomic.Uint64
+
 	// oooFloor: an out-of-order sample must be newer than it. Every chunk
 	// persisted or being persisted, and every persisted max time a series
 	// was created with, is at or before it (ooo.go). Raised by flushes under
@@ -158,6 +162,7 @@ func newTenantHead(o tenantOptions) *tenantHead {
 	h.rate.current = floorDiv(nowMs, rateBucketMs)
 	h.maxT.Store(math.MinInt64)
 	h.oooFloor.Store(math.MinInt64)
+	h.gen.Store(seriesGens.Add(1))
 	h.removedMaxT.Store(o.removedMaxT)
 	h.replayCutoff = h.retentionCutoff(nowMs)
 	h.lastUsed.Store(nowMs)

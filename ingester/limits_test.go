@@ -302,7 +302,7 @@ func TestSeriesLimit_RecreatedByGCIsNotLimited(t *testing.T) {
 	clock.ms += cfg.MaxChunkIdle.Milliseconds() + 1000
 	b := getPushBatch()
 	defer putPushBatch(b)
-	require.NoError(t, h.resolve(&arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts(numbered("m", 0), sample{2000, 2})}}, b))
+	require.NoError(t, h.resolve(&arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts(numbered("m", 0), sample{2000, 2})}}, nil, b))
 	truncateTenants(t, ing) // m/0 is removed.
 	require.True(t, b.entries[0].s.deleted)
 	require.Zero(t, push(t, ing, "t1", ts(numbered("m", 1), sample{2000, 2}), ts(numbered("m", 2), sample{2000, 2})).RejectedSamples)

@@ -81,6 +81,12 @@ func (k rejectKind) label() string {
 // (see "Request memory" in doc.go), and its response and errors are built
 // from copies, as gRPC marshals them after Push returns.
 func (i *Ingester) Push(ctx context.Context, req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+	return i.push(ctx, req, nil)
+}
+
+// push is Push with the stream hints of req's series sent by ref (nil, or
+// one per series, nil for a series sent whole; refseries.go).
+func (i *Ingester) push(ctx context.Context, req *arguspb.WriteRequest, hints []*refHint) (*arguspb.PushResponse, error) {
 	defer grpccodec.ReleaseWriteRequest(req)
 	i.stateMu.RLock()
 	defer i.stateMu.RUnlock()
@@ -108,7 +114,7 @@ func (i *Ingester) Push(ctx context.Context, req *arguspb.WriteRequest) (*argusp
 			i.metrics.tenantRefusals.Inc()
 			return nil, grpcError(err)
 		}
-		resp, err := h.push(req)
+		resp, err := h.push(req, hints)
 		if errors.Is(err, errHeadClosed) && attempt < 2 {
 			continue
 		}
@@ -121,13 +127,13 @@ func (i *Ingester) Push(ctx context.Context, req *arguspb.WriteRequest) (*argusp
 
 // push runs the write pipeline of one request: resolve (validate labels,
 // find or create series), then appendBatch (order checks, WAL, memory).
-func (h *tenantHead) push(req *arguspb.WriteRequest) (*arguspb.PushResponse, error) {
+func (h *tenantHead) push(req *arguspb.WriteRequest, hints []*refHint) (*arguspb.PushResponse, error) {
 	if err := h.appendMetadata(req.GetMetadata()); err != nil {
 		return nil, err
 	}
 	b := getPushBatch()
 	defer putPushBatch(b)
-	if err := h.resolve(req, b); err != nil {
+	if err := h.resolve(req, hints, b); err != nil {
 		return nil, err
 	}
 	h.resolveExemplars(req, b)
@@ -230,10 +236,11 @@ func putPushBatch(b *pushBatch) {
 
 // resolve validates every series of req and finds or creates its memSeries.
 // Invalid series, and new series over a series limit, are rejected whole;
-// an error (reading the chunk store) fails the push.
-func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
-	minValid, minValidSet := int64(0), false // Looked up for the first new series only.
-	for _, ts := range req.GetTimeseries() {
+// an error (reading the chunk store) fails the push. A series sent by ref
+// on a stream whose hint is current skips the lookup (refseries.go).
+func (h *tenantHead) resolve(req *arguspb.WriteRequest, hints []*refHint, b *pushBatch) error {
+	var mv minValidOnce // Looked up for the first new series only.
+	for k, ts := range req.GetTimeseries() {
 		hFirst := len(b.hdec)
 		if len(ts.GetHistograms()) > 0 {
 			b.decodeHistograms(ts) // hist_push.go
@@ -243,6 +250,17 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		if nSamples == 0 {
 			continue
 		}
+		var hint *refHint
+		if hints != nil {
+			hint = hints[k]
+		}
+		if hint != nil {
+			if s, hash := hint.series(h); s != nil {
+				b.entries = append(b.entries, pushEntry{ts: ts, hash: hash, s: s, hFirst: hFirst, hEnd: len(b.hdec)})
+				continue
+			}
+		}
+		gen := h.gen.Load() // Before the lookup: a GC pass after it leaves the hint stale.
 		b.hasher.reset()
 		for _, l := range ts.GetLabels() {
 			b.hasher.add(l.GetName(), l.GetValue())
@@ -252,42 +270,72 @@ func (h *tenantHead) resolve(req *arguspb.WriteRequest, b *pushBatch) error {
 		// ones, and build a label set only for them.
 		s := h.series.getByProto(hash, ts.GetLabels())
 		if s == nil {
-			b.setLabels(ts)
-			if err := validateLabels(ts.GetLabels()); err != nil {
-				b.rej.addSeries(ts, rejectInvalidLabels, nSamples, nHist, err)
-				continue
-			}
-			// A series is created only for a sample it can take: a refused
-			// one must not hold a slot of the series limits until GC.
-			if !minValidSet {
-				minValid, minValidSet = h.minValid(h.nowMs()), true
-			}
-			newest := max(newestSample(ts), b.newestHistogram(hFirst))
-			if newest < minValid {
-				if newest <= h.removedMaxT.Load() { // A retry of a removed series' persisted samples? (retry.go)
-					b.deferSeries(ts, hFirst, rejectTooOld, minValid)
-				} else {
-					b.rej.addSeries(ts, rejectTooOld, nSamples, nHist,
-						sampleError{reason: rejectTooOld.reason(), t: newest, ref: minValid})
-				}
-				continue
-			}
 			var err error
-			if s, err = h.getOrCreate(hash, b.lset, h.pushLimits(b), newest); err != nil {
-				if le, ok := errors.AsType[seriesLimitError](err); ok {
-					b.rej.addSeries(ts, le.kind, nSamples, nHist, le) // Formats le before b.lset is reused.
-					continue
+			if s, err = h.resolveNew(ts, hash, hFirst, b, &mv); s == nil {
+				if err != nil {
+					return err
 				}
-				if se, ok := errors.AsType[sampleError](err); ok {
-					b.deferSeries(ts, hFirst, rejectOutOfOrder, se.ref) // Retried samples may be persisted (retry.go).
-					continue
-				}
-				return err
+				continue
 			}
+		}
+		if hint != nil {
+			hint.remember(gen, s, hash)
 		}
 		b.entries = append(b.entries, pushEntry{ts: ts, hash: hash, s: s, hFirst: hFirst, hEnd: len(b.hdec)})
 	}
 	return nil
+}
+
+// minValidOnce is the head's minValid, looked up once per push.
+type minValidOnce struct {
+	v   int64
+	set bool
+}
+
+func (m *minValidOnce) get(h *tenantHead) int64 {
+	if !m.set {
+		m.v, m.set = h.minValid(h.nowMs()), true
+	}
+	return m.v
+}
+
+// resolveNew validates the series ts, which is not in the head, and creates
+// it. It returns nil and records the rejection if the series is refused,
+// or nil and an error if the push fails.
+func (h *tenantHead) resolveNew(ts *arguspb.TimeSeries, hash uint64, hFirst int, b *pushBatch, mv *minValidOnce) (*memSeries, error) {
+	nHist := int64(len(b.hdec) - hFirst)
+	nSamples := int64(len(ts.GetSamples())) + nHist
+	b.setLabels(ts)
+	if err := validateLabels(ts.GetLabels()); err != nil {
+		b.rej.addSeries(ts, rejectInvalidLabels, nSamples, nHist, err)
+		return nil, nil
+	}
+	// A series is created only for a sample it can take: a refused one must
+	// not hold a slot of the series limits until GC.
+	minValid := mv.get(h)
+	newest := max(newestSample(ts), b.newestHistogram(hFirst))
+	if newest < minValid {
+		if newest <= h.removedMaxT.Load() { // A retry of a removed series' persisted samples? (retry.go)
+			b.deferSeries(ts, hFirst, rejectTooOld, minValid)
+		} else {
+			b.rej.addSeries(ts, rejectTooOld, nSamples, nHist,
+				sampleError{reason: rejectTooOld.reason(), t: newest, ref: minValid})
+		}
+		return nil, nil
+	}
+	s, err := h.getOrCreate(hash, b.lset, h.pushLimits(b), newest)
+	if err == nil {
+		return s, nil
+	}
+	if le, ok := errors.AsType[seriesLimitError](err); ok {
+		b.rej.addSeries(ts, le.kind, nSamples, nHist, le) // Formats le before b.lset is reused.
+		return nil, nil
+	}
+	if se, ok := errors.AsType[sampleError](err); ok {
+		b.deferSeries(ts, hFirst, rejectOutOfOrder, se.ref) // Retried samples may be persisted (retry.go).
+		return nil, nil
+	}
+	return nil, err
 }
 
 // newestSample returns the newest timestamp of the float samples of ts, or

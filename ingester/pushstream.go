@@ -32,7 +32,8 @@ const MaxStreamRefs = 1 << 20
 // Before its Push starts, a request's series refs are resolved, in the
 // order the requests arrive, against the stream's series cache (see
 // streamSeries): a request that breaks the rules of series_refs ends the
-// stream with InvalidArgument.
+// stream with InvalidArgument. Each ref also remembers the head series it
+// resolved to, which spares later pushes the lookup (refseries.go).
 //
 // It returns once the client closes its side (io.EOF) or the stream fails,
 // after the answers of every push in flight: a push whose answer cannot be
@@ -57,7 +58,8 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 			}
 			return err
 		}
-		if err := cache.resolve(req); err != nil {
+		hints, err := cache.resolve(req)
+		if err != nil {
 			grpccodec.ReleaseWriteRequest(req.Request) // Not pushed: Push would release it.
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
@@ -65,7 +67,7 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 			// Push releases req.Request; the id and tenant are req's own.
 			resp := &arguspb.PushStreamResponse{Id: req.Id}
 			var err error
-			resp.Response, err = i.Push(tenant.With(ctx, req.Tenant), req.Request)
+			resp.Response, err = i.push(tenant.With(ctx, req.Tenant), req.Request, hints)
 			if err != nil {
 				st := status.Convert(err) // grpcError made it a status.
 				resp.Response, resp.ErrorCode, resp.ErrorMessage = nil, uint32(st.Code()), st.Message()
@@ -90,22 +92,25 @@ type streamSeries struct {
 type cachedSeries struct {
 	tenant string
 	labels []*arguspb.Label // owned by the cache: not leased memory
+	hint   *refHint         // the head series the ref resolved to last (refseries.go)
 }
 
 // resolve applies req's series refs: it caches the labels of each series
 // that defines a ref (copied: the request's memory is leased) and gives
 // each series sent by ref the labels of its ref, which must have been
-// defined for the same tenant. It fails on any broken rule; the stream
-// then ends, and its cache with it.
-func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) error {
+// defined for the same tenant. It returns the hints of the request's
+// series that have a ref (nil if none has), for Push. It fails on any
+// broken rule; the stream then ends, and its cache with it.
+func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) ([]*refHint, error) {
 	refs := req.SeriesRefs
 	if len(refs) == 0 {
-		return nil
+		return nil, nil
 	}
 	series := req.GetRequest().GetTimeseries()
 	if len(refs) != len(series) {
-		return fmt.Errorf("push stream: %d series refs for %d series", len(refs), len(series))
+		return nil, fmt.Errorf("push stream: %d series refs for %d series", len(refs), len(series))
 	}
+	hints := make([]*refHint, len(series))
 	if c.byRef == nil {
 		c.byRef = make(map[uint64]cachedSeries)
 	}
@@ -115,24 +120,27 @@ func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) error {
 		case v == 0:
 			continue
 		case ref > MaxStreamRefs:
-			return fmt.Errorf("push stream: series ref %d over %d", ref, MaxStreamRefs)
+			return nil, fmt.Errorf("push stream: series ref %d over %d", ref, MaxStreamRefs)
 		case define:
 			if _, dup := c.byRef[ref]; dup {
-				return fmt.Errorf("push stream: series ref %d defined twice", ref)
+				return nil, fmt.Errorf("push stream: series ref %d defined twice", ref)
 			}
 			if len(series[k].Labels) == 0 {
-				return fmt.Errorf("push stream: series ref %d defined without labels", ref)
+				return nil, fmt.Errorf("push stream: series ref %d defined without labels", ref)
 			}
-			c.byRef[ref] = cachedSeries{tenant: req.Tenant, labels: copyProtoLabels(series[k].Labels)}
+			e := cachedSeries{tenant: req.Tenant, labels: copyProtoLabels(series[k].Labels), hint: new(refHint)}
+			c.byRef[ref] = e
+			hints[k] = e.hint
 		default:
 			e, ok := c.byRef[ref]
 			if !ok || e.tenant != req.Tenant || len(series[k].Labels) != 0 {
-				return fmt.Errorf("push stream: series ref %d not defined for this tenant, or sent with labels", ref)
+				return nil, fmt.Errorf("push stream: series ref %d not defined for this tenant, or sent with labels", ref)
 			}
 			series[k].Labels = e.labels
+			hints[k] = e.hint
 		}
 	}
-	return nil
+	return hints, nil
 }
 
 // copyProtoLabels copies ls into memory of its own: one string of every
