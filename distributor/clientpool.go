@@ -56,6 +56,10 @@ func NewClientPool(dialOpts ...grpc.DialOption) *ClientPool {
 // MiB. Call it before the first Get.
 func (p *ClientPool) SetMaxMsgSize(n int) { p.maxMsgSize = n }
 
+// seriesDictionary returns the dictionary of p's series refs, which the
+// distributor's validation reads too (streamrefs.go).
+func (p *ClientPool) seriesDictionary() *seriesDict { return &p.dict }
+
 // Get returns the ingester client of addr (host:port), creating its
 // connection on first use. It does not block on the network.
 func (p *ClientPool) Get(addr string) (Pusher, error) {

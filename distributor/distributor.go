@@ -102,6 +102,9 @@ type Distributor struct {
 	warns        *throttle
 	inflight     *inflight  // -distributor.instance-limits.*
 	ha           *haTracker // nil unless -distributor.ha-tracker.enable
+	// dict is the series refs' dictionary of clients, if it has one
+	// (dictSource): validate skips the label checks of the series it knows.
+	dict *seriesDict
 	// pushes counts the ingester pushes running, stragglers included.
 	pushes sync.WaitGroup
 	// now is the clock of the too-far-in-the-future check; tests replace it.
@@ -142,6 +145,9 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 		warns:        newThrottle(warnInterval),
 		inflight:     newInflight(cfg.InstanceLimits, deps.Registerer),
 		now:          time.Now,
+	}
+	if ds, ok := deps.Clients.(dictSource); ok {
+		d.dict = ds.seriesDictionary()
 	}
 	if cfg.HATracker.EnableHATracker {
 		d.ha = newHATracker(cfg.HATracker, deps.HAElections, deps.Registerer)

@@ -23,9 +23,18 @@ import (
 // labels (the tenant's: tenantID must be shard's). Any other is decoded (if
 // the fast path did not) and checked, and fixed where it can be, by
 // seriesValidator.validate.
+//
+// When the pushes go over streams with series refs, a fast-path series the
+// refs' dictionary knows, checked under the same label limits, skips
+// valid's label checks and takes its token from there; only its samples
+// are checked (see streamrefs.go, "Known series skip label validation").
 func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics, lim *limits.Limits) (toPush int, err error) {
 	v := newSeriesValidator(d.now(), lim)
 	v.symbolsASCII = wc.rw2.ascii
+	dict, lk := d.dictFor(lim)
+	if dict != nil {
+		dict.knownSeries(wc, tenantID, lk)
+	}
 	received := 0
 	all, kept := wc.series, 0
 	wc.key = append(append(wc.key[:0], tenantID...), 0xff)
@@ -34,9 +43,11 @@ func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics,
 		s := &all[i]
 		if s.ts == nil {
 			var ok bool
-			if wc.key, ok = v.valid(wc.lbuf, wc.labels, s, wc.key[:prefix]); ok {
+			if s.ref != 0 && s.maxT <= v.maxT {
+				// Known: labels checked and token computed before (s.token).
+			} else if wc.key, ok = v.valid(wc.lbuf, wc.labels, s, wc.key[:prefix]); ok {
 				s.token = shardToken(wc.key)
-			} else if s.symbolised {
+			} else if s.ref = 0; s.symbolised { // Refused (a known series with a late sample too): no ref.
 				if err = wc.unsymbolise(s); err != nil {
 					return 0, fmt.Errorf("%w: %w", ErrDecodeProtobuf, err) // The translation is ours: a bug.
 				}
@@ -62,10 +73,29 @@ func (d *Distributor) validate(wc *writeCtx, tenantID string, tm *tenantMetrics,
 	}
 	clear(all[kept:])
 	wc.series = all[:kept]
+	if dict != nil {
+		dict.rememberSeries(wc, tenantID, lk)
+	}
 	tm.receivedSamples.Add(float64(received))
 	wc.validateMetadata(tenantID)
 	d.countExemplars(wc)
 	return toPush, nil
+}
+
+// dictFor returns the stream refs' dictionary validate looks series up in,
+// and lim's label limits, or nil when the pushes go by ref to no ingester
+// (no dictionary: the all-in-one's in-process pushes; or no stream took
+// refs yet): those pushes validate every series, as a lookup would be
+// spent for nothing.
+func (d *Distributor) dictFor(lim *limits.Limits) (*seriesDict, labelLimits) {
+	if d.dict == nil || !d.dict.used.Load() {
+		return nil, labelLimits{}
+	}
+	lk, ok := labelLimitsOf(lim)
+	if !ok {
+		return nil, labelLimits{}
+	}
+	return d.dict, lk
 }
 
 // validateDecoded validates the decoded series s.ts, fixing it in place (see

@@ -49,8 +49,12 @@ type seriesRef struct {
 	// samples is the number of samples, float and histogram.
 	samples int32
 	// token is the shard token of a series valid passed (ts nil after
-	// validate), computed in the same pass.
+	// validate), computed in the same pass, or of a known series, from the
+	// stream refs' dictionary (streamrefs.go).
 	token uint32
+	// ref is the series' ref in the stream refs' dictionary when validate
+	// found it there checked under the push's limits, else 0.
+	ref uint32
 	// maxT is the latest sample timestamp (fast path; MinInt64 if none).
 	maxT int64
 	// symbolised is set for a remote-write 2.0 series forwarded as it came

@@ -2,12 +2,15 @@ package distributor
 
 import (
 	"encoding/binary"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/mem"
 
 	"github.com/argus-tsdb/argus/internal/grpccodec"
+	"github.com/argus-tsdb/argus/limits"
 )
 
 // Series refs on a PushStream. At replication factor 3 the distributor
@@ -44,6 +47,31 @@ import (
 // at most maxStreamRefs series and forgets none: past that, new series are
 // sent whole (an eviction needs every stream to drop the evicted refs, not
 // done yet).
+//
+// # Known series skip label validation
+//
+// Checking a series' labels (seriesValidator.valid) and hashing them into
+// its shard token cost the distributor more per series than the lookup of
+// its ref. Once a stream sends refs (seriesDict.used), validate looks each
+// fast-path series up first (knownSeries), with one read lock per push: a
+// series validated before under equal label limits takes its ref and token
+// from its entry and skips valid's label loop; its samples are still checked
+// (the grace period), as is everything that is not in its label bytes.
+// Every other series goes through valid, and once it passed is added, or its
+// entry updated, with its token and the limits (rememberSeries); validate
+// then hands the push's refs to refsOf, which does not look them up again.
+// Why this cannot let an invalid series through:
+//
+//   - The key is the exact bytes of the tenant and of the label fields,
+//     the only input of valid's label checks and of the token: a hit means
+//     the same bytes were checked, and hashed, before.
+//   - An entry records the label limits it passed under (labelLimits, by
+//     value, not the *limits.Limits, which a reload of the runtime
+//     overrides replaces): under other limits the series is checked again.
+//   - Only a series valid passed is written with a token and limits; one it
+//     refuses is decoded (its seriesRef.ts set, so not cacheable) and never
+//     enters the dictionary that way. Entries refsOf adds (before validate
+//     uses the dictionary) carry no limits and are checked like new ones.
 
 // ingesterSeriesRefsHeader is the response header of an ingester's
 // PushStream that says it takes series refs (ingester.SeriesRefsHeader;
@@ -53,10 +81,45 @@ const ingesterSeriesRefsHeader = "argus-series-refs"
 // maxStreamRefs is the largest ref, the protocol's bound (argus.proto).
 const maxStreamRefs = 1 << 20
 
-// seriesDict gives each series a ref. It is safe for concurrent use.
+// seriesDict gives each series a ref, and remembers the shard token of
+// the series validate checked. It is safe for concurrent use.
 type seriesDict struct {
+	// used is set once a push looked up refs for a stream that takes them:
+	// until then no push goes by ref, and validate does not pay for lookups.
+	used atomic.Bool
 	mu   sync.RWMutex
-	refs map[string]uint32 // guarded by mu: refKey to ref, from 1
+	refs map[string]dictEntry // guarded by mu: refKey to entry
+}
+
+// dictEntry is what seriesDict knows of a series: its ref, from 1, and if
+// checked, the shard token and the label limits seriesValidator.valid
+// passed it under.
+type dictEntry struct {
+	ref, token uint32
+	lim        labelLimits
+	checked    bool
+}
+
+// labelLimits are the limits valid's label checks read, comparable by
+// value: an entry checked under other limits is checked again.
+type labelLimits struct {
+	names, nameLen, valueLen int32
+}
+
+// labelLimitsOf returns the label limits of lim, or ok false if one does
+// not fit in 32 bits (validate then does not use the dictionary).
+func labelLimitsOf(lim *limits.Limits) (_ labelLimits, ok bool) {
+	fits := func(n int) bool { return n >= math.MinInt32 && n <= math.MaxInt32 }
+	if !fits(lim.MaxLabelNamesPerSeries) || !fits(lim.MaxLabelNameLength) || !fits(lim.MaxLabelValueLength) {
+		return labelLimits{}, false
+	}
+	return labelLimits{int32(lim.MaxLabelNamesPerSeries), int32(lim.MaxLabelNameLength), int32(lim.MaxLabelValueLength)}, true
+}
+
+// dictSource is a ClientFactory whose clients give series refs from a
+// seriesDict (ClientPool): validate uses it to skip known series.
+type dictSource interface {
+	seriesDictionary() *seriesDict
 }
 
 // refKey appends the key of series s of tenant to b: the tenant's length
@@ -89,9 +152,74 @@ func (p *pushRefs) reset() {
 // new ones refs while the dictionary has room) on the first call of the
 // push. The slice is read-only and valid while wc is held.
 func (d *seriesDict) refsOf(wc *writeCtx) []uint32 {
+	if !d.used.Load() {
+		d.used.Store(true)
+	}
 	p := &wc.streamRefs
 	p.once.Do(func() { p.refs, p.key = d.lookup(wc, p.refs, p.key) })
 	return p.refs
+}
+
+// knownSeries sets the ref and token of each of wc's cacheable series that
+// d holds checked under lk (see "Known series skip label validation"),
+// under one read lock. The other series keep ref 0.
+func (d *seriesDict) knownSeries(wc *writeCtx, tenantID string, lk labelLimits) {
+	key := wc.streamRefs.key
+	d.mu.RLock()
+	for i := range wc.series {
+		if s := &wc.series[i]; s.cacheable() {
+			key = refKey(key[:0], tenantID, s.raw[:s.labelsEnd])
+			if e := d.refs[string(key)]; e.checked && e.lim == lk {
+				s.ref, s.token = e.ref, e.token
+			}
+		}
+	}
+	d.mu.RUnlock()
+	wc.streamRefs.key = key
+}
+
+// rememberSeries records in d every cacheable series of wc (validated:
+// the series to push) that knownSeries did not find, with its token and
+// lk, keeping the ref it may have, and gives the push's refs to refsOf.
+func (d *seriesDict) rememberSeries(wc *writeCtx, tenantID string, lk labelLimits) {
+	p := &wc.streamRefs
+	p.refs = slices.Grow(p.refs[:0], len(wc.series))[:len(wc.series)]
+	missing := false
+	for i := range wc.series {
+		s := &wc.series[i]
+		p.refs[i] = s.ref
+		missing = missing || s.ref == 0 && s.cacheable()
+	}
+	if missing {
+		d.mu.Lock()
+		if d.refs == nil {
+			d.refs = make(map[string]dictEntry)
+		}
+		for i := range wc.series {
+			if s := &wc.series[i]; s.ref == 0 && s.cacheable() {
+				p.key = refKey(p.key[:0], tenantID, s.raw[:s.labelsEnd])
+				p.refs[i] = d.checked(string(p.key), s.token, lk)
+			}
+		}
+		d.mu.Unlock()
+	}
+	p.once.Do(func() {}) // The refs are known: refsOf takes them as they are.
+}
+
+// checked records that the series of key passed valid under lk with
+// token, and returns its ref: its own if it had one, a new one while d has
+// room, else 0. The caller holds d.mu.
+func (d *seriesDict) checked(key string, token uint32, lk labelLimits) uint32 {
+	e, ok := d.refs[key]
+	if !ok && len(d.refs) >= maxStreamRefs {
+		return 0
+	}
+	if !ok {
+		e.ref = uint32(len(d.refs) + 1)
+	}
+	e.token, e.lim, e.checked = token, lk, true
+	d.refs[key] = e
+	return e.ref
 }
 
 // lookup fills refs with the ref of each of wc's series, with one read
@@ -104,7 +232,7 @@ func (d *seriesDict) lookup(wc *writeCtx, refs []uint32, key []byte) ([]uint32, 
 		refs[i] = 0
 		if s := &wc.series[i]; s.cacheable() {
 			key = refKey(key[:0], wc.tenant, s.raw[:s.labelsEnd])
-			if refs[i] = d.refs[string(key)]; refs[i] == 0 {
+			if refs[i] = d.refs[string(key)].ref; refs[i] == 0 {
 				missing++
 			}
 		}
@@ -117,17 +245,17 @@ func (d *seriesDict) lookup(wc *writeCtx, refs []uint32, key []byte) ([]uint32, 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.refs == nil {
-		d.refs = make(map[string]uint32)
+		d.refs = make(map[string]dictEntry)
 	}
 	for i := range wc.series {
 		if s := &wc.series[i]; refs[i] == 0 && s.cacheable() && len(d.refs) < maxStreamRefs {
 			key = refKey(key[:0], wc.tenant, s.raw[:s.labelsEnd])
-			ref, ok := d.refs[string(key)] // Another push may have added it.
+			e, ok := d.refs[string(key)] // Another push may have added it.
 			if !ok {
-				ref = uint32(len(d.refs) + 1)
-				d.refs[string(key)] = ref
+				e.ref = uint32(len(d.refs) + 1) // Not checked: validate checks it again.
+				d.refs[string(key)] = e
 			}
-			refs[i] = ref
+			refs[i] = e.ref
 		}
 	}
 	return refs, key
