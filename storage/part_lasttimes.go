@@ -32,7 +32,7 @@ func (p *part) LastTimes(tenant string, series []labels.Labels, out []int64, fou
 	}
 	w := newLastTimesBatch(series)
 	return p.view(tenant, func(r *partReader) error {
-		r.blobs = p.blobs // as LastTime: the same top groups every batch
+		r.blobs = p.blobs // as LastTime: a burst of flushes walks the same groups
 		s := partSeeker{r: r, n: int(r.h.series)}
 		pos, prev := 0, -1
 		for _, i := range w.order {
