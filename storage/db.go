@@ -497,27 +497,116 @@ func (db *DB) precheck(tenant string, windows map[int64][]Series, multi bool) er
 		if !multi && !sealed {
 			continue
 		}
-		var scratch []byte
-		for _, sr := range series {
-			var err error
-			if scratch, err = appendLabels(scratch[:0], sr.Labels); err != nil {
-				return err
-			}
-			for _, p := range ps {
-				if db.hidden(p, tenant) || (!multi && p == db.writable[w]) {
-					continue // the level-0 transaction checks its own file
-				}
-				if sp, ok := p.r.(*part); ok && sp.newerThanTenant(tenant, sr.Chunks[0].MinTime) {
-					continue // the common case after an early seal: no lookup
-				}
-				t, ok, err := p.r.LastTime(tenant, sr.Labels)
-				if err != nil {
-					return err
-				}
-				if ok && sr.Chunks[0].MinTime <= t {
-					return outOfOrderChunkError{series: sr.Labels.String(), minTime: sr.Chunks[0].MinTime, prevMaxTime: t, stored: true}
-				}
-			}
+		var skip *partition
+		if !multi {
+			skip = db.writable[w] // the level-0 transaction checks its own file
+		}
+		if err := db.precheckWindow(tenant, series, ps, skip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// precheckWindow checks one window's series against its partitions ps
+// (but skip), and returns the error of the first invalid or out-of-order
+// series in batch order, the out-of-order one against the first partition
+// in ps that holds a newer chunk: what a check series by series, partition
+// by partition, returns. Parts are read once per batch (part.LastTimes);
+// a read error is returned whichever series it concerns. Callers hold mu.
+func (db *DB) precheckWindow(tenant string, series []Series, ps []*partition, skip *partition) error {
+	var (
+		invalid error
+		scratch []byte
+	)
+	for i, sr := range series {
+		var err error
+		if scratch, err = appendLabels(scratch[:0], sr.Labels); err != nil {
+			invalid, series = err, series[:i] // only earlier series can come first
+			break
+		}
+	}
+	o := orderCheck{series: series, first: len(series)}
+	for _, p := range ps {
+		if p == skip || db.hidden(p, tenant) {
+			continue
+		}
+		var err error
+		if sp, ok := p.r.(*part); ok {
+			err = o.checkPart(sp, tenant)
+		} else {
+			err = o.checkEach(p.r, tenant)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if o.first < len(series) {
+		return o.err
+	}
+	return invalid
+}
+
+// orderCheck finds the first series of a batch (in batch order) whose
+// first chunk is not after what a partition holds.
+type orderCheck struct {
+	series []Series
+	first  int // the first out-of-order series so far, len(series) if none
+	err    outOfOrderChunkError
+}
+
+// found records that series i is out of order against a chunk ending at
+// t, unless an earlier series (or i itself, against an earlier partition)
+// already is.
+func (o *orderCheck) found(i int, t int64) {
+	if i < o.first {
+		sr := &o.series[i]
+		o.first = i
+		o.err = outOfOrderChunkError{series: sr.Labels.String(), minTime: sr.Chunks[0].MinTime, prevMaxTime: t, stored: true}
+	}
+}
+
+// checkPart looks up, in one walk of the part, the series before o.first
+// that its header does not show to be newer than all it holds.
+func (o *orderCheck) checkPart(p *part, tenant string) error {
+	var (
+		idx  []int
+		lbls []labels.Labels
+	)
+	for i := range o.series[:o.first] {
+		if !p.newerThanTenant(tenant, o.series[i].Chunks[0].MinTime) { // else no lookup: the common case after an early seal
+			idx = append(idx, i)
+			lbls = append(lbls, o.series[i].Labels)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	last, ok := make([]int64, len(idx)), make([]bool, len(idx))
+	if err := p.LastTimes(tenant, lbls, last, ok); err != nil {
+		return err
+	}
+	for k, i := range idx {
+		if ok[k] && o.series[i].Chunks[0].MinTime <= last[k] {
+			o.found(i, last[k])
+			break
+		}
+	}
+	return nil
+}
+
+// checkEach looks up the series before o.first one by one (a level-0
+// file: one B+tree search each).
+func (o *orderCheck) checkEach(r partitionReader, tenant string) error {
+	for i := range o.series[:o.first] {
+		sr := &o.series[i]
+		t, ok, err := r.LastTime(tenant, sr.Labels)
+		if err != nil {
+			return err
+		}
+		if ok && sr.Chunks[0].MinTime <= t {
+			o.found(i, t)
+			break
 		}
 	}
 	return nil

@@ -546,7 +546,8 @@ func decompressSeriesGroup(v []byte) ([]byte, error) {
 func parseSeriesGroup(data []byte, offs []int) ([]byte, []int, error) {
 	d := partDecoder{b: data}
 	n := d.uvarintMax(seriesPerGroup)
-	lens := make([]uint64, 0, n)
+	var buf [seriesPerGroup]uint64 // on the stack: a group is parsed per point lookup
+	lens := buf[:0:n]
 	end := uint64(0)
 	for range n {
 		l := d.uvarint()

@@ -55,6 +55,13 @@ func (c *symbolCache) get(n uint32) []string {
 	return c.blocks[n]
 }
 
+// full reports whether put keeps no more blocks.
+func (c *symbolCache) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.blocks) >= symbolCacheBlocks
+}
+
 // put keeps block n, unless the cache is full: it is not evicted from,
 // so that it costs no bookkeeping; the blocks read first stay.
 func (c *symbolCache) put(n uint32, syms []string) {
