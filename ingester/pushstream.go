@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -86,13 +87,34 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 // goroutine only; its labels are never written once cached, so the pushes
 // running concurrently may read them.
 type streamSeries struct {
-	byRef map[uint64]cachedSeries
+	// byRef is indexed by ref (0 unused). The distributor numbers its series
+	// densely from 1 for all its streams, so a slice holds them in one
+	// pointer each, and a lookup (one per series pushed) costs an index where
+	// a map's cost 8 % of a replica's CPU (docs/benchmarks.md, "Cluster
+	// ingest").
+	byRef []*cachedSeries
+}
+
+// get returns the series of ref, or nil.
+func (c *streamSeries) get(ref uint64) *cachedSeries {
+	if ref < uint64(len(c.byRef)) {
+		return c.byRef[ref]
+	}
+	return nil
+}
+
+// set caches e as the series of ref, which is at most MaxStreamRefs.
+func (c *streamSeries) set(ref uint64, e *cachedSeries) {
+	if ref >= uint64(len(c.byRef)) {
+		c.byRef = slices.Grow(c.byRef, int(ref)+1-len(c.byRef))[:ref+1]
+	}
+	c.byRef[ref] = e
 }
 
 type cachedSeries struct {
 	tenant string
 	labels []*arguspb.Label // owned by the cache: not leased memory
-	hint   *refHint         // the head series the ref resolved to last (refseries.go)
+	hint   refHint          // the head series the ref resolved to last (refseries.go)
 }
 
 // resolve applies req's series refs: it caches the labels of each series
@@ -111,9 +133,6 @@ func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) ([]*refHint, erro
 		return nil, fmt.Errorf("push stream: %d series refs for %d series", len(refs), len(series))
 	}
 	hints := make([]*refHint, len(series))
-	if c.byRef == nil {
-		c.byRef = make(map[uint64]cachedSeries)
-	}
 	for k, v := range refs {
 		ref, define := v>>1, v&1 == 1
 		switch {
@@ -122,22 +141,22 @@ func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) ([]*refHint, erro
 		case ref > MaxStreamRefs:
 			return nil, fmt.Errorf("push stream: series ref %d over %d", ref, MaxStreamRefs)
 		case define:
-			if _, dup := c.byRef[ref]; dup {
+			if c.get(ref) != nil {
 				return nil, fmt.Errorf("push stream: series ref %d defined twice", ref)
 			}
 			if len(series[k].Labels) == 0 {
 				return nil, fmt.Errorf("push stream: series ref %d defined without labels", ref)
 			}
-			e := cachedSeries{tenant: req.Tenant, labels: copyProtoLabels(series[k].Labels), hint: new(refHint)}
-			c.byRef[ref] = e
-			hints[k] = e.hint
+			e := &cachedSeries{tenant: req.Tenant, labels: copyProtoLabels(series[k].Labels)}
+			c.set(ref, e)
+			hints[k] = &e.hint
 		default:
-			e, ok := c.byRef[ref]
-			if !ok || e.tenant != req.Tenant || len(series[k].Labels) != 0 {
+			e := c.get(ref)
+			if e == nil || e.tenant != req.Tenant || len(series[k].Labels) != 0 {
 				return nil, fmt.Errorf("push stream: series ref %d not defined for this tenant, or sent with labels", ref)
 			}
 			series[k].Labels = e.labels
-			hints[k] = e.hint
+			hints[k] = &e.hint
 		}
 	}
 	return hints, nil

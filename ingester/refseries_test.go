@@ -37,7 +37,7 @@ func headSeries(h *tenantHead, lbls []string) *memSeries {
 
 // hinted returns the series ref's hint names if it is current in h.
 func hinted(c *streamSeries, ref uint64, h *tenantHead) *memSeries {
-	s, _ := c.byRef[ref].hint.series(h)
+	s, _ := c.get(ref).hint.series(h)
 	return s
 }
 
