@@ -89,9 +89,10 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 type streamSeries struct {
 	// byRef is indexed by ref (0 unused). The distributor numbers its series
 	// densely from 1 for all its streams, so a slice holds them in one
-	// pointer each, and a lookup (one per series pushed) costs an index where
-	// a map's cost 8 % of a replica's CPU (docs/benchmarks.md, "Cluster
-	// ingest").
+	// pointer each (nil for the refs it sends to other ingesters: at most
+	// MaxStreamRefs pointers, 8 MiB), and a lookup (one per series pushed)
+	// costs an index where a map's cost 8 % of a replica's CPU
+	// (docs/benchmarks.md, "Cluster ingest").
 	byRef []*cachedSeries
 }
 
