@@ -256,23 +256,34 @@ func decodeSymbolBlock(dst []string, v []byte) ([]string, error) {
 // from a (one allocation per arena block rather than per string) unless a
 // is nil.
 func decodeSymbolBlockIn(a *arena, dst []string, v []byte) ([]string, error) {
+	_, err := rangeSymbolBlock(v, nil, func(sym []byte) { // dst gets copies
+		if a != nil {
+			dst = append(dst, yoloString(a.copy(sym)))
+		} else {
+			dst = append(dst, string(sym))
+		}
+	})
+	return dst, err
+}
+
+// rangeSymbolBlock calls fn with each symbol of block v in order: a count,
+// then each symbol as the length of the prefix it shares with the previous
+// one and the rest. sym is rebuilt in buf, valid until fn returns; the
+// grown buf is returned for reuse.
+func rangeSymbolBlock(v, buf []byte, fn func(sym []byte)) ([]byte, error) {
 	d := partDecoder{b: v}
 	n := d.uvarintMax(symbolsPerBlock)
-	var prev []byte
+	prev := buf[:0]
 	for range n {
 		shared := d.uvarintMax(uint64(len(prev)))
 		rest := d.bytes()
 		if d.err != nil {
 			break
 		}
-		prev = append(prev[:shared], rest...) // dst gets copies
-		if a != nil {
-			dst = append(dst, yoloString(a.copy(prev)))
-		} else {
-			dst = append(dst, string(prev))
-		}
+		prev = append(prev[:shared], rest...)
+		fn(prev)
 	}
-	return dst, d.done("symbol block")
+	return prev, d.done("symbol block")
 }
 
 // partChunkRef is one decoded chunk meta of a series entry.

@@ -115,6 +115,7 @@ type partSeeker struct {
 	// the part's symbol cache is full.
 	block     []byte
 	offs      []int
+	scratch   []byte // rangeSymbolBlock's
 	blockNo   uint32
 	haveBlock bool
 }
@@ -224,31 +225,15 @@ func (s *partSeeker) symbol(sym uint32) (string, error) {
 	return yoloString(s.block[s.offs[i]:s.offs[i+1]]), nil
 }
 
-// decodeBlock decodes symbol block v (decodeSymbolBlock's format: a count,
-// then each symbol as the length of the prefix it shares with the previous
-// one and the rest) into s.block and s.offs.
+// decodeBlock decodes symbol block v into s.block and s.offs.
 func (s *partSeeker) decodeBlock(v []byte) error {
-	d := partDecoder{b: v}
-	n := d.uvarintMax(symbolsPerBlock)
 	s.block, s.offs = s.block[:0], append(s.offs[:0], 0)
-	prev := 0 // start of the previous symbol
-	for j := range n {
-		prevLen := 0
-		if j > 0 {
-			prevLen = len(s.block) - prev
-		}
-		shared := int(d.uvarintMax(uint64(prevLen)))
-		rest := d.bytes()
-		if d.err != nil {
-			break
-		}
-		start := len(s.block)
-		s.block = append(s.block, s.block[prev:prev+shared]...)
-		s.block = append(s.block, rest...)
+	var err error
+	s.scratch, err = rangeSymbolBlock(v, s.scratch, func(sym []byte) {
+		s.block = append(s.block, sym...)
 		s.offs = append(s.offs, len(s.block))
-		prev = start
-	}
-	return d.done("symbol block")
+	})
+	return err
 }
 
 // lowerBound returns the first series at or after from whose labels are
