@@ -97,6 +97,7 @@ type KV struct {
 	ml         atomic.Pointer[memberlist.Memberlist] // set by Starting
 	roles      atomic.Pointer[roleCounts]            // HealthyMembers' last count
 	stopped    atomic.Bool                           // Stopping ran
+	lastPull   atomic.Int64                          // unix ns of the last early state pull (pull.go)
 	stop       chan struct{}                         // closed by Stopping to end the worker
 	workerDone chan struct{}
 
@@ -395,6 +396,7 @@ func (k *KV) mergeHeartbeat(b []byte) {
 	if !ok {
 		k.mu.Unlock()
 		k.metrics.gossipDropped.WithLabelValues(dropUnknownTokens).Inc()
+		k.pullStateFor(m.id)
 		return
 	}
 	k.metrics.gossipMerged.Inc()

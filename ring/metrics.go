@@ -11,7 +11,8 @@ const (
 	dropCorrupt   = "corrupt"    // the message did not decode
 	dropTooLarge  = "too_large"  // an update too large for UDP; push/pull carries it
 	// dropUnknownTokens: a heartbeat message for tokens this member does
-	// not hold (it missed the full update); push/pull carries them.
+	// not hold (it missed the full update); an early push/pull brings them
+	// (pull.go).
 	dropUnknownTokens = "unknown_tokens"
 )
 
@@ -25,6 +26,7 @@ type kvMetrics struct {
 	gossipMerged  prometheus.Counter
 	changes       prometheus.Counter
 	gossipBytes   prometheus.Counter
+	statePulls    prometheus.Counter
 	// forgetHeld counts the auto-forget passes that kept an expired
 	// instance because forgetting it would leave fewer than a quorum.
 	forgetHeld prometheus.Counter
@@ -52,6 +54,10 @@ func newKVMetrics(reg prometheus.Registerer, queueLen func() float64) *kvMetrics
 		gossipBytes: f.NewCounter(prometheus.CounterOpts{
 			Name: "argus_ring_gossip_sent_bytes_total",
 			Help: "Bytes of ring updates this process handed to memberlist to gossip (memberlist's own framing, probes and push/pull excluded).",
+		}),
+		statePulls: f.NewCounter(prometheus.CounterOpts{
+			Name: "argus_ring_early_state_pulls_total",
+			Help: "Full ring state exchanges started before the periodic push/pull, because a heartbeat named tokens this process did not hold.",
 		}),
 		changes: f.NewCounter(prometheus.CounterOpts{
 			Name: "argus_ring_state_changes_total", Help: "Changes of the local ring state (instances updated by a merge or a local write).",
