@@ -2,14 +2,11 @@ package benchcluster
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 )
 
 // profileEnv names a directory: when set, each sub-benchmark fetches a CPU
@@ -44,32 +41,11 @@ func startProfiles(b *testing.B, name string, topo topology) (wait func()) {
 		for i, p := range ps {
 			path := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.pprof", name, role, i))
 			wg.Go(func() {
-				if err := fetchProfile(p.URL(), secs, path); err != nil {
+				if err := p.CPUProfile(secs, path); err != nil {
 					b.Logf("profile of %s: %v", path, err)
 				}
 			})
 		}
 	}
 	return wg.Wait
-}
-
-func fetchProfile(base string, secs int, path string) error {
-	c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
-	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

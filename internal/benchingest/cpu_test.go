@@ -69,6 +69,9 @@ type ingestServer struct {
 	// past the timed window (see persistedNote); its CPU is reported apart.
 	persist func(b *testing.B)
 	stop    func(b *testing.B)
+	// profile, when set, writes a CPU profile of the server over the next
+	// secs seconds to path (profile_test.go).
+	profile func(secs int, path string) error
 }
 
 // persistedNote: Argus's timed window holds its flushes into the level-0
@@ -165,11 +168,13 @@ func measureIngest(b *testing.B, srv namedServer, labels [][]*arguspb.Label, spr
 	cpu0, err := cpuOf(s.pid)
 	require.NoError(b, err)
 	t0 := time.Now()
+	profiled := startProfile(b, s, spr)
 	require.NoError(b, pushAll(ctx, client, s.pushURL, s.header, timed, ingestPushers), "%s: timed pushes", srv.name)
 	wall := time.Since(t0)
 	if s.drain != nil {
 		s.drain(b)
 	}
+	profiled()
 	time.Sleep(settle)
 	cpu1, err := cpuOf(s.pid)
 	require.NoError(b, err)
@@ -218,16 +223,17 @@ func countSamples(b *testing.B, s ingestServer, name, sel string, endMs int64) i
 }
 
 func startArgus(b *testing.B) ingestServer {
-	p := clustertest.StartArgus(b, clustertest.Options{Flags: []string{"-log.level=warn", "-distributor.ingestion-rate-limit=0",
-		"-ingester.max-global-series-per-user=0", "-ingester.max-global-series-per-metric=0"}})
+	p := clustertest.StartArgus(b, clustertest.Options{Flags: append([]string{"-log.level=warn", "-distributor.ingestion-rate-limit=0",
+		"-ingester.max-global-series-per-user=0", "-ingester.max-global-series-per-metric=0"}, argusProfileFlags()...)})
 	return ingestServer{
 		pushURL: p.PushURL(), header: http.Header{clustertest.TenantHeader: {tenant}}, pid: p.PID(),
 		query: func(b *testing.B, params url.Values) (int, []byte) {
 			return p.Query(b, tenant, clustertest.PromAPI+"/query", params)
 		},
-		flush: func(*testing.B) {},
-		drain: func(b *testing.B) { waitFlushed(b, p) },
-		stop:  func(b *testing.B) { p.Stop(b) },
+		flush:   func(*testing.B) {},
+		drain:   func(b *testing.B) { waitFlushed(b, p) },
+		stop:    func(b *testing.B) { p.Stop(b) },
+		profile: p.CPUProfile,
 	}
 }
 

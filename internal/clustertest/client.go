@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -221,6 +222,31 @@ func (p *Process) ReadyStatus(t testing.TB) int {
 	t.Helper()
 	code, _ := p.client.get(t, p.URL()+"/ready", "", nil)
 	return code
+}
+
+// CPUProfile writes to path a CPU profile of the process over the next
+// secs seconds, from /debug/pprof/profile: the process must run with
+// -server.register-instrumentation=true. It blocks for those seconds, and is
+// safe to call from any goroutine (it does not fail the test).
+func (p *Process) CPUProfile(secs int, path string) error {
+	c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
+	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.URL(), secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile of %s: status %d", p.URL(), resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // MetricFamilies reads and parses GET /metrics.
