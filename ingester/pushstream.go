@@ -68,7 +68,8 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 			// Push releases req.Request; the id and tenant are req's own.
 			resp := &arguspb.PushStreamResponse{Id: req.Id}
 			var err error
-			resp.Response, err = i.push(tenant.With(ctx, req.Tenant), req.Request, hints)
+			resp.Response, err = i.push(tenant.With(ctx, req.Tenant), req.Request, hints.get())
+			hints.release()
 			if err != nil {
 				st := status.Convert(err) // grpcError made it a status.
 				resp.Response, resp.ErrorCode, resp.ErrorMessage = nil, uint32(st.Code()), st.Message()
@@ -122,9 +123,10 @@ type cachedSeries struct {
 // that defines a ref (copied: the request's memory is leased) and gives
 // each series sent by ref the labels of its ref, which must have been
 // defined for the same tenant. It returns the hints of the request's
-// series that have a ref (nil if none has), for Push. It fails on any
-// broken rule; the stream then ends, and its cache with it.
-func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) ([]*refHint, error) {
+// series that have a ref (nil if none has), for Push, to release once the
+// push has run. It fails on any broken rule; the stream then ends, and its
+// cache with it.
+func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) (*pushHints, error) {
 	refs := req.SeriesRefs
 	if len(refs) == 0 {
 		return nil, nil
@@ -133,19 +135,23 @@ func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) ([]*refHint, erro
 	if len(refs) != len(series) {
 		return nil, fmt.Errorf("push stream: %d series refs for %d series", len(refs), len(series))
 	}
-	hints := make([]*refHint, len(series))
+	ph := leaseHints(len(series))
+	hints := ph.h
 	for k, v := range refs {
 		ref, define := v>>1, v&1 == 1
 		switch {
 		case v == 0:
 			continue
 		case ref > MaxStreamRefs:
+			ph.release()
 			return nil, fmt.Errorf("push stream: series ref %d over %d", ref, MaxStreamRefs)
 		case define:
 			if c.get(ref) != nil {
+				ph.release()
 				return nil, fmt.Errorf("push stream: series ref %d defined twice", ref)
 			}
 			if len(series[k].Labels) == 0 {
+				ph.release()
 				return nil, fmt.Errorf("push stream: series ref %d defined without labels", ref)
 			}
 			e := &cachedSeries{tenant: req.Tenant, labels: copyProtoLabels(series[k].Labels)}
@@ -154,13 +160,48 @@ func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) ([]*refHint, erro
 		default:
 			e := c.get(ref)
 			if e == nil || e.tenant != req.Tenant || len(series[k].Labels) != 0 {
+				ph.release()
 				return nil, fmt.Errorf("push stream: series ref %d not defined for this tenant, or sent with labels", ref)
 			}
 			series[k].Labels = e.labels
 			hints[k] = &e.hint
 		}
 	}
-	return hints, nil
+	return ph, nil
+}
+
+// pushHints are the hints of one stream request's series, pooled: a slice
+// per request was garbage that cost about 2.5 % of a replica's CPU
+// (docs/benchmarks.md, "Cluster ingest"). The zero of *pushHints (nil)
+// holds no hints.
+type pushHints struct{ h []*refHint }
+
+var hintsPool = sync.Pool{New: func() any { return new(pushHints) }}
+
+// leaseHints returns pushHints of n nil hints.
+func leaseHints(n int) *pushHints {
+	p := hintsPool.Get().(*pushHints)
+	p.h = slices.Grow(p.h[:0], n)[:n] // All nil: release cleared them.
+	return p
+}
+
+// get returns the hints, nil for none (what push takes).
+func (p *pushHints) get() []*refHint {
+	if p == nil {
+		return nil
+	}
+	return p.h
+}
+
+// release clears the hints, which point into the stream's cache, and
+// returns p to the pool. push keeps no hint past its return.
+func (p *pushHints) release() {
+	if p == nil {
+		return
+	}
+	clear(p.h)
+	p.h = p.h[:0]
+	hintsPool.Put(p)
 }
 
 // copyProtoLabels copies ls into memory of its own: one string of every

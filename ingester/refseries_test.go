@@ -20,7 +20,8 @@ func pushByRef(t *testing.T, ing *Ingester, c *streamSeries, id string, refs []u
 	req := &arguspb.PushStreamRequest{Tenant: id, SeriesRefs: refs, Request: &arguspb.WriteRequest{Timeseries: series}}
 	hints, err := c.resolve(req)
 	require.NoError(t, err)
-	resp, err := ing.push(tenant.With(context.Background(), id), req.Request, hints)
+	resp, err := ing.push(tenant.With(context.Background(), id), req.Request, hints.get())
+	hints.release()
 	require.NoError(t, err)
 	require.Zero(t, resp.RejectedSamples, resp.String())
 }
