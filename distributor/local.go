@@ -3,7 +3,7 @@ package distributor
 import (
 	"context"
 	"errors"
-	"sync"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -30,9 +30,11 @@ import (
 //   - the request is the series the gRPC path would send (rawBatch), in
 //     the pooled arrays the ingester's gRPC decoder gives it. A batch of
 //     plain series validation left as they came, nearly every one, is
-//     decoded straight from their raw bytes in the push's body
-//     (grpccodec.DecodeSeriesLeased), which the distributor keeps unchanged
-//     until every ingester push of the request has returned, and the
+//     built from what the distributor's scan read (grpccodec.Handover: the
+//     labels as strings aliasing the push's body, the samples from the
+//     series' raw bytes), with no protobuf pass over the labels; the body
+//     stays unchanged until every ingester push of the request has
+//     returned, and the
 //     ingester keeps no string of a request it has not copied. Any other
 //     batch is encoded as gRPC would send it, into a fresh buffer, and
 //     decoded by the ingester's own decoder (UnmarshalWriteRequestOwned).
@@ -127,43 +129,74 @@ func (p *localPusher) PushRaw(ctx context.Context, in *rawBatch, _ ...grpc.CallO
 	return p.push(ctx, in)
 }
 
-// seriesScratch holds the raw series of one hand-over, pooled.
-var seriesScratch = sync.Pool{New: func() any { return new([][]byte) }}
-
-// handOver returns the request of in decoded straight from the raw bytes of
-// its series (grpccodec.DecodeSeriesLeased), or nil when in holds anything
-// but plain series validation left as they came (metadata, symbolised
-// series, series validation changed, exemplars, histograms) or is over the
-// size limit: those take the encode-and-decode path, which answers for
-// them as gRPC does. The request's strings alias the push's decoded body,
-// which the distributor keeps unchanged until every ingester push of the
-// request has returned (writeCtx); the ingester keeps nothing of the
-// request past Push (ingester/doc.go, "Request memory"), as over gRPC.
+// handOver returns the request of in built from what the distributor read
+// of its series (grpccodec.Handover: the labels as the scan found them, the
+// samples from the series' raw bytes), or nil when in holds anything but
+// plain series validation left as they came (metadata, symbolised series,
+// series validation changed, exemplars, histograms) or is over the size
+// limit: those take the encode-and-decode path, which answers for them as
+// gRPC does. The request's strings alias the push's decoded body, which the
+// distributor keeps unchanged until every ingester push of the request has
+// returned (writeCtx); the ingester keeps nothing of the request past Push
+// (ingester/doc.go, "Request memory"), as over gRPC.
 func (p *localPusher) handOver(in *rawBatch) *arguspb.WriteRequest {
-	if len(in.b.meta) > 0 || in.symbolised() {
+	if len(in.b.meta) > 0 || in.symbolised() || len(in.b.series) == 0 {
 		return nil
 	}
-	sp := seriesScratch.Get().(*[][]byte)
-	defer seriesScratch.Put(sp)
-	raw, size := (*sp)[:0], 0
+	wc := in.wc
+	size, labels, samples := 0, 0, 0
 	for _, i := range in.b.series {
-		s := &in.wc.series[i]
+		s := &wc.series[i]
 		if s.raw == nil || s.symbolised {
-			clear(raw)
-			*sp = raw[:0]
 			return nil
 		}
-		raw = append(raw, s.raw)
 		size += 1 + sizeOfVarint(uint64(len(s.raw))) + len(s.raw)
+		labels += s.numLabels()
+		samples += int(s.samples)
+	}
+	if size > p.maxMsgSize {
+		return nil
 	}
 	req := &arguspb.WriteRequest{}
-	ok := size <= p.maxMsgSize && grpccodec.DecodeSeriesLeased(raw, req)
-	clear(raw) // The pool keeps no reference to the body.
-	*sp = raw[:0]
-	if !ok {
+	var h grpccodec.Handover
+	if !grpccodec.StartHandover(&h, req, len(in.b.series), labels, samples) {
+		return nil
+	}
+	for _, i := range in.b.series {
+		s := &wc.series[i]
+		if s.ts != nil { // Decoded by the generated code, unchanged: its labels alias raw.
+			for _, l := range s.ts.Labels {
+				h.Label(l.Name, l.Value)
+			}
+		} else {
+			for _, l := range wc.labels[s.lo:s.hi] {
+				h.Label(aliasString(wc.lbuf[l.nameOff:l.nameEnd]), aliasString(wc.lbuf[l.valueOff:l.valueEnd]))
+			}
+		}
+		h.Samples(s.raw)
+		h.EndSeries()
+	}
+	if !h.Finish() {
 		return nil
 	}
 	return req
+}
+
+// numLabels is the number of labels of s.
+func (s *seriesRef) numLabels() int {
+	if s.ts != nil {
+		return len(s.ts.Labels)
+	}
+	return int(s.hi - s.lo)
+}
+
+// aliasString returns b as a string sharing its memory: b must not change
+// while the string is used.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // Push pushes in, encoded and decoded again so that the ingester shares no

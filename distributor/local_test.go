@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/argus-tsdb/argus/ingester"
 	"github.com/argus-tsdb/argus/internal/grpccodec"
@@ -116,4 +118,93 @@ func TestLocalClients_AnswersAsGRPC(t *testing.T) {
 	}
 	require.Equal(t, float64(len(pushes)-1), testutil.ToFloat64(local.local.pushes),
 		"every push but the oversized one reached the ingester in-process")
+}
+
+// TestLocalHandOver_LikeGRPC: the request the all-in-one hands its
+// ingester (handOver, from what the distributor's scan read) is the one
+// the gRPC path would send, field for field, for series the fast scan read
+// and for one it left to the generated decoder (its labels encoded value
+// first) that validation did not change; with metadata it is left to the
+// encode-and-decode path.
+func TestLocalHandOver_LikeGRPC(t *testing.T) {
+	d, _, _ := newReplicated(t, 1, 1, nil)
+	wc := getWriteCtx()
+	t.Cleanup(func() { putWriteCtx(wc) })
+	raw, err := benchRequest(50).MarshalVT()
+	require.NoError(t, err)
+	raw = append(raw, valueFirstSeries(t, benchRequest(51).Timeseries[50])...)
+	wc.body = snappy.Encode(nil, raw)
+	require.NoError(t, wc.decode(1<<24))
+	_, err = d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(t))
+	require.NoError(t, err)
+	require.NoError(t, d.shard(wc, testTenant))
+	in := rawBatch{wc: wc, b: &wc.batches[0]}
+	require.Len(t, in.b.series, 51)
+	last := &wc.series[in.b.series[50]]
+	require.True(t, last.ts != nil && last.raw != nil, "the value-first series is decoded and kept raw")
+
+	want, err := in.request()
+	require.NoError(t, err)
+	got := (&localPusher{maxMsgSize: 1 << 24}).handOver(&in)
+	require.NotNil(t, got, "plain series are handed over")
+	require.True(t, want.EqualVT(got), "want %v\ngot  %v", want, got)
+	grpccodec.ReleaseWriteRequest(got)
+
+	require.Nil(t, (&localPusher{maxMsgSize: len(raw) / 2}).handOver(&in), "over the message size")
+	in.b.meta = []int32{0}
+	require.Nil(t, (&localPusher{maxMsgSize: 1 << 24}).handOver(&in), "metadata takes the other path")
+}
+
+// valueFirstSeries encodes ts as field 1 of a WriteRequest, each label's
+// value field before its name field: valid protobuf that the distributor's
+// fast scan leaves to the generated decoder.
+func valueFirstSeries(t *testing.T, ts *arguspb.TimeSeries) []byte {
+	t.Helper()
+	var s []byte
+	for _, l := range ts.Labels {
+		var lb []byte
+		lb = protowire.AppendTag(lb, 2, protowire.BytesType)
+		lb = protowire.AppendString(lb, l.Value)
+		lb = protowire.AppendTag(lb, 1, protowire.BytesType)
+		lb = protowire.AppendString(lb, l.Name)
+		s = protowire.AppendTag(s, 1, protowire.BytesType)
+		s = protowire.AppendBytes(s, lb)
+	}
+	for _, smp := range ts.Samples {
+		b, err := smp.MarshalVT()
+		require.NoError(t, err)
+		s = protowire.AppendTag(s, 2, protowire.BytesType)
+		s = protowire.AppendBytes(s, b)
+	}
+	out := protowire.AppendTag(nil, 1, protowire.BytesType)
+	return protowire.AppendBytes(out, s)
+}
+
+// BenchmarkLocalHandOver: the all-in-one's hand-over of a push of 1000
+// plain series (each of 10 labels and one sample) to its ingester, without
+// the ingester's Push.
+func BenchmarkLocalHandOver(b *testing.B) {
+	d, _, _ := newReplicated(b, 1, 1, nil)
+	wc := getWriteCtx()
+	b.Cleanup(func() { putWriteCtx(wc) })
+	wc.body = encode(b, benchRequest(1000))
+	if err := wc.decode(1 << 24); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(b)); err != nil {
+		b.Fatal(err)
+	}
+	if err := d.shard(wc, testTenant); err != nil {
+		b.Fatal(err)
+	}
+	in := rawBatch{wc: wc, b: &wc.batches[0]}
+	p := &localPusher{maxMsgSize: 1 << 24}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := p.handOver(&in)
+		if req == nil {
+			b.Fatal("not handed over")
+		}
+		grpccodec.ReleaseWriteRequest(req)
+	}
 }

@@ -265,6 +265,11 @@ func (d *decoder) addLabel(name, value string) {
 // addSample fills the next sample of the arrays from its encoding b.
 func (d *decoder) addSample(b []byte) {
 	v, t, _ := sampleAt(b)
+	d.putSample(v, t)
+}
+
+// putSample fills the next sample of the arrays.
+func (d *decoder) putSample(v float64, t int64) {
 	s := &d.samples[d.ni]
 	*s = arguspb.Sample{Value: v, TimestampMs: t}
 	d.samplePtrs[d.ni] = s
