@@ -103,6 +103,9 @@ func (h *tenantHead) flushBatch(series []*memSeries, floor int64) error {
 		s.mu.Unlock()
 	}
 	h.enqueue(requeue...)
+	if nChunks > 0 {
+		h.walks.noteDropped()
+	}
 	h.metrics.chunksPersisted.Add(float64(nChunks))
 	h.metrics.bytesPersisted.Add(float64(nBytes))
 	return nil
@@ -172,20 +175,43 @@ func isRejection(err error) bool {
 }
 
 // cutIdleChunks cuts the open chunks that got no sample for longer than
-// MaxChunkIdle and queues their series. It visits every series.
+// MaxChunkIdle and queues their series. It visits every series, unless
+// the last visit found none that could be idle by now (walkCaches). The
+// caller holds flushMu.
+//
+// The clock is read under appendMu: a push appends under it with a clock
+// read under it (applyLocked), so every chunk opened after the walk began
+// has a lastAppend at or after nowMs, and the bound the walk leaves,
+// min(nowMs, the lastAppend of the open chunks it kept), holds for them
+// too. (Series are created with their creation time as lastAppend, and
+// replay invalidates the bound.)
 func (h *tenantHead) cutIdleChunks() {
-	idleBefore := unixSeconds(h.nowMs() - h.cfg.MaxChunkIdle.Milliseconds())
+	h.appendMu.Lock()
+	nowMs := h.nowMs()
+	h.appendMu.Unlock()
+	idleBefore := unixSeconds(nowMs - h.cfg.MaxChunkIdle.Milliseconds())
+	w := &h.walks
+	if !w.idleWalkNeeded(idleBefore, nowMs) {
+		return
+	}
+	h.metrics.headWalks.WithLabelValues("idle_chunks").Inc()
+	kept := unixSeconds(nowMs)
 	var cut []*memSeries
 	h.series.forEach(func(s *memSeries) {
 		s.mu.Lock()
-		if (s.hasOpenLocked() || s.hist.hasOpen()) && s.lastAppend < idleBefore {
-			s.cutLocked()
-			if !s.queuedLocked() {
-				s.setQueuedLocked(true)
-				cut = append(cut, s)
+		if s.hasOpenLocked() || s.hist.hasOpen() {
+			if s.lastAppend >= idleBefore {
+				kept = min(kept, s.lastAppend)
+			} else {
+				s.cutLocked()
+				if !s.queuedLocked() {
+					s.setQueuedLocked(true)
+					cut = append(cut, s)
+				}
 			}
 		}
 		s.mu.Unlock()
 	})
+	w.idleWalked, w.idleMin, w.idleAt = true, kept, nowMs
 	h.enqueue(cut...)
 }

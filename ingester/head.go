@@ -127,6 +127,9 @@ type tenantHead struct {
 
 	flushMu sync.Mutex // serializes flushes
 
+	// walks are the results of the last walks over every series (walks.go).
+	walks walkCaches
+
 	pendingMu sync.Mutex
 	pending   []*memSeries // guarded by pendingMu: series with finished chunks to persist
 }

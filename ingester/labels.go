@@ -185,15 +185,3 @@ func (h *tenantHead) overlaps(mint, maxt int64) bool {
 	}
 	return maxt >= min(sp.minT, sp.floor)
 }
-
-// minMemoryTime returns the min time of the chunks in memory over every
-// series, or noTime.
-func (h *tenantHead) minMemoryTime() int64 {
-	mint := noTime
-	h.series.forEach(func(s *memSeries) {
-		s.mu.Lock()
-		mint = min(mint, s.firstInMemoryLocked())
-		s.mu.Unlock()
-	})
-	return mint
-}

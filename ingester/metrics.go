@@ -39,6 +39,9 @@ type metrics struct {
 	walFsyncs         prometheus.Counter
 	// persistedDuplicates counts retried samples found persisted (retry.go).
 	persistedDuplicates prometheus.Counter
+	// headWalks counts the walks over every series of a head, by walk
+	// (walks.go): they run only when their answer can have changed.
+	headWalks *prometheus.CounterVec
 
 	tenantFailed          *prometheus.GaugeVec
 	tenantFailures        prometheus.Counter
@@ -150,6 +153,10 @@ func (m *metrics) addStorageMetrics(f promauto.Factory) {
 		Name: "argus_ingester_expired_chunks_total",
 		Help: "In-memory chunks dropped because they ended before their tenant's retention period.",
 	})
+	m.headWalks = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "argus_ingester_head_walks_total",
+		Help: "Walks over every series of a tenant head, by walk: min_memory_time (the seal watermark, WAL checkpoints) and idle_chunks (the cut of idle open chunks). Each runs only when its answer can have changed since the last.",
+	}, []string{"walk"})
 	m.seriesGCed = f.NewCounter(prometheus.CounterOpts{
 		Name: "argus_ingester_series_removed_total",
 		Help: "Idle series removed from the heads (their data stays in the DB).",

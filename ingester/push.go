@@ -544,6 +544,9 @@ func (h *tenantHead) logLocked(b *pushBatch) (uint64, error) {
 // queues the series whose chunk was cut for persistence.
 func (h *tenantHead) applyLocked(b *pushBatch) {
 	nowMs := h.nowMs()
+	oldest := b.oldestAccepted()
+	h.walks.noteAppends(oldest) // Before and after: see noteAppends.
+	defer h.walks.noteAppends(oldest)
 	var cutSeries []*memSeries
 	for n := range b.entries {
 		e := &b.entries[n]
@@ -583,6 +586,21 @@ func (h *tenantHead) applyLocked(b *pushBatch) {
 	h.maxT.Store(maxT)
 	h.appended.Add(uint64(len(b.samples) + b.hAccepted))
 	h.rate.add(nowMs, int64(len(b.samples)+b.hAccepted))
+}
+
+// oldestAccepted returns the oldest time of the samples and histograms b
+// accepted, noTime if none.
+func (b *pushBatch) oldestAccepted() int64 {
+	t := noTime
+	for _, smp := range b.samples {
+		t = min(t, smp.T)
+	}
+	for k := range b.hdec {
+		if b.hdec[k].ok {
+			t = min(t, b.hdec[k].t)
+		}
+	}
+	return t
 }
 
 // seriesRejects counts the rejected samples of one series by kind, and the

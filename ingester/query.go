@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -315,12 +316,60 @@ func (h *tenantHead) sortedSeries(ctx context.Context, ms []*labels.Matcher, sl 
 // refBufs recycles the refs that reads expand their postings into: those
 // of a read of 1M series are 8 MB, and growing them by append, as
 // index.ExpandPostings does, allocates five times that.
-var refBufs = sync.Pool{New: func() any { return new([]promstorage.SeriesRef) }}
+var refBufs refBufStack
+
+// maxRefBufs is how many buffers refBufs keeps: as many reads of many
+// series as run at once on a small machine. They hold no pointers, so the
+// GC does not scan them; at 1M series they cost 8 MB each.
+const maxRefBufs = 2
+
+// refBufStack keeps the buffers of finished reads for the next ones. A
+// sync.Pool would not do: it drops what it holds within two GC cycles, and
+// a read of a million series runs several (docs/benchmarks.md: the buffer
+// was grown again by most reads). Safe for concurrent use.
+type refBufStack struct {
+	mu   sync.Mutex
+	bufs []*[]promstorage.SeriesRef // guarded by mu; at most maxRefBufs
+}
+
+// Get returns a buffer, empty, of the largest capacity kept, or a new one.
+func (st *refBufStack) Get() *[]promstorage.SeriesRef {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if n := len(st.bufs); n > 0 {
+		buf := st.bufs[n-1]
+		st.bufs[n-1] = nil
+		st.bufs = st.bufs[:n-1]
+		*buf = (*buf)[:0]
+		return buf
+	}
+	return new([]promstorage.SeriesRef)
+}
+
+// Put keeps buf for a later Get, unless maxRefBufs larger ones are kept.
+// The buffers are kept sorted by capacity, the largest last.
+func (st *refBufStack) Put(buf *[]promstorage.SeriesRef) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	k, _ := slices.BinarySearchFunc(st.bufs, cap(*buf), func(b *[]promstorage.SeriesRef, c int) int {
+		return cmp.Compare(cap(*b), c)
+	})
+	if len(st.bufs) == maxRefBufs {
+		if k == 0 {
+			return // Smaller than every buffer kept.
+		}
+		copy(st.bufs, st.bufs[1:k]) // Drop the smallest.
+		k--
+		st.bufs[k] = buf
+		return
+	}
+	st.bufs = slices.Insert(st.bufs, k, buf)
+}
 
 // expandPostings returns the refs of p in a buffer of refBufs, which the
 // caller puts back once it no longer reads them (even on error).
 func expandPostings(p index.Postings) (*[]promstorage.SeriesRef, error) {
-	buf := refBufs.Get().(*[]promstorage.SeriesRef)
+	buf := refBufs.Get()
 	refs := (*buf)[:0]
 	for p.Next() {
 		refs = append(refs, p.At())

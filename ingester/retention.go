@@ -116,6 +116,7 @@ func (h *tenantHead) dropExpired(cutoff int64) {
 		s.mu.Unlock()
 	})
 	if dropped > 0 {
+		h.walks.noteDropped()
 		h.metrics.chunksExpired.Add(float64(dropped))
 	}
 }

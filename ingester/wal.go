@@ -571,6 +571,7 @@ func (h *tenantHead) indexReplayed() {
 		h.postings.Add(promstorage.SeriesRef(s.ref), h.series.syms, s.syms)
 	}
 	h.replayed = nil
+	h.walks.invalidate()
 }
 
 // truncStep names a step of a WAL truncation, for tests that snapshot the

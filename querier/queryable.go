@@ -79,7 +79,7 @@ func (q *queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error)
 	return &tenantQuerier{
 		q: q, backend: b, mint: mint, maxt: maxt,
 		own:       &requestLimits{limits: q.limits, metrics: q.metrics},
-		allocated: q.release.stats().allocated,
+		allocated: q.release.queryStarted(),
 	}, nil
 }
 

@@ -16,25 +16,30 @@ import (
 // the query's peak (2.5x its RSS before a set of such queries, measured)
 // long after it answered.
 //
-// heapReleaser returns that memory after a query that needed much of it:
-// a querier notes the bytes the process has allocated when it is created
-// and, when it is closed, if the process allocated at least
-// releaseMinAlloc, and a releaseAllocDivisor-th of the heap it retains,
-// meanwhile, asks for one debug.FreeOSMemory (a full GC, then every free
-// page back to the OS) releaseDelay later, when the caller has encoded its
-// answer and dropped the fetched series. (The allocations of concurrent
-// pushes count too: under heavy ingestion a query asks more often, and
-// the interval below bounds what that costs.) A query that asks while a
-// release is pending postpones it to its own end plus releaseDelay, so
-// that the release runs after the last query of a burst rather than in the
-// middle of the next one; but never more than releaseMinInterval after it
-// was first asked for, and releases are at least releaseMinInterval apart,
-// so a stream of large queries costs at most one forced GC per interval (a
-// stream that large triggers GCs of its own anyway).
+// heapReleaser returns that memory once the queries that needed it are
+// over: a querier notes, when it is created, that a query is open and the
+// bytes the process has allocated; when it is closed, if the process
+// allocated at least releaseMinAlloc, and a releaseAllocDivisor-th of the
+// heap it retains, meanwhile, it asks for one debug.FreeOSMemory (a full
+// GC, then every free page back to the OS). (The allocations of concurrent
+// pushes count too.)
+//
+// The release waits for a quiet spell: no query open, and none closed for
+// releaseQuiet. A release in the middle of a burst of queries costs twice:
+// the forced GC competes with the query that is running, and every page it
+// returns is faulted back in by the next query (measured at a million
+// series: a fifth of a query's CPU, on the appends into fresh memory;
+// docs/benchmarks.md). The wait is capped at releaseMaxWait after the
+// release was asked for, so that a stream of queries that never pauses (or
+// a querier never closed) still releases, and releases are at least
+// releaseMinInterval apart. The RSS then falls back within
+// releaseQuiet+releaseMinInterval of the end of a burst, long before an
+// operator looks.
 const (
 	releaseMinAlloc     = 64 << 20
 	releaseAllocDivisor = 4
-	releaseDelay        = 2 * time.Second
+	releaseQuiet        = 5 * time.Second
+	releaseMaxWait      = time.Minute
 	releaseMinInterval  = 10 * time.Second
 )
 
@@ -43,9 +48,10 @@ const (
 // concurrent use.
 type heapReleaser struct {
 	mu      sync.Mutex
+	open    int       // queries started and not ended; guarded by mu
 	pending bool      // a release is scheduled; guarded by mu
 	asked   time.Time // when the pending release was first asked for; guarded by mu
-	due     time.Time // when the pending release is to run; guarded by mu
+	due     time.Time // when the pending release is to run, if no query is open then; guarded by mu
 	lastRun time.Time // when the last release ran; guarded by mu
 
 	// Hooks, nil in production: the heap's statistics, the release, the
@@ -107,43 +113,64 @@ func (r *heapReleaser) after(d time.Duration, f func()) {
 	time.AfterFunc(d, f) // Ends by itself: nothing to stop.
 }
 
-// queryEnded asks for a release if the process allocated enough since
-// allocatedBefore (stats().allocated when the query began). It reports
-// whether it asked.
+// queryStarted notes a query that opens, and returns the bytes the
+// process has allocated so far, for its queryEnded.
+func (r *heapReleaser) queryStarted() (allocated uint64) {
+	r.mu.Lock()
+	r.open++
+	r.mu.Unlock()
+	return r.stats().allocated
+}
+
+// queryEnded notes the end of a query that queryStarted noted when the
+// process had allocated allocatedBefore, postpones a pending release to
+// releaseQuiet from now, and asks for one if the process allocated enough
+// since allocatedBefore. It reports whether it asked.
 func (r *heapReleaser) queryEnded(allocatedBefore uint64) bool {
 	st := r.stats()
-	if n := st.allocated - allocatedBefore; n < releaseMinAlloc || n < st.retained/releaseAllocDivisor {
-		return false
-	}
+	n := st.allocated - allocatedBefore
+	large := n >= releaseMinAlloc && n >= st.retained/releaseAllocDivisor
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.open = max(r.open-1, 0)
 	now := r.now()
-	due := now.Add(releaseDelay)
-	if next := r.lastRun.Add(releaseMinInterval); due.Before(next) {
-		due = next
-	}
+	due := now.Add(releaseQuiet)
 	if r.pending {
-		if limit := r.asked.Add(releaseMinInterval); due.After(limit) {
-			due = limit
-		}
 		if due.After(r.due) {
 			r.due = due // fire sees it and waits again.
 		}
-		return true
+		return large
+	}
+	if !large {
+		return false
+	}
+	if next := r.lastRun.Add(releaseMinInterval); due.Before(next) {
+		due = next
 	}
 	r.pending, r.asked, r.due = true, now, due
 	r.after(due.Sub(now), r.fire)
 	return true
 }
 
-// fire runs the pending release, or waits again if a query postponed it.
+// fire runs the pending release, or waits again while a query is open or
+// one ended less than releaseQuiet ago, up to releaseMaxWait after the
+// release was asked for.
 func (r *heapReleaser) fire() {
 	r.mu.Lock()
 	now := r.now()
-	if now.Before(r.due) {
-		r.after(r.due.Sub(now), r.fire)
-		r.mu.Unlock()
-		return
+	if limit := r.asked.Add(releaseMaxWait); now.Before(limit) {
+		if r.open > 0 && r.due.Before(now.Add(releaseQuiet)) {
+			r.due = now.Add(releaseQuiet) // Checked again then; its end postpones it further.
+		}
+		if now.Before(r.due) {
+			wake := r.due
+			if wake.After(limit) {
+				wake = limit
+			}
+			r.after(wake.Sub(now), r.fire)
+			r.mu.Unlock()
+			return
+		}
 	}
 	r.pending, r.lastRun = false, now
 	r.mu.Unlock()
