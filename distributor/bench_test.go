@@ -17,6 +17,7 @@ import (
 
 	"github.com/golang/snappy"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -148,22 +149,27 @@ func (fakeIngesterRaw) PushRaw(_ context.Context, in *rawBatch, _ ...grpc.CallOp
 	return marshalDiscard(in)
 }
 
+// shardedPush returns the writeCtx of a push of body (snappy-compressed)
+// to a distributor of one ingester, decoded, validated and sharded into
+// one batch; it goes back to its pool at the end of the test.
+func shardedPush(tb testing.TB, body []byte) *writeCtx {
+	tb.Helper()
+	d, _, _ := newReplicated(tb, 1, 1, nil)
+	wc := getWriteCtx()
+	tb.Cleanup(func() { putWriteCtx(wc) })
+	wc.body = body
+	require.NoError(tb, wc.decode(1<<24))
+	_, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(tb))
+	require.NoError(tb, err)
+	require.NoError(tb, d.shard(wc, testTenant))
+	return wc
+}
+
 // BenchmarkBatchMarshal compares encoding a batch of 1000 series (the work
 // a push does once per replica) from the decoded series with encoding it
 // from their raw bytes.
 func BenchmarkBatchMarshal(b *testing.B) {
-	d, _, _ := newReplicated(b, 1, 1, nil)
-	wc := getWriteCtx()
-	wc.body = encode(b, benchRequest(1000))
-	if err := wc.decode(1 << 24); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(b)); err != nil {
-		b.Fatal(err)
-	}
-	if err := d.shard(wc, testTenant); err != nil {
-		b.Fatal(err)
-	}
+	wc := shardedPush(b, encode(b, benchRequest(1000)))
 	batch := &wc.batches[0]
 	decoded, err := rawBatch{wc: wc, b: batch}.request()
 	if err != nil {

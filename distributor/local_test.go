@@ -127,17 +127,10 @@ func TestLocalClients_AnswersAsGRPC(t *testing.T) {
 // first) that validation did not change; with metadata it is left to the
 // encode-and-decode path.
 func TestLocalHandOver_LikeGRPC(t *testing.T) {
-	d, _, _ := newReplicated(t, 1, 1, nil)
-	wc := getWriteCtx()
-	t.Cleanup(func() { putWriteCtx(wc) })
 	raw, err := benchRequest(50).MarshalVT()
 	require.NoError(t, err)
 	raw = append(raw, valueFirstSeries(t, benchRequest(51).Timeseries[50])...)
-	wc.body = snappy.Encode(nil, raw)
-	require.NoError(t, wc.decode(1<<24))
-	_, err = d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(t))
-	require.NoError(t, err)
-	require.NoError(t, d.shard(wc, testTenant))
+	wc := shardedPush(t, snappy.Encode(nil, raw))
 	in := rawBatch{wc: wc, b: &wc.batches[0]}
 	require.Len(t, in.b.series, 51)
 	last := &wc.series[in.b.series[50]]
@@ -184,19 +177,7 @@ func valueFirstSeries(t *testing.T, ts *arguspb.TimeSeries) []byte {
 // plain series (each of 10 labels and one sample) to its ingester, without
 // the ingester's Push.
 func BenchmarkLocalHandOver(b *testing.B) {
-	d, _, _ := newReplicated(b, 1, 1, nil)
-	wc := getWriteCtx()
-	b.Cleanup(func() { putWriteCtx(wc) })
-	wc.body = encode(b, benchRequest(1000))
-	if err := wc.decode(1 << 24); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := d.validate(wc, testTenant, d.metrics.forTenant(testTenant, testNow), defaultLimits(b)); err != nil {
-		b.Fatal(err)
-	}
-	if err := d.shard(wc, testTenant); err != nil {
-		b.Fatal(err)
-	}
+	wc := shardedPush(b, encode(b, benchRequest(1000)))
 	in := rawBatch{wc: wc, b: &wc.batches[0]}
 	p := &localPusher{maxMsgSize: 1 << 24}
 	b.ReportAllocs()
