@@ -136,38 +136,43 @@ func (c *streamSeries) resolve(req *arguspb.PushStreamRequest) (*pushHints, erro
 		return nil, fmt.Errorf("push stream: %d series refs for %d series", len(refs), len(series))
 	}
 	ph := leaseHints(len(series))
-	hints := ph.h
+	if err := c.applyRefs(req.Tenant, refs, series, ph.h); err != nil {
+		ph.release()
+		return nil, err
+	}
+	return ph, nil
+}
+
+// applyRefs applies refs to series of tenant (see resolve), setting the
+// hint of each series that has a ref.
+func (c *streamSeries) applyRefs(tenantID string, refs []uint64, series []*arguspb.TimeSeries, hints []*refHint) error {
 	for k, v := range refs {
 		ref, define := v>>1, v&1 == 1
 		switch {
 		case v == 0:
 			continue
 		case ref > MaxStreamRefs:
-			ph.release()
-			return nil, fmt.Errorf("push stream: series ref %d over %d", ref, MaxStreamRefs)
+			return fmt.Errorf("push stream: series ref %d over %d", ref, MaxStreamRefs)
 		case define:
 			if c.get(ref) != nil {
-				ph.release()
-				return nil, fmt.Errorf("push stream: series ref %d defined twice", ref)
+				return fmt.Errorf("push stream: series ref %d defined twice", ref)
 			}
 			if len(series[k].Labels) == 0 {
-				ph.release()
-				return nil, fmt.Errorf("push stream: series ref %d defined without labels", ref)
+				return fmt.Errorf("push stream: series ref %d defined without labels", ref)
 			}
-			e := &cachedSeries{tenant: req.Tenant, labels: copyProtoLabels(series[k].Labels)}
+			e := &cachedSeries{tenant: tenantID, labels: copyProtoLabels(series[k].Labels)}
 			c.set(ref, e)
 			hints[k] = &e.hint
 		default:
 			e := c.get(ref)
-			if e == nil || e.tenant != req.Tenant || len(series[k].Labels) != 0 {
-				ph.release()
-				return nil, fmt.Errorf("push stream: series ref %d not defined for this tenant, or sent with labels", ref)
+			if e == nil || e.tenant != tenantID || len(series[k].Labels) != 0 {
+				return fmt.Errorf("push stream: series ref %d not defined for this tenant, or sent with labels", ref)
 			}
 			series[k].Labels = e.labels
 			hints[k] = &e.hint
 		}
 	}
-	return ph, nil
+	return nil
 }
 
 // pushHints are the hints of one stream request's series, pooled: a slice
