@@ -196,6 +196,10 @@ type Ingester struct {
 	stateMu sync.RWMutex
 	state   state // guarded by stateMu
 	ready   atomic.Bool
+	// stopping is closed by Stopping once no push runs or starts any more:
+	// it ends the push streams (pushstream.go), which would otherwise hold
+	// the gRPC server's graceful stop until every distributor hung up.
+	stopping chan struct{}
 
 	wal *sharedWAL
 	db  chunkDB // set by Starting
@@ -256,6 +260,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		tenants:  map[string]*tenantHead{},
 		removed:  map[string]int64{},
 		failures: make(chan error, 1),
+		stopping: make(chan struct{}),
 		blobs:    storage.NewBlobCache(cfg.PersistedBlobCacheSize),
 	}
 	i.wal = &sharedWAL{dir: filepath.Join(cfg.Dir, walDirName), logger: logger, metrics: i.metrics, failures: i.failures,
@@ -419,6 +424,9 @@ func (i *Ingester) syncLoop(ctx context.Context) {
 func (i *Ingester) Stopping(ctx context.Context) error {
 	i.ready.Store(false)
 	i.stateMu.Lock()
+	if i.state != stateStopping {
+		close(i.stopping)
+	}
 	i.state = stateStopping
 	i.stateMu.Unlock()
 

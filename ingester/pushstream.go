@@ -38,19 +38,70 @@ const MaxStreamRefs = 1 << 20
 //
 // It returns once the client closes its side (io.EOF) or the stream fails,
 // after the answers of every push in flight: a push whose answer cannot be
-// sent any more is, to the client, a failed push (it retries it).
+// sent any more is, to the client, a failed push (it retries it). It also
+// returns, with Unavailable, once the ingester is stopping (no push runs
+// any more): a distributor keeps its stream open for as long as it lives,
+// and gRPC's graceful stop would wait for it (about 24 s in
+// TestGracefulStop before this).
 func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
-	ctx := stream.Context()
-	var (
-		sendMu  sync.Mutex
-		sendErr error // guarded by sendMu: the first failed Send
-		wg      sync.WaitGroup
-		cache   streamSeries
-	)
-	defer wg.Wait()
 	if err := stream.SendHeader(metadata.Pairs(SeriesRefsHeader, "1")); err != nil {
 		return err
 	}
+	// The receiving loop runs in a goroutine of its own, as only returning
+	// from the handler ends a stream blocked in RecvMsg; once the handler
+	// returns, RecvMsg fails and the loop ends too.
+	out := &streamSender{stream: stream}
+	done := make(chan error, 1)
+	go func() { done <- i.receivePushes(stream, out) }()
+	select {
+	case err := <-done:
+		return err
+	case <-i.stopping:
+		// Answers not sent by now are dropped: to the client those pushes
+		// failed, and it retries them elsewhere (a push is idempotent).
+		out.close()
+		return grpcError(ErrNotReady)
+	}
+}
+
+// streamSender sends a stream's answers, one at a time as gRPC requires,
+// until close.
+type streamSender struct {
+	mu     sync.Mutex
+	err    error                             // guarded by mu: the first failed Send, or errStreamClosed
+	stream arguspb.Ingester_PushStreamServer // sent on under mu only
+}
+
+var errStreamClosed = errors.New("push stream closed: the ingester is stopping")
+
+func (s *streamSender) send(resp *arguspb.PushStreamResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = s.stream.Send(resp)
+	}
+}
+
+// close makes every later send a no-op: the handler is about to return,
+// after which the stream must not be sent on.
+func (s *streamSender) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = errStreamClosed
+	}
+}
+
+// receivePushes is PushStream's receiving loop: it runs each request's
+// push in a goroutine and returns when the stream ends, after the answers
+// of every push it started.
+func (i *Ingester) receivePushes(stream arguspb.Ingester_PushStreamServer, out *streamSender) error {
+	ctx := stream.Context()
+	var (
+		wg    sync.WaitGroup
+		cache streamSeries
+	)
+	defer wg.Wait()
 	for {
 		req := new(arguspb.PushStreamRequest)
 		if err := stream.RecvMsg(req); err != nil {
@@ -74,11 +125,7 @@ func (i *Ingester) PushStream(stream arguspb.Ingester_PushStreamServer) error {
 				st := status.Convert(err) // grpcError made it a status.
 				resp.Response, resp.ErrorCode, resp.ErrorMessage = nil, uint32(st.Code()), st.Message()
 			}
-			sendMu.Lock()
-			defer sendMu.Unlock()
-			if sendErr == nil {
-				sendErr = stream.Send(resp)
-			}
+			out.send(resp)
 		})
 	}
 }

@@ -125,3 +125,46 @@ func TestPushStream_SeriesRefsRules(t *testing.T) {
 	require.Empty(t, querySeries(t, ing, "t1", &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: 10000,
 		Matchers: []*arguspb.LabelMatcher{{Type: arguspb.LabelMatcher_EQ, Name: "job", Value: "test"}}}))
 }
+
+// TestPushStream_EndsWhenStopping: a push stream the client keeps open
+// ends with Unavailable once the ingester stops, so that the gRPC server's
+// graceful stop does not wait for the client to hang up; a stream opened
+// after that ends at once. The push answered before stays stored.
+func TestPushStream_EndsWhenStopping(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ing := startIngester(t, cfg)
+	srv := grpc.NewServer(grpccodec.ServerOption())
+	arguspb.RegisterIngesterServer(srv, ing)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, conn.Close()) })
+	client := arguspb.NewIngesterClient(conn)
+
+	a := metricName(1)
+	stream, err := client.PushStream(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&arguspb.PushStreamRequest{Id: 1, Tenant: "t1",
+		Request: &arguspb.WriteRequest{Timeseries: []*arguspb.TimeSeries{ts(a, sample{1000, 1})}}}))
+	answered(t, stream)
+
+	require.NoError(t, ing.Stopping(context.Background()))
+	_, err = stream.Recv()
+	require.Equal(t, codes.Unavailable, status.Code(err), err)
+	late, err := client.PushStream(context.Background())
+	require.NoError(t, err)
+	_, err = late.Recv()
+	require.Equal(t, codes.Unavailable, status.Code(err), err)
+
+	// Both streams are over on the server: a graceful stop returns (the
+	// test's own timeout is the bound) without the client closing them.
+	srv.GracefulStop()
+
+	reopened := startIngester(t, cfg)
+	all := &arguspb.SeriesRequest{MinTimeMs: 0, MaxTimeMs: 10000,
+		Matchers: []*arguspb.LabelMatcher{{Type: arguspb.LabelMatcher_EQ, Name: "job", Value: "test"}}}
+	require.Equal(t, map[string][]sample{lstr(a...): {{1000, 1}}}, decodeSeries(t, querySeries(t, reopened, "t1", all)))
+}

@@ -374,7 +374,7 @@ func (k *KV) mergeRemote(b []byte) {
 	}
 	k.metrics.gossipMerged.Inc()
 	k.mu.Lock()
-	changed := k.desc.Merge(d)
+	changed := k.mergeLocked(d)
 	bs := k.broadcastsLocked(changed)
 	k.mu.Unlock()
 	k.queueBroadcasts(bs)
@@ -400,10 +400,36 @@ func (k *KV) mergeHeartbeat(b []byte) {
 		return
 	}
 	k.metrics.gossipMerged.Inc()
-	changed := k.desc.Merge(&Desc{Instances: map[string]InstanceDesc{m.id: in}})
+	changed := k.mergeLocked(&Desc{Instances: map[string]InstanceDesc{m.id: in}})
 	bs := k.broadcastsLocked(changed)
 	k.mu.Unlock()
 	k.queueBroadcasts(bs)
+}
+
+// mergeLocked merges the gossiped d into the local state and returns the
+// instances it changed. It logs each state it changed, as this process sees
+// it: a rollout can then be followed member by member (an instance first
+// heard of only at debug level, as a new member hears of every instance).
+// k.mu must be held.
+func (k *KV) mergeLocked(d *Desc) []string {
+	before := make(map[string]State, len(d.Instances))
+	for id := range d.Instances {
+		if in, ok := k.desc.Instances[id]; ok {
+			before[id] = in.State
+		}
+	}
+	changed := k.desc.Merge(d)
+	for _, id := range changed {
+		now := k.desc.Instances[id].State
+		was, ok := before[id]
+		switch {
+		case !ok:
+			k.logger.Debug("ring instance heard of", "instance", id, "state", now.String())
+		case was != now:
+			k.logger.Info("ring instance state changed", "instance", id, "from", was.String(), "to", now.String())
+		}
+	}
+	return changed
 }
 
 // broadcastsLocked encodes the current description of each of ids, one
