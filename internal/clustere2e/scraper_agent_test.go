@@ -125,6 +125,9 @@ func TestScraperAgentQueueSurvivesKill(t *testing.T) {
 		"-target=scraper", "-scraper.config-file=" + cfgPath,
 		"-scraper.remote-write-url=" + proxy.srv.URL + "/api/v1/write",
 		"-scraper.wal-dir=" + filepath.Join(dir, "wal"),
+		// A scraper gossips its ring: not on the default port, which
+		// another test or CI run on the machine may hold.
+		"-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + strconv.Itoa(clustertest.FreeMemberlistPorts(t, 1)[0]),
 	}})
 
 	// The storage is down: the agent scrapes, queues and retries.
