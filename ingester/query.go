@@ -235,20 +235,47 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, o hea
 	if err != nil {
 		return nil, err
 	}
+	n, err := inParts(len(out), func(lo, hi int) (int, error) {
+		metas := o.metas
+		if lo > 0 {
+			metas = new(metaAlloc) // Not safe for concurrent use: one per part.
+		}
+		return h.snapshot(ctx, out[lo:hi:hi], o, metas)
+	}, func(from, to, n int) { copy(out[to:to+n], out[from:from+n]) })
+	if err != nil {
+		return nil, err
+	}
+	clear(out[n:]) // No pointer to a series is left behind.
+	kept := out[:n]
+	if o.mode == withMetas {
+		return kept, nil // The caller found no tombstones.
+	}
+	// Order is kept: maskDeleted filters in place.
+	return h.maskDeleted(kept, o.mint, o.maxt, o.mode)
+}
+
+// snapshot takes the snapshot of each series of part, which holds the
+// series as sortedSeries found them, in place: it returns how many of part
+// it kept, first (those removed since are dropped), each read once, under
+// one lock: its labels decoded and its chunks taken. So the label sets and
+// the copies of the open chunks lie in memory in the order the merge and
+// the querier read them. metas carves the withMetas chunks.
+func (h *tenantHead) snapshot(ctx context.Context, part []headSnapshot, o headRead, metas *metaAlloc) (int, error) {
 	var (
+		sl      labelSlab
 		chks    []storage.Chunk // The chunks of all snapshots, which share it.
 		opens   []byte          // Likewise, the copies of the open chunks.
 		scratch []storage.Chunk // withMetas: one series' chunks, reused
 	)
 	if o.mode == withChunks {
-		chks = make([]storage.Chunk, 0, len(out))
+		chks = make([]storage.Chunk, 0, len(part))
 	}
-	kept := out[:0]
-	for k := range out {
+	kept := part[:0]
+	for k := range part {
 		if k%checkCtxEvery == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
+			return 0, ctx.Err()
 		}
-		snap := out[k]
+		snap := part[k]
 		s := snap.s
 		snap.s = nil
 		s.mu.Lock()
@@ -269,17 +296,12 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, o hea
 			snap.chunks = chks[start:len(chks):len(chks)]
 		case o.mode == withMetas:
 			scratch = s.appendChunksCarvedLocked(scratch[:0], &opens, o.mint, o.maxt)
-			snap.metas = o.metas.metas(scratch)
+			snap.metas = metas.metas(scratch)
 		}
 		s.mu.Unlock()
 		kept = append(kept, snap)
 	}
-	clear(out[len(kept):]) // No pointer to a series is left behind.
-	if o.mode == withMetas {
-		return kept, nil // The caller found no tombstones.
-	}
-	// Order is kept: maskDeleted filters in place.
-	return h.maskDeleted(kept, o.mint, o.maxt, o.mode)
+	return len(kept), nil
 }
 
 // sortedSeries returns the head series matching ms as snapshots with ref
@@ -296,15 +318,25 @@ func (h *tenantHead) sortedSeries(ctx context.Context, ms []*labels.Matcher, sl 
 		return nil, fmt.Errorf("read postings: %w", err)
 	}
 	refs := *buf
-	out := make([]headSnapshot, 0, len(refs))
-	for n, ref := range refs {
-		if n%checkCtxEvery == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
+	out := make([]headSnapshot, len(refs))
+	n, err := inParts(len(refs), func(lo, hi int) (int, error) {
+		k := lo
+		for n, ref := range refs[lo:hi] {
+			if n%checkCtxEvery == 0 && ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
+				out[k] = headSnapshot{ref: uint64(ref), s: s}
+				k++
+			} // else removed since the postings read; its data is in the store.
 		}
-		if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
-			out = append(out, headSnapshot{ref: uint64(ref), s: s})
-		} // else removed since the postings read; its data is in the store.
+		return k - lo, nil
+	}, func(from, to, n int) { copy(out[to:to+n], out[from:from+n]) })
+	if err != nil {
+		return nil, err
 	}
+	clear(out[n:])
+	out = out[:n]
 	if !h.series.sortUnlabeled(out) {
 		// Too few series, or some unranked: sorted by labels.
 		out = h.series.decodeAll(out, sl)
