@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -283,7 +284,8 @@ func TestSortByRanks(t *testing.T) {
 // TestSortUnlabeled checks that snapshots without labels are sorted in
 // label order by their ranks alone (in place), and left for a sort by
 // labels when some are unranked or too few.
-func TestSortUnlabeled(t *testing.T) {
+func TestRankOrder(t *testing.T) {
+	splitReads(t, 1024) // Keys looked up and sorted in 4 parts, merged in two rounds.
 	rng := rand.New(rand.NewPCG(7, 8))
 	ss := newStripeSeries()
 	var all []*memSeries
@@ -309,28 +311,72 @@ func TestSortUnlabeled(t *testing.T) {
 	}
 	for range 5 {
 		got, want := snaps(func(int) bool { return rng.IntN(4) > 0 })
-		require.True(t, ss.sortUnlabeled(got)) // Builds the ranks, the first time.
+		require.True(t, sortUnlabeled(ss, got)) // Builds the ranks, the first time.
 		for k := range got {
 			require.Equal(t, want[k].ref, got[k].ref, "position %d", k)
 			require.Same(t, want[k].s, got[k].s)
 		}
 	}
 	got, _ := snaps(func(k int) bool { return k < rankMinSeries-1 })
-	require.False(t, ss.sortUnlabeled(got), "too few to use the ranks")
+	require.False(t, sortUnlabeled(ss, got), "too few to use the ranks")
 	add(10) // Unranked: the ranks are not stale enough to be rebuilt.
 	got, want := snaps(func(int) bool { return true })
 	order := slices.Clone(got)
-	require.False(t, ss.sortUnlabeled(got))
+	require.False(t, sortUnlabeled(ss, got))
 	require.Equal(t, order, got, "left as it was")
 	got = ss.decodeAll(got, &labelSlab{})
 	slices.SortFunc(got, compareEntries)
 	require.Equal(t, want, got)
 }
 
+// sortUnlabeled sorts es, snapshots with ref set and no labels, by
+// rankOrder, and reports whether it did; es is left as it is otherwise.
+func sortUnlabeled(ss *stripeSeries, es []headSnapshot) bool {
+	refs := make([]promstorage.SeriesRef, len(es))
+	for k := range es {
+		refs[k] = promstorage.SeriesRef(es[k].ref)
+	}
+	keys := ss.rankOrder(refs)
+	if keys == nil {
+		return false
+	}
+	permute(es, keys)
+	return true
+}
+
+// TestSortKeys checks the parallel sort over every number of parts, an
+// odd one carried over a merge round included.
+func TestSortKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for procs := 1; procs <= 5; procs++ {
+		splitReads(t, 16)
+		runtime.GOMAXPROCS(procs)
+		for _, n := range []int{0, 1, 31, 32, 33, 100, 1000, 4097} {
+			keys := make([]uint64, n)
+			for k := range keys {
+				keys[k] = rng.Uint64N(500) // Repeats too.
+			}
+			want := slices.Sorted(slices.Values(keys))
+			if n == 0 {
+				want = keys
+			}
+			require.Equal(t, want, sortKeys(keys), "procs=%d n=%d", procs, n)
+		}
+	}
+}
+
 // TestSeries_ManySeriesSorted reads enough series for the ranks to be used,
 // with series created after they were built, and checks the order and the
 // set against a walk.
 func TestSeries_ManySeriesSorted(t *testing.T) {
+	t.Run("one part", testManySeriesSorted)
+	t.Run("in parts", func(t *testing.T) {
+		splitReads(t, 512)
+		testManySeriesSorted(t)
+	})
+}
+
+func testManySeriesSorted(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	ing := startIngester(t, testConfig(t, t.TempDir()))
 	pushRandom := func(n, from int) {
@@ -341,13 +387,9 @@ func TestSeries_ManySeriesSorted(t *testing.T) {
 		push(t, ing, "t1", tss...)
 	}
 	pushRandom(6000, 0)
-	all := &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_RE, Name: "a", Value: ".+"}
-	require.Len(t, querySeries(t, ing, "t1", &arguspb.SeriesRequest{MaxTimeMs: 2000, Matchers: []*arguspb.LabelMatcher{all}}), 6000)
-	pushRandom(300, 6000) // Unranked, but too few to rebuild.
 	h := ing.getTenant("t1")
-	ranks := h.series.ranks.cur.Load()
-	require.NotNil(t, ranks)
-	for _, m := range []*arguspb.LabelMatcher{all, {Type: arguspb.LabelMatcher_RE, Name: "a", Value: "x|y|foo"}} {
+	all := &arguspb.LabelMatcher{Type: arguspb.LabelMatcher_RE, Name: "a", Value: ".+"}
+	requireSorted := func(m *arguspb.LabelMatcher) {
 		got := querySeries(t, ing, "t1", &arguspb.SeriesRequest{MaxTimeMs: 2000, Matchers: []*arguspb.LabelMatcher{m}})
 		var gotLabels, want []string
 		for _, s := range got {
@@ -369,6 +411,14 @@ func TestSeries_ManySeriesSorted(t *testing.T) {
 		for k := range want {
 			require.Equal(t, want[k], gotLabels[k])
 		}
+	}
+	requireSorted(all) // Builds the ranks and sorts by them: every series is ranked.
+	ranks := h.series.ranks.cur.Load()
+	require.NotNil(t, ranks)
+	requireSorted(all)    // By the ranks built.
+	pushRandom(300, 6000) // Unranked, but too few to rebuild.
+	for _, m := range []*arguspb.LabelMatcher{all, {Type: arguspb.LabelMatcher_RE, Name: "a", Value: "x|y|foo"}} {
+		requireSorted(m)
 	}
 	require.Same(t, ranks, h.series.ranks.cur.Load(), "300 new series of 6,300 do not rebuild")
 }

@@ -1,11 +1,13 @@
 package ingester
 
 import (
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
 )
 
 // Series reads return series sorted by labels. Sorting the matching series
@@ -68,44 +70,7 @@ func (ss *stripeSeries) sortEntries(es []headSnapshot) {
 		slices.SortFunc(es, compareEntries)
 		return
 	}
-	ranks, _ := ss.ranksFor(es)
-	if ranks == nil {
-		slices.SortFunc(es, compareEntries)
-		return
-	}
-	sortByRanks(es, ranks)
-}
-
-// sortUnlabeled sorts es, snapshots with ref set and no labels, by labels
-// when every one has a rank (the usual read of many series: ranks are
-// rebuilt once series created since the last build are many), and reports
-// whether it did. Otherwise es is left as it is, for the caller to decode
-// the labels and sort by them: too few series for ranks to pay, or some
-// unranked, which must be compared by labels with the ranked ones too.
-func (ss *stripeSeries) sortUnlabeled(es []headSnapshot) bool {
-	if len(es) < rankMinSeries {
-		return false
-	}
-	ranks, unranked := ss.ranksFor(es)
-	if ranks == nil || unranked > 0 {
-		return false
-	}
-	keys := make([]uint64, len(es))
-	for k := range es {
-		r, _ := ranks.rankOf(es[k].ref)
-		keys[k] = uint64(r)<<32 | uint64(k)
-	}
-	slices.Sort(keys)
-	permute(es, keys)
-	return true
-}
-
-// ranksFor returns the ranks to sort es by, built now if they are stale and
-// es is a good part of the head, or nil; and how many of es they do not
-// rank.
-func (ss *stripeSeries) ranksFor(es []headSnapshot) (*labelRanks, int) {
-	ranks := ss.ranks.cur.Load()
-	count := func(r *labelRanks) int {
+	ranks, _ := ss.ranksFor(len(es), func(r *labelRanks) int {
 		unranked := 0
 		for k := range es {
 			if _, ok := r.rankOf(es[k].ref); !ok {
@@ -113,18 +78,118 @@ func (ss *stripeSeries) ranksFor(es []headSnapshot) (*labelRanks, int) {
 			}
 		}
 		return unranked
+	})
+	if ranks == nil {
+		slices.SortFunc(es, compareEntries)
+		return
 	}
-	unranked := count(ranks)
+	sortByRanks(es, ranks)
+}
+
+// rankOrder returns the label order of refs from the ranks alone (nothing
+// of the series is read): rank<<32 | k for each refs[k], sorted, when every
+// one has a rank (the usual read of many series: ranks are rebuilt once
+// series created since the last build are many). Otherwise it returns nil,
+// for the caller to decode the labels and sort by them: too few series for
+// ranks to pay, or some unranked, which must be compared by labels with the
+// ranked ones too. The rank lookups and the sort run in parts (parts.go).
+func (ss *stripeSeries) rankOrder(refs []promstorage.SeriesRef) []uint64 {
+	if len(refs) < rankMinSeries {
+		return nil
+	}
+	keys := make([]uint64, len(refs))
+	ranks, unranked := ss.ranksFor(len(refs), func(r *labelRanks) int { return rankKeys(r, refs, keys) })
+	if ranks == nil || unranked > 0 {
+		return nil
+	}
+	return sortKeys(keys)
+}
+
+// rankKeys sets keys[k] to rank<<32 | k for each refs[k] of ranks, and
+// returns how many refs have no rank (their keys are then meaningless).
+func rankKeys(ranks *labelRanks, refs []promstorage.SeriesRef, keys []uint64) int {
+	var unranked atomic.Int64
+	_, _ = inParts(len(refs), func(lo, hi int) (int, error) {
+		n := 0
+		for k := lo; k < hi; k++ {
+			r, ok := ranks.rankOf(uint64(refs[k]))
+			if !ok {
+				n++
+			}
+			keys[k] = uint64(r)<<32 | uint64(k)
+		}
+		unranked.Add(int64(n))
+		return hi - lo, nil
+	}, func(int, int, int) {}) // Every part keeps all: nothing moves.
+	return int(unranked.Load())
+}
+
+// sortKeys sorts keys, in parts sorted at once and then merged, and
+// returns them sorted: keys itself, or a slice of the same length.
+func sortKeys(keys []uint64) []uint64 {
+	parts := min(runtime.GOMAXPROCS(0), len(keys)/partMinItems)
+	if parts <= 1 {
+		slices.Sort(keys)
+		return keys
+	}
+	bounds := make([]int, parts+1)
+	for p := range bounds {
+		bounds[p] = p * len(keys) / parts
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() { slices.Sort(keys[bounds[p]:bounds[p+1]]) })
+	}
+	wg.Wait()
+	src, dst := keys, make([]uint64, len(keys))
+	for len(bounds) > 2 { // Merge neighbouring runs, pairwise.
+		next := []int{0}
+		for p := 0; p+1 < len(bounds); p += 2 {
+			if p+2 == len(bounds) { // An odd run out: carried over.
+				copy(dst[bounds[p]:], src[bounds[p]:])
+			} else {
+				mergeKeys(dst[bounds[p]:bounds[p+2]], src[bounds[p]:bounds[p+1]], src[bounds[p+1]:bounds[p+2]])
+			}
+			next = append(next, bounds[min(p+2, len(bounds)-1)])
+		}
+		bounds = next
+		src, dst = dst, src
+	}
+	return src
+}
+
+// mergeKeys merges the sorted a and b into dst, of their total length.
+func mergeKeys(dst, a, b []uint64) {
+	k := 0
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] <= b[0] {
+			dst[k], a = a[0], a[1:]
+		} else {
+			dst[k], b = b[0], b[1:]
+		}
+		k++
+	}
+	k += copy(dst[k:], a)
+	copy(dst[k:], b)
+}
+
+// ranksFor returns the ranks to sort a read of n series by, built now if
+// they are stale and the read is a good part of the head, or nil; and how
+// many of the read's series they do not rank, which rank(r) looks up (r
+// nil: none).
+func (ss *stripeSeries) ranksFor(n int, rank func(r *labelRanks) (unranked int)) (*labelRanks, int) {
+	ranks := ss.ranks.cur.Load()
+	unranked := rank(ranks)
 	stale := ranks == nil || unranked > ranks.ranked/rankStaleDivisor
 	// A build sorts the whole head: only a read of a good part of it pays
 	// for it, at most a few times its own sort.
-	if stale && int64(len(es))*rankBuildFraction >= ss.count.Load() {
+	if stale && int64(n)*rankBuildFraction >= ss.count.Load() {
 		if fresh := ss.buildRanks(); fresh != nil {
-			ranks, unranked = fresh, count(fresh)
+			ranks, unranked = fresh, rank(fresh)
 		}
 	}
 	if ranks == nil {
-		return nil, len(es)
+		return nil, n
 	}
 	return ranks, unranked
 }

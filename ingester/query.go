@@ -319,11 +319,18 @@ func (h *tenantHead) sortedSeries(ctx context.Context, ms []*labels.Matcher, sl 
 	}
 	refs := *buf
 	out := make([]headSnapshot, len(refs))
+	// The usual read of many series: sorted by rank before any series is
+	// read, then read in that order.
+	order := h.series.rankOrder(refs)
 	n, err := inParts(len(refs), func(lo, hi int) (int, error) {
 		k := lo
-		for n, ref := range refs[lo:hi] {
-			if n%checkCtxEvery == 0 && ctx.Err() != nil {
+		for n := lo; n < hi; n++ {
+			if (n-lo)%checkCtxEvery == 0 && ctx.Err() != nil {
 				return 0, ctx.Err()
+			}
+			ref := refs[n]
+			if order != nil {
+				ref = refs[uint32(order[n])]
 			}
 			if s := h.series.getByRef(chunks.HeadSeriesRef(ref)); s != nil {
 				out[k] = headSnapshot{ref: uint64(ref), s: s}
@@ -337,7 +344,7 @@ func (h *tenantHead) sortedSeries(ctx context.Context, ms []*labels.Matcher, sl 
 	}
 	clear(out[n:])
 	out = out[:n]
-	if !h.series.sortUnlabeled(out) {
+	if order == nil {
 		// Too few series, or some unranked: sorted by labels.
 		out = h.series.decodeAll(out, sl)
 		slices.SortFunc(out, compareEntries)
