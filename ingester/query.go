@@ -225,10 +225,11 @@ type headSnapshot struct {
 // their minT still filters the store.
 //
 // The series are sorted before anything is read of them, by rank for the
-// most part (integers: order.go), then each is read once, under one lock:
-// its labels decoded and its chunks taken. So the label sets and the copies
-// of the open chunks lie in memory in the order the merge and the querier
-// read them.
+// most part (integers: order.go), then each is read once, under one lock
+// (snapshot): its labels decoded and its chunks taken. So the label sets
+// and the copies of the open chunks lie in memory in the order the merge
+// and the querier read them. A read of many series does both in parts, one
+// per processor (parts.go).
 func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, o headRead) ([]headSnapshot, error) {
 	var sl labelSlab
 	out, err := h.sortedSeries(ctx, ms, &sl)
