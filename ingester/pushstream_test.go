@@ -19,6 +19,13 @@ import (
 // decoded into leased memory, as in production) and returns a client.
 func servePushStream(t *testing.T, ing *Ingester) arguspb.IngesterClient {
 	t.Helper()
+	_, client := servePushStreamOn(t, ing)
+	return client
+}
+
+// servePushStreamOn is servePushStream that also returns the server.
+func servePushStreamOn(t *testing.T, ing *Ingester) (*grpc.Server, arguspb.IngesterClient) {
+	t.Helper()
 	srv := grpc.NewServer(grpccodec.ServerOption())
 	arguspb.RegisterIngesterServer(srv, ing)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -28,7 +35,7 @@ func servePushStream(t *testing.T, ing *Ingester) arguspb.IngesterClient {
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption())
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, conn.Close()) })
-	return arguspb.NewIngesterClient(conn)
+	return srv, arguspb.NewIngesterClient(conn)
 }
 
 // noLabels is s without its labels, as a series sent by ref.
@@ -133,16 +140,7 @@ func TestPushStream_SeriesRefsRules(t *testing.T) {
 func TestPushStream_EndsWhenStopping(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	ing := startIngester(t, cfg)
-	srv := grpc.NewServer(grpccodec.ServerOption())
-	arguspb.RegisterIngesterServer(srv, ing)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpccodec.DialOption())
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, conn.Close()) })
-	client := arguspb.NewIngesterClient(conn)
+	srv, client := servePushStreamOn(t, ing)
 
 	a := metricName(1)
 	stream, err := client.PushStream(context.Background())
