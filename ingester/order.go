@@ -109,7 +109,7 @@ func (ss *stripeSeries) rankOrder(refs []promstorage.SeriesRef) []uint64 {
 // returns how many refs have no rank (their keys are then meaningless).
 func rankKeys(ranks *labelRanks, refs []promstorage.SeriesRef, keys []uint64) int {
 	var unranked atomic.Int64
-	_, _ = inParts(len(refs), func(lo, hi int) (int, error) {
+	_, _ = inParts(keys, func(lo, hi int) (int, error) {
 		n := 0
 		for k := lo; k < hi; k++ {
 			r, ok := ranks.rankOf(uint64(refs[k]))
@@ -119,8 +119,8 @@ func rankKeys(ranks *labelRanks, refs []promstorage.SeriesRef, keys []uint64) in
 			keys[k] = uint64(r)<<32 | uint64(k)
 		}
 		unranked.Add(int64(n))
-		return hi - lo, nil
-	}, func(int, int, int) {}) // Every part keeps all: nothing moves.
+		return hi - lo, nil // Every part keeps all: nothing moves.
+	})
 	return int(unranked.Load())
 }
 

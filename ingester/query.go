@@ -236,13 +236,13 @@ func (h *tenantHead) headSeries(ctx context.Context, ms []*labels.Matcher, o hea
 	if err != nil {
 		return nil, err
 	}
-	n, err := inParts(len(out), func(lo, hi int) (int, error) {
+	n, err := inParts(out, func(lo, hi int) (int, error) {
 		metas := o.metas
 		if lo > 0 {
 			metas = new(metaAlloc) // Not safe for concurrent use: one per part.
 		}
 		return h.snapshot(ctx, out[lo:hi:hi], o, metas)
-	}, func(from, to, n int) { copy(out[to:to+n], out[from:from+n]) })
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +323,7 @@ func (h *tenantHead) sortedSeries(ctx context.Context, ms []*labels.Matcher, sl 
 	// The usual read of many series: sorted by rank before any series is
 	// read, then read in that order.
 	order := h.series.rankOrder(refs)
-	n, err := inParts(len(refs), func(lo, hi int) (int, error) {
+	n, err := inParts(out, func(lo, hi int) (int, error) {
 		k := lo
 		for n := lo; n < hi; n++ {
 			if (n-lo)%checkCtxEvery == 0 && ctx.Err() != nil {
@@ -339,7 +339,7 @@ func (h *tenantHead) sortedSeries(ctx context.Context, ms []*labels.Matcher, sl 
 			} // else removed since the postings read; its data is in the store.
 		}
 		return k - lo, nil
-	}, func(from, to, n int) { copy(out[to:to+n], out[from:from+n]) })
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -412,20 +412,27 @@ func (k *KV) mergeHeartbeat(b []byte) {
 // heard of only at debug level, as a new member hears of every instance).
 // k.mu must be held.
 func (k *KV) mergeLocked(d *Desc) []string {
-	before := make(map[string]State, len(d.Instances))
-	for id := range d.Instances {
-		if in, ok := k.desc.Instances[id]; ok {
-			before[id] = in.State
+	// Only the instances whose state d may change: none for a heartbeat
+	// that keeps its state, by far the most frequent message. The zero
+	// State stands for an instance not held.
+	var before map[string]State
+	for id, theirs := range d.Instances {
+		if held := k.desc.Instances[id].State; held != theirs.State {
+			if before == nil {
+				before = map[string]State{}
+			}
+			before[id] = held
 		}
 	}
 	changed := k.desc.Merge(d)
 	for _, id := range changed {
-		now := k.desc.Instances[id].State
 		was, ok := before[id]
+		now := k.desc.Instances[id].State
 		switch {
-		case !ok:
+		case !ok || was == now:
+		case was == 0:
 			k.logger.Debug("ring instance heard of", "instance", id, "state", now.String())
-		case was != now:
+		default:
 			k.logger.Info("ring instance state changed", "instance", id, "from", was.String(), "to", now.String())
 		}
 	}
